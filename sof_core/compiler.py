@@ -1,0 +1,163 @@
+"""Turning a plan into something cheap to run: validated once, cached per registry version.
+
+Everything the executor needs per skill (which keys it may read and write, its timeout and
+retries) is computed here, so the hot path does set lookups and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from sof_core.config import SOFConfig
+from sof_core.registry import Registry, SkillEntry
+from sof_core.skill import SkillSpec
+from sof_core.uif import UIF_FIELD_TYPES
+from sof_core.validation import ValidationProblem
+
+
+@dataclass(frozen=True)
+class Step:
+    """One skill of a compiled plan, with its access rules and limits precomputed."""
+
+    name: str
+    spec: SkillSpec
+    instance: Any
+    plugin: str
+    readable: frozenset[str]
+    writable: frozenset[str]
+    writable_fields: frozenset[str]
+    required_data: tuple[str, ...]
+    producer_of: dict[str, str]
+    timeout: float | None
+    retries: int
+    output_checks: tuple[tuple[str, type], ...]
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """A plan checked against the registry: its steps, stages and any problems."""
+
+    plan: tuple[str, ...]
+    steps: dict[str, Step]
+    stages: tuple[tuple[str, ...], ...]
+    problems: tuple[ValidationProblem, ...]
+    order: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def compile_plan(
+    plan: Sequence[str],
+    registry: Registry,
+    config: SOFConfig,
+    available: frozenset[str] = frozenset(),
+) -> CompiledPlan:
+    """Validate ``plan`` and precompute its stages; never raises for a bad plan."""
+    from sof_core.graph import build_graph, find_cycles, parallel_stages
+    from sof_core.validation import check_keys, check_plan_shape, check_vetting
+
+    plan = tuple(plan)
+    problems = check_plan_shape(plan, set(registry.skill_names()), config.max_plan_length)
+    entries: dict[str, SkillEntry] = {}
+    for name in plan:
+        entry = registry.skill(name)
+        if entry is not None and name not in entries:
+            entries[name] = entry
+    specs = [entry.spec for entry in entries.values()]
+    skill_graph = build_graph(specs)
+    problems += check_keys(specs, skill_graph.producers, available)
+    cycles = find_cycles(skill_graph)
+    for path in cycles:
+        hops = []
+        for producer, consumer in zip(path, path[1:]):
+            keys = ", ".join(skill_graph.edge_keys(producer, consumer))
+            hops.append(f"{producer} -[{keys}]-> {consumer}")
+        problems.append(
+            ValidationProblem(
+                "cycle",
+                "cycle: " + "; ".join(hops) + " (" + " -> ".join(path) + "); "
+                "break it by removing one of these inputs",
+                tuple(dict.fromkeys(path)),
+                None,
+                tuple(path),
+            )
+        )
+    stages: tuple[tuple[str, ...], ...] = ()
+    order: tuple[str, ...] = ()
+    if not cycles:
+        stage_lists = parallel_stages(skill_graph)
+        stages = tuple(tuple(stage) for stage in stage_lists)
+        order = tuple(name for stage in stages for name in stage)
+        if config.require_vetting:
+            problems += check_vetting([entries[n].spec for n in order], skill_graph.producers)
+    steps = {
+        name: _step(entry, skill_graph.producers, config) for name, entry in entries.items()
+    }
+    return CompiledPlan(plan, steps, stages, tuple(problems), order)
+
+
+def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig) -> Step:
+    spec = entry.spec
+    data_inputs = [k for k in spec.inputs if k not in UIF_FIELD_TYPES]
+    timeout = spec.max_execution_time if spec.max_execution_time is not None else None
+    if timeout is None:
+        timeout = config.skill_timeout
+    checks = tuple(
+        (key, tp)
+        for key, tp in spec.output_types.items()
+        if isinstance(tp, type) and key not in UIF_FIELD_TYPES
+    )
+    return Step(
+        name=spec.name,
+        spec=spec,
+        instance=entry.instance,
+        plugin=entry.plugin,
+        readable=frozenset(data_inputs),
+        writable=frozenset(k for k in spec.output_keys if k not in UIF_FIELD_TYPES),
+        writable_fields=frozenset(k for k in spec.output_keys if k in UIF_FIELD_TYPES),
+        required_data=tuple(k for k in spec.required_inputs if k not in UIF_FIELD_TYPES),
+        producer_of={
+            k: producers[k][0] for k in spec.inputs if k in producers and producers[k][0] != spec.name
+        },
+        timeout=timeout,
+        retries=spec.max_retries if spec.max_retries is not None else config.skill_retries,
+        output_checks=checks,
+    )
+
+
+class PlanCache:
+    """A small LRU of compiled plans keyed by plan, registry version and available keys."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Any, ...], CompiledPlan] = OrderedDict()
+        self._lock = Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> CompiledPlan | None:
+        with self._lock:
+            compiled = self._items.get(key)
+            if compiled is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return compiled
+
+    def put(self, key: tuple[Any, ...], compiled: CompiledPlan) -> None:
+        with self._lock:
+            self._items[key] = compiled
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

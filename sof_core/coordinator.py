@@ -1,0 +1,444 @@
+"""The coordinator: plan in, ``ExecutionReport`` out.
+
+A run compiles its plan (cached per plan and registry version), then walks the stages in a
+runner thread while the calling thread supervises deadlines. A skill that hangs past its
+timeout is recorded as timed out and the run goes on in a fresh runner; whatever the hung
+skill does later is discarded (each runner carries a generation number). When no timeout
+applies at all, the run walks its stages inline in the caller's thread: no hop, no cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sof_core.compiler import CompiledPlan, PlanCache, Step, compile_plan
+from sof_core.config import SOFConfig
+from sof_core.errors import (
+    PlanValidationError,
+    SkillDependencyError,
+    SkillTimeoutError,
+    SOFError,
+)
+from sof_core.execution import Outcome, execute_step, merge_outcome
+from sof_core.executors import Executor, timeout_outcome
+from sof_core.markers import hookimpl
+from sof_core.plugins import PluginManager, get_plugin_manager
+from sof_core.report import ExecutionReport, RunStatus, SkillResult
+from sof_core.uif import UIF, UIFStatus
+from sof_core.validation import ValidationProblem
+
+log = logging.getLogger("sof.coordinator")
+_monotonic = time.monotonic
+
+_RUNNERS = concurrent.futures.ThreadPoolExecutor(max_workers=512, thread_name_prefix="sof-run")
+_UIF_STATUS: dict[str, UIFStatus] = {
+    "success": UIFStatus.SUCCESS,
+    "partial": UIFStatus.PARTIAL,
+    "failure": UIFStatus.FAILURE,
+    "timeout": UIFStatus.TIMEOUT,
+}
+
+
+class _Watch:
+    """The inline step in progress and when it must be done by (read by the supervisor)."""
+
+    __slots__ = ("deadline", "stage", "started", "step")
+
+    def __init__(self, step: Step, stage: int, started: float, deadline: float) -> None:
+        self.step = step
+        self.stage = stage
+        self.started = started
+        self.deadline = deadline
+
+
+class RunContext:
+    """One run of a compiled plan; executors call back into it to run steps."""
+
+    def __init__(
+        self,
+        engine: CoordinatorEngine,
+        compiled: CompiledPlan,
+        uif: UIF,
+        executor: Executor,
+    ) -> None:
+        self.engine = engine
+        self.config = engine.config
+        self.compiled = compiled
+        self.uif = uif
+        self.executor = executor
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.generation = 0
+        self.stage_index = 0
+        self.watch: _Watch | None = None
+        self.results: list[SkillResult] = []
+        self.errors: list[str] = []
+        self.failed = False
+        self.stop_status: RunStatus | None = None
+        plugins = engine.plugins
+        self._before_skill = bool(plugins.observers("sof_before_skill"))
+        self._after_skill = bool(plugins.observers("sof_after_skill"))
+        if executor.concurrent:
+            self.stages: tuple[tuple[str, ...], ...] = compiled.stages
+        else:
+            self.stages = tuple((name,) for name in compiled.order)
+
+    # --- called by executors -------------------------------------------------------------
+
+    def execute(self, step: Step) -> Outcome:
+        """Run one step in the current thread (retries included, no deadline watching)."""
+        before = self._notify_before if self._before_skill else None
+        return execute_step(step, self.uif, self.config.retry_backoff, before)
+
+    def call_inline(self, step: Step) -> Outcome:
+        """Run one step in the run's thread while the supervisor watches its deadline."""
+        started = _monotonic()
+        if step.timeout is not None:
+            self.watch = _Watch(step, self.stage_index, started, started + step.timeout)
+        outcome = self.execute(step)
+        self.watch = None
+        return outcome
+
+    def timed_out(self, step: Step, duration: float) -> Outcome:
+        return timeout_outcome(step, duration)
+
+    def _notify_before(self, step: Step, view: UIF) -> None:
+        self.engine.plugins.notify("sof_before_skill", skill=step.spec, uif=view)
+
+    # --- the walk over stages ------------------------------------------------------------
+
+    def drive(self, generation: int) -> None:
+        """Run stages from ``stage_index`` until done, stopped, or superseded."""
+        try:
+            while True:
+                with self.lock:
+                    if generation != self.generation or self.done.is_set():
+                        return
+                    index = self.stage_index
+                    if index >= len(self.stages) or self.stop_status is not None:
+                        self.done.set()
+                        return
+                steps, skipped = self._ready_steps(self.stages[index])
+                outcomes = self.executor.run_stage(self, steps) if steps else []
+                with self.lock:
+                    if generation != self.generation:
+                        return  # superseded by the supervisor; our results are discarded
+                    for result in skipped:
+                        self._record(result)
+                    for outcome in outcomes:
+                        self._apply(outcome, index)
+                    self.stage_index = index + 1
+        except BaseException as exc:  # an executor bug must not hang the supervisor
+            log.exception("executor %s crashed", self.executor.name)
+            with self.lock:
+                self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
+                self.failed = True
+                self.stop_status = "failure"
+                self.done.set()
+
+    def _ready_steps(self, stage: Sequence[str]) -> tuple[list[Step], list[SkillResult]]:
+        """Steps whose required inputs are present; the others are skipped with the reason."""
+        data = self.uif.__dict__["intermediate_data"]
+        ready: list[Step] = []
+        skipped: list[SkillResult] = []
+        for name in stage:
+            step = self.compiled.steps[name]
+            missing = [k for k in step.required_data if k not in data]
+            if not missing:
+                ready.append(step)
+                continue
+            key = missing[0]
+            producer = step.producer_of.get(key)
+            why = f"its producer {producer!r} did not write it" if producer else "nobody wrote it"
+            error = SkillDependencyError(f"required input {key!r} is missing: {why}", name)
+            skipped.append(
+                SkillResult(name, "skipped", 0.0, 0, self.stage_index, str(error),
+                            type(error).__name__, step.plugin)
+            )
+        return ready, skipped
+
+    def _apply(self, outcome: Outcome, stage: int) -> None:
+        step = outcome.step
+        error = outcome.error
+        if error is None:
+            try:
+                merge_outcome(self.uif, outcome)
+            except SOFError as exc:
+                error = exc
+        if error is None:
+            result = SkillResult(step.name, "success", outcome.duration, outcome.attempts, stage,
+                                 plugin=step.plugin)
+        else:
+            status = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
+            result = SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
+                                 _message(error), type(error).__name__, step.plugin)
+        self._record(result)
+
+    def _record(self, result: SkillResult) -> None:
+        self.results.append(result)
+        if result.status != "success":
+            self.failed = True
+            self.errors.append(f"{result.skill}: {result.error_type}: {result.error}")
+            if result.status != "skipped" and self.uif.__dict__["error_details"] is None:
+                self.uif.__dict__["error_details"] = f"{result.skill}: {result.error}"
+            if not self.config.continue_on_skill_failure and self.stop_status is None:
+                self.stop_status = "timeout" if result.status == "timeout" else "failure"
+            self.engine._alert_skill(result)
+        if self._after_skill:
+            self.engine.plugins.notify(
+                "sof_after_skill", skill=self.compiled.steps[result.skill].spec, result=result
+            )
+
+    # --- supervision (caller's thread) ---------------------------------------------------
+
+    def supervise(self, total_deadline: float) -> None:
+        """Wait for the runner; time out hung inline steps and the run as a whole."""
+        _RUNNERS.submit(self.drive, 0)
+        while True:
+            watch = self.watch
+            deadline = total_deadline if watch is None else min(total_deadline, watch.deadline)
+            wait = None if math.isinf(deadline) else max(0.0, deadline - _monotonic())
+            if self.done.wait(wait):
+                return
+            now = _monotonic()
+            with self.lock:
+                if self.done.is_set():
+                    return
+                if now >= total_deadline:
+                    self._abandon_all(now)
+                    return
+                current = self.watch
+                if current is None or current is not watch or now < current.deadline:
+                    continue
+                # The inline step overran: record it, supersede the runner, go on without it.
+                self.watch = None
+                self.generation += 1
+                self._apply(timeout_outcome(current.step, now - current.started), current.stage)
+                self.stage_index = current.stage + 1
+                generation = self.generation
+            _RUNNERS.submit(self.drive, generation)
+
+    def _abandon_all(self, now: float) -> None:
+        """Total timeout: everything not finished is recorded, the runner is superseded."""
+        self.generation += 1
+        finished = {r.skill for r in self.results}
+        timeout = self.config.total_timeout
+        for number, stage in enumerate(self.stages[self.stage_index :], self.stage_index):
+            for name in stage:
+                if name in finished:
+                    continue
+                step = self.compiled.steps[name]
+                status = "timeout" if number == self.stage_index else "skipped"
+                self.results.append(
+                    SkillResult(name, status, 0.0, 0, number,
+                                f"run exceeded total_timeout of {timeout}s",
+                                "RunTimeoutError", step.plugin)
+                )
+        self.errors.append(f"run exceeded total_timeout of {timeout}s")
+        self.stop_status = "timeout"
+        self.failed = True
+        self.done.set()
+
+    def status(self) -> RunStatus:
+        if self.stop_status is not None:
+            return self.stop_status
+        if not self.failed:
+            return "success"
+        return "partial" if any(r.status == "success" for r in self.results) else "failure"
+
+
+class CoordinatorEngine:
+    """Plans in, reports out. One engine serves many concurrent runs."""
+
+    def __init__(
+        self,
+        plugins: PluginManager | None = None,
+        config: SOFConfig | None = None,
+    ) -> None:
+        if plugins is None:
+            plugins = get_plugin_manager() if config is None else PluginManager(config).load()
+        else:
+            plugins.load()
+        self.plugins = plugins
+        self.config = config if config is not None else plugins.config
+        self._cache = PlanCache(self.config.plan_cache_size)
+        self._executors: dict[str, Executor] = {}
+
+    @property
+    def registry(self) -> Any:
+        return self.plugins.registry
+
+    # --- registration in code (SAM's API) ------------------------------------------------
+
+    def register_skill(self, skill: Any, plugin_name: str | None = None) -> None:
+        """Register one skill class or instance from code; raises if it cannot be used."""
+        name = plugin_name or f"code:{getattr(skill, 'skill_name', repr(skill))}"
+        record = self.plugins.register(_SkillsPlugin([skill]), name=name)
+        if record.status != "loaded":
+            raise SOFError(record.error or f"could not register {skill!r}")
+
+    def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
+        """Register several skills as one in-code plugin (all or nothing)."""
+        record = self.plugins.register(_SkillsPlugin(list(skills)), name=plugin_name)
+        if record.status != "loaded":
+            raise SOFError(record.error or "could not register skills")
+
+    # --- planning ------------------------------------------------------------------------
+
+    def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
+        """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
+        available = frozenset(available)
+        key = (tuple(plan), self.plugins.registry.version, available)
+        if self.config.enable_plan_cache:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        compiled = compile_plan(plan, self.plugins.registry, self.config, available)
+        if self.config.enable_plan_cache:
+            self._cache.put(key, compiled)
+        return compiled
+
+    def validate_plan(self, plan: Sequence[str], available: Iterable[str] = ()) -> list[ValidationProblem]:
+        """Every problem of ``plan`` (an empty list means it is runnable)."""
+        return list(self.compile(plan, available).problems)
+
+    def resolve_goal(
+        self,
+        goals: Iterable[str],
+        *,
+        available: Iterable[str] = (),
+        include_optional: bool = False,
+        prefer: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """The minimal plan of registered skills that produces ``goals``."""
+        from sof_core.graph import resolve_goal
+
+        specs = {entry.spec.name: entry.spec for entry in self.plugins.registry.skills()}
+        return resolve_goal(
+            goals, specs, available=available, include_optional=include_optional, prefer=prefer
+        )
+
+    def executor(self, name: str | None = None) -> Executor:
+        """The executor called ``name`` (default: the configured one), from the registry."""
+        name = name or self.config.executor
+        executor = self._executors.get(name)
+        if executor is None:
+            entry = self.plugins.registry.component("executors", name)
+            if entry is None:
+                known = sorted(self.plugins.registry.components("executors"))
+                from sof_core.errors import ConfigError
+
+                raise ConfigError(
+                    f"unknown executor {name!r}; installed executors are {known}", key="executor"
+                )
+            executor = entry.obj() if isinstance(entry.obj, type) else entry.obj
+            self._executors[name] = executor
+        return executor
+
+    # --- running -------------------------------------------------------------------------
+
+    def execute_plan(
+        self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
+    ) -> ExecutionReport:
+        """Run ``plan`` on ``uif``; raises ``PlanValidationError`` before running if invalid.
+
+        Skill failures never raise: they are in the report, whose status says how it went.
+        """
+        started = time.perf_counter()
+        compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
+            raise PlanValidationError(compiled.problems)
+        chosen = self.executor(executor)
+        fields = uif.__dict__
+        fields["status"] = UIFStatus.RUNNING
+        if fields["start_time"] is None:
+            fields["start_time"] = time.time()
+        fields["execution_plan"] = list(compiled.order)
+        run = RunContext(self, compiled, uif, chosen)
+        if self.plugins.observers("sof_before_plan"):
+            self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        total = self.config.total_timeout
+        needs_supervision = total is not None or any(
+            s.timeout is not None for s in compiled.steps.values()
+        )
+        if needs_supervision:
+            run.supervise(_monotonic() + total if total is not None else math.inf)
+        else:
+            run.drive(0)
+        with run.lock:
+            status = run.status()
+            fields["status"] = _UIF_STATUS[status]
+            fields["end_time"] = time.time()
+            report = ExecutionReport(
+                uif=uif,
+                status=status,
+                plan=list(compiled.plan),
+                stages=[list(stage) for stage in run.stages],
+                results=list(run.results),
+                errors=list(run.errors),
+                duration=time.perf_counter() - started,
+                executor=chosen.name,
+            )
+        if self.plugins.observers("sof_after_plan"):
+            self.plugins.notify("sof_after_plan", report=report)
+        return report
+
+    async def aexecute_plan(
+        self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
+    ) -> ExecutionReport:
+        """``execute_plan`` for async hosts: the run happens off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _RUNNERS, lambda: self.execute_plan(plan, uif, executor=executor)
+        )
+
+    def run_query(
+        self,
+        query: str,
+        plan: Sequence[str] | None = None,
+        *,
+        goal: Sequence[str] | None = None,
+        executor: str | None = None,
+        **uif_fields: Any,
+    ) -> ExecutionReport:
+        """Build a UIF for ``query`` and run ``plan`` (default: the configured default plan)."""
+        uif = UIF.for_query(query, **uif_fields)
+        if goal:
+            plan = self.resolve_goal(goal)
+        return self.execute_plan(list(plan or self.config.default_plan), uif, executor=executor)
+
+    def _alert_skill(self, result: SkillResult) -> None:
+        if self.plugins.observers("sof_alert"):
+            self.plugins.notify(
+                "sof_alert",
+                kind=f"skill_{result.status}",
+                message=f"{result.skill}: {result.error}",
+                details=result.to_dict(),
+            )
+
+
+class _SkillsPlugin:
+    """Wraps skills registered in code so they go through the same checks as plugins."""
+
+    def __init__(self, skills: list[Any]) -> None:
+        self._skills = skills
+
+    @hookimpl
+    def sof_register_skills(self) -> list[Any]:
+        return list(self._skills)
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, SOFError) and getattr(error, "skill", None):
+        prefix = f"skill {error.skill!r}: "  # type: ignore[attr-defined]
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text or type(error).__name__

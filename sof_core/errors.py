@@ -1,0 +1,162 @@
+"""Every exception SOF raises, in one tree, so callers can catch the base or the exact one.
+
+    SOFError
+    ├── PluginError ................ a plugin could not be loaded or used (has ``plugin``)
+    │   ├── PluginLoadError ........ importing the plugin module raised
+    │   ├── PluginHookError ........ a ``sof_*`` hook is unknown or has a bad signature,
+    │   │                            or a registration hook raised / returned junk
+    │   ├── PluginConflictError .... duplicate skill name or duplicate entry-point name
+    │   └── PluginCompatibilityError the plugin needs another sof-core / API version
+    ├── SkillDefinitionError ....... a skill class breaks the contract (has ``skill``)
+    ├── UIFError ................... a UIF could not be built or is used wrongly
+    ├── PlanError
+    │   ├── PlanValidationError .... a plan failed validation (has ``problems``)
+    │   └── GoalResolutionError .... no skill set produces the wanted keys
+    ├── SkillExecutionError ........ a skill failed while running (has ``skill``)
+    │   ├── SkillTimeoutError ...... it ran longer than its timeout
+    │   ├── UndeclaredWriteError ... it wrote a key it did not declare as output
+    │   ├── UndeclaredReadError .... it read a key it did not declare as input
+    │   └── SkillDependencyError ... a required input was missing when it ran
+    ├── RunTimeoutError ............ the whole run exceeded ``total_timeout``
+    └── ConfigError ................ a config value, file or variable is invalid (has ``key``)
+
+Messages always name the plugin, skill, key or field at fault and say what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sof_core.validation import ValidationProblem
+
+
+class SOFError(Exception):
+    """Base class of every error SOF raises on purpose."""
+
+
+# --- plugins -----------------------------------------------------------------------------
+
+
+class PluginError(SOFError):
+    """A plugin could not be loaded or used; ``plugin`` names it."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class PluginLoadError(PluginError):
+    """Importing the plugin's entry point raised."""
+
+
+class PluginHookError(PluginError):
+    """A hook implementation is unknown, mis-typed, raised, or returned something unusable."""
+
+
+class PluginConflictError(PluginError):
+    """The plugin clashes with another one (same skill name, same entry-point name)."""
+
+
+class PluginCompatibilityError(PluginError):
+    """The plugin declares a sof-core requirement or API version this core does not meet."""
+
+
+# --- skills and the UIF ------------------------------------------------------------------
+
+
+class SkillDefinitionError(SOFError):
+    """A skill class or instance breaks the skill contract."""
+
+    def __init__(self, skill: str, message: str) -> None:
+        self.skill = skill
+        super().__init__(f"skill {skill!r}: {message}")
+
+
+class UIFError(SOFError, ValueError):
+    """A UIF could not be built from the given data, or was used in a way SOF forbids."""
+
+
+# --- plans -------------------------------------------------------------------------------
+
+
+class PlanError(SOFError):
+    """A plan cannot be run as given."""
+
+
+class PlanValidationError(PlanError):
+    """Validation found problems; all of them are in ``problems``, not only the first."""
+
+    def __init__(self, problems: Sequence[ValidationProblem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"plan is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class GoalResolutionError(PlanError):
+    """No set of registered skills produces the requested output keys."""
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+class SkillExecutionError(SOFError):
+    """A skill failed while running; ``skill`` names it.
+
+    SAM skills raise this themselves, so the constructor also accepts a bare message.
+    """
+
+    def __init__(self, message: str, skill: str | None = None) -> None:
+        self.skill = skill
+        super().__init__(f"skill {skill!r}: {message}" if skill else message)
+
+
+class SkillTimeoutError(SkillExecutionError):
+    """The skill ran longer than its timeout and was abandoned."""
+
+
+class UndeclaredWriteError(SkillExecutionError):
+    """The skill wrote a key it does not list in ``output_keys``."""
+
+    def __init__(self, skill: str, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"wrote {key!r}, which is not in its output_keys; "
+            f"add {key!r} to output_keys or stop writing it",
+            skill,
+        )
+
+
+class UndeclaredReadError(SkillExecutionError, KeyError):
+    """The skill read an ``intermediate_data`` key it does not list as an input."""
+
+    def __init__(self, skill: str, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"read {key!r}, which is not in its required_inputs or optional_inputs; "
+            f"declare it so the coordinator can order the skill after its producer",
+            skill,
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class SkillDependencyError(SkillExecutionError):
+    """A required input was absent when the skill ran (SAM's name, kept for ports)."""
+
+
+class RunTimeoutError(SOFError):
+    """The whole run exceeded its total timeout."""
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ConfigError(SOFError, ValueError):
+    """A configuration value, file or environment variable is invalid; ``key`` names it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)

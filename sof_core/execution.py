@@ -1,0 +1,211 @@
+"""Running one skill and folding what it wrote back into the real UIF.
+
+``execute_step`` is the hot path: build the skill's view, call it (retrying if configured),
+check what it returned. ``merge_outcome`` runs later, in plan order, so concurrent skills
+always merge the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from sof_core._views import ScopedData, WriteGuard, skill_view
+from sof_core.compiler import Step
+from sof_core.errors import (
+    SkillExecutionError,
+    SkillTimeoutError,
+    UndeclaredReadError,
+    UndeclaredWriteError,
+)
+from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus
+
+_NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError)
+_perf = time.perf_counter
+
+
+@dataclass
+class Outcome:
+    """What came back from one skill: its view (or the UIF it returned) or an error."""
+
+    step: Step
+    result: UIF | None
+    view: UIF | None
+    data: ScopedData | None
+    guard: WriteGuard | None
+    error: BaseException | None
+    duration: float
+    attempts: int
+
+
+def execute_step(
+    step: Step,
+    uif: UIF,
+    retry_backoff: float = 0.0,
+    before: Callable[[Step, UIF], None] | None = None,
+) -> Outcome:
+    """Run one skill on its own view of ``uif`` (sync or async), with retries."""
+    attempts = 0
+    started = _perf()
+    while True:
+        attempts += 1
+        view, data, guard = skill_view(
+            uif, step.name, step.readable, step.writable, step.writable_fields
+        )
+        try:
+            if before is not None:
+                before(step, view)
+            if step.spec.is_async:
+                returned = run_coroutine(step.instance.execute(view), step.timeout, step.name)
+            else:
+                returned = step.instance.execute(view)
+            result = check_returned(step, view, returned)
+            return Outcome(step, result, view, data, guard, None, _perf() - started, attempts)
+        except _NOT_RETRIED as exc:
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+        except (Exception, SystemExit) as exc:
+            if attempts <= step.retries:
+                if retry_backoff:
+                    time.sleep(retry_backoff * (2 ** (attempts - 1)))
+                continue
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+
+
+async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Outcome:
+    """``execute_step`` for an event loop: async skills are awaited in it, with retries."""
+    attempts = 0
+    started = _perf()
+    while True:
+        attempts += 1
+        view, data, guard = skill_view(
+            uif, step.name, step.readable, step.writable, step.writable_fields
+        )
+        try:
+            coro = step.instance.execute(view)
+            if step.timeout is not None:
+                returned = await asyncio.wait_for(coro, step.timeout)
+            else:
+                returned = await coro
+            result = check_returned(step, view, returned)
+            return Outcome(step, result, view, data, guard, None, _perf() - started, attempts)
+        except asyncio.TimeoutError:
+            error = SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
+            return Outcome(step, None, None, None, None, error, _perf() - started, attempts)
+        except _NOT_RETRIED as exc:
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+        except Exception as exc:
+            if attempts <= step.retries:
+                if retry_backoff:
+                    await asyncio.sleep(retry_backoff * (2 ** (attempts - 1)))
+                continue
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+
+
+def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
+    """The UIF a skill handed back; a skill that returned nothing is taken to mean its view."""
+    result = view if returned is None else returned
+    if not isinstance(result, UIF):
+        raise SkillExecutionError(
+            f"execute() returned {type(returned).__name__}; return the uif it was given",
+            step.name,
+        )
+    if result.__dict__["status"] is UIFStatus.FAILURE:
+        raise SkillExecutionError(
+            result.__dict__["error_details"] or "set_error() was called", step.name
+        )
+    return result
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: str) -> Any:
+    """Run an async skill from a worker thread on that thread's own reusable event loop."""
+    loop = _thread_loop()
+    try:
+        if timeout is None:
+            return loop.run_until_complete(coro)
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    except asyncio.TimeoutError:
+        raise SkillTimeoutError(f"did not finish within {timeout}s", skill) from None
+
+
+def merge_outcome(main: UIF, outcome: Outcome) -> None:
+    """Fold a successful skill's writes into ``main`` (raises for undeclared writes)."""
+    step = outcome.step
+    result = outcome.result
+    data = outcome.data
+    guard = outcome.guard
+    assert result is not None and data is not None and guard is not None
+    fields = main.__dict__
+    produced = result.__dict__
+    if result is outcome.view:
+        writes = data.written
+        written_fields: set[str] = guard.written_fields
+    else:  # the skill returned another UIF object: compare it with the view it was given
+        assert outcome.view is not None
+        before = outcome.view.__dict__
+        returned_data = produced["intermediate_data"]
+        writes = dict(data.written) if returned_data is data else {}
+        writes.update(_diff_data(step, before["intermediate_data"], returned_data))
+        written_fields = guard.written_fields | _diff_fields(step, before, produced)
+    for key, check in step.output_checks:
+        if key in writes and not isinstance(writes[key], check):
+            raise SkillExecutionError(
+                f"wrote {key!r} as {type(writes[key]).__name__} but declared {check.__name__}",
+                step.name,
+            )
+    fields["intermediate_data"].update(writes)
+    for name in written_fields:
+        fields[name] = produced[name]
+    if produced["log_trace"] is not fields["log_trace"]:
+        fields["log_trace"].extend(produced["log_trace"])
+    if produced["warnings"] is not fields["warnings"]:
+        fields["warnings"].extend(produced["warnings"])
+    if produced["skill_outputs"] is not fields["skill_outputs"]:
+        for skill, values in produced["skill_outputs"].items():
+            fields["skill_outputs"].setdefault(skill, {}).update(values)
+    fields["executed_skills"].append(step.name)
+    fields["skill_timings"][step.name] = outcome.duration
+
+
+def _diff_data(step: Step, before: Any, after: Any) -> dict[str, Any]:
+    """Writes of a skill that returned a UIF with other data than its view's (slow path)."""
+    if after is before:
+        return {}
+    items = after.to_dict() if isinstance(after, ScopedData) else dict(after)
+    old = before.to_dict() if isinstance(before, ScopedData) else dict(before)
+    writes = {}
+    for key, value in items.items():
+        if key in old and old[key] is value:
+            continue
+        if key not in step.writable:
+            raise UndeclaredWriteError(step.name, key)
+        writes[key] = value
+    return writes
+
+
+def _diff_fields(step: Step, before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    """Field writes of a skill that returned a different UIF object (slow path)."""
+    written = set()
+    for name, value in after.items():
+        if name == "intermediate_data" or name in BOOKKEEPING_FIELDS:
+            continue
+        if before.get(name) is value or before.get(name) == value:
+            continue
+        if name not in step.writable_fields:
+            raise UndeclaredWriteError(step.name, name)
+        written.add(name)
+    return written

@@ -1,0 +1,130 @@
+"""Executors: how the skills of one stage run. Chosen by ``SOFConfig.executor``.
+
+A stage of one skill always runs inline in the run's thread (no pool hop); the coordinator's
+supervisor enforces its timeout. Wider stages run concurrently: ``threads`` uses a pool sized
+for I/O-bound skills (stage width, up to ``max_workers``), ``asyncio`` awaits async skills in
+one event loop and sends sync ones to the pool. Third-party executors (``sof-dask``) register
+through ``sof_register_executors`` exactly as these built-ins do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from sof_core.compiler import Step
+from sof_core.errors import SkillTimeoutError
+from sof_core.execution import Outcome, _thread_loop, aexecute_step
+
+if TYPE_CHECKING:
+    from sof_core.coordinator import RunContext
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What an executor implements; ``run_stage`` returns one outcome per step, in order."""
+
+    name: str
+    #: False means "run every skill alone": the coordinator then makes every stage width 1.
+    concurrent: bool
+
+    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]: ...
+
+
+class SequentialExecutor:
+    """One skill at a time in the run's thread: simplest to debug, no concurrency."""
+
+    name = "sequential"
+    concurrent = False
+
+    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        return [run.call_inline(step) for step in steps]
+
+
+class _PoolOwner:
+    """Lazily creates one shared thread pool, sized for I/O rather than CPU count."""
+
+    name = "pool"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._max_workers = max_workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def pool(self, run: RunContext) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    workers = self._max_workers or run.config.max_workers
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=workers, thread_name_prefix=f"sof-{self.name}"
+                    )
+        return self._pool
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class ThreadExecutor(_PoolOwner):
+    """Concurrent stages on a thread pool; the default, right for blocking I/O skills."""
+
+    name = "threads"
+    concurrent = True
+
+    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        if len(steps) == 1:
+            return [run.call_inline(steps[0])]
+        pool = self.pool(run)
+        started = time.monotonic()
+        futures = [pool.submit(run.execute, step) for step in steps]
+        outcomes = []
+        for step, future in zip(steps, futures):
+            remaining = None
+            if step.timeout is not None:
+                remaining = max(0.0, started + step.timeout - time.monotonic())
+            try:
+                outcomes.append(future.result(timeout=remaining))
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                outcomes.append(run.timed_out(step, time.monotonic() - started))
+        return outcomes
+
+
+class AsyncioExecutor(_PoolOwner):
+    """Concurrent stages in one event loop: async skills awaited, sync ones on the pool."""
+
+    name = "asyncio"
+    concurrent = True
+
+    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        if len(steps) == 1:
+            return [run.call_inline(steps[0])]
+        return _thread_loop().run_until_complete(self._gather(run, steps))
+
+    async def _gather(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        pool = self.pool(run)
+        started = time.monotonic()
+
+        async def one(step: Step) -> Outcome:
+            if step.spec.is_async:
+                return await aexecute_step(step, run.uif, run.config.retry_backoff)
+            future = loop.run_in_executor(pool, run.execute, step)
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), step.timeout)
+            except asyncio.TimeoutError:
+                return run.timed_out(step, time.monotonic() - started)
+
+        return list(await asyncio.gather(*(one(step) for step in steps)))
+
+
+def timeout_outcome(step: Step, duration: float) -> Outcome:
+    """The outcome recorded for a skill that was abandoned at its timeout."""
+    error = SkillTimeoutError(f"did not finish within {step.timeout}s; abandoned", step.name)
+    return Outcome(step, None, None, None, None, error, duration, 1)

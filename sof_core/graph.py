@@ -1,0 +1,193 @@
+"""The execution graph: built from declarations alone, as Hamilton does.
+
+An edge ``producer → consumer`` exists for every key the consumer reads (required or
+optional) that the producer writes. networkx is imported here and nowhere on the CLI's
+start-up path, because importing it costs ~150–200 ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from sof_core.errors import GoalResolutionError
+from sof_core.skill import SkillSpec
+from sof_core.uif import HOST_FIELDS
+
+
+@dataclass
+class SkillGraph:
+    """The DAG of one plan, with who produces each key (several producers is a problem)."""
+
+    graph: nx.DiGraph
+    producers: dict[str, list[str]] = field(default_factory=dict)
+    order_hint: dict[str, int] = field(default_factory=dict)
+
+    def edge_keys(self, producer: str, consumer: str) -> list[str]:
+        return list(self.graph.edges[producer, consumer]["keys"])
+
+
+def build_graph(specs: Sequence[SkillSpec]) -> SkillGraph:
+    """One node per skill, one edge per (producer, consumer) pair labelled with its keys."""
+    graph = nx.DiGraph()
+    producers: dict[str, list[str]] = {}
+    order_hint: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        graph.add_node(spec.name, spec=spec)
+        order_hint.setdefault(spec.name, index)
+        for key in spec.output_keys:
+            producers.setdefault(key, []).append(spec.name)
+    for spec in specs:
+        for key in spec.inputs:
+            for producer in producers.get(key, ()):
+                if producer == spec.name:
+                    continue  # a skill that updates a key it reads is not its own dependency
+                if graph.has_edge(producer, spec.name):
+                    graph.edges[producer, spec.name]["keys"].append(key)
+                else:
+                    graph.add_edge(producer, spec.name, keys=[key])
+    return SkillGraph(graph=graph, producers=producers, order_hint=order_hint)
+
+
+def find_cycles(skill_graph: SkillGraph) -> list[list[str]]:
+    """One cycle path per strongly connected group, e.g. ``[A, B, A]``, deterministic."""
+    graph = skill_graph.graph
+    cycles: list[list[str]] = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) < 2:
+            continue
+        start = min(component, key=lambda n: skill_graph.order_hint.get(n, 0))
+        sub = graph.subgraph(component)
+        edges = nx.find_cycle(sub, source=start)
+        path = [edges[0][0]] + [edge[1] for edge in edges]
+        cycles.append(path)
+    cycles.sort(key=lambda path: skill_graph.order_hint.get(path[0], 0))
+    return cycles
+
+
+def parallel_stages(skill_graph: SkillGraph) -> list[list[str]]:
+    """Groups of skills that may run together, in dependency order.
+
+    Each topological generation is ordered by plan position (so merges are deterministic);
+    skills with ``can_run_parallel = False`` get a stage of their own after their generation.
+    """
+    graph = skill_graph.graph
+    hint = skill_graph.order_hint
+    stages: list[list[str]] = []
+    for generation in nx.topological_generations(graph):
+        ordered = sorted(generation, key=lambda n: hint.get(n, 0))
+        together = [n for n in ordered if graph.nodes[n]["spec"].can_run_parallel]
+        alone = [n for n in ordered if not graph.nodes[n]["spec"].can_run_parallel]
+        if together:
+            stages.append(together)
+        stages.extend([n] for n in alone)
+    return stages
+
+
+def resolve_goal(
+    goals: Iterable[str],
+    specs: Mapping[str, SkillSpec],
+    *,
+    available: Iterable[str] = (),
+    include_optional: bool = False,
+    prefer: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The minimal set of registered skills that produce ``goals``, in a runnable order.
+
+    Required inputs pull in their producers recursively (optional ones too with
+    ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
+    """
+    prefer = dict(prefer or {})
+    producers: dict[str, list[str]] = {}
+    for name in sorted(specs):
+        for key in specs[name].output_keys:
+            producers.setdefault(key, []).append(name)
+    have = set(available) | HOST_FIELDS
+    chosen: dict[str, None] = {}
+    wanted: list[tuple[str, str | None]] = [(key, None) for key in goals]
+    if not wanted:
+        raise GoalResolutionError("no goal keys were given; ask for e.g. 'final_response'")
+    while wanted:
+        key, needed_by = wanted.pop(0)
+        if key in have:
+            continue
+        candidates = producers.get(key, [])
+        if key in prefer:
+            if prefer[key] not in candidates:
+                raise GoalResolutionError(
+                    f"preferred producer {prefer[key]!r} for key {key!r} is not a registered "
+                    f"skill that outputs it; producers are {candidates}"
+                )
+            candidates = [prefer[key]]
+        if not candidates:
+            why = f" (required by {needed_by})" if needed_by else ""
+            optional = needed_by is not None and key in specs[needed_by].optional_inputs
+            if optional:
+                continue
+            raise GoalResolutionError(
+                f"no registered skill produces {key!r}{why}; install a plugin that outputs it"
+            )
+        if len(candidates) > 1:
+            raise GoalResolutionError(
+                f"key {key!r} is produced by several skills {candidates}; choose one with "
+                f"prefer={{{key!r}: ...}} (or --prefer {key}=SKILL)"
+            )
+        skill = candidates[0]
+        have.add(key)
+        if skill in chosen:
+            continue
+        chosen[skill] = None
+        have.update(specs[skill].output_keys)
+        inputs = list(specs[skill].required_inputs)
+        if include_optional:
+            inputs += list(specs[skill].optional_inputs)
+        wanted.extend((k, skill) for k in inputs)
+    ordered = build_graph([specs[name] for name in sorted(chosen)])
+    return list(nx.lexicographical_topological_sort(ordered.graph))
+
+
+def to_mermaid(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
+    """Mermaid flowchart with one subgraph per parallel stage and keys on the edges."""
+    ids = {name: f"s{i}" for i, name in enumerate(skill_graph.graph.nodes)}
+    lines = ["flowchart LR"]
+    for number, stage in enumerate(stages, 1):
+        lines.append(f"  subgraph stage{number}[\"stage {number}\"]")
+        lines.extend(f"    {ids[name]}[\"{name}\"]" for name in stage)
+        lines.append("  end")
+    for producer, consumer, data in skill_graph.graph.edges(data=True):
+        label = ", ".join(data["keys"])
+        lines.append(f"  {ids[producer]} -->|{label}| {ids[consumer]}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
+    """Graphviz DOT with one cluster per parallel stage and keys on the edges."""
+    lines = ["digraph sof_plan {", "  rankdir=LR;", "  node [shape=box];"]
+    for number, stage in enumerate(stages, 1):
+        lines.append(f"  subgraph cluster_stage{number} {{")
+        lines.append(f"    label=\"stage {number}\";")
+        lines.extend(f"    {_dot_id(name)};" for name in stage)
+        lines.append("  }")
+    for producer, consumer, data in skill_graph.graph.edges(data=True):
+        label = ", ".join(data["keys"])
+        lines.append(f"  {_dot_id(producer)} -> {_dot_id(consumer)} [label=\"{label}\"];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(name: str) -> str:
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def describe_keys(specs: Iterable[SkillSpec]) -> dict[str, Any]:
+    """Key → producers/consumers table (``sof graph --format text`` uses it)."""
+    table: dict[str, dict[str, list[str]]] = {}
+    for spec in specs:
+        for key in spec.output_keys:
+            table.setdefault(key, {"producers": [], "consumers": []})["producers"].append(spec.name)
+        for key in spec.inputs:
+            table.setdefault(key, {"producers": [], "consumers": []})["consumers"].append(spec.name)
+    return table

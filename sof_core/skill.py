@@ -1,0 +1,243 @@
+"""Skills: the units a plan is made of, declared the way SAM declares them.
+
+A skill says what it reads (``required_inputs``, ``optional_inputs``) and what it writes
+(``output_keys``); the coordinator derives the execution graph from those declarations alone,
+so a skill never names another skill. Keys name ``intermediate_data`` entries or UIF fields.
+A key may carry a type (``{"passages": list}`` or ``[("passages", list)]``); the validator
+then checks producers and consumers agree.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from sof_core.errors import SkillDefinitionError, SkillDependencyError
+from sof_core.uif import HOST_FIELDS, UIF, UIF_FIELD_TYPES
+
+#: What a declaration may be: names, (name, type) pairs, or a name→type mapping.
+KeyDeclaration = Union[Iterable[Union[str, tuple[str, Any]]], Mapping[str, Any]]
+
+
+class BaseSkillModule(ABC):
+    """Base class of every skill (SAM's attribute names; ``execute`` may be ``async``)."""
+
+    skill_name: ClassVar[str] = ""
+    skill_version: ClassVar[str] = "1.0.0"
+    skill_description: ClassVar[str] = ""
+    skill_category: ClassVar[str] = "general"
+
+    required_inputs: ClassVar[KeyDeclaration] = []
+    optional_inputs: ClassVar[KeyDeclaration] = []
+    output_keys: ClassVar[KeyDeclaration] = []
+
+    requires_external_access: ClassVar[bool] = False
+    requires_vetting: ClassVar[bool] = False
+    #: SOF extension: this skill checks untrusted content, so its outputs count as vetted.
+    vets_content: ClassVar[bool] = False
+    can_run_parallel: ClassVar[bool] = True
+    estimated_execution_time: ClassVar[float] = 1.0
+    #: Seconds before the coordinator abandons the skill; ``None`` uses the configured default.
+    max_execution_time: ClassVar[float | None] = 30.0
+    #: SOF extension: extra attempts after an exception; ``None`` uses the configured default.
+    max_retries: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only classes that name a skill are checked here; unnamed intermediate bases are
+        # checked when registered, so authors get the error at import time where possible.
+        if "skill_name" in cls.__dict__:
+            SkillSpec.from_skill_class(cls)
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(f"sof.skill.{self.skill_name or type(self).__name__}")
+
+    @abstractmethod
+    def execute(self, uif: UIF) -> UIF:
+        """Read declared inputs from ``uif``, write declared outputs, return ``uif``."""
+
+    # --- SAM's helpers -------------------------------------------------------------------
+
+    def validate_dependencies(self, uif: UIF) -> None:
+        """Raise ``SkillDependencyError`` naming every required input ``uif`` lacks."""
+        spec = SkillSpec.from_skill_class(type(self))
+        missing = [key for key in spec.required_inputs if not _uif_has(uif, key)]
+        if missing:
+            raise SkillDependencyError(f"missing required inputs {missing}", self.skill_name)
+
+    def get_dependency_info(self) -> dict[str, Any]:
+        """The declarations, as SAM's coordinator printed them."""
+        spec = SkillSpec.from_skill_class(type(self))
+        return {
+            "skill_name": spec.name,
+            "required_inputs": list(spec.required_inputs),
+            "optional_inputs": list(spec.optional_inputs),
+            "output_keys": list(spec.output_keys),
+        }
+
+    def get_metadata(self) -> dict[str, Any]:
+        """Everything a planner or a ``sof skills`` listing needs to know about the skill."""
+        return SkillSpec.from_skill_class(type(self)).describe()
+
+
+def _uif_has(uif: UIF, key: str) -> bool:
+    if key in UIF_FIELD_TYPES:
+        return key in HOST_FIELDS or getattr(uif, key) is not None
+    return key in uif.intermediate_data
+
+
+def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:
+    """Normalise one declaration to ``{key: type or None}``, rejecting malformed entries."""
+    if declared is None:
+        return {}
+    if isinstance(declared, str):
+        raise SkillDefinitionError(
+            owner, f"{attribute} must be a list of key names, not the string {declared!r}"
+        )
+    items: Iterable[Any] = declared.items() if isinstance(declared, Mapping) else declared
+    keys: dict[str, Any] = {}
+    try:
+        entries = list(items)
+    except TypeError:
+        raise SkillDefinitionError(
+            owner, f"{attribute} must be a list or mapping of keys, got {type(declared).__name__}"
+        ) from None
+    for entry in entries:
+        if isinstance(entry, str):
+            name, key_type = entry, None
+        elif isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            name, key_type = entry
+        else:
+            raise SkillDefinitionError(
+                owner, f"{attribute} entry {entry!r} must be a key name or a (name, type) pair"
+            )
+        if not name.strip():
+            raise SkillDefinitionError(owner, f"{attribute} contains an empty key name")
+        if name in keys:
+            raise SkillDefinitionError(owner, f"{attribute} lists {name!r} twice")
+        keys[name] = key_type
+    return keys
+
+
+@dataclass(frozen=True)
+class SkillSpec:
+    """A skill's declarations, checked and normalised once, for the graph and the executor."""
+
+    name: str
+    version: str
+    description: str
+    category: str
+    required_inputs: tuple[str, ...]
+    optional_inputs: tuple[str, ...]
+    output_keys: tuple[str, ...]
+    key_types: Mapping[str, Any]
+    output_types: Mapping[str, Any]
+    requires_external_access: bool
+    requires_vetting: bool
+    vets_content: bool
+    can_run_parallel: bool
+    estimated_execution_time: float
+    max_execution_time: float | None
+    max_retries: int | None
+    is_async: bool
+    skill_class: type[Any] = field(compare=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.required_inputs + self.optional_inputs
+
+    @classmethod
+    def from_skill_class(cls, skill_class: type[Any]) -> SkillSpec:
+        """Check a skill class against the contract; raise ``SkillDefinitionError`` if broken."""
+        cached = skill_class.__dict__.get("_sof_spec")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        name = getattr(skill_class, "skill_name", "")
+        label = name if isinstance(name, str) and name else skill_class.__qualname__
+        if not isinstance(name, str) or not name.strip():
+            raise SkillDefinitionError(label, "skill_name must be a non-empty string")
+        description = getattr(skill_class, "skill_description", "")
+        if not isinstance(description, str) or not description.strip():
+            raise SkillDefinitionError(
+                name, "skill_description must say in one line what the skill does"
+            )
+        execute = getattr(skill_class, "execute", None)
+        if execute is None or getattr(execute, "__isabstractmethod__", False):
+            raise SkillDefinitionError(name, "execute(uif) must be implemented")
+        required = parse_keys(name, "required_inputs", skill_class.required_inputs)
+        optional = parse_keys(name, "optional_inputs", skill_class.optional_inputs)
+        outputs = parse_keys(name, "output_keys", skill_class.output_keys)
+        both = sorted(set(required) & set(optional))
+        if both:
+            raise SkillDefinitionError(
+                name, f"keys {both} are both required and optional; keep each in one list"
+            )
+        bookkeeping = sorted(
+            k for k in outputs if k in UIF_FIELD_TYPES and k in {"status", "task_id"}
+        )
+        if bookkeeping:
+            raise SkillDefinitionError(
+                name, f"output_keys {bookkeeping} are managed by the coordinator"
+            )
+        timeout = skill_class.max_execution_time
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise SkillDefinitionError(
+                name, f"max_execution_time must be a positive number or None, got {timeout!r}"
+            )
+        retries = getattr(skill_class, "max_retries", None)
+        if retries is not None and (not isinstance(retries, int) or retries < 0):
+            raise SkillDefinitionError(name, f"max_retries must be an int >= 0, got {retries!r}")
+        input_types = {**required, **optional}
+        spec = cls(
+            name=name,
+            version=str(skill_class.skill_version),
+            description=description.strip(),
+            category=str(skill_class.skill_category),
+            required_inputs=tuple(required),
+            optional_inputs=tuple(optional),
+            output_keys=tuple(outputs),
+            key_types={k: t for k, t in input_types.items() if t is not None},
+            output_types={k: t for k, t in outputs.items() if t is not None},
+            requires_external_access=bool(skill_class.requires_external_access),
+            requires_vetting=bool(skill_class.requires_vetting),
+            vets_content=bool(getattr(skill_class, "vets_content", False)),
+            can_run_parallel=bool(skill_class.can_run_parallel),
+            estimated_execution_time=float(skill_class.estimated_execution_time),
+            max_execution_time=None if timeout is None else float(timeout),
+            max_retries=retries,
+            is_async=inspect.iscoroutinefunction(execute),
+            skill_class=skill_class,
+        )
+        # Cache on the class itself (not inherited: looked up through __dict__ above).
+        type.__setattr__(skill_class, "_sof_spec", spec)
+        return spec
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description used by ``sof skills --json`` and planners."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "category": self.category,
+            "required_inputs": list(self.required_inputs),
+            "optional_inputs": list(self.optional_inputs),
+            "output_keys": list(self.output_keys),
+            "types": {k: type_name(t) for k, t in {**self.key_types, **self.output_types}.items()},
+            "requires_external_access": self.requires_external_access,
+            "requires_vetting": self.requires_vetting,
+            "vets_content": self.vets_content,
+            "can_run_parallel": self.can_run_parallel,
+            "is_async": self.is_async,
+            "max_execution_time": self.max_execution_time,
+        }
+
+
+def type_name(key_type: Any) -> str:
+    """Readable name of a declared key type, for messages and listings."""
+    if isinstance(key_type, type) and not getattr(key_type, "__args__", None):
+        return key_type.__qualname__
+    return repr(key_type).replace("typing.", "")

@@ -1,0 +1,239 @@
+"""Plan validation: every problem of a plan at once, each naming its skills and key.
+
+Validation happens before any skill runs, so a cycle or a missing producer costs the user a
+message, not a half-finished run.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from sof_core.skill import SkillSpec, type_name
+from sof_core.uif import HOST_FIELDS, UIF_FIELD_TYPES
+
+ProblemCode = Literal[
+    "empty_plan",
+    "plan_too_long",
+    "unknown_skill",
+    "duplicate_skill",
+    "missing_producer",
+    "duplicate_producer",
+    "cycle",
+    "type_mismatch",
+    "untrusted_output",
+]
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    """One thing wrong with a plan; ``str()`` is a complete sentence for the user."""
+
+    code: ProblemCode
+    message: str
+    skills: tuple[str, ...] = ()
+    key: str | None = None
+    path: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "skills": list(self.skills),
+            "key": self.key,
+            "path": list(self.path),
+        }
+
+
+def check_plan_shape(
+    plan: Sequence[str], known: Collection[str], max_length: int
+) -> list[ValidationProblem]:
+    """Problems visible from the names alone: empty, too long, unknown or repeated skills."""
+    problems: list[ValidationProblem] = []
+    if not plan:
+        problems.append(
+            ValidationProblem("empty_plan", "plan is empty; list at least one skill name")
+        )
+    if len(plan) > max_length:
+        problems.append(
+            ValidationProblem(
+                "plan_too_long",
+                f"plan has {len(plan)} skills but max_plan_length is {max_length}; "
+                "shorten the plan or raise max_plan_length",
+            )
+        )
+    seen: set[str] = set()
+    for name in plan:
+        if name in seen:
+            problems.append(
+                ValidationProblem(
+                    "duplicate_skill",
+                    f"skill {name!r} appears more than once in the plan; list it once",
+                    (name,),
+                )
+            )
+            continue
+        seen.add(name)
+        if name not in known:
+            problems.append(
+                ValidationProblem(
+                    "unknown_skill",
+                    f"unknown skill {name!r}: no installed plugin registers it"
+                    + _suggest(name, known),
+                    (name,),
+                )
+            )
+    return problems
+
+
+def _suggest(name: str, known: Collection[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return "; run `sof skills` to list registered skills"
+
+
+def check_keys(
+    specs: Sequence[SkillSpec],
+    producers: Mapping[str, list[str]],
+    available: Collection[str],
+) -> list[ValidationProblem]:
+    """Missing and duplicate producers, and producer/consumer type disagreements."""
+    problems: list[ValidationProblem] = []
+    by_name = {spec.name: spec for spec in specs}
+    for key, names in producers.items():
+        if len(names) > 1:
+            problems.append(
+                ValidationProblem(
+                    "duplicate_producer",
+                    f"key {key!r} is written by {len(names)} skills ({', '.join(names)}); "
+                    "only one skill in a plan may produce a key",
+                    tuple(names),
+                    key,
+                )
+            )
+    for spec in specs:
+        for key in spec.required_inputs:
+            own_only = producers.get(key) == [spec.name]
+            if (key in producers and not own_only) or key in HOST_FIELDS or key in available:
+                continue
+            problems.append(
+                ValidationProblem(
+                    "missing_producer",
+                    f"skill {spec.name!r} requires {key!r} but no skill in the plan produces "
+                    "it; add a producer of it to the plan (or use goal-driven planning)",
+                    (spec.name,),
+                    key,
+                )
+            )
+        for key, wanted in spec.key_types.items():
+            for producer in producers.get(key, ()):
+                if producer == spec.name:
+                    continue
+                produced = by_name[producer].output_types.get(key)
+                if produced is not None and not types_compatible(produced, wanted):
+                    problems.append(
+                        ValidationProblem(
+                            "type_mismatch",
+                            f"key {key!r}: {producer!r} produces {type_name(produced)} but "
+                            f"{spec.name!r} expects {type_name(wanted)}",
+                            (producer, spec.name),
+                            key,
+                        )
+                    )
+            field_type = UIF_FIELD_TYPES.get(key)
+            if field_type is not None and not types_compatible(field_type, wanted):
+                problems.append(_field_mismatch(spec.name, key, field_type, wanted, "expects"))
+        for key, produced in spec.output_types.items():
+            field_type = UIF_FIELD_TYPES.get(key)
+            if field_type is not None and not types_compatible(produced, field_type):
+                problems.append(_field_mismatch(spec.name, key, field_type, produced, "produces"))
+    return problems
+
+
+def _field_mismatch(
+    skill: str, key: str, field_type: Any, declared: Any, verb: str
+) -> ValidationProblem:
+    return ValidationProblem(
+        "type_mismatch",
+        f"key {key!r} is a UIF field of type {type_name(field_type)} but {skill!r} {verb} "
+        f"{type_name(declared)}",
+        (skill,),
+        key,
+    )
+
+
+def check_vetting(
+    ordered: Sequence[SkillSpec], producers: Mapping[str, list[str]]
+) -> list[ValidationProblem]:
+    """Untrusted output (from skills with external access) must pass a vetting skill.
+
+    Taint flows along keys in topological order; a skill with ``vets_content`` cleans what
+    it writes. Reaching ``final_response`` still tainted is a problem naming the whole path.
+    """
+    tainted: dict[str, tuple[str, ...]] = {}  # key -> path of skills that carried it
+    problems: list[ValidationProblem] = []
+    for spec in ordered:
+        incoming = [tainted[k] for k in spec.inputs if k in tainted]
+        if spec.vets_content:
+            continue
+        if spec.requires_external_access:
+            path: tuple[str, ...] = (spec.name,)
+        elif incoming:
+            path = (*incoming[0], spec.name)
+        else:
+            continue
+        for key in spec.output_keys:
+            tainted[key] = path
+    for key in ("final_response", "vetted_content"):
+        if key in tainted:
+            path = tainted[key]
+            problems.append(
+                ValidationProblem(
+                    "untrusted_output",
+                    f"untrusted output of {path[0]!r} (requires_external_access) reaches "
+                    f"{key!r} via {' -> '.join(path)} without passing a vetting skill; add a "
+                    "skill with vets_content = True between them",
+                    path,
+                    key,
+                    path,
+                )
+            )
+    return problems
+
+
+def types_compatible(produced: Any, consumed: Any) -> bool:
+    """Whether a value of the produced type may flow into the consumed type."""
+    if produced is None or consumed is None:
+        return True
+    if consumed in (Any, object) or produced is Any:
+        return True
+    if produced == consumed:
+        return True
+    if _is_union(consumed):
+        return any(types_compatible(produced, arm) for arm in get_args(consumed))
+    if _is_union(produced):
+        return all(types_compatible(arm, consumed) for arm in get_args(produced))
+    p_origin = get_origin(produced) or produced
+    c_origin = get_origin(consumed) or consumed
+    if not (isinstance(p_origin, type) and isinstance(c_origin, type)):
+        return False
+    if not issubclass(p_origin, c_origin):
+        return False
+    p_args, c_args = get_args(produced), get_args(consumed)
+    if not p_args or not c_args or len(p_args) != len(c_args):
+        return True
+    return all(types_compatible(p, c) for p, c in zip(p_args, c_args))
+
+
+def _is_union(tp: Any) -> bool:
+    origin = get_origin(tp)
+    return origin is typing.Union or origin is types.UnionType
