@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import argparse
 
     from sof_core.config import SOFConfig
+    from sof_core.registry import Registry
     from sof_core.report import ExecutionReport, SkillResult
     from sof_core.skill import SkillSpec
     from sof_core.uif import UIF
@@ -56,13 +57,20 @@ def sof_register_executors() -> Sequence[Any]:
 
 
 @hookspec
+def sof_register_generation_controllers() -> Sequence[Any]:
+    """Return generation controllers (SAM's TPV): objects with a ``name`` that see streamed
+    tokens and may stop generation; a response skill picks one by name from config."""
+
+
+@hookspec
 def sof_register_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``sof`` sub-commands; set ``func(args) -> int`` as the parser default."""
 
 
 @hookspec
-def sof_configure(config: SOFConfig) -> None:
-    """Called once the plugin manager has loaded every plugin, with the active config."""
+def sof_configure(config: SOFConfig, registry: Registry) -> None:
+    """Called once every plugin is loaded, with the active config and the registry, so a
+    plugin's skills can find backends other plugins registered."""
 
 
 # --- lifecycle observers -----------------------------------------------------------------

@@ -332,7 +332,7 @@ class PluginManager:
     def _call_configure(self) -> None:
         for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
             try:
-                impl.function(self.config)
+                impl.function(*[{'config': self.config, 'registry': self.registry}[a] for a in impl.argnames])
             except Exception as exc:
                 record = self.records.get(impl.plugin_name)
                 error = PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}")

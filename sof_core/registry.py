@@ -22,6 +22,7 @@ COMPONENT_HOOKS: dict[str, str] = {
     "memory_backends": "sof_register_memory_backends",
     "planners": "sof_register_planners",
     "executors": "sof_register_executors",
+    "generation_controllers": "sof_register_generation_controllers",
 }
 
 

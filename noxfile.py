@@ -1,0 +1,69 @@
+"""Developer and CI sessions. ``nox -s tests`` is the command CI runs (see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(str(p) for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+PLUGIN_TESTS = sorted(str(p / "tests") for p in map(Path, PLUGINS) if (p / "tests").is_dir())
+DEMO_QUERY = "When was the SAM memory system redesigned, and what does it store?"
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def install_all(session: nox.Session, extra: str = "test") -> None:
+    """The core (editable) plus every bundled plugin as a real, non-editable distribution."""
+    session.install("-e", f".[{extra}]")
+    if PLUGINS:
+        session.install(*PLUGINS)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite: core tests and every plugin's own tests, against installed plugins."""
+    install_all(session)
+    session.run(
+        "pytest", "--import-mode=importlib", "-p", "no:cacheprovider", "-q",
+        "tests", *PLUGIN_TESTS, *session.posargs,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "sof_core", "tests", "plugins", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_all(session, extra="dev")
+    session.run("mypy", "sof_core")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """A real query through SOF with the bundled plugins, on embedded defaults."""
+    install_all(session)
+    tmp = Path(session.create_tmp())
+    env = {"SOF_CONFIG": str(tmp / "config.json"), "SOF_MEMORY_PATH": str(tmp / "memory.db")}
+    session.run("sof", "plugins", env=env)
+    session.run("sof", "memory", "import", "--sample", env=env)
+    session.run("sof", "run", *(session.posargs or [DEMO_QUERY]), "--trace", env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Performance benchmarks (ratios against baselines measured in the same run)."""
+    install_all(session)
+    session.install("psutil")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Check that every page the docs index links to exists."""
+    session.run("python", "docs/check_links.py", external=True)
