@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sof_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sof_core.config_manager import SOFConfigManager
 
 ENV_PREFIX = "SOF_"
 
@@ -104,6 +107,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}", key=None) from exc
+    return parse_config_bytes(raw, path)
+
+
+def parse_config_bytes(raw: bytes, path: Path) -> dict[str, Any]:
+    """Parse a config file's bytes (TOML when ``path`` ends in ``.toml``, else JSON)."""
     try:
         if path.suffix == ".toml":
             data: Any = _load_toml(raw)
@@ -140,6 +148,22 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if environ.get(ENV_DISABLE_AUTOLOAD):
         values["plugins_autoload"] = False
     return values
+
+
+def env_sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Which variable set each key (for ``sof config show``): ``{key: "SOF_..."}``."""
+    environ = os.environ if environ is None else environ
+    fields = SOFConfig.model_fields
+    sources: dict[str, str] = {}
+    for var in environ:
+        if not var.startswith(ENV_PREFIX):
+            continue
+        key = ENV_ALIASES.get(var) or var[len(ENV_PREFIX) :].lower()
+        if key in fields and key != "plugin_settings":
+            sources[key] = var
+    if environ.get(ENV_DISABLE_AUTOLOAD):
+        sources["plugins_autoload"] = ENV_DISABLE_AUTOLOAD
+    return sources
 
 
 def _coerce_env(var: str, key: str, raw: str) -> Any:
@@ -180,7 +204,9 @@ def build_config(
         raise config_error_from(exc, sources) from None
 
 
-def config_error_from(exc: ValidationError, sources: Mapping[str, str] | None = None) -> ConfigError:
+def config_error_from(
+    exc: ValidationError, sources: Mapping[str, str] | None = None
+) -> ConfigError:
     """Turn pydantic's error into one ``ConfigError`` naming each bad key and its source."""
     parts = []
     first_key = None
@@ -200,3 +226,29 @@ def config_error_from(exc: ValidationError, sources: Mapping[str, str] | None = 
 def load_config(**overrides: Any) -> SOFConfig:
     """The active configuration from every source (what the CLI and hosts start from)."""
     return build_config(**overrides)
+
+
+# --- the live configuration (seed: "Migration Configuration") -----------------------------
+# The manager lives in ``sof_core.config_manager``; these keep the seed's rollback commands
+# working verbatim with ``sof_core.config`` in place of ``sam.orchestration.config``.
+
+
+def get_sof_config_manager(path: Path | str | None = None) -> SOFConfigManager:
+    """The process-wide ``SOFConfigManager`` (``$SOF_CONFIG`` or the user config file)."""
+    from sof_core.config_manager import get_sof_config_manager as get
+
+    return get(path)
+
+
+def disable_sof_framework() -> SOFConfig:
+    """Roll back to the legacy pipeline for every new query; returns the new config."""
+    from sof_core.config_manager import disable_sof_framework as disable
+
+    return disable()
+
+
+def enable_sof_framework(rollout_percentage: float | None = None) -> SOFConfig:
+    """Turn SOF on (optionally with a rollout percentage); returns the new config."""
+    from sof_core.config_manager import enable_sof_framework as enable
+
+    return enable(rollout_percentage)
