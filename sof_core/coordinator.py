@@ -85,6 +85,10 @@ class RunContext:
         plugins = engine.plugins
         self._before_skill = bool(plugins.observers("sof_before_skill"))
         self._after_skill = bool(plugins.observers("sof_after_skill"))
+        # The supervisor is not woken per skill (that would cost a thread switch each); it polls
+        # at a quarter of the shortest timeout, so an overrun is caught within 1.25x its limit.
+        timeouts = [s.timeout for s in compiled.steps.values() if s.timeout is not None]
+        self.poll_interval = min(timeouts) / 4 if timeouts else math.inf
         if executor.concurrent:
             self.stages: tuple[tuple[str, ...], ...] = compiled.stages
         else:
@@ -203,8 +207,11 @@ class RunContext:
         _RUNNERS.submit(self.drive, 0)
         while True:
             watch = self.watch
-            deadline = total_deadline if watch is None else min(total_deadline, watch.deadline)
-            wait = None if math.isinf(deadline) else max(0.0, deadline - _monotonic())
+            now = _monotonic()
+            deadline = min(total_deadline, now + self.poll_interval)
+            if watch is not None:
+                deadline = min(deadline, watch.deadline)
+            wait = None if math.isinf(deadline) else max(0.0, deadline - now)
             if self.done.wait(wait):
                 return
             now = _monotonic()

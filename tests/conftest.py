@@ -1,0 +1,132 @@
+"""Shared fixtures: real plugin distributions on disk, and small skills to build plans from."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sof_core import BaseSkillModule
+
+_counter = itertools.count()
+
+
+class DistFactory:
+    """Writes real installed-distribution layouts (``.dist-info`` + module) into one folder.
+
+    The folder is put on ``sys.path`` (in-process) and can be passed as ``PYTHONPATH`` to a
+    subprocess, so entry-point discovery runs exactly as for a pip-installed plugin.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.modules: list[str] = []
+
+    def add(
+        self,
+        dist: str,
+        source: str,
+        *,
+        entry_name: str | None = None,
+        module: str | None = None,
+        version: str = "1.0",
+        requires: list[str] | None = None,
+        group: str = "sof.plugins",
+    ) -> str:
+        module = module or f"{dist.replace('-', '_')}_{next(_counter)}"
+        (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(exist_ok=True)
+        meta = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+        meta += [f"Requires-Dist: {r}" for r in requires or []]
+        (info / "METADATA").write_text("\n".join(meta) + "\n")
+        (info / "entry_points.txt").write_text(f"[{group}]\n{entry_name or dist} = {module}\n")
+        self.modules.append(module)
+        return module
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.root), env.get("PYTHONPATH", "")])
+        return env
+
+
+@pytest.fixture
+def dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DistFactory]:
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "no-config.json"))
+    factory = DistFactory(root)
+    yield factory
+    for module in factory.modules:
+        sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user config file and no SOF_* variables leak into a test."""
+    for key in list(os.environ):
+        if key.startswith("SOF_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "config.json"))
+
+
+def run_sof(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (as a user would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sof_core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def skill(
+    name: str,
+    requires: Any = (),
+    outputs: Any = (),
+    optional: Any = (),
+    body: Callable[[Any], Any] | None = None,
+    **attrs: Any,
+) -> type[BaseSkillModule]:
+    """A skill class for tests: writes ``f"{name}:{key}"`` to each output unless ``body`` is given."""
+
+    def execute(self: Any, uif: Any) -> Any:
+        if body is not None:
+            result = body(uif)
+            return uif if result is None else result
+        for key in self.output_keys_list:
+            uif.intermediate_data[key] = f"{name}:{key}"
+        return uif
+
+    namespace = {
+        "skill_name": name,
+        "skill_description": f"test skill {name}",
+        "required_inputs": list(requires),
+        "optional_inputs": list(optional),
+        "output_keys": list(outputs),
+        "output_keys_list": [o if isinstance(o, str) else o[0] for o in outputs],
+        "max_execution_time": None,
+        "execute": execute,
+        **attrs,
+    }
+    return type(name, (BaseSkillModule,), namespace)
+
+
+@pytest.fixture
+def make_skill() -> Callable[..., type[BaseSkillModule]]:
+    return skill
+
+
+@pytest.fixture
+def sof_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_sof
