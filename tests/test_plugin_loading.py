@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -107,7 +106,7 @@ def test_broken_plugin_is_reported_and_skipped_while_others_load(dists: Any, kin
     assert "ZedSkill" in pm.registry
     # A rejected plugin is fully unregistered: none of its hooks stay behind in pluggy.
     assert pm.hook_manager.get_plugin("aaa-broken") is None
-    assert not pm.hook_manager.hook.sof_register_skills.get_hookimpls()[0].plugin_name == "aaa-broken"
+    assert pm.hook_manager.hook.sof_register_skills.get_hookimpls()[0].plugin_name != "aaa-broken"
 
 
 def test_one_failing_hook_implementation_does_not_hide_the_others(dists: Any) -> None:
@@ -253,9 +252,7 @@ def test_sof_plugins_works_when_every_plugin_is_broken(dists: Any, sof_cli: Any)
 def test_discovery_reads_metadata_without_importing(dists: Any) -> None:
     module = dists.add("sof-lazy", "raise SystemExit('imported!')", entry_name="lazy")
     pm = PluginManager(SOFConfig())
-    started = time.perf_counter()
     records = {r.name: r for r in pm.discover()}
-    assert time.perf_counter() - started >= 0
     assert records["lazy"].status == "discovered" and records["lazy"].module == module
     import sys
 
