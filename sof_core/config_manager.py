@@ -85,6 +85,8 @@ class SOFConfigManager:
         self._overrides = dict(overrides)
         self._lock = threading.RLock()
         self._state: ConfigState | None = None
+        #: Where ``disable_sof_framework`` last moved a corrupt config file (None: never).
+        self.last_backup: Path | None = None
 
     # --- reading -------------------------------------------------------------------------
 
@@ -237,7 +239,7 @@ class SOFConfigManager:
                         "`sof config disable`, which keeps a copy and writes a fresh one"
                     ) from None
                 data = {}
-                backup = self._set_aside_corrupt_file()
+                backup = self.last_backup = self._set_aside_corrupt_file()
                 log.warning("config file %s was unusable (%s); moved it to %s", self.path, exc,
                             backup)
             sources = {k: f"config file {self.path}" for k in data}

@@ -1,0 +1,196 @@
+"""``sof config``: show, change, enable, disable and roll out, from the shell.
+
+Every change goes through ``SOFConfigManager.update_config`` (validated, locked, atomic), so
+a running host picks it up on its next query. Expected errors print one line on stderr and
+exit 2. Imports stay inside the commands so that ``sof --help`` remains fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sof_core.config import SOFConfig
+    from sof_core.config_manager import SOFConfigManager
+
+USAGE_ERROR = 2
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``config`` and its sub-commands to the ``sof`` parser."""
+    parser = subparsers.add_parser(
+        "config", help="show or change SOF's configuration (rollout, rollback, settings)"
+    )
+    parser.set_defaults(func=_usage(parser))
+    sub = parser.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("show", help="every key with its value and where it came from")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_quiet(cmd_show))
+
+    p = sub.add_parser("set", help="set KEY to VALUE in the config file (VALUE may be JSON)")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="VALUE")
+    p.set_defaults(func=_quiet(cmd_set))
+
+    p = sub.add_parser("enable", help="route queries to SOF (per the rollout percentage)")
+    p.add_argument("--percentage", type=float, metavar="PERCENT",
+                   help="also set the rollout percentage (0-100)")
+    p.set_defaults(func=_quiet(cmd_enable))
+
+    p = sub.add_parser("disable", help="roll back: every new query goes to the legacy pipeline")
+    p.set_defaults(func=_quiet(cmd_disable))
+
+    p = sub.add_parser("rollout", help="route PERCENT %% of users to SOF (stable per user)")
+    p.add_argument("percentage", metavar="PERCENT")
+    p.set_defaults(func=_quiet(cmd_rollout))
+
+    p = sub.add_parser("path", help="print the config file's path")
+    p.set_defaults(func=cmd_path)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    manager = _manager()
+    from sof_core.errors import ConfigError
+
+    try:
+        rows = manager.explain()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps({"path": str(manager.path), "settings": rows}, indent=2))
+        return 0
+    from sof_core.cli import render_table
+
+    print(f"# {manager.path}")
+    table = [(r["key"], json.dumps(r["value"]), r["source"]) for r in rows]
+    print(render_table(("KEY", "VALUE", "SOURCE"), table))
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    return _change(args.key, {args.key: parse_value(args.value)})
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {"use_sof_framework": True}
+    if args.percentage is not None:
+        changes["sof_rollout_percentage"] = args.percentage
+    return _change("use_sof_framework", changes)
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    from sof_core.errors import ConfigError
+
+    manager = _manager()
+    try:
+        config = manager.disable_sof_framework()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if manager.last_backup is not None:
+        print(f"sof: warning: {manager.path} was unusable; kept it as {manager.last_backup} "
+              "and wrote a fresh file", file=sys.stderr)
+    return _report(manager, config, {"use_sof_framework": False})
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    value = parse_value(args.percentage)
+    if isinstance(value, str) and value.endswith("%"):
+        value = parse_value(value[:-1])
+    return _change("sof_rollout_percentage", {"sof_rollout_percentage": value})
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    print(_manager().path)
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """VALUE as JSON when it parses (``25``, ``true``, ``["a"]``, ``null``), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _manager() -> SOFConfigManager:
+    from sof_core.config_manager import SOFConfigManager
+
+    return SOFConfigManager()
+
+
+def _quiet(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The CLI prints its own one-line messages, so the manager's log warnings are muted."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        logger = logging.getLogger("sof.config")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            return command(args)
+        finally:
+            logger.setLevel(level)
+
+    return run
+
+
+def _change(key: str, changes: dict[str, Any]) -> int:
+    from sof_core.errors import ConfigError
+
+    manager = _manager()
+    try:
+        config = manager.update_config(**changes)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    return _report(manager, config, changes)
+
+
+def _report(manager: SOFConfigManager, config: SOFConfig, changes: dict[str, Any]) -> int:
+    """Print the effective values; exit 1 when an override keeps a change from applying."""
+    code = 0
+    for key in changes:
+        print(f"{key} = {json.dumps(getattr(config, key))}  (saved to {manager.path})")
+        source = manager.overridden(key)
+        if source is not None:
+            print(f"sof: warning: {key} is overridden by {source}, so the saved value does "
+                  "not apply until that is removed", file=sys.stderr)
+            code = 1
+    return code
+
+
+def _fail(message: str) -> int:
+    print(f"sof config: error: {' '.join(message.split())}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    def show_help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return USAGE_ERROR
+
+    return show_help
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sof_core.config_cli SUBCOMMAND`` (the same as ``sof config``)."""
+    parser = argparse.ArgumentParser(prog="sof")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["config", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
