@@ -1,0 +1,225 @@
+"""``sof memory``: add, import, search and inspect the memory store from the shell.
+
+The commands use the same backend the skill would (``plugin_settings.memory.backend``), so
+what ``sof memory search`` finds is what ``MemoryRetrievalSkill`` finds in ``sof run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit
+from sof_memory.importer import ImportIssue, ParsedFile, expand_paths, parse_file, sample_corpus
+
+#: Show a progress bar from this many files on (when stderr is a terminal).
+PROGRESS_MIN_FILES = 5
+
+
+def open_backend() -> MemoryBackend:
+    """The configured backend, from a freshly loaded plugin manager (as ``sof run`` does)."""
+    from sof_core.config import load_config
+    from sof_core.plugins import PluginManager
+    from sof_memory.selection import select_backend
+
+    config = load_config()
+    manager = PluginManager(config).load()
+    return select_backend(config.settings_for("memory"), manager.registry)
+
+
+#: Replaced in tests that drive the commands through argparse in-process.
+backend_factory: Callable[[], MemoryBackend] = open_backend
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sof memory`` and its sub-commands to the ``sof`` parser."""
+    memory = subparsers.add_parser(
+        "memory",
+        help="add, import, search and inspect SOF's memory store",
+        description="Manage the documents MemoryRetrievalSkill searches.",
+    )
+    memory.set_defaults(func=lambda args: _help(memory))
+    sub = memory.add_subparsers(dest="memory_command", metavar="COMMAND")
+
+    add = sub.add_parser("add", help="store one document")
+    add.add_argument("text", metavar="TEXT", help="the document text")
+    add.add_argument("--source", default="cli", help="where it came from (default: cli)")
+    add.add_argument(
+        "--meta", action="append", default=[], type=_meta_pair, metavar="KEY=VALUE",
+        help="metadata entry; VALUE is parsed as JSON when it can be (repeatable)",
+    )
+    add.add_argument("--json", action="store_true", help="print the result as JSON")
+    add.set_defaults(func=cmd_add)
+
+    imp = sub.add_parser(
+        "import", help="import .md/.txt/.jsonl files or folders, or the sample corpus"
+    )
+    imp.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to import")
+    imp.add_argument("--sample", action="store_true", help="import the bundled sample corpus")
+    imp.add_argument(
+        "--split", choices=["file", "section"], default="file",
+        help="text files: one document per file, or per markdown section / paragraph",
+    )
+    imp.add_argument("--json", action="store_true", help="print a summary as JSON")
+    imp.set_defaults(func=cmd_import)
+
+    search = sub.add_parser("search", help="search memory like MemoryRetrievalSkill does")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=_positive_int, default=5, metavar="N")
+    search.add_argument("--source", action="append", default=[], help="only this source")
+    search.add_argument("--tag", action="append", default=[], help="only documents with tag")
+    search.add_argument("--profile", default=None, help="only this profile (or none)")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+    search.set_defaults(func=cmd_search)
+
+    stats = sub.add_parser("stats", help="how many documents, where they are stored")
+    stats.add_argument("--json", action="store_true", help="print as JSON")
+    stats.set_defaults(func=cmd_stats)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    backend = backend_factory()
+    doc_id = backend.add(args.text, source=args.source, metadata=dict(args.meta))
+    if args.json:
+        _print_json({"id": doc_id, "backend": backend.name})
+    else:
+        print(f"stored {doc_id} in memory backend {backend.name!r}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if not args.paths and not args.sample:
+        print("sof memory import: error: give PATH... or --sample", file=sys.stderr)
+        return 2
+    files, issues = expand_paths(args.paths)
+    backend = backend_factory()
+    before = _count(backend)
+    stored = 0
+    batches: list[Callable[[], ParsedFile]] = []
+    if args.sample:
+        batches.append(sample_corpus)
+    batches.extend(lambda path=path: parse_file(path, args.split) for path in files)
+    for parsed in _with_progress(batches):
+        issues.extend(parsed.issues)
+        stored += len(backend.add_many(parsed.documents))
+    after = _count(backend)
+    new = None if before is None or after is None else after - before
+    for issue in issues:
+        print(f"warning: {issue}", file=sys.stderr)
+    summary = {
+        "backend": backend.name,
+        "files": len(files) + (1 if args.sample else 0),
+        "documents": stored,
+        "new": new,
+        "issues": [str(i) for i in issues],
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        fresh = "" if new is None else f" ({new} new, {stored - new} already present)"
+        print(
+            f"imported {stored} document(s){fresh} from {summary['files']} file(s) "
+            f"into memory backend {backend.name!r}; {len(issues)} issue(s)"
+        )
+    return 1 if any(i.skipped_file for i in issues) else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    backend = backend_factory()
+    filters = MemoryFilters(
+        sources=tuple(args.source), tags=tuple(args.tag), profile=args.profile
+    )
+    hits = [_as_dict(h) for h in backend.search(args.query, args.limit, filters)]
+    if args.json:
+        _print_json(hits)
+        return 0
+    if not hits:
+        print("no matching memories")
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank}. [{hit['score']:.3f}] {hit['source'] or '(no source)'}  id={hit['id']}")
+        print(textwrap.indent(textwrap.fill(hit["text"], width=88), "   "))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = backend_factory().stats()
+    if args.json:
+        _print_json(stats)
+    else:
+        width = max((len(k) for k in stats), default=0)
+        for key, value in stats.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
+def _meta_pair(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--meta expects KEY=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(backend: MemoryBackend) -> int | None:
+    value = backend.stats().get("documents")
+    return value if isinstance(value, int) else None
+
+
+def _as_dict(hit: Any) -> dict[str, Any]:
+    if isinstance(hit, MemoryHit):
+        return hit.to_dict()
+    return dict(hit)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _with_progress(batches: Sequence[Callable[[], ParsedFile]]) -> Iterator[ParsedFile]:
+    """Parse batches one by one (the caller stores each), with a progress bar on a terminal
+    when there are many files."""
+    if len(batches) < PROGRESS_MIN_FILES or not sys.stderr.isatty():
+        for load in batches:
+            yield load()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("import", total=len(batches))
+        for load in batches:
+            yield load()
+            progress.advance(task)
+
+
+__all__ = ["ImportIssue", "backend_factory", "open_backend", "register"]

@@ -1,0 +1,144 @@
+"""MemoryRetrievalSkill: the first step of most SAM plans, finding what SAM already knows.
+
+It writes ``intermediate_data["memory_results"]`` (ranked dicts; ConflictDetectorSkill and
+ResponseGenerationSkill read exactly this shape) and ``uif.source_documents``. It talks only
+to the ``MemoryBackend`` interface, so SAM's own stores plug in without changing the skill.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from sof_core import BaseSkillModule, SkillExecutionError, SOFError
+from sof_core.errors import ConfigError
+from sof_core.uif import UIF
+from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, document_id
+from sof_memory.errors import MemoryBackendError
+from sof_memory.selection import select_backend
+
+DEFAULT_LIMIT = 5
+#: The profile that means "no profile filter".
+GENERAL_PROFILE = "general"
+
+
+class MemoryRetrievalSkill(BaseSkillModule):
+    """Search memory for the query; narrow by ``user_context`` and ``active_profile``.
+
+    ``user_context`` may hold ``"sources"`` (a source or list of sources) and ``"tags"``
+    (a tag or list of tags). An ``active_profile`` other than ``"general"`` keeps documents
+    whose metadata has that ``"profile"`` or none at all.
+    """
+
+    skill_name = "MemoryRetrievalSkill"
+    skill_version = "1.0.0"
+    skill_description = "Finds stored memories relevant to the query and lists their sources."
+    skill_category = "memory"
+    required_inputs = ["input_query"]
+    optional_inputs = ["user_context", "active_profile"]
+    output_keys = {"memory_results": list, "source_documents": list}
+    estimated_execution_time = 0.05
+    max_execution_time = 10.0
+
+    def __init__(self, backend: MemoryBackend | None = None, *, limit: int | None = None) -> None:
+        super().__init__()
+        self._fixed_backend = backend
+        self._limit = limit
+        self._settings: dict[str, Any] = {}
+        self._registry: Any | None = None
+        self._cached: tuple[int, MemoryBackend] | None = None
+        self._lock = threading.Lock()
+
+    def configure(self, settings: Mapping[str, Any], registry: Any | None) -> None:
+        """Called from ``sof_configure``: where backends are registered and which one to use."""
+        with self._lock:
+            self._settings = dict(settings)
+            self._registry = registry
+            self._cached = None
+
+    @property
+    def backend(self) -> MemoryBackend:
+        """The constructor's backend, else the configured one (re-resolved when plugins change)."""
+        if self._fixed_backend is not None:
+            return self._fixed_backend
+        registry = self._registry
+        version = -1 if registry is None else int(registry.version)
+        cached = self._cached
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with self._lock:
+            backend = select_backend(self._settings, registry)
+            self._cached = (version, backend)
+            return backend
+
+    @property
+    def limit(self) -> int:
+        value = self._limit
+        if value is None:
+            value = self._settings.get("limit", DEFAULT_LIMIT)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(
+                f"plugin_settings.memory.limit must be a positive integer, got {value!r}",
+                key="plugin_settings.memory.limit",
+            )
+        return value
+
+    def execute(self, uif: UIF) -> UIF:
+        filters = self._filters(uif.user_context, uif.active_profile)
+        backend = self.backend
+        name = str(getattr(backend, "name", type(backend).__name__))
+        try:
+            hits = backend.search(uif.input_query, self.limit, filters)
+        except SOFError:
+            raise
+        except Exception as exc:
+            raise MemoryBackendError(name, f"search failed: {type(exc).__name__}: {exc}") from exc
+        results = [self._as_result(name, hit) for hit in list(hits)[: self.limit]]
+        uif.intermediate_data["memory_results"] = results
+        uif.source_documents = list(dict.fromkeys(r["source"] for r in results if r["source"]))
+        uif.add_log_entry(f"{len(results)} memories from backend {name!r}", self.skill_name)
+        return uif
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _filters(self, context: Mapping[str, Any] | None, profile: str | None) -> MemoryFilters:
+        context = context or {}
+        return MemoryFilters(
+            sources=self._strings(context, "sources"),
+            tags=self._strings(context, "tags"),
+            profile=profile if profile and profile != GENERAL_PROFILE else None,
+        )
+
+    def _strings(self, context: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        value = context.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise SkillExecutionError(
+            f"user_context[{key!r}] must be a string or a list of strings, got {value!r}",
+            self.skill_name,
+        )
+
+    def _as_result(self, backend: str, hit: Any) -> dict[str, Any]:
+        """One hit in the ``memory_results`` shape, whatever the backend returned it as."""
+        if isinstance(hit, MemoryHit):
+            return hit.to_dict()
+        if isinstance(hit, Mapping) and isinstance(hit.get("text"), str):
+            source = str(hit.get("source") or "")
+            metadata = hit.get("metadata") or {}
+            return {
+                "id": str(hit.get("id") or document_id(hit["text"], source)),
+                "text": hit["text"],
+                "source": source,
+                "score": float(hit.get("score") or 0.0),
+                "created_at": str(hit.get("created_at") or ""),
+                "metadata": dict(metadata) if isinstance(metadata, Mapping) else {},
+            }
+        raise MemoryBackendError(
+            backend,
+            f"search() returned {hit!r}; return MemoryHit objects or dicts with at least 'text'",
+        )
