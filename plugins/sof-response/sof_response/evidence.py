@@ -1,0 +1,310 @@
+"""The material an answer is built from, checked and numbered for citation.
+
+Inputs come from other skills (MemoryRetrievalSkill, ConflictDetectorSkill, tool skills), so
+their shape is checked here once: a malformed entry raises ``ResponseInputError`` naming the
+key and index, instead of failing later with a bare ``KeyError``. Passages and tool results
+share one numbering, ``[1]``, ``[2]``, ..., used in prompts, answers and the Sources list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sof_response.errors import ResponseInputError
+
+_APOSTROPHE = "\u2019"  # typographic apostrophe, as in "SAM\u2019s"
+_WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•])")
+
+#: Words too common to say whether a sentence is about the question.
+STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself
+    just me more most my no nor not now of off on once only or other our out over own same
+    she should so some such than that the their them then there these they this those through
+    to too under until up very was we were what when where which while who whom why will with
+    would you your yours tell please know show give""".split()
+)
+
+
+def terms(text: str) -> set[str]:
+    """Content words of ``text``, lower-cased and lightly stemmed (plural "s" dropped)."""
+    found = set()
+    for word in _WORD.findall(text.lower()):
+        word = word.replace(_APOSTROPHE, "'").split("'")[0]
+        if len(word) < 2 or word in STOPWORDS:
+            continue
+        found.add(stem(word))
+    return found
+
+
+def stem(word: str) -> str:
+    """A deliberately crude stemmer: enough for "redesigned" to meet "redesign"."""
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences (good enough for prose and bullet lists)."""
+    parts = (p.strip() for p in _SENTENCE_END.split(text))
+    return [" ".join(p.split()) for p in parts if p and p.strip()]
+
+
+def normalise_score(score: Any) -> float:
+    """A retrieval score mapped into [0, 1]: kept if already there, squashed if larger."""
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        return 0.5
+    if score != score:  # NaN
+        return 0.5
+    if score <= 0:
+        return 0.0
+    return float(score) if score <= 1 else float(score) / (1.0 + float(score))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One citable item: a memory passage or a tool result."""
+
+    number: int
+    kind: str  # "memory" or "tool"
+    id: str | None
+    source: str
+    text: str
+    score: float | None = None
+    created_at: Any = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """How the item is named in the Sources list."""
+        if self.id and self.id not in self.source:
+            return f"{self.source} (id {self.id})"
+        return self.source
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "kind": self.kind,
+            "id": self.id,
+            "source": self.source,
+            "text": self.text,
+            "score": self.score,
+            "created_at": jsonable(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Sources that disagree about one subject, as ConflictDetectorSkill reports it."""
+
+    subject: str
+    values: tuple[str, ...]
+    sources: tuple[str, ...]
+    passage_ids: tuple[str, ...]
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "values": list(self.values),
+            "sources": list(self.sources),
+            "passage_ids": list(self.passage_ids),
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything an answer may use: the question, numbered sources and known conflicts."""
+
+    query: str
+    sources: tuple[Source, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    user_context: Mapping[str, Any] = field(default_factory=dict)
+    active_profile: str = "general"
+    #: Passages received but left out of the prompt (over ``max_passages``).
+    dropped: int = 0
+
+    @property
+    def passages(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind == "memory")
+
+    @property
+    def tool_results(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind == "tool")
+
+    def by_number(self, number: int) -> Source | None:
+        return self.sources[number - 1] if 0 < number <= len(self.sources) else None
+
+    def numbers_for(self, conflict: Conflict) -> list[int]:
+        """Citation numbers of the passages a conflict is about (matched by id or source)."""
+        wanted_ids = set(conflict.passage_ids)
+        wanted_sources = set(conflict.sources)
+        return [
+            s.number
+            for s in self.sources
+            if (s.id is not None and s.id in wanted_ids)
+            or (not wanted_ids and s.source in wanted_sources)
+        ]
+
+
+def build_evidence(
+    query: str,
+    memory_results: Any = None,
+    tool_results: Any = None,
+    conflicts: Any = None,
+    *,
+    user_context: Mapping[str, Any] | None = None,
+    active_profile: str = "general",
+    max_passages: int = 8,
+    max_chars: int = 1200,
+) -> Evidence:
+    """Check the skill's inputs and number them: passages first (best first), then tools."""
+    items: list[Source] = []
+    memory = _as_list("memory_results", memory_results)
+    kept = memory[:max_passages]
+    for index, raw in enumerate(kept):
+        items.append(_passage(index, raw, len(items) + 1, max_chars))
+    for index, raw in enumerate(_as_list("tool_results", tool_results)):
+        items.append(_tool_result(index, raw, len(items) + 1, max_chars))
+    found = tuple(_conflict(i, raw) for i, raw in enumerate(_as_list("conflicts", conflicts)))
+    return Evidence(
+        query=query,
+        sources=tuple(items),
+        conflicts=found,
+        user_context=dict(user_context or {}),
+        active_profile=active_profile,
+        dropped=len(memory) - len(kept),
+    )
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ResponseInputError(
+            key,
+            f"must be a list of dicts, got {type(value).__name__}; "
+            "see docs/plugins/response.md",
+        )
+    return list(value)
+
+
+def _entry(key: str, index: int, raw: Any, shape: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ResponseInputError(
+            key, f"item {index} is a {type(raw).__name__}, expected a dict {shape}"
+        )
+    return raw
+
+
+def _passage(index: int, raw: Any, number: int, max_chars: int) -> Source:
+    shape = '{"id", "text", "source", "score", "created_at", "metadata"}'
+    entry = _entry("memory_results", index, raw, shape)
+    text = entry.get("text")
+    if not isinstance(text, str):
+        raise ResponseInputError(
+            "memory_results", f"item {index} has no 'text' string (got {text!r}); expected {shape}"
+        )
+    ident = entry.get("id")
+    metadata = entry.get("metadata")
+    score = entry.get("score")
+    return Source(
+        number=number,
+        kind="memory",
+        id=None if ident is None else str(ident),
+        source=str(entry.get("source") or (f"memory:{ident}" if ident is not None else "memory")),
+        text=_clip(text, max_chars),
+        score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool)
+        else None,
+        created_at=entry.get("created_at"),
+        metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+    )
+
+
+def _tool_result(index: int, raw: Any, number: int, max_chars: int) -> Source:
+    entry = _entry("tool_results", index, raw, '{"tool", "content", "source"?}')
+    if "content" not in entry:
+        raise ResponseInputError("tool_results", f"item {index} has no 'content'")
+    content = entry["content"]
+    text = content if isinstance(content, str) else json.dumps(jsonable(content), sort_keys=True)
+    tool = str(entry.get("tool") or "tool")
+    return Source(
+        number=number,
+        kind="tool",
+        id=None,
+        source=str(entry.get("source") or f"tool:{tool}"),
+        text=_clip(text, max_chars),
+        metadata={"tool": tool},
+    )
+
+
+def _conflict(index: int, raw: Any) -> Conflict:
+    entry = _entry(
+        "conflicts", index, raw, '{"subject", "values", "passages", "description"}'
+    )
+    values = entry.get("values") or []
+    passages = entry.get("passages") or []
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        raise ResponseInputError("conflicts", f"item {index}: 'values' must be a list")
+    if not isinstance(passages, Sequence) or isinstance(passages, (str, bytes)):
+        raise ResponseInputError("conflicts", f"item {index}: 'passages' must be a list")
+    sources: list[str] = []
+    ids: list[str] = []
+    for p in passages:
+        if isinstance(p, Mapping):
+            if p.get("source") and str(p["source"]) not in sources:
+                sources.append(str(p["source"]))
+            if p.get("id") is not None:
+                ids.append(str(p["id"]))
+    return Conflict(
+        subject=str(entry.get("subject") or "this question"),
+        values=tuple(str(v) for v in values),
+        sources=tuple(sources),
+        passage_ids=tuple(ids),
+        description=str(entry.get("description") or ""),
+    )
+
+
+def _clip(text: str, max_chars: int) -> str:
+    text = text.strip()
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` reduced to what JSON can hold (the UIF must serialise losslessly)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(value)
+
+
+__all__ = [
+    "Conflict",
+    "Evidence",
+    "Source",
+    "build_evidence",
+    "jsonable",
+    "normalise_score",
+    "sentences",
+    "terms",
+]

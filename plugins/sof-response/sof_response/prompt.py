@@ -1,0 +1,129 @@
+"""Turning evidence into chat messages, and an answer into its final, cited form.
+
+The finishing steps are the same for every backend, so that whatever model is configured the
+user always sees unresolved conflicts named and the sources listed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sof_response.evidence import Conflict, Evidence
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are SAM, a careful assistant. Answer the user's question using only the numbered "
+    "context passages when they are relevant, and cite them inline as [1], [2]. If the "
+    "passages do not answer the question, say so plainly instead of guessing. If the context "
+    "lists sources that disagree, say that they disagree and name them. Be concise."
+)
+CONFLICT_MARKER = "sources disagree"
+EXTRACTIVE_LABEL = "(extractive answer: no language model configured)"
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def build_messages(evidence: Evidence, system_prompt: str | None = None) -> list[dict[str, str]]:
+    """System and user messages for a chat model, with every source numbered."""
+    system = system_prompt or DEFAULT_SYSTEM_PROMPT
+    if evidence.active_profile and evidence.active_profile != "general":
+        system += f" The active profile is {evidence.active_profile!r}; answer in its style."
+    parts: list[str] = []
+    if evidence.sources:
+        lines = [f"[{s.number}] ({s.source}) {s.text}" for s in evidence.sources]
+        parts.append("Context passages:\n" + "\n".join(lines))
+    else:
+        parts.append(
+            "Context passages: none. Nothing in memory matched this question; say so, and "
+            "answer only if you are sure from general knowledge."
+        )
+    if evidence.conflicts:
+        parts.append("Sources that disagree:\n" + "\n".join(
+            f"- {conflict_sentence(c, evidence)}" for c in evidence.conflicts
+        ))
+    if evidence.user_context:
+        context = json.dumps(dict(evidence.user_context), sort_keys=True, default=str)
+        parts.append(f"About the user: {context[:1000]}")
+    parts.append(f"Question: {evidence.query}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def render_prompt(messages: list[dict[str, str]]) -> str:
+    """The messages as one readable string (for response_context and debugging)."""
+    return "\n\n".join(f"{m['role'].upper()}:\n{m['content']}" for m in messages)
+
+
+def conflict_sentence(conflict: Conflict, evidence: Evidence) -> str:
+    """One conflict in words, naming its sources and citing them where they are numbered."""
+    text = f"about {conflict.subject}"
+    if conflict.values:
+        text += ", " + " vs ".join(repr(v) for v in conflict.values)
+    if conflict.sources:
+        text += f" (sources: {', '.join(conflict.sources)})"
+    numbers = evidence.numbers_for(conflict)
+    if numbers:
+        text += " " + "".join(f"[{n}]" for n in numbers)
+    if conflict.description:
+        text += f". {conflict.description.rstrip('.')}"
+    return text
+
+
+def conflict_note(evidence: Evidence) -> str:
+    """The "Note: sources disagree" paragraph, or "" when there is no conflict."""
+    if not evidence.conflicts:
+        return ""
+    body = "; ".join(conflict_sentence(c, evidence) for c in evidence.conflicts)
+    return f"Note: {CONFLICT_MARKER} {body}."
+
+
+def cited_numbers(text: str, evidence: Evidence) -> list[int]:
+    """Citation numbers used in ``text`` that name a real source, in order of first use."""
+    seen: list[int] = []
+    for match in _CITATION.finditer(text):
+        number = int(match.group(1))
+        if evidence.by_number(number) is not None and number not in seen:
+            seen.append(number)
+    return seen
+
+
+def sources_block(numbers: list[int], evidence: Evidence) -> str:
+    """The Sources list for the cited numbers, in citation-number order."""
+    lines = []
+    for number in sorted(numbers):
+        source = evidence.by_number(number)
+        if source is not None:
+            lines.append(f"[{number}] {source.label()}")
+    return "Sources:\n" + "\n".join(lines) if lines else ""
+
+
+def finish_answer(
+    body: str, evidence: Evidence, *, labels: list[str]
+) -> tuple[str, list[int]]:
+    """The text users see: body, conflict note if missing, labels, then the Sources list.
+
+    Returns the text and the citation numbers it lists. Sources that only a conflict names
+    are listed too, so every source named in a "sources disagree" note can be looked up.
+    """
+    paragraphs = [body.strip()] if body.strip() else []
+    note = conflict_note(evidence)
+    if note and CONFLICT_MARKER not in body.lower():
+        paragraphs.append(note)
+    paragraphs.extend(labels)
+    text = "\n\n".join(paragraphs)
+    numbers = cited_numbers(text, evidence)
+    block = sources_block(numbers, evidence) if "\nSources:" not in f"\n{body}" else ""
+    if block:
+        text = f"{text}\n\n{block}"
+    return text, numbers
+
+
+__all__ = [
+    "CONFLICT_MARKER",
+    "DEFAULT_SYSTEM_PROMPT",
+    "EXTRACTIVE_LABEL",
+    "build_messages",
+    "cited_numbers",
+    "conflict_note",
+    "finish_answer",
+    "render_prompt",
+    "sources_block",
+]

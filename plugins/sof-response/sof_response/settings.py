@@ -1,0 +1,185 @@
+"""The response plugin's settings, from ``plugin_settings["response"]`` and the environment.
+
+Sources, lowest to highest (the order SOF itself uses): defaults, the config's
+``plugin_settings["response"]`` table, environment variables, explicit constructor arguments.
+Unknown keys and bad values raise ``ResponseConfigError`` naming the key and its source, so a
+typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sof_response.errors import ResponseConfigError
+
+PLUGIN = "response"
+
+#: Environment variable -> setting. The LLM ones are shared with other LLM-using plugins.
+ENV_VARS: dict[str, str] = {
+    "SOF_RESPONSE_BACKEND": "backend",
+    "SOF_LLM_BASE_URL": "base_url",
+    "SOF_LLM_MODEL": "model",
+    "SOF_LLM_API_KEY": "api_key",
+    "SOF_LLM_TIMEOUT": "timeout",
+    "SOF_USE_TPV_CONTROL": "use_tpv_control",
+    "SOF_TPV_CONTROLLER": "controller",
+    "SOF_TPV_MAX_TOKENS": "tpv_max_tokens",
+    "SOF_RESPONSE_STREAM": "stream",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class ResponseSettings:
+    """Every setting of the response plugin (see docs/plugins/response.md)."""
+
+    #: Name of the LLM backend to use ("extractive" needs no model at all).
+    backend: str = "extractive"
+    #: OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (Ollama).
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    #: Seconds to wait for the server (connect, and between bytes when streaming).
+    timeout: float = 60.0
+    temperature: float | None = None
+    #: Server-side cap on generated tokens (sent as ``max_tokens``); None sends nothing.
+    max_tokens: int | None = None
+    #: Stream the answer (always on when a generation controller is active).
+    stream: bool = False
+    #: Turn SAM's TPV generation control on, with the controller named by ``controller``.
+    use_tpv_control: bool = False
+    controller: str = "stop"
+    #: Settings of the shipped "stop" controller.
+    tpv_max_tokens: int = 512
+    tpv_max_repeats: int = 3
+    tpv_ngram: int = 4
+    #: How many passages go into the prompt, and how many sentences an extractive answer has.
+    max_passages: int = 8
+    max_passage_chars: int = 1200
+    max_sentences: int = 3
+    #: When the LLM fails, answer extractively (with a warning) instead of failing the skill.
+    fallback_to_extractive: bool = True
+    #: Replaces the built-in system prompt.
+    system_prompt: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        plugin_settings: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> ResponseSettings:
+        """Merge defaults, ``plugin_settings``, environment and ``overrides``, validated."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for key, value in (plugin_settings or {}).items():
+            values[key] = value
+            sources[key] = f'plugin_settings["{PLUGIN}"]'
+        for var, key in ENV_VARS.items():
+            raw = environ.get(var)
+            if raw is not None and raw.strip() != "":
+                values[key] = raw.strip()
+                sources[key] = f"environment variable {var}"
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+                sources[key] = "arguments"
+        return cls.from_mapping(values, sources)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any], sources: Mapping[str, str] | None = None
+    ) -> ResponseSettings:
+        """Build settings from raw values (strings from the environment are coerced)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            where = (sources or {}).get(key, f'plugin_settings["{PLUGIN}"]')
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                raise ResponseConfigError(
+                    f"unknown response setting {key!r} (from {where}); known settings: {known}",
+                    key=f"plugin_settings.{PLUGIN}.{key}",
+                )
+            default = fields[key].default
+            clean[key] = _coerce(key, value, default, where)
+        settings = cls(**clean)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        def bad(key: str, why: str) -> ResponseConfigError:
+            return ResponseConfigError(
+                f"response setting {key!r}: {why}", key=f"plugin_settings.{PLUGIN}.{key}"
+            )
+
+        if not self.backend.strip():
+            raise bad("backend", "must name an LLM backend, e.g. 'extractive' or 'openai'")
+        if self.timeout <= 0:
+            raise bad("timeout", f"must be a positive number of seconds, got {self.timeout}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise bad(
+                "base_url",
+                f"{self.base_url!r} must start with http:// or https://, "
+                "e.g. http://127.0.0.1:11434/v1",
+            )
+        for key in ("tpv_max_tokens", "tpv_max_repeats", "tpv_ngram", "max_passages",
+                    "max_passage_chars", "max_sentences"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be at least 1, got {getattr(self, key)}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise bad("max_tokens", f"must be at least 1, got {self.max_tokens}")
+
+    def public(self) -> dict[str, Any]:
+        """The settings without secrets, for metadata and listings."""
+        data = dataclasses.asdict(self)
+        if data["api_key"]:
+            data["api_key"] = "***"
+        return data
+
+
+def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
+    """Turn ``value`` into the type of the setting's default; errors name key and source."""
+    def bad(expected: str) -> ResponseConfigError:
+        return ResponseConfigError(
+            f"response setting {key!r} (from {where}) must be {expected}, got {value!r}",
+            key=f"plugin_settings.{PLUGIN}.{key}",
+        )
+
+    if value is None:
+        if default is None:
+            return None
+        raise bad(f"a {type(default).__name__}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad("true or false (1/0, yes/no, on/off)")
+    if isinstance(default, int) or key == "max_tokens":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+    if isinstance(default, float) or key == "temperature":
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if not isinstance(value, str):
+        raise bad("a string")
+    return value
+
+
+__all__ = ["ENV_VARS", "ResponseSettings"]
