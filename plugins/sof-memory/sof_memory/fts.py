@@ -40,11 +40,17 @@ def fts5_match(text: str) -> str | None:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def bm25_to_score(rank: float) -> float:
-    """Map SQLite's bm25 (negative, lower is better) to 0..1 (higher is better).
+def bm25_to_score(rank: float, best_rank: float) -> float:
+    """Map SQLite's bm25 (negative, lower is better) to a 0..1 score (higher is better).
 
-    ``s / (1 + s)`` with ``s = -rank`` keeps the order, needs no knowledge of the other
-    hits, and stays comparable across queries on the same corpus.
+    Half comes from the hit's strength relative to the best hit of the same search, half
+    from its absolute strength ``s / (1 + s)`` with ``s = -rank``. Both halves grow with
+    ``s``, so the score keeps bm25's order. The relative half matters in small stores:
+    bm25 gives almost no weight to words found in over half the documents, which would
+    otherwise make every score there round to zero.
     """
     strength = max(0.0, -rank)
-    return round(strength / (1.0 + strength), 4)
+    best = max(0.0, -best_rank)
+    relative = strength / best if best > 0 else 0.0
+    absolute = strength / (1.0 + strength)
+    return round(min(1.0, 0.5 * relative + 0.5 * absolute), 4)

@@ -245,7 +245,7 @@ class SQLiteMemoryBackend:
                 id=row["id"],
                 text=row["text"],
                 source=row["source"],
-                score=bm25_to_score(row["rank"]),
+                score=bm25_to_score(row["rank"], rows[0]["rank"]),
                 created_at=row["created_at"],
                 metadata=json.loads(row["metadata"]),
             )

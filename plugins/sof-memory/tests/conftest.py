@@ -1,0 +1,49 @@
+"""Fixtures for the memory plugin's tests: real SQLite files in tmp_path, a clean environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sof_memory import MemoryDocument, SQLiteMemoryBackend
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer settings leak in: no memory path, no config file, no plugin filters."""
+    for var in ("SOF_MEMORY_PATH", "SOF_PLUGINS_ONLY", "SOF_PLUGINS_DISABLE",
+                "SOF_DISABLE_PLUGIN_AUTOLOAD", "SOF_STRICT_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "no-config.json"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+def backend(db_path: Path) -> Iterator[SQLiteMemoryBackend]:
+    store = SQLiteMemoryBackend(db_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def filled(backend: SQLiteMemoryBackend) -> SQLiteMemoryBackend:
+    """A small store whose ranking for 'sqlite memory' is known by construction."""
+    backend.add_many(
+        [
+            MemoryDocument("SQLite memory store: the memory lives in SQLite.", source="a",
+                           metadata={"tags": ["db"], "profile": "researcher"}),
+            MemoryDocument("The memory of the team is long.", source="b",
+                           metadata={"tags": ["team"]}),
+            MemoryDocument("Gardening tips for spring.", source="c", metadata={"tags": "garden"}),
+            MemoryDocument("SQLite is a small database.", source="b",
+                           metadata={"profile": "business", "lang": "en"}),
+        ]
+    )
+    return backend
