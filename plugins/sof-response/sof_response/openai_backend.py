@@ -11,7 +11,6 @@ HTTP errors the status and the server's own message.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -63,8 +62,6 @@ class OpenAICompatibleBackend:
         self.timeout = timeout
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
 
     def with_settings(self, settings: ResponseSettings) -> OpenAICompatibleBackend:
         """A copy configured from the response settings (base URL, model, key, timeout)."""
@@ -95,17 +92,8 @@ class OpenAICompatibleBackend:
         return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
     def client(self) -> httpx.Client:
-        """One pooled client per backend object (httpx clients are thread-safe)."""
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(timeout=httpx.Timeout(self.timeout))
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        """A client for one generation: nothing to share between threads, nothing leaks."""
+        return httpx.Client(timeout=httpx.Timeout(self.timeout))
 
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {
@@ -167,8 +155,10 @@ class OpenAICompatibleBackend:
     def _complete(
         self, url: str, messages: Sequence[Message], controller: GenerationController | None
     ) -> GenerationResult:
-        response = self.client().post(url, json=self.payload(messages, False),
-                                      headers=self._headers(False))
+        with self.client() as client:
+            response = client.post(
+                url, json=self.payload(messages, False), headers=self._headers(False)
+            )
         if response.status_code >= 400:
             raise self._http_error(url, response)
         return self._from_body(url, response.text, controller)
@@ -204,11 +194,16 @@ class OpenAICompatibleBackend:
     def _stream(
         self, url: str, messages: Sequence[Message], controller: GenerationController | None
     ) -> GenerationResult:
-        client = self.client()
-        request = client.build_request(
-            "POST", url, json=self.payload(messages, True), headers=self._headers(True)
-        )
-        response = client.send(request, stream=True)
+        with self.client() as client:
+            request = client.build_request(
+                "POST", url, json=self.payload(messages, True), headers=self._headers(True)
+            )
+            response = client.send(request, stream=True)
+            return self._read_response(url, response, controller)
+
+    def _read_response(
+        self, url: str, response: httpx.Response, controller: GenerationController | None
+    ) -> GenerationResult:
         try:
             if response.status_code >= 400:
                 response.read()
