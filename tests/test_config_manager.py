@@ -322,7 +322,7 @@ def test_concurrent_updates_from_threads_all_persist(config_path: Path) -> None:
         for i in range(1, 31):
             manager.update_config(**{key: i})
 
-    threads = [threading.Thread(target=bump, args=pair) for pair in zip(managers, keys)]
+    threads = [threading.Thread(target=bump, args=pair) for pair in zip(managers, keys, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
