@@ -7,6 +7,7 @@ what ``sof memory search`` finds is what ``MemoryRetrievalSkill`` finds in ``sof
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import textwrap
@@ -105,7 +106,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     batches: list[Callable[[], ParsedFile]] = []
     if args.sample:
         batches.append(sample_corpus)
-    batches.extend(lambda path=path: parse_file(path, args.split) for path in files)
+    batches.extend(functools.partial(parse_file, path, args.split) for path in files)
     for parsed in _with_progress(batches):
         issues.extend(parsed.issues)
         stored += len(backend.add_many(parsed.documents))

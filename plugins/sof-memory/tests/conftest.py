@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sof_memory import MemoryDocument, SQLiteMemoryBackend
 
 

@@ -8,12 +8,7 @@ from typing import Any
 
 import importlib_metadata
 import pytest
-
 import sof_memory.plugin as memory_plugin
-from sof_core import BaseSkillModule, CoordinatorEngine, PluginManager, SOFConfig, hookimpl
-from sof_core.errors import ConfigError
-from sof_core.testing import check_plugin_module, check_skill_contract, make_engine
-from sof_core.uif import UIF
 from sof_memory import (
     MemoryDocument,
     MemoryFilters,
@@ -23,6 +18,11 @@ from sof_memory import (
 )
 from sof_memory.importer import sample_corpus
 from sof_memory.selection import select_backend
+
+from sof_core import BaseSkillModule, CoordinatorEngine, PluginManager, SOFConfig, hookimpl
+from sof_core.errors import ConfigError
+from sof_core.testing import check_plugin_module, check_skill_contract, make_engine
+from sof_core.uif import UIF
 
 DEMO_QUERY = "When was the SAM memory system redesigned, and what does it store?"
 RESULT_KEYS = {"id", "text", "source", "score", "created_at", "metadata"}

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from sof_memory import (
     MemoryBackend,
     MemoryBackendError,
@@ -277,7 +276,7 @@ def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> No
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite at all" * 100)
     store = SQLiteMemoryBackend(junk)
-    with pytest.raises(MemoryBackendError, match="junk.db") as info:
+    with pytest.raises(MemoryBackendError, match=r"junk\.db") as info:
         store.search("x")
     assert "SOF_MEMORY_PATH" in str(info.value)
 
