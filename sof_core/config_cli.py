@@ -164,7 +164,7 @@ def _report(manager: SOFConfigManager, config: SOFConfig, changes: dict[str, Any
     for key in changes:
         print(f"{key} = {json.dumps(getattr(config, key))}  (saved to {manager.path})")
         source = manager.overridden(key)
-        if source is not None:
+        if source is not None and getattr(config, key) != changes[key]:
             print(f"sof: warning: {key} is overridden by {source}, so the saved value does "
                   "not apply until that is removed", file=sys.stderr)
             code = 1
