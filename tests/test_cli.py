@@ -60,6 +60,7 @@ def env(dists: Any) -> dict[str, str]:
     dists.add("sof-pipeline", PIPELINE, entry_name="pipeline", version="0.9")
     environment = dists.env()
     environment["SOF_DEFAULT_PLAN"] = "Retrieve,Answer"
+    environment["SOF_PLUGINS_ONLY"] = "pipeline"  # bundled plugins may be installed too
     return environment
 
 
