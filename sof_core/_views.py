@@ -3,6 +3,10 @@
 Concurrent skills get separate copies, so they cannot race; the coordinator merges what each
 wrote back into the real UIF in plan order. Writes are checked as they happen (one set lookup),
 never by re-validating the whole UIF.
+
+This is the hot path (one view per skill per run), so a view is built without pydantic
+(the source UIF is already valid) and one ``ScopedData`` object is both the skill's
+``intermediate_data`` and the guard on its UIF field writes.
 """
 
 from __future__ import annotations
@@ -10,35 +14,37 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from sof_core.errors import UndeclaredReadError, UndeclaredWriteError
 from sof_core.uif import BOOKKEEPING_FIELDS, UIF
 
 _MISSING = object()
-
-
-class WriteGuard:
-    """Rejects writes to UIF fields the skill did not declare, and remembers the rest."""
-
-    __slots__ = ("allowed_fields", "skill", "written_fields")
-
-    def __init__(self, skill: str, allowed_fields: frozenset[str]) -> None:
-        self.skill = skill
-        self.allowed_fields = allowed_fields
-        self.written_fields: set[str] = set()
-
-    def check_field_write(self, name: str) -> None:
-        if name in self.allowed_fields:
-            self.written_fields.add(name)
-        elif name == "intermediate_data":
-            raise UndeclaredWriteError(self.skill, "intermediate_data (replace it key by key)")
-        elif name not in BOOKKEEPING_FIELDS:
-            raise UndeclaredWriteError(self.skill, name)
+_NOTHING_WRITTEN: frozenset[str] = frozenset()
+_new = object.__new__
+# pydantic keeps these three in slots; their descriptors' setters are the cheapest way in.
+_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 class ScopedData(MutableMapping[str, Any]):
-    """``intermediate_data`` as one skill may see it: declared inputs in, declared outputs out."""
+    """One skill's scope: ``intermediate_data`` as it may see it, and its UIF field writes.
 
-    __slots__ = ("_readable", "_skill", "_source", "_writable", "written")
+    Reads of undeclared keys raise ``UndeclaredReadError``; writes of keys or fields not in
+    its outputs raise ``UndeclaredWriteError``. What it wrote is kept in ``written`` (data)
+    and ``written_fields`` (UIF fields) for the merge.
+    """
+
+    __slots__ = (
+        "_readable",
+        "_skill",
+        "_source",
+        "_writable",
+        "allowed_fields",
+        "written",
+        "written_fields",
+    )
 
     def __init__(
         self,
@@ -46,12 +52,35 @@ class ScopedData(MutableMapping[str, Any]):
         source: dict[str, Any],
         readable: frozenset[str],
         writable: frozenset[str],
+        allowed_fields: frozenset[str] = _NOTHING_WRITTEN,
     ) -> None:
         self._skill = skill
         self._source = source
         self._readable = readable
         self._writable = writable
+        self.allowed_fields = allowed_fields
         self.written: dict[str, Any] = {}
+        #: Stays the shared empty frozenset until the first field write (most skills write none).
+        self.written_fields: set[str] | frozenset[str] = _NOTHING_WRITTEN
+
+    @property
+    def skill(self) -> str:
+        return self._skill
+
+    # --- UIF field writes (called by UIF.__setattr__ on a view) ---------------------------
+
+    def check_field_write(self, name: str) -> None:
+        if name in self.allowed_fields:
+            if self.written_fields is _NOTHING_WRITTEN:
+                self.written_fields = {name}
+            else:
+                self.written_fields.add(name)  # type: ignore[union-attr]
+        elif name == "intermediate_data":
+            raise UndeclaredWriteError(self._skill, "intermediate_data (replace it key by key)")
+        elif name not in BOOKKEEPING_FIELDS:
+            raise UndeclaredWriteError(self._skill, name)
+
+    # --- the mapping ---------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
         written = self.written.get(key, _MISSING)
@@ -107,24 +136,32 @@ class ScopedData(MutableMapping[str, Any]):
         return {key: self[key] for key in self}
 
 
+#: The field-write guard is the scope itself; the old name is kept for readers and type hints.
+WriteGuard = ScopedData
+
+
 def skill_view(
     uif: UIF,
     skill: str,
     readable: frozenset[str],
     writable: frozenset[str],
     writable_fields: frozenset[str],
-) -> tuple[UIF, ScopedData, WriteGuard]:
-    """A shallow UIF copy for one skill; built without validation (the source is valid)."""
-    data = ScopedData(skill, uif.__dict__["intermediate_data"], readable, writable)
-    guard = WriteGuard(skill, writable_fields)
-    fields = uif.__dict__.copy()
-    fields["intermediate_data"] = data
+) -> tuple[UIF, ScopedData, ScopedData]:
+    """A shallow UIF copy for one skill, plus its scope (returned twice: data and guard).
+
+    Built without validation (the source is valid): a dict copy and three slot writes,
+    a fraction of ``model_copy()``.
+    """
+    source = uif.__dict__
+    scope = ScopedData(skill, source["intermediate_data"], readable, writable, writable_fields)
+    view = _new(type(uif))
+    fields = view.__dict__
+    fields.update(source)
+    fields["intermediate_data"] = scope
     fields["log_trace"] = []
     fields["warnings"] = []
     fields["skill_outputs"] = {}
-    view = UIF.__new__(type(uif))
-    object.__setattr__(view, "__dict__", fields)
-    object.__setattr__(view, "__pydantic_fields_set__", set(uif.__pydantic_fields_set__))
-    object.__setattr__(view, "__pydantic_extra__", None)
-    object.__setattr__(view, "__pydantic_private__", {"_sof_guard": guard})
-    return view, data, guard
+    _set_fields_set(view, set(uif.__pydantic_fields_set__))
+    _set_extra(view, None)
+    _set_private(view, {"_sof_guard": scope})
+    return view, scope, scope

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from threading import Lock
 from typing import Any
 
@@ -50,6 +51,27 @@ class CompiledPlan:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    # Per-run lookups, computed once per compiled plan (runs reuse them from the cache).
+
+    @cached_property
+    def step_stages(self) -> tuple[tuple[Step, ...], ...]:
+        """``stages`` as ``Step`` objects, for executors that run a stage concurrently."""
+        return tuple(tuple(self.steps[name] for name in stage) for stage in self.stages)
+
+    @cached_property
+    def sequential_stages(self) -> tuple[tuple[str, ...], ...]:
+        """One stage per skill in ``order``, for executors that run skills one at a time."""
+        return tuple((name,) for name in self.order)
+
+    @cached_property
+    def sequential_step_stages(self) -> tuple[tuple[Step, ...], ...]:
+        return tuple((self.steps[name],) for name in self.order)
+
+    @cached_property
+    def timeouts(self) -> tuple[float, ...]:
+        """The timeouts of the steps that have one (none means no supervisor is needed)."""
+        return tuple(s.timeout for s in self.steps.values() if s.timeout is not None)
 
 
 def compile_plan(

@@ -14,7 +14,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sof_core._views import ScopedData, WriteGuard, skill_view
+from sof_core._views import (
+    ScopedData,
+    WriteGuard,
+    _new,
+    _set_extra,
+    _set_fields_set,
+    _set_private,
+    skill_view,
+)
 from sof_core.compiler import Step
 from sof_core.errors import (
     SkillExecutionError,
@@ -26,11 +34,15 @@ from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus
 
 _NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError)
 _perf = time.perf_counter
+_FAILURE = UIFStatus.FAILURE
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
-    """What came back from one skill: its view (or the UIF it returned) or an error."""
+    """What came back from one skill: its view (or the UIF it returned) or an error.
+
+    ``data`` and ``guard`` are the skill's scope (one ``ScopedData`` object serves as both).
+    """
 
     step: Step
     result: UIF | None
@@ -51,19 +63,40 @@ def execute_step(
     """Run one skill on its own view of ``uif`` (sync or async), with retries."""
     attempts = 0
     started = _perf()
+    execute = step.instance.execute
+    is_async = step.spec.is_async
+    source = uif.__dict__
     while True:
         attempts += 1
-        view, data, guard = skill_view(
-            uif, step.name, step.readable, step.writable, step.writable_fields
+        # skill_view(uif, ...) inlined: this line runs once per skill per run.
+        data = guard = ScopedData(
+            step.name, source["intermediate_data"], step.readable, step.writable,
+            step.writable_fields,
         )
+        view = _new(type(uif))
+        fields = view.__dict__
+        fields.update(source)
+        fields["intermediate_data"] = data
+        fields["log_trace"] = []
+        fields["warnings"] = []
+        fields["skill_outputs"] = {}
+        _set_fields_set(view, set(uif.__pydantic_fields_set__))
+        _set_extra(view, None)
+        _set_private(view, {"_sof_guard": data})
         try:
             if before is not None:
                 before(step, view)
-            if step.spec.is_async:
-                returned = run_coroutine(step.instance.execute(view), step.timeout, step.name)
+            if is_async:
+                returned = run_coroutine(execute(view), step.timeout, step.name)
             else:
-                returned = step.instance.execute(view)
-            result = check_returned(step, view, returned)
+                returned = execute(view)
+            # view.__dict__ afresh: pydantic replaces it on every validated field assignment.
+            if (returned is view or returned is None) and (
+                view.__dict__["status"] is not _FAILURE
+            ):
+                result = view  # the common case, checked inline (same as check_returned)
+            else:
+                result = check_returned(step, view, returned)
             return Outcome(step, result, view, data, guard, None, _perf() - started, attempts)
         except _NOT_RETRIED as exc:
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
@@ -145,37 +178,42 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: 
 def merge_outcome(main: UIF, outcome: Outcome) -> None:
     """Fold a successful skill's writes into ``main`` (raises for undeclared writes)."""
     step = outcome.step
-    result = outcome.result
-    data = outcome.data
-    guard = outcome.guard
-    assert result is not None and data is not None and guard is not None
+    result: Any = outcome.result  # all three are set on a successful outcome
+    data: Any = outcome.data
+    guard: Any = outcome.guard
     fields = main.__dict__
     produced = result.__dict__
     if result is outcome.view:
         writes = data.written
-        written_fields: set[str] = guard.written_fields
+        written_fields = guard.written_fields
     else:  # the skill returned another UIF object: compare it with the view it was given
         assert outcome.view is not None
         before = outcome.view.__dict__
         returned_data = produced["intermediate_data"]
         writes = dict(data.written) if returned_data is data else {}
         writes.update(_diff_data(step, before["intermediate_data"], returned_data))
-        written_fields = guard.written_fields | _diff_fields(step, before, produced)
-    for key, check in step.output_checks:
-        if key in writes and not isinstance(writes[key], check):
-            raise SkillExecutionError(
-                f"wrote {key!r} as {type(writes[key]).__name__} but declared {check.__name__}",
-                step.name,
-            )
-    fields["intermediate_data"].update(writes)
+        written_fields = set(guard.written_fields) | _diff_fields(step, before, produced)
+    if writes:
+        for key, check in step.output_checks:
+            if key in writes and not isinstance(writes[key], check):
+                raise SkillExecutionError(
+                    f"wrote {key!r} as {type(writes[key]).__name__} "
+                    f"but declared {check.__name__}",
+                    step.name,
+                )
+        fields["intermediate_data"].update(writes)
     for name in written_fields:
         fields[name] = produced[name]
-    if produced["log_trace"] is not fields["log_trace"]:
-        fields["log_trace"].extend(produced["log_trace"])
-    if produced["warnings"] is not fields["warnings"]:
-        fields["warnings"].extend(produced["warnings"])
-    if produced["skill_outputs"] is not fields["skill_outputs"]:
-        for skill, values in produced["skill_outputs"].items():
+    # Empty lists/dicts are the norm: skip them without a call.
+    log_trace = produced["log_trace"]
+    if log_trace and log_trace is not fields["log_trace"]:
+        fields["log_trace"].extend(log_trace)
+    warnings = produced["warnings"]
+    if warnings and warnings is not fields["warnings"]:
+        fields["warnings"].extend(warnings)
+    outputs = produced["skill_outputs"]
+    if outputs and outputs is not fields["skill_outputs"]:
+        for skill, values in outputs.items():
             fields["skill_outputs"].setdefault(skill, {}).update(values)
     fields["executed_skills"].append(step.name)
     fields["skill_timings"][step.name] = outcome.duration

@@ -40,8 +40,13 @@ class SequentialExecutor:
 
     name = "sequential"
     concurrent = False
+    #: Optional flag: a stage of one skill runs inline in the run's thread, so when no
+    #: timeout applies the coordinator may call such a skill itself (a few calls cheaper).
+    inline_single_steps = True
 
     def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        if len(steps) == 1:  # always so when run by the coordinator (stages of one skill)
+            return [run.call_inline(steps[0])]
         return [run.call_inline(step) for step in steps]
 
 
@@ -76,6 +81,7 @@ class ThreadExecutor(_PoolOwner):
 
     name = "threads"
     concurrent = True
+    inline_single_steps = True
 
     def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
         if len(steps) == 1:
@@ -101,6 +107,7 @@ class AsyncioExecutor(_PoolOwner):
 
     name = "asyncio"
     concurrent = True
+    inline_single_steps = True
 
     def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
         if len(steps) == 1:
