@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from sof_response.errors import (
     LLMAuthError,
@@ -34,6 +32,9 @@ from sof_response.protocols import (
     word_pieces,
 )
 from sof_response.settings import ResponseSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 _DONE = "[DONE]"
 
@@ -92,7 +93,12 @@ class OpenAICompatibleBackend:
         return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
     def client(self) -> httpx.Client:
-        """A client for one generation: nothing to share between threads, nothing leaks."""
+        """A client for one generation: nothing to share between threads, nothing leaks.
+
+        httpx is imported here, not at module level, so loading the plugin stays cheap.
+        """
+        import httpx
+
         return httpx.Client(timeout=httpx.Timeout(self.timeout))
 
     def _headers(self, stream: bool) -> dict[str, str]:
@@ -124,6 +130,8 @@ class OpenAICompatibleBackend:
         controller: GenerationController | None = None,
     ) -> GenerationResult:
         """Ask the server; with ``stream`` the controller may stop the stream early."""
+        import httpx
+
         url = self.url
         started = time.perf_counter()
         try:
@@ -288,7 +296,7 @@ class OpenAICompatibleBackend:
     def _json(self, url: str, text: str, what: str) -> dict[str, Any]:
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise self._protocol_error(url)(
                 f"{what} is not valid JSON ({exc.msg} at char {exc.pos}): {text[:120]!r}"
             ) from exc

@@ -20,6 +20,7 @@ DEFAULT_SYSTEM_PROMPT = (
 CONFLICT_MARKER = "sources disagree"
 EXTRACTIVE_LABEL = "(extractive answer: no language model configured)"
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+_DISAGREE = re.compile(r"^sources disagree\b[:,]?\s*", re.IGNORECASE)
 
 
 def build_messages(evidence: Evidence, system_prompt: str | None = None) -> list[dict[str, str]]:
@@ -53,17 +54,25 @@ def render_prompt(messages: list[dict[str, str]]) -> str:
 
 
 def conflict_sentence(conflict: Conflict, evidence: Evidence) -> str:
-    """One conflict in words, naming its sources and citing them where they are numbered."""
-    text = f"about {conflict.subject}"
-    if conflict.values:
+    """One conflict in words ("on X: A says 1, while B says 2 [1][2]").
+
+    ConflictDetectorSkill's own description is used when there is one; the values and the
+    sources are added whenever it does not already name them all.
+    """
+    description = _DISAGREE.sub("", conflict.description.strip()).rstrip(". ")
+    if description and description.split()[0].lower() in ("on", "about"):
+        text = description
+    elif description:
+        text = f"about {conflict.subject}: {description}"
+    else:
+        text = f"about {conflict.subject}"
+    if any(value not in text for value in conflict.values):
         text += ", " + " vs ".join(repr(v) for v in conflict.values)
-    if conflict.sources:
+    if any(source not in text for source in conflict.sources):
         text += f" (sources: {', '.join(conflict.sources)})"
     numbers = evidence.numbers_for(conflict)
     if numbers:
         text += " " + "".join(f"[{n}]" for n in numbers)
-    if conflict.description:
-        text += f". {conflict.description.rstrip('.')}"
     return text
 
 

@@ -101,6 +101,7 @@ class ResponseGenerationSkill(BaseSkillModule):
         self._registry: Registry | None = None
         self._lock = threading.Lock()
         self._configured: dict[tuple[str, str, int, ResponseSettings], Any] = {}
+        self._builtins: dict[str, dict[str, Any]] = {}
         if config is not None or registry is not None:
             self.configure(config, registry)
 
@@ -153,8 +154,11 @@ class ResponseGenerationSkill(BaseSkillModule):
     ) -> Any:
         if self._registry is not None:
             available = {n: e.obj for n, e in self._registry.components(kind).items()}
-        else:
-            available = {c.name: c for c in builtins()}
+        else:  # not configured by sof_configure: this plugin's own components, made once
+            with self._lock:
+                if kind not in self._builtins:
+                    self._builtins[kind] = {c.name: c for c in builtins()}
+                available = self._builtins[kind]
         obj = available.get(name)
         if obj is None:
             what = "LLM backend" if kind == "llm_backends" else "generation controller"
