@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from sof_core.config_manager import ConfigState
 from sof_core.errors import ConfigError, PlanValidationError
 from sof_core.metrics import ABMetrics, Alert
 from sof_core.uif import HOST_FIELDS, UIF
@@ -158,7 +159,11 @@ class QueryRouter:
         if user_id is not None:
             context["user_id"] = user_id
         bucket = rollout_bucket(routing_key(query, session_id, user_id))
-        state = self.manager.state()
+        try:
+            state = self.manager.state()
+        except Exception as exc:  # a custom manager must not take the host down either
+            log.exception("reading the SOF configuration failed")
+            state = ConfigState(None, ConfigError(f"{type(exc).__name__}: {exc}"))
         config = state.config
         if config is None:
             return self._config_broken(query, context, state.error, state.fallback_to_legacy,
