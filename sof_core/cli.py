@@ -227,7 +227,7 @@ def _print_report(report: Any, trace: bool) -> None:
     uif = report.uif
     print(uif.final_response or "(no response)")
     if uif.source_documents:
-        print("\nSources:")
+        print("\nRetrieved documents:")
         for number, source in enumerate(uif.source_documents, 1):
             print(f"  [{number}] {source}")
     for warning in uif.warnings:
