@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sof_core import API_VERSION, hookimpl
+from sof_core import hookimpl
 from sof_response.skill import ResponseGenerationSkill, builtin_backends, builtin_controllers
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
     from sof_core.registry import Registry
 
-SOF_API_VERSION = API_VERSION
+#: The plugin API this module was written against (a different core API skips it cleanly).
+SOF_API_VERSION = 1
 
 
 @hookimpl
