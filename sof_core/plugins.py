@@ -95,6 +95,7 @@ class PluginManager:
         self.observer_errors = 0
         self._builtins = builtins
         self._loaded = False
+        self._configured = False
         self._load_lock = threading.RLock()
         self._observer_cache: tuple[int, dict[str, list[Any]]] = (-1, {})
 
@@ -151,6 +152,7 @@ class PluginManager:
                 for record in self.discover():
                     self._load_entry_point(record)
             self._call_configure()
+            self._configured = True
             self.raise_if_strict()
             return self
 
@@ -185,6 +187,8 @@ class PluginManager:
             self._register_hooks(record, plugin)
             record.provides = self._collect(record.name)
             record.status = "loaded"
+            if self._configured:  # registered after start-up: configure it like the others
+                self._call_configure(record.name)
         except SOFError as exc:
             self._unregister_quietly(record.name, plugin)
             _fail(record, exc)
@@ -329,8 +333,10 @@ class PluginManager:
             log.debug("could not unregister %s by name", name, exc_info=True)
         self.registry.remove_plugin(name)
 
-    def _call_configure(self) -> None:
+    def _call_configure(self, only: str | None = None) -> None:
         for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
+            if only is not None and impl.plugin_name != only:
+                continue
             try:
                 impl.function(*[{'config': self.config, 'registry': self.registry}[a] for a in impl.argnames])
             except Exception as exc:

@@ -257,3 +257,39 @@ def test_discovery_reads_metadata_without_importing(dists: Any) -> None:
     import sys
 
     assert module not in sys.modules
+
+
+def test_configure_hook_reaches_plugins_loaded_at_start_and_registered_later(dists: Any) -> None:
+    dists.add("sof-conf", """
+        from sof_core import hookimpl
+        SEEN = []
+        @hookimpl
+        def sof_configure(config, registry):
+            SEEN.append((config.executor, "threads" in registry.components("executors")))
+    """, entry_name="conf", module="sof_conf_probe")
+    pm = manager(executor="asyncio")
+    import sof_conf_probe  # type: ignore[import-not-found]
+
+    assert sof_conf_probe.SEEN == [("asyncio", True)]
+
+    class Late:
+        configured: list[str] = []
+
+        from sof_core import hookimpl
+
+        @hookimpl
+        def sof_configure(self, registry: Any) -> None:
+            Late.configured.append("yes")
+
+    class Broken:
+        from sof_core import hookimpl
+
+        @hookimpl
+        def sof_configure(self) -> None:
+            raise RuntimeError("bad settings")
+
+    assert pm.register(Late(), name="late").status == "loaded"
+    assert Late.configured == ["yes"]
+    broken = pm.register(Broken(), name="broken-conf")
+    assert broken.status == "failed" and "bad settings" in (broken.error or "")
+    assert pm.hook_manager.get_plugin("broken-conf") is None
