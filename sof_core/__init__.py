@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sof_core._version import API_VERSION, __version__
+
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
+    from sof_core.config_manager import SOFConfigManager
     from sof_core.coordinator import CoordinatorEngine
     from sof_core.errors import (
         ConfigError,
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
         UndeclaredWriteError,
     )
     from sof_core.markers import hookimpl, hookspec
+    from sof_core.metrics import ABMetrics
     from sof_core.plugins import PluginManager, PluginRecord
     from sof_core.report import ExecutionReport, SkillResult
+    from sof_core.router import QueryRouter, RouteResult
     from sof_core.skill import BaseSkillModule, SkillSpec
     from sof_core.uif import SAM_UIF, UIF, UIFStatus
     from sof_core.validation import ValidationProblem
@@ -56,6 +60,10 @@ _LAZY = {
     "UIF": "sof_core.uif",
     "SAM_UIF": "sof_core.uif",
     "UIFStatus": "sof_core.uif",
+    "QueryRouter": "sof_core.router",
+    "RouteResult": "sof_core.router",
+    "ABMetrics": "sof_core.metrics",
+    "SOFConfigManager": "sof_core.config_manager",
 }
 _ERRORS = (
     "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
@@ -85,6 +93,7 @@ __all__ = [
     "API_VERSION",
     "SAM_UIF",
     "UIF",
+    "ABMetrics",
     "BaseSkillModule",
     "ConfigError",
     "CoordinatorEngine",
@@ -99,8 +108,11 @@ __all__ = [
     "PluginLoadError",
     "PluginManager",
     "PluginRecord",
+    "QueryRouter",
+    "RouteResult",
     "RunTimeoutError",
     "SOFConfig",
+    "SOFConfigManager",
     "SOFError",
     "SkillDefinitionError",
     "SkillDependencyError",
