@@ -38,6 +38,12 @@ log = logging.getLogger("sof.coordinator")
 _monotonic = time.monotonic
 
 _RUNNERS = concurrent.futures.ThreadPoolExecutor(max_workers=512, thread_name_prefix="sof-run")
+# Threads that host ``aexecute_plan`` calls. Not _RUNNERS: a hosted run waits for its runner,
+# and with hundreds of concurrent async runs the hosts would fill _RUNNERS and starve the
+# runners they wait for (every run then ends at total_timeout).
+_ASYNC_HOSTS = concurrent.futures.ThreadPoolExecutor(
+    max_workers=256, thread_name_prefix="sof-async"
+)
 _UIF_STATUS: dict[str, UIFStatus] = {
     "success": UIFStatus.SUCCESS,
     "partial": UIFStatus.PARTIAL,
@@ -463,7 +469,7 @@ class CoordinatorEngine:
         """``execute_plan`` for async hosts: the run happens off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _RUNNERS, lambda: self.execute_plan(plan, uif, executor=executor)
+            _ASYNC_HOSTS, lambda: self.execute_plan(plan, uif, executor=executor)
         )
 
     def run_query(

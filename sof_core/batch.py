@@ -1,0 +1,318 @@
+"""Many queries through one engine, concurrently: ``run_batch`` and ``arun_batch``.
+
+Each query is one run (``engine.run_query``), so a query that fails, or a plan that does not
+validate, becomes an error on that item and never stops the batch. Results come back in
+input order with a summary (count, errors, latency percentiles, throughput) for
+``sof run --file queries.txt`` and for scripts. Runs are independent, so the batch's
+concurrency is separate from the executor's (which runs the skills *within* one run).
+
+    from sof_core.batch import run_batch, format_summary
+    batch = run_batch(engine, ["What is SOF?", "Who wrote SAM?"], concurrency=8)
+    print(format_summary(batch.summary))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sof_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sof_core.coordinator import CoordinatorEngine
+    from sof_core.report import ExecutionReport
+
+#: Called after each query finishes, in the caller's thread: ``progress(done, total, item)``.
+ProgressCallback = Callable[[int, int, "BatchItem"], None]
+
+
+@dataclass
+class BatchItem:
+    """One query of a batch: its report, or the error that stopped it from running."""
+
+    index: int
+    query: str
+    report: ExecutionReport | None = None
+    error: str | None = None
+    error_type: str | None = None
+    latency: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """The run's status, or ``"error"`` when the query could not run at all."""
+        return self.report.status if self.report is not None else "error"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "query": self.query,
+            "status": self.status,
+            "latency_ms": round(self.latency * 1000, 3),
+            "final_response": self.report.final_response if self.report is not None else None,
+            "errors": list(self.report.errors) if self.report is not None else [],
+            "error": self.error,
+            "error_type": self.error_type,
+        }
+
+
+@dataclass
+class BatchSummary:
+    """How the batch went; latencies are in seconds (``to_dict`` gives milliseconds)."""
+
+    count: int
+    succeeded: int
+    errors: int
+    statuses: dict[str, int]
+    concurrency: int
+    duration: float
+    p50: float
+    p95: float
+    max: float
+    mean: float
+
+    @property
+    def throughput(self) -> float:
+        """Queries per second over the batch's wall time."""
+        return self.count / self.duration if self.duration > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "succeeded": self.succeeded,
+            "errors": self.errors,
+            "statuses": dict(self.statuses),
+            "concurrency": self.concurrency,
+            "duration_ms": round(self.duration * 1000, 3),
+            "throughput_qps": round(self.throughput, 3),
+            "latency_ms": {
+                "p50": round(self.p50 * 1000, 3),
+                "p95": round(self.p95 * 1000, 3),
+                "max": round(self.max * 1000, 3),
+                "mean": round(self.mean * 1000, 3),
+            },
+        }
+
+
+@dataclass
+class BatchResult:
+    """Every item in input order, plus the summary."""
+
+    items: list[BatchItem] = field(default_factory=list)
+    summary: BatchSummary | None = None
+
+    @property
+    def reports(self) -> list[ExecutionReport | None]:
+        return [item.report for item in self.items]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary.to_dict() if self.summary else None,
+            "items": [item.to_dict() for item in self.items],
+        }
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def run_batch(
+    engine: CoordinatorEngine,
+    queries: Iterable[str],
+    plan: Sequence[str] | None = None,
+    *,
+    concurrency: int = 8,
+    goal: Sequence[str] | None = None,
+    executor: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchResult:
+    """Run every query through ``engine`` with up to ``concurrency`` runs at once.
+
+    ``plan`` (or ``goal``) applies to every query; by default the configured default plan.
+    ``progress`` is called in this thread after each query finishes; if it raises, queries
+    not yet started are cancelled and the exception propagates.
+    """
+    items = [BatchItem(index, query) for index, query in enumerate(_check(queries))]
+    workers = _check_concurrency(concurrency)
+    plan = _resolve_plan(engine, plan, goal)
+    started = time.perf_counter()
+    if items:
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(workers, len(items)), thread_name_prefix="sof-batch"
+        )
+        try:
+            futures = [pool.submit(_run_one, engine, item, plan, executor) for item in items]
+            for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                item = future.result()
+                if progress is not None:
+                    progress(done, len(items), item)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return _finish(items, workers, time.perf_counter() - started)
+
+
+async def arun_batch(
+    engine: CoordinatorEngine,
+    queries: Iterable[str],
+    plan: Sequence[str] | None = None,
+    *,
+    concurrency: int = 8,
+    goal: Sequence[str] | None = None,
+    executor: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchResult:
+    """``run_batch`` for async hosts: runs go through ``engine.aexecute_plan``."""
+    from sof_core.uif import UIF
+
+    items = [BatchItem(index, query) for index, query in enumerate(_check(queries))]
+    workers = _check_concurrency(concurrency)
+    plan = _resolve_plan(engine, plan, goal)
+    limit = asyncio.Semaphore(workers)
+    done = 0
+    started = time.perf_counter()
+
+    async def one(item: BatchItem) -> None:
+        nonlocal done
+        async with limit:
+            began = time.perf_counter()
+            try:
+                uif = UIF.for_query(item.query)
+                item.report = await engine.aexecute_plan(plan, uif, executor=executor)
+            except Exception as exc:
+                _record_error(item, exc)
+            item.latency = time.perf_counter() - began
+        done += 1
+        if progress is not None:
+            progress(done, len(items), item)
+
+    await asyncio.gather(*(one(item) for item in items))
+    return _finish(items, workers, time.perf_counter() - started)
+
+
+def _run_one(
+    engine: CoordinatorEngine, item: BatchItem, plan: list[str], executor: str | None
+) -> BatchItem:
+    began = time.perf_counter()
+    try:
+        item.report = engine.run_query(item.query, plan, executor=executor)
+    except Exception as exc:  # one query that cannot run must not stop the batch
+        _record_error(item, exc)
+    item.latency = time.perf_counter() - began
+    return item
+
+
+def _record_error(item: BatchItem, exc: Exception) -> None:
+    item.error = str(exc) or type(exc).__name__
+    item.error_type = type(exc).__name__
+
+
+def _check(queries: Iterable[str]) -> list[str]:
+    if isinstance(queries, str):
+        raise ConfigError(
+            "queries must be a list of strings, not one string; wrap it: [query]",
+            key="queries",
+        )
+    checked = list(queries)
+    for index, query in enumerate(checked):
+        if not isinstance(query, str):
+            raise ConfigError(
+                f"query #{index} is {type(query).__name__}, not str", key="queries"
+            )
+    return checked
+
+
+def _check_concurrency(concurrency: int) -> int:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"concurrency must be a whole number >= 1, got {concurrency!r}", key="concurrency"
+        )
+    return concurrency
+
+
+def _resolve_plan(
+    engine: CoordinatorEngine, plan: Sequence[str] | None, goal: Sequence[str] | None
+) -> list[str]:
+    """The one plan every query runs (resolved once, not per query)."""
+    if goal:
+        return engine.resolve_goal(goal)
+    return list(plan or engine.config.default_plan)
+
+
+def _finish(items: list[BatchItem], concurrency: int, duration: float) -> BatchResult:
+    latencies = sorted(item.latency for item in items)
+    statuses = Counter(item.status for item in items)
+    summary = BatchSummary(
+        count=len(items),
+        succeeded=statuses.get("success", 0),
+        errors=len(items) - statuses.get("success", 0),
+        statuses=dict(sorted(statuses.items())),
+        concurrency=concurrency,
+        duration=duration,
+        p50=percentile(latencies, 50),
+        p95=percentile(latencies, 95),
+        max=latencies[-1] if latencies else 0.0,
+        mean=sum(latencies) / len(latencies) if latencies else 0.0,
+    )
+    return BatchResult(items, summary)
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of already sorted values (0.0 for none)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+# --- input and output --------------------------------------------------------------------
+
+
+def read_queries(path: str | Path) -> list[str]:
+    """Queries from a text file, one per line; blank lines and ``#`` comments are skipped."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"query file {file} does not exist", key="file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read query file {file}: {exc}", key="file") from exc
+    queries = [line.strip() for line in text.splitlines()]
+    return [q for q in queries if q and not q.startswith("#")]
+
+
+def format_summary(summary: BatchSummary | None) -> str:
+    """One human line per fact, e.g. for the end of ``sof run --file``."""
+    if summary is None:
+        return "no batch summary"
+    lines = [
+        f"{summary.count} quer{'y' if summary.count == 1 else 'ies'}: "
+        f"{summary.succeeded} succeeded, {summary.errors} failed "
+        f"({', '.join(f'{k} {v}' for k, v in summary.statuses.items()) or 'none'})",
+        f"latency p50 {summary.p50 * 1000:.1f} ms, p95 {summary.p95 * 1000:.1f} ms, "
+        f"max {summary.max * 1000:.1f} ms",
+        f"wall {summary.duration:.2f} s at concurrency {summary.concurrency} "
+        f"({summary.throughput:.1f} queries/s)",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "BatchItem",
+    "BatchResult",
+    "BatchSummary",
+    "ProgressCallback",
+    "arun_batch",
+    "format_summary",
+    "percentile",
+    "read_queries",
+    "run_batch",
+]
