@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sof_core import BaseSkillModule, UIF
+from sof_core import UIF, BaseSkillModule
 
 
 @dataclass

@@ -40,7 +40,10 @@ def run(quick: bool) -> Section:
         compiled = compile_plan(plan, registry, config)  # also imports networkx
         assert compiled.ok, compiled.problems[:3]
         repeat = 3 if n >= 10_000 else 7
-        seconds = best_of(lambda plan=plan: compile_plan(plan, registry, config), repeat)
+        seconds = best_of(
+            lambda plan=plan, registry=registry, config=config: compile_plan(plan, registry, config),
+            repeat,
+        )
         timings[n] = seconds
         per_skill[n] = seconds / n
         base = per_skill[sizes[0]] * n

@@ -97,10 +97,10 @@ def render(results: dict[str, Any]) -> str:
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
 
     def line(cells: tuple[str, ...]) -> str:
-        return "   " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "   " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return [line(headers), line(tuple("-" * w for w in widths)), *map(line, rows)]
 
