@@ -126,6 +126,11 @@ class RunContext:
     def timed_out(self, step: Step, duration: float) -> Outcome:
         return timeout_outcome(step, duration)
 
+    def before_skill(self, step: Step, view: UIF) -> None:
+        """Tell observers a skill is about to run (for executors that build views themselves)."""
+        if self._before is not None:
+            self._before(step, view)
+
     def _notify_before(self, step: Step, view: UIF) -> None:
         self.engine.plugins.notify("sof_before_skill", skill=step.spec, uif=view)
 

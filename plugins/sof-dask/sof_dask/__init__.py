@@ -1,0 +1,8 @@
+"""SOF's Dask executor: ``executor = "dask"`` runs each stage's skills on a Dask cluster."""
+
+from __future__ import annotations
+
+from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
+from sof_dask.executor import DaskExecutor
+
+__all__ = ["DaskExecutor", "DaskUnavailableError", "SkillNotPicklableError"]

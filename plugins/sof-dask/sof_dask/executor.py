@@ -1,0 +1,257 @@
+"""``DaskExecutor``: each stage's skills run as tasks on a Dask distributed cluster.
+
+Per skill, only what it may see is sent: the skill instance, its declared inputs and the
+UIF's other fields, pickled here with cloudpickle so that a skill that cannot travel is
+reported as ``SkillNotPicklableError`` naming it (also on an in-process cluster, which
+would not otherwise serialise). The worker returns what the skill changed; the writes are
+replayed through the skill's normal view, so undeclared writes, type checks and the
+deterministic merge order are exactly the local ones.
+
+The cluster: ``plugin_settings["dask"]["scheduler"]`` or ``SOF_DASK_SCHEDULER`` names a
+running scheduler; otherwise one in-process ``LocalCluster`` per process is started on
+first use (``n_workers``, ``threads_per_worker`` and ``processes`` settings size it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sof_core._views import skill_view
+from sof_core.compiler import Step
+from sof_core.errors import SkillExecutionError, SkillTimeoutError, UndeclaredWriteError
+from sof_core.execution import Outcome, check_returned
+from sof_core.uif import UIF, UIFStatus
+from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
+from sof_dask.remote import APPENDED, run_skill
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from sof_core.coordinator import RunContext
+
+ENV_SCHEDULER = "SOF_DASK_SCHEDULER"
+_NOT_SENT = frozenset({"intermediate_data", *APPENDED})
+_NOT_RETRIED = (SkillNotPicklableError, UndeclaredWriteError, SkillTimeoutError)
+
+_lock = threading.Lock()
+_clients: dict[str, Client] = {}
+_local: dict[str, Any] = {}
+
+
+class DaskExecutor:
+    """Runs every stage's skills as Dask tasks (a stage of one skill too: it is remote)."""
+
+    name = "dask"
+    concurrent = True
+
+    def __init__(self, address: str | None = None, connect_timeout: float | None = None) -> None:
+        self._address = address
+        self._connect_timeout = connect_timeout
+        self._client: Client | None = None
+
+    # --- the cluster ---------------------------------------------------------------------
+
+    def client(self, settings: dict[str, Any]) -> Client:
+        """The client for the configured scheduler, or for this process's LocalCluster."""
+        if self._client is None:
+            address = self._address or settings.get("scheduler") or os.environ.get(ENV_SCHEDULER)
+            timeout = self._connect_timeout or float(settings.get("connect_timeout", 10))
+            self._client = _connect(address, timeout) if address else _local_client(settings)
+        return self._client
+
+    # --- the executor protocol -----------------------------------------------------------
+
+    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        client = self.client(run.config.settings_for("dask"))
+        started = time.monotonic()
+        pending: list[tuple[Step, UIF, Any, Any, Any]] = []
+        outcomes: dict[int, Outcome] = {}
+        for index, step in enumerate(steps):
+            view, data, guard = skill_view(
+                run.uif, step.name, step.readable, step.writable, step.writable_fields
+            )
+            run.before_skill(step, view)
+            try:
+                payload = _pack(step, run.uif, view)
+            except SkillNotPicklableError as exc:
+                outcomes[index] = Outcome(step, None, None, None, None, exc, 0.0, 1)
+                continue
+            future = client.submit(run_skill, payload, pure=False, key=_key(step))
+            pending.append((step, view, data, guard, (index, payload, future)))
+        for step, view, data, guard, (index, payload, future) in pending:
+            outcomes[index] = self._collect(client, run.uif, step, view, data, guard, payload,
+                                            future, started, run.config.retry_backoff)
+        return [outcomes[i] for i in range(len(steps))]
+
+    def _collect(self, client: Client, uif: UIF, step: Step, view: UIF, data: Any, guard: Any,
+                 payload: bytes, future: Any, started: float, backoff: float) -> Outcome:
+        """Wait for one task; replay its writes, or retry it, or time it out."""
+        attempts = 1
+        while True:
+            remaining = None
+            if step.timeout is not None:
+                remaining = max(0.0, started + step.timeout - time.monotonic())
+            try:
+                changes = future.result(timeout=remaining)
+                _replay(step, view, changes)
+                result = check_returned(step, view, view)
+                return Outcome(step, result, view, data, guard, None,
+                               time.monotonic() - started, attempts)
+            except _NOT_RETRIED as exc:
+                return Outcome(step, None, None, None, None, exc,
+                               time.monotonic() - started, attempts)
+            except (TimeoutError, _dask_timeout()):
+                future.cancel()
+                error = SkillTimeoutError(
+                    f"did not finish within {step.timeout}s on the Dask cluster; abandoned",
+                    step.name,
+                )
+                return Outcome(step, None, None, None, None, error,
+                               time.monotonic() - started, attempts)
+            except Exception as exc:
+                if attempts > step.retries:
+                    return Outcome(step, None, None, None, None, exc,
+                                   time.monotonic() - started, attempts)
+                attempts += 1
+                if backoff:
+                    time.sleep(backoff * (2 ** (attempts - 2)))
+                view, data, guard = skill_view(
+                    uif, step.name, step.readable, step.writable, step.writable_fields
+                )
+                future = client.submit(run_skill, payload, pure=False, key=_key(step))
+
+    def close(self) -> None:
+        """Forget the client (the shared LocalCluster stays up until the process exits)."""
+        self._client = None
+
+
+# --- sending and receiving -------------------------------------------------------------------
+
+
+def _pack(step: Step, uif: UIF, view: UIF) -> bytes:
+    """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
+    import cloudpickle
+
+    source = uif.__dict__["intermediate_data"]
+    inputs = {key: source[key] for key in step.readable if key in source}
+    fields = {k: v for k, v in view.__dict__.items() if k not in _NOT_SENT}
+    try:
+        cloudpickle.dumps(step.instance)
+    except Exception as exc:
+        raise SkillNotPicklableError(step.name, "the skill instance", _reason(exc)) from exc
+    try:
+        return cloudpickle.dumps((step.instance, inputs, fields))
+    except Exception as exc:
+        bad = [k for k, v in inputs.items() if not _picklable(v)]
+        what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
+        raise SkillNotPicklableError(step.name, what, _reason(exc)) from exc
+
+
+def _replay(step: Step, view: UIF, changes: dict[str, Any]) -> None:
+    """Apply the worker's report to the skill's view, through the normal write checks."""
+    if "returned_type" in changes:
+        raise SkillExecutionError(
+            f"execute() returned {changes['returned_type']}; return the uif it was given",
+            step.name,
+        )
+    data = view.intermediate_data
+    for key, value in changes["data"].items():
+        data[key] = value  # ScopedData: raises UndeclaredWriteError for undeclared keys
+    fields = dict(changes["fields"])
+    status = fields.pop("status", None)
+    error_details = fields.pop("error_details", None)
+    for name, value in fields.items():
+        setattr(view, name, value)  # the guard rejects undeclared fields, pydantic checks types
+    view.log_trace.extend(changes["log_trace"])
+    view.warnings.extend(changes["warnings"])
+    view.skill_outputs.update(changes["skill_outputs"])
+    if status is UIFStatus.FAILURE or status == UIFStatus.FAILURE.value:
+        view.__dict__["status"] = UIFStatus.FAILURE
+        view.__dict__["error_details"] = error_details
+
+
+def _key(step: Step) -> str:
+    import uuid
+
+    return f"sof-{step.name}-{uuid.uuid4().hex}"
+
+
+def _picklable(value: Any) -> bool:
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _dask_timeout() -> type[BaseException]:
+    from distributed import TimeoutError as DaskTimeout
+
+    return DaskTimeout  # type: ignore[no-any-return]
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def _connect(address: str, timeout: float) -> Client:
+    with _lock:
+        client = _clients.get(address)
+        if client is None:
+            from distributed import Client
+
+            try:
+                client = Client(address, timeout=timeout, set_as_default=False)
+            except Exception as exc:
+                raise DaskUnavailableError(
+                    f"cannot reach the Dask scheduler at {address!r} ({_reason(exc)}); start "
+                    f"it, or unset plugin_settings.dask.scheduler / {ENV_SCHEDULER} to use a "
+                    "LocalCluster"
+                ) from exc
+            _clients[address] = client
+        return client
+
+
+def _local_client(settings: dict[str, Any]) -> Client:
+    """This process's LocalCluster, started on first use and closed at exit."""
+    with _lock:
+        client = _local.get("client")
+        if client is None:
+            from distributed import Client, LocalCluster
+
+            try:
+                cluster = LocalCluster(
+                    n_workers=int(settings.get("n_workers", 1)),
+                    threads_per_worker=int(settings.get("threads_per_worker", 16)),
+                    processes=bool(settings.get("processes", False)),
+                    dashboard_address=settings.get("dashboard_address", ":0"),
+                )
+                client = Client(cluster, set_as_default=False)
+            except Exception as exc:
+                raise DaskUnavailableError(
+                    f"could not start a Dask LocalCluster ({_reason(exc)}); check the "
+                    "plugin_settings.dask values or set a scheduler address"
+                ) from exc
+            _local.update(cluster=cluster, client=client)
+            atexit.register(_close_local)
+        return client
+
+
+def _close_local() -> None:
+    with _lock:
+        client, cluster = _local.pop("client", None), _local.pop("cluster", None)
+    for closable in (client, cluster):
+        if closable is not None:
+            with contextlib.suppress(Exception):  # shutting down anyway
+                closable.close()
