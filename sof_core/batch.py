@@ -305,12 +305,52 @@ def format_summary(summary: BatchSummary | None) -> str:
     return "\n".join(lines)
 
 
+def cli_run(engine: CoordinatorEngine, queries: Sequence[str], plan: Sequence[str],
+            args: Any) -> int:
+    """``sof run --file``: run the batch, print one line per query and the summary.
+
+    Progress goes to stderr as queries finish; ``--json`` prints ``BatchResult.to_dict()``.
+    Exit code 0 when every query succeeded (or partially succeeded), else 1.
+    """
+    import sys
+
+    as_json = bool(getattr(args, "json", False))
+
+    def progress(done: int, total: int, item: BatchItem) -> None:
+        if not as_json:
+            print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
+
+    batch = run_batch(
+        engine, queries, plan,
+        concurrency=getattr(args, "concurrency", None) or 8,
+        executor=getattr(args, "executor", None),
+        progress=progress,
+    )
+    if as_json:
+        import json
+
+        print(json.dumps(batch.to_dict(), indent=2, default=str))
+    else:
+        for item in batch.items:
+            answer = item.report.final_response if item.report is not None else None
+            detail = answer or item.error or "; ".join(
+                item.report.errors if item.report is not None else []
+            ) or "(no response)"
+            print(f"#{item.index + 1} [{item.status}] {item.latency * 1000:.1f} ms  "
+                  f"{item.query}\n    {detail}")
+        print()
+        print(format_summary(batch.summary))
+    ok = all(item.status in ("success", "partial") for item in batch.items)
+    return 0 if ok else 1
+
+
 __all__ = [
     "BatchItem",
     "BatchResult",
     "BatchSummary",
     "ProgressCallback",
     "arun_batch",
+    "cli_run",
     "format_summary",
     "percentile",
     "read_queries",

@@ -26,11 +26,17 @@ from sof_core.errors import (
     SkillTimeoutError,
     SOFError,
 )
-from sof_core.execution import Outcome, execute_step, merge_outcome
+from sof_core.execution import (
+    Outcome,
+    execute_step,
+    merge_outcome,
+    merge_writes,
+    run_step,
+)
 from sof_core.executors import Executor, timeout_outcome
 from sof_core.markers import hookimpl
 from sof_core.plugins import PluginManager, get_plugin_manager
-from sof_core.report import ExecutionReport, RunStatus, SkillResult
+from sof_core.report import ExecutionReport, RunStatus, SkillResult, SkillStatus
 from sof_core.uif import UIF, UIFStatus
 from sof_core.validation import ValidationProblem
 
@@ -149,6 +155,7 @@ class RunContext:
             # do); then call the skill here and save three calls per skill.
             direct = getattr(self.executor, "inline_single_steps", False) is True
             backoff, before, apply = self._backoff, self._before, self._apply
+            results, after = self.results, self._after_skill
             for index, stage in enumerate(self.step_stages):
                 if self.stop_status is not None:
                     break
@@ -160,7 +167,26 @@ class RunContext:
                         if key not in data:
                             break  # let _ready_steps record why it is skipped
                     else:
-                        apply(execute_step(step, uif, backoff, before), index)
+                        # execute_step + _apply's success path, inlined without the
+                        # Outcome object (the per-skill cost is the headline number)
+                        returned, view, scope, error, duration, attempts = run_step(
+                            step, uif, backoff, before
+                        )
+                        if error is None:
+                            try:
+                                merge_writes(uif, step, returned, view, scope, scope, duration)
+                            except SOFError as exc:
+                                error = exc
+                        if error is not None:
+                            apply(Outcome(step, None, None, None, None, error, duration,
+                                          attempts), index)
+                            continue
+                        result = SkillResult(step.name, "success", duration, attempts, index,
+                                             None, None, step.plugin)
+                        results.append(result)
+                        if after:
+                            self.engine.plugins.notify("sof_after_skill", skill=step.spec,
+                                                       result=result)
                         continue
                 steps, skipped = self._ready_steps(stage)
                 outcomes = run_stage(self, steps) if steps else ()
@@ -253,7 +279,7 @@ class RunContext:
                 self.engine.plugins.notify("sof_after_skill", skill=step.spec, result=result)
             return
         else:
-            status = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
+            status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
             result = SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
                                  _message(error), type(error).__name__, step.plugin)
         self._record(result)
@@ -316,7 +342,7 @@ class RunContext:
                 if name in finished:
                     continue
                 step = self.compiled.steps[name]
-                status = "timeout" if number == self.stage_index else "skipped"
+                status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
                 self.results.append(
                     SkillResult(name, status, 0.0, 0, number,
                                 f"run exceeded total_timeout of {timeout}s",

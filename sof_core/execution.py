@@ -54,6 +54,11 @@ class Outcome:
     attempts: int
 
 
+#: What ``run_step`` returns: (result, view, scope, error, duration, attempts) — the fields
+#: of an ``Outcome`` after ``step``, as a plain tuple (the inline walk skips the object).
+StepRun = tuple[UIF | None, UIF | None, ScopedData | None, BaseException | None, float, int]
+
+
 def execute_step(
     step: Step,
     uif: UIF,
@@ -61,35 +66,44 @@ def execute_step(
     before: Callable[[Step, UIF], None] | None = None,
 ) -> Outcome:
     """Run one skill on its own view of ``uif`` (sync or async), with retries."""
+    result, view, scope, error, duration, attempts = run_step(step, uif, retry_backoff, before)
+    return Outcome(step, result, view, scope, scope, error, duration, attempts)
+
+
+def run_step(
+    step: Step,
+    uif: UIF,
+    retry_backoff: float = 0.0,
+    before: Callable[[Step, UIF], None] | None = None,
+) -> StepRun:
+    """``execute_step`` without the ``Outcome``: the per-skill hot path of inline runs."""
     attempts = 0
     started = _perf()
-    execute = step.instance.execute
-    is_async = step.spec.is_async
     source = uif.__dict__
     while True:
         attempts += 1
-        # skill_view(uif, ...) inlined: this line runs once per skill per run.
-        data = guard = ScopedData(
+        # skill_view(uif, ...) inlined: this runs once per skill per run.
+        scope = ScopedData(
             step.name, source["intermediate_data"], step.readable, step.writable,
             step.writable_fields,
         )
         view = _new(type(uif))
         fields = view.__dict__
         fields.update(source)
-        fields["intermediate_data"] = data
+        fields["intermediate_data"] = scope
         fields["log_trace"] = []
         fields["warnings"] = []
         fields["skill_outputs"] = {}
         _set_fields_set(view, set(uif.__pydantic_fields_set__))
         _set_extra(view, None)
-        _set_private(view, {"_sof_guard": data})
+        _set_private(view, {"_sof_guard": scope})
         try:
             if before is not None:
                 before(step, view)
-            if is_async:
-                returned = run_coroutine(execute(view), step.timeout, step.name)
+            if step.spec.is_async:
+                returned = run_coroutine(step.instance.execute(view), step.timeout, step.name)
             else:
-                returned = execute(view)
+                returned = step.instance.execute(view)
             # view.__dict__ afresh: pydantic replaces it on every validated field assignment.
             if (returned is view or returned is None) and (
                 view.__dict__["status"] is not _FAILURE
@@ -97,15 +111,15 @@ def execute_step(
                 result = view  # the common case, checked inline (same as check_returned)
             else:
                 result = check_returned(step, view, returned)
-            return Outcome(step, result, view, data, guard, None, _perf() - started, attempts)
+            return result, view, scope, None, _perf() - started, attempts
         except _NOT_RETRIED as exc:
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return None, None, None, exc, _perf() - started, attempts
         except (Exception, SystemExit) as exc:
             if attempts <= step.retries:
                 if retry_backoff:
                     time.sleep(retry_backoff * (2 ** (attempts - 1)))
                 continue
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return None, None, None, exc, _perf() - started, attempts
 
 
 async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Outcome:
@@ -177,18 +191,27 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: 
 
 def merge_outcome(main: UIF, outcome: Outcome) -> None:
     """Fold a successful skill's writes into ``main`` (raises for undeclared writes)."""
-    step = outcome.step
-    result: Any = outcome.result  # all three are set on a successful outcome
-    data: Any = outcome.data
-    guard: Any = outcome.guard
+    merge_writes(main, outcome.step, outcome.result, outcome.view, outcome.data, outcome.guard,
+                 outcome.duration)
+
+
+def merge_writes(
+    main: UIF,
+    step: Step,
+    result: Any,
+    view: Any,
+    data: Any,
+    guard: Any,
+    duration: float,
+) -> None:
+    """``merge_outcome`` from the outcome's parts (all set for a successful skill)."""
     fields = main.__dict__
     produced = result.__dict__
-    if result is outcome.view:
+    if result is view:
         writes = data.written
         written_fields = guard.written_fields
     else:  # the skill returned another UIF object: compare it with the view it was given
-        assert outcome.view is not None
-        before = outcome.view.__dict__
+        before = view.__dict__
         returned_data = produced["intermediate_data"]
         writes = dict(data.written) if returned_data is data else {}
         writes.update(_diff_data(step, before["intermediate_data"], returned_data))
@@ -202,8 +225,9 @@ def merge_outcome(main: UIF, outcome: Outcome) -> None:
                     step.name,
                 )
         fields["intermediate_data"].update(writes)
-    for name in written_fields:
-        fields[name] = produced[name]
+    if written_fields:
+        for name in written_fields:
+            fields[name] = produced[name]
     # Empty lists/dicts are the norm: skip them without a call.
     log_trace = produced["log_trace"]
     if log_trace and log_trace is not fields["log_trace"]:
@@ -216,7 +240,7 @@ def merge_outcome(main: UIF, outcome: Outcome) -> None:
         for skill, values in outputs.items():
             fields["skill_outputs"].setdefault(skill, {}).update(values)
     fields["executed_skills"].append(step.name)
-    fields["skill_timings"][step.name] = outcome.duration
+    fields["skill_timings"][step.name] = duration
 
 
 def _diff_data(step: Step, before: Any, after: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,41 @@ def test_read_queries_skips_blank_lines_and_comments(tmp_path: Path) -> None:
     assert read_queries(path) == ["What is SOF?", "Who wrote SAM?"]
     with pytest.raises(ConfigError, match="does not exist"):
         read_queries(tmp_path / "missing.txt")
+
+
+def test_sof_run_file_runs_every_line_and_prints_a_summary(
+    tmp_path: Path, dists: Any, sof_cli: Any
+) -> None:
+    dists.add("sof-echo-plugin", '''
+        from sof_core import BaseSkillModule, hookimpl
+
+        class Echo(BaseSkillModule):
+            skill_name = "Echo"
+            skill_description = "echoes the query"
+            output_keys = ["final_response"]
+            max_execution_time = None
+
+            def execute(self, uif):
+                uif.final_response = "echo: " + uif.input_query
+                return uif
+
+        @hookimpl
+        def sof_register_skills():
+            return [Echo]
+    ''', entry_name="echo")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("first question\n\nsecond question\n", encoding="utf-8")
+    env = {**dists.env(), "SOF_CONFIG": str(tmp_path / "config.json"), "SOF_PLUGINS_ONLY": "echo"}
+
+    text = sof_cli("run", "--plan", "Echo", "--file", str(queries), "--concurrency", "2", env=env)
+    assert text.returncode == 0, text.stderr
+    assert "echo: first question" in text.stdout and "echo: second question" in text.stdout
+    assert "2 queries: 2 succeeded, 0 failed" in text.stdout
+
+    data = json.loads(
+        sof_cli("run", "--plan", "Echo", "--file", str(queries), "--json", env=env).stdout
+    )
+    assert data["summary"]["count"] == 2
+    assert [i["final_response"] for i in data["items"]] == [
+        "echo: first question", "echo: second question"
+    ]
