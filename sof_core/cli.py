@@ -33,8 +33,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], max((len(line) for line in cell.splitlines()), default=0))
+
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.ljust(widths[i]) for i, v in enumerate(values)).rstrip()
+
     out = [line(headers), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)
     return "\n".join(out)
@@ -110,9 +112,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             for r in records
         ]
         if rows:
-            print(render_table(
-                ["PLUGIN", "VERSION", "DISTRIBUTION", "STATUS", "HOOKS", "IMPORT MS", "ERROR"], rows
-            ))
+            print(
+                render_table(
+                    ["PLUGIN", "VERSION", "DISTRIBUTION", "STATUS", "HOOKS", "IMPORT MS", "ERROR"],
+                    rows,
+                )
+            )
         else:
             print("no SOF plugins installed (entry point group 'sof.plugins')")
     failed = [r for r in records if r.status == "failed"]
@@ -133,8 +138,15 @@ def cmd_skills(args: argparse.Namespace) -> int:
     rows = []
     for e in entries:
         inputs = list(e.spec.required_inputs) + [f"{k}?" for k in e.spec.optional_inputs]
-        rows.append((e.spec.name, e.spec.version, ", ".join(inputs) or "-",
-                     ", ".join(e.spec.output_keys) or "-", e.plugin))
+        rows.append(
+            (
+                e.spec.name,
+                e.spec.version,
+                ", ".join(inputs) or "-",
+                ", ".join(e.spec.output_keys) or "-",
+                e.plugin,
+            )
+        )
     print(render_table(["SKILL", "VERSION", "INPUTS (? = optional)", "OUTPUTS", "PLUGIN"], rows))
     return 0
 
@@ -156,15 +168,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     elif args.format == "dot":
         print(to_dot(skill_graph, stages), end="")
     elif args.format == "json":
-        _print_json({
-            "plan": list(compiled.plan),
-            "stages": stages,
-            "edges": [
-                {"from": a, "to": b, "keys": list(d["keys"])}
-                for a, b, d in skill_graph.graph.edges(data=True)
-            ],
-            "problems": [p.to_dict() for p in compiled.problems],
-        })
+        _print_json(
+            {
+                "plan": list(compiled.plan),
+                "stages": stages,
+                "edges": [
+                    {"from": a, "to": b, "keys": list(d["keys"])}
+                    for a, b, d in skill_graph.graph.edges(data=True)
+                ],
+                "problems": [p.to_dict() for p in compiled.problems],
+            }
+        )
     else:
         for number, stage in enumerate(stages, 1):
             print(f"stage {number}: {', '.join(stage)}")
@@ -178,7 +192,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     plan = _resolve_plan(engine, args)
     problems = engine.validate_plan(plan)
     if args.json:
-        _print_json({"plan": plan, "valid": not problems, "problems": [p.to_dict() for p in problems]})
+        _print_json(
+            {"plan": plan, "valid": not problems, "problems": [p.to_dict() for p in problems]}
+        )
     elif problems:
         print(f"plan {plan} is invalid ({len(problems)} problem(s)):")
         for problem in problems:
@@ -203,14 +219,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for item in args.context or ():
         key, _, value = item.partition("=")
         context[key] = value
-    uif = UIF.for_query(" ".join(args.query), user_context=context,
-                        session_id=args.session, user_id=args.user)
+    uif = UIF.for_query(
+        " ".join(args.query), user_context=context, session_id=args.session, user_id=args.user
+    )
     try:
         report = engine.execute_plan(plan, uif, executor=args.executor)
     except PlanValidationError as exc:
         if args.json:
-            _print_json({"status": "invalid", "plan": plan,
-                         "problems": [p.to_dict() for p in exc.problems]})
+            _print_json(
+                {"status": "invalid", "plan": plan, "problems": [p.to_dict() for p in exc.problems]}
+            )
         else:
             print(f"sof: plan {plan} is invalid:", file=sys.stderr)
             for problem in exc.problems:
@@ -233,16 +251,28 @@ def _print_report(report: Any, trace: bool) -> None:
     for warning in uif.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     confidence = "-" if uif.confidence_score is None else f"{uif.confidence_score:.2f}"
-    print(f"\nstatus: {report.status}  confidence: {confidence}  "
-          f"time: {report.duration * 1000:.1f} ms  executor: {report.executor}")
+    print(
+        f"\nstatus: {report.status}  confidence: {confidence}  "
+        f"time: {report.duration * 1000:.1f} ms  executor: {report.executor}"
+    )
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     if trace:
         print("\nStages (skills in one stage run concurrently):")
         for number, stage in enumerate(report.stages, 1):
             print(f"  stage {number}: {' | '.join(stage)}")
-        rows = [(r.stage + 1, r.skill, r.status, f"{r.duration * 1000:.2f}", r.attempts,
-                 r.plugin or "", r.error or "") for r in report.results]
+        rows = [
+            (
+                r.stage + 1,
+                r.skill,
+                r.status,
+                f"{r.duration * 1000:.2f}",
+                r.attempts,
+                r.plugin or "",
+                r.error or "",
+            )
+            for r in report.results
+        ]
         print()
         print(render_table(["STAGE", "SKILL", "STATUS", "MS", "TRIES", "PLUGIN", "ERROR"], rows))
         if uif.log_trace:
@@ -289,11 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     def plan_options(p: argparse.ArgumentParser, positional: bool) -> None:
         if positional:
-            p.add_argument("plan", nargs="*", metavar="SKILL", help="skill names (default plan if none)")
-        p.add_argument("--goal", action="append", metavar="KEY",
-                       help="plan the skills that produce KEY (e.g. final_response)")
-        p.add_argument("--prefer", action="append", metavar="KEY=SKILL",
-                       help="with --goal: which skill produces KEY when several can")
+            p.add_argument(
+                "plan", nargs="*", metavar="SKILL", help="skill names (default plan if none)"
+            )
+        p.add_argument(
+            "--goal",
+            action="append",
+            metavar="KEY",
+            help="plan the skills that produce KEY (e.g. final_response)",
+        )
+        p.add_argument(
+            "--prefer",
+            action="append",
+            metavar="KEY=SKILL",
+            help="with --goal: which skill produces KEY when several can",
+        )
 
     p = sub.add_parser("graph", help="draw a plan's DAG with its parallel stages")
     plan_options(p, positional=True)
@@ -334,8 +374,10 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
         try:
             impl.function(sub)
         except Exception as exc:  # one plugin's broken command must not break `sof`
-            print(f"sof: warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}",
-                  file=sys.stderr)
+            print(
+                f"sof: warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,7 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    wants_plugin_command = bool(argv) and not argv[0].startswith("-") and argv[0] not in CORE_COMMANDS
+    wants_plugin_command = (
+        bool(argv) and not argv[0].startswith("-") and argv[0] not in CORE_COMMANDS
+    )
     try:
         if wants_plugin_command:
             _add_plugin_commands(parser, _manager())
@@ -354,7 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return int(args.func(args))
     except SOFError as exc:
-        return _fail(str(exc), 1 if type(exc).__name__.startswith(("Plan", "Plugin", "Goal")) else 2)
+        return _fail(
+            str(exc), 1 if type(exc).__name__.startswith(("Plan", "Plugin", "Goal")) else 2
+        )
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

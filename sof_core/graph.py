@@ -2,7 +2,7 @@
 
 An edge ``producer → consumer`` exists for every key the consumer reads (required or
 optional) that the producer writes. networkx is imported here and nowhere on the CLI's
-start-up path, because importing it costs ~150–200 ms.
+start-up path, because importing it costs ~150-200 ms.
 """
 
 from __future__ import annotations
@@ -161,8 +161,8 @@ def to_mermaid(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
     ids = {name: f"s{i}" for i, name in enumerate(skill_graph.graph.nodes)}
     lines = ["flowchart LR"]
     for number, stage in enumerate(stages, 1):
-        lines.append(f"  subgraph stage{number}[\"stage {number}\"]")
-        lines.extend(f"    {ids[name]}[\"{name}\"]" for name in stage)
+        lines.append(f'  subgraph stage{number}["stage {number}"]')
+        lines.extend(f'    {ids[name]}["{name}"]' for name in stage)
         lines.append("  end")
     for producer, consumer, data in skill_graph.graph.edges(data=True):
         label = ", ".join(data["keys"])
@@ -175,12 +175,12 @@ def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
     lines = ["digraph sof_plan {", "  rankdir=LR;", "  node [shape=box];"]
     for number, stage in enumerate(stages, 1):
         lines.append(f"  subgraph cluster_stage{number} {{")
-        lines.append(f"    label=\"stage {number}\";")
+        lines.append(f'    label="stage {number}";')
         lines.extend(f"    {_dot_id(name)};" for name in stage)
         lines.append("  }")
     for producer, consumer, data in skill_graph.graph.edges(data=True):
         label = ", ".join(data["keys"])
-        lines.append(f"  {_dot_id(producer)} -> {_dot_id(consumer)} [label=\"{label}\"];")
+        lines.append(f'  {_dot_id(producer)} -> {_dot_id(consumer)} [label="{label}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -163,7 +163,9 @@ class PluginManager:
         failed = [r for r in self.records.values() if r.status == "failed"]
         if failed:
             detail = "; ".join(f"{r.name}: {r.error}" for r in failed)
-            raise PluginError(failed[0].name, f"strict mode: {len(failed)} plugin(s) failed: {detail}")
+            raise PluginError(
+                failed[0].name, f"strict mode: {len(failed)} plugin(s) failed: {detail}"
+            )
 
     def register(
         self,
@@ -338,7 +340,8 @@ class PluginManager:
             if only is not None and impl.plugin_name != only:
                 continue
             try:
-                impl.function(*[{'config': self.config, 'registry': self.registry}[a] for a in impl.argnames])
+                available = {"config": self.config, "registry": self.registry}
+                impl.function(*[available[arg] for arg in impl.argnames])
             except Exception as exc:
                 record = self.records.get(impl.plugin_name)
                 error = PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}")

@@ -20,7 +20,7 @@ from sof_core.errors import SkillDefinitionError, SkillDependencyError
 from sof_core.uif import HOST_FIELDS, UIF, UIF_FIELD_TYPES
 
 #: What a declaration may be: names, (name, type) pairs, or a name→type mapping.
-KeyDeclaration = Union[Iterable[Union[str, tuple[str, Any]]], Mapping[str, Any]]
+KeyDeclaration = Union[Iterable[str | tuple[str, Any]], Mapping[str, Any]]  # noqa: UP007
 
 
 class BaseSkillModule(ABC):

@@ -183,6 +183,4 @@ class UIF(BaseModel):
 SAM_UIF = UIF
 
 #: Type of every UIF field, used by the validator to type-check declared keys.
-UIF_FIELD_TYPES: dict[str, Any] = {
-    name: info.annotation for name, info in UIF.model_fields.items()
-}
+UIF_FIELD_TYPES: dict[str, Any] = {name: info.annotation for name, info in UIF.model_fields.items()}

@@ -231,7 +231,7 @@ def types_compatible(produced: Any, consumed: Any) -> bool:
     p_args, c_args = get_args(produced), get_args(consumed)
     if not p_args or not c_args or len(p_args) != len(c_args):
         return True
-    return all(types_compatible(p, c) for p, c in zip(p_args, c_args))
+    return all(types_compatible(p, c) for p, c in zip(p_args, c_args, strict=True))
 
 
 def _is_union(tp: Any) -> bool:
