@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import time
 from typing import Any
 
@@ -29,9 +30,16 @@ def _rss_bytes() -> int:
         import psutil
 
         return int(psutil.Process().memory_info().rss)
-    except ImportError:  # Linux without psutil
+    except ImportError:
+        pass
+    try:  # Linux without psutil
         with open(f"/proc/{os.getpid()}/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # elsewhere: peak RSS, which can only grow (still bounds the growth)
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def _engine(io_wait: float) -> tuple[Any, list[str]]:

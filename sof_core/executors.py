@@ -90,7 +90,7 @@ class ThreadExecutor(_PoolOwner):
         started = time.monotonic()
         futures = [pool.submit(run.execute, step) for step in steps]
         outcomes = []
-        for step, future in zip(steps, futures):
+        for step, future in zip(steps, futures, strict=True):
             remaining = None
             if step.timeout is not None:
                 remaining = max(0.0, started + step.timeout - time.monotonic())
