@@ -6,6 +6,7 @@ retries) is computed here, so the hot path does set lookups and nothing else.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def compile_plan(
     cycles = find_cycles(skill_graph)
     for path in cycles:
         hops = []
-        for producer, consumer in zip(path, path[1:]):
+        for producer, consumer in itertools.pairwise(path):
             keys = ", ".join(skill_graph.edge_keys(producer, consumer))
             hops.append(f"{producer} -[{keys}]-> {consumer}")
         problems.append(

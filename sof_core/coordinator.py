@@ -412,7 +412,9 @@ class CoordinatorEngine:
             self._cache.put(key, compiled)
         return compiled
 
-    def validate_plan(self, plan: Sequence[str], available: Iterable[str] = ()) -> list[ValidationProblem]:
+    def validate_plan(
+        self, plan: Sequence[str], available: Iterable[str] = ()
+    ) -> list[ValidationProblem]:
         """Every problem of ``plan`` (an empty list means it is runnable)."""
         return list(self.compile(plan, available).problems)
 
