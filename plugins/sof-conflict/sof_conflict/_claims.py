@@ -36,6 +36,10 @@ from sof_conflict._text import (
 )
 
 Kind = Literal["date", "number", "value", "negation"]
+#: Longer clauses are tables, logs or run-ons, not statements another passage could repeat;
+#: skipping them also bounds the work per clause, so detection stays linear in the text.
+MAX_CLAUSE_CHARS = 500
+MAX_CLAUSE_WORDS = 80
 #: Order in which kinds are reported for the same place in the text.
 KIND_RANK: dict[str, int] = {"date": 0, "number": 1, "value": 2, "negation": 3}
 
@@ -160,9 +164,11 @@ def extract_claims(sentence: str) -> list[Claim]:
 
 
 def _clause_claims(clause: str) -> list[Claim]:
+    if len(clause) > MAX_CLAUSE_CHARS:
+        return []
     tokens = tokenize(clause)
     lows = [t.lower for t in tokens]
-    if not lows or lows[0] in SUBJECTLESS_OPENERS:
+    if not lows or len(lows) > MAX_CLAUSE_WORDS or lows[0] in SUBJECTLESS_OPENERS:
         return []
     spans = _value_spans(clause)
     in_dates = [any(s.start <= t.start < s.end for s in spans) for t in tokens]  # "May 2023"
@@ -294,7 +300,7 @@ def _date_value(groups: tuple[str | None, ...], layout: str) -> tuple[int | None
 
 
 def _before_word(clause: str, start: int) -> str:
-    match = re.search(r"([^\s\d]+)\s*$", clause[:start])
+    match = re.search(r"([^\s\d]+)\s*$", clause[max(0, start - 40) : start])
     return match.group(1).lower().strip(",.;:(\"'") if match else ""
 
 

@@ -46,9 +46,9 @@ _ABBREVIATIONS = frozenset(
 
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022>#]+|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
+_SENTENCE_END = re.compile(r"(?<![.!?])[.!?]+[\"')\]]*\s+")  # starts a run only: linear
 _CLAUSE_BREAK = re.compile(
-    r"\s*;\s*|,\s*(?:and|but|while|whereas|although|though|yet)\s+|\s+(?:but|whereas)\s+"
+    r"\s*;\s*|:\s+(?=\S+\s+\S+\s+\S)|,\s*(?:and|but|while|whereas|although|though|yet)\s+|\s+(?:but|whereas)\s+"
     r"|\s+and\s+(?=(?:is|are|was|were|has|have|had|now|also|still|then|later|does|did|can|will"
     r"|became|becomes)\b)",
     re.IGNORECASE,
@@ -93,7 +93,7 @@ def split_sentences(text: str) -> list[str]:
             end = match.end()
             if end < len(paragraph) and paragraph[end].islower():
                 continue
-            words = paragraph[start : match.start()].split()
+            words = paragraph[max(start, match.start() - 12) : match.start()].split()
             last = words[-1].lower().rstrip(".") if words else ""
             if last in _ABBREVIATIONS and match.group().startswith(".") and end < len(paragraph):
                 continue
@@ -105,7 +105,11 @@ def split_sentences(text: str) -> list[str]:
 
 
 def split_clauses(sentence: str) -> list[str]:
-    """Independent clauses of a sentence ("X is A; Y is B", "X is A, but Y is B")."""
+    """Independent clauses of a sentence ("X is A; Y is B", "X is A, but Y is B").
+
+    A colon splits only when a clause follows it ("Release notes: X was redesigned in
+    2024"); a short "Default backend: SQLite" stays whole and reads as key and value.
+    """
     clauses = []
     for clause in _CLAUSE_BREAK.split(sentence):
         clause = _LEAD_IN.sub("", clause.strip()).strip().rstrip(".!,")

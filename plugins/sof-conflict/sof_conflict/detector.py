@@ -65,7 +65,8 @@ def passages_from(
 
     Memory entries must be mappings with a string ``text``; ``id`` and ``source`` are
     optional. Tool entries must be mappings; their ``content`` is used when it is text and
-    skipped otherwise (structured tool output has no sentences to compare).
+    skipped otherwise (structured tool output has no sentences to compare). A tool result
+    without ``source`` is labelled ``tool:<name>``, as the response skill labels it.
     """
     passages: list[Passage] = []
     if not isinstance(memory_results, (list, tuple)):
@@ -114,7 +115,7 @@ def passages_from(
         passages.append(
             Passage(
                 id=f"tool:{tool}:{index}" if passage_id is None else str(passage_id),
-                source=str(entry.get("source") or tool),
+                source=str(entry.get("source") or f"tool:{tool}"),
                 text=content,
                 origin="tool",
             )
