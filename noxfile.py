@@ -53,6 +53,9 @@ def demo(session: nox.Session) -> None:
     session.run("sof", "plugins", env=env)
     session.run("sof", "memory", "import", "--sample", env=env)
     session.run("sof", "run", *(session.posargs or [DEMO_QUERY]), "--trace", env=env)
+    if not session.posargs:  # the same query with conflict detection between memory and response
+        plan = ["MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"]
+        session.run("sof", "run", DEMO_QUERY, "--plan", *plan, env=env)
 
 
 @nox.session
