@@ -48,7 +48,8 @@ _PARAGRAPHS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022>#]+|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<![.!?])[.!?]+[\"')\]]*\s+")  # starts a run only: linear
 _CLAUSE_BREAK = re.compile(
-    r"\s*;\s*|:\s+(?=\S+\s+\S+\s+\S)|,\s*(?:and|but|while|whereas|although|though|yet)\s+|\s+(?:but|whereas)\s+"
+    r"\s*;\s*|:\s+(?=\S+\s+\S+\s+\S)"
+    r"|,\s*(?:and|but|while|whereas|although|though|yet)\s+|\s+(?:but|whereas)\s+"
     r"|\s+and\s+(?=(?:is|are|was|were|has|have|had|now|also|still|then|later|does|did|can|will"
     r"|became|becomes)\b)",
     re.IGNORECASE,

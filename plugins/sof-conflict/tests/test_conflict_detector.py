@@ -176,7 +176,10 @@ def test_no_passages_and_no_text_give_no_conflicts() -> None:
 
 
 def test_one_passage_stating_two_values_does_not_contradict_itself() -> None:
-    story = "The SAM memory system was redesigned in 2023. The SAM memory system was redesigned in 2024."
+    story = (
+        "The SAM memory system was redesigned in 2023. "
+        "The SAM memory system was redesigned in 2024."
+    )
     assert detect_conflicts(memories(story)) == []
 
 

@@ -62,7 +62,9 @@ def test_which_passages_conflict_does_not_depend_on_their_order(
     shuffled = list(memory)
     rnd.shuffle(shuffled)
 
-    def signature(results: list[dict[str, Any]]) -> set[tuple[str, tuple[str, ...], frozenset[str]]]:
+    Signature = set[tuple[str, tuple[str, ...], frozenset[str]]]
+
+    def signature(results: list[dict[str, Any]]) -> Signature:
         return {
             (c["kind"], tuple(c["key"]), frozenset(p["id"] for p in c["passages"]))
             for c in detect_conflicts(results)

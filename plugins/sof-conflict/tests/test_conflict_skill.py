@@ -161,6 +161,13 @@ def test_runs_between_retrieval_and_response_and_finds_the_planted_conflict() ->
     assert report.final_response == conflict["description"]
 
 
+def test_goal_planning_with_optional_inputs_places_it_before_the_response() -> None:
+    engine = make_engine([EchoResponseSkill, ConflictDetectorSkill, PlantedMemorySkill])
+    assert engine.resolve_goal(["final_response"], include_optional=True) == [
+        "MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"
+    ]
+
+
 @pytest.mark.parametrize("executor", ["sequential", "threads", "asyncio"])
 def test_same_conflicts_under_every_builtin_executor(executor: str) -> None:
     engine = make_engine([EchoResponseSkill, ConflictDetectorSkill, PlantedMemorySkill])
