@@ -29,9 +29,11 @@ from sof_conflict._text import (
     SUBJECTLESS_OPENERS,
     Token,
     is_negation,
+    looks_like_code,
     normalise_space,
     split_clauses,
     stem,
+    strip_citations,
     tokenize,
 )
 
@@ -40,6 +42,8 @@ Kind = Literal["date", "number", "value", "negation"]
 #: skipping them also bounds the work per clause, so detection stays linear in the text.
 MAX_CLAUSE_CHARS = 500
 MAX_CLAUSE_WORDS = 80
+#: A clause with more dates and numbers than this is a table row or a list, not a statement.
+MAX_VALUES = 4
 #: Order in which kinds are reported for the same place in the text.
 KIND_RANK: dict[str, int] = {"date": 0, "number": 1, "value": 2, "negation": 3}
 
@@ -107,6 +111,11 @@ STATE_WORDS = frozenset(
     "active inactive".split()
 )
 _QUOTES = "`'\"\u2018\u2019\u201c\u201d"
+#: One-word subjects too generic to compare on their own ("The default is False").
+GENERIC_SUBJECTS = frozenset(
+    "default value result output input answer return type name option setting parameter "
+    "argument example one thing".split()
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,8 @@ def values_compatible(kind: str, left: Hashable, right: Hashable) -> bool:
 
 def extract_claims(sentence: str) -> list[Claim]:
     """Every claim of every clause of ``sentence``; ``[]`` for questions and guesses."""
-    if sentence.rstrip().endswith("?"):
+    sentence = strip_citations(sentence)
+    if sentence.rstrip().endswith("?") or looks_like_code(sentence):
         return []
     claims: list[Claim] = []
     for clause in split_clauses(sentence):
@@ -171,13 +181,16 @@ def _clause_claims(clause: str) -> list[Claim]:
     if not lows or len(lows) > MAX_CLAUSE_WORDS or lows[0] in SUBJECTLESS_OPENERS:
         return []
     spans = _value_spans(clause)
+    words = sum(1 for t in tokens if t.text[0].isalpha())
+    if len(spans) > MAX_VALUES or words <= len(spans):
+        return []  # a table row or a list of numbers, not a statement
     in_dates = [any(s.start <= t.start < s.end for s in spans) for t in tokens]  # "May 2023"
     if any(word in HEDGES and not dated for word, dated in zip(lows, in_dates, strict=True)):
         return []
     negated = _is_negated(lows)
     claims: list[Claim] = []
     polarity_key = _key(tokens, spans, skip=None)
-    if len(polarity_key) >= 2:
+    if len(polarity_key) >= 3:
         claims.append(
             Claim("negation", polarity_key, not negated, clause, clause, clause)
         )
@@ -319,8 +332,10 @@ def _reads_as_count(clause: str, start: int, end: int) -> bool:
 
 
 def _number_is_exact(clause: str, start: int, end: int) -> bool:
-    """False for approximate numbers and range ends ("about 12", "10 to 12", "12+")."""
+    """False for approximations, range ends and names ("about 12", "10 to 12", "PEP 484")."""
     before = _before_word(clause, start)
+    if re.search(r"[A-Z][\w.-]*\s+$", clause[max(0, start - 40) : start]):
+        return False  # "Python 3.11", "SAM 2.0", "Volume 486": part of a name, not a count
     if before in _APPROXIMATE or clause[:start].rstrip().endswith(("~", "<", ">", "\u2248")):
         return False
     if before in _RANGE_JOINERS and re.search(
@@ -369,9 +384,11 @@ def _find_copula(lows: list[str]) -> tuple[int, int] | None:
 def _colon_value(clause: str, tokens: list[Token], spans: list[_Span]) -> Claim | None:
     """Key-value lines from tools: "Default backend: SQLite"."""
     colon = clause.find(": ")
-    if colon <= 0:
+    if colon <= 0 or clause[colon - 1].isspace():
         return None
     left = [t for t in tokens if t.end <= colon]
+    if len(set(_content_stems(left))) < 2:
+        return None  # "shape: 'SQUARE'" is too vague to compare
     right = [t for t in tokens if t.start > colon]
     return _value_claim(clause, left, right, spans)
 
@@ -395,7 +412,7 @@ def _value_claim(
     if not single_state and not all(_is_named(clause, t) for t in value_tokens):
         return None
     key = tuple(sorted(set(_content_stems(subject_tokens))))
-    if not key:
+    if not key or (len(key) == 1 and key[0] in GENERIC_SUBJECTS):
         return None
     value = tuple(stem(t.lower) for t in value_tokens)
     shown = clause[start:end]

@@ -22,14 +22,14 @@ STOPWORDS: frozenset[str] = frozenset(
     of in on at to for from with by as into onto upon via per within out
     and or nor so also then thus hence too very just only really actually currently now
     still already even yet again overall total totally exactly fully completely
-    however moreover furthermore additionally meanwhile note notes notably indeed
+    however moreover furthermore additionally meanwhile note notes notably indeed otherwise
     happen happens happened occur occurs occurred took take takes place
     all some any each every both either neither such own same other
     """.split()
 )
 
 #: Words that flip a clause's polarity ("n't" contractions are recognised by their ending).
-NEGATIONS: frozenset[str] = frozenset({"not", "no", "never", "cannot", "nobody", "none"})
+NEGATIONS: frozenset[str] = frozenset({"not", "no", "never", "cannot", "nobody"})
 
 #: Words that make a clause a guess, a condition or a question rather than a statement.
 HEDGES: frozenset[str] = frozenset(
@@ -61,6 +61,9 @@ SUBJECTLESS_OPENERS: frozenset[str] = frozenset(
     is are was were has have had now also still then later does did can will became becomes
     """.split()
 )
+_CITATION = re.compile(r"(?<![\w\]])\s*\[\d{1,3}(?:[,\u2013-]\s*\d{1,3})*\]")  # not argv[0]
+#: Code, markup and tables: calls, indexing, operators, doctest prompts, rst directives.
+_CODE = re.compile(r">>>|\w[(\[]|[\[\]{}=|<>\\]|::|---|\*\*|^\s*:\w")
 _LEAD_IN = re.compile(r"^(?:according to|per)\b[^,]{0,80},\s*", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 #: A token: a run of letters/digits that may hold inner dots, apostrophes, hyphens, etc.
@@ -108,15 +111,27 @@ def split_sentences(text: str) -> list[str]:
 def split_clauses(sentence: str) -> list[str]:
     """Independent clauses of a sentence ("X is A; Y is B", "X is A, but Y is B").
 
+    Citation markers ("[1]", "[2, 3]") are dropped first: they number sources, not facts.
+
     A colon splits only when a clause follows it ("Release notes: X was redesigned in
     2024"); a short "Default backend: SQLite" stays whole and reads as key and value.
     """
     clauses = []
-    for clause in _CLAUSE_BREAK.split(sentence):
+    for clause in _CLAUSE_BREAK.split(strip_citations(sentence)):
         clause = _LEAD_IN.sub("", clause.strip()).strip().rstrip(".!,")
         if clause:
             clauses.append(clause)
     return clauses
+
+
+def strip_citations(sentence: str) -> str:
+    """Drop citation markers ("[1]", "[2, 3]"): they number sources, they state nothing."""
+    return _CITATION.sub("", sentence)
+
+
+def looks_like_code(clause: str) -> bool:
+    """Code, markup or a table row rather than prose: such clauses make no claims."""
+    return _CODE.search(clause) is not None
 
 
 def tokenize(clause: str) -> list[Token]:
