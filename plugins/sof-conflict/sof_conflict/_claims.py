@@ -10,9 +10,10 @@ A clause yields at most these claims:
 
 The *key* of a claim is the sorted set of stems of every other word in the clause, with the
 other values kept as literal context, so "In 2023 SAM had 12 modules" and "In 2024 SAM had
-15 modules" never meet. Negated, hedged ("may", "if", "reportedly"), approximate ("about
-12", "before 2024") and interrogative statements make no value claims at all: only
-definite statements can contradict each other.
+15 modules" never meet. Only definite statements can contradict each other, so questions,
+hedged clauses ("may", "if", "reportedly"), code, tables and pronoun-led clauses make no
+claims; negated clauses claim only their polarity; approximate values ("about 12", "before
+2024") and numbers that belong to names ("Python 3.11") are context, never claims.
 """
 
 from __future__ import annotations
