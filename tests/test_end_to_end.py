@@ -85,3 +85,13 @@ def test_every_bundled_skill_keeps_the_contract() -> None:
     backend.add("SOF runs skills as a graph.", source="doc.md")
     report = check_skill_contract(MemoryRetrievalSkill(backend=backend), query="How does SOF run skills?")
     assert report.uif.intermediate_data["memory_results"][0]["source"] == "doc.md"
+
+
+def test_the_demo_runs_on_a_real_dask_cluster(sof_cli: Any, env: dict[str, str]) -> None:
+    pytest.importorskip("sof_dask")
+    env["SOF_PLUGINS_ONLY"] = "memory,response,conflict,dask"
+    result = sof_cli("run", QUERY, *WITH_CONFLICTS, "--executor", "dask", "--json", env=env, timeout=120)
+    report = json.loads(result.stdout)
+    assert report["status"] == "success", report["errors"]
+    assert report["executor"] == "dask"
+    assert "disagree" in report["final_response"]

@@ -7,6 +7,7 @@ to the ``MemoryBackend`` interface, so SAM's own stores plug in without changing
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,24 @@ class MemoryRetrievalSkill(BaseSkillModule):
         self._registry: Any | None = None
         self._cached: tuple[int, MemoryBackend] | None = None
         self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle settings, not live state, so executors such as sof-dask can ship the skill.
+
+        The lock, the registry and the cached backend stay behind; the copy re-selects its
+        backend from the same settings (the embedded SQLite store opens the same path).
+        """
+        state = dict(self.__dict__)
+        for name in ("_lock", "_registry", "_cached", "logger"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._registry = None
+        self._cached = None
+        self._lock = threading.Lock()
+        self.logger = logging.getLogger(f"sof.skill.{self.skill_name}")
 
     def configure(self, settings: Mapping[str, Any], registry: Any | None) -> None:
         """Called from ``sof_configure``: where backends are registered and which one to use."""

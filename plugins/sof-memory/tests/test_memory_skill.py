@@ -343,3 +343,24 @@ def test_without_a_registry_the_skill_uses_sof_memory_path(
     seed.close()
     report = check_skill_contract(MemoryRetrievalSkill, query="environment file")
     assert report.uif.source_documents == ["env"]
+
+
+def test_skill_pickles_with_its_settings_for_remote_executors(tmp_path) -> None:
+    """Executors such as sof-dask ship skills to workers: the copy finds the same store."""
+    import pickle
+
+    from sof_memory.skill import MemoryRetrievalSkill
+    from sof_memory.sqlite_backend import SQLiteMemoryBackend
+
+    from sof_core import UIF
+    from sof_core.testing import make_engine
+
+    path = tmp_path / "shipped.db"
+    SQLiteMemoryBackend(str(path)).add("Dask runs skills on a cluster.", source="dask.md")
+    skill = MemoryRetrievalSkill()
+    skill.configure({"path": str(path)}, None)
+    copy = pickle.loads(pickle.dumps(skill))
+    engine = make_engine([copy])
+    report = engine.execute_plan(["MemoryRetrievalSkill"], UIF(input_query="Where do skills run on Dask?"))
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["memory_results"][0]["source"] == "dask.md"

@@ -105,6 +105,26 @@ class ResponseGenerationSkill(BaseSkillModule):
         if config is not None or registry is not None:
             self.configure(config, registry)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle settings, not live state, so executors such as sof-dask can ship the skill.
+
+        The lock, the registry and the per-settings component cache stay behind; the copy
+        builds its components again (installed ones named in settings fall back to the
+        built-ins when no registry is reachable there).
+        """
+        state = dict(self.__dict__)
+        for name in ("_lock", "_registry", "_configured", "_builtins", "logger"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._registry = None
+        self._configured = {}
+        self._builtins = {}
+        self._lock = threading.Lock()
+        self.logger = logging.getLogger(f"sof.skill.{self.skill_name}")
+
     def configure(self, config: SOFConfig | None, registry: Registry | None) -> None:
         """Take settings from ``config`` and choose components from ``registry``."""
         if config is not None:

@@ -230,3 +230,20 @@ def test_complete_settings_objects_ignore_the_environment(monkeypatch):
     _, context = run({"memory_results": MEMORY}, skill=skill)
 
     assert context["generation"]["backend"] == "extractive"
+
+
+def test_skill_pickles_for_remote_executors_and_still_answers() -> None:
+    """Executors such as sof-dask ship skills to workers; live locks and caches stay behind."""
+    import pickle
+
+    from sof_response.skill import ResponseGenerationSkill
+
+    from sof_core.testing import check_skill_contract
+
+    skill = ResponseGenerationSkill(settings={"backend": "extractive"})
+    skill.settings()  # warm the caches the copy must not carry
+    copy = pickle.loads(pickle.dumps(skill))
+    passages = [{"id": "a", "text": "Dask runs skills on a cluster.", "source": "dask.md",
+                 "score": 0.9, "created_at": 0.0, "metadata": {}}]
+    report = check_skill_contract(copy, query="Where do skills run?", inputs={"memory_results": passages})
+    assert "dask.md" in report.uif.final_response
