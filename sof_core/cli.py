@@ -380,11 +380,23 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
             )
 
 
+def _configure_logging() -> None:
+    """Warnings (a skipped plugin, say) reach the terminal; SOF_LOG_LEVEL asks for more."""
+    import logging
+    import os
+
+    level = os.environ.get("SOF_LOG_LEVEL", "WARNING").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = "WARNING"
+    logging.basicConfig(level=level, format="sof: %(levelname)s: %(message)s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sof`` console script."""
     from sof_core.errors import SOFError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    _configure_logging()
     parser = build_parser()
     wants_plugin_command = (
         bool(argv) and not argv[0].startswith("-") and argv[0] not in CORE_COMMANDS

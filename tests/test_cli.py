@@ -133,3 +133,12 @@ def test_bad_configuration_is_a_one_line_error(sof_cli: Any, env: dict[str, str]
     result = sof_cli("skills", env=env)
     assert result.returncode == 2
     assert "max_plan_length" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_log_level_from_environment_is_case_insensitive(sof_cli: Any, env: dict[str, str]) -> None:
+    env["SOF_LOG_LEVEL"] = "debug"
+    result = sof_cli("skills", env=env)
+    assert result.returncode == 0, result.stderr
+    env["SOF_LOG_LEVEL"] = "loud"
+    bad = sof_cli("skills", env=env)
+    assert bad.returncode == 2 and "log_level" in bad.stderr
