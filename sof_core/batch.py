@@ -315,9 +315,19 @@ def cli_run(engine: CoordinatorEngine, queries: Sequence[str], plan: Sequence[st
     import sys
 
     as_json = bool(getattr(args, "json", False))
+    bar = sys.stderr.isatty()
+    failed = 0
 
     def progress(done: int, total: int, item: BatchItem) -> None:
-        if not as_json:
+        nonlocal failed
+        failed += item.status not in ("success", "partial")
+        if as_json:
+            return
+        if bar:  # one line redrawn in place on a terminal
+            filled = 30 * done // total
+            line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done, {failed} failed"
+            print(line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        else:  # one line per query in logs and pipes
             print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
 
     batch = run_batch(
