@@ -9,7 +9,6 @@ applies at all, the run walks its stages inline in the caller's thread: no hop, 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import math
@@ -500,6 +499,8 @@ class CoordinatorEngine:
         self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
     ) -> ExecutionReport:
         """``execute_plan`` for async hosts: the run happens off the event loop."""
+        import asyncio  # an async host has imported it already
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             _ASYNC_HOSTS, lambda: self.execute_plan(plan, uif, executor=executor)

@@ -7,12 +7,14 @@ always merge the same way.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 from sof_core._views import (
     ScopedData,
@@ -124,6 +126,8 @@ def run_step(
 
 async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Outcome:
     """``execute_step`` for an event loop: async skills are awaited in it, with retries."""
+    import asyncio
+
     attempts = 0
     started = _perf()
     while True:
@@ -171,6 +175,8 @@ _local = threading.local()
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
+    import asyncio  # only plans with async skills pay for it (~9 ms at first use)
+
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
@@ -180,6 +186,8 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
 
 def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: str) -> Any:
     """Run an async skill from a worker thread on that thread's own reusable event loop."""
+    import asyncio
+
     loop = _thread_loop()
     try:
         if timeout is None:

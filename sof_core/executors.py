@@ -9,7 +9,6 @@ through ``sof_register_executors`` exactly as these built-ins do.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 import time
@@ -115,6 +114,8 @@ class AsyncioExecutor(_PoolOwner):
         return _thread_loop().run_until_complete(self._gather(run, steps))
 
     async def _gather(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
+        import asyncio  # imported on first use: hosts without async work never pay for it
+
         loop = asyncio.get_running_loop()
         pool = self.pool(run)
         started = time.monotonic()
