@@ -30,6 +30,9 @@ def tests(session: nox.Session) -> None:
         "pytest", "--import-mode=importlib", "-p", "no:cacheprovider", "-q",
         "tests", *PLUGIN_TESTS, *session.posargs,
     )
+    # Uninstalling one plugin must leave the others working (a real pip uninstall).
+    session.run("python", "-m", "pip", "uninstall", "--yes", "sof-conflict")
+    session.run("python", "tests/check_uninstalled_plugin.py")
 
 
 @nox.session
