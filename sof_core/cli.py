@@ -217,8 +217,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = _resolve_plan(engine, args)
     context = {}
     for item in args.context or ():
-        key, _, value = item.partition("=")
-        context[key] = value
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            return _fail(f"--context expects KEY=VALUE, got {item!r}")
+        context[key.strip()] = value
     uif = UIF.for_query(
         " ".join(args.query), user_context=context, session_id=args.session, user_id=args.user
     )
@@ -415,6 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return 130
+    except ValueError as exc:  # pydantic's ValidationError: bad data given on the command line
+        if type(exc).__name__ != "ValidationError":
+            raise
+        from sof_core.uif import describe_validation_error
+
+        return _fail(describe_validation_error(exc, "input"))  # type: ignore[arg-type]
     except BrokenPipeError:
         return 0
 

@@ -12,7 +12,9 @@ import uuid
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from sof_core.errors import UIFError
 
 if TYPE_CHECKING:
     from sof_core._views import WriteGuard
@@ -175,8 +177,27 @@ class UIF(BaseModel):
 
     @classmethod
     def for_query(cls, query: str, **fields: Any) -> UIF:
-        """Build a UIF for a new query, stamping ``start_time`` now."""
-        return cls(input_query=query, start_time=time.time(), **fields)
+        """Build a UIF for a new query, stamping ``start_time`` now.
+
+        Raises ``UIFError`` (a ``SOFError`` and ``ValueError``) naming every bad field, so a
+        host can catch one SOF exception for everything it passes in.
+        """
+        try:
+            return cls(input_query=query, start_time=time.time(), **fields)
+        except ValidationError as exc:
+            raise UIFError(describe_validation_error(exc, "UIF")) from exc
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    """One line naming each bad field, what is wrong and the value given."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or what
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"is not a {what} field"
+        parts.append(f"{field}: {message} (got {error.get('input')!r})")
+    return f"invalid {what}: " + "; ".join(parts)
 
 
 #: SAM's name for the same model, so ``from sof_core import SAM_UIF`` ports code unchanged.

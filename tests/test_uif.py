@@ -75,3 +75,14 @@ def test_sam_helpers() -> None:
     assert uif.error_details == "Mem: boom"
     summary = uif.get_execution_summary()
     assert summary["status"] == "failure" and summary["executed_skills"] == ["Mem"]
+
+
+def test_for_query_raises_one_sof_error_naming_every_bad_field() -> None:
+    from sof_core import SOFError, UIFError
+
+    with pytest.raises(UIFError) as info:
+        UIF.for_query("  ", confidence_score=2.0, colour="blue")
+    message = str(info.value)
+    assert isinstance(info.value, SOFError) and isinstance(info.value, ValueError)
+    assert "input_query: input_query must contain non-whitespace text" in message
+    assert "confidence_score" in message and "colour: is not a UIF field" in message
