@@ -55,9 +55,10 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _manager() -> PluginManager:
+    from sof_core.config import load_config
     from sof_core.plugins import PluginManager
 
-    return PluginManager().load()
+    return PluginManager(load_config()).load()  # the CLI reports a broken config file
 
 
 def _engine() -> CoordinatorEngine:

@@ -8,6 +8,7 @@ validated; a bad one raises ``ConfigError`` naming the key and the source it cam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -229,8 +230,24 @@ def config_error_from(
 
 
 def load_config(**overrides: Any) -> SOFConfig:
-    """The active configuration from every source (what the CLI and hosts start from)."""
+    """The active configuration from every source; a bad file or value raises ConfigError."""
     return build_config(**overrides)
+
+
+def load_host_config(**overrides: Any) -> SOFConfig:
+    """``load_config`` for a host starting up: a broken config file never stops it.
+
+    The file is logged and ignored (defaults, environment and arguments still apply); the
+    router meanwhile reports the same file and sends queries to legacy where
+    ``fallback_to_legacy`` is set. Bad environment variables or arguments still raise:
+    they were given explicitly, to this process.
+    """
+    try:
+        return build_config(**overrides)
+    except ConfigError as exc:
+        config = build_config(file_path=Path(os.devnull), **overrides)
+        logging.getLogger("sof.config").warning("ignoring the config file: %s", exc)
+        return config
 
 
 # --- the live configuration (seed: "Migration Configuration") -----------------------------

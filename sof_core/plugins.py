@@ -23,7 +23,7 @@ import pluggy
 
 from sof_core import hookspecs
 from sof_core._version import API_VERSION, __version__
-from sof_core.config import SOFConfig, load_config
+from sof_core.config import SOFConfig, load_host_config
 from sof_core.errors import (
     PluginCompatibilityError,
     PluginConflictError,
@@ -86,7 +86,7 @@ class PluginManager:
         entry_point_group: str = ENTRY_POINT_GROUP,
         builtins: bool = True,
     ) -> None:
-        self.config = config if config is not None else load_config()
+        self.config = config if config is not None else load_host_config()
         self.entry_point_group = entry_point_group
         self.hook_manager = pluggy.PluginManager(PROJECT_NAME)
         self.hook_manager.add_hookspecs(hookspecs)

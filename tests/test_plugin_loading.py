@@ -293,3 +293,21 @@ def test_configure_hook_reaches_plugins_loaded_at_start_and_registered_later(dis
     broken = pm.register(Broken(), name="broken-conf")
     assert broken.status == "failed" and "bad settings" in (broken.error or "")
     assert pm.hook_manager.get_plugin("broken-conf") is None
+
+
+def test_a_broken_config_file_never_stops_a_host_from_starting(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sof_core import ConfigError
+
+    broken = tmp_path / "config.json"
+    broken.write_text('{"executor": "threads", ')
+    monkeypatch.setenv("SOF_CONFIG", str(broken))
+    monkeypatch.setenv("SOF_MAX_PLAN_LENGTH", "7")
+    with caplog.at_level("WARNING", logger="sof.config"):
+        pm = PluginManager().load()
+    assert pm.config.max_plan_length == 7  # the environment still applies
+    assert "ignoring the config file" in caplog.text and str(broken) in caplog.text
+    monkeypatch.setenv("SOF_MAX_PLAN_LENGTH", "many")
+    with pytest.raises(ConfigError, match="max_plan_length"):
+        PluginManager()  # explicit bad environment is still an error
