@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 
@@ -187,14 +186,3 @@ def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
 
 def _dot_id(name: str) -> str:
     return '"' + name.replace('"', '\\"') + '"'
-
-
-def describe_keys(specs: Iterable[SkillSpec]) -> dict[str, Any]:
-    """Key → producers/consumers table (``sof graph --format text`` uses it)."""
-    table: dict[str, dict[str, list[str]]] = {}
-    for spec in specs:
-        for key in spec.output_keys:
-            table.setdefault(key, {"producers": [], "consumers": []})["producers"].append(spec.name)
-        for key in spec.inputs:
-            table.setdefault(key, {"producers": [], "consumers": []})["consumers"].append(spec.name)
-    return table
