@@ -13,7 +13,7 @@ import random
 
 from _common import Row, Section, Target, best_of, make_skill
 
-from sof_core.compiler import compile_plan
+from sof_core.graph.compile import compile_plan
 from sof_core.testing import make_engine
 
 

@@ -130,8 +130,8 @@ def run(quick: bool) -> Section:
     # so `import pydantic` alone understates what any pydantic user pays).
     used = _wall([python, "-c", "import networkx, pluggy, importlib_metadata, "
                   "packaging.requirements; from pydantic import BaseModel, Field"], repeat)
-    whole = _wall([python, "-c", "import sof_core.coordinator, sof_core.graph, "
-                   "sof_core.plugins, sof_core.router"], repeat)
+    whole = _wall([python, "-c", "import sof_core.execution.coordinator, sof_core.graph.build, "
+                   "sof_core.plugins, sof_core.routing.router"], repeat)
     section.rows.append(Row("import every module a host uses", whole * 1e3, "ms", used * 1e3,
                             "the dependencies as used",
                             "coordinator, graph, plugins, router; networkx included"))

@@ -19,7 +19,7 @@ from typing import Any
 from _common import Row, Section, Target, make_skill
 
 from sof_core import UIF
-from sof_core.batch import arun_batch, run_batch
+from sof_core.execution.batch import arun_batch, run_batch
 from sof_core.testing import make_engine
 
 IO_WAIT = 0.010

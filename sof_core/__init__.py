@@ -10,10 +10,65 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core._version import API_VERSION, __version__
 
-if TYPE_CHECKING:
-    from sof_core.config import SOFConfig
-    from sof_core.config_manager import SOFConfigManager
-    from sof_core.coordinator import CoordinatorEngine
+# name -> module that defines it. Names resolve on first use, so `sof --help` and a plugin
+# importing only `hookimpl` pay for neither pydantic nor networkx.
+_LAZY: dict[str, str] = {
+    # data
+    "UIF": "sof_core.uif",
+    "SAM_UIF": "sof_core.uif",
+    "UIFStatus": "sof_core.uif",
+    # skills
+    "BaseSkillModule": "sof_core.skills.base",
+    "SkillSpec": "sof_core.skills.spec",
+    "ScopedData": "sof_core.skills.views",
+    "skill_view": "sof_core.skills.views",
+    # plugins
+    "hookimpl": "sof_core.plugins.markers",
+    "hookspec": "sof_core.plugins.markers",
+    "PluginManager": "sof_core.plugins.loader",
+    "PluginRecord": "sof_core.plugins.loader",
+    "get_plugin_manager": "sof_core.plugins.loader",
+    "Registry": "sof_core.plugins.registry",
+    "SkillEntry": "sof_core.plugins.registry",
+    # graph
+    "ValidationProblem": "sof_core.graph.validate",
+    "CompiledPlan": "sof_core.graph.compile",
+    "Step": "sof_core.graph.compile",
+    # planning
+    "Planner": "sof_core.planning.planners",
+    # execution
+    "CoordinatorEngine": "sof_core.execution.coordinator",
+    "ExecutionReport": "sof_core.execution.report",
+    "SkillResult": "sof_core.execution.report",
+    "Executor": "sof_core.execution.run",
+    "RunContext": "sof_core.execution.run",
+    "Outcome": "sof_core.execution.step",
+    "check_returned": "sof_core.execution.step",
+    "call_payload": "sof_core.execution.remote",
+    "run_skill_call": "sof_core.execution.remote",
+    "replay_changes": "sof_core.execution.remote",
+    "run_batch": "sof_core.execution.batch",
+    "arun_batch": "sof_core.execution.batch",
+    "BatchResult": "sof_core.execution.batch",
+    # routing
+    "QueryRouter": "sof_core.routing.router",
+    "RouteResult": "sof_core.routing.router",
+    "ABMetrics": "sof_core.routing.metrics",
+    # configuration
+    "SOFConfig": "sof_core.config.model",
+    "SOFConfigManager": "sof_core.config.manager",
+}
+_ERRORS = (
+    "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
+    "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
+    "SkillDefinitionError SkillDependencyError SkillExecutionError SkillTimeoutError SOFError "
+    "UIFError UndeclaredReadError UndeclaredWriteError"
+).split()
+_LAZY.update(dict.fromkeys(_ERRORS, "sof_core.errors"))
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from sof_core.config.manager import SOFConfigManager
+    from sof_core.config.model import SOFConfig
     from sof_core.errors import (
         ConfigError,
         GoalResolutionError,
@@ -34,44 +89,24 @@ if TYPE_CHECKING:
         UndeclaredReadError,
         UndeclaredWriteError,
     )
-    from sof_core.markers import hookimpl, hookspec
-    from sof_core.metrics import ABMetrics
-    from sof_core.plugins import PluginManager, PluginRecord
-    from sof_core.report import ExecutionReport, SkillResult
-    from sof_core.router import QueryRouter, RouteResult
-    from sof_core.skill import BaseSkillModule, SkillSpec
+    from sof_core.execution.batch import BatchResult, arun_batch, run_batch
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.remote import call_payload, replay_changes, run_skill_call
+    from sof_core.execution.report import ExecutionReport, SkillResult
+    from sof_core.execution.run import Executor, RunContext
+    from sof_core.execution.step import Outcome, check_returned
+    from sof_core.graph.compile import CompiledPlan, Step
+    from sof_core.graph.validate import ValidationProblem
+    from sof_core.planning.planners import Planner
+    from sof_core.plugins.loader import PluginManager, PluginRecord, get_plugin_manager
+    from sof_core.plugins.markers import hookimpl, hookspec
+    from sof_core.plugins.registry import Registry, SkillEntry
+    from sof_core.routing.metrics import ABMetrics
+    from sof_core.routing.router import QueryRouter, RouteResult
+    from sof_core.skills.base import BaseSkillModule
+    from sof_core.skills.spec import SkillSpec
+    from sof_core.skills.views import ScopedData, skill_view
     from sof_core.uif import SAM_UIF, UIF, UIFStatus
-    from sof_core.validation import ValidationProblem
-
-# Names resolve on first use, so `sof --help` and a plugin importing only `hookimpl` do not pay
-# for pydantic or networkx.
-_LAZY = {
-    "CoordinatorEngine": "sof_core.coordinator",
-    "ExecutionReport": "sof_core.report",
-    "SkillResult": "sof_core.report",
-    "PluginManager": "sof_core.plugins",
-    "PluginRecord": "sof_core.plugins",
-    "SOFConfig": "sof_core.config",
-    "ValidationProblem": "sof_core.validation",
-    "hookimpl": "sof_core.markers",
-    "hookspec": "sof_core.markers",
-    "BaseSkillModule": "sof_core.skill",
-    "SkillSpec": "sof_core.skill",
-    "UIF": "sof_core.uif",
-    "SAM_UIF": "sof_core.uif",
-    "UIFStatus": "sof_core.uif",
-    "QueryRouter": "sof_core.router",
-    "RouteResult": "sof_core.router",
-    "ABMetrics": "sof_core.metrics",
-    "SOFConfigManager": "sof_core.config_manager",
-}
-_ERRORS = (
-    "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
-    "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
-    "SkillDefinitionError SkillDependencyError SkillExecutionError SkillTimeoutError SOFError "
-    "UIFError UndeclaredReadError UndeclaredWriteError"
-).split()
-_LAZY.update(dict.fromkeys(_ERRORS, "sof_core.errors"))
 
 
 def __getattr__(name: str) -> Any:
@@ -95,12 +130,17 @@ __all__ = [
     "UIF",
     "ABMetrics",
     "BaseSkillModule",
+    "BatchResult",
+    "CompiledPlan",
     "ConfigError",
     "CoordinatorEngine",
     "ExecutionReport",
+    "Executor",
     "GoalResolutionError",
+    "Outcome",
     "PlanError",
     "PlanValidationError",
+    "Planner",
     "PluginCompatibilityError",
     "PluginConflictError",
     "PluginError",
@@ -109,23 +149,36 @@ __all__ = [
     "PluginManager",
     "PluginRecord",
     "QueryRouter",
+    "Registry",
     "RouteResult",
+    "RunContext",
     "RunTimeoutError",
     "SOFConfig",
     "SOFConfigManager",
     "SOFError",
+    "ScopedData",
     "SkillDefinitionError",
     "SkillDependencyError",
+    "SkillEntry",
     "SkillExecutionError",
     "SkillResult",
     "SkillSpec",
     "SkillTimeoutError",
+    "Step",
     "UIFError",
     "UIFStatus",
     "UndeclaredReadError",
     "UndeclaredWriteError",
     "ValidationProblem",
     "__version__",
+    "arun_batch",
+    "call_payload",
+    "check_returned",
+    "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "replay_changes",
+    "run_batch",
+    "run_skill_call",
+    "skill_view",
 ]

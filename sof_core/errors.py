@@ -26,10 +26,18 @@ Messages always name the plugin, skill, key or field at fault and say what to do
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sof_core.validation import ValidationProblem
+
+class ValidationProblem(Protocol):
+    """What ``PlanValidationError`` holds (``sof_core.ValidationProblem`` is defined with the
+    validator, a layer above this module, so it is named here by shape only)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class SOFError(Exception):

@@ -1,101 +1,10 @@
-"""Hook specifications: everything a plugin can contribute to SOF or observe in it.
+"""The hook specifications, at the import path DESIGN.md promises (``sof_core.hookspecs``).
 
-Registration hooks return lists; SOF calls each implementation on its own so that one
-plugin that raises never hides what the others return, and the error names the plugin.
-Observer hooks (``sof_before_*``, ``sof_after_*``, ``sof_alert``) must not break a run: an
-exception raised in one is logged and counted, never propagated. A hook nobody implements
-costs nothing at run time.
+They live in ``sof_core.plugins.hookspecs``; this module re-exports every ``sof_*`` spec so
+``pluggy.PluginManager.add_hookspecs(sof_core.hookspecs)`` and ``help()`` work here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-from sof_core.markers import hookspec
-
-if TYPE_CHECKING:
-    import argparse
-
-    from sof_core.config import SOFConfig
-    from sof_core.registry import Registry
-    from sof_core.report import ExecutionReport, SkillResult
-    from sof_core.skill import SkillSpec
-    from sof_core.uif import UIF
-
-# --- registration ------------------------------------------------------------------------
-
-
-@hookspec
-def sof_register_skills() -> Sequence[Any]:
-    """Return skill classes or instances (subclasses of ``BaseSkillModule``)."""
-
-
-@hookspec
-def sof_register_tools() -> Sequence[Any]:
-    """Return tool skills: skills that reach outside SAM (web, calculator, shell)."""
-
-
-@hookspec
-def sof_register_llm_backends() -> Sequence[Any]:
-    """Return LLM backend objects; each has a ``name`` attribute."""
-
-
-@hookspec
-def sof_register_memory_backends() -> Sequence[Any]:
-    """Return memory backend objects; each has a ``name`` attribute."""
-
-
-@hookspec
-def sof_register_planners() -> Sequence[Any]:
-    """Return planner objects with ``name`` and ``plan(query, registry) -> list[str]``."""
-
-
-@hookspec
-def sof_register_executors() -> Sequence[Any]:
-    """Return executor classes or objects with a ``name``, chosen by ``SOFConfig.executor``."""
-
-
-@hookspec
-def sof_register_generation_controllers() -> Sequence[Any]:
-    """Return generation controllers (SAM's TPV): objects with a ``name`` that see streamed
-    tokens and may stop generation; a response skill picks one by name from config."""
-
-
-@hookspec
-def sof_register_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``sof`` sub-commands; set ``func(args) -> int`` as the parser default."""
-
-
-@hookspec
-def sof_configure(config: SOFConfig, registry: Registry) -> None:
-    """Called once every plugin is loaded, with the active config and the registry, so a
-    plugin's skills can find backends other plugins registered."""
-
-
-# --- lifecycle observers -----------------------------------------------------------------
-
-
-@hookspec
-def sof_before_plan(plan: list[str], uif: UIF) -> None:
-    """A validated plan is about to run."""
-
-
-@hookspec
-def sof_before_skill(skill: SkillSpec, uif: UIF) -> None:
-    """A skill is about to run (called from the thread that runs it)."""
-
-
-@hookspec
-def sof_after_skill(skill: SkillSpec, result: SkillResult) -> None:
-    """A skill finished, failed or timed out; ``result`` says which and how long it took."""
-
-
-@hookspec
-def sof_after_plan(report: ExecutionReport) -> None:
-    """A run ended; ``report`` is final."""
-
-
-@hookspec
-def sof_alert(kind: str, message: str, details: dict[str, Any]) -> None:
-    """Something an operator should know about (broken plugin, skill failure, timeout)."""
+from sof_core.plugins.hookspecs import *  # noqa: F403
+from sof_core.plugins.hookspecs import __all__ as __all__

@@ -10,14 +10,17 @@ from __future__ import annotations
 import time
 import uuid
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sof_core.errors import UIFError
 
-if TYPE_CHECKING:
-    from sof_core._views import WriteGuard
+
+class WriteGuard(Protocol):
+    """Checks a running skill's UIF field writes (``sof_core.skills.views.ScopedData``)."""
+
+    def check_field_write(self, name: str) -> None: ...
 
 
 class UIFStatus(str, Enum):

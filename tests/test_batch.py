@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sof_core import BaseSkillModule, ConfigError
-from sof_core.batch import (
+from sof_core.execution.batch import (
     BatchItem,
     arun_batch,
     format_summary,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from sof_core.cli import main
-from sof_core.config_cli import parse_value
-from sof_core.config_manager import SOFConfigManager
+from sof_core.cli.config import parse_value
+from sof_core.config.manager import SOFConfigManager
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sof_core.config import SOFConfig, get_sof_config_manager
-from sof_core.config_manager import SOFConfigManager, dump_toml, reset_sof_config_managers
+from sof_core.config.manager import SOFConfigManager, dump_toml, reset_sof_config_managers
 from sof_core.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from sof_core.metrics import ABMetrics, AlertThresholds
+from sof_core.routing.metrics import ABMetrics, AlertThresholds
 
 
 def test_counts_errors_fallbacks_and_percentiles_per_path() -> None:

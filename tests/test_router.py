@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from sof_core import UIF, BaseSkillModule, hookimpl
-from sof_core.config_manager import SOFConfigManager, reset_sof_config_managers
-from sof_core.coordinator import CoordinatorEngine
+from sof_core.config.manager import SOFConfigManager, reset_sof_config_managers
 from sof_core.errors import ConfigError
-from sof_core.metrics import ABMetrics, AlertThresholds
-from sof_core.router import QueryRouter, RouteResult, legacy_response
+from sof_core.execution.coordinator import CoordinatorEngine
+from sof_core.routing.metrics import ABMetrics, AlertThresholds
+from sof_core.routing.router import QueryRouter, RouteResult, legacy_response
 from sof_core.testing import make_engine
 
 # --- skills and a legacy pipeline -------------------------------------------------------------

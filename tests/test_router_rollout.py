@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sof_core.config import SOFConfig
-from sof_core.router import choose_path, rollout_bucket, routing_key
+from sof_core.routing.router import choose_path, rollout_bucket, routing_key
 
 IDS = [f"user-{n}" for n in range(10_000)]
 
@@ -60,7 +60,7 @@ def test_buckets_are_pinned_values_independent_of_python_hash_seed() -> None:
 def test_buckets_are_the_same_in_another_process_with_another_hash_seed() -> None:
     keys = [routing_key("q", user_id=i) for i in IDS[:500]]
     code = (
-        "import json, sys; from sof_core.router import rollout_bucket; "
+        "import json, sys; from sof_core.routing.router import rollout_bucket; "
         "print(json.dumps([rollout_bucket(k) for k in json.load(sys.stdin)]))"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sof_core.config import SOFConfig
-from sof_core.coordinator import CoordinatorEngine
+from sof_core.execution.coordinator import CoordinatorEngine
+from sof_core.execution.report import ExecutionReport
 from sof_core.plugins import PluginManager
-from sof_core.report import ExecutionReport
-from sof_core.skill import SkillSpec
+from sof_core.skills.spec import SkillSpec
 from sof_core.uif import UIF, UIF_FIELD_TYPES
 
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from sof_core.errors import SkillExecutionError, SOFError
+from sof_core import SkillExecutionError, SOFError
 
 
 class SkillNotPicklableError(SkillExecutionError):

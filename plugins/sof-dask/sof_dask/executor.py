@@ -22,21 +22,25 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sof_core._views import skill_view
-from sof_core.compiler import Step
-from sof_core.errors import SkillExecutionError, SkillTimeoutError, UndeclaredWriteError
-from sof_core.execution import Outcome, check_returned
-from sof_core.uif import UIF, UIFStatus
+from sof_core import (
+    UIF,
+    Outcome,
+    RunContext,
+    SkillTimeoutError,
+    Step,
+    UndeclaredWriteError,
+    call_payload,
+    check_returned,
+    replay_changes,
+    skill_view,
+)
 from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
-from sof_dask.remote import APPENDED, run_skill
+from sof_dask.remote import run_skill
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from sof_core.coordinator import RunContext
-
 ENV_SCHEDULER = "SOF_DASK_SCHEDULER"
-_NOT_SENT = frozenset({"intermediate_data", *APPENDED})
 _NOT_RETRIED = (SkillNotPicklableError, UndeclaredWriteError, SkillTimeoutError)
 
 _lock = threading.Lock()
@@ -73,12 +77,11 @@ class DaskExecutor:
         pending: list[tuple[Step, UIF, Any, Any, Any]] = []
         outcomes: dict[int, Outcome] = {}
         for index, step in enumerate(steps):
-            view, data, guard = skill_view(
-                run.uif, step.name, step.readable, step.writable, step.writable_fields
-            )
+            view, data = skill_view(run.uif, step)
+            guard = data
             run.before_skill(step, view)
             try:
-                payload = _pack(step, run.uif, view)
+                payload = _pack(step, run.uif)
             except SkillNotPicklableError as exc:
                 outcomes[index] = Outcome(step, None, None, None, None, exc, 0.0, 1)
                 continue
@@ -99,7 +102,7 @@ class DaskExecutor:
                 remaining = max(0.0, started + step.timeout - time.monotonic())
             try:
                 changes = future.result(timeout=remaining)
-                _replay(step, view, changes)
+                replay_changes(step, view, changes)
                 result = check_returned(step, view, view)
                 return Outcome(step, result, view, data, guard, None,
                                time.monotonic() - started, attempts)
@@ -121,9 +124,8 @@ class DaskExecutor:
                 attempts += 1
                 if backoff:
                     time.sleep(backoff * (2 ** (attempts - 2)))
-                view, data, guard = skill_view(
-                    uif, step.name, step.readable, step.writable, step.writable_fields
-                )
+                view, data = skill_view(uif, step)
+                guard = data
                 future = client.submit(run_skill, payload, pure=False, key=_key(step))
 
     def close(self) -> None:
@@ -134,46 +136,21 @@ class DaskExecutor:
 # --- sending and receiving -------------------------------------------------------------------
 
 
-def _pack(step: Step, uif: UIF, view: UIF) -> bytes:
+def _pack(step: Step, uif: UIF) -> bytes:
     """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
     import cloudpickle
 
-    source = uif.__dict__["intermediate_data"]
-    inputs = {key: source[key] for key in step.readable if key in source}
-    fields = {k: v for k, v in view.__dict__.items() if k not in _NOT_SENT}
+    skill, inputs, fields = call_payload(step, uif)
     try:
-        cloudpickle.dumps(step.instance)
+        cloudpickle.dumps(skill)
     except Exception as exc:
         raise SkillNotPicklableError(step.name, "the skill instance", _reason(exc)) from exc
     try:
-        return cloudpickle.dumps((step.instance, inputs, fields))
+        return cloudpickle.dumps((skill, inputs, fields))
     except Exception as exc:
         bad = [k for k, v in inputs.items() if not _picklable(v)]
         what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
         raise SkillNotPicklableError(step.name, what, _reason(exc)) from exc
-
-
-def _replay(step: Step, view: UIF, changes: dict[str, Any]) -> None:
-    """Apply the worker's report to the skill's view, through the normal write checks."""
-    if "returned_type" in changes:
-        raise SkillExecutionError(
-            f"execute() returned {changes['returned_type']}; return the uif it was given",
-            step.name,
-        )
-    data = view.intermediate_data
-    for key, value in changes["data"].items():
-        data[key] = value  # ScopedData: raises UndeclaredWriteError for undeclared keys
-    fields = dict(changes["fields"])
-    status = fields.pop("status", None)
-    error_details = fields.pop("error_details", None)
-    for name, value in fields.items():
-        setattr(view, name, value)  # the guard rejects undeclared fields, pydantic checks types
-    view.log_trace.extend(changes["log_trace"])
-    view.warnings.extend(changes["warnings"])
-    view.skill_outputs.update(changes["skill_outputs"])
-    if status is UIFStatus.FAILURE or status == UIFStatus.FAILURE.value:
-        view.__dict__["status"] = UIFStatus.FAILURE
-        view.__dict__["error_details"] = error_details
 
 
 def _key(step: Step) -> str:

@@ -23,8 +23,8 @@ PROGRESS_MIN_FILES = 5
 
 def open_backend() -> MemoryBackend:
     """The configured backend, from a freshly loaded plugin manager (as ``sof run`` does)."""
+    from sof_core import PluginManager
     from sof_core.config import load_config
-    from sof_core.plugins import PluginManager
     from sof_memory.selection import select_backend
 
     config = load_config()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sof_core.errors import ConfigError, SOFError
+from sof_core import ConfigError, SOFError
 
 BACKEND_SETTING = "plugin_settings.memory.backend"
 

@@ -12,9 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from sof_core import BaseSkillModule, SkillExecutionError, SOFError
-from sof_core.errors import ConfigError
-from sof_core.uif import UIF
+from sof_core import UIF, BaseSkillModule, ConfigError, SkillExecutionError, SOFError
 from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, document_id
 from sof_memory.errors import MemoryBackendError
 from sof_memory.selection import select_backend

@@ -13,8 +13,8 @@ from sof_core import hookimpl
 from sof_response.skill import ResponseGenerationSkill, builtin_backends, builtin_controllers
 
 if TYPE_CHECKING:
+    from sof_core import Registry
     from sof_core.config import SOFConfig
-    from sof_core.registry import Registry
 
 #: The plugin API this module was written against (a different core API skips it cleanly).
 SOF_API_VERSION = 1

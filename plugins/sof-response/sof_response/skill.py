@@ -14,8 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sof_core import BaseSkillModule, SkillExecutionError
-from sof_core.uif import UIF
+from sof_core import UIF, BaseSkillModule, SkillExecutionError
 from sof_response.controllers import StopController
 from sof_response.errors import LLMBackendError, ResponseConfigError
 from sof_response.evidence import Evidence, build_evidence, jsonable, normalise_score, terms
@@ -37,8 +36,8 @@ from sof_response.protocols import (
 from sof_response.settings import PLUGIN, ResponseSettings
 
 if TYPE_CHECKING:
+    from sof_core import Registry
     from sof_core.config import SOFConfig
-    from sof_core.registry import Registry
 
 log = logging.getLogger("sof.response")
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-from sof_core.skill import SkillSpec, type_name
+from sof_core.skills.spec import SkillSpec, type_name
 from sof_core.uif import HOST_FIELDS, UIF_FIELD_TYPES
 
 ProblemCode = Literal[

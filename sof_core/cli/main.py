@@ -9,46 +9,21 @@ stderr, never a traceback. Nothing heavy is imported before a command needs it, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sof_core._version import __version__
+from sof_core.cli.output import fail as _fail
+from sof_core.cli.output import print_json as _print_json
+from sof_core.cli.output import render_table
 
 if TYPE_CHECKING:
-    from sof_core.coordinator import CoordinatorEngine
+    from sof_core.execution.coordinator import CoordinatorEngine
     from sof_core.plugins import PluginManager
 
 CORE_COMMANDS = ("plugins", "skills", "graph", "validate", "run", "config")
 
-
-# --- output helpers ----------------------------------------------------------------------
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table (no dependency, copy-paste friendly)."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], max((len(line) for line in cell.splitlines()), default=0))
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(widths[i]) for i, v in enumerate(values)).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in cells)
-    return "\n".join(out)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"sof: error: {message}", file=sys.stderr)
-    return code
 
 
 # --- shared setup ------------------------------------------------------------------------
@@ -62,7 +37,7 @@ def _manager() -> PluginManager:
 
 
 def _engine() -> CoordinatorEngine:
-    from sof_core.coordinator import CoordinatorEngine
+    from sof_core.execution.coordinator import CoordinatorEngine
 
     return CoordinatorEngine(_manager())
 
@@ -153,7 +128,7 @@ def cmd_skills(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from sof_core.graph import build_graph, to_dot, to_mermaid
+    from sof_core.graph.build import build_graph, to_dot, to_mermaid
 
     engine = _engine()
     plan = _resolve_plan(engine, args)
@@ -286,7 +261,7 @@ def _print_report(report: Any, trace: bool) -> None:
 
 def _run_file(engine: CoordinatorEngine, args: argparse.Namespace) -> int:
     try:
-        from sof_core import batch
+        from sof_core.execution import batch
     except ImportError:  # pragma: no cover - batch module ships with the core
         return _fail("batch runs are not available in this build")
     try:
@@ -363,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     try:
-        from sof_core import config_cli
+        from sof_core.cli import config as config_cli
     except ImportError:
         config_cli = None  # type: ignore[assignment]
     if config_cli is not None:

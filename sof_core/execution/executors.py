@@ -13,25 +13,10 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from sof_core.compiler import Step
-from sof_core.errors import SkillTimeoutError
-from sof_core.execution import Outcome, _thread_loop, aexecute_step
-
-if TYPE_CHECKING:
-    from sof_core.coordinator import RunContext
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """What an executor implements; ``run_stage`` returns one outcome per step, in order."""
-
-    name: str
-    #: False means "run every skill alone": the coordinator then makes every stage width 1.
-    concurrent: bool
-
-    def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]: ...
+from sof_core.execution.run import RunContext
+from sof_core.execution.step import Outcome, _thread_loop, aexecute_step
+from sof_core.graph.compile import Step
 
 
 class SequentialExecutor:
@@ -130,9 +115,3 @@ class AsyncioExecutor(_PoolOwner):
                 return run.timed_out(step, time.monotonic() - started)
 
         return list(await asyncio.gather(*(one(step) for step in steps)))
-
-
-def timeout_outcome(step: Step, duration: float) -> Outcome:
-    """The outcome recorded for a skill that was abandoned at its timeout."""
-    error = SkillTimeoutError(f"did not finish within {step.timeout}s; abandoned", step.name)
-    return Outcome(step, None, None, None, None, error, duration, 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from sof_core.errors import GoalResolutionError
-from sof_core.skill import SkillSpec
+from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
 
 

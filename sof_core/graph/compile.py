@@ -15,10 +15,10 @@ from threading import Lock
 from typing import Any
 
 from sof_core.config import SOFConfig
-from sof_core.registry import Registry, SkillEntry
-from sof_core.skill import SkillSpec
+from sof_core.graph.validate import ValidationProblem
+from sof_core.plugins.registry import Registry, SkillEntry
+from sof_core.skills.spec import SkillSpec
 from sof_core.uif import UIF_FIELD_TYPES
-from sof_core.validation import ValidationProblem
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def compile_plan(
     available: frozenset[str] = frozenset(),
 ) -> CompiledPlan:
     """Validate ``plan`` and precompute its stages; never raises for a bad plan."""
-    from sof_core.graph import build_graph, find_cycles, parallel_stages
-    from sof_core.validation import check_keys, check_plan_shape, check_vetting
+    from sof_core.graph.build import build_graph, find_cycles, parallel_stages
+    from sof_core.graph.validate import check_keys, check_plan_shape, check_vetting
 
     plan = tuple(plan)
     problems = check_plan_shape(plan, set(registry.skill_names()), config.max_plan_length)

@@ -12,7 +12,7 @@ This is the hot path (one view per skill per run), so a view is built without py
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -140,20 +140,31 @@ class ScopedData(MutableMapping[str, Any]):
 WriteGuard = ScopedData
 
 
-def skill_view(
-    uif: UIF,
-    skill: str,
-    readable: frozenset[str],
-    writable: frozenset[str],
-    writable_fields: frozenset[str],
-) -> tuple[UIF, ScopedData, ScopedData]:
-    """A shallow UIF copy for one skill, plus its scope (returned twice: data and guard).
+class StepAccess(Protocol):
+    """What a view needs of a compiled step (``sof_core.Step`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def readable(self) -> frozenset[str]: ...
+    @property
+    def writable(self) -> frozenset[str]: ...
+    @property
+    def writable_fields(self) -> frozenset[str]: ...
+
+
+def skill_view(uif: UIF, step: StepAccess) -> tuple[UIF, ScopedData]:
+    """A shallow UIF copy for one skill, plus its scope (what it wrote ends up there).
 
     Built without validation (the source is valid): a dict copy and three slot writes,
-    a fraction of ``model_copy()``.
+    a fraction of ``model_copy()``. Executors that run skills elsewhere build one per call
+    and replay the far side's changes into it (``sof_core.replay_changes``).
     """
     source = uif.__dict__
-    scope = ScopedData(skill, source["intermediate_data"], readable, writable, writable_fields)
+    scope = ScopedData(
+        step.name, source["intermediate_data"], step.readable, step.writable,
+        step.writable_fields,
+    )
     view = _new(type(uif))
     fields = view.__dict__
     fields.update(source)
@@ -164,4 +175,4 @@ def skill_view(
     _set_fields_set(view, set(uif.__pydantic_fields_set__))
     _set_extra(view, None)
     _set_private(view, {"_sof_guard": scope})
-    return view, scope, scope
+    return view, scope

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sof_core.graph.validate import ValidationProblem
 from sof_core.uif import UIF
-from sof_core.validation import ValidationProblem
 
 RunStatus = Literal["success", "partial", "failure", "timeout"]
 SkillStatus = Literal["success", "failed", "timeout", "skipped"]

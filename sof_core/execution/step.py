@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
-from sof_core._views import (
+from sof_core.errors import (
+    SkillExecutionError,
+    SkillTimeoutError,
+    UndeclaredReadError,
+    UndeclaredWriteError,
+)
+from sof_core.graph.compile import Step
+from sof_core.skills.views import (
     ScopedData,
     WriteGuard,
     _new,
@@ -24,13 +31,6 @@ from sof_core._views import (
     _set_fields_set,
     _set_private,
     skill_view,
-)
-from sof_core.compiler import Step
-from sof_core.errors import (
-    SkillExecutionError,
-    SkillTimeoutError,
-    UndeclaredReadError,
-    UndeclaredWriteError,
 )
 from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus
 
@@ -132,9 +132,8 @@ async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Out
     started = _perf()
     while True:
         attempts += 1
-        view, data, guard = skill_view(
-            uif, step.name, step.readable, step.writable, step.writable_fields
-        )
+        view, data = skill_view(uif, step)
+        guard = data
         try:
             coro = step.instance.execute(view)
             if step.timeout is not None:

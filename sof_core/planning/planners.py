@@ -8,10 +8,29 @@ minimal set of registered skills that produce ``final_response``. Plugins add mo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from sof_core.coordinator import CoordinatorEngine
+
+class CoordinatorEngine(Protocol):
+    """What a planner may use of the engine it plans for (``CoordinatorEngine`` has it)."""
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def registry(self) -> Any: ...
+
+    def resolve_goal(
+        self,
+        goals: Iterable[str],
+        *,
+        available: Iterable[str] = (),
+        include_optional: bool = False,
+        prefer: Mapping[str, str] | None = None,
+    ) -> list[str]: ...
+
+    def validate_plan(self, plan: Sequence[str], available: Iterable[str] = ()) -> list[Any]: ...
 
 
 @runtime_checkable

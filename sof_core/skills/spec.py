@@ -1,93 +1,22 @@
-"""Skills: the units a plan is made of, declared the way SAM declares them.
+"""``SkillSpec``: a skill's declarations, checked once and normalised for the graph.
 
-A skill says what it reads (``required_inputs``, ``optional_inputs``) and what it writes
-(``output_keys``); the coordinator derives the execution graph from those declarations alone,
-so a skill never names another skill. Keys name ``intermediate_data`` entries or UIF fields.
 A key may carry a type (``{"passages": list}`` or ``[("passages", list)]``); the validator
-then checks producers and consumers agree.
+then checks producers and consumers agree. Checking happens when a skill class is defined
+(for classes that name a skill) or registered, so authors get errors at import time.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, Union
 
-from sof_core.errors import SkillDefinitionError, SkillDependencyError
-from sof_core.uif import HOST_FIELDS, UIF, UIF_FIELD_TYPES
+from sof_core.errors import SkillDefinitionError
+from sof_core.uif import UIF_FIELD_TYPES
 
 #: What a declaration may be: names, (name, type) pairs, or a name→type mapping.
 KeyDeclaration = Union[Iterable[str | tuple[str, Any]], Mapping[str, Any]]  # noqa: UP007
-
-
-class BaseSkillModule(ABC):
-    """Base class of every skill (SAM's attribute names; ``execute`` may be ``async``)."""
-
-    skill_name: ClassVar[str] = ""
-    skill_version: ClassVar[str] = "1.0.0"
-    skill_description: ClassVar[str] = ""
-    skill_category: ClassVar[str] = "general"
-
-    required_inputs: ClassVar[KeyDeclaration] = []
-    optional_inputs: ClassVar[KeyDeclaration] = []
-    output_keys: ClassVar[KeyDeclaration] = []
-
-    requires_external_access: ClassVar[bool] = False
-    requires_vetting: ClassVar[bool] = False
-    #: SOF extension: this skill checks untrusted content, so its outputs count as vetted.
-    vets_content: ClassVar[bool] = False
-    can_run_parallel: ClassVar[bool] = True
-    estimated_execution_time: ClassVar[float] = 1.0
-    #: Seconds before the coordinator abandons the skill; ``None`` uses the configured default.
-    max_execution_time: ClassVar[float | None] = 30.0
-    #: SOF extension: extra attempts after an exception; ``None`` uses the configured default.
-    max_retries: ClassVar[int | None] = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Only classes that name a skill are checked here; unnamed intermediate bases are
-        # checked when registered, so authors get the error at import time where possible.
-        if "skill_name" in cls.__dict__:
-            SkillSpec.from_skill_class(cls)
-
-    def __init__(self) -> None:
-        self.logger = logging.getLogger(f"sof.skill.{self.skill_name or type(self).__name__}")
-
-    @abstractmethod
-    def execute(self, uif: UIF) -> UIF:
-        """Read declared inputs from ``uif``, write declared outputs, return ``uif``."""
-
-    # --- SAM's helpers -------------------------------------------------------------------
-
-    def validate_dependencies(self, uif: UIF) -> None:
-        """Raise ``SkillDependencyError`` naming every required input ``uif`` lacks."""
-        spec = SkillSpec.from_skill_class(type(self))
-        missing = [key for key in spec.required_inputs if not _uif_has(uif, key)]
-        if missing:
-            raise SkillDependencyError(f"missing required inputs {missing}", self.skill_name)
-
-    def get_dependency_info(self) -> dict[str, Any]:
-        """The declarations, as SAM's coordinator printed them."""
-        spec = SkillSpec.from_skill_class(type(self))
-        return {
-            "skill_name": spec.name,
-            "required_inputs": list(spec.required_inputs),
-            "optional_inputs": list(spec.optional_inputs),
-            "output_keys": list(spec.output_keys),
-        }
-
-    def get_metadata(self) -> dict[str, Any]:
-        """Everything a planner or a ``sof skills`` listing needs to know about the skill."""
-        return SkillSpec.from_skill_class(type(self)).describe()
-
-
-def _uif_has(uif: UIF, key: str) -> bool:
-    if key in UIF_FIELD_TYPES:
-        return key in HOST_FIELDS or getattr(uif, key) is not None
-    return key in uif.intermediate_data
 
 
 def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:

@@ -13,14 +13,11 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sof_core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sof_core.config_manager import SOFConfigManager
 
 ENV_PREFIX = "SOF_"
 
@@ -248,29 +245,3 @@ def load_host_config(**overrides: Any) -> SOFConfig:
         config = build_config(file_path=Path(os.devnull), **overrides)
         logging.getLogger("sof.config").warning("ignoring the config file: %s", exc)
         return config
-
-
-# --- the live configuration (seed: "Migration Configuration") -----------------------------
-# The manager lives in ``sof_core.config_manager``; these keep the seed's rollback commands
-# working verbatim with ``sof_core.config`` in place of ``sam.orchestration.config``.
-
-
-def get_sof_config_manager(path: Path | str | None = None) -> SOFConfigManager:
-    """The process-wide ``SOFConfigManager`` (``$SOF_CONFIG`` or the user config file)."""
-    from sof_core.config_manager import get_sof_config_manager as get
-
-    return get(path)
-
-
-def disable_sof_framework() -> SOFConfig:
-    """Roll back to the legacy pipeline for every new query; returns the new config."""
-    from sof_core.config_manager import disable_sof_framework as disable
-
-    return disable()
-
-
-def enable_sof_framework(rollout_percentage: float | None = None) -> SOFConfig:
-    """Turn SOF on (optionally with a rollout percentage); returns the new config."""
-    from sof_core.config_manager import enable_sof_framework as enable
-
-    return enable(rollout_percentage)

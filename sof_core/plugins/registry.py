@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sof_core.errors import PluginConflictError, PluginHookError, SkillDefinitionError
-from sof_core.skill import SkillSpec
+from sof_core.skills.spec import SkillSpec
 
 #: Registration hooks whose items are named components, by registry kind.
 COMPONENT_HOOKS: dict[str, str] = {

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sof_core.config import (
+from sof_core.config.model import (
     SOFConfig,
     config_error_from,
     default_config_path,

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import pluggy
 
-from sof_core import hookspecs
 from sof_core._version import API_VERSION, __version__
 from sof_core.config import SOFConfig, load_host_config
 from sof_core.errors import (
@@ -32,10 +31,18 @@ from sof_core.errors import (
     PluginLoadError,
     SOFError,
 )
-from sof_core.markers import PROJECT_NAME
-from sof_core.registry import COMPONENT_HOOKS, Registry
+from sof_core.plugins import hookspecs
+from sof_core.plugins.markers import PROJECT_NAME
+from sof_core.plugins.registry import COMPONENT_HOOKS, Registry
 
 ENTRY_POINT_GROUP = "sof.plugins"
+#: SOF's own executors and planners, registered through the same hooks as third parties'.
+#: Named, not imported, here: they sit in higher layers that import this one (as pytest
+#: lists its ``default_plugins``).
+BUILTIN_PLUGINS: dict[str, str] = {
+    "sof-executors": "sof_core.execution.builtin",
+    "sof-planners": "sof_core.planning.builtin",
+}
 log = logging.getLogger("sof.plugins")
 
 PluginStatus = Literal["discovered", "loaded", "failed", "disabled"]
@@ -145,9 +152,9 @@ class PluginManager:
                 return self
             self._loaded = True
             if self._builtins:
-                from sof_core import builtin
-
-                self.register(builtin, name="sof-builtin", source="builtin")
+                for name, module_name in BUILTIN_PLUGINS.items():
+                    module = importlib.import_module(module_name)
+                    self.register(module, name=name, source="builtin")
             if self.config.plugins_autoload:
                 for record in self.discover():
                     self._load_entry_point(record)

@@ -24,16 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sof_core.config_manager import ConfigState
+from sof_core.config.manager import ConfigState
 from sof_core.errors import ConfigError, PlanValidationError
-from sof_core.metrics import ABMetrics, Alert
+from sof_core.routing.metrics import ABMetrics, Alert
 from sof_core.uif import HOST_FIELDS, UIF
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
-    from sof_core.config_manager import SOFConfigManager
-    from sof_core.coordinator import CoordinatorEngine
-    from sof_core.report import ExecutionReport
+    from sof_core.config.manager import SOFConfigManager
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.report import ExecutionReport
 
 log = logging.getLogger("sof.router")
 
@@ -126,7 +126,7 @@ class QueryRouter:
                 key="shadow_sample_rate",
             )
         if manager is None:
-            from sof_core.config_manager import get_sof_config_manager
+            from sof_core.config.manager import get_sof_config_manager
 
             manager = get_sof_config_manager()
         self.engine = engine

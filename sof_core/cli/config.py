@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
-    from sof_core.config_manager import SOFConfigManager
+    from sof_core.config.manager import SOFConfigManager
 
 USAGE_ERROR = 2
 
@@ -69,7 +69,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"path": str(manager.path), "settings": rows}, indent=2))
         return 0
-    from sof_core.cli import render_table
+    from sof_core.cli.output import render_table
 
     print(f"# {manager.path}")
     table = [(r["key"], json.dumps(r["value"]), r["source"]) for r in rows]
@@ -126,7 +126,7 @@ def parse_value(text: str) -> Any:
 
 
 def _manager() -> SOFConfigManager:
-    from sof_core.config_manager import SOFConfigManager
+    from sof_core.config.manager import SOFConfigManager
 
     return SOFConfigManager()
 
@@ -185,7 +185,7 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sof_core.config_cli SUBCOMMAND`` (the same as ``sof config``)."""
+    """``python -m sof_core.cli.config SUBCOMMAND`` (the same as ``sof config``)."""
     parser = argparse.ArgumentParser(prog="sof")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["config", *(sys.argv[1:] if argv is None else argv)])

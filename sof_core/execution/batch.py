@@ -6,7 +6,7 @@ input order with a summary (count, errors, latency percentiles, throughput) for
 ``sof run --file queries.txt`` and for scripts. Runs are independent, so the batch's
 concurrency is separate from the executor's (which runs the skills *within* one run).
 
-    from sof_core.batch import run_batch, format_summary
+    from sof_core.execution.batch import run_batch, format_summary
     batch = run_batch(engine, ["What is SOF?", "Who wrote SAM?"], concurrency=8)
     print(format_summary(batch.summary))
 """
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sof_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sof_core.coordinator import CoordinatorEngine
-    from sof_core.report import ExecutionReport
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.report import ExecutionReport
 
 #: Called after each query finishes, in the caller's thread: ``progress(done, total, item)``.
 ProgressCallback = Callable[[int, int, "BatchItem"], None]

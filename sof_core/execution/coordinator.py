@@ -1,0 +1,208 @@
+"""The coordinator: plan in, ``ExecutionReport`` out.
+
+A run compiles its plan (cached per plan and registry version), then hands it to a
+``RunContext`` that walks the stages (see ``sof_core.execution.run``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sof_core.config import SOFConfig
+from sof_core.errors import ConfigError, PlanValidationError, SOFError
+from sof_core.execution.report import ExecutionReport
+from sof_core.execution.run import Executor, RunContext, _monotonic
+from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
+from sof_core.graph.validate import ValidationProblem
+from sof_core.plugins import PluginManager, get_plugin_manager, hookimpl
+from sof_core.uif import UIF, UIFStatus
+
+# Threads that host ``aexecute_plan`` calls. Not the runner pool: a hosted run waits for its
+# runner, and with hundreds of concurrent async runs the hosts would fill the runner pool and
+# starve the runners they wait for (every run then ends at total_timeout).
+_ASYNC_HOSTS = concurrent.futures.ThreadPoolExecutor(
+    max_workers=256, thread_name_prefix="sof-async"
+)
+_UIF_STATUS: dict[str, UIFStatus] = {
+    "success": UIFStatus.SUCCESS,
+    "partial": UIFStatus.PARTIAL,
+    "failure": UIFStatus.FAILURE,
+    "timeout": UIFStatus.TIMEOUT,
+}
+
+
+class CoordinatorEngine:
+    """Plans in, reports out. One engine serves many concurrent runs."""
+
+    def __init__(
+        self,
+        plugins: PluginManager | None = None,
+        config: SOFConfig | None = None,
+    ) -> None:
+        if plugins is None:
+            plugins = get_plugin_manager() if config is None else PluginManager(config).load()
+        else:
+            plugins.load()
+        self.plugins = plugins
+        self.config = config if config is not None else plugins.config
+        self._cache = PlanCache(self.config.plan_cache_size)
+        self._executors: dict[str, Executor] = {}
+
+    @property
+    def registry(self) -> Any:
+        return self.plugins.registry
+
+    # --- registration in code (SAM's API) ------------------------------------------------
+
+    def register_skill(self, skill: Any, plugin_name: str | None = None) -> None:
+        """Register one skill class or instance from code; raises if it cannot be used."""
+        name = plugin_name or f"code:{getattr(skill, 'skill_name', repr(skill))}"
+        record = self.plugins.register(_SkillsPlugin([skill]), name=name)
+        if record.status != "loaded":
+            raise SOFError(record.error or f"could not register {skill!r}")
+
+    def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
+        """Register several skills as one in-code plugin (all or nothing)."""
+        record = self.plugins.register(_SkillsPlugin(list(skills)), name=plugin_name)
+        if record.status != "loaded":
+            raise SOFError(record.error or "could not register skills")
+
+    # --- planning ------------------------------------------------------------------------
+
+    def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
+        """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
+        available = frozenset(available)
+        key = (tuple(plan), self.plugins.registry.version, available)
+        if self.config.enable_plan_cache:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        compiled = compile_plan(plan, self.plugins.registry, self.config, available)
+        if self.config.enable_plan_cache:
+            self._cache.put(key, compiled)
+        return compiled
+
+    def validate_plan(
+        self, plan: Sequence[str], available: Iterable[str] = ()
+    ) -> list[ValidationProblem]:
+        """Every problem of ``plan`` (an empty list means it is runnable)."""
+        return list(self.compile(plan, available).problems)
+
+    def resolve_goal(
+        self,
+        goals: Iterable[str],
+        *,
+        available: Iterable[str] = (),
+        include_optional: bool = False,
+        prefer: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """The minimal plan of registered skills that produces ``goals``."""
+        from sof_core.graph.build import resolve_goal
+
+        specs = {entry.spec.name: entry.spec for entry in self.plugins.registry.skills()}
+        return resolve_goal(
+            goals, specs, available=available, include_optional=include_optional, prefer=prefer
+        )
+
+    def executor(self, name: str | None = None) -> Executor:
+        """The executor called ``name`` (default: the configured one), from the registry."""
+        name = name or self.config.executor
+        executor = self._executors.get(name)
+        if executor is None:
+            entry = self.plugins.registry.component("executors", name)
+            if entry is None:
+                known = sorted(self.plugins.registry.components("executors"))
+                raise ConfigError(
+                    f"unknown executor {name!r}; installed executors are {known}", key="executor"
+                )
+            executor = entry.obj() if isinstance(entry.obj, type) else entry.obj
+            self._executors[name] = executor
+        return executor
+
+    # --- running -------------------------------------------------------------------------
+
+    def execute_plan(
+        self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
+    ) -> ExecutionReport:
+        """Run ``plan`` on ``uif``; raises ``PlanValidationError`` before running if invalid.
+
+        Skill failures never raise: they are in the report, whose status says how it went.
+        """
+        started = time.perf_counter()
+        compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
+            raise PlanValidationError(compiled.problems)
+        chosen = self.executor(executor)
+        fields = uif.__dict__
+        fields["status"] = UIFStatus.RUNNING
+        if fields["start_time"] is None:
+            fields["start_time"] = time.time()
+        fields["execution_plan"] = list(compiled.order)
+        run = RunContext(self.plugins, self.config, compiled, uif, chosen)
+        if self.plugins.observers("sof_before_plan"):
+            self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        total = self.config.total_timeout
+        if total is not None or compiled.timeouts:
+            run.supervise(_monotonic() + total if total is not None else math.inf)
+        else:
+            run.drive_inline()
+        with run.lock:
+            status = run.status()
+            fields["status"] = _UIF_STATUS[status]
+            fields["end_time"] = time.time()
+            report = ExecutionReport(
+                uif=uif,
+                status=status,
+                plan=list(compiled.plan),
+                stages=[list(stage) for stage in run.stages],
+                results=list(run.results),
+                errors=list(run.errors),
+                duration=time.perf_counter() - started,
+                executor=chosen.name,
+            )
+        if self.plugins.observers("sof_after_plan"):
+            self.plugins.notify("sof_after_plan", report=report)
+        return report
+
+    async def aexecute_plan(
+        self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
+    ) -> ExecutionReport:
+        """``execute_plan`` for async hosts: the run happens off the event loop."""
+        import asyncio  # an async host has imported it already
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _ASYNC_HOSTS, lambda: self.execute_plan(plan, uif, executor=executor)
+        )
+
+    def run_query(
+        self,
+        query: str,
+        plan: Sequence[str] | None = None,
+        *,
+        goal: Sequence[str] | None = None,
+        executor: str | None = None,
+        **uif_fields: Any,
+    ) -> ExecutionReport:
+        """Build a UIF for ``query`` and run ``plan`` (default: the configured default plan)."""
+        uif = UIF.for_query(query, **uif_fields)
+        if goal:
+            plan = self.resolve_goal(goal)
+        return self.execute_plan(list(plan or self.config.default_plan), uif, executor=executor)
+
+
+class _SkillsPlugin:
+    """Wraps skills registered in code so they go through the same checks as plugins."""
+
+    def __init__(self, skills: list[Any]) -> None:
+        self._skills = skills
+
+    @hookimpl
+    def sof_register_skills(self) -> list[Any]:
+        return list(self._skills)
+
+

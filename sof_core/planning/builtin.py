@@ -1,0 +1,13 @@
+"""SOF's own planners, registered through the same hook as any third-party planner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sof_core.planning.planners import GoalPlanner, StaticPlanner
+from sof_core.plugins import hookimpl
+
+
+@hookimpl
+def sof_register_planners() -> list[Any]:
+    return [StaticPlanner(), GoalPlanner()]

@@ -1,0 +1,85 @@
+"""``BaseSkillModule``: the class every skill subclasses, with SAM's attribute names.
+
+A skill says what it reads (``required_inputs``, ``optional_inputs``) and what it writes
+(``output_keys``); the coordinator derives the execution graph from those declarations alone,
+so a skill never names another skill. Keys name ``intermediate_data`` entries or UIF fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from sof_core.errors import SkillDependencyError
+from sof_core.skills.spec import KeyDeclaration, SkillSpec
+from sof_core.uif import HOST_FIELDS, UIF, UIF_FIELD_TYPES
+
+
+class BaseSkillModule(ABC):
+    """Base class of every skill (SAM's attribute names; ``execute`` may be ``async``)."""
+
+    skill_name: ClassVar[str] = ""
+    skill_version: ClassVar[str] = "1.0.0"
+    skill_description: ClassVar[str] = ""
+    skill_category: ClassVar[str] = "general"
+
+    required_inputs: ClassVar[KeyDeclaration] = []
+    optional_inputs: ClassVar[KeyDeclaration] = []
+    output_keys: ClassVar[KeyDeclaration] = []
+
+    requires_external_access: ClassVar[bool] = False
+    requires_vetting: ClassVar[bool] = False
+    #: SOF extension: this skill checks untrusted content, so its outputs count as vetted.
+    vets_content: ClassVar[bool] = False
+    can_run_parallel: ClassVar[bool] = True
+    estimated_execution_time: ClassVar[float] = 1.0
+    #: Seconds before the coordinator abandons the skill; ``None`` uses the configured default.
+    max_execution_time: ClassVar[float | None] = 30.0
+    #: SOF extension: extra attempts after an exception; ``None`` uses the configured default.
+    max_retries: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only classes that name a skill are checked here; unnamed intermediate bases are
+        # checked when registered, so authors get the error at import time where possible.
+        if "skill_name" in cls.__dict__:
+            SkillSpec.from_skill_class(cls)
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(f"sof.skill.{self.skill_name or type(self).__name__}")
+
+    @abstractmethod
+    def execute(self, uif: UIF) -> UIF:
+        """Read declared inputs from ``uif``, write declared outputs, return ``uif``."""
+
+    # --- SAM's helpers -------------------------------------------------------------------
+
+    def validate_dependencies(self, uif: UIF) -> None:
+        """Raise ``SkillDependencyError`` naming every required input ``uif`` lacks."""
+        spec = SkillSpec.from_skill_class(type(self))
+        missing = [key for key in spec.required_inputs if not _uif_has(uif, key)]
+        if missing:
+            raise SkillDependencyError(f"missing required inputs {missing}", self.skill_name)
+
+    def get_dependency_info(self) -> dict[str, Any]:
+        """The declarations, as SAM's coordinator printed them."""
+        spec = SkillSpec.from_skill_class(type(self))
+        return {
+            "skill_name": spec.name,
+            "required_inputs": list(spec.required_inputs),
+            "optional_inputs": list(spec.optional_inputs),
+            "output_keys": list(spec.output_keys),
+        }
+
+    def get_metadata(self) -> dict[str, Any]:
+        """Everything a planner or a ``sof skills`` listing needs to know about the skill."""
+        return SkillSpec.from_skill_class(type(self)).describe()
+
+
+def _uif_has(uif: UIF, key: str) -> bool:
+    if key in UIF_FIELD_TYPES:
+        return key in HOST_FIELDS or getattr(uif, key) is not None
+    return key in uif.intermediate_data
+
+
