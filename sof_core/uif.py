@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core.errors import UIFError
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core.errors import ConfigError
 
 ENV_PREFIX = "SOF_"
@@ -74,6 +75,12 @@ class SOFConfig(BaseModel):
     strict_plugins: bool = False
     #: Settings for individual plugins, by plugin name (e.g. ``{"memory": {"path": ...}}``).
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Which plugin provides a skill name that several installed plugins register, by plugin
+    #: or distribution name (``{"MemoryRetrievalSkill": "sam-skills"}``); until it is set,
+    #: such a name is unavailable rather than silently given to one of them.
+    skill_providers: dict[str, str] = Field(default_factory=dict)
+    #: A plugin import slower than this (ms) is logged and recorded; strict mode fails it.
+    plugin_import_budget_ms: float = Field(default=1000.0, gt=0)
 
     # --- observability -------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -179,6 +186,22 @@ def _coerce_env(var: str, key: str, raw: str) -> Any:
             except ValueError as exc:
                 raise ConfigError(f"{var}={raw!r} is not a JSON list: {exc}", key=key) from exc
         return [part.strip() for part in text.split(",") if part.strip()]
+    if annotation.startswith("dict"):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            value = exc
+        if not isinstance(value, dict):
+            example = (
+                '{"MemoryRetrievalSkill": "sam-skills"}'
+                if key == "skill_providers"
+                else '{"name": "value"}'
+            )
+            raise ConfigError(
+                f"{var}={raw!r} is not a JSON object; write it like {var}='{example}'",
+                key=key,
+            )
+        return value
     if text.lower() in ("none", "null") and "None" in annotation:
         return None
     return text

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sof_core.config import SOFConfig
-from sof_core.errors import ConfigError, PlanValidationError, SOFError
+from sof_core.errors import ConfigError, PlanValidationError
 from sof_core.execution.report import ExecutionReport
 from sof_core.execution.run import Executor, RunContext, _monotonic
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins import PluginManager, get_plugin_manager, hookimpl
+from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF, UIFStatus
 
 # Threads that host ``aexecute_plan`` calls. Not the runner pool: a hosted run waits for its
@@ -43,8 +44,16 @@ class CoordinatorEngine:
         plugins: PluginManager | None = None,
         config: SOFConfig | None = None,
     ) -> None:
+        """Without ``plugins``, the engine gets its own overlay of the process-wide manager
+        (installed plugins are loaded once per process and shared; what is registered on this
+        engine stays on it), or, given ``config``, its own manager loaded with that config.
+        A ``plugins`` manager passed in is used as is, shared with whoever else holds it.
+        """
         if plugins is None:
-            plugins = get_plugin_manager() if config is None else PluginManager(config).load()
+            if config is None:
+                plugins = get_plugin_manager().overlay()
+            else:
+                plugins = PluginManager(config).load()
         else:
             plugins.load()
         self.plugins = plugins
@@ -53,23 +62,35 @@ class CoordinatorEngine:
         self._executors: dict[str, Executor] = {}
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> Registry:
+        """What this engine can run: its own registrations over the installed plugins'."""
         return self.plugins.registry
 
     # --- registration in code (SAM's API) ------------------------------------------------
 
     def register_skill(self, skill: Any, plugin_name: str | None = None) -> None:
-        """Register one skill class or instance from code; raises if it cannot be used."""
-        name = plugin_name or f"code:{getattr(skill, 'skill_name', repr(skill))}"
-        record = self.plugins.register(_SkillsPlugin([skill]), name=name)
-        if record.status != "loaded":
-            raise SOFError(record.error or f"could not register {skill!r}")
+        """Register one skill class or instance on this engine; raises if it cannot be used.
+
+        Without ``plugin_name`` the skill gets the plugin name ``code:<skill_name>``, and
+        registering a skill of the same name that way again replaces it (SAM's rule), but only
+        once the new one has passed every check. A name already registered on this engine by
+        another plugin raises ``PluginConflictError``; a name provided by an installed plugin
+        is overridden, on this engine only. A failure raises the specific error
+        (``PluginConflictError``, ``SkillDefinitionError``, ``PluginHookError``) and leaves
+        the engine exactly as it was.
+        """
+        name = plugin_name or f"code:{item_label(skill)}"
+        self.plugins.register(
+            _SkillsPlugin([skill]), name=name, replace=plugin_name is None, raise_errors=True
+        )
 
     def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
-        """Register several skills as one in-code plugin (all or nothing)."""
-        record = self.plugins.register(_SkillsPlugin(list(skills)), name=plugin_name)
-        if record.status != "loaded":
-            raise SOFError(record.error or "could not register skills")
+        """Register several skills as one in-code plugin on this engine (all or nothing).
+
+        A ``plugin_name`` already in use raises ``PluginConflictError``; like any failure
+        here, it leaves what was registered before untouched.
+        """
+        self.plugins.register(_SkillsPlugin(list(skills)), name=plugin_name, raise_errors=True)
 
     # --- planning ------------------------------------------------------------------------
 

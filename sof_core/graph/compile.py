@@ -86,7 +86,18 @@ def compile_plan(
     from sof_core.graph.validate import check_keys, check_plan_shape, check_vetting
 
     plan = tuple(plan)
-    problems = check_plan_shape(plan, set(registry.skill_names()), config.max_plan_length)
+    known = set(registry.skill_names())
+    # Why a name is missing (contested, or its plugin failed) is looked up only if one is.
+    missing = not known.issuperset(plan)
+    contested = registry.contested() if missing else {}
+    problems = check_plan_shape(
+        plan,
+        known,
+        config.max_plan_length,
+        contested=contested,
+        skill_providers={n: s for n in contested if (s := registry.skill_provider_setting(n))},
+        failures=registry.failures() if missing else (),
+    )
     entries: dict[str, SkillEntry] = {}
     for name in plan:
         entry = registry.skill(name)

@@ -10,10 +10,13 @@ import types
 import typing
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from sof_core.skills.spec import SkillSpec, type_name
 from sof_core.uif import HOST_FIELDS, UIF_FIELD_TYPES
+
+if TYPE_CHECKING:
+    from sof_core.plugins.registry import FailedPlugin
 
 ProblemCode = Literal[
     "empty_plan",
@@ -25,6 +28,7 @@ ProblemCode = Literal[
     "cycle",
     "type_mismatch",
     "untrusted_output",
+    "contested_skill",
 ]
 
 
@@ -52,9 +56,23 @@ class ValidationProblem:
 
 
 def check_plan_shape(
-    plan: Sequence[str], known: Collection[str], max_length: int
+    plan: Sequence[str],
+    known: Collection[str],
+    max_length: int,
+    *,
+    contested: Mapping[str, Sequence[str]] | None = None,
+    skill_providers: Mapping[str, str] | None = None,
+    failures: Sequence[FailedPlugin] = (),
 ) -> list[ValidationProblem]:
-    """Problems visible from the names alone: empty, too long, unknown or repeated skills."""
+    """Problems visible from the names alone: empty, too long, unknown or repeated skills.
+
+    ``contested`` (skill -> candidate plugins) turns an unknown name into a
+    ``contested_skill`` problem naming the plugins and the ``skill_providers`` setting that
+    settles it (``skill_providers`` is what that setting says now). ``failures`` lets an
+    unknown name be blamed on the plugin that offered it and failed to load, or, when the
+    failed plugins' skills cannot be known (an import error), mentioned as possible causes.
+    """
+    contested = contested or {}
     problems: list[ValidationProblem] = []
     if not plan:
         problems.append(
@@ -80,25 +98,86 @@ def check_plan_shape(
             )
             continue
         seen.add(name)
-        if name not in known:
+        if name in known:
+            continue
+        candidates = contested.get(name)
+        if candidates:
             problems.append(
-                ValidationProblem(
-                    "unknown_skill",
-                    f"unknown skill {name!r}: no installed plugin registers it"
-                    + _suggest(name, known),
-                    (name,),
-                )
+                _contested(name, candidates, (skill_providers or {}).get(name))
             )
+        else:
+            problems.append(_unknown(name, known, contested, failures))
     return problems
 
 
+def _contested(name: str, candidates: Sequence[str], setting: str | None) -> ValidationProblem:
+    from sof_core.plugins.registry import provider_hint
+
+    listed = ", ".join(repr(c) for c in candidates[:-1]) + f" and {candidates[-1]!r}"
+    stale = (
+        f" (skill_providers names {setting!r}, which does not provide it)"
+        if setting is not None
+        else ""
+    )
+    return ValidationProblem(
+        "contested_skill",
+        f"skill {name!r} is provided by plugins {listed}{stale}, so it is unavailable until "
+        + provider_hint(name, candidates),
+        (name,),
+    )
+
+
+def _unknown(
+    name: str,
+    known: Collection[str],
+    contested: Mapping[str, Sequence[str]],
+    failures: Sequence[FailedPlugin],
+) -> ValidationProblem:
+    tied = [f for f in failures if f.skills is not None and name in f.skills]
+    if tied:
+        causes = "; ".join(
+            f"plugin {f.plugin!r}, which failed to load: {f.error}" for f in tied
+        )
+        return ValidationProblem(
+            "unknown_skill",
+            f"skill {name!r} is provided by {causes}; see `sof plugins`",
+            (name,),
+        )
+    message = f"unknown skill {name!r}: no loaded plugin registers it" + _suggest(
+        name, [*known, *contested]
+    )
+    untied = [f.plugin for f in failures if f.skills is None]
+    if untied:
+        message += (
+            f"; plugin(s) {', '.join(repr(p) for p in untied)} failed to load before "
+            "declaring their skills and may provide it (see `sof plugins`)"
+        )
+    return ValidationProblem("unknown_skill", message, (name,))
+
+
 def _suggest(name: str, known: Collection[str]) -> str:
+    """A close registered name, compared without the ``Skill``/``Tool`` suffix.
+
+    Skill names share that suffix, which alone makes ``TwoSkill`` look like ``OneSkill`` to
+    difflib; a suggestion must be a likely typo, never just another skill.
+    """
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(known), n=1)
+    stems: dict[str, str] = {}
+    for candidate in sorted(known):
+        stems.setdefault(_stem(candidate), candidate)
+    close = difflib.get_close_matches(_stem(name), list(stems), n=1, cutoff=0.75)
     if close:
-        return f"; did you mean {close[0]!r}?"
+        return f"; did you mean {stems[close[0]]!r}?"
     return "; run `sof skills` to list registered skills"
+
+
+def _stem(name: str) -> str:
+    lowered = name.lower()
+    for suffix in ("skill", "tool"):
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return lowered[: -len(suffix)]
+    return lowered
 
 
 def check_keys(

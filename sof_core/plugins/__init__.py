@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         get_plugin_manager,
         reset_plugin_manager,
     )
-    from sof_core.plugins.registry import ComponentEntry, Registry, SkillEntry
+    from sof_core.plugins.registry import ComponentEntry, FailedPlugin, Registry, SkillEntry
 
 _LAZY = {
     "ENTRY_POINT_GROUP": "sof_core.plugins.loader",
@@ -27,6 +27,7 @@ _LAZY = {
     "get_plugin_manager": "sof_core.plugins.loader",
     "reset_plugin_manager": "sof_core.plugins.loader",
     "ComponentEntry": "sof_core.plugins.registry",
+    "FailedPlugin": "sof_core.plugins.registry",
     "Registry": "sof_core.plugins.registry",
     "SkillEntry": "sof_core.plugins.registry",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
     "ComponentEntry",
+    "FailedPlugin",
     "PluginManager",
     "PluginRecord",
     "Registry",

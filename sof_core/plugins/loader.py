@@ -4,7 +4,14 @@ Entry points of group ``sof.plugins`` are loaded one at a time, sorted by name, 
 own try: allow/deny lists and the declared ``sof-core`` requirement are checked from metadata
 before importing; then import, register, check every ``sof_*`` name against the specs, and
 collect what each hook implementation contributes, one implementation at a time. Any failure
-unregisters that plugin, is recorded on its ``PluginRecord``, and loading goes on.
+(whatever it raises, ``sys.exit()`` included) unregisters that plugin, is recorded on its
+``PluginRecord``, and loading goes on. A distribution whose metadata cannot be read is skipped
+with a warning naming it.
+
+Installed plugins are loaded once per process by the shared manager
+(``get_plugin_manager()``). Each default ``CoordinatorEngine`` gets an *overlay* of it
+(``PluginManager.overlay()``): what is registered in code on the overlay belongs to that
+engine alone, and it reads through to the shared plugins.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import ChainMap
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +41,14 @@ from sof_core.errors import (
 )
 from sof_core.plugins import hookspecs
 from sof_core.plugins.markers import PROJECT_NAME
-from sof_core.plugins.registry import COMPONENT_HOOKS, Registry
+from sof_core.plugins.registry import (
+    COMPONENT_HOOKS,
+    SKILL_KINDS,
+    Registry,
+    item_label,
+    provider_hint,
+    safe_repr,
+)
 
 ENTRY_POINT_GROUP = "sof.plugins"
 #: SOF's own executors and planners, registered through the same hooks as third parties'.
@@ -46,18 +61,26 @@ BUILTIN_PLUGINS: dict[str, str] = {
 log = logging.getLogger("sof.plugins")
 
 PluginStatus = Literal["discovered", "loaded", "failed", "disabled"]
+PluginSource = Literal["entry-point", "code", "builtin"]
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("sof_"))
 
 
 @dataclass
 class PluginRecord:
-    """One plugin as ``sof plugins`` shows it, whether or not it could be loaded."""
+    """One plugin as ``sof plugins`` shows it, whether or not it could be loaded.
+
+    ``offered`` lists the skill and tool names its hooks returned, also when registration then
+    failed, so validation can blame a missing skill on it (``None`` while its hooks have not
+    run, e.g. when its import failed). ``conflicts`` says, one sentence each, which of its
+    skill names another plugin also provides and who provides them now; ``warnings`` holds
+    problems that did not stop it (a slow import).
+    """
 
     name: str
     distribution: str | None = None
     version: str | None = None
     module: str | None = None
-    source: Literal["entry-point", "code", "builtin"] = "entry-point"
+    source: PluginSource = "entry-point"
     status: PluginStatus = "discovered"
     error: str | None = None
     error_type: str | None = None
@@ -65,6 +88,9 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     provides: dict[str, list[str]] = field(default_factory=dict)
     requires: str | None = None
+    offered: list[str] | None = None
+    conflicts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,11 +106,19 @@ class PluginRecord:
             "hooks": list(self.hooks),
             "provides": {k: list(v) for k, v in self.provides.items()},
             "requires": self.requires,
+            "offered": None if self.offered is None else list(self.offered),
+            "conflicts": list(self.conflicts),
+            "warnings": list(self.warnings),
         }
 
 
 class PluginManager:
-    """SOF's plugin manager: a pluggy manager plus discovery, isolation and a registry."""
+    """SOF's plugin manager: a pluggy manager plus discovery, isolation and a registry.
+
+    With ``parent`` it is an overlay: it loads nothing itself, holds only what is registered
+    on it in code, and reads through to the parent's plugins, records, registry and
+    observers (see ``overlay()``).
+    """
 
     def __init__(
         self,
@@ -92,52 +126,98 @@ class PluginManager:
         *,
         entry_point_group: str = ENTRY_POINT_GROUP,
         builtins: bool = True,
+        parent: PluginManager | None = None,
     ) -> None:
-        self.config = config if config is not None else load_host_config()
+        if config is None:
+            config = parent.config if parent is not None else load_host_config()
+        self.config: SOFConfig = config
+        self.parent = parent
         self.entry_point_group = entry_point_group
         self.hook_manager = pluggy.PluginManager(PROJECT_NAME)
         self.hook_manager.add_hookspecs(hookspecs)
-        self.registry = Registry()
-        self.records: dict[str, PluginRecord] = {}
+        self.registry: Registry = (
+            Registry(parent.registry)
+            if parent is not None
+            else Registry(skill_providers=config.skill_providers)
+        )
+        self._records: dict[str, PluginRecord] = {}
+        #: Installed distributions skipped because their metadata could not be read.
+        self.discovery_warnings: list[str] = []
         self.observer_errors = 0
-        self._builtins = builtins
+        self._builtins = builtins and parent is None
         self._loaded = False
         self._configured = False
         self._load_lock = threading.RLock()
         self._observer_cache: tuple[int, dict[str, list[Any]]] = (-1, {})
 
+    @property
+    def records(self) -> MutableMapping[str, PluginRecord]:
+        """Every plugin by name; an overlay's own first, then its parent's."""
+        if self.parent is None:
+            return self._records
+        return ChainMap(self._records, self.parent.records)
+
+    def overlay(self, config: SOFConfig | None = None) -> PluginManager:
+        """A loaded manager layered over this one, for one engine.
+
+        Plugins and skills registered on the overlay are its own: this manager and its other
+        overlays never see them. The overlay sees everything registered here.
+        """
+        return PluginManager(config if config is not None else self.config, parent=self).load()
+
     # --- discovery (metadata only, never imports a plugin) -------------------------------
 
     def discover(self) -> list[PluginRecord]:
-        """Records of every installed entry-point plugin, from metadata alone."""
+        """Records of every installed entry-point plugin, from metadata alone.
+
+        Allow/deny lists are applied here (status ``disabled``). When two distributions
+        declare one entry-point name and both are allowed, *neither* is loaded: both records
+        fail with a ``PluginConflictError`` saying how to keep one (``plugins_disable`` with
+        the other's distribution name). Picking one silently could run the wrong code under
+        the settings (``plugin_settings``) meant for the other.
+        """
+        entry_points, problems = _read_entry_points(self.entry_point_group)
+        for problem in problems:
+            if problem not in self.discovery_warnings:
+                self.discovery_warnings.append(problem)
+                log.warning("%s", problem)
         records: list[PluginRecord] = []
-        seen: dict[str, PluginRecord] = {}
-        for ep in _sorted_entry_points(self.entry_point_group):
+        for ep in entry_points:
             dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
             record = PluginRecord(
                 name=ep.name,
-                distribution=dist_name,
-                version=dist.version if dist is not None else None,
+                distribution=_metadata_name(dist),
+                version=_dist_version(dist),
                 module=ep.value,
                 requires=_core_requirement(dist),
             )
-            first = seen.get(ep.name)
-            if first is not None:
-                record.status = "failed"
-                _fail(
-                    record,
-                    PluginConflictError(
-                        ep.name,
-                        f"entry-point name is also used by distribution {first.distribution!r}; "
-                        f"distribution {dist_name!r} was skipped. Uninstall one of them or rename "
-                        "its entry point",
-                    ),
-                )
-                record.name = f"{ep.name} ({dist_name})"
-            else:
-                seen[ep.name] = record
+            if not self._allowed(record):
+                record.status = "disabled"
             records.append(record)
+        by_name: dict[str, list[PluginRecord]] = {}
+        for record in records:
+            by_name.setdefault(record.name, []).append(record)
+        for name, same in by_name.items():
+            if len(same) < 2:
+                continue
+            enabled = [r for r in same if r.status == "discovered"]
+            if len(enabled) > 1:
+                dists = [r.distribution or "?" for r in enabled]
+                for record in enabled:
+                    others = [d for d in dists if d != record.distribution]
+                    _fail(
+                        record,
+                        PluginConflictError(
+                            name,
+                            f"entry-point name is declared by distributions {_quoted(dists)}, so "
+                            f"none of them is loaded; keep one by disabling the other(s), e.g. "
+                            f"plugins_disable = {_json_list(others)} "
+                            f"(SOF_PLUGINS_DISABLE={','.join(others)}), or uninstall one",
+                        ),
+                    )
+            for record in same:
+                if len(enabled) != 1 or record is not enabled[0]:
+                    record.name = f"{name} ({record.distribution})"
         return records
 
     # --- loading -------------------------------------------------------------------------
@@ -145,10 +225,15 @@ class PluginManager:
     def load(self) -> PluginManager:
         """Register built-ins and (unless autoload is off) every allowed entry-point plugin.
 
-        Idempotent and thread-safe. In strict mode the first plugin problem raises.
+        Idempotent and thread-safe. In strict mode the first plugin problem raises. An
+        overlay loads its parent and nothing else.
         """
         with self._load_lock:
             if self._loaded:
+                return self
+            if self.parent is not None:
+                self.parent.load()
+                self._loaded = self._configured = True
                 return self
             self._loaded = True
             if self._builtins:
@@ -160,6 +245,7 @@ class PluginManager:
                     self._load_entry_point(record)
             self._call_configure()
             self._configured = True
+            self._refresh_conflicts()
             self.raise_if_strict()
             return self
 
@@ -179,67 +265,150 @@ class PluginManager:
         plugin: object,
         name: str | None = None,
         *,
-        source: Literal["entry-point", "code", "builtin"] = "code",
+        source: PluginSource = "code",
         record: PluginRecord | None = None,
+        replace: bool = False,
+        raise_errors: bool = False,
     ) -> PluginRecord:
         """Register a plugin object (module, class or instance) in code, with full checks.
 
-        Failures are recorded and returned, not raised (unless strict mode is on), so a host
-        that registers its own plugins gets the same isolation as for installed ones.
+        Failures are recorded and returned, not raised (unless ``raise_errors`` or strict mode
+        is on), so a host that registers its own plugins gets the same isolation as for
+        installed ones. A failure never changes what was registered before: a name already in
+        use is refused with ``PluginConflictError`` (unless ``replace``, which swaps the old
+        plugin for the new one only if the new one registers cleanly).
         """
-        plugin_name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        plugin_name = name or _plugin_label(plugin)
         record = record or PluginRecord(name=plugin_name, source=source)
-        record.module = record.module or getattr(plugin, "__name__", None)
-        self.records[record.name] = record
-        try:
-            self._check_api_version(record.name, plugin)
-            self._register_hooks(record, plugin)
-            record.provides = self._collect(record.name)
+        record.module = record.module or _module_name(plugin)
+        with self._load_lock:
+            clash = self._name_clash(plugin, record.name, replace)
+            if clash is not None:
+                return self._registration_failed(record, clash, store=False,
+                                                 raise_it=raise_errors)
+            previous = self.hook_manager.get_plugin(record.name) if replace else None
+            previous_record = self._records.get(record.name)
+            try:
+                with self.registry.transaction():
+                    if previous is not None:
+                        self.hook_manager.unregister(previous, name=record.name)
+                        self.registry.remove_plugin(record.name)
+                    try:
+                        self._check_api_version(record.name, plugin)
+                        self._register_hooks(record, plugin)
+                        record.provides = self._collect(record, contest=source == "entry-point")
+                        if self._configured:  # registered after start-up: configure it now
+                            self._configure_plugin(record.name)
+                    except BaseException:
+                        self._unregister_quietly(record.name, plugin)
+                        if previous is not None:
+                            self.hook_manager.register(previous, name=record.name)
+                        raise
+            except Exception as exc:
+                error = _as_plugin_error(record.name, exc)
+                if previous is not None and previous_record is not None:
+                    self._records[record.name] = previous_record  # the old one still serves
+                    return self._registration_failed(record, error, store=False,
+                                                     raise_it=raise_errors)
+                return self._registration_failed(record, error, store=not raise_errors,
+                                                 raise_it=raise_errors)
             record.status = "loaded"
-            if self._configured:  # registered after start-up: configure it like the others
-                self._call_configure(record.name)
-        except SOFError as exc:
-            self._unregister_quietly(record.name, plugin)
-            _fail(record, exc)
-            self._alert("plugin_failed", str(exc), {"plugin": record.name})
-            log.warning("plugin %s skipped: %s", record.name, exc)
-            if self._loaded and self.config.strict_plugins and source != "entry-point":
-                raise
-        return record
+            record.error = record.error_type = None
+            self._records[record.name] = record
+            self._refresh_conflicts()
+            return record
 
     def unregister(self, name: str) -> None:
-        """Remove a plugin and everything it contributed."""
-        plugin = self.hook_manager.get_plugin(name)
-        if plugin is not None:
-            self.hook_manager.unregister(plugin, name=name)
-        self.registry.remove_plugin(name)
-        self.records.pop(name, None)
+        """Remove a plugin registered on this manager and everything it contributed."""
+        with self._load_lock:
+            if name not in self._records and self.parent is not None and name in self.records:
+                raise PluginError(
+                    name,
+                    "is loaded for the whole process, not on this engine; an engine can only "
+                    "unregister what was registered on it",
+                )
+            plugin = self.hook_manager.get_plugin(name)
+            if plugin is not None:
+                self.hook_manager.unregister(plugin, name=name)
+            self.registry.remove_plugin(name)
+            self._records.pop(name, None)
+            self._refresh_conflicts()
+
+    def _name_clash(self, plugin: object, name: str, replace: bool) -> PluginError | None:
+        """Why ``plugin`` cannot be registered as ``name`` without disturbing another one."""
+        if self.hook_manager.is_registered(plugin):
+            other = self.hook_manager.get_name(plugin)
+            return PluginConflictError(
+                name, f"this object is already registered as plugin {other!r}"
+            )
+        if self.hook_manager.has_plugin(name) and not replace:
+            return PluginConflictError(
+                name,
+                "a plugin of this name is already registered; choose another name, or "
+                "unregister it first",
+            )
+        if self.parent is not None and name not in self._records:
+            inherited = self.parent.records.get(name)
+            if inherited is not None and inherited.status == "loaded":
+                return PluginConflictError(
+                    name,
+                    "a plugin of this name is already loaded for the whole process; choose "
+                    "another name",
+                )
+        return None
+
+    def _registration_failed(
+        self, record: PluginRecord, error: SOFError, *, store: bool, raise_it: bool = False
+    ) -> PluginRecord:
+        _fail(record, error)
+        if store:
+            self._records[record.name] = record
+            self.registry.note_failure(record.name, _reason(record.name, error), record.offered)
+        self._alert("plugin_failed", str(error), {"plugin": record.name})
+        log.warning("plugin %s skipped: %s", record.name, error)
+        strict = self._loaded and self.config.strict_plugins and record.source != "entry-point"
+        if raise_it or strict:
+            raise error
+        return record
 
     def _load_entry_point(self, record: PluginRecord) -> None:
-        self.records[record.name] = record
+        self._records[record.name] = record
         if record.status == "failed":
-            return
-        if not self._allowed(record):
-            record.status = "disabled"
+            self.registry.note_failure(record.name, _reason(record.name, record.error or ""))
+        if record.status != "discovered":
             return
         try:
             _check_requirement(record)
             started = time.perf_counter()
             try:
                 module = _import_entry_point(record.module or "")
-            except Exception as exc:
-                raise PluginLoadError(
-                    record.name,
-                    f"importing {record.module!r} raised {type(exc).__name__}: {exc}",
-                ) from exc
+            except (Exception, SystemExit) as exc:  # KeyboardInterrupt still stops the host
+                raise PluginLoadError(record.name, _import_failure(record, exc)) from exc
             finally:
                 record.import_time_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._check_import_time(record)
         except SOFError as exc:
             _fail(record, exc)
+            self.registry.note_failure(record.name, _reason(record.name, exc))
             self._alert("plugin_failed", str(exc), {"plugin": record.name})
             log.warning("plugin %s skipped: %s", record.name, exc)
             return
         self.register(module, record.name, source="entry-point", record=record)
+
+    def _check_import_time(self, record: PluginRecord) -> None:
+        budget = self.config.plugin_import_budget_ms
+        took = record.import_time_ms or 0.0
+        if took <= budget:
+            return
+        message = (
+            f"importing {record.module!r} took {took:.0f} ms, over plugin_import_budget_ms = "
+            f"{budget:g} (SOF_PLUGIN_IMPORT_BUDGET_MS); import heavy dependencies inside the "
+            "functions that use them"
+        )
+        if self.config.strict_plugins:
+            raise PluginLoadError(record.name, message + " (strict mode)")
+        record.warnings.append(message)
+        log.warning("plugin %s: %s", record.name, message)
 
     def _allowed(self, record: PluginRecord) -> bool:
         names = {record.name, record.distribution or ""}
@@ -276,7 +445,12 @@ class PluginManager:
         for attr in _public_names(plugin):
             if not attr.startswith("sof_"):
                 continue
-            function = getattr(plugin, attr, None)
+            try:
+                function = getattr(plugin, attr, None)
+            except Exception as exc:
+                raise PluginHookError(
+                    name, f"reading {attr!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
             if not callable(function):
                 continue
             marked = hasattr(function, f"{PROJECT_NAME}_impl")
@@ -291,9 +465,16 @@ class PluginManager:
                     "decorate it with @sof_core.hookimpl",
                 )
 
-    def _collect(self, name: str) -> dict[str, list[str]]:
-        """Call this plugin's registration hooks one by one and add the results atomically."""
+    def _collect(self, record: PluginRecord, *, contest: bool) -> dict[str, list[str]]:
+        """Call this plugin's registration hooks one by one and add the results atomically.
+
+        Results are read item by item, so a generator that raises midway is reported as
+        this plugin's failure, with the skill names it had offered until then.
+        """
+        name = record.name
         contributions: dict[str, list[Any]] = {}
+        offered: list[str] = []
+        record.offered = offered
         for kind, hook_name in COMPONENT_HOOKS.items():
             caller = getattr(self.hook_manager.hook, hook_name)
             for impl in caller.get_hookimpls():
@@ -301,7 +482,7 @@ class PluginManager:
                     continue
                 try:
                     result = impl.function()
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     raise PluginHookError(
                         name, f"{hook_name}() raised {type(exc).__name__}: {exc}"
                     ) from exc
@@ -311,63 +492,102 @@ class PluginManager:
                     raise PluginHookError(
                         name, f"{hook_name}() must return a list, got {type(result).__name__}"
                     )
-                contributions.setdefault(kind, []).extend(result)
-        try:
-            self.registry.add_contributions(name, contributions)
-        except PluginError:
-            raise
-        except SOFError as exc:
-            raise PluginHookError(name, str(exc)) from exc
-        provided: dict[str, list[str]] = {}
-        for kind, items in contributions.items():
-            provided[kind] = [
-                getattr(i, "skill_name", None) or getattr(i, "name", None) or repr(i) for i in items
-            ]
-        return provided
+                items = contributions.setdefault(kind, [])
+                try:
+                    for item in result:
+                        items.append(item)
+                        if kind in SKILL_KINDS:
+                            offered.append(item_label(item))
+                except Exception as exc:
+                    raise PluginHookError(
+                        name,
+                        f"{hook_name}() result raised {type(exc).__name__} while it was read "
+                        f"(after {len(items)} item(s)): {exc}",
+                    ) from exc
+        self.registry.add_contributions(
+            name, contributions, distribution=record.distribution, contest=contest
+        )
+        return {kind: [item_label(i) for i in items] for kind, items in contributions.items()}
 
     def _unregister_quietly(self, name: str, plugin: object) -> None:
-        """Undo a partial registration (pluggy leaves rejected plugins half-registered)."""
-        for candidate in (plugin, self.hook_manager.get_plugin(name)):
-            if candidate is None:
-                continue
-            try:
-                if self.hook_manager.is_registered(candidate):
-                    self.hook_manager.unregister(candidate)
-            except Exception:  # pragma: no cover - best effort clean-up
-                log.debug("could not unregister %s", name, exc_info=True)
+        """Undo a partial registration (pluggy leaves rejected plugins half-registered).
+
+        Only ``plugin`` itself is removed: another plugin holding the name is never touched.
+        """
         try:
-            if self.hook_manager.has_plugin(name):
+            if self.hook_manager.is_registered(plugin):
+                self.hook_manager.unregister(plugin)
+        except Exception:  # pragma: no cover - best effort clean-up
+            log.debug("could not unregister %s", name, exc_info=True)
+        try:
+            if self.hook_manager.get_plugin(name) is plugin:
                 self.hook_manager.unregister(name=name)
         except Exception:  # pragma: no cover
             log.debug("could not unregister %s by name", name, exc_info=True)
         self.registry.remove_plugin(name)
 
-    def _call_configure(self, only: str | None = None) -> None:
+    def _configure_plugin(self, name: str) -> None:
+        """Call one plugin's ``sof_configure``; raise ``PluginHookError`` if it fails."""
         for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
-            if only is not None and impl.plugin_name != only:
-                continue
+            if impl.plugin_name == name:
+                self._configure_impl(impl)
+
+    def _configure_impl(self, impl: Any) -> None:
+        try:
+            available = {"config": self.config, "registry": self.registry}
+            impl.function(*[available[arg] for arg in impl.argnames])
+        except (Exception, SystemExit) as exc:
+            raise PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}") from exc
+
+    def _call_configure(self) -> None:
+        """Configure every plugin once loading is done; one that fails is unloaded."""
+        for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
             try:
-                available = {"config": self.config, "registry": self.registry}
-                impl.function(*[available[arg] for arg in impl.argnames])
-            except Exception as exc:
-                record = self.records.get(impl.plugin_name)
-                error = PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}")
+                self._configure_impl(impl)
+            except PluginHookError as error:
+                record = self._records.get(impl.plugin_name)
                 if record is not None:
                     self._unregister_quietly(impl.plugin_name, impl.plugin)
                     _fail(record, error)
+                    self.registry.note_failure(
+                        record.name, _reason(record.name, error), record.offered
+                    )
                 log.warning("%s", error)
+
+    def _refresh_conflicts(self) -> None:
+        """Record on each plugin which of its skill names another plugin also provides."""
+        notes: dict[str, list[str]] = {}
+        for skill, (offering, chosen) in self.registry.clashes().items():
+            for plugin in offering:
+                others = [p for p in offering if p != plugin]
+                also = f"skill {skill!r} is also provided by plugin(s) {_quoted(others)}"
+                if chosen is None:
+                    sentence = f"{also}; it is unavailable until {provider_hint(skill, offering)}"
+                elif chosen == plugin:
+                    sentence = f"{also}; this plugin provides it ({_chosen_by(self, chosen)})"
+                else:
+                    sentence = f"{also}, which provides it ({_chosen_by(self, chosen)})"
+                notes.setdefault(plugin, []).append(sentence)
+        for name, record in self._records.items():
+            record.conflicts = notes.get(name, [])
 
     # --- observers -----------------------------------------------------------------------
 
     def observers(self, hook_name: str) -> list[Any]:
-        """Implementations of an observer hook; cached per registry version (hot path)."""
+        """Implementations of an observer hook; cached per registry version (hot path).
+
+        An overlay's list starts with its parent's observers.
+        """
         version, cache = self._observer_cache
-        if version != self.registry.version:
+        current = self.registry.version
+        if version != current:
             cache = {}
-            self._observer_cache = (self.registry.version, cache)
+            self._observer_cache = (current, cache)
         impls = cache.get(hook_name)
         if impls is None:
             impls = list(getattr(self.hook_manager.hook, hook_name).get_hookimpls())
+            if self.parent is not None:
+                impls = self.parent.observers(hook_name) + impls
             cache[hook_name] = impls
         return impls
 
@@ -397,22 +617,125 @@ def _fail(record: PluginRecord, exc: BaseException) -> None:
     record.error_type = type(exc).__name__
 
 
+def _reason(plugin: str, error: object) -> str:
+    """The error without its ``plugin 'x': `` prefix (the message around it names the plugin)."""
+    text = str(error)
+    prefix = f"plugin {plugin!r}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _as_plugin_error(name: str, exc: Exception) -> SOFError:
+    """Keep SOF's own error types; anything else a plugin raised becomes ``PluginHookError``."""
+    if isinstance(exc, SOFError):
+        return exc
+    error = PluginHookError(name, f"registering it raised {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _import_failure(record: PluginRecord, exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return (
+            f"importing {record.module!r} called sys.exit({exc.code!r}); a plugin module must "
+            "not exit the process"
+        )
+    return f"importing {record.module!r} raised {type(exc).__name__}: {exc}"
+
+
+def _chosen_by(manager: PluginManager, chosen: str) -> str:
+    record = manager.records.get(chosen)
+    if record is not None and record.source != "entry-point":
+        return "registered in code, it takes precedence over installed plugins"
+    return "chosen by skill_providers"
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _json_list(names: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
+
+
+def _plugin_label(plugin: object) -> str:
+    name = _module_name(plugin)
+    return name or safe_repr(plugin)
+
+
+def _module_name(plugin: object) -> str | None:
+    try:
+        name = getattr(plugin, "__name__", None)
+    except Exception:
+        return None
+    return name if isinstance(name, str) else None
+
+
 def _public_names(plugin: object) -> Iterable[str]:
     if inspect.ismodule(plugin):
         return list(vars(plugin))
     return dir(plugin)
 
 
-def _sorted_entry_points(group: str) -> list[Any]:
+def _read_entry_points(group: str) -> tuple[list[Any], list[str]]:
+    """Entry points of ``group``, sorted, skipping distributions whose metadata is unreadable.
+
+    ``importlib.metadata.entry_points()`` parses every installed distribution's
+    ``entry_points.txt`` and raises on the first malformed one (a group line without ``=``,
+    binary content), which would stop every host. Here each distribution is read on its own;
+    a broken one is skipped and named. As in importlib, the first distribution of a name on
+    ``sys.path`` wins.
+    """
     import importlib_metadata
 
-    eps = importlib_metadata.entry_points(group=group)
-    return sorted(eps, key=lambda ep: (ep.name, _dist_name(ep)))
+    found: list[Any] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for dist in importlib_metadata.distributions():
+        key = _dedupe_key(dist)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        try:
+            found.extend(dist.entry_points.select(group=group))
+        except Exception as exc:
+            label = _metadata_name(dist) or str(getattr(dist, "_path", "?"))
+            problems.append(
+                f"skipped installed distribution {label!r}: its entry_points.txt cannot be read "
+                f"({type(exc).__name__}: {exc}); reinstall or remove it"
+            )
+    found.sort(key=lambda ep: (ep.name, _metadata_name(getattr(ep, "dist", None)) or ""))
+    return found, problems
 
 
-def _dist_name(ep: Any) -> str:
-    dist = getattr(ep, "dist", None)
-    return str(dist.metadata["Name"]) if dist is not None else ""
+def _dedupe_key(dist: Any) -> str | None:
+    try:
+        key = dist._normalized_name  # importlib_metadata's own key, read from the path
+    except Exception:
+        key = None
+    if isinstance(key, str) and key:
+        return key
+    name = _metadata_name(dist)
+    return name.lower().replace("-", "_") if name else None
+
+
+def _metadata_name(dist: Any) -> str | None:
+    if dist is None:
+        return None
+    try:
+        name = dist.metadata["Name"]
+    except Exception:
+        return None
+    return str(name) if name else None
+
+
+def _dist_version(dist: Any) -> str | None:
+    if dist is None:
+        return None
+    try:
+        return str(dist.version)
+    except Exception:
+        return None
 
 
 def _core_requirement(dist: Any) -> str | None:
@@ -420,7 +743,11 @@ def _core_requirement(dist: Any) -> str | None:
         return None
     from packaging.requirements import InvalidRequirement, Requirement
 
-    for line in dist.requires or []:
+    try:
+        requires = list(dist.requires or [])
+    except Exception:
+        return None
+    for line in requires:
         try:
             req = Requirement(line)
         except InvalidRequirement:

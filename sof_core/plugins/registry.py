@@ -2,16 +2,35 @@
 
 The registry is the coordinator's only view of plugins. Its ``version`` changes whenever
 anything is added or removed, which is what compiled-plan caches key on.
+
+Registries layer: an engine's registry holds what was registered in code on that engine and
+reads through to the process-wide registry of installed plugins (its ``parent``), so one
+engine's in-code skills are never seen by another. A layer's ``version`` moves when it or any
+layer below it changes.
+
+Who provides a skill name, within one layer:
+
+* a plugin registered in code wins over installed (entry-point) plugins, and a second in-code
+  plugin offering the same name is refused with ``PluginConflictError`` (nothing changes);
+* one installed plugin offering the name provides it;
+* two or more installed plugins offering it make it *contested*: every other skill of those
+  plugins stays available, and the name is unavailable until the ``skill_providers`` setting
+  names one of them (by plugin or distribution name).
+
+Across layers, a name registered on an engine hides the same name below it, on that engine.
 """
 
 from __future__ import annotations
 
+import numbers
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sof_core.errors import PluginConflictError, PluginHookError, SkillDefinitionError
+from sof_core.errors import PluginConflictError, PluginHookError, SkillDefinitionError, SOFError
 from sof_core.skills.spec import SkillSpec
 
 #: Registration hooks whose items are named components, by registry kind.
@@ -24,6 +43,24 @@ COMPONENT_HOOKS: dict[str, str] = {
     "executors": "sof_register_executors",
     "generation_controllers": "sof_register_generation_controllers",
 }
+SKILL_KINDS = ("skills", "tools")
+
+#: What ``SkillSpec`` reads from a skill class; a duck-typed skill (not a BaseSkillModule
+#: subclass) must declare each, or registration names the missing one.
+_DECLARED_ATTRIBUTES = (
+    "skill_name",
+    "skill_version",
+    "skill_description",
+    "skill_category",
+    "required_inputs",
+    "optional_inputs",
+    "output_keys",
+    "requires_external_access",
+    "requires_vetting",
+    "can_run_parallel",
+    "estimated_execution_time",
+    "max_execution_time",
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +71,7 @@ class SkillEntry:
     instance: Any
     plugin: str
     kind: str  # "skills" or "tools"
+    distribution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,65 +83,161 @@ class ComponentEntry:
     plugin: str
 
 
+@dataclass(frozen=True)
+class FailedPlugin:
+    """A plugin that failed to load, kept so validation can say why a skill is missing.
+
+    ``skills`` are the skill and tool names its hooks returned before it failed, or ``None``
+    when it failed before its hooks ran (an import error, say), when they cannot be known.
+    """
+
+    plugin: str
+    error: str
+    skills: tuple[str, ...] | None = None
+
+
 class Registry:
     """Skills and components by name, plus a version that moves on every change."""
 
-    def __init__(self) -> None:
-        self._skills: dict[str, SkillEntry] = {}
+    def __init__(
+        self,
+        parent: Registry | None = None,
+        *,
+        skill_providers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.parent = parent
+        self._providers = dict(skill_providers or {})
+        self._offers: dict[str, tuple[SkillEntry, ...]] = {}  # every offer, in load order
+        self._skills: dict[str, SkillEntry] = {}  # the offer that provides each name
+        self._contested: dict[str, tuple[SkillEntry, ...]] = {}
+        self._contestable: set[str] = set()  # plugins whose offers contest (entry points)
         self._components: dict[str, dict[str, ComponentEntry]] = {
-            kind: {} for kind in COMPONENT_HOOKS if kind not in ("skills", "tools")
+            kind: {} for kind in COMPONENT_HOOKS if kind not in SKILL_KINDS
         }
+        self._failures: dict[str, FailedPlugin] = {}
         self._lock = threading.RLock()
-        self.version = 0
+        self._own_version = 0
+
+    @property
+    def version(self) -> int:
+        """Moves whenever this layer or a layer below it changes (both only ever grow)."""
+        if self.parent is None:
+            return self._own_version
+        return self._own_version + self.parent.version
 
     # --- reading -------------------------------------------------------------------------
 
     def skill(self, name: str) -> SkillEntry | None:
-        return self._skills.get(name)
+        entry = self._skills.get(name)
+        if entry is None and self.parent is not None and name not in self._offers:
+            return self.parent.skill(name)
+        return entry
 
     def skills(self) -> Iterator[SkillEntry]:
-        """Every registered skill, sorted by name so listings are stable."""
-        for name in sorted(self._skills):
-            yield self._skills[name]
+        """Every available skill, sorted by name so listings are stable."""
+        merged = self._merged_skills()
+        for name in sorted(merged):
+            yield merged[name]
 
     def skill_names(self) -> list[str]:
-        return sorted(self._skills)
+        return sorted(self._merged_skills())
 
     def components(self, kind: str) -> dict[str, ComponentEntry]:
-        return dict(self._components[kind])
+        merged = self.parent.components(kind) if self.parent is not None else {}
+        merged.update(self._components[kind])
+        return merged
 
     def component(self, kind: str, name: str) -> ComponentEntry | None:
-        return self._components[kind].get(name)
+        entry = self._components[kind].get(name)
+        if entry is None and self.parent is not None:
+            return self.parent.component(kind, name)
+        return entry
+
+    def contested(self) -> dict[str, list[str]]:
+        """Skill names offered by several installed plugins and not settled by
+        ``skill_providers``, each with its candidate plugins (in load order)."""
+        result: dict[str, list[str]] = {}
+        if self.parent is not None:
+            result = {n: c for n, c in self.parent.contested().items() if n not in self._offers}
+        for name, offers in self._contested.items():
+            result[name] = [entry.plugin for entry in offers]
+        return dict(sorted(result.items()))
+
+    def clashes(self) -> dict[str, tuple[list[str], str | None]]:
+        """This layer's skill names offered by several plugins: ``{name: (offering plugins,
+        the plugin that provides it or None while contested)}``."""
+        result: dict[str, tuple[list[str], str | None]] = {}
+        for name, offers in sorted(self._offers.items()):
+            if len(offers) > 1:
+                chosen = self._skills.get(name)
+                result[name] = ([e.plugin for e in offers], chosen.plugin if chosen else None)
+        return result
+
+    def providers(self, name: str) -> list[str]:
+        """Every plugin offering ``name`` in the layer that decides it (chosen or not)."""
+        offers = self._offers.get(name)
+        if offers is None and self.parent is not None:
+            return self.parent.providers(name)
+        return [entry.plugin for entry in offers or ()]
+
+    def skill_provider_setting(self, name: str) -> str | None:
+        """What ``skill_providers`` says for ``name`` in the layer that decides it."""
+        if name not in self._offers and self.parent is not None:
+            return self.parent.skill_provider_setting(name)
+        return self._providers.get(name)
+
+    def failures(self) -> list[FailedPlugin]:
+        """Plugins that failed to load, in this layer and below."""
+        below = self.parent.failures() if self.parent is not None else []
+        return below + list(self._failures.values())
 
     def __contains__(self, skill_name: object) -> bool:
-        return skill_name in self._skills
+        return isinstance(skill_name, str) and self.skill(skill_name) is not None
 
     def __len__(self) -> int:
-        return len(self._skills)
+        return len(self._merged_skills())
+
+    def _merged_skills(self) -> dict[str, SkillEntry]:
+        if self.parent is None:
+            return dict(self._skills)
+        merged = {n: e for n, e in self.parent._merged_skills().items() if n not in self._offers}
+        merged.update(self._skills)
+        return merged
 
     # --- writing -------------------------------------------------------------------------
 
-    def add_contributions(self, plugin: str, contributions: dict[str, list[Any]]) -> list[str]:
+    def add_contributions(
+        self,
+        plugin: str,
+        contributions: Mapping[str, Iterable[Any]],
+        *,
+        distribution: str | None = None,
+        contest: bool = False,
+    ) -> list[str]:
         """Check and add everything one plugin contributed, all or nothing.
 
-        Returns the names added. Raises ``PluginConflictError`` or ``SkillDefinitionError``
-        without changing the registry when any item is unusable, so a plugin is never half in.
+        ``contest`` marks an installed (entry-point) plugin: a skill name it shares with
+        other installed plugins becomes contested instead of failing the plugin. Returns the
+        names added. Raises ``PluginConflictError``, ``SkillDefinitionError`` or
+        ``PluginHookError`` without changing the registry when any item is unusable, so a
+        plugin is never half in.
         """
         with self._lock:
             new_skills: dict[str, SkillEntry] = {}
             new_components: dict[str, dict[str, ComponentEntry]] = {}
             for kind, items in contributions.items():
                 for item in items:
-                    if kind in ("skills", "tools"):
-                        entry = _skill_entry(plugin, kind, item)
+                    if kind in SKILL_KINDS:
+                        try:
+                            entry = _skill_entry(plugin, kind, item, distribution)
+                        except SkillDefinitionError as exc:
+                            raise _naming_plugin(exc, plugin) from exc
                         name = entry.spec.name
-                        owner = self._skills.get(name) or new_skills.get(name)
-                        if owner is not None:
+                        if name in new_skills:
                             raise PluginConflictError(
-                                plugin,
-                                f"skill {name!r} is already registered by plugin "
-                                f"{owner.plugin!r}; rename one of them or disable a plugin",
+                                plugin, f"returns two skills named {name!r}; keep one of them"
                             )
+                        self._check_skill_clash(plugin, name, contest)
                         new_skills[name] = entry
                     else:
                         name = _component_name(plugin, kind, item)
@@ -119,10 +253,17 @@ class Registry:
                         new_components.setdefault(kind, {})[name] = ComponentEntry(
                             name, item, plugin
                         )
-            self._skills.update(new_skills)
+            offers = dict(self._offers)
+            for name, entry in new_skills.items():
+                offers[name] = (*offers.get(name, ()), entry)
+            if contest:
+                self._contestable.add(plugin)
+            self._offers = offers
+            self._resolve(new_skills)
             for kind, entries in new_components.items():
-                self._components[kind].update(entries)
-            self.version += 1
+                self._components[kind] = {**self._components[kind], **entries}
+            self._failures.pop(plugin, None)
+            self._own_version += 1
             added = list(new_skills)
             for entries in new_components.values():
                 added.extend(entries)
@@ -131,21 +272,174 @@ class Registry:
     def remove_plugin(self, plugin: str) -> None:
         """Drop everything a plugin contributed (used when it is unregistered)."""
         with self._lock:
-            self._skills = {n: e for n, e in self._skills.items() if e.plugin != plugin}
+            touched = [n for n, offers in self._offers.items() if _offered_by(offers, plugin)]
+            offers = dict(self._offers)
+            for name in touched:
+                remaining = tuple(e for e in offers[name] if e.plugin != plugin)
+                if remaining:
+                    offers[name] = remaining
+                else:
+                    del offers[name]
+            self._offers = offers
+            self._resolve(touched)
+            self._contestable.discard(plugin)
             for kind, entries in self._components.items():
                 self._components[kind] = {n: e for n, e in entries.items() if e.plugin != plugin}
-            self.version += 1
+            self._failures.pop(plugin, None)
+            self._own_version += 1
+
+    def note_failure(self, plugin: str, error: str, skills: Iterable[str] | None = None) -> None:
+        """Remember that ``plugin`` failed, and which skills it offered if that is known."""
+        with self._lock:
+            known = None if skills is None else tuple(dict.fromkeys(skills))
+            self._failures[plugin] = FailedPlugin(plugin, error, known)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Undo every change made inside the block if it raises (the version still moves,
+        so nothing cached against the aborted state is reused)."""
+        with self._lock:
+            saved = (
+                self._offers,
+                dict(self._skills),
+                dict(self._contested),
+                set(self._contestable),
+                {kind: entries for kind, entries in self._components.items()},
+                dict(self._failures),
+            )
+            try:
+                yield
+            except BaseException:
+                (
+                    self._offers,
+                    self._skills,
+                    self._contested,
+                    self._contestable,
+                    self._components,
+                    self._failures,
+                ) = saved
+                self._own_version += 1
+                raise
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _check_skill_clash(self, plugin: str, name: str, contest: bool) -> None:
+        """In-code offers may not clash with each other; installed ones may (contested)."""
+        for owner in self._offers.get(name, ()):
+            in_code_owner = owner.plugin not in self._contestable
+            if in_code_owner and not contest:
+                where = " on this engine" if self.parent is not None else ""
+                raise PluginConflictError(
+                    plugin,
+                    f"skill {name!r} is already registered by plugin {owner.plugin!r}{where}; "
+                    "register it under that plugin name to replace it, unregister that "
+                    "plugin first, or rename one of the skills",
+                )
+
+    def _resolve(self, names: Iterable[str]) -> None:
+        """Decide, for each name, which offer provides it (copy-on-write for readers)."""
+        skills = dict(self._skills)
+        contested = dict(self._contested)
+        for name in names:
+            skills.pop(name, None)
+            contested.pop(name, None)
+            offers = self._offers.get(name, ())
+            chosen = self._choose(name, offers)
+            if chosen is not None:
+                skills[name] = chosen
+            elif offers:
+                contested[name] = offers
+        self._skills = skills
+        self._contested = contested
+
+    def _choose(self, name: str, offers: tuple[SkillEntry, ...]) -> SkillEntry | None:
+        in_code = [e for e in offers if e.plugin not in self._contestable]
+        if in_code:
+            return in_code[0]
+        if len(offers) == 1:
+            return offers[0]
+        wanted = self._providers.get(name)
+        if wanted is None:
+            return None
+        matches = [e for e in offers if _names_plugin(e, wanted)]
+        return matches[0] if len(matches) == 1 else None
 
 
-def _skill_entry(plugin: str, kind: str, item: Any) -> SkillEntry:
+# --- helpers -------------------------------------------------------------------------------
+
+
+def provider_hint(skill: str, candidates: Iterable[str]) -> str:
+    """How to settle a contested skill name, with a ready-to-paste example."""
+    first = next(iter(candidates), "PLUGIN")
+    example = f'{{"{skill}": "{first}"}}'
+    return (
+        f"skill_providers names one, e.g. skill_providers = {example} in the config file "
+        f"or SOF_SKILL_PROVIDERS='{example}'"
+    )
+
+
+def _offered_by(offers: Iterable[SkillEntry], plugin: str) -> bool:
+    return any(entry.plugin == plugin for entry in offers)
+
+
+def _normalise(name: str) -> str:
+    """PEP 503 normalisation, so ``sam_skills`` names the distribution ``SAM-Skills``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _names_plugin(entry: SkillEntry, wanted: str) -> bool:
+    if entry.plugin == wanted:
+        return True
+    return entry.distribution is not None and _normalise(entry.distribution) == _normalise(
+        wanted
+    )
+
+
+def safe_repr(item: Any, limit: int = 80) -> str:
+    """``repr`` that never raises and never floods a message."""
+    try:
+        text = repr(item)
+    except Exception as exc:
+        text = f"<{type(item).__name__} object (repr raised {type(exc).__name__})>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def item_label(item: Any) -> str:
+    """A name for something a hook returned: its skill or component name, else its class."""
+    for attribute in ("skill_name", "name"):
+        try:
+            value = getattr(item, attribute, None)
+        except Exception:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    if isinstance(item, type):
+        return item.__qualname__
+    return f"{type(item).__qualname__} instance"
+
+
+def _naming_plugin(exc: SkillDefinitionError, plugin: str) -> SkillDefinitionError:
+    """The same error, saying which plugin registered the broken skill."""
+    text = str(exc)
+    prefix = f"skill {exc.skill!r}: "
+    reason = text[len(prefix) :] if text.startswith(prefix) else text
+    return SkillDefinitionError(exc.skill, f"{reason} (registered by plugin {plugin!r})")
+
+
+def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None) -> SkillEntry:
     skill_class = item if isinstance(item, type) else type(item)
-    if not callable(getattr(skill_class, "execute", None)):
-        raise SkillDefinitionError(
-            getattr(item, "skill_name", None) or repr(item),
-            f"plugin {plugin!r} returned {item!r} from {COMPONENT_HOOKS[kind]}, which is not "
-            "a skill; return BaseSkillModule subclasses or instances",
+    label = item_label(item)
+    try:
+        execute = getattr(skill_class, "execute", None)
+    except Exception:
+        execute = None
+    if not callable(execute):
+        raise PluginHookError(
+            plugin,
+            f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, which is not a skill; "
+            "return BaseSkillModule subclasses or instances",
         )
-    spec = SkillSpec.from_skill_class(skill_class)
+    spec = _spec_of(skill_class, label)
     if isinstance(item, type):
         try:
             instance = item()
@@ -155,13 +449,65 @@ def _skill_entry(plugin: str, kind: str, item: Any) -> SkillEntry:
             ) from exc
     else:
         instance = item
-    return SkillEntry(spec=spec, instance=instance, plugin=plugin, kind=kind)
+    return SkillEntry(
+        spec=spec, instance=instance, plugin=plugin, kind=kind, distribution=distribution
+    )
+
+
+def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
+    """``SkillSpec.from_skill_class`` that turns any failure into ``SkillDefinitionError``.
+
+    Duck-typed skills (not ``BaseSkillModule`` subclasses) reach here unchecked, so a missing
+    declaration or a wrongly typed one must be named here rather than escape as an
+    ``AttributeError`` or ``ValueError`` that stops the host.
+    """
+    for attribute in _DECLARED_ATTRIBUTES:
+        try:
+            present = hasattr(skill_class, attribute)
+        except Exception:
+            present = False
+        if not present:
+            raise SkillDefinitionError(
+                label,
+                f"has no {attribute!r}; subclass sof_core.BaseSkillModule (which supplies the "
+                f"defaults) or declare {attribute}",
+            )
+    estimate = _read(skill_class, "estimated_execution_time", label)
+    if isinstance(estimate, bool) or not isinstance(estimate, numbers.Real):
+        raise SkillDefinitionError(
+            label, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
+        )
+    try:
+        return SkillSpec.from_skill_class(skill_class)
+    except SOFError:
+        raise
+    except Exception as exc:
+        raise SkillDefinitionError(
+            label, f"its declarations could not be read: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _read(owner: Any, attribute: str, label: str) -> Any:
+    try:
+        return getattr(owner, attribute)
+    except Exception as exc:
+        raise SkillDefinitionError(
+            label, f"reading {attribute!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _component_name(plugin: str, kind: str, item: Any) -> str:
-    name = getattr(item, "name", None)
+    try:
+        name = getattr(item, "name", None)
+    except Exception as exc:
+        raise PluginHookError(
+            plugin,
+            f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, whose 'name' raised "
+            f"{type(exc).__name__}: {exc}",
+        ) from exc
     if not isinstance(name, str) or not name:
         raise PluginHookError(
-            plugin, f"{COMPONENT_HOOKS[kind]} returned {item!r}, which has no string 'name'"
+            plugin,
+            f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, which has no string 'name'",
         )
     return name
