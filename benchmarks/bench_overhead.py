@@ -3,13 +3,17 @@
 The baseline calls the same skill instances' ``execute`` in topological order on a plain UIF,
 so the difference is what SOF adds per skill: the scoped view, write checks, the merge and
 the result record. Validation stays on (the compiled plan is cached, as in production).
+
+One more chain passes a list of 20 dicts from skill to skill: its overhead includes the
+read-only copy each reader is handed (isolation costs per container read, nothing for a
+skill that reads and writes only strings and numbers).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from _common import Row, Section, Target, best_of_batches, chain
+from _common import Row, Section, Target, best_of_batches, chain, make_skill
 
 from sof_core import UIF
 from sof_core.testing import make_engine
@@ -17,10 +21,27 @@ from sof_core.testing import make_engine
 FAST = {"skill_timeout": None, "total_timeout": None}
 
 
-def _per_skill(n: int, executor: str, repeat: int, timeouts: bool = False) -> tuple[float, float]:
+def _list_chain(n: int) -> list[type[Any]]:
+    """``n`` skills, each reading the previous one's list of 20 dicts and writing its own."""
+    classes = []
+    for i in range(n):
+        previous, key = (f"rows{i - 1}" if i else None), f"rows{i}"
+
+        def body(self: Any, uif: UIF, previous: str | None = previous, key: str = key) -> UIF:
+            seen = len(uif.intermediate_data[previous]) if previous else 0
+            uif.intermediate_data[key] = [{"id": j, "text": "passage", "seen": seen}
+                                          for j in range(20)]
+            return uif
+
+        classes.append(make_skill(f"Rows{i}", [previous] if previous else [], [key], body))
+    return classes
+
+
+def _per_skill(n: int, executor: str, repeat: int, timeouts: bool = False,
+               lists: bool = False) -> tuple[float, float]:
     """(coordinator, direct) seconds per skill for a chain of ``n``."""
     attrs: dict[str, Any] = {} if not timeouts else {"max_execution_time": 30.0}
-    classes = chain(n, **attrs)
+    classes = _list_chain(n) if lists else chain(n, **attrs)
     config = {} if timeouts else dict(FAST)
     engine = make_engine(classes, executor=executor, max_plan_length=max(n, 32), **config)
     plan = [c.skill_name for c in classes]
@@ -64,6 +85,11 @@ def run(quick: bool) -> Section:
         overhead = (coord - base) * 1e6
         section.rows.append(Row(f"N=100 {label}: per skill", coord * 1e6, "us", base * 1e6,
                                 "direct call", f"overhead {overhead:.2f} us/skill"))
+    coord, base = _per_skill(100, "sequential", repeat, lists=True)
+    overhead = (coord - base) * 1e6
+    section.rows.append(Row("N=100 sequential, each passes a list of 20 dicts: per skill",
+                            coord * 1e6, "us", base * 1e6, "direct call",
+                            f"overhead {overhead:.2f} us/skill"))
     section.targets.append(
         Target("overhead per skill, N=100 sequential, views+checks on", 2.0, "us", per_skill[100])
     )

@@ -138,7 +138,13 @@ def run(quick: bool) -> Section:
     sof = _sof_command()
     help_time = _wall([*sof, "--help"], repeat)
     version_time = _wall([*sof, "--version"], repeat)
-    section.rows.append(Row("sof --help", help_time * 1e3, "ms", bare * 1e3, "bare python"))
+    # `sof --help` lists the commands installed plugins add, so it loads them: its baseline is
+    # loading the installed plugins in a bare interpreter (what any host pays at start-up).
+    plugins_time = _wall([python, "-c", "from sof_core.config import load_config; "
+                          "from sof_core.plugins import PluginManager; "
+                          "PluginManager(load_config()).load()"], repeat)
+    section.rows.append(Row("sof --help", help_time * 1e3, "ms", plugins_time * 1e3,
+                            "load the installed plugins", "lists plugin commands"))
     section.rows.append(Row("sof --version", version_time * 1e3, "ms", bare * 1e3, "bare python"))
     counts = (1, 50) if quick else (1, 50, 200)
     empty = _discovery(0, repeat)
@@ -156,8 +162,8 @@ def run(quick: bool) -> Section:
                                   (core - deps) * 1e3))
     section.targets.append(Target("host modules above the dependencies as used", 30.0, "ms",
                                   (whole - used) * 1e3))
-    section.targets.append(Target("sof --help above bare python", 100.0, "ms",
-                                  (help_time - bare) * 1e3))
+    section.targets.append(Target("sof --help above loading the installed plugins", 100.0, "ms",
+                                  (help_time - plugins_time) * 1e3))
     section.targets.append(Target("sof --version above bare python", 100.0, "ms",
                                   (version_time - bare) * 1e3))
     section.targets.append(Target("discover 200 plugins without importing", 300.0, "ms",

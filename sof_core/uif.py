@@ -7,10 +7,12 @@ loudly at the line that made it instead of silently creating a new attribute.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 import uuid
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -68,6 +70,19 @@ BOOKKEEPING_FIELDS: frozenset[str] = frozenset(
 )
 
 
+#: Fields that hold whatever hosts and skills put in them, checked to be JSON data.
+FREE_FORM_FIELDS: tuple[str, ...] = (
+    "user_context",
+    "security_context",
+    "intermediate_data",
+    "skill_outputs",
+)
+
+#: Deepest nesting of containers accepted in a free-form field (the field's own dict is 1).
+#: pydantic cannot serialise much past 250 levels; real data is a few levels deep.
+MAX_JSON_DEPTH = 100
+
+
 class UIF(BaseModel):
     """State of one query as it moves through a plan (SAM's ``SAM_UIF``)."""
 
@@ -76,6 +91,8 @@ class UIF(BaseModel):
         validate_assignment=True,
         use_enum_values=False,
         arbitrary_types_allowed=False,
+        allow_inf_nan=False,  # float fields: JSON has no NaN or infinity
+        ser_json_inf_nan="strings",  # one written at run time dumps as "NaN", not null
     )
 
     task_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
@@ -112,13 +129,78 @@ class UIF(BaseModel):
             raise ValueError("input_query must contain non-whitespace text")
         return value
 
+    @field_validator(*FREE_FORM_FIELDS)
+    @classmethod
+    def _round_trips(cls, value: Any, info: Any) -> Any:
+        """Free-form containers hold JSON data only, so the UIF gives back what it was given.
+
+        Checked when a field is built or assigned, never on a skill's writes into a
+        container (that is the hot path); those are made safe when dumped (``to_jsonable``).
+        """
+        return checked_json(value, info.field_name) if value else value
+
+    if not TYPE_CHECKING:  # hidden from type checkers: the generated signature stays
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                _raise_uif_error(exc)
+                raise
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> UIF:
+        """pydantic's, raising ``UIFError`` for a value that would not round-trip."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            _raise_uif_error(exc)
+            raise
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> UIF:
+        """pydantic's, raising ``UIFError`` for a value that would not round-trip."""
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            _raise_uif_error(exc)
+            raise
+
     def __setattr__(self, name: str, value: Any) -> None:
         private = self.__pydantic_private__
         if private is not None:
             guard = private.get("_sof_guard")
             if guard is not None and name[:1] != "_":
                 guard.check_field_write(name)
-        super().__setattr__(name, value)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            _raise_uif_error(exc)
+            raise
+
+    # --- JSON that always works ----------------------------------------------------------
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """The UIF as JSON-ready data, whatever a skill left in it; never raises.
+
+        What a skill writes into a container while it runs is not checked, so it may hold
+        values JSON cannot: they are given as pydantic would give them where it can
+        (datetimes as ISO text, tuples and sets as lists), non-finite floats as ``"NaN"``,
+        ``"Infinity"`` and ``"-Infinity"``, and anything else (an object, a cycle, nesting
+        deeper than ``MAX_JSON_DEPTH``) as a marked string ``"<not JSON: repr>"``.
+        """
+        fields = self.__dict__
+        data: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = fields.get(name)
+            if name == "intermediate_data" and not isinstance(value, dict):
+                value = _plain_dict(value)  # a skill's scoped view of it
+            data[name] = jsonable(value)
+        return data
+
+    def to_json_safe(self, *, indent: int | None = None) -> str:
+        """``to_jsonable()`` as JSON text (strictly valid JSON: no ``NaN`` tokens); never raises."""
+        return json.dumps(self.to_jsonable(), indent=indent, ensure_ascii=False)
 
     # --- SAM's helpers -------------------------------------------------------------------
 
@@ -196,12 +278,208 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
     """One line naming each bad field, what is wrong and the value given."""
     parts = []
     for error in exc.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, NotRoundTripError):  # names its own field and path
+            parts.append(str(cause))
+            continue
         field = ".".join(str(p) for p in error["loc"]) or what
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"is not a {what} field"
-        parts.append(f"{field}: {message} (got {error.get('input')!r})")
+        parts.append(f"{field}: {message} (got {_short_repr(error.get('input'))})")
     return f"invalid {what}: " + "; ".join(parts)
+
+
+def _raise_uif_error(exc: ValidationError) -> None:
+    """Re-raise as ``UIFError`` when a value would not round-trip (other errors stay
+    pydantic's ``ValidationError``, as they always were)."""
+    causes = [(e.get("ctx") or {}).get("error") for e in exc.errors()]
+    for cause in causes:
+        if isinstance(cause, UIFError) and not isinstance(cause, NotRoundTripError):
+            raise cause  # already complete: raised by __init__, which pydantic calls inside
+    if any(isinstance(cause, NotRoundTripError) for cause in causes):
+        raise UIFError(describe_validation_error(exc, "UIF")) from exc
+
+
+# --- JSON data ---------------------------------------------------------------------------
+
+_JSON_KINDS = "dict, list, str, int, float, bool, None"
+
+
+class NotRoundTripError(UIFError):
+    """One value in a free-form UIF field that JSON would not give back as it was given."""
+
+
+def checked_json(value: Any, field: str) -> Any:
+    """``value`` if it is JSON data that round-trips; tuples become lists (as JSON makes
+    them). Raises ``NotRoundTripError`` naming the path of the first value that cannot
+    round-trip and what to store instead."""
+    return _checked(value, [field], 1)
+
+
+def _checked(value: Any, path: list[Any], depth: int) -> Any:
+    # ``path`` is the field name then the keys and indexes down to ``value``; it is shared
+    # and only formatted on error, so checking a large container allocates nothing per item.
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = ord(value[exc.start])
+                raise NotRoundTripError(
+                    f"{_path(path)} is not valid UTF-8 text (lone surrogate U+{code:04X} at "
+                    f"position {exc.start}), which cannot be serialised; decode the bytes it "
+                    "came from properly"
+                ) from None
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise NotRoundTripError(
+            f"{_path(path)} is {value!r}: JSON has no NaN or infinity, so it would not come "
+            "back; store None or a string such as 'NaN'"
+        )
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if depth > MAX_JSON_DEPTH:
+            raise NotRoundTripError(
+                f"{_path(path)} is nested more than {MAX_JSON_DEPTH} levels deep (or "
+                "contains itself), which cannot be serialised; flatten it or store it as a "
+                "string"
+            )
+        if isinstance(value, dict):
+            changed: dict[Any, Any] | None = None
+            for key, item in value.items():
+                path.append(key)
+                if not isinstance(key, str):
+                    raise NotRoundTripError(
+                        f"{_path(path[:-1])} has the key {key!r} ({type(key).__name__}), which "
+                        "JSON would turn into a string; use string keys"
+                    )
+                _checked(key, path, depth)
+                clean = _checked(item, path, depth + 1)
+                path.pop()
+                if clean is not item:
+                    changed = changed if changed is not None else dict(value)
+                    changed[key] = clean
+            return value if changed is None else changed
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            path.append(index)
+            clean = _checked(item, path, depth + 1)
+            path.pop()
+            if clean is not item and items is None:
+                items = list(value[:index])
+            if items is not None:
+                items.append(clean)
+        if items is not None:
+            return items
+        return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, (set, frozenset)):
+        raise NotRoundTripError(
+            f"{_path(path)} is a {type(value).__name__}, which JSON cannot hold (it would "
+            "come back as a list); store a sorted list"
+        )
+    if isinstance(value, (bytes, bytearray)):
+        raise NotRoundTripError(
+            f"{_path(path)} is {type(value).__name__}, which JSON cannot hold; decode it to "
+            "str (or base64-encode it)"
+        )
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    raise NotRoundTripError(
+        f"{_path(path)} is a {kind}, which is not JSON data ({_JSON_KINDS}) and would not "
+        "come back as given; convert it first, e.g. with .model_dump(), "
+        "dataclasses.asdict() or str()"
+    )
+
+
+def _path(path: list[Any]) -> str:
+    """``field['key'][0]...``; a deep path keeps its start and its end, which locate it."""
+    keys = [f"[{key!r}]" for key in path[1:]]
+    if len(keys) > 8:
+        keys = [*keys[:4], "...", *keys[-3:]]
+    return str(path[0]) + "".join(keys)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data that ``json.dumps`` writes as strict JSON; never raises.
+
+    See ``UIF.to_jsonable`` for how values JSON cannot hold are given.
+    """
+    return _jsonable(value, 0, set())
+
+
+def _jsonable(value: Any, depth: int, enclosing: set[int]) -> Any:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if value is None or isinstance(value, (bool, int)):
+        return value if value is None or type(value) in (bool, int) else int(value)
+    if isinstance(value, Enum):
+        return _jsonable(value.value, depth, enclosing)
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        kind = type(value).__name__
+        if id(value) in enclosing:
+            return f"<not JSON: a {kind} that contains itself>"
+        if depth >= MAX_JSON_DEPTH:
+            return f"<not JSON: a {kind} nested more than {MAX_JSON_DEPTH} levels deep>"
+        enclosing.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {
+                    _json_key(k): _jsonable(v, depth + 1, enclosing)
+                    for k, v in list(value.items())
+                }
+            items = list(value)
+            if isinstance(value, (set, frozenset)):
+                items.sort(key=_short_repr)
+            return [_jsonable(item, depth + 1, enclosing) for item in items]
+        finally:
+            enclosing.discard(id(value))
+    try:
+        import pydantic_core
+
+        converted = pydantic_core.to_jsonable_python(value)
+    except Exception:
+        return f"<not JSON: {_short_repr(value)}>"
+    return _jsonable(converted, depth + 1, enclosing)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(jsonable(key))
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    if isinstance(key, (int, float)):
+        return str(jsonable(key)) if isinstance(key, float) else str(int(key))
+    return f"<not JSON: {_short_repr(key)}>"
+
+
+def _plain_dict(value: Any) -> Any:
+    """A mapping that is not a dict (a skill's scoped view) as a dict, if it can be read."""
+    try:
+        return dict(value.to_dict() if hasattr(value, "to_dict") else value)
+    except Exception:
+        return value
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` that never raises (a deep or cyclic value, a broken ``__repr__``)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError included
+        return f"unprintable {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 #: SAM's name for the same model, so ``from sof_core import SAM_UIF`` ports code unchanged.

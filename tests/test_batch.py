@@ -78,7 +78,7 @@ def test_a_plan_that_cannot_run_is_reported_per_item_not_raised() -> None:
     engine = make_engine([Echo])
     batch = run_batch(engine, ["a", "b"], ["NoSuchSkill"])
 
-    assert [item.status for item in batch.items] == ["error", "error"]
+    assert [item.status for item in batch.items] == ["invalid", "invalid"]
     assert batch.items[0].error_type == "PlanValidationError"
     assert "NoSuchSkill" in batch.items[0].error
     assert batch.summary.errors == 2

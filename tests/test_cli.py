@@ -92,6 +92,9 @@ def test_graph_shows_stages_in_every_format(sof_cli: Any, env: dict[str, str]) -
     dot = sof_cli("graph", "Retrieve,Answer", "--format", "dot", env=env).stdout
     assert dot.startswith("digraph") and '"Retrieve" -> "Answer"' in dot
     data = json.loads(sof_cli("graph", "--goal", "final_response", "--format", "json", env=env).stdout)
+    assert data["stages"] == [["Retrieve"], ["Answer"]]  # required inputs' producers only
+    data = json.loads(sof_cli("graph", "--goal", "final_response", "--include-optional",
+                              "--format", "json", env=env).stdout)
     assert data["stages"] == [["Retrieve"], ["Check"], ["Answer"]]
 
 

@@ -78,7 +78,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    return _change(args.key, {args.key: parse_value(args.value)})
+    from sof_core.errors import ConfigError
+
+    try:
+        value = parse_value(args.value)
+    except ConfigError as exc:
+        return _fail(f"{args.key}: {exc}")
+    return _change(args.key, {args.key: value})
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
@@ -103,9 +109,14 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    value = parse_value(args.percentage)
-    if isinstance(value, str) and value.endswith("%"):
-        value = parse_value(value[:-1])
+    from sof_core.errors import ConfigError
+
+    try:
+        value = parse_value(args.percentage)
+        if isinstance(value, str) and value.endswith("%"):
+            value = parse_value(value[:-1])
+    except ConfigError as exc:
+        return _fail(f"sof_rollout_percentage: {exc}")
     return _change("sof_rollout_percentage", {"sof_rollout_percentage": value})
 
 
@@ -117,12 +128,47 @@ def cmd_path(args: argparse.Namespace) -> int:
 # --- helpers -------------------------------------------------------------------------------
 
 
+#: JSON nested deeper than this is refused (no setting needs it; Python's parser would hit
+#: its recursion limit on a few thousand levels).
+MAX_VALUE_DEPTH = 32
+
+
 def parse_value(text: str) -> Any:
-    """VALUE as JSON when it parses (``25``, ``true``, ``["a"]``, ``null``), else the string."""
+    """VALUE as JSON when it parses (``25``, ``true``, ``["a"]``, ``null``), else the string.
+
+    Raises ``ConfigError`` for JSON a config file could not hold: ``NaN``/``Infinity``, or
+    nesting deeper than ``MAX_VALUE_DEPTH``.
+    """
+    from sof_core.errors import ConfigError
+
+    if _depth(text) > MAX_VALUE_DEPTH:
+        raise ConfigError(
+            f"VALUE is nested more than {MAX_VALUE_DEPTH} levels deep; no setting takes that",
+            key="value",
+        )
+
+    def no_constant(name: str) -> Any:
+        raise ConfigError(f"VALUE {name} is not a finite number; give a number", key="value")
+
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=no_constant)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
         return text
+
+
+def _depth(text: str) -> int:
+    """How deeply ``[`` and ``{`` nest in ``text`` (strings included: an over-estimate is
+    fine for refusing absurd input, and it never recurses)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _manager() -> SOFConfigManager:

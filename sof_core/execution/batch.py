@@ -3,7 +3,9 @@
 Each query is one run (``engine.run_query``), so a query that fails, or a plan that does not
 validate, becomes an error on that item and never stops the batch. Results come back in
 input order with a summary (count, errors, latency percentiles, throughput) for
-``sof run --file queries.txt`` and for scripts. Runs are independent, so the batch's
+``sof run --file queries.txt`` and for scripts. Each item's JSON is the run's JSON (schema
+``sof.run/1``, ``ExecutionReport.to_dict``) plus the item's ``index``, ``latency_ms``,
+``error`` and ``error_type``. Runs are independent, so the batch's
 concurrency is separate from the executor's (which runs the skills *within* one run).
 
     from sof_core.execution.batch import run_batch, format_summary
@@ -26,9 +28,13 @@ from typing import TYPE_CHECKING, Any
 from sof_core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sof_core.execution.coordinator import CoordinatorEngine
     from sof_core.execution.report import ExecutionReport
 
+#: The name and version of ``BatchResult.to_dict()`` (``sof run --file --json``).
+BATCH_SCHEMA = "sof.batch/1"
 #: Called after each query finishes, in the caller's thread: ``progress(done, total, item)``.
 ProgressCallback = Callable[[int, int, "BatchItem"], None]
 
@@ -43,27 +49,43 @@ class BatchItem:
     error: str | None = None
     error_type: str | None = None
     latency: float = 0.0
+    plan: list[str] = field(default_factory=list)
+    problems: list[Any] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        """The run's status, or ``"error"`` when the query could not run at all."""
-        return self.report.status if self.report is not None else "error"
+        """The run's status, or ``"invalid"`` (the plan failed validation) or ``"error"``
+        when the query could not run at all."""
+        if self.report is not None:
+            return self.report.status
+        return "invalid" if self.problems else "error"
 
     @property
     def ok(self) -> bool:
         return self.status == "success"
 
     def to_dict(self) -> dict[str, Any]:
+        """The run's JSON (``ExecutionReport.to_dict``, schema ``sof.run/1``) with the item's
+        ``index``, ``latency_ms``, ``error`` and ``error_type``; a query that could not run
+        has status ``invalid`` (its plan failed validation, see ``problems``) or ``error``."""
+        report = self.report if self.report is not None else self._not_run()
         return {
+            **report.to_dict(),
             "index": self.index,
-            "query": self.query,
-            "status": self.status,
             "latency_ms": round(self.latency * 1000, 3),
-            "final_response": self.report.final_response if self.report is not None else None,
-            "errors": list(self.report.errors) if self.report is not None else [],
             "error": self.error,
             "error_type": self.error_type,
         }
+
+    def _not_run(self) -> ExecutionReport:
+        from sof_core.execution.report import ExecutionReport
+        from sof_core.uif import UIF
+
+        uif = UIF.model_construct(input_query=self.query)  # the query may be what was wrong
+        return ExecutionReport.not_run(
+            self.plan, uif, f"{self.error_type}: {self.error}", problems=self.problems,
+            status="invalid" if self.problems else "error",
+        )
 
 
 @dataclass
@@ -116,7 +138,11 @@ class BatchResult:
         return [item.report for item in self.items]
 
     def to_dict(self) -> dict[str, Any]:
+        """Schema ``sof.batch/1``: the summary, and each item as the run's JSON
+        (``sof.run/1``, see ``BatchItem.to_dict``)."""
         return {
+            "schema": BATCH_SCHEMA,
+            "schema_version": 1,
             "summary": self.summary.to_dict() if self.summary else None,
             "items": [item.to_dict() for item in self.items],
         }
@@ -134,16 +160,19 @@ def run_batch(
     goal: Sequence[str] | None = None,
     executor: str | None = None,
     progress: ProgressCallback | None = None,
+    include_optional: bool = False,
+    prefer: Mapping[str, str] | None = None,
 ) -> BatchResult:
     """Run every query through ``engine`` with up to ``concurrency`` runs at once.
 
-    ``plan`` (or ``goal``) applies to every query; by default the configured default plan.
+    ``plan`` (or ``goal``, resolved once as ``engine.resolve_goal`` with ``include_optional``
+    and ``prefer``) applies to every query; by default the configured default plan.
     ``progress`` is called in this thread after each query finishes; if it raises, queries
     not yet started are cancelled and the exception propagates.
     """
-    items = [BatchItem(index, query) for index, query in enumerate(_check(queries))]
+    plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
+    items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
     workers = _check_concurrency(concurrency)
-    plan = _resolve_plan(engine, plan, goal)
     started = time.perf_counter()
     if items:
         pool = concurrent.futures.ThreadPoolExecutor(
@@ -169,13 +198,15 @@ async def arun_batch(
     goal: Sequence[str] | None = None,
     executor: str | None = None,
     progress: ProgressCallback | None = None,
+    include_optional: bool = False,
+    prefer: Mapping[str, str] | None = None,
 ) -> BatchResult:
     """``run_batch`` for async hosts: runs go through ``engine.aexecute_plan``."""
     from sof_core.uif import UIF
 
-    items = [BatchItem(index, query) for index, query in enumerate(_check(queries))]
+    plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
+    items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
     workers = _check_concurrency(concurrency)
-    plan = _resolve_plan(engine, plan, goal)
     limit = asyncio.Semaphore(workers)
     done = 0
     started = time.perf_counter()
@@ -213,6 +244,7 @@ def _run_one(
 def _record_error(item: BatchItem, exc: Exception) -> None:
     item.error = str(exc) or type(exc).__name__
     item.error_type = type(exc).__name__
+    item.problems = list(getattr(exc, "problems", None) or ())
 
 
 def _check(queries: Iterable[str]) -> list[str]:
@@ -239,11 +271,15 @@ def _check_concurrency(concurrency: int) -> int:
 
 
 def _resolve_plan(
-    engine: CoordinatorEngine, plan: Sequence[str] | None, goal: Sequence[str] | None
+    engine: CoordinatorEngine,
+    plan: Sequence[str] | None,
+    goal: Sequence[str] | None,
+    include_optional: bool,
+    prefer: Mapping[str, str] | None,
 ) -> list[str]:
     """The one plan every query runs (resolved once, not per query)."""
     if goal:
-        return engine.resolve_goal(goal)
+        return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
     return list(plan or engine.config.default_plan)
 
 
@@ -277,14 +313,38 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 
 
 def read_queries(path: str | Path) -> list[str]:
-    """Queries from a text file, one per line; blank lines and ``#`` comments are skipped."""
+    """Queries from a text file, one per line; blank lines and ``#`` comments are skipped.
+
+    The file must be UTF-8 text: a binary file or invalid UTF-8 raises ``ConfigError``
+    naming the file and the offending byte.
+    """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"query file {file} does not exist", key="file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read query file {file}: {exc}", key="file") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"query file {file} is a directory, not a file", key="file") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot read query file {file}: {reason}", key="file") from exc
+    return parse_queries(data, f"query file {file}")
+
+
+def parse_queries(data: bytes, source: str = "input") -> list[str]:
+    """Queries from UTF-8 text, one per line; blank lines and ``#`` comments are skipped."""
+    if b"\0" in data:
+        raise ConfigError(
+            f"{source} is binary, not text; give UTF-8 text with one query per line", key="file"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8",
+            key="file",
+        ) from None
     queries = [line.strip() for line in text.splitlines()]
     return [q for q in queries if q and not q.startswith("#")]
 
@@ -305,63 +365,15 @@ def format_summary(summary: BatchSummary | None) -> str:
     return "\n".join(lines)
 
 
-def cli_run(engine: CoordinatorEngine, queries: Sequence[str], plan: Sequence[str],
-            args: Any) -> int:
-    """``sof run --file``: run the batch, print one line per query and the summary.
-
-    Progress goes to stderr as queries finish; ``--json`` prints ``BatchResult.to_dict()``.
-    Exit code 0 when every query succeeded (or partially succeeded), else 1.
-    """
-    import sys
-
-    as_json = bool(getattr(args, "json", False))
-    bar = sys.stderr.isatty()
-    failed = 0
-
-    def progress(done: int, total: int, item: BatchItem) -> None:
-        nonlocal failed
-        failed += item.status not in ("success", "partial")
-        if as_json:
-            return
-        if bar:  # one line redrawn in place on a terminal
-            filled = 30 * done // total
-            line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done, {failed} failed"
-            print(line, end="\n" if done == total else "", file=sys.stderr, flush=True)
-        else:  # one line per query in logs and pipes
-            print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
-
-    batch = run_batch(
-        engine, queries, plan,
-        concurrency=getattr(args, "concurrency", None) or 8,
-        executor=getattr(args, "executor", None),
-        progress=progress,
-    )
-    if as_json:
-        import json
-
-        print(json.dumps(batch.to_dict(), indent=2, default=str))
-    else:
-        for item in batch.items:
-            answer = item.report.final_response if item.report is not None else None
-            detail = answer or item.error or "; ".join(
-                item.report.errors if item.report is not None else []
-            ) or "(no response)"
-            print(f"#{item.index + 1} [{item.status}] {item.latency * 1000:.1f} ms  "
-                  f"{item.query}\n    {detail}")
-        print()
-        print(format_summary(batch.summary))
-    ok = all(item.status in ("success", "partial") for item in batch.items)
-    return 0 if ok else 1
-
-
 __all__ = [
+    "BATCH_SCHEMA",
     "BatchItem",
     "BatchResult",
     "BatchSummary",
     "ProgressCallback",
     "arun_batch",
-    "cli_run",
     "format_summary",
+    "parse_queries",
     "percentile",
     "read_queries",
     "run_batch",

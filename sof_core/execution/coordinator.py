@@ -17,7 +17,7 @@ from sof_core.errors import ConfigError, PlanValidationError
 from sof_core.execution.report import ExecutionReport
 from sof_core.execution.run import Executor, RunContext, _monotonic
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
-from sof_core.graph.validate import ValidationProblem
+from sof_core.graph.validate import ValidationProblem, check_plan_type
 from sof_core.plugins import PluginManager, get_plugin_manager, hookimpl
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF, UIFStatus
@@ -96,6 +96,7 @@ class CoordinatorEngine:
 
     def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
         """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
+        check_plan_type(plan)  # a str would pass as a plan of one-letter names
         available = frozenset(available)
         key = (tuple(plan), self.plugins.registry.version, available)
         if self.config.enable_plan_cache:
@@ -155,6 +156,7 @@ class CoordinatorEngine:
         """
         started = time.perf_counter()
         compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        compiled_at = time.perf_counter()
         if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
@@ -175,6 +177,7 @@ class CoordinatorEngine:
             status = run.status()
             fields["status"] = _UIF_STATUS[status]
             fields["end_time"] = time.time()
+            ended = time.perf_counter()
             report = ExecutionReport(
                 uif=uif,
                 status=status,
@@ -182,8 +185,9 @@ class CoordinatorEngine:
                 stages=[list(stage) for stage in run.stages],
                 results=list(run.results),
                 errors=list(run.errors),
-                duration=time.perf_counter() - started,
+                duration=ended - started,
                 executor=chosen.name,
+                timings={"compile": compiled_at - started, "run": ended - compiled_at},
             )
         if self.plugins.observers("sof_after_plan"):
             self.plugins.notify("sof_after_plan", report=report)
@@ -207,13 +211,27 @@ class CoordinatorEngine:
         *,
         goal: Sequence[str] | None = None,
         executor: str | None = None,
+        include_optional: bool = False,
+        prefer: Mapping[str, str] | None = None,
         **uif_fields: Any,
     ) -> ExecutionReport:
-        """Build a UIF for ``query`` and run ``plan`` (default: the configured default plan)."""
+        """Build a UIF for ``query`` and run ``plan`` (default: the configured default plan).
+
+        With ``goal``, the plan is ``resolve_goal(goal, include_optional=..., prefer=...)``,
+        with the same defaults as ``resolve_goal`` and ``sof run --goal``: required inputs'
+        producers only. The report's ``timings["planning"]`` is the time this took.
+        """
         uif = UIF.for_query(query, **uif_fields)
+        planning_started = time.perf_counter()
         if goal:
-            plan = self.resolve_goal(goal)
-        return self.execute_plan(list(plan or self.config.default_plan), uif, executor=executor)
+            plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
+        if plan is not None:
+            check_plan_type(plan)
+        chosen = list(plan or self.config.default_plan)
+        planning = time.perf_counter() - planning_started
+        report = self.execute_plan(chosen, uif, executor=executor)
+        report.timings["planning"] = planning
+        return report
 
 
 class _SkillsPlugin:

@@ -3,13 +3,15 @@
 Three steps, one implementation for every executor that leaves the run's thread:
 
 1. ``call_payload(step, uif)`` - what to send: the skill instance, only its declared inputs,
-   and the UIF's other fields. The caller pickles it however it likes (pickle, cloudpickle).
+   and the UIF's other fields. The caller pickles it however it likes (pickle, cloudpickle);
+   the run's read-only containers pickle as plain ones.
 2. ``run_skill_call(skill, inputs, fields)`` - on the far side: run the skill on a plain UIF
-   and report what it changed (data keys, UIF fields, appended logs). No checks here: the far
-   side is not trusted to enforce them.
+   holding copies of them and report what it changed (data keys, UIF fields, appended logs),
+   in-place changes included. No checks here: the far side is not trusted to enforce them.
 3. ``replay_changes(step, view, changes)`` - back home: apply those changes to the skill's
-   normal guarded view, so an undeclared write, a type mismatch or ``set_error`` fails
-   exactly as it does in a local run, and the merge order stays deterministic.
+   normal guarded view, so an undeclared write (an in-place change too), a type mismatch or
+   ``set_error`` fails exactly as it does in a local run, and the merge order stays
+   deterministic.
 
 This module is public (``sof_core`` re-exports its names) so third-party executors get what
 the built-in ones use.
@@ -24,11 +26,16 @@ from typing import Any
 
 from sof_core.errors import SkillExecutionError
 from sof_core.graph.compile import Step
+from sof_core.skills.views import FROZEN_FIELDS, changed_in_place, freeze
 from sof_core.uif import UIF, UIFStatus
 
 #: UIF fields a skill appends to; they start empty on the far side and come back whole.
 APPENDED = ("log_trace", "warnings", "skill_outputs")
 _NOT_SENT = frozenset({"intermediate_data", *APPENDED})
+_READ_ONLY_FIELDS = frozenset(FROZEN_FIELDS)
+_ABSENT = object()
+#: What a reader at home gets read-only when it holds plain data (else a plain copy).
+_CONTAINERS = (list, dict, set, tuple)
 
 SkillCall = tuple[Any, dict[str, Any], dict[str, Any]]
 
@@ -42,11 +49,23 @@ def call_payload(step: Step, uif: UIF) -> SkillCall:
 
 
 def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    """Run ``skill`` on a UIF holding ``inputs``; return what it changed (far side)."""
-    # A snapshot, so an input the skill changed in place is reported as a write (and then
-    # checked against its output_keys at home) rather than lost.
-    before = copy.deepcopy(inputs)
-    uif = UIF.model_construct(**fields, intermediate_data=dict(inputs))
+    """Run ``skill`` on a UIF holding copies of ``inputs`` and ``fields``; return what it
+    changed (far side).
+
+    The skill works on copies and ``inputs``/``fields`` stay as they were, even when the far
+    side is this process. What comes back: ``data`` (keys it assigned), ``changed`` (dict,
+    list, set and tuple inputs of plain data it changed in place: read-only at home),
+    ``copies`` (inputs holding other objects, which at home a reader gets a plain copy of,
+    so they count as its write only if it declares them as outputs), ``fields`` (UIF fields
+    that differ, in place or assigned) and the appended logs.
+    """
+    own_fields = dict(fields)
+    for name in FROZEN_FIELDS:
+        if name in own_fields:
+            own_fields[name] = copy.deepcopy(own_fields[name])
+    working = copy.deepcopy(inputs)
+    given = dict(working)  # the objects the skill was handed, to tell assignments apart
+    uif = UIF.model_construct(**own_fields, intermediate_data=working)
     for name in APPENDED:
         uif.__dict__[name] = {} if name == "skill_outputs" else []
     returned = skill.execute(uif)
@@ -56,14 +75,24 @@ def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -
     if not isinstance(result, UIF):
         return {"returned_type": type(returned).__name__}
     produced = result.__dict__
-    data = produced["intermediate_data"]
-    writes = {k: v for k, v in data.items() if k not in before or not _same(before[k], v)}
-    changed = {
+    writes: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    copies: dict[str, Any] = {}
+    for key, value in produced["intermediate_data"].items():
+        if key not in inputs or value is not given.get(key, _ABSENT):
+            if key not in inputs or not _same(inputs[key], value):
+                writes[key] = value
+        elif type(value) not in _CONTAINERS or not freeze(value, (key, False))[1]:
+            copies[key] = value
+        elif not _same(inputs[key], value):
+            changed[key] = value
+    fields_changed = {
         name: value
         for name, value in produced.items()
         if name not in _NOT_SENT and name in fields and not _same(fields[name], value)
     }
-    return {"data": writes, "fields": changed, **{name: produced[name] for name in APPENDED}}
+    return {"data": writes, "changed": changed, "copies": copies, "fields": fields_changed,
+            **{name: produced[name] for name in APPENDED}}
 
 
 def replay_changes(step: Step, view: UIF, changes: dict[str, Any]) -> None:
@@ -74,12 +103,22 @@ def replay_changes(step: Step, view: UIF, changes: dict[str, Any]) -> None:
             step.name,
         )
     data = view.intermediate_data
+    for key, value in changes.get("changed", {}).items():
+        if key not in step.writable:  # as a local run refuses it, with the same message
+            raise changed_in_place(step.name, (key, False))
+        data[key] = value
+    for key, value in changes.get("copies", {}).items():
+        if key in step.writable:  # locally its copy is its write; otherwise discarded
+            data[key] = value
     for key, value in changes["data"].items():
         data[key] = value  # the scope raises UndeclaredWriteError for undeclared keys
     fields = dict(changes["fields"])
     status = fields.pop("status", None)
     error_details = fields.pop("error_details", None)
     for name, value in fields.items():
+        if name in _READ_ONLY_FIELDS and name not in step.writable_fields:
+            # read-only at home; over there it may have been changed in place or assigned
+            raise changed_in_place(step.name, (name, True))
         setattr(view, name, value)  # the guard rejects undeclared fields, pydantic checks types
     view.log_trace.extend(changes["log_trace"])
     view.warnings.extend(changes["warnings"])

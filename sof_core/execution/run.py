@@ -19,9 +19,17 @@ from typing import Any, Protocol, runtime_checkable
 from sof_core.config import SOFConfig
 from sof_core.errors import SkillDependencyError, SkillTimeoutError, SOFError
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
-from sof_core.execution.step import Outcome, execute_step, merge_outcome, merge_writes, run_step
+from sof_core.execution.step import (
+    Outcome,
+    execute_step,
+    failure_trace,
+    merge_outcome,
+    merge_writes,
+    run_step,
+)
 from sof_core.graph.compile import CompiledPlan, Step
 from sof_core.plugins import PluginManager
+from sof_core.skills.views import RunFreeze
 from sof_core.uif import UIF
 
 log = logging.getLogger("sof.coordinator")
@@ -120,6 +128,8 @@ class RunContext:
             self.step_stages = compiled.sequential_step_stages
         self._before = self._notify_before if self._before_skill else None
         self._backoff = self.config.retry_backoff
+        #: The UIF's container fields are read-only while the run goes (see ``RunFreeze``).
+        self.frozen = RunFreeze()
 
     # --- called by executors -------------------------------------------------------------
 
@@ -156,8 +166,10 @@ class RunContext:
         Nothing else touches the run meanwhile (no supervisor), so there is no lock to take
         and no generation to check; otherwise the walk is exactly ``drive``'s.
         """
+        self.frozen.freeze_uif(self.uif.__dict__, self.compiled.read_only_order)
         try:
             uif = self.uif
+            frozen = self.frozen
             run_stage = self.executor.run_stage
             # Executors that say so run a stage of one skill inline anyway (the built-ins
             # do); then call the skill here and save three calls per skill.
@@ -182,7 +194,8 @@ class RunContext:
                         )
                         if error is None:
                             try:
-                                merge_writes(uif, step, returned, view, scope, scope, duration)
+                                merge_writes(uif, step, returned, view, scope, scope, duration,
+                                             frozen)
                             except SOFError as exc:
                                 error = exc
                         if error is not None:
@@ -209,6 +222,13 @@ class RunContext:
             self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
             self.failed = True
             self.stop_status = "failure"
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        """The walk is over: give the UIF back its own container fields, among them the
+        ``executed_skills`` and ``skill_timings`` the coordinator filled in meanwhile."""
+        self.frozen.thaw_uif(self.uif.__dict__)
 
     def drive(self, generation: int) -> None:
         """Run stages from ``stage_index`` until done, stopped, or superseded."""
@@ -266,7 +286,7 @@ class RunContext:
             why = f"its producer {producer!r} did not write it" if producer else "nobody wrote it"
             error = SkillDependencyError(f"required input {key!r} is missing: {why}", name)
             skipped.append(
-                SkillResult(name, "skipped", 0.0, 0, self.stage_index, str(error),
+                SkillResult(name, "skipped", 0.0, 0, self.stage_index, _message(error),
                             type(error).__name__, step.plugin)
             )
         return ready, skipped
@@ -276,7 +296,7 @@ class RunContext:
         error = outcome.error
         if error is None:
             try:
-                merge_outcome(self.uif, outcome)
+                merge_outcome(self.uif, outcome, self.frozen)
             except SOFError as exc:
                 error = exc
         if error is None:  # the common case: _record's success path, inlined
@@ -288,8 +308,10 @@ class RunContext:
             return
         else:
             status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
+            trace, location = failure_trace(step, error)
             result = SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
-                                 _message(error), type(error).__name__, step.plugin)
+                                 _message(error), type(error).__name__, step.plugin, trace,
+                                 location)
         self._record(result)
 
     def _record(self, result: SkillResult) -> None:
@@ -297,7 +319,7 @@ class RunContext:
         if result.status != "success":
             self.failed = True
             self.errors.append(f"{result.skill}: {result.error_type}: {result.error}")
-            if result.status != "skipped" and self.uif.__dict__["error_details"] is None:
+            if self.uif.__dict__["error_details"] is None:
                 self.uif.__dict__["error_details"] = f"{result.skill}: {result.error}"
             if not self.config.continue_on_skill_failure and self.stop_status is None:
                 self.stop_status = "timeout" if result.status == "timeout" else "failure"
@@ -312,6 +334,15 @@ class RunContext:
     def supervise(self, total_deadline: float) -> None:
         """Wait for the runner; time out hung inline steps and the run as a whole."""
         self.done = threading.Event()
+        self.frozen.freeze_uif(self.uif.__dict__, self.compiled.read_only_order)
+        try:
+            self._supervise(total_deadline)
+        finally:
+            with self.lock:  # a superseded runner may still hold it; it merges nothing more
+                self.generation += 1
+                self.finish()
+
+    def _supervise(self, total_deadline: float) -> None:
         _RUNNERS.submit(self.drive, 0)
         while True:
             watch = self.watch

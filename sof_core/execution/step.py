@@ -24,15 +24,17 @@ from sof_core.errors import (
 )
 from sof_core.graph.compile import Step
 from sof_core.skills.views import (
+    RunFreeze,
     ScopedData,
     WriteGuard,
     _new,
     _set_extra,
     _set_fields_set,
     _set_private,
+    own_fields,
     skill_view,
 )
-from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus
+from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus, describe_validation_error
 
 _NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError)
 _perf = time.perf_counter
@@ -99,6 +101,8 @@ def run_step(
         _set_fields_set(view, set(uif.__pydantic_fields_set__))
         _set_extra(view, None)
         _set_private(view, {"_sof_guard": scope})
+        if step.copied_fields:
+            own_fields(fields, scope, step.copied_fields)
         try:
             if before is not None:
                 before(step, view)
@@ -196,10 +200,10 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: 
         raise SkillTimeoutError(f"did not finish within {timeout}s", skill) from None
 
 
-def merge_outcome(main: UIF, outcome: Outcome) -> None:
+def merge_outcome(main: UIF, outcome: Outcome, frozen: RunFreeze | None = None) -> None:
     """Fold a successful skill's writes into ``main`` (raises for undeclared writes)."""
     merge_writes(main, outcome.step, outcome.result, outcome.view, outcome.data, outcome.guard,
-                 outcome.duration)
+                 outcome.duration, frozen)
 
 
 def merge_writes(
@@ -210,8 +214,14 @@ def merge_writes(
     data: Any,
     guard: Any,
     duration: float,
+    frozen: RunFreeze | None = None,
 ) -> None:
-    """``merge_outcome`` from the outcome's parts (all set for a successful skill)."""
+    """``merge_outcome`` from the outcome's parts (all set for a successful skill).
+
+    Checks come first, so a skill whose writes are refused changes nothing. In a run
+    (``frozen`` given), container fields are stored read-only (later views share them), and
+    ``executed_skills`` and ``skill_timings`` are recorded in the lists ``frozen`` holds.
+    """
     fields = main.__dict__
     produced = result.__dict__
     if result is view:
@@ -223,6 +233,9 @@ def merge_writes(
         writes = dict(data.written) if returned_data is data else {}
         writes.update(_diff_data(step, before["intermediate_data"], returned_data))
         written_fields = set(guard.written_fields) | _diff_fields(step, before, produced)
+    if written_fields and step.copied_fields:
+        _validate_copied(step, result)
+        produced = result.__dict__  # validation gives the model a new __dict__
     if writes:
         for key, check in step.output_checks:
             if key in writes and not isinstance(writes[key], check):
@@ -234,7 +247,10 @@ def merge_writes(
         fields["intermediate_data"].update(writes)
     if written_fields:
         for name in written_fields:
-            fields[name] = produced[name]
+            value = produced[name]
+            if frozen is not None and name in step.copied_fields:  # later views share it
+                value = frozen.field(name, value)
+            fields[name] = value
     # Empty lists/dicts are the norm: skip them without a call.
     log_trace = produced["log_trace"]
     if log_trace and log_trace is not fields["log_trace"]:
@@ -246,8 +262,28 @@ def merge_writes(
     if outputs and outputs is not fields["skill_outputs"]:
         for skill, values in outputs.items():
             fields["skill_outputs"].setdefault(skill, {}).update(values)
-    fields["executed_skills"].append(step.name)
-    fields["skill_timings"][step.name] = duration
+    if frozen is None:
+        fields["executed_skills"].append(step.name)
+        fields["skill_timings"][step.name] = duration
+    else:  # the UIF shows read-only versions until the run ends
+        frozen.executed.append(step.name)
+        frozen.timings[step.name] = duration
+
+
+def _validate_copied(step: Step, result: UIF) -> None:
+    """Container fields the skill may have changed in place are checked like assignments."""
+    from pydantic import ValidationError
+
+    validator = type(result).__pydantic_validator__
+    for name in step.copied_fields:
+        try:
+            validator.validate_assignment(result, name, result.__dict__[name])
+        except ValidationError as exc:
+            raise SkillExecutionError(
+                "left an invalid value in a UIF field it declares as output: "
+                + describe_validation_error(exc, "UIF").removeprefix("invalid UIF: "),
+                step.name,
+            ) from None
 
 
 def _diff_data(step: Step, before: Any, after: Any) -> dict[str, Any]:
@@ -255,10 +291,10 @@ def _diff_data(step: Step, before: Any, after: Any) -> dict[str, Any]:
     if after is before:
         return {}
     items = after.to_dict() if isinstance(after, ScopedData) else dict(after)
-    old = before.to_dict() if isinstance(before, ScopedData) else dict(before)
+    old = before.given() if isinstance(before, ScopedData) else dict(before)
     writes = {}
     for key, value in items.items():
-        if key in old and old[key] is value:
+        if key in old and (old[key] is value or _equal(old[key], value)):
             continue
         if key not in step.writable:
             raise UndeclaredWriteError(step.name, key)
@@ -272,9 +308,94 @@ def _diff_fields(step: Step, before: dict[str, Any], after: dict[str, Any]) -> s
     for name, value in after.items():
         if name == "intermediate_data" or name in BOOKKEEPING_FIELDS:
             continue
-        if before.get(name) is value or before.get(name) == value:
+        if before.get(name) is value or _equal(before.get(name), value):
             continue
         if name not in step.writable_fields:
             raise UndeclaredWriteError(step.name, name)
         written.add(name)
     return written
+
+
+def _equal(before: Any, after: Any) -> bool:
+    try:
+        return bool(before == after)
+    except Exception:  # an exotic __eq__ must not hide a write
+        return False
+
+
+# --- where a skill failed ------------------------------------------------------------------
+
+_not_own: tuple[str, ...] | None = None
+
+
+def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | None]:
+    """``(traceback, location)`` of a skill's exception, for its ``SkillResult``.
+
+    The traceback starts at the skill's ``execute`` (SOF's and the executor's frames above
+    it are dropped), so the skill's own code comes first; ``location`` is ``"file:line"`` of
+    the innermost frame in the skill's own code, where a library call or a guarded write
+    failed. Both are ``None`` when the skill's ``execute`` is not in the traceback (a
+    timeout, ``set_error``, a write refused after it returned or replayed from another
+    process). Only called for failures: formatting reads source files.
+    """
+    import traceback
+
+    nodes = []
+    node = error.__traceback__
+    while node is not None:
+        nodes.append(node)
+        node = node.tb_next
+    if not nodes:
+        return None, None
+    own = _own_code(step)
+    code = getattr(getattr(type(step.instance), "execute", None), "__code__", None)
+    start = None
+    if code is not None:
+        for index, node in enumerate(nodes):
+            frame_code = node.tb_frame.f_code
+            # by name too: frames rebuilt from another process (Dask) are not the same objects
+            if frame_code is code or (frame_code.co_filename == code.co_filename
+                                      and frame_code.co_name == code.co_name):
+                start = index
+                break
+    if start is None:  # raised outside the skill's code (SOF's checks, the executor's)
+        return None, None
+    innermost = nodes[start]
+    for node in nodes[start:]:
+        if own(node.tb_frame.f_code.co_filename):
+            innermost = node
+    location = f"{innermost.tb_frame.f_code.co_filename}:{innermost.tb_lineno}"
+    text = "".join(traceback.format_exception(type(error), error, nodes[start]))
+    return text, location
+
+
+def _own_code(step: Step) -> Callable[[str], bool]:
+    """Whether a file is the skill's own code: its package (or module file), or any file
+    outside the standard library, the installed packages and SOF itself."""
+    import os
+    import sys
+
+    global _not_own
+    if _not_own is None:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # sof_core
+        _not_own = tuple(os.path.join(root, "") for root in roots)
+    not_own = _not_own
+    home: str | None = None
+    module = sys.modules.get(type(step.instance).__module__)
+    top = getattr(module, "__package__", None)
+    top_module = sys.modules.get(top.partition(".")[0]) if top else None
+    if top_module is not None and getattr(top_module, "__path__", None):
+        home = os.path.join(next(iter(top_module.__path__)), "")
+    elif getattr(module, "__file__", None):
+        home = module.__file__  # type: ignore[union-attr]
+
+    def own(filename: str) -> bool:
+        if home is not None and filename.startswith(home):
+            return True
+        return not filename.startswith("<") and not filename.startswith(not_own)
+
+    return own

@@ -18,12 +18,21 @@ from sof_core.config import SOFConfig
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.skills.spec import SkillSpec
+from sof_core.skills.views import FROZEN_FIELDS, ReadOnlyList
 from sof_core.uif import UIF_FIELD_TYPES
 
 
 @dataclass(frozen=True)
 class Step:
-    """One skill of a compiled plan, with its access rules and limits precomputed."""
+    """One skill of a compiled plan, with its access rules and limits precomputed.
+
+    ``readable`` and ``writable`` are the ``intermediate_data`` keys the skill may read and
+    write: every declared key, including those named like a UIF field (``final_response``
+    is both). ``writable_fields`` are the UIF fields it may assign; ``copied_fields`` those
+    of them that hold a container (``source_documents``, ``user_context``, ...): its view
+    gets its own copies, so it may change them in place. ``required_data`` are the required
+    inputs checked for presence before it runs (UIF-field keys are not: the field is there).
+    """
 
     name: str
     spec: SkillSpec
@@ -37,6 +46,7 @@ class Step:
     timeout: float | None
     retries: int
     output_checks: tuple[tuple[str, type], ...]
+    copied_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,13 @@ class CompiledPlan:
     @cached_property
     def sequential_step_stages(self) -> tuple[tuple[Step, ...], ...]:
         return tuple((self.steps[name],) for name in self.order)
+
+    @cached_property
+    def read_only_order(self) -> ReadOnlyList:
+        """``order`` as the run's read-only ``execution_plan`` (made once, not per run)."""
+        order = ReadOnlyList(self.order)
+        order._sof_owner = ("execution_plan", True)
+        return order
 
     @cached_property
     def timeouts(self) -> tuple[float, ...]:
@@ -136,6 +153,9 @@ def compile_plan(
     return CompiledPlan(plan, steps, stages, tuple(problems), order)
 
 
+_COPIED = frozenset(FROZEN_FIELDS)
+
+
 def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig) -> Step:
     # Runs once per skill per compile (10,000 times for a 10,000-skill plan): plain loops
     # and comprehensions, each declaration read once.
@@ -148,9 +168,7 @@ def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig)
     if timeout is None:
         timeout = config.skill_timeout
     checks = tuple(
-        (key, tp)
-        for key, tp in spec.output_types.items()
-        if isinstance(tp, type) and key not in fields
+        (key, tp) for key, tp in spec.output_types.items() if isinstance(tp, type)
     ) if spec.output_types else ()
     producer_of = {}
     for key in inputs:
@@ -162,14 +180,15 @@ def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig)
         spec=spec,
         instance=entry.instance,
         plugin=entry.plugin,
-        readable=frozenset([k for k in inputs if k not in fields]),
-        writable=frozenset([k for k in outputs if k not in fields]),
+        readable=frozenset(inputs),
+        writable=frozenset(outputs),
         writable_fields=frozenset([k for k in outputs if k in fields]),
         required_data=tuple([k for k in spec.required_inputs if k not in fields]),
         producer_of=producer_of,
         timeout=timeout,
         retries=spec.max_retries if spec.max_retries is not None else config.skill_retries,
         output_checks=checks,
+        copied_fields=frozenset([k for k in outputs if k in _COPIED]),
     )
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sof_core.plugins.registry import FailedPlugin
 
 ProblemCode = Literal[
+    "plan_type",
     "empty_plan",
     "plan_too_long",
     "unknown_skill",
@@ -53,6 +54,71 @@ class ValidationProblem:
             "key": self.key,
             "path": list(self.path),
         }
+
+
+def check_plan_type(plan: object) -> None:
+    """Raise ``PlanValidationError`` (code ``plan_type``) unless ``plan`` is a sequence of
+    skill-name strings; otherwise a string would be validated letter by letter and other
+    values would fail deep inside with a bare ``TypeError``.
+
+    Called on every run, so a list or tuple of plain strings costs one pass and nothing else.
+    """
+    if type(plan) is list or type(plan) is tuple:
+        for name in plan:
+            if type(name) is not str:
+                break
+        else:
+            return
+    problems = plan_type_problems(plan)
+    if problems:
+        from sof_core.errors import PlanValidationError
+
+        raise PlanValidationError(problems)
+
+
+def plan_type_problems(plan: object) -> list[ValidationProblem]:
+    """What is wrong with the type of ``plan`` or of its items (empty when nothing is)."""
+    if isinstance(plan, (str, bytes, bytearray)):
+        text = plan if isinstance(plan, str) else bytes(plan).decode("utf-8", "replace")
+        names = [part for part in text.replace(",", " ").split() if part]
+        return [
+            ValidationProblem(
+                "plan_type",
+                f"plan is {_described(plan)}, not a list of skill names; pass a list such as "
+                f"{names or ['MemoryRetrievalSkill']!r}",
+            )
+        ]
+    if not isinstance(plan, Sequence):
+        return [
+            ValidationProblem(
+                "plan_type",
+                f"plan is {_described(plan)}, not a list of skill names; pass a list of "
+                "strings such as ['MemoryRetrievalSkill']",
+            )
+        ]
+    return [
+        ValidationProblem(
+            "plan_type",
+            f"plan item {index} is {_described(name)}, not a skill name; a plan is a list of "
+            "skill-name strings",
+        )
+        for index, name in enumerate(plan)
+        if not isinstance(name, str)
+    ]
+
+
+def _described(value: object, limit: int = 60) -> str:
+    """``None``, or ``a list (['a'])``: the type with a short repr that never raises."""
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    try:
+        text = repr(value)
+    except Exception:  # a broken or too deep __repr__
+        return f"{article} {kind}"
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{article} {kind} ({text})"
 
 
 def check_plan_shape(

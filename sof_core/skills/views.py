@@ -4,6 +4,17 @@ Concurrent skills get separate copies, so they cannot race; the coordinator merg
 wrote back into the real UIF in plan order. Writes are checked as they happen (one set lookup),
 never by re-validating the whole UIF.
 
+In-place changes are covered too, at no cost to a skill that touches no container. While a
+run goes, the UIF's container fields (``user_context``, ``security_context``,
+``source_documents`` and the bookkeeping lists) are read-only versions (``ReadOnlyList``,
+``ReadOnlyDict``, ``ReadOnlySet``), made once per run (``RunFreeze``); a container or object a
+skill reads from ``intermediate_data`` is handed to it as a read-only copy, made when it first
+reads it. Changing a read-only container raises ``UndeclaredWriteError`` naming the key or
+field, before anything changed. A skill gets a plain copy of exactly what it may change in
+place: a key it declares as input *and* output (the copy is its write), a UIF container
+field it declares as output. A value holding objects other than dicts, lists, sets, tuples
+and immutable scalars cannot be made read-only: the reader gets a plain deep copy instead.
+
 This is the hot path (one view per skill per run), so a view is built without pydantic
 (the source UIF is already valid) and one ``ScopedData`` object is both the skill's
 ``intermediate_data`` and the guard on its UIF field writes.
@@ -11,13 +22,19 @@ This is the hot path (one view per skill per run), so a view is built without py
 
 from __future__ import annotations
 
+import copy
+import datetime
+import decimal
+import enum
+import operator
+import uuid
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
 from sof_core.errors import UndeclaredReadError, UndeclaredWriteError
-from sof_core.uif import BOOKKEEPING_FIELDS, UIF
+from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIF_FIELD_TYPES
 
 _MISSING = object()
 _NOTHING_WRITTEN: frozenset[str] = frozenset()
@@ -27,6 +44,322 @@ _set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
 _set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
 _set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
+# --- read-only containers ----------------------------------------------------------------
+
+#: Values that cannot change in place: handed to skills as they are.
+ATOMIC: frozenset[type] = frozenset({
+    str, int, float, bool, type(None), bytes, complex, range, decimal.Decimal,
+    datetime.date, datetime.datetime, datetime.time, datetime.timedelta, datetime.timezone,
+    uuid.UUID,
+})
+#: Fields each view gets fresh and empty; the coordinator appends what a skill put there.
+PER_VIEW_FIELDS: frozenset[str] = frozenset({"log_trace", "warnings", "skill_outputs"})
+
+
+def _is_container(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, dict, set):
+        return True
+    if origin is Union or type(annotation).__name__ == "UnionType":
+        return any(_is_container(arg) for arg in get_args(annotation))
+    return annotation in (list, dict, set)
+
+
+#: UIF fields holding a container that views share with the UIF: read-only during a run.
+#: ``execution_plan`` first: it is the one the coordinator always fills.
+FROZEN_FIELDS: tuple[str, ...] = tuple(sorted(
+    (
+        name
+        for name, annotation in UIF_FIELD_TYPES.items()
+        if _is_container(annotation)
+        and name != "intermediate_data"
+        and name not in PER_VIEW_FIELDS
+    ),
+    key=lambda name: name != "execution_plan",
+))
+
+
+def changed_in_place(skill: str, owner: tuple[str, bool]) -> UndeclaredWriteError:
+    """The error for an in-place change of a read-only container (``owner``: key, is field)."""
+    key, is_field = owner
+    error = UndeclaredWriteError(skill, key)
+    if is_field and key in BOOKKEEPING_FIELDS:
+        text = (f"changed {key!r} in place; the coordinator keeps it (it records every skill "
+                "itself), so leave it alone")
+    else:
+        what = f"the UIF field {key!r}" if is_field else f"{key!r}"
+        text = (f"changed {what} in place, which is not in its output_keys; change a copy "
+                f"(list(...), dict(...), copy.deepcopy(...)) or add {key!r} to output_keys")
+    error.args = (f"skill {skill!r}: {text}" if skill else text,)
+    return error
+
+
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+    # The container does not know which skill holds it; the report names the skill.
+    raise changed_in_place("", self._sof_owner)
+
+
+class ReadOnlyList(list[Any]):
+    """A list in the UIF during a run: reads as a list, changing it in place raises.
+
+    ``list(x)``, ``x.copy()``, ``copy.deepcopy(x)`` and pickling give plain lists.
+    """
+
+    __slots__ = ("_sof_owner",)
+    _sof_owner: tuple[str, bool]  # the key or field it belongs to, and whether a field
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+
+class ReadOnlyDict(dict[Any, Any]):
+    """A dict in the UIF during a run: reads as a dict, changing it in place raises."""
+
+    __slots__ = ("_sof_owner",)
+    _sof_owner: tuple[str, bool]  # the key or field it belongs to, and whether a field
+    pop = popitem = clear = update = setdefault = _refuse
+    __setitem__ = __delitem__ = __ior__ = _refuse
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+class ReadOnlySet(set[Any]):
+    """A set in the UIF during a run: reads as a set, changing it in place raises."""
+
+    __slots__ = ("_sof_owner",)
+    _sof_owner: tuple[str, bool]  # the key or field it belongs to, and whether a field
+    add = discard = remove = pop = clear = update = _refuse
+    difference_update = intersection_update = symmetric_difference_update = _refuse
+    __ior__ = __iand__ = __isub__ = __ixor__ = _refuse
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return (set, (set(self),))
+
+
+READ_ONLY: frozenset[type] = frozenset({ReadOnlyList, ReadOnlyDict, ReadOnlySet})
+_SHARED = ATOMIC | READ_ONLY
+
+
+def freeze(value: Any, owner: tuple[str, bool]) -> tuple[Any, bool]:
+    """``(read-only version of value, whether all of it is read-only)``.
+
+    Lists, dicts and sets become read-only copies, tuples are rebuilt around their frozen
+    items; immutable scalars are kept. Anything else is kept as it is, and the answer says so.
+    """
+    if type(value) is list and ATOMIC.issuperset(map(type, value)):  # the common case
+        out = ReadOnlyList(value)
+        out._sof_owner = owner
+        return out, True
+    opaque: list[Any] = []
+    try:
+        frozen = _freeze(value, owner, opaque)
+    except RecursionError:
+        return value, False
+    return frozen, not opaque
+
+
+def _freeze(value: Any, owner: tuple[str, bool], opaque: list[Any]) -> Any:
+    kind = type(value)
+    if kind in _SHARED:
+        return value
+    out: Any
+    if kind is list:
+        if ATOMIC.issuperset(map(type, value)):
+            out = ReadOnlyList(value)
+        else:
+            out = ReadOnlyList([_freeze_item(item, owner, opaque) for item in value])
+    elif kind is dict:
+        if ATOMIC.issuperset(map(type, value.values())):
+            out = ReadOnlyDict(value)
+        else:
+            out = ReadOnlyDict({k: _freeze(v, owner, opaque) for k, v in value.items()})
+    elif kind is tuple:
+        items = [_freeze(item, owner, opaque) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
+    elif kind is set or kind is frozenset:
+        for item in value:  # hashable, but a hashable object may still change
+            if type(item) not in ATOMIC and _freeze(item, owner, opaque) is not item:
+                opaque.append(item)
+        if kind is frozenset:
+            return value
+        out = ReadOnlySet(value)
+    elif isinstance(value, enum.Enum):
+        return value
+    else:
+        opaque.append(value)
+        return value
+    out._sof_owner = owner
+    return out
+
+
+def _freeze_item(item: Any, owner: tuple[str, bool], opaque: list[Any]) -> Any:
+    """``_freeze`` for a list's items, flat dicts (rows, passages) without a further call."""
+    kind = type(item)
+    if kind in ATOMIC:
+        return item
+    if kind is dict:
+        for value in item.values():  # a loop beats issuperset() on small dicts
+            if type(value) not in ATOMIC:
+                return _freeze(item, owner, opaque)
+        out = ReadOnlyDict(item)
+        out._sof_owner = owner
+        return out
+    return _freeze(item, owner, opaque)
+
+
+class _Opaque(Exception):
+    """Raised inside ``_plain_copy`` for a value only ``copy.deepcopy`` can copy."""
+
+
+def own_copy(value: Any) -> Any:
+    """A plain copy a skill may change freely (the value itself if it cannot be copied).
+
+    Plain data (read-only or not) is copied by a loop several times faster than
+    ``copy.deepcopy``, which is left for other objects.
+    """
+    kind = type(value)
+    if kind in ATOMIC:
+        return value
+    try:
+        return _plain_copy(value)
+    except (_Opaque, RecursionError):
+        pass
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # a lock, a client, a generator: nothing to copy, hand it as it is
+        return value
+
+
+def _plain_copy(value: Any) -> Any:
+    kind = type(value)
+    if kind in ATOMIC:
+        return value
+    if kind is list or kind is ReadOnlyList:
+        if ATOMIC.issuperset(map(type, value)):
+            return list(value)
+        return [_plain_copy(item) for item in value]
+    if kind is dict or kind is ReadOnlyDict:
+        for item in value.values():
+            if type(item) not in ATOMIC:
+                return {k: _plain_copy(v) for k, v in value.items()}
+        return dict(value)
+    if kind is set or kind is ReadOnlySet:
+        if ATOMIC.issuperset(map(type, value)):
+            return set(value)
+        raise _Opaque
+    if kind is tuple:
+        items = [_plain_copy(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
+    if kind is frozenset and ATOMIC.issuperset(map(type, value)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value
+    raise _Opaque
+
+
+def read_only_copy(value: Any, key: str) -> Any:
+    """What a skill that reads (but may not write) ``key`` is handed for a container value:
+    a read-only copy, or a plain deep copy of a value holding objects."""
+    frozen, complete = freeze(value, (key, False))
+    return frozen if complete else own_copy(value)
+
+
+def _field_kind(annotation: Any) -> type:
+    origin = get_origin(annotation)
+    if origin in (list, dict, set):
+        return origin  # type: ignore[no-any-return]
+    for arg in get_args(annotation):
+        if get_origin(arg) in (list, dict, set) or arg in (list, dict, set):
+            return _field_kind(arg)
+    return annotation  # type: ignore[no-any-return]
+
+
+_READ_ONLY_OF: dict[type, type] = {list: ReadOnlyList, dict: ReadOnlyDict, set: ReadOnlySet}
+_FIELD_KINDS = tuple(_field_kind(UIF_FIELD_TYPES[name]) for name in FROZEN_FIELDS)
+
+
+def _empty(name: str, kind: type) -> Any:
+    empty: Any = _READ_ONLY_OF[kind]()
+    empty._sof_owner = (name, True)
+    return empty
+
+
+# An empty field is frozen into a shared read-only empty of its own (errors name the field).
+_FIELD_EMPTIES = tuple(
+    _empty(name, kind) for name, kind in zip(FROZEN_FIELDS, _FIELD_KINDS, strict=True)
+)
+_ALL_EMPTY = dict(zip(FROZEN_FIELDS, _FIELD_EMPTIES, strict=True))
+_field_values = operator.itemgetter(*FROZEN_FIELDS)
+
+
+class RunFreeze:
+    """The UIF fields one run made read-only, and the originals it puts back when it ends.
+
+    Per run, never per skill. While the run goes, ``executed`` and ``timings`` are the UIF's
+    own ``executed_skills`` and ``skill_timings``: the coordinator records each skill there,
+    and skills see the read-only versions the fields held before the run.
+    """
+
+    __slots__ = ("executed", "fields", "originals", "timings")
+
+    def __init__(self) -> None:
+        #: field written during the run -> (read-only version, the value written)
+        self.fields: dict[str, tuple[Any, Any]] | None = None
+        #: the UIF's FROZEN_FIELDS values before the run
+        self.originals: tuple[Any, ...] = ()
+
+    executed: list[str]
+    timings: dict[str, float]
+
+    def freeze_uif(self, fields: dict[str, Any], plan: list[str] | None = None) -> None:
+        """Make the UIF's container fields read-only for the run (its ``__dict__`` is given).
+
+        ``plan`` is a read-only ``execution_plan`` made earlier, used if it is equal.
+        """
+        originals = self.originals = _field_values(fields)
+        self.executed = fields["executed_skills"]
+        self.timings = fields["skill_timings"]
+        fields.update(_ALL_EMPTY)  # the usual case; the few non-empty fields are redone below
+        value = originals[0]
+        if value:
+            fields["execution_plan"] = (
+                plan if plan is not None and value == plan
+                else freeze(value, ("execution_plan", True))[0]
+            )
+        if any(originals[1:]):  # rare: usually only the plan holds anything
+            for name, value in zip(FROZEN_FIELDS[1:], originals[1:], strict=True):
+                if value:
+                    # A field keeps what freeze could not reach (an object inside
+                    # user_context): the containers around it are read-only all the same.
+                    fields[name] = freeze(value, (name, True))[0]
+
+    def field(self, name: str, value: Any) -> Any:
+        """The value to store in UIF field ``name`` during the run (read-only)."""
+        frozen = freeze(value, (name, True))[0]
+        if frozen is not value:
+            if self.fields is None:
+                self.fields = {}
+            self.fields[name] = (frozen, value)
+        return frozen
+
+    def thaw_uif(self, fields: dict[str, Any]) -> None:
+        """Put the originals back where the UIF still holds what this run made of them."""
+        if not self.originals:  # never frozen
+            return
+        written = self.fields
+        if written is None:  # no skill wrote a container field: all are as frozen
+            fields.update(zip(FROZEN_FIELDS, self.originals, strict=True))
+            return
+        for name, original in zip(FROZEN_FIELDS, self.originals, strict=True):
+            current = fields[name]
+            if name in written and current is written[name][0]:
+                fields[name] = written[name][1]
+            elif type(current) in READ_ONLY:  # what freeze_uif made of it
+                fields[name] = original
+
 
 class ScopedData(MutableMapping[str, Any]):
     """One skill's scope: ``intermediate_data`` as it may see it, and its UIF field writes.
@@ -34,9 +367,14 @@ class ScopedData(MutableMapping[str, Any]):
     Reads of undeclared keys raise ``UndeclaredReadError``; writes of keys or fields not in
     its outputs raise ``UndeclaredWriteError``. What it wrote is kept in ``written`` (data)
     and ``written_fields`` (UIF fields) for the merge.
+
+    A declared key is a data key whatever its name: a key named like a UIF field
+    (``final_response``) is both that field and this mapping's key, each holding what was
+    written there.
     """
 
     __slots__ = (
+        "_copies",
         "_readable",
         "_skill",
         "_source",
@@ -45,6 +383,9 @@ class ScopedData(MutableMapping[str, Any]):
         "written",
         "written_fields",
     )
+
+    #: Copies handed out of values that are not read-only (set on first need).
+    _copies: dict[str, Any]
 
     def __init__(
         self,
@@ -90,7 +431,32 @@ class ScopedData(MutableMapping[str, Any]):
             if key in self._writable:
                 raise KeyError(key)
             raise UndeclaredReadError(self._skill, key)
-        return self._source[key]
+        value = self._source[key]
+        if type(value) in ATOMIC:
+            return value
+        return self._hand_out(key, value)
+
+    def _hand_out(self, key: str, value: Any) -> Any:
+        """A container or object value: the skill's own copy, the same one at every read.
+
+        Read-only for an input (changing it raises, naming the key); plain for a key that is
+        also an output, and then the copy is the skill's write. Copies are made for readers,
+        not writers, so a skill that writes a list pays nothing for isolation.
+        """
+        if key in self._writable:  # input and output: the skill's copy is its write
+            mine = own_copy(value)
+            self.written[key] = mine
+            return mine
+        if type(value) in READ_ONLY:  # already read-only (a skill wrote what it had read)
+            return value
+        try:
+            copies = self._copies
+        except AttributeError:  # unset until needed: most skills never need it
+            copies = self._copies = {}
+        if key in copies:
+            return copies[key]
+        mine = copies[key] = read_only_copy(value, key)
+        return mine
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -135,6 +501,12 @@ class ScopedData(MutableMapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         return {key: self[key] for key in self}
 
+    def given(self) -> dict[str, Any]:
+        """The inputs the skill was given, as stored (no copies made): for comparing what it
+        returned with, never for handing out."""
+        source = self._source
+        return {key: source[key] for key in self._readable if key in source}
+
 
 #: The field-write guard is the scope itself; the old name is kept for readers and type hints.
 WriteGuard = ScopedData
@@ -153,12 +525,27 @@ class StepAccess(Protocol):
     def writable_fields(self) -> frozenset[str]: ...
 
 
+def own_fields(fields: dict[str, Any], scope: ScopedData, names: frozenset[str]) -> None:
+    """Give a view its own copies of the container fields its skill declares as outputs.
+
+    The skill may then change them in place; whatever they hold when it returns is its write
+    (merged like an assignment, and validated).
+    """
+    for name in names:
+        fields[name] = own_copy(fields[name])
+    written = set(names)
+    if scope.written_fields:
+        written |= scope.written_fields
+    scope.written_fields = written
+
+
 def skill_view(uif: UIF, step: StepAccess) -> tuple[UIF, ScopedData]:
     """A shallow UIF copy for one skill, plus its scope (what it wrote ends up there).
 
     Built without validation (the source is valid): a dict copy and three slot writes,
     a fraction of ``model_copy()``. Executors that run skills elsewhere build one per call
-    and replay the far side's changes into it (``sof_core.replay_changes``).
+    and replay the far side's changes into it (``sof_core.replay_changes``). Container
+    fields the step declares as outputs are the view's own copies (``Step.copied_fields``).
     """
     source = uif.__dict__
     scope = ScopedData(
@@ -175,4 +562,7 @@ def skill_view(uif: UIF, step: StepAccess) -> tuple[UIF, ScopedData]:
     _set_fields_set(view, set(uif.__pydantic_fields_set__))
     _set_extra(view, None)
     _set_private(view, {"_sof_guard": scope})
+    copied = getattr(step, "copied_fields", None)
+    if copied:
+        own_fields(fields, scope, copied)
     return view, scope

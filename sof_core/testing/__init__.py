@@ -65,7 +65,8 @@ def check_skill_contract(
     uif = UIF(input_query=query, intermediate_data=data, **dict(uif_fields or {}))
     report = engine.execute_plan([spec.name], uif)
     if report.status != "success":
-        raise ContractViolation(f"{spec.name} did not succeed: {report.errors}")
+        raise ContractViolation(f"{spec.name} did not succeed: {report.errors}"
+                                + describe_failures(report))
     for key in spec.output_keys:
         if key in UIF_FIELD_TYPES:
             if key not in ("source_documents",) and getattr(report.uif, key) is None:
@@ -78,6 +79,21 @@ def check_skill_contract(
     return report
 
 
+def describe_failures(report: ExecutionReport) -> str:
+    """Where each failed skill of ``report`` failed, with its traceback: for test output."""
+    parts = []
+    for result in report.results:
+        if result.status == "success":
+            continue
+        head = f"\n\n{result.skill} {result.status}: {result.error_type}: {result.error}"
+        if result.location:
+            head += f"\n  at {result.location}"
+        parts.append(head)
+        if result.traceback:
+            parts.append("\n" + result.traceback.rstrip())
+    return "".join(parts)
+
+
 def check_plugin_module(name: str, module: object) -> list[str]:
     """Register ``module`` as a plugin in isolation; return what it provides, or raise."""
     manager = PluginManager(SOFConfig(plugins_autoload=False))
@@ -88,4 +104,10 @@ def check_plugin_module(name: str, module: object) -> list[str]:
     return [item for items in record.provides.values() for item in items]
 
 
-__all__ = ["ContractViolation", "check_plugin_module", "check_skill_contract", "make_engine"]
+__all__ = [
+    "ContractViolation",
+    "check_plugin_module",
+    "check_skill_contract",
+    "describe_failures",
+    "make_engine",
+]

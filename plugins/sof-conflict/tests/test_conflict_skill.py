@@ -234,3 +234,13 @@ def test_with_the_bundled_memory_and_response_plugins(tmp_path: Any) -> None:
         "release-notes/sam-2.0.md",
     }
     assert "disagree" in (report.final_response or "")
+
+
+def test_goal_planning_over_the_installed_bundled_plugins_matches_the_docs() -> None:
+    from sof_core import CoordinatorEngine, SOFConfig
+
+    engine = CoordinatorEngine(config=SOFConfig())
+    assert engine.resolve_goal(["final_response"]) == ["ResponseGenerationSkill"]
+    assert engine.resolve_goal(["final_response"], include_optional=True) == [
+        "MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"
+    ]

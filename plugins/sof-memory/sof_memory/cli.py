@@ -16,6 +16,7 @@ from typing import Any
 
 from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit
 from sof_memory.importer import ImportIssue, ParsedFile, expand_paths, parse_file, sample_corpus
+from sof_memory.metadata import MAX_METADATA_DEPTH, text_problem, value_problem
 
 #: Show a progress bar from this many files on (when stderr is a terminal).
 PROGRESS_MIN_FILES = 5
@@ -50,8 +51,9 @@ def register(subparsers: Any) -> None:
     add.add_argument("text", metavar="TEXT", help="the document text")
     add.add_argument("--source", default="cli", help="where it came from (default: cli)")
     add.add_argument(
-        "--meta", action="append", default=[], type=_meta_pair, metavar="KEY=VALUE",
-        help="metadata entry; VALUE is parsed as JSON when it can be (repeatable)",
+        "--meta", action="append", default=[], metavar="KEY=VALUE",
+        help="metadata entry; VALUE is parsed as JSON when it can be (repeatable); "
+        "NaN and infinity are rejected",
     )
     add.add_argument("--json", action="store_true", help="print the result as JSON")
     add.set_defaults(func=cmd_add)
@@ -86,8 +88,22 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        return _fail("add", "TEXT is empty; give the document's text, e.g. "
+                     "sof memory add \"Capsules are shared summaries\"")
+    for name, value in (("TEXT", args.text), ("--source", args.source)):
+        problem = text_problem(value)
+        if problem:
+            return _fail("add", f"{name} {problem}; pass UTF-8 text")
+    metadata: dict[str, Any] = {}
+    for item in args.meta:
+        try:
+            key, value = _meta_pair(item)
+        except ValueError as exc:
+            return _fail("add", str(exc))
+        metadata[key] = value
     backend = backend_factory()
-    doc_id = backend.add(args.text, source=args.source, metadata=dict(args.meta))
+    doc_id = backend.add(args.text, source=args.source, metadata=metadata)
     if args.json:
         _print_json({"id": doc_id, "backend": backend.name})
     else:
@@ -96,9 +112,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Import what can be imported; report the rest.
+
+    A bad line is skipped with a warning (exit 0); a path that cannot be read, or a file the
+    backend refuses, is skipped with a warning and makes the exit code 1.
+    """
     if not args.paths and not args.sample:
-        print("sof memory import: error: give PATH... or --sample", file=sys.stderr)
-        return 2
+        return _fail("import", "give PATH... or --sample")
     files, issues = expand_paths(args.paths)
     backend = backend_factory()
     before = _count(backend)
@@ -109,30 +129,49 @@ def cmd_import(args: argparse.Namespace) -> int:
     batches.extend(functools.partial(parse_file, path, args.split) for path in files)
     for parsed in _with_progress(batches):
         issues.extend(parsed.issues)
-        stored += len(backend.add_many(parsed.documents))
+        try:
+            stored += len(backend.add_many(parsed.documents))
+        except (TypeError, ValueError) as exc:  # a backend that refuses what we checked
+            issues.append(ImportIssue(parsed.path, None, f"not stored: {exc}", True))
     after = _count(backend)
     new = None if before is None or after is None else after - before
     for issue in issues:
         print(f"warning: {issue}", file=sys.stderr)
+    skipped_lines = sum(1 for i in issues if i.line is not None)
+    skipped_files = sum(1 for i in issues if i.skipped_file)
     summary = {
         "backend": backend.name,
         "files": len(files) + (1 if args.sample else 0),
         "documents": stored,
         "new": new,
+        "skipped_lines": skipped_lines,
+        "skipped_files": skipped_files,
         "issues": [str(i) for i in issues],
     }
     if args.json:
         _print_json(summary)
     else:
         fresh = "" if new is None else f" ({new} new, {stored - new} already present)"
+        skipped = (
+            f"; skipped {skipped_lines} bad line(s) and {skipped_files} path(s) "
+            "(warnings above)" if skipped_lines or skipped_files else ""
+        )
+        others = len(issues) - skipped_lines - skipped_files
+        notes = f"; {others} other warning(s)" if others else ""
         print(
             f"imported {stored} document(s){fresh} from {summary['files']} file(s) "
-            f"into memory backend {backend.name!r}; {len(issues)} issue(s)"
+            f"into memory backend {backend.name!r}{skipped}{notes}"
         )
-    return 1 if any(i.skipped_file for i in issues) else 0
+    return 1 if skipped_files else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    values = [("QUERY", args.query), ("--profile", args.profile or "")]
+    values += [("--source", v) for v in args.source] + [("--tag", v) for v in args.tag]
+    for name, value in values:
+        problem = text_problem(value)
+        if problem:
+            return _fail("search", f"{name} {problem}; pass UTF-8 text")
     backend = backend_factory()
     filters = MemoryFilters(
         sources=tuple(args.source), tags=tuple(args.tag), profile=args.profile
@@ -169,15 +208,34 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _fail(command: str, message: str) -> int:
+    """An expected error: one line on stderr, exit code 2 (as for every ``sof`` command)."""
+    print(f"sof memory {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _meta_pair(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE as JSON when it parses (else the text); raises ValueError."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"--meta expects KEY=VALUE, got {text!r}")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--meta expects KEY=VALUE, got {text!r}")
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(f"--meta {text!r} {problem}; pass UTF-8 text")
     try:
         value: Any = json.loads(raw)
+    except RecursionError:
+        raise ValueError(
+            f"--meta {key}: the JSON value is nested too deeply to parse; at most "
+            f"{MAX_METADATA_DEPTH} levels are stored"
+        ) from None
     except ValueError:
         value = raw
-    return key.strip(), value
+    problem = value_problem(value, f"--meta {key}")
+    if problem:
+        raise ValueError(problem)
+    return key, value
 
 
 def _positive_int(text: str) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sof_memory.backend import MemoryDocument
+from sof_memory.metadata import metadata_problem, text_problem
 
 TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text"})
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -55,34 +56,57 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[ImportIs
     issues: list[ImportIssue] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, an embedded NUL
+            issues.append(ImportIssue(display_path(path), None, f"cannot read: {exc}", True))
+            continue
+        if is_dir:
             found = sorted(
                 p for p in path.rglob("*")
                 if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES
             )
             if not found:
-                issues.append(ImportIssue(str(path), None, "no .md, .txt or .jsonl files found"))
+                issues.append(
+                    ImportIssue(display_path(path), None, "no .md, .txt or .jsonl files found")
+                )
             files.extend(found)
-        elif path.is_file():
+        elif is_file:
             files.append(path)
         else:
-            issues.append(ImportIssue(str(path), None, "no such file or directory", True))
+            issues.append(
+                ImportIssue(display_path(path), None, "no such file or directory", True)
+            )
     return list(dict.fromkeys(files)), issues
 
 
 def parse_file(path: Path, split: Split = "file") -> ParsedFile:
-    """Documents in ``path``: JSONL by line, anything else as text (whole or by section)."""
-    label = str(path)
+    """Documents in ``path``: JSONL by line, anything else as text (whole or by section).
+
+    A JSONL file is decoded line by line, so a line that is not UTF-8 is skipped alone; a
+    text file that is not UTF-8 is skipped whole, naming where the first bad byte is.
+    """
+    label = display_path(path)
     try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return ParsedFile(label, issues=[ImportIssue(label, None, "not UTF-8 text", True)])
+        data = path.read_bytes()
     except OSError as exc:
-        issue = ImportIssue(label, None, f"cannot read: {exc.strerror}", True)
+        issue = ImportIssue(label, None, f"cannot read: {exc.strerror or exc}", True)
         return ParsedFile(label, issues=[issue])
     if path.suffix.lower() in JSONL_SUFFIXES:
-        return parse_jsonl(content.splitlines(), label)
+        return parse_jsonl(data.split(b"\n"), label)
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+        return ParsedFile(label, issues=[ImportIssue(label, None, message, True)])
+    content = content.removeprefix("\ufeff")
     return parse_text(content, label, split, markdown=path.suffix.lower() in MARKDOWN_SUFFIXES)
+
+
+def display_path(path: Path) -> str:
+    """``path`` as text that can be printed and stored (undecodable bytes become U+FFFD)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def parse_text(content: str, label: str, split: Split, *, markdown: bool) -> ParsedFile:
@@ -109,18 +133,28 @@ def parse_text(content: str, label: str, split: Split, *, markdown: bool) -> Par
     return parsed
 
 
-def parse_jsonl(lines: Sequence[str], label: str) -> ParsedFile:
-    """One document per line: ``{"text": ..., "source"?: ..., "metadata"?: {...}}``."""
+def parse_jsonl(lines: Sequence[str | bytes], label: str) -> ParsedFile:
+    """One document per line: ``{"text": ..., "source"?: ..., "metadata"?: {...}}``.
+
+    Every line is parsed on its own: one that is not UTF-8, not JSON (including JSON nested
+    too deeply for the parser), or not a valid record becomes an ``ImportIssue`` with its
+    line number, and the other lines are still imported.
+    """
     parsed = ParsedFile(label)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        line, problem = _decode_line(raw, first=number == 1)
+        if problem is None and not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            parsed.issues.append(ImportIssue(label, number, f"invalid JSON ({exc})"))
-            continue
-        problem = _record_problem(record)
+        record: Any = None
+        if problem is None:
+            try:
+                record = json.loads(line)
+            except RecursionError:
+                problem = "invalid JSON (nested too deeply to parse)"
+            except ValueError as exc:
+                problem = f"invalid JSON ({exc})"
+        if problem is None:
+            problem = _record_problem(record)
         if problem:
             parsed.issues.append(ImportIssue(label, number, problem))
             continue
@@ -135,11 +169,22 @@ def parse_jsonl(lines: Sequence[str], label: str) -> ParsedFile:
     return parsed
 
 
+def _decode_line(raw: str | bytes, *, first: bool) -> tuple[str, str | None]:
+    if isinstance(raw, bytes):
+        raw = raw.removesuffix(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+    else:
+        text = raw
+    return (text.removeprefix("\ufeff") if first else text), None
+
+
 def sample_corpus() -> ParsedFile:
     """The bundled sample documents about SAM and SOF (package data)."""
     corpus = resources.files("sof_memory").joinpath("sample").joinpath(SAMPLE_FILE)
-    text = corpus.read_text(encoding="utf-8")
-    return parse_jsonl(text.splitlines(), f"sof_memory/sample/{SAMPLE_FILE}")
+    return parse_jsonl(corpus.read_bytes().split(b"\n"), f"sof_memory/sample/{SAMPLE_FILE}")
 
 
 def _record_problem(record: Any) -> str | None:
@@ -148,12 +193,19 @@ def _record_problem(record: Any) -> str | None:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         return "'text' must be a non-empty string"
-    if record.get("source") is not None and not isinstance(record["source"], str):
-        return "'source' must be a string"
-    if record.get("metadata") is not None and not isinstance(record["metadata"], dict):
-        return "'metadata' must be a JSON object"
-    if record.get("id") is not None and not isinstance(record["id"], str):
-        return "'id' must be a string"
+    for name in ("text", "source", "id"):
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return f"{name!r} must be a string"
+        problem = text_problem(value)
+        if problem:
+            return f"{name!r} {problem}"
+    if record.get("metadata") is not None:
+        if not isinstance(record["metadata"], dict):
+            return "'metadata' must be a JSON object"
+        return metadata_problem(record["metadata"])
     return None
 
 

@@ -1,10 +1,12 @@
 """The embedded memory store: one SQLite file, full-text ranked with FTS5/bm25.
 
 Needs nothing but the standard library. The database runs in WAL mode so readers never
-block each other or the writer; each thread gets its own connection (SQLite connections
-must not be shared across threads mid-statement), and writes are serialised by a lock
-inside the process and by SQLite's busy timeout across processes. ``":memory:"`` keeps a
-single shared connection behind a lock, since every new connection would be a new database.
+block each other or the writer. Connections come from a small pool (``max_connections``,
+default 8): a call borrows one and gives it back, so hundreds of runner threads share a
+few connections (a connection per thread, kept for good, cost about two file descriptors
+per thread ever seen). Writes are serialised by a lock inside the process and by SQLite's
+busy timeout across processes. ``":memory:"`` keeps a single shared connection behind a
+lock, since every new connection would be a new database.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sof_core import ConfigError
 from sof_memory.backend import MemoryDocument, MemoryFilters, MemoryHit, utc_now
 from sof_memory.errors import MemoryBackendError
 from sof_memory.fts import bm25_to_score, fts5_match
+from sof_memory.metadata import metadata_problem, text_problem, value_problem
 from sof_memory.paths import MEMORY_IN_RAM, resolve_db_path
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
+DEFAULT_MAX_CONNECTIONS = 8
+MAX_CONNECTIONS_SETTING = "plugin_settings.memory.max_connections"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -51,6 +57,10 @@ CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE OF text ON documents BEGI
 END;
 """
 
+# Metadata as the filters read it. Rows stored by older versions may hold text SQLite cannot
+# parse (``NaN``); they count as having no metadata rather than failing the whole search.
+_METADATA = "(CASE WHEN json_valid(d.metadata) THEN d.metadata ELSE '{}' END)"
+
 # Same id: keep the original row and creation time; refresh only what changed.
 _UPSERT = """
 INSERT INTO documents (id, text, source, created_at, metadata) VALUES (?, ?, ?, ?, ?)
@@ -72,14 +82,21 @@ class SQLiteMemoryBackend:
 
     name = "sqlite"
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, max_connections: int | None = None
+    ) -> None:
+        if max_connections is not None:
+            _check_max_connections(max_connections, "max_connections")
         self._explicit_path = None if path is None else str(path)
+        self._explicit_max = max_connections
         self._settings: dict[str, Any] = {}
         self._path: str | None = None
         self._lock = threading.RLock()  # guards setup, writes and the :memory: connection
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._generation = 0
+        self._pool = threading.Condition(threading.Lock())  # guards the fields below
+        self._idle: list[sqlite3.Connection] = []
+        self._opened = 0  # connections open now, idle or borrowed (at most max_connections)
+        self._generation = 0  # bumped by close(): borrowed connections of older ones close
+        self._ready_for: str | None = None  # the path whose schema and WAL are set up
         self._shared: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
@@ -139,46 +156,111 @@ class SQLiteMemoryBackend:
                 "SOF_MEMORY_PATH elsewhere",
             ) from exc
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection (or the shared in-RAM one), opened and set up on demand."""
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and getattr(local, "generation", -1) == self._generation:
-            return conn
+    @property
+    def max_connections(self) -> int:
+        """How many connections the pool may hold open at once."""
+        if self._explicit_max is not None:
+            return self._explicit_max
+        value = self._settings.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+        return _check_max_connections(value, MAX_CONNECTIONS_SETTING)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now (idle in the pool or borrowed by a call)."""
+        with self._pool:
+            return self._opened + (self._shared is not None)
+
+    def _resolved_path(self) -> str:
+        path = self._path
+        if path is None:
+            with self._lock:
+                if self._path is None:
+                    self._path = self.path
+                path = self._path
+        return path
+
+    def _shared_connection(self) -> sqlite3.Connection:
+        """The one in-RAM connection; the caller holds ``self._lock``."""
+        if self._shared is None:
+            conn = self._open(MEMORY_IN_RAM)
+            self._setup(conn, MEMORY_IN_RAM)
+            self._shared = conn
+        return self._shared
+
+    def _new_connection(self, path: str) -> sqlite3.Connection:
+        conn = self._open(path)
         with self._lock:
-            if self._path is None:
-                self._path = self.path
-            path = self._path
-            if path == MEMORY_IN_RAM:
-                if self._shared is None:
-                    self._shared = self._open(path)
-                    self._setup(self._shared, path)
-                    self._connections.append(self._shared)
-                conn = self._shared
-            else:
-                conn = self._open(path)
-                if not self._connections:
-                    self._setup(conn, path)
-                else:
-                    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-                self._connections.append(conn)
-            local.conn = conn
-            local.generation = self._generation
-            return conn
+            if self._ready_for != path:
+                self._setup(conn, path)  # closes conn if it fails
+                self._ready_for = path
+        return conn
+
+    def _borrow(self) -> tuple[sqlite3.Connection, int]:
+        """An idle connection, a new one while under the bound, else wait for one."""
+        limit = self.max_connections
+        with self._pool:
+            if not self._idle and self._opened >= limit:
+                waited = self._pool.wait_for(
+                    lambda: bool(self._idle) or self._opened < limit, timeout=BUSY_TIMEOUT_S
+                )
+                if not waited:
+                    raise MemoryBackendError(
+                        self.name,
+                        f"all {limit} connections stayed busy for {BUSY_TIMEOUT_S:.0f} s; "
+                        f"raise {MAX_CONNECTIONS_SETTING} if many threads search at once",
+                    )
+            generation = self._generation
+            if self._idle:
+                return self._idle.pop(), generation
+            self._opened += 1
+        try:
+            path = self._resolved_path()
+            if path == MEMORY_IN_RAM:  # configure() moved the store into RAM meanwhile
+                raise MemoryBackendError(self.name, "the in-RAM store has no connection pool")
+            return self._new_connection(path), generation
+        except BaseException:
+            with self._pool:
+                self._opened -= 1
+                self._pool.notify()
+            raise
+
+    def _give_back(self, conn: sqlite3.Connection, generation: int) -> None:
+        with self._pool:
+            if generation == self._generation:
+                self._idle.append(conn)
+                self._pool.notify()
+                return
+            self._opened -= 1  # close() ran meanwhile: this one belongs to the old store
+            self._pool.notify()
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        conn, generation = self._borrow()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn, generation)
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        if conn is self._shared:
+        if self._resolved_path() == MEMORY_IN_RAM:
             with self._lock:
-                yield conn
-        else:
+                yield self._shared_connection()
+            return
+        with self._borrowed() as conn:
             yield conn
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        with self._lock:
+        with contextlib.ExitStack() as stack:
+            if self._resolved_path() == MEMORY_IN_RAM:
+                stack.enter_context(self._lock)
+                conn = self._shared_connection()
+            else:
+                conn = stack.enter_context(self._borrowed())
+                stack.enter_context(self._lock)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -188,15 +270,24 @@ class SQLiteMemoryBackend:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection; the next call reopens (possibly at a new path)."""
+        """Close every connection; the next call reopens (possibly at a new path).
+
+        Connections borrowed by calls still running are closed when those calls end.
+        """
         with self._lock:
-            for conn in self._connections:
+            with self._pool:
+                idle, self._idle = self._idle, []
+                self._opened -= len(idle)
+                self._generation += 1
+                self._ready_for = None
+                self._pool.notify_all()
+            if self._shared is not None:
+                idle.append(self._shared)
+                self._shared = None
+            for conn in idle:
                 with contextlib.suppress(sqlite3.Error):  # closing is best effort
                     conn.close()
-            self._connections.clear()
-            self._shared = None
             self._path = None
-            self._generation += 1
 
     # --- MemoryBackend ---------------------------------------------------------------------
 
@@ -297,11 +388,29 @@ class SQLiteMemoryBackend:
 def _row(doc: MemoryDocument) -> tuple[str, str, str, str, str]:
     if not isinstance(doc.text, str) or not doc.text.strip():
         raise ValueError("a memory document needs non-empty text")
-    try:
-        metadata = json.dumps(dict(doc.metadata), sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata of document {doc.resolved_id()!r} is not JSON: {exc}") from exc
+    for name in ("text", "source", "id", "created_at"):
+        value = getattr(doc, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"a memory document's {name} must be a string, got {value!r}")
+        problem = None if value is None else text_problem(value)
+        if problem:
+            raise ValueError(f"a memory document's {name} {problem}")
+    doc_id = doc.resolved_id()
+    problem = metadata_problem(doc.metadata)
+    if problem:
+        raise ValueError(f"metadata of document {doc_id!r} is not JSON: {problem}")
+    metadata = json.dumps(dict(doc.metadata), sort_keys=True, ensure_ascii=False, allow_nan=False)
     return (doc.resolved_id(), doc.text, doc.source or "", doc.created_at or utc_now(), metadata)
+
+
+def _check_max_connections(value: Any, setting: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{setting} must be a positive integer (default {DEFAULT_MAX_CONNECTIONS}), "
+            f"got {value!r}",
+            key=setting,
+        )
+    return value
 
 
 def _filter_sql(filters: MemoryFilters) -> tuple[str, list[Any]]:
@@ -313,18 +422,21 @@ def _filter_sql(filters: MemoryFilters) -> tuple[str, list[Any]]:
     if filters.tags:
         marks = ", ".join("?" * len(filters.tags))
         clauses.append(
-            "EXISTS (SELECT 1 FROM json_each(d.metadata, '$.tags') AS t "
+            f"EXISTS (SELECT 1 FROM json_each({_METADATA}, '$.tags') AS t "
             f"WHERE t.value IN ({marks}))"
         )
         params.extend(filters.tags)
     if filters.profile:
         clauses.append(
-            "(json_extract(d.metadata, '$.profile') IS NULL "
-            "OR json_extract(d.metadata, '$.profile') = ?)"
+            f"(json_extract({_METADATA}, '$.profile') IS NULL "
+            f"OR json_extract({_METADATA}, '$.profile') = ?)"
         )
         params.append(filters.profile)
     for key, value in filters.metadata.items():
-        clauses.append("json_extract(d.metadata, ?) IS json_extract(?, '$')")
+        problem = value_problem(value, f"metadata filter {key!r}")
+        if problem:
+            raise ValueError(problem)
+        clauses.append(f"json_extract({_METADATA}, ?) IS json_extract(?, '$')")
         params.extend([_json_path(key), json.dumps(value)])
     where = "".join(f" AND {c}" for c in clauses)
     return where, params

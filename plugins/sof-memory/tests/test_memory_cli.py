@@ -113,10 +113,13 @@ def test_import_by_section_and_stats(
     assert stats["documents"] == 2 and stats["path"] == str(memory_path)
 
 
-def test_bad_meta_and_limit_are_usage_errors(memory_path: Path) -> None:
-    with pytest.raises(SystemExit) as info:
-        parser().parse_args(["memory", "add", "x", "--meta", "novalue"])
-    assert info.value.code == 2
+def test_bad_meta_and_limit_are_usage_errors(
+    memory_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_inline("memory", "add", "x", "--meta", "novalue") == 2
+    assert capsys.readouterr().err == (
+        "sof memory add: error: --meta expects KEY=VALUE, got 'novalue'\n"
+    )
     with pytest.raises(SystemExit):
         parser().parse_args(["memory", "search", "x", "--limit", "0"])
 

@@ -1,0 +1,108 @@
+"""What several ``sof`` commands share: the plugin manager, the engine, plan arguments.
+
+Nothing heavy is imported at module level: the parser is built from these helpers on every
+``sof`` call, ``sof --version`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sof_core.cli.output import UsageError
+
+if TYPE_CHECKING:
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.plugins import PluginManager
+
+#: Seconds spent loading plugins in this process (``--trace`` shows it as "plugins").
+LOAD_TIMES: dict[str, float] = {}
+
+
+def manager() -> PluginManager:
+    """The plugins as configured; a broken config file is reported (``ConfigError``)."""
+    from sof_core.config import load_config
+    from sof_core.plugins import PluginManager
+
+    started = time.perf_counter()
+    loaded = PluginManager(load_config()).load()
+    LOAD_TIMES["plugins"] = time.perf_counter() - started
+    return loaded
+
+
+def engine() -> CoordinatorEngine:
+    from sof_core.execution.coordinator import CoordinatorEngine
+
+    return CoordinatorEngine(manager())
+
+
+def plan_arg(values: Sequence[str] | None) -> list[str]:
+    """Plans may be given as separate words or comma-separated."""
+    plan: list[str] = []
+    for value in values or ():
+        plan.extend(part.strip() for part in value.split(",") if part.strip())
+    return plan
+
+
+def prefer_arg(values: Sequence[str] | None) -> dict[str, str]:
+    """``--prefer KEY=SKILL`` (repeatable) as a mapping; anything else is a usage error."""
+    prefer: dict[str, str] = {}
+    for item in values or ():
+        key, sep, skill = item.partition("=")
+        if not sep or not key.strip() or not skill.strip():
+            raise UsageError(
+                f"--prefer expects KEY=SKILL (e.g. final_response=ResponseGenerationSkill), "
+                f"got {item!r}"
+            )
+        prefer[key.strip()] = skill.strip()
+    return prefer
+
+
+def add_plan_options(p: argparse.ArgumentParser, positional: bool) -> None:
+    """``SKILL...`` (or ``--plan``), ``--goal``, ``--prefer`` and ``--include-optional``."""
+    if positional:
+        p.add_argument(
+            "plan", nargs="*", metavar="SKILL", help="skill names (default plan if none)"
+        )
+    p.add_argument(
+        "--goal",
+        action="append",
+        metavar="KEY",
+        help="plan the skills that produce KEY (e.g. final_response) and their required "
+        "inputs",
+    )
+    p.add_argument(
+        "--prefer",
+        action="append",
+        metavar="KEY=SKILL",
+        help="with --goal: which skill produces KEY when several can",
+    )
+    p.add_argument(
+        "--include-optional",
+        action="store_true",
+        help="with --goal: also plan the producers of optional inputs",
+    )
+
+
+def check_plan_options(args: argparse.Namespace) -> dict[str, str]:
+    """Check the plan options without loading anything; returns ``--prefer`` as a mapping."""
+    prefer = prefer_arg(getattr(args, "prefer", None))
+    include_optional = bool(getattr(args, "include_optional", False))
+    if not getattr(args, "goal", None) and (prefer or include_optional):
+        option = "--prefer" if prefer else "--include-optional"
+        raise UsageError(f"{option} only applies with --goal KEY")
+    return prefer
+
+
+def resolve_plan(engine: CoordinatorEngine, args: argparse.Namespace) -> list[str]:
+    """The plan the arguments ask for: ``--goal`` (as ``engine.resolve_goal``), the skills
+    named, or the configured default plan."""
+    prefer = check_plan_options(args)
+    goal = getattr(args, "goal", None)
+    if goal:
+        include_optional = bool(getattr(args, "include_optional", False))
+        return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
+    plan = plan_arg(getattr(args, "plan", None))
+    return plan or list(engine.config.default_plan)

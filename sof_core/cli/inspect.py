@@ -1,0 +1,271 @@
+"""``sof plugins [NAME]`` and ``sof skills [NAME]``: what is installed and what it provides.
+
+Conflict information (``Registry.contested()``, ``PluginRecord.conflicts``) is read with
+``getattr`` so these listings work with any registry that offers less.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sof_core.cli import common
+from sof_core.cli.output import UsageError, fail, print_json, render_table
+
+if TYPE_CHECKING:
+    from sof_core.plugins import PluginRecord, Registry, SkillEntry
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "plugins", help="list installed plugins, their status and load errors; or show one"
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="show this plugin in detail")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--all", action="store_true", help="include SOF's built-in plugins")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser(
+        "skills", help="list registered skills with their inputs and outputs; or show one"
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="show this skill in detail")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_skills)
+
+
+# --- sof plugins -------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from sof_core.config import load_config
+    from sof_core.plugins import PluginManager
+
+    config = load_config()
+    strict = config.strict_plugins
+    manager = PluginManager(config.model_copy(update={"strict_plugins": False})).load()
+    every = list(manager.records.values())
+    if args.name:
+        return _show_plugin(_find_plugin(args.name, every), as_json=args.json)
+    records = every if args.all else [r for r in every if r.source != "builtin"]
+    if args.json:
+        print_json([r.to_dict() for r in records])
+    elif records:
+        rows = [
+            (
+                r.name,
+                r.version or "-",
+                r.distribution or f"({r.source})",
+                r.status,
+                ", ".join(h.removeprefix("sof_") for h in r.hooks) or "-",
+                "-" if r.import_time_ms is None else f"{r.import_time_ms:.1f}",
+                r.error or "",
+            )
+            for r in records
+        ]
+        print(
+            render_table(
+                ["PLUGIN", "VERSION", "DISTRIBUTION", "STATUS", "HOOKS", "IMPORT MS", "ERROR"],
+                rows,
+            )
+        )
+        _print_notes("conflicts", [(r.name, getattr(r, "conflicts", None)) for r in records])
+        _print_notes("warnings", [(r.name, getattr(r, "warnings", None)) for r in records])
+    else:
+        print("no SOF plugins installed (entry point group 'sof.plugins')")
+    failed = [r for r in records if r.status == "failed"]
+    if failed and strict:
+        return fail(f"strict mode: {len(failed)} plugin(s) failed to load", 1)
+    return 0
+
+
+def _print_notes(title: str, notes: Iterable[tuple[str, Sequence[str] | None]]) -> None:
+    lines = [f"  {name}: {note}" for name, items in notes for note in items or ()]
+    if lines:
+        print(f"\n{title}:")
+        print("\n".join(lines))
+
+
+def _find_plugin(name: str, records: Sequence[PluginRecord]) -> PluginRecord:
+    for record in records:
+        if name in (record.name, record.distribution):
+            return record
+    folded = name.lower().replace("_", "-")
+    for record in records:
+        if folded in (record.name.lower(), (record.distribution or "").lower()):
+            return record
+    known = [r.name for r in records] + [r.distribution for r in records if r.distribution]
+    raise UsageError(f"no plugin named {name!r}"
+                     f"{_suggest(name, known) or '; `sof plugins --all` lists them'}")
+
+
+def _show_plugin(record: PluginRecord, as_json: bool) -> int:
+    if as_json:
+        print_json(record.to_dict())
+        return 1 if record.status == "failed" else 0
+    fields: list[tuple[str, str]] = [
+        ("distribution", " ".join(filter(None, [record.distribution, record.version])) or "-"),
+        ("module", record.module or "-"),
+        ("source", record.source),
+        ("status", record.status),
+    ]
+    if record.error:
+        fields.append(("error", f"{record.error_type or 'Error'}: {record.error}"))
+    fields += [
+        ("requires", f"sof-core{record.requires}" if record.requires else "-"),
+        ("import time",
+         "-" if record.import_time_ms is None else f"{record.import_time_ms:.1f} ms"),
+        ("hooks", ", ".join(record.hooks) or "-"),
+    ]
+    for kind, names in sorted(record.provides.items()):
+        fields.append((kind.replace("_", " "), ", ".join(names) or "-"))
+    offered = getattr(record, "offered", None)
+    if record.status == "failed" and offered:
+        fields.append(("offered", ", ".join(offered)))
+    for title in ("conflicts", "warnings"):
+        for note in getattr(record, title, None) or ():
+            fields.append((title[:-1], note))
+    print(f"plugin {record.name}")
+    _print_fields(fields)
+    return 1 if record.status == "failed" else 0
+
+
+# --- sof skills --------------------------------------------------------------------------
+
+
+def cmd_skills(args: argparse.Namespace) -> int:
+    manager = common.manager()
+    registry = manager.registry
+    if args.name:
+        return _show_skill(registry, args.name, as_json=args.json)
+    entries = list(registry.skills())
+    if args.json:
+        print_json([_skill_dict(e) for e in entries])
+        return 0
+    if entries:
+        rows = []
+        for e in entries:
+            inputs = list(e.spec.required_inputs) + [f"{k}?" for k in e.spec.optional_inputs]
+            rows.append(
+                (
+                    e.spec.name,
+                    e.spec.version,
+                    ", ".join(inputs) or "-",
+                    ", ".join(e.spec.output_keys) or "-",
+                    e.plugin,
+                )
+            )
+        print(render_table(["SKILL", "VERSION", "INPUTS (? = optional)", "OUTPUTS", "PLUGIN"],
+                           rows))
+    else:
+        print("no skills registered; install a skill plugin (see `sof plugins`)")
+    unavailable = _unavailable(registry)
+    if unavailable:
+        print("\nunavailable:")
+        for name, why in unavailable.items():
+            print(f"  {name}: {why}")
+    return 0
+
+
+def _skill_dict(entry: SkillEntry) -> dict[str, Any]:
+    return {**entry.spec.describe(), "plugin": entry.plugin, "kind": entry.kind}
+
+
+def _unavailable(registry: Registry) -> dict[str, str]:
+    """Skill names that cannot run, with why: contested by several plugins, or offered by
+    a plugin that then failed to load."""
+    from sof_core.plugins.registry import provider_hint
+
+    reasons: dict[str, str] = {}
+    contested = getattr(registry, "contested", None)
+    for name, plugins in (contested() if callable(contested) else {}).items():
+        reasons[name] = (
+            f"offered by plugins {', '.join(repr(p) for p in plugins)}; unavailable until "
+            f"{provider_hint(name, plugins)}"
+        )
+    failures = getattr(registry, "failures", None)
+    for failure in failures() if callable(failures) else ():
+        for name in getattr(failure, "skills", None) or ():
+            if name not in reasons and registry.skill(name) is None:
+                reasons[name] = (
+                    f"its plugin {failure.plugin!r} failed to load "
+                    f"(see `sof plugins {failure.plugin}`)"
+                )
+    return dict(sorted(reasons.items()))
+
+
+def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
+    entry = registry.skill(name)
+    if entry is None:
+        why = _unavailable(registry).get(name)
+        if why is not None:
+            return fail(f"skill {name!r} is unavailable: {why}", 1)
+        raise UsageError(
+            f"no skill named {name!r}"
+            f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}"
+        )
+    spec = entry.spec
+    others = registry.skills()
+    read_by = sorted(e.spec.name for e in others if set(e.spec.inputs) & set(spec.output_keys)
+                     and e.spec.name != spec.name)
+    providers = getattr(registry, "providers", None)
+    also = [p for p in (providers(name) if callable(providers) else []) if p != entry.plugin]
+    if as_json:
+        print_json({**_skill_dict(entry), "distribution": entry.distribution,
+                    "read_by": read_by, "also_offered_by": also})
+        return 0
+    types = spec.describe()["types"]
+
+    def keys(names: Iterable[str]) -> str:
+        shown = [f"{k}: {types[k]}" if k in types else k for k in names]
+        return ", ".join(shown) or "-"
+
+    plugin = entry.plugin + (f" (distribution {entry.distribution})" if entry.distribution else "")
+    fields = [
+        ("description", spec.description),
+        ("category", spec.category),
+        ("plugin", plugin),
+        ("kind", "tool" if entry.kind == "tools" else "skill"),
+        ("required inputs", keys(spec.required_inputs)),
+        ("optional inputs", keys(spec.optional_inputs)),
+        ("outputs", keys(spec.output_keys)),
+        ("read by", ", ".join(read_by) or "-"),
+        ("parallel", "yes" if spec.can_run_parallel else "no (runs in a stage of its own)"),
+        ("async", "yes" if spec.is_async else "no"),
+        ("max time", "-" if spec.max_execution_time is None
+         else f"{spec.max_execution_time:g} s"),
+        ("external access", "yes" if spec.requires_external_access else "no"),
+        ("vets content", "yes" if spec.vets_content else "no"),
+    ]
+    if also:
+        fields.append(("also offered by", ", ".join(also)))
+    print(f"skill {spec.name} {spec.version}")
+    _print_fields(fields)
+    return 0
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _print_fields(fields: Sequence[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        print(f"  {label.ljust(width)}  {value}")
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'X'?`` for a close spelling, a different case, or a fragment."""
+    import difflib
+
+    names = list(dict.fromkeys(known))
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if not close:
+        folded = name.lower()
+        close = [k for k in names if k.lower() == folded] or [
+            k for k in names if folded in k.lower()
+        ]
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f"; did you mean {close[0]!r}?"
+    return f"; did you mean one of {', '.join(repr(c) for c in close[:5])}?"

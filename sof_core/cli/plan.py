@@ -1,0 +1,76 @@
+"""``sof graph`` and ``sof validate``: a plan's DAG and stages, and every problem it has."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sof_core.cli import common
+from sof_core.cli.output import print_json
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("graph", help="draw a plan's DAG with its parallel stages")
+    common.add_plan_options(p, positional=True)
+    p.add_argument("--format", choices=["mermaid", "dot", "text", "json"], default="text")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("validate", help="check a plan; exit 1 listing every problem")
+    common.add_plan_options(p, positional=True)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from sof_core.graph.build import build_graph, to_dot, to_mermaid
+
+    engine = common.engine()
+    plan = common.resolve_plan(engine, args)
+    compiled = engine.compile(plan)
+    known = [n for n in compiled.plan if n in compiled.steps]
+    skill_graph = build_graph([compiled.steps[n].spec for n in known])
+    if compiled.problems:
+        for problem in compiled.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+    stages = [list(s) for s in compiled.stages] or [[n] for n in known]
+    if args.format == "mermaid":
+        print(to_mermaid(skill_graph, stages), end="")
+    elif args.format == "dot":
+        print(to_dot(skill_graph, stages), end="")
+    elif args.format == "json":
+        print_json(
+            {
+                "plan": list(compiled.plan),
+                "stages": stages,
+                "edges": [
+                    {"from": a, "to": b, "keys": list(d["keys"])}
+                    for a, b, d in skill_graph.graph.edges(data=True)
+                ],
+                "problems": [p.to_dict() for p in compiled.problems],
+            }
+        )
+    else:
+        for number, stage in enumerate(stages, 1):
+            print(f"stage {number}: {', '.join(stage)}")
+        for a, b, d in skill_graph.graph.edges(data=True):
+            print(f"  {a} -> {b}  [{', '.join(d['keys'])}]")
+    return 1 if compiled.problems else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    engine = common.engine()
+    plan = common.resolve_plan(engine, args)
+    problems = engine.validate_plan(plan)
+    if args.json:
+        print_json(
+            {"plan": plan, "valid": not problems, "problems": [p.to_dict() for p in problems]}
+        )
+    elif problems:
+        print(f"plan {plan} is invalid ({len(problems)} problem(s)):")
+        for problem in problems:
+            print(f"  - [{problem.code}] {problem}")
+    else:
+        compiled = engine.compile(plan)
+        print(f"plan is valid: {' -> '.join(' | '.join(s) for s in compiled.stages)}")
+    return 1 if problems else 0

@@ -1,0 +1,311 @@
+"""``sof run``: answer one query, or many (``--file FILE``, or ``-`` for standard input).
+
+``--json`` prints the run's JSON, schema ``sof.run/1`` (``ExecutionReport.to_dict``);
+several queries print ``sof.batch/1``, whose items are ``sof.run/1``. ``--output KEY``
+prints one value of the final UIF. Arguments are checked before any plugin is loaded, so a
+usage error is immediate: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from sof_core.cli import common
+from sof_core.cli.output import UsageError, fail, render_table
+
+if TYPE_CHECKING:
+    from sof_core.execution.batch import BatchItem
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.report import ExecutionReport
+    from sof_core.graph.validate import ValidationProblem
+
+#: ``--trace`` names for the phases in ``ExecutionReport.timings``.
+PHASE_NAMES = {"plugins": "plugins", "planning": "planning", "compile": "compiling",
+               "run": "running"}
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="answer a query through SOF (`-` reads queries from standard input)",
+        description="Answer QUERY; `sof run -` reads queries from standard input, one per "
+        "line (one query runs like QUERY, several like --file).",
+    )
+    p.add_argument("query", nargs="*", metavar="QUERY", help="the query, or - for stdin")
+    p.add_argument("--plan", nargs="+", metavar="SKILL", help="skill names (default: config)")
+    common.add_plan_options(p, positional=False)
+    p.add_argument("--json", action="store_true",
+                   help="print the run as JSON (schema sof.run/1, see docs/cli.md)")
+    p.add_argument("--output", metavar="KEY",
+                   help="print only KEY of the final UIF (intermediate_data first, then UIF "
+                   "fields); strings raw, other values as JSON")
+    p.add_argument("--trace", action="store_true",
+                   help="show stages, per-skill and per-phase timings, tracebacks and the log")
+    p.add_argument("--executor", help="sequential, threads, asyncio, or a plugin's executor")
+    p.add_argument("--session", help="session id (routing and memory context)")
+    p.add_argument("--user", help="user id")
+    p.add_argument("--context", action="append", metavar="KEY=VALUE", help="user_context entry")
+    p.add_argument("--file", metavar="FILE",
+                   help="run every line of FILE as a query, concurrently")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N",
+                   help="with several queries: how many run at once (default 8)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    queries = _queries(args)
+    common.check_plan_options(args)  # a malformed --prefer fails before plugins load
+    context = _context(args.context)
+    several = len(queries) > 1 or args.file is not None
+    if several:
+        _check_batch_options(args)
+    engine = common.engine()
+    planning_started = time.perf_counter()
+    plan = common.resolve_plan(engine, args)
+    planning = time.perf_counter() - planning_started
+    if several:
+        return _run_batch(engine, queries, plan, args)
+    return _run_one(engine, queries[0], plan, context, args, planning)
+
+
+# --- arguments -----------------------------------------------------------------------------
+
+
+def _queries(args: argparse.Namespace) -> list[str]:
+    """The queries to run: QUERY words, ``--file``, or ``-`` (standard input)."""
+    from sof_core.execution.batch import parse_queries, read_queries
+
+    if args.concurrency < 1:
+        raise UsageError(f"--concurrency must be a whole number >= 1, got {args.concurrency}")
+    if args.json and args.output:
+        raise UsageError("give --json or --output KEY, not both")
+    words = list(args.query)
+    if args.file is not None:
+        if words:
+            raise UsageError(
+                f"give a QUERY or --file FILE, not both (got the query {' '.join(words)!r} "
+                "beside --file)"
+            )
+        queries = read_queries(args.file)
+        if not queries:
+            raise UsageError(f"query file {args.file} holds no query (blank lines and "
+                             "# comments are skipped)")
+        return queries
+    if "-" in words:
+        if words != ["-"]:
+            raise UsageError("`-` reads the queries from standard input; give no other QUERY")
+        queries = parse_queries(sys.stdin.buffer.read(), "standard input")
+        if not queries:
+            raise UsageError("no query on standard input (one query per line)")
+        return queries
+    if not words:
+        raise UsageError("give a QUERY, `-` to read queries from standard input, or --file FILE")
+    return [" ".join(words)]
+
+
+def _context(items: Sequence[str] | None) -> dict[str, str]:
+    context: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--context expects KEY=VALUE, got {item!r}")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8
+            raise UsageError(f"--context {item!r} is not valid UTF-8 text") from None
+        context[key.strip()] = value
+    return context
+
+
+def _check_batch_options(args: argparse.Namespace) -> None:
+    """Options that shape one run's output or UIF are refused, not ignored, for many."""
+    for option, value in (("--output", args.output), ("--trace", args.trace),
+                          ("--context", args.context), ("--session", args.session),
+                          ("--user", args.user)):
+        if value:
+            raise UsageError(
+                f"{option} applies to a single query; with several queries use --json "
+                "(each item is one run's JSON)"
+            )
+
+
+# --- one query -----------------------------------------------------------------------------
+
+
+def _run_one(
+    engine: CoordinatorEngine,
+    query: str,
+    plan: list[str],
+    context: dict[str, str],
+    args: argparse.Namespace,
+    planning: float,
+) -> int:
+    from sof_core.errors import PlanValidationError
+    from sof_core.execution.report import ExecutionReport
+    from sof_core.uif import UIF
+
+    uif = UIF.for_query(query, user_context=context, session_id=args.session, user_id=args.user)
+    try:
+        report = engine.execute_plan(plan, uif, executor=args.executor)
+    except PlanValidationError as exc:
+        if args.json:
+            problems = cast("list[ValidationProblem]", exc.problems)
+            invalid = ExecutionReport.not_run(
+                plan, uif, f"plan {plan} is invalid", problems=problems
+            )
+            _add_timings(invalid, planning)
+            print(invalid.to_json())
+        else:
+            print(f"sof: plan {plan} is invalid:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - [{problem.code}] {problem}", file=sys.stderr)
+        return 1
+    _add_timings(report, planning)
+    code = 0 if report.status in ("success", "partial") else 1
+    if args.json:
+        print(report.to_json())
+    elif args.output:
+        return _print_output(report, args.output) or code
+    else:
+        _print_report(report, trace=args.trace)
+    return code
+
+
+def _add_timings(report: ExecutionReport, planning: float) -> None:
+    plugins = common.LOAD_TIMES.get("plugins")
+    if plugins is not None:
+        report.timings["plugins"] = plugins
+    report.timings["planning"] = planning
+
+
+def _print_output(report: ExecutionReport, key: str) -> int:
+    """``--output KEY``: intermediate_data first, then UIF fields; 1 if the key is absent."""
+    uif = report.to_dict()["uif"]
+    data = uif.get("intermediate_data") or {}
+    if key in data:
+        value = data[key]
+    elif key in uif:
+        value = uif[key]
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(key, [*data, *uif], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        keys = ", ".join(sorted(data)) or "none"
+        return fail(
+            f"the run produced no key {key!r}{hint}; intermediate_data keys: {keys}; UIF "
+            f"fields: {', '.join(uif)}",
+            1,
+        )
+    print(value if isinstance(value, str) else json.dumps(value, indent=2, default=str))
+    return 0
+
+
+def _print_report(report: ExecutionReport, trace: bool) -> None:
+    uif = report.uif
+    print(uif.final_response or "(no response)")
+    if uif.source_documents:
+        print("\nRetrieved documents:")
+        for number, source in enumerate(uif.source_documents, 1):
+            print(f"  [{number}] {source}")
+    for warning in uif.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    confidence = "-" if uif.confidence_score is None else f"{uif.confidence_score:.2f}"
+    print(
+        f"\nstatus: {report.status}  confidence: {confidence}  "
+        f"time: {report.duration * 1000:.1f} ms  executor: {report.executor}"
+    )
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if not trace:
+        return
+    phases = [(PHASE_NAMES[k], report.timings[k]) for k in PHASE_NAMES if k in report.timings]
+    if phases:
+        total = sum(seconds for _, seconds in phases)
+        split = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in phases)
+        print(f"time: {split} (total {total * 1000:.1f} ms)")
+    print("\nStages (skills in one stage run concurrently):")
+    for number, stage in enumerate(report.stages, 1):
+        print(f"  stage {number}: {' | '.join(stage)}")
+    rows = [
+        (
+            r.stage + 1,
+            r.skill,
+            r.status,
+            f"{r.duration * 1000:.2f}",
+            r.attempts,
+            r.plugin or "",
+            _error_cell(r),
+        )
+        for r in report.results
+    ]
+    print()
+    print(render_table(["STAGE", "SKILL", "STATUS", "MS", "TRIES", "PLUGIN", "ERROR"], rows))
+    for result in report.results:
+        text = getattr(result, "traceback", None)  # SkillResult.traceback, when recorded
+        if text:
+            print(f"\nTraceback of {result.skill} ({result.status}):")
+            print(str(text).rstrip())
+    if uif.log_trace:
+        print("\nLog:")
+        for entry in uif.log_trace:
+            print(f"  {entry}")
+
+
+def _error_cell(result: Any) -> str:
+    """The error, with where the skill raised it when the result records that."""
+    if not result.error:
+        return ""
+    location = getattr(result, "location", None)  # SkillResult.location, when recorded
+    return f"{result.error} (at {location})" if location else str(result.error)
+
+
+# --- several queries -----------------------------------------------------------------------
+
+
+def _run_batch(
+    engine: CoordinatorEngine, queries: list[str], plan: list[str], args: argparse.Namespace
+) -> int:
+    """Print one line per query and the summary (``--json``: ``sof.batch/1``).
+
+    Progress goes to stderr as queries finish. Exit 0 when every query succeeded (or
+    partially succeeded), else 1.
+    """
+    from sof_core.execution.batch import format_summary, run_batch
+
+    bar = sys.stderr.isatty()
+    failed = 0
+
+    def progress(done: int, total: int, item: BatchItem) -> None:
+        nonlocal failed
+        failed += item.status not in ("success", "partial")
+        if args.json:
+            return
+        if bar:  # one line redrawn in place on a terminal
+            filled = 30 * done // total
+            line = f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} done, {failed} failed"
+            print(line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        else:  # one line per query in logs and pipes
+            print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
+
+    batch = run_batch(engine, queries, plan, concurrency=args.concurrency,
+                      executor=args.executor, progress=progress)
+    if args.json:
+        print(json.dumps(batch.to_dict(), indent=2, default=str))
+    else:
+        for item in batch.items:
+            answer = item.report.final_response if item.report is not None else None
+            detail = answer or item.error or "; ".join(
+                item.report.errors if item.report is not None else []
+            ) or "(no response)"
+            print(f"#{item.index + 1} [{item.status}] {item.latency * 1000:.1f} ms  "
+                  f"{item.query}\n    {detail}")
+        print()
+        print(format_summary(batch.summary))
+    ok = all(item.status in ("success", "partial") for item in batch.items)
+    return 0 if ok else 1
