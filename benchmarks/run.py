@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("overhead", "fanout", "graph", "startup", "throughput", "legacy")
+SECTIONS = ("overhead", "fanout", "graph", "registration", "startup", "throughput", "legacy",
+            "isolation")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 

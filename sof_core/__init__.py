@@ -47,6 +47,8 @@ _LAZY: dict[str, str] = {
     "call_payload": "sof_core.execution.remote",
     "run_skill_call": "sof_core.execution.remote",
     "replay_changes": "sof_core.execution.remote",
+    "isolation_pool": "sof_core.execution.isolation",
+    "IsolationPool": "sof_core.execution.isolation",
     "run_batch": "sof_core.execution.batch",
     "arun_batch": "sof_core.execution.batch",
     "BatchResult": "sof_core.execution.batch",
@@ -61,7 +63,8 @@ _LAZY: dict[str, str] = {
 _ERRORS = (
     "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
     "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
-    "SkillDefinitionError SkillDependencyError SkillExecutionError SkillTimeoutError SOFError "
+    "SkillCrashedError SkillDefinitionError SkillDependencyError SkillExecutionError "
+    "SkillNotPicklableError SkillResourceLimitError SkillTimeoutError SOFError "
     "UIFError UndeclaredReadError UndeclaredWriteError"
 ).split()
 _LAZY.update(dict.fromkeys(_ERRORS, "sof_core.errors"))
@@ -80,9 +83,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         PluginHookError,
         PluginLoadError,
         RunTimeoutError,
+        SkillCrashedError,
         SkillDefinitionError,
         SkillDependencyError,
         SkillExecutionError,
+        SkillNotPicklableError,
+        SkillResourceLimitError,
         SkillTimeoutError,
         SOFError,
         UIFError,
@@ -91,6 +97,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     )
     from sof_core.execution.batch import BatchResult, arun_batch, run_batch
     from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.isolation import IsolationPool, isolation_pool
     from sof_core.execution.remote import call_payload, replay_changes, run_skill_call
     from sof_core.execution.report import ExecutionReport, SkillResult
     from sof_core.execution.run import Executor, RunContext
@@ -137,6 +144,7 @@ __all__ = [
     "ExecutionReport",
     "Executor",
     "GoalResolutionError",
+    "IsolationPool",
     "Outcome",
     "PlanError",
     "PlanValidationError",
@@ -157,10 +165,13 @@ __all__ = [
     "SOFConfigManager",
     "SOFError",
     "ScopedData",
+    "SkillCrashedError",
     "SkillDefinitionError",
     "SkillDependencyError",
     "SkillEntry",
     "SkillExecutionError",
+    "SkillNotPicklableError",
+    "SkillResourceLimitError",
     "SkillResult",
     "SkillSpec",
     "SkillTimeoutError",
@@ -177,6 +188,7 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "isolation_pool",
     "replay_changes",
     "run_batch",
     "run_skill_call",

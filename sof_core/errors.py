@@ -16,7 +16,10 @@
     │   ├── SkillTimeoutError ...... it ran longer than its timeout
     │   ├── UndeclaredWriteError ... it wrote a key it did not declare as output
     │   ├── UndeclaredReadError .... it read a key it did not declare as input
-    │   └── SkillDependencyError ... a required input was missing when it ran
+    │   ├── SkillDependencyError ... a required input was missing when it ran
+    │   ├── SkillCrashedError ...... its isolated process died (signal or exit code)
+    │   ├── SkillResourceLimitError  its isolated process hit a resource limit
+    │   └── SkillNotPicklableError . it, an input or its output cannot cross to its process
     ├── RunTimeoutError ............ the whole run exceeded ``total_timeout``
     └── ConfigError ................ a config value, file or variable is invalid (has ``key``)
 
@@ -153,6 +156,45 @@ class UndeclaredReadError(SkillExecutionError, KeyError):
 
 class SkillDependencyError(SkillExecutionError):
     """A required input was absent when the skill ran (SAM's name, kept for ports)."""
+
+
+# --- isolated skills (``isolation = "process"``) ----------------------------------------------
+
+
+class SkillCrashedError(SkillExecutionError):
+    """The isolated skill's process died before returning: ``signal`` names the signal that
+    killed it (a segfault is 11), else ``exit_code`` is what it exited with (``os._exit``)."""
+
+    def __init__(self, skill: str, message: str, *, exit_code: int | None = None,
+                 signal: int | None = None) -> None:
+        self.exit_code = exit_code
+        self.signal = signal
+        super().__init__(message, skill)
+
+
+class SkillResourceLimitError(SkillExecutionError):
+    """The isolated skill went past one of its limits; ``limit`` names it (``cpu_seconds``,
+    ``memory_mb`` or ``open_files``) and ``value`` is the limit it had."""
+
+    def __init__(self, skill: str, limit: str, value: float, message: str) -> None:
+        self.limit = limit
+        self.value = value
+        super().__init__(message, skill)
+
+
+class SkillNotPicklableError(SkillExecutionError):
+    """The skill instance, a declared input or what it wrote cannot be pickled to cross to
+    or from its isolated process; ``what`` says which."""
+
+    def __init__(self, skill: str, what: str, reason: str) -> None:
+        self.what = what
+        super().__init__(
+            f"cannot pickle {what} for its isolated process: {reason}; define the skill "
+            "class at the top level of an importable module, keep clients, locks and open "
+            "files out of its instance state (create them in execute() or implement "
+            "__getstate__), or run it in-thread (isolation = \"thread\")",
+            skill,
+        )
 
 
 class RunTimeoutError(SOFError):

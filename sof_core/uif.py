@@ -12,12 +12,12 @@ import math
 import time
 import uuid
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
-from sof_core.errors import UIFError
+from sof_core.errors import UIFError, UndeclaredWriteError
 
 
 class WriteGuard(Protocol):
@@ -27,7 +27,10 @@ class WriteGuard(Protocol):
 
 
 class UIFStatus(str, Enum):
-    """Where a task stands; the coordinator sets it, skills may set FAILURE via ``set_error``."""
+    """Where a task stands; the coordinator sets it, skills may set FAILURE via ``set_error``.
+
+    ``CANCELLED`` is SAM's: SOF's coordinator never sets it, hosts that stop a task may.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
@@ -36,6 +39,16 @@ class UIFStatus(str, Enum):
     FAILURE = "failure"
     TIMEOUT = "timeout"
     VETTING_REQUIRED = "vetting_required"
+    CANCELLED = "cancelled"
+
+
+#: A run's outcome (``ExecutionReport.status``) as the status the coordinator leaves on the UIF.
+RUN_STATUS: dict[str, UIFStatus] = {
+    "success": UIFStatus.SUCCESS,
+    "partial": UIFStatus.PARTIAL,
+    "failure": UIFStatus.FAILURE,
+    "timeout": UIFStatus.TIMEOUT,
+}
 
 
 #: Fields a host fills in before the run; skills may read them without any producer.
@@ -122,6 +135,11 @@ class UIF(BaseModel):
     # Set by the coordinator on the per-skill copy it hands to a skill; never serialised.
     _sof_guard: WriteGuard | None = PrivateAttr(default=None)
 
+    #: Fields the coordinator keeps itself: a skill may change them (through the helpers)
+    #: without declaring them; its guard allows them. A subclass that keeps more (SAM's
+    #: ``updated_at``) extends the set; they are never merged back from a skill's view.
+    _sof_bookkeeping: ClassVar[frozenset[str]] = BOOKKEEPING_FIELDS
+
     @field_validator("input_query")
     @classmethod
     def _query_not_blank(cls, value: str) -> str:
@@ -171,12 +189,54 @@ class UIF(BaseModel):
         if private is not None:
             guard = private.get("_sof_guard")
             if guard is not None and name[:1] != "_":
-                guard.check_field_write(name)
+                try:
+                    guard.check_field_write(name)
+                except UndeclaredWriteError:
+                    # a field this class keeps itself (a subclass's ``_sof_bookkeeping``)
+                    if name not in self._sof_bookkeeping:
+                        raise
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
             _raise_uif_error(exc)
             raise
+
+    # --- what the coordinator records (overridable: a subclass keeps its own formats) ----
+    # Called once per run, never per skill, on the UIF the run was given; they write
+    # ``__dict__`` directly, as the coordinator always did (the values are known valid).
+
+    def _sof_in_run(self) -> bool:
+        """Whether this is a skill's copy inside a coordinator run (its guarded view, or the
+        copy a remote executor built), where the coordinator records the skill itself."""
+        private = self.__pydantic_private__
+        if not private:
+            return False
+        return private.get("_sof_guard") is not None or private.get("_sof_remote") is True
+
+    @classmethod
+    def _sof_now(cls) -> Any:
+        """Now, as this class stores ``start_time``/``end_time`` (epoch seconds)."""
+        return time.time()
+
+    def _sof_run_started(self) -> None:
+        """A run begins: status RUNNING, ``start_time`` stamped unless the host set it."""
+        fields = self.__dict__
+        fields["status"] = UIFStatus.RUNNING
+        if fields["start_time"] is None:
+            fields["start_time"] = time.time()
+
+    def _sof_run_finished(self, status: str) -> None:
+        """A run ended with ``status`` (``ExecutionReport.status``): record it and the time."""
+        fields = self.__dict__
+        fields["status"] = RUN_STATUS[status]
+        fields["end_time"] = time.time()
+
+    def _sof_merge_skill_outputs(self, outputs: dict[str, Any]) -> None:
+        """Fold what one skill recorded with ``set_skill_output`` into this UIF (merged per
+        skill, as ``set_skill_output`` merges)."""
+        mine = self.__dict__["skill_outputs"]
+        for skill, values in outputs.items():
+            mine.setdefault(skill, {}).update(values)
 
     # --- JSON that always works ----------------------------------------------------------
 
@@ -241,6 +301,7 @@ class UIF(BaseModel):
             UIFStatus.PARTIAL,
             UIFStatus.FAILURE,
             UIFStatus.TIMEOUT,
+            UIFStatus.CANCELLED,
         )
 
     def get_execution_summary(self) -> dict[str, Any]:
@@ -269,7 +330,7 @@ class UIF(BaseModel):
         host can catch one SOF exception for everything it passes in.
         """
         try:
-            return cls(input_query=query, start_time=time.time(), **fields)
+            return cls(input_query=query, start_time=cls._sof_now(), **fields)
         except ValidationError as exc:
             raise UIFError(describe_validation_error(exc, "UIF")) from exc
 

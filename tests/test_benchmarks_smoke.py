@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {"overhead", "fanout", "graph", "startup", "throughput", "legacy"}
+SECTIONS = {"overhead", "fanout", "graph", "registration", "startup", "throughput", "legacy",
+            "isolation"}
 
 
 @pytest.mark.slow

@@ -66,14 +66,26 @@ def cmd_show(args: argparse.Namespace) -> int:
         rows = manager.explain()
     except ConfigError as exc:
         return _fail(str(exc))
+    from sof_core.config import unknown_env_vars
+
+    sam_unused = manager.sam_unused()
+    unknown_env = unknown_env_vars()
     if args.json:
-        print(json.dumps({"path": str(manager.path), "settings": rows}, indent=2))
+        print(json.dumps({"path": str(manager.path), "settings": rows,
+                          "sam_settings_not_used": sam_unused,
+                          "unknown_environment": unknown_env}, indent=2))
         return 0
     from sof_core.cli.output import render_table
 
     print(f"# {manager.path}")
     table = [(r["key"], json.dumps(r["value"]), r["source"]) for r in rows]
     print(render_table(("KEY", "VALUE", "SOURCE"), table))
+    if sam_unused:
+        print("\nSAM settings SOF does not use (kept in the file as they are):")
+        print(render_table(("KEY", "VALUE"), [(k, json.dumps(v)) for k, v in sam_unused.items()]))
+    if unknown_env:
+        print("\nSOF_* environment variables SOF ignores:")
+        print(render_table(("VARIABLE", "WHY"), list(unknown_env.items())))
     return 0
 
 
@@ -105,7 +117,12 @@ def cmd_disable(args: argparse.Namespace) -> int:
     if manager.last_backup is not None:
         print(f"sof: warning: {manager.path} was unusable; kept it as {manager.last_backup} "
               "and wrote a fresh file", file=sys.stderr)
-    return _report(manager, config, {"use_sof_framework": False})
+    code = _report(manager, config, {"use_sof_framework": False})
+    error = manager.state().error
+    if error is not None:
+        print(f"sof: warning: rolled back, but {' '.join(str(error).split())}",
+              file=sys.stderr)
+    return code
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -139,9 +156,10 @@ def parse_value(text: str) -> Any:
     Raises ``ConfigError`` for JSON a config file could not hold: ``NaN``/``Infinity``, or
     nesting deeper than ``MAX_VALUE_DEPTH``.
     """
+    from sof_core.config.model import json_depth
     from sof_core.errors import ConfigError
 
-    if _depth(text) > MAX_VALUE_DEPTH:
+    if json_depth(text) > MAX_VALUE_DEPTH:
         raise ConfigError(
             f"VALUE is nested more than {MAX_VALUE_DEPTH} levels deep; no setting takes that",
             key="value",
@@ -156,19 +174,6 @@ def parse_value(text: str) -> Any:
         if isinstance(exc, ConfigError):
             raise
         return text
-
-
-def _depth(text: str) -> int:
-    """How deeply ``[`` and ``{`` nest in ``text`` (strings included: an over-estimate is
-    fine for refusing absurd input, and it never recurses)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-    return deepest
 
 
 def _manager() -> SOFConfigManager:
@@ -208,13 +213,24 @@ def _report(manager: SOFConfigManager, config: SOFConfig, changes: dict[str, Any
     """Print the effective values; exit 1 when an override keeps a change from applying."""
     code = 0
     for key in changes:
-        print(f"{key} = {json.dumps(getattr(config, key))}  (saved to {manager.path})")
+        value = _effective(manager, config, key)
+        print(f"{key} = {json.dumps(value)}  (saved to {manager.path})")
         source = manager.overridden(key)
-        if source is not None and getattr(config, key) != changes[key]:
+        if source is not None and value != changes[key]:
             print(f"sof: warning: {key} is overridden by {source}, so the saved value does "
                   "not apply until that is removed", file=sys.stderr)
             code = 1
     return code
+
+
+def _effective(manager: SOFConfigManager, config: SOFConfig, key: str) -> Any:
+    """A setting's value now; SAM's keys SOF does not use are shown as the file holds them."""
+    from sof_core.config import SAM_KEYS
+
+    sam = SAM_KEYS.get(key)
+    if sam is not None and sam.setting is None:
+        return manager.sam_settings()[key]
+    return getattr(config, key)
 
 
 def _fail(message: str) -> int:

@@ -204,7 +204,7 @@ def configure_logging() -> None:
     (An unknown level is reported by the configuration, ``log_level``.)
     """
     level = os.environ.get("SOF_LOG_LEVEL", "WARNING").strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         level = "WARNING"
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, _Handler)), None)

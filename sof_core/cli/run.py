@@ -77,9 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _queries(args: argparse.Namespace) -> list[str]:
-    """The queries to run: QUERY words, ``--file``, or ``-`` (standard input)."""
-    from sof_core.execution.batch import parse_queries, read_queries
+    """The queries to run: QUERY words, ``--file``, or ``-`` (standard input).
 
+    The batch module (and asyncio with it) is imported only for ``--file`` and ``-``: one
+    query does not need it.
+    """
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be a whole number >= 1, got {args.concurrency}")
     if args.json and args.output:
@@ -91,6 +93,8 @@ def _queries(args: argparse.Namespace) -> list[str]:
                 f"give a QUERY or --file FILE, not both (got the query {' '.join(words)!r} "
                 "beside --file)"
             )
+        from sof_core.execution.batch import read_queries
+
         queries = read_queries(args.file)
         if not queries:
             raise UsageError(f"query file {args.file} holds no query (blank lines and "
@@ -99,6 +103,8 @@ def _queries(args: argparse.Namespace) -> list[str]:
     if "-" in words:
         if words != ["-"]:
             raise UsageError("`-` reads the queries from standard input; give no other QUERY")
+        from sof_core.execution.batch import parse_queries
+
         queries = parse_queries(sys.stdin.buffer.read(), "standard input")
         if not queries:
             raise UsageError("no query on standard input (one query per line)")

@@ -2,7 +2,9 @@
 
 The seed's rollback commands work verbatim with ``sof_core.config`` in place of
 ``sam.orchestration.config``: ``disable_sof_framework()``, ``get_sof_config_manager()``,
-``manager.update_config(sof_rollout_percentage=0)``.
+``manager.update_config(sof_rollout_percentage=0)``. So do the manager methods SAM's callers
+use most (``load_config()``, ``is_sof_enabled()``, ``disable_sof()``, ...), and SAM's own
+config file is read as it is (``SAM_KEYS``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ from sof_core.config.manager import (
     SOFConfigManager,
     disable_sof_framework,
     enable_sof_framework,
+    get_sof_config,
     get_sof_config_manager,
+    is_sof_enabled,
     reset_sof_config_managers,
 )
 from sof_core.config.model import (
+    ENV_CONFIG,
     ENV_DISABLE_AUTOLOAD,
     ENV_PREFIX,
+    SAM_KEYS,
+    SAM_NAMES,
+    SamKey,
     SOFConfig,
     build_config,
     default_config_path,
@@ -26,23 +34,33 @@ from sof_core.config.model import (
     load_config,
     load_host_config,
     read_config_file,
+    sam_defaults,
+    unknown_env_vars,
 )
 
 __all__ = [
+    "ENV_CONFIG",
     "ENV_DISABLE_AUTOLOAD",
     "ENV_PREFIX",
+    "SAM_KEYS",
+    "SAM_NAMES",
     "ConfigState",
     "SOFConfig",
     "SOFConfigManager",
+    "SamKey",
     "build_config",
     "default_config_path",
     "disable_sof_framework",
     "enable_sof_framework",
     "env_overrides",
     "env_sources",
+    "get_sof_config",
     "get_sof_config_manager",
+    "is_sof_enabled",
     "load_config",
     "load_host_config",
     "read_config_file",
     "reset_sof_config_managers",
+    "sam_defaults",
+    "unknown_env_vars",
 ]

@@ -7,10 +7,17 @@ file is parsed again only when its inode, size or times change, so an operator's
 restart. Environment variables and explicit arguments still override the file.
 
 Writes (``update_config``) are safe against crashes and concurrency: under an exclusive lock
-file, the manager re-reads the file, applies the change, validates the result, writes a
-temporary file in the same directory, fsyncs it and ``os.replace``s it over the old one. A
-crash leaves either the old file or the new one, never half of one, and two processes each
-setting a different key both keep their change.
+file, the manager re-reads the file, applies the change, writes a temporary file in the same
+directory, fsyncs it and ``os.replace``s it over the old one. A crash leaves either the old
+file or the new one, never half of one, and two processes each setting a different key both
+keep their change.
+
+A write checks only what it changes: the rest of the file is written back as it was, known
+or not, valid or not. So a rollback works on any file that parses (a rollout of 150, a
+typo'd key, SAM's own keys), while reading that file for running still reports what is
+wrong with it. A setting is stored under the name the file already uses for it (SAM's
+``max_execution_time`` stays ``max_execution_time``), so SAM's code reading the same file
+sees the change too.
 """
 
 from __future__ import annotations
@@ -19,25 +26,43 @@ import json
 import logging
 import math
 import os
+import shutil
+import stat
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from sof_core.config.model import (
+    SAM_KEYS,
+    SAM_NAMES,
     SOFConfig,
-    config_error_from,
+    UnusableConfigPath,
+    _not_a_file,
+    config_error,
     default_config_path,
+    describe_validation,
     env_overrides,
     env_sources,
+    interpret_arguments,
+    interpret_file,
+    is_devnull,
+    note_file,
     parse_config_bytes,
+    read_config_source,
+    sam_settings_from,
+    stat_signature,
+    valid_env_settings,
+    validate_merged,
 )
 from sof_core.errors import ConfigError
 
@@ -64,29 +89,74 @@ class ConfigState:
     sources: Mapping[str, str] = field(default_factory=dict)
     fallback_to_legacy: bool = True
     key: Any = None
+    #: SOF setting -> the SAM key in the file its value was read from.
+    names: Mapping[str, str] = field(default_factory=dict)
+    #: SAM's settings SOF does not use, as the file holds them.
+    sam_unused: Mapping[str, Any] = field(default_factory=dict)
+    #: The file's parsed data (``{}`` when there is no file; None when it cannot be parsed).
+    file_data: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class _Change:
+    """One setting to write: under SOF's name, SAM's name, or both (see ``apply_changes``)."""
+
+    given: str
+    #: The SOF setting (None: one of SAM's keys that SOF does not use).
+    setting: str | None
+    sof_value: Any
+    sam_value: Any
+
+
 class SOFConfigManager:
-    """Reads, explains and changes the configuration stored in one config file."""
+    """Reads, explains and changes the configuration stored in one config file.
+
+    ``path`` (or SAM's keyword ``config_path``) names the file; without either it is
+    ``$SOF_CONFIG`` or the user config file. Keyword ``overrides`` are settings that win over
+    the file and the environment; each is checked here, so a misspelt one is a
+    ``ConfigError`` now rather than a setting that silently does nothing.
+    """
 
     def __init__(
         self,
         path: Path | str | None = None,
         *,
+        config_path: Path | str | None = None,
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_config_path()
+        if path is not None and config_path is not None and Path(path) != Path(config_path):
+            raise ConfigError(
+                f"two config files given ({path} and config_path={config_path}); give one",
+                key="config_path",
+            )
+        chosen = path if path is not None else config_path
+        self.path = Path(chosen).expanduser() if chosen is not None else default_config_path()
         self._environ = environ
-        self._overrides = dict(overrides)
+        values, names, problems = interpret_arguments(overrides)
+        try:
+            SOFConfig(**values)
+        except ValidationError as exc:
+            sources = dict.fromkeys(values, "SOFConfigManager argument")
+            raise config_error([*problems, *describe_validation(exc, sources, names)]) from None
+        if problems:
+            raise config_error(problems)
+        self._overrides = values
+        self._override_names = names
         self._lock = threading.RLock()
         self._state: ConfigState | None = None
-        #: Where ``disable_sof_framework`` last moved a corrupt config file (None: never).
+        self._logged_error: str | None = None
+        #: Where the last repairing write or reset kept the previous file (None: never).
         self.last_backup: Path | None = None
+
+    @property
+    def config_path(self) -> Path:
+        """SAM's name for ``path``."""
+        return self.path
 
     # --- reading -------------------------------------------------------------------------
 
@@ -110,8 +180,10 @@ class SOFConfigManager:
             if state is not None and state.key == key:
                 return state
             new = self._build(key[1])
-            if new.error is not None and (state is None or str(state.error) != str(new.error)):
-                log.warning("SOF configuration is unusable: %s", new.error)
+            error = None if new.error is None else str(new.error)
+            if error is not None and error != self._logged_error:
+                log.warning("SOF configuration is unusable: %s", error)
+            self._logged_error = error
             self._state = new
             return new
 
@@ -128,10 +200,17 @@ class SOFConfigManager:
             raise ConfigError(str(state.error), key=state.error.key)
         assert state.config is not None
         values = state.config.model_dump(mode="json")
-        return [
-            {"key": key, "value": values[key], "source": state.sources.get(key, "default")}
-            for key in SOFConfig.model_fields
-        ]
+        rows = []
+        for key in SOFConfig.model_fields:
+            source = state.sources.get(key, "default")
+            if key in state.names:
+                source = f"{source} (as {state.names[key]})"
+            rows.append({"key": key, "value": values[key], "source": source})
+        return rows
+
+    def sam_unused(self) -> dict[str, Any]:
+        """SAM's settings in the file that SOF does not use (kept there untouched)."""
+        return dict(self.state().sam_unused)
 
     def _environment(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
@@ -141,77 +220,117 @@ class SOFConfigManager:
         return tuple(sorted((k, v) for k, v in env.items() if k.startswith("SOF_")))
 
     def _signature(self) -> _Signature | tuple[str, int]:
+        if is_devnull(self.path):
+            return None
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             return ("unreadable", exc.errno or 0)
-        return _stat_signature(st)
+        return stat_signature(st)
 
     def _read_file(self) -> tuple[dict[str, Any], Any]:
-        """The file's data and the signature of exactly the bytes that were parsed."""
-        try:
-            with open(self.path, "rb") as handle:
-                signature = _stat_signature(os.fstat(handle.fileno()))
-                raw = handle.read()
-        except FileNotFoundError:
+        """The file's data (``{}`` when there is none) and the signature of exactly the bytes
+        that were parsed."""
+        raw, signature = read_config_source(self.path)
+        if raw is None:
             return {}, None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read config file {self.path}: {exc.strerror}; fix its permissions "
-                "or point SOF_CONFIG at another file"
-            ) from exc
         return parse_config_bytes(raw, self.path), signature
 
     def _build(self, env_key: Any) -> ConfigState:
-        environ = self._environment()
-        file_label = f"config file {self.path}"
         try:
             data, signature = self._read_file()
         except ConfigError as exc:
             return ConfigState(None, exc, {}, self._fallback_flag(), (self._signature(), env_key))
         key = (signature, env_key)
+        file = interpret_file(data, f"config file {self.path}")
+        note_file(self.path, file)
         try:
-            env = env_overrides(environ)
-            sources = {k: file_label for k in data}
-            sources.update({k: f"environment {v}" for k, v in env_sources(environ).items()})
-            sources.update({k: "argument" for k in self._overrides})
-            merged = {**data, **env, **self._overrides}
-            try:
-                config = SOFConfig(**merged)
-            except ValidationError as exc:
-                raise config_error_from(exc, sources) from None
+            config, sources, names = self._assemble(data)
         except ConfigError as exc:
-            return ConfigState(None, exc, {}, self._fallback_flag(), key)
-        return ConfigState(config, None, sources, config.fallback_to_legacy, key)
+            return ConfigState(None, exc, {}, self._fallback_flag(), key,
+                               sam_unused=file.sam_unused, file_data=data)
+        return ConfigState(config, None, sources, config.fallback_to_legacy, key, names=names,
+                           sam_unused=file.sam_unused, file_data=data)
+
+    def _assemble(
+        self, data: Mapping[str, Any]
+    ) -> tuple[SOFConfig, dict[str, str], dict[str, str]]:
+        """The file's data, the environment and the arguments as one validated config."""
+        environ = self._environment()
+        label = f"config file {self.path}"
+        file = interpret_file(data, label)
+        env = env_overrides(environ)
+        env_vars = env_sources(environ)
+        sources = dict.fromkeys(file.values, label)
+        names = dict(file.names)
+        for key in env:
+            sources[key] = f"environment {env_vars.get(key, '')}".strip()
+            names.pop(key, None)
+        for key in self._overrides:
+            sources[key] = "argument"
+            names.pop(key, None)
+        names.update(self._override_names)
+        merged = {**file.values, **env, **self._overrides}
+        return validate_merged(merged, sources, names, file.problems), sources, names
 
     def _fallback_flag(self) -> bool:
         """``fallback_to_legacy`` from the layers that still work when the file does not."""
+        return self._without_file().fallback_to_legacy
+
+    def _without_file(self) -> SOFConfig:
+        """Defaults, environment and arguments: the configuration when the file is unusable."""
         try:
-            layers = {**env_overrides(self._environment()), **self._overrides}
-            return SOFConfig(**layers).fallback_to_legacy
+            return SOFConfig(**{**env_overrides(self._environment()), **self._overrides})
         except (ConfigError, ValidationError):
             pass
         try:
-            return SOFConfig(**self._overrides).fallback_to_legacy
+            return SOFConfig(**{**valid_env_settings(self._environment()), **self._overrides})
         except ValidationError:
-            return SOFConfig().fallback_to_legacy
+            return SOFConfig()
+
+    def _lenient(self) -> SOFConfig:
+        """The configuration with every bad key left out (what a write reports when the file
+        still has problems it did not touch); ``state()`` still reports them."""
+        state = self.state()
+        if state.config is not None:
+            return state.config
+        file = interpret_file(state.file_data or {})
+        try:
+            env = env_overrides(self._environment())
+        except ConfigError:
+            env = valid_env_settings(self._environment())
+        merged = {**file.values, **env, **self._overrides}
+        for _ in range(len(merged) + 1):
+            try:
+                return SOFConfig(**merged)
+            except ValidationError as exc:
+                bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]} & merged.keys()
+                if not bad:
+                    break
+                for key in bad:
+                    del merged[key]
+        return self._without_file()
 
     # --- writing -------------------------------------------------------------------------
 
     def update_config(self, **changes: Any) -> SOFConfig:
         """Validate ``changes``, persist them atomically, and return the effective config.
 
-        Unknown keys and bad values raise ``ConfigError`` naming the key, before anything is
-        written. A corrupt config file is not overwritten (``ConfigError`` says how to fix
+        Keys are SOF's setting names, SAM's names for shared settings (``max_execution_time``)
+        or SAM's other keys (stored for SAM's code; SOF does not use them). An unknown key or
+        a bad value raises ``ConfigError`` naming it (with "did you mean"), before anything
+        is written. Only the changed keys are checked: the rest of the file is kept as it
+        was, so ``update_config(sof_rollout_percentage=0)`` works whatever else the file
+        holds. A file that does not parse is not overwritten (``ConfigError`` says how to fix
         it); ``disable_sof_framework()`` is the exception, because a rollback must work.
         """
         return self._update(changes, repair=False)
 
     def disable_sof_framework(self) -> SOFConfig:
-        """Roll back: every new query takes the legacy path. Works even on a corrupt file
-        (which is kept next to the new one as ``<name>.corrupt-<time>``)."""
+        """Roll back: every new query takes the legacy path. Works on any file that parses,
+        and on one that does not (kept next to the new one as ``<name>.corrupt-<time>``)."""
         return self._update({"use_sof_framework": False}, repair=True)
 
     def enable_sof_framework(self, rollout_percentage: float | None = None) -> SOFConfig:
@@ -225,73 +344,372 @@ class SOFConfigManager:
         """Route ``percentage`` % of users (by a stable hash of their id) to SOF."""
         return self._update({"sof_rollout_percentage": percentage}, repair=False)
 
-    def _update(self, changes: dict[str, Any], *, repair: bool) -> SOFConfig:
+    def _update(self, changes: Mapping[str, Any], *, repair: bool) -> SOFConfig:
         if not changes:
             return self.config
-        self._check_changes(changes)
-        with self._lock, _file_lock(self.path):
-            try:
-                data, _ = self._read_file()
-            except ConfigError as exc:
-                if not repair:
-                    raise ConfigError(
-                        f"{exc}; not updating it. Fix or delete the file, or run "
-                        "`sof config disable`, which keeps a copy and writes a fresh one"
-                    ) from None
-                data = {}
-                backup = self.last_backup = self._set_aside_corrupt_file()
-                log.warning("config file %s was unusable (%s); moved it to %s", self.path, exc,
-                            backup)
-            sources = {k: f"config file {self.path}" for k in data}
-            sources.update({k: "update_config" for k in changes})
-            try:
-                validated = SOFConfig(**{**data, **changes})
-            except ValidationError as exc:
-                raise config_error_from(exc, sources) from None
-            normalised = validated.model_dump(mode="json", include=set(changes))
-            new_data = {**data, **normalised}
-            write_atomic(self.path, dump_config(new_data, self.path))
-            self._state = None
-        self._warn_if_overridden(changes)
-        return self.config
+        prepared = prepare_changes(changes)
+        self._write(lambda data, exists: apply_changes(data, prepared), repair=repair)
+        self._warn_if_overridden(prepared)
+        return self._after_write(changes)
 
-    def _check_changes(self, changes: Mapping[str, Any]) -> None:
-        """Reject unknown keys and bad values on their own, before touching the file."""
-        fields = SOFConfig.model_fields
-        for key in changes:
-            if key not in fields:
-                known = ", ".join(sorted(fields))
-                raise ConfigError(f"unknown config key {key!r}; known keys: {known}", key=key)
+    def _write(
+        self,
+        edit: Callable[[dict[str, Any], bool], dict[str, Any]],
+        *,
+        repair: bool,
+        keep_copy: str | None = None,
+    ) -> None:
+        """Under the lock: read the file, ``edit(data, exists)``, write the result atomically.
+
+        ``repair``: a file that does not parse is set aside and edited as empty.
+        ``keep_copy``: the old file is first copied to ``<name>.<keep_copy>-<time>``.
+        """
+        self._check_writable()
         try:
-            SOFConfig(**changes)
-        except ValidationError as exc:
-            raise config_error_from(exc, dict.fromkeys(changes, "update_config")) from None
+            with self._lock, _file_lock(self.path):
+                try:
+                    data, _ = self._read_file()
+                    exists = os.path.lexists(self.path)
+                except UnusableConfigPath:
+                    raise
+                except ConfigError as exc:
+                    if not repair:
+                        raise ConfigError(
+                            f"{exc}; not updating it. Fix or delete the file, or run "
+                            "`sof config disable`, which keeps a copy and writes a fresh one"
+                        ) from None
+                    data, exists = {}, False
+                    backup = self.last_backup = self._set_aside("corrupt", move=True)
+                    log.warning("config file %s was unusable (%s); moved it to %s", self.path,
+                                exc, backup)
+                if keep_copy is not None and exists:
+                    self.last_backup = self._set_aside(keep_copy, move=False)
+                new = edit(data, exists)
+                try:
+                    text = dump_config(new, self.path)
+                except RecursionError:
+                    raise ConfigError(f"config file {self.path}: a value is nested too deeply "
+                                      "to write back") from None
+                write_atomic(self.path, text)
+                self._state = None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write config file {self.path}: {exc.strerror or exc}; fix the "
+                "permissions of its folder or point SOF_CONFIG at another file"
+            ) from exc
 
-    def _warn_if_overridden(self, changes: Mapping[str, Any]) -> None:
+    def _check_writable(self) -> None:
+        """Refuse ``os.devnull`` and anything that is not a regular file, before locking."""
+        if is_devnull(self.path):
+            raise ConfigError(
+                f"config file {self.path} stands for \"no config file\" and cannot store a "
+                "setting; point SOF_CONFIG at a JSON or TOML file",
+                key="SOF_CONFIG",
+            )
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_file(self.path, st.st_mode)
+
+    def _after_write(self, changes: Mapping[str, Any]) -> SOFConfig:
+        """The effective config after a write; when the file still has other problems the
+        write succeeded anyway: they are logged and the config without them is returned."""
         state = self.state()
-        for key in changes:
-            source = state.sources.get(key, "")
+        if state.config is not None:
+            return state.config
+        log.warning("saved %s to %s, but the configuration is still unusable: %s",
+                    ", ".join(changes), self.path, state.error)
+        return self._lenient()
+
+    def _warn_if_overridden(self, changes: list[_Change]) -> None:
+        state = self.state()
+        for change in changes:
+            source = state.sources.get(change.setting or "", "")
             if source.startswith(("environment", "argument")):
                 log.warning(
                     "%s was saved to %s, but %s overrides it, so the effective value is "
-                    "unchanged; unset it to let the file decide", key, self.path, source
+                    "unchanged; unset it to let the file decide", change.given, self.path,
+                    source
                 )
 
     def overridden(self, key: str) -> str | None:
         """The environment variable or argument that overrides the file for ``key``, if any."""
-        source = self.state().sources.get(key, "")
+        sam = SAM_KEYS.get(key)
+        setting = sam.setting if sam is not None and sam.setting else key
+        source = self.state().sources.get(setting, "")
         return source if source.startswith(("environment", "argument")) else None
 
-    def _set_aside_corrupt_file(self) -> Path | None:
-        backup = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+    def _set_aside(self, label: str, *, move: bool) -> Path | None:
+        backup = self.path.with_name(f"{self.path.name}.{label}-{int(time.time())}")
         try:
-            os.replace(self.path, backup)
+            if move:
+                os.replace(self.path, backup)
+            else:
+                shutil.copy2(self.path, backup)
         except FileNotFoundError:
             return None
         except OSError:
-            log.warning("could not move corrupt config file %s aside", self.path)
+            log.warning("could not keep a copy of config file %s", self.path)
             return None
         return backup
+
+    # --- SAM's manager API (``sam.orchestration.config.SOFConfigManager``) ----------------
+
+    def load_config(self) -> SOFConfig:
+        """SAM's name for the effective configuration. Never raises: an unusable file is
+        logged (by ``state()``) and left out, so defaults, environment and arguments apply
+        and SOF stays off unless they turn it on (the router does the same)."""
+        state = self.state()
+        if state.config is not None:
+            return state.config
+        return self._without_file()
+
+    def save_config(self, config: SOFConfig | None = None) -> SOFConfig:
+        """Store every setting of ``config`` that differs from the effective configuration
+        (so environment overrides are not copied into the file). Without ``config`` there is
+        nothing to store."""
+        current = self.load_config()
+        if config is None:
+            return current
+        wanted = config.model_dump()
+        now = current.model_dump()
+        changes = {key: value for key, value in wanted.items() if now.get(key) != value}
+        return self._update(changes, repair=False) if changes else current
+
+    def is_sof_enabled(self) -> bool:
+        """``use_sof_framework`` as it applies now (False while the file is unusable, unless
+        the environment or an argument turns it on)."""
+        return self.load_config().use_sof_framework
+
+    def enable_sof(self) -> SOFConfig:
+        """SAM's name for ``enable_sof_framework()``."""
+        return self.enable_sof_framework()
+
+    def disable_sof(self) -> SOFConfig:
+        """SAM's name for ``disable_sof_framework()``."""
+        return self.disable_sof_framework()
+
+    def get_skill_config(self, skill_name: str) -> dict[str, Any]:
+        """SAM's per-skill settings (the same for every skill, as in SAM)."""
+        config = self.load_config()
+        return {
+            "max_execution_time": config.skill_timeout,
+            "enable_sandboxing": self.sam_settings()["enable_skill_sandboxing"],
+            "enable_metrics": config.enable_execution_metrics,
+            "log_level": config.log_level,
+        }
+
+    def get_migration_config(self) -> dict[str, Any]:
+        """SAM's migration settings, plus SOF's ``sof_rollout_percentage``."""
+        config = self.load_config()
+        sam = self.sam_settings()
+        return {
+            "use_sof_framework": config.use_sof_framework,
+            "fallback_to_legacy": config.fallback_to_legacy,
+            "legacy_timeout": sam["legacy_timeout"],
+            "enable_execution_tracing": sam["enable_execution_tracing"],
+            "sof_rollout_percentage": config.sof_rollout_percentage,
+        }
+
+    def validate_config(self, config: SOFConfig | None = None) -> list[str]:
+        """Every problem as one line naming its key (empty: none). Without ``config``, the
+        file, environment and arguments are checked as reading for running would."""
+        if config is not None:
+            return _cross_checks(config)
+        problems: list[str] = []
+        try:
+            data, _ = self._read_file()
+        except ConfigError as exc:
+            return [str(exc)]
+        file = interpret_file(data, f"config file {self.path}")
+        problems += file.notes
+        try:
+            config, _, _ = self._assemble(data)
+        except ConfigError:
+            problems += self._problem_lines(data)
+            config = self._lenient()
+        return problems + _cross_checks(config)
+
+    def _problem_lines(self, data: Mapping[str, Any]) -> list[str]:
+        environ = self._environment()
+        label = f"config file {self.path}"
+        file = interpret_file(data, label)
+        lines = [message for _, message in file.problems]
+        try:
+            env = env_overrides(environ)
+        except ConfigError as exc:
+            return [*lines, str(exc)]
+        merged = {**file.values, **env, **self._overrides}
+        sources = dict.fromkeys(file.values, label)
+        sources.update({k: f"environment {v}" for k, v in env_sources(environ).items()})
+        sources.update(dict.fromkeys(self._overrides, "argument"))
+        try:
+            SOFConfig(**merged)
+        except ValidationError as exc:
+            lines += [m for _, m in describe_validation(exc, sources, file.names)]
+        return lines
+
+    def reset_to_defaults(self) -> SOFConfig:
+        """Replace the file with an empty one (every setting at SOF's default). The old file
+        is kept as ``<name>.before-reset-<time>`` (``last_backup``)."""
+        self._write(lambda data, exists: {}, repair=True, keep_copy="before-reset")
+        return self.load_config()
+
+    # --- SAM's view of the same file (used by ``sof_sam.config``) ------------------------
+
+    def sam_settings(self) -> dict[str, Any]:
+        """SAM's 31 settings as SAM's code sees them in this file (see ``SAM_KEYS``)."""
+        return sam_settings_from(self.state().file_data, self._environment())
+
+    def save_sam_settings(
+        self,
+        values: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        also: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store SAM's settings: each value that differs from what the file means now, under
+        the name the file uses for it; every other key stays as it was. With no file, all of
+        ``values`` are written (SAM's file). ``replace`` writes exactly ``values`` (the old
+        file is kept as ``<name>.before-reset-<time>``). ``also``: SOF settings to write in
+        the same atomic write (``sof_sam``'s ``update_config(sof_rollout_percentage=0)``).
+
+        A file that does not parse is kept as ``<name>.corrupt-<time>`` and replaced (SAM
+        overwrote it). A bad value raises ``ConfigError`` naming the key; nothing is written.
+        """
+        unknown = [key for key in values if key not in SAM_KEYS]
+        if unknown:
+            raise ConfigError(f"not SAM settings: {', '.join(unknown)}", key=unknown[0])
+        environ = self._environment()
+        state = self.state()
+        if replace or state.file_data is None or not os.path.lexists(self.path):
+            prepare_changes(values, source="save_config")  # checked before the lock
+        else:
+            current = sam_settings_from(state.file_data, environ)
+            prepare_changes({k: v for k, v in values.items() if not _same(v, current[k])},
+                            source="save_config")
+        extra = prepare_changes(also, source="update_config") if also else []
+
+        def edit(data: dict[str, Any], exists: bool) -> dict[str, Any]:
+            if replace or not exists:
+                new = apply_changes({}, prepare_changes(values, source="save_config"))
+            else:
+                current = sam_settings_from(data, environ)
+                changed = {k: v for k, v in values.items() if not _same(v, current[k])}
+                new = apply_changes(data, prepare_changes(changed, source="save_config"))
+            return apply_changes(new, extra)
+
+        self._write(edit, repair=True, keep_copy="before-reset" if replace else None)
+        if extra:
+            self._warn_if_overridden(extra)
+
+
+# --- changes -------------------------------------------------------------------------------
+
+_SAM_TYPES: dict[str, TypeAdapter[Any]] = {}
+
+
+def _sam_adapter(name: str) -> TypeAdapter[Any]:
+    adapter = _SAM_TYPES.get(name)
+    if adapter is None:
+        adapter = _SAM_TYPES[name] = TypeAdapter(SAM_KEYS[name].type)
+    return adapter
+
+
+def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -> list[_Change]:
+    """Check ``changes`` on their own (not the rest of the file) and normalise them.
+
+    One ``ConfigError`` names every unknown key (with "did you mean") and bad value.
+    """
+    sof: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    unused: dict[str, Any] = {}
+    for key, value in changes.items():
+        sam = SAM_KEYS.get(key)
+        if sam is None or sam.setting == key:
+            sof[key] = value
+        elif sam.setting is None:
+            try:
+                adapter = _sam_adapter(key)
+                unused[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
+            except ValidationError as exc:
+                message = exc.errors()[0]["msg"]
+                problems.append((key, f"{key} (from {source}): {message} (got {value!r})"))
+        elif sam.setting in changes:
+            problems.append((key, f"{key} is SAM's name for {sam.setting}, which is given "
+                                  "too; give only one of them"))
+        else:
+            try:
+                sof[sam.setting] = sam.to_sof(value)
+            except ConfigError as exc:
+                problems.append((key, f"{key} (from {source}): {exc}"))
+            else:
+                names[sam.setting] = key
+    try:
+        validated = SOFConfig(**sof)
+    except ValidationError as exc:
+        sources = dict.fromkeys(sof, source)
+        raise config_error([*problems, *describe_validation(exc, sources, names)]) from None
+    if problems:
+        raise config_error(problems)
+    prepared = []
+    for setting, value in validated.model_dump(mode="json", include=set(sof)).items():
+        sam_name = SAM_NAMES.get(setting)
+        sam_value = SAM_KEYS[sam_name].to_sam(value) if sam_name else value
+        prepared.append(_Change(names.get(setting, setting), setting, value, sam_value))
+    prepared += [_Change(key, None, value, value) for key, value in unused.items()]
+    order = {key: index for index, key in enumerate(changes)}
+    prepared.sort(key=lambda change: order.get(change.given, len(order)))
+    return prepared
+
+
+def apply_changes(data: Mapping[str, Any], changes: list[_Change]) -> dict[str, Any]:
+    """``data`` with ``changes`` applied; every other key and value stays as it was.
+
+    A setting goes under the name the file already uses: SAM's name, SOF's, or both when the
+    file holds both. A new setting goes under the name it was given. When SAM's name cannot
+    say the value (``executor = "dask"`` is more than ``enable_parallel_execution = true``),
+    SOF's name is written as well, and SOF's name wins when both are read.
+    """
+    new = dict(data)
+    for change in changes:
+        if change.setting is None:
+            new[change.given] = change.sof_value
+            continue
+        sam_name = SAM_NAMES.get(change.setting)
+        if sam_name is None:
+            new[change.setting] = change.sof_value
+            continue
+        has_sof, has_sam = change.setting in data, sam_name in data
+        if not has_sof and not has_sam:
+            if change.given == sam_name:
+                new[sam_name] = change.sam_value
+            else:
+                new[change.setting] = change.sof_value
+            continue
+        if has_sam:
+            new[sam_name] = change.sam_value
+        if has_sof or SAM_KEYS[sam_name].to_sof(change.sam_value) != change.sof_value:
+            new[change.setting] = change.sof_value
+    return new
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config data (``True`` is not ``1`` there)."""
+    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _cross_checks(config: SOFConfig) -> list[str]:
+    """What no single value shows (SAM's ``validate_config`` checks the same)."""
+    problems = []
+    skill, total = config.skill_timeout, config.total_timeout
+    if skill is not None and total is not None and skill > total:
+        problems.append(f"skill_timeout ({skill:g}s) exceeds total_timeout ({total:g}s, SAM's "
+                        "max_execution_time): no skill can use all of it")
+    return problems
 
 
 # --- process-wide managers ----------------------------------------------------------------
@@ -300,9 +718,16 @@ _managers: dict[Path, SOFConfigManager] = {}
 _managers_lock = threading.Lock()
 
 
-def get_sof_config_manager(path: Path | str | None = None) -> SOFConfigManager:
-    """The process-wide manager for ``path`` (default: ``$SOF_CONFIG`` or the user config)."""
-    resolved = Path(path).expanduser() if path is not None else default_config_path()
+def get_sof_config_manager(
+    path: Path | str | None = None, *, config_path: Path | str | None = None
+) -> SOFConfigManager:
+    """The process-wide manager for ``path`` (SAM's keyword: ``config_path``); default:
+    ``$SOF_CONFIG`` or the user config file."""
+    if path is not None and config_path is not None and Path(path) != Path(config_path):
+        raise ConfigError(f"two config files given ({path} and config_path={config_path})",
+                          key="config_path")
+    chosen = path if path is not None else config_path
+    resolved = Path(chosen).expanduser() if chosen is not None else default_config_path()
     with _managers_lock:
         manager = _managers.get(resolved)
         if manager is None:
@@ -326,11 +751,17 @@ def enable_sof_framework(rollout_percentage: float | None = None) -> SOFConfig:
     return get_sof_config_manager().enable_sof_framework(rollout_percentage)
 
 
+def get_sof_config() -> SOFConfig:
+    """SAM's name: the effective configuration of the process-wide manager (never raises)."""
+    return get_sof_config_manager().load_config()
+
+
+def is_sof_enabled() -> bool:
+    """SAM's name: whether ``use_sof_framework`` is on now."""
+    return get_sof_config_manager().is_sof_enabled()
+
+
 # --- files ----------------------------------------------------------------------------------
-
-
-def _stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -429,16 +860,22 @@ def _lock_timeout(path: Path, lock_path: Path) -> ConfigError:
 
 
 def dump_config(data: Mapping[str, Any], path: Path) -> str:
-    """Config file text for ``data``: TOML when ``path`` ends in ``.toml``, else JSON."""
+    """Config file text for ``data``: TOML when ``path`` ends in ``.toml``, else JSON.
+
+    Keys keep their order (a key added by a write goes last), so a rewritten file differs
+    from the old one only where a value changed.
+    """
     if path.suffix == ".toml":
         return dump_toml(data)
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return json.dumps(data, indent=2) + "\n"
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
     """A small TOML writer for config values (the core has no TOML-writing dependency).
 
-    Comments in a hand-written TOML file are not kept when SOF rewrites it.
+    Whatever ``tomllib`` parsed comes back as the same data (tables, arrays of tables as
+    inline tables, dates and times, any string). Comments in a hand-written TOML file are
+    not kept when SOF rewrites it.
     """
     lines: list[str] = []
     tables: list[tuple[str, Mapping[str, Any]]] = []
@@ -467,7 +904,27 @@ def dump_toml(data: Mapping[str, Any]) -> str:
 def _toml_key(key: str) -> str:
     if key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
         return key
-    return json.dumps(key)
+    return _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: control characters (DEL included) escaped, the rest literal."""
+    out = ['"']
+    for char in text:
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
 
 
 def _toml_value(key: str, value: Any) -> str:
@@ -482,7 +939,9 @@ def _toml_value(key: str, value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return _toml_string(value)
+    if isinstance(value, (datetime, date, clock_time)):
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(key, v) for v in value) + "]"
     if isinstance(value, Mapping):
@@ -494,10 +953,14 @@ def _toml_value(key: str, value: Any) -> str:
 __all__ = [
     "ConfigState",
     "SOFConfigManager",
+    "apply_changes",
     "disable_sof_framework",
     "dump_config",
     "enable_sof_framework",
+    "get_sof_config",
     "get_sof_config_manager",
+    "is_sof_enabled",
+    "prepare_changes",
     "reset_sof_config_managers",
     "write_atomic",
 ]

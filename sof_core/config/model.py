@@ -3,22 +3,34 @@
 Sources, lowest to highest: defaults, a config file (JSON or TOML; ``SOF_CONFIG`` or the
 user config dir), ``SOF_*`` environment variables, explicit arguments. Every value is
 validated; a bad one raises ``ConfigError`` naming the key and the source it came from.
+
+SAM's own config file (``config/sof_config.json``, 31 keys) is a valid config file too:
+``SAM_KEYS`` says which of SAM's keys map onto which SOF setting, and the keys SOF has no
+use for are kept in the file untouched (see docs/configuration.md, "SAM's configuration
+keys").
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
+import stat
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core.errors import ConfigError
+
+log = logging.getLogger("sof.config")
 
 ENV_PREFIX = "SOF_"
 
@@ -30,8 +42,25 @@ ENV_ALIASES: dict[str, str] = {
     "SOF_ROLLOUT_PERCENTAGE": "sof_rollout_percentage",
     "SOF_EXECUTOR": "executor",
 }
-#: pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD, spelt for SOF: set means "no autoload".
+#: pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD, spelt for SOF: a true value means "no autoload".
 ENV_DISABLE_AUTOLOAD = "SOF_DISABLE_PLUGIN_AUTOLOAD"
+#: The config file's path.
+ENV_CONFIG = "SOF_CONFIG"
+#: Variables the bundled LLM plugins share outside their own ``SOF_<PLUGIN>_`` namespace.
+SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_")
+#: Settings that cannot come from the environment (a nested table per plugin).
+_NOT_FROM_ENV = frozenset({"plugin_settings"})
+#: JSON in a variable nested deeper than this is refused (no setting needs more, and
+#: Python's parser would hit its recursion limit a few thousand levels down).
+MAX_ENV_DEPTH = 32
+
+#: Limits of an isolated skill's process unless configured (``isolation_limits``).
+ISOLATION_LIMIT_DEFAULTS: dict[str, float | None] = {
+    "cpu_seconds": 60.0, "memory_mb": 2048.0, "open_files": 256.0,
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 class SOFConfig(BaseModel):
@@ -55,6 +84,17 @@ class SOFConfig(BaseModel):
     require_vetting: bool = True
     enable_plan_cache: bool = True
     plan_cache_size: int = Field(default=256, ge=1)
+    #: Keep compiled plans' graph answers (cycles, stages, order) in the user cache dir, so
+    #: a new process compiling the same plan skips the graph build and the networkx import
+    #: (see sof_core/graph/plan_store.py). Off when ``enable_plan_cache`` is off.
+    plan_store: bool = True
+    #: Seconds a planner may reuse a plan it generated for a query (SAM's meaning; read by
+    #: planners that cache generated plans). None: no expiry. Compiled plans need no TTL:
+    #: they are cached per registry version.
+    plan_cache_ttl: float | None = Field(default=3600.0, gt=0)
+    #: On an invalid plan or an unknown skill, run SAM's safe plan instead (SAM's
+    #: ``CoordinatorEngine`` behaviour, as mirrored by ``sof_sam``).
+    enable_fallback_plans: bool = True
 
     # --- execution -----------------------------------------------------------------------
     executor: str = "threads"
@@ -67,6 +107,25 @@ class SOFConfig(BaseModel):
     skill_retries: int = Field(default=0, ge=0)
     retry_backoff: float = Field(default=0.0, ge=0)
     continue_on_skill_failure: bool = False
+    #: False lets skills whose class opts in (``sof_sam.BaseSkillModule`` subclasses) read
+    #: and write undeclared ``intermediate_data`` keys and set undeclared UIF fields, each
+    #: logged once with the declaration to add; native skills always get
+    #: ``UndeclaredReadError``/``UndeclaredWriteError``.
+    strict_declarations: bool = True
+    #: Skills to run in isolation worker processes whatever they declare, by skill name or
+    #: by plugin/distribution name for all of a plugin's skills (docs/operations.md).
+    isolate_skills: list[str] = Field(default_factory=list)
+    #: Worker processes kept for isolated skills (started on first use, then reused).
+    isolation_workers: int = Field(default=2, ge=1, le=64)
+    #: Limits of each isolated call: ``cpu_seconds``, ``memory_mb`` (what the call may add
+    #: to its process's address space), ``open_files``; None: no limit. Keys left out keep
+    #: their defaults; a skill's own ``isolation_limits`` win over these.
+    isolation_limits: dict[str, float | None] = Field(
+        default_factory=lambda: dict(ISOLATION_LIMIT_DEFAULTS)
+    )
+    #: Environment variables an isolated skill sees besides the minimal set (PATH, HOME,
+    #: locale, temp and XDG dirs): names, or prefixes ending in ``*`` (``SOF_MEMORY_*``).
+    isolation_env: list[str] = Field(default_factory=list)
 
     # --- plugins -------------------------------------------------------------------------
     plugins_autoload: bool = True
@@ -83,21 +142,60 @@ class SOFConfig(BaseModel):
     plugin_import_budget_ms: float = Field(default=1000.0, gt=0)
 
     # --- observability -------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("isolation_limits")
+    @classmethod
+    def _known_limits(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        for key, limit in value.items():
+            if key not in ISOLATION_LIMIT_DEFAULTS:
+                raise ValueError(
+                    f"unknown limit {key!r}; known: " + ", ".join(ISOLATION_LIMIT_DEFAULTS)
+                )
+            if limit is not None and not 0 < limit < float("inf"):
+                raise ValueError(f"{key} must be a positive number or null (no limit)")
+        return {**ISOLATION_LIMIT_DEFAULTS, **value}
+
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """A plugin's own settings (empty when none are configured)."""
         return dict(self.plugin_settings.get(plugin, {}))
 
+    # --- SAM's names for shared settings (read-only), for SAM callers of get_sof_config() --
+
+    @property
+    def max_execution_time(self) -> float | None:
+        """SAM's name for ``total_timeout``."""
+        return self.total_timeout
+
+    @property
+    def enable_plan_caching(self) -> bool:
+        """SAM's name for ``enable_plan_cache``."""
+        return self.enable_plan_cache
+
+    @property
+    def max_retry_attempts(self) -> int:
+        """SAM's name for ``skill_retries``."""
+        return self.skill_retries
+
+    @property
+    def require_vetting_for_external(self) -> bool:
+        """SAM's name for ``require_vetting``."""
+        return self.require_vetting
+
+    @property
+    def enable_parallel_execution(self) -> bool:
+        """SAM's flag: True unless the executor runs one skill at a time."""
+        return self.executor != "sequential"
+
 
 def default_config_path() -> Path:
     """``$SOF_CONFIG``, else the platform's user config dir (no extra dependency needed)."""
-    explicit = os.environ.get("SOF_CONFIG")
+    explicit = os.environ.get(ENV_CONFIG)
     if explicit:
         return Path(explicit).expanduser()
     if sys.platform == "win32":
@@ -109,15 +207,288 @@ def default_config_path() -> Path:
     return base / "sof" / "config.json"
 
 
+# --- SAM's config file --------------------------------------------------------------------
+
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+@dataclass(frozen=True)
+class SamKey:
+    """One of the 31 keys SAM writes to ``config/sof_config.json``, and what SOF makes of it."""
+
+    name: str
+    #: SAM's default (a tuple stands for a list, so the table stays immutable).
+    default: Any
+    #: SAM's type for the value, checked when the key is written through SOF.
+    type: Any
+    #: The SOF setting it maps onto (None: SOF does not use it).
+    setting: str | None = None
+    #: What SOF does instead, for a key SOF does not use.
+    note: str = ""
+
+    @property
+    def renamed(self) -> bool:
+        """True when SOF's setting has another name than SAM's key."""
+        return self.setting is not None and self.setting != self.name
+
+    def to_sof(self, value: Any) -> Any:
+        """The value as SOF's setting takes it; ``ConfigError`` when it cannot be one."""
+        if self.setting == "executor":
+            try:
+                parallel = _BOOL.validate_python(value)
+            except ValidationError:
+                raise ConfigError(
+                    f"{self.name} must be true or false (got {_short(value)})", key=self.name
+                ) from None
+            return "threads" if parallel else "sequential"
+        return value
+
+    def to_sam(self, value: Any) -> Any:
+        """SOF's value of the setting as SAM's key holds it."""
+        if self.setting == "executor":
+            return value != "sequential"
+        return value
+
+    def fresh_default(self) -> Any:
+        return list(self.default) if isinstance(self.default, tuple) else self.default
+
+
+def _sam_table(*keys: SamKey) -> Mapping[str, SamKey]:
+    return MappingProxyType({key.name: key for key in keys})
+
+
+#: SAM's 31 keys in SAM's order, with SAM's defaults (SAM at commit 02c913ee).
+SAM_KEYS: Mapping[str, SamKey] = _sam_table(
+    SamKey("use_sof_framework", False, bool, "use_sof_framework"),
+    SamKey("sof_version", "2.0.0", str, None, "a label in SAM's file; `sof --version` gives "
+           "SOF's version"),
+    SamKey("max_execution_time", 60.0, float, "total_timeout"),
+    SamKey("skill_timeout", 30.0, float, "skill_timeout"),
+    SamKey("enable_parallel_execution", False, bool, "executor"),
+    SamKey("enable_plan_validation", True, bool, "enable_plan_validation"),
+    SamKey("max_plan_length", 10, int, "max_plan_length"),
+    SamKey("allow_circular_dependencies", False, bool, None, "SOF always rejects a cycle, "
+           "naming its path"),
+    SamKey("enable_fallback_plans", True, bool, "enable_fallback_plans"),
+    SamKey("max_retry_attempts", 2, int, "skill_retries"),
+    SamKey("continue_on_skill_failure", False, bool, "continue_on_skill_failure"),
+    SamKey("enable_skill_sandboxing", True, bool, None, "a skill sets isolation = "
+           "\"process\" to run in a worker process"),
+    SamKey("require_vetting_for_external", True, bool, "require_vetting"),
+    SamKey("max_intermediate_data_size", 10 * 1024 * 1024, int, None, "not enforced by "
+           "SOF"),
+    SamKey("enable_plan_caching", True, bool, "enable_plan_cache"),
+    SamKey("plan_cache_ttl", 3600, int, "plan_cache_ttl"),
+    SamKey("enable_execution_metrics", True, bool, "enable_execution_metrics"),
+    SamKey("integrate_with_tpv", True, bool, None, "the response plugin's use_tpv_control"),
+    SamKey("integrate_with_memory", True, bool, None, "read by SAM's own code"),
+    SamKey("integrate_with_vetting", True, bool, None, "SOF's vetting rule is "
+           "require_vetting"),
+    SamKey("log_level", "INFO", str, "log_level"),
+    SamKey("enable_execution_tracing", True, bool, None, "read by SAM's own code"),
+    SamKey("save_execution_logs", True, bool, None, "read by SAM's own code"),
+    SamKey("fallback_to_legacy", True, bool, "fallback_to_legacy"),
+    SamKey("legacy_timeout", 30.0, float, None, "the legacy pipeline's own concern "
+           "(get_migration_config() returns it)"),
+    SamKey("enable_self_reflect", True, bool, None, "read by SAM's own code"),
+    SamKey("self_reflect_confidence_threshold", 0.7, float, None, "read by SAM's own code"),
+    SamKey("self_reflect_profiles", ("researcher", "legal", "academic"), list[str], None,
+           "read by SAM's own code"),
+    SamKey("self_reflect_query_keywords",
+           ("what is", "who was", "when did", "define", "explain", "describe"), list[str],
+           None, "read by SAM's own code"),
+    SamKey("enable_memoir_auto_correction", True, bool, None, "read by SAM's own code"),
+    SamKey("self_reflect_max_revisions", 1, int, None, "read by SAM's own code"),
+)
+
+#: SOF setting -> SAM's other name for it (only the settings SAM names differently).
+SAM_NAMES: Mapping[str, str] = MappingProxyType(
+    {key.setting: key.name for key in SAM_KEYS.values() if key.setting and key.renamed}
+)
+
+
+def sam_defaults() -> dict[str, Any]:
+    """SAM's 31 keys with SAM's defaults: the file SAM writes when it has none."""
+    return {name: key.fresh_default() for name, key in SAM_KEYS.items()}
+
+
+@dataclass
+class FileSettings:
+    """A config file's keys sorted out: SOF's settings, SAM's names for them, the rest."""
+
+    #: SOF settings by SOF name (and any unknown key, for validation to report).
+    values: dict[str, Any] = field(default_factory=dict)
+    #: SOF setting -> the SAM key its value was read from.
+    names: dict[str, str] = field(default_factory=dict)
+    #: SAM's settings SOF does not use, as in the file.
+    sam_unused: dict[str, Any] = field(default_factory=dict)
+    #: SAM key -> the SOF key in the same file that wins over it.
+    shadowed: dict[str, str] = field(default_factory=dict)
+    #: ``(key, message)`` for values that cannot be turned into SOF's setting.
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    #: Both names of one setting set to different values (SOF's name wins).
+    notes: list[str] = field(default_factory=list)
+
+
+def interpret_file(data: Mapping[str, Any], source: str = "config file") -> FileSettings:
+    """Sort a config file's keys: SOF names as they are, SAM's names mapped onto SOF's
+    settings (SOF's name wins when a file holds both), SAM's other keys set apart."""
+    out = FileSettings()
+    for key, value in data.items():
+        sam = SAM_KEYS.get(key)
+        if sam is None or sam.setting == key:
+            out.values[key] = value
+        elif sam.setting is None:
+            out.sam_unused[key] = value
+        elif sam.setting in data:
+            out.shadowed[key] = sam.setting
+            sof_value = data[sam.setting]
+            if sam.to_sam(sof_value) != value:
+                out.notes.append(
+                    f"{source} sets both {key} = {_short(value)} (SAM's name) and "
+                    f"{sam.setting} = {_short(sof_value)}; SOF uses {sam.setting}"
+                )
+        else:
+            try:
+                out.values[sam.setting] = sam.to_sof(value)
+            except ConfigError as exc:
+                out.problems.append((key, f"{key} (from {source}): {exc}"))
+            else:
+                out.names[sam.setting] = key
+    return out
+
+
+def interpret_arguments(
+    overrides: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, str], list[tuple[str, str]]]:
+    """Keyword settings given in code: SOF names, or SAM's names for shared settings.
+
+    Returns ``(values, names, problems)``. A SAM key SOF does not use is a problem, not a
+    silently ignored argument; an unknown name is left in ``values`` for validation to
+    report with "did you mean".
+    """
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in overrides.items():
+        sam = SAM_KEYS.get(key)
+        if sam is None or sam.setting == key:
+            values[key] = value
+        elif sam.setting is None:
+            problems.append((key, f"{key} is one of SAM's settings that SOF does not use "
+                                  f"({sam.note}); it cannot be given here"))
+        elif sam.setting in overrides:
+            problems.append((key, f"{key} is SAM's name for {sam.setting}, which is given "
+                                  "too; give only one of them"))
+        else:
+            try:
+                values[sam.setting] = sam.to_sof(value)
+            except ConfigError as exc:
+                problems.append((key, str(exc)))
+            else:
+                names[sam.setting] = key
+    return values, names, problems
+
+
+_noted: set[tuple[str, str]] = set()
+_noted_lock = threading.Lock()
+
+
+def note_file(path: Path, file: FileSettings) -> None:
+    """Log, once per process, SAM's keys SOF does not use and the keys set under both names."""
+    lines: list[tuple[int, str]] = []
+    if file.sam_unused:
+        lines.append((logging.INFO, f"SAM settings SOF does not use, kept in {path}: "
+                                    + ", ".join(file.sam_unused)))
+    lines += [(logging.WARNING, note) for note in file.notes]
+    for level, line in lines:
+        with _noted_lock:
+            if (str(path), line) in _noted:
+                continue
+            _noted.add((str(path), line))
+        log.log(level, "%s", line)
+
+
+# --- reading the file -----------------------------------------------------------------------
+
+
+class UnusableConfigPath(ConfigError):
+    """The config path is not a regular file (a FIFO, a device, a directory): SOF neither
+    reads it (a FIFO would block forever) nor replaces it."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_a_file(path: Path, mode: int) -> UnusableConfigPath:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    named = os.environ.get(ENV_CONFIG)
+    via = f" ({ENV_CONFIG})" if named and Path(named).expanduser() == path else ""
+    return UnusableConfigPath(
+        f"config file {path}{via} is {kind}, not a regular file; SOF reads its settings from "
+        f"a JSON or TOML file: point {ENV_CONFIG} at one (or at {os.devnull} for none)",
+        key=ENV_CONFIG,
+    )
+
+
+def is_devnull(path: Path) -> bool:
+    """``os.devnull`` stands for "no config file" (``load_host_config`` relies on it)."""
+    return str(path) == os.devnull
+
+
+def read_config_source(path: Path) -> tuple[bytes | None, tuple[int, int, int, int] | None]:
+    """The file's bytes (None: there is no file) and the signature of exactly those bytes.
+
+    Anything but a regular file is refused with ``UnusableConfigPath`` before a byte is
+    read: the file is opened non-blocking and checked with ``fstat``, so a FIFO never hangs
+    the caller.
+    """
+    if is_devnull(path):
+        return None, None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        raise _not_a_file(path, stat.S_IFDIR) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}; fix its permissions or point "
+            f"{ENV_CONFIG} at another file"
+        ) from exc
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_a_file(path, st.st_mode)
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    return raw, stat_signature(st)
+
+
+def stat_signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What identifies one version of a file (inode, size and times)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a JSON or TOML config file; ``ConfigError`` names the file on any failure."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", key=None) from exc
-    return parse_config_bytes(raw, path)
+    raw, _ = read_config_source(path)
+    return {} if raw is None else parse_config_bytes(raw, path)
 
 
 def parse_config_bytes(raw: bytes, path: Path) -> dict[str, Any]:
@@ -127,10 +498,11 @@ def parse_config_bytes(raw: bytes, path: Path) -> dict[str, Any]:
             data: Any = _load_toml(raw)
         else:
             data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ConfigError(
-            f"config file {path} is corrupt ({exc}); fix it or delete it to use defaults"
-        ) from exc
+            f"config file {path} is corrupt ({reason}); fix it or delete it to use defaults"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object/table at top level")
     return data
@@ -144,18 +516,41 @@ def _load_toml(raw: bytes) -> Any:
     return tomllib.loads(raw.decode("utf-8"))
 
 
+# --- the environment ------------------------------------------------------------------------
+
+#: ``SOF_*`` variables that are not settings but that SOF itself reads.
+_OTHER_ENV = frozenset({ENV_CONFIG, ENV_DISABLE_AUTOLOAD})
+
+
+def env_setting(var: str) -> str | None:
+    """The setting a ``SOF_*`` variable sets (an alias or ``SOF_<FIELD>``), or None."""
+    alias = ENV_ALIASES.get(var)
+    if alias is not None:
+        return alias
+    key = var[len(ENV_PREFIX):].lower()
+    if key in SOFConfig.model_fields and key not in _NOT_FROM_ENV:
+        return key
+    return None
+
+
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Config values from ``SOF_<FIELD>`` variables (and the aliases), as raw strings."""
+    """Config values from ``SOF_<FIELD>`` variables (and the aliases), as raw strings.
+
+    An unknown ``SOF_*`` variable is logged once per process with "did you mean" (it is not
+    an error: it may belong to a plugin or another version of SOF).
+    """
     environ = os.environ if environ is None else environ
-    fields = SOFConfig.model_fields
     values: dict[str, Any] = {}
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX):
             continue
-        key = ENV_ALIASES.get(var) or var[len(ENV_PREFIX) :].lower()
-        if key in fields and key != "plugin_settings":
-            values[key] = _coerce_env(var, key, raw)
-    if environ.get(ENV_DISABLE_AUTOLOAD):
+        key = env_setting(var)
+        if key is None:
+            if var not in _OTHER_ENV:
+                _warn_unknown_env(var)
+            continue
+        values[key] = _coerce_env(var, key, raw)
+    if _autoload_disabled(environ):
         values["plugins_autoload"] = False
     return values
 
@@ -163,17 +558,136 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def env_sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Which variable set each key (for ``sof config show``): ``{key: "SOF_..."}``."""
     environ = os.environ if environ is None else environ
-    fields = SOFConfig.model_fields
     sources: dict[str, str] = {}
     for var in environ:
-        if not var.startswith(ENV_PREFIX):
-            continue
-        key = ENV_ALIASES.get(var) or var[len(ENV_PREFIX) :].lower()
-        if key in fields and key != "plugin_settings":
-            sources[key] = var
-    if environ.get(ENV_DISABLE_AUTOLOAD):
+        if var.startswith(ENV_PREFIX):
+            key = env_setting(var)
+            if key is not None:
+                sources[key] = var
+    if _autoload_disabled(environ):
         sources["plugins_autoload"] = ENV_DISABLE_AUTOLOAD
     return sources
+
+
+def _autoload_disabled(environ: Mapping[str, str]) -> bool:
+    """``SOF_DISABLE_PLUGIN_AUTOLOAD``: 1/true/yes/on turn autoload off; 0/false/no/off or
+    empty leave it as configured; anything else is an error."""
+    raw = environ.get(ENV_DISABLE_AUTOLOAD)
+    if raw is None:
+        return False
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(
+        f"{ENV_DISABLE_AUTOLOAD}={raw!r} is not a yes/no value; set it to 1 to stop "
+        "autoloading plugins, or to 0 (or unset it) to keep autoloading",
+        key="plugins_autoload",
+    )
+
+
+def known_env_vars() -> list[str]:
+    """Every ``SOF_*`` variable SOF itself reads."""
+    names = [f"{ENV_PREFIX}{key.upper()}" for key in SOFConfig.model_fields
+             if key not in _NOT_FROM_ENV]
+    return [*names, *ENV_ALIASES, *sorted(_OTHER_ENV)]
+
+
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``SOF_*`` variables SOF does not read and no installed plugin claims, with a hint."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for var in sorted(environ):
+        if var.startswith(ENV_PREFIX) and env_setting(var) is None and var not in _OTHER_ENV:
+            hint = _unknown_env_hint(var)
+            if hint is not None:
+                found[var] = hint
+    return found
+
+
+_env_checked: set[str] = set()
+_env_lock = threading.Lock()
+
+
+def _warn_unknown_env(var: str) -> None:
+    with _env_lock:
+        if var in _env_checked:
+            return
+        _env_checked.add(var)
+    hint = _unknown_env_hint(var)
+    if hint is not None:
+        log.warning("ignoring environment variable %s: %s", var, hint)
+
+
+def _unknown_env_hint(var: str) -> str | None:
+    """Why ``var`` is ignored and what to set instead; None when a plugin reads it."""
+    if _plugin_env(var):
+        return None
+    name = var[len(ENV_PREFIX):].lower()
+    sam = SAM_KEYS.get(name)
+    if sam is not None and sam.setting == "executor":
+        return f"SAM's {name} is SOF's executor: set {ENV_PREFIX}EXECUTOR=sequential or threads"
+    if sam is not None and sam.setting is not None:
+        return f"SAM's {name} is SOF's {sam.setting}: set {ENV_PREFIX}{sam.setting.upper()}"
+    if sam is not None:
+        return f"{name} is one of SAM's settings that SOF does not use"
+    if name in _NOT_FROM_ENV:
+        return f"{name} cannot be set from the environment; set it in the config file"
+    matches = difflib.get_close_matches(var, known_env_vars(), n=2, cutoff=0.75)
+    if matches:
+        return "did you mean " + " or ".join(matches) + "?"
+    return "no SOF setting or installed plugin reads it"
+
+
+def _plugin_env(var: str) -> bool:
+    """``SOF_<PLUGIN>_...`` for an installed plugin's entry-point name, or a shared prefix."""
+    if var.startswith(SHARED_ENV_PREFIXES):
+        return True
+    try:
+        from importlib.metadata import entry_points
+
+        names = {ep.name.upper().replace("-", "_") for ep in entry_points(group="sof.plugins")}
+    except Exception:  # broken metadata must not break reading the configuration
+        return False
+    rest = var[len(ENV_PREFIX):]
+    return any(rest == name or rest.startswith(name + "_") for name in names if name)
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``[`` and ``{`` nest in JSON ``text``, outside strings (never recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _env_json(var: str, key: str, text: str) -> Any:
+    """JSON from a variable; nesting beyond ``MAX_ENV_DEPTH`` is a ``ConfigError``."""
+    too_deep = ConfigError(
+        f"{var} holds JSON nested more than {MAX_ENV_DEPTH} levels deep; no setting takes "
+        "that", key=key,
+    )
+    if json_depth(text) > MAX_ENV_DEPTH:
+        raise too_deep
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise too_deep from None
 
 
 def _coerce_env(var: str, key: str, raw: str) -> Any:
@@ -182,13 +696,26 @@ def _coerce_env(var: str, key: str, raw: str) -> Any:
     if "list" in annotation:
         if text.startswith("["):
             try:
-                return json.loads(text)
+                value: Any = _env_json(var, key, text)
             except ValueError as exc:
+                if isinstance(exc, ConfigError):
+                    raise
                 raise ConfigError(f"{var}={raw!r} is not a JSON list: {exc}", key=key) from exc
-        return [part.strip() for part in text.split(",") if part.strip()]
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+        if key == "plugins_only" and value == []:
+            raise ConfigError(
+                f"{var} is set but names no plugin; list the plugins to load "
+                f"({var}=memory,response), or unset it to load every plugin "
+                f"({ENV_DISABLE_AUTOLOAD}=1 loads none)",
+                key=key,
+            )
+        return value
     if annotation.startswith("dict"):
         try:
-            value = json.loads(text)
+            value = _env_json(var, key, text)
+        except ConfigError:
+            raise
         except ValueError as exc:
             value = exc
         if not isinstance(value, dict):
@@ -198,7 +725,7 @@ def _coerce_env(var: str, key: str, raw: str) -> Any:
                 else '{"name": "value"}'
             )
             raise ConfigError(
-                f"{var}={raw!r} is not a JSON object; write it like {var}='{example}'",
+                f"{var}={_short(raw)} is not a JSON object; write it like {var}='{example}'",
                 key=key,
             )
         return value
@@ -207,46 +734,161 @@ def _coerce_env(var: str, key: str, raw: str) -> Any:
     return text
 
 
+def valid_env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings valid ``SOF_*`` variables set, each validated on its own (a bad one is
+    left out: reading for running reports it)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, raw in environ.items():
+        key = env_setting(var) if var.startswith(ENV_PREFIX) else None
+        if key is None:
+            continue
+        try:
+            config = SOFConfig(**{key: _coerce_env(var, key, raw)})
+        except (ConfigError, ValidationError):
+            continue
+        values[key] = getattr(config, key)
+    return values
+
+
+def sam_settings_from(
+    data: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """SAM's 31 settings as SAM's code sees them in a config file's ``data`` (None: no
+    usable file): for each, a valid ``SOF_*`` variable for the shared setting, else SOF's
+    name in the file (it wins over SAM's), else SAM's key, else SAM's default. Values are
+    taken as the file holds them (SAM never checked them; ``validate_config`` does)."""
+    data = data or {}
+    env = valid_env_settings(environ)
+    values: dict[str, Any] = {}
+    for name, key in SAM_KEYS.items():
+        if key.setting is not None and key.setting in env:
+            values[name] = key.to_sam(env[key.setting])
+        elif key.renamed and key.setting is not None and key.setting in data:
+            values[name] = key.to_sam(data[key.setting])
+        elif name in data:
+            values[name] = data[name]
+        else:
+            values[name] = key.fresh_default()
+    return values
+
+
+# --- validation and errors ------------------------------------------------------------------
+
+
+def _short(value: Any) -> str:
+    """A bounded ``repr`` (never the whole of a huge or deeply nested value)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = 80
+    shortener.maxlevel = 3
+    return shortener.repr(value)
+
+
+def unknown_key_hint(key: str) -> str:
+    """"did you mean" for a near miss of a SOF setting or a SAM key; else where to look."""
+    candidates = list(dict.fromkeys([*SOFConfig.model_fields, *SAM_KEYS]))
+    matches = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
+    if matches:
+        return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    return "; no SOF setting or SAM key has that name (`sof config show` lists the settings)"
+
+
+def describe_validation(
+    exc: ValidationError,
+    sources: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """``(key, message)`` for each problem, each unknown key once, named as the user wrote
+    it (``names`` maps a SOF setting to the SAM key it was read from)."""
+    names = names or {}
+    parts: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        loc = error["loc"]
+        top = str(loc[0]) if loc else ""
+        dotted = ".".join(str(p) for p in loc) or "<config>"
+        where = f" (from {sources[top]})" if sources and top in sources else ""
+        if error["type"] == "extra_forbidden":
+            if top in seen:
+                continue
+            seen.add(top)
+            parts.append((top, f"unknown config key {top!r}{where}{unknown_key_hint(top)}"))
+            continue
+        shown = dotted
+        if top in names:
+            shown = f"{names[top]} (SAM's name for {top})" + dotted[len(top):]
+        got = _short(error.get("input"))
+        parts.append((names.get(top, top), f"{shown}{where}: {error['msg']} (got {got})"))
+    return parts
+
+
+def config_error(parts: Iterable[tuple[str, str]]) -> ConfigError:
+    """One ``ConfigError`` listing every problem; ``key`` is the first key at fault."""
+    parts = list(parts)
+    key = parts[0][0] if parts else None
+    return ConfigError("invalid configuration: " + "; ".join(m for _, m in parts), key=key)
+
+
+def config_error_from(
+    exc: ValidationError,
+    sources: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> ConfigError:
+    """Turn pydantic's error into one ``ConfigError`` naming each bad key and its source."""
+    return config_error(describe_validation(exc, sources, names))
+
+
+def validate_merged(
+    merged: Mapping[str, Any],
+    sources: Mapping[str, str],
+    names: Mapping[str, str] | None = None,
+    problems: Iterable[tuple[str, str]] = (),
+) -> SOFConfig:
+    """``SOFConfig`` from merged layers; one ``ConfigError`` lists every problem."""
+    problems = list(problems)
+    try:
+        config = SOFConfig(**merged)
+    except ValidationError as exc:
+        raise config_error([*problems, *describe_validation(exc, sources, names)]) from None
+    if problems:
+        raise config_error(problems)
+    return config
+
+
 def build_config(
     file_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> SOFConfig:
-    """Merge defaults, file, environment and arguments into one validated ``SOFConfig``."""
+    """Merge defaults, file, environment and arguments into one validated ``SOFConfig``.
+
+    Arguments take SOF's setting names or SAM's names for shared settings; anything else
+    (an unknown name, a SAM key SOF does not use) is a ``ConfigError``, never ignored.
+    """
+    path = file_path if file_path is not None else default_config_path()
+    label = f"config file {path}"
+    file = interpret_file(read_config_file(path), label)
+    note_file(path, file)
+    arguments, argument_names, argument_problems = interpret_arguments(overrides)
+    env = env_overrides(environ)
+    env_vars = env_sources(environ)
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    path = file_path if file_path is not None else default_config_path()
-    for source, layer in (
-        (f"config file {path}", read_config_file(path)),
-        ("environment", env_overrides(environ)),
-        ("arguments", overrides),
-    ):
-        for key, value in layer.items():
-            merged[key] = value
-            sources[key] = source
-    try:
-        return SOFConfig(**merged)
-    except ValidationError as exc:
-        raise config_error_from(exc, sources) from None
-
-
-def config_error_from(
-    exc: ValidationError, sources: Mapping[str, str] | None = None
-) -> ConfigError:
-    """Turn pydantic's error into one ``ConfigError`` naming each bad key and its source."""
-    parts = []
-    first_key = None
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "<config>"
-        first_key = first_key or key
-        top = str(error["loc"][0]) if error["loc"] else ""
-        where = f" (from {sources[top]})" if sources and top in sources else ""
-        if error["type"] == "extra_forbidden":
-            known = ", ".join(sorted(SOFConfig.model_fields))
-            parts.append(f"unknown config key {key!r}{where}; known keys: {known}")
-        else:
-            parts.append(f"{key}{where}: {error['msg']} (got {error.get('input')!r})")
-    return ConfigError("invalid configuration: " + "; ".join(parts), key=first_key)
+    names: dict[str, str] = {}
+    for key, value in file.values.items():
+        merged[key], sources[key] = value, label
+        if key in file.names:
+            names[key] = file.names[key]
+    for key, value in env.items():
+        merged[key], sources[key] = value, f"environment {env_vars.get(key, '')}".strip()
+        names.pop(key, None)
+    for key, value in arguments.items():
+        merged[key], sources[key] = value, "arguments"
+        names.pop(key, None)
+    names.update(argument_names)
+    return validate_merged(merged, sources, names, [*file.problems, *argument_problems])
 
 
 def load_config(**overrides: Any) -> SOFConfig:

@@ -18,9 +18,9 @@ from sof_core.execution.report import ExecutionReport
 from sof_core.execution.run import Executor, RunContext, _monotonic
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
-from sof_core.plugins import PluginManager, get_plugin_manager, hookimpl
+from sof_core.plugins import PluginManager, get_plugin_manager
 from sof_core.plugins.registry import Registry, item_label
-from sof_core.uif import UIF, UIFStatus
+from sof_core.uif import UIF
 
 # Threads that host ``aexecute_plan`` calls. Not the runner pool: a hosted run waits for its
 # runner, and with hundreds of concurrent async runs the hosts would fill the runner pool and
@@ -28,12 +28,6 @@ from sof_core.uif import UIF, UIFStatus
 _ASYNC_HOSTS = concurrent.futures.ThreadPoolExecutor(
     max_workers=256, thread_name_prefix="sof-async"
 )
-_UIF_STATUS: dict[str, UIFStatus] = {
-    "success": UIFStatus.SUCCESS,
-    "partial": UIFStatus.PARTIAL,
-    "failure": UIFStatus.FAILURE,
-    "timeout": UIFStatus.TIMEOUT,
-}
 
 
 class CoordinatorEngine:
@@ -80,9 +74,7 @@ class CoordinatorEngine:
         the engine exactly as it was.
         """
         name = plugin_name or f"code:{item_label(skill)}"
-        self.plugins.register(
-            _SkillsPlugin([skill]), name=name, replace=plugin_name is None, raise_errors=True
-        )
+        self.plugins.register_skills([skill], name, replace=plugin_name is None)
 
     def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
         """Register several skills as one in-code plugin on this engine (all or nothing).
@@ -90,7 +82,7 @@ class CoordinatorEngine:
         A ``plugin_name`` already in use raises ``PluginConflictError``; like any failure
         here, it leaves what was registered before untouched.
         """
-        self.plugins.register(_SkillsPlugin(list(skills)), name=plugin_name, raise_errors=True)
+        self.plugins.register_skills(list(skills), plugin_name)
 
     # --- planning ------------------------------------------------------------------------
 
@@ -160,11 +152,8 @@ class CoordinatorEngine:
         if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
-        fields = uif.__dict__
-        fields["status"] = UIFStatus.RUNNING
-        if fields["start_time"] is None:
-            fields["start_time"] = time.time()
-        fields["execution_plan"] = list(compiled.order)
+        uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
+        uif.__dict__["execution_plan"] = list(compiled.order)
         run = RunContext(self.plugins, self.config, compiled, uif, chosen)
         if self.plugins.observers("sof_before_plan"):
             self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
@@ -175,8 +164,7 @@ class CoordinatorEngine:
             run.drive_inline()
         with run.lock:
             status = run.status()
-            fields["status"] = _UIF_STATUS[status]
-            fields["end_time"] = time.time()
+            uif._sof_run_finished(status)
             ended = time.perf_counter()
             report = ExecutionReport(
                 uif=uif,
@@ -232,16 +220,3 @@ class CoordinatorEngine:
         report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
-
-
-class _SkillsPlugin:
-    """Wraps skills registered in code so they go through the same checks as plugins."""
-
-    def __init__(self, skills: list[Any]) -> None:
-        self._skills = skills
-
-    @hookimpl
-    def sof_register_skills(self) -> list[Any]:
-        return list(self._skills)
-
-

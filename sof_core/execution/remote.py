@@ -19,14 +19,18 @@ the built-in ones use.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sof_core.errors import SkillExecutionError
-from sof_core.graph.compile import Step
-from sof_core.skills.views import FROZEN_FIELDS, changed_in_place, freeze
+from sof_core.skills.views import (
+    FROZEN_FIELDS,
+    ScopedData,
+    changed_in_place,
+    extra_frozen_fields,
+    freeze,
+)
 from sof_core.uif import UIF, UIFStatus
 
 #: UIF fields a skill appends to; they start empty on the far side and come back whole.
@@ -37,14 +41,29 @@ _ABSENT = object()
 #: What a reader at home gets read-only when it holds plain data (else a plain copy).
 _CONTAINERS = (list, dict, set, tuple)
 
+if TYPE_CHECKING:  # at run time only the home side needs it: the far side imports less
+    from sof_core.graph.compile import Step
+
 SkillCall = tuple[Any, dict[str, Any], dict[str, Any]]
+#: Key of the fields sent for a UIF subclass: the class to build on the far side.
+UIF_CLASS_KEY = "__uif_class__"
 
 
 def call_payload(step: Step, uif: UIF) -> SkillCall:
-    """``(skill instance, declared inputs present in uif, other UIF fields)`` to send."""
+    """``(skill instance, declared inputs present in uif, other UIF fields)`` to send.
+
+    A skill allowed undeclared keys (``strict_declarations = false``) is sent all of
+    ``intermediate_data``. For a UIF subclass (``sof_sam.SAM_UIF``) the fields also name the
+    class (``UIF_CLASS_KEY``), so the skill works on the model it was written for.
+    """
     source = uif.__dict__["intermediate_data"]
-    inputs = {key: source[key] for key in step.readable if key in source}
+    if step.scope_type is ScopedData:
+        inputs = {key: source[key] for key in step.readable if key in source}
+    else:
+        inputs = dict(source)
     fields = {k: v for k, v in uif.__dict__.items() if k not in _NOT_SENT}
+    if type(uif) is not UIF:
+        fields[UIF_CLASS_KEY] = type(uif)
     return step.instance, inputs, fields
 
 
@@ -60,16 +79,23 @@ def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -
     that differ, in place or assigned) and the appended logs.
     """
     own_fields = dict(fields)
-    for name in FROZEN_FIELDS:
+    uif_class: type[UIF] = own_fields.pop(UIF_CLASS_KEY, UIF)
+    for name in (*FROZEN_FIELDS, *extra_frozen_fields(uif_class)):
         if name in own_fields:
             own_fields[name] = copy.deepcopy(own_fields[name])
     working = copy.deepcopy(inputs)
     given = dict(working)  # the objects the skill was handed, to tell assignments apart
-    uif = UIF.model_construct(**own_fields, intermediate_data=working)
+    # every field given: model_construct then calls no default factory (pydantic inspects
+    # each factory's signature per call, which cost more than the rest of the call)
+    uif = uif_class.model_construct(**own_fields, intermediate_data=working, log_trace=[],
+                                    warnings=[], skill_outputs={})
+    uif.__pydantic_private__["_sof_remote"] = True  # type: ignore[index]  # see _sof_in_run
     for name in APPENDED:
         uif.__dict__[name] = {} if name == "skill_outputs" else []
     returned = skill.execute(uif)
     if inspect.iscoroutine(returned):
+        import asyncio
+
         returned = asyncio.run(returned)
     result = uif if returned is None else returned
     if not isinstance(result, UIF):

@@ -29,7 +29,7 @@ from sof_core.execution.step import (
 )
 from sof_core.graph.compile import CompiledPlan, Step
 from sof_core.plugins import PluginManager
-from sof_core.skills.views import RunFreeze
+from sof_core.skills.views import RunFreeze, extra_frozen_fields
 from sof_core.uif import UIF
 
 log = logging.getLogger("sof.coordinator")
@@ -129,7 +129,7 @@ class RunContext:
         self._before = self._notify_before if self._before_skill else None
         self._backoff = self.config.retry_backoff
         #: The UIF's container fields are read-only while the run goes (see ``RunFreeze``).
-        self.frozen = RunFreeze()
+        self.frozen = RunFreeze(extra_frozen_fields(type(uif)))
 
     # --- called by executors -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ always merge the same way.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 from sof_core.errors import (
     SkillExecutionError,
+    SkillNotPicklableError,
     SkillTimeoutError,
     UndeclaredReadError,
     UndeclaredWriteError,
@@ -32,13 +34,16 @@ from sof_core.skills.views import (
     _set_fields_set,
     _set_private,
     own_fields,
+    report_undeclared,
     skill_view,
 )
 from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus, describe_validation_error
 
-_NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError)
+_NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError,
+                SkillNotPicklableError)
 _perf = time.perf_counter
 _FAILURE = UIFStatus.FAILURE
+_CHECK = object()  # a status no view holds: always take check_returned's full check
 
 
 @dataclass(slots=True)
@@ -84,10 +89,15 @@ def run_step(
     attempts = 0
     started = _perf()
     source = uif.__dict__
+    # The status the run set (the UIF class's own value for RUNNING); a skill that left it
+    # as it was did not call set_error. Compared by identity below: equal is not enough.
+    status = source["status"]
+    if status == _FAILURE:
+        status = _CHECK
     while True:
         attempts += 1
         # skill_view(uif, ...) inlined: this runs once per skill per run.
-        scope = ScopedData(
+        scope = step.scope_type(
             step.name, source["intermediate_data"], step.readable, step.writable,
             step.writable_fields,
         )
@@ -106,14 +116,14 @@ def run_step(
         try:
             if before is not None:
                 before(step, view)
-            if step.spec.is_async:
+            if step.isolation == "process":
+                returned = isolated_call(step, uif, view, started)
+            elif step.spec.is_async:
                 returned = run_coroutine(step.instance.execute(view), step.timeout, step.name)
             else:
                 returned = step.instance.execute(view)
             # view.__dict__ afresh: pydantic replaces it on every validated field assignment.
-            if (returned is view or returned is None) and (
-                view.__dict__["status"] is not _FAILURE
-            ):
+            if (returned is view or returned is None) and view.__dict__["status"] is status:
                 result = view  # the common case, checked inline (same as check_returned)
             else:
                 result = check_returned(step, view, returned)
@@ -139,6 +149,11 @@ async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Out
         view, data = skill_view(uif, step)
         guard = data
         try:
+            if step.isolation == "process":  # the pool enforces the deadline itself
+                returned = await asyncio.to_thread(isolated_call, step, uif, view, started)
+                result = check_returned(step, view, returned)
+                return Outcome(step, result, view, data, guard, None, _perf() - started,
+                               attempts)
             coro = step.instance.execute(view)
             if step.timeout is not None:
                 returned = await asyncio.wait_for(coro, step.timeout)
@@ -159,6 +174,17 @@ async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Out
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
 
 
+def isolated_call(step: Step, uif: UIF, view: UIF, started: float) -> UIF:
+    """Run an isolated step (``isolation == "process"``) in a worker process, which is
+    killed at the step's deadline (``started``, a ``perf_counter`` time, + its timeout)."""
+    from sof_core.execution.isolation import run_isolated
+
+    deadline = math.inf
+    if step.timeout is not None:
+        deadline = time.monotonic() + step.timeout - (_perf() - started)
+    return run_isolated(step, uif, view, deadline)
+
+
 def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
     """The UIF a skill handed back; a skill that returned nothing is taken to mean its view."""
     result = view if returned is None else returned
@@ -167,7 +193,8 @@ def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
             f"execute() returned {type(returned).__name__}; return the uif it was given",
             step.name,
         )
-    if result.__dict__["status"] is UIFStatus.FAILURE:
+    # == rather than is: a UIF subclass may keep the status as its string value (SAM_UIF).
+    if result.__dict__["status"] == _FAILURE:
         raise SkillExecutionError(
             result.__dict__["error_details"] or "set_error() was called", step.name
         )
@@ -232,7 +259,9 @@ def merge_writes(
         returned_data = produced["intermediate_data"]
         writes = dict(data.written) if returned_data is data else {}
         writes.update(_diff_data(step, before["intermediate_data"], returned_data))
-        written_fields = set(guard.written_fields) | _diff_fields(step, before, produced)
+        written_fields = set(guard.written_fields) | _diff_fields(
+            step, before, produced, type(result)._sof_bookkeeping
+        )
     if written_fields and step.copied_fields:
         _validate_copied(step, result)
         produced = result.__dict__  # validation gives the model a new __dict__
@@ -260,8 +289,7 @@ def merge_writes(
         fields["warnings"].extend(warnings)
     outputs = produced["skill_outputs"]
     if outputs and outputs is not fields["skill_outputs"]:
-        for skill, values in outputs.items():
-            fields["skill_outputs"].setdefault(skill, {}).update(values)
+        main._sof_merge_skill_outputs(outputs)  # per UIF class: SAM_UIF replaces
     if frozen is None:
         fields["executed_skills"].append(step.name)
         fields["skill_timings"][step.name] = duration
@@ -297,21 +325,30 @@ def _diff_data(step: Step, before: Any, after: Any) -> dict[str, Any]:
         if key in old and (old[key] is value or _equal(old[key], value)):
             continue
         if key not in step.writable:
-            raise UndeclaredWriteError(step.name, key)
+            if step.scope_type is ScopedData:
+                raise UndeclaredWriteError(step.name, key)
+            report_undeclared(step.name, key, "write")
         writes[key] = value
     return writes
 
 
-def _diff_fields(step: Step, before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+def _diff_fields(
+    step: Step,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    bookkeeping: frozenset[str] = BOOKKEEPING_FIELDS,
+) -> set[str]:
     """Field writes of a skill that returned a different UIF object (slow path)."""
     written = set()
     for name, value in after.items():
-        if name == "intermediate_data" or name in BOOKKEEPING_FIELDS:
+        if name == "intermediate_data" or name in bookkeeping:
             continue
         if before.get(name) is value or _equal(before.get(name), value):
             continue
         if name not in step.writable_fields:
-            raise UndeclaredWriteError(step.name, name)
+            if step.scope_type is ScopedData or name == "task_id":
+                raise UndeclaredWriteError(step.name, name)
+            report_undeclared(step.name, name, "set")
         written.add(name)
     return written
 

@@ -93,6 +93,17 @@ def parallel_stages(skill_graph: SkillGraph) -> list[list[str]]:
     return stages
 
 
+def plan_order(skill_graph: SkillGraph) -> list[str]:
+    """The skills in plan order wherever their dependencies allow (a stable topological sort).
+
+    At each step the runnable skill listed first in the plan comes next, so a plan whose
+    producers already precede their consumers runs exactly as written, and any other plan
+    moves only what its dependencies force. Sequential executors run this order.
+    """
+    hint = skill_graph.order_hint
+    return list(nx.lexicographical_topological_sort(skill_graph.graph, key=hint.__getitem__))
+
+
 def resolve_goal(
     goals: Iterable[str],
     specs: Mapping[str, SkillSpec],

@@ -18,8 +18,20 @@ from sof_core.config import SOFConfig
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.skills.spec import SkillSpec
-from sof_core.skills.views import FROZEN_FIELDS, ReadOnlyList
+from sof_core.skills.views import LenientScopedData, ReadOnlyList, ScopedData, copyable_fields
 from sof_core.uif import UIF_FIELD_TYPES
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    """How an isolated step's process is set up: its limits (None: no limit), the
+    environment variables it may see besides the minimal set, the worker pool's size."""
+
+    cpu_seconds: float | None
+    memory_mb: float | None
+    open_files: float | None
+    env: tuple[str, ...] = ()
+    workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -47,11 +59,23 @@ class Step:
     retries: int
     output_checks: tuple[tuple[str, type], ...]
     copied_fields: frozenset[str] = frozenset()
+    #: What the skill's scope is: ``LenientScopedData`` for a skill whose class opts in
+    #: (``_sof_declarations_relaxable``) when ``strict_declarations`` is off.
+    scope_type: type[ScopedData] = ScopedData
+    #: "process": the skill runs in an isolation worker process (``isolation_settings``
+    #: says how); "thread": in the run's threads.
+    isolation: str = "thread"
+    isolation_settings: IsolationSettings | None = None
 
 
 @dataclass(frozen=True)
 class CompiledPlan:
-    """A plan checked against the registry: its steps, stages and any problems."""
+    """A plan checked against the registry: its steps, stages and any problems.
+
+    ``stages`` are the topological generations concurrent executors run; ``order`` is the
+    plan's own order wherever the dependencies allow (``graph.build.plan_order``), which
+    sequential executors run and ``execution_plan`` shows.
+    """
 
     plan: tuple[str, ...]
     steps: dict[str, Step]
@@ -99,7 +123,7 @@ def compile_plan(
     available: frozenset[str] = frozenset(),
 ) -> CompiledPlan:
     """Validate ``plan`` and precompute its stages; never raises for a bad plan."""
-    from sof_core.graph.build import build_graph, find_cycles, parallel_stages
+    from sof_core.graph.plan_store import plan_graph
     from sof_core.graph.validate import check_keys, check_plan_shape, check_vetting
 
     plan = tuple(plan)
@@ -121,9 +145,11 @@ def compile_plan(
         if entry is not None and name not in entries:
             entries[name] = entry
     specs = [entry.spec for entry in entries.values()]
-    skill_graph = build_graph(specs)
+    # Cycles, stages and order come from networkx, or from the plan store when an earlier
+    # process computed them for these very declarations (see graph/plan_store.py).
+    skill_graph = plan_graph(specs, config)
     problems += check_keys(specs, skill_graph.producers, available)
-    cycles = find_cycles(skill_graph)
+    cycles = skill_graph.cycles
     for path in cycles:
         hops = []
         for producer, consumer in itertools.pairwise(path):
@@ -142,21 +168,24 @@ def compile_plan(
     stages: tuple[tuple[str, ...], ...] = ()
     order: tuple[str, ...] = ()
     if not cycles:
-        stage_lists = parallel_stages(skill_graph)
-        stages = tuple(tuple(stage) for stage in stage_lists)
-        order = tuple(name for stage in stages for name in stage)
+        stages = skill_graph.stages
+        order = skill_graph.order
         if config.require_vetting:
             problems += check_vetting([entries[n].spec for n in order], skill_graph.producers)
+    copyable = copyable_fields()
     steps = {
-        name: _step(entry, skill_graph.producers, config) for name, entry in entries.items()
+        name: _step(entry, skill_graph.producers, config, copyable)
+        for name, entry in entries.items()
     }
     return CompiledPlan(plan, steps, stages, tuple(problems), order)
 
 
-_COPIED = frozenset(FROZEN_FIELDS)
-
-
-def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig) -> Step:
+def _step(
+    entry: SkillEntry,
+    producers: dict[str, list[str]],
+    config: SOFConfig,
+    copyable: frozenset[str],
+) -> Step:
     # Runs once per skill per compile (10,000 times for a 10,000-skill plan): plain loops
     # and comprehensions, each declaration read once.
     spec = entry.spec
@@ -175,7 +204,10 @@ def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig)
         found = producers.get(key)
         if found and found[0] != name:
             producer_of[key] = found[0]
+    isolated = _isolation(entry, config)
     return Step(
+        isolation="thread" if isolated is None else "process",
+        isolation_settings=isolated,
         name=name,
         spec=spec,
         instance=entry.instance,
@@ -188,7 +220,33 @@ def _step(entry: SkillEntry, producers: dict[str, list[str]], config: SOFConfig)
         timeout=timeout,
         retries=spec.max_retries if spec.max_retries is not None else config.skill_retries,
         output_checks=checks,
-        copied_fields=frozenset([k for k in outputs if k in _COPIED]),
+        copied_fields=frozenset([k for k in outputs if k in copyable]),
+        scope_type=(
+            LenientScopedData
+            if not config.strict_declarations
+            and getattr(spec.skill_class, "_sof_declarations_relaxable", False) is True
+            else ScopedData
+        ),
+    )
+
+
+def _isolation(entry: SkillEntry, config: SOFConfig) -> IsolationSettings | None:
+    """The step's process settings if it is isolated: by its own declaration, or because
+    ``isolate_skills`` names it, its plugin or its distribution."""
+    spec = entry.spec
+    named = config.isolate_skills
+    if spec.isolation != "process" and not (named and (
+        spec.name in named or entry.plugin in named
+        or (entry.distribution is not None and entry.distribution in named)
+    )):
+        return None
+    limits = {**config.isolation_limits, **spec.isolation_limits}
+    return IsolationSettings(
+        cpu_seconds=limits.get("cpu_seconds"),
+        memory_mb=limits.get("memory_mb"),
+        open_files=limits.get("open_files"),
+        env=tuple(config.isolation_env),
+        workers=config.isolation_workers,
     )
 
 

@@ -16,10 +16,12 @@ engine alone, and it reads through to the shared plugins.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
 import logging
+import re
 import threading
 import time
 from collections import ChainMap
@@ -40,7 +42,7 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.plugins import hookspecs
-from sof_core.plugins.markers import PROJECT_NAME
+from sof_core.plugins.markers import PROJECT_NAME, hookimpl
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
     SKILL_KINDS,
@@ -141,6 +143,9 @@ class PluginManager:
             else Registry(skill_providers=config.skill_providers)
         )
         self._records: dict[str, PluginRecord] = {}
+        #: Plugins registered by ``register_skills``: in the registry and the records, not in
+        #: pluggy (they implement no hook).
+        self._direct: set[str] = set()
         #: Installed distributions skipped because their metadata could not be read.
         self.discovery_warnings: list[str] = []
         self.observer_errors = 0
@@ -287,11 +292,13 @@ class PluginManager:
                 return self._registration_failed(record, clash, store=False,
                                                  raise_it=raise_errors)
             previous = self.hook_manager.get_plugin(record.name) if replace else None
+            replaced_direct = replace and record.name in self._direct
             previous_record = self._records.get(record.name)
             try:
                 with self.registry.transaction():
-                    if previous is not None:
-                        self.hook_manager.unregister(previous, name=record.name)
+                    if previous is not None or replaced_direct:
+                        if previous is not None:
+                            self.hook_manager.unregister(previous, name=record.name)
                         self.registry.remove_plugin(record.name)
                     try:
                         self._check_api_version(record.name, plugin)
@@ -306,7 +313,7 @@ class PluginManager:
                         raise
             except Exception as exc:
                 error = _as_plugin_error(record.name, exc)
-                if previous is not None and previous_record is not None:
+                if (previous is not None or replaced_direct) and previous_record is not None:
                     self._records[record.name] = previous_record  # the old one still serves
                     return self._registration_failed(record, error, store=False,
                                                      raise_it=raise_errors)
@@ -315,7 +322,48 @@ class PluginManager:
             record.status = "loaded"
             record.error = record.error_type = None
             self._records[record.name] = record
+            self._direct.discard(record.name)
             self._refresh_conflicts()
+            return record
+
+    def register_skills(
+        self, skills: Iterable[Any], name: str, *, replace: bool = False
+    ) -> PluginRecord:
+        """Register skills written in code as the plugin ``name``; raise if any is unusable.
+
+        The checks, errors and record of ``register`` for a plugin whose
+        ``sof_register_skills`` returns ``skills``, without making a pluggy plugin (skills
+        implement no hook): they go straight into the registry, so a registration costs a
+        few microseconds however many are registered already. With ``replace``, what is
+        registered under ``name`` is swapped for ``skills`` only once they all pass. A
+        failure raises its specific error (``PluginConflictError``, ``SkillDefinitionError``,
+        ``PluginHookError``) and changes nothing.
+        """
+        items = skills if isinstance(skills, list) else list(skills)
+        with self._load_lock:
+            if replace and self.hook_manager.has_plugin(name):
+                # A hook-implementing plugin holds the name: swap it out the general way.
+                return self.register(
+                    _CodeSkills(items), name=name, replace=True, raise_errors=True
+                )
+            record = PluginRecord(name=name, source="code")
+            clash = self._name_clash(None, name, replace)
+            if clash is not None:
+                return self._registration_failed(record, clash, store=False, raise_it=True)
+            try:
+                added, shared = self.registry.add_code_skills(name, items, replace=replace)
+            except Exception as exc:
+                error = _as_plugin_error(name, exc)
+                return self._registration_failed(record, error, store=False, raise_it=True)
+            record.status = "loaded"
+            record.hooks = ["sof_register_skills"]
+            record.offered = added
+            record.provides = {"skills": list(added)}
+            previous = self._records.get(name)
+            self._records[name] = record
+            self._direct.add(name)
+            if shared or (previous is not None and previous.conflicts):
+                self._refresh_conflicts()
             return record
 
     def unregister(self, name: str) -> None:
@@ -332,16 +380,19 @@ class PluginManager:
                 self.hook_manager.unregister(plugin, name=name)
             self.registry.remove_plugin(name)
             self._records.pop(name, None)
+            self._direct.discard(name)
             self._refresh_conflicts()
 
     def _name_clash(self, plugin: object, name: str, replace: bool) -> PluginError | None:
-        """Why ``plugin`` cannot be registered as ``name`` without disturbing another one."""
-        if self.hook_manager.is_registered(plugin):
+        """Why ``plugin`` cannot be registered as ``name`` without disturbing another one
+        (``plugin`` None: skills registered in code, which pluggy never sees)."""
+        if plugin is not None and self.hook_manager.is_registered(plugin):
             other = self.hook_manager.get_name(plugin)
             return PluginConflictError(
                 name, f"this object is already registered as plugin {other!r}"
             )
-        if self.hook_manager.has_plugin(name) and not replace:
+        taken = name in self._direct or self.hook_manager.has_plugin(name)
+        if taken and not replace:
             return PluginConflictError(
                 name,
                 "a plugin of this name is already registered; choose another name, or "
@@ -608,6 +659,18 @@ class PluginManager:
         return [r for r in self.records.values() if r.status == "failed"]
 
 
+class _CodeSkills:
+    """Skills registered in code, as a pluggy plugin (only when one must replace a plugin
+    that implements hooks; ``register_skills`` needs none otherwise)."""
+
+    def __init__(self, skills: list[Any]) -> None:
+        self._skills = skills
+
+    @hookimpl
+    def sof_register_skills(self) -> list[Any]:
+        return list(self._skills)
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -683,14 +746,15 @@ def _read_entry_points(group: str) -> tuple[list[Any], list[str]]:
     ``entry_points.txt`` and raises on the first malformed one (a group line without ``=``,
     binary content), which would stop every host. Here each distribution is read on its own;
     a broken one is skipped and named. As in importlib, the first distribution of a name on
-    ``sys.path`` wins.
+    ``sys.path`` wins. The standard library's ``importlib.metadata`` is used: pydantic imports
+    it at the first model anyway, so it costs nothing more (the backport would).
     """
-    import importlib_metadata
+    import importlib.metadata
 
     found: list[Any] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for dist in importlib_metadata.distributions():
+    for dist in importlib.metadata.distributions():
         key = _dedupe_key(dist)
         if key is not None:
             if key in seen:
@@ -719,9 +783,59 @@ def _dedupe_key(dist: Any) -> str | None:
     return name.lower().replace("-", "_") if name else None
 
 
+_NO_HEADERS: dict[str, list[str]] = {}
+
+
+def _headers(dist: Any) -> dict[str, list[str]]:
+    """The header fields of a distribution's ``METADATA`` (or ``PKG-INFO``), by lower-case
+    name, read once per distribution object.
+
+    ``dist.metadata`` parses the whole file with the ``email`` package on every access
+    (name, version and requirements were three parses per plugin, plus one per sort); the
+    headers end at the first blank line and are all discovery needs. Empty when the file is
+    missing or unreadable: the callers then ask ``dist`` itself.
+    """
+    cached = getattr(dist, "_sof_headers", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    try:
+        text = dist.read_text("METADATA")
+        if text is None:
+            text = dist.read_text("PKG-INFO")
+    except Exception:
+        text = None
+    headers = _parse_headers(text) if isinstance(text, str) else _NO_HEADERS
+    with contextlib.suppress(Exception):  # a distribution type that refuses attributes
+        dist._sof_headers = headers
+    return headers
+
+
+def _parse_headers(text: str) -> dict[str, list[str]]:
+    """RFC 822 headers as core metadata writes them: ``Name: value`` lines, continuation
+    lines starting with white space, ended by a blank line or the first non-header line."""
+    headers: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            if last is not None:
+                last[-1] = f"{last[-1]}\n{line}"
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            break
+        last = headers.setdefault(name.lower(), [])
+        last.append(value.strip())
+    return headers
+
+
 def _metadata_name(dist: Any) -> str | None:
     if dist is None:
         return None
+    names = _headers(dist).get("name")
+    if names:
+        return names[0] or None
     try:
         name = dist.metadata["Name"]
     except Exception:
@@ -732,39 +846,142 @@ def _metadata_name(dist: Any) -> str | None:
 def _dist_version(dist: Any) -> str | None:
     if dist is None:
         return None
+    versions = _headers(dist).get("version")
+    if versions:
+        return versions[0]
     try:
         return str(dist.version)
     except Exception:
         return None
 
 
+#: ``name rest``: a requirement line's project name, so only the ``sof-core`` line is parsed.
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)", re.DOTALL)
+#: One clause of a plain specifier: an operator and a release number (``==``/``!=`` may end
+#: in ``.*``). Anything else (extras, markers, a URL, pre-releases...) is left to packaging.
+_CLAUSE = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9]+(?:\.[0-9]+)*(?:\.\*)?)\s*")
+_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
 def _core_requirement(dist: Any) -> str | None:
+    """The ``sof-core`` specifier a distribution declares (``None`` when it declares none).
+
+    Only the ``sof-core`` line is parsed; a plain one (``sof-core>=0.1,<0.2``) without
+    ``packaging``, anything else (extras, markers, a URL) with it, as before.
+    """
     if dist is None:
         return None
-    from packaging.requirements import InvalidRequirement, Requirement
-
     try:
-        requires = list(dist.requires or [])
+        requires = _headers(dist).get("requires-dist") or list(dist.requires or [])
     except Exception:
         return None
     for line in requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+        match = _REQUIREMENT_NAME.match(line)
+        if match is None or match.group(1).replace("_", "-").lower() != "sof-core":
             continue
-        if req.name.replace("_", "-").lower() == "sof-core" and (
-            req.marker is None or req.marker.evaluate({"extra": ""})
-        ):
-            return str(req.specifier) or None
+        rest = match.group(2)
+        plain = _plain_specifier(rest)
+        if plain is not None:
+            return plain or None
+        found, specifier = _parsed_core_requirement(line)
+        if found:
+            return specifier
     return None
+
+
+def _plain_specifier(text: str) -> str | None:
+    """``text`` (what follows the project name) as ``packaging`` prints its specifier set,
+    or ``None`` when it is not a plain list of clauses (``packaging`` then decides)."""
+    if not text.strip():
+        return ""
+    clauses = []
+    for part in text.split(","):
+        match = _CLAUSE.fullmatch(part)
+        if match is None:
+            return None
+        operator, version = match.groups()
+        if version.endswith(".*") and operator not in ("==", "!="):
+            return None  # packaging refuses it: let it say so
+        if operator == "~=" and "." not in version:
+            return None
+        clauses.append(operator + version)
+    return ",".join(sorted(clauses))
+
+
+def _parsed_core_requirement(line: str) -> tuple[bool, str | None]:
+    """``(applies, specifier)`` of a ``sof-core`` line that is not plain, by ``packaging``."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        return False, None
+    if req.name.replace("_", "-").lower() != "sof-core":
+        return False, None
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        return False, None
+    return True, str(req.specifier) or None
+
+
+def _satisfies(version: str, specifier: str) -> bool | None:
+    """Whether release ``version`` satisfies a plain ``specifier`` under PEP 440, or
+    ``None`` when either is more than plain releases (``packaging`` then decides).
+
+    For a release (no pre, post, dev or local part) against releases, PEP 440 reduces to
+    comparing release numbers padded with zeros; ``==``/``!=`` may end in ``.*``.
+    """
+    if not _RELEASE.fullmatch(version):
+        return None
+    have = [int(part) for part in version.split(".")]
+    for clause in specifier.split(","):
+        match = _CLAUSE.fullmatch(clause)
+        if match is None:
+            return None
+        operator, wanted = match.groups()
+        prefix = operator in ("==", "!=") and wanted.endswith(".*")
+        number = wanted[:-2] if prefix else wanted
+        if not _RELEASE.fullmatch(number):
+            return None
+        want = [int(part) for part in number.split(".")]
+        if prefix:
+            padded = have + [0] * max(0, len(want) - len(have))
+            same = padded[: len(want)] == want
+            ok = same if operator == "==" else not same
+        elif operator == "~=":
+            if len(want) < 2:
+                return None
+            width = max(len(have), len(want))
+            mine, theirs = _pad(have, width), _pad(want, width)
+            ok = mine >= theirs and mine[: len(want) - 1] == want[:-1]
+        else:
+            width = max(len(have), len(want))
+            mine, theirs = _pad(have, width), _pad(want, width)
+            ok = {
+                "==": mine == theirs,
+                "!=": mine != theirs,
+                "<=": mine <= theirs,
+                ">=": mine >= theirs,
+                "<": mine < theirs,
+                ">": mine > theirs,
+            }[operator]
+        if not ok:
+            return False
+    return True
+
+
+def _pad(numbers: list[int], width: int) -> list[int]:
+    return numbers + [0] * (width - len(numbers))
 
 
 def _check_requirement(record: PluginRecord) -> None:
     if not record.requires:
         return
-    from packaging.specifiers import SpecifierSet
+    fits = _satisfies(__version__, record.requires)
+    if fits is None:
+        from packaging.specifiers import SpecifierSet
 
-    if not SpecifierSet(record.requires).contains(__version__, prereleases=True):
+        fits = SpecifierSet(record.requires).contains(__version__, prereleases=True)
+    if not fits:
         raise PluginCompatibilityError(
             record.name,
             f"distribution {record.distribution!r} requires sof-core{record.requires} but "

@@ -115,6 +115,9 @@ class Registry:
             kind: {} for kind in COMPONENT_HOOKS if kind not in SKILL_KINDS
         }
         self._failures: dict[str, FailedPlugin] = {}
+        #: The skill names each plugin offers in this layer, so removing or replacing one
+        #: plugin touches its own names only (not every offer).
+        self._names_by_plugin: dict[str, tuple[str, ...]] = {}
         self._lock = threading.RLock()
         self._own_version = 0
 
@@ -226,39 +229,32 @@ class Registry:
             new_skills: dict[str, SkillEntry] = {}
             new_components: dict[str, dict[str, ComponentEntry]] = {}
             for kind, items in contributions.items():
+                if kind in SKILL_KINDS:
+                    self._check_skills(plugin, kind, items, distribution, contest, new_skills)
+                    continue
                 for item in items:
-                    if kind in SKILL_KINDS:
-                        try:
-                            entry = _skill_entry(plugin, kind, item, distribution)
-                        except SkillDefinitionError as exc:
-                            raise _naming_plugin(exc, plugin) from exc
-                        name = entry.spec.name
-                        if name in new_skills:
-                            raise PluginConflictError(
-                                plugin, f"returns two skills named {name!r}; keep one of them"
-                            )
-                        self._check_skill_clash(plugin, name, contest)
-                        new_skills[name] = entry
-                    else:
-                        name = _component_name(plugin, kind, item)
-                        existing = self._components[kind].get(name) or new_components.get(
-                            kind, {}
-                        ).get(name)
-                        if existing is not None:
-                            raise PluginConflictError(
-                                plugin,
-                                f"{kind[:-1].replace('_', ' ')} {name!r} is already registered "
-                                f"by plugin {existing.plugin!r}",
-                            )
-                        new_components.setdefault(kind, {})[name] = ComponentEntry(
-                            name, item, plugin
+                    name = _component_name(plugin, kind, item)
+                    existing = self._components[kind].get(name) or new_components.get(
+                        kind, {}
+                    ).get(name)
+                    if existing is not None:
+                        raise PluginConflictError(
+                            plugin,
+                            f"{kind[:-1].replace('_', ' ')} {name!r} is already registered "
+                            f"by plugin {existing.plugin!r}",
                         )
+                    new_components.setdefault(kind, {})[name] = ComponentEntry(name, item, plugin)
             offers = dict(self._offers)
             for name, entry in new_skills.items():
                 offers[name] = (*offers.get(name, ()), entry)
             if contest:
                 self._contestable.add(plugin)
             self._offers = offers
+            if new_skills:
+                self._names_by_plugin[plugin] = (
+                    *self._names_by_plugin.get(plugin, ()),
+                    *new_skills,
+                )
             self._resolve(new_skills)
             for kind, entries in new_components.items():
                 self._components[kind] = {**self._components[kind], **entries}
@@ -269,10 +265,56 @@ class Registry:
                 added.extend(entries)
             return added
 
+    def add_code_skills(
+        self, plugin: str, items: Iterable[Any], *, replace: bool = False
+    ) -> tuple[list[str], bool]:
+        """Check and add skills registered in code as ``plugin``, all or nothing.
+
+        The same checks and errors as ``add_contributions`` for an in-code plugin, without
+        a pluggy plugin per call and without copying the registry: a registration costs a
+        few dictionary writes however many skills are registered already. With ``replace``,
+        what ``plugin`` offered before is swapped for ``items`` only once every item has
+        passed. Returns the names added and whether any of the names touched is offered by
+        another plugin of this layer too (then the caller refreshes its conflict notes).
+        """
+        with self._lock:
+            ignore = plugin if replace else None
+            new_skills: dict[str, SkillEntry] = {}
+            self._check_skills(plugin, "skills", items, None, False, new_skills, ignore)
+            # Every check passed: from here on nothing can fail, so nothing needs undoing.
+            offers, skills = self._offers, self._skills
+            old = self._names_by_plugin.pop(plugin, ()) if replace else ()
+            for name in old:
+                remaining = tuple(e for e in offers.get(name, ()) if e.plugin != plugin)
+                if remaining:
+                    offers[name] = remaining
+                else:
+                    offers.pop(name, None)
+            settle = list(old)  # names whose provider must be chosen again
+            for name, entry in new_skills.items():
+                current = offers.get(name)
+                if current:
+                    offers[name] = (*current, entry)
+                    settle.append(name)
+                else:  # the only offer of its name: it provides it (the common case)
+                    offers[name] = (entry,)
+                    skills[name] = entry
+            if new_skills:
+                self._names_by_plugin[plugin] = (
+                    *self._names_by_plugin.get(plugin, ()),
+                    *new_skills,
+                )
+            if settle:
+                self._resolve_in_place(settle)
+            self._failures.pop(plugin, None)
+            self._own_version += 1
+            shared = bool(settle) and any(len(offers.get(n, ())) > 1 for n in settle)
+            return list(new_skills), shared
+
     def remove_plugin(self, plugin: str) -> None:
         """Drop everything a plugin contributed (used when it is unregistered)."""
         with self._lock:
-            touched = [n for n, offers in self._offers.items() if _offered_by(offers, plugin)]
+            touched = list(self._names_by_plugin.pop(plugin, ()))
             offers = dict(self._offers)
             for name in touched:
                 remaining = tuple(e for e in offers[name] if e.plugin != plugin)
@@ -300,12 +342,13 @@ class Registry:
         so nothing cached against the aborted state is reused)."""
         with self._lock:
             saved = (
-                self._offers,
+                dict(self._offers),
                 dict(self._skills),
                 dict(self._contested),
                 set(self._contestable),
                 {kind: entries for kind, entries in self._components.items()},
                 dict(self._failures),
+                dict(self._names_by_plugin),
             )
             try:
                 yield
@@ -317,15 +360,48 @@ class Registry:
                     self._contestable,
                     self._components,
                     self._failures,
+                    self._names_by_plugin,
                 ) = saved
                 self._own_version += 1
                 raise
 
     # --- internals -----------------------------------------------------------------------
 
-    def _check_skill_clash(self, plugin: str, name: str, contest: bool) -> None:
+    def _check_skills(
+        self,
+        plugin: str,
+        kind: str,
+        items: Iterable[Any],
+        distribution: str | None,
+        contest: bool,
+        new_skills: dict[str, SkillEntry],
+        ignore: str | None = None,
+    ) -> None:
+        """Check each offered skill and add it to ``new_skills``; raise on the first bad one.
+
+        Offers by ``ignore`` (the plugin being replaced) do not clash.
+        """
+        for item in items:
+            try:
+                entry = _skill_entry(plugin, kind, item, distribution)
+            except SkillDefinitionError as exc:
+                raise _naming_plugin(exc, plugin) from exc
+            name = entry.spec.name
+            if name in new_skills:
+                raise PluginConflictError(
+                    plugin, f"returns two skills named {name!r}; keep one of them"
+                )
+            if name in self._offers:
+                self._check_skill_clash(plugin, name, contest, ignore)
+            new_skills[name] = entry
+
+    def _check_skill_clash(
+        self, plugin: str, name: str, contest: bool, ignore: str | None = None
+    ) -> None:
         """In-code offers may not clash with each other; installed ones may (contested)."""
         for owner in self._offers.get(name, ()):
+            if owner.plugin == ignore:
+                continue
             in_code_owner = owner.plugin not in self._contestable
             if in_code_owner and not contest:
                 where = " on this engine" if self.parent is not None else ""
@@ -352,6 +428,35 @@ class Registry:
         self._skills = skills
         self._contested = contested
 
+    def _resolve_in_place(self, names: Iterable[str]) -> None:
+        """``_resolve`` for a registration in code: dictionary writes, no copies.
+
+        Readers that look a name up while it is written see the old or the new entry; a
+        contested set that changes is still replaced whole (it is iterated unlocked).
+        """
+        skills = self._skills
+        contested = self._contested
+        changed_contested = False
+        for name in names:
+            offers = self._offers.get(name, ())
+            chosen = self._choose(name, offers)
+            if chosen is not None:
+                skills[name] = chosen
+            else:
+                skills.pop(name, None)
+            if name in contested:
+                if not changed_contested:
+                    contested = dict(contested)
+                    changed_contested = True
+                del contested[name]
+            if chosen is None and offers:
+                if not changed_contested:
+                    contested = dict(contested)
+                    changed_contested = True
+                contested[name] = offers
+        if changed_contested:
+            self._contested = contested
+
     def _choose(self, name: str, offers: tuple[SkillEntry, ...]) -> SkillEntry | None:
         in_code = [e for e in offers if e.plugin not in self._contestable]
         if in_code:
@@ -376,10 +481,6 @@ def provider_hint(skill: str, candidates: Iterable[str]) -> str:
         f"skill_providers names one, e.g. skill_providers = {example} in the config file "
         f"or SOF_SKILL_PROVIDERS='{example}'"
     )
-
-
-def _offered_by(offers: Iterable[SkillEntry], plugin: str) -> bool:
-    return any(entry.plugin == plugin for entry in offers)
 
 
 def _normalise(name: str) -> str:
@@ -459,9 +560,11 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
 
     Duck-typed skills (not ``BaseSkillModule`` subclasses) reach here unchecked, so a missing
     declaration or a wrongly typed one must be named here rather than escape as an
-    ``AttributeError`` or ``ValueError`` that stops the host.
+    ``AttributeError`` or ``ValueError`` that stops the host. A class whose spec is cached
+    (built when it was defined, or at an earlier registration) had every declaration then.
     """
-    for attribute in _DECLARED_ATTRIBUTES:
+    checked = "_sof_spec" in skill_class.__dict__
+    for attribute in () if checked else _DECLARED_ATTRIBUTES:
         try:
             present = hasattr(skill_class, attribute)
         except Exception:
@@ -473,7 +576,12 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
                 f"defaults) or declare {attribute}",
             )
     estimate = _read(skill_class, "estimated_execution_time", label)
-    if isinstance(estimate, bool) or not isinstance(estimate, numbers.Real):
+    if estimate is None:  # SAM's "unknown": accepted only where the class says what to plan
+        estimate = getattr(skill_class, "_sof_estimate_if_unknown", None)
+    kind = type(estimate)
+    if kind is not float and kind is not int and (
+        kind is bool or not isinstance(estimate, numbers.Real)
+    ):
         raise SkillDefinitionError(
             label, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
         )

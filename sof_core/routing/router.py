@@ -39,6 +39,8 @@ log = logging.getLogger("sof.router")
 
 RoutePath = Literal["sof", "legacy"]
 LegacyPipeline = Callable[..., Any]
+#: A host's own SOF run for one query: given the UIF the router built, return the report.
+SOFRun = Callable[[UIF], "ExecutionReport"]
 
 #: UIF fields a caller may pass as context; everything else goes into ``user_context``.
 _UIF_CONTEXT_FIELDS = HOST_FIELDS - {"input_query", "task_id"}
@@ -150,9 +152,18 @@ class QueryRouter:
         *,
         session_id: str | None = None,
         user_id: str | None = None,
+        run_sof: SOFRun | None = None,
         **context: Any,
     ) -> RouteResult:
-        """Answer ``query``; never raises for SOF failures or configuration problems."""
+        """Answer ``query``; never raises for SOF failures or configuration problems.
+
+        ``run_sof`` replaces the planner and ``engine.execute_plan`` for this query, for a
+        host that drives the engine its own way (``sof_sam``'s ``SOFIntegration`` runs SAM's
+        plans and fallbacks): it gets the UIF the router built and returns an
+        ``ExecutionReport``, judged exactly like the engine's. Rollout, fallback to legacy,
+        metrics and shadow runs are unchanged; ``PlanValidationError`` from it is the
+        ``invalid_plan`` reason, any other exception ``exception``.
+        """
         started = time.perf_counter()
         if session_id is not None:
             context["session_id"] = session_id
@@ -176,9 +187,10 @@ class QueryRouter:
             if collect:
                 self._record("legacy", result.latency, error=result.error is not None)
         else:
-            result = self._run_sof_or_fallback(query, context, config, bucket, started, collect)
+            result = self._run_sof_or_fallback(query, context, config, bucket, started, collect,
+                                               run_sof)
         if config.use_sof_framework and self._shadow_sampled():
-            self._start_shadow(query, context, config, result)
+            self._start_shadow(query, context, config, result, run_sof)
         return result
 
     __call__ = route
@@ -193,9 +205,10 @@ class QueryRouter:
         bucket: float,
         started: float,
         collect: bool,
+        run_sof: SOFRun | None = None,
     ) -> RouteResult:
         try:
-            report = self._run_sof(query, context, config)
+            report = self._run_sof(query, context, config, run_sof)
         except _SOFFailure as failure:
             sof_latency = time.perf_counter() - started
             runs, failed = _skill_counts(failure.report)
@@ -232,17 +245,26 @@ class QueryRouter:
                            latency=latency)
 
     def _run_sof(
-        self, query: str, context: Mapping[str, Any], config: SOFConfig
+        self,
+        query: str,
+        context: Mapping[str, Any],
+        config: SOFConfig,
+        run_sof: SOFRun | None = None,
     ) -> ExecutionReport:
         """One SOF run; every way it can fail becomes a ``_SOFFailure`` with a reason."""
+        plan: list[str] = []
+        if run_sof is None:
+            try:
+                planner = self._planner(config.planner)
+                plan = list(planner.plan(query, self.engine))
+            except Exception as exc:
+                log.debug("planner raised", exc_info=True)
+                raise _SOFFailure("planner", _describe(exc)) from exc
         try:
-            planner = self._planner(config.planner)
-            plan = list(planner.plan(query, self.engine))
-        except Exception as exc:
-            log.debug("planner raised", exc_info=True)
-            raise _SOFFailure("planner", _describe(exc)) from exc
-        try:
-            report = self.engine.execute_plan(plan, _uif_for(query, context))
+            uif = _uif_for(query, context)
+            report = (
+                run_sof(uif) if run_sof is not None else self.engine.execute_plan(plan, uif)
+            )
         except PlanValidationError as exc:
             raise _SOFFailure("invalid_plan", str(exc)) from exc
         except Exception as exc:
@@ -326,7 +348,12 @@ class QueryRouter:
             return self._rng.random() < rate
 
     def _start_shadow(
-        self, query: str, context: dict[str, Any], config: SOFConfig, primary: RouteResult
+        self,
+        query: str,
+        context: dict[str, Any],
+        config: SOFConfig,
+        primary: RouteResult,
+        run_sof: SOFRun | None = None,
     ) -> None:
         if primary.response is None or primary.fallback:
             return  # nothing to compare: no answer, or SOF already failed on this query
@@ -338,7 +365,9 @@ class QueryRouter:
                 self._shadow_pool = concurrent.futures.ThreadPoolExecutor(
                     max_workers=2, thread_name_prefix="sof-shadow"
                 )
-            future = self._shadow_pool.submit(self._shadow, query, dict(context), config, primary)
+            future = self._shadow_pool.submit(
+                self._shadow, query, dict(context), config, primary, run_sof
+            )
             self._shadow_futures.add(future)
         future.add_done_callback(self._shadow_done)
 
@@ -348,7 +377,12 @@ class QueryRouter:
         self._shadow_slots.release()
 
     def _shadow(
-        self, query: str, context: dict[str, Any], config: SOFConfig, primary: RouteResult
+        self,
+        query: str,
+        context: dict[str, Any],
+        config: SOFConfig,
+        primary: RouteResult,
+        run_sof: SOFRun | None = None,
     ) -> None:
         other: str | None
         error: str | None = None
@@ -358,7 +392,7 @@ class QueryRouter:
                 other, error = legacy.response, legacy.error
             else:
                 try:
-                    other = self._run_sof(query, context, config).final_response
+                    other = self._run_sof(query, context, config, run_sof).final_response
                 except _SOFFailure as failure:
                     other, error = None, f"{failure.reason}: {failure}"
             self.metrics.record_shadow(query, primary.path, primary.response, other,
@@ -426,6 +460,7 @@ def _skill_counts(report: ExecutionReport | None) -> tuple[int, int]:
 __all__ = [
     "QueryRouter",
     "RouteResult",
+    "SOFRun",
     "choose_path",
     "legacy_response",
     "rollout_bucket",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from sof_core.errors import SkillDependencyError
 from sof_core.skills.spec import KeyDeclaration, SkillSpec
@@ -38,6 +39,19 @@ class BaseSkillModule(ABC):
     max_execution_time: ClassVar[float | None] = 30.0
     #: SOF extension: extra attempts after an exception; ``None`` uses the configured default.
     max_retries: ClassVar[int | None] = None
+    #: Whether ``strict_declarations = false`` may relax this skill's undeclared
+    #: ``intermediate_data`` reads and writes and UIF field writes (to logged warnings).
+    #: Native skills: never; ``sof_sam.BaseSkillModule`` sets it, so SAM skills can migrate
+    #: one by one.
+    _sof_declarations_relaxable: ClassVar[bool] = False
+    #: SOF extension: "process" runs the skill in an isolation worker process (killed at its
+    #: deadline, with resource limits and a clean environment; see docs/operations.md);
+    #: ``None`` leaves it to the plugin (``SOF_ISOLATION`` in the skill's module or
+    #: top-level package), else "thread".
+    isolation: ClassVar[Literal["thread", "process"] | None] = None
+    #: SOF extension: this skill's own limits when isolated (``cpu_seconds``, ``memory_mb``,
+    #: ``open_files``; None: no limit), over ``SOFConfig.isolation_limits``.
+    isolation_limits: ClassVar[Mapping[str, float | None] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

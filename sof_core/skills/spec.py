@@ -8,15 +8,21 @@ then checks producers and consumers agree. Checking happens when a skill class i
 from __future__ import annotations
 
 import inspect
+import numbers
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from sof_core.errors import SkillDefinitionError
 from sof_core.uif import UIF_FIELD_TYPES
 
 #: What a declaration may be: names, (name, type) pairs, or a name→type mapping.
 KeyDeclaration = Union[Iterable[str | tuple[str, Any]], Mapping[str, Any]]  # noqa: UP007
+#: Where a skill runs: in the run's threads, or in an isolation worker process.
+Isolation = Literal["thread", "process"]
+#: The resource limits an isolated skill may set for itself (``isolation_limits``).
+ISOLATION_LIMITS = ("cpu_seconds", "memory_mb", "open_files")
 
 
 def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:
@@ -74,6 +80,11 @@ class SkillSpec:
     max_retries: int | None
     is_async: bool
     skill_class: type[Any] = field(compare=False)
+    #: "process": the skill runs in an isolation worker (its class's ``isolation``, else
+    #: ``SOF_ISOLATION`` in its module or top-level package, else "thread").
+    isolation: Isolation = "thread"
+    #: The skill's own resource limits when isolated, over ``SOFConfig.isolation_limits``.
+    isolation_limits: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -121,6 +132,13 @@ class SkillSpec:
         if retries is not None and (not isinstance(retries, int) or retries < 0):
             raise SkillDefinitionError(name, f"max_retries must be an int >= 0, got {retries!r}")
         input_types = {**required, **optional}
+        estimate = planning_estimate(skill_class)
+        if isinstance(estimate, bool) or not isinstance(estimate, numbers.Real):
+            raise SkillDefinitionError(
+                name, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
+            )
+        isolation = _isolation(name, skill_class)
+        limits = _isolation_limits(name, getattr(skill_class, "isolation_limits", None))
         spec = cls(
             name=name,
             version=str(skill_class.skill_version),
@@ -135,11 +153,13 @@ class SkillSpec:
             requires_vetting=bool(skill_class.requires_vetting),
             vets_content=bool(getattr(skill_class, "vets_content", False)),
             can_run_parallel=bool(skill_class.can_run_parallel),
-            estimated_execution_time=float(skill_class.estimated_execution_time),
+            estimated_execution_time=float(estimate),
             max_execution_time=None if timeout is None else float(timeout),
             max_retries=retries,
             is_async=inspect.iscoroutinefunction(execute),
             skill_class=skill_class,
+            isolation=isolation,
+            isolation_limits=limits,
         )
         # Cache on the class itself (not inherited: looked up through __dict__ above).
         type.__setattr__(skill_class, "_sof_spec", spec)
@@ -162,7 +182,69 @@ class SkillSpec:
             "can_run_parallel": self.can_run_parallel,
             "is_async": self.is_async,
             "max_execution_time": self.max_execution_time,
+            "isolation": self.isolation,
         }
+
+
+def _isolation(name: str, skill_class: type[Any]) -> Isolation:
+    """The class's ``isolation``; unset (None), its plugin's ``SOF_ISOLATION`` module or
+    top-level package attribute decides; else "thread"."""
+    value = getattr(skill_class, "isolation", None)
+    where = "isolation"
+    if value is None:
+        module_name = getattr(skill_class, "__module__", "") or ""
+        for owner in (module_name, module_name.partition(".")[0]):
+            value = getattr(sys.modules.get(owner), "SOF_ISOLATION", None)
+            if value is not None:
+                where = f"{owner}.SOF_ISOLATION"
+                break
+        else:
+            return "thread"
+    if value not in ("thread", "process"):
+        raise SkillDefinitionError(
+            name, f'{where} must be "thread" or "process", got {value!r}'
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _isolation_limits(name: str, declared: Any) -> dict[str, float | None]:
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping):
+        raise SkillDefinitionError(
+            name, f"isolation_limits must be a mapping like {{'memory_mb': 4096}}, "
+            f"got {type(declared).__name__}"
+        )
+    limits: dict[str, float | None] = {}
+    for key, value in declared.items():
+        if key not in ISOLATION_LIMITS:
+            raise SkillDefinitionError(
+                name, f"isolation_limits has unknown limit {key!r}; known: "
+                + ", ".join(ISOLATION_LIMITS)
+            )
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or value == float("inf")
+        ):
+            raise SkillDefinitionError(
+                name, f"isolation_limits[{key!r}] must be a positive number or None "
+                f"(no limit), got {value!r}"
+            )
+        limits[key] = value
+    return limits
+
+
+def planning_estimate(skill_class: type[Any]) -> Any:
+    """The skill's ``estimated_execution_time`` as planners use it (unchecked).
+
+    ``None`` ("unknown", SAM's default) is only accepted from classes that say what to plan
+    with instead (``_sof_estimate_if_unknown``, set by ``sof_sam.BaseSkillModule``); for any
+    other skill it stays ``None`` and the registry refuses it.
+    """
+    estimate = skill_class.estimated_execution_time
+    if estimate is None:
+        return getattr(skill_class, "_sof_estimate_if_unknown", None)
+    return estimate
 
 
 def type_name(key_type: Any) -> str:

@@ -26,7 +26,10 @@ import copy
 import datetime
 import decimal
 import enum
+import json
+import logging
 import operator
+import threading
 import uuid
 from collections.abc import Iterator, MutableMapping
 from typing import Any, NoReturn, Protocol, Union, get_args, get_origin
@@ -294,6 +297,40 @@ _FIELD_EMPTIES = tuple(
 _ALL_EMPTY = dict(zip(FROZEN_FIELDS, _FIELD_EMPTIES, strict=True))
 _field_values = operator.itemgetter(*FROZEN_FIELDS)
 
+# --- UIF subclasses with container fields of their own (SAM's dict ``vetted_content``) ----
+
+_EXTRA_FROZEN: dict[type, tuple[str, ...]] = {UIF: ()}
+
+
+def extra_frozen_fields(uif_class: type[UIF]) -> tuple[str, ...]:
+    """Container fields a UIF subclass has beyond ``FROZEN_FIELDS`` (none for ``UIF``).
+
+    They are read-only during a run like the others; looked up once per run.
+    """
+    extra = _EXTRA_FROZEN.get(uif_class)
+    if extra is None:
+        extra = _EXTRA_FROZEN[uif_class] = tuple(sorted(
+            name
+            for name, info in uif_class.model_fields.items()
+            if _is_container(info.annotation)
+            and name != "intermediate_data"
+            and name not in PER_VIEW_FIELDS
+            and name not in _ALL_EMPTY
+        ))
+    return extra
+
+
+def copyable_fields() -> frozenset[str]:
+    """Container fields of ``UIF`` and of every subclass defined so far: a skill declaring
+    one as output gets its own copy (``Step.copied_fields``). Called once per compile."""
+    names = set(FROZEN_FIELDS)
+    pending = list(UIF.__subclasses__())
+    while pending:
+        subclass = pending.pop()
+        names.update(extra_frozen_fields(subclass))
+        pending.extend(subclass.__subclasses__())
+    return frozenset(names)
+
 
 class RunFreeze:
     """The UIF fields one run made read-only, and the originals it puts back when it ends.
@@ -303,13 +340,16 @@ class RunFreeze:
     and skills see the read-only versions the fields held before the run.
     """
 
-    __slots__ = ("executed", "fields", "originals", "timings")
+    __slots__ = ("executed", "extra", "extra_originals", "fields", "originals", "timings")
 
-    def __init__(self) -> None:
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         #: field written during the run -> (read-only version, the value written)
         self.fields: dict[str, tuple[Any, Any]] | None = None
         #: the UIF's FROZEN_FIELDS values before the run
         self.originals: tuple[Any, ...] = ()
+        #: a UIF subclass's own container fields (``extra_frozen_fields``) and their values
+        self.extra = extra
+        self.extra_originals: tuple[Any, ...] = ()
 
     executed: list[str]
     timings: dict[str, float]
@@ -335,6 +375,10 @@ class RunFreeze:
                     # A field keeps what freeze could not reach (an object inside
                     # user_context): the containers around it are read-only all the same.
                     fields[name] = freeze(value, (name, True))[0]
+        if self.extra:
+            self.extra_originals = tuple(fields[name] for name in self.extra)
+            for name, value in zip(self.extra, self.extra_originals, strict=True):
+                fields[name] = freeze(value, (name, True))[0]
 
     def field(self, name: str, value: Any) -> Any:
         """The value to store in UIF field ``name`` during the run (read-only)."""
@@ -350,10 +394,17 @@ class RunFreeze:
         if not self.originals:  # never frozen
             return
         written = self.fields
+        if self.extra:
+            self._thaw(fields, self.extra, self.extra_originals)
         if written is None:  # no skill wrote a container field: all are as frozen
             fields.update(zip(FROZEN_FIELDS, self.originals, strict=True))
             return
-        for name, original in zip(FROZEN_FIELDS, self.originals, strict=True):
+        self._thaw(fields, FROZEN_FIELDS, self.originals)
+
+    def _thaw(self, fields: dict[str, Any], names: tuple[str, ...],
+              originals: tuple[Any, ...]) -> None:
+        written = self.fields or {}
+        for name, original in zip(names, originals, strict=True):
             current = fields[name]
             if name in written and current is written[name][0]:
                 fields[name] = written[name][1]
@@ -511,6 +562,101 @@ class ScopedData(MutableMapping[str, Any]):
 #: The field-write guard is the scope itself; the old name is kept for readers and type hints.
 WriteGuard = ScopedData
 
+# --- strict_declarations = false ---------------------------------------------------------
+
+declarations_log = logging.getLogger("sof.declarations")
+_reported: set[tuple[str, str, str]] = set()
+_report_lock = threading.Lock()
+
+
+def report_undeclared(skill: str, key: str, access: str) -> None:
+    """Log, once per process for each skill, key and access, that a skill allowed to
+    (``LenientScopedData``) used an undeclared key, with the declaration to add. ``access``
+    is ``"read"`` or ``"write"`` (an ``intermediate_data`` key) or ``"set"`` (a UIF field)."""
+    marker = (skill, key, access)
+    with _report_lock:
+        if marker in _reported:
+            return
+        _reported.add(marker)
+    quoted = json.dumps(key, ensure_ascii=False)
+    if access == "read":
+        what, lists = "read the intermediate_data key", "required_inputs or optional_inputs"
+    else:
+        what = "set the UIF field" if access == "set" else "wrote the intermediate_data key"
+        lists = "output_keys"
+    declarations_log.warning(
+        "skill %r %s %s, which is not in its %s (allowed because strict_declarations is "
+        "off); add %s to %s of %s", skill, what, quoted, lists, quoted, lists, skill,
+    )
+
+
+#: Fields no skill may assign, declared or not.
+_NEVER_ASSIGNED = frozenset({"intermediate_data", "task_id"})
+
+
+class LenientScopedData(ScopedData):
+    """The scope of a skill whose class opts in (``sof_sam`` skills) when the configuration
+    has ``strict_declarations = false``: it may read and write undeclared
+    ``intermediate_data`` keys and assign undeclared UIF fields, each logged once with the
+    declaration to add. Undeclared writes are merged like declared ones. Values it reads are
+    handed out exactly as to a declared reader (read-only), and ``task_id`` and
+    ``intermediate_data`` itself stay unassignable.
+    """
+
+    __slots__ = ()
+
+    def check_field_write(self, name: str) -> None:
+        if name in self.allowed_fields or name in BOOKKEEPING_FIELDS or name in _NEVER_ASSIGNED:
+            super().check_field_write(name)
+            return
+        report_undeclared(self._skill, name, "set")
+        if self.written_fields is _NOTHING_WRITTEN:
+            self.written_fields = {name}
+        else:
+            self.written_fields.add(name)  # type: ignore[union-attr]
+
+    def __getitem__(self, key: str) -> Any:
+        written = self.written.get(key, _MISSING)
+        if written is not _MISSING:
+            return written
+        if key not in self._readable:
+            report_undeclared(self._skill, key, "read")
+        value = self._source[key]
+        if type(value) in ATOMIC:
+            return value
+        return self._hand_out(key, value)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.written:
+            return True
+        if key not in self._readable:
+            report_undeclared(self._skill, str(key), "read")
+        return key in self._source
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self._writable:
+            report_undeclared(self._skill, key, "write")
+        self.written[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._writable:
+            report_undeclared(self._skill, key, "write")
+        del self.written[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.written
+        written = self.written
+        for key in self._source:
+            if key not in written:
+                yield key
+
+    def to_dict(self) -> dict[str, Any]:
+        # SOF's own reads (a dump, a diff) are not the skill's: nothing is logged for them.
+        return {**self._source, **self.written}
+
+    def given(self) -> dict[str, Any]:
+        return dict(self._source)
+
 
 class StepAccess(Protocol):
     """What a view needs of a compiled step (``sof_core.Step`` has it)."""
@@ -548,7 +694,8 @@ def skill_view(uif: UIF, step: StepAccess) -> tuple[UIF, ScopedData]:
     fields the step declares as outputs are the view's own copies (``Step.copied_fields``).
     """
     source = uif.__dict__
-    scope = ScopedData(
+    scope_type: type[ScopedData] = getattr(step, "scope_type", ScopedData)
+    scope = scope_type(
         step.name, source["intermediate_data"], step.readable, step.writable,
         step.writable_fields,
     )

@@ -8,15 +8,20 @@
         ├── ResponseInputError ...... an input (memory_results, conflicts, tool_results)
         │                             does not have the documented shape (has ``key``)
         └── LLMBackendError ......... a language-model backend produced no usable text
-            │                         (has ``backend`` and ``url``)
+            │                         (has ``backend``, ``url`` and ``reason``)
             ├── LLMConnectionError .. the server could not be reached
-            ├── LLMTimeoutError ..... the server did not answer within the timeout
+            ├── LLMTimeoutError ..... the generation did not finish by its deadline (the
+            │                         backend's timeout or the skill's remaining time)
+            ├── LLMResponseTooLargeError  the answer ran past max_response_bytes, on the
+            │                         wire or decompressed (has ``which`` and ``limit``)
             ├── LLMHTTPError ........ the server answered with an HTTP error status
             │   │                     (has ``status`` and ``server_message``)
             │   └── LLMAuthError .... ... 401 or 403: the API key is missing or wrong
             └── LLMProtocolError .... the body was not the JSON / SSE the API promises
 
 Catch ``LLMBackendError`` to handle any model failure, or the exact class you care about.
+``reason`` is one short word per cause ("connection", "timeout", "deadline", "size", "http",
+"auth", "protocol", "error"); the skill records it as ``generation["fallback_reason"]``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class ResponseInputError(SkillExecutionError):
 class LLMBackendError(SkillExecutionError):
     """A language-model backend could not produce text; the message says where and why."""
 
+    #: One word for the cause, recorded by the skill when it falls back to extractive.
+    reason = "error"
+
     def __init__(self, message: str, *, backend: str, url: str | None = None) -> None:
         self.backend = backend
         self.url = url
@@ -51,13 +59,54 @@ class LLMBackendError(SkillExecutionError):
 class LLMConnectionError(LLMBackendError):
     """The server could not be reached (refused, DNS failure, connection reset)."""
 
+    reason = "connection"
+
 
 class LLMTimeoutError(LLMBackendError):
-    """The server did not answer (or stopped sending) within the configured timeout."""
+    """The whole generation (connect, send, the entire answer) did not finish in time.
+
+    ``reason`` is "timeout" when the backend's own ``timeout`` setting ran out first and
+    "deadline" when the caller's deadline (the skill's remaining time) did; ``limit`` is the
+    number of seconds the generation was given.
+    """
+
+    reason = "timeout"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str,
+        url: str | None = None,
+        reason: str = "timeout",
+        limit: float | None = None,
+    ) -> None:
+        self.reason = reason
+        self.limit = limit
+        super().__init__(message, backend=backend, url=url)
+
+
+class LLMResponseTooLargeError(LLMBackendError):
+    """The answer ran past ``max_response_bytes``; reading stopped at the limit.
+
+    ``which`` is "raw" (bytes received on the wire) or "decoded" (after decompression);
+    ``limit`` is the setting's value.
+    """
+
+    reason = "size"
+
+    def __init__(
+        self, message: str, *, backend: str, url: str | None = None, which: str, limit: int
+    ) -> None:
+        self.which = which
+        self.limit = limit
+        super().__init__(message, backend=backend, url=url)
 
 
 class LLMHTTPError(LLMBackendError):
     """The server answered with an HTTP error status; ``server_message`` is its own words."""
+
+    reason = "http"
 
     def __init__(
         self,
@@ -76,9 +125,13 @@ class LLMHTTPError(LLMBackendError):
 class LLMAuthError(LLMHTTPError):
     """HTTP 401 or 403: set SOF_LLM_API_KEY (or plugin_settings.response.api_key)."""
 
+    reason = "auth"
+
 
 class LLMProtocolError(LLMBackendError):
     """The response body was malformed: bad JSON, bad SSE, or missing fields."""
+
+    reason = "protocol"
 
 
 __all__ = [
@@ -87,6 +140,7 @@ __all__ = [
     "LLMConnectionError",
     "LLMHTTPError",
     "LLMProtocolError",
+    "LLMResponseTooLargeError",
     "LLMTimeoutError",
     "ResponseConfigError",
     "ResponseInputError",

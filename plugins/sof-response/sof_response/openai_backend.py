@@ -6,21 +6,33 @@ OpenAI itself. Non-streaming requests parse one JSON body; streaming requests re
 server-sent events (``data: {...}`` lines carrying ``choices[0].delta.content``, ending with
 ``data: [DONE]``). Every failure becomes a typed ``LLMBackendError`` naming the URL, and for
 HTTP errors the status and the server's own message.
+
+A server is not trusted to be quick or brief: each generation has one deadline for all of it
+(connect, send, every byte of the answer), the sooner of ``timeout`` and the caller's deadline
+(the skill's remaining time), and the answer is read under ``max_response_bytes``, counted on
+the wire and after decompression. One pooled HTTP client per backend serves every thread.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+import weakref
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sof_core
 from sof_response.errors import (
     LLMAuthError,
     LLMBackendError,
     LLMConnectionError,
     LLMHTTPError,
     LLMProtocolError,
+    LLMResponseTooLargeError,
     LLMTimeoutError,
     ResponseConfigError,
 )
@@ -31,19 +43,53 @@ from sof_response.protocols import (
     feed_tokens,
     word_pieces,
 )
-from sof_response.settings import ResponseSettings
+from sof_response.settings import DEFAULT_MAX_RESPONSE_BYTES, ResponseSettings, check_timeout
 
 if TYPE_CHECKING:
     import httpx
 
 _DONE = "[DONE]"
+#: How much of an HTTP error body is read for its message.
+_ERROR_BODY_BYTES = 64 * 1024
+_BASE_URL_HINT = "check SOF_LLM_BASE_URL (plugin_settings.response.base_url)"
+
+
+@dataclass
+class _Progress:
+    """How far one generation got, for the message when it is cut."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"raw": 0, "decoded": 0})
+    reading: bool = False
+
+    def where(self) -> str:
+        if self.reading:
+            return f"while reading the answer, after {self.counts['raw']} bytes"
+        return "while waiting for the response"
+
+
+def core_deadline() -> float | None:
+    """The running skill's deadline from ``sof_core.current_deadline()``, where the core has it."""
+    current = getattr(sof_core, "current_deadline", None)
+    if not callable(current):
+        return None
+    value = current()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 class OpenAICompatibleBackend:
-    """Chat completions over HTTP; configure with arguments or ``with_settings``."""
+    """Chat completions over HTTP; configure with arguments or ``with_settings``.
+
+    Holds one ``httpx.Client`` (made on first use, shared by all threads, replaced in a forked
+    child): connections are pooled and kept alive between generations. ``close()`` (or leaving
+    a ``with`` block) releases it; so does dropping the backend, and so does interpreter exit.
+    """
 
     name = "openai"
     uses_evidence = False
+    #: The response skill passes ``deadline=`` (its remaining time) to backends that say so.
+    uses_deadline = True
 
     def __init__(
         self,
@@ -54,8 +100,22 @@ class OpenAICompatibleBackend:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         name: str = "openai",
     ) -> None:
+        problem = check_timeout(timeout)
+        if problem:
+            raise ResponseConfigError(
+                f"LLM backend {name!r}: timeout {problem}", key="plugin_settings.response.timeout"
+            )
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or (
+            max_response_bytes < 1
+        ):
+            raise ResponseConfigError(
+                f"LLM backend {name!r}: max_response_bytes must be a positive integer, got "
+                f"{max_response_bytes!r}",
+                key="plugin_settings.response.max_response_bytes",
+            )
         self.name = name
         self.base_url = base_url
         self.model = model
@@ -63,9 +123,14 @@ class OpenAICompatibleBackend:
         self.timeout = timeout
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.max_response_bytes = max_response_bytes
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._client_pid = 0
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def with_settings(self, settings: ResponseSettings) -> OpenAICompatibleBackend:
-        """A copy configured from the response settings (base URL, model, key, timeout)."""
+        """A copy configured from the response settings (base URL, model, key, limits)."""
         return OpenAICompatibleBackend(
             base_url=settings.base_url or self.base_url,
             model=settings.model or self.model,
@@ -74,8 +139,72 @@ class OpenAICompatibleBackend:
             temperature=settings.temperature if settings.temperature is not None
             else self.temperature,
             max_tokens=settings.max_tokens or self.max_tokens,
+            max_response_bytes=settings.max_response_bytes,
             name=self.name,
         )
+
+    # --- the shared client ---------------------------------------------------------------
+
+    def client(self) -> httpx.Client:
+        """This backend's HTTP client, made on first use; safe to share between threads.
+
+        httpx is imported here, not at module level, so loading the plugin stays cheap.
+        """
+        client = self._client
+        pid = os.getpid()
+        if client is not None and self._client_pid == pid and not client.is_closed:
+            return client
+        with self._lock:
+            client = self._client
+            if client is None or self._client_pid != pid or client.is_closed:
+                if self._finalizer is not None and self._client_pid != pid:
+                    # A forked child: those connections belong to the parent; leave them be.
+                    self._finalizer.detach()
+                client = self._new_client()
+                self._client, self._client_pid = client, pid
+                # Closes the client when the backend is dropped, or at interpreter exit.
+                self._finalizer = weakref.finalize(self, client.close)
+            return client
+
+    def _new_client(self) -> httpx.Client:
+        import httpx
+
+        from sof_response.httpio import DeadlineTransport
+
+        return httpx.Client(
+            transport=DeadlineTransport(self.url), timeout=httpx.Timeout(self.timeout)
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections; a later generation opens a new client."""
+        with self._lock:
+            finalizer, self._finalizer, self._client = self._finalizer, None, None
+            ours = self._client_pid == os.getpid()
+        if finalizer is not None:
+            if ours:
+                finalizer()
+            else:
+                finalizer.detach()
+
+    def __enter__(self) -> OpenAICompatibleBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings travel (to a worker process, a Dask worker); the client stays here."""
+        state = dict(self.__dict__)
+        for key in ("_lock", "_client", "_client_pid", "_finalizer"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._client = None
+        self._client_pid = 0
+        self._finalizer = None
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -92,19 +221,12 @@ class OpenAICompatibleBackend:
         base = self.base_url.rstrip("/")
         return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
 
-    def client(self) -> httpx.Client:
-        """A client for one generation: nothing to share between threads, nothing leaks.
-
-        httpx is imported here, not at module level, so loading the plugin stays cheap.
-        """
-        import httpx
-
-        return httpx.Client(timeout=httpx.Timeout(self.timeout))
-
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
+            # Only what we decode ourselves, under the size limit (httpx would offer more).
+            "Accept-Encoding": "gzip, deflate",
         }
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -120,6 +242,18 @@ class OpenAICompatibleBackend:
             body["max_tokens"] = self.max_tokens
         return body
 
+    def deadline(self, now: float, deadline: float | None = None) -> tuple[float, str]:
+        """When this generation must end and why: ("timeout" | "deadline").
+
+        The sooner of ``now + timeout``, the caller's ``deadline`` and the core's deadline
+        for the running skill.
+        """
+        own = now + self.timeout
+        others = [d for d in (deadline, core_deadline()) if d is not None]
+        if others and min(others) < own:
+            return min(others), "deadline"
+        return own, "timeout"
+
     # --- generation ----------------------------------------------------------------------
 
     def generate(
@@ -128,23 +262,54 @@ class OpenAICompatibleBackend:
         *,
         stream: bool = False,
         controller: GenerationController | None = None,
+        deadline: float | None = None,
     ) -> GenerationResult:
-        """Ask the server; with ``stream`` the controller may stop the stream early."""
+        """Ask the server; with ``stream`` the controller may stop the stream early.
+
+        ``deadline`` (a ``time.monotonic()`` value) ends the whole generation if it comes
+        before ``timeout`` does.
+        """
         import httpx
 
+        from sof_response import httpio
+
         url = self.url
-        started = time.perf_counter()
+        started = time.monotonic()
+        until, reason = self.deadline(started, deadline)
+        allowed = until - started
+        progress = _Progress()
+        if allowed <= 0:
+            raise self._timeout_error(url, reason, allowed, progress, started=False)
         try:
-            if stream:
-                result = self._stream(url, messages, controller)
-            else:
-                result = self._complete(url, messages, controller)
-        except httpx.TimeoutException as exc:
-            raise LLMTimeoutError(
-                f"no answer within {self.timeout:g}s ({type(exc).__name__}); raise "
-                "SOF_LLM_TIMEOUT or check that the server is not overloaded",
+            with httpio.deadline_scope(until):
+                client = self.client()
+                if stream:
+                    result = self._stream(client, url, messages, controller, allowed, progress)
+                else:
+                    result = self._complete(client, url, messages, controller, allowed, progress)
+        except (httpx.TimeoutException, httpio.DeadlineExceeded) as exc:
+            raise self._timeout_error(url, reason, allowed, progress) from exc
+        except httpio.ResponseTooLarge as exc:
+            what = ("bytes received on the wire" if exc.which == "raw"
+                    else "decompressed bytes")
+            raise LLMResponseTooLargeError(
+                f"the answer passed max_response_bytes = {exc.limit} ({what}); reading "
+                "stopped there. Raise SOF_LLM_MAX_RESPONSE_BYTES "
+                "(plugin_settings.response.max_response_bytes) if answers this long are "
+                "expected",
                 backend=self.name,
                 url=url,
+                which=exc.which,
+                limit=exc.limit,
+            ) from exc
+        except httpio.UnsupportedEncoding as exc:
+            raise self._protocol_error(url)(
+                f"the body uses Content-Encoding {str(exc)!r}, which was not offered "
+                "(Accept-Encoding: gzip, deflate)"
+            ) from exc
+        except zlib.error as exc:
+            raise self._protocol_error(url)(
+                f"the body could not be decompressed ({exc})"
             ) from exc
         except httpx.ConnectError as exc:
             raise LLMConnectionError(
@@ -157,19 +322,99 @@ class OpenAICompatibleBackend:
                 f"the connection failed: {type(exc).__name__}: {exc}", backend=self.name, url=url
             ) from exc
         result.metadata.setdefault("url", url)
-        result.metadata["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        result.metadata["latency_ms"] = round((time.monotonic() - started) * 1000, 3)
+        result.metadata["deadline_s"] = round(allowed, 3)
+        result.metadata["response_bytes"] = progress.counts["raw"]
         return result
 
-    def _complete(
-        self, url: str, messages: Sequence[Message], controller: GenerationController | None
-    ) -> GenerationResult:
-        with self.client() as client:
-            response = client.post(
-                url, json=self.payload(messages, False), headers=self._headers(False)
+    def _timeout_error(
+        self, url: str, reason: str, allowed: float, progress: _Progress, *, started: bool = True
+    ) -> LLMTimeoutError:
+        if reason == "timeout":
+            message = (
+                f"no complete answer within timeout = {self.timeout:g}s ({progress.where()}); "
+                "raise SOF_LLM_TIMEOUT (plugin_settings.response.timeout) or check that the "
+                "server is not overloaded"
             )
-        if response.status_code >= 400:
-            raise self._http_error(url, response)
-        return self._from_body(url, response.text, controller)
+        else:
+            fix = (
+                "raise the skill's time limit (its max_execution_time, or skill_timeout / "
+                "SOF_SKILL_TIMEOUT for skills that set none) or use a faster model"
+            )
+            if started:
+                message = (
+                    f"no complete answer within the {allowed:.2f}s left before the skill's "
+                    f"deadline ({progress.where()}); {fix}"
+                )
+            else:
+                message = f"no time left before the skill's deadline, so it was not asked; {fix}"
+        return LLMTimeoutError(
+            message, backend=self.name, url=url, reason=reason, limit=round(max(allowed, 0), 3)
+        )
+
+    def _send(
+        self,
+        client: httpx.Client,
+        url: str,
+        messages: Sequence[Message],
+        stream: bool,
+        allowed: float,
+        progress: _Progress,
+    ) -> httpx.Response:
+        import httpx
+
+        request = client.build_request(
+            "POST",
+            url,
+            json=self.payload(messages, stream),
+            headers=self._headers(stream),
+            # Waiting for a pooled connection counts too; sockets are held to the deadline.
+            timeout=httpx.Timeout(allowed),
+        )
+        response = client.send(request, stream=True)
+        progress.reading = True
+        return response
+
+    def _complete(
+        self,
+        client: httpx.Client,
+        url: str,
+        messages: Sequence[Message],
+        controller: GenerationController | None,
+        allowed: float,
+        progress: _Progress,
+    ) -> GenerationResult:
+        response = self._send(client, url, messages, False, allowed, progress)
+        try:
+            if response.status_code >= 400:
+                raise self._http_error(url, response, self._error_text(response, progress))
+            text = self._read_all(response, progress)
+        finally:
+            response.close()
+        return self._from_body(url, text, controller)
+
+    def _read_all(self, response: httpx.Response, progress: _Progress) -> str:
+        from sof_response import httpio
+
+        body = b"".join(httpio.read_body(response, self.max_response_bytes, progress.counts))
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+
+    def _error_text(self, response: httpx.Response, progress: _Progress) -> str:
+        """The start of an error body, enough for its message; the rest is not read."""
+        from sof_response import httpio
+
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            for piece in httpio.read_body(response, self.max_response_bytes, progress.counts):
+                pieces.append(piece)
+                size += len(piece)
+                if size >= _ERROR_BODY_BYTES:
+                    break
+        except (httpio.ResponseTooLarge, httpio.UnsupportedEncoding, zlib.error):
+            pass
+        data = b"".join(pieces)[:_ERROR_BODY_BYTES]
+        return data.decode(response.charset_encoding or "utf-8", errors="replace")
 
     def _from_body(
         self, url: str, body_text: str, controller: GenerationController | None
@@ -200,30 +445,32 @@ class OpenAICompatibleBackend:
         )
 
     def _stream(
-        self, url: str, messages: Sequence[Message], controller: GenerationController | None
+        self,
+        client: httpx.Client,
+        url: str,
+        messages: Sequence[Message],
+        controller: GenerationController | None,
+        allowed: float,
+        progress: _Progress,
     ) -> GenerationResult:
-        with self.client() as client:
-            request = client.build_request(
-                "POST", url, json=self.payload(messages, True), headers=self._headers(True)
-            )
-            response = client.send(request, stream=True)
-            return self._read_response(url, response, controller)
+        from sof_response import httpio
 
-    def _read_response(
-        self, url: str, response: httpx.Response, controller: GenerationController | None
-    ) -> GenerationResult:
+        response = self._send(client, url, messages, True, allowed, progress)
         try:
             if response.status_code >= 400:
-                response.read()
-                raise self._http_error(url, response)
+                raise self._http_error(url, response, self._error_text(response, progress))
             content_type = response.headers.get("content-type", "")
             if "text/event-stream" not in content_type and "json" in content_type:
                 # Some servers ignore "stream": true and answer in one JSON body.
-                response.read()
-                result = self._from_body(url, response.text, controller)
+                result = self._from_body(url, self._read_all(response, progress), controller)
                 result.metadata["streamed"] = False
                 return result
-            return self._read_events(url, response.iter_lines(), controller)
+            body = httpio.read_body(response, self.max_response_bytes, progress.counts)
+            lines = httpio.iter_lines(httpio.read_text(body))
+            result = self._read_events(url, lines, controller)
+            if not result.stopped_by_controller:
+                httpio.drain(lines)
+            return result
         finally:
             # Closing an unfinished stream drops the connection: the server sees the client go.
             response.close()
@@ -307,18 +554,19 @@ class OpenAICompatibleBackend:
     def _protocol_error(self, url: str) -> Any:
         def make(message: str) -> LLMProtocolError:
             return LLMProtocolError(
-                f"{message}; is this an OpenAI-compatible chat-completions endpoint?",
+                f"{message}; is this an OpenAI-compatible chat-completions endpoint? "
+                f"{_BASE_URL_HINT}",
                 backend=self.name,
                 url=url,
             )
 
         return make
 
-    def _http_error(self, url: str, response: httpx.Response) -> LLMHTTPError:
+    def _http_error(self, url: str, response: httpx.Response, text: str) -> LLMHTTPError:
         try:
-            server = _server_message(response.json())
+            server = _server_message(json.loads(text))
         except ValueError:
-            server = response.text.strip()[:300] or response.reason_phrase
+            server = text.strip()[:300] or response.reason_phrase
         status = response.status_code
         cls = LLMAuthError if status in (401, 403) else LLMHTTPError
         hint = (
@@ -362,4 +610,4 @@ def _server_message(body: Any) -> str:
     return json.dumps(body)[:300]
 
 
-__all__ = ["OpenAICompatibleBackend"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "OpenAICompatibleBackend", "core_deadline"]

@@ -9,6 +9,7 @@ typo never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,11 +26,18 @@ ENV_VARS: dict[str, str] = {
     "SOF_LLM_MODEL": "model",
     "SOF_LLM_API_KEY": "api_key",
     "SOF_LLM_TIMEOUT": "timeout",
+    "SOF_LLM_MAX_RESPONSE_BYTES": "max_response_bytes",
     "SOF_USE_TPV_CONTROL": "use_tpv_control",
     "SOF_TPV_CONTROLLER": "controller",
     "SOF_TPV_MAX_TOKENS": "tpv_max_tokens",
     "SOF_RESPONSE_STREAM": "stream",
 }
+
+#: Default cap on an answer's size, on the wire and decompressed: far above any real answer
+#: (a long streamed answer of 16k tokens is about 3 MB of server-sent events).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+#: Longest ``timeout`` accepted (about 11.6 days); beyond it a socket cannot be told to wait.
+MAX_TIMEOUT = 1_000_000.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,8 +53,11 @@ class ResponseSettings:
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = None
-    #: Seconds to wait for the server (connect, and between bytes when streaming).
+    #: Seconds one whole generation may take: connect, send, and the entire answer. The
+    #: skill's remaining time shortens it further (see docs/plugins/response.md).
     timeout: float = 60.0
+    #: Most bytes an answer may have, counted on the wire and again after decompression.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     temperature: float | None = None
     #: Server-side cap on generated tokens (sent as ``max_tokens``); None sends nothing.
     max_tokens: int | None = None
@@ -122,8 +133,9 @@ class ResponseSettings:
 
         if not self.backend.strip():
             raise bad("backend", "must name an LLM backend, e.g. 'extractive' or 'openai'")
-        if self.timeout <= 0:
-            raise bad("timeout", f"must be a positive number of seconds, got {self.timeout}")
+        timeout_problem = check_timeout(self.timeout)
+        if timeout_problem:
+            raise bad("timeout", timeout_problem)
         if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
             raise bad(
                 "base_url",
@@ -131,7 +143,7 @@ class ResponseSettings:
                 "e.g. http://127.0.0.1:11434/v1",
             )
         for key in ("tpv_max_tokens", "tpv_max_repeats", "tpv_ngram", "max_passages",
-                    "max_passage_chars", "max_sentences"):
+                    "max_passage_chars", "max_sentences", "max_response_bytes"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be at least 1, got {getattr(self, key)}")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -143,6 +155,17 @@ class ResponseSettings:
         if data["api_key"]:
             data["api_key"] = "***"
         return data
+
+
+def check_timeout(value: float) -> str | None:
+    """Why ``value`` is not a usable timeout, or None when it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0 < value <= MAX_TIMEOUT
+    ) or not math.isfinite(value):
+        return (
+            f"must be a positive, finite number of seconds up to {MAX_TIMEOUT:g}, got {value!r}"
+        )
+    return None
 
 
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
@@ -182,4 +205,10 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
     return value
 
 
-__all__ = ["ENV_VARS", "ResponseSettings"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ENV_VARS",
+    "MAX_TIMEOUT",
+    "ResponseSettings",
+    "check_timeout",
+]

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 from sof_response.controllers import StopController
-from sof_response.errors import LLMBackendError, ResponseConfigError
+from sof_response.errors import LLMBackendError, LLMTimeoutError, ResponseConfigError
 from sof_response.evidence import Evidence, build_evidence, jsonable, normalise_score, terms
 from sof_response.extractive import ExtractiveBackend
-from sof_response.openai_backend import OpenAICompatibleBackend
+from sof_response.openai_backend import OpenAICompatibleBackend, core_deadline
 from sof_response.prompt import (
     EXTRACTIVE_LABEL,
     build_messages,
@@ -40,6 +40,12 @@ if TYPE_CHECKING:
     from sof_core.config import SOFConfig
 
 log = logging.getLogger("sof.response")
+
+#: Share of the skill's remaining time kept back from the model, so that when the model is cut
+#: at its deadline the extractive answer is still written before the skill's own deadline...
+RESERVE_SHARE = 0.1
+#: ...but never more than this many seconds.
+MAX_RESERVE = 1.0
 
 
 def builtin_backends() -> list[Any]:
@@ -97,6 +103,7 @@ class ResponseGenerationSkill(BaseSkillModule):
         self._controller = controller
         self._explicit = settings
         self._plugin_settings: dict[str, Any] = {}
+        self._skill_timeout: float | None = None
         self._registry: Registry | None = None
         self._lock = threading.Lock()
         self._configured: dict[tuple[str, str, int, ResponseSettings], Any] = {}
@@ -128,6 +135,7 @@ class ResponseGenerationSkill(BaseSkillModule):
         """Take settings from ``config`` and choose components from ``registry``."""
         if config is not None:
             self._plugin_settings = config.settings_for(PLUGIN)
+            self._skill_timeout = config.skill_timeout
         if registry is not None:
             self._registry = registry
         with self._lock:
@@ -204,7 +212,33 @@ class ResponseGenerationSkill(BaseSkillModule):
 
     # --- running ---------------------------------------------------------------------------
 
+    def generation_deadline(self, now: float) -> float | None:
+        """When the model must be done (``time.monotonic()``), or None for no skill limit.
+
+        The skill's deadline is the sooner of ``sof_core.current_deadline()`` (the engine's
+        deadline for this step, where the core offers it) and ``now`` plus the skill's own
+        limit (``max_execution_time``, else the configured ``skill_timeout``). The model gets
+        that time less a reserve (``RESERVE_SHARE`` of it, at most ``MAX_RESERVE`` seconds) in
+        which the extractive fallback can still answer. The backend's own ``timeout`` may end
+        the generation sooner still.
+        """
+        candidates: list[float] = []
+        core = core_deadline()
+        if core is not None:
+            candidates.append(core)
+        limit = self.max_execution_time
+        if limit is None:
+            limit = self._skill_timeout
+        if limit is not None:
+            candidates.append(now + limit)
+        if not candidates:
+            return None
+        end = min(candidates)
+        return end - min(MAX_RESERVE, max(0.0, end - now) * RESERVE_SHARE)
+
     def execute(self, uif: UIF) -> UIF:
+        started_at = time.monotonic()
+        deadline = self.generation_deadline(started_at)
         settings = self.settings()
         data = uif.intermediate_data
         evidence = build_evidence(
@@ -225,7 +259,9 @@ class ResponseGenerationSkill(BaseSkillModule):
         fallback: LLMBackendError | None = None
         used = backend
         try:
-            result = self._generate(backend, messages, evidence, stream, controller, settings)
+            result = self._generate(
+                backend, messages, evidence, stream, controller, settings, deadline
+            )
         except LLMBackendError as exc:
             if not settings.fallback_to_extractive or isinstance(backend, ExtractiveBackend):
                 raise
@@ -234,7 +270,7 @@ class ResponseGenerationSkill(BaseSkillModule):
             uif.add_warning(f"{self.skill_name}: {exc}; answered extractively instead")
             log.warning("LLM backend failed, answering extractively: %s", exc)
             controller = self.select_controller(settings)
-            result = self._generate(used, messages, evidence, stream, controller, settings)
+            result = self._generate(used, messages, evidence, stream, controller, settings, None)
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
 
         extractive = bool(result.metadata.get("extractive")) or isinstance(used, ExtractiveBackend)
@@ -271,6 +307,8 @@ class ResponseGenerationSkill(BaseSkillModule):
                 "latency_ms": latency_ms,
                 "fallback_from": backend.name if fallback else None,
                 "fallback_error": str(fallback) if fallback else None,
+                "fallback_reason": getattr(fallback, "reason", "error") if fallback else None,
+                "deadline_s": _deadline_seconds(result, fallback),
             },
         }
         uif.add_log_entry(
@@ -288,6 +326,7 @@ class ResponseGenerationSkill(BaseSkillModule):
         stream: bool,
         controller: GenerationController | None,
         settings: ResponseSettings,
+        deadline: float | None,
     ) -> GenerationResult:
         guarded = _GuardedController(controller) if controller is not None else None
         if guarded is not None:
@@ -302,6 +341,8 @@ class ResponseGenerationSkill(BaseSkillModule):
                 )
             )
         kwargs: dict[str, Any] = {"evidence": evidence} if _wants_evidence(backend) else {}
+        if getattr(backend, "uses_deadline", False) is True:
+            kwargs["deadline"] = deadline
         result = backend.generate(messages, stream=stream, controller=guarded, **kwargs)
         if not isinstance(result, GenerationResult) or not isinstance(result.text, str):
             raise SkillExecutionError(
@@ -424,6 +465,13 @@ def _check_backend(obj: Any, what: str) -> None:
             "generate(messages, *, stream, controller)",
             key=f"plugin_settings.{PLUGIN}.backend",
         )
+
+
+def _deadline_seconds(result: GenerationResult, fallback: LLMBackendError | None) -> Any:
+    """Seconds the model was given, when known (its answer or its cut says so)."""
+    if fallback is None:
+        return result.metadata.get("deadline_s")
+    return fallback.limit if isinstance(fallback, LLMTimeoutError) else None
 
 
 def _wants_evidence(backend: Any) -> bool:

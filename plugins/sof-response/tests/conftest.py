@@ -3,18 +3,27 @@
 The server is stdlib ``http.server`` in a thread on an ephemeral port, speaking HTTP/1.1 with
 chunked streaming like the real servers do. The first path segment picks its behaviour, so
 one server serves every scenario: ``http://127.0.0.1:PORT/<scenario>/v1/chat/completions``.
+It also answers requests in absolute form (``POST http://host/<scenario>/...``), which is how
+a client talks to an HTTP proxy, so the same server can stand in for a proxy.
+
+Hostile scenarios (a server dripping bytes, streaming forever, a gzip bomb) are bounded by
+``MAX_SECONDS`` so no test can hang, and notice the client hanging up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
+import os
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sof_response.settings import ENV_VARS
@@ -22,6 +31,31 @@ from sof_response.settings import ENV_VARS
 REPLY = "SOF routes each query through a validated plan [1]."
 #: Bound on how long a scenario may keep a connection busy, so no test can hang.
 MAX_SECONDS = 5.0
+#: A dripping server sends one byte this often: far below any read timeout, so only a deadline
+#: on the whole call can stop it.
+DRIP_INTERVAL = 0.2
+#: What the gzip bombs expand to (the compressed body is about 1/1000 of it).
+BOMB_BYTES = 100 * 1024 * 1024
+_BOMBS: dict[bool, bytes] = {}
+
+
+def gzip_bomb(stream: bool) -> bytes:
+    """A valid completion (JSON, or one SSE event) whose answer is BOMB_BYTES of "A", gzipped."""
+    if stream not in _BOMBS:
+        if stream:
+            head = b'data: {"choices": [{"index": 0, "delta": {"content": "'
+            tail = b'"}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+        else:
+            head = (b'{"model": "test-model", "choices": [{"index": 0, "message": '
+                    b'{"role": "assistant", "content": "')
+            tail = b'"}, "finish_reason": "stop"}]}'
+        packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = b"A" * (1024 * 1024)
+        parts = [packer.compress(head)]
+        parts += [packer.compress(block) for _ in range(BOMB_BYTES // len(block))]
+        parts += [packer.compress(tail), packer.flush()]
+        _BOMBS[stream] = b"".join(parts)
+    return _BOMBS[stream]
 
 
 @dataclass
@@ -36,6 +70,8 @@ class ChatServer:
     chunks_sent: int = 0
     #: What the "ok" scenario answers.
     reply: str = REPLY
+    #: Client ports of the requests, in order (one port = one reused connection).
+    client_ports: list[int] = field(default_factory=list)
 
     def url(self, scenario: str) -> str:
         return f"http://{self.host}:{self.port}/{scenario}/v1"
@@ -93,10 +129,14 @@ class ChatHandler(BaseHTTPRequestHandler):
         state = self.server_state
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
-        scenario = self.path.strip("/").split("/")[0]
+        absolute = "://" in self.path  # absolute form: we are being used as a proxy
+        path = urlsplit(self.path).path if absolute else self.path
+        scenario = path.strip("/").split("/")[0]
         state.requests.append(
-            {"path": self.path, "headers": dict(self.headers), "body": body, "scenario": scenario}
+            {"path": path, "headers": dict(self.headers), "body": body, "scenario": scenario,
+             "proxied": absolute, "target": self.path}
         )
+        state.client_ports.append(self.client_address[1])
         stream = bool(body.get("stream"))
         handler = getattr(self, f"scenario_{scenario}", None)
         if handler is None:
@@ -183,6 +223,134 @@ class ChatHandler(BaseHTTPRequestHandler):
         self._end_stream()
 
 
+    # --- hostile servers ---------------------------------------------------------------------
+
+    def _drip(self, data: bytes) -> None:
+        """Send ``data`` one byte per DRIP_INTERVAL until done, MAX_SECONDS, or a hang-up."""
+        deadline = time.monotonic() + MAX_SECONDS
+        self.close_connection = True
+        try:
+            for byte in data:
+                if time.monotonic() > deadline:
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(DRIP_INTERVAL)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.server_state.disconnected.set()
+
+    @staticmethod
+    def _completion(text: str) -> bytes:
+        return json.dumps({
+            "model": "test-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
+        }).encode()
+
+    def scenario_drip(self, body: dict[str, Any], stream: bool) -> None:
+        """Headers at once, then a valid body one byte at a time."""
+        data = self._completion(REPLY * 4)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self._drip(data)
+
+    def scenario_driphead(self, body: dict[str, Any], stream: bool) -> None:
+        """Even the status line and headers arrive one byte at a time."""
+        data = self._completion(REPLY)
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nX-Padding: {'p' * 200}\r\n\r\n").encode()
+        self._drip(head + data)
+
+    def scenario_gzipbomb(self, body: dict[str, Any], stream: bool) -> None:
+        """A small gzip body that expands to BOMB_BYTES (a JSON answer or one SSE event)."""
+        data = gzip_bomb(stream)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.wfile.write(data)
+
+    def scenario_gzipempty(self, body: dict[str, Any], stream: bool) -> None:
+        """Empty gzip members without end: many bytes on the wire that decode to nothing."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        batch = gzip.compress(b"") * 500
+        deadline = time.monotonic() + MAX_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                self.wfile.write(f"{len(batch):x}\r\n".encode() + batch + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.001)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.server_state.disconnected.set()
+            return
+        self.close_connection = True
+
+    def scenario_gzipped(self, body: dict[str, Any], stream: bool) -> None:
+        self._compressed(stream, "gzip")
+
+    def scenario_deflated(self, body: dict[str, Any], stream: bool) -> None:
+        self._compressed(stream, "deflate")
+
+    def scenario_rawdeflated(self, body: dict[str, Any], stream: bool) -> None:
+        self._compressed(stream, "rawdeflate")
+
+    def scenario_twomembers(self, body: dict[str, Any], stream: bool) -> None:
+        self._compressed(stream, "gzip2")
+
+    def _compressed(self, stream: bool, encoding: str) -> None:
+        """The "ok" answer (SSE with CRLF line ends when streamed), compressed."""
+        if stream:
+            events = [self._delta(w if w.endswith(".") else w + " ") for w in REPLY.split(" ")]
+            plain = "".join(f"data: {json.dumps(e)}\r\n\r\n" for e in events)
+            plain += "data: [DONE]\r\n\r\n"
+            data, kind = plain.encode(), "text/event-stream"
+        else:
+            data, kind = self._completion(REPLY), "application/json"
+        if encoding == "gzip":
+            data = gzip.compress(data)
+        elif encoding == "deflate":  # zlib-wrapped, as RFC 9110 says
+            data = zlib.compress(data)
+        elif encoding == "rawdeflate":  # what some servers send as "deflate"
+            packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+            data = packer.compress(data) + packer.flush()
+            encoding = "deflate"
+        elif encoding == "gzip2":  # two members, as concatenated gzip files are
+            half = len(data) // 2
+            data = gzip.compress(data[:half]) + gzip.compress(data[half:])
+            encoding = "gzip"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def scenario_donehang(self, body: dict[str, Any], stream: bool) -> None:
+        """A whole answer up to ``data: [DONE]``, then the body is held open (no last chunk)."""
+        self._start_stream()
+        self._event(self._delta(REPLY, "stop"))
+        self._chunk("data: [DONE]\n\n")
+        self.server_state.release.wait(MAX_SECONDS)
+        self.close_connection = True
+
+    def scenario_brotli(self, body: dict[str, Any], stream: bool) -> None:
+        data = b"\x0b\x02\x80{}\x03"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "br")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -212,6 +380,41 @@ def chat_server() -> Iterator[ChatServer]:
         server.shutdown()
         server.server_close()
         thread.join(MAX_SECONDS)
+
+
+class Probe:
+    """What this process holds: open sockets and threads, to check nothing is left behind."""
+
+    @staticmethod
+    def sockets() -> int:
+        """Open sockets of this process (client and server side), from /proc."""
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    count += 1
+        return count
+
+    @staticmethod
+    def threads() -> int:
+        return threading.active_count()
+
+    @staticmethod
+    def settles(condition: Any, within: float = 2.0) -> bool:
+        """Whether ``condition()`` becomes true within ``within`` seconds (a hang bound)."""
+        end = time.monotonic() + within
+        while time.monotonic() < end:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return bool(condition())
+
+
+@pytest.fixture
+def probe() -> Probe:
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counting open sockets needs /proc (Linux)")
+    return Probe()
 
 
 @pytest.fixture(autouse=True)

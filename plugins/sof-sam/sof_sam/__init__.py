@@ -1,0 +1,180 @@
+"""SAM's ``sam.orchestration`` API on SOF: rewrite the import prefix ``sam.orchestration`` to
+``sof_sam`` and SAM code runs on ``sof_core`` (one engine, one graph, one executor).
+
+Every name ``from sam.orchestration import ...`` gives is here, resolved on first use, so
+``import sof_sam`` stays cheap and a module that is not installed only fails the names that
+need it. ``MemoryRetrievalSkill``, ``ResponseGenerationSkill`` and ``ConflictDetectorSkill``
+come from SOF's plugins (``sof-memory``, ``sof-response``, ``sof-conflict``) when installed.
+SAM's other skills (``CalculatorTool``, ...) are SAM's own code: importing one from here
+raises an ``ImportError`` that says how to bring it along.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+#: The version of SAM's orchestration API this package mirrors (SAM's ``__version__``).
+SAM_API_VERSION = "2.0.0"
+
+# name -> module of this package that defines it
+_LAZY: dict[str, str] = {
+    "SAM_UIF": "uif",
+    "UIFStatus": "uif",
+    "BaseSkillModule": "skills.base",
+    "SkillExecutionError": "skills.base",
+    "SkillDependencyError": "skills.base",
+    "SkillMetadata": "skills.base",
+    "PlanValidationEngine": "validator",
+    "PlanValidationReport": "validator",
+    "ValidationResult": "validator",
+    "CoordinatorEngine": "coordinator",
+    "ExecutionReport": "coordinator",
+    "ExecutionResult": "coordinator",
+    "DynamicPlanner": "planner",
+    "PlanGenerationResult": "planner",
+    "PlanCacheEntry": "planner",
+    "ToolSecurityManager": "security",
+    "SecurityPolicy": "security",
+    "RateLimitConfig": "security",
+    "get_security_manager": "security",
+    "SOFIntegration": "sof_integration",
+    "get_sof_integration": "sof_integration",
+    "process_query_with_sof": "sof_integration",
+    "is_sof_available": "sof_integration",
+    "SOFConfig": "config",
+    "SOFConfigManager": "config",
+    "get_sof_config": "config",
+    "is_sof_enabled": "config",
+    "enable_sof_framework": "config",
+    "disable_sof_framework": "config",
+}
+
+#: SAM's core skills that SOF ships as plugins: name -> (module, distribution to install).
+PLUGIN_SKILLS: dict[str, tuple[str, str]] = {
+    "MemoryRetrievalSkill": ("sof_memory", "sof-memory"),
+    "ResponseGenerationSkill": ("sof_response", "sof-response"),
+    "ConflictDetectorSkill": ("sof_conflict", "sof-conflict"),
+}
+
+#: Names ``sam.orchestration`` exports that are SAM's own code, with no SOF counterpart.
+SAM_ONLY: frozenset[str] = frozenset({
+    "CalculatorTool",
+    "AgentZeroWebBrowserTool",
+    "ContentVettingSkill",
+    "ImplicitKnowledgeSkill",
+    "FinancialDataTool",
+    "NewsApiTool",
+    "TableToCodeExpert",
+    "MemoryTool",
+    "MasterVerifierSkill",
+    "AutonomousFactualCorrectionSkill",
+    "DiscoveryCycleOrchestrator",
+    "DiscoveryStage",
+    "DiscoveryProgress",
+    "DiscoveryResult",
+    "get_discovery_orchestrator",
+})
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from sof_sam.skills.base import BaseSkillModule as BaseSkillModule
+    from sof_sam.skills.base import SkillDependencyError as SkillDependencyError
+    from sof_sam.skills.base import SkillExecutionError as SkillExecutionError
+    from sof_sam.skills.base import SkillMetadata as SkillMetadata
+    from sof_sam.uif import SAM_UIF as SAM_UIF
+    from sof_sam.uif import UIFStatus as UIFStatus
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(_import_own(module, name), name)
+    elif name in PLUGIN_SKILLS:
+        value = plugin_skill(name)
+    elif name in SAM_ONLY:
+        raise ImportError(
+            f"{name} is one of SAM's own modules, not part of sof_sam: keep SAM's code for it "
+            "and import it from there, or move it into a SOF plugin distribution (see "
+            "docs/migration-from-sam.md)",
+            name=__name__,
+        )
+    else:
+        raise AttributeError(f"module 'sof_sam' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _import_own(module: str, name: str) -> Any:
+    full = f"{__name__}.{module}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name != full:
+            raise  # the module is there; something it imports is not
+        raise ImportError(
+            f"sof_sam.{name} needs the module {full}, which is not installed; reinstall "
+            "sof-sam (pip install -e plugins/sof-sam)",
+            name=__name__,
+        ) from exc
+
+
+_plugin_classes: dict[str, type[Any]] = {}
+
+
+def plugin_skill(name: str) -> type[Any]:
+    """SAM's ``name`` skill as SOF's plugin provides it, with SAM's helpers added
+    (``can_execute``, ``get_metadata()`` returning ``SkillMetadata``, ...): a subclass of the
+    plugin's class, made once. ``ImportError`` names the plugin distribution to install when
+    it is missing."""
+    made = _plugin_classes.get(name)
+    if made is not None:
+        return made
+    module, distribution = PLUGIN_SKILLS[name]
+    try:
+        native = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise ImportError(
+            f"{name} comes from SOF's {distribution} plugin, which is not installed; "
+            f"install it (pip install {distribution}) or register your own {name}",
+            name=__name__,
+        ) from exc
+    from sof_sam.skills.base import SAMSkillAPI
+
+    # Named as an attribute of this package, so instances pickle by reference.
+    made = type(name, (SAMSkillAPI, native), {
+        "__module__": __name__, "__qualname__": name, "__doc__": native.__doc__,
+    })
+    return _plugin_classes.setdefault(name, made)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def _installed(name: str) -> bool:
+    """Whether the name's module is there (``__all__`` lists only what ``import *`` finds)."""
+    if name in PLUGIN_SKILLS:
+        return importlib.util.find_spec(PLUGIN_SKILLS[name][0]) is not None
+    module = _LAZY.get(name)
+    if module is None:
+        return True
+    *parents, last = module.split(".")  # looked up on disk: importing it would not be cheap
+    return importlib.machinery.PathFinder.find_spec(
+        last, [os.path.join(__path__[0], *parents)]
+    ) is not None
+
+
+__all__ = [
+    name
+    for name in sorted([
+        "PLUGIN_SKILLS", "SAM_API_VERSION", "SAM_ONLY", "__version__", "plugin_skill",
+        *_LAZY, *PLUGIN_SKILLS,
+    ])
+    if _installed(name)
+]

@@ -1,0 +1,117 @@
+"""``import sof_sam`` gives what ``import sam.orchestration`` gives, each name on first use.
+
+SAM's three core skills come from SOF's plugins; a missing plugin or module fails only the
+names that need it, with an ``ImportError`` saying what to install. SAM's other skills are
+SAM's own code: importing one says so.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+import sof_sam
+
+import sof_core
+
+# What SAM's sam/orchestration/__init__.py exports and sof_sam provides.
+SAM_NAMES = {
+    "SAM_UIF": "sof_sam.uif", "UIFStatus": "sof_core.uif",
+    "BaseSkillModule": "sof_sam.skills.base", "SkillExecutionError": "sof_sam.skills.base",
+    "SkillDependencyError": "sof_sam.skills.base",
+    "MemoryRetrievalSkill": "sof_sam", "ResponseGenerationSkill": "sof_sam",
+    "ConflictDetectorSkill": "sof_sam",
+}
+
+
+@pytest.mark.parametrize("name,module", sorted(SAM_NAMES.items()))
+def test_sams_names_resolve(name: str, module: str) -> None:
+    value = getattr(sof_sam, name)
+    assert value.__module__ == module
+    assert name in sof_sam.__all__
+
+
+def test_the_core_skills_are_the_plugins_classes_with_sams_helpers() -> None:
+    from sof_conflict import ConflictDetectorSkill
+    from sof_memory import MemoryRetrievalSkill
+    from sof_response import ResponseGenerationSkill
+    from sof_sam import skills
+    from sof_sam.skills.base import SAMSkillAPI
+
+    assert issubclass(sof_sam.MemoryRetrievalSkill, MemoryRetrievalSkill)
+    assert issubclass(sof_sam.ResponseGenerationSkill, ResponseGenerationSkill)
+    assert skills.ConflictDetectorSkill is sof_sam.ConflictDetectorSkill
+    assert issubclass(sof_sam.ConflictDetectorSkill, ConflictDetectorSkill)
+    assert issubclass(sof_sam.ConflictDetectorSkill, SAMSkillAPI)
+    assert sof_sam.ConflictDetectorSkill.skill_name == "ConflictDetectorSkill"
+
+
+def test_sams_helpers_work_on_the_plugins_skills() -> None:
+    skill = sof_sam.ConflictDetectorSkill()
+    metadata = skill.get_metadata()
+    assert isinstance(metadata, sof_sam.SkillMetadata)
+    assert (metadata.name, metadata.category) == ("ConflictDetectorSkill", "analysis")
+    info = skill.get_dependency_info()
+    assert info["required_inputs"] == ["memory_results"] and len(info) == 8
+    assert str(skill).startswith("ConflictDetectorSkill v")
+    uif = sof_sam.SAM_UIF(input_query="q")
+    assert not skill.can_execute(uif)
+    uif.intermediate_data["memory_results"] = []
+    assert skill.can_execute(uif)
+    assert sof_sam.MemoryRetrievalSkill().can_execute(sof_sam.SAM_UIF(input_query="q"))
+    again = pickle.loads(pickle.dumps(skill))
+    assert type(again) is sof_sam.ConflictDetectorSkill
+
+
+def test_a_plugin_skill_through_sof_sam_runs_on_an_engine() -> None:
+    engine = sof_core.CoordinatorEngine(config=sof_core.SOFConfig(
+        skill_timeout=None, total_timeout=None))
+    engine.register_skill(sof_sam.ConflictDetectorSkill)  # over the installed plugin's
+    entry = engine.registry.skill("ConflictDetectorSkill")
+    assert entry is not None and type(entry.instance) is sof_sam.ConflictDetectorSkill
+    uif = sof_sam.SAM_UIF(input_query="q", intermediate_data={"memory_results": []})
+    report = engine.execute_plan(["ConflictDetectorSkill"], uif)
+    assert report.status == "success", report.errors
+
+
+def test_importing_sof_sam_loads_nothing_else() -> None:
+    code = ("import sys, sof_sam; print(sorted(m for m in sys.modules "
+            "if m.startswith(('sof', 'pydantic'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['sof_sam']"
+
+
+def test_a_missing_plugin_names_the_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sof_sam.PLUGIN_SKILLS, "GhostSkill", ("sof_ghost", "sof-ghost"))
+    with pytest.raises(ImportError, match=r"GhostSkill comes from SOF's sof-ghost plugin.*"
+                                          r"pip install sof-ghost"):
+        sof_sam.GhostSkill  # noqa: B018
+
+
+def test_a_missing_module_fails_only_its_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sof_sam._LAZY, "GhostEngine", "ghost")
+    with pytest.raises(ImportError, match=r"sof_sam\.GhostEngine needs the module sof_sam\.ghost"):
+        from sof_sam import GhostEngine  # noqa: F401
+    assert sof_sam._installed("GhostEngine") is False
+    assert sof_sam.SAM_UIF is not None
+
+
+@pytest.mark.parametrize("name", ["CalculatorTool", "AgentZeroWebBrowserTool",
+                                  "DiscoveryCycleOrchestrator"])
+def test_sams_own_skills_say_they_are_sams(name: str) -> None:
+    with pytest.raises(ImportError, match=f"{name} is one of SAM's own modules"):
+        getattr(sof_sam, name)
+
+
+def test_unknown_names_are_attribute_errors() -> None:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        sof_sam.NoSuchThing  # noqa: B018
+
+
+def test_star_import_gives_every_listed_name() -> None:
+    namespace: dict[str, object] = {}
+    exec("from sof_sam import *", namespace)
+    assert {"SAM_UIF", "BaseSkillModule", "MemoryRetrievalSkill"} <= set(namespace)

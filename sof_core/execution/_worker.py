@@ -1,0 +1,223 @@
+"""The isolation worker: a process that runs isolated skill calls, one at a time.
+
+Started by ``sof_core.execution.isolation`` as ``python -m sof_core.execution._worker FD``
+with a clean environment; ``FD`` is its end of a socket pair to the host. It imports the
+remote-call code once and says it is ready; then per call it reads a header (plain data:
+the import path, limits, extra environment) and the pickled call, sets the call's resource
+limits, runs it through ``run_skill_call`` and sends back what the skill changed, or what
+went wrong. A skill that ends the process (a segfault, ``os._exit``, SIGXCPU at its CPU
+limit) ends the worker: the host sees the socket close, reads the exit status and starts
+another. After a call that hit its memory or open-files limit the worker exits by itself
+once it has answered, since the skill may have left it short of either.
+
+The limits are soft limits set around each call and lifted after it (the worker is reused,
+and a hard limit can never be raised again): they stop runaway skills, not a skill that
+lifts them on purpose. The host's deadline is the hard stop: it kills the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import pickle
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+_LENGTH = struct.Struct("!Q")
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+# --- framing, shared with the host ---------------------------------------------------------
+
+
+def send_frame(sock: socket.socket, data: bytes) -> None:
+    """One length-prefixed message (the caller sets the socket's timeout)."""
+    sock.sendall(_LENGTH.pack(len(data)))
+    sock.sendall(data)
+
+
+def recv_frame(sock: socket.socket, deadline: float = math.inf) -> bytes:
+    """One message; ``TimeoutError`` past ``deadline`` (monotonic), ``EOFError`` when the
+    other side closed (or died) before sending it all."""
+    (length,) = _LENGTH.unpack(_recv_exact(sock, _LENGTH.size, deadline))
+    return _recv_exact(sock, length, deadline)
+
+
+def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytes:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        if deadline != math.inf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            raise EOFError
+        got += count
+    return bytes(buffer)
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> None:
+    import faulthandler
+    import resource
+
+    faulthandler.enable()  # a segfaulting C extension leaves its Python stack on stderr
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and no core file behind
+    sock = socket.socket(fileno=int(argv[1]))
+    sock.setblocking(True)
+    import sof_core.execution.remote  # noqa: F401  (before "ready": calls find it imported)
+
+    send_frame(sock, pickle.dumps(("ready", os.getpid()), _PROTOCOL))
+    while True:
+        try:
+            header = pickle.loads(recv_frame(sock))  # plain data written by the host
+            payload = recv_frame(sock)
+        except (EOFError, OSError):
+            os._exit(0)  # the host exited or let this worker go
+        reply, spent = _serve(header, payload)
+        send_frame(sock, reply)
+        if spent:
+            os._exit(0)  # the skill hit a limit: the host starts a fresh worker
+
+
+def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
+    """Run one call with its limits and environment: the pickled reply, and whether the
+    call hit a limit (this worker then exits)."""
+    if header["path"] != sys.path:
+        sys.path[:] = header["path"]
+    restore_env = _environment(header["env"])
+    lift = _limit(header["limits"])
+    try:
+        try:
+            reply = _run(payload)
+        except MemoryError:
+            reply = ("limit", "memory_mb", "")
+        try:
+            data = pickle.dumps(reply, _PROTOCOL)
+        except MemoryError:
+            reply = ("limit", "memory_mb", " while sending back what it wrote")
+            data = pickle.dumps(reply, _PROTOCOL)
+        except BaseException as exc:
+            data = pickle.dumps(("unpicklable", f"{type(exc).__name__}: {exc}"), _PROTOCOL)
+    finally:
+        lift()
+        restore_env()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):  # closed or broken: nothing to flush
+            stream.flush()
+    return data, reply[0] == "limit"
+
+
+def _run(payload: bytes) -> tuple[Any, ...]:
+    from sof_core.execution.remote import run_skill_call
+
+    try:
+        skill, inputs, fields = pickle.loads(payload)
+    except MemoryError:
+        raise
+    except BaseException as exc:
+        return ("unloadable", f"{type(exc).__name__}: {exc}")
+    try:
+        return ("ok", run_skill_call(skill, inputs, fields))
+    except MemoryError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.EMFILE:
+            return ("limit", "open_files", f" ({exc})")
+        return _raised(exc)
+    except BaseException as exc:
+        return _raised(exc)
+
+
+def _raised(exc: BaseException) -> tuple[Any, ...]:
+    """The skill's exception, pickled if it survives a round trip, and as text."""
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    data: bytes | None
+    try:
+        data = pickle.dumps(exc, _PROTOCOL)
+        pickle.loads(data)
+    except BaseException:
+        data = None
+    return ("raised", data, type(exc).__name__, str(exc), text)
+
+
+def _environment(env: dict[str, str]) -> Callable[[], None]:
+    """Give the call the variables the host passes it; take them back afterwards."""
+    if not env:
+        return _nothing
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+
+    def restore() -> None:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
+
+
+def _limit(limits: tuple[float | None, float | None, float | None]) -> Callable[[], None]:
+    """Set this call's soft limits; the returned function lifts them again."""
+    import resource
+
+    cpu, memory_mb, open_files = limits
+    previous: list[tuple[int, tuple[int, int]]] = []
+
+    def soft(which: int, value: int) -> None:
+        current = resource.getrlimit(which)
+        hard = current[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+        previous.append((which, current))
+
+    if cpu:  # CPU time is counted for the whole process: the limit is what is used + cpu
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft(resource.RLIMIT_CPU, math.ceil(usage.ru_utime + usage.ru_stime + cpu))
+    if memory_mb:
+        base = _address_space()
+        if base is not None:  # elsewhere than Linux RLIMIT_AS is not enforced anyway
+            soft(resource.RLIMIT_AS, base + int(memory_mb * 2**20))
+    if open_files:
+        soft(resource.RLIMIT_NOFILE, int(open_files))
+
+    def lift() -> None:
+        for which, limit in reversed(previous):
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(which, limit)
+
+    return lift
+
+
+def _nothing() -> None:
+    return None
+
+
+def _address_space() -> int | None:
+    """This process's address space now (Linux), which the memory limit comes on top of."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,494 @@
+"""Process isolation: running a skill in a worker process that is killed at its deadline.
+
+A skill runs isolated when it sets ``isolation = "process"``, when its plugin sets
+``SOF_ISOLATION = "process"`` (in the skill's module or its top-level package), or when
+``SOFConfig.isolate_skills`` names it, its plugin or its distribution. The compiled ``Step``
+then says ``isolation == "process"`` and ``run_step`` hands the call to ``run_isolated``.
+
+The call crosses with the public remote-call API the Dask executor uses
+(``sof_core.execution.remote``): only the skill and its declared inputs are sent, the worker
+reports what the skill changed, and ``replay_changes`` applies it to the skill's guarded view,
+so every check of a local run applies. Per call:
+
+- The pool hands out an idle worker (``python -m sof_core.execution._worker``: started on
+  first use with a clean environment, in a session of its own, then reused; at most
+  ``isolation_workers`` of them). Workers are started with ``subprocess`` (fork + exec, like
+  multiprocessing's "spawn"): never by forking this possibly threaded process, and without
+  re-importing the host's ``__main__`` as "spawn" would.
+- The worker sets the call's limits (CPU seconds, address space, open files) and runs it.
+  A skill that crashes its process is a typed error naming the signal or exit code; the
+  worker is replaced. So is a worker whose call hit its memory or open-files limit.
+- At the deadline the host kills the worker's whole process group (SIGKILL) and starts a
+  replacement: memory, descriptors and the stuck call are reclaimed at once.
+
+Nothing here keeps the process from exiting: no thread waits on a worker; workers are killed
+at exit, and exit by themselves when the host's end of their socket closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fnmatch
+import math
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
+from sof_core.errors import (
+    SkillCrashedError,
+    SkillExecutionError,
+    SkillNotPicklableError,
+    SkillResourceLimitError,
+    SkillTimeoutError,
+)
+from sof_core.execution import _worker
+from sof_core.execution.remote import call_payload, replay_changes
+from sof_core.graph.compile import IsolationSettings
+
+if TYPE_CHECKING:
+    from sof_core.graph.compile import Step
+    from sof_core.uif import UIF
+
+#: What an isolated skill's environment always holds when the host has it: enough to find
+#: programs, the user's directories and the locale, nothing that could be a secret.
+MINIMAL_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+)
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_WORKER_MODULE = "sof_core.execution._worker"
+
+
+# --- one worker --------------------------------------------------------------------------------
+
+
+class _Deadline(Exception):
+    """The call (or the worker's start) was still going at the deadline."""
+
+
+class _Gone(Exception):
+    """The worker process is gone (its socket closed)."""
+
+
+class _Worker:
+    """One worker process and the host's end of its socket."""
+
+    def __init__(self) -> None:
+        self.ready = False  # its "ready" message has been read
+        host, child = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
+                env=clean_environment(),
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group (killed whole), no Ctrl-C
+            )
+        except BaseException:
+            host.close()
+            raise
+        finally:
+            child.close()
+        self.sock = host
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, header: bytes, payload: bytes, deadline: float) -> tuple[Any, ...]:
+        """Send one call and return the worker's reply (a tuple, see ``_worker``)."""
+        sock = self.sock
+        try:
+            sock.settimeout(None if deadline == math.inf else max(deadline - _now(), 1e-6))
+            _worker.send_frame(sock, header)
+            _worker.send_frame(sock, payload)
+            if not self.ready:  # sent once, when it has started
+                pickle.loads(_worker.recv_frame(sock, deadline))
+                self.ready = True
+            return pickle.loads(_worker.recv_frame(sock, deadline))  # type: ignore[no-any-return]
+        except TimeoutError:
+            raise _Deadline from None
+        except (EOFError, OSError) as exc:
+            raise _Gone from exc
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its process group (with any process its skill started)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL cannot be ignored
+            self.process.wait(5.0)
+
+    def exit_status(self) -> int | None:
+        """The worker's own exit code (negative: the signal), waiting briefly for it."""
+        try:
+            return self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def clean_environment() -> dict[str, str]:
+    """The environment a worker starts with: ``MINIMAL_ENV``, the locale (``LC_*``) and a
+    ``PYTHONPATH`` holding this process's import path, so the worker imports what the host
+    imports. ``isolation_env`` adds variables per call (``passed_environment``)."""
+    source = os.environ
+    env = {name: source[name] for name in MINIMAL_ENV if name in source}
+    env.update({name: value for name, value in source.items() if name.startswith("LC_")})
+    path = [entry or os.getcwd() for entry in sys.path if isinstance(entry, str)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    return env
+
+
+def passed_environment(names: Iterable[str]) -> dict[str, str]:
+    """The host's variables an isolated call is given (``isolation_env``)."""
+    passed: dict[str, str] = {}
+    for pattern in names:
+        if pattern.endswith("*") or any(c in pattern for c in "?["):
+            passed.update(
+                {name: value for name, value in os.environ.items()
+                 if fnmatch.fnmatchcase(name, pattern)}
+            )
+        elif pattern in os.environ:
+            passed[pattern] = os.environ[pattern]
+    return passed
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+# --- the pool ----------------------------------------------------------------------------------
+
+
+class IsolationPool:
+    """Worker processes for isolated skills: started on first use, reused, replaced when
+    killed; thread-safe. Isolated steps use the process's own (``isolation_pool()``).
+
+    ``size`` is how many calls may run at once; it grows to the largest
+    ``isolation_workers`` a step asks for.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        if size < 1:
+            raise ValueError("an isolation pool needs at least one worker")
+        self.size = size
+        self._idle: list[_Worker] = []
+        self._count = 0  # workers idle + busy
+        self._cond = threading.Condition()
+        self._stats = {"started": 0, "calls": 0, "killed": 0, "crashed": 0, "spent": 0,
+                       "replaced": 0}
+
+    # --- public ------------------------------------------------------------------------------
+
+    def call(self, step: Step, uif: UIF, deadline: float = math.inf) -> dict[str, Any]:
+        """Run ``step``'s skill on its declared inputs from ``uif`` in a worker; return what
+        it changed (``run_skill_call``'s report), or raise its typed error.
+
+        ``deadline`` is ``time.monotonic()`` seconds: waiting for a free worker, starting
+        one and the call itself all count; at the deadline the worker is killed.
+        """
+        settings = step.isolation_settings or _DEFAULT_SETTINGS
+        payload = _pack(step, uif)
+        header = pickle.dumps(
+            {
+                "path": list(sys.path),
+                "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
+                "env": passed_environment(settings.env) if settings.env else {},
+            },
+            _PROTOCOL,
+        )
+        if settings.workers > self.size:
+            with self._cond:
+                self.size = max(self.size, settings.workers)
+                self._cond.notify_all()
+        if _now() >= deadline:  # spent already (retries, say): leave the workers alone
+            raise SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
+        worker = self._acquire(step, deadline)
+        try:
+            reply = worker.call(header, payload, deadline)
+        except _Deadline:
+            self._replace(worker, "killed")
+            raise SkillTimeoutError(
+                f"did not finish within {step.timeout}s; its process was killed", step.name
+            ) from None
+        except _Gone:
+            started = worker.ready
+            code = worker.exit_status()
+            self._replace(worker, "crashed")
+            raise _exit_error(step, settings, code, started) from None
+        except BaseException:  # Ctrl-C while waiting, say: the worker's state is unknown
+            self._replace(worker, "killed")
+            raise
+        if reply[0] == "limit":  # the worker exits after answering: start its successor
+            self._replace(worker, "spent")
+        else:
+            self._release(worker)
+        with self._cond:
+            self._stats["calls"] += 1
+        return _reply(step, settings, reply)
+
+    def start(self, count: int | None = None) -> None:
+        """Start workers now (up to ``count``, default the pool's size) so the first
+        isolated calls do not pay for a worker's start within their deadline."""
+        wanted = self.size if count is None else min(count, self.size)
+        with self._cond:
+            while self._count < wanted:
+                self._idle.append(self._new_worker())
+                self._count += 1
+            self._cond.notify_all()
+
+    def stats(self) -> dict[str, int]:
+        """``workers`` alive now and the pool's ``size``; ``started`` (workers, ever);
+        ``calls`` answered; ``killed`` at a deadline (or interrupted); ``crashed`` (the
+        process died during a call); ``spent`` (retired after a call hit a memory or
+        open-files limit); ``replaced`` (workers started in place of those)."""
+        with self._cond:
+            return {"workers": self._count, "size": self.size, **self._stats}
+
+    def close(self) -> None:
+        """Kill every idle worker and forget the busy ones (their callers kill them)."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+        for worker in idle:
+            worker.kill()
+            _ALL.discard(worker)
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def _new_worker(self) -> _Worker:
+        worker = _Worker()
+        self._stats["started"] += 1
+        _ALL.add(worker)
+        return worker
+
+    def _acquire(self, step: Step, deadline: float) -> _Worker:
+        with self._cond:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        return worker
+                    self._count -= 1  # died while idle (killed from outside): drop it
+                    _ALL.discard(worker)
+                if self._count < self.size:
+                    try:
+                        worker = self._new_worker()
+                    except OSError as exc:
+                        raise SkillCrashedError(
+                            step.name,
+                            f"could not start an isolation worker ({sys.executable} -m "
+                            f"{_WORKER_MODULE}): {exc}",
+                        ) from exc
+                    self._count += 1
+                    return worker
+                remaining = deadline - _now()
+                if remaining <= 0:
+                    raise SkillTimeoutError(
+                        f"did not start within {step.timeout}s: all {self.size} isolation "
+                        "workers were busy; raise isolation_workers or shorten the calls",
+                        step.name,
+                    )
+                self._cond.wait(None if remaining == math.inf else remaining)
+
+    def _release(self, worker: _Worker) -> None:
+        with self._cond:
+            self._idle.append(worker)
+            self._cond.notify()
+
+    def _replace(self, worker: _Worker, why: str) -> None:
+        """Kill ``worker`` and start another in its place (it gets ready meanwhile)."""
+        worker.kill()
+        _ALL.discard(worker)
+        with self._cond:
+            self._stats[why] += 1
+            try:
+                self._idle.append(self._new_worker())
+                self._stats["replaced"] += 1
+            except OSError:
+                self._count -= 1  # the next call reports why a worker cannot start
+            self._cond.notify()
+
+
+# --- one call's result -------------------------------------------------------------------------
+
+
+def _pack(step: Step, uif: UIF) -> bytes:
+    """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
+    call = call_payload(step, uif)
+    try:
+        return pickle.dumps(call, _PROTOCOL)
+    except Exception as exc:
+        skill, inputs, _ = call
+        if not _picklable(skill):
+            what = "the skill instance"
+        else:
+            bad = [key for key, value in inputs.items() if not _picklable(value)]
+            what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
+        raise SkillNotPicklableError(step.name, what, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value, _PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in an isolated skill's process (its
+    ``__cause__``), as text: frames do not cross processes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...]) -> dict[str, Any]:
+    kind = reply[0]
+    if kind == "ok":
+        return reply[1]  # type: ignore[no-any-return]
+    if kind == "raised":
+        _, data, type_name, text, trace = reply
+        error: BaseException | None = None
+        if data is not None:
+            try:
+                error = pickle.loads(data)
+            except Exception:
+                error = None
+        if error is None:
+            error = SkillExecutionError(f"raised {type_name}: {text}", step.name)
+        error.__cause__ = RemoteTraceback(trace)
+        raise error
+    if kind == "limit":
+        _, limit, detail = reply
+        raise _limit_error(step, settings, limit, detail)
+    if kind == "unloadable":
+        raise SkillNotPicklableError(
+            step.name, "the skill or its inputs", f"loading them in the worker raised {reply[1]}"
+        )
+    if kind == "unpicklable":
+        raise SkillNotPicklableError(step.name, "what it wrote", reply[1])
+    raise SkillCrashedError(step.name, f"its isolation worker answered {kind!r}")
+
+
+def _limit_error(
+    step: Step, settings: IsolationSettings, limit: str, detail: str = ""
+) -> SkillResourceLimitError:
+    value = float(getattr(settings, limit) or 0)
+    what = {
+        "memory_mb": f"ran out of memory: its limit is {value:g} MB (memory_mb)",
+        "cpu_seconds": f"used more than its {value:g} CPU seconds (cpu_seconds) and was killed",
+        "open_files": f"opened more files than its limit of {value:g} (open_files)",
+    }[limit]
+    return SkillResourceLimitError(
+        step.name, limit, value,
+        f"{what}{detail}; raise the skill's isolation_limits or the configured "
+        "isolation_limits if it needs more",
+    )
+
+
+def _exit_error(
+    step: Step, settings: IsolationSettings, code: int | None, started: bool
+) -> SkillExecutionError:
+    """The error for a call whose worker ended without answering (``code``: its exit code,
+    negative for the signal that killed it)."""
+    if not started:
+        how = "ended" if code is None else f"exited with code {code}"
+        return SkillCrashedError(
+            step.name, f"its isolation worker {how} while starting (see the host's stderr "
+            f"for why; {sys.executable} -m {_WORKER_MODULE} must be able to import sof_core)",
+            exit_code=code,
+        )
+    if code is None:
+        return SkillCrashedError(step.name, "its isolation worker closed its connection "
+                                 "before it returned")
+    if code < 0:
+        number = -code
+        if number == signal.SIGXCPU and settings.cpu_seconds:
+            return _limit_error(step, settings, "cpu_seconds")
+        return SkillCrashedError(
+            step.name, f"its process was killed by signal {_signal_name(number)} ({number}) "
+            "before it returned (a C extension crashing, or the operating system killing "
+            "it); the host went on", signal=number,
+        )
+    return SkillCrashedError(
+        step.name, f"its process exited with code {code} before it returned (os._exit(), or "
+        "a C library ending the process)", exit_code=code,
+    )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+# --- the process-wide pool -----------------------------------------------------------------------
+
+#: For a ``Step`` made by hand with ``isolation="process"`` and no settings.
+_DEFAULT_SETTINGS = IsolationSettings(
+    ISOLATION_LIMIT_DEFAULTS["cpu_seconds"],
+    ISOLATION_LIMIT_DEFAULTS["memory_mb"],
+    ISOLATION_LIMIT_DEFAULTS["open_files"],
+)
+_pool: IsolationPool | None = None
+_pool_lock = threading.Lock()
+#: Every worker alive, killed at exit whichever pool started it.
+_ALL: set[_Worker] = set()
+
+
+def isolation_pool() -> IsolationPool:
+    """This process's pool of isolation workers (created on first use, no worker started)."""
+    global _pool
+    pool = _pool
+    if pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = IsolationPool()
+            pool = _pool
+    return pool
+
+
+def run_isolated(step: Step, uif: UIF, view: UIF, deadline: float = math.inf) -> UIF:
+    """Run ``step`` in a worker and replay what it changed into ``view`` (its guarded view
+    of ``uif``), exactly as a local run would have changed it; ``view`` is returned."""
+    changes = isolation_pool().call(step, uif, deadline)
+    replay_changes(step, view, changes)
+    return view
+
+
+def _kill_all() -> None:
+    """At exit: no worker outlives the host (they would also exit on their socket's EOF)."""
+    for worker in list(_ALL):
+        worker.kill()
+    _ALL.clear()
+
+
+def _forget_after_fork() -> None:
+    """A forked copy of the host must not share the parent's workers: start afresh."""
+    global _pool
+    _pool = None
+    for worker in list(_ALL):
+        worker.sock.close()
+    _ALL.clear()
+
+
+atexit.register(_kill_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,254 @@
+"""Skills for tests/test_process_isolation*.py. They live in an importable module (not in the
+test file) because an isolation worker imports a skill's module by name to unpickle it."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import threading
+import time
+from pathlib import Path
+
+from sof_core import UIF, BaseSkillModule
+
+
+class Where(BaseSkillModule):
+    """Reports the process it ran in and what of the environment it saw."""
+
+    skill_name = "Where"
+    skill_description = "writes its pid and the environment variables it can see"
+    required_inputs = ["input_query"]
+    optional_inputs = ["wanted_env"]
+    output_keys = ["pid", "seen_env", "final_response"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        data = uif.intermediate_data
+        names = data.get("wanted_env") or []
+        data["pid"] = os.getpid()
+        data["seen_env"] = {name: os.environ.get(name) for name in names}
+        uif.final_response = f"answered {uif.input_query!r}"
+        uif.add_log_entry("answered", self.skill_name)
+        return uif
+
+
+class Local(BaseSkillModule):
+    """Declares nothing about isolation: config can still isolate it."""
+
+    skill_name = "Local"
+    skill_description = "writes its pid"
+    output_keys = ["local_pid"]
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["local_pid"] = os.getpid()
+        return uif
+
+
+class _Hang(BaseSkillModule):
+    """Writes where it runs to the file named by ``pid_file``, then hangs (subclasses)."""
+
+    required_inputs = ["pid_file"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 0.5
+
+    def execute(self, uif: UIF) -> UIF:
+        Path(uif.intermediate_data["pid_file"]).write_text(f"{os.getpid()} {os.getppid()}")
+        self.hang()
+        uif.intermediate_data["never"] = True
+        return uif
+
+    def hang(self) -> None:
+        raise NotImplementedError
+
+
+class Sleeper(_Hang):
+    skill_name = "Sleeper"
+    skill_description = "sleeps far past its deadline"
+
+    def hang(self) -> None:
+        time.sleep(60)
+
+
+class Spinner(_Hang):
+    skill_name = "Spinner"
+    skill_description = "spins the CPU far past its deadline"
+
+    def hang(self) -> None:
+        while True:
+            pass
+
+
+class CpuHog(BaseSkillModule):
+    skill_name = "CpuHog"
+    skill_description = "spins past its CPU limit, well within its deadline"
+    output_keys = ["never"]
+    isolation = "process"
+    isolation_limits = {"cpu_seconds": 1}
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        while True:
+            pass
+
+
+class MemoryHog(BaseSkillModule):
+    skill_name = "MemoryHog"
+    skill_description = "allocates far past its memory limit"
+    output_keys = ["never"]
+    isolation = "process"
+    isolation_limits = {"memory_mb": 64}
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        hoard = [bytearray(16 * 2**20) for _ in range(64)]  # 1 GB in 16 MB blocks
+        uif.intermediate_data["never"] = len(hoard)
+        return uif
+
+
+class FileHog(BaseSkillModule):
+    skill_name = "FileHog"
+    skill_description = "opens files past its limit"
+    output_keys = ["never"]
+    isolation = "process"
+    isolation_limits = {"open_files": 32}
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        handles = [open(os.devnull) for _ in range(100)]  # noqa: SIM115
+        uif.intermediate_data["never"] = len(handles)
+        return uif
+
+
+class Segfault(BaseSkillModule):
+    skill_name = "Segfault"
+    skill_description = "dereferences a null pointer through ctypes"
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        ctypes.string_at(0)
+        return uif
+
+
+class Exits(BaseSkillModule):
+    skill_name = "Exits"
+    skill_description = "ends its process with os._exit"
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        os._exit(3)
+
+
+class Raises(BaseSkillModule):
+    skill_name = "Raises"
+    skill_description = "raises a ValueError"
+    output_keys = ["never"]
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        raise ValueError("bad input 42")
+
+
+class WritesUndeclared(BaseSkillModule):
+    skill_name = "WritesUndeclared"
+    skill_description = "writes a key it did not declare"
+    output_keys = ["declared"]
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["declared"] = 1
+        uif.intermediate_data["undeclared"] = 2
+        return uif
+
+
+class SetsError(BaseSkillModule):
+    skill_name = "SetsError"
+    skill_description = "calls set_error"
+    output_keys = ["declared"]
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.set_error("the backend said no")
+        return uif
+
+
+class HoldsLock(BaseSkillModule):
+    skill_name = "HoldsLock"
+    skill_description = "keeps a lock in its instance state"
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def execute(self, uif: UIF) -> UIF:
+        return uif
+
+
+class MakesThing(BaseSkillModule):
+    skill_name = "MakesThing"
+    skill_description = "writes an object that cannot be pickled (in-thread)"
+    output_keys = ["thing"]
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["thing"] = threading.Lock()
+        return uif
+
+
+class ReadsThing(BaseSkillModule):
+    skill_name = "ReadsThing"
+    skill_description = "reads an input that cannot be pickled"
+    required_inputs = ["thing"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        return uif
+
+
+class WritesGenerator(BaseSkillModule):
+    skill_name = "WritesGenerator"
+    skill_description = "writes a value that cannot be pickled back"
+    output_keys = ["gen"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["gen"] = (i for i in range(3))
+        return uif
+
+
+class AsyncWhere(BaseSkillModule):
+    skill_name = "AsyncWhere"
+    skill_description = "an async skill that writes its pid"
+    output_keys = ["async_pid"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    async def execute(self, uif: UIF) -> UIF:
+        await asyncio.sleep(0)
+        uif.intermediate_data["async_pid"] = os.getpid()
+        return uif
+
+
+class IsolatedRaises(Raises):
+    isolation = "process"
+
+
+class IsolatedWritesUndeclared(WritesUndeclared):
+    isolation = "process"
+
+
+class IsolatedSetsError(SetsError):
+    isolation = "process"

@@ -1,0 +1,521 @@
+"""Process isolation (``isolation = "process"``): a skill that hangs, spins, allocates past its
+limit, segfaults or ends its process is killed or reported, and the host goes on; the
+isolated path reports exactly what the local one does.
+
+The skills are in tests/process_isolation_skills.py: a worker imports a skill's module by
+name, so they cannot live in this file (pytest imports it under a name no worker knows).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import process_isolation_plugin_skills as plugin_skills  # noqa: E402
+import process_isolation_skills as skills  # noqa: E402
+
+from sof_core import (  # noqa: E402
+    UIF,
+    ConfigError,
+    SkillCrashedError,
+    SkillDefinitionError,
+    SkillResourceLimitError,
+    SkillSpec,
+    isolation_pool,
+)
+from sof_core.testing import make_engine  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="isolation needs fork (POSIX)")
+
+
+def run(skill_classes: list[Any], plan: list[str] | None = None, data: dict[str, Any] | None = None,
+        **config: Any) -> Any:
+    engine = make_engine(skill_classes, **config)
+    plan = plan or [c.skill_name for c in skill_classes]
+    return engine.execute_plan(plan, UIF(input_query="q", intermediate_data=data or {}))
+
+
+def result_of(report: Any, skill: str) -> Any:
+    return next(r for r in report.results if r.skill == skill)
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet (it holds no memory or descriptors)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return state in ("Z", "X")
+
+
+def wait_until(check: Any, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.02)
+    return bool(check())
+
+
+@pytest.fixture(autouse=True)
+def host_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets in the host's environment, which no isolated skill may see."""
+    monkeypatch.setenv("SOF_LLM_API_KEY", "sk-host-only")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host-only")
+
+
+# --- where it runs, what it sees ----------------------------------------------------------------
+
+
+def test_an_isolated_skill_runs_in_another_process_and_its_writes_come_back() -> None:
+    report = run([skills.Where])
+    assert report.status == "success", report.errors
+    data = report.uif.intermediate_data
+    assert data["pid"] != os.getpid()
+    assert report.uif.final_response == "answered 'q'"
+    assert any("answered" in line for line in report.uif.log_trace)
+    assert report.uif.executed_skills == ["Where"]
+
+
+def test_the_child_sees_no_inherited_secret_only_what_isolation_env_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOF_MEMORY_PATH", "/data/memory.db")
+    monkeypatch.setenv("SOF_MEMORY_LIMIT", "7")
+    names = ["SOF_LLM_API_KEY", "AWS_SECRET_ACCESS_KEY", "SOF_MEMORY_PATH", "SOF_MEMORY_LIMIT",
+             "PATH"]
+    seen = run([skills.Where], data={"wanted_env": names}).uif.intermediate_data["seen_env"]
+    assert seen["SOF_LLM_API_KEY"] is None and seen["AWS_SECRET_ACCESS_KEY"] is None
+    assert seen["SOF_MEMORY_PATH"] is None
+    assert seen["PATH"] == os.environ["PATH"]
+
+    passed = run([skills.Where], data={"wanted_env": names},
+                 isolation_env=["SOF_MEMORY_*"]).uif.intermediate_data["seen_env"]
+    assert passed["SOF_MEMORY_PATH"] == "/data/memory.db" and passed["SOF_MEMORY_LIMIT"] == "7"
+    assert passed["SOF_LLM_API_KEY"] is None and passed["AWS_SECRET_ACCESS_KEY"] is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_the_worker_process_itself_starts_with_a_clean_environment() -> None:
+    isolation_pool().start(1)
+    workers = [w for w in _workers() if w.alive()]
+    assert workers
+    environ = Path(f"/proc/{workers[0].pid}/environ").read_bytes().split(b"\0")
+    names = {entry.partition(b"=")[0].decode() for entry in environ if entry}
+    assert "SOF_LLM_API_KEY" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+    assert "PYTHONPATH" in names
+
+
+def _workers() -> list[Any]:
+    from sof_core.execution import isolation
+
+    return list(isolation._ALL)
+
+
+def test_config_isolates_a_skill_by_name_or_by_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = os.getpid()
+    assert run([skills.Local]).uif.intermediate_data["local_pid"] == here
+    by_name = run([skills.Local], isolate_skills=["Local"])
+    assert by_name.uif.intermediate_data["local_pid"] != here
+    by_plugin = run([skills.Local], isolate_skills=["test-skills"])  # make_engine's plugin name
+    assert by_plugin.uif.intermediate_data["local_pid"] != here
+    monkeypatch.setenv("SOF_ISOLATE_SKILLS", "Local,Other")
+    from sof_core.config import load_config
+
+    assert load_config(file_path=Path(os.devnull)).isolate_skills == ["Local", "Other"]
+
+
+def test_a_plugin_module_isolates_its_skills_with_SOF_ISOLATION() -> None:
+    report = run([plugin_skills.PluginWhere, plugin_skills.PluginStaysLocal])
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["plugin_pid"] != os.getpid()
+    assert report.uif.intermediate_data["stays_pid"] == os.getpid()
+    assert SkillSpec.from_skill_class(plugin_skills.PluginWhere).isolation == "process"
+    assert SkillSpec.from_skill_class(plugin_skills.PluginStaysLocal).isolation == "thread"
+    # the configuration names it: that wins over the class's own "thread"
+    forced = run([plugin_skills.PluginStaysLocal], isolate_skills=["PluginStaysLocal"])
+    assert forced.uif.intermediate_data["stays_pid"] != os.getpid()
+
+
+def test_an_async_skill_runs_isolated_on_both_the_threads_and_the_asyncio_executor() -> None:
+    for executor in ("threads", "asyncio", "sequential"):
+        report = run([skills.AsyncWhere, skills.Local], executor=executor)
+        assert report.status == "success", (executor, report.errors)
+        assert report.uif.intermediate_data["async_pid"] != os.getpid()
+
+
+# --- hangs, crashes and limits --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skill", [skills.Sleeper, skills.Spinner])
+def test_a_skill_hung_past_its_deadline_is_killed_and_the_next_run_works(
+    skill: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    killed_before = isolation_pool().stats()["killed"]
+    started = time.monotonic()
+    report = run([skill], data={"pid_file": str(pid_file)})
+    elapsed = time.monotonic() - started
+    assert report.status == "timeout"
+    assert result_of(report, skill.skill_name).error_type == "SkillTimeoutError"
+    assert elapsed < 0.5 + 1.0  # hung for 60 s otherwise
+    call_pid, parent = map(int, pid_file.read_text().split())
+    assert parent == os.getpid()  # it ran in a worker this process started
+    # the worker running it is killed at the deadline, not left running
+    assert wait_until(lambda: dead(call_pid), 2.0)
+    assert wait_until(lambda: isolation_pool().stats()["killed"] > killed_before, 2.0)
+    after = run([skills.Where])
+    assert after.status == "success", after.errors
+
+
+def test_waiting_for_a_free_worker_counts_against_the_deadline(tmp_path: Path) -> None:
+    import threading
+
+    from sof_core import SkillTimeoutError
+    from sof_core.execution.isolation import IsolationPool
+
+    pool = IsolationPool(1)
+    engine = make_engine([skills.Sleeper, skills.Where], isolation_workers=1)
+    steps = engine.compile(["Sleeper", "Where"]).steps
+    hung: list[BaseException] = []
+
+    def occupy() -> None:
+        data = {"pid_file": str(tmp_path / "pid")}
+        try:
+            pool.call(steps["Sleeper"], UIF(input_query="q", intermediate_data=data),
+                      time.monotonic() + 3.0)
+        except SkillTimeoutError as exc:
+            hung.append(exc)
+
+    busy = threading.Thread(target=occupy)
+    busy.start()
+    try:
+        assert wait_until(lambda: (tmp_path / "pid").exists())  # the one worker is busy
+        with pytest.raises(SkillTimeoutError) as waited:
+            pool.call(steps["Where"], UIF(input_query="q"), time.monotonic() + 0.3)
+        assert "did not start within" in str(waited.value)
+        assert "all 1 isolation workers were busy" in str(waited.value)
+    finally:
+        busy.join(10)
+        pool.close()
+    assert hung  # the hung call was killed at its own deadline
+
+
+def test_a_skill_past_its_cpu_limit_is_stopped_with_a_typed_error() -> None:
+    report = run([skills.CpuHog])
+    result = result_of(report, "CpuHog")
+    assert report.status == "failure"
+    assert result.error_type == "SkillResourceLimitError"
+    assert "1 CPU seconds (cpu_seconds)" in result.error
+    assert run([skills.Where]).status == "success"
+
+
+def test_a_skill_past_its_memory_limit_is_reported_and_the_host_goes_on() -> None:
+    report = run([skills.MemoryHog])
+    result = result_of(report, "MemoryHog")
+    assert result.error_type == "SkillResourceLimitError"
+    assert "out of memory: its limit is 64 MB (memory_mb)" in result.error
+    assert run([skills.Where]).status == "success"
+
+
+def test_a_skill_past_its_open_files_limit_is_reported() -> None:
+    result = result_of(run([skills.FileHog]), "FileHog")
+    assert result.error_type == "SkillResourceLimitError"
+    assert "limit of 32 (open_files)" in result.error
+
+
+def test_a_segfault_is_a_typed_error_naming_the_signal_and_the_next_run_works() -> None:
+    report = run([skills.Segfault])
+    result = result_of(report, "Segfault")
+    assert report.status == "failure"
+    assert result.error_type == "SkillCrashedError"
+    assert "killed by signal SIGSEGV (11)" in result.error
+    assert run([skills.Where]).status == "success"
+
+
+def test_os_exit_is_a_typed_error_with_the_exit_code() -> None:
+    result = result_of(run([skills.Exits]), "Exits")
+    assert result.error_type == "SkillCrashedError"
+    assert "exited with code 3 before it returned" in result.error
+
+
+def test_the_crash_errors_carry_the_signal_or_exit_code() -> None:
+    from sof_core.execution.isolation import isolation_pool as pool
+
+    compiled = make_engine([skills.Segfault, skills.Exits]).compile(["Segfault", "Exits"])
+    with pytest.raises(SkillCrashedError) as crashed:
+        pool().call(compiled.steps["Segfault"], UIF(input_query="q"))
+    assert crashed.value.signal == signal.SIGSEGV and crashed.value.exit_code is None
+    with pytest.raises(SkillCrashedError) as exited:
+        pool().call(compiled.steps["Exits"], UIF(input_query="q"))
+    assert exited.value.exit_code == 3 and exited.value.signal is None
+    limited = make_engine([skills.MemoryHog]).compile(["MemoryHog"]).steps["MemoryHog"]
+    with pytest.raises(SkillResourceLimitError) as limit:
+        pool().call(limited, UIF(input_query="q"))
+    assert (limit.value.limit, limit.value.value) == ("memory_mb", 64.0)
+
+
+def test_a_crashed_or_spent_worker_is_replaced_and_the_next_call_uses_its_successor() -> None:
+    pool = isolation_pool()
+    assert run([skills.Where]).status == "success"
+    before = pool.stats()
+    assert run([skills.Segfault]).status == "failure"
+    assert run([skills.MemoryHog]).status == "failure"
+    after = pool.stats()
+    assert after["crashed"] == before["crashed"] + 1
+    assert after["spent"] == before["spent"] + 1  # retired after its call hit memory_mb
+    assert after["replaced"] == before["replaced"] + 2
+    assert after["workers"] <= after["size"]
+    assert run([skills.Where]).status == "success"
+
+
+def test_an_idle_worker_killed_from_outside_is_replaced_unnoticed() -> None:
+    pool = isolation_pool()
+    pool.start(1)
+    victims = [worker.pid for worker in _workers()]
+    for pid in victims:
+        os.killpg(pid, signal.SIGKILL)
+    assert wait_until(lambda: all(dead(pid) for pid in victims))
+    report = run([skills.Where])
+    assert report.status == "success", report.errors
+
+
+# --- what cannot cross -------------------------------------------------------------------------
+
+
+def test_a_skill_that_cannot_be_pickled_is_a_typed_error_naming_it() -> None:
+    result = result_of(run([skills.HoldsLock]), "HoldsLock")
+    assert result.error_type == "SkillNotPicklableError"
+    assert "cannot pickle the skill instance for its isolated process" in result.error
+    assert "lock" in result.error
+
+
+def test_an_input_that_cannot_be_pickled_is_named() -> None:
+    report = run([skills.MakesThing, skills.ReadsThing])
+    result = result_of(report, "ReadsThing")
+    assert result.error_type == "SkillNotPicklableError"
+    assert "cannot pickle its input 'thing'" in result.error
+
+
+def test_a_write_that_cannot_be_pickled_back_is_named() -> None:
+    result = result_of(run([skills.WritesGenerator]), "WritesGenerator")
+    assert result.error_type == "SkillNotPicklableError"
+    assert "cannot pickle what it wrote" in result.error
+
+
+def test_a_skill_defined_where_the_worker_cannot_import_it_is_explained() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from sof_core import UIF, BaseSkillModule
+        from sof_core.testing import make_engine
+
+        class InMain(BaseSkillModule):
+            skill_name = "InMain"
+            skill_description = "defined in __main__"
+            output_keys = ["x"]
+            isolation = "process"
+            max_execution_time = 20.0
+
+            def execute(self, uif):
+                uif.intermediate_data["x"] = 1
+                return uif
+
+        report = make_engine([InMain]).execute_plan(["InMain"], UIF(input_query="q"))
+        print(report.results[0].error_type)
+        print(report.results[0].error)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    error_type, message = done.stdout.strip().split("\n", 1)
+    assert error_type == "SkillNotPicklableError"
+    assert "loading them in the worker raised AttributeError" in message
+    assert "top level of an importable module" in message
+
+
+# --- the same report both ways ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("local", "remote"),
+    [
+        (skills.Raises, skills.IsolatedRaises),
+        (skills.WritesUndeclared, skills.IsolatedWritesUndeclared),
+        (skills.SetsError, skills.IsolatedSetsError),
+    ],
+)
+def test_failures_are_reported_as_in_a_local_run(local: Any, remote: Any) -> None:
+    here = result_of(run([local]), local.skill_name)
+    there = result_of(run([remote]), local.skill_name)
+    assert (there.status, there.error_type, there.error) == (here.status, here.error_type,
+                                                              here.error)
+
+
+# --- declaring it ------------------------------------------------------------------------------
+
+
+def test_bad_declarations_are_definition_errors_naming_the_skill() -> None:
+    from sof_core import BaseSkillModule
+
+    with pytest.raises(SkillDefinitionError, match=r"'Typo'.*isolation must be \"thread\" or"):
+        type("Typo", (BaseSkillModule,), {
+            "skill_name": "Typo", "skill_description": "x", "isolation": "processes",
+            "execute": lambda self, uif: uif,
+        })
+    with pytest.raises(SkillDefinitionError, match="unknown limit 'memory'; known: cpu_seconds"):
+        type("Limits", (BaseSkillModule,), {
+            "skill_name": "Limits", "skill_description": "x", "isolation_limits": {"memory": 1},
+            "execute": lambda self, uif: uif,
+        })
+    with pytest.raises(SkillDefinitionError, match=r"isolation_limits\['cpu_seconds'\] must be"):
+        type("Inf", (BaseSkillModule,), {
+            "skill_name": "Inf", "skill_description": "x",
+            "isolation_limits": {"cpu_seconds": float("inf")}, "execute": lambda self, uif: uif,
+        })
+
+
+def test_a_bad_SOF_ISOLATION_in_a_plugin_module_is_a_definition_error() -> None:
+    import types
+
+    from sof_core import BaseSkillModule
+
+    module = types.ModuleType("bad_isolation_plugin")
+    module.SOF_ISOLATION = "processes"  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        with pytest.raises(SkillDefinitionError,
+                           match=r"'Bad'.*bad_isolation_plugin.SOF_ISOLATION must be"):
+            type("Bad", (BaseSkillModule,), {
+                "__module__": module.__name__, "skill_name": "Bad", "skill_description": "x",
+                "execute": lambda self, uif: uif,
+            })
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_the_pool_grows_to_the_workers_a_step_asks_for() -> None:
+    from sof_core.execution.isolation import IsolationPool
+
+    pool = IsolationPool(1)
+    try:
+        step = make_engine([skills.Where], isolation_workers=3).compile(["Where"]).steps["Where"]
+        pool.call(step, UIF(input_query="q"))
+        assert pool.stats()["size"] == 3
+    finally:
+        pool.close()
+
+
+def test_bad_limits_in_config_are_config_errors_naming_the_key() -> None:
+    from sof_core.config import load_config
+
+    with pytest.raises(ConfigError, match=r"isolation_limits.*unknown limit 'cpu'"):
+        load_config(file_path=Path(os.devnull), isolation_limits={"cpu": 1})
+    with pytest.raises(ConfigError, match=r"isolation_limits.*memory_mb must be a positive"):
+        load_config(file_path=Path(os.devnull), isolation_limits={"memory_mb": -1})
+    config = load_config(file_path=Path(os.devnull), isolation_limits={"memory_mb": 512})
+    assert config.isolation_limits == {"cpu_seconds": 60.0, "memory_mb": 512.0,
+                                       "open_files": 256.0}
+    from_env = load_config(file_path=Path(os.devnull),
+                           environ={"SOF_ISOLATION_LIMITS": '{"open_files": 64}'})
+    assert from_env.isolation_limits["open_files"] == 64
+
+
+def test_a_skills_own_limits_win_over_the_configured_ones() -> None:
+    engine = make_engine([skills.MemoryHog, skills.Where],
+                         isolation_limits={"memory_mb": 4096, "cpu_seconds": 5})
+    steps = engine.compile(["MemoryHog", "Where"]).steps
+    hog, where = steps["MemoryHog"].isolation_settings, steps["Where"].isolation_settings
+    assert hog is not None and where is not None
+    assert (hog.memory_mb, hog.cpu_seconds) == (64, 5)
+    assert (where.memory_mb, where.cpu_seconds, where.open_files) == (4096, 5, 256)
+    assert steps["Where"].isolation == "process"
+    assert make_engine([skills.Local]).compile(["Local"]).steps["Local"].isolation == "thread"
+
+
+# --- the host exits ----------------------------------------------------------------------------
+
+
+def test_a_host_that_used_isolated_skills_exits_promptly_and_leaves_no_worker(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "host.py"
+    script.write_text(textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        import process_isolation_skills as skills
+        from sof_core import UIF, isolation_pool
+        from sof_core.execution import isolation
+        from sof_core.testing import make_engine
+
+        engine = make_engine([skills.Where, skills.Sleeper])
+        assert engine.execute_plan(["Where"], UIF(input_query="q")).status == "success"
+        data = {{"pid_file": {str(pid_file)!r}}}
+        report = engine.execute_plan(["Sleeper"], UIF(input_query="q", intermediate_data=data))
+        assert report.status == "timeout", report.errors
+        isolation_pool().start()
+        print(" ".join(str(w.pid) for w in isolation._ALL), flush=True)
+        """
+    ))
+    host = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        line = host.stdout.readline()
+        printed = time.monotonic()
+        host.wait(30)
+        exited = time.monotonic()
+    finally:
+        host.kill()
+    assert host.returncode == 0, host.stderr.read() if host.stderr else ""
+    assert exited - printed < 1.0  # the hung call (60 s) holds nothing up
+    workers = [int(pid) for pid in line.split()]
+    assert workers
+    call_pid, _ = map(int, pid_file.read_text().split())
+    assert wait_until(lambda: all(dead(pid) for pid in [*workers, call_pid]), 2.0)
+
+
+def test_workers_exit_on_their_own_when_their_host_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "host.py"
+    script.write_text(textwrap.dedent(
+        """
+        import time
+        from sof_core import isolation_pool
+        from sof_core.execution import isolation
+
+        isolation_pool().start(2)
+        print(" ".join(str(w.pid) for w in isolation._ALL), flush=True)
+        time.sleep(60)
+        """
+    ))
+    host = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None
+        workers = [int(pid) for pid in host.stdout.readline().split()]
+        assert len(workers) == 2 and not any(dead(pid) for pid in workers)
+        host.kill()  # SIGKILL: no atexit handler runs
+        host.wait(10)
+        assert wait_until(lambda: all(dead(pid) for pid in workers), 5.0)
+    finally:
+        host.kill()
