@@ -19,6 +19,8 @@ _LAZY: dict[str, str] = {
     "UIFStatus": "sof_core.uif",
     # skills
     "BaseSkillModule": "sof_core.skills.base",
+    "BaseToolModule": "sof_core.skills.base",
+    "PERMISSIONS": "sof_core.skills.spec",
     "SkillSpec": "sof_core.skills.spec",
     "ScopedData": "sof_core.skills.views",
     "skill_view": "sof_core.skills.views",
@@ -48,10 +50,17 @@ _LAZY: dict[str, str] = {
     "run_skill_call": "sof_core.execution.remote",
     "replay_changes": "sof_core.execution.remote",
     "isolation_pool": "sof_core.execution.isolation",
+    "current_deadline": "sof_core.execution.deadlines",
     "IsolationPool": "sof_core.execution.isolation",
     "run_batch": "sof_core.execution.batch",
     "arun_batch": "sof_core.execution.batch",
     "BatchResult": "sof_core.execution.batch",
+    "run_sandboxed": "sof_core.execution.sandboxed",
+    # tool security
+    "ToolPolicy": "sof_core.security.policy",
+    "ToolLimits": "sof_core.security.policy",
+    "RateLimiter": "sof_core.security.ratelimit",
+    "network_sandbox": "sof_core.security.sandbox",
     # routing
     "QueryRouter": "sof_core.routing.router",
     "RouteResult": "sof_core.routing.router",
@@ -64,8 +73,9 @@ _ERRORS = (
     "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
     "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
     "SkillCrashedError SkillDefinitionError SkillDependencyError SkillExecutionError "
-    "SkillNotPicklableError SkillResourceLimitError SkillTimeoutError SOFError "
-    "UIFError UndeclaredReadError UndeclaredWriteError"
+    "SkillNotPicklableError SkillNotStartedError SkillQuarantinedError SkillResourceLimitError "
+    "SkillTimeoutError SOFError "
+    "ToolPermissionError ToolRateLimitError UIFError UndeclaredReadError UndeclaredWriteError"
 ).split()
 _LAZY.update(dict.fromkeys(_ERRORS, "sof_core.errors"))
 
@@ -88,19 +98,25 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         SkillDependencyError,
         SkillExecutionError,
         SkillNotPicklableError,
+        SkillNotStartedError,
+        SkillQuarantinedError,
         SkillResourceLimitError,
         SkillTimeoutError,
         SOFError,
+        ToolPermissionError,
+        ToolRateLimitError,
         UIFError,
         UndeclaredReadError,
         UndeclaredWriteError,
     )
     from sof_core.execution.batch import BatchResult, arun_batch, run_batch
     from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.execution.deadlines import current_deadline
     from sof_core.execution.isolation import IsolationPool, isolation_pool
     from sof_core.execution.remote import call_payload, replay_changes, run_skill_call
     from sof_core.execution.report import ExecutionReport, SkillResult
     from sof_core.execution.run import Executor, RunContext
+    from sof_core.execution.sandboxed import run_sandboxed
     from sof_core.execution.step import Outcome, check_returned
     from sof_core.graph.compile import CompiledPlan, Step
     from sof_core.graph.validate import ValidationProblem
@@ -110,8 +126,11 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.plugins.registry import Registry, SkillEntry
     from sof_core.routing.metrics import ABMetrics
     from sof_core.routing.router import QueryRouter, RouteResult
-    from sof_core.skills.base import BaseSkillModule
-    from sof_core.skills.spec import SkillSpec
+    from sof_core.security.policy import ToolLimits, ToolPolicy
+    from sof_core.security.ratelimit import RateLimiter
+    from sof_core.security.sandbox import network_sandbox
+    from sof_core.skills.base import BaseSkillModule, BaseToolModule
+    from sof_core.skills.spec import PERMISSIONS, SkillSpec
     from sof_core.skills.views import ScopedData, skill_view
     from sof_core.uif import SAM_UIF, UIF, UIFStatus
 
@@ -133,10 +152,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "API_VERSION",
+    "PERMISSIONS",
     "SAM_UIF",
     "UIF",
     "ABMetrics",
     "BaseSkillModule",
+    "BaseToolModule",
     "BatchResult",
     "CompiledPlan",
     "ConfigError",
@@ -157,6 +178,7 @@ __all__ = [
     "PluginManager",
     "PluginRecord",
     "QueryRouter",
+    "RateLimiter",
     "Registry",
     "RouteResult",
     "RunContext",
@@ -171,11 +193,17 @@ __all__ = [
     "SkillEntry",
     "SkillExecutionError",
     "SkillNotPicklableError",
+    "SkillNotStartedError",
+    "SkillQuarantinedError",
     "SkillResourceLimitError",
     "SkillResult",
     "SkillSpec",
     "SkillTimeoutError",
     "Step",
+    "ToolLimits",
+    "ToolPermissionError",
+    "ToolPolicy",
+    "ToolRateLimitError",
     "UIFError",
     "UIFStatus",
     "UndeclaredReadError",
@@ -185,12 +213,15 @@ __all__ = [
     "arun_batch",
     "call_payload",
     "check_returned",
+    "current_deadline",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
     "isolation_pool",
+    "network_sandbox",
     "replay_changes",
     "run_batch",
+    "run_sandboxed",
     "run_skill_call",
     "skill_view",
 ]

@@ -19,7 +19,10 @@
     │   ├── SkillDependencyError ... a required input was missing when it ran
     │   ├── SkillCrashedError ...... its isolated process died (signal or exit code)
     │   ├── SkillResourceLimitError  its isolated process hit a resource limit
-    │   └── SkillNotPicklableError . it, an input or its output cannot cross to its process
+    │   ├── SkillNotPicklableError . it, an input or its output cannot cross to its process
+    │   ├── ToolRateLimitError ..... a tool was called more often than its calls_per_minute
+    │   └── ToolPermissionError .... a tool did what it has no permission for (also an
+    │                                OSError), or the tool policy denies it
     ├── RunTimeoutError ............ the whole run exceeded ``total_timeout``
     └── ConfigError ................ a config value, file or variable is invalid (has ``key``)
 
@@ -127,6 +130,16 @@ class SkillTimeoutError(SkillExecutionError):
     """The skill ran longer than its timeout and was abandoned."""
 
 
+class SkillQuarantinedError(SkillExecutionError):
+    """The skill has more calls still hung after their timeout than
+    ``max_hung_calls_per_skill``: it fails fast until they return."""
+
+
+class SkillNotStartedError(SkillExecutionError):
+    """The skill never started: every thread of the executor's pool stayed busy until the
+    run ended (its deadline starts when it starts, so this is not a timeout)."""
+
+
 class UndeclaredWriteError(SkillExecutionError):
     """The skill wrote a key it does not list in ``output_keys``."""
 
@@ -195,6 +208,44 @@ class SkillNotPicklableError(SkillExecutionError):
             "__getstate__), or run it in-thread (isolation = \"thread\")",
             skill,
         )
+
+
+# --- tools (docs/security.md) ---------------------------------------------------------------
+
+
+class ToolRateLimitError(SkillExecutionError):
+    """The tool was called more often than its ``calls_per_minute``; the call did not run.
+    ``limit`` is the limit, ``retry_after`` the seconds until a call would be allowed."""
+
+    def __init__(self, skill: str, limit: int, retry_after: float) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(
+            f"rate limited: more than {limit} calls per minute (calls_per_minute); the "
+            f"next call is allowed in {retry_after:.1f}s; raise the tool's calls_per_minute "
+            "or tool_policy.limits if it needs more",
+            skill,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.skill, self.limit, self.retry_after))
+
+
+class ToolPermissionError(SkillExecutionError, PermissionError):
+    """The tool did something it has no permission for (``permission``: "network",
+    "filesystem" or "subprocess"), or the tool policy denies it; also a ``PermissionError``
+    (an ``OSError``), so code that handles failed I/O handles this too."""
+
+    def __init__(self, skill: str | None, permission: str, message: str) -> None:
+        self.permission = permission
+        self._message = message
+        SkillExecutionError.__init__(self, message, skill)
+
+    def __str__(self) -> str:  # OSError would otherwise format its args itself
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.skill, self.permission, self._message))
 
 
 class RunTimeoutError(SOFError):

@@ -272,3 +272,15 @@ def test_stored_answers_equal_fresh_ones_for_any_graph(
     expected = facts(compile_plan(plan, engine.registry, off))
     assert facts(compile_plan(plan, engine.registry, engine.config)) == expected  # miss
     assert facts(compile_plan(plan, engine.registry, engine.config)) == expected  # hit
+
+
+def test_without_a_home_directory_plans_still_compile(monkeypatch: pytest.MonkeyPatch,
+                                                      make_skill: Any) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    engine = make_engine(chain(make_skill))
+    assert engine.compile(["C", "B", "A"]).order == ("A", "B", "C")

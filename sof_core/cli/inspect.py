@@ -19,9 +19,15 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
-        "plugins", help="list installed plugins, their status and load errors; or show one"
+        "plugins",
+        help="list installed plugins, their status and load errors; or show one; "
+        "`sof plugins check [NAME...]` runs the plugin contract",
     )
-    p.add_argument("name", nargs="?", metavar="NAME", help="show this plugin in detail")
+    p.add_argument(
+        "name", nargs="*", metavar="NAME",
+        help="show this plugin in detail; `check [NAME...]` checks plugins against the "
+        "contract (default: every installed plugin)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="include SOF's built-in plugins")
     p.set_defaults(func=cmd_plugins)
@@ -41,12 +47,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from sof_core.config import load_config
     from sof_core.plugins import PluginManager
 
+    if args.name and args.name[0] == "check":  # the contract: sof_core.cli.contract
+        from sof_core.cli.contract import cmd_check
+
+        return cmd_check(args.name[1:], args)
+    if len(args.name) > 1:
+        raise UsageError("sof plugins takes one NAME (or `check NAME...`)")
     config = load_config()
     strict = config.strict_plugins
     manager = PluginManager(config.model_copy(update={"strict_plugins": False})).load()
     every = list(manager.records.values())
     if args.name:
-        return _show_plugin(_find_plugin(args.name, every), as_json=args.json)
+        return _show_plugin(_find_plugin(args.name[0], every), as_json=args.json)
     records = every if args.all else [r for r in every if r.source != "builtin"]
     if args.json:
         print_json([r.to_dict() for r in records])

@@ -20,14 +20,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sof_core._version import __version__
+from sof_core.cli import completion, hooks, inspect, new_plugin, plan, run
 from sof_core.cli import config as config_cli
-from sof_core.cli import inspect, plan, run
 from sof_core.cli.output import UsageError, fail, one_line, warn
 
 if TYPE_CHECKING:
     from sof_core.plugins import PluginManager
 
-CORE_COMMANDS = ("plugins", "skills", "graph", "validate", "run", "config")
+CORE_COMMANDS = (
+    "plugins", "skills", "graph", "validate", "run", "config", "hooks", "new-plugin"
+)
 ENTRY_POINT_GROUP = "sof.plugins"  # as sof_core.plugins.ENTRY_POINT_GROUP, without importing it
 log = logging.getLogger("sof.cli")
 
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub)
     run.register(sub)
     config_cli.register(sub)
+    hooks.register(sub)
+    new_plugin.register(sub)
+    completion.register(sub, parser)  # covers plugin commands: not in CORE_COMMANDS
     return parser
 
 

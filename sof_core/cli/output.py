@@ -42,9 +42,15 @@ def render_table(
     """A plain aligned text table that fits ``width`` (default: the terminal's).
 
     When the table is too wide, the widest column of prose is wrapped onto several lines,
-    then the next widest, down to ``MIN_COLUMN`` characters each; nothing is cut off.
+    then the next widest, down to ``MIN_COLUMN`` characters each; nothing is cut off. On a
+    terminal (and no ``width`` given) it is drawn with rich, in colour, when rich is
+    installed; piped output stays plain.
     """
     if width is None:
+        if _wants_rich():
+            drawn = _rich_table(headers, rows)
+            if drawn is not None:
+                return drawn
         width = terminal_width()
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
@@ -72,6 +78,55 @@ def render_table(
     for row in cells:
         out.extend(lines_of(row))
     return "\n".join(out)
+
+
+#: Words in a status column and their colours on a terminal.
+_STATUS_STYLES = {
+    "loaded": "green", "passed": "green", "success": "green", "ok": "green",
+    "failed": "bold red", "error": "bold red", "disabled": "yellow", "skipped": "dim",
+}
+_STATUS_COLUMNS = ("STATUS", "RESULT")
+
+
+def _wants_rich() -> bool:
+    """Only a terminal gets rich tables: pipes and files keep the plain format, byte for
+    byte, and never pay for importing rich."""
+    try:
+        return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):  # a replaced or closed stdout
+        return False
+
+
+def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str | None:
+    """The table drawn by rich for the terminal's width, or ``None`` without rich."""
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        return None
+    import io
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=terminal_width(),
+                      highlight=False, soft_wrap=False)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False,
+                  collapse_padding=True)
+    for i, header in enumerate(headers):
+        # As in the plain table: columns of prose wrap between words; names stay whole.
+        prose = any(" " in str(row[i]) for row in rows if i < len(row) and row[i] is not None)
+        table.add_column(header, overflow="fold", no_wrap=not prose)
+    status = [i for i, h in enumerate(headers) if h in _STATUS_COLUMNS]
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = "" if cell is None else str(cell)
+            style = _STATUS_STYLES.get(text, "") if i in status else ""
+            cells.append(Text(text, style=style))  # Text: brackets in values are not markup
+        table.add_row(*cells)
+    console.print(table)
+    return buffer.getvalue().rstrip("\n")
 
 
 def _fit(widths: list[int], width: int, wrappable: Sequence[bool]) -> None:

@@ -28,6 +28,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
+from sof_core._timeouts import MAX_TIMEOUT
+from sof_core.config.tool_policy import check_tool_policy, default_tool_policy
 from sof_core.errors import ConfigError
 
 log = logging.getLogger("sof.config")
@@ -101,9 +103,14 @@ class SOFConfig(BaseModel):
     #: Thread-pool size for concurrent stages; sized for I/O-bound skills, not the CPU count.
     max_workers: int = Field(default=64, ge=1)
     #: Timeout (s) for skills whose ``max_execution_time`` is None; None means no limit.
-    skill_timeout: float | None = Field(default=30.0, gt=0)
+    #: Finite: at most ``MAX_TIMEOUT`` (inf or 1e300 would never expire).
+    skill_timeout: float | None = Field(default=30.0, gt=0, le=MAX_TIMEOUT)
     #: Timeout (s) for the whole run; None means no limit.
-    total_timeout: float | None = Field(default=120.0, gt=0)
+    total_timeout: float | None = Field(default=120.0, gt=0, le=MAX_TIMEOUT)
+    #: A skill with more calls than this still running after their timeout (abandoned, in
+    #: threads Python cannot stop) is quarantined: it fails fast until they return. None:
+    #: never quarantine.
+    max_hung_calls_per_skill: int | None = Field(default=4, ge=0)
     skill_retries: int = Field(default=0, ge=0)
     retry_backoff: float = Field(default=0.0, ge=0)
     continue_on_skill_failure: bool = False
@@ -126,6 +133,11 @@ class SOFConfig(BaseModel):
     #: Environment variables an isolated skill sees besides the minimal set (PATH, HOME,
     #: locale, temp and XDG dirs): names, or prefixes ending in ``*`` (``SOF_MEMORY_*``).
     isolation_env: list[str] = Field(default_factory=list)
+    #: Tool security policy (docs/security.md): ``allow_tools``/``deny_tools`` (names or
+    #: patterns), ``allow_permissions``/``deny_permissions``, per-tool ``limits``,
+    #: ``default_max_output_bytes``, ``network_isolation``. Keys left out keep defaults
+    #: (everything allowed). ``SOF_TOOL_POLICY`` takes a JSON object.
+    tool_policy: dict[str, Any] = Field(default_factory=default_tool_policy)
 
     # --- plugins -------------------------------------------------------------------------
     plugins_autoload: bool = True
@@ -148,6 +160,11 @@ class SOFConfig(BaseModel):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("tool_policy", mode="before")
+    @classmethod
+    def _checked_tool_policy(cls, value: Any) -> dict[str, Any]:
+        return check_tool_policy(value)
 
     @field_validator("isolation_limits")
     @classmethod
@@ -519,7 +536,8 @@ def _load_toml(raw: bytes) -> Any:
 # --- the environment ------------------------------------------------------------------------
 
 #: ``SOF_*`` variables that are not settings but that SOF itself reads.
-_OTHER_ENV = frozenset({ENV_CONFIG, ENV_DISABLE_AUTOLOAD})
+#: (``SOF_TRACE_PLUGINS`` is read by ``sof_core.plugins.tracing`` at each registration.)
+_OTHER_ENV = frozenset({ENV_CONFIG, ENV_DISABLE_AUTOLOAD, "SOF_TRACE_PLUGINS"})
 
 
 def env_setting(var: str) -> str | None:

@@ -99,9 +99,10 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
         sys.path[:] = header["path"]
     restore_env = _environment(header["env"])
     lift = _limit(header["limits"])
+    unguard = _guard(header.get("guard"))
     try:
         try:
-            reply = _run(payload)
+            reply = _run(payload, header.get("guard"))
         except MemoryError:
             reply = ("limit", "memory_mb", "")
         try:
@@ -112,6 +113,7 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
         except BaseException as exc:
             data = pickle.dumps(("unpicklable", f"{type(exc).__name__}: {exc}"), _PROTOCOL)
     finally:
+        unguard()
         lift()
         restore_env()
     for stream in (sys.stdout, sys.stderr):
@@ -120,7 +122,7 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
     return data, reply[0] == "limit"
 
 
-def _run(payload: bytes) -> tuple[Any, ...]:
+def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]:
     from sof_core.execution.remote import run_skill_call
 
     try:
@@ -136,9 +138,31 @@ def _run(payload: bytes) -> tuple[Any, ...]:
     except OSError as exc:
         if exc.errno == errno.EMFILE:
             return ("limit", "open_files", f" ({exc})")
+        if guard and "network" in guard["deny"] and exc.errno in _NO_NETWORK:
+            return _raised(_network_refused(guard["skill"], exc))
         return _raised(exc)
     except BaseException as exc:
         return _raised(exc)
+
+
+#: What connecting fails with inside a network namespace: no route (``unshare``: even
+#: loopback is down), or nobody listening on the namespace's own loopback (``bwrap``).
+_NO_NETWORK = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH,
+                         errno.ECONNREFUSED})
+
+
+def _network_refused(skill: str, exc: OSError) -> BaseException:
+    """A tool without "network" failed to connect: say why (the sandbox), not just errno."""
+    from sof_core.errors import ToolPermissionError
+
+    error = ToolPermissionError(
+        skill, "network",
+        f"{exc.strerror or exc}: the tool has no 'network' permission, so it runs in a "
+        "sandbox without a network; declare permissions = {'network'} on it if it must "
+        "(the tool policy may still deny it)",
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _raised(exc: BaseException) -> tuple[Any, ...]:
@@ -203,6 +227,16 @@ def _limit(limits: tuple[float | None, float | None, float | None]) -> Callable[
                 resource.setrlimit(which, limit)
 
     return lift
+
+
+def _guard(guard: dict[str, Any] | None) -> Callable[[], None]:
+    """For a tool: refuse what it has no permission for until the returned function is
+    called (``sof_core.security.guard``; None for other skills: nothing to refuse)."""
+    if not guard or not guard["deny"]:
+        return _nothing
+    from sof_core.security.guard import restrict
+
+    return restrict(guard["skill"], frozenset(guard["deny"]), guard["block_ip"])
 
 
 def _nothing() -> None:

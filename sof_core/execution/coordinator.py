@@ -1,33 +1,31 @@
 """The coordinator: plan in, ``ExecutionReport`` out.
 
 A run compiles its plan (cached per plan and registry version), then hands it to a
-``RunContext`` that walks the stages (see ``sof_core.execution.run``).
+``RunContext`` that walks the stages (see ``sof_core.execution.run``; on the caller's event
+loop, ``sof_core.execution.arun``). The engine owns the threads its runs use
+(``sof_core.execution.resources``): ``close()`` releases them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 from sof_core.config import SOFConfig
 from sof_core.errors import ConfigError, PlanValidationError
+from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
-from sof_core.execution.run import Executor, RunContext, _monotonic
+from sof_core.execution.resources import EngineThreads
+from sof_core.execution.run import Executor, RunContext
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
 from sof_core.plugins import PluginManager, get_plugin_manager
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
-
-# Threads that host ``aexecute_plan`` calls. Not the runner pool: a hosted run waits for its
-# runner, and with hundreds of concurrent async runs the hosts would fill the runner pool and
-# starve the runners they wait for (every run then ends at total_timeout).
-_ASYNC_HOSTS = concurrent.futures.ThreadPoolExecutor(
-    max_workers=256, thread_name_prefix="sof-async"
-)
 
 
 class CoordinatorEngine:
@@ -54,6 +52,50 @@ class CoordinatorEngine:
         self.config = config if config is not None else plugins.config
         self._cache = PlanCache(self.config.plan_cache_size)
         self._executors: dict[str, Executor] = {}
+        #: Runner and step threads, and the calls given up on (see ``stats``).
+        self._threads = EngineThreads(self.config)
+        # An engine dropped without close() releases its idle threads when collected, so a
+        # host (or a test session) that makes many engines does not keep their threads.
+        weakref.finalize(self, self._threads.close)
+
+    # --- the engine's threads ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the engine's threads: idle ones stop; a skill call still hung after its
+        timeout keeps its (daemon) thread until it returns, and is never waited for.
+
+        The engine stays usable (a later run starts new threads). ``with CoordinatorEngine()
+        as engine:`` closes it at the end of the block; engines still open at interpreter
+        exit are closed then, and their threads never hold the exit up.
+        """
+        self._threads.close()
+        for executor in self._executors.values():
+            shutdown = getattr(executor, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+
+    def __enter__(self) -> CoordinatorEngine:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def abandoned_calls(self) -> dict[str, int]:
+        """Skill calls given up on at their timeout and still running, per skill."""
+        return self._threads.hung.running()
+
+    def stats(self) -> dict[str, Any]:
+        """The engine's thread and hung-call state, for health checks and dashboards:
+
+        ``abandoned_calls`` (per skill, still running), ``abandoned_total`` (per skill,
+        ever), ``quarantined`` (skills failing fast), ``max_hung_calls_per_skill``,
+        ``threads`` (the runner and step pools: ``live``, ``idle``, ``queued``,
+        ``abandoned``), and ``plan_cache`` (``hits``, ``misses``).
+        """
+        stats = self._threads.stats()
+        stats["plan_cache"] = {"hits": self._cache.hits, "misses": self._cache.misses}
+        return stats
 
     @property
     def registry(self) -> Registry:
@@ -152,16 +194,27 @@ class CoordinatorEngine:
         if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
-        uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
-        uif.__dict__["execution_plan"] = list(compiled.order)
-        run = RunContext(self.plugins, self.config, compiled, uif, chosen)
-        if self.plugins.observers("sof_before_plan"):
-            self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        run = self._start(compiled, uif, chosen)
         total = self.config.total_timeout
         if total is not None or compiled.timeouts:
-            run.supervise(_monotonic() + total if total is not None else math.inf)
+            run.supervise(clock() + total if total is not None else math.inf)
         else:
             run.drive_inline()
+        return self._report(run, compiled, chosen, started, compiled_at)
+
+    def _start(self, compiled: CompiledPlan, uif: UIF, chosen: Executor) -> RunContext:
+        uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
+        uif.__dict__["execution_plan"] = list(compiled.order)
+        run = RunContext(self.plugins, self.config, compiled, uif, chosen, self._threads)
+        if self.plugins.observers("sof_before_plan"):
+            self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        return run
+
+    def _report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
+                started: float, compiled_at: float) -> ExecutionReport:
+        """The run's report; a KeyboardInterrupt a skill raised is raised now, once the
+        report says which skill it was (observers of ``sof_after_plan`` get it first)."""
+        uif = run.uif
         with run.lock:
             status = run.status()
             uif._sof_run_finished(status)
@@ -179,18 +232,61 @@ class CoordinatorEngine:
             )
         if self.plugins.observers("sof_after_plan"):
             self.plugins.notify("sof_after_plan", report=report)
+        if run.interrupt is not None:
+            interrupt = run.interrupt
+            failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]
+            if failed and hasattr(interrupt, "add_note"):  # Python 3.11+
+                interrupt.add_note(f"sof: raised in skill {failed[0]!r}; the run stopped there")
+            raise interrupt
         return report
 
     async def aexecute_plan(
         self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
     ) -> ExecutionReport:
-        """``execute_plan`` for async hosts: the run happens off the event loop."""
-        import asyncio  # an async host has imported it already
+        """``execute_plan`` for async hosts, on the caller's event loop.
+
+        Async skills are awaited on this loop (they may share the host's clients), sync
+        skills run on the engine's step pool, and no thread hosts the run. Executors that
+        cannot walk a plan on a loop (third-party ones, such as ``dask``) run it in one of
+        the engine's runner threads, awaited here.
+        """
+        started = time.perf_counter()
+        compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        compiled_at = time.perf_counter()
+        if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
+            raise PlanValidationError(compiled.problems)
+        chosen = self.executor(executor)
+        if getattr(chosen, "native_async", False) is not True:
+            return await self._hosted(plan, uif, executor)
+        from sof_core.execution.arun import drive_async
+
+        run = self._start(compiled, uif, chosen)
+        total = self.config.total_timeout
+        await drive_async(run, clock() + total if total is not None else math.inf)
+        return self._report(run, compiled, chosen, started, compiled_at)
+
+    async def _hosted(self, plan: Sequence[str], uif: UIF,
+                      executor: str | None) -> ExecutionReport:
+        """``execute_plan`` in a runner thread, awaited on this loop."""
+        import asyncio
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _ASYNC_HOSTS, lambda: self.execute_plan(plan, uif, executor=executor)
-        )
+        future: asyncio.Future[ExecutionReport] = loop.create_future()
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if not future.done():
+                (future.set_exception if failed else future.set_result)(outcome)
+
+        def job() -> None:
+            try:
+                report = self.execute_plan(plan, uif, executor=executor)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(settle, exc, True)
+            else:
+                loop.call_soon_threadsafe(settle, report, False)
+
+        self._threads.runners().submit(job)
+        return await future
 
     def run_query(
         self,

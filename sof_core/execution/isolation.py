@@ -49,13 +49,16 @@ from sof_core.errors import (
     SkillNotPicklableError,
     SkillResourceLimitError,
     SkillTimeoutError,
+    ToolPermissionError,
 )
 from sof_core.execution import _worker
 from sof_core.execution.remote import call_payload, replay_changes
 from sof_core.graph.compile import IsolationSettings
+from sof_core.skills.spec import PERMISSIONS
 
 if TYPE_CHECKING:
     from sof_core.graph.compile import Step
+    from sof_core.security.policy import ToolLimits
     from sof_core.uif import UIF
 
 #: What an isolated skill's environment always holds when the host has it: enough to find
@@ -82,12 +85,14 @@ class _Gone(Exception):
 class _Worker:
     """One worker process and the host's end of its socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: tuple[str, ...] = ()) -> None:
         self.ready = False  # its "ready" message has been read
         host, child = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
+                # prefix: a sandbox the worker starts in (``unshare --net``, for tools
+                # without the "network" permission; see sof_core.security.sandbox)
+                [*prefix, sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
                 env=clean_environment(),
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
@@ -179,13 +184,15 @@ class IsolationPool:
     killed; thread-safe. Isolated steps use the process's own (``isolation_pool()``).
 
     ``size`` is how many calls may run at once; it grows to the largest
-    ``isolation_workers`` a step asks for.
+    ``isolation_workers`` a step asks for. ``prefix`` starts each worker inside a sandbox
+    (tools without the "network" permission get a pool of their own started so).
     """
 
-    def __init__(self, size: int = 2) -> None:
+    def __init__(self, size: int = 2, prefix: tuple[str, ...] = ()) -> None:
         if size < 1:
             raise ValueError("an isolation pool needs at least one worker")
         self.size = size
+        self.prefix = tuple(prefix)
         self._idle: list[_Worker] = []
         self._count = 0  # workers idle + busy
         self._cond = threading.Condition()
@@ -194,12 +201,20 @@ class IsolationPool:
 
     # --- public ------------------------------------------------------------------------------
 
-    def call(self, step: Step, uif: UIF, deadline: float = math.inf) -> dict[str, Any]:
+    def call(
+        self,
+        step: Step,
+        uif: UIF,
+        deadline: float = math.inf,
+        guard: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Run ``step``'s skill on its declared inputs from ``uif`` in a worker; return what
         it changed (``run_skill_call``'s report), or raise its typed error.
 
         ``deadline`` is ``time.monotonic()`` seconds: waiting for a free worker, starting
-        one and the call itself all count; at the deadline the worker is killed.
+        one and the call itself all count; at the deadline the worker is killed. ``guard``
+        (tools: ``skill``, ``deny``, ``block_ip``) is what the worker's audit hook refuses
+        during the call (``sof_core.security.guard.restrict``).
         """
         settings = step.isolation_settings or _DEFAULT_SETTINGS
         payload = _pack(step, uif)
@@ -208,6 +223,7 @@ class IsolationPool:
                 "path": list(sys.path),
                 "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
                 "env": passed_environment(settings.env) if settings.env else {},
+                "guard": guard,
             },
             _PROTOCOL,
         )
@@ -271,7 +287,7 @@ class IsolationPool:
     # --- workers -----------------------------------------------------------------------------
 
     def _new_worker(self) -> _Worker:
-        worker = _Worker()
+        worker = _Worker(self.prefix)
         self._stats["started"] += 1
         _ALL.add(worker)
         return worker
@@ -449,13 +465,22 @@ _DEFAULT_SETTINGS = IsolationSettings(
 )
 _pool: IsolationPool | None = None
 _pool_lock = threading.Lock()
+#: Pools whose workers start in a sandbox, by its command prefix (tools without "network").
+_sandboxed: dict[tuple[str, ...], IsolationPool] = {}
 #: Every worker alive, killed at exit whichever pool started it.
 _ALL: set[_Worker] = set()
 
 
-def isolation_pool() -> IsolationPool:
-    """This process's pool of isolation workers (created on first use, no worker started)."""
+def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
+    """This process's pool of isolation workers (created on first use, no worker started);
+    with ``prefix``, its pool of workers started in that sandbox."""
     global _pool
+    if prefix:
+        with _pool_lock:
+            sandboxed = _sandboxed.get(prefix)
+            if sandboxed is None:
+                sandboxed = _sandboxed[prefix] = IsolationPool(prefix=prefix)
+            return sandboxed
     pool = _pool
     if pool is None:
         with _pool_lock:
@@ -468,9 +493,38 @@ def isolation_pool() -> IsolationPool:
 def run_isolated(step: Step, uif: UIF, view: UIF, deadline: float = math.inf) -> UIF:
     """Run ``step`` in a worker and replay what it changed into ``view`` (its guarded view
     of ``uif``), exactly as a local run would have changed it; ``view`` is returned."""
-    changes = isolation_pool().call(step, uif, deadline)
+    settings = step.isolation_settings
+    if settings is not None and settings.tool is not None:
+        changes = _tool_call(step, uif, settings.tool, deadline)
+    else:
+        changes = isolation_pool().call(step, uif, deadline)
     replay_changes(step, view, changes)
     return view
+
+
+def _tool_call(step: Step, uif: UIF, tool: ToolLimits, deadline: float) -> dict[str, Any]:
+    """A tool's call (docs/security.md): refused if the policy denies it or it is over its
+    rate; in a no-network sandbox unless it has "network"; its worker's audit hook refusing
+    what it has no permission for; its output cut to its byte cap."""
+    from sof_core.security.output import cap_changes
+    from sof_core.security.ratelimit import check_rate
+    from sof_core.security.sandbox import SandboxUnavailableError, network_sandbox
+
+    if tool.denied is not None:  # also when plan validation is switched off
+        raise ToolPermissionError(step.name, "tool_policy", tool.denied)
+    check_rate(step.name, tool.calls_per_minute)
+    deny = PERMISSIONS - tool.permissions
+    prefix: tuple[str, ...] = ()
+    block_ip = False
+    if "network" in deny:
+        try:
+            sandbox = network_sandbox(tool.network_isolation)
+        except SandboxUnavailableError as exc:
+            raise ToolPermissionError(step.name, "network", str(exc)) from None
+        prefix, block_ip = sandbox.prefix, not sandbox.namespace
+    guard = {"skill": step.name, "deny": sorted(deny), "block_ip": block_ip}
+    changes = isolation_pool(prefix).call(step, uif, deadline, guard)
+    return cap_changes(step.name, changes, tool.max_output_bytes)
 
 
 def _kill_all() -> None:
@@ -484,6 +538,7 @@ def _forget_after_fork() -> None:
     """A forked copy of the host must not share the parent's workers: start afresh."""
     global _pool
     _pool = None
+    _sandboxed.clear()
     for worker in list(_ALL):
         worker.sock.close()
     _ALL.clear()

@@ -1,23 +1,40 @@
 """One run of a compiled plan: the walk over its stages, deadlines, and what is recorded.
 
-The walk happens in a runner thread while the calling thread supervises deadlines. A skill
-that hangs past its timeout is recorded as timed out and the run goes on in a fresh runner;
-whatever the hung skill does later is discarded (each runner carries a generation number).
-When no timeout applies at all, the run walks its stages inline in the caller's thread.
+When no timeout applies at all, the caller's thread walks the stages itself
+(``drive_inline``). Otherwise the caller hands the walk to a runner thread of its engine
+(``supervise``: one hand-off per run) and waits, and the process's watchdog holds one
+deadline for the run: the sooner of the run's total timeout and the step in progress's.
+The runner notes each step it starts in its ``Slot`` (a few attribute writes, no event, no
+thread); the watchdog reads the slot at the deadline:
+
+- the step is over its time: the runner is given up on (its thread goes on running the
+  skill, counted as hung; see ``hung.py``), the step is recorded as timed out, and a new
+  runner goes on with the next stage;
+- it is not (the step that was running then has ended): the deadline moves to the current
+  step's.
+
+The run's lock is taken once per step, to record it; the watchdog takes it to give a runner
+up, and a runner that finds itself replaced throws its step's result away: a late return
+can never touch another step's deadline, the UIF, or the report.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import _thread
 import logging
 import math
-import threading
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sof_core.config import SOFConfig
-from sof_core.errors import SkillDependencyError, SkillTimeoutError, SOFError
+from sof_core.errors import (
+    SkillDependencyError,
+    SkillNotStartedError,
+    SkillTimeoutError,
+    SOFError,
+)
+from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
+from sof_core.execution.fanout import NOT_STARTED, QUEUED, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
 from sof_core.execution.step import (
     Outcome,
@@ -27,15 +44,24 @@ from sof_core.execution.step import (
     merge_writes,
     run_step,
 )
+from sof_core.execution.threads import ABANDONED, DaemonPool
+from sof_core.execution.watchdog import Entry, watchdog
 from sof_core.graph.compile import CompiledPlan, Step
 from sof_core.plugins import PluginManager
 from sof_core.skills.views import RunFreeze, extra_frozen_fields
 from sof_core.uif import UIF
 
-log = logging.getLogger("sof.coordinator")
-_monotonic = time.monotonic
+if TYPE_CHECKING:
+    from sof_core.execution.resources import EngineThreads
 
-_RUNNERS = concurrent.futures.ThreadPoolExecutor(max_workers=512, thread_name_prefix="sof-run")
+log = logging.getLogger("sof.coordinator")
+
+#: How long past its deadline an isolated step may take to come back: its worker process is
+#: killed at the deadline and the step returns a timeout itself.
+ISOLATION_GRACE = 1.0
+#: How soon the watchdog looks again when a run's lock is busy (it never waits for it).
+_RETRY = 0.001
+_INF = math.inf
 
 
 @runtime_checkable
@@ -49,20 +75,13 @@ class Executor(Protocol):
     def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome]: ...
 
 
-def timeout_outcome(step: Step, duration: float) -> Outcome:
+def timeout_outcome(step: Step, duration: float, attempts: int = 1,
+                    message: str | None = None) -> Outcome:
     """The outcome recorded for a skill that was abandoned at its timeout."""
-    error = SkillTimeoutError(f"did not finish within {step.timeout}s; abandoned", step.name)
-    return Outcome(step, None, None, None, None, error, duration, 1)
-
-
-def _alert_skill(plugins: PluginManager, result: SkillResult) -> None:
-    if plugins.observers("sof_alert"):
-        plugins.notify(
-            "sof_alert",
-            kind=f"skill_{result.status}",
-            message=f"{result.skill}: {result.error}",
-            details=result.to_dict(),
-        )
+    error = SkillTimeoutError(
+        message or f"did not finish within {step.timeout}s; abandoned", step.name
+    )
+    return Outcome(step, None, None, None, None, error, duration, attempts)
 
 
 def _message(error: BaseException) -> str:
@@ -74,24 +93,13 @@ def _message(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-class _Watch:
-    """The inline step in progress and when it must be done by (read by the supervisor)."""
-
-    __slots__ = ("deadline", "stage", "started", "step")
-
-    def __init__(self, step: Step, stage: int, started: float, deadline: float) -> None:
-        self.step = step
-        self.stage = stage
-        self.started = started
-        self.deadline = deadline
+def _interrupts(error: BaseException) -> bool:
+    """KeyboardInterrupt and its kind: recorded against the skill, then raised."""
+    return not isinstance(error, (Exception, SystemExit))
 
 
 class RunContext:
     """One run of a compiled plan; executors call back into it to run steps."""
-
-    #: Set once the walk is over; created by ``supervise`` (inline runs need no event, and
-    #: creating one costs more than running a no-op skill).
-    done: threading.Event
 
     def __init__(
         self,
@@ -100,33 +108,54 @@ class RunContext:
         compiled: CompiledPlan,
         uif: UIF,
         executor: Executor,
+        threads: EngineThreads | None = None,
     ) -> None:
+        from sof_core.execution.resources import default_threads
+
         self.plugins = plugins
         self.config = config
         self.compiled = compiled
         self.uif = uif
         self.executor = executor
-        self.lock = threading.Lock()
-        self.generation = 0
+        self.threads = threads if threads is not None else default_threads()
+        self.hung = self.threads.hung
+        #: Skills failing fast; the engine's set, read per step (usually empty).
+        self.quarantined = self.hung.quarantined
+        self.lock = _thread.allocate_lock()
         self.stage_index = 0
-        self.watch: _Watch | None = None
         self.results: list[SkillResult] = []
         self.errors: list[str] = []
         self.failed = False
         self.stop_status: RunStatus | None = None
-        self._before_skill = bool(plugins.observers("sof_before_skill"))
+        #: A KeyboardInterrupt (or the like) a skill raised: reported, then raised.
+        self.interrupt: BaseException | None = None
+        #: The live runner's slot; None once the run is over. A runner whose slot is no
+        #: longer this one has been replaced and records nothing more.
+        self.slot: Slot | None = None
+        self.finished = False
+        #: The walk happens in runner threads (``supervise``), not in the caller's.
+        self.supervised = False
+        self.total_deadline = _INF
+        #: The earliest deadline armed with the watchdog for this run (a hint, see _arm).
+        self.armed = _INF
+        self._entries: list[Entry] = []
+        self._waiter: Any = None
+        #: Pool calls of the stage in progress (given up on or reported at the run's end).
+        self.calls: list[PoolCall] = []
+        self._fanouts: list[FanOut] = []
+        #: Observer notifications recorded under the lock, sent outside it.
+        self._notes: list[tuple[str, dict[str, Any]]] = []
         self._after_skill = bool(plugins.observers("sof_after_skill"))
-        # The supervisor is not woken per skill (that would cost a thread switch each); it polls
-        # at a quarter of the shortest timeout, so an overrun is caught within 1.25x its limit.
+        self._alerts = bool(plugins.observers("sof_alert"))
         timeouts = compiled.timeouts
-        self.poll_interval = min(timeouts) / 4 if timeouts else math.inf
+        self.min_timeout = min(timeouts) if timeouts else _INF
         if executor.concurrent:
             self.stages: tuple[tuple[str, ...], ...] = compiled.stages
             self.step_stages = compiled.step_stages
         else:
             self.stages = compiled.sequential_stages
             self.step_stages = compiled.sequential_step_stages
-        self._before = self._notify_before if self._before_skill else None
+        self._before = self._notify_before if plugins.observers("sof_before_skill") else None
         self._backoff = self.config.retry_backoff
         #: The UIF's container fields are read-only while the run goes (see ``RunFreeze``).
         self.frozen = RunFreeze(extra_frozen_fields(type(uif)))
@@ -138,14 +167,51 @@ class RunContext:
         return execute_step(step, self.uif, self._backoff, self._before)
 
     def call_inline(self, step: Step) -> Outcome:
-        """Run one step in the run's thread while the supervisor watches its deadline."""
-        if step.timeout is None:  # nothing to watch
+        """Run one step in the run's thread, under the watchdog (its deadline starts now)."""
+        slot = self._my_slot()
+        if slot is None:  # not one of this run's runners: nothing watches this thread
             return execute_step(step, self.uif, self._backoff, self._before)
-        started = _monotonic()
-        self.watch = _Watch(step, self.stage_index, started, started + step.timeout)
-        outcome = execute_step(step, self.uif, self._backoff, self._before)
-        self.watch = None
+        if self.slot is not slot:  # this runner was replaced: run nothing more
+            return timeout_outcome(step, 0.0, 0, "not run: its stage was abandoned")
+        outcome = self._run_here(step, slot, self.stage_index)
+        if outcome is None:
+            return timeout_outcome(step, 0.0, 1, "abandoned at its timeout")
         return outcome
+
+    def fan_out(self, steps: Sequence[Step]) -> list[Outcome] | None:
+        """Run a wide stage: the first step in this thread, the others in the engine's
+        step pool; every outcome in plan order. None when this runner was replaced while
+        its own step ran (the runner that replaced it collects the stage)."""
+        slot = self._my_slot()
+        if slot is not None and self.slot is not slot:
+            return None
+        fan = FanOut(steps)
+        self.submit(steps[1:], fan.put, first_index=1)
+        if slot is None:
+            first = execute_step(steps[0], self.uif, self._backoff, self._before)
+        else:
+            self._fanouts.append(fan)
+            slot.fanout = fan
+            ran = self._run_here(steps[0], slot, self.stage_index)
+            slot.fanout = None
+            if ran is None:
+                return None
+            first = ran
+        fan.put(0, first)
+        return fan.wait()
+
+    def submit(self, steps: Sequence[Step], deliver: Callable[[int, Outcome], None],
+               first_index: int = 0) -> None:
+        """Send ``steps`` to the engine's step pool; each outcome goes to ``deliver``."""
+        if not steps:
+            return
+        pool = self.threads.steps()
+        calls = [PoolCall(self, step, self.stage_index, index, deliver)
+                 for index, step in enumerate(steps, first_index)]
+        with self.lock:
+            self.calls.extend(calls)
+        for call in calls:
+            pool.submit(call)
 
     def timed_out(self, step: Step, duration: float) -> Outcome:
         return timeout_outcome(step, duration)
@@ -158,106 +224,419 @@ class RunContext:
     def _notify_before(self, step: Step, view: UIF) -> None:
         self.plugins.notify("sof_before_skill", skill=step.spec, uif=view)
 
+    def _my_slot(self) -> Slot | None:
+        """This thread's slot if the thread is (or was) one of this run's runners."""
+        slot = thread_slot()
+        return slot if slot is not None and slot.owner is self else None
+
+    def _run_here(self, step: Step, slot: Slot, stage: int) -> Outcome | None:
+        """One step in this runner thread, noted in its slot; None if it was given up on."""
+        if self.quarantined and step.name in self.quarantined:
+            return Outcome(step, None, None, None, None, self.hung.error(step.name), 0.0, 0)
+        now = slot.started = clock()
+        deadline = now + step.timeout if step.timeout is not None else _INF
+        slot.deadline = deadline
+        slot.stage = stage
+        slot.step = step
+        if deadline < self.armed:
+            self._arm(deadline)
+        outcome = execute_step(step, self.uif, self._backoff, self._before, slot)
+        with self.lock:
+            if self.slot is not slot:
+                self._returned_late(slot, step)
+                return None
+            slot.step = None
+        return outcome
+
     # --- the walk over stages ------------------------------------------------------------
 
     def drive_inline(self) -> None:
-        """Run every stage in the caller's thread: ``drive`` for runs with no timeout at all.
-
-        Nothing else touches the run meanwhile (no supervisor), so there is no lock to take
-        and no generation to check; otherwise the walk is exactly ``drive``'s.
-        """
+        """Run every stage in the caller's thread: for runs with no timeout at all."""
         self.frozen.freeze_uif(self.uif.__dict__, self.compiled.read_only_order)
         try:
-            uif = self.uif
-            frozen = self.frozen
-            run_stage = self.executor.run_stage
-            # Executors that say so run a stage of one skill inline anyway (the built-ins
-            # do); then call the skill here and save three calls per skill.
-            direct = getattr(self.executor, "inline_single_steps", False) is True
-            backoff, before, apply = self._backoff, self._before, self._apply
-            results, after = self.results, self._after_skill
-            for index, stage in enumerate(self.step_stages):
-                if self.stop_status is not None:
-                    break
-                self.stage_index = index
-                if direct and len(stage) == 1:
-                    step = stage[0]
-                    data = uif.__dict__["intermediate_data"]
-                    for key in step.required_data:
-                        if key not in data:
-                            break  # let _ready_steps record why it is skipped
-                    else:
-                        # execute_step + _apply's success path, inlined without the
-                        # Outcome object (the per-skill cost is the headline number)
-                        returned, view, scope, error, duration, attempts = run_step(
-                            step, uif, backoff, before
-                        )
+            self._walk(0, None)
+        except BaseException as exc:
+            self._crashed(exc)
+        finally:
+            self.finish()
+
+    def _walk(self, start: int, slot: Slot | None, resume: FanOut | None = None) -> bool:
+        """Run the stages from ``start``; False if this walk was replaced on the way.
+
+        ``slot`` is the runner's (None for an inline run: nothing else touches the run, so
+        no lock is taken). ``resume`` is the wide stage at ``start`` whose first step the
+        replaced runner was running: its outcomes are collected first.
+        """
+        uif = self.uif
+        frozen = self.frozen
+        lock = self.lock if slot is not None else None
+        run_stage = self.executor.run_stage
+        # Executors that say so run a stage of one skill in the run's thread anyway (the
+        # built-ins do); then the walk calls the skill itself and saves a few calls per
+        # skill (the per-skill cost is the headline number).
+        direct = getattr(self.executor, "inline_single_steps", False) is True
+        backoff, before, apply = self._backoff, self._before, self._apply
+        results, after, quarantined = self.results, self._after_skill, self.quarantined
+        stages = self.step_stages
+        if resume is not None:
+            outcomes = resume.wait()
+            if outcomes is None or not self._record_stage(slot, outcomes, start, ()):
+                return False
+            start += 1
+        for index in range(start, len(stages)):
+            if self.stop_status is not None:
+                break
+            self.stage_index = index
+            stage = stages[index]
+            if direct and len(stage) == 1:
+                step = stage[0]
+                data = uif.__dict__["intermediate_data"]
+                for key in step.required_data:
+                    if key not in data:
+                        break  # _ready_steps records why it is skipped, below
+                else:
+                    if quarantined and step.name in quarantined:
+                        if not self._record_stage(slot, [self._quarantine(step)], index, ()):
+                            return False
+                        continue
+                    if slot is not None:  # noted for the watchdog: deadline before step
+                        now = slot.started = clock()
+                        deadline = now + step.timeout if step.timeout is not None else _INF
+                        slot.deadline = deadline
+                        slot.stage = index
+                        slot.step = step
+                        if deadline < self.armed:
+                            self._arm(deadline)
+                    # execute_step + _apply's success path, inlined without the Outcome
+                    returned, view, scope, error, duration, attempts = run_step(
+                        step, uif, backoff, before, slot
+                    )
+                    if lock is not None:
+                        lock.acquire()
+                        if self.slot is not slot:
+                            lock.release()
+                            self._returned_late(slot, step)  # type: ignore[arg-type]
+                            return False
+                        slot.step = None  # type: ignore[union-attr]
+                    try:
                         if error is None:
                             try:
                                 merge_writes(uif, step, returned, view, scope, scope, duration,
                                              frozen)
                             except SOFError as exc:
                                 error = exc
-                        if error is not None:
+                        if error is None:
+                            result = SkillResult(step.name, "success", duration, attempts,
+                                                 index, None, None, step.plugin)
+                            results.append(result)
+                        else:
                             apply(Outcome(step, None, None, None, None, error, duration,
                                           attempts), index)
-                            continue
-                        result = SkillResult(step.name, "success", duration, attempts, index,
-                                             None, None, step.plugin)
-                        results.append(result)
+                    finally:
+                        if lock is not None:
+                            lock.release()
+                    if error is None:
                         if after:
                             self.plugins.notify("sof_after_skill", skill=step.spec,
-                                                       result=result)
-                        continue
-                steps, skipped = self._ready_steps(stage)
-                outcomes = run_stage(self, steps) if steps else ()
-                for result in skipped:
-                    self._record(result)
-                for outcome in outcomes:
-                    apply(outcome, index)
-            else:
-                self.stage_index = len(self.step_stages)
-        except BaseException as exc:
-            log.exception("executor %s crashed", self.executor.name)
-            self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
-            self.failed = True
-            self.stop_status = "failure"
+                                                result=result)
+                    elif self._notes:
+                        self._flush()
+                    continue
+            steps, skipped = self._ready_steps(stage)
+            if skipped and not self._record_stage(slot, (), index, skipped):
+                return False
+            if not steps:
+                continue
+            outcomes = run_stage(self, steps)
+            if outcomes is None or not self._record_stage(slot, outcomes, index, ()):
+                return False
+        else:
+            self.stage_index = len(stages)
+        return True
+
+    def _record_stage(self, slot: Slot | None, outcomes: Sequence[Outcome], index: int,
+                      skipped: Sequence[SkillResult]) -> bool:
+        """Record a stage's outcomes in plan order; False if this walk was replaced."""
+        if slot is not None:
+            self.lock.acquire()
+            if self.slot is not slot:
+                self.lock.release()
+                return False
+        try:
+            for result in skipped:
+                self._record(result)
+            for outcome in outcomes:
+                self._apply(outcome, index)
+            self.calls.clear()
         finally:
-            self.finish()
+            if slot is not None:
+                self.lock.release()
+        if self._notes:
+            self._flush()
+        return True
+
+    def _quarantine(self, step: Step) -> Outcome:
+        return Outcome(step, None, None, None, None, self.hung.error(step.name), 0.0, 0)
+
+    def _crashed(self, exc: BaseException) -> None:
+        """An executor (not a skill) raised: the run fails with the reason."""
+        log.exception("executor %s crashed", self.executor.name)
+        self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
+        self.failed = True
+        self.stop_status = "failure"
+        if _interrupts(exc) and self.interrupt is None:
+            self.interrupt = exc
 
     def finish(self) -> None:
         """The walk is over: give the UIF back its own container fields, among them the
         ``executed_skills`` and ``skill_timings`` the coordinator filled in meanwhile."""
         self.frozen.thaw_uif(self.uif.__dict__)
 
-    def drive(self, generation: int) -> None:
-        """Run stages from ``stage_index`` until done, stopped, or superseded."""
+    # --- supervision: the caller's side ----------------------------------------------------
+
+    def supervise(self, total_deadline: float) -> None:
+        """Hand the walk to a runner thread and wait until the run is over (the runner
+        finished, or the watchdog ended the run at its total deadline)."""
+        self.frozen.freeze_uif(self.uif.__dict__, self.compiled.read_only_order)
+        self.total_deadline = total_deadline
+        # Every step starts from now on, so none is due before now + the shortest timeout:
+        # one deadline for the whole run, moved only when the watchdog finds it early.
+        first = min(total_deadline, clock() + self.min_timeout)
+        waiter = self._waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self.supervised = True
+        slot = self.slot = Slot(self)
         try:
-            while True:
-                with self.lock:
-                    if generation != self.generation or self.done.is_set():
-                        return
-                    index = self.stage_index
-                    if index >= len(self.stages) or self.stop_status is not None:
-                        self.done.set()
-                        return
-                steps, skipped = self._ready_steps(self.step_stages[index])
-                outcomes = self.executor.run_stage(self, steps) if steps else []
-                with self.lock:
-                    if generation != self.generation:
-                        return  # superseded by the supervisor; our results are discarded
-                    for result in skipped:
-                        self._record(result)
-                    for outcome in outcomes:
-                        self._apply(outcome, index)
-                    self.stage_index = index + 1
-        except BaseException as exc:  # an executor bug must not hang the supervisor
-            log.exception("executor %s crashed", self.executor.name)
+            if first != _INF:
+                self._arm(first)
+            self.threads.runners().submit(self._runner, slot, 0, None)
+            waiter.acquire()  # released by _end (runner or watchdog)
+        except BaseException as exc:  # Ctrl-C while waiting, or no thread could start
             with self.lock:
-                self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
-                self.failed = True
-                self.stop_status = "failure"
-                self.done.set()
+                if not self.finished:
+                    self.errors.append(f"run interrupted: {exc!r}")
+                    self.failed = True
+                    self.stop_status = self.stop_status or "failure"
+                    self._end()
+            raise
+        finally:
+            dog = watchdog() if self._entries else None
+            for entry in self._entries:
+                dog.cancel(entry)  # type: ignore[union-attr]
+            with self.lock:
+                self.finish()
+            if self._notes:
+                self._flush()
+
+    def _runner(self, slot: Slot, start: int, resume: FanOut | None) -> object:
+        """A runner thread's job: walk from ``start`` until done or replaced."""
+        set_thread_slot(slot)
+        try:
+            if self._notes:
+                self._flush()
+            completed = self._walk(start, slot, resume)
+        except BaseException as exc:  # an executor bug must not hang the caller
+            with self.lock:
+                if self.slot is slot:
+                    self._crashed(exc)
+                    self._end()
+            return ABANDONED if slot.abandoned else None
+        finally:
+            set_thread_slot(None)
+        if not completed:
+            return ABANDONED if slot.abandoned else None
+        with self.lock:
+            if self.slot is slot:
+                self._end()
+        return None
+
+    def _end(self) -> None:
+        """The run is over (under the lock): no runner records anything more, the caller
+        goes on."""
+        if self.finished:
+            return
+        self.finished = True
+        self.slot = None
+        for fan in self._fanouts:
+            fan.abort()
+        if self._waiter is not None:
+            self._waiter.release()
+
+    def _arm(self, deadline: float) -> None:
+        """Have the watchdog look at this run at ``deadline``. ``armed`` only ever says
+        there is an entry at least that early; an extra entry costs one spare look."""
+        self.armed = deadline
+        self._entries.append(watchdog().arm(deadline, self._on_deadline))
+
+    # --- the watchdog's side ---------------------------------------------------------------
+
+    def _on_deadline(self, now: float) -> None:
+        """The watchdog's callback: end the run at its total deadline, give up on a step
+        past its own, or move the deadline to the step now in progress."""
+        lock = self.lock
+        if not lock.acquire(blocking=False):  # a runner is recording a step: a moment later
+            self._entries.append(watchdog().arm(now + _RETRY, self._on_deadline))
+            return
+        try:
+            if self.finished:
+                return
+            self.armed = _INF  # from here on, a runner starting a step arms it itself
+            if now >= self.total_deadline:
+                self._abandon_all(now)
+                return
+            later = self.total_deadline
+            slot = self.slot
+            step = slot.step if slot is not None else None
+            if slot is None or step is None:  # between steps: the next one starts after now
+                later = min(later, now + self.min_timeout)
+            elif now < slot.deadline:
+                later = min(later, slot.deadline)
+            else:
+                again = self.look_again_at(slot, step, now)
+                if again is None:
+                    self._replace_runner(slot, step, now)
+                    again = now + self.min_timeout
+                later = min(later, again)
+            if not self.finished and later != _INF:
+                self._arm(later)
+        finally:
+            lock.release()
+
+    def look_again_at(self, slot: Slot, step: Step, now: float) -> float | None:
+        """A step is past its deadline: when to look again, or None to give up on it now.
+
+        An isolated step's worker process is killed at the deadline and the step comes back
+        with its own timeout: it gets ``ISOLATION_GRACE``. An async step is cancelled for
+        real, and gets ``CANCEL_GRACE`` to end; one blocking its event loop is given up on
+        at once, and one whose loop another skill blocked gets the time it lost.
+        """
+        if step.isolation == "process":
+            grace = slot.deadline + ISOLATION_GRACE
+            return grace if now < grace else None
+        call = slot.call
+        if call is None or call.done:
+            return None
+        if call.verdict is not None:  # cancelled already, and still running
+            return None
+        # Only async skills have a call here: asyncio stays unimported for sync-only plans.
+        from sof_core.execution.aio import (
+            BLAME,
+            CANCEL,
+            CANCEL_GRACE,
+            RECHECK,
+            cancel_soon,
+            overrun,
+        )
+
+        action = overrun(call, now)
+        if action == RECHECK:
+            deadline: float = call.deadline
+            slot.deadline = deadline
+            return deadline
+        if action == CANCEL:
+            cancel_soon(call)
+            return now + CANCEL_GRACE
+        assert action == BLAME
+        return None
+
+    def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool) -> Outcome:
+        """A call is given up on (under the lock): its thread's place goes to a new
+        thread, it counts as hung until it returns, and observers hear of it."""
+        slot.abandoned = True
+        pool.abandon()
+        running, quarantined = self.hung.abandoned(step.name)
+        retried = slot.retried
+        attempts = retried[1] if retried is not None and retried[0] is step else 1
+        call = slot.call
+        message = call.verdict if call is not None and call.verdict else None
+        outcome = timeout_outcome(step, now - slot.started, attempts, message)
+        if self._alerts:
+            self._notes.append(("sof_alert", {
+                "kind": "skill_abandoned",
+                "message": f"{step.name}: abandoned at its {step.timeout}s timeout; "
+                           f"{running} call(s) of it still running",
+                "details": {"skill": step.name, "still_running": running,
+                            "timeout": step.timeout},
+            }))
+            if quarantined:
+                self._notes.append(("sof_alert", {
+                    "kind": "skill_quarantined",
+                    "message": self.hung.error(step.name).args[0],
+                    "details": {"skill": step.name, "still_running": running,
+                                "limit": self.hung.limit},
+                }))
+        return outcome
+
+    def _replace_runner(self, slot: Slot, step: Step, now: float) -> None:
+        """Give up on the runner's step (under the lock) and go on in a new runner."""
+        outcome = self.give_up(slot, step, now, self.threads.runners())
+        self.slot = None
+        fan = slot.fanout
+        if fan is not None:  # a wide stage: its other steps go on; a new runner collects
+            fan.put(0, outcome)
+            start = slot.stage
+        else:
+            self._apply(outcome, slot.stage)
+            start = slot.stage + 1
+            if self.stop_status is not None:
+                self._end()
+                return
+        new = self.slot = Slot(self)
+        self.threads.runners().submit(self._runner, new, start, fan)
+
+    def _abandon_all(self, now: float) -> None:
+        """Total timeout (under the lock): whatever is not finished is recorded, running
+        calls are given up on, and the caller goes on."""
+        slot = self.slot
+        if slot is not None and slot.step is not None:
+            self.give_up(slot, slot.step, now, self.threads.runners())
+        never_started = set()
+        for call in self.calls:
+            if call.end_with_run(now) == QUEUED:
+                never_started.add(call.step.name)
+        fan = self._fanouts[-1] if self._fanouts else None
+        if fan is not None and fan.pending and not fan.aborted:  # keep what ended in time
+            for outcome in fan.outcomes:
+                if outcome is not None:
+                    self._apply(outcome, self.stage_index)
+        finished = {r.skill for r in self.results}
+        timeout = self.config.total_timeout
+        for number, stage in enumerate(self.stages[self.stage_index :], self.stage_index):
+            for name in stage:
+                if name in finished:
+                    continue
+                step = self.compiled.steps[name]
+                if name in never_started:
+                    self.results.append(self._not_started(step, number))
+                    continue
+                status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
+                self.results.append(
+                    SkillResult(name, status, 0.0, 0, number,
+                                f"run exceeded total_timeout of {timeout}s",
+                                "RunTimeoutError", step.plugin)
+                )
+        self.errors.append(f"run exceeded total_timeout of {timeout}s")
+        self.stop_status = "timeout"
+        self.failed = True
+        self._end()
+
+    def _not_started(self, step: Step, stage: int) -> SkillResult:
+        pool = self.threads.steps()
+        error = SkillNotStartedError(
+            f"never started: all {pool.max_workers} threads of the engine's step pool "
+            f"(max_workers) stayed busy until the run's total_timeout of "
+            f"{self.config.total_timeout}s; its own timeout starts when it starts",
+            step.name,
+        )
+        return SkillResult(step.name, "skipped", 0.0, 0, stage, _message(error),
+                           type(error).__name__, step.plugin)
+
+    def _returned_late(self, slot: Slot, step: Step) -> None:
+        """A replaced runner's step came back: its result is thrown away."""
+        if slot.abandoned:
+            self.hung.returned(step.name)
+
+    # --- recording ---------------------------------------------------------------------------
 
     def _ready_steps(
         self, stage: Sequence[Step]
@@ -304,15 +683,17 @@ class RunContext:
                                  None, None, step.plugin)
             self.results.append(result)
             if self._after_skill:
-                self.plugins.notify("sof_after_skill", skill=step.spec, result=result)
+                self._notes.append(("sof_after_skill", {"skill": step.spec, "result": result}))
             return
-        else:
-            status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
-            trace, location = failure_trace(step, error)
-            result = SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
+        status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
+        trace, location = failure_trace(step, error)
+        self._record(SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
                                  _message(error), type(error).__name__, step.plugin, trace,
-                                 location)
-        self._record(result)
+                                 location))
+        if _interrupts(error):  # reported against the skill; the coordinator raises it
+            if self.interrupt is None:
+                self.interrupt = error
+            self.stop_status = self.stop_status or "failure"
 
     def _record(self, result: SkillResult) -> None:
         self.results.append(result)
@@ -323,74 +704,23 @@ class RunContext:
                 self.uif.__dict__["error_details"] = f"{result.skill}: {result.error}"
             if not self.config.continue_on_skill_failure and self.stop_status is None:
                 self.stop_status = "timeout" if result.status == "timeout" else "failure"
-            _alert_skill(self.plugins, result)
+            if self._alerts:
+                self._notes.append(("sof_alert", {
+                    "kind": f"skill_{result.status}",
+                    "message": f"{result.skill}: {result.error}",
+                    "details": result.to_dict(),
+                }))
         if self._after_skill:
-            self.plugins.notify(
-                "sof_after_skill", skill=self.compiled.steps[result.skill].spec, result=result
-            )
+            self._notes.append(("sof_after_skill", {
+                "skill": self.compiled.steps[result.skill].spec, "result": result,
+            }))
 
-    # --- supervision (caller's thread) ---------------------------------------------------
-
-    def supervise(self, total_deadline: float) -> None:
-        """Wait for the runner; time out hung inline steps and the run as a whole."""
-        self.done = threading.Event()
-        self.frozen.freeze_uif(self.uif.__dict__, self.compiled.read_only_order)
-        try:
-            self._supervise(total_deadline)
-        finally:
-            with self.lock:  # a superseded runner may still hold it; it merges nothing more
-                self.generation += 1
-                self.finish()
-
-    def _supervise(self, total_deadline: float) -> None:
-        _RUNNERS.submit(self.drive, 0)
-        while True:
-            watch = self.watch
-            now = _monotonic()
-            deadline = min(total_deadline, now + self.poll_interval)
-            if watch is not None:
-                deadline = min(deadline, watch.deadline)
-            wait = None if math.isinf(deadline) else max(0.0, deadline - now)
-            if self.done.wait(wait):
-                return
-            now = _monotonic()
-            with self.lock:
-                if self.done.is_set():
-                    return
-                if now >= total_deadline:
-                    self._abandon_all(now)
-                    return
-                current = self.watch
-                if current is None or current is not watch or now < current.deadline:
-                    continue
-                # The inline step overran: record it, supersede the runner, go on without it.
-                self.watch = None
-                self.generation += 1
-                self._apply(timeout_outcome(current.step, now - current.started), current.stage)
-                self.stage_index = current.stage + 1
-                generation = self.generation
-            _RUNNERS.submit(self.drive, generation)
-
-    def _abandon_all(self, now: float) -> None:
-        """Total timeout: everything not finished is recorded, the runner is superseded."""
-        self.generation += 1
-        finished = {r.skill for r in self.results}
-        timeout = self.config.total_timeout
-        for number, stage in enumerate(self.stages[self.stage_index :], self.stage_index):
-            for name in stage:
-                if name in finished:
-                    continue
-                step = self.compiled.steps[name]
-                status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
-                self.results.append(
-                    SkillResult(name, status, 0.0, 0, number,
-                                f"run exceeded total_timeout of {timeout}s",
-                                "RunTimeoutError", step.plugin)
-                )
-        self.errors.append(f"run exceeded total_timeout of {timeout}s")
-        self.stop_status = "timeout"
-        self.failed = True
-        self.done.set()
+    def _flush(self) -> None:
+        """Send the notifications recorded under the lock (observers never run under it)."""
+        with self.lock:
+            notes, self._notes = self._notes, []
+        for hook, kwargs in notes:
+            self.plugins.notify(hook, **kwargs)
 
     def status(self) -> RunStatus:
         if self.stop_status is not None:
@@ -398,3 +728,6 @@ class RunContext:
         if not self.failed:
             return "success"
         return "partial" if any(r.status == "success" for r in self.results) else "failure"
+
+
+__all__ = ["ISOLATION_GRACE", "NOT_STARTED", "Executor", "RunContext", "timeout_outcome"]

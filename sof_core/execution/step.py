@@ -8,22 +8,21 @@ always merge the same way.
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import asyncio
 
 from sof_core.errors import (
     SkillExecutionError,
     SkillNotPicklableError,
     SkillTimeoutError,
+    ToolPermissionError,
+    ToolRateLimitError,
     UndeclaredReadError,
     UndeclaredWriteError,
 )
+from sof_core.execution.deadlines import Slot, clock
 from sof_core.graph.compile import Step
 from sof_core.skills.views import (
     RunFreeze,
@@ -39,8 +38,12 @@ from sof_core.skills.views import (
 )
 from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus, describe_validation_error
 
+if TYPE_CHECKING:
+    from sof_core.execution.aio import AsyncCall
+
 _NOT_RETRIED = (UndeclaredReadError, UndeclaredWriteError, SkillTimeoutError,
-                SkillNotPicklableError)
+                SkillNotPicklableError,
+                ToolRateLimitError, ToolPermissionError)  # tool security (issue 11)
 _perf = time.perf_counter
 _FAILURE = UIFStatus.FAILURE
 _CHECK = object()  # a status no view holds: always take check_returned's full check
@@ -73,9 +76,12 @@ def execute_step(
     uif: UIF,
     retry_backoff: float = 0.0,
     before: Callable[[Step, UIF], None] | None = None,
+    slot: Slot | None = None,
 ) -> Outcome:
     """Run one skill on its own view of ``uif`` (sync or async), with retries."""
-    result, view, scope, error, duration, attempts = run_step(step, uif, retry_backoff, before)
+    result, view, scope, error, duration, attempts = run_step(
+        step, uif, retry_backoff, before, slot
+    )
     return Outcome(step, result, view, scope, scope, error, duration, attempts)
 
 
@@ -84,8 +90,16 @@ def run_step(
     uif: UIF,
     retry_backoff: float = 0.0,
     before: Callable[[Step, UIF], None] | None = None,
+    slot: Slot | None = None,
 ) -> StepRun:
-    """``execute_step`` without the ``Outcome``: the per-skill hot path of inline runs."""
+    """``execute_step`` without the ``Outcome``: the per-skill hot path of inline runs.
+
+    ``slot`` is the thread's record of the step for the watchdog (None when no deadline
+    applies): retries stop at its deadline, and an async skill is cancelled there.
+    ``KeyboardInterrupt`` (and any other ``BaseException`` that is not an ``Exception``)
+    comes back as the step's error, never retried: the run reports it against the skill,
+    then raises it.
+    """
     attempts = 0
     started = _perf()
     source = uif.__dict__
@@ -117,9 +131,11 @@ def run_step(
             if before is not None:
                 before(step, view)
             if step.isolation == "process":
-                returned = isolated_call(step, uif, view, started)
+                returned = isolated_call(step, uif, view, started, slot)
             elif step.spec.is_async:
-                returned = run_coroutine(step.instance.execute(view), step.timeout, step.name)
+                from sof_core.execution.aio import run_coroutine
+
+                returned = run_coroutine(step.instance.execute(view), step, slot)
             else:
                 returned = step.instance.execute(view)
             # view.__dict__ afresh: pydantic replaces it on every validated field assignment.
@@ -131,56 +147,84 @@ def run_step(
         except _NOT_RETRIED as exc:
             return None, None, None, exc, _perf() - started, attempts
         except (Exception, SystemExit) as exc:
-            if attempts <= step.retries:
-                if retry_backoff:
-                    time.sleep(retry_backoff * (2 ** (attempts - 1)))
+            if attempts <= step.retries and _retry(step, attempts, retry_backoff, slot):
                 continue
+            return None, None, None, exc, _perf() - started, attempts
+        except BaseException as exc:  # KeyboardInterrupt: reported, then raised by the run
             return None, None, None, exc, _perf() - started, attempts
 
 
-async def aexecute_step(step: Step, uif: UIF, retry_backoff: float = 0.0) -> Outcome:
-    """``execute_step`` for an event loop: async skills are awaited in it, with retries."""
+def _retry(step: Step, attempts: int, backoff: float, slot: Slot | None) -> bool:
+    """Wait out the backoff before another attempt; False when the deadline comes first."""
+    deadline = slot.deadline if slot is not None else math.inf
+    pause = backoff * (2 ** (attempts - 1)) if backoff else 0.0
+    if clock() + pause >= deadline:
+        return False
+    if pause:
+        time.sleep(pause)
+    if slot is not None:
+        slot.retried = (step, attempts + 1)  # the watchdog reports the attempts made
+    return True
+
+
+async def aexecute_step(
+    step: Step,
+    uif: UIF,
+    retry_backoff: float = 0.0,
+    call: AsyncCall | None = None,
+    before: Callable[[Step, UIF], None] | None = None,
+) -> Outcome:
+    """``execute_step`` for an async skill on the running event loop, with retries.
+
+    Awaited as ``call`` (see ``sof_core.execution.aio``): cancelled at its deadline, blamed
+    if it blocks the loop; retries stop at the deadline. A cancellation that is not the
+    deadline's (the caller's) propagates.
+    """
     import asyncio
+
+    from sof_core.execution.aio import await_step
 
     attempts = 0
     started = _perf()
     while True:
         attempts += 1
         view, data = skill_view(uif, step)
-        guard = data
         try:
-            if step.isolation == "process":  # the pool enforces the deadline itself
-                returned = await asyncio.to_thread(isolated_call, step, uif, view, started)
-                result = check_returned(step, view, returned)
-                return Outcome(step, result, view, data, guard, None, _perf() - started,
-                               attempts)
+            if before is not None:
+                before(step, view)
             coro = step.instance.execute(view)
-            if step.timeout is not None:
-                returned = await asyncio.wait_for(coro, step.timeout)
-            else:
-                returned = await coro
+            returned = await (coro if call is None else await_step(coro, call))
             result = check_returned(step, view, returned)
-            return Outcome(step, result, view, data, guard, None, _perf() - started, attempts)
-        except asyncio.TimeoutError:
-            error = SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
-            return Outcome(step, None, None, None, None, error, _perf() - started, attempts)
+            return Outcome(step, result, view, data, data, None, _perf() - started, attempts)
         except _NOT_RETRIED as exc:
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
-        except Exception as exc:
-            if attempts <= step.retries:
-                if retry_backoff:
-                    await asyncio.sleep(retry_backoff * (2 ** (attempts - 1)))
+        except (Exception, SystemExit) as exc:
+            deadline = call.deadline if call is not None else math.inf
+            pause = retry_backoff * (2 ** (attempts - 1)) if retry_backoff else 0.0
+            if attempts <= step.retries and clock() + pause < deadline:
+                if pause:
+                    await asyncio.sleep(pause)
                 continue
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # KeyboardInterrupt: reported, then raised by the run
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
 
 
-def isolated_call(step: Step, uif: UIF, view: UIF, started: float) -> UIF:
+def isolated_call(step: Step, uif: UIF, view: UIF, started: float,
+                  slot: Slot | None = None) -> UIF:
     """Run an isolated step (``isolation == "process"``) in a worker process, which is
-    killed at the step's deadline (``started``, a ``perf_counter`` time, + its timeout)."""
+    killed at the step's deadline: the slot's, else ``started`` (a ``perf_counter`` time)
+    plus its timeout."""
     from sof_core.execution.isolation import run_isolated
 
     deadline = math.inf
-    if step.timeout is not None:
+    if slot is not None:
+        deadline = slot.deadline
+        if clock is not time.monotonic:  # the slot's deadline is on the monotonic clock
+            deadline = time.monotonic() + (deadline - clock())
+    elif step.timeout is not None:
         deadline = time.monotonic() + step.timeout - (_perf() - started)
     return run_isolated(step, uif, view, deadline)
 
@@ -199,32 +243,6 @@ def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
             result.__dict__["error_details"] or "set_error() was called", step.name
         )
     return result
-
-
-_local = threading.local()
-
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    import asyncio  # only plans with async skills pay for it (~9 ms at first use)
-
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _local.loop = loop
-    return loop
-
-
-def run_coroutine(coro: Coroutine[Any, Any, Any], timeout: float | None, skill: str) -> Any:
-    """Run an async skill from a worker thread on that thread's own reusable event loop."""
-    import asyncio
-
-    loop = _thread_loop()
-    try:
-        if timeout is None:
-            return loop.run_until_complete(coro)
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-    except asyncio.TimeoutError:
-        raise SkillTimeoutError(f"did not finish within {timeout}s", skill) from None
 
 
 def merge_outcome(main: UIF, outcome: Outcome, frozen: RunFreeze | None = None) -> None:

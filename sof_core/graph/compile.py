@@ -17,6 +17,7 @@ from typing import Any
 from sof_core.config import SOFConfig
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
+from sof_core.security.policy import ToolLimits, ToolPolicy
 from sof_core.skills.spec import SkillSpec
 from sof_core.skills.views import LenientScopedData, ReadOnlyList, ScopedData, copyable_fields
 from sof_core.uif import UIF_FIELD_TYPES
@@ -32,6 +33,9 @@ class IsolationSettings:
     open_files: float | None
     env: tuple[str, ...] = ()
     workers: int = 2
+    #: For a tool (registered through ``sof_register_tools``): its permissions and limits,
+    #: enforced by the isolation pool (docs/security.md); None for other skills.
+    tool: ToolLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -172,9 +176,15 @@ def compile_plan(
         order = skill_graph.order
         if config.require_vetting:
             problems += check_vetting([entries[n].spec for n in order], skill_graph.producers)
+    # Tool security (docs/security.md): the policy's refusals, and each tool's limits.
+    policy = ToolPolicy.from_config(config)
+    problems += [
+        ValidationProblem("tool_denied", denial.message, (denial.skill,))
+        for denial in policy.denials(entries.values())
+    ]
     copyable = copyable_fields()
     steps = {
-        name: _step(entry, skill_graph.producers, config, copyable)
+        name: _step(entry, skill_graph.producers, config, copyable, policy)
         for name, entry in entries.items()
     }
     return CompiledPlan(plan, steps, stages, tuple(problems), order)
@@ -185,6 +195,7 @@ def _step(
     producers: dict[str, list[str]],
     config: SOFConfig,
     copyable: frozenset[str],
+    policy: ToolPolicy | None = None,
 ) -> Step:
     # Runs once per skill per compile (10,000 times for a 10,000-skill plan): plain loops
     # and comprehensions, each declaration read once.
@@ -193,7 +204,8 @@ def _step(
     fields = UIF_FIELD_TYPES
     inputs = spec.required_inputs + spec.optional_inputs
     outputs = spec.output_keys
-    timeout = spec.max_execution_time
+    tool = policy.tool_limits(entry) if policy is not None and entry.kind == "tools" else None
+    timeout = spec.max_execution_time if tool is None else tool.timeout
     if timeout is None:
         timeout = config.skill_timeout
     checks = tuple(
@@ -204,7 +216,7 @@ def _step(
         found = producers.get(key)
         if found and found[0] != name:
             producer_of[key] = found[0]
-    isolated = _isolation(entry, config)
+    isolated = _isolation(entry, config, tool)
     return Step(
         isolation="thread" if isolated is None else "process",
         isolation_settings=isolated,
@@ -230,12 +242,15 @@ def _step(
     )
 
 
-def _isolation(entry: SkillEntry, config: SOFConfig) -> IsolationSettings | None:
-    """The step's process settings if it is isolated: by its own declaration, or because
-    ``isolate_skills`` names it, its plugin or its distribution."""
+def _isolation(
+    entry: SkillEntry, config: SOFConfig, tool: ToolLimits | None = None
+) -> IsolationSettings | None:
+    """The step's process settings if it is isolated: by its own declaration, because
+    ``isolate_skills`` names it, its plugin or its distribution, or because it is a tool
+    (``tool``: its limits; tools always run isolated)."""
     spec = entry.spec
     named = config.isolate_skills
-    if spec.isolation != "process" and not (named and (
+    if tool is None and spec.isolation != "process" and not (named and (
         spec.name in named or entry.plugin in named
         or (entry.distribution is not None and entry.distribution in named)
     )):
@@ -247,6 +262,7 @@ def _isolation(entry: SkillEntry, config: SOFConfig) -> IsolationSettings | None
         open_files=limits.get("open_files"),
         env=tuple(config.isolation_env),
         workers=config.isolation_workers,
+        tool=tool,
     )
 
 

@@ -6,11 +6,12 @@ order. Answering them needs networkx, whose import costs more than everything el
 plan's skills, so they are stored per declaration set in the user cache dir and a later
 process that compiles the same plan reads them back instead.
 
-* **Key.** A SHA-256 of the graph's inputs: for each skill of the plan, in plan order, its
-  name, version, required and optional inputs, outputs and ``can_run_parallel``; plus the
-  sof-core version and the size and modification time of the code that computes the
-  answers (``graph/build.py``, this module, networkx). Any change to any of these is a
-  different key, so an entry is never used for another graph or by other code.
+* **Key.** The graph's inputs (the entry's file is named by their checksum): for each
+  skill of the plan, in plan order, its name, version, required and optional inputs,
+  outputs and ``can_run_parallel``; plus the sof-core version and the size and
+  modification time of the code that computes the answers (``graph/build.py``, this
+  module, networkx). Any change to any of these is a different key, so an entry is never
+  used for another graph or by other code.
 * **Trust.** An entry holds its key material and is used only when that matches exactly.
   Before it is used it is checked against the graph, rebuilt here without networkx: every
   stored cycle must follow real edges, and stages and order must contain each skill once,
@@ -33,13 +34,13 @@ here, so the answers and their cache cannot disagree.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
 import os
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,10 @@ def plan_graph(specs: Sequence[SkillSpec], config: SOFConfig) -> PlanGraph:
     if not use_store:
         return _compute(specs, producers, edges)
     material = _material(specs)
-    path = store_dir() / f"{hashlib.sha256(material.encode()).hexdigest()}.json"
+    try:
+        path = store_dir() / f"{_digest(material)}.json"
+    except (RuntimeError, KeyError, OSError):  # no home directory to find the cache dir in
+        return _compute(specs, producers, edges)
     found = _load(path, material, specs, edges)
     if found is not None:
         cycles, stages, order = found
@@ -176,6 +180,14 @@ def _material(specs: Sequence[SkillSpec]) -> str:
         for spec in specs
     ]
     return json.dumps([FORMAT, __version__, _code(), skills], separators=(",", ":"))
+
+
+def _digest(material: str) -> str:
+    """A short name for the entry of ``material``. Two materials sharing it only share a
+    file (each ignores the other's entry, which holds its material): zlib's checksums
+    suffice, and cost none of ``hashlib``'s import."""
+    data = material.encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
 
 
 def _code() -> list[Any]:

@@ -30,6 +30,7 @@ ProblemCode = Literal[
     "type_mismatch",
     "untrusted_output",
     "contested_skill",
+    "tool_denied",
 ]
 
 
@@ -322,31 +323,36 @@ def check_vetting(
     """Untrusted output (from skills with external access) must pass a vetting skill.
 
     Taint flows along keys in topological order; a skill with ``vets_content`` cleans what
-    it writes. Reaching ``final_response`` still tainted is a problem naming the whole path.
+    it writes. Reaching ``final_response`` (what the response skill writes) or
+    ``vetted_content`` still tainted is a problem naming the whole path, key by key.
     """
-    tainted: dict[str, tuple[str, ...]] = {}  # key -> path of skills that carried it
+    # key -> the hops that carried taint to it: ((skill, key it wrote), ...)
+    tainted: dict[str, tuple[tuple[str, str], ...]] = {}
     problems: list[ValidationProblem] = []
     for spec in ordered:
-        incoming = [tainted[k] for k in spec.inputs if k in tainted]
         if spec.vets_content:
             continue
         if spec.requires_external_access:
-            path: tuple[str, ...] = (spec.name,)
-        elif incoming:
-            path = (*incoming[0], spec.name)
+            carried: tuple[tuple[str, str], ...] = ()
         else:
-            continue
+            incoming = [tainted[k] for k in spec.inputs if k in tainted]
+            if not incoming:
+                continue
+            carried = incoming[0]
         for key in spec.output_keys:
-            tainted[key] = path
+            tainted[key] = (*carried, (spec.name, key))
     for key in ("final_response", "vetted_content"):
         if key in tainted:
-            path = tainted[key]
+            hops = tainted[key]
+            path = tuple(skill for skill, _ in hops)
+            route = " ".join(f"{skill} -[{written}]->" for skill, written in hops)
             problems.append(
                 ValidationProblem(
                     "untrusted_output",
                     f"untrusted output of {path[0]!r} (requires_external_access) reaches "
-                    f"{key!r} via {' -> '.join(path)} without passing a vetting skill; add a "
-                    "skill with vets_content = True between them",
+                    f"{key!r} without passing a vetting skill: {route.removesuffix('->')}; "
+                    "add a skill with vets_content = True (ContentVettingSkill) between "
+                    "them and let the response read what it writes",
                     path,
                     key,
                     path,

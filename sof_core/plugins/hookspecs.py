@@ -33,7 +33,11 @@ def sof_register_skills() -> Sequence[Any]:
 
 @hookspec
 def sof_register_tools() -> Sequence[Any]:
-    """Return tool skills: skills that reach outside SAM (web, calculator, shell)."""
+    """Return tool skills: skills that reach outside SAM (web, calculator, shell).
+
+    Tools always run in an isolation worker, with only the ``permissions`` they declare
+    and their limits enforced (``sof_core.BaseToolModule``; docs/security.md).
+    """
 
 
 @hookspec
@@ -60,6 +64,12 @@ def sof_register_executors() -> Sequence[Any]:
 def sof_register_generation_controllers() -> Sequence[Any]:
     """Return generation controllers (SAM's TPV): objects with a ``name`` that see streamed
     tokens and may stop generation; a response skill picks one by name from config."""
+
+
+@hookspec
+def sof_register_vetting_detectors() -> Sequence[Any]:
+    """Return content-vetting detectors: objects with a ``name`` and ``check(text)`` returning
+    findings (the protocol is ``sof_vetting.Detector``); ContentVettingSkill runs them all."""
 
 
 @hookspec
@@ -116,4 +126,5 @@ __all__ = [
     "sof_register_planners",
     "sof_register_skills",
     "sof_register_tools",
+    "sof_register_vetting_detectors",
 ]

@@ -339,26 +339,27 @@ class PluginManager:
         failure raises its specific error (``PluginConflictError``, ``SkillDefinitionError``,
         ``PluginHookError``) and changes nothing.
         """
-        items = skills if isinstance(skills, list) else list(skills)
+        items = skills if type(skills) is list else list(skills)
         with self._load_lock:
             if replace and self.hook_manager.has_plugin(name):
                 # A hook-implementing plugin holds the name: swap it out the general way.
                 return self.register(
                     _CodeSkills(items), name=name, replace=True, raise_errors=True
                 )
-            record = PluginRecord(name=name, source="code")
             clash = self._name_clash(None, name, replace)
             if clash is not None:
+                record = PluginRecord(name=name, source="code")
                 return self._registration_failed(record, clash, store=False, raise_it=True)
             try:
                 added, shared = self.registry.add_code_skills(name, items, replace=replace)
             except Exception as exc:
+                record = PluginRecord(name=name, source="code")
                 error = _as_plugin_error(name, exc)
                 return self._registration_failed(record, error, store=False, raise_it=True)
-            record.status = "loaded"
-            record.hooks = ["sof_register_skills"]
-            record.offered = added
-            record.provides = {"skills": list(added)}
+            record = PluginRecord(
+                name=name, source="code", status="loaded", hooks=["sof_register_skills"],
+                provides={"skills": list(added)}, offered=added,
+            )
             previous = self._records.get(name)
             self._records[name] = record
             self._direct.add(name)
@@ -490,6 +491,10 @@ class PluginManager:
             raise PluginHookError(record.name, str(exc)) from exc
         callers = self.hook_manager.get_hookcallers(plugin) or []
         record.hooks = sorted(c.name for c in callers)
+        from sof_core.plugins import tracing
+
+        if tracing.enabled():  # SOF_TRACE_PLUGINS=1: wrap its hooks (nothing when off)
+            tracing.trace_hooks(self.hook_manager, plugin, record.name)
 
     def _check_hook_names(self, name: str, plugin: object) -> None:
         """Reject misspelt or unmarked ``sof_*`` functions, which pluggy silently accepts."""
@@ -895,6 +900,7 @@ def _plain_specifier(text: str) -> str | None:
     if not text.strip():
         return ""
     clauses = []
+    seen = set()
     for part in text.split(","):
         match = _CLAUSE.fullmatch(part)
         if match is None:
@@ -904,6 +910,13 @@ def _plain_specifier(text: str) -> str | None:
             return None  # packaging refuses it: let it say so
         if operator == "~=" and "." not in version:
             return None
+        numbers = [int(n) for n in version.removesuffix(".*").split(".")]
+        while len(numbers) > 1 and numbers[-1] == 0:
+            numbers.pop()
+        key = (operator, tuple(numbers), version.endswith(".*"))
+        if key in seen:
+            return None  # packaging keeps one of two equal clauses: let it pick
+        seen.add(key)
         clauses.append(operator + version)
     return ",".join(sorted(clauses))
 

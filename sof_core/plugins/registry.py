@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sof_core.errors import PluginConflictError, PluginHookError, SkillDefinitionError, SOFError
-from sof_core.skills.spec import SkillSpec
+from sof_core.skills.spec import SkillSpec, tool_isolation_problem
 
 #: Registration hooks whose items are named components, by registry kind.
 COMPONENT_HOOKS: dict[str, str] = {
@@ -42,6 +42,7 @@ COMPONENT_HOOKS: dict[str, str] = {
     "planners": "sof_register_planners",
     "executors": "sof_register_executors",
     "generation_controllers": "sof_register_generation_controllers",
+    "vetting_detectors": "sof_register_vetting_detectors",
 }
 SKILL_KINDS = ("skills", "tools")
 
@@ -541,6 +542,10 @@ def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None) ->
             "return BaseSkillModule subclasses or instances",
         )
     spec = _spec_of(skill_class, label)
+    if kind == "tools":  # tool security (docs/security.md): tools run isolated
+        problem = tool_isolation_problem(skill_class)
+        if problem is not None:
+            raise SkillDefinitionError(spec.name, problem)
     if isinstance(item, type):
         try:
             instance = item()
@@ -563,8 +568,8 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
     ``AttributeError`` or ``ValueError`` that stops the host. A class whose spec is cached
     (built when it was defined, or at an earlier registration) had every declaration then.
     """
-    checked = "_sof_spec" in skill_class.__dict__
-    for attribute in () if checked else _DECLARED_ATTRIBUTES:
+    cached = skill_class.__dict__.get("_sof_spec")
+    for attribute in () if cached is not None else _DECLARED_ATTRIBUTES:
         try:
             present = hasattr(skill_class, attribute)
         except Exception:
@@ -585,6 +590,8 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
         raise SkillDefinitionError(
             label, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
         )
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     try:
         return SkillSpec.from_skill_class(skill_class)
     except SOFError:

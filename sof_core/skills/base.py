@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Literal
 
 from sof_core.errors import SkillDependencyError
@@ -35,8 +35,9 @@ class BaseSkillModule(ABC):
     vets_content: ClassVar[bool] = False
     can_run_parallel: ClassVar[bool] = True
     estimated_execution_time: ClassVar[float] = 1.0
-    #: Seconds before the coordinator abandons the skill; ``None`` uses the configured default.
-    max_execution_time: ClassVar[float | None] = 30.0
+    #: Seconds before the coordinator abandons the skill; ``None`` (the default) uses the
+    #: configured ``skill_timeout`` (``SOF_SKILL_TIMEOUT``, 30 s unless set).
+    max_execution_time: ClassVar[float | None] = None
     #: SOF extension: extra attempts after an exception; ``None`` uses the configured default.
     max_retries: ClassVar[int | None] = None
     #: Whether ``strict_declarations = false`` may relax this skill's undeclared
@@ -52,6 +53,15 @@ class BaseSkillModule(ABC):
     #: SOF extension: this skill's own limits when isolated (``cpu_seconds``, ``memory_mb``,
     #: ``open_files``; None: no limit), over ``SOFConfig.isolation_limits``.
     isolation_limits: ClassVar[Mapping[str, float | None] | None] = None
+    #: SOF extension, tool security (docs/security.md): what the skill may do besides
+    #: computing: "network" (open sockets), "filesystem" (write or change files),
+    #: "subprocess" (start programs). A tool without a permission runs where it cannot.
+    permissions: ClassVar[Collection[str]] = ()
+    #: SOF extension: most bytes one call may write (longer output is cut and flagged);
+    #: None: ``tool_policy.default_max_output_bytes`` for tools, no cap for other skills.
+    max_output_bytes: ClassVar[int | None] = None
+    #: SOF extension: most calls in any 60 s (per process); more is ``ToolRateLimitError``.
+    calls_per_minute: ClassVar[int | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,6 +99,22 @@ class BaseSkillModule(ABC):
     def get_metadata(self) -> dict[str, Any]:
         """Everything a planner or a ``sof skills`` listing needs to know about the skill."""
         return SkillSpec.from_skill_class(type(self)).describe()
+
+
+class BaseToolModule(BaseSkillModule):
+    """Base class of tools: skills registered through ``sof_register_tools``.
+
+    Nothing more than a skill with the tool defaults: it is listed as a tool and runs in an
+    isolation worker (killed at ``max_execution_time``), with no permission unless it
+    declares ``permissions``. See docs/security.md.
+    """
+
+    skill_category: ClassVar[str] = "tool"
+    isolation: ClassVar[Literal["thread", "process"] | None] = "process"
+
+    @abstractmethod
+    def execute(self, uif: UIF) -> UIF:
+        """Read declared inputs from ``uif``, write declared outputs, return ``uif``."""
 
 
 def _uif_has(uif: UIF, key: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from sof_core._timeouts import timeout_problem
 from sof_core.errors import SkillDefinitionError
 from sof_core.uif import UIF_FIELD_TYPES
 
@@ -23,6 +24,9 @@ KeyDeclaration = Union[Iterable[str | tuple[str, Any]], Mapping[str, Any]]  # no
 Isolation = Literal["thread", "process"]
 #: The resource limits an isolated skill may set for itself (``isolation_limits``).
 ISOLATION_LIMITS = ("cpu_seconds", "memory_mb", "open_files")
+#: What a skill may declare in ``permissions`` (docs/security.md): open network sockets,
+#: change files, start processes. Reading files needs no permission.
+PERMISSIONS = frozenset({"network", "filesystem", "subprocess"})
 
 
 def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:
@@ -85,6 +89,12 @@ class SkillSpec:
     isolation: Isolation = "thread"
     #: The skill's own resource limits when isolated, over ``SOFConfig.isolation_limits``.
     isolation_limits: Mapping[str, float | None] = field(default_factory=dict)
+    #: Tool security (docs/security.md): what the skill may do besides computing, and the
+    #: caps on one call's output and on calls per minute (None: the policy's default, or
+    #: no cap).
+    permissions: frozenset[str] = frozenset()
+    max_output_bytes: int | None = None
+    calls_per_minute: int | None = None
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -124,10 +134,9 @@ class SkillSpec:
                 name, f"output_keys {bookkeeping} are managed by the coordinator"
             )
         timeout = skill_class.max_execution_time
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise SkillDefinitionError(
-                name, f"max_execution_time must be a positive number or None, got {timeout!r}"
-            )
+        problem = timeout_problem(timeout)
+        if problem is not None:  # inf, nan or 1e300 too: a deadline must be reachable
+            raise SkillDefinitionError(name, f"max_execution_time {problem}")
         retries = getattr(skill_class, "max_retries", None)
         if retries is not None and (not isinstance(retries, int) or retries < 0):
             raise SkillDefinitionError(name, f"max_retries must be an int >= 0, got {retries!r}")
@@ -160,6 +169,9 @@ class SkillSpec:
             skill_class=skill_class,
             isolation=isolation,
             isolation_limits=limits,
+            permissions=_permissions(name, getattr(skill_class, "permissions", ())),
+            max_output_bytes=_count(name, skill_class, "max_output_bytes"),
+            calls_per_minute=_count(name, skill_class, "calls_per_minute"),
         )
         # Cache on the class itself (not inherited: looked up through __dict__ above).
         type.__setattr__(skill_class, "_sof_spec", spec)
@@ -183,6 +195,9 @@ class SkillSpec:
             "is_async": self.is_async,
             "max_execution_time": self.max_execution_time,
             "isolation": self.isolation,
+            "permissions": sorted(self.permissions),
+            "max_output_bytes": self.max_output_bytes,
+            "calls_per_minute": self.calls_per_minute,
         }
 
 
@@ -232,6 +247,57 @@ def _isolation_limits(name: str, declared: Any) -> dict[str, float | None]:
             )
         limits[key] = value
     return limits
+
+
+def _permissions(name: str, declared: Any) -> frozenset[str]:
+    """``permissions`` as a frozenset, refusing a string or an unknown permission."""
+    if declared is None:
+        return frozenset()
+    if isinstance(declared, str):
+        raise SkillDefinitionError(
+            name, f"permissions must be a collection such as {{{declared!r}}}, not the "
+            f"string {declared!r}"
+        )
+    try:
+        permissions = frozenset(declared)
+    except TypeError:
+        raise SkillDefinitionError(
+            name, f"permissions must be a collection of names, got {type(declared).__name__}"
+        ) from None
+    unknown = sorted(repr(p) for p in permissions if p not in PERMISSIONS)
+    if unknown:
+        raise SkillDefinitionError(
+            name, f"permissions has unknown {', '.join(unknown)}; known: "
+            + ", ".join(sorted(PERMISSIONS))
+        )
+    return permissions
+
+
+def _count(name: str, skill_class: type[Any], attribute: str) -> int | None:
+    """A positive int limit (``max_output_bytes``, ``calls_per_minute``) or None."""
+    value = getattr(skill_class, attribute, None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SkillDefinitionError(
+            name, f"{attribute} must be a positive int or None, got {value!r}"
+        )
+    return value
+
+
+def tool_isolation_problem(skill_class: type[Any]) -> str | None:
+    """Why ``skill_class`` cannot be registered as a tool, or None.
+
+    Tools run in isolation worker processes so their limits and permissions are enforced
+    (docs/security.md); a class that insists on ``isolation = "thread"`` would escape both.
+    """
+    if getattr(skill_class, "isolation", None) == "thread":
+        return (
+            'sets isolation = "thread", but tools run isolated (isolation = "process") so '
+            "their timeout and permissions are enforced; drop the setting, or register it "
+            "with sof_register_skills if it must run in the host process"
+        )
+    return None
 
 
 def planning_estimate(skill_class: type[Any]) -> Any:

@@ -1,21 +1,96 @@
-"""pytest plugin for skill authors (entry point ``pytest11: sof``): contract fixtures.
+"""pytest plugin for skill authors (entry point ``pytest11: sof``): fixtures and the contract.
 
-pytest loads this in every session where sof-core is installed, so it imports nothing
-heavy until a test asks for one of its fixtures.
+Fixtures: ``sof_engine`` (an isolated engine), ``sof_contract`` (one skill's contract),
+``sof_plugin_check`` (register a plugin object in isolation), ``sof_plugin_contract`` (the
+whole plugin contract against installed plugins, as ``sof plugins check``) and ``sof_cli``
+(the ``sof`` command with a temporary config and memory). ``pytest --sof-contract[=NAMES]``
+adds one test per installed plugin that runs the contract.
+
+pytest loads this module in every session where sof-core is installed, so it imports only
+pytest and the standard library: the core is imported when a fixture or the option is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from sof_core.testing.cli import SofCLI
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sof", "SOF plugins")
+    group.addoption(
+        "--sof-contract",
+        action="store",
+        nargs="?",
+        const="*",
+        default=None,
+        metavar="NAMES",
+        help="also run the SOF plugin contract (as `sof plugins check`) against installed "
+        "plugins: comma-separated entry-point or distribution names, every installed plugin "
+        "when none are given",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """With ``--sof-contract``: one test per plugin, named ``sof-contract[NAME]``."""
+    value = config.getoption("sof_contract", None)
+    if not value:
+        return
+    if value == "*":
+        from sof_core.cli.main import installed_plugins  # metadata only: no plugin imported
+
+        names = sorted({name for name, _, _ in installed_plugins()})
+    else:
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+    for name in names:
+        items.append(ContractItem.from_parent(session, name=f"sof-contract[{name}]",
+                                              plugin=name))
+
+
+class ContractItem(pytest.Item):
+    """The plugin contract of one installed plugin, as one test."""
+
+    def __init__(self, *, plugin: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plugin = plugin
+
+    def runtest(self) -> None:
+        from sof_core.cli.contract import ContractViolation, check_plugin
+
+        try:
+            report = check_plugin(self.plugin)
+        except LookupError as exc:
+            raise ContractViolation(str(exc.args[0])) from None
+        for check in report.checks:
+            self.user_properties.append((f"{check.skill or 'plugin'}:{check.check}",
+                                         check.status))
+        report.raise_for_failures()
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        from sof_core.cli.contract import ContractViolation
+
+        if isinstance(excinfo.value, ContractViolation):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path | str, int | None, str]:
+        return self.path, None, f"SOF contract of plugin {self.plugin!r}"
 
 
 @pytest.fixture
 def sof_engine() -> Callable[..., Any]:
     """Factory: ``sof_engine([MySkill], continue_on_skill_failure=True)`` → isolated engine."""
-    from sof_core.testing import make_engine
+    from sof_core.testing.helpers import make_engine
 
     return make_engine
 
@@ -23,7 +98,7 @@ def sof_engine() -> Callable[..., Any]:
 @pytest.fixture
 def sof_contract() -> Callable[..., Any]:
     """``sof_contract(MySkill, inputs={...})`` runs the skill alone and checks the contract."""
-    from sof_core.testing import check_skill_contract
+    from sof_core.testing.helpers import check_skill_contract
 
     return check_skill_contract
 
@@ -31,6 +106,36 @@ def sof_contract() -> Callable[..., Any]:
 @pytest.fixture
 def sof_plugin_check() -> Callable[..., Any]:
     """``sof_plugin_check("name", module)`` registers a plugin module in isolation."""
-    from sof_core.testing import check_plugin_module
+    from sof_core.testing.helpers import check_plugin_module
 
     return check_plugin_module
+
+
+@pytest.fixture
+def sof_plugin_contract() -> Callable[..., Any]:
+    """``sof_plugin_contract("name")`` runs the plugin contract (``sof plugins check``)
+    against the installed plugin ``name`` and raises ``ContractViolation`` listing every
+    failed check; it returns the ``PluginContract`` otherwise. ``module=obj`` checks a
+    plugin object that is not installed, registered under ``name`` next to the installed
+    ones."""
+    from sof_core.cli.contract import check_plugins
+
+    def check(name: str, *, module: object = None, **options: Any) -> Any:
+        if module is not None:
+            report = check_plugins([name], modules={name: module}, **options)[0]
+        else:
+            report = check_plugins([name], **options)[0]
+        report.raise_for_failures()
+        return report
+
+    return check
+
+
+@pytest.fixture
+def sof_cli(tmp_path_factory: pytest.TempPathFactory) -> SofCLI:
+    """``sof_cli("run", "query")`` runs ``sof`` in a subprocess (``inprocess=True``: in this
+    process) with a temporary config file (``sof_cli.configure(...)`` writes it), memory
+    store and directories; returns ``SofResult(returncode, stdout, stderr)``."""
+    from sof_core.testing.cli import SofCLI
+
+    return SofCLI(tmp_path_factory.mktemp("sof-cli"))

@@ -4,6 +4,11 @@ Inputs come from other skills (MemoryRetrievalSkill, ConflictDetectorSkill, tool
 their shape is checked here once: a malformed entry raises ``ResponseInputError`` naming the
 key and index, instead of failing later with a bare ``KeyError``. Passages and tool results
 share one numbering, ``[1]``, ``[2]``, ..., used in prompts, answers and the Sources list.
+
+Two more inputs join that numbering after them: a calculator's ``calculation_result`` (with
+its ``calculation_steps``) and the sources ContentVettingSkill let through
+(``vetted_content``). Sources the vetting skill blocked are never read: only their address
+and the detectors that fired are kept, so the answer can say a source was withheld.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sof_response.errors import ResponseInputError
@@ -30,6 +37,14 @@ STOPWORDS = frozenset(
     to too under until up very was we were what when where which while who whom why will with
     would you your yours tell please know show give""".split()
 )
+
+
+_URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)
+
+
+def query_terms(query: str) -> set[str]:
+    """Content words of a question, its URLs left out (an address is not the topic)."""
+    return terms(_URL.sub(" ", query))
 
 
 def terms(text: str) -> set[str]:
@@ -80,7 +95,7 @@ class Source:
     """One citable item: a memory passage or a tool result."""
 
     number: int
-    kind: str  # "memory" or "tool"
+    kind: str  # "memory", "tool", "calculation" or "web" (vetted external content)
     id: str | None
     source: str
     text: str
@@ -127,6 +142,22 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class Withheld:
+    """A source the answer may not use: blocked by content vetting, or never fetched.
+
+    ``reason`` is safe to show: detector names, or the fetching tool's own error message;
+    never the source's content.
+    """
+
+    source: str
+    kind: str  # "blocked" or "unavailable"
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "kind": self.kind, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything an answer may use: the question, numbered sources and known conflicts."""
 
@@ -137,6 +168,12 @@ class Evidence:
     active_profile: str = "general"
     #: Passages received but left out of the prompt (over ``max_passages``).
     dropped: int = 0
+    #: External sources the answer must not use, and why.
+    withheld: tuple[Withheld, ...] = ()
+    #: Web sources content vetting cut parts out of: (citation number, detectors).
+    sanitised: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    #: Why a calculator that ran gave no result ("no arithmetic found ..."), when it did not.
+    calculation_note: str | None = None
 
     @property
     def passages(self) -> tuple[Source, ...]:
@@ -145,6 +182,14 @@ class Evidence:
     @property
     def tool_results(self) -> tuple[Source, ...]:
         return tuple(s for s in self.sources if s.kind == "tool")
+
+    @property
+    def calculations(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind == "calculation")
+
+    @property
+    def web(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.kind == "web")
 
     def by_number(self, number: int) -> Source | None:
         return self.sources[number - 1] if 0 < number <= len(self.sources) else None
@@ -171,8 +216,16 @@ def build_evidence(
     active_profile: str = "general",
     max_passages: int = 8,
     max_chars: int = 1200,
+    calculation: Mapping[str, Any] | None = None,
+    vetted_content: Any = None,
 ) -> Evidence:
-    """Check the skill's inputs and number them: passages first (best first), then tools."""
+    """Check the skill's inputs and number them: passages first (best first), then tools,
+    then the calculation, then vetted web sources.
+
+    ``calculation`` holds the calculator's keys that are present (``calculation_result``,
+    ``calculation_steps``); ``vetted_content`` is ContentVettingSkill's structure (or a plain
+    string of already-vetted text).
+    """
     items: list[Source] = []
     memory = _as_list("memory_results", memory_results)
     kept = memory[:max_passages]
@@ -180,6 +233,13 @@ def build_evidence(
         items.append(_passage(index, raw, len(items) + 1, max_chars))
     for index, raw in enumerate(_as_list("tool_results", tool_results)):
         items.append(_tool_result(index, raw, len(items) + 1, max_chars))
+    note = None
+    if calculation:
+        source, note = _calculation(calculation, len(items) + 1)
+        if source is not None:
+            items.append(source)
+    web, withheld, sanitised = _vetted(vetted_content, len(items) + 1, max_chars)
+    items.extend(web)
     found = tuple(_conflict(i, raw) for i, raw in enumerate(_as_list("conflicts", conflicts)))
     return Evidence(
         query=query,
@@ -188,6 +248,9 @@ def build_evidence(
         user_context=dict(user_context or {}),
         active_profile=active_profile,
         dropped=len(memory) - len(kept),
+        withheld=tuple(withheld),
+        sanitised=tuple(sanitised),
+        calculation_note=note,
     )
 
 
@@ -252,6 +315,145 @@ def _tool_result(index: int, raw: Any, number: int, max_chars: int) -> Source:
     )
 
 
+def display_number(value: Any) -> str | None:
+    """A calculation result as people write it ("36", "0.1", "1/3 (about 0.333333)")."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.12g}"
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return str(value.numerator)
+        return f"{value} (about {float(value):.6g})"
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f") if value == value.to_integral() else str(value)
+        return text
+    if isinstance(value, Mapping):
+        for key in ("display", "formatted", "text", "value", "result"):
+            if value.get(key) is not None:
+                return display_number(value[key])
+        return None
+    return str(value)
+
+
+def _steps(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw] if raw.strip() else []
+    if isinstance(raw, Sequence):
+        steps = []
+        for step in raw:
+            if isinstance(step, Mapping):
+                text = step.get("text") or step.get("description") or step.get("step")
+                steps.append(str(text) if text is not None else json.dumps(jsonable(step)))
+            elif step is not None:
+                steps.append(str(step))
+        return [s.strip() for s in steps if s.strip()]
+    return [str(raw)]
+
+
+def _calculation(calculation: Mapping[str, Any], number: int) -> tuple[Source | None, str | None]:
+    """The calculator's result as a citable source, or (None, why there is no result)."""
+    steps = _steps(calculation.get("calculation_steps"))
+    shown = display_number(calculation.get("calculation_result"))
+    if shown is None:
+        if "calculation_result" not in calculation and not steps:
+            return None, None
+        why = steps[-1] if steps else "no arithmetic expression was found in the question"
+        if len(why) > 1 and why[0].isupper() and why[1].islower():
+            why = why[0].lower() + why[1:]  # it continues a sentence
+        return None, _clip(why, 300)
+    working = [s for s in steps if s.rstrip(".") not in (f"Result: {shown}", shown)]
+    if working and working[0].startswith("Expression: "):
+        working[0] = working[0][len("Expression: "):]
+    text = f"The answer is {shown}."
+    if working:
+        text += " Working: " + "; ".join(s.rstrip(".") for s in working) + "."
+    return (
+        Source(
+            number=number,
+            kind="calculation",
+            id=None,
+            source="CalculatorTool",
+            text=_clip(text, 1200),
+            metadata={"result": shown},
+        ),
+        None,
+    )
+
+
+def _vetted(
+    value: Any, number: int, max_chars: int
+) -> tuple[list[Source], list[Withheld], list[tuple[int, tuple[str, ...]]]]:
+    """Sources ContentVettingSkill passed or sanitised; blocked and failed ones as Withheld."""
+    if value is None or value == "" or value == {}:
+        return [], [], []
+    if isinstance(value, str):
+        source = Source(number, "web", None, "vetted content", _clip(value, max_chars))
+        return [source], [], []
+    if not isinstance(value, Mapping) or not isinstance(value.get("sources"), Sequence):
+        raise ResponseInputError(
+            "vetted_content",
+            'must be ContentVettingSkill\'s structure ({"version", "verdict", "sources": '
+            f"[...]}}) or a string, got {type(value).__name__}; see docs/plugins/vetting.md",
+        )
+    sources: list[Source] = []
+    withheld: list[Withheld] = []
+    sanitised: list[tuple[int, tuple[str, ...]]] = []
+    for index, raw in enumerate(value["sources"]):
+        if not isinstance(raw, Mapping):
+            raise ResponseInputError(
+                "vetted_content", f"sources[{index}] is a {type(raw).__name__}, expected a dict"
+            )
+        label = _web_label(raw, index)
+        verdict = raw.get("verdict")
+        detectors = tuple(str(d) for d in raw.get("detectors") or ())
+        if verdict not in ("pass", "sanitize"):
+            # "block", or anything this version does not know: never read its text.
+            reason = ", ".join(detectors) if detectors else f"verdict {verdict!r}"
+            withheld.append(Withheld(label, "blocked", reason))
+            continue
+        text = raw.get("text")
+        error = raw.get("error")
+        if not isinstance(text, str) or not text.strip():
+            if error:
+                withheld.append(Withheld(label, "unavailable", _clip(str(error), 300)))
+            continue
+        title = raw.get("title")
+        shown = f"{title} ({label})" if isinstance(title, str) and title.strip() else label
+        current = number + len(sources)
+        sources.append(
+            Source(
+                number=current,
+                kind="web",
+                id=None,
+                source=_clip(shown, 200),
+                text=_clip(text, max_chars),
+                metadata={"verdict": verdict, "detectors": list(detectors)},
+            )
+        )
+        if verdict == "sanitize":
+            sanitised.append((current, detectors))
+    return sources, withheld, sanitised
+
+
+def _web_label(raw: Mapping[str, Any], index: int) -> str:
+    """How a vetted source is named: the URL that was asked for (not one the server chose)."""
+    metadata = raw.get("metadata")
+    url = metadata.get("url") if isinstance(metadata, Mapping) else None
+    label = url if isinstance(url, str) and url else raw.get("source")
+    return _clip(str(label or f"source {index + 1}"), 200)
+
+
 def _conflict(index: int, raw: Any) -> Conflict:
     entry = _entry(
         "conflicts", index, raw, '{"subject", "values", "passages", "description"}'
@@ -302,9 +504,12 @@ __all__ = [
     "Conflict",
     "Evidence",
     "Source",
+    "Withheld",
     "build_evidence",
+    "display_number",
     "jsonable",
     "normalise_score",
+    "query_terms",
     "sentences",
     "terms",
 ]

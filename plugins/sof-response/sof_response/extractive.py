@@ -2,11 +2,14 @@
 
 It picks the sentences of the retrieved passages and tool results that share the most
 content words with the question, cites each one, and says honestly that it is extractive.
+A calculator's result always leads the answer; asked to summarise a web page, it gives the
+page's opening sentences.
 It "streams" its answer word by word, so generation controllers work with it too.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from sof_response.evidence import (
     Source,
     build_evidence,
     normalise_score,
+    query_terms,
     sentences,
     terms,
 )
@@ -31,6 +35,15 @@ from sof_response.settings import ResponseSettings
 NO_MATCH = (
     "I found nothing in memory that matches this question, so I cannot answer it from "
     "stored knowledge."
+)
+NO_USABLE_SOURCE = "I could not use the requested source, so I cannot answer from it."
+#: A calculation source's text: its answer sentence, then its working (see evidence.py).
+_CALCULATION = re.compile(r"(The answer is .+?\.)(?: (Working: .+))?$", re.DOTALL)
+#: Questions that ask for a summary rather than a fact ("Summarise http://...").
+SUMMARY = re.compile(
+    r"\b(?:summari[sz]e|summary|sum\s+up|tl;?dr|overview|gist|what\s+does\s+.{1,80}?\s+say|"
+    r"what\s+is\s+.{1,80}?\s+about)\b",
+    re.IGNORECASE,
 )
 
 
@@ -70,6 +83,8 @@ class ExtractiveBackend:
         picked = self.select(evidence)
         if picked:
             body = " ".join(cite(s.text, s.source.number) for s in picked)
+        elif not evidence.sources and evidence.withheld:
+            body = NO_USABLE_SOURCE
         elif evidence.sources:
             best = evidence.sources[0]
             first = (sentences(best.text) or [best.text])[0]
@@ -99,12 +114,29 @@ class ExtractiveBackend:
         )
 
     def select(self, evidence: Evidence) -> list[ScoredSentence]:
-        """The best sentences by query-term overlap, rank and retrieval score, no repeats."""
-        wanted = terms(evidence.query)
+        """The best sentences by query-term overlap, rank and retrieval score, no repeats.
+
+        A calculation's answer comes first whatever the overlap; a summary request over web
+        pages takes their opening sentences.
+        """
+        wanted = query_terms(evidence.query)
+        picked: list[ScoredSentence] = []
+        for source in evidence.calculations:
+            # "The answer is N." and, when short enough to read, the working.
+            parts = _CALCULATION.match(source.text)
+            shown = [parts.group(1)] if parts else [source.text]
+            if parts and parts.group(2) and len(parts.group(2)) <= 300:
+                shown.append(parts.group(2))
+            for position, sentence in enumerate(shown):
+                picked.append(ScoredSentence(sentence, source, position, 1.0, 2.0))
+        if evidence.web and SUMMARY.search(evidence.query):
+            return picked + self._lead(evidence, self.max_sentences - len(picked))
         if not wanted:
-            return []
+            return picked
         scored: list[ScoredSentence] = []
         for rank, source in enumerate(evidence.sources):
+            if source.kind == "calculation":
+                continue
             retrieval = normalise_score(source.score) if source.kind == "memory" else 0.5
             for position, sentence in enumerate(sentences(source.text)):
                 shared = len(wanted & terms(sentence))
@@ -114,17 +146,46 @@ class ExtractiveBackend:
                 score = overlap + 0.15 * retrieval - 0.01 * rank - 0.001 * position
                 scored.append(ScoredSentence(sentence, source, position, overlap, score))
         scored.sort(key=lambda s: (-s.score, s.source.number, s.position))
-        picked: list[ScoredSentence] = []
         seen: set[str] = set()
         for candidate in scored:
+            if len(picked) >= self.max_sentences:
+                break
             key = " ".join(sorted(terms(candidate.text)))
             if key in seen:
                 continue
             seen.add(key)
             picked.append(candidate)
-            if len(picked) == self.max_sentences:
-                break
         return picked
+
+    def _lead(self, evidence: Evidence, count: int) -> list[ScoredSentence]:
+        """The opening sentences of the web sources, taking from each in turn."""
+        leads = [lead_sentences(source.text) for source in evidence.web]
+        picked: list[ScoredSentence] = []
+        position = 0
+        while count > 0 and any(position < len(lead) for lead in leads):
+            for source, lead in zip(evidence.web, leads, strict=True):
+                if position < len(lead) and count > 0:
+                    picked.append(ScoredSentence(lead[position], source, position, 0.0, 1.0))
+                    count -= 1
+            position += 1
+        return picked
+
+
+def lead_sentences(text: str) -> list[str]:
+    """The sentences of a page's text, line breaks ending sentences, headings left out.
+
+    Extracted page text keeps one line per paragraph or heading; a short line without
+    closing punctuation ("Tides explained") is a heading, not something to quote.
+    """
+    found: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line[-1] not in ".!?:;\"')" and len(line.split()) <= 8:
+            continue
+        found.extend(sentences(line))
+    return found or sentences(text)
 
 
 def cite(sentence: str, number: int) -> str:
@@ -147,4 +208,4 @@ def evidence_from_messages(messages: Sequence[Message]) -> Evidence:
     return build_evidence(query or " ", context)
 
 
-__all__ = ["NO_MATCH", "ExtractiveBackend", "evidence_from_messages"]
+__all__ = ["NO_MATCH", "NO_USABLE_SOURCE", "SUMMARY", "ExtractiveBackend", "evidence_from_messages"]

@@ -1,9 +1,11 @@
 """ResponseGenerationSkill: the last step of a plan, turning evidence into a cited answer.
 
 It reads the passages MemoryRetrievalSkill found, the disagreements ConflictDetectorSkill
-spotted and any tool results, asks the configured LLM backend (the extractive one by
-default), then makes sure the answer names unresolved conflicts and lists its sources, and
-rates its own confidence from the retrieval evidence.
+spotted, any tool results, a calculator's result (``calculation_result``,
+``calculation_steps``) and the external content ContentVettingSkill let through
+(``vetted_content``), asks the configured LLM backend (the extractive one by default), then
+makes sure the answer names unresolved conflicts, says which sources were withheld, and lists
+its sources, and rates its own confidence from the evidence.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 from sof_response.controllers import StopController
 from sof_response.errors import LLMBackendError, LLMTimeoutError, ResponseConfigError
-from sof_response.evidence import Evidence, build_evidence, jsonable, normalise_score, terms
+from sof_response.evidence import (
+    Evidence,
+    build_evidence,
+    jsonable,
+    normalise_score,
+    query_terms,
+    terms,
+)
 from sof_response.extractive import ExtractiveBackend
 from sof_response.openai_backend import OpenAICompatibleBackend, core_deadline
 from sof_response.prompt import (
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sof.response")
 
+#: What a calculator writes (CalculatorTool, and SAM's calculator skill).
+CALCULATION_KEYS = ("calculation_result", "calculation_steps")
 #: Share of the skill's remaining time kept back from the model, so that when the model is cut
 #: at its deadline the extractive answer is still written before the skill's own deadline...
 RESERVE_SHARE = 0.1
@@ -72,6 +83,9 @@ class ResponseGenerationSkill(BaseSkillModule):
         ("memory_results", list),
         ("conflicts", list),
         ("tool_results", list),
+        "calculation_result",
+        "calculation_steps",
+        "vetted_content",
         "user_context",
         "active_profile",
     ]
@@ -250,6 +264,8 @@ class ResponseGenerationSkill(BaseSkillModule):
             active_profile=uif.active_profile,
             max_passages=settings.max_passages,
             max_chars=settings.max_passage_chars,
+            calculation={k: data[k] for k in CALCULATION_KEYS if k in data},
+            vetted_content=data.get("vetted_content", uif.vetted_content),
         )
         backend = self.select_backend(settings)
         messages = build_messages(evidence, settings.system_prompt)
@@ -288,6 +304,12 @@ class ResponseGenerationSkill(BaseSkillModule):
             "cited": cited,
             "conflicts": [c.to_dict() for c in evidence.conflicts],
             "dropped_passages": evidence.dropped,
+            "withheld": [w.to_dict() for w in evidence.withheld],
+            "sanitised": [
+                {"number": number, "detectors": list(detectors)}
+                for number, detectors in evidence.sanitised
+            ],
+            "calculation_note": evidence.calculation_note,
             "user_context": jsonable(evidence.user_context),
             "active_profile": evidence.active_profile,
             "generation": {
@@ -403,7 +425,9 @@ class ResponseGenerationSkill(BaseSkillModule):
         used = [s for n in cited if (s := evidence.by_number(n)) is not None]
         if not used:
             used = list(evidence.sources[:3])
-        wanted = terms(evidence.query)
+        if any(s.kind == "calculation" for s in used):
+            return 0.95  # an exact calculation, not a retrieval guess
+        wanted = query_terms(evidence.query)
         found: set[str] = set()
         for source in used:
             found |= terms(source.text)

@@ -1,0 +1,420 @@
+"""Find the arithmetic in a query and rewrite it in the evaluator's syntax.
+
+"What is 15% of 240?" becomes ``percent(15) * 240``; "square root of 144 plus 3" becomes
+``sqrt(144) + 3``. The query is split into tokens by one regular expression (no nested
+quantifiers, so its time is linear in the query's length), words are looked up in fixed
+tables, and a small recursive-descent reader turns each run of arithmetic tokens into a
+candidate; the candidate with the most tokens that does at least one operation wins. A
+lone number ("in 1999") or a negative number ("covid-19") is not a calculation.
+
+The output is only ever text for ``evaluator.evaluate``, which checks it again from
+scratch: the extractor is a convenience, not a guard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sof_calculator.errors import CalculationLimitError
+from sof_calculator.evaluator import CONSTANTS, FUNCTIONS, MAX_NESTING
+
+#: Longest query read (characters).
+MAX_QUERY_CHARS = 10_000
+
+# Symbols: ASCII operators, then x-times, middle dot, dot operator, division sign, minus
+# sign, square root, pi, superscript 2 and 3, and currency signs (skipped).
+_SYMBOL_CLASS = (
+    r"[-+*/%^()!,\u00d7\u00b7\u22c5\u00f7\u2212\u221a\u03c0\u00b2\u00b3$\u20ac\u00a3\u00a5]"
+)
+_TOKEN = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<date>\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
+    r"|(?P<num>(?:\d+(?:,\d+)*(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<word>[A-Za-z]+)"
+    r"|(?P<sym>\*\*|//|" + _SYMBOL_CLASS + ")"
+    r"|(?P<other>.)",
+    re.DOTALL | re.ASCII,
+)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
+_SPACES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " "})
+
+# Token kinds.
+NUM, CONST, FUNC, OP, PCT, OF, POST, LP, RP, COMMA, NEG, BREAK = (
+    "num", "const", "func", "op", "pct", "of", "post", "lp", "rp", "comma", "neg", "break"
+)
+
+_SYMBOLS: dict[str, tuple[str, str]] = {
+    "**": (OP, "**"), "^": (OP, "**"), "//": (OP, "//"),
+    "+": (OP, "+"), "-": (OP, "-"), "\u2212": (OP, "-"),
+    "*": (OP, "*"), "\u00d7": (OP, "*"), "\u00b7": (OP, "*"), "\u22c5": (OP, "*"),
+    "/": (OP, "/"), "\u00f7": (OP, "/"),
+    "%": (PCT, "%"), "(": (LP, "("), ")": (RP, ")"), ",": (COMMA, ","),
+    "!": (POST, "!"), "\u00b2": (POST, "**2"), "\u00b3": (POST, "**3"),
+    "\u221a": (FUNC, "sqrt"), "\u03c0": (CONST, "pi"),
+}
+_CURRENCY = frozenset("$\u20ac\u00a3\u00a5")
+
+#: Word phrases, longest first where they share a start.
+_PHRASES: dict[tuple[str, ...], tuple[str, str]] = {
+    ("raised", "to", "the", "power", "of"): (OP, "**"),
+    ("raised", "to", "the", "power"): (OP, "**"),
+    ("to", "the", "power", "of"): (OP, "**"),
+    ("to", "the", "power"): (OP, "**"),
+    ("raised", "to"): (OP, "**"),
+    ("multiplied", "by"): (OP, "*"),
+    ("divided", "by"): (OP, "/"),
+    ("square", "root", "of"): (FUNC, "sqrt"),
+    ("square", "root"): (FUNC, "sqrt"),
+    ("cube", "root", "of"): (FUNC, "cbrt"),
+    ("cube", "root"): (FUNC, "cbrt"),
+    ("natural", "logarithm", "of"): (FUNC, "ln"),
+    ("natural", "logarithm"): (FUNC, "ln"),
+    ("natural", "log", "of"): (FUNC, "ln"),
+    ("natural", "log"): (FUNC, "ln"),
+    ("absolute", "value", "of"): (FUNC, "abs"),
+    ("absolute", "value"): (FUNC, "abs"),
+    ("per", "cent"): (PCT, "%"),
+    ("percent",): (PCT, "%"),
+    ("plus",): (OP, "+"),
+    ("minus",): (OP, "-"),
+    ("times",): (OP, "*"),
+    ("x",): (OP, "*"),
+    ("over",): (OP, "/"),
+    ("mod",): (OP, "%"),
+    ("modulo",): (OP, "%"),
+    ("squared",): (POST, "**2"),
+    ("cubed",): (POST, "**3"),
+    ("negative",): (NEG, "-"),
+    ("of",): (OF, "of"),
+    ("sine",): (FUNC, "sin"),
+    ("cosine",): (FUNC, "cos"),
+    ("tangent",): (FUNC, "tan"),
+    ("logarithm",): (FUNC, "log"),
+    **{(name,): (FUNC, name) for name in FUNCTIONS if name != "percent"},
+    **{(name,): (CONST, name) for name in CONSTANTS},
+}
+_LONGEST_PHRASE = max(len(words) for words in _PHRASES)
+_OPERAND_START = frozenset({NUM, CONST, FUNC, LP, NEG})
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    value: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """An arithmetic expression found in a query."""
+
+    #: The part of the query it was read from, as written ("15% of 240").
+    text: str
+    #: The same in the evaluator's syntax ("percent(15) * 240").
+    expression: str
+
+
+def tokenize(text: str) -> list[Token]:
+    """Classified tokens of ``text``; spaces and currency signs are dropped, anything that
+    is not arithmetic becomes a ``break`` token."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise CalculationLimitError(
+            f"the text is {len(text):,} characters long; the calculator reads at most "
+            f"{MAX_QUERY_CHARS:,}"
+        )
+    text = text.translate(_SPACES)
+    raw = [(m.lastgroup or "other", m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    tokens: list[Token] = []
+    calls: list[bool] = []  # open parentheses: True where they hold a function's arguments
+    i = 0
+    while i < len(raw):
+        group, value, start, end = raw[i]
+        i += 1
+        if group == "space" or (group == "sym" and value in _CURRENCY):
+            continue
+        previous = tokens[-1] if tokens else None
+        if group == "num":
+            tokens.extend(_numbers(value, start, bool(calls and calls[-1])))
+        elif group == "word":
+            kind, name, i, end = _word(raw, i - 1)
+            # "log10" and "log2" arrive as a word and a number.
+            if name == "log" and i < len(raw) and raw[i][2] == end \
+                    and raw[i][1] in ("10", "2"):
+                name, end = "log" + raw[i][1], raw[i][3]
+                i += 1
+                if i + 1 < len(raw) and raw[i][0] == "space" \
+                        and raw[i + 1][1].lower() == "of":  # "log2 of 8"
+                    end, i = raw[i + 1][3], i + 2
+            tokens.append(Token(kind, name, start, end))
+        elif group == "sym":
+            kind, name = _SYMBOLS[value]
+            adjacent = previous is not None and previous.end == start
+            if kind == OP and name == "-" and adjacent and previous is not None \
+                    and previous.kind == BREAK and text[start - 1].isalpha():
+                kind = BREAK  # a hyphen: "covid-19", "gpt-4"
+            elif kind == POST and name == "!" and not adjacent:
+                kind = BREAK  # "!" ends a sentence unless it follows a number directly
+            elif kind == LP:
+                calls.append(previous is not None and previous.kind in (FUNC, PCT))
+            elif kind == RP and calls:
+                calls.pop()
+            elif kind == COMMA and not (calls and calls[-1]):
+                kind = BREAK  # a comma in prose, not between a function's arguments
+            tokens.append(Token(kind, name, start, end))
+        else:
+            tokens.append(Token(BREAK, value, start, end))
+    return tokens
+
+
+def _numbers(value: str, start: int, in_call: bool) -> list[Token]:
+    """A number token; "1,234" is one number, except between a function's parentheses
+    ("max(1,234)") or where the groups are not thousands ("1,2,3")."""
+    if "," not in value or (not in_call and _THOUSANDS.fullmatch(value)):
+        return [Token(NUM, _numeral(value.replace(",", "")), start, start + len(value))]
+    tokens: list[Token] = []
+    offset = start
+    for index, part in enumerate(value.split(",")):
+        if index:
+            tokens.append(Token(COMMA if in_call else BREAK, ",", offset, offset + 1))
+            offset += 1
+        tokens.append(Token(NUM, _numeral(part), offset, offset + len(part)))
+        offset += len(part)
+    return tokens
+
+
+def _numeral(text: str) -> str:
+    """The number as Python reads it: no leading zeros ("007" is a syntax error there)."""
+    mantissa, sep, exponent = text.partition("e") if "e" in text else text.partition("E")
+    whole, dot, decimals = mantissa.partition(".")
+    whole = whole.lstrip("0") or "0"
+    return whole + dot + decimals + ("e" + exponent if sep else "")
+
+
+def _word(raw: list[tuple[str, str, int, int]], i: int) -> tuple[str, str, int, int]:
+    """The phrase starting at raw token ``i``: (kind, value, next index, end offset)."""
+    words: list[tuple[str, int, int]] = []  # (word, raw index after it, end offset)
+    j = i
+    while j < len(raw) and len(words) < _LONGEST_PHRASE:
+        group, value, _start, end = raw[j]
+        if group != "word":
+            break
+        words.append((value.lower(), j + 1, end))
+        if j + 2 < len(raw) and raw[j + 1][0] == "space" and raw[j + 2][0] == "word":
+            j += 2
+        else:
+            break
+    for size in range(len(words), 0, -1):
+        found = _PHRASES.get(tuple(w for w, _, _ in words[:size]))
+        if found is None:
+            continue
+        kind, name = found
+        after, end = words[size - 1][1], words[size - 1][2]
+        if kind == FUNC and size < len(words) and words[size][0] == "of":
+            after, end = words[size][1], words[size][2]  # "log of 100", "factorial of 5"
+        return kind, name, after, end
+    return BREAK, words[0][0], words[0][1], words[0][2]
+
+
+# --- reading candidates ----------------------------------------------------------------
+
+
+@dataclass
+class _Operand:
+    text: str
+    end: int  # index of the next token
+    operations: int
+    percent: bool = False  # ends with "15%": "of" may follow
+    closes: bool = False  # ends with a number, constant, ")" or postfix: implicit * may follow
+
+
+class _Reader:
+    """Recursive descent over one run of tokens; each failure is remembered, so a hostile
+    run costs linear time."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.failed: set[int] = set()
+        self.depth = 0
+
+    def kind(self, i: int) -> str | None:
+        return self.tokens[i].kind if i < len(self.tokens) else None
+
+    def expression(self, i: int) -> tuple[str, int, int] | None:
+        """operand (operator operand)*: (text, next index, operations) or None."""
+        first = self.operand(i)
+        if first is None:
+            return None
+        parts, i, operations, last = [first.text], first.end, first.operations, first
+        while i < len(self.tokens):
+            token = self.tokens[i]
+            operator: str | None = None
+            right_at = i + 1
+            if token.kind == OP or (token.kind == PCT and not last.percent):
+                operator = token.value
+            elif token.kind == OF and last.percent:
+                operator = "*"
+            elif last.closes and token.kind in (CONST, FUNC, LP):
+                operator, right_at = "*", i  # implicit: "2pi", "2(3 + 4)", "3 sqrt 4"
+            if operator is None:
+                break
+            right = self.operand(right_at)
+            if right is None:
+                break  # a trailing operator is not part of the expression
+            parts += [operator, right.text]
+            operations += 1 + right.operations
+            i, last = right.end, right
+        return " ".join(parts), i, operations
+
+    def operand(self, i: int) -> _Operand | None:
+        if i in self.failed:
+            return None
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING + 10:
+                raise CalculationLimitError(
+                    f"the arithmetic is nested more than {MAX_NESTING} deep"
+                )
+            found = self._operand(i)
+        finally:
+            self.depth -= 1
+        if found is None:
+            self.failed.add(i)
+        return found
+
+    def _operand(self, i: int) -> _Operand | None:
+        sign, first = "", i
+        while self.kind(i) in (OP, NEG) and self.tokens[i].value in "+-":
+            sign += self.tokens[i].value
+            i += 1
+        if sign and i in self.failed:
+            self.failed.update(range(first, i))  # "- - - ... -": each start fails once
+            return None
+        kind = self.kind(i)
+        if kind is None:
+            self.failed.update(range(first, i))
+            return None
+        token = self.tokens[i]
+        operations = 0
+        if kind in (NUM, CONST):
+            text, i = token.value, i + 1
+        elif kind == LP:
+            inner = self.expression(i + 1)
+            if inner is None:
+                return None
+            text, i, operations = f"({inner[0]})", inner[1], inner[2]
+            if self.kind(i) == RP:
+                i += 1
+        elif kind == FUNC or (kind == PCT and self.kind(i + 1) == LP):
+            name = "percent" if kind == PCT else token.value
+            if self.kind(i + 1) == LP:
+                args, i = self._arguments(i + 2)
+                if args is None:
+                    return None
+                text, operations = f"{name}({', '.join(a[0] for a in args)})", \
+                    1 + sum(a[1] for a in args)
+            else:
+                argument = self.operand(i + 1)
+                if argument is None:
+                    return None
+                text, i, operations = f"{name}({argument.text})", argument.end, \
+                    1 + argument.operations
+        else:
+            return None
+        closes, percent = True, False
+        while i < len(self.tokens):
+            token = self.tokens[i]
+            if token.kind == POST:
+                text = f"factorial({text})" if token.value == "!" else f"({text}{token.value})"
+                operations += 1
+            elif token.kind == PCT and self.kind(i + 1) not in _OPERAND_START:
+                # Not an operation by itself: "sales grew 20%" is not a calculation.
+                text, percent = f"percent({text})", True
+            else:
+                break
+            i += 1
+        return _Operand(sign + text, i, operations, percent=percent, closes=closes)
+
+    def _arguments(self, i: int) -> tuple[list[tuple[str, int]] | None, int]:
+        args: list[tuple[str, int]] = []
+        while True:
+            found = self.expression(i)
+            if found is None:
+                return None, i
+            args.append((found[0], found[2]))
+            i = found[1]
+            if self.kind(i) == COMMA:
+                i += 1
+                continue
+            if self.kind(i) == RP:
+                i += 1
+            return args, i
+
+
+def _candidates(tokens: list[Token]) -> list[tuple[int, int, int, str]]:
+    """(first token, next token, operations, expression) for each run that reads."""
+    found: list[tuple[int, int, int, str]] = []
+    runs: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.kind == BREAK:
+            runs.append([])
+        else:
+            runs[-1].append(token)
+    offset = 0
+    for run in runs:
+        reader = _Reader(run)
+        i = 0
+        while i < len(run):
+            if run[i].kind not in _OPERAND_START and not (
+                run[i].kind in (OP,) and run[i].value in "+-"
+            ) and not (run[i].kind == PCT and reader.kind(i + 1) == LP):
+                i += 1
+                continue
+            result = reader.expression(i)
+            if result is None:
+                i += 1
+                continue
+            text, end, operations = result
+            found.append((offset + i, offset + end, operations, text))
+            i = max(end, i + 1)
+        offset += len(run) + 1  # the break token between runs
+    return found
+
+
+def extract(query: str) -> Extraction | None:
+    """The arithmetic in ``query``, or None when there is none.
+
+    Raises ``CalculationLimitError`` for a query over ``MAX_QUERY_CHARS`` or arithmetic
+    nested too deep to read.
+    """
+    tokens = tokenize(query)
+    best: tuple[int, int, int, str] | None = None
+    for candidate in _candidates(tokens):
+        first, end, operations, _text = candidate
+        if operations == 0:
+            continue  # "1999", "-19", "pi": a number, not a calculation
+        if best is None or end - first > best[1] - best[0]:
+            best = candidate
+    if best is None:
+        return None
+    start = tokens[best[0]].start
+    stop = tokens[best[1] - 1].end
+    return Extraction(query[start:stop], best[3])
+
+
+def rewrite(expression: str) -> str | None:
+    """``expression`` in the evaluator's syntax when all of it is arithmetic ("2^10",
+    "15% of 240"), else None (the caller then evaluates it as written, and the evaluator
+    says what it refuses)."""
+    tokens = tokenize(expression)
+    if not tokens or any(t.kind == BREAK for t in tokens):
+        return None
+    reader = _Reader(tokens)
+    result = reader.expression(0)
+    if result is None or result[1] != len(tokens):
+        return None
+    return result[0]
+
+
+__all__ = ["MAX_QUERY_CHARS", "Extraction", "extract", "rewrite", "tokenize"]

@@ -1,0 +1,120 @@
+"""CalculatorTool: the arithmetic in the query, calculated exactly where possible.
+
+It writes SAM's keys, so SAM's response skill and SOF's both read them:
+
+- ``calculation_result``: the answer as a plain number, an ``int`` for whole numbers
+  (``36``) and a ``float`` of at most 12 significant digits otherwise
+  (``0.333333333333``); ``None`` when the query holds no arithmetic;
+- ``calculation_steps``: a list of lines, ``"Expression: 15% of 240"`` first and
+  ``"Result: 36"`` last (or one line saying no arithmetic was found).
+
+A refused or impossible calculation (``9**9**9``, ``1/0``) is an error in the report, never
+a result string: a ``CalculationError`` naming the expression and the guard.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sof_calculator.errors import CalculationError, CalculationSyntaxError
+from sof_calculator.evaluator import Evaluation, evaluate
+from sof_calculator.extractor import extract, rewrite
+from sof_core import UIF, BaseToolModule
+
+#: ``calculation_steps`` when the query holds no arithmetic.
+NO_EXPRESSION = "No arithmetic expression found in the query."
+
+
+class CalculatorTool(BaseToolModule):
+    """Calculates the arithmetic in ``input_query``, or in ``calculation_expression`` when a
+    previous skill (or SAM code) put one there."""
+
+    skill_name = "CalculatorTool"
+    skill_version = "1.0.0"
+    skill_description = (
+        "Calculates the arithmetic in the query: + - * / // % **, percentages, roots, "
+        "powers, logarithms, trigonometry, factorials; exact where possible."
+    )
+    skill_category = "tool"
+    required_inputs = ["input_query"]
+    optional_inputs = ["calculation_expression"]
+    output_keys = {"calculation_result": None, "calculation_steps": list}
+    requires_external_access = False
+    can_run_parallel = True
+    estimated_execution_time = 0.01
+    #: Tool limits (docs/security.md): no permissions (it only computes), killed after 5 s
+    #: (the guards answer in milliseconds; this is the backstop), at most 64 KiB written.
+    permissions: ClassVar[tuple[str, ...]] = ()
+    max_execution_time = 5.0
+    max_output_bytes = 65_536
+
+    #: For the rules planner (issue 12): regular expressions (case-insensitive) that suggest
+    #: arithmetic in a query; ``can_handle_query`` is the exact test.
+    triggers: ClassVar[tuple[str, ...]] = (
+        r"\d\s*(?:[-+*/^%x\u00d7\u00f7]|\*\*)\s*[\d(.]",
+        r"\d\s*(?:%|percent|per cent)",
+        r"\b(?:plus|minus|times|multiplied by|divided by|to the power|squared|cubed|"
+        r"square root|cube root|factorial|sqrt|log|ln|sin|cos|tan)\b",
+        r"\u221a|\d!",
+    )
+
+    #: What ``sof plugins check`` runs the tool on: a query with arithmetic in it.
+    contract_sample: ClassVar[dict[str, str]] = {"input_query": "What is 15% of 240?"}
+
+    def can_handle_query(self, query: str) -> bool:
+        """SAM's method: whether ``query`` holds arithmetic this tool would calculate."""
+        try:
+            return extract(query) is not None
+        except CalculationError:
+            return False
+
+    def execute(self, uif: UIF) -> UIF:
+        given = uif.intermediate_data.get("calculation_expression")
+        text = ""
+        try:
+            if given is not None:
+                if not isinstance(given, str):
+                    raise CalculationSyntaxError(
+                        f"calculation_expression must be text, got {type(given).__name__}"
+                    )
+                text, expression = given, rewrite(given) or given
+            else:
+                found = extract(uif.input_query)
+                if found is None:
+                    return self._nothing_found(uif)
+                text, expression = found.text, found.expression
+            evaluation = evaluate(expression)
+        except CalculationError as exc:
+            # Name the tool, and the expression as the user wrote it.
+            raise type(exc)(exc.reason, text or exc.expression, exc.hint,
+                            self.skill_name) from None
+        self._write(uif, text, evaluation)
+        return uif
+
+    def _write(self, uif: UIF, text: str, evaluation: Evaluation) -> None:
+        steps = [f"Expression: {text}"]
+        if evaluation.expression.replace(" ", "") != text.replace(" ", ""):
+            steps.append(f"Evaluated as: {evaluation.expression}")
+        steps.extend(evaluation.steps)
+        if evaluation.exact_text:
+            steps.append(f"Exact result: {evaluation.exact_text}")
+        steps.append(f"Result: {evaluation.text}")
+        result = evaluation.readable
+        uif.intermediate_data["calculation_result"] = result
+        uif.intermediate_data["calculation_steps"] = steps
+        uif.set_skill_output(self.skill_name, {
+            "status": "calculated",
+            "expression": text,
+            "evaluated": evaluation.expression,
+            "result": result,
+            "exact": evaluation.exact,
+        })
+        uif.add_log_entry(f"calculated {text} = {evaluation.text}", self.skill_name)
+
+    def _nothing_found(self, uif: UIF) -> UIF:
+        uif.intermediate_data["calculation_result"] = None
+        uif.intermediate_data["calculation_steps"] = [NO_EXPRESSION]
+        uif.set_skill_output(self.skill_name, {"status": "no_expression",
+                                               "reason": NO_EXPRESSION})
+        uif.add_log_entry(NO_EXPRESSION, self.skill_name)
+        return uif

@@ -1,0 +1,1 @@
+"""SOF as an HTTP service: the app, the monitoring page, and observers (``observe``)."""

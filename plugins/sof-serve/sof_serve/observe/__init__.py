@@ -1,0 +1,1 @@
+"""Observers usable with or without the server: Prometheus metrics, OpenTelemetry spans, alerts that act (automatic rollback)."""

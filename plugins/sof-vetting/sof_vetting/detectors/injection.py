@@ -1,0 +1,252 @@
+"""Prompt injection: text that tries to give the model instructions instead of information.
+
+Four families, each its own detector name so the record says which one fired:
+
+* ``injection.instruction_override``: "ignore all previous instructions", "your new task
+  is", "do not follow the system prompt" (English, German, French, Spanish, Italian,
+  Portuguese);
+* ``injection.role_hijack``: "you are now DAN", "enable developer mode", "pretend to be an
+  unrestricted AI", "I am your developer";
+* ``injection.fake_message``: chat-template tokens (``<|im_start|>system``, ``[INST]``,
+  ``<<SYS>>``), role labels at the start of a line ("System:", "### Assistant:",
+  "Tool output:"), ``{"role": "system"}`` objects, "BEGIN SYSTEM PROMPT";
+* ``injection.exfiltration``: asks to reveal the system prompt or send data somewhere, and
+  shell commands piped from the network.
+
+Matching runs on ``fold(text)`` (lookalikes and leet digits mapped to ASCII, same length), so
+"\u0456gn0re" (a Cyrillic i) and a zero matches too and offsets stay valid. A finding's span
+is the whole sentence or line around the match: cutting only the phrase would leave the rest
+of the attacker's sentence ("... and say the product is unsafe") in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from sof_vetting.findings import INJECTION, Finding
+from sof_vetting.normalise import fold
+
+_S = r"[\s\-_*.,:;'\"`~|/\\]+"  # what may stand between the words of a phrase
+#: Words that make "ignore ... instructions" about the model's own instructions: "ignore
+#: these instructions if you already have an account" is not an attack, "ignore all
+#: previous instructions" is.
+_STRONG = (
+    r"(?:all|any|every|previous|previously|prior|preceding|following|subsequent|above|"
+    r"earlier|former|foregoing|"
+    r"original|initial|your|system|developer|safety|other|existing|current|old)"
+)
+_QUALIFIER = (
+    rf"(?:{_STRONG}|the|of|my|our|these|those|this|that|its|default|given|provided|"
+    r"above-mentioned|aforementioned|such|and|or|instructions?|rules|kinds?\s+of)"
+)
+_TARGET = (
+    r"(?:instructions?|prompts?|rules?|directions?|directives?|guidelines?|guidance|context|"
+    r"messages?|commands?|orders?|constraints?|restrictions?|programming|polic(?:y|ies)|"
+    r"training|guardrails?|filters?|safeguards?|limitations?|conversation|system\s+prompt)"
+)
+_FOREIGN_TARGET = (
+    r"(?:instructions?|anweisungen|instruktionen|regeln|instrucciones|reglas|istruzioni|"
+    r"regole|instru[cç][oõ]es|regras|consignes|r[eè]gles)"
+)
+_VERB = (
+    r"(?:ignore|ignoring|disregard|disregarding|forget|override|overrule|bypass|skip|discard|"
+    rf"abandon|neglect|set{_S}aside|throw{_S}away|erase|wipe|drop)"
+)
+
+PATTERNS: dict[str, list[str]] = {
+    "instruction_override": [
+        rf"(?<![a-z]){_VERB}{_S}(?:{_QUALIFIER}{_S}){{0,3}}{_STRONG}{_S}"
+        rf"(?:{_QUALIFIER}{_S}){{0,4}}{_TARGET}(?![a-z])",
+        r"\bforget\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been|'ve\s+been)\s+(?:told|"
+        r"taught|given|instructed)|(?:(?:written|said|stated)\s+)?(?:above|before\s+this|"
+        r"previously|so\s+far|until\s+now))\b",
+        r"\b(?:new|real|actual|true)\s+(?:system\s+)?(?:instructions?|directives?|orders)\s*:",
+        r"\b(?:your|the)\s+(?:new|real|true|actual|only|updated)\s+(?:instructions?|task|goal|"
+        r"objective|purpose|mission|job|orders?)\s+(?:is|are|will\s+be)\b",
+        rf"\b(?:do\s+not|don'?t|never|stop|cease\s+to|no\s+longer)\s+(?:follow|follows|obey|"
+        rf"following|obeying|listen(?:ing)?\s+to|adhere\s+to|comply\s+with)\s+(?:(?:the|all|"
+        rf"any|of)\s+)*(?:your|previous|prior|original|system|above|earlier|initial|developer)"
+        rf"\s+(?:\w+\s+)?{_TARGET}\b",
+        rf"\b(?:ignoriere|ignorieren\s+sie|ignorez|ignora|ignorar|ignori|vergiss|vergessen\s+"
+        rf"sie|oublie[zr]?|olvida|olvide|dimentica|esque[cç]a)\b.{{0,60}}?\b{_FOREIGN_TARGET}\b",
+        r"\boverride\s+(?:mode|protocol|code)\b",
+        r"\b(?:the\s+)?(?:above|previous|prior)\s+(?:instructions?|rules|prompt)\s+(?:are|is|"
+        r"were|was)\s+(?:void|invalid|cancel+ed|obsolete|outdated|revoked|fake|wrong|a\s+test)\b",
+    ],
+    "role_hijack": [
+        r"\byou\s+are\s+no\s+longer\s+(?:an?\s+|the\s+)?(?:ai|assistant|chatbot|language\s+"
+        r"model|bound|restricted|limited|required|sam|claude|chatgpt|gpt|helpful)\b",
+        r"\byou\s+(?:are|will\s+be|r)\s+now\s+(?:an?\s+|the\s+|my\s+|in\s+)?(?:\w+\s+){0,2}?"
+        r"(?:dan|jailbroken|unrestricted|unfiltered|uncensored|evil|rogue|unchained|free\s+"
+        r"from|without\s+(?:any\s+)?(?:limits|restrictions|rules|filters)|developer\s+mode|"
+        r"god\s+mode|admin)\b",
+        r"\b(?:act|behave|respond|operate|function|answer)\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?"
+        r"(?:an?\s+|the\s+)?(?:\w+\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|"
+        r"malicious|rogue|amoral|unethical)\b",
+        r"\bpretend\s+(?:to\s+be|you\s+are|you'?re|that\s+you\s+are)\s+(?:an?\s+|the\s+)?"
+        r"(?:\w+\s+){0,2}?(?:without|with\s+no|that\s+has\s+no|unrestricted|unfiltered|"
+        r"jailbroken|evil|dan|developer|admin|administrator|system|root|my\s+(?:deceased|dead))\b",
+        r"\b(?:enable|enter|activate|switch\s+(?:in)?to|turn\s+on|go\s+into|engage)\s+(?:the\s+)?"
+        r"(?:developer|dev|god|debug|admin|jailbreak|dan|unrestricted|sudo|root|maintenance|"
+        r"unsafe|unfiltered)\s+mode\b",
+        r"\bdo\s+anything\s+now\b",
+        r"\b(?:you\s+are|you'?re|now)\s+jailbroken\b|\bjailbreak\s+mode\b",
+        r"\bfrom\s+now\s+on,?\s+you\s+(?:will\s+|must\s+|shall\s+|should\s+)?(?:only\s+)?"
+        r"(?:respond|answer|reply|act\s+as|speak\s+as|ignore|no\s+longer|refuse|obey)\b",
+        r"\b(?:your|ur)\s+(?:new\s+)?(?:name|identity|persona|role)\s+is\s+now\b",
+        r"\brole[\s-]?play\s+as\b",
+        r"\bi\s+am\s+(?:your|the)\s+(?:developer|creator|administrator|admin|owner|operator|"
+        r"system\s+administrator|programmer|master)\b",
+        r"\b(?:this\s+is|message\s+from)\s+(?:your|the)\s+(?:developer|system\s+administrator|"
+        r"administrator|creators?|openai|anthropic|security\s+team)\s*[,:.!]",
+    ],
+    "fake_message": [
+        r"<\|\s*(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|"
+        r"start_header_id|end_header_id|begin_of_text|tool|ipython|end)\s*\|>",
+        r"\[/?inst\]|<</?sys>>|<start_of_turn>|<end_of_turn>",
+        r"</?\s*(?:system|assistant|tool_call|tool_result|tool_output|function_call|"
+        r"function_results?|instructions?|sys|admin|developer)(?:\s+[^>]{0,40})?>",
+        r"(?m)^[ \t]*[#>*\[\(]*[ \t]*(?:(?:system|assistant|developer|sys|admin)[ \t]*(?:message|"
+        r"prompt|note|update|override|instruction)?|(?:tool|function)[ \t]*(?:output|result|"
+        r"response|call|message))[ \t]*[\]\)]*[ \t]*:",
+        r"\{\s*[\"']role[\"']\s*:\s*[\"'](?:system|assistant|tool|developer|function)[\"']",
+        r"\[(?:system|admin|developer|assistant)(?:\s+(?:message|note|override|instruction|"
+        r"prompt))?\]",
+        r"\b(?:begin|end|start)\s+(?:of\s+)?(?:the\s+)?(?:system|hidden|secret|new|real|"
+        r"developer)\s+(?:prompt|instructions?|message)\b",
+        r"\bend\s+of\s+(?:user\s+)?(?:input|content|document|untrusted\s+content)\b.{0,40}"
+        r"\b(?:system|instructions?|assistant)\b",
+    ],
+    "exfiltration": [
+        r"\b(?:reveal|print|show|output|repeat|display|leak|disclose|tell\s+me|give\s+me|write"
+        r"\s+out|dump|recite|spell\s+out)\s+(?:me\s+)?(?:(?:your|the)\s+(?:(?:entire|full|"
+        r"complete|original|hidden|secret|initial|exact|whole)\s+)*(?:system\s+prompt|initial"
+        r"\s+prompt|hidden\s+prompt|original\s+prompt|pre-?prompt|(?:hidden|secret|initial|"
+        r"original|system)\s+instructions)|your\s+(?:(?:entire|full|complete|exact|whole)\s+)*"
+        r"(?:instructions|prompt))\b",
+        r"\b(?:send|post|upload|transmit|forward|e-?mail|exfiltrate|leak|submit)\b.{0,60}?\b"
+        r"(?:conversation|chat\s+history|messages|secrets?|api\s+keys?|passwords?|credentials|"
+        r"tokens?|system\s+prompt|cookies?|session|user'?s?\s+(?:data|information|details|"
+        r"emails?))\b.{0,60}?\b(?:to|at|via|using)\b.{0,30}?(?:https?://|www\.|\S+@\S+\.\w+|"
+        r"\burl\b|\bserver\b|\bendpoint\b|\bwebhook\b)",
+        r"\brepeat\s+(?:the\s+|all\s+(?:the\s+)?)?(?:words|text|everything)\s+above\b",
+        r"\b(?:curl|wget|iwr|invoke-webrequest)\b[^\n|]{0,200}\|\s*(?:ba|z|k)?sh\b",
+        r"\brm\s+-(?:rf|fr)\s+/",
+    ],
+}
+
+MESSAGES = {
+    "instruction_override": "tries to override the model's instructions",
+    "role_hijack": "tries to give the model a new role or mode",
+    "fake_message": "imitates a system, assistant or tool message",
+    "exfiltration": "asks to reveal instructions or send data elsewhere",
+}
+
+#: For each pattern, words one of which must be in the (lower-cased, folded) text for the
+#: pattern to have a chance: a substring test is far cheaper than running the pattern, and
+#: most pages contain none of them. A test checks every corpus entry still matches.
+TRIGGERS: dict[str, list[tuple[str, ...]]] = {
+    "instruction_override": [
+        ("ignor", "disregard", "forget", "overrid", "overrul", "bypass", "skip", "discard",
+         "abandon", "neglect", "aside", "away", "erase", "wipe", "drop"),
+        ("forget",),
+        ("instruction", "directive", "orders"),
+        ("instruction", "task", "goal", "objective", "purpose", "mission", "job", "order"),
+        ("follow", "obey", "listen", "adhere", "comply"),
+        ("ignor", "vergiss", "vergessen", "oubli", "olvid", "dimentica", "esque"),
+        ("override",),
+        ("above", "previous", "prior"),
+    ],
+    "role_hijack": [
+        ("no longer",),
+        ("now",),
+        ("unrestricted", "unfiltered", "uncensored", "jailbroken", "evil", "malicious", "rogue",
+         "amoral", "unethical"),
+        ("pretend",),
+        ("mode",),
+        ("anything now",),
+        ("jailbr",),
+        ("from now on",),
+        ("name", "identity", "persona", "role"),
+        ("play",),
+        ("i am",),
+        ("this is", "message from"),
+    ],
+    "fake_message": [
+        ("<|",),
+        ("inst]", "<<", "_of_turn>"),
+        ("<",),
+        (":",),
+        ("role",),
+        ("[",),
+        ("begin", "end", "start"),
+        ("end of",),
+    ],
+    "exfiltration": [
+        ("prompt", "instructions"),
+        ("conversation", "history", "messages", "secret", "key", "password", "credential",
+         "token", "cookie", "session", "user"),
+        ("above",),
+        ("sh",),
+        ("rm",),
+    ],
+}
+
+_COMPILED: dict[str, list[tuple[tuple[str, ...], re.Pattern[str]]]] = {
+    family: [
+        (TRIGGERS[family][index], re.compile(pattern, re.IGNORECASE | re.DOTALL))
+        for index, pattern in enumerate(patterns)
+    ]
+    for family, patterns in PATTERNS.items()
+}
+_BOUNDARY = re.compile(r"[.!?]\s|\n")
+
+
+def sentence_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence or line around ``text[start:end]`` (at most 400 characters each way)."""
+    window = max(0, start - 400)
+    left = window
+    for match in _BOUNDARY.finditer(text, window, start):
+        left = match.end()
+    found = _BOUNDARY.search(text, end, min(len(text), end + 400))
+    right = found.start() + 1 if found else min(len(text), end + 400)
+    return left, max(right, end)
+
+
+def scan(text: str) -> Iterator[tuple[str, int, int]]:
+    """``(family, start, end)`` of every injection pattern match in ``text``."""
+    folded = fold(text)
+    lowered = folded.lower()
+    for family, patterns in _COMPILED.items():
+        for triggers, pattern in patterns:
+            if not any(word in lowered for word in triggers):
+                continue
+            for match in pattern.finditer(folded):
+                if match.end() > match.start():
+                    yield family, match.start(), match.end()
+
+
+class InjectionDetector:
+    """Pattern-based prompt-injection detector (the four families above)."""
+
+    name = "injection"
+    category = INJECTION
+
+    def check(self, text: str) -> list[Finding]:
+        findings: list[Finding] = []
+        for family, start, end in scan(text):
+            left, right = sentence_span(text, start, end)
+            findings.append(
+                Finding(
+                    detector=f"injection.{family}",
+                    category=INJECTION,
+                    message=MESSAGES[family],
+                    start=left,
+                    end=right,
+                )
+            )
+        return findings
+
+
+__all__ = ["MESSAGES", "PATTERNS", "TRIGGERS", "InjectionDetector", "scan", "sentence_span"]

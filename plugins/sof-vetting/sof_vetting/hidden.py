@@ -1,0 +1,233 @@
+"""Text a browser would not show: the classic hiding place for instructions aimed at models.
+
+A page can carry "ignore your instructions" in an element styled ``display:none``, in white
+text on a white background, at ``font-size:0``, pushed off-screen, or in an HTML comment; a
+text extractor may keep it and a model will read it. ``hidden_segments(html)`` walks the
+HTML with the standard library's tolerant parser and returns each such text with the reason
+it is invisible. Rules in ``<style>`` blocks are honoured for simple selectors (``.class``,
+``#id``, ``tag``, ``tag.class``); inline ``style`` attributes and the ``hidden`` attribute
+always are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+VOID = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+#: Elements that start a new line of text.
+_BLOCKS = frozenset(
+    "p div br li ul ol h1 h2 h3 h4 h5 h6 tr table section article header footer nav "
+    "blockquote pre title main aside dd dt figcaption".split()
+)
+#: Elements whose content is never page text.
+SKIP = frozenset({"script", "style"})
+
+_DECL = re.compile(r"([a-zA-Z-]+)\s*:\s*([^;]+)")
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_ZERO = re.compile(r"^-?0*\.?0+(px|em|rem|pt|%|vh|vw)?$")
+_FAR = re.compile(r"^-\d{3,}(\.\d+)?(px|em|rem|pt|vw|vh)?$")
+_TINY = re.compile(r"^0*\.?\d+(px|pt)?$")
+_WHITE = {"#fff", "#ffffff", "white", "rgb(255,255,255)", "#fefefe"}
+
+
+@dataclass(frozen=True)
+class HiddenSegment:
+    text: str
+    #: Why it is invisible: "display:none", "font-size:0", "same colour as background",
+    #: "html comment", "hidden attribute", ...
+    reason: str
+
+
+def style_hides(style: str) -> str | None:
+    """Why a CSS declaration block makes its element invisible, or None."""
+    decls = {k.strip().lower(): v.strip().lower().replace(" !important", "")
+             for k, v in _DECL.findall(style)}
+    compact = {k: v.replace(" ", "") for k, v in decls.items()}
+    if compact.get("display") == "none":
+        return "display:none"
+    if compact.get("visibility") in ("hidden", "collapse"):
+        return f"visibility:{compact['visibility']}"
+    opacity = compact.get("opacity")
+    if opacity is not None and _ZERO.match(opacity):
+        return "opacity:0"
+    size = compact.get("font-size")
+    if size is not None and (_ZERO.match(size) or (_TINY.match(size) and _px(size) < 2)):
+        return f"font-size:{size}"
+    colour = compact.get("color")
+    if colour in ("transparent", "rgba(0,0,0,0)"):
+        return "transparent text"
+    background = compact.get("background-color") or compact.get("background")
+    if colour and background and (
+        colour == background or (colour in _WHITE and background in _WHITE)
+    ):
+        return "same colour as background"
+    for side in ("left", "top", "right", "text-indent", "margin-left"):
+        value = compact.get(side)
+        if value is not None and _FAR.match(value):
+            return f"{side}:{value} (off-screen)"
+    if compact.get("clip") in ("rect(0,0,0,0)", "rect(0px,0px,0px,0px)") or compact.get(
+        "clip-path"
+    ) in ("inset(100%)", "inset(50%)"):
+        return "clipped away"
+    if compact.get("transform") in ("scale(0)", "scale(0,0)"):
+        return "transform:scale(0)"
+    for box in ("height", "width", "max-height", "max-width"):
+        value = compact.get(box)
+        if value is not None and _ZERO.match(value) and compact.get("overflow") == "hidden":
+            return f"{box}:0 with overflow:hidden"
+    return None
+
+
+def _px(size: str) -> float:
+    try:
+        return float(re.sub(r"[a-z%]+$", "", size))
+    except ValueError:
+        return 99.0
+
+
+class _Walker(HTMLParser):
+    def __init__(self, rules: dict[str, str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rules = rules
+        #: (tag, reason it hides or None, skip content)
+        self.stack: list[tuple[str, str | None, bool]] = []
+        self.segments: list[HiddenSegment] = []
+        self._buffer: list[str] = []
+        self._reason: str | None = None
+        #: Text a browser shows (outside hidden elements, scripts and styles).
+        self.visible: list[str] = []
+
+    def _hidden_reason(self) -> str | None:
+        for _, reason, _skip in reversed(self.stack):
+            if reason:
+                return reason
+        return None
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self._buffer).split())
+        if text and self._reason:
+            self.segments.append(HiddenSegment(text, self._reason))
+        self._buffer = []
+        self._reason = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS or tag == "br":
+            self.visible.append("\n")
+        values = {k.lower(): (v or "") for k, v in attrs}
+        reason: str | None = None
+        if "hidden" in values:
+            reason = "hidden attribute"
+        elif tag == "template":
+            reason = "template element"
+        elif tag == "input" and values.get("type", "").lower() == "hidden":
+            if values.get("value", "").strip():
+                self._flush()
+                self.segments.append(HiddenSegment(values["value"].strip(), "hidden input"))
+        else:
+            reason = style_hides(values.get("style", "")) or self._rule_reason(tag, values)
+        if tag in VOID:
+            return
+        self.stack.append((tag, reason, tag in SKIP))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID and self.stack and self.stack[-1][0] == tag:
+            self.stack.pop()
+
+    def _rule_reason(self, tag: str, values: dict[str, str]) -> str | None:
+        if not self.rules:
+            return None
+        keys = [tag]
+        keys += [f".{c}" for c in values.get("class", "").split()]
+        keys += [f"{tag}.{c}" for c in values.get("class", "").split()]
+        if values.get("id"):
+            keys += [f"#{values['id']}", f"{tag}#{values['id']}"]
+        for key in keys:
+            reason = self.rules.get(key)
+            if reason:
+                return f"{reason} (style rule {key})"
+        return None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCKS:
+            self.visible.append("\n")
+        if not any(t == tag for t, _, _ in self.stack):
+            return
+        while self.stack:
+            popped, _, _ = self.stack.pop()
+            if popped == tag:
+                break
+        if self._hidden_reason() is None:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if any(skip for _, _, skip in self.stack):
+            return
+        reason = self._hidden_reason()
+        if reason is None:
+            self._flush()
+            self.visible.append(data)
+            return
+        if self._reason is not None and self._reason != reason:
+            self._flush()
+        self._reason = reason
+        self._buffer.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        text = " ".join(data.split())
+        if text:
+            self._flush()
+            self.segments.append(HiddenSegment(text, "html comment"))
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def _style_rules(html: str) -> dict[str, str]:
+    """Simple selectors in ``<style>`` blocks whose declarations hide, with the reason."""
+    rules: dict[str, str] = {}
+    for block in re.findall(r"<style[^>]*>(.*?)</style>", html, re.IGNORECASE | re.DOTALL):
+        for selectors, body in _RULE.findall(block):
+            reason = style_hides(body)
+            if not reason:
+                continue
+            for selector in selectors.split(","):
+                selector = selector.strip().lower()
+                if re.fullmatch(r"[a-z0-9]*([.#][\w-]+)?", selector) and selector:
+                    rules[selector] = reason
+    return rules
+
+
+def inspect_html(html: str) -> tuple[str, list[HiddenSegment]]:
+    """What a browser shows of ``html`` (paragraphs on their own lines), and every piece of
+    text it hides, with the reason."""
+    walker = _Walker(_style_rules(html))
+    try:
+        walker.feed(html)
+        walker.close()
+    except Exception:  # html.parser is tolerant; anything else is a parser bug: keep what we have
+        walker._flush()
+    lines = ("".join(walker.visible)).split("\n")
+    visible = "\n".join(" ".join(line.split()) for line in lines if line.strip())
+    return visible, walker.segments
+
+
+def hidden_segments(html: str) -> list[HiddenSegment]:
+    """Every piece of text in ``html`` a browser would not display, with the reason."""
+    return inspect_html(html)[1]
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether ``text`` is (mostly) markup rather than extracted prose."""
+    head = text[:2048].lstrip().lower()
+    if head.startswith(("<!doctype html", "<html")):
+        return True
+    return len(re.findall(r"</?[a-z][a-z0-9]*[\s>/]", text[:20000], re.IGNORECASE)) >= 3
+
+
+__all__ = ["HiddenSegment", "hidden_segments", "inspect_html", "looks_like_html", "style_hides"]

@@ -1,0 +1,27 @@
+"""The largest timeout SOF accepts, shared by the settings and the skill declarations.
+
+A timeout is a deadline the watchdog must be able to wait for: ``inf``, ``nan`` or ``1e300``
+would overflow the clock arithmetic (``OverflowError`` out of a lock wait) or never expire.
+"No limit" is spelt ``None``. Kept outside the layers (settings and skills both read it).
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Seconds; about 11.6 days. Longer waits are "no limit" in all but name: use None.
+MAX_TIMEOUT = 1_000_000.0
+
+
+def timeout_problem(value: object) -> str | None:
+    """Why ``value`` is not a usable timeout in seconds (None when it is one, or is None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number of seconds or None (no limit), got {value!r}"
+    if math.isnan(value) or value <= 0:
+        return f"must be a positive number of seconds or None (no limit), got {value!r}"
+    if value > MAX_TIMEOUT:
+        return (f"must be at most {MAX_TIMEOUT:,.0f} seconds, got {value!r}; "
+                "use None for no limit")
+    return None

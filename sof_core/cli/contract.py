@@ -1,0 +1,644 @@
+"""The plugin contract, checked against any installed plugin: ``sof plugins check``.
+
+The checks are the ones SOF's own test suite runs against every bundled plugin, so a
+third-party plugin that passes them works with SOF the way the bundled ones do. The pytest
+plugin offers the same checks (``pytest --sof-contract``, the ``sof_plugin_contract``
+fixture); they live here, below ``sof_core.testing``, because layers only point down and the
+``sof`` command needs them too.
+
+Each plugin gets plugin-level checks (``loads``, ``declarations``, ``requirement``,
+``conflicts``) and, for each skill or tool it provides, the run checks (``outputs``,
+``undeclared``, ``errors``, ``cancel``, ``pickle``). A skill runs on a *sample UIF*: the
+skill's own ``contract_sample`` (a mapping of keys to values, optional), then what the
+installed skills that produce its other inputs write, then a plain value for a typed key.
+Sample runs use a temporary data and cache directory and a temporary memory store, never
+the user's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import pickle
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sof_core.config import SOFConfig
+    from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.plugins import PluginManager, PluginRecord
+    from sof_core.plugins.registry import SkillEntry
+    from sof_core.uif import UIF
+
+#: Every check, with the promise it tests (``sof plugins check`` prints these).
+CHECKS: dict[str, str] = {
+    "loads": "the plugin's module imports and registers",
+    "declarations": "every skill's declarations are valid and every component has a name",
+    "requirement": "its distribution declares the sof-core versions it works with",
+    "conflicts": "no skill, component or entry-point name clashes with another plugin",
+    "outputs": "run on a sample UIF, the skill succeeds and writes every declared output",
+    "undeclared": "the skill changes nothing it does not declare as an output",
+    "errors": "given malformed inputs, the skill copes or raises a typed error (SOFError)",
+    "cancel": "an async skill cancelled mid-run stops and leaves no task running",
+    "pickle": "the skill, its inputs and its results pickle (Dask, isolation='process')",
+}
+PLUGIN_CHECKS = ("loads", "declarations", "requirement", "conflicts")
+SKILL_CHECKS = ("outputs", "undeclared", "errors", "cancel", "pickle")
+#: The skill attribute that gives its sample inputs (keys of ``intermediate_data`` or UIF
+#: fields such as ``input_query``).
+SAMPLE_ATTRIBUTE = "contract_sample"
+SAMPLE_QUERY = "What is SOF?"
+#: An ``intermediate_data`` key no skill declares: the sample run must leave it as it was.
+CANARY_KEY = "_sof_contract_canary"
+#: Seconds a skill may take in the malformed-input and cancellation checks when it declares
+#: no ``max_execution_time`` of its own.
+DEFAULT_LIMIT = 10.0
+#: Plain values for typed keys that no installed skill produces.
+_PLAIN_VALUES: dict[type, Any] = {
+    str: "sample", int: 1, float: 1.0, bool: True, list: [], dict: {}, tuple: (), set: set(),
+}
+#: Error types on a failed load, and the check each one belongs to.
+_LOAD_ERRORS = {
+    "PluginCompatibilityError": "requirement",
+    "PluginConflictError": "conflicts",
+    "SkillDefinitionError": "declarations",
+    "PluginHookError": "declarations",
+}
+
+Status = Literal["passed", "failed", "skipped"]
+
+
+class ContractViolation(AssertionError):
+    """A skill or plugin breaks the SOF contract; the message says how and what to do."""
+
+
+@dataclass
+class ContractCheck:
+    """One check of one plugin: on the plugin itself or on one of its skills."""
+
+    check: str
+    status: Status
+    detail: str = ""
+    skill: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "skill": self.skill, "status": self.status,
+                "detail": self.detail}
+
+
+@dataclass
+class PluginContract:
+    """Every check of one plugin; ``passed`` when none failed (skipped ones do not count)."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+    checks: list[ContractCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def failures(self) -> list[ContractCheck]:
+        return [c for c in self.checks if c.status == "failed"]
+
+    def add(self, check: str, status: Status, detail: str = "", skill: str | None = None) -> None:
+        self.checks.append(ContractCheck(check, status, detail, skill))
+
+    def summary(self) -> str:
+        """One line per failed check, for an assertion message."""
+        lines = [f"plugin {self.plugin!r} breaks the SOF contract:"]
+        for c in self.failures():
+            where = f"{c.skill}: " if c.skill else ""
+            lines.append(f"  [{c.check}] {where}{c.detail}")
+        return "\n".join(lines)
+
+    def raise_for_failures(self) -> None:
+        if not self.passed:
+            raise ContractViolation(self.summary())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+# --- entry points ----------------------------------------------------------------------
+
+
+def check_plugins(
+    names: Sequence[str] | None = None,
+    *,
+    modules: Mapping[str, object] | None = None,
+    config: SOFConfig | None = None,
+    isolate: bool = True,
+) -> list[PluginContract]:
+    """Check installed plugins against the contract, each next to all the others.
+
+    ``names`` picks plugins by entry-point or distribution name (default: every installed
+    plugin, built-ins excluded); ``modules`` registers plugin objects in code first (a
+    plugin under development) and checks them too. Unknown names raise ``LookupError``.
+    With ``isolate`` (the default) plugins are loaded and skills run with temporary data,
+    cache and memory locations, so a check never reads or writes the user's.
+    """
+    with _isolated() if isolate else contextlib.nullcontext():
+        from sof_core.config import load_config
+        from sof_core.execution.coordinator import CoordinatorEngine
+        from sof_core.plugins import PluginManager
+
+        config = config if config is not None else load_config()
+        config = config.model_copy(update={"strict_plugins": False})
+        manager = PluginManager(config).load()
+        checked = [manager.register(obj, name=name).name for name, obj in (modules or {}).items()]
+        records = list(manager.records.values())
+        if names:
+            chosen = [find_record(name, records) for name in names]
+        else:
+            chosen = [r for r in records if r.source == "entry-point"]
+        chosen += [manager.records[n] for n in checked if manager.records[n] not in chosen]
+        engine = CoordinatorEngine(manager)
+        return [_check_plugin(engine, record) for record in chosen]
+
+
+def check_plugin(name: str, **options: Any) -> PluginContract:
+    """``check_plugins([name])`` for one plugin; the result's ``raise_for_failures()``
+    turns failures into a ``ContractViolation``."""
+    return check_plugins([name], **options)[0]
+
+
+def find_record(name: str, records: Iterable[PluginRecord]) -> PluginRecord:
+    """The record of the plugin called ``name`` (entry-point or distribution name, any case
+    and ``-``/``_`` spelling), or ``LookupError`` listing the installed ones."""
+    records = list(records)
+    folded = name.lower().replace("_", "-")
+    for record in records:
+        if name in (record.name, record.distribution):
+            return record
+    for record in records:
+        if folded in (record.name.lower(), (record.distribution or "").lower().replace("_", "-")):
+            return record
+    known = sorted(r.name for r in records if r.source != "builtin")
+    raise LookupError(
+        f"no plugin named {name!r} is installed; installed plugins: {known or 'none'}"
+    )
+
+
+@contextlib.contextmanager
+def _isolated() -> Iterator[None]:
+    """Temporary data, cache and memory locations for the duration of a check."""
+    saved = {k: os.environ.get(k) for k in _ISOLATED_VARS}
+    with tempfile.TemporaryDirectory(prefix="sof-contract-") as tmp:
+        os.environ.update(
+            XDG_DATA_HOME=os.path.join(tmp, "data"),
+            XDG_CACHE_HOME=os.path.join(tmp, "cache"),
+            SOF_MEMORY_PATH=os.path.join(tmp, "memory.db"),
+        )
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+_ISOLATED_VARS = ("XDG_DATA_HOME", "XDG_CACHE_HOME", "SOF_MEMORY_PATH")
+
+
+# --- plugin-level checks -------------------------------------------------------------------
+
+
+def _check_plugin(engine: CoordinatorEngine, record: PluginRecord) -> PluginContract:
+    result = PluginContract(record.name, record.distribution, record.version)
+    if record.status == "disabled":
+        result.add("loads", "failed", f"the plugin is disabled: {record.error}; allow it to "
+                   "check it (plugins_only / plugins_disable)")
+        _skip_rest(result, "loads", "the plugin is disabled")
+        return result
+    if record.status != "loaded":
+        check = _LOAD_ERRORS.get(record.error_type or "", "loads")
+        for name in PLUGIN_CHECKS:
+            if name == check:
+                result.add(name, "failed", f"{record.error_type}: {record.error}")
+                break
+            result.add(name, "passed")
+        _skip_rest(result, check, "the plugin did not load")
+        return result
+    result.add("loads", "passed", _load_detail(record))
+    result.add("declarations", "passed", _declared(record))
+    _check_requirement(result, record)
+    manager = engine.plugins
+    mine = _skills_of(manager, record)
+    conflicts = list(record.conflicts)
+    unavailable = [name for name, entry in mine.items() if entry is None]
+    if conflicts or unavailable:
+        detail = "; ".join(conflicts) or f"skills {unavailable} are provided by another plugin"
+        result.add("conflicts", "failed", detail)
+    else:
+        result.add("conflicts", "passed")
+    for name, entry in mine.items():
+        if entry is None:
+            for check in SKILL_CHECKS:
+                result.add(check, "skipped", "unavailable: another plugin provides it", name)
+            continue
+        _check_skill(engine, entry, result)
+    return result
+
+
+def _skip_rest(result: PluginContract, after: str, why: str) -> None:
+    order = list(PLUGIN_CHECKS) + list(SKILL_CHECKS)
+    for name in order[order.index(after) + 1:]:
+        result.add(name, "skipped", why)
+
+
+def _load_detail(record: PluginRecord) -> str:
+    took = "" if record.import_time_ms is None else f"imported in {record.import_time_ms:.1f} ms"
+    return "; ".join(filter(None, [took, *record.warnings]))
+
+
+def _declared(record: PluginRecord) -> str:
+    parts = [f"{kind.replace('_', ' ')}: {', '.join(names)}"
+             for kind, names in sorted(record.provides.items()) if names]
+    return "; ".join(parts) or "provides nothing (registration hooks returned no items)"
+
+
+def _check_requirement(result: PluginContract, record: PluginRecord) -> None:
+    if record.source != "entry-point":
+        result.add("requirement", "skipped", "registered in code: no distribution")
+    elif record.requires:
+        result.add("requirement", "passed", f"sof-core{record.requires}")
+    else:
+        from sof_core.cli.new_plugin import core_requirement
+
+        result.add(
+            "requirement",
+            "failed",
+            f"distribution {record.distribution!r} declares no sof-core requirement; add "
+            f"'{core_requirement()}' to its dependencies so SOF refuses an incompatible "
+            "pairing before importing it",
+        )
+
+
+def _skills_of(manager: PluginManager, record: PluginRecord) -> dict[str, SkillEntry | None]:
+    """The plugin's skills and tools by name; ``None`` where another plugin's entry serves
+    the name (or nobody's, while it is contested)."""
+    found: dict[str, SkillEntry | None] = {}
+    for kind in ("skills", "tools"):
+        for name in record.provides.get(kind, ()):
+            entry = manager.registry.skill(name)
+            found[name] = entry if entry is not None and entry.plugin == record.name else None
+    return found
+
+
+# --- skill checks --------------------------------------------------------------------------
+
+
+def _check_skill(engine: CoordinatorEngine, entry: SkillEntry, result: PluginContract) -> None:
+    name = entry.spec.name
+    try:
+        sample = _sample(engine, entry)
+    except _NoSample as why:
+        for check in SKILL_CHECKS:
+            result.add(check, "skipped", str(why), name)
+        return
+    _check_run(engine, entry, sample, result)
+    _check_errors(entry, sample, result)
+    _check_cancel(entry, sample, result)
+    _check_pickle(entry, sample, result)
+
+
+class _NoSample(Exception):
+    """No sample UIF could be made for a skill; the message says how to give one."""
+
+
+def _sample(engine: CoordinatorEngine, entry: SkillEntry) -> UIF:
+    """A UIF holding every required input of the skill, and the canary key."""
+    from sof_core.uif import UIF, UIF_FIELD_TYPES
+
+    spec = entry.spec
+    given = getattr(spec.skill_class, SAMPLE_ATTRIBUTE, None) or {}
+    if not isinstance(given, Mapping):
+        raise _NoSample(f"{SAMPLE_ATTRIBUTE} must be a mapping of keys to values, got "
+                        f"{type(given).__name__}")
+    fields = {k: v for k, v in given.items() if k in UIF_FIELD_TYPES}
+    data = {k: copy.deepcopy(v) for k, v in given.items() if k not in UIF_FIELD_TYPES}
+    fields.setdefault("input_query", SAMPLE_QUERY)
+    uif = UIF(**fields, intermediate_data=data)
+    missing = [k for k in spec.required_inputs if k not in UIF_FIELD_TYPES and k not in data]
+    if missing:
+        _produce(engine, entry, uif, missing)
+    uif.intermediate_data[CANARY_KEY] = {"untouched": [1, 2, 3]}
+    return uif
+
+
+def _produce(engine: CoordinatorEngine, entry: SkillEntry, uif: UIF, missing: list[str]) -> None:
+    """Fill ``missing`` inputs by running the installed skills that produce them, else with
+    a plain value of the declared type."""
+    from sof_core.uif import UIF
+
+    spec = entry.spec
+    producible = []
+    for key in missing:
+        producers = [e.spec.name for e in engine.registry.skills()
+                     if key in e.spec.output_keys and e.spec.name != spec.name]
+        if producers:
+            producible.append(key)
+            continue
+        plain = _PLAIN_VALUES.get(spec.key_types.get(key))  # type: ignore[arg-type]
+        if plain is None and spec.key_types.get(key) not in _PLAIN_VALUES:
+            raise _NoSample(
+                f"no installed skill produces its required input {key!r}; give the skill a "
+                f"sample: {SAMPLE_ATTRIBUTE} = {{{key!r}: ...}}"
+            )
+        uif.intermediate_data[key] = copy.deepcopy(plain)
+    if not producible:
+        return
+    available = set(uif.intermediate_data)
+    try:
+        plan = engine.resolve_goal(producible, available=available)
+        plan = [s for s in plan if s != spec.name]
+        work = UIF(input_query=uif.input_query, intermediate_data=dict(uif.intermediate_data))
+        report = engine.execute_plan(plan, work)
+    except Exception as exc:
+        raise _NoSample(
+            f"could not produce its inputs {producible} with the installed skills "
+            f"({type(exc).__name__}: {exc}); give the skill a sample: {SAMPLE_ATTRIBUTE}"
+        ) from exc
+    absent = [k for k in producible if k not in report.uif.intermediate_data]
+    if absent:
+        raise _NoSample(
+            f"the installed skills {plan} did not produce its inputs {absent} "
+            f"({'; '.join(report.errors) or report.status}); give the skill a sample: "
+            f"{SAMPLE_ATTRIBUTE}"
+        )
+    for key in producible:
+        uif.intermediate_data[key] = report.uif.intermediate_data[key]
+
+
+def _check_run(
+    engine: CoordinatorEngine, entry: SkillEntry, sample: UIF, result: PluginContract
+) -> None:
+    from sof_core.uif import UIF_FIELD_TYPES
+
+    spec = entry.spec
+    name = spec.name
+    uif = sample.model_copy(deep=True)
+    before = {k: repr(v) for k, v in uif.intermediate_data.items()}
+    fields_before = _content_fields(uif)
+    try:
+        report = engine.execute_plan([name], uif)
+    except Exception as exc:
+        result.add("outputs", "failed", f"the sample run raised {type(exc).__name__}: {exc}",
+                   name)
+        result.add("undeclared", "skipped", "the sample run did not happen", name)
+        return
+    own = next((r for r in report.results if r.skill == name), None)
+    if own is None or own.status != "success":
+        why = "; ".join(report.errors) or (own.status if own else report.status)
+        where = f" at {own.location}" if own is not None and own.location else ""
+        result.add("outputs", "failed", f"failed on the sample UIF{where}: {why}", name)
+    else:
+        unset = [
+            k for k in spec.output_keys
+            if (k in UIF_FIELD_TYPES and k != "source_documents"
+                and getattr(report.uif, k) is None)
+            or (k not in UIF_FIELD_TYPES and k not in report.uif.intermediate_data)
+        ]
+        if unset:
+            result.add("outputs", "failed",
+                       f"declares outputs {unset} but did not write them on the sample UIF", name)
+        else:
+            result.add("outputs", "passed", f"wrote {list(spec.output_keys) or 'nothing'}", name)
+    data = report.uif.intermediate_data
+    changed = sorted(
+        k for k, v in before.items() if k not in spec.output_keys and repr(data.get(k)) != v
+    )
+    added = sorted(k for k in data if k not in before and k not in spec.output_keys)
+    fields_after = _content_fields(report.uif)
+    fields_changed = sorted(k for k, v in fields_after.items()
+                            if k not in spec.output_keys and v != fields_before.get(k))
+    wrong = changed + added + fields_changed
+    if wrong:
+        result.add("undeclared", "failed", f"changed keys it does not declare: {wrong}", name)
+    else:
+        result.add("undeclared", "passed", "", name)
+
+
+#: UIF fields a skill may write when it declares them; the coordinator keeps the others.
+_CONTENT_FIELDS = ("final_response", "confidence_score", "vetted_content", "security_context",
+                   "requires_vetting", "source_documents", "user_context", "active_profile",
+                   "error_details")
+
+
+def _content_fields(uif: UIF) -> dict[str, str]:
+    return {k: repr(getattr(uif, k, None)) for k in _CONTENT_FIELDS}
+
+
+class _Malformed:
+    """A value of no documented shape: not iterable, no attributes, not a number."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<malformed sample value>"
+
+
+def _check_errors(entry: SkillEntry, sample: UIF, result: PluginContract) -> None:
+    from sof_core.errors import SOFError
+    from sof_core.uif import UIF_FIELD_TYPES
+
+    spec = entry.spec
+    keys = [k for k in spec.inputs if k not in UIF_FIELD_TYPES]
+    if not keys:
+        result.add("errors", "skipped", "reads no intermediate_data keys", spec.name)
+        return
+    problems = []
+    for key in keys:
+        uif = sample.model_copy(deep=True)
+        uif.intermediate_data[key] = _Malformed()
+        outcome, value = _call(entry, uif, _limit(spec.max_execution_time))
+        if outcome == "raised" and not isinstance(value, SOFError):
+            problems.append(
+                f"given a malformed {key!r} it raised {type(value).__name__}: {value}; raise a "
+                "sof_core.SkillExecutionError (or another SOFError) that names the key"
+            )
+        elif outcome == "hung":
+            problems.append(f"given a malformed {key!r} it did not finish in {value:g} s")
+    if problems:
+        result.add("errors", "failed", "; ".join(problems), spec.name)
+    else:
+        result.add("errors", "passed", f"malformed {keys}: coped or raised a SOFError",
+                   spec.name)
+
+
+def _limit(declared: float | None) -> float:
+    return DEFAULT_LIMIT if declared is None else min(declared, DEFAULT_LIMIT)
+
+
+def _call(entry: SkillEntry, uif: UIF, limit: float) -> tuple[str, Any]:
+    """Run the skill's ``execute`` on ``uif`` in a thread of its own: ``("returned",
+    value)``, ``("raised", exception)`` or ``("hung", seconds)``."""
+    import inspect
+
+    box: list[tuple[str, Any]] = []
+
+    def target() -> None:
+        try:
+            value = entry.instance.execute(uif)
+            if inspect.iscoroutine(value):
+                import asyncio
+
+                value = asyncio.run(value)
+            box.append(("returned", value))
+        except BaseException as exc:
+            box.append(("raised", exc))
+
+    worker = threading.Thread(target=target, name=f"sof-contract-{entry.spec.name}",
+                              daemon=True)
+    worker.start()
+    worker.join(limit)
+    return box[0] if box else ("hung", limit)
+
+
+def _check_cancel(entry: SkillEntry, sample: UIF, result: PluginContract) -> None:
+    spec = entry.spec
+    if not spec.is_async:
+        result.add("cancel", "skipped", "synchronous skill", spec.name)
+        return
+    box: list[tuple[Status, str]] = []
+    limit = _limit(spec.max_execution_time)
+
+    def target() -> None:
+        import asyncio
+
+        try:
+            box.append(asyncio.run(_cancel_probe(entry, sample.model_copy(deep=True), limit)))
+        except BaseException as exc:
+            box.append(("failed", f"the cancellation probe raised {type(exc).__name__}: {exc}"))
+
+    worker = threading.Thread(target=target, name=f"sof-contract-cancel-{spec.name}",
+                              daemon=True)
+    worker.start()
+    worker.join(limit + 5)
+    status, detail = box[0] if box else ("failed", "its event loop did not close after cancel")
+    result.add("cancel", status, detail, spec.name)
+
+
+async def _cancel_probe(entry: SkillEntry, uif: UIF, limit: float) -> tuple[Status, str]:
+    import asyncio
+
+    task = asyncio.ensure_future(entry.instance.execute(uif))
+    await asyncio.sleep(0)  # the skill runs up to its first await
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning
+        return "passed", "finished before its first await: nothing to cancel"
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if not done:
+        return "failed", (f"still running {limit:g} s after it was cancelled; let "
+                          "asyncio.CancelledError propagate from every await")
+    if not task.cancelled():
+        error = task.exception()
+        if error is None:
+            return "failed", ("swallowed the cancellation and returned; re-raise "
+                              "asyncio.CancelledError after cleaning up")
+        return "failed", (f"raised {type(error).__name__}: {error} when cancelled, instead of "
+                          "asyncio.CancelledError")
+    await asyncio.sleep(0)  # tasks it cancelled on the way out finish now
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    if left:
+        names = ", ".join(sorted(t.get_name() for t in left))
+        return "failed", (f"left {len(left)} task(s) running after it was cancelled ({names}); "
+                          "cancel and await the tasks it starts")
+    return "passed", "stopped at once when cancelled"
+
+
+def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract) -> None:
+    """What the Dask executor and process isolation send and get back, through pickle."""
+    from sof_core.execution.remote import run_skill_call
+
+    spec = entry.spec
+    uif = sample.model_copy(deep=True)
+    source = uif.intermediate_data
+    inputs = {k: source[k] for k in spec.inputs if k in source}
+    fields = {k: v for k, v in uif.__dict__.items()
+              if k not in ("intermediate_data", "log_trace", "warnings", "skill_outputs")}
+    stage = "the skill instance"
+    try:
+        skill = pickle.loads(pickle.dumps(entry.instance))
+        stage = "its sample inputs"
+        inputs, fields = pickle.loads(pickle.dumps((inputs, fields)))
+        stage = "a run of the unpickled skill"
+        changes = run_skill_call(skill, inputs, fields)
+        stage = "its results"
+        pickle.loads(pickle.dumps(changes))
+    except Exception as exc:
+        result.add(
+            "pickle", "failed",
+            f"{stage} failed with {type(exc).__name__}: {exc}; a skill must pickle to run on "
+            "Dask or with isolation = 'process': define it at module level and keep "
+            "connections, locks and clients out of its pickled state (__getstate__)",
+            spec.name,
+        )
+        return
+    result.add("pickle", "passed", "", spec.name)
+
+
+# --- sof plugins check ---------------------------------------------------------------------
+
+
+def cmd_check(names: Sequence[str], args: argparse.Namespace) -> int:
+    """``sof plugins check [NAME...]``: exit 0 if every plugin checked passes, 1 if not."""
+    from sof_core.cli.output import UsageError, print_json, render_table
+
+    try:
+        results = check_plugins(names or None)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    if getattr(args, "json", False):
+        print_json([r.to_dict() for r in results])
+        return 0 if all(r.passed for r in results) else 1
+    if not results:
+        print("no SOF plugins installed (entry point group 'sof.plugins'); nothing to check")
+        return 0
+    for number, report in enumerate(results):
+        if number:
+            print()
+        title = " ".join(filter(None, [report.distribution, report.version]))
+        verdict = "passed" if report.passed else f"FAILED ({len(report.failures())} checks)"
+        print(f"plugin {report.plugin}{f' ({title})' if title else ''}: {verdict}")
+        rows = [(c.check, c.skill or "-", c.status, c.detail) for c in report.checks]
+        print(render_table(["CHECK", "SKILL", "RESULT", "DETAIL"], rows))
+    failed = [r.plugin for r in results if not r.passed]
+    if failed:
+        print(f"\n{len(failed)} of {len(results)} plugin(s) break the contract: "
+              f"{', '.join(failed)}")
+        return 1
+    print(f"\nall {len(results)} plugin(s) keep the contract")
+    return 0
+
+
+__all__ = [
+    "CHECKS",
+    "ContractCheck",
+    "ContractViolation",
+    "PluginContract",
+    "check_plugin",
+    "check_plugins",
+    "find_record",
+]

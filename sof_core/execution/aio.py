@@ -1,0 +1,272 @@
+"""Async skills under deadlines: cancelled for real, and blamed when they block their loop.
+
+An async skill is awaited through ``guarded``, which notes when each of its slices of work
+on the loop starts and ends (``LoopState``, one per event loop). At the skill's deadline
+the watchdog (another thread) looks at that record, with ``overrun``:
+
+- the skill is suspended: it is cancelled for real (``task.cancel()`` on its loop);
+- the skill is running on the loop right now, past its deadline (``time.sleep`` or CPU work
+  inside ``async def``): it is blamed; nothing can interrupt it, and it is stopped at its
+  next ``await`` (a thread that hosts the loop is abandoned like a hung sync skill);
+- another skill is blocking the loop: the time it blocked is not counted against this one
+  (``excused``), whose deadline moves on by as much, so a well-behaved skill beside a
+  blocking one is not timed out in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import weakref
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from sof_core.errors import SkillTimeoutError
+from sof_core.execution.deadlines import Slot, _task_deadline, clock
+from sof_core.execution.watchdog import Entry, watchdog
+
+if TYPE_CHECKING:
+    from sof_core.graph.compile import Step
+
+#: A slice of work on the loop at least this long counts as blocking it.
+BLOCKING = 0.02
+#: After cancelling, how long a skill has to end before its thread is given up on.
+CANCEL_GRACE = 0.25
+
+#: What ``overrun`` decided.
+RECHECK = "recheck"  # not over its own time yet (excused): look again at ``call.deadline``
+CANCEL = "cancel"  # suspended past its deadline: cancel it, give it CANCEL_GRACE to end
+BLAME = "blame"  # blocking its loop past its deadline: give up on it now
+
+
+class LoopState:
+    """What runs on one event loop right now, and how long slices blocked it in total."""
+
+    __slots__ = ("__weakref__", "blocked", "current", "since")
+
+    def __init__(self) -> None:
+        self.current: AsyncCall | None = None
+        self.since = 0.0
+        self.blocked = 0.0
+
+
+_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
+    weakref.WeakKeyDictionary()
+)
+_states_lock = threading.Lock()
+
+
+def loop_state(loop: asyncio.AbstractEventLoop) -> LoopState:
+    state = _states.get(loop)
+    if state is None:
+        with _states_lock:
+            state = _states.get(loop)
+            if state is None:
+                state = _states[loop] = LoopState()
+    return state
+
+
+class AsyncCall:
+    """One async step on a loop: its deadline and what the watchdog made of it."""
+
+    __slots__ = ("blocked_at_start", "deadline", "done", "loop", "own_blocked", "started",
+                 "state", "step", "task", "verdict")
+
+    def __init__(self, step: Step, loop: asyncio.AbstractEventLoop, started: float,
+                 deadline: float) -> None:
+        self.step = step
+        self.loop = loop
+        self.state = loop_state(loop)
+        self.started = started
+        self.deadline = deadline
+        self.blocked_at_start = self.state.blocked
+        self.own_blocked = 0.0
+        self.task: asyncio.Task[Any] | None = None
+        #: Why the watchdog ended the call (set before it is cancelled), or None.
+        self.verdict: str | None = None
+        self.done = False
+
+    def timeout_error(self) -> SkillTimeoutError:
+        return SkillTimeoutError(self.verdict or "cancelled", self.step.name)
+
+
+def overrun(call: AsyncCall, now: float) -> str:
+    """What to do with ``call`` at (or after) its deadline; sets ``call.verdict`` when it
+    is over. Called from the watchdog's thread."""
+    state = call.state
+    current = state.current
+    timeout = call.step.timeout
+    if current is call:  # running on the loop right now: blocking it
+        blocked = now - state.since
+        call.verdict = (
+            f"did not finish within {timeout}s: it blocked its event loop for "
+            f"{blocked:.2f}s without awaiting (synchronous work such as time.sleep inside "
+            "async def; use await asyncio.sleep or run it in a thread)"
+        )
+        return BLAME
+    excused = state.blocked - call.blocked_at_start - call.own_blocked
+    if current is not None:  # another skill holds the loop at this moment
+        excused += now - state.since
+    if timeout is not None and excused > 0:
+        due = call.started + timeout + excused
+        if now < due:
+            call.deadline = due
+            return RECHECK
+    call.verdict = f"did not finish within {timeout}s; cancelled"
+    return CANCEL
+
+
+def cancel_soon(call: AsyncCall) -> None:
+    """Cancel ``call``'s task on its own loop (from any thread), if it is still running."""
+    try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
+        call.loop.call_soon_threadsafe(_cancel, call)
+    except RuntimeError:  # the loop is closed: nothing left to cancel
+        pass
+
+
+def _cancel(call: AsyncCall) -> None:
+    # On the loop's thread: the call cannot have finished between this check and the
+    # cancel, and a finished call's task has moved on to other awaits (never cancel those).
+    task = call.task
+    if not call.done and task is not None and not task.done():
+        task.cancel()
+
+
+class _Guarded:
+    """Awaits a skill's coroutine, recording each slice it runs on the loop."""
+
+    __slots__ = ("_call", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], call: AsyncCall) -> None:
+        self._coro = coro
+        self._call = call
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, call = self._coro, self._call
+        state = call.state
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            state.current = call
+            started = state.since = clock()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:  # it returned
+                _slice_ended(state, call, started)
+                return stop.value
+            except BaseException:
+                _slice_ended(state, call, started)
+                raise
+            _slice_ended(state, call, started)
+            if call.verdict is not None:  # blamed while it ran: stop it at this await
+                error = asyncio.CancelledError()
+                continue
+            try:
+                value = yield yielded
+                error = None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation, or what its awaitable raised
+                error = exc
+                value = None
+
+
+def _slice_ended(state: LoopState, call: AsyncCall, started: float) -> None:
+    state.current = None
+    spent = clock() - started
+    if spent >= BLOCKING:
+        state.blocked += spent
+        call.own_blocked += spent
+
+
+async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
+    """Await a skill's coroutine as ``call``: a deadline cancellation becomes
+    ``SkillTimeoutError``; any other cancellation propagates."""
+    task = call.task = asyncio.current_task()
+    call.done = False  # a retry awaits again under the same call
+    token = _task_deadline.set(call.deadline)
+    try:
+        result = await _Guarded(coro, call)
+        if call.verdict is not None:  # it finished, but only after the watchdog ended it
+            raise call.timeout_error()
+        return result
+    except asyncio.CancelledError:
+        if call.verdict is None:
+            raise
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None and uncancel() > 0:
+            raise  # cancelled by its caller as well: that one wins
+        raise call.timeout_error() from None
+    finally:
+        call.done = True
+        _task_deadline.reset(token)
+
+
+# --- sync threads running async skills on a loop of their own -------------------------------
+
+_local = threading.local()
+
+
+def thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's own reusable event loop (for async skills run from sync threads)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, Any], step: Step, slot: Slot | None) -> Any:
+    """Run an async skill in this thread on its own loop, until its deadline.
+
+    The deadline is the slot's (the watchdog finds the call as ``slot.call`` and cancels it
+    there); without a slot, the step's own timeout from now, kept by the loop itself.
+    """
+    loop = thread_loop()
+    if slot is not None:
+        deadline = slot.deadline
+    else:
+        deadline = clock() + step.timeout if step.timeout is not None else float("inf")
+    call = AsyncCall(step, loop, clock(), deadline)
+    timer = None
+    if slot is not None:
+        slot.call = call
+    elif deadline != float("inf"):  # nobody watches this thread: the loop cancels it itself
+        timer = loop.call_at(loop.time() + (deadline - clock()), _expire_locally, call)
+    try:
+        return loop.run_until_complete(await_step(coro, call))
+    finally:
+        if slot is not None:
+            slot.call = None
+        elif timer is not None:
+            timer.cancel()
+
+
+def _expire_locally(call: AsyncCall) -> None:
+    if not call.done:
+        call.verdict = f"did not finish within {call.step.timeout}s; cancelled"
+        _cancel(call)
+
+
+# --- the watchdog's side for calls on a shared loop --------------------------------------------
+
+
+def watch(call: AsyncCall) -> Entry | None:
+    """Arm ``call``'s deadline with the watchdog (None when it has none)."""
+    if call.deadline == float("inf"):
+        return None
+    return watchdog().arm(call.deadline, functools.partial(_expired, call))
+
+
+def _expired(call: AsyncCall, now: float) -> None:
+    """At the deadline: cancel a suspended call, blame one blocking its loop (it is stopped
+    at its next await), or give one another skill held up the time it lost."""
+    if call.done or call.verdict is not None:
+        return
+    action = overrun(call, now)
+    if action == RECHECK:
+        watchdog().arm(call.deadline, functools.partial(_expired, call))
+    elif action == CANCEL:
+        cancel_soon(call)

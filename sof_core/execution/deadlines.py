@@ -1,0 +1,86 @@
+"""What a running skill may ask about its time: ``sof_core.current_deadline()``.
+
+Set around each skill call at no per-call cost: a thread that runs steps holds a ``Slot``
+(the step in progress and its deadline) that the run writes anyway for the watchdog, and
+``current_deadline`` reads it. Async steps on a shared event loop get their deadline in a
+context variable instead (each step's task has its own context).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sof_core.graph.compile import Step
+
+#: The clock of every deadline: ``time.monotonic()``, or ``perf_counter`` where that is the
+#: same clock (Linux): then the one reading per step serves as start time and deadline base.
+clock = time.monotonic
+if time.get_clock_info("perf_counter").implementation == (
+    time.get_clock_info("monotonic").implementation
+):
+    clock = time.perf_counter
+
+
+class Slot:
+    """What one thread of a run is doing: the step in progress and when it must end.
+
+    Written by the thread that runs the step, read by the watchdog without a lock, so the
+    writer stores ``deadline`` and ``stage`` before ``step``, and the reader reads ``step``
+    first: a reader that sees a step never sees an older deadline than that step's.
+    ``step`` is None between steps.
+    """
+
+    __slots__ = ("abandoned", "call", "deadline", "fanout", "owner", "retried", "stage",
+                 "started", "step")
+
+    def __init__(self, owner: object = None) -> None:
+        #: the run whose runner holds this slot (None for a pool call's)
+        self.owner = owner
+        self.step: Step | None = None
+        self.deadline = math.inf
+        self.started = 0.0
+        self.stage = 0
+        #: (step, attempts) once the step has been retried (the timeout reports attempts)
+        self.retried: tuple[Step, int] | None = None
+        #: the fan-out of a wide stage the thread is part of (a runner running one step)
+        self.fanout: Any = None
+        #: the watchdog gave up on this thread's call (it counts as hung until it returns)
+        self.abandoned = False
+        #: the async step's ``AsyncCall`` while one runs on this thread's loop
+        self.call: Any = None
+
+
+_local = threading.local()
+_task_deadline: ContextVar[float | None] = ContextVar("sof_task_deadline", default=None)
+
+
+def set_thread_slot(slot: Slot | None) -> None:
+    """The slot of the step this thread runs (None when it runs none)."""
+    _local.slot = slot
+
+
+def thread_slot() -> Slot | None:
+    slot: Slot | None = getattr(_local, "slot", None)
+    return slot
+
+
+def current_deadline() -> float | None:
+    """The running skill's deadline as a ``time.monotonic()`` value, or None.
+
+    None outside a skill, and for a skill that runs without a time limit. A skill passes
+    what is left (``current_deadline() - time.monotonic()``) to the clients it calls, so a
+    slow backend fails inside the skill's time rather than being abandoned with it.
+    """
+    value = _task_deadline.get()
+    if value is not None:
+        return value
+    slot: Slot | None = getattr(_local, "slot", None)
+    if slot is None or slot.step is None:
+        return None
+    deadline = slot.deadline
+    return None if deadline == math.inf else deadline

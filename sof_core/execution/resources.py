@@ -1,0 +1,93 @@
+"""The threads an engine owns, and what it knows about the calls it gave up on.
+
+Two ``DaemonPool``s per engine, started on first use: runners (one thread per run in
+flight, no limit: a run waits for nothing but its own runner) and steps (the skills of
+wide stages and the sync skills of async runs, at most ``max_workers`` busy at once; hung
+ones do not count, their places are handed on). ``close`` releases both without waiting
+for a hung call; engines still open at interpreter exit are closed the same way, and their
+daemon threads never hold the exit up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from typing import Any
+
+from sof_core.config import SOFConfig
+from sof_core.execution.hung import HungCalls
+from sof_core.execution.threads import DaemonPool
+
+
+class EngineThreads:
+    """One engine's runner and step pools, and its hung-call counts."""
+
+    def __init__(self, config: SOFConfig, name: str = "sof") -> None:
+        self.config = config
+        self.name = name
+        self.hung = HungCalls(config)
+        self._runners: DaemonPool | None = None
+        self._steps: DaemonPool | None = None
+        self._lock = threading.Lock()
+        _open.add(self)
+
+    def runners(self) -> DaemonPool:
+        """Threads that walk runs (one per run in flight)."""
+        pool = self._runners
+        if pool is None or pool.closed:
+            with self._lock:
+                pool = self._runners
+                if pool is None or pool.closed:
+                    pool = self._runners = DaemonPool(f"{self.name}-run")
+        return pool
+
+    def steps(self) -> DaemonPool:
+        """Threads that run skills beside the runner (``max_workers`` at most)."""
+        pool = self._steps
+        if pool is None or pool.closed:
+            with self._lock:
+                pool = self._steps
+                if pool is None or pool.closed:
+                    pool = self._steps = DaemonPool(f"{self.name}-step",
+                                                    self.config.max_workers)
+        return pool
+
+    def close(self) -> None:
+        """Release both pools: idle threads stop, hung ones are left to end on their own."""
+        with self._lock:
+            pools = [p for p in (self._runners, self._steps) if p is not None]
+            self._runners = self._steps = None
+        for pool in pools:
+            pool.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Hung-call counts (``hung.py``) and each pool's threads (``DaemonPool.stats``)."""
+        stats = self.hung.stats()
+        stats["threads"] = {
+            "runners": self._runners.stats() if self._runners is not None else None,
+            "steps": self._steps.stats() if self._steps is not None else None,
+        }
+        return stats
+
+
+_open: weakref.WeakSet[EngineThreads] = weakref.WeakSet()
+_default: EngineThreads | None = None
+_default_lock = threading.Lock()
+
+
+def default_threads() -> EngineThreads:
+    """Threads for runs made outside an engine (a ``RunContext`` built by hand)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = EngineThreads(SOFConfig(), "sof-default")
+    return _default
+
+
+@atexit.register
+def _close_all() -> None:
+    """At exit, release every engine's pools without joining a hung thread."""
+    for threads in list(_open):
+        threads.close()

@@ -1,0 +1,141 @@
+"""The audit hook an isolation worker sets around a tool call (PEP 578).
+
+``restrict(skill, deny, block_ip)`` makes the process refuse, until the returned function
+is called, what ``deny`` names:
+
+- "network": connecting, binding or sending on Unix sockets; with ``block_ip`` (the
+  ``audit`` sandbox, where no network namespace does it) also creating IP sockets, any
+  socket operation on them and name lookups;
+- "filesystem": opening files for writing, creating, removing, renaming or changing files
+  and directories (reading stays allowed: imports need it);
+- "subprocess": starting programs (``subprocess``, ``os.system``, ``os.exec*``,
+  ``os.posix_spawn``, ``os.spawn*``) and forking.
+
+The refusal is a ``ToolPermissionError`` (a ``PermissionError``) naming the tool, the
+permission and what it tried. Audit hooks see what Python code does; a C extension making
+system calls itself is not seen, which is why network isolation prefers a namespace.
+
+A hook cannot be removed once added: it is added at the first restricted call and does
+nothing while no call is restricted (one comparison per audited event).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sof_core.errors import ToolPermissionError
+
+_NETWORK_EVENTS = frozenset({
+    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+})
+_LOOKUP_EVENTS = frozenset({
+    "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+    "socket.getnameinfo",
+})
+_SUBPROCESS_EVENTS = frozenset({
+    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+    "os.forkpty", "pty.spawn", "os.startfile",
+})
+_FILE_EVENTS = frozenset({
+    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link",
+    "os.truncate", "os.chmod", "os.chown", "os.utime", "os.mkfifo", "os.mknod",
+    "shutil.rmtree", "shutil.move", "os.removexattr", "os.setxattr", "os.chflags",
+    "os.lchflags",
+})
+_WRITE_FLAGS = (
+    os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    | getattr(os, "O_TMPFILE", 0)
+)
+_UNIX = getattr(socket, "AF_UNIX", None)
+
+
+class _State:
+    skill: str | None = None
+    deny: frozenset[str] = frozenset()
+    block_ip: bool = False
+
+
+_state = _State()
+_installed = False
+
+
+def restrict(skill: str | None, deny: frozenset[str], block_ip: bool = False) -> Callable[[], None]:
+    """Refuse what ``deny`` names until the returned function is called."""
+    global _installed
+    if not deny:
+        return _nothing
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+    _state.skill, _state.deny, _state.block_ip = skill, deny, block_ip and "network" in deny
+
+    def lift() -> None:
+        _state.skill, _state.deny, _state.block_ip = None, frozenset(), False
+
+    return lift
+
+
+def _nothing() -> None:
+    return None
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    deny = _state.deny
+    if not deny:
+        return
+    if "network" in deny and event.startswith("socket."):
+        _network(event, args)
+    elif "subprocess" in deny and event in _SUBPROCESS_EVENTS:
+        _refuse("subprocess", f"{event}{_args(args)}", "start programs")
+    elif "filesystem" in deny:
+        if event == "open":
+            path, mode, flags = (*args, None, None, None)[:3]
+            if _writes(mode, flags):
+                _refuse("filesystem", f"open({path!r}, {mode or flags!r})", "write files")
+        elif event in _FILE_EVENTS:
+            _refuse("filesystem", f"{event}{_args(args)}", "change files")
+
+
+def _network(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.__new__":
+        family = args[1] if len(args) > 1 else None
+        if _state.block_ip and family != _UNIX:
+            _refuse("network", f"socket(family={family!r})", "open network sockets")
+        return
+    if event in _LOOKUP_EVENTS:
+        if _state.block_ip:
+            _refuse("network", f"{event}{_args(args)}", "look up host names")
+        return
+    if event in _NETWORK_EVENTS:
+        family = getattr(args[0], "family", None) if args else None
+        if family == _UNIX or _state.block_ip:
+            _refuse("network", f"{event}({args[1] if len(args) > 1 else ''!r})",
+                    "use sockets")
+
+
+def _writes(mode: Any, flags: Any) -> bool:
+    if isinstance(mode, str):
+        return any(c in mode for c in "wax+")
+    return isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+
+
+def _args(args: tuple[Any, ...]) -> str:
+    try:
+        text = repr(args[0]) if args else ""
+    except Exception:
+        text = "..."
+    return f"({text[:80]})"
+
+
+def _refuse(permission: str, what: str, verb: str) -> None:
+    skill = _state.skill
+    raise ToolPermissionError(
+        skill, permission,
+        f"{what} refused: the tool has no {permission!r} permission, so it may not {verb}; "
+        f"declare permissions = {{{permission!r}}} on it if it must (the tool policy may "
+        "still deny it)",
+    )

@@ -1,0 +1,235 @@
+"""A cold ``sof run`` does only the work it needs, with every check still made.
+
+Discovery reads plugin metadata without ``packaging`` and without the ``importlib_metadata``
+backport (plain ``sof-core`` requirements are parsed and checked by SOF, exactly as
+``packaging`` would; anything else still goes to ``packaging``); one query does not import
+asyncio. Times are measured in ``benchmarks/bench_startup.py``, never here.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from sof_core.config import SOFConfig
+from sof_core.plugins import loader
+from sof_core.plugins.loader import PluginManager
+
+
+def _modules_after(code: str, tmp_path: Path, *names: str) -> dict[str, bool]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
+    environment.update(SOF_CONFIG=str(tmp_path / "none.json"), SOF_MEMORY_PATH=":memory:")
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({{n: n in sys.modules for n in {list(names)!r}}}))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=environment, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_loading_the_installed_plugins_needs_neither_packaging_nor_the_backport(
+    tmp_path: Path,
+) -> None:
+    loaded = _modules_after(
+        "from sof_core.config import load_config\n"
+        "from sof_core.plugins import PluginManager\n"
+        "manager = PluginManager(load_config()).load()\n"
+        "assert manager.records['memory'].requires, manager.records['memory']\n"
+        "assert manager.records['memory'].status == 'loaded'\n",
+        tmp_path, "packaging.requirements", "packaging.specifiers", "importlib_metadata",
+    )
+    assert loaded == {"packaging.requirements": False, "packaging.specifiers": False,
+                      "importlib_metadata": False}
+
+
+def test_one_query_does_not_import_asyncio_or_networkx_twice(tmp_path: Path) -> None:
+    run = ("import sys\nfrom sof_core.cli.main import main\n"
+           "assert main(['run', 'What is SOF?', '--plan', 'MemoryRetrievalSkill']) == 0\n")
+    _modules_after(run, tmp_path)  # fills the plan store
+    loaded = _modules_after(run, tmp_path, "asyncio", "networkx", "packaging.requirements")
+    assert loaded == {"asyncio": False, "networkx": False, "packaging.requirements": False}
+
+
+# --- metadata read without email or packaging: the same answers ----------------------------
+
+
+def _installed() -> list[Any]:
+    seen: set[str] = set()
+    found = []
+    for dist in importlib.metadata.distributions():
+        key = loader._dedupe_key(dist)
+        if key and key not in seen:
+            seen.add(key)
+            found.append(dist)
+    return found
+
+
+def test_names_versions_and_requirements_match_the_email_parser_for_every_installed_dist() -> None:
+    checked = 0
+    for dist in _installed():
+        if dist.read_text("METADATA") is None:
+            continue
+        checked += 1
+        assert loader._metadata_name(dist) == dist.metadata["Name"]
+        assert loader._dist_version(dist) == dist.version
+        assert (loader._headers(dist).get("requires-dist") or []) == (dist.requires or [])
+    assert checked > 10
+
+
+def _packaging_core_requirement(lines: list[str]) -> str | None:
+    """What discovery returned before: every line parsed by packaging."""
+    for line in lines:
+        try:
+            req = Requirement(line)
+        except Exception:
+            continue
+        if req.name.replace("_", "-").lower() == "sof-core" and (
+            req.marker is None or req.marker.evaluate({"extra": ""})
+        ):
+            return str(req.specifier) or None
+    return None
+
+
+class _Dist:
+    def __init__(self, lines: list[str]) -> None:
+        self._text = "Metadata-Version: 2.1\nName: x\nVersion: 1\n" + "".join(
+            f"Requires-Dist: {line}\n" for line in lines
+        )
+
+    def read_text(self, name: str) -> str | None:
+        return self._text if name == "METADATA" else None
+
+
+REQUIREMENT_LINES = [
+    "sof-core>=0.1,<0.2",
+    "sof-core <0.2, >=0.1",
+    "sof_core==0.1.*",
+    "SOF-Core~=0.1.0",
+    "sof-core",
+    "sof-core>=0.1; extra == 'test'",
+    "sof-core>=0.1; python_version >= '3.8'",
+    "sof-core[cli]>=0.1",
+    "sof-core (>=0.1,<1)",
+    "sof-core @ https://example.com/sof_core-0.1.0.tar.gz",
+    "sof-core>=0.1rc1",
+    "sof-core>=0.1.*",
+    "sof-core>>0.1",
+    "sof-core-extras>=9",
+    "sof.core>=9",
+    "rich>=13",
+]
+
+
+@pytest.mark.parametrize("line", REQUIREMENT_LINES)
+def test_the_core_requirement_is_what_packaging_reads(line: str) -> None:
+    lines = ["rich>=13", line, "sof-core>=0.0.1"]
+    assert loader._core_requirement(_Dist(lines)) == _packaging_core_requirement(lines)
+
+
+OPERATORS = ["==", "!=", "<=", ">=", "<", ">", "~="]
+releases = st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=4).map(
+    lambda parts: ".".join(map(str, parts))
+)
+
+
+@st.composite
+def specifiers(draw: Any) -> str:
+    clauses = []
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        operator = draw(st.sampled_from(OPERATORS))
+        version = draw(releases)
+        if operator == "~=" and "." not in version:
+            version += ".0"
+        if operator in ("==", "!=") and draw(st.booleans()):
+            version += ".*"
+        space = draw(st.sampled_from(["", " "]))
+        clauses.append(f"{space}{operator}{space}{version}{space}")
+    return ",".join(clauses)
+
+
+@settings(max_examples=400, deadline=None)
+@given(version=releases, text=specifiers())
+def test_plain_specifiers_are_checked_exactly_as_packaging_checks_them(
+    version: str, text: str
+) -> None:
+    plain = loader._plain_specifier(text)
+    if plain is None:  # declined (two equal clauses): packaging reads it, as before
+        assert SpecifierSet(text)
+        return
+    assert plain == str(SpecifierSet(text))
+    assert loader._satisfies(version, plain) == SpecifierSet(plain).contains(
+        version, prereleases=True
+    )
+
+
+@pytest.mark.parametrize("version, specifier", [
+    ("0.1.0rc1", ">=0.1"), ("0.1.0+local", "==0.1.0"), ("0.1.0", ">=0.1rc1"),
+    ("0.1.0", "===0.1.0"),
+])
+def test_anything_but_plain_releases_is_left_to_packaging(version: str, specifier: str) -> None:
+    assert loader._satisfies(version, specifier) is None
+
+
+def test_an_incompatible_plugin_is_still_refused_before_import(dists: Any) -> None:
+    module = dists.add("sof-future", "raise RuntimeError('imported')", entry_name="future",
+                       requires=["rich>=1", "sof-core>=9.0,<10"])
+    manager = PluginManager(SOFConfig(plugins_only=["future"])).load()
+    record = manager.records["future"]
+    assert record.status == "failed" and record.error_type == "PluginCompatibilityError"
+    assert "requires sof-core<10,>=9.0" in (record.error or "")
+    assert module not in sys.modules
+
+
+# --- the commands that must stay cheap or work with nothing loaded --------------------------
+
+
+def test_sof_version_imports_no_model_library_or_metadata_machinery(tmp_path: Path) -> None:
+    code = ("from sof_core.cli.main import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n")
+    loaded = _modules_after(code, tmp_path, "pydantic", "pluggy", "networkx",
+                            "importlib.metadata", "packaging", "sof_core.config")
+    assert not any(loaded.values()), loaded
+
+
+BROKEN = {
+    "sof-raises": ("raise RuntimeError('no database')", []),
+    "sof-exits": ("import sys\nsys.exit(3)", []),
+    "sof-too-new": ("raise AssertionError('never imported')", ["sof-core>=99"]),
+    "sof-odd-requirement": ("raise ImportError('gone')",
+                            ["sof-core>=0.1; python_version >= '3'", "rich (>=1)"]),
+}
+
+
+def test_sof_plugins_lists_every_plugin_from_metadata_when_all_are_broken(
+    dists: Any, tmp_path: Path
+) -> None:
+    names = []
+    for dist, (source, requires) in BROKEN.items():
+        dists.add(dist, source, entry_name=dist.removeprefix("sof-"), version="1.2.3",
+                  requires=requires)
+        names.append(dist.removeprefix("sof-"))
+    env = dists.env()
+    env.update(SOF_PLUGINS_ONLY=",".join(names), SOF_CONFIG=str(tmp_path / "none.json"))
+    done = subprocess.run([sys.executable, "-m", "sof_core.cli", "plugins", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    rows = {row["name"]: row for row in (data if isinstance(data, list) else data["plugins"])}
+    for name in names:
+        row = rows[name]
+        assert row["status"] == "failed", row
+        assert (row["distribution"], row["version"]) == (f"sof-{name}", "1.2.3")
+    assert rows["too-new"]["error_type"] == "PluginCompatibilityError"
+    assert rows["too-new"]["requires"] == ">=99"
+    assert rows["odd-requirement"]["requires"] == ">=0.1"
+    assert "Traceback" not in done.stderr
