@@ -111,7 +111,16 @@ def _provides_summary(record: Any, manager: Any) -> str:
     commands = _commands(record, manager)
     if commands:
         parts.append("commands " + ", ".join(f"`sof {c}`" for c in commands))
-    return "; ".join(parts) or "the SAM drop-in API (no hooks)"
+    observed = _observed(record)
+    if observed:
+        parts.append("observes " + ", ".join(f"`{h}`" for h in observed))
+    return "; ".join(parts) or "no hooks: a library for code that imports it (see below)"
+
+
+def _observed(record: Any) -> list[str]:
+    """The lifecycle hooks (``sof_before_*``, ``sof_after_*``, ``sof_alert``) it implements."""
+    return [h for h in record.hooks
+            if h.startswith(("sof_before_", "sof_after_")) or h == "sof_alert"]
 
 
 def _commands(record: Any, manager: Any) -> list[str]:
@@ -165,6 +174,10 @@ def _plugin_section(record: Any, manager: Any) -> list[str]:
     commands = _commands(record, manager)
     if commands:
         lines += ["", "Commands: " + ", ".join(f"`sof {c}`" for c in commands) + "."]
+    observed = _observed(record)
+    if observed:
+        lines += ["", "Observes runs through " + ", ".join(f"`{h}`" for h in observed)
+                  + " (see the [hook reference](hooks.md))."]
     if "sof_configure" in record.hooks:
         lines += ["", "Reads its settings from `plugin_settings` when SOF starts "
                   "(`sof_configure`)."]

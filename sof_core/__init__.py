@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "Step": "sof_core.graph.compile",
     # planning
     "Planner": "sof_core.planning.planners",
+    "PlanResult": "sof_core.planning.result",
     # execution
     "CoordinatorEngine": "sof_core.execution.coordinator",
     "ExecutionReport": "sof_core.execution.report",
@@ -121,6 +122,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.graph.compile import CompiledPlan, Step
     from sof_core.graph.validate import ValidationProblem
     from sof_core.planning.planners import Planner
+    from sof_core.planning.result import PlanResult
     from sof_core.plugins.loader import PluginManager, PluginRecord, get_plugin_manager
     from sof_core.plugins.markers import hookimpl, hookspec
     from sof_core.plugins.registry import Registry, SkillEntry
@@ -168,6 +170,7 @@ __all__ = [
     "IsolationPool",
     "Outcome",
     "PlanError",
+    "PlanResult",
     "PlanValidationError",
     "Planner",
     "PluginCompatibilityError",

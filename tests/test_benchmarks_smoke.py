@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {"overhead", "fanout", "graph", "registration", "startup", "throughput", "legacy",
-            "isolation"}
+            "isolation", "planning"}
 
 
 @pytest.mark.slow

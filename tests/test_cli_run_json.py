@@ -67,7 +67,7 @@ PIPELINE = """
 TOP_KEYS = {
     "schema", "schema_version", "status", "task_id", "query", "final_response",
     "confidence_score", "plan", "stages", "executor", "duration_ms", "timings_ms", "skills",
-    "failed_skills", "errors", "warnings", "problems", "source_documents", "uif",
+    "failed_skills", "errors", "warnings", "problems", "source_documents", "planning", "uif",
 }
 
 

@@ -42,7 +42,7 @@ def test_bash_completes_commands_nested_commands_options_and_values(sof_cli: Any
                             capture_output=True, text=True, timeout=30, check=False)
     assert loaded.returncode == 0, loaded.stderr
     assert "complete -o default -F _sof_completion sof" in loaded.stdout
-    assert _bash_complete(script, "sof", "pl") == ["plugins"]
+    assert _bash_complete(script, "sof", "plu") == ["plugins"]
     top = _bash_complete(script, "sof", "")
     assert {"plugins", "skills", "run", "config", "hooks", "new-plugin", "completion"} <= set(top)
     assert "memory" in top  # a plugin's command (sof-memory is installed)

@@ -37,7 +37,9 @@ def test_demo_query_is_answered_from_memory_with_sources_and_trace(sof_cli: Any,
     out = result.stdout
     assert "redesigned" in out and "extractive answer" in out
     assert "release-notes/sam-2.0.md" in out and "sam-wiki/memory-history.md" in out
-    assert "stage 1: MemoryRetrievalSkill" in out and "stage 2: ResponseGenerationSkill" in out
+    # passages from two sources: conflict detection joins the run (docs/planning.md)
+    assert "stage 1: MemoryRetrievalSkill" in out and "stage 2: ConflictDetectorSkill" in out
+    assert "stage 3: ResponseGenerationSkill" in out
     assert "MemoryRetrievalSkill     success" in out
 
 

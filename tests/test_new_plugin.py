@@ -186,3 +186,15 @@ def test_every_template_is_used_and_ships_as_package_data(monkeypatch: pytest.Mo
                         lambda template, values: used.append(template) or render(template, values))
     plan_files(Names.parse("sof-x"), tool=True, memory_backend=True, llm_backend=True)
     assert sorted(used) == shipped
+
+
+def test_backend_kinds_can_be_named_with_backend(tmp_path: Path) -> None:
+    done = _sof("new-plugin", "sof-kinds", "--backend", "memory", "--backend", "llm",
+                env=_env(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    package = tmp_path / "sof-kinds" / "sof_kinds"
+    assert (package / "memory_backend.py").exists() and (package / "llm_backend.py").exists()
+    assert not (package / "tools.py").exists()
+    wrong = _sof("new-plugin", "sof-other", "--backend", "vector", env=_env(tmp_path),
+                 cwd=tmp_path)
+    assert wrong.returncode == 2 and "invalid choice: 'vector'" in wrong.stderr

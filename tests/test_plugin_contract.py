@@ -213,6 +213,25 @@ def sof_register_skills():
 """
 
 
+BAD_DECLARATION = """
+from sof_core import BaseSkillModule, hookimpl
+
+class Twice(BaseSkillModule):
+    skill_name = "Twice"
+    skill_description = "Lists an output twice"
+    required_inputs = ["input_query"]
+    output_keys = ["twice_out", "twice_out"]
+
+    def execute(self, uif):
+        uif.intermediate_data["twice_out"] = 1
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Twice]
+"""
+
+
 def _by_check(report: Any, skill: str | None = None) -> dict[str, Any]:
     return {c.check: c for c in report.checks if c.skill == skill}
 
@@ -231,8 +250,9 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     dists.add("contract-broken", "raise ImportError('no such backend')\n",
               entry_name="broken", requires=REQUIRES)
     dists.add("contract-nosample", NO_SAMPLE, entry_name="nosample", requires=REQUIRES)
+    dists.add("contract-baddecl", BAD_DECLARATION, entry_name="baddecl", requires=REQUIRES)
     names = ["good", "swallows", "leaks", "ignores", "untyped", "unpicklable", "lazy",
-             "norequire", "clash", "broken", "nosample"]
+             "norequire", "clash", "broken", "nosample", "baddecl"]
     reports = {r.plugin: r for r in check_plugins(names)}
 
     good = reports["good"]
@@ -270,10 +290,61 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     assert "no such backend" in _by_check(broken)["loads"].detail
     assert all(c.status == "skipped" for c in broken.checks if c.check != "loads")
 
+    baddecl = reports["baddecl"]
+    # Declarations are checked when the class is defined, so the import fails: the check
+    # named is still `declarations`, with the skill and the key at fault.
+    assert _by_check(baddecl)["loads"].status == "passed"
+    declarations = _by_check(baddecl)["declarations"]
+    assert declarations.status == "failed", baddecl.summary()
+    assert "SkillDefinitionError" in declarations.detail and "'Twice'" in declarations.detail
+    assert "'twice_out' twice" in declarations.detail
+    assert all(c.status == "skipped" for c in baddecl.checks
+               if c.check not in ("loads", "declarations"))
+
     nosample = reports["nosample"]
     assert nosample.passed  # nothing could be run, so nothing failed; the reason says why
     skipped = _by_check(nosample, "Mystery")["outputs"]
     assert skipped.status == "skipped" and "contract_sample = {'mystery_in': ...}" in skipped.detail
+
+
+COMPONENT_CLASH = """
+from sof_core import hookimpl
+
+class Backend:
+    name = "extractive"  # sof-response's backend has this name
+
+    def generate(self, messages, *, stream=False, controller=None):
+        return None
+
+@hookimpl
+def sof_register_llm_backends():
+    return [Backend()]
+"""
+
+
+def test_a_component_name_that_keeps_another_plugin_from_loading_is_a_conflict(
+    dists: Any,
+) -> None:
+    # Whichever of the two loads first wins the name; the other fails. Both break the contract.
+    dists.add("contract-compclash", COMPONENT_CLASH, entry_name="compclash", requires=REQUIRES)
+    dists.add("contract-twins-a", "from sof_core import hookimpl\n", entry_name="twins",
+              requires=REQUIRES)
+    dists.add("contract-twins-b", "from sof_core import hookimpl\n", entry_name="twins",
+              requires=REQUIRES)
+    reports = {r.plugin: r for r in check_plugins(["compclash", "response", "contract-twins-b"])}
+    clash = _by_check(reports["compclash"])["conflicts"]
+    assert clash.status == "failed", reports["compclash"].summary()
+    assert "plugin 'response' (sof-response) could not load" in clash.detail
+    assert "llm backend 'extractive'" in clash.detail
+    assert not reports["response"].passed
+    assert _by_check(reports["response"])["conflicts"].status == "failed"
+    # Two distributions declaring one entry-point name: neither loads, the check says so.
+    twins = _by_check(reports["twins (contract-twins-b)"])["conflicts"]
+    assert twins.status == "failed"
+    assert "declared by distributions 'contract-twins-a', 'contract-twins-b'" in twins.detail
+    with pytest.raises(LookupError, match=r"plugin name 'twins' is declared by several "
+                       r"distributions \('contract-twins-a', 'contract-twins-b'\); name one"):
+        check_plugins(["twins"])
 
 
 def test_undeclared_changes_are_caught_when_declarations_are_relaxed(
@@ -395,3 +466,216 @@ def test_the_sof_plugin_contract_fixture_and_the_pytest_option(dists: Any, tmp_p
     assert "sof-contract[lazy]" in out
     assert "plugin 'lazy' breaks the SOF contract" in out
     assert "[outputs] Lazy: declares outputs ['lazy_out'] but did not write them" in out
+
+
+def test_sof_contract_without_names_adds_one_test_per_installed_plugin(
+    dists: Any, tmp_path: Any
+) -> None:
+    import subprocess
+
+    dists.add("contract-good", GOOD, entry_name="good", requires=REQUIRES)
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "--sof-contract", str(tmp_path / "test_plain.py")],
+        capture_output=True, text=True, env=dists.env(), cwd=tmp_path, timeout=120, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    collected = {line.rsplit("::", 1)[-1] for line in run.stdout.splitlines() if "::" in line}
+    expected = {f"sof-contract[{name}]" for name, _, _ in installed_plugins()} | {
+        "sof-contract[good]", "test_plain"}
+    assert collected == expected  # and the path after the option is still a test path
+    assert f"{len(expected)} tests collected" in run.stdout
+
+
+HANGS = """
+import threading
+from sof_core import BaseSkillModule, hookimpl
+
+RELEASE = threading.Event()
+
+class Hangs(BaseSkillModule):
+    skill_name = "Hangs"
+    skill_description = "Does not return until released"
+    required_inputs = ["input_query"]
+    output_keys = ["hangs_out"]
+    max_execution_time = 0.3
+
+    def execute(self, uif):
+        RELEASE.wait(60)
+        uif.intermediate_data["hangs_out"] = 1
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Hangs]
+"""
+
+STRICT_SLOPPY = """
+from sof_core import BaseSkillModule, hookimpl
+
+class Sloppy2(BaseSkillModule):
+    skill_name = "Sloppy2"
+    skill_description = "Writes a key it does not declare"
+    required_inputs = ["input_query"]
+    output_keys = ["sloppy2_out"]
+
+    def execute(self, uif):
+        uif.intermediate_data["sloppy2_out"] = 1
+        uif.intermediate_data["sloppy2_extra"] = 2
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Sloppy2]
+"""
+
+
+def test_a_skill_that_never_returns_is_reported_and_the_check_finishes(dists: Any) -> None:
+    import threading
+    import time
+
+    module = dists.add("contract-hangs", HANGS, entry_name="hangs", requires=REQUIRES)
+    dists.add("contract-strict-sloppy", STRICT_SLOPPY, entry_name="strictsloppy",
+              requires=REQUIRES)
+    started = time.monotonic()
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(check_plugins(["hangs", "strictsloppy"])),
+                              daemon=True)
+    worker.start()
+    worker.join(30)  # a hang bound only: every call of the skill is limited to 0.3 s
+    try:
+        assert box, "the contract check never finished"
+        assert time.monotonic() - started < 30
+        reports = {r.plugin: r for r in box[0]}
+        hangs = _by_check(reports["hangs"], "Hangs")
+        assert hangs["outputs"].status == "failed" and "SkillTimeoutError" in hangs["outputs"].detail
+        # The coordinator's own record of the failure is not an undeclared write.
+        assert hangs["undeclared"].status == "passed", reports["hangs"].summary()
+        assert hangs["pickle"].status == "skipped"
+        assert "did not finish in 0.3 s" in hangs["pickle"].detail
+        # With strict declarations (the default) the run fails on the undeclared write: the
+        # undeclared check names it.
+        sloppy = _by_check(reports["strictsloppy"], "Sloppy2")["undeclared"]
+        assert sloppy.status == "failed" and "sloppy2_extra" in sloppy.detail, sloppy
+    finally:
+        sys.modules[module].RELEASE.set()
+
+
+CRASHES = """
+import os
+import signal
+from sof_core import BaseSkillModule, hookimpl
+
+class Quits(BaseSkillModule):
+    skill_name = "Quits"
+    skill_description = "Ends the process it runs in"
+    required_inputs = ["input_query"]
+    output_keys = ["quits_out"]
+
+    def execute(self, uif):
+        os._exit(7)
+
+class Fine(BaseSkillModule):
+    skill_name = "Fine"
+    skill_description = "Keeps the contract"
+    required_inputs = ["input_query"]
+    output_keys = ["fine_out"]
+
+    def execute(self, uif):
+        uif.intermediate_data["fine_out"] = 1
+        return uif
+
+class Killed(BaseSkillModule):
+    skill_name = "Killed"
+    skill_description = "Is killed by the kernel when unpickled and run"
+    required_inputs = ["input_query"]
+    output_keys = ["killed_out"]
+
+    def execute(self, uif):
+        if getattr(self, "_unpickled", False):
+            os.kill(os.getpid(), signal.SIGKILL)
+        uif.intermediate_data["killed_out"] = 1
+        return uif
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._unpickled = True
+
+@hookimpl
+def sof_register_skills():
+    return [Fine, Quits]
+"""
+
+KILLED = CRASHES.replace("return [Fine, Quits]", "return [Killed]")
+
+
+def test_a_skill_that_ends_the_process_fails_its_check_and_the_others_go_on(
+    dists: Any, sof_cli: Any, tmp_path: Any
+) -> None:
+    dists.add("contract-crashes", CRASHES, entry_name="crashes", requires=REQUIRES)
+    dists.add("contract-killed", KILLED, entry_name="killed", requires=REQUIRES)
+    dists.add("contract-good", GOOD, entry_name="good", requires=REQUIRES)
+    done = sof_cli("plugins", "check", "crashes", "killed", "good", "--json", env=dists.env())
+    assert done.returncode == 1, done.stdout + done.stderr
+    reports = {r["plugin"]: r for r in json.loads(done.stdout)}
+    assert list(reports) == ["crashes", "killed", "good"]
+    assert reports["good"]["passed"] is True
+
+    crashes = reports["crashes"]
+    assert (crashes["distribution"], crashes["version"]) == ("contract-crashes", "1.0")
+    checks = {(c["check"], c["skill"]): c for c in crashes["checks"]}
+    # Everything before the crash kept its result; the running check failed with how it died.
+    assert checks[("loads", None)]["status"] == "passed"
+    assert checks[("pickle", "Fine")]["status"] == "passed"
+    died = checks[("outputs", "Quits")]
+    assert died["status"] == "failed"
+    assert "the process running this check exited with code 7" in died["detail"]
+    assert [c["check"] for c in crashes["checks"] if c["status"] == "failed"] == ["outputs"]
+
+    killed = {(c["check"], c["skill"]): c for c in reports["killed"]["checks"]}
+    assert killed[("outputs", "Killed")]["status"] == "passed"
+    assert killed[("pickle", "Killed")]["status"] == "failed"
+    assert "was killed by SIGKILL" in killed[("pickle", "Killed")]["detail"]
+
+    text = sof_cli("plugins", "check", "crashes", "good", env=dists.env())
+    assert text.returncode == 1
+    assert "plugin crashes (contract-crashes 1.0): FAILED (1 checks)" in text.stdout
+    assert "plugin good (contract-good 1.0): passed" in text.stdout
+    assert "1 of 2 plugin(s) break the contract: crashes" in text.stdout
+
+    # pytest --sof-contract survives it too: one failed test, the session goes on.
+    import subprocess
+
+    test_file = tmp_path / "test_other.py"
+    test_file.write_text("def test_other():\n    pass\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file),
+         "--sof-contract=crashes,good"],
+        capture_output=True, text=True, env=dists.env(), cwd=tmp_path, timeout=120,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert "1 failed, 2 passed" in out, out
+    assert "[outputs] Quits: the process running this check exited with code 7" in out
+
+
+def test_a_check_that_cannot_start_is_one_line(dists: Any, sof_cli: Any, tmp_path: Any) -> None:
+    env = dists.env()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    done = sof_cli("plugins", "check", "dask", env={**env, "SOF_CONFIG": str(broken)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"sof: error: config file {broken} is corrupt")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+    # A plugin that ends the process when imported: the check says so and does not die.
+    dists.add("contract-boom", "import os\nos._exit(9)\n", entry_name="boom", requires=REQUIRES)
+    done = sof_cli("plugins", "check", "dask", env=dists.env())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("sof: error: the process checking the plugins exited with "
+                                  "code 9 while loading the installed plugins")
+    assert "SOF_PLUGINS_DISABLE=NAME" in done.stderr and done.stderr.count("\n") == 1
+    left_out = sof_cli("plugins", "check", "dask", env={**dists.env(),
+                                                        "SOF_PLUGINS_DISABLE": "boom"})
+    assert left_out.returncode == 0, left_out.stdout + left_out.stderr

@@ -13,8 +13,10 @@ import pytest
 
 from sof_core.testing.cli import SofCLI
 
-HEAVY = ["pydantic", "networkx", "sof_core.uif", "sof_core.config", "sof_core.plugins.loader",
-         "sof_core.execution", "sof_core.cli", "sof_core.testing.helpers"]
+HEAVY = ["pydantic", "networkx", "sof_core.uif", "sof_core.config", "sof_core.plugins",
+         "sof_core.plugins.loader", "sof_core.skills", "sof_core.errors", "sof_core.graph",
+         "sof_core.execution", "sof_core.cli", "sof_core.testing.helpers",
+         "sof_core.testing.cli", "sof_core.cli.contract"]
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:

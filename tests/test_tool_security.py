@@ -357,6 +357,25 @@ def test_a_tool_error_is_an_error_not_a_result() -> None:
     assert report.uif.final_response is None
 
 
+def test_a_crashing_tool_is_reported_and_the_host_goes_on() -> None:
+    engine = engine_with(tools.CrashingTool, tools.FailingTool)
+    for how, words in (("segfault", "SIGSEGV"), ("exit", "7")):
+        result = result_of(run(engine, ["CrashingTool"], how=how), "CrashingTool")
+        assert result.status == "failed"
+        assert result.error_type == "SkillCrashedError", result.error
+        assert words in (result.error or "")
+    # the next tool call gets a fresh worker
+    assert result_of(run(engine, ["FailingTool"]), "FailingTool").error_type == "ValueError"
+
+
+def test_a_tool_over_its_memory_limit_is_stopped_and_reported() -> None:
+    report = run(engine_with(tools.HogTool), ["HogTool"])
+    result = result_of(report, "HogTool")
+    assert result.error_type == "SkillResourceLimitError", result.error
+    assert "memory_mb" in (result.error or "")
+    assert "never" not in report.uif.intermediate_data
+
+
 # --- the policy ---------------------------------------------------------------------------------
 
 
@@ -466,6 +485,20 @@ def test_untrusted_output_must_pass_a_vetting_skill_by_default() -> None:
     assert ("FetchTool -[external_content]-> Summariser -[summary]-> SummaryResponder "
             "-[final_response]") in problem.message
     assert engine.validate_plan(["FetchTool", "Vetter", "Responder"]) == []
+
+
+def test_untrusted_tool_results_cannot_reach_the_real_response_skill() -> None:
+    """With the bundled ResponseGenerationSkill: it reads ``tool_results``, so an external
+    tool writing them straight into it is an unvetted path, named key by key."""
+    response = pytest.importorskip("sof_response")
+    engine = engine_with(tools.ToolResultsFetcher, skills=(response.ResponseGenerationSkill,))
+    problems = engine.validate_plan(["ToolResultsFetcher", "ResponseGenerationSkill"])
+    [problem] = [p for p in problems if p.code == "untrusted_output"]
+    assert problem.path == ("ToolResultsFetcher", "ResponseGenerationSkill")
+    assert ("ToolResultsFetcher -[tool_results]-> ResponseGenerationSkill -[final_response]"
+            in problem.message)
+    with pytest.raises(PlanValidationError, match="untrusted output"):
+        run(engine, ["ToolResultsFetcher", "ResponseGenerationSkill"])
 
 
 # --- run_sandboxed -------------------------------------------------------------------------------

@@ -96,13 +96,16 @@ def check_plan_options(args: argparse.Namespace) -> dict[str, str]:
     return prefer
 
 
-def resolve_plan(engine: CoordinatorEngine, args: argparse.Namespace) -> list[str]:
+def resolve_plan(
+    engine: CoordinatorEngine, args: argparse.Namespace, *, default: bool = True
+) -> list[str]:
     """The plan the arguments ask for: ``--goal`` (as ``engine.resolve_goal``), the skills
-    named, or the configured default plan."""
+    named, or the configured default plan (``default=False``: an empty list, for commands
+    that then ask the configured planner)."""
     prefer = check_plan_options(args)
     goal = getattr(args, "goal", None)
     if goal:
         include_optional = bool(getattr(args, "include_optional", False))
         return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
     plan = plan_arg(getattr(args, "plan", None))
-    return plan or list(engine.config.default_plan)
+    return plan or (list(engine.config.default_plan) if default else [])

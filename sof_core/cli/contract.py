@@ -12,19 +12,20 @@ Each plugin gets plugin-level checks (``loads``, ``declarations``, ``requirement
 skill's own ``contract_sample`` (a mapping of keys to values, optional), then what the
 installed skills that produce its other inputs write, then a plain value for a typed key.
 Sample runs use a temporary data and cache directory and a temporary memory store, never
-the user's.
+the user's. ``check_plugins`` runs in the calling process; ``sof plugins check`` and
+``pytest --sof-contract`` run it in a child (``contract_command``), so that a skill that
+ends its process fails a check instead of ending the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import os
 import pickle
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -71,6 +72,9 @@ _LOAD_ERRORS = {
 }
 
 Status = Literal["passed", "failed", "skipped"]
+#: ``listener(event, data)``: "plugins" (the names about to be checked), "start" and "check"
+#: (one check of one plugin), "done" (a plugin's whole ``to_dict()``).
+Listener = Callable[[str, dict[str, Any]], None]
 
 
 class ContractViolation(AssertionError):
@@ -99,6 +103,8 @@ class PluginContract:
     distribution: str | None = None
     version: str | None = None
     checks: list[ContractCheck] = field(default_factory=list)
+    #: Told of each check as it starts and ends (``run_isolated`` follows a child this way).
+    listener: Listener | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -109,6 +115,20 @@ class PluginContract:
 
     def add(self, check: str, status: Status, detail: str = "", skill: str | None = None) -> None:
         self.checks.append(ContractCheck(check, status, detail, skill))
+        if self.listener is not None:
+            self.listener("check", {"plugin": self.plugin, **self.checks[-1].to_dict()})
+
+    def started(self, check: str, skill: str | None = None) -> None:
+        """``check`` (of ``skill``) starts: runs the plugin's code from here."""
+        if self.listener is not None:
+            self.listener("start", {"plugin": self.plugin, "check": check, "skill": skill})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PluginContract:
+        """The inverse of ``to_dict`` (``passed`` is recomputed from the checks)."""
+        checks = [ContractCheck(c["check"], c["status"], c.get("detail", ""), c.get("skill"))
+                  for c in data.get("checks", ())]
+        return cls(data["plugin"], data.get("distribution"), data.get("version"), checks)
 
     def summary(self) -> str:
         """One line per failed check, for an assertion message."""
@@ -141,6 +161,7 @@ def check_plugins(
     modules: Mapping[str, object] | None = None,
     config: SOFConfig | None = None,
     isolate: bool = True,
+    listener: Listener | None = None,
 ) -> list[PluginContract]:
     """Check installed plugins against the contract, each next to all the others.
 
@@ -166,7 +187,17 @@ def check_plugins(
             chosen = [r for r in records if r.source == "entry-point"]
         chosen += [manager.records[n] for n in checked if manager.records[n] not in chosen]
         engine = CoordinatorEngine(manager)
-        return [_check_plugin(engine, record) for record in chosen]
+        if listener is not None:
+            listener("plugins", {
+                "names": [record.name for record in chosen],
+                "versions": {r.name: [r.distribution, r.version] for r in chosen},
+            })
+        reports = []
+        for record in chosen:
+            reports.append(_check_plugin(engine, record, listener))
+            if listener is not None:
+                listener("done", reports[-1].to_dict())
+        return reports
 
 
 def check_plugin(name: str, **options: Any) -> PluginContract:
@@ -186,6 +217,14 @@ def find_record(name: str, records: Iterable[PluginRecord]) -> PluginRecord:
     for record in records:
         if folded in (record.name.lower(), (record.distribution or "").lower().replace("_", "-")):
             return record
+    # Distributions that declare the same entry-point name are listed as "NAME (dist)".
+    shared = [r for r in records if r.name.lower().startswith(folded + " (")]
+    if len(shared) == 1:
+        return shared[0]
+    if shared:
+        dists = ", ".join(repr(r.distribution) for r in shared)
+        raise LookupError(f"plugin name {name!r} is declared by several distributions "
+                          f"({dists}); name one of them instead")
     known = sorted(r.name for r in records if r.source != "builtin")
     raise LookupError(
         f"no plugin named {name!r} is installed; installed plugins: {known or 'none'}"
@@ -218,15 +257,16 @@ _ISOLATED_VARS = ("XDG_DATA_HOME", "XDG_CACHE_HOME", "SOF_MEMORY_PATH")
 # --- plugin-level checks -------------------------------------------------------------------
 
 
-def _check_plugin(engine: CoordinatorEngine, record: PluginRecord) -> PluginContract:
-    result = PluginContract(record.name, record.distribution, record.version)
+def _check_plugin(engine: CoordinatorEngine, record: PluginRecord,
+                  listener: Listener | None = None) -> PluginContract:
+    result = PluginContract(record.name, record.distribution, record.version, listener=listener)
     if record.status == "disabled":
         result.add("loads", "failed", f"the plugin is disabled: {record.error}; allow it to "
                    "check it (plugins_only / plugins_disable)")
         _skip_rest(result, "loads", "the plugin is disabled")
         return result
     if record.status != "loaded":
-        check = _LOAD_ERRORS.get(record.error_type or "", "loads")
+        check = _failed_check(record)
         for name in PLUGIN_CHECKS:
             if name == check:
                 result.add(name, "failed", f"{record.error_type}: {record.error}")
@@ -239,7 +279,7 @@ def _check_plugin(engine: CoordinatorEngine, record: PluginRecord) -> PluginCont
     _check_requirement(result, record)
     manager = engine.plugins
     mine = _skills_of(manager, record)
-    conflicts = list(record.conflicts)
+    conflicts = list(record.conflicts) + _victims(manager, record)
     unavailable = [name for name, entry in mine.items() if entry is None]
     if conflicts or unavailable:
         detail = "; ".join(conflicts) or f"skills {unavailable} are provided by another plugin"
@@ -253,6 +293,29 @@ def _check_plugin(engine: CoordinatorEngine, record: PluginRecord) -> PluginCont
             continue
         _check_skill(engine, entry, result)
     return result
+
+
+def _failed_check(record: PluginRecord) -> str:
+    """The check a failed load breaks. Skills validate their declarations when their class is
+    defined, so invalid declarations usually fail the import itself: the loader's message
+    (``importing 'module' raised SkillDefinitionError: ...``) names the real cause."""
+    check = _LOAD_ERRORS.get(record.error_type or "", "loads")
+    if check == "loads" and " raised SkillDefinitionError: " in (record.error or ""):
+        return "declarations"
+    return check
+
+
+def _victims(manager: PluginManager, record: PluginRecord) -> list[str]:
+    """Other plugins that failed to load because ``record`` registered a name first: which
+    of the two loses depends on load order, so the conflict is the checked plugin's too."""
+    by = f"already registered by plugin {record.name!r}"
+    return [
+        f"plugin {other.name!r} ({other.distribution or 'in code'}) could not load: "
+        f"{other.error}; rename the component or skill in one of the two"
+        for other in manager.records.values()
+        if other is not record and other.error_type == "PluginConflictError"
+        and by in (other.error or "")
+    ]
 
 
 def _skip_rest(result: PluginContract, after: str, why: str) -> None:
@@ -305,6 +368,7 @@ def _skills_of(manager: PluginManager, record: PluginRecord) -> dict[str, SkillE
 
 def _check_skill(engine: CoordinatorEngine, entry: SkillEntry, result: PluginContract) -> None:
     name = entry.spec.name
+    result.started("outputs", name)  # making the sample runs the producers of its inputs
     try:
         sample = _sample(engine, entry)
     except _NoSample as why:
@@ -312,8 +376,11 @@ def _check_skill(engine: CoordinatorEngine, entry: SkillEntry, result: PluginCon
             result.add(check, "skipped", str(why), name)
         return
     _check_run(engine, entry, sample, result)
+    result.started("errors", name)
     _check_errors(entry, sample, result)
+    result.started("cancel", name)
     _check_cancel(entry, sample, result)
+    result.started("pickle", name)
     _check_pickle(entry, sample, result)
 
 
@@ -425,10 +492,15 @@ def _check_run(
     )
     added = sorted(k for k in data if k not in before and k not in spec.output_keys)
     fields_after = _content_fields(report.uif)
+    failed = own is None or own.status != "success"
+    # On a failed run the coordinator itself records the failure in ``error_details``.
     fields_changed = sorted(k for k, v in fields_after.items()
-                            if k not in spec.output_keys and v != fields_before.get(k))
+                            if k not in spec.output_keys and v != fields_before.get(k)
+                            and not (failed and k == "error_details"))
     wrong = changed + added + fields_changed
-    if wrong:
+    if own is not None and own.error_type == "UndeclaredWriteError":
+        result.add("undeclared", "failed", f"{own.error}", name)
+    elif wrong:
         result.add("undeclared", "failed", f"changed keys it does not declare: {wrong}", name)
     else:
         result.add("undeclared", "passed", "", name)
@@ -490,21 +562,29 @@ def _call(entry: SkillEntry, uif: UIF, limit: float) -> tuple[str, Any]:
     value)``, ``("raised", exception)`` or ``("hung", seconds)``."""
     import inspect
 
+    def call() -> Any:
+        value = entry.instance.execute(uif)
+        if inspect.iscoroutine(value):
+            import asyncio
+
+            value = asyncio.run(value)
+        return value
+
+    return _bounded(call, limit, f"sof-contract-{entry.spec.name}")
+
+
+def _bounded(function: Any, limit: float, name: str) -> tuple[str, Any]:
+    """``function()`` in a daemon thread, waited for at most ``limit`` seconds: a skill that
+    never returns is reported, and never keeps the check (or the process) from finishing."""
     box: list[tuple[str, Any]] = []
 
     def target() -> None:
         try:
-            value = entry.instance.execute(uif)
-            if inspect.iscoroutine(value):
-                import asyncio
-
-                value = asyncio.run(value)
-            box.append(("returned", value))
+            box.append(("returned", function()))
         except BaseException as exc:
             box.append(("raised", exc))
 
-    worker = threading.Thread(target=target, name=f"sof-contract-{entry.spec.name}",
-                              daemon=True)
+    worker = threading.Thread(target=target, name=name, daemon=True)
     worker.start()
     worker.join(limit)
     return box[0] if box else ("hung", limit)
@@ -584,7 +664,16 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract) -> Non
         stage = "its sample inputs"
         inputs, fields = pickle.loads(pickle.dumps((inputs, fields)))
         stage = "a run of the unpickled skill"
-        changes = run_skill_call(skill, inputs, fields)
+        limit = _limit(spec.max_execution_time)
+        outcome, changes = _bounded(lambda: run_skill_call(skill, inputs, fields), limit,
+                                    f"sof-contract-pickle-{spec.name}")
+        if outcome == "hung":
+            result.add("pickle", "skipped", f"pickled and unpickled, but the unpickled skill "
+                       f"did not finish in {limit:g} s on the sample", spec.name)
+            return
+        if outcome == "raised":
+            raise changes if isinstance(changes, Exception) else RuntimeError(
+                f"{type(changes).__name__}: {changes}")
         stage = "its results"
         pickle.loads(pickle.dumps(changes))
     except Exception as exc:
@@ -597,40 +686,6 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract) -> Non
         )
         return
     result.add("pickle", "passed", "", spec.name)
-
-
-# --- sof plugins check ---------------------------------------------------------------------
-
-
-def cmd_check(names: Sequence[str], args: argparse.Namespace) -> int:
-    """``sof plugins check [NAME...]``: exit 0 if every plugin checked passes, 1 if not."""
-    from sof_core.cli.output import UsageError, print_json, render_table
-
-    try:
-        results = check_plugins(names or None)
-    except LookupError as exc:
-        raise UsageError(str(exc.args[0])) from None
-    if getattr(args, "json", False):
-        print_json([r.to_dict() for r in results])
-        return 0 if all(r.passed for r in results) else 1
-    if not results:
-        print("no SOF plugins installed (entry point group 'sof.plugins'); nothing to check")
-        return 0
-    for number, report in enumerate(results):
-        if number:
-            print()
-        title = " ".join(filter(None, [report.distribution, report.version]))
-        verdict = "passed" if report.passed else f"FAILED ({len(report.failures())} checks)"
-        print(f"plugin {report.plugin}{f' ({title})' if title else ''}: {verdict}")
-        rows = [(c.check, c.skill or "-", c.status, c.detail) for c in report.checks]
-        print(render_table(["CHECK", "SKILL", "RESULT", "DETAIL"], rows))
-    failed = [r.plugin for r in results if not r.passed]
-    if failed:
-        print(f"\n{len(failed)} of {len(results)} plugin(s) break the contract: "
-              f"{', '.join(failed)}")
-        return 1
-    print(f"\nall {len(results)} plugin(s) keep the contract")
-    return 0
 
 
 __all__ = [

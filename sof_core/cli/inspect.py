@@ -48,7 +48,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from sof_core.plugins import PluginManager
 
     if args.name and args.name[0] == "check":  # the contract: sof_core.cli.contract
-        from sof_core.cli.contract import cmd_check
+        from sof_core.cli.contract_command import cmd_check
 
         return cmd_check(args.name[1:], args)
     if len(args.name) > 1:
@@ -249,6 +249,14 @@ def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
         ("external access", "yes" if spec.requires_external_access else "no"),
         ("vets content", "yes" if spec.vets_content else "no"),
     ]
+    if entry.kind == "tools" or spec.permissions:  # docs/security.md
+        fields += [
+            ("permissions", ", ".join(sorted(spec.permissions)) or "none"),
+            ("output cap", "policy default" if spec.max_output_bytes is None
+             else f"{spec.max_output_bytes:,} bytes"),
+            ("calls/minute", "no limit" if spec.calls_per_minute is None
+             else str(spec.calls_per_minute)),
+        ]
     if also:
         fields.append(("also offered by", ", ".join(also)))
     print(f"skill {spec.name} {spec.version}")

@@ -1,6 +1,6 @@
 """The ``sof`` command: the parser, logging, plugin commands and error handling.
 
-One module per command group: ``inspect`` (plugins, skills), ``plan`` (graph, validate),
+One module per command group: ``inspect`` (plugins, skills), ``plan`` (plan, graph, validate),
 ``run`` and ``config``; plugins add theirs through ``sof_register_commands``.
 
 Exit codes: 0 success; 1 the thing asked about is broken (invalid plan, failed run, broken
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sof_core.plugins import PluginManager
 
 CORE_COMMANDS = (
-    "plugins", "skills", "graph", "validate", "run", "config", "hooks", "new-plugin"
+    "plugins", "skills", "plan", "graph", "validate", "run", "config", "hooks", "new-plugin"
 )
 ENTRY_POINT_GROUP = "sof.plugins"  # as sof_core.plugins.ENTRY_POINT_GROUP, without importing it
 log = logging.getLogger("sof.cli")

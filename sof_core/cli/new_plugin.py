@@ -24,6 +24,8 @@ from sof_core.cli.output import UsageError
 TEMPLATES = Path(__file__).parent / "templates" / "new_plugin"
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _RESERVED = frozenset({"sof", "sof-core", "core"})
+#: The kinds of backend ``--backend`` adds.
+BACKENDS = ("memory", "llm")
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="add a memory backend for sof-memory's MemoryRetrievalSkill")
     p.add_argument("--llm-backend", action="store_true",
                    help="add an LLM backend for sof-response's ResponseGenerationSkill")
+    p.add_argument("--backend", action="append", choices=BACKENDS, default=[],
+                   metavar="{memory,llm}",
+                   help="add a backend of this kind (repeatable): the same as "
+                   "--memory-backend / --llm-backend")
     p.set_defaults(func=cmd_new_plugin)
 
 
@@ -220,8 +226,10 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} already exists and is not an empty folder; choose another "
                          "with --directory")
-    files = plan_files(names, tool=args.tool, memory_backend=args.memory_backend,
-                       llm_backend=args.llm_backend)
+    backends = set(args.backend or ())
+    files = plan_files(names, tool=args.tool,
+                       memory_backend=args.memory_backend or "memory" in backends,
+                       llm_backend=args.llm_backend or "llm" in backends)
     try:
         for relative, text in files.items():
             path = target / relative

@@ -1,4 +1,5 @@
-"""``sof graph`` and ``sof validate``: a plan's DAG and stages, and every problem it has."""
+"""``sof plan``, ``sof graph`` and ``sof validate``: the plan a planner makes for a query, a
+plan's DAG and stages, and every problem it has."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ from sof_core.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="show the plan the configured planner makes for a query, and why",
+        description="Plan QUERY without running it: the skills, their stages, the planner "
+        "that chose them, whether the plan came from the cache, and why each skill is in it.",
+    )
+    p.add_argument("query", nargs="+", metavar="QUERY", help="the query to plan")
+    p.add_argument("--planner", metavar="NAME",
+                   help="plan with this planner instead of the configured one (rules, static, "
+                   "goal, llm, or a plugin's)")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output (schema sof.plan/1, see docs/cli.md)")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("graph", help="draw a plan's DAG with its parallel stages")
     common.add_plan_options(p, positional=True)
     p.add_argument("--format", choices=["mermaid", "dot", "text", "json"], default="text")
@@ -73,4 +88,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         compiled = engine.compile(plan)
         print(f"plan is valid: {' -> '.join(' | '.join(s) for s in compiled.stages)}")
+    return 1 if problems else 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Exit 0 with a plan; 1 when the plan (even after fallbacks) is invalid; 2 for an
+    unknown planner (a configuration error)."""
+    engine = common.engine()
+    query = " ".join(args.query)
+    result = engine.planning.plan(query, planner=args.planner)
+    problems = engine.validate_plan(result.plan)
+    if args.json:
+        data = result.to_dict()
+        data["query"] = query
+        data["valid"] = not problems
+        data["problems"] = [p.to_dict() for p in problems]
+        print_json(data)
+        return 1 if problems else 0
+    source = "cache hit" if result.cache_hit else "cache miss"
+    print(f"plan: {' -> '.join(result.plan) or '(empty)'}")
+    print(f"planner: {result.planner} ({source}, {result.duration * 1000:.2f} ms)")
+    for fallback in result.fallbacks:
+        print(f"fallback: planner {fallback.planner} -> {fallback.to}: {fallback.reason}")
+    if result.reasoning:
+        print(f"reasoning: {result.reasoning}")
+    print("stages (skills in one stage run concurrently):")
+    for number, stage in enumerate(result.stages, 1):
+        print(f"  stage {number}: {' | '.join(stage)}")
+    print("why:")
+    for name in result.plan:
+        print(f"  {name}: {result.reasons.get(name, '')}")
+    for change in result.changes:
+        print(f"optimised: {change.action} {change.skill}: {change.why}")
+    for name, why in result.skipped.items():
+        print(f"not chosen: {name}: {why}")
+    for problem in problems:
+        print(f"problem: [{problem.code}] {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "line (one query runs like QUERY, several like --file).",
     )
     p.add_argument("query", nargs="*", metavar="QUERY", help="the query, or - for stdin")
-    p.add_argument("--plan", nargs="+", metavar="SKILL", help="skill names (default: config)")
+    p.add_argument("--plan", nargs="+", metavar="SKILL",
+                   help="skill names (default: the configured planner's plan, see `sof plan`)")
     common.add_plan_options(p, positional=False)
     p.add_argument("--json", action="store_true",
                    help="print the run as JSON (schema sof.run/1, see docs/cli.md)")
@@ -52,8 +53,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--context", action="append", metavar="KEY=VALUE", help="user_context entry")
     p.add_argument("--file", metavar="FILE",
                    help="run every line of FILE as a query, concurrently")
-    p.add_argument("--concurrency", type=int, default=8, metavar="N",
-                   help="with several queries: how many run at once (default 8)")
+    p.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="with several queries: how many run at once (default: max_workers, "
+                   "64 unless configured)")
     p.set_defaults(func=cmd_run)
 
 
@@ -66,11 +68,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_batch_options(args)
     engine = common.engine()
     planning_started = time.perf_counter()
-    plan = common.resolve_plan(engine, args)
+    plan = common.resolve_plan(engine, args, default=False)  # empty: the planner's, per query
     planning = time.perf_counter() - planning_started
     if several:
-        return _run_batch(engine, queries, plan, args)
-    return _run_one(engine, queries[0], plan, context, args, planning)
+        code = _run_batch(engine, queries, plan, args)
+    else:
+        code = _run_one(engine, queries[0], plan, context, args, planning)
+    _say_abandoned(engine)
+    return code
+
+
+def _say_abandoned(engine: CoordinatorEngine) -> None:
+    """Say which skill calls were abandoned at their timeout and still run: the process
+    exits now anyway (their threads are daemons, never waited for)."""
+    hung = engine.abandoned_calls()
+    if not hung:
+        return
+    count = sum(hung.values())
+    calls = "call" if count == 1 else "calls"
+    which = ", ".join(f"{skill}: {n}" for skill, n in sorted(hung.items()))
+    print(f"sof: exiting with {count} abandoned skill {calls} still running ({which}); "
+          "they were given up on at their timeout and are not waited for", file=sys.stderr,
+          flush=True)
 
 
 # --- arguments -----------------------------------------------------------------------------
@@ -82,7 +101,7 @@ def _queries(args: argparse.Namespace) -> list[str]:
     The batch module (and asyncio with it) is imported only for ``--file`` and ``-``: one
     query does not need it.
     """
-    if args.concurrency < 1:
+    if args.concurrency is not None and args.concurrency < 1:
         raise UsageError(f"--concurrency must be a whole number >= 1, got {args.concurrency}")
     if args.json and args.output:
         raise UsageError("give --json or --output KEY, not both")
@@ -156,8 +175,22 @@ def _run_one(
     from sof_core.uif import UIF
 
     uif = UIF.for_query(query, user_context=context, session_id=args.session, user_id=args.user)
+    planned = None
+    if not plan:  # no --plan or --goal: the configured planner chooses (docs/planning.md)
+        from sof_core.planning.service import record_planning
+
+        started = time.perf_counter()
+        planned = engine.planning.plan(query, profile=uif.active_profile)
+        record_planning(uif, planned)
+        plan = list(planned.plan)
+        planning += time.perf_counter() - started
     try:
-        report = engine.execute_plan(plan, uif, executor=args.executor)
+        if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
+            from sof_core.planning.adapt import run_adaptive
+
+            report = run_adaptive(engine, planned, uif, executor=args.executor)
+        else:
+            report = engine.execute_plan(plan, uif, executor=args.executor)
     except PlanValidationError as exc:
         if args.json:
             problems = cast("list[ValidationProblem]", exc.problems)
@@ -165,6 +198,7 @@ def _run_one(
                 plan, uif, f"plan {plan} is invalid", problems=problems
             )
             _add_timings(invalid, planning)
+            invalid.planning = planned.to_dict() if planned is not None else None
             print(invalid.to_json())
         else:
             print(f"sof: plan {plan} is invalid:", file=sys.stderr)
@@ -172,6 +206,8 @@ def _run_one(
                 print(f"  - [{problem.code}] {problem}", file=sys.stderr)
         return 1
     _add_timings(report, planning)
+    if planned is not None:
+        report.planning = planned.to_dict()
     code = 0 if report.status in ("success", "partial") else 1
     if args.json:
         print(report.to_json())

@@ -48,8 +48,10 @@ ENV_ALIASES: dict[str, str] = {
 ENV_DISABLE_AUTOLOAD = "SOF_DISABLE_PLUGIN_AUTOLOAD"
 #: The config file's path.
 ENV_CONFIG = "SOF_CONFIG"
-#: Variables the bundled LLM plugins share outside their own ``SOF_<PLUGIN>_`` namespace.
-SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_")
+#: Variables bundled plugins read outside their own ``SOF_<PLUGIN>_`` namespace: the LLM
+#: plugins' shared ones, and sof-serve's ``SOF_ADMIN_TOKEN`` (the name the issue gives it).
+SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_",
+                                        "SOF_ADMIN_TOKEN")
 #: Settings that cannot come from the environment (a nested table per plugin).
 _NOT_FROM_ENV = frozenset({"plugin_settings"})
 #: JSON in a variable nested deeper than this is refused (no setting needs more, and
@@ -81,7 +83,13 @@ class SOFConfig(BaseModel):
     default_plan: list[str] = Field(
         default_factory=lambda: ["MemoryRetrievalSkill", "ResponseGenerationSkill"]
     )
-    planner: str = "static"
+    #: Which planner chooses the skills when no plan is given (docs/planning.md): "rules"
+    #: (from what the registered skills declare), "static" (``default_plan``), "goal",
+    #: "llm", or a plugin's. Read per query, like every planning setting.
+    planner: str = "rules"
+    #: Options of individual planners, by planner name, e.g. ``{"rules": {"threshold":
+    #: 0.5}, "llm": {"timeout": 20, "max_tokens": 800}}`` (docs/planning.md lists them).
+    planner_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_plan_length: int = Field(default=32, ge=1)
     require_vetting: bool = True
     enable_plan_cache: bool = True
@@ -94,6 +102,10 @@ class SOFConfig(BaseModel):
     #: planners that cache generated plans). None: no expiry. Compiled plans need no TTL:
     #: they are cached per registry version.
     plan_cache_ttl: float | None = Field(default=3600.0, gt=0)
+    #: Keep planners' plans in a SQLite file too, so they survive restarts and are shared
+    #: by the processes of one machine (``plan_cache_path``, default: the user cache dir).
+    plan_cache_persist: bool = False
+    plan_cache_path: str | None = None
     #: On an invalid plan or an unknown skill, run SAM's safe plan instead (SAM's
     #: ``CoordinatorEngine`` behaviour, as mirrored by ``sof_sam``).
     enable_fallback_plans: bool = True

@@ -13,8 +13,10 @@ it held the loop is not counted against the other skills waiting on it.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import TYPE_CHECKING
 
 from sof_core.execution.aio import AsyncCall, cancel_soon, watch
 from sof_core.execution.deadlines import clock
@@ -103,20 +105,64 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
                 watchdog().cancel(entry)
             inflight.remove(call)
     future: asyncio.Future[Outcome] = loop.create_future()
+    inbox = _inbox(loop)
 
     def deliver(index: int, outcome: Outcome) -> None:  # a pool thread, or the watchdog's
-        try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
-            loop.call_soon_threadsafe(_resolve, future, outcome)
-        except RuntimeError:  # the loop is closed: nobody waits for it
-            pass
+        inbox.put(future, outcome)
 
     run.submit([step], deliver)
     return await future
 
 
-def _resolve(future: asyncio.Future[Any], outcome: Outcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
+class _Inbox:
+    """Outcomes from pool threads for one event loop, handed over in batches: the loop is
+    woken (``call_soon_threadsafe``, a pipe write) once per batch, not once per outcome, so
+    a thousand concurrent runs do not pay a thousand wake-ups while the loop is busy."""
+
+    __slots__ = ("__weakref__", "_items", "_lock", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # weakly: the inbox is the value of its loop's entry in a WeakKeyDictionary
+        self._loop = weakref.ref(loop)
+        self._items: list[tuple[asyncio.Future[Outcome], Outcome]] = []
+        self._lock = _thread.allocate_lock()
+        self._scheduled = False
+
+    def put(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+        with self._lock:
+            self._items.append((future, outcome))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        loop = self._loop()
+        try:
+            if loop is None:
+                raise RuntimeError("the loop is gone")
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody waits for it
+            with self._lock:
+                self._items.clear()
+                self._scheduled = False
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+            self._scheduled = False
+        for future, outcome in items:
+            if not future.done():
+                future.set_result(outcome)
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes.setdefault(loop, _Inbox(loop))
+    return inbox
 
 
 def _end_at_total(run: RunContext, inflight: list[AsyncCall], now: float) -> None:

@@ -9,7 +9,7 @@ input order with a summary (count, errors, latency percentiles, throughput) for
 concurrency is separate from the executor's (which runs the skills *within* one run).
 
     from sof_core.execution.batch import run_batch, format_summary
-    batch = run_batch(engine, ["What is SOF?", "Who wrote SAM?"], concurrency=8)
+    batch = run_batch(engine, ["What is SOF?", "Who wrote SAM?"])
     print(format_summary(batch.summary))
 """
 
@@ -150,13 +150,16 @@ class BatchResult:
 
 # --- running -----------------------------------------------------------------------------
 
+#: ``arun_batch``'s default concurrency (``run_batch``'s is the engine's ``max_workers``).
+ASYNC_CONCURRENCY = 256
+
 
 def run_batch(
     engine: CoordinatorEngine,
     queries: Iterable[str],
     plan: Sequence[str] | None = None,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     goal: Sequence[str] | None = None,
     executor: str | None = None,
     progress: ProgressCallback | None = None,
@@ -165,14 +168,18 @@ def run_batch(
 ) -> BatchResult:
     """Run every query through ``engine`` with up to ``concurrency`` runs at once.
 
+    By default as many as the engine's ``max_workers`` (64 unless configured): runs of
+    I/O-bound skills spend their time waiting, so more of them at once means more done.
+
     ``plan`` (or ``goal``, resolved once as ``engine.resolve_goal`` with ``include_optional``
-    and ``prefer``) applies to every query; by default the configured default plan.
+    and ``prefer``) applies to every query; by default each query gets the configured
+    planner's plan.
     ``progress`` is called in this thread after each query finishes; if it raises, queries
     not yet started are cancelled and the exception propagates.
     """
     plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
     items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
-    workers = _check_concurrency(concurrency)
+    workers = _check_concurrency(concurrency, engine.config.max_workers)
     started = time.perf_counter()
     if items:
         pool = concurrent.futures.ThreadPoolExecutor(
@@ -194,19 +201,23 @@ async def arun_batch(
     queries: Iterable[str],
     plan: Sequence[str] | None = None,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     goal: Sequence[str] | None = None,
     executor: str | None = None,
     progress: ProgressCallback | None = None,
     include_optional: bool = False,
     prefer: Mapping[str, str] | None = None,
 ) -> BatchResult:
-    """``run_batch`` for async hosts: runs go through ``engine.aexecute_plan``."""
+    """``run_batch`` for async hosts: runs go through ``engine.aexecute_plan``.
+
+    By default up to ``ASYNC_CONCURRENCY`` runs at once: an async run holds no thread while
+    its skills await, so the limit is there only to bound memory and the load on backends.
+    """
     from sof_core.uif import UIF
 
     plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
     items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
-    workers = _check_concurrency(concurrency)
+    workers = _check_concurrency(concurrency, ASYNC_CONCURRENCY)
     limit = asyncio.Semaphore(workers)
     done = 0
     started = time.perf_counter()
@@ -217,7 +228,8 @@ async def arun_batch(
             began = time.perf_counter()
             try:
                 uif = UIF.for_query(item.query)
-                item.report = await engine.aexecute_plan(plan, uif, executor=executor)
+                item.plan = plan or list(engine.planning.plan(item.query))
+                item.report = await engine.aexecute_plan(item.plan, uif, executor=executor)
             except Exception as exc:
                 _record_error(item, exc)
             item.latency = time.perf_counter() - began
@@ -235,6 +247,7 @@ def _run_one(
     began = time.perf_counter()
     try:
         item.report = engine.run_query(item.query, plan, executor=executor)
+        item.plan = item.plan or list(item.report.plan)
     except Exception as exc:  # one query that cannot run must not stop the batch
         _record_error(item, exc)
     item.latency = time.perf_counter() - began
@@ -262,7 +275,9 @@ def _check(queries: Iterable[str]) -> list[str]:
     return checked
 
 
-def _check_concurrency(concurrency: int) -> int:
+def _check_concurrency(concurrency: int | None, default: int) -> int:
+    if concurrency is None:
+        return default
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(
             f"concurrency must be a whole number >= 1, got {concurrency!r}", key="concurrency"
@@ -277,10 +292,11 @@ def _resolve_plan(
     include_optional: bool,
     prefer: Mapping[str, str] | None,
 ) -> list[str]:
-    """The one plan every query runs (resolved once, not per query)."""
+    """The one plan every query runs (resolved once, not per query); empty: each query is
+    planned by the configured planner (``engine.planning``)."""
     if goal:
         return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-    return list(plan or engine.config.default_plan)
+    return list(plan or ())
 
 
 def _finish(items: list[BatchItem], concurrency: int, duration: float) -> BatchResult:

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sof_core.config import SOFConfig
 from sof_core.errors import ConfigError, PlanValidationError
@@ -26,6 +26,9 @@ from sof_core.graph.validate import ValidationProblem, check_plan_type
 from sof_core.plugins import PluginManager, get_plugin_manager
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
+
+if TYPE_CHECKING:
+    from sof_core.planning.service import Planning
 
 
 class CoordinatorEngine:
@@ -69,6 +72,9 @@ class CoordinatorEngine:
         exit are closed then, and their threads never hold the exit up.
         """
         self._threads.close()
+        planning = self.__dict__.get("_planning")
+        if planning is not None:
+            planning.close()  # the persistent plan cache's SQLite connection, if any
         for executor in self._executors.values():
             shutdown = getattr(executor, "shutdown", None)
             if callable(shutdown):
@@ -91,11 +97,24 @@ class CoordinatorEngine:
         ``abandoned_calls`` (per skill, still running), ``abandoned_total`` (per skill,
         ever), ``quarantined`` (skills failing fast), ``max_hung_calls_per_skill``,
         ``threads`` (the runner and step pools: ``live``, ``idle``, ``queued``,
-        ``abandoned``), and ``plan_cache`` (``hits``, ``misses``).
+        ``abandoned``), ``plan_cache`` (compiled plans: ``hits``, ``misses``) and
+        ``planning`` (``Planning.stats()``: plans per planner, fallbacks, and the
+        planners' plan cache with hits, misses and evictions).
         """
         stats = self._threads.stats()
         stats["plan_cache"] = {"hits": self._cache.hits, "misses": self._cache.misses}
+        stats["planning"] = self.planning.stats()
         return stats
+
+    @property
+    def planning(self) -> Planning:
+        """This engine's planners, plan cache and planning metrics (made on first use)."""
+        planning = self.__dict__.get("_planning")
+        if planning is None:
+            from sof_core.planning.service import Planning
+
+            planning = self.__dict__.setdefault("_planning", Planning(self))
+        return planning  # type: ignore[no-any-return]
 
     @property
     def registry(self) -> Registry:
@@ -299,20 +318,34 @@ class CoordinatorEngine:
         prefer: Mapping[str, str] | None = None,
         **uif_fields: Any,
     ) -> ExecutionReport:
-        """Build a UIF for ``query`` and run ``plan`` (default: the configured default plan).
+        """Build a UIF for ``query`` and run ``plan`` (default: the configured planner's).
 
         With ``goal``, the plan is ``resolve_goal(goal, include_optional=..., prefer=...)``,
         with the same defaults as ``resolve_goal`` and ``sof run --goal``: required inputs'
-        producers only. The report's ``timings["planning"]`` is the time this took.
+        producers only. Without either, ``self.planning`` plans it (``planner`` setting)
+        and the report's ``planning`` says how. ``timings["planning"]`` is the time it took.
         """
         uif = UIF.for_query(query, **uif_fields)
         planning_started = time.perf_counter()
+        planned = None
         if goal:
             plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
         if plan is not None:
             check_plan_type(plan)
-        chosen = list(plan or self.config.default_plan)
+        if not plan:
+            from sof_core.planning.service import record_planning
+
+            planned = self.planning.plan(query, profile=uif.active_profile)
+            record_planning(uif, planned)
+        chosen = list(plan or planned or ())
         planning = time.perf_counter() - planning_started
-        report = self.execute_plan(chosen, uif, executor=executor)
+        report: ExecutionReport
+        if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
+            from sof_core.planning.adapt import run_adaptive
+
+            report = run_adaptive(self, planned, uif, executor=executor)
+            report.planning = planned.to_dict()
+        else:
+            report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report

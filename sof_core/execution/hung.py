@@ -8,7 +8,9 @@ of its own until it returns. Each engine counts such calls per skill; a skill wi
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from sof_core.errors import SkillQuarantinedError
@@ -27,6 +29,13 @@ class HungCalls:
         self._abandoned: dict[str, int] = {}
         #: Skills failing fast; runs read it without the lock (a set of names, usually empty).
         self.quarantined: set[str] = set()
+        _all.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child the parent's hung threads do not exist: none is running."""
+        self._lock = threading.Lock()
+        self._running.clear()
+        self.quarantined.clear()
 
     @property
     def limit(self) -> int | None:
@@ -81,3 +90,15 @@ class HungCalls:
                 "quarantined": sorted(self.quarantined),
                 "max_hung_calls_per_skill": self.limit,
             }
+
+
+_all: weakref.WeakSet[HungCalls] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for calls in list(_all):
+        calls._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)

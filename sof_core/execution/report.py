@@ -81,6 +81,9 @@ class ExecutionReport:
     executor: str = ""
     problems: list[ValidationProblem] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: How the plan was chosen when a planner chose it (``PlanResult.to_dict()``: planner,
+    #: cache hit, reasons, fallbacks, optimiser changes); None for a plan given explicitly.
+    planning: dict[str, Any] | None = None
 
     @classmethod
     def not_run(
@@ -152,6 +155,7 @@ class ExecutionReport:
             "warnings": list(uif.warnings),
             "problems": [p.to_dict() for p in self.problems],
             "source_documents": list(uif.source_documents),
+            "planning": self.planning,
         }
         if include_uif:
             data["uif"] = _dump_uif(uif)

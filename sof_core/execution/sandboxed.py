@@ -4,8 +4,9 @@ For code that is not a skill but must run like a tool (``sof_sam.security``'s
 ``ToolSecurityManager`` and ``SecureSandbox``, say): the call runs in an isolation worker
 that is killed at ``timeout``, kept off the network unless ``permissions`` has "network",
 refused what else it lacks, rate limited and output-capped, exactly like a tool step
-(``isolation._tool_call``). The function and its arguments must pickle (a module-level
-function; not a lambda or a closure).
+(``isolation._tool_call``). A function or arguments that cannot be pickled (a closure, a
+lambda, a function defined in ``__main__``) cannot reach a worker: on POSIX the call then
+runs in a forked child with the same permissions and limits (``sof_core.security.forked``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
+from sof_core.errors import SkillNotPicklableError
 from sof_core.graph.compile import IsolationSettings, Step
 from sof_core.security.policy import ToolLimits
 from sof_core.skills.base import BaseSkillModule
@@ -23,6 +25,8 @@ from sof_core.skills.spec import PERMISSIONS, SkillSpec
 from sof_core.uif import UIF
 
 _RESULT = "result"
+#: ``SkillNotPicklableError.what`` when the call itself could not reach the worker.
+_CALL_NOT_SENT = ("the skill instance", "the skill or its inputs")
 
 
 class FunctionCall(BaseSkillModule):
@@ -110,5 +114,16 @@ def run_sandboxed(
     from sof_core.execution.isolation import _tool_call
 
     deadline = math.inf if timeout is None else time.monotonic() + timeout
-    changes = _tool_call(step, UIF(input_query=name), tool, deadline)
+    try:
+        changes = _tool_call(step, UIF(input_query=name), tool, deadline)
+    except SkillNotPicklableError as exc:
+        # A closure, lambda or __main__ function cannot reach a worker: fork instead, with
+        # the same permissions and limits (sof_core.security.forked; rate already counted).
+        from sof_core.security.forked import can_fork, run_forked
+
+        if exc.what not in _CALL_NOT_SENT or not can_fork():
+            raise
+        return run_forked(func, args, kwargs or {}, name=name, tool=tool,
+                          memory_mb=memory_mb, cpu_seconds=cpu_seconds, count_rate=False,
+                          deadline=deadline)
     return changes["data"].get(_RESULT)

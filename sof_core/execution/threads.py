@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import _thread
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -45,6 +47,13 @@ class DaemonPool:
         self._abandoned = 0  # threads whose place was given away, still running their call
         self._started = 0  # threads ever started (names)
         self._closed = False
+        _pools.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's threads are not there; start afresh."""
+        self._jobs = SimpleQueue()
+        self._lock = _thread.allocate_lock()
+        self._live = self._idle = self._queued = self._abandoned = 0
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in a pool thread (queued while every place is busy)."""
@@ -157,3 +166,17 @@ class DaemonPool:
             lock.acquire()
             self._idle += 1
             lock.release()
+
+
+_pools: weakref.WeakSet[DaemonPool] = weakref.WeakSet()
+
+
+def _forget_threads_after_fork() -> None:
+    """A forked child (a pre-forking server) has none of its parent's pool threads: every
+    pool counts none, so the child's runs start their own instead of queueing for ghosts."""
+    for pool in list(_pools):
+        pool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)

@@ -6,8 +6,9 @@ due. Nothing polls: an overrun is seen at its deadline, whatever the other timeo
 
 Arming is cheap (a heap push under a lock; the thread is woken only for a deadline earlier
 than the one it sleeps until), so a run arms one deadline, not one per skill. Cancelling
-only marks the entry; cancelled entries are dropped when due, or all at once when they are
-more than half the heap.
+only marks the entry; cancelled entries are dropped when due, or all at once (by the next
+``arm`` or the thread) when they are more than half the heap, so the heap stays within
+about twice the deadlines still armed.
 
 Callbacks run in the watchdog's thread and must not block: they take locks with
 ``acquire(blocking=False)`` and re-arm a moment later when they cannot.
@@ -63,6 +64,10 @@ class Watchdog:
         ``deadline`` (a ``time.monotonic()`` value)."""
         entry = Entry(deadline, callback)
         with self._lock:
+            if self._cancelled > _COMPACT_AFTER and self._cancelled * 2 > len(self._heap):
+                # Runs cancel their deadline when they end, long before it is due: drop the
+                # dead entries here too, not only when the thread wakes (maybe minutes on).
+                self._compact()
             heapq.heappush(self._heap, (deadline, next(self._order), entry))
             if deadline >= self._next:
                 return entry
@@ -83,6 +88,13 @@ class Watchdog:
         """Armed entries not yet due nor cancelled."""
         with self._lock:
             return sum(1 for _, _, entry in self._heap if entry.callback is not None)
+
+    def _compact(self) -> None:
+        """Drop cancelled entries (under the lock)."""
+        heap = self._heap
+        heap[:] = [item for item in heap if item[2].callback is not None]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -105,9 +117,7 @@ class Watchdog:
                 while heap and heap[0][0] <= now:
                     due.append(heapq.heappop(heap)[2])
                 if self._cancelled > _COMPACT_AFTER and self._cancelled * 2 > len(heap):
-                    heap[:] = [item for item in heap if item[2].callback is not None]
-                    heapq.heapify(heap)
-                    self._cancelled = 0
+                    self._compact()
                 # While callbacks run, new deadlines wake the thread only if earlier than
                 # "now": it looks at the heap again right after them anyway.
                 self._next = now if due else (heap[0][0] if heap else math.inf)

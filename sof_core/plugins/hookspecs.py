@@ -52,7 +52,13 @@ def sof_register_memory_backends() -> Sequence[Any]:
 
 @hookspec
 def sof_register_planners() -> Sequence[Any]:
-    """Return planner objects with ``name`` and ``plan(query, registry) -> list[str]``."""
+    """Return planners: objects with a ``name`` and ``plan(query, context)`` returning a list
+    of skill names or a ``PlanResult``; the ``planner`` setting chooses one by name.
+
+    ``context`` has ``config`` (this query's live configuration), ``registry``, ``profile``,
+    ``resolve_goal(...)`` and ``validate_plan(plan)``. A planner that raises or returns an
+    invalid plan falls back to the rules planner (recorded). See docs/planning.md.
+    """
 
 
 @hookspec

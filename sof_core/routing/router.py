@@ -138,7 +138,6 @@ class QueryRouter:
         self.shadow_sample_rate = shadow_sample_rate
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        self._planners: dict[str, Any] = {}
         self._shadow_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._shadow_slots = threading.BoundedSemaphore(max(1, max_shadow_in_flight))
         self._shadow_futures: set[concurrent.futures.Future[None]] = set()
@@ -253,18 +252,33 @@ class QueryRouter:
     ) -> ExecutionReport:
         """One SOF run; every way it can fail becomes a ``_SOFFailure`` with a reason."""
         plan: list[str] = []
+        planned = None
         if run_sof is None:
+            # The engine's planning with this query's live config: a change of planner,
+            # default_plan or planner_options applies now, with no restart.
             try:
-                planner = self._planner(config.planner)
-                plan = list(planner.plan(query, self.engine))
+                planned = self.engine.planning.plan(
+                    query, config=config, profile=context.get("active_profile"))
+                plan = list(planned.plan)
             except Exception as exc:
                 log.debug("planner raised", exc_info=True)
                 raise _SOFFailure("planner", _describe(exc)) from exc
+        report: ExecutionReport
         try:
             uif = _uif_for(query, context)
-            report = (
-                run_sof(uif) if run_sof is not None else self.engine.execute_plan(plan, uif)
-            )
+            if planned is not None:
+                from sof_core.planning.service import record_planning
+
+                record_planning(uif, planned)
+            if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
+                from sof_core.planning.adapt import run_adaptive
+
+                report = run_adaptive(self.engine, planned, uif, config=config)
+                report.planning = planned.to_dict()
+            else:
+                report = (
+                    run_sof(uif) if run_sof is not None else self.engine.execute_plan(plan, uif)
+                )
         except PlanValidationError as exc:
             raise _SOFFailure("invalid_plan", str(exc)) from exc
         except Exception as exc:
@@ -276,21 +290,6 @@ class QueryRouter:
         if not report.final_response:
             raise _SOFFailure("no_response", f"plan {report.plan} set no final_response", report)
         return report
-
-    def _planner(self, name: str) -> Any:
-        planner = self._planners.get(name)
-        if planner is not None:
-            return planner
-        entry = self.engine.registry.component("planners", name)
-        if entry is None:
-            known = sorted(self.engine.registry.components("planners"))
-            raise ConfigError(
-                f"unknown planner {name!r} in config key 'planner'; installed planners are "
-                f"{known}", key="planner",
-            )
-        planner = entry.obj() if isinstance(entry.obj, type) else entry.obj
-        self._planners[name] = planner
-        return planner
 
     def _run_legacy(self, query: str, context: Mapping[str, Any], bucket: float) -> RouteResult:
         try:

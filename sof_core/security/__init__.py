@@ -12,7 +12,9 @@ them. The pieces, each used where it belongs:
   via ``unshare``, bubblewrap, or the in-process audit-hook fallback);
 - ``guard``: the audit hook an isolation worker sets around a tool call, refusing what the
   tool has no permission for;
-- ``output``: cutting output over its byte cap.
+- ``output``: cutting output over its byte cap;
+- ``forked``: the same guarantees for a call that cannot be pickled to a worker (a closure:
+  what SAM's tools hand their security manager), run in a forked child.
 
 docs/security.md describes the model; ``sof_core.execution.isolation`` runs tools with it.
 """

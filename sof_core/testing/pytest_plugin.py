@@ -38,6 +38,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """``--sof-contract`` followed by a test path (``pytest --sof-contract tests/``) means
+    every plugin, and the path stays a path: argparse would take it as the NAMES."""
+    import copy
+    import os
+
+    changed = False
+    for index, word in enumerate(args):
+        if word != "--sof-contract":
+            continue
+        following = args[index + 1] if index + 1 < len(args) else None
+        if following is None or following.startswith("-") or os.path.exists(
+            following.split("::", 1)[0]
+        ):
+            args[index] = "--sof-contract=*"
+            changed = True
+    if changed:  # the early parse (initial conftests, rootdir) took the path as NAMES too
+        early_config.known_args_namespace = parser.parse_known_args(
+            args, namespace=copy.copy(early_config.option)
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -51,9 +75,13 @@ def pytest_collection_modifyitems(
         names = sorted({name for name, _, _ in installed_plugins()})
     else:
         names = [n.strip() for n in str(value).split(",") if n.strip()]
-    for name in names:
-        items.append(ContractItem.from_parent(session, name=f"sof-contract[{name}]",
-                                              plugin=name))
+    added = [ContractItem.from_parent(session, name=f"sof-contract[{name}]", plugin=name)
+             for name in names]
+    items.extend(added)
+    # Reported as collected, so that "N tests collected" counts them.
+    config.hook.pytest_collectreport(
+        report=pytest.CollectReport("", "passed", None, list(added))
+    )
 
 
 class ContractItem(pytest.Item):
@@ -64,10 +92,11 @@ class ContractItem(pytest.Item):
         self.plugin = plugin
 
     def runtest(self) -> None:
-        from sof_core.cli.contract import ContractViolation, check_plugin
+        from sof_core.cli.contract import ContractViolation
+        from sof_core.cli.contract_command import run_isolated
 
-        try:
-            report = check_plugin(self.plugin)
+        try:  # in a child process, as `sof plugins check`: a crashing skill fails this test
+            [report] = run_isolated([self.plugin])
         except LookupError as exc:
             raise ContractViolation(str(exc.args[0])) from None
         for check in report.checks:

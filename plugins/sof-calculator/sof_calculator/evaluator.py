@@ -66,6 +66,8 @@ MAX_STEPS = 25
 
 _LOG10_2 = math.log10(2)
 _EPSILON = 2.0**-52
+#: Largest argument whose trigonometric result near zero is taken as rounding error.
+_SNAP_LIMIT = 1e6
 
 
 def max_result_digits() -> int:
@@ -415,7 +417,9 @@ def _trig(name: str, fn: Callable[[float], float]) -> Callable[[Number], Number]
                 + (" (it takes values from -1 to 1)" if name in ("asin", "acos") else "")
             ) from None
         # sin(pi) is 1.2e-16 in floating point: within rounding error of zero, say zero.
-        if name in ("sin", "cos", "tan") and abs(value) >= 1e-6 \
+        # Only for moderate arguments: a huge float (1e300) is no multiple of pi, and its
+        # sine, computed exactly by the C library, is far from zero.
+        if name in ("sin", "cos", "tan") and 1e-6 <= abs(value) <= _SNAP_LIMIT \
                 and abs(result) < 4 * _EPSILON * max(1.0, abs(value)):
             return 0.0
         return fit(result)

@@ -30,7 +30,9 @@ def test_no_arithmetic_still_answers(sof) -> None:  # type: ignore[no-untyped-de
     assert result.ok, result
     report = result.json()
     assert report["uif"]["intermediate_data"]["calculation_result"] is None
-    assert report["final_response"]
+    assert report["status"] == "success"
+    # the response skill says so rather than inventing a number
+    assert "no arithmetic expression found" in report["final_response"].lower()
 
 
 def test_hostile_query_is_refused_in_one_line(sof) -> None:  # type: ignore[no-untyped-def]
@@ -42,3 +44,13 @@ def test_hostile_query_is_refused_in_one_line(sof) -> None:  # type: ignore[no-u
     [line] = [line for line in result.stderr.splitlines() if "CalculatorTool" in line]
     assert "CalculationLimitError" in line and "'9**9**9'" in line and "digits" in line
     assert took < 30  # a Python start-up and a refusal, not a hang
+
+
+def test_sof_skills_shows_the_tools_permissions_and_limits(sof) -> None:  # type: ignore[no-untyped-def]
+    result = sof("skills", "CalculatorTool")
+    assert result.ok, result
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert lines["kind"].split()[-1] == "tool"
+    assert lines["permissions"].split()[-1] == "none"
+    assert "65,536 bytes" in lines["output"]
+    assert "5 s" in lines["max"]

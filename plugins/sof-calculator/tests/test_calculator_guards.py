@@ -218,3 +218,36 @@ def test_extractor_stays_linear_on_pathological_queries(query: str) -> None:
     except CalculationError:
         pass
     assert time.perf_counter() - start < BOUND * 5  # 10,000 characters read once
+
+
+def test_nothing_is_ever_run_through_eval_exec_or_compiled_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SAM's calculator called ``eval``. Here ``eval`` and ``exec`` are booby-trapped and
+    ``compile`` may only make a syntax tree (what ``ast.parse`` asks of it): calculating,
+    refusing and extracting still work."""
+    import ast
+    import builtins
+
+    real_compile = builtins.compile
+
+    def trap(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the calculator ran code")
+
+    def tree_only(source: object, filename: object, mode: object, flags: int = 0,
+                  *args: object, **kwargs: object) -> object:
+        if not flags & ast.PyCF_ONLY_AST:
+            raise AssertionError("the calculator compiled code")
+        return real_compile(source, filename, mode, flags, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "eval", trap)
+    monkeypatch.setattr(builtins, "exec", trap)
+    monkeypatch.setattr(builtins, "compile", tree_only)
+    found = extract("What is the square root of 144 plus 15% of 240?")
+    assert found is not None
+    assert evaluate(found.expression).readable == 48
+    assert evaluate("factorial(10) / 2 ** 3").readable == 453600
+    with pytest.raises(CalculationLimitError):
+        evaluate("9**9**9")
+    with pytest.raises(CalculationNotAllowed):
+        evaluate("__import__('os').system('true')")

@@ -7,6 +7,9 @@ the response skill optionally reads, so the graph orders it after memory and bef
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from sof_conflict._version import __version__
 from sof_conflict.detector import ConflictInputError, detect_conflicts
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
@@ -28,6 +31,25 @@ class ConflictDetectorSkill(BaseSkillModule):
     can_run_parallel = True
     estimated_execution_time = 0.005
     max_execution_time = 10.0
+    #: For the rules planner (docs/planning.md): a query asking whether sources disagree.
+    triggers: ClassVar[tuple[str, ...]] = (
+        r"\b(?:disagree\w*|conflict\w*|contradict\w*|inconsisten\w*|discrepanc\w*)",
+        r"\bat odds\b",
+        r"\b(?:do|does|did)\b[^.?!]*\b(?:sources|documents|notes|reports|accounts)\b[^.?!]*"
+        r"\b(?:agree|differ)\b",
+        r"\b(?:sources|documents|notes|reports|accounts)\b[^.?!]*\b(?:agree|differ)\b",
+    )
+
+    @staticmethod
+    def planning_joins(data: Mapping[str, Any]) -> bool:
+        """For the planner's adaptive choice (docs/planning.md): join a run whose retrieval
+        returned passages from several sources, which may disagree."""
+        memory = data.get("memory_results")
+        if not isinstance(memory, list):
+            return False
+        sources = {str(item.get("source")) for item in memory
+                   if isinstance(item, Mapping) and item.get("source")}
+        return len(sources) > 1
 
     def execute(self, uif: UIF) -> UIF:
         data = uif.intermediate_data

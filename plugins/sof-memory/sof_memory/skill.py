@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from sof_core import UIF, BaseSkillModule, ConfigError, SkillExecutionError, SOFError
 from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, document_id
@@ -39,6 +39,15 @@ class MemoryRetrievalSkill(BaseSkillModule):
     output_keys = {"memory_results": list, "source_documents": list}
     estimated_execution_time = 0.05
     max_execution_time = 10.0
+    #: For the rules planner (docs/planning.md): questions about stored knowledge. Queries
+    #: that match no skill's trigger get ``default_plan``, which lists this skill too.
+    triggers: ClassVar[tuple[str, ...]] = (
+        r"\b(?:remember|recall|memor(?:y|ies)|stored|saved)\b",
+        r"\b(?:my|our) (?:notes?|documents?|files?|sources?|records?|knowledge)\b",
+        r"\bwhat (?:do|did) (?:you|we|i) (?:know|say|write|save|note)\b",
+        r"\baccording to (?:my|our|the) (?:notes?|documents?|files?|sources?|records?)\b",
+        r"\b(?:did|have) i (?:say|write|save|note|mention)\w*\b",
+    )
 
     def __init__(self, backend: MemoryBackend | None = None, *, limit: int | None = None) -> None:
         super().__init__()

@@ -124,6 +124,9 @@ class OpenAICompatibleBackend:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_response_bytes = max_response_bytes
+        #: Sent as the request's ``response_format`` when set (e.g. a JSON schema, for
+        #: callers such as SOF's LLM planner that need structured output).
+        self.response_format: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._client_pid = 0
@@ -240,6 +243,8 @@ class OpenAICompatibleBackend:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
+        if self.response_format is not None:
+            body["response_format"] = dict(self.response_format)
         return body
 
     def deadline(self, now: float, deadline: float | None = None) -> tuple[float, str]:

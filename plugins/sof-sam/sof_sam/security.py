@@ -6,7 +6,9 @@ The names, signatures and defaults are SAM's (``SecurityPolicy``, ``RateLimitCon
 prefix. What they do is SOF's (docs/security.md), and enforced where SAM's only declared:
 
 - a call runs in a sandboxed worker process (``sof_core.run_sandboxed``) that is killed at
-  the policy's ``max_execution_time``: a 6 s call under a 5 s policy is stopped at 5 s;
+  the policy's ``max_execution_time``: a 6 s call under a 5 s policy is stopped at 5 s.
+  The closures SAM's tools pass (they cannot be pickled to a worker) run in a forked child
+  under the same rules;
 - without ``allow_network_access`` the call cannot open a socket (a network namespace, or
   the audit-hook fallback); without ``allow_file_system_access`` Python code in it cannot
   write files; ``max_memory_usage`` caps what the call may allocate;
@@ -25,7 +27,6 @@ from __future__ import annotations
 import ast
 import builtins
 import logging
-import math
 import pickle
 import shutil
 import subprocess
@@ -351,10 +352,10 @@ class ToolSecurityManager:
 
         Refused (``success=False``) when SOF's tool policy denies the tool, or when it is
         over its rate (``rate_limited=True``). Otherwise the call runs in a sandboxed process
-        killed at the policy's ``max_execution_time``; what it raises is an error result. A
-        function that cannot be pickled (a lambda, a closure) cannot cross to that process:
-        it runs in a thread instead, and its result is abandoned at the deadline (the call
-        is not stopped, and its permissions are not enforced; a warning is logged).
+        killed at the policy's ``max_execution_time``; what it raises is an error result.
+        SAM's tools pass closures (``def calculation_func(): ...``), which cannot be pickled
+        to a worker: those run in a forked child with the same permissions and limits
+        (``sof_core.run_sandboxed``), so they are stopped and sandboxed all the same.
         """
         started = time.monotonic()
         policy = self._tool_policies.get(tool_name, self._tool_policies["default"])
@@ -367,15 +368,10 @@ class ToolSecurityManager:
         self._sandboxes.setdefault(tool_name, SecureSandbox(policy))
         timeout = overrides.get("max_execution_time", policy.max_execution_time)
         try:
-            try:
-                output = run_with_policy(
-                    policy, execution_func, args, kwargs, name=tool_name, timeout=timeout,
-                    max_output_bytes=overrides.get("max_output_bytes"),
-                )
-            except sof_core.SkillNotPicklableError as exc:
-                if "the skill instance" not in str(exc):
-                    raise
-                output = self._run_in_thread(tool_name, execution_func, args, kwargs, timeout)
+            output = run_with_policy(
+                policy, execution_func, args, kwargs, name=tool_name, timeout=timeout,
+                max_output_bytes=overrides.get("max_output_bytes"),
+            )
         except Exception as exc:
             return _failed(exc, started)
         return ExecutionResult(True, output, None, time.monotonic() - started, [])
@@ -392,41 +388,6 @@ class ToolSecurityManager:
         rules = sof_core.ToolPolicy.from_config(config)
         denial = rules.denial(tool_name, policy.permissions(), tool=True)
         return (None if denial is None else denial.message), rules.limits.get(tool_name, {})
-
-    def _run_in_thread(
-        self,
-        tool_name: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        timeout: float | None,
-    ) -> Any:
-        self.logger.warning(
-            "%s: %r cannot be pickled, so it runs in a thread: its deadline abandons it "
-            "(it is not stopped) and its permissions are not enforced; pass a module-level "
-            "function or a picklable object's method to run it sandboxed",
-            tool_name, func,
-        )
-        box: list[tuple[bool, Any]] = []
-
-        def call() -> None:
-            try:
-                box.append((True, func(*args, **kwargs)))
-            except BaseException as exc:
-                box.append((False, exc))
-
-        thread = threading.Thread(target=call, name=f"sof-sam-tool-{tool_name}", daemon=True)
-        thread.start()
-        thread.join(None if timeout is None or math.isinf(timeout) else timeout)
-        if not box:
-            raise sof_core.SkillTimeoutError(
-                f"did not finish within {timeout}s; abandoned (it could not be pickled to "
-                "run in a sandbox process, so it could not be stopped)", tool_name,
-            )
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value
 
     def register_tool_policy(self, tool_name: str, policy: SecurityPolicy) -> None:
         """Use ``policy`` for ``tool_name`` (a new tool gets SAM's default rate limits)."""

@@ -5,12 +5,14 @@ result, a tool without network access cannot connect, SOF's tool policy applies.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,14 +149,57 @@ def test_sofs_tool_policy_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "tool_policy.deny_permissions entry 'network'" in (result.error_message or "")
 
 
-def test_an_unpicklable_call_still_gets_its_deadline() -> None:
-    manager = ToolSecurityManager()
-    manager.register_tool_policy("Quick", SecurityPolicy(max_execution_time=0.5))
-    assert manager.execute_tool_safely("Quick", lambda: 42).output == 42
+class SamStyleTool:
+    """Like SAM's CalculatorTool: holds the manager and a lock (so it cannot be pickled) and
+    hands ``execute_tool_safely`` a closure over ``self``."""
+
+    def __init__(self, name: str, policy: SecurityPolicy) -> None:
+        self._lock = threading.Lock()
+        self.name = name
+        self._security_manager = ToolSecurityManager()
+        self._security_manager.register_tool_policy(name, policy)
+
+    def run(self, job: Callable[[], Any]) -> ExecutionResult:
+        def tool_func() -> Any:
+            with self._lock:
+                return job()
+
+        return self._security_manager.execute_tool_safely(self.name, tool_func)
+
+
+def test_sams_closures_are_sandboxed_and_stopped_too(
+    tmp_path: Path, port: tuple[int, list[int]]
+) -> None:
+    """SAM's tools pass closures, which cannot be pickled to a worker: they run in a forked
+    child under the same policy, so they are killed at the deadline and kept offline (a
+    thread would be neither)."""
+    tool = SamStyleTool("Closure", SecurityPolicy(max_execution_time=1.0,
+                                                  allow_file_system_access=True))
+    assert tool.run(lambda: 6 * 7).output == 42
+    pid_file = tmp_path / "pid"
+
+    def sleeper() -> None:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(6)
+
     started = time.monotonic()
-    late = manager.execute_tool_safely("Quick", lambda: time.sleep(3))
-    assert not late.success and "abandoned" in (late.error_message or "")
-    assert time.monotonic() - started < 2.0
+    late = tool.run(sleeper)
+    assert not late.success and "process was killed" in (late.error_message or "")
+    assert time.monotonic() - started < 4.0
+    pid = int(pid_file.read_text())
+    assert pid != os.getpid()
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left running
+        os.kill(pid, 0)
+
+    number, accepted = port
+    offline = tool.run(lambda: socket.create_connection(("127.0.0.1", number), 2).recv(5))
+    assert not offline.success
+    assert "no 'network' permission" in (offline.error_message or "")
+    assert accepted[0] == 0
+    online = SamStyleTool("Online", SecurityPolicy(allow_network_access=True))
+    assert online.run(lambda: socket.create_connection(("127.0.0.1", number), 2).recv(5)
+                      ).output == b"hello"
+    assert accepted[0] == 1
 
 
 def test_secure_sandbox_runs_checked_code_in_a_process() -> None:
@@ -187,3 +232,18 @@ def test_secure_sandbox_commands() -> None:
     started = time.monotonic()
     slow = sandbox.execute_command(["sleep", "10"])
     assert not slow.success and time.monotonic() - started < 4.0
+
+
+def test_sams_calculator_pattern_no_longer_hangs_the_host() -> None:
+    """SAM's CalculatorTool hands the manager a closure that calls ``eval``; ``9**9**9``
+    then ran forever in the host. Ported by the import rewrite, the call is a process that is
+    killed at the policy's deadline, and no thread is left computing in the host."""
+    threads_before = threading.active_count()
+    tool = SamStyleTool("CalculatorTool", SecurityPolicy(max_execution_time=1.0))
+    expression = "9**9**9"
+    started = time.monotonic()
+    result = tool.run(lambda: eval(expression))  # SAM's code did exactly this
+    assert not result.success
+    assert "process was killed" in (result.error_message or "")
+    assert time.monotonic() - started < 4.0
+    assert threading.active_count() <= threads_before

@@ -35,7 +35,9 @@ log = logging.getLogger("sof.vetting")
 #: Keys an item's text may be under, in order of preference (SAM's is "content").
 TEXT_KEYS = ("content", "text", "body", "snippet")
 HTML_KEYS = ("html", "raw_html")
-SOURCE_KEYS = ("final_url", "url", "source", "link")
+#: Keys naming an item, in order: the URL as asked for comes first (the response skill names
+#: sources the same way; ``final_url`` is where a server's redirects ended).
+SOURCE_KEYS = ("url", "final_url", "source", "link")
 #: Shape version of ``intermediate_data["vetted_content"]``.
 SHAPE_VERSION = 1
 

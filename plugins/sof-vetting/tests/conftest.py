@@ -31,6 +31,8 @@ class PageServer:
     host: str
     port: int
     pages: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (type, body)
+    #: Paths requested, in order (a refused fetch must leave no trace here).
+    hits: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -47,6 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        self.state.hits.append(self.path)
         page = self.state.pages.get(self.path)
         if page is None:
             self.send_response(404)

@@ -140,6 +140,42 @@ def test_without_the_allow_list_the_fetch_is_refused_and_the_report_says_why(
 
     result = sof_cli("run", f"Summarise {url}", *WEB_PLAN, env=env())
 
+    assert result.returncode == 1
     assert "gravitational" not in result.stdout
-    assert "127.0.0.1" in result.stderr and "SOF_WEB_ALLOWED_HOSTS" in result.stderr
-    assert "AgentZeroWebBrowserTool" in result.stderr
+    assert "status: failure" in result.stdout
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, result.stderr  # one line, no traceback
+    assert "AgentZeroWebBrowserTool: WebFetchError" in error[0]
+    assert "refused 127.0.0.1: a loopback address (SSRF guard)" in error[0]
+    assert "SOF_WEB_ALLOWED_HOSTS" in error[0]
+    assert "Traceback" not in result.stderr
+    assert page_server.hits == []  # refused before connecting
+
+
+def test_the_json_report_says_why_the_fetch_was_refused(sof_cli: Any, page_server: Any) -> None:
+    needs("sof_web")
+    url = page_server.add("/page.html", PAGE.format(extra=""))
+
+    result = sof_cli("run", f"Summarise {url}", *WEB_PLAN, "--json", env=env())
+
+    report = json.loads(result.stdout)
+    assert report["status"] == "failure"
+    step = next(s for s in report["skills"] if s["skill"] == "AgentZeroWebBrowserTool")
+    assert step["error_type"] == "WebFetchError"
+    assert "a loopback address (SSRF guard)" in step["error"]
+
+
+def test_the_allow_list_in_the_config_file_works_too(
+    sof_cli: Any, page_server: Any, tmp_path: Any
+) -> None:
+    needs("sof_web")
+    url = page_server.add("/page.html", PAGE.format(extra=""))
+    config = tmp_path / "sof.json"
+    config.write_text(json.dumps(
+        {"plugin_settings": {"web": {"web_allowed_hosts": ["127.0.0.0/8"]}}}))
+
+    result = sof_cli("run", f"Summarise {url}", *WEB_PLAN, env=env(SOF_CONFIG=str(config)))
+
+    assert result.returncode == 0, result.stderr
+    assert "gravitational pull of the Moon" in result.stdout
+    assert page_server.hits == ["/page.html"]

@@ -171,10 +171,10 @@ def why_blocked(address: IPAddress) -> str | None:
         return "a site-local address"
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
         return "a shared (carrier-grade NAT) address"
+    if address.is_reserved:  # before is_private: Python counts 240.0.0.0/4 as private too
+        return "a reserved address"
     if address.is_private:
         return "a private address"
-    if address.is_reserved:
-        return "a reserved address"
     if not address.is_global:
         return "a special-purpose (not globally routable) address"
     return None
@@ -219,6 +219,11 @@ class AllowList:
             if "/" in entry:
                 networks.append(_network(entry))
                 continue
+            if entry.count(":") == 1 and not entry.startswith("["):
+                raise ValueError(
+                    f"entry {raw!r} has a port; ports are not supported (write the host "
+                    "alone: 'example.com')"
+                )
             try:
                 address = literal_address(entry)
             except HostSyntaxError as exc:

@@ -17,6 +17,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 #: Codecs a page may not choose: they transform text rather than decode it, or (UTF-7) let
@@ -189,7 +190,50 @@ def _html(text: str) -> Extracted:
             main = trafilatura.html2txt(text)
         except (Exception, RecursionError):
             main = ""
+    if not main.strip():  # lxml gives up on some documents (nesting past its depth limit)
+        main = _visible_text(text)
     return Extracted(_tidy(_clean(main)), title=_title(tree), html=text)
+
+
+class _TextParser(HTMLParser):
+    """All text outside ``script``/``style``/``template``, block elements on new lines. The
+    stdlib parser keeps no tree, so no nesting depth can stop it."""
+
+    _SKIP = frozenset({"script", "style", "template", "noscript"})
+    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+                         "section", "article", "blockquote", "pre", "table", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skipping += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def _visible_text(html: str) -> str:
+    parser = _TextParser()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is tolerant; keep what was read
+        pass
+    lines = "".join(parser.parts).split("\n")
+    return "\n".join(" ".join(line.split()) for line in lines if line.strip())
 
 
 def _title(tree: Any) -> str | None:

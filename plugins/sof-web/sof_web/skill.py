@@ -63,6 +63,13 @@ class AgentZeroWebBrowserTool(BaseToolModule):
     max_execution_time = 60.0
     #: Five pages of 100k characters of text and 200k of HTML, with room to spare.
     max_output_bytes = 8 * 1024 * 1024
+    #: For the rules planner (docs/planning.md): a URL in the query suggests this tool;
+    #: ``can_handle_query`` is the exact test (the URLs ``execute`` would fetch).
+    triggers: ClassVar[tuple[str, ...]] = (r"\bhttps?://",)
+
+    def can_handle_query(self, query: str) -> bool:
+        """Whether ``query`` names an http(s) URL this tool would fetch."""
+        return bool(find_urls(query or ""))
 
     def __init__(
         self,
@@ -78,12 +85,19 @@ class AgentZeroWebBrowserTool(BaseToolModule):
         self._resolver = resolver
         self._plugin_settings: dict[str, Any] = {}
         self._environ: dict[str, str] | None = None
+        self._time_limit: float | None = None
         if config is not None:
             self.configure(config)
 
     def configure(self, config: SOFConfig) -> None:
-        """Take ``plugin_settings["web"]`` from ``config`` (called by ``sof_configure``)."""
+        """Take ``plugin_settings["web"]`` from ``config`` (called by ``sof_configure``), and
+        the time limit the tool policy gives this tool (``limits.<name>.max_execution_time``):
+        in its isolation worker that is when it is killed, so its fetches must end first."""
         self._plugin_settings = config.settings_for(PLUGIN)
+        limits = (config.tool_policy or {}).get("limits", {}).get(self.skill_name, {})
+        limit = limits.get("max_execution_time") if isinstance(limits, Mapping) else None
+        self._time_limit = float(limit) if isinstance(limit, (int, float)) and not isinstance(
+            limit, bool) and limit > 0 else None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle with the host's ``SOF_WEB_*`` variables (the worker does not see them)."""
@@ -126,11 +140,13 @@ class AgentZeroWebBrowserTool(BaseToolModule):
         return unique
 
     def deadline(self, started: float) -> float:
-        """When the last fetch must end: the step's deadline (or ``max_execution_time``
-        from ``started``) less a short reserve to write the results."""
+        """When the last fetch must end: the step's deadline (or, where the core gives none,
+        as in an isolation worker, the policy's or the class's ``max_execution_time`` from
+        ``started``) less a short reserve to write the results."""
         end = core_deadline()
         if end is None:
-            end = started + (self.max_execution_time or 60.0)
+            limit = getattr(self, "_time_limit", None) or self.max_execution_time or 60.0
+            end = started + limit
         return end - min(RESERVE, max(0.0, end - started) * 0.1)
 
     def execute(self, uif: UIF) -> UIF:

@@ -234,12 +234,15 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def bomb(self) -> bytes:
-        """100 MB of "A", gzipped to about 100 kB."""
+        """32 MB of "A", gzipped to about 32 kB."""
         if self._bomb is None:
             packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
             block = b"A" * (1024 * 1024)
-            self._bomb = b"".join([packer.compress(block) for _ in range(100)] + [packer.flush()])
+            self._bomb = b"".join([packer.compress(block) for _ in range(32)] + [packer.flush()])
         return self._bomb
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients hanging up mid-scenario (or failing TLS) is what tests do."""
 
     @property
     def port(self) -> int:
@@ -319,3 +322,19 @@ class ScriptedResolver:
             raise OSError(f"[Errno -2] Name or service not known: {host!r}")
         index = min(self.asked.count(host) - 1, len(turns) - 1)
         return list(turns[index])
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedResolver]:
+    """``ScriptedResolver`` for tests (test modules cannot import this conftest by name)."""
+    return ScriptedResolver
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SOF_* variable from the shell leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("SOF_"):
+            monkeypatch.delenv(key)

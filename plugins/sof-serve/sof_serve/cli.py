@@ -1,0 +1,67 @@
+"""``sof serve``: run the HTTP service and monitoring page on uvicorn.
+
+Binds 127.0.0.1 unless ``--host`` says otherwise: exposing SOF beyond the machine is a
+decision, not a default. Settings come from ``plugin_settings.serve``; the options here win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve SOF over HTTP: the API, /metrics and the monitoring page",
+        description="Serve SOF over HTTP (docs/operations.md): POST /v1/query and the rest "
+        "of the API, /metrics, and the monitoring page at /. Admin endpoints need "
+        "SOF_ADMIN_TOKEN in the environment.",
+    )
+    p.add_argument("--host", default=None,
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8765; 0: any free)")
+    p.add_argument("--legacy", default=None, metavar="MODULE:CALLABLE",
+                   help="the legacy pipeline (default: the fixed default_plan)")
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (default warning)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sof_core.config import load_config
+    from sof_serve.app import create_app
+    from sof_serve.server import GRACEFUL_SHUTDOWN
+    from sof_serve.settings import SETTINGS_KEY, ServeSettings
+
+    config = load_config()
+    settings = ServeSettings.load(config.settings_for(SETTINGS_KEY), host=args.host,
+                                  port=args.port, legacy=args.legacy)
+    app = create_app(settings=settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                           log_level=args.log_level, lifespan="off",
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+    _announce(server, settings)
+    server.run()
+    app.state.sof.close()
+    return 0
+
+
+def _announce(server: Any, settings: Any) -> None:
+    """Say where the server listens once it does (port 0 resolves to the real port)."""
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets=sockets)
+        for listener in getattr(server, "servers", []):
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                admin = "on" if settings.admin_token else "off (set SOF_ADMIN_TOKEN)"
+                print(f"sof serve: listening on http://{host}:{port}/ (admin endpoints {admin})",
+                      file=sys.stderr, flush=True)
+
+    server.startup = startup

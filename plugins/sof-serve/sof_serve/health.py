@@ -1,0 +1,123 @@
+"""The seed's KPIs and alert thresholds as rows the page shows: target, value now, state.
+
+KPIs (docs/operations.md): SOF's response time no worse than legacy's (p95), error rate
+≤ 1 %, availability ≥ 99.9 % (requests answered, by either path). Alert thresholds: response
+time > 10 s, error rate > 5 %, memory > 80 %, skill failure rate > 10 %. Thresholds and
+their state come from the alert observer (``sof_serve.observe.alerts``) when it is
+installed, else from the router's own alert windows; values the server measures itself
+(availability, memory) fill what the source leaves out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: The seed's alert thresholds, used where the alert source does not give one.
+DEFAULT_THRESHOLDS = {"response_time": 10.0, "error_rate": 0.05, "memory": 0.80,
+                      "skill_failure_rate": 0.10}
+ALERT_LABELS = {"response_time": "Response time (p95)", "error_rate": "Error rate",
+                "memory": "Memory", "skill_failure_rate": "Skill failure rate"}
+UNITS = {"response_time": "s", "error_rate": "%", "memory": "%", "skill_failure_rate": "%"}
+
+
+def memory_fraction() -> float | None:
+    """This process's resident memory as a share of the machine's (Linux /proc; else None)."""
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            total = next(int(line.split()[1]) for line in meminfo
+                         if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return rss / total if total else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per alert threshold: ``kind``, ``label``, ``threshold``, ``value``, ``unit``,
+    ``state`` (``ok``, ``alert`` or ``none`` while there is nothing to measure)."""
+    thresholds = state.get("thresholds") or {}
+    values = state.get("values") or state.get("current") or {}
+    active = {_kind(item) for item in state.get("active") or []}
+    sof = comparison["paths"]["sof"]
+    p95 = sof["latency_ms"]["p95"]
+    measured = {
+        "response_time": None if p95 is None else p95 / 1000,
+        "error_rate": sof["error_rate"] if sof["count"] else None,
+        "memory": memory_fraction(),
+        "skill_failure_rate": sof["skill_failure_rate"] if sof["skill_runs"] else None,
+    }
+    min_samples = _number(_plain(thresholds.get("min_samples")))
+    samples = {"response_time": sof["count"], "error_rate": sof["count"],
+               "skill_failure_rate": sof["skill_runs"]}
+    rows = []
+    for kind, default in DEFAULT_THRESHOLDS.items():
+        threshold = _number(_plain(thresholds.get(kind))) or default
+        value = _number(_plain(values.get(kind)))
+        if value is None:
+            value = measured[kind]
+        if kind in active or (value is not None and value > threshold and kind == "memory"):
+            current = "alert"
+        elif value is None:
+            current = "none"
+        else:
+            current = "ok"
+        note = ""
+        seen = samples.get(kind)
+        if current == "ok" and min_samples and seen is not None and seen < min_samples:
+            current = "warming"  # the window alerts only once it holds min_samples
+            note = f"alerts from {min_samples:g} samples on ({seen} so far)"
+        rows.append({"kind": kind, "label": ALERT_LABELS[kind], "threshold": threshold,
+                     "value": value, "unit": UNITS[kind], "state": current, "note": note})
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """A threshold or value given as ``{"value": x}`` / ``{"threshold": x}`` or as ``x``."""
+    if isinstance(value, dict):
+        for key in ("threshold", "value", "limit"):
+            if key in value:
+                return value[key]
+    return value
+
+
+def _kind(item: Any) -> str:
+    """``"sof:error_rate"``, ``"error_rate"`` or ``{"kind": ...}`` as the kind."""
+    if isinstance(item, dict):
+        return str(item.get("kind", ""))
+    return str(item).rpartition(":")[2]
+
+
+def kpi_rows(comparison: dict[str, Any], requests: int, answered: int) -> list[dict[str, Any]]:
+    """The seed's KPIs: ``name``, ``target``, ``value`` (text), ``state``."""
+    sof, legacy = comparison["paths"]["sof"], comparison["paths"]["legacy"]
+    sof_p95, legacy_p95 = sof["latency_ms"]["p95"], legacy["latency_ms"]["p95"]
+    rows = []
+    if sof_p95 is None or legacy_p95 is None:
+        rows.append({"name": "Response time", "target": "SOF p95 ≤ legacy p95",
+                     "value": None, "state": "none"})
+    else:
+        rows.append({"name": "Response time", "target": "SOF p95 ≤ legacy p95",
+                     "value": f"{sof_p95:.1f} ms vs {legacy_p95:.1f} ms",
+                     "state": "ok" if sof_p95 <= legacy_p95 else "alert"})
+    if sof["count"]:
+        rows.append({"name": "Error rate", "target": "≤ 1 %",
+                     "value": f"{sof['error_rate'] * 100:.2f} %",
+                     "state": "ok" if sof["error_rate"] <= 0.01 else "alert"})
+    else:
+        rows.append({"name": "Error rate", "target": "≤ 1 %", "value": None, "state": "none"})
+    if requests:
+        share = answered / requests
+        rows.append({"name": "Availability", "target": "≥ 99.9 %",
+                     "value": f"{share * 100:.2f} %",
+                     "state": "ok" if share >= 0.999 else "alert"})
+    else:
+        rows.append({"name": "Availability", "target": "≥ 99.9 %", "value": None,
+                     "state": "none"})
+    return rows

@@ -1,0 +1,201 @@
+"""The HTTP API against a real uvicorn server on 127.0.0.1: query, plan, validate, runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from sof_core import SOFConfigManager
+
+Served = Callable[..., Any]
+
+
+def client(server: Any) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30)
+
+
+def test_query_answers_through_the_router_with_the_run_schema(
+        served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100)
+    server = served()
+    with client(server) as http:
+        answer = http.post("/v1/query", json={"query": "hello", "plan": ["AnswerSkill"],
+                                              "user_id": "u1", "session_id": "s1"})
+    assert answer.status_code == 200
+    run = answer.json()
+    assert run["schema"] == "sof.run/1" and run["schema_version"] == 1
+    assert run["final_response"] == "sof:hello"
+    assert run["route"]["path"] == "sof" and run["route"]["ok"] is True
+    assert run["uif"]["user_id"] == "u1" and run["uif"]["session_id"] == "s1"
+    assert [s["skill"] for s in run["skills"]] == ["AnswerSkill"]
+    assert run["run_id"] == run["task_id"]
+
+
+def test_rollout_zero_answers_from_legacy(served: Served) -> None:
+    server = served()  # default config: SOF off
+    with client(server) as http:
+        run = http.post("/v1/query", json={"query": "hello"}).json()
+    assert run["route"]["path"] == "legacy"
+    assert run["final_response"] == "legacy:hello"
+    assert run["schema"] == "sof.run/1"
+
+
+def test_failing_sof_run_falls_back_to_legacy_and_records_why(
+        served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100)
+    server = served()
+    with client(server) as http:
+        run = http.post("/v1/query", json={"query": "q", "plan": ["BrokenSkill"]}).json()
+        stats = http.get("/v1/stats").json()
+    assert run["final_response"] == "legacy:q"
+    assert run["route"]["fallback"] is True
+    assert run["route"]["fallback_reason"] == "failure"
+    assert run["route"]["sof_run"]["failed_skills"] == ["BrokenSkill"]
+    assert stats["comparison"]["paths"]["sof"]["fallbacks"] == 1
+    broken = [s for s in stats["skills"] if s["skill"] == "BrokenSkill"]
+    assert broken and broken[0]["errors"] == 1
+
+
+def test_default_legacy_is_the_fixed_default_plan(
+        served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(default_plan=["AnswerSkill"])
+    server = served(legacy=None)
+    with client(server) as http:
+        run = http.post("/v1/query", json={"query": "plain"}).json()
+    assert run["route"]["path"] == "legacy"
+    assert run["final_response"] == "sof:plain"
+    assert run["plan"] == ["AnswerSkill"]  # the legacy answer still comes as a whole run
+
+
+def test_planner_choice_and_unknown_planner(served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                          default_plan=["AnswerSkill"])
+    server = served()
+    with client(server) as http:
+        run = http.post("/v1/query", json={"query": "q", "planner": "static"}).json()
+        bad = http.post("/v1/query", json={"query": "q", "planner": "nope"})
+        both = http.post("/v1/query", json={"query": "q", "planner": "static",
+                                            "plan": ["AnswerSkill"]})
+    assert run["planning"]["planner"] == "static" and run["final_response"] == "sof:q"
+    assert bad.status_code == 422 and "'nope' is not installed" in bad.json()["error"]["message"]
+    assert both.status_code == 422
+
+
+def test_bad_bodies_get_clear_4xx(served: Served) -> None:
+    server = served()
+    with client(server) as http:
+        not_json = http.post("/v1/query", content=b"{nope", headers={
+            "content-type": "application/json"})
+        not_object = http.post("/v1/query", json=[1])
+        missing = http.post("/v1/query", json={})
+        blank = http.post("/v1/query", json={"query": "   "})
+        unknown = http.post("/v1/query", json={"query": "q", "qurey": 1})
+    assert not_json.status_code == 400
+    assert not_object.status_code == 422
+    assert missing.status_code == 422 and "'query' is required" in missing.text
+    assert blank.status_code == 422
+    assert unknown.status_code == 422 and "'qurey'" in unknown.json()["error"]["message"]
+
+
+def test_plan_and_validate(served: Served) -> None:
+    server = served()
+    with client(server) as http:
+        planned = http.post("/v1/plan", json={"query": "hi", "planner": "static"}).json()
+        good = http.post("/v1/validate", json={"plan": ["AnswerSkill"]}).json()
+        bad = http.post("/v1/validate", json={"plan": ["NoSuchSkill"]}).json()
+    assert planned["planner"] == "static" and planned["plan"]
+    assert planned["valid"] is True and planned["problems"] == []
+    assert planned["query"] == "hi" and set(planned["reasons"]) == set(planned["plan"])
+    assert planned["graph"]["nodes"]
+    assert good["valid"] is True and good["stages"] == [["AnswerSkill"]]
+    assert bad["valid"] is False and "NoSuchSkill" in json.dumps(bad["problems"])
+
+
+def test_skills_and_plugins(served: Served) -> None:
+    server = served()
+    with client(server) as http:
+        skills = http.get("/v1/skills").json()["skills"]
+        plugins = http.get("/v1/plugins").json()["plugins"]
+    assert {"AnswerSkill", "MemoryRetrievalSkill"} <= {s["name"] for s in skills}
+    names = {p["name"] for p in plugins}
+    assert {"serve-tests", "serve"} <= names
+    assert not any(n.startswith("sof-serve-timeline") for n in names)
+
+
+def test_runs_are_listed_newest_first_bounded_and_whole_by_id(served: Served) -> None:
+    server = served(recent_runs=3)
+    with client(server) as http:
+        ids = [http.post("/v1/query", json={"query": f"q{i}"}).json()["run_id"]
+               for i in range(5)]
+        listed = http.get("/v1/runs").json()
+        one = http.get(f"/v1/runs/{ids[-1]}").json()
+        gone = http.get(f"/v1/runs/{ids[0]}")
+        too_many = http.get("/v1/runs", params={"limit": 4})
+    assert [r["run_id"] for r in listed["runs"]] == ids[:1:-1]
+    assert listed["total"] == 5
+    assert one["query"] == "q4" and one["uif"]["input_query"] == "q4"
+    assert gone.status_code == 404
+    assert too_many.status_code == 422
+
+
+def test_run_has_plan_graph_and_a_measured_timeline(
+        served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(default_plan=["MemoryRetrievalSkill", "ResponseGenerationSkill"])
+    server = served(legacy=None)
+    with client(server) as http:
+        run = http.post("/v1/query", json={"query": "what is sqlite"}).json()
+    graph = run["graph"]
+    assert {"from": "MemoryRetrievalSkill", "to": "ResponseGenerationSkill",
+            "key": "memory_results"} in graph["edges"]
+    line = run["timeline"]
+    assert line["measured"] is True
+    first, second = line["skills"]
+    assert first["skill"] == "MemoryRetrievalSkill"
+    assert 0 <= first["start_ms"] <= first["end_ms"] <= second["start_ms"] <= second["end_ms"]
+    assert second["end_ms"] <= run["duration_ms"]
+
+
+def test_health_and_readiness(served: Served) -> None:
+    server = served()
+    with client(server) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_readyz_says_not_ready_when_config_is_broken_without_fallback(
+        served: Served, manager: SOFConfigManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOF_FALLBACK_TO_LEGACY", "false")  # the broken file cannot say it
+    manager.path.write_text('{"max_workers": -3}')
+    server = served()
+    with client(server) as http:
+        ready = http.get("/readyz")
+    assert ready.status_code == 503 and "max_workers" in ready.json()["reason"]
+
+
+
+def test_a_host_mounts_the_same_routes_under_a_prefix(
+        engine: Any, manager: SOFConfigManager) -> None:
+    from sof_serve import create_app
+    from sof_serve.server import BackgroundServer
+    from sof_serve.settings import ServeSettings
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    sof = create_app(legacy=lambda query, **context: f"host:{query}", engine=engine,
+                     manager=manager, settings=ServeSettings())
+    host = Starlette(routes=[Mount("/sof", app=sof)])
+    with BackgroundServer(host) as server, httpx.Client(base_url=server.url) as http:
+        page = http.get("/sof/")
+        script = http.get("/sof/static/monitor.js")
+        run = http.post("/sof/v1/query", json={"query": "mounted"}).json()
+        listed = http.get("/sof/v1/runs").json()["runs"]
+    sof.state.sof.close()
+    assert page.status_code == 200 and "SOF monitor" in page.text
+    assert script.status_code == 200
+    assert run["final_response"] == "host:mounted"
+    assert [r["run_id"] for r in listed] == [run["run_id"]]

@@ -1,0 +1,89 @@
+"""The finished-runs event stream, and `sof serve` as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Served = Callable[..., Any]
+
+
+def test_event_stream_sends_each_finished_run(served: Served) -> None:
+    server = served()
+    events: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("GET", f"{server.url}/v1/runs/stream", params={"max_events": 2},
+                          timeout=30) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            for line in answer.iter_lines():
+                if line.startswith(":"):
+                    subscribed.set()
+                elif line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert subscribed.wait(10)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        ids = [http.post("/v1/query", json={"query": f"q{i}"}).json()["run_id"]
+               for i in range(2)]
+    reader.join(10)
+    assert not reader.is_alive()  # max_events=2: the stream ended after two runs
+    assert [e["run_id"] for e in events] == ids
+    assert events[0]["path"] == "legacy" and events[0]["ok"] is True
+
+
+def test_stream_rejects_a_bad_max_events(served: Served) -> None:
+    server = served()
+    answer = httpx.get(f"{server.url}/v1/runs/stream", params={"max_events": "0"})
+    assert answer.status_code == 422
+
+
+def _sof(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    environ = {**os.environ, "SOF_CONFIG": str(tmp_path / "sof.json"), **env}
+    return subprocess.Popen([sys.executable, "-m", "sof_core.cli", *args], env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sof_serve_binds_loopback_and_answers(tmp_path: Path) -> None:
+    process = _sof(tmp_path, "serve", "--port", "0", SOF_ADMIN_TOKEN="tok")
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        line = ""
+        while "listening on" not in line and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            assert line or process.poll() is None, "sof serve exited"
+        assert "listening on http://127.0.0.1:" in line and "admin endpoints on" in line
+        url = line.split("listening on ")[1].split("/ ")[0]
+        answer = httpx.post(f"{url}/v1/query", json={"query": "what is sof"}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json()["schema"] == "sof.run/1"
+        rollout = httpx.put(f"{url}/v1/admin/rollout", json={"percentage": 30},
+                            headers={"Authorization": "Bearer tok"}, timeout=30)
+        assert rollout.status_code == 200
+        assert json.loads((tmp_path / "sof.json").read_text())["sof_rollout_percentage"] == 30
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_sof_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "sof.json").write_text(json.dumps(
+        {"plugin_settings": {"serve": {"max_concurrency": 0}}}))
+    process = _sof(tmp_path, "serve", "--port", "0")
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert err.strip().count("\n") == 0
+    assert "plugin_settings.serve.max_concurrency" in err

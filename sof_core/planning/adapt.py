@@ -1,0 +1,253 @@
+"""Running a planner's plan with dynamic adjustment: adaptive choice and re-planning.
+
+``run_adaptive`` runs a plan through the engine's ``execute_plan`` in at most three
+segments, and only when there is something to decide (otherwise it is one plain run):
+
+* **Adaptive choice.** When the plan holds skills that *require* keys produced earlier in
+  it (``ConflictDetectorSkill`` needs ``memory_results``), or when a registered skill
+  declares ``planning_joins(data) -> bool`` on keys the plan produces, the producers run
+  first. A producer whose outputs came back empty (memory found no passages) makes the plan
+  skip what only those outputs feed; a skill whose ``planning_joins`` says yes (conflict
+  detection when the passages come from several sources) joins the rest of the run.
+* **Re-planning.** When a skill fails and ``continue_on_skill_failure`` is set, another
+  registered skill that produces the keys it would have written is run in its place, with
+  the plan's skills that read those keys run again after it.
+
+Every decision is a ``Change`` in the plan's ``PlanResult`` (``skipped``, ``added``,
+``substituted``), so the report says what changed and why. The planning layer cannot import
+the execution layer: the engine and its reports are used through their public attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sof_core.planning.result import Change, PlanResult
+from sof_core.uif import HOST_FIELDS
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (list, tuple, dict, set, str)) and not value)
+
+
+def _specs(engine: Any) -> dict[str, Any]:
+    return {entry.spec.name: entry.spec for entry in engine.registry.skills()}
+
+
+def _joiners(engine: Any, plan: Sequence[str]) -> list[Any]:
+    """Registered skills, not in the plan, that declare ``planning_joins``."""
+    found = []
+    for entry in engine.registry.skills():
+        if entry.spec.name in plan:
+            continue
+        if callable(getattr(entry.spec.skill_class, "planning_joins", None)):
+            found.append(entry)
+    return found
+
+
+def split(plan: Sequence[str], specs: Mapping[str, Any], joiners: Sequence[Any]
+          ) -> tuple[list[str], list[str]]:
+    """``(head, tail)``: the producers whose outputs a later decision depends on, and the
+    rest; ``([], plan)`` when there is nothing to decide."""
+    known = [n for n in plan if n in specs]
+    produced = {k: n for n in known for k in specs[n].output_keys}
+    gates: set[str] = set()
+    for name in known:
+        for key in specs[name].required_inputs:
+            if key not in HOST_FIELDS and key in produced and produced[key] != name:
+                gates.add(produced[key])
+    for entry in joiners:
+        for key in entry.spec.required_inputs:
+            if key in produced:
+                gates.add(produced[key])
+    if not gates:
+        return [], list(plan)
+    head: set[str] = set()
+    wanted = list(gates)
+    while wanted:  # a gate's own producers run first too
+        name = wanted.pop()
+        if name in head:
+            continue
+        head.add(name)
+        for key in specs[name].inputs:
+            if key in produced and produced[key] != name:
+                wanted.append(produced[key])
+    ordered_head = [n for n in plan if n in head]
+    tail = [n for n in plan if n not in head]
+    return (ordered_head, tail) if tail else ([], list(plan))
+
+
+def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = None,
+                 executor: str | None = None) -> Any:
+    """Run ``planned`` on ``uif`` with adaptive choice and re-planning; the report of the
+    whole run (several segments merged into one)."""
+    before = len(planned.changes)
+    report = _run(engine, planned, uif, config if config is not None else engine.config,
+                  executor)
+    for change in planned.changes[before:]:  # the run's trace says what was adjusted
+        report.uif.add_log_entry(f"plan adjusted: {change.action} {change.skill} "
+                                 f"({change.why})")
+    return report
+
+
+def _run(engine: Any, planned: PlanResult, uif: Any, config: Any,
+         executor: str | None) -> Any:
+    plan = list(planned.plan)
+    specs = _specs(engine)
+    joiners = _joiners(engine, plan)
+    head, tail = split(plan, specs, joiners)
+    if not head:
+        report = engine.execute_plan(plan, uif, executor=executor)
+        return _replan(engine, planned, report, specs, config, executor)
+    first = engine.execute_plan(head, uif, executor=executor)
+    if first.status in ("failure", "timeout") and not config.continue_on_skill_failure:
+        return first
+    data = uif.intermediate_data
+    tail = _skip_unfed(tail, head, specs, data, planned)
+    tail = _join(tail, joiners, specs, data, planned)
+    if not tail:
+        return _replan(engine, planned, first, specs, config, executor)
+    second = engine.execute_plan(tail, uif, executor=executor)
+    return _replan(engine, planned, merge(first, second), specs, config, executor)
+
+
+def _skip_unfed(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
+                data: Mapping[str, Any], planned: PlanResult) -> list[str]:
+    """``tail`` without the skills whose required inputs from ``head`` all came back empty
+    (and what only those skills fed)."""
+    empty = {k for n in head for k in specs[n].output_keys if k in data and _empty(data[k])}
+    kept: list[str] = []
+    dropped: set[str] = set()
+    for name in tail:
+        spec = specs.get(name)
+        if spec is None:
+            kept.append(name)
+            continue
+        needed = [k for k in spec.required_inputs if k not in HOST_FIELDS]
+        fed_by_dropped = needed and all(
+            any(k in specs[d].output_keys for d in dropped) for k in needed)
+        if needed and (all(k in empty for k in needed) or fed_by_dropped):
+            dropped.add(name)
+            source = next((n for n in head for k in needed if k in specs[n].output_keys), "")
+            why = (f"{source} produced no {', '.join(needed)} for this query: nothing for it "
+                   "to work on" if not fed_by_dropped else
+                   "what it needs comes only from skills skipped for this query")
+            planned.changes.append(Change("skipped", name, why))
+            continue
+        kept.append(name)
+    return kept
+
+
+def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
+          data: Mapping[str, Any], planned: PlanResult) -> list[str]:
+    """``tail`` plus each registered skill whose ``planning_joins(data)`` says yes and whose
+    outputs a skill in ``tail`` reads."""
+    reads = {k for n in tail if n in specs for k in specs[n].inputs}
+    added: list[str] = []
+    for entry in joiners:
+        spec = entry.spec
+        if not (set(spec.output_keys) & reads):
+            continue
+        if any(k not in data and k not in HOST_FIELDS for k in spec.required_inputs):
+            continue
+        target = entry.instance if entry.instance is not None else spec.skill_class
+        try:
+            joins = bool(target.planning_joins(data))
+        except Exception as exc:  # a broken declaration never breaks the run
+            planned.changes.append(Change("not added", spec.name,
+                                          f"planning_joins raised {type(exc).__name__}: {exc}"))
+            continue
+        if joins:
+            added.append(spec.name)
+            planned.changes.append(Change(
+                "added", spec.name, f"its planning_joins says yes for this run's "
+                f"{', '.join(k for k in spec.required_inputs if k in data)}"))
+    if added:
+        planned.plan = [*planned.plan, *added]
+        for name in added:
+            planned.reasons[name] = next(c.why for c in planned.changes if c.skill == name)
+    return [*added, *tail]
+
+
+def _replan(engine: Any, planned: PlanResult, report: Any, specs: Mapping[str, Any],
+            config: Any, executor: str | None) -> Any:
+    """Run a substitute for each failed skill (``continue_on_skill_failure``), then the plan's
+    skills that read what it produces."""
+    if not config.continue_on_skill_failure:
+        return report
+    failed = [r for r in report.results if r.status in ("failed", "timeout")]
+    if not failed:
+        return report
+    data = report.uif.intermediate_data
+    used = set(report.plan) | {r.skill for r in report.results}
+    redo: list[str] = []
+    for result in failed:
+        spec = specs.get(result.skill)
+        if spec is None:
+            continue
+        missing = [k for k in spec.output_keys if k not in data]
+        if not missing:
+            continue
+        substitute = next((n for n in sorted(specs) if n not in used
+                           and set(missing) <= set(specs[n].output_keys)
+                           and all(k in data or k in HOST_FIELDS
+                                   for k in specs[n].required_inputs)), None)
+        if substitute is None:
+            continue
+        used.add(substitute)
+        planned.changes.append(Change(
+            "substituted", substitute,
+            f"{result.skill} failed ({_error(result)}); {substitute} produces "
+            f"{', '.join(missing)} in its place"))
+        planned.reasons[substitute] = f"in place of {result.skill}, which failed"
+        redo.append(substitute)
+        readers = [n for n in report.plan if n in specs and set(missing) & set(specs[n].inputs)]
+        redo.extend(n for n in readers if n not in redo)
+    if not redo:
+        return report
+    planned.plan = [*planned.plan, *(n for n in redo if n not in planned.plan)]
+    again = engine.execute_plan(redo, report.uif, executor=executor)
+    return merge(report, again, replaced={r.skill for r in failed})
+
+
+def _error(result: Any) -> str:
+    if result.error and result.error_type and not str(result.error).startswith(
+            str(result.error_type)):
+        return f"{result.error_type}: {result.error}"
+    return str(result.error or result.status)
+
+
+def merge(first: Any, second: Any, replaced: set[str] | None = None) -> Any:
+    """One report for two segments of a run (the second's UIF is the final one)."""
+    results = [*first.results, *second.results]
+    failed = [r for r in results if r.status in ("failed", "timeout")
+              and r.skill not in (replaced or set())]
+    rerun = {r.skill for r in second.results if r.status == "success"}
+    failed = [r for r in failed if r.skill not in rerun]
+    if second.status == "timeout" or (first.status == "timeout" and not replaced):
+        status = "timeout"
+    elif failed or (replaced and second.status == "success"):
+        status = "partial" if any(r.status == "success" for r in results) else "failure"
+    else:
+        status = second.status if second.status != "success" else "success"
+    timings = dict(first.timings)
+    for phase, seconds in second.timings.items():
+        timings[phase] = timings.get(phase, 0.0) + seconds
+    stages = [list(s) for s in first.stages]
+    offset = len(stages)
+    shifted = [replace(r, stage=r.stage + offset) for r in second.results]
+    plan = [*first.plan, *(n for n in second.plan if n not in first.plan)]
+    second.uif.__dict__["execution_plan"] = list(plan)
+    return replace(
+        second,
+        status=status,
+        plan=plan,
+        stages=stages + [list(s) for s in second.stages],
+        results=[*first.results, *shifted],
+        errors=[*first.errors, *second.errors],
+        duration=first.duration + second.duration,
+        timings=timings,
+        problems=[*first.problems, *second.problems],
+    )

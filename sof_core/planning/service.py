@@ -1,0 +1,277 @@
+"""``Planning``: one engine's planners, plan cache and planning metrics.
+
+``Planning.plan(query, config=..., profile=...)`` is what ``sof run`` without ``--plan``,
+``sof plan``, ``CoordinatorEngine.run_query`` and the ``QueryRouter`` call. Per request it
+reads the settings it is given (the live configuration, so a change of ``planner``,
+``default_plan`` or ``planner_options`` applies to the next query), looks the plan up in the
+cache, otherwise asks the configured planner, checks the plan and, when the planner fails or
+its plan is not runnable, falls back to the rules planner. Each fallback is recorded in the
+``PlanResult`` (so in the report and ``sof plan``), in the UIF's trace
+(``record_planning``) and in ``stats()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sof_core.errors import ConfigError, SOFError
+from sof_core.planning.cache import PlanCache, cache_key, skills_fingerprint, store_for
+from sof_core.planning.planners import planner_options
+from sof_core.planning.result import Fallback, PlanResult, as_plan_result
+
+log = logging.getLogger("sof.planning")
+
+#: The planner every other one falls back to.
+FALLBACK_PLANNER = "rules"
+
+
+class _Context:
+    """What a planner sees: the live config, the engine's registry, the profile."""
+
+    def __init__(self, engine: Any, config: Any, profile: str | None) -> None:
+        self._engine = engine
+        self.config = config
+        self.profile = profile
+
+    @property
+    def registry(self) -> Any:
+        return self._engine.registry
+
+    def resolve_goal(self, goals: Iterable[str], *, available: Iterable[str] = (),
+                     include_optional: bool = False,
+                     prefer: Mapping[str, str] | None = None) -> list[str]:
+        return list(self._engine.resolve_goal(goals, available=available,
+                                              include_optional=include_optional,
+                                              prefer=prefer))
+
+    def validate_plan(self, plan: Sequence[str], available: Iterable[str] = ()) -> list[Any]:
+        return list(self._engine.validate_plan(plan, available))
+
+
+class Planning:
+    """Chooses plans for one engine (``engine.planning``); safe to share between threads."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        config = engine.config
+        self._store_config: tuple[bool, str | None] = (
+            bool(getattr(config, "plan_cache_persist", False)),
+            getattr(config, "plan_cache_path", None),
+        )
+        self.cache = PlanCache(config.plan_cache_size, config.plan_cache_ttl,
+                               store_for(config))
+        self._lock = threading.Lock()
+        self._fingerprint: tuple[int, int, str] | None = None
+        self._instances: dict[tuple[str, int], Any] = {}
+        self.planned: dict[str, int] = {}
+        self.fallbacks: dict[str, int] = {}
+        self.last_fallback: str | None = None
+
+    # --- the one call --------------------------------------------------------------------
+
+    def plan(self, query: str, *, config: Any = None, profile: str | None = None,
+             planner: str | None = None, use_cache: bool = True) -> PlanResult:
+        """The plan for ``query``: cached, planned, or planned by the fallback planner.
+
+        ``planner`` overrides the ``planner`` setting for this call. An unknown planner name
+        is a ``ConfigError``; a planner that raises or returns an unusable plan falls back to
+        the rules planner (recorded); the rules planner's own failure is raised.
+        """
+        started = time.perf_counter()
+        config = config if config is not None else self._engine.config
+        name = planner or config.planner
+        self._configure_cache(config)
+        caching = use_cache and bool(config.enable_plan_cache)
+        key = ""
+        if caching:
+            key = cache_key(query, profile, name, _settings(config, name), self.fingerprint())
+            cached = self.cache.get(key)
+            if cached is not None:
+                cached.duration = time.perf_counter() - started
+                self._count(cached)
+                return cached
+        context = _Context(self._engine, config, profile)
+        result = self._ask(name, query, context)
+        if not result.stages:
+            result.stages = self._stages(result.plan)
+        result.duration = time.perf_counter() - started
+        if caching and not result.fallbacks:
+            self.cache.put(key, result)
+        self._count(result)
+        return result
+
+    def _ask(self, name: str, query: str, context: _Context) -> PlanResult:
+        chosen = self.planner(name)  # ConfigError for an unknown name: nothing to fall back on
+        try:
+            result = as_plan_result(_call(chosen, query, context), name)
+        except Exception as exc:
+            if name == FALLBACK_PLANNER:
+                raise
+            why = str(exc) if isinstance(exc, SOFError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, PlannerTimeoutError):
+                why = f"planner raised {why}"
+            return self._fall_back(name, query, context, why, [])
+        # A planner may have fallen back inside (the LLM planner after its repair round).
+        if name != FALLBACK_PLANNER and name != "static":
+            problems = context.validate_plan(result.plan)
+            if problems:
+                listed = "; ".join(str(p) for p in problems[:5])
+                return self._fall_back(name, query, context,
+                                       f"its plan {result.plan} is invalid: {listed}",
+                                       result.fallbacks)
+        return result
+
+    def _fall_back(self, name: str, query: str, context: _Context, reason: str,
+                   earlier: list[Fallback]) -> PlanResult:
+        log.warning("planner %r failed (%s); using the %s planner", name, reason,
+                    FALLBACK_PLANNER)
+        result = as_plan_result(self.planner(FALLBACK_PLANNER).plan(query, context),
+                                FALLBACK_PLANNER)
+        result.fallbacks = [*earlier, Fallback(name, FALLBACK_PLANNER, reason), *result.fallbacks]
+        return result
+
+    def _stages(self, plan: Sequence[str]) -> list[list[str]]:
+        """The parallel stages of a plan its planner did not stage (registered skills only)."""
+        from sof_core.planning.optimise import order_and_stage
+
+        registry = self._engine.registry
+        specs = {}
+        for name in plan:
+            entry = registry.skill(name)
+            if entry is not None:
+                specs[name] = entry.spec
+        return order_and_stage(plan, specs)[1]
+
+    # --- planners ------------------------------------------------------------------------
+
+    def planner(self, name: str) -> Any:
+        """The registered planner called ``name`` (a class is instantiated once)."""
+        entry = self._engine.registry.component("planners", name)
+        if entry is None:
+            known = sorted(self._engine.registry.components("planners"))
+            raise ConfigError(
+                f"unknown planner {name!r} (setting 'planner'); installed planners are "
+                f"{known}", key="planner",
+            )
+        if not isinstance(entry.obj, type):
+            return entry.obj
+        key = (name, id(entry.obj))
+        with self._lock:
+            instance = self._instances.get(key)
+            if instance is None:
+                instance = self._instances[key] = entry.obj()
+        return instance
+
+    # --- cache and stats -----------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """The registered skills' fingerprint, recomputed only when the registry changes."""
+        registry = self._engine.registry
+        memo = self._fingerprint
+        version = registry.version
+        if memo is not None and memo[0] == id(registry) and memo[1] == version:
+            return memo[2]
+        value = skills_fingerprint(entry.spec for entry in registry.skills())
+        self._fingerprint = (id(registry), version, value)
+        return value
+
+    def _configure_cache(self, config: Any) -> None:
+        self.cache.configure(config.plan_cache_size, config.plan_cache_ttl)
+        wanted = (bool(getattr(config, "plan_cache_persist", False)),
+                  getattr(config, "plan_cache_path", None))
+        if wanted != self._store_config:
+            with self._lock:
+                if wanted != self._store_config:
+                    old, self.cache.store = self.cache.store, store_for(config)
+                    self._store_config = wanted
+                    if old is not None:
+                        old.close()
+
+    def _count(self, result: PlanResult) -> None:
+        with self._lock:
+            self.planned[result.planner] = self.planned.get(result.planner, 0) + 1
+            for fallback in result.fallbacks:
+                label = f"{fallback.planner}->{fallback.to}"
+                self.fallbacks[label] = self.fallbacks.get(label, 0) + 1
+                self.last_fallback = fallback.reason
+
+    def stats(self) -> dict[str, Any]:
+        """``plans`` (per planner that made them), ``fallbacks`` (per ``from->to``),
+        ``last_fallback`` (its reason) and ``cache`` (hits, misses, evictions, size)."""
+        with self._lock:
+            return {"plans": dict(self.planned), "fallbacks": dict(self.fallbacks),
+                    "fallbacks_total": sum(self.fallbacks.values()),
+                    "last_fallback": self.last_fallback, "cache": self.cache.stats()}
+
+    def close(self) -> None:
+        if self.cache.store is not None:
+            self.cache.store.close()
+
+
+#: Seconds a planner from a plugin may take before the rules planner plans instead
+#: (``planner_options.<name>.timeout`` changes it). SOF's own planners bound themselves.
+PLUGIN_PLANNER_TIMEOUT = 30.0
+
+
+class PlannerTimeoutError(SOFError):
+    """A planner from a plugin did not answer in time (the rules planner then plans)."""
+
+
+def _call(planner: Any, query: str, context: _Context) -> Any:
+    """``planner.plan(query, context)``; a plugin's planner runs in a daemon thread and is
+    given up on at its timeout, so a hung planner never hangs the query or the process."""
+    if type(planner).__module__.startswith("sof_core.planning."):
+        return planner.plan(query, context)
+    name = getattr(planner, "name", type(planner).__name__)
+    limit = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, planner.plan(query, context)))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=work, name=f"sof-planner-{name}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if not outcome:
+        raise PlannerTimeoutError(
+            f"planner {name!r} did not answer within {limit:g}s "
+            f"(planner_options.{name}.timeout)")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _settings(config: Any, name: str) -> str:
+    """The settings a plan of planner ``name`` depends on, for the cache key."""
+    import os
+
+    material: dict[str, Any] = {
+        "default_plan": list(config.default_plan),
+        "options": planner_options(config, name),
+        "require_vetting": bool(getattr(config, "require_vetting", True)),
+        "tool_policy": getattr(config, "tool_policy", None),
+    }
+    if name == "llm":
+        material["llm"] = [os.environ.get(v, "") for v in ("SOF_LLM_BASE_URL", "SOF_LLM_MODEL")]
+        material["response"] = getattr(config, "plugin_settings", {}).get("response", {})
+    return json.dumps(material, sort_keys=True, default=str)
+
+
+def record_planning(uif: Any, result: PlanResult) -> None:
+    """Write how the plan was made into the UIF's trace, and each fallback as a warning."""
+    where = "cache hit" if result.cache_hit else "planned"
+    uif.add_log_entry(f"planner {result.planner} ({where}): {result.plan}")
+    for fallback in result.fallbacks:
+        uif.add_warning(f"planner {fallback.planner} fell back to {fallback.to}: "
+                        f"{fallback.reason}")
+    for change in result.changes:
+        uif.add_log_entry(f"plan optimised: {change.action} {change.skill} ({change.why})")

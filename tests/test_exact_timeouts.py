@@ -1,0 +1,312 @@
+"""Timeouts that hold (issue 10, item 3): the configured ``skill_timeout`` applies to skills
+that set no ``max_execution_time``, a skill can read its deadline, retries stop at it, async
+skills are cancelled for real and blamed when they block their loop, Ctrl-C in a skill is
+reported against it and then raised, and a timeout that could never expire is a config
+error."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import sof_core
+from sof_core import UIF, BaseSkillModule, ConfigError, CoordinatorEngine, SOFConfig, hookimpl
+from sof_core.testing import make_engine
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def run(engine: CoordinatorEngine, plan: list[str], **data: Any) -> Any:
+    return engine.execute_plan(plan, UIF(input_query="q", intermediate_data=data))
+
+
+def wait_until(check: Any, seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.01)
+    return bool(check())
+
+
+# --- max_execution_time defaults to skill_timeout --------------------------------------------
+
+
+class Plain(BaseSkillModule):
+    """Sets no max_execution_time: the configured skill_timeout applies."""
+
+    skill_name = "Plain"
+    skill_description = "waits for the test's event"
+    required_inputs = ["input_query"]
+    output_keys = ["plain"]
+    release: threading.Event | None = None
+
+    def execute(self, uif: UIF) -> UIF:
+        assert self.release is not None
+        self.release.wait(5)
+        uif.intermediate_data["plain"] = True
+        return uif
+
+
+def test_max_execution_time_defaults_to_the_configured_skill_timeout(
+    release: threading.Event,
+) -> None:
+    assert BaseSkillModule.max_execution_time is None
+    skill = type("Plain", (Plain,), {"release": release})
+    engine = make_engine([skill], skill_timeout=0.2)
+    assert engine.compile(["Plain"]).steps["Plain"].timeout == 0.2
+    started = time.monotonic()
+    report = run(engine, ["Plain"])
+    assert report.result("Plain").status == "timeout"
+    assert time.monotonic() - started < 2.0
+    assert "0.2s" in report.result("Plain").error
+
+
+def test_SOF_SKILL_TIMEOUT_reaches_skills_that_set_no_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from sof_core.config import load_config
+
+    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.setenv("SOF_SKILL_TIMEOUT", "7.5")
+    config = load_config(plugins_autoload=False)
+    engine = CoordinatorEngine(sof_core.PluginManager(config), config)
+    engine.register_skills([Plain], plugin_name="plain")
+    assert engine.compile(["Plain"]).steps["Plain"].timeout == 7.5
+
+
+# --- a skill reads its deadline ----------------------------------------------------------------
+
+
+def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
+    seen: dict[str, Any] = {}
+
+    class Reader(BaseSkillModule):
+        skill_name = "Reader"
+        skill_description = "records its deadline"
+        required_inputs = ["input_query"]
+        output_keys = ["left"]
+        max_execution_time = 5.0
+
+        def execute(self, uif: UIF) -> UIF:
+            seen["deadline"] = sof_core.current_deadline()
+            seen["now"] = time.monotonic()
+            uif.intermediate_data["left"] = True
+            return uif
+
+    class AsyncReader(Reader):
+        skill_name = "AsyncReader"
+        output_keys = ["aleft"]
+        max_execution_time = 3.0
+
+        async def execute(self, uif: UIF) -> UIF:  # type: ignore[override]
+            await asyncio.sleep(0)
+            seen["async"] = sof_core.current_deadline()
+            seen["anow"] = time.monotonic()
+            uif.intermediate_data["aleft"] = True
+            return uif
+
+    assert sof_core.current_deadline() is None  # outside a skill
+    engine = make_engine([Reader, AsyncReader])
+    for executor in ("threads", "sequential", "asyncio"):
+        seen.clear()
+        report = engine.execute_plan(["Reader", "AsyncReader"], UIF(input_query="q"),
+                                     executor=executor)
+        assert report.status == "success", report.errors
+        assert 4.0 < seen["deadline"] - seen["now"] <= 5.0
+        assert 2.0 < seen["async"] - seen["anow"] <= 3.0
+    seen.clear()
+    report = asyncio.run(engine.aexecute_plan(["Reader", "AsyncReader"], UIF(input_query="q")))
+    assert report.status == "success", report.errors
+    assert 4.0 < seen["deadline"] - seen["now"] <= 5.0
+    assert 2.0 < seen["async"] - seen["anow"] <= 3.0
+    assert sof_core.current_deadline() is None
+
+
+# --- retries stop at the deadline ----------------------------------------------------------------
+
+
+def test_retries_stop_at_the_deadline() -> None:
+    calls: list[float] = []
+
+    class Flaky(BaseSkillModule):
+        skill_name = "Flaky"
+        skill_description = "fails after a moment, every time"
+        required_inputs = ["input_query"]
+        output_keys = ["flaky"]
+        max_execution_time = 0.35
+
+        def execute(self, uif: UIF) -> UIF:
+            calls.append(time.monotonic())
+            time.sleep(0.1)
+            raise RuntimeError("flaky backend")
+
+    engine = make_engine([Flaky], skill_retries=50)
+    report = run(engine, ["Flaky"])
+    made = len(calls)
+    time.sleep(0.5)  # an attempt still going would start more calls meanwhile
+    assert len(calls) == made, "attempts went on after the run reported the skill"
+    result = report.result("Flaky")
+    assert result.status in ("timeout", "failed")
+    assert result.attempts == made
+    assert made <= 5
+
+
+# --- Ctrl-C inside a skill --------------------------------------------------------------------
+
+
+def test_keyboard_interrupt_in_a_skill_is_reported_against_it_then_raised() -> None:
+    reports: list[Any] = []
+
+    class Observer:
+        @hookimpl
+        def sof_after_plan(self, report: Any) -> None:
+            reports.append(report)
+
+    class Interrupted(BaseSkillModule):
+        skill_name = "Interrupted"
+        skill_description = "the user pressed Ctrl-C while it ran"
+        required_inputs = ["input_query"]
+        output_keys = ["never"]
+
+        def execute(self, uif: UIF) -> UIF:
+            raise KeyboardInterrupt
+
+    for executor in ("threads", "sequential", "asyncio"):
+        reports.clear()
+        engine = make_engine([Interrupted], plugins=[("observer", Observer())])
+        with pytest.raises(KeyboardInterrupt) as raised:
+            engine.execute_plan(["Interrupted"], UIF(input_query="q"), executor=executor)
+        assert "Interrupted" in " ".join(getattr(raised.value, "__notes__", []))
+        (report,) = reports
+        result = report.result("Interrupted")
+        assert result.error_type == "KeyboardInterrupt"
+        assert result.status == "failed"
+        assert not any("executor" in error and "crashed" in error for error in report.errors)
+
+
+# --- timeouts are finite -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e300, float("nan")])
+@pytest.mark.parametrize("key", ["skill_timeout", "total_timeout"])
+def test_a_timeout_that_never_expires_is_a_config_error(key: str, value: float) -> None:
+    from sof_core.config import load_config
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(**{key: value})
+    assert raised.value.key == key
+    with pytest.raises(ValueError, match=key):
+        SOFConfig(**{key: value})
+
+
+def test_an_infinite_max_execution_time_is_a_definition_error_naming_the_skill() -> None:
+    with pytest.raises(sof_core.SkillDefinitionError, match=r"Endless.*max_execution_time"):
+        endless = type("Endless", (Plain,), {"skill_name": "Endless",
+                                             "max_execution_time": 1e300})
+        make_engine([endless])
+
+
+def test_a_huge_timeout_never_overflows_out_of_execute_plan() -> None:
+    class Quick(Plain):
+        skill_name = "Quick"
+        max_execution_time = 900_000.0
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["plain"] = True
+            return uif
+
+    report = run(make_engine([Quick], total_timeout=1_000_000), ["Quick"])
+    assert report.status == "success", report.errors
+
+
+# --- async skills --------------------------------------------------------------------------------
+
+
+def test_an_async_skill_is_cancelled_for_real_at_its_deadline() -> None:
+    state: dict[str, Any] = {}
+
+    class Waiter(BaseSkillModule):
+        skill_name = "Waiter"
+        skill_description = "awaits a reply that never comes"
+        required_inputs = ["input_query"]
+        output_keys = ["reply"]
+        max_execution_time = 0.2
+
+        async def execute(self, uif: UIF) -> UIF:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                state["cancelled"] = time.monotonic()
+                raise
+            return uif
+
+    engine = make_engine([Waiter])
+    for executor in ("threads", "asyncio"):
+        state.clear()
+        report = engine.execute_plan(["Waiter"], UIF(input_query="q"), executor=executor)
+        assert report.result("Waiter").status == "timeout"
+        assert wait_until(lambda: "cancelled" in state, 2.0)
+    state.clear()
+    report = asyncio.run(engine.aexecute_plan(["Waiter"], UIF(input_query="q")))
+    assert report.result("Waiter").status == "timeout"
+    assert "cancelled" in state
+    assert engine.abandoned_calls() == {}  # cancelled calls end: nothing is left hung
+
+
+def _blocking_stage() -> list[type[BaseSkillModule]]:
+    class Blocker1(BaseSkillModule):
+        skill_name = "Blocker1"
+        skill_description = "time.sleep inside async def"
+        required_inputs = ["input_query"]
+        output_keys = ["b1"]
+        max_execution_time = 0.2
+
+        async def execute(self, uif: UIF) -> UIF:
+            time.sleep(0.5)  # blocks the event loop
+            await asyncio.sleep(0)
+            uif.intermediate_data[self.output_keys[0]] = True
+            return uif
+
+    class Blocker2(Blocker1):
+        skill_name = "Blocker2"
+        output_keys = ["b2"]
+
+    class Polite(BaseSkillModule):
+        skill_name = "Polite"
+        skill_description = "awaits properly"
+        required_inputs = ["input_query"]
+        output_keys = ["polite"]
+        max_execution_time = 0.2
+
+        async def execute(self, uif: UIF) -> UIF:
+            await asyncio.sleep(0.05)
+            uif.intermediate_data["polite"] = True
+            return uif
+
+    return [Blocker1, Blocker2, Polite]
+
+
+def test_an_async_skill_blocking_its_event_loop_is_blamed_not_its_neighbour() -> None:
+    engine = make_engine(_blocking_stage(), continue_on_skill_failure=True)
+    plan = ["Blocker1", "Blocker2", "Polite"]
+    for executor in ("asyncio", "threads"):
+        report = engine.execute_plan(plan, UIF(input_query="q"), executor=executor)
+        assert report.result("Polite").status == "success", (executor, report.errors)
+        for name in ("Blocker1", "Blocker2"):
+            result = report.result(name)
+            assert result.status == "timeout", (executor, report.errors)
+            assert "blocked its event loop" in result.error
+    report = asyncio.run(engine.aexecute_plan(plan, UIF(input_query="q")))
+    assert report.result("Polite").status == "success", report.errors
+    assert {report.result(n).status for n in ("Blocker1", "Blocker2")} == {"timeout"}

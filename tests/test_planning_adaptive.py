@@ -1,0 +1,166 @@
+"""Dynamic plan adjustment: skip what empty outputs would feed, let skills join on what a
+run found, and re-plan around a failed skill (``continue_on_skill_failure``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfig
+from sof_core.testing import make_engine
+
+PASSAGES: dict[str, list[dict[str, Any]]] = {"found": []}
+
+
+class Retrieve(BaseSkillModule):
+    skill_name = "Retrieve"
+    skill_description = "returns the passages the test put in PASSAGES"
+    required_inputs = ["input_query"]
+    output_keys = [("memory_results", list)]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["memory_results"] = list(PASSAGES["found"])
+        return uif
+
+
+class Conflicts(BaseSkillModule):
+    skill_name = "Conflicts"
+    skill_description = "counts sources"
+    required_inputs = [("memory_results", list)]
+    output_keys = [("conflicts", list)]
+    triggers: ClassVar[tuple[str, ...]] = (r"\bdisagree",)
+
+    @staticmethod
+    def planning_joins(data: Mapping[str, Any]) -> bool:
+        return len({p["source"] for p in data.get("memory_results") or []}) > 1
+
+    def execute(self, uif: UIF) -> UIF:
+        sources = sorted({p["source"] for p in uif.intermediate_data["memory_results"]})
+        uif.intermediate_data["conflicts"] = [{"sources": sources}]
+        return uif
+
+
+class Answer(BaseSkillModule):
+    skill_name = "Answer"
+    skill_description = "answers from what it got"
+    required_inputs = ["input_query"]
+    optional_inputs = ["memory_results", "conflicts", "calculation_result"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        data = uif.intermediate_data
+        uif.final_response = (f"passages={len(data.get('memory_results') or [])} "
+                              f"conflicts={data.get('conflicts')} "
+                              f"result={data.get('calculation_result')}")
+        return uif
+
+
+class BrokenCalc(BaseSkillModule):
+    skill_name = "BrokenCalc"
+    skill_description = "the preferred calculator, down today"
+    required_inputs = ["input_query"]
+    output_keys = ["calculation_result"]
+    triggers: ClassVar[tuple[str, ...]] = (r"\d\s*\+\s*\d",)
+
+    def execute(self, uif: UIF) -> UIF:
+        raise RuntimeError("calculator service unavailable")
+
+
+class SpareCalc(BaseSkillModule):
+    skill_name = "SpareCalc"
+    skill_description = "a second calculator"
+    required_inputs = ["input_query"]
+    output_keys = ["calculation_result"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["calculation_result"] = 4
+        return uif
+
+
+def engine(*skills: type[BaseSkillModule], **config: Any) -> CoordinatorEngine:
+    config.setdefault("default_plan", ["Retrieve", "Answer"])
+    return make_engine(list(skills), total_timeout=None, **config)
+
+
+@pytest.fixture(autouse=True)
+def _no_passages() -> None:
+    PASSAGES["found"] = []
+
+
+def test_empty_retrieval_skips_what_only_it_feeds_and_says_why() -> None:
+    report = engine(Retrieve, Conflicts, Answer).run_query("do the notes disagree?")
+    assert report.planning["plan"] == ["Retrieve", "Conflicts", "Answer"]
+    assert [r.skill for r in report.results] == ["Retrieve", "Answer"]
+    assert report.final_response == "passages=0 conflicts=None result=None"
+    (change,) = report.planning["changes"]
+    assert change["action"] == "skipped" and change["skill"] == "Conflicts"
+    assert "Retrieve produced no memory_results" in change["why"]
+    assert report.status == "success"
+    assert any(e.startswith("plan adjusted: skipped Conflicts") for e in report.uif.log_trace)
+
+
+def test_with_passages_the_planned_skill_runs() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    report = engine(Retrieve, Conflicts, Answer).run_query("do the notes disagree?")
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert report.stages == [["Retrieve"], ["Conflicts"], ["Answer"]]
+
+
+def test_conflict_detection_joins_when_passages_come_from_several_sources() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "b", "text": "y"}]
+    report = engine(Retrieve, Conflicts, Answer).run_query("tell me about the launch")
+    assert report.planning["plan"] == ["Retrieve", "Answer", "Conflicts"]
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert report.final_response == "passages=2 conflicts=[{'sources': ['a', 'b']}] result=None"
+    assert report.planning["changes"][0]["action"] == "added"
+
+
+def test_passages_from_one_source_do_not_bring_conflict_detection() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "a", "text": "y"}]
+    report = engine(Retrieve, Conflicts, Answer).run_query("tell me about the launch")
+    assert [r.skill for r in report.results] == ["Retrieve", "Answer"]
+    assert report.planning["changes"] == []
+
+
+def test_a_failed_skill_is_replaced_by_another_producer_when_continuing() -> None:
+    report = engine(BrokenCalc, SpareCalc, Answer, default_plan=["Answer"],
+                    continue_on_skill_failure=True).run_query("what is 2 + 2")
+    assert report.planning["plan"][:2] == ["BrokenCalc", "Answer"]
+    assert report.final_response == "passages=0 conflicts=None result=4"
+    substituted = [c for c in report.planning["changes"] if c["action"] == "substituted"]
+    assert substituted == [{"action": "substituted", "skill": "SpareCalc", "why":
+                            "BrokenCalc failed (RuntimeError: calculator service "
+                            "unavailable); SpareCalc produces calculation_result in its place"}]
+    assert report.status == "partial"
+    assert [r.skill for r in report.results] == ["BrokenCalc", "Answer", "SpareCalc", "Answer"]
+
+
+def test_without_continue_on_skill_failure_there_is_no_substitution() -> None:
+    report = engine(BrokenCalc, SpareCalc, Answer, default_plan=["Answer"]).run_query(
+        "what is 2 + 2")
+    assert report.status == "failure"
+    assert "SpareCalc" not in [r.skill for r in report.results]
+
+
+def test_installed_memory_and_conflict_plugins_adapt_to_what_memory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sof_memory import MemoryDocument, SQLiteMemoryBackend
+
+    path = tmp_path / "memory.db"
+    monkeypatch.setenv("SOF_MEMORY_PATH", str(path))
+    store = SQLiteMemoryBackend(path)
+    store.add_many([
+        MemoryDocument("The launch is on 3 May 2025.", source="plan.md"),
+        MemoryDocument("The launch is on 9 June 2025.", source="email.txt"),
+    ])
+    store.close()
+    installed = CoordinatorEngine(config=SOFConfig())
+    report = installed.run_query("When is the launch?")
+    assert [r.skill for r in report.results] == [
+        "MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"]
+    assert "conflicts" in report.uif.intermediate_data
+    assert report.planning["changes"][0]["skill"] == "ConflictDetectorSkill"

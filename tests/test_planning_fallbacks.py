@@ -1,0 +1,124 @@
+"""Planners from plugins: one signature, checked plans, and fallbacks to the rules planner."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sof_core import UIF, BaseSkillModule, ConfigError, SOFConfig, hookimpl
+from sof_core.planning.planners import Planner
+from sof_core.testing import make_engine
+
+
+class Answer(BaseSkillModule):
+    skill_name = "Answer"
+    skill_description = "answers"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = "ok"
+        return uif
+
+
+class Raising:
+    name = "raising"
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        raise RuntimeError("planner service down")
+
+
+class Invalid:
+    name = "invalid"
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        return ["NoSuchSkill", "Answer"]
+
+
+class Sees:
+    """Returns what it was given, to check the context a planner gets."""
+
+    name = "sees"
+    seen: dict[str, Any] = {}
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        Sees.seen = {"default_plan": context.config.default_plan, "profile": context.profile,
+                     "skills": context.registry.skill_names()}
+        return ["Answer"]
+
+
+class Hung:
+    name = "hung"
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        threading.Event().wait()  # never returns
+        return []
+
+
+class Planners:
+    @hookimpl
+    def sof_register_planners(self) -> list[Any]:
+        return [Raising(), Invalid(), Sees(), Hung()]
+
+
+def engine(**config: Any) -> Any:
+    return make_engine([Answer], plugins=[("planners", Planners())], default_plan=["Answer"],
+                       **config)
+
+
+def test_a_plugin_planner_keeps_the_one_documented_signature() -> None:
+    assert isinstance(Sees(), Planner)
+    result = engine().planning.plan("q", planner="sees", profile="legal",
+                                    config=SOFConfig(default_plan=["Answer"]))
+    assert result.plan == ["Answer"] and result.planner == "sees"
+    assert Sees.seen == {"default_plan": ["Answer"], "profile": "legal", "skills": ["Answer"]}
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("raising", "planner raised RuntimeError: planner service down"),
+    ("invalid", "its plan ['NoSuchSkill', 'Answer'] is invalid"),
+])
+def test_a_failing_planner_falls_back_to_rules_and_is_counted(name: str, why: str) -> None:
+    made = engine()
+    result = made.planning.plan("q", planner=name)
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    (fallback,) = result.fallbacks
+    assert (fallback.planner, fallback.to) == (name, "rules")
+    assert fallback.reason.startswith(why)
+    stats = made.stats()["planning"]
+    assert stats["fallbacks"] == {f"{name}->rules": 1} and stats["fallbacks_total"] == 1
+
+
+def test_a_plan_made_after_a_fallback_is_not_cached() -> None:
+    made = engine()
+    made.planning.plan("q", planner="raising")
+    again = made.planning.plan("q", planner="raising")
+    assert not again.cache_hit and again.fallbacks
+
+
+def test_the_fallback_reaches_the_report_and_the_trace() -> None:
+    report = engine(planner="raising").run_query("q")
+    assert report.status == "success"
+    assert report.planning is not None and report.planning["fallbacks"][0]["planner"] == "raising"
+    assert any(w.startswith("planner raising fell back to rules") for w in report.uif.warnings)
+
+
+def test_an_unknown_planner_and_a_bad_rules_option_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"unknown planner 'oracle'.*installed planners"):
+        engine().planning.plan("q", planner="oracle")
+    bad = SOFConfig(default_plan=["Answer"], planner_options={"rules": {"treshold": 0.3}})
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['treshold'\]"):
+        engine().planning.plan("q", config=bad)
+
+
+def test_a_hung_plugin_planner_is_given_up_on_at_its_timeout() -> None:
+    made = engine(planner_options={"hung": {"timeout": 0.2}})
+    started = time.monotonic()
+    result = made.planning.plan("q", planner="hung")
+    assert time.monotonic() - started < 2
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    assert result.fallbacks[0].reason == (
+        "planner 'hung' did not answer within 0.2s (planner_options.hung.timeout)")
