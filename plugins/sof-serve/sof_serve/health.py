@@ -42,9 +42,18 @@ def _number(value: Any) -> float | None:
 def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per alert threshold: ``kind``, ``label``, ``threshold``, ``value``, ``unit``,
     ``state`` (``ok``, ``alert`` or ``none`` while there is nothing to measure)."""
-    thresholds = state.get("thresholds") or {}
-    values = state.get("values") or state.get("current") or {}
+    thresholds = dict(state.get("thresholds") or {})
+    values = dict(state.get("values") or state.get("current") or {})
     active = {_kind(item) for item in state.get("active") or []}
+    for item in state.get("alerts") or []:  # or one entry per alert: kind, threshold, value
+        if not isinstance(item, dict) or "kind" not in item:
+            continue
+        kind = str(item["kind"]).rpartition(":")[2]
+        for key, into in (("threshold", thresholds), ("value", values)):
+            if key in item:
+                into.setdefault(kind, item[key])
+        if item.get("active") is True or item.get("state") in ("alert", "active", "firing"):
+            active.add(kind)
     sof = comparison["paths"]["sof"]
     p95 = sof["latency_ms"]["p95"]
     measured = {

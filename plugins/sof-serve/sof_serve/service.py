@@ -113,7 +113,7 @@ class SOFService:
         manager: SOFConfigManager | None = None,
         settings: ServeSettings | None = None,
         metrics: ABMetrics | None = None,
-        shadow_sample_rate: float = 0.0,
+        shadow_sample_rate: float | None = None,
     ) -> None:
         self.manager = manager if manager is not None else get_sof_config_manager()
         self.engine = engine if engine is not None else CoordinatorEngine()
@@ -128,6 +128,8 @@ class SOFService:
             legacy = load_legacy(settings.legacy)
         if legacy is None:
             legacy = self._fixed_legacy = FixedPlanLegacy(self.engine, self.manager)
+        if shadow_sample_rate is None:
+            shadow_sample_rate = settings.shadow_sample_rate
         self.router = QueryRouter(self.engine, legacy, self.manager, metrics=metrics,
                                   shadow_sample_rate=shadow_sample_rate)
         self.runs = RunStore(settings.recent_runs)

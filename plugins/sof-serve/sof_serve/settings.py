@@ -42,6 +42,9 @@ class ServeSettings:
     recent_runs: int = 200
     #: ``module:callable`` of the legacy pipeline; None: the fixed ``default_plan``.
     legacy: str | None = None
+    #: Share (0..1) of queries also run on the other path in the background, to count
+    #: where SOF's and legacy's answers disagree (the router's shadow mode).
+    shadow_sample_rate: float = 0.0
     #: Bearer token of the admin endpoints; None: they answer 404.
     admin_token: str | None = None
 
@@ -88,6 +91,10 @@ class ServeSettings:
         if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                 or not math.isfinite(timeout) or timeout <= 0):
             raise bad("request_timeout", f"must be a number of seconds > 0, got {timeout!r}")
+        rate = self.shadow_sample_rate
+        if (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                or not 0 <= rate <= 1):
+            raise bad("shadow_sample_rate", f"must be a number from 0 to 1, got {rate!r}")
         if self.legacy is not None and (not isinstance(self.legacy, str)
                                         or ":" not in self.legacy):
             raise bad("legacy", f"must be 'module:callable', got {self.legacy!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -199,3 +200,36 @@ def test_a_host_mounts_the_same_routes_under_a_prefix(
     assert script.status_code == 200
     assert run["final_response"] == "host:mounted"
     assert [r["run_id"] for r in listed] == [run["run_id"]]
+
+
+def _broken_legacy(query: str, **context: Any) -> str:
+    raise ConnectionError("legacy backend unreachable")
+
+
+def test_no_answer_from_either_path_is_still_a_run_that_says_why(
+        served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100)
+    server = served(legacy=_broken_legacy)
+    with client(server) as http:
+        answer = http.post("/v1/query", json={"query": "q", "plan": ["BrokenSkill"]})
+    run = answer.json()
+    assert answer.status_code == 200
+    assert run["route"]["ok"] is False and run["final_response"] is None
+    assert "legacy backend unreachable" in run["route"]["error"]
+    assert "database is down" in run["route"]["error"]
+    assert run["schema"] == "sof.run/1"
+
+
+def test_shadow_disagreements_are_counted(served: Served, manager: SOFConfigManager) -> None:
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100)
+    server = served(shadow_sample_rate=1.0)
+    with client(server) as http:
+        for i in range(3):
+            http.post("/v1/query", json={"query": f"q{i}", "plan": ["AnswerSkill"]})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # shadow runs finish in the background
+            shadow = http.get("/v1/stats").json()["comparison"]["shadow"]
+            if shadow["runs"] == 3:
+                break
+            time.sleep(0.05)
+    assert shadow["runs"] == 3 and shadow["differences"] == 3  # "sof:q" vs "legacy:q"

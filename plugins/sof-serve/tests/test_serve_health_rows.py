@@ -48,3 +48,13 @@ def test_kpi_rows() -> None:
     unanswered = {r["name"]: r for r in kpi_rows(_comparison(0, 10), 1000, 998)}
     assert unanswered["Availability"]["state"] == "alert"  # 99.8 % < 99.9 %
     assert unanswered["Response time"]["state"] == "alert"  # 2 ms against 1 ms
+
+
+def test_alerts_given_as_one_entry_each() -> None:
+    state = {"alerts": [{"kind": "sof:response_time", "threshold": 2.0, "value": 3.5,
+                         "active": True},
+                        {"kind": "skill_failure_rate", "threshold": 0.3, "value": 0.1}]}
+    rows = {row["kind"]: row for row in alert_rows(state, _comparison(0, 5))}
+    assert rows["response_time"]["threshold"] == 2.0
+    assert rows["response_time"]["value"] == 3.5 and rows["response_time"]["state"] == "alert"
+    assert rows["skill_failure_rate"]["state"] == "ok"

@@ -104,6 +104,7 @@ def test_request_over_the_time_limit_is_504_and_the_server_stays_up(served: Serv
     ({"max_queue": -1}, "max_queue"),
     ({"request_timeout": "soon"}, "request_timeout"),
     ({"port": 70000}, "port"),
+    ({"shadow_sample_rate": 2}, "shadow_sample_rate"),
     ({"legacy": "nocolon"}, "legacy"),
     ({"max_body": 5}, "max_body"),
 ])

@@ -211,3 +211,18 @@ def test_page_works_mounted_under_a_prefix(browser: Any, engine: Any,
         assert page.errors == []
         page.close()
         sof.state.sof.close()  # ends the page's event stream before the server stops
+
+
+def test_new_runs_arrive_live(browser: Any, fed: Any) -> None:
+    page = _open(browser, fed.url)
+    page.wait_for_selector("#live.on")  # the event stream is open
+    before = _shown(page, "legacy.count") + _shown(page, "sof.count")
+    answer = httpx.post(f"{fed.url}/v1/query", json={"query": "arrives live",
+                                                      "user_id": "live-user"}).json()
+    page.wait_for_selector(f'#runs tbody tr[data-run="{answer["run_id"]}"]')
+    assert "arrives live" in page.locator("#runs tbody tr").first.inner_text()
+    page.wait_for_function(
+        "n => ['sof', 'legacy'].map(p => Number(document.querySelector("
+        "`[data-metric=\"${p}.count\"]`).dataset.value)).reduce((a, b) => a + b) === n",
+        arg=before + 1)
+    page.close()
