@@ -72,6 +72,8 @@ DISCOVER = textwrap.dedent(
 DEMO_QUERY = "When was the SAM memory system redesigned, and what does it store?"
 #: What the demo rows and their target allow for a whole ``sof run`` (issue 10, item 7).
 DEMO_TARGET_MS = 150.0
+#: The plugins whose skills the demo's plan runs (memory, conflict detection, response).
+DEMO_PLUGINS = "memory,conflict,response"
 
 
 def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -174,6 +176,15 @@ def _demo(section: Section, sof: list[str], bare: float, bare_cpu: float, repeat
         section.rows.append(Row("same, SOF_PLAN_STORE=0 (graph built, networkx imported)",
                                 cold * 1e3, "ms", bare * 1e3, "bare python",
                                 f"cpu {cold_cpu * 1e3:.0f} ms"))
+        # Every installed plugin is imported by every run; this row shows what is left with
+        # only the three whose skills the demo's plan runs (an operator's allow-list).
+        only = {**env, "SOF_PLUGINS_ONLY": DEMO_PLUGINS}
+        if "status: success" in subprocess.run(command, capture_output=True, text=True,
+                                                env=only, check=True).stdout:
+            lean, lean_cpu = _timed(command, repeat, only)
+            section.rows.append(Row(f"same, SOF_PLUGINS_ONLY={DEMO_PLUGINS} (labelled: not "
+                                    "the default)", lean * 1e3, "ms", bare * 1e3,
+                                    "bare python", f"cpu {lean_cpu * 1e3:.0f} ms"))
         return warm
 
 

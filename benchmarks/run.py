@@ -22,7 +22,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("overhead", "fanout", "graph", "registration", "startup", "throughput", "legacy",
-            "isolation", "planning", "serve")
+            "isolation", "planning", "serve", "observers")
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 
 

@@ -65,6 +65,8 @@ _LAZY: dict[str, str] = {
     # routing
     "QueryRouter": "sof_core.routing.router",
     "RouteResult": "sof_core.routing.router",
+    "add_route_observer": "sof_core.routing.router",
+    "remove_route_observer": "sof_core.routing.router",
     "ABMetrics": "sof_core.routing.metrics",
     # configuration
     "SOFConfig": "sof_core.config.model",
@@ -127,7 +129,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.plugins.markers import hookimpl, hookspec
     from sof_core.plugins.registry import Registry, SkillEntry
     from sof_core.routing.metrics import ABMetrics
-    from sof_core.routing.router import QueryRouter, RouteResult
+    from sof_core.routing.router import (
+        QueryRouter,
+        RouteResult,
+        add_route_observer,
+        remove_route_observer,
+    )
     from sof_core.security.policy import ToolLimits, ToolPolicy
     from sof_core.security.ratelimit import RateLimiter
     from sof_core.security.sandbox import network_sandbox
@@ -213,6 +220,7 @@ __all__ = [
     "UndeclaredWriteError",
     "ValidationProblem",
     "__version__",
+    "add_route_observer",
     "arun_batch",
     "call_payload",
     "check_returned",
@@ -222,6 +230,7 @@ __all__ = [
     "hookspec",
     "isolation_pool",
     "network_sandbox",
+    "remove_route_observer",
     "replay_changes",
     "run_batch",
     "run_sandboxed",

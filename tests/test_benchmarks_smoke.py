@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {"overhead", "fanout", "graph", "registration", "startup", "throughput", "legacy",
-            "isolation", "planning"}
+            "isolation", "planning", "serve", "observers"}
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 
 Discovery reads plugin metadata without ``packaging`` and without the ``importlib_metadata``
 backport (plain ``sof-core`` requirements are parsed and checked by SOF, exactly as
-``packaging`` would; anything else still goes to ``packaging``); one query does not import
-asyncio. Times are measured in ``benchmarks/bench_startup.py``, never here.
+``packaging`` would; anything else still goes to ``packaging``) and parses only the
+``entry_points.txt`` files that can hold its group; one query does not import asyncio, runs
+no garbage collection before the plugins are loaded and compiles no tokenizer for pydantic's
+default factories. Times are measured in ``benchmarks/bench_startup.py``, never here.
 """
 
 from __future__ import annotations
@@ -233,3 +235,145 @@ def test_sof_plugins_lists_every_plugin_from_metadata_when_all_are_broken(
     assert rows["too-new"]["requires"] == ">=99"
     assert rows["odd-requirement"]["requires"] == ">=0.1"
     assert "Traceback" not in done.stderr
+
+
+# --- no garbage collection during start-up (cli/startup.py) --------------------------------
+
+RUN_ONE = "main(['run', 'What is SOF?', '--plan', 'MemoryRetrievalSkill'])"
+
+
+def test_nothing_is_collected_before_the_plugins_are_loaded(tmp_path: Path) -> None:
+    """Start-up's objects all live to the end: the collector is paused until the plugins are
+    loaded, then collects as usual (and ``main`` gives it back as it found it)."""
+    code = (
+        "import gc, sys\n"
+        "from sof_core.cli import common\n"
+        "from sof_core.cli.main import main\n"
+        "seen = {'startup': 0, 'after': 0}\n"
+        "def count(phase, info):\n"
+        "    if phase == 'start':\n"
+        "        seen['after' if 'plugins' in common.LOAD_TIMES else 'startup'] += 1\n"
+        "gc.callbacks.append(count)\n"
+        f"assert {RUN_ONE} == 0\n"
+        "assert 'plugins' in common.LOAD_TIMES\n"
+        "for _ in range(300_000):\n"  # after the run, collection works as before
+        "    cycle = []; cycle.append(cycle)\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0, gc.get_freeze_count()\n"
+        "print('COUNTS', seen['startup'], seen['after'], file=sys.stderr)\n"
+        "assert seen['startup'] == 0 and seen['after'] > 0, seen\n"
+    )
+    _modules_after(code, tmp_path)
+
+
+def test_main_leaves_a_disabled_or_frozen_collector_as_it_was(tmp_path: Path) -> None:
+    code = (
+        "import gc\n"
+        "from sof_core.cli.main import main\n"
+        "gc.disable()\n"
+        f"assert {RUN_ONE} == 0\n"
+        "assert not gc.isenabled() and gc.get_freeze_count() == 0\n"
+        "gc.enable(); gc.freeze(); frozen = gc.get_freeze_count()\n"
+        f"assert {RUN_ONE} == 0\n"
+        "assert gc.isenabled() and 0 < gc.get_freeze_count() <= frozen\n"
+        "gc.unfreeze()\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"  # no plugins loaded
+        "assert gc.isenabled() and gc.get_freeze_count() == 0\n"
+        "import weakref\n"
+        "class Node:\n    pass\n"
+        "node = Node(); node.self = node; ref = weakref.ref(node); del node\n"
+        "try:\n    main(['config', 'nonsense-subcommand'])\nexcept SystemExit:\n    pass\n"
+        "gc.collect()\n"
+        "assert ref() is None, 'a cycle made before main() was not collected after it'\n"
+    )
+    _modules_after(code, tmp_path)
+
+
+# --- discovery skips files that cannot hold the group, exactly as importlib reads them ------
+
+
+class _TextDist(importlib.metadata.Distribution):
+    def __init__(self, text: str | None) -> None:
+        self._text = text
+
+    def read_text(self, filename: str) -> str | None:
+        return self._text if filename == "entry_points.txt" else None
+
+    def locate_file(self, path: Any) -> Path:
+        return Path(str(path))
+
+
+def _importlib_answer(dist: Any, group: str) -> object:
+    try:
+        return sorted((ep.name, ep.value) for ep in dist.entry_points.select(group=group))
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+def _sof_answer(dist: Any, group: str) -> object:
+    try:
+        return sorted((ep.name, ep.value) for ep in loader._group_entry_points(dist, group))
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+ENTRY_POINT_LINES = st.sampled_from([
+    "", "  ", "# comment", "; not a comment", "[console_scripts]", " [sof.plugins] ",
+    "[sof.plugins", "sof.plugins]", "[[sof.plugins]]", "[other]", "tool = tool:main",
+    "noequals", " indented = x ", "a=b=c", "[sof.plugins.extra]", "sof.plugins = x",
+    "memory = sof_memory", "=", "[]",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(ENTRY_POINT_LINES, max_size=8), newline=st.sampled_from(["\n", "\r\n"]))
+def test_discovery_reads_entry_points_exactly_as_importlib(lines: list[str], newline: str
+                                                            ) -> None:
+    dist = _TextDist(newline.join(lines))
+    for group in ("sof.plugins", "console_scripts", "other"):
+        assert _sof_answer(dist, group) == _importlib_answer(dist, group), (lines, group)
+
+
+def test_a_file_without_the_group_is_not_parsed_but_a_malformed_one_still_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str | None] = []
+    real = importlib.metadata.EntryPoints._from_text_for
+
+    def counting(text: str | None, dist: Any) -> Any:
+        parsed.append(text)
+        return real(text, dist)
+
+    monkeypatch.setattr(importlib.metadata.EntryPoints, "_from_text_for", counting)
+    wanted = _TextDist("[console_scripts]\ntool = tool:main\n[sof.plugins]\nx = y\n")
+    assert [ep.name for ep in loader._group_entry_points(wanted, "sof.plugins")] == ["x"]
+    assert len(parsed) == 1
+    assert loader._group_entry_points(_TextDist(None), "sof.plugins") == []
+    skipped = _TextDist("[console_scripts]\ntool = tool:main\n")
+    assert not loader._parses("[console_scripts]\nnoequals\n")
+    assert loader._parses(skipped.read_text("entry_points.txt") or "")
+    assert loader._group_entry_points(skipped, "sof.plugins") == []
+    assert len(parsed) == 1  # neither the missing file nor the one without the group
+    broken = _TextDist("[console_scripts]\nnoequals\n")
+    with pytest.raises((TypeError, ValueError)):  # importlib's own error, as before
+        loader._group_entry_points(broken, "sof.plugins")
+
+
+# --- building SOF's models does not tokenize (no ``default_factory=list``) -----------------
+
+
+def test_building_the_config_and_uif_models_compiles_no_tokenizer(tmp_path: Path) -> None:
+    """pydantic asks ``inspect.signature`` of each default factory; for the builtin ``list``
+    that tokenizes its text signature and compiles ``tokenize``'s regexes at start-up."""
+    code = (
+        "import tokenize, sys\n"
+        f"from sof_core.cli.main import main\nassert {RUN_ONE} == 0\n"
+        "from sof_core import UIF\nfrom sof_core.config import SOFConfig\n"
+        "one, two = UIF(input_query='a'), UIF(input_query='b')\n"
+        "one.warnings.append('w'); one.log_trace.append('t')\n"
+        "assert two.warnings == [] and two.log_trace == [] and two.execution_plan == []\n"
+        "first, second = SOFConfig(), SOFConfig()\n"
+        "first.isolate_skills.append('x')\n"
+        "assert second.isolate_skills == [] and second.plugins_disable == []\n"
+        "assert tokenize._compile.cache_info().currsize == 0, tokenize._compile.cache_info()\n"
+    )
+    _modules_after(code, tmp_path)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sof_core.cli import startup
 from sof_core.cli.output import UsageError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def manager() -> PluginManager:
     started = time.perf_counter()
     loaded = PluginManager(load_config()).load()
     LOAD_TIMES["plugins"] = time.perf_counter() - started
+    startup.done()  # start-up is over: collect garbage again (see cli/startup.py)
     return loaded
 
 

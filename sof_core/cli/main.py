@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sof_core._version import __version__
-from sof_core.cli import completion, hooks, inspect, new_plugin, plan, run
+from sof_core.cli import completion, hooks, inspect, new_plugin, plan, run, startup
 from sof_core.cli import config as config_cli
 from sof_core.cli.output import UsageError, fail, one_line, warn
 
@@ -248,6 +248,14 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sof`` console script."""
+    paused = startup.pause()  # until the plugins are loaded: see cli/startup.py
+    try:
+        return _main(argv)
+    finally:
+        startup.restore(paused)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from sof_core.errors import SOFError
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -29,7 +29,6 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -766,6 +765,8 @@ def is_sof_enabled() -> bool:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers see the old file or the new, never a mix."""
+    import tempfile  # only when writing: reading the config (every run) does not need it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -67,6 +67,12 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
+def _new_list() -> list[Any]:
+    """A new empty list: ``default_factory=list`` without its class-creation cost (see
+    ``sof_core.uif._new_list``: the builtin makes pydantic compile ``tokenize``'s regexes)."""
+    return []
+
+
 class SOFConfig(BaseModel):
     """Every setting SOF reads. Unknown keys are errors, so typos never pass silently."""
 
@@ -78,6 +84,23 @@ class SOFConfig(BaseModel):
     enable_plan_validation: bool = True
     enable_execution_metrics: bool = True
     sof_rollout_percentage: float = Field(default=0, ge=0, le=100)
+
+    # --- alerts and automatic rollback (docs/operations.md) -------------------------------
+    #: The seed's alert thresholds, evaluated over the last ``alert_window_seconds``:
+    #: error rate and skill failure rate as fractions, response time in seconds (the
+    #: window's p95), memory as percent of the machine's RAM used by this process.
+    alert_error_rate: float = Field(default=0.05, ge=0, le=1)
+    alert_response_time: float = Field(default=10.0, gt=0)
+    alert_memory_percent: float = Field(default=80.0, gt=0, le=100)
+    alert_skill_failure_rate: float = Field(default=0.10, ge=0, le=1)
+    alert_window_seconds: float = Field(default=60.0, gt=0)
+    #: No rate alert until the window holds this many queries (one early error is not 100 %).
+    alert_min_samples: int = Field(default=20, ge=1)
+    #: On a breach of the error-rate or response-time threshold on the SOF path, lower
+    #: ``sof_rollout_percentage`` by ``auto_rollback_step`` (100: to 0) through the same
+    #: atomic write as ``sof config``; it stays there until a person raises it.
+    auto_rollback: bool = False
+    auto_rollback_step: float = Field(default=100, gt=0, le=100)
 
     # --- planning ------------------------------------------------------------------------
     default_plan: list[str] = Field(
@@ -133,7 +156,7 @@ class SOFConfig(BaseModel):
     strict_declarations: bool = True
     #: Skills to run in isolation worker processes whatever they declare, by skill name or
     #: by plugin/distribution name for all of a plugin's skills (docs/operations.md).
-    isolate_skills: list[str] = Field(default_factory=list)
+    isolate_skills: list[str] = Field(default_factory=_new_list)
     #: Worker processes kept for isolated skills (started on first use, then reused).
     isolation_workers: int = Field(default=2, ge=1, le=64)
     #: Limits of each isolated call: ``cpu_seconds``, ``memory_mb`` (what the call may add
@@ -144,7 +167,7 @@ class SOFConfig(BaseModel):
     )
     #: Environment variables an isolated skill sees besides the minimal set (PATH, HOME,
     #: locale, temp and XDG dirs): names, or prefixes ending in ``*`` (``SOF_MEMORY_*``).
-    isolation_env: list[str] = Field(default_factory=list)
+    isolation_env: list[str] = Field(default_factory=_new_list)
     #: Tool security policy (docs/security.md): ``allow_tools``/``deny_tools`` (names or
     #: patterns), ``allow_permissions``/``deny_permissions``, per-tool ``limits``,
     #: ``default_max_output_bytes``, ``network_isolation``. Keys left out keep defaults
@@ -154,7 +177,7 @@ class SOFConfig(BaseModel):
     # --- plugins -------------------------------------------------------------------------
     plugins_autoload: bool = True
     plugins_only: list[str] | None = None
-    plugins_disable: list[str] = Field(default_factory=list)
+    plugins_disable: list[str] = Field(default_factory=_new_list)
     strict_plugins: bool = False
     #: Settings for individual plugins, by plugin name (e.g. ``{"memory": {"path": ...}}``).
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -57,13 +57,23 @@ _states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
 _states_lock = threading.Lock()
 
 
+#: The last loop asked about and its state: a run's steps ask for the same loop again and
+#: again, and a ``WeakKeyDictionary`` look-up makes a weak reference each time.
+_last_state: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopState] | None = None
+
+
 def loop_state(loop: asyncio.AbstractEventLoop) -> LoopState:
+    global _last_state
+    last = _last_state
+    if last is not None and last[0]() is loop:
+        return last[1]
     state = _states.get(loop)
     if state is None:
         with _states_lock:
             state = _states.get(loop)
             if state is None:
                 state = _states[loop] = LoopState()
+    _last_state = (weakref.ref(loop), state)
     return state
 
 

@@ -18,15 +18,35 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING
 
-from sof_core.execution.aio import AsyncCall, cancel_soon, watch
-from sof_core.execution.deadlines import clock
-from sof_core.execution.fanout import PoolCall
-from sof_core.execution.step import Outcome, aexecute_step
-from sof_core.execution.watchdog import watchdog
+from sof_core.errors import SOFError
+from sof_core.execution.aio import (
+    CANCEL,
+    RECHECK,
+    AsyncCall,
+    _Guarded,
+    cancel_soon,
+    overrun,
+)
+from sof_core.execution.deadlines import _task_deadline, clock
+from sof_core.execution.fanout import RUNNING, PoolCall
+from sof_core.execution.report import SkillResult
+from sof_core.execution.step import (
+    Outcome,
+    _perf,
+    aexecute_step,
+    check_returned,
+    merge_writes,
+)
+from sof_core.execution.watchdog import Entry, watchdog
+from sof_core.skills.views import skill_view
 
 if TYPE_CHECKING:
     from sof_core.execution.run import RunContext
     from sof_core.graph.compile import Step
+    from sof_core.skills.views import ScopedData
+    from sof_core.uif import UIF
+
+_INF = float("inf")
 
 
 async def drive_async(run: RunContext, total_deadline: float) -> None:
@@ -35,15 +55,14 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
     run.frozen.freeze_uif(run.uif.__dict__, run.compiled.read_only_order)
     run.total_deadline = total_deadline
     inflight: list[AsyncCall] = []
-    entry = None
-    if total_deadline != float("inf"):
-        def total(now: float) -> None:  # the watchdog's thread: end the run on its loop
-            try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
-                loop.call_soon_threadsafe(_end_at_total, run, inflight, now)
-            except RuntimeError:  # the loop is closed: nothing is waiting any more
-                pass
-
-        entry = watchdog().arm(total_deadline, total)
+    # One watchdog deadline for the whole run (not one per async step): no step can be due
+    # before now + the shortest timeout, so the run is looked at then, or at its total
+    # deadline; the look re-arms at the next due time (see ``_RunWatch``).
+    first = min(total_deadline, clock() + run.min_timeout)
+    watch_run = _RunWatch(run, loop, inflight) if first != _INF else None
+    if watch_run is not None:
+        run.watches_calls = True
+        watch_run.arm(first)
     try:
         for index, stage in enumerate(run.step_stages):
             if run.stop_status is not None or run.finished:
@@ -55,7 +74,24 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
             if not steps:
                 continue
             if len(steps) == 1:
-                outcomes = [await _one(run, steps[0], index, loop, inflight)]
+                step = steps[0]
+                if (step.spec.is_async and not step.retries and step.isolation != "process"
+                        and not (run.quarantined and step.name in run.quarantined)):
+                    # The usual async step, awaited in this frame and recorded inline
+                    # (``_one`` + ``_record_stage``'s success path without the Outcome).
+                    now = clock()
+                    acall = AsyncCall(step, loop, now,
+                                      now + step.timeout if step.timeout is not None else _INF)
+                    inflight.append(acall)
+                    try:
+                        ran = await _await_once(run, step, acall)
+                    finally:
+                        inflight.remove(acall)
+                    if run.finished:  # the total timeout recorded this stage already
+                        break
+                    _record_one(run, step, index, ran)
+                    continue
+                outcomes = [await _one(run, step, index, loop, inflight)]
             else:
                 outcomes = list(await asyncio.gather(
                     *(_one(run, step, index, loop, inflight) for step in steps)
@@ -78,8 +114,8 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
     except BaseException as exc:
         run._crashed(exc)
     finally:
-        if entry is not None:
-            watchdog().cancel(entry)
+        if watch_run is not None:
+            watch_run.stop()
         with run.lock:
             run.finished = True
             run.finish()
@@ -94,15 +130,15 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
         return Outcome(step, None, None, None, None, run.hung.error(step.name), 0.0, 0)
     if step.spec.is_async and step.isolation != "process":
         now = clock()
-        deadline = now + step.timeout if step.timeout is not None else float("inf")
+        deadline = now + step.timeout if step.timeout is not None else _INF
         call = AsyncCall(step, loop, now, deadline)
-        inflight.append(call)
-        entry = watch(call)
+        inflight.append(call)  # the run's watch looks at its deadline (``_RunWatch``)
         try:
-            return await aexecute_step(step, run.uif, run._backoff, call, run._before)
+            if step.retries:
+                return await aexecute_step(step, run.uif, run._backoff, call, run._before)
+            result, view, data, error, duration = await _await_once(run, step, call)
+            return Outcome(step, result, view, data, data, error, duration, 1)
         finally:
-            if entry is not None:
-                watchdog().cancel(entry)
             inflight.remove(call)
     future: asyncio.Future[Outcome] = loop.create_future()
     inbox = _inbox(loop)
@@ -112,6 +148,67 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
 
     run.submit([step], deliver)
     return await future
+
+
+#: What ``_await_once`` returns: (result, view, scope, error, duration), an ``Outcome``'s
+#: fields for one attempt.
+_Ran = tuple["UIF | None", "UIF | None", "ScopedData | None", "BaseException | None", float]
+
+
+async def _await_once(run: RunContext, step: Step, call: AsyncCall) -> _Ran:
+    """``aexecute_step`` + ``await_step`` for a step with no retries, in one coroutine
+    frame (the per-step cost of a run on the loop): the same view, the same deadline
+    handling, the same outcomes."""
+    started = _perf()
+    view, data = skill_view(run.uif, step)
+    try:
+        before = run._before
+        if before is not None:
+            before(step, view)
+        coro = step.instance.execute(view)
+        task = call.task = asyncio.current_task()
+        call.done = False
+        token = _task_deadline.set(call.deadline)
+        try:
+            returned = await _Guarded(coro, call)
+            if call.verdict is not None:  # it finished, but only after the watchdog ended it
+                raise call.timeout_error()
+        except asyncio.CancelledError:
+            if call.verdict is None:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None and uncancel() > 0:
+                raise  # cancelled by its caller as well: that one wins
+            raise call.timeout_error() from None
+        finally:
+            call.done = True
+            _task_deadline.reset(token)
+        result = check_returned(step, view, returned)
+        return result, view, data, None, _perf() - started
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # the skill's error (KeyboardInterrupt: raised by the run)
+        return None, None, None, exc, _perf() - started
+
+
+def _record_one(run: RunContext, step: Step, index: int, ran: _Ran) -> None:
+    """``_record_stage`` for one step's attempt: merged and recorded (success inline)."""
+    result, view, data, error, duration = ran
+    if error is None:
+        try:
+            merge_writes(run.uif, step, result, view, data, data, duration, run.frozen)
+        except SOFError as exc:
+            error = exc
+    if error is None:
+        record = SkillResult(step.name, "success", duration, 1, index, None, None, step.plugin)
+        run.results.append(record)
+        if run._after_skill:
+            run._notes.append(("sof_after_skill", {"skill": step.spec, "result": record}))
+    else:
+        run._apply(Outcome(step, None, None, None, None, error, duration, 1), index)
+    run.calls.clear()
+    if run._notes:
+        run._flush()
 
 
 class _Inbox:
@@ -158,10 +255,19 @@ _inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = (
 )
 
 
+#: The last loop's inbox (see ``aio.loop_state``: the same loop, asked for again and again).
+_last_inbox: _Inbox | None = None
+
+
 def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
+    global _last_inbox
+    last = _last_inbox
+    if last is not None and last._loop() is loop:
+        return last
     inbox = _inboxes.get(loop)
     if inbox is None:
         inbox = _inboxes.setdefault(loop, _Inbox(loop))
+    _last_inbox = inbox
     return inbox
 
 
@@ -180,3 +286,73 @@ def _end_at_total(run: RunContext, inflight: list[AsyncCall], now: float) -> Non
     for pool_call in pending:  # wake the walk: the stage's awaits end now
         pool_call.deliver(pool_call.index, Outcome(pool_call.step, None, None, None, None,
                                                    None, 0.0, 0))
+
+
+class _RunWatch:
+    """The run's one watchdog deadline: its total timeout, its async steps' deadlines and
+    those of its sync steps running in pool threads.
+
+    A step's deadline is never earlier than its start plus the shortest timeout, so one
+    entry per run does: armed at the run's start for ``start + min_timeout`` (or the total
+    deadline, if sooner), and when it fires (in the watchdog's thread) it ends the run at
+    its total deadline, or cancels or blames the async steps past theirs (``overrun``),
+    gives up on pool calls past theirs (``PoolCall._expired``), and re-arms at the next
+    time something can be due. A run that ends first cancels its entry:
+    the usual run costs one arm and one cancel, whatever its number of async steps.
+    """
+
+    __slots__ = ("entries", "inflight", "loop", "run", "stopped")
+
+    def __init__(self, run: RunContext, loop: asyncio.AbstractEventLoop,
+                 inflight: list[AsyncCall]) -> None:
+        self.run = run
+        self.loop = loop
+        self.inflight = inflight
+        self.entries: list[Entry] = []
+        self.stopped = False
+
+    def arm(self, deadline: float) -> None:
+        self.entries.append(watchdog().arm(deadline, self.look))
+
+    def stop(self) -> None:
+        """The run is over (on its loop): nothing more to look at."""
+        self.stopped = True
+        dog = watchdog()
+        for entry in self.entries:
+            dog.cancel(entry)
+
+    def look(self, now: float) -> None:
+        """The watchdog's callback (its thread): see the class docstring."""
+        if self.stopped:
+            return
+        run = self.run
+        if run.finished:
+            return
+        total = run.total_deadline
+        if now >= total:  # end the run on its loop
+            try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
+                self.loop.call_soon_threadsafe(_end_at_total, run, self.inflight, now)
+            except RuntimeError:  # the loop is closed: nothing is waiting any more
+                pass
+            return
+        later = min(total, now + run.min_timeout)  # a step starting from now on
+        for call in list(self.inflight):  # a copy: the loop adds and removes calls
+            if call.done or call.verdict is not None:
+                continue
+            if call.deadline <= now:
+                action = overrun(call, now)
+                if action != RECHECK:  # over its time (the verdict is set)
+                    if action == CANCEL:  # suspended: cancelled for real; one blocking
+                        cancel_soon(call)  # the loop is stopped at its next await
+                    continue
+            later = min(later, call.deadline)
+        for pool_call in list(run.calls):  # sync steps running in pool threads
+            slot = pool_call.slot
+            if pool_call.state != RUNNING or slot is None:
+                continue
+            if slot.deadline <= now:
+                pool_call._expired(now)  # gives it up, or arms its own look for later
+            else:
+                later = min(later, slot.deadline)
+        if later != _INF and not self.stopped:
+            self.arm(later)

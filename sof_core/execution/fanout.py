@@ -48,6 +48,8 @@ class RunContext(Protocol):
     def _backoff(self) -> float: ...
     @property
     def _before(self) -> Callable[[Step, UIF], None] | None: ...
+    @property
+    def watches_calls(self) -> bool: ...
 
     def look_again_at(self, slot: Slot, step: Step, now: float) -> float | None: ...
 
@@ -94,7 +96,9 @@ class PoolCall:
                 outcome = Outcome(step, None, None, None, None, run.hung.error(step.name),
                                   0.0, 0)
             else:
-                if slot.deadline != float("inf"):
+                # A run on an event loop watches its pool calls through its one deadline
+                # (``arun._RunWatch``); other runs' calls arm their own.
+                if slot.deadline != float("inf") and not run.watches_calls:
                     self.entry = watchdog().arm(slot.deadline, self._expired)
                 outcome = execute_step(step, run.uif, run._backoff, run._before, slot)
         finally:

@@ -110,14 +110,16 @@ class RunContext:
         executor: Executor,
         threads: EngineThreads | None = None,
     ) -> None:
-        from sof_core.execution.resources import default_threads
+        if threads is None:
+            from sof_core.execution.resources import default_threads
 
+            threads = default_threads()
         self.plugins = plugins
         self.config = config
         self.compiled = compiled
         self.uif = uif
         self.executor = executor
-        self.threads = threads if threads is not None else default_threads()
+        self.threads = threads
         self.hung = self.threads.hung
         #: Skills failing fast; the engine's set, read per step (usually empty).
         self.quarantined = self.hung.quarantined
@@ -142,6 +144,9 @@ class RunContext:
         self._waiter: Any = None
         #: Pool calls of the stage in progress (given up on or reported at the run's end).
         self.calls: list[PoolCall] = []
+        #: The run's own watch looks at its pool calls' deadlines (a run on an event loop:
+        #: ``arun._RunWatch``); otherwise each call arms its own.
+        self.watches_calls = False
         self._fanouts: list[FanOut] = []
         #: Observer notifications recorded under the lock, sent outside it.
         self._notes: list[tuple[str, dict[str, Any]]] = []

@@ -213,16 +213,17 @@ class QueryRouter:
             runs, failed = _skill_counts(failure.report)
             if not config.fallback_to_legacy:
                 if collect:
-                    self._record("sof", sof_latency, error=True, skills_run=runs,
-                                 skills_failed=failed)
+                    self._record("sof", sof_latency, failure.report, error=True,
+                                 skills_run=runs, skills_failed=failed)
                 return RouteResult("sof", None, error=f"SOF failed ({failure.reason}): {failure}",
                                    report=failure.report, sof_error=str(failure), bucket=bucket,
                                    latency=sof_latency)
             log.warning("SOF failed (%s): %s; answering through the legacy pipeline",
                         failure.reason, failure)
             if collect:
-                self._record("sof", sof_latency, error=True, fallback_reason=failure.reason,
-                             skills_run=runs, skills_failed=failed)
+                self._record("sof", sof_latency, failure.report, error=True,
+                             fallback_reason=failure.reason, skills_run=runs,
+                             skills_failed=failed)
             legacy_started = time.perf_counter()
             result = self._run_legacy(query, context, bucket)
             if collect:
@@ -239,7 +240,7 @@ class QueryRouter:
         latency = time.perf_counter() - started
         if collect:
             runs, failed = _skill_counts(report)
-            self._record("sof", latency, skills_run=runs, skills_failed=failed)
+            self._record("sof", latency, report, skills_run=runs, skills_failed=failed)
         return RouteResult("sof", report.final_response, report=report, bucket=bucket,
                            latency=latency)
 
@@ -323,9 +324,17 @@ class QueryRouter:
 
     # --- metrics and alerts --------------------------------------------------------------
 
-    def _record(self, path: str, latency: float, **kwargs: Any) -> None:
+    def _record(self, path: str, latency: float, report: ExecutionReport | None = None,
+                **kwargs: Any) -> None:
         for alert in self.metrics.record(path, latency, **kwargs):
             self._alert(alert)
+        if _route_observers:
+            details = dict(kwargs)
+            if report is not None:
+                details["plan"] = list(report.plan)
+                if report.planning is not None:
+                    details["planning"] = report.planning
+            _tell_observers(self, path, latency, details)
 
     def _alert(self, alert: Alert) -> None:
         log.warning("SOF alert %s: %s", alert.kind, alert.message)
@@ -394,8 +403,10 @@ class QueryRouter:
                     other = self._run_sof(query, context, config, run_sof).final_response
                 except _SOFFailure as failure:
                     other, error = None, f"{failure.reason}: {failure}"
-            self.metrics.record_shadow(query, primary.path, primary.response, other,
-                                       shadow_error=error)
+            differs = self.metrics.record_shadow(query, primary.path, primary.response, other,
+                                                 shadow_error=error)
+            _tell_observers(self, "shadow", 0.0, {"error": error is not None,
+                                                  "differs": differs})
         except Exception:
             log.exception("shadow comparison failed")
 
@@ -411,6 +422,40 @@ class QueryRouter:
             pool, self._shadow_pool = self._shadow_pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+#: Called after each recorded query as ``observer(router, path, latency, details)``; path is
+#: "sof", "legacy" or "shadow", details the ``ABMetrics.record`` keywords (``error``,
+#: ``fallback_reason``, ``skills_run``, ``skills_failed``), plus the SOF run's ``plan`` and
+#: ``planning`` (the report's, set only after ``sof_after_plan``) when there was a run;
+#: shadow: ``error``, ``differs``.
+#: How exporters (sof-serve's Prometheus metrics, automatic rollback) see routing without
+#: the core importing them.
+_route_observers: list[Callable[[QueryRouter, str, float, dict[str, Any]], None]] = []
+
+
+def add_route_observer(observer: Callable[[QueryRouter, str, float, dict[str, Any]], None]) -> None:
+    """Register ``observer`` for every router's recorded queries (idempotent)."""
+    if observer not in _route_observers:
+        _route_observers.append(observer)
+
+
+def remove_route_observer(
+    observer: Callable[[QueryRouter, str, float, dict[str, Any]], None],
+) -> None:
+    """Stop calling ``observer``; unknown observers are ignored."""
+    if observer in _route_observers:
+        _route_observers.remove(observer)
+
+
+def _tell_observers(
+    router: QueryRouter, path: str, latency: float, details: dict[str, Any]
+) -> None:
+    for observer in list(_route_observers):
+        try:
+            observer(router, path, latency, details)
+        except Exception:  # an exporter never breaks the answer
+            log.exception("route observer %r failed", observer)
 
 
 def legacy_response(answer: Any) -> str | None:
@@ -460,8 +505,10 @@ __all__ = [
     "QueryRouter",
     "RouteResult",
     "SOFRun",
+    "add_route_observer",
     "choose_path",
     "legacy_response",
+    "remove_route_observer",
     "rollout_bucket",
     "routing_key",
 ]

@@ -80,6 +80,22 @@ SAM_ONLY: frozenset[str] = frozenset({
     "get_discovery_orchestrator",
 })
 
+#: SAM's own skills, by the module of ``sam.orchestration.skills`` SAM defines them in: they
+#: resolve from a SAM distribution's package grafted onto ``sof_sam.skills`` (see
+#: ``sof_sam.skills``), as ``sam.orchestration`` imported them from ``.skills``.
+SAM_SKILL_MODULES: dict[str, str] = {
+    "CalculatorTool": "calculator_tool",
+    "AgentZeroWebBrowserTool": "web_browser_tool",
+    "ContentVettingSkill": "content_vetting",
+    "ImplicitKnowledgeSkill": "reasoning.implicit_knowledge",
+    "FinancialDataTool": "financial_data_tool",
+    "NewsApiTool": "news_api_tool",
+    "TableToCodeExpert": "table_to_code_expert",
+    "MemoryTool": "memory_tool",
+    "MasterVerifierSkill": "master_verifier_skill",
+    "AutonomousFactualCorrectionSkill": "autonomous.factual_correction",
+}
+
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_sam.skills.base import BaseSkillModule as BaseSkillModule
     from sof_sam.skills.base import SkillDependencyError as SkillDependencyError
@@ -95,17 +111,32 @@ def __getattr__(name: str) -> Any:
         value = getattr(_import_own(module, name), name)
     elif name in PLUGIN_SKILLS:
         value = plugin_skill(name)
+    elif name in SAM_SKILL_MODULES and (grafted := _grafted_skill(name)) is not None:
+        value = grafted
     elif name in SAM_ONLY:
         raise ImportError(
             f"{name} is one of SAM's own modules, not part of sof_sam: keep SAM's code for it "
-            "and import it from there, or move it into a SOF plugin distribution (see "
-            "docs/migration-from-sam.md)",
+            "and import it from there, or move it into a SOF plugin distribution that grafts "
+            "its skills onto sof_sam.skills (see docs/migration-from-sam.md)",
             name=__name__,
         )
     else:
         raise AttributeError(f"module 'sof_sam' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def _grafted_skill(name: str) -> Any:
+    """SAM's skill ``name`` from a grafted SAM package, or None when none provides its module
+    (an error inside the module itself propagates)."""
+    full = f"{__name__}.skills.{SAM_SKILL_MODULES[name]}"
+    try:
+        module = importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and full.startswith(exc.name):
+            return None  # that module (or its subpackage) is not there
+        raise
+    return getattr(module, name)
 
 
 def _import_own(module: str, name: str) -> Any:
@@ -173,7 +204,8 @@ def _installed(name: str) -> bool:
 __all__ = [
     name
     for name in sorted([
-        "PLUGIN_SKILLS", "SAM_API_VERSION", "SAM_ONLY", "__version__", "plugin_skill",
+        "PLUGIN_SKILLS", "SAM_API_VERSION", "SAM_ONLY", "SAM_SKILL_MODULES", "__version__",
+        "plugin_skill",
         *_LAZY, *PLUGIN_SKILLS,
     ])
     if _installed(name)

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: Reports kept by ``get_execution_history()`` (SAM kept every one, without bound).
 MAX_EXECUTION_HISTORY = 1000
-#: SAM's safe plan, run (with those of its skills that are registered) when a plan is invalid.
+#: SAM's safe plan, run (with those of its skills registered on the coordinator, as in SAM:
+#: a skill that only an installed plugin provides is not part of it) when a plan is invalid.
 SAFE_PLAN = ("MemoryRetrievalSkill", "ResponseGenerationSkill")
 #: Errors SOF raises for a skill that are ``SkillExecutionError``s in SAM's terms.
 _EXECUTION_ERRORS = frozenset(
@@ -123,6 +124,9 @@ class CoordinatorEngine:
         self._motivation_engine = motivation_engine
         self._history: deque[ExecutionReport] = deque(maxlen=MAX_EXECUTION_HISTORY)
         self._history_lock = threading.Lock()
+        #: Names registered on this coordinator (SAM's ``_registered_skills``): the safe plan
+        #: is drawn from these only, as SAM did.
+        self._registered_names: set[str] = set()
         #: SAM's switches without a SOF counterpart, kept so callers can read them back.
         self.enable_loss_balancing = enable_loss_balancing
         self.enable_domain_constraints = enable_domain_constraints
@@ -143,6 +147,7 @@ class CoordinatorEngine:
         raises its ``sof_core`` error (``SkillDefinitionError``, ...) and changes nothing.
         """
         self._engine.register_skill(skill)
+        self._registered_names.add(str(getattr(skill, "skill_name", "")))
         self.logger.info("Registered skill: %s", getattr(skill, "skill_name", skill))
 
     def register_skills(self, skills: Iterable[BaseSkillModule]) -> None:
@@ -419,8 +424,19 @@ class CoordinatorEngine:
                 self.logger.error("Fallback generator failed: %s", exc)
         return None
 
+    def adopt_installed_skills(self, names: Iterable[str]) -> list[str]:
+        """Count those of ``names`` that installed plugins provide as registered on this
+        coordinator (what SAM's callers did by registering SAM's core skills), so the safe
+        plan may use them. Returns the names adopted."""
+        adopted = [name for name in names if name in self._engine.registry]
+        self._registered_names.update(adopted)
+        return adopted
+
     def _get_default_safe_plan(self) -> list[str]:
-        return [name for name in SAFE_PLAN if name in self._engine.registry]
+        return [
+            name for name in SAFE_PLAN
+            if name in self._registered_names and name in self._engine.registry
+        ]
 
     # --- history and statistics ----------------------------------------------------------
 

@@ -280,5 +280,22 @@ class DynamicPlanner:
         """Always None: SOF has no reasoning curriculum."""
         return None
 
+    # --- SAM's graph-database awareness (no SOF counterpart) -----------------------------
+
+    def is_graph_aware(self) -> bool:
+        """False: SOF plans without SAM's graph database (SAM's answer when it had none)."""
+        return False
+
+    def get_graph_status(self) -> dict[str, Any]:
+        """SAM's status dict for a planner without a graph database, so SAM's callers that
+        read it keep working."""
+        return {
+            "graph_available": False,
+            "graph_aware_planning": True,
+            "supported_modes": ["VECTOR"],
+            "default_graph_depth": 2,
+            "max_graph_depth": 4,
+        }
+
 
 __all__ = ["DynamicPlanner", "PlanCacheEntry", "PlanGenerationResult"]

@@ -21,7 +21,7 @@ import sof_core
 from sof_core import PlanValidationError, QueryRouter, RouteResult, ValidationProblem
 from sof_core.config import SOFConfigManager
 from sof_sam._engine import flag, load_sam_config
-from sof_sam.coordinator import CoordinatorEngine, ExecutionReport, ExecutionResult
+from sof_sam.coordinator import SAFE_PLAN, CoordinatorEngine, ExecutionReport, ExecutionResult
 from sof_sam.skills.base import BaseSkillModule
 from sof_sam.uif import SAM_UIF
 from sof_sam.validator import ValidationResult
@@ -109,6 +109,9 @@ class SOFIntegration:
                     "register_custom_skill()"
                 )
                 return False
+            # SAM's initialize registered its core skills on the coordinator; here plugins
+            # provide them, and adopting them keeps SAM's safe-plan fallback.
+            self._coordinator.adopt_installed_skills(SAFE_PLAN)
             self.logger.info("SOF initialized with %d skills: %s", len(skills), skills)
             self._initialized = True
             return True

@@ -64,7 +64,7 @@ class SAM_UIF(UIF):
     status: UIFStatus = Field(default=UIFStatus.PENDING, validate_default=True)
     created_at: str = Field(default_factory=_now)
     updated_at: str = Field(default_factory=_now)
-    skill_outputs: dict[str, Any] = Field(default_factory=dict)  # type: ignore[assignment]
+    skill_outputs: dict[str, Any] = Field(default_factory=dict)
     vetted_content: dict[str, Any] = Field(default_factory=dict)  # type: ignore[assignment]
     start_time: str | None = None  # type: ignore[assignment]
     end_time: str | None = None  # type: ignore[assignment]
@@ -171,7 +171,7 @@ class SAM_UIF(UIF):
             return output if key is None else None
         return output.get(key)
 
-    def set_skill_output(self, skill_name: str, output: Any) -> None:  # type: ignore[override]
+    def set_skill_output(self, skill_name: str, output: Any) -> None:
         """Record ``output`` as ``skill_name``'s output, replacing any earlier one."""
         self.skill_outputs[skill_name] = output
         self.add_log_entry(f"Output set: {type(output).__name__}", skill_name)

@@ -320,3 +320,22 @@ def test_every_rollback_path_keeps_every_key(
     if "use_sof_framework" in changed:
         assert SOFConfigManager().is_sof_enabled() is False
     assert not list(sam_file.parent.glob("*.corrupt-*"))
+
+
+def test_the_guides_shell_rollback_on_sams_relative_path(tmp_path: Path) -> None:
+    """docs/migration-from-sam.md: `SOF_CONFIG=config/sof_config.json sof config disable`, run
+    in SAM's working directory, rolls back SAM's file and writes nothing else."""
+    (tmp_path / "config").mkdir()
+    sam_path = tmp_path / "config" / "sof_config.json"
+    before = {**SAM_FILE, "use_sof_framework": True, "table_to_code_expert_enabled": True}
+    sam_path.write_text(json.dumps(before, indent=2))
+    env = {**os.environ, "SOF_CONFIG": "config/sof_config.json", "HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run([sys.executable, "-m", "sof_core.cli", "config", "disable"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    after = json.loads(sam_path.read_text())
+    assert after == {**before, "use_sof_framework": False}
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()

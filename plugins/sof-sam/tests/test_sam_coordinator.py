@@ -265,6 +265,27 @@ def test_an_invalid_plan_runs_the_safe_plan_and_says_so() -> None:
     assert stats["fallback_usage_rate"] == 1.0 and stats["successful_executions"] == 1
 
 
+def test_the_safe_plan_uses_only_skills_registered_on_the_coordinator() -> None:
+    # The installed sof-memory/sof-response plugins provide both safe-plan skills, but this
+    # coordinator never registered them: as in SAM, there is no safe plan to fall back on.
+    engine = coordinator(*CHAIN)
+    assert {"MemoryRetrievalSkill", "ResponseGenerationSkill"} <= set(
+        engine.get_registered_skills())
+    report = engine.execute_plan(["QueryAnalyzerSkill", "NonExistentSkill"],
+                                 SAM_UIF(input_query="q"))
+    assert report.result == ExecutionResult.FAILURE and report.fallback_used is False
+    assert report.failed_skills == ["QueryAnalyzerSkill", "NonExistentSkill"]
+    # Adopting the plugins' skills (what SOFIntegration does, as SAM's registered its core
+    # skills) brings the safe plan back.
+    assert engine.adopt_installed_skills(["MemoryRetrievalSkill", "ResponseGenerationSkill",
+                                          "NotInstalledSkill"]) == [
+        "MemoryRetrievalSkill", "ResponseGenerationSkill"]
+    again = engine.execute_plan(["QueryAnalyzerSkill", "NonExistentSkill"],
+                                SAM_UIF(input_query="q"))
+    assert again.fallback_used is True
+    assert again.executed_skills == ["MemoryRetrievalSkill", "ResponseGenerationSkill"]
+
+
 def test_when_the_safe_plan_fails_the_fallback_generator_answers() -> None:
     asked: list[str] = []
 

@@ -115,3 +115,13 @@ def test_star_import_gives_every_listed_name() -> None:
     namespace: dict[str, object] = {}
     exec("from sof_sam import *", namespace)
     assert {"SAM_UIF", "BaseSkillModule", "MemoryRetrievalSkill"} <= set(namespace)
+
+
+def test_conflict_detector_keeps_sof_declarations_not_sams() -> None:
+    """A documented difference (docs/migration-from-sam.md, section 5): SOF's conflict skill
+    with SAM's helpers, not SAM's skill with SAM's keys."""
+    skill = sof_sam.ConflictDetectorSkill()
+    required = [k if isinstance(k, str) else k[0] for k in skill.required_inputs]
+    assert "memory_results" in required and "input_query" not in required
+    assert "conflicts" in skill.output_keys and "conflict_analysis" not in skill.output_keys
+    assert skill.can_execute(sof_sam.SAM_UIF(input_query="q")) is False

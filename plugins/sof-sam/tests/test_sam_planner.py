@@ -165,3 +165,14 @@ def test_registered_skills_include_the_installed_plugins_by_default() -> None:
     made = DynamicPlanner()
     made.register_skill(UNRELATED)
     assert "WeatherSkill" in made.get_registered_skills()
+
+
+def test_sams_graph_status_says_no_graph_database() -> None:
+    from sof_sam.planner import DynamicPlanner
+
+    planner = DynamicPlanner()
+    assert planner.is_graph_aware() is False
+    assert planner.get_graph_status() == {
+        "graph_available": False, "graph_aware_planning": True,
+        "supported_modes": ["VECTOR"], "default_graph_depth": 2, "max_graph_depth": 4,
+    }

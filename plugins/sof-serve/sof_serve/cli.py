@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                            log_level=args.log_level, lifespan="off",
                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
     _announce(server, settings)
+    _end_streams_on_exit(server, app.state.sof)
     server.run()
     app.state.sof.close()
     return 0
@@ -65,3 +66,15 @@ def _announce(server: Any, settings: Any) -> None:
                       file=sys.stderr, flush=True)
 
     server.startup = startup
+
+
+def _end_streams_on_exit(server: Any, service: Any) -> None:
+    """On Ctrl-C or SIGTERM, end open event streams at once: uvicorn waits for open
+    responses, and a stream would otherwise last until the grace period cancels it."""
+    original = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        service.closing.set()
+        original(sig, frame)
+
+    server.handle_exit = handle_exit

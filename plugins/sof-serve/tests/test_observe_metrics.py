@@ -1,0 +1,145 @@
+"""Prometheus metrics from the `monitor` observer plugin, with no server: a real router and
+engine loading the installed entry point, then the exposition parsed back."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from sof_core import SOFConfigManager
+
+
+def _support() -> Any:
+    name = "sof_serve_tests_observe_support"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("observe_support.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+S = _support()
+fresh_singletons = S.fresh_singletons
+
+
+def manager_at(tmp_path: Path, **changes: Any) -> SOFConfigManager:
+    manager = SOFConfigManager(tmp_path / "config.json", environ={})
+    manager.update_config(use_sof_framework=True, **changes)
+    return manager
+
+
+def test_runs_by_path_fallbacks_skills_and_plans_add_up(tmp_path: Path) -> None:
+    S.fresh_observers()
+    manager = manager_at(tmp_path, sof_rollout_percentage=50)
+    S.FlakySkill.calls, S.FlakySkill.fail_after = 0, 5
+    engine = S.engine_with_monitor(["FlakySkill"])
+    router, legacy = S.make_router(manager, engine)
+    results = [router.route(f"q{i}", user_id=f"user-{i}") for i in range(60)]
+    assert all(r.ok for r in results)
+    sof_runs = S.FlakySkill.calls
+    assert 5 < sof_runs < 60  # both sides of the rollout and both outcomes happened
+    parsed = S.samples()
+    ok = S.value(parsed, "sof_queries_total", path="sof", status="ok")
+    err = S.value(parsed, "sof_queries_total", path="sof", status="error")
+    legacy_ok = S.value(parsed, "sof_queries_total", path="legacy", status="ok")
+    assert (ok, err) == (5, sof_runs - 5)
+    assert S.value(parsed, "sof_fallbacks_total", reason="failure") == err
+    assert legacy_ok == legacy.calls == 60 - ok  # every query answered, counted once
+    assert S.value(parsed, "sof_query_duration_seconds_count", path="sof") == sof_runs
+    assert S.value(parsed, "sof_skill_runs_total", skill="FlakySkill", plugin="test-skills",
+                   status="success") == 5
+    assert S.value(parsed, "sof_skill_runs_total", skill="FlakySkill", plugin="test-skills",
+                   status="failed") == err
+    assert S.value(parsed, "sof_skill_duration_seconds_count", skill="FlakySkill") == sof_runs
+    assert S.value(parsed, "sof_run_duration_seconds_count", plan="FlakySkill") == sof_runs
+    assert S.value(parsed, "sof_query_plan_duration_seconds_count", plan="FlakySkill") == sof_runs
+    assert S.value(parsed, "sof_runs_total", status="success") == 5
+    assert S.value(parsed, "sof_run_errors_total") >= err
+    assert S.value(parsed, "sof_planner_choices_total", planner="static") == sof_runs
+    assert S.total(parsed, "sof_plan_cache_lookups_total") == sof_runs
+    assert S.value(parsed, "sof_rollout_percentage") == 50
+    assert S.value(parsed, "sof_enabled") == 1
+    assert S.value(parsed, "process_resident_memory_bytes") > 0
+    assert 0 < S.value(parsed, "sof_process_memory_percent") < 100
+
+
+def test_rollout_gauge_follows_the_config_file(tmp_path: Path) -> None:
+    S.fresh_observers()
+    manager = manager_at(tmp_path, sof_rollout_percentage=10)
+    router, _ = S.make_router(manager, S.engine_with_monitor(["AnswerSkill"]))
+    router.route("hello", user_id="u")
+    assert S.value(S.samples(), "sof_rollout_percentage") == 10
+    manager.set_rollout_percentage(35)
+    assert S.value(S.samples(), "sof_rollout_percentage") == 35
+
+
+def test_shadow_comparisons_are_counted(tmp_path: Path) -> None:
+    from sof_core.routing.router import QueryRouter
+
+    S.fresh_observers()
+    manager = manager_at(tmp_path, sof_rollout_percentage=100)
+    engine = S.engine_with_monitor(["AnswerSkill"])
+    S.make_router(manager, engine)
+    router = QueryRouter(engine, S.Legacy(), manager, shadow_sample_rate=1.0)
+    for i in range(4):
+        router.route(f"q{i}", user_id="u")
+    router.flush_shadow(timeout=10)
+    router.close()
+    # sof answers "sof:q", legacy "legacy:q": every comparison differs
+    assert S.value(S.samples(), "sof_shadow_runs_total", outcome="differs") == 4
+
+
+def test_abandoned_and_quarantined_calls_are_counted(tmp_path: Path) -> None:
+    S.fresh_observers()
+    engine = S.make_engine(S.SKILLS, autoload=True, plugins_only=["monitor"],
+                           total_timeout=None, max_hung_calls_per_skill=0)
+    from sof_core import UIF
+
+    report = engine.execute_plan(["HangingSkill"], UIF.for_query("slow"))
+    assert report.status == "timeout"
+    parsed = S.samples()
+    assert S.value(parsed, "sof_skill_abandoned_total", skill="HangingSkill") == 1
+    assert S.value(parsed, "sof_skill_quarantined_total", skill="HangingSkill") == 1
+    assert S.value(parsed, "sof_alerts_raised_total", kind="skill_abandoned") == 1
+    assert S.value(parsed, "sof_skill_runs_total", skill="HangingSkill", plugin="test-skills",
+                   status="timeout") == 1
+    engine.close()
+
+
+def test_planner_fallbacks_and_cache_hits_from_the_report() -> None:
+    """Planners are added concurrently: whatever ``report.planning`` holds is recorded and
+    a report without it (an explicit plan) is tolerated."""
+    from types import SimpleNamespace
+
+    metrics, _ = S.fresh_observers()
+    report = SimpleNamespace(status="success", errors=[], plan=["A"], duration=0.01,
+                             planning={"planner": "rules", "cache_hit": True,
+                                       "fallbacks": [{"planner": "llm", "to": "rules",
+                                                      "reason": "timeout"}]})
+    metrics.on_plan(report)
+    metrics.on_plan(SimpleNamespace(status="success", errors=[], plan=["A"], duration=0.01))
+    parsed = S.samples()
+    assert S.value(parsed, "sof_planner_choices_total", planner="rules") == 1
+    assert S.value(parsed, "sof_plan_cache_lookups_total", result="hit") == 1
+    assert S.value(parsed, "sof_planner_fallbacks_total", planner="llm", to="rules") == 1
+    assert S.value(parsed, "sof_runs_total", status="success") == 2
+
+
+def test_a_router_on_an_engine_without_the_plugin_is_not_observed(tmp_path: Path) -> None:
+    """Like any observer, the monitor sees only engines that loaded it."""
+    from sof_core.routing.router import QueryRouter
+
+    S.fresh_observers()
+    manager = manager_at(tmp_path, sof_rollout_percentage=100)
+    bare = S.make_engine(S.SKILLS, default_plan=["AnswerSkill"], total_timeout=None)
+    S.make_router(manager, bare)
+    assert QueryRouter(bare, S.Legacy(), manager).route("q", user_id="u").ok
+    assert S.total(S.samples(), "sof_queries_total") == 0
+    watched = S.engine_with_monitor(["AnswerSkill"])
+    assert QueryRouter(watched, S.Legacy(), manager).route("q", user_id="u").ok
+    assert S.value(S.samples(), "sof_queries_total", path="sof", status="ok") == 1
