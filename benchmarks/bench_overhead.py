@@ -45,15 +45,17 @@ def _list_chain(n: int) -> list[type[Any]]:
 
 
 def _per_skill(n: int, executor: str | None, repeat: int, timeouts: bool = False,
-               lists: bool = False) -> tuple[float, float]:
+               lists: bool = False, disable: tuple[str, ...] = ()) -> tuple[float, float]:
     """(coordinator, direct) seconds per skill for a chain of ``n``.
 
-    ``executor=None``: the defaults, on ``CoordinatorEngine()`` (see the module docstring).
+    ``executor=None``: the defaults, on ``CoordinatorEngine()`` (see the module docstring);
+    ``disable`` names installed plugins left out (``plugins_disable``).
     """
     attrs: dict[str, Any] = {} if not timeouts else {"max_execution_time": 30.0}
     classes = _list_chain(n) if lists else chain(n, **attrs)
     if executor is None:
-        engine = CoordinatorEngine(config=SOFConfig(max_plan_length=max(n, 32)))
+        engine = CoordinatorEngine(config=SOFConfig(max_plan_length=max(n, 32),
+                                                    plugins_disable=list(disable)))
         engine.register_skills(classes, plugin_name="bench")
     else:
         config = {} if timeouts else dict(FAST)
@@ -91,6 +93,15 @@ def run(quick: bool) -> Section:
         defaults[n] = overhead
         section.rows.append(Row(f"N={n} CoordinatorEngine() defaults: per skill", coord * 1e6,
                                 "us", base * 1e6, "direct call",
+                                f"overhead {overhead:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
+    # The same defaults without the observers an installed plugin adds to every engine
+    # (sof-serve's ``monitor``: metrics per skill, spans per run): SOF's own default path.
+    for n in (10, 100):
+        coord, base = _per_skill(n, None, repeat, disable=("monitor",))
+        overhead = (coord - base) * 1e6
+        section.rows.append(Row(f"N={n} CoordinatorEngine() defaults, installed observer "
+                                "plugin 'monitor' disabled: per skill", coord * 1e6, "us",
+                                base * 1e6, "direct call",
                                 f"overhead {overhead:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
     tuned: dict[int, float] = {}
     for n in (10, 100) if quick else (10, 100, 1000):

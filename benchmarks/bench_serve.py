@@ -178,7 +178,7 @@ def run(quick: bool) -> Section:
             _percentile(base_ordered, 99) * 1000, "router in-process p99"),
         Row("mean latency", statistics.fmean(latencies) * 1000, "ms",
             statistics.fmean(base_times) * 1000, "router in-process mean"),
-        Row("errors", errors, "count", base_errors, "router in-process errors"),
+        Row("errors", errors, "count", None, f"router in-process errors: {base_errors}"),
         Row("server memory growth", (after - before) / 2**20, "MiB", before / 2**20,
             "server RSS after warm-up",
             note=f"over {len(latencies)} queries; runs kept are bounded (recent_runs)"),

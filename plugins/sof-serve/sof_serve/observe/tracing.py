@@ -29,6 +29,14 @@ def set_tracer_provider(provider: Any) -> None:
     _provider = provider
 
 
+def _global_provider_set() -> bool:
+    """Whether the host installed a real tracer provider (OpenTelemetry's default is a
+    proxy that makes no-op spans until one is set)."""
+    assert _trace is not None
+    provider = _trace.get_tracer_provider()
+    return not isinstance(provider, (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider))
+
+
 def available() -> bool:
     return _trace is not None
 
@@ -37,7 +45,10 @@ def record_run(report: Any, tracer_provider: Any = None) -> None:
     """Emit the spans of one finished ``ExecutionReport``."""
     if _trace is None:
         return
-    tracer = _trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider or _provider)
+    provider = tracer_provider or _provider
+    if provider is None and not _global_provider_set():
+        return  # nobody collects spans: building no-op spans would only cost time
+    tracer = _trace.get_tracer(TRACER_NAME, tracer_provider=provider)
     end_ns = time.time_ns()
     duration_ns = int(max(0.0, float(report.duration)) * 1e9)
     start_ns = end_ns - duration_ns
@@ -52,12 +63,15 @@ def record_run(report: Any, tracer_provider: Any = None) -> None:
     if status not in ("success", "partial"):
         run.set_status(_trace.Status(_trace.StatusCode.ERROR, "; ".join(report.errors)[:500]))
     context = _trace.set_span_in_context(run)
+    longest: dict[int, float] = {}  # one pass: the slowest skill of each stage
+    for r in report.results:
+        if r.duration > longest.get(r.stage, -1.0):
+            longest[r.stage] = r.duration
     stage_start: dict[int, int] = {}
     offset = start_ns
-    for stage in sorted({r.stage for r in report.results}):
+    for stage in sorted(longest):
         stage_start[stage] = offset
-        longest = max((r.duration for r in report.results if r.stage == stage), default=0.0)
-        offset += int(longest * 1e9)
+        offset += int(max(0.0, longest[stage]) * 1e9)
     for result in report.results:
         begin = min(stage_start.get(result.stage, start_ns), end_ns)
         finish = min(begin + int(result.duration * 1e9), end_ns)
