@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sof_core
 from sof_core import UIF, BaseToolModule
 from sof_web.errors import WebFetchError, WebInputError
-from sof_web.fetch import Fetcher, Resolver
 from sof_web.settings import ENV_VARS, PLUGIN, WebSettings
 from sof_web.urls import find_urls
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
+    from sof_web.fetch import Resolver
 
 #: Time kept back from the skill's deadline to write the results after the last fetch.
 RESERVE = 0.5
@@ -154,6 +154,8 @@ class AgentZeroWebBrowserTool(BaseToolModule):
         settings = self.settings()
         urls = self.urls(uif, settings)
         end = self.deadline(started)
+        from sof_web.fetch import Fetcher  # httpx: imported when a fetch happens, not at load
+
         fetcher = Fetcher(settings, resolver=self._resolver)
         results = [fetcher.fetch(url, end) for url in urls]
         if results and all(r.error is not None for r in results):
