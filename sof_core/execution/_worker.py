@@ -138,45 +138,13 @@ def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]
     except OSError as exc:
         if exc.errno == errno.EMFILE:
             return ("limit", "open_files", f" ({exc})")
-        if guard and "network" in guard["deny"] and exc.errno in _NO_NETWORK:
-            return _raised(_network_refused(guard["skill"], exc))
-        return _raised(exc)
+        from sof_core.security.replies import network_refused, raised
+
+        return raised(network_refused(guard["skill"], exc, guard["deny"]) if guard else exc)
     except BaseException as exc:
-        return _raised(exc)
+        from sof_core.security.replies import raised
 
-
-#: What connecting fails with inside a network namespace: no route (``unshare``: even
-#: loopback is down), or nobody listening on the namespace's own loopback (``bwrap``).
-_NO_NETWORK = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH,
-                         errno.ECONNREFUSED})
-
-
-def _network_refused(skill: str, exc: OSError) -> BaseException:
-    """A tool without "network" failed to connect: say why (the sandbox), not just errno."""
-    from sof_core.errors import ToolPermissionError
-
-    error = ToolPermissionError(
-        skill, "network",
-        f"{exc.strerror or exc}: the tool has no 'network' permission, so it runs in a "
-        "sandbox without a network; declare permissions = {'network'} on it if it must "
-        "(the tool policy may still deny it)",
-    )
-    error.__cause__ = exc
-    return error
-
-
-def _raised(exc: BaseException) -> tuple[Any, ...]:
-    """The skill's exception, pickled if it survives a round trip, and as text."""
-    import traceback
-
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    data: bytes | None
-    try:
-        data = pickle.dumps(exc, _PROTOCOL)
-        pickle.loads(data)
-    except BaseException:
-        data = None
-    return ("raised", data, type(exc).__name__, str(exc), text)
+        return raised(exc)
 
 
 def _environment(env: dict[str, str]) -> Callable[[], None]:

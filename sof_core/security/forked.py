@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import logging
 import math
 import os
@@ -39,7 +38,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,15 +53,13 @@ from sof_core.security.guard import restrict
 from sof_core.security.output import cut_to, output_size
 from sof_core.security.policy import ToolLimits
 from sof_core.security.ratelimit import check_rate
+from sof_core.security.replies import network_refused, raised
 
 logger = logging.getLogger(__name__)
 
 PERMISSION_NAMES = frozenset({"network", "filesystem", "subprocess"})
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
-#: What connecting fails with inside a network namespace (loopback down: no route).
-_NO_NETWORK = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH,
-                         errno.ECONNREFUSED})
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 #: Exit status of a child that could not set itself up (it says why on stderr).
 _SETUP_FAILED = 70
@@ -291,20 +287,9 @@ def _child(
         except MemoryError:
             reply = ("memory",)
         except OSError as exc:
-            if "network" in deny and exc.errno in _NO_NETWORK \
-                    and not isinstance(exc, ToolPermissionError):
-                refused = ToolPermissionError(
-                    name, "network",
-                    f"{exc.strerror or exc}: the tool has no 'network' permission, so it "
-                    "runs in a sandbox without a network; declare permissions = {'network'} on "
-                    "it if it must (the tool policy may still deny it)",
-                )
-                refused.__cause__ = exc
-                reply = _raised(refused)
-            else:
-                reply = _raised(exc)
+            reply = raised(network_refused(name, exc, deny))
         except BaseException as exc:
-            reply = _raised(exc)
+            reply = raised(exc)
         try:
             data = pickle.dumps(reply, _PROTOCOL)
         except MemoryError:
@@ -326,17 +311,6 @@ def _send(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _raised(exc: BaseException) -> tuple[Any, ...]:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    data: bytes | None
-    try:
-        data = pickle.dumps(exc, _PROTOCOL)
-        pickle.loads(data)
-    except BaseException:
-        data = None
-    return ("raised", data, type(exc).__name__, str(exc), text)
 
 
 def _isolate_network(mode: str) -> bool:
