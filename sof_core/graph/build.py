@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from sof_core.errors import GoalResolutionError
+from sof_core.graph.edges import dependency_edges
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
 
@@ -31,26 +32,12 @@ class SkillGraph:
 
 def build_graph(specs: Sequence[SkillSpec]) -> SkillGraph:
     """One node per skill, one edge per (producer, consumer) pair labelled with its keys."""
-    producers: dict[str, list[str]] = {}
     order_hint: dict[str, int] = {}
     for index, spec in enumerate(specs):
         order_hint.setdefault(spec.name, index)
-        for key in spec.output_keys:
-            producers.setdefault(key, []).append(spec.name)
     # Edges are collected in plain dicts and handed to networkx in bulk (a 10,000-skill
     # plan would otherwise spend most of its compile time in add_edge/has_edge).
-    edges: dict[tuple[str, str], list[str]] = {}
-    for spec in specs:
-        name = spec.name
-        for key in spec.required_inputs + spec.optional_inputs:
-            for producer in producers.get(key, ()):
-                if producer == name:
-                    continue  # a skill that updates a key it reads is not its own dependency
-                keys = edges.get((producer, name))
-                if keys is None:
-                    edges[(producer, name)] = [key]
-                else:
-                    keys.append(key)
+    producers, edges = dependency_edges(specs)
     graph = nx.DiGraph()
     graph.add_nodes_from((spec.name, {"spec": spec}) for spec in specs)
     graph.add_edges_from((p, c, {"keys": keys}) for (p, c), keys in edges.items())

@@ -48,6 +48,7 @@ from typing import Any
 
 from sof_core._version import __version__
 from sof_core.config import SOFConfig
+from sof_core.graph.edges import dependency_edges
 from sof_core.skills.spec import SkillSpec
 
 log = logging.getLogger("sof.plan_store")
@@ -83,7 +84,7 @@ class PlanGraph:
 def plan_graph(specs: Sequence[SkillSpec], config: SOFConfig) -> PlanGraph:
     """The graph answers for ``specs`` (unique, in plan order): from the store when it holds
     them for exactly these declarations, else computed (and stored)."""
-    producers, edges = _edges(specs)
+    producers, edges = dependency_edges(specs)
     if not specs:
         return PlanGraph(producers, edges, (), (), ())
     use_store = (
@@ -119,30 +120,6 @@ def store_dir() -> Path:
 
 
 # --- computing ---------------------------------------------------------------------------
-
-
-def _edges(
-    specs: Sequence[SkillSpec],
-) -> tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]]:
-    """Producers per key and keys per edge, exactly as ``graph.build.build_graph`` makes
-    them (a consumer reading a key it writes itself is not its own dependency)."""
-    producers: dict[str, list[str]] = {}
-    for spec in specs:
-        for key in spec.output_keys:
-            producers.setdefault(key, []).append(spec.name)
-    edges: dict[tuple[str, str], list[str]] = {}
-    for spec in specs:
-        name = spec.name
-        for key in spec.required_inputs + spec.optional_inputs:
-            for producer in producers.get(key, ()):
-                if producer == name:
-                    continue
-                keys = edges.get((producer, name))
-                if keys is None:
-                    edges[(producer, name)] = [key]
-                else:
-                    keys.append(key)
-    return producers, edges
 
 
 def _compute(
