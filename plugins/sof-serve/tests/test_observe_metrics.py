@@ -143,3 +143,64 @@ def test_a_router_on_an_engine_without_the_plugin_is_not_observed(tmp_path: Path
     watched = S.engine_with_monitor(["AnswerSkill"])
     assert QueryRouter(watched, S.Legacy(), manager).route("q", user_id="u").ok
     assert S.value(S.samples(), "sof_queries_total", path="sof", status="ok") == 1
+
+
+def test_skill_series_match_what_a_standard_histogram_would_expose() -> None:
+    """The skills' series are tallied from the run's results; labels, buckets (a duration
+    equal to a bound falls in that bound's bucket), counts and sums are Prometheus's."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics, _ = S.fresh_observers()
+    durations = [0.0005, 0.001, 0.02, 0.3, 7.0, 45.0]
+    results = [SimpleNamespace(skill="A", plugin="p", status="success", duration=d)
+               for d in durations]
+    results.append(SimpleNamespace(skill="A", plugin="p", status="skipped", duration=0.0))
+    results.append(SimpleNamespace(skill="B", plugin=None, status="failed", duration=0.002))
+    metrics.on_plan(SimpleNamespace(status="partial", errors=["x"], plan=["A", "B"],
+                                    duration=0.5, results=results))
+    reference = CollectorRegistry()
+    standard = Histogram("sof_skill_duration_seconds", "x", ["skill"],
+                         buckets=metrics.skills._bounds, registry=reference)
+    for d in durations:
+        standard.labels("A").observe(d)
+
+    def buckets(body: bytes) -> dict[tuple[str, str], float]:
+        return {(s.name, s.labels.get("le", "")): s.value
+                for f in text_string_to_metric_families(body.decode())
+                for s in f.samples
+                if s.name.startswith("sof_skill_duration_seconds") and s.labels.get("skill") == "A"
+                and not s.name.endswith("_created")}
+
+    assert buckets(metrics.render()[0]) == buckets(generate_latest(reference))
+    parsed = S.samples()
+    assert S.value(parsed, "sof_skill_runs_total", skill="A", plugin="p", status="success") == 6
+    assert S.value(parsed, "sof_skill_runs_total", skill="A", plugin="p", status="skipped") == 1
+    assert S.value(parsed, "sof_skill_runs_total", skill="B", plugin="", status="failed") == 1
+    assert S.value(parsed, "sof_skill_duration_seconds_count", skill="B") == 1
+
+
+def test_results_are_tallied_without_a_scrape_so_memory_stays_bounded() -> None:
+    from types import SimpleNamespace
+
+    from sof_serve.observe.metrics import TALLY_AT
+
+    metrics, _ = S.fresh_observers()
+    result = SimpleNamespace(skill="A", plugin="p", status="success", duration=0.01)
+    for _ in range(TALLY_AT * 3):
+        metrics.on_plan(SimpleNamespace(status="success", errors=[], plan=["A"], duration=0.01,
+                                        results=[result]))
+        assert len(metrics.skills._pending) <= TALLY_AT
+    assert S.value(S.samples(), "sof_skill_runs_total", skill="A", plugin="p",
+                   status="success") == TALLY_AT * 3
+
+
+def test_the_monitor_observes_runs_not_each_skill() -> None:
+    """Installing sof-serve must not add a hook call to every skill of every engine: the
+    monitor reads the skills from the run's report (``sof_after_plan``)."""
+    engine = S.engine_with_monitor(["AnswerSkill"])
+    assert engine.plugins.observers("sof_after_skill") == []
+    assert engine.plugins.observers("sof_after_plan")
+    engine.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from typing import Any
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,9 +24,111 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString as _untyped_go_string
+
+#: prometheus-client's own bucket-label format ("0.001", "30.0"), so labels match its Histogram.
+_go_string = cast(Callable[[float], str], _untyped_go_string)
 
 #: Buckets (s) from a cached plan (~1 ms) to the seed's 10 s alert limit and beyond.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Finished runs whose skill results wait for a scrape; past this many the hook's own thread
+#: tallies them, so memory stays bounded when nobody scrapes.
+TALLY_AT = 256
+
+
+class SkillSeries:
+    """``sof_skill_runs_total`` and ``sof_skill_duration_seconds``, tallied from finished runs.
+
+    Why not a prometheus-client ``Counter`` and ``Histogram`` fed per skill: every skill of
+    every run on every engine pays for an observer that is installed, and a child's
+    ``inc()``/``observe()`` (a lock each, the buckets walked in Python) plus a hook call per
+    skill cost more than the coordinator itself (about 8 us a skill). Here a run hands over
+    its ``results`` list once (``add``, a deque append); they are tallied into plain dicts
+    when the exposition is rendered, or every ``TALLY_AT`` runs, and exposed through a
+    custom collector (prometheus-client's documented way for values kept elsewhere). The
+    series, labels and bucket bounds are the same as the standard types would give.
+    """
+
+    def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
+        self._bounds = tuple(buckets)
+        self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
+        self._pending: deque[Sequence[Any]] = deque()
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str, str], int] = {}
+        #: skill -> one count per bucket (the last is +Inf), then the sum of durations.
+        self._latency: dict[str, list[float]] = {}
+
+    def add(self, results: Sequence[Any]) -> None:
+        """One finished run's ``SkillResult`` list (thread-safe; tallied later)."""
+        pending = self._pending
+        pending.append(results)
+        if len(pending) > TALLY_AT:
+            self.tally()
+
+    def tally(self) -> None:
+        """Fold the pending results into the totals."""
+        pending, bounds = self._pending, self._bounds
+        with self._lock:
+            runs, latency = self._runs, self._latency
+            while pending:
+                try:
+                    results = pending.popleft()
+                except IndexError:  # another thread took the last one
+                    break
+                for result in results:
+                    status = str(result.status)
+                    key = (result.skill, result.plugin or "", status)
+                    runs[key] = runs.get(key, 0) + 1
+                    if status == "skipped":
+                        continue
+                    counts = latency.get(result.skill)
+                    if counts is None:
+                        counts = latency[result.skill] = [0.0] * (len(bounds) + 2)
+                    counts[bisect_left(bounds, result.duration)] += 1
+                    counts[-1] += result.duration
+
+    def record(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
+        """One skill result given by its parts (``SOFMetrics.on_skill``)."""
+        self.add((_Result(skill, plugin, status, duration),))
+
+    # --- the collector protocol (prometheus_client.registry.Collector) -------------------
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        self.tally()
+        with self._lock:
+            runs = dict(self._runs)
+            latency = {skill: list(counts) for skill, counts in self._latency.items()}
+        return self._families(runs, latency)
+
+    def _families(self, runs: dict[tuple[str, str, str], int] | None = None,
+                  latency: dict[str, list[float]] | None = None) -> list[Metric]:
+        counter = CounterMetricFamily("sof_skill_runs", "Skill runs, by skill, plugin and status.",
+                                      labels=["skill", "plugin", "status"])
+        for key, runs_of_key in (runs or {}).items():
+            counter.add_metric(list(key), runs_of_key)
+        histogram = HistogramMetricFamily("sof_skill_duration_seconds",
+                                          "Skill latency, by skill.", labels=["skill"])
+        for skill, counts in (latency or {}).items():
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for label, count in zip(self._labels, counts[:-1], strict=True):
+                cumulative += count
+                buckets.append((label, cumulative))
+            histogram.add_metric([skill], buckets, counts[-1])
+        return [counter, histogram]
+
+
+class _Result:
+    """The four parts of a ``SkillResult`` that ``SkillSeries`` reads."""
+
+    __slots__ = ("duration", "plugin", "skill", "status")
+
+    def __init__(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
+        self.skill, self.plugin, self.status, self.duration = skill, plugin, status, duration
 
 
 class SOFMetrics:
@@ -51,10 +155,8 @@ class SOFMetrics:
         self.run_errors = Counter("sof_run_errors", "Errors reported by SOF runs.", registry=r)
         self.run_latency = Histogram("sof_run_duration_seconds", "Plan run latency, by plan.",
                                      ["plan"], buckets=_BUCKETS, registry=r)
-        self.skills = Counter("sof_skill_runs", "Skill runs, by skill, plugin and status.",
-                              ["skill", "plugin", "status"], registry=r)
-        self.skill_latency = Histogram("sof_skill_duration_seconds", "Skill latency, by skill.",
-                                       ["skill"], buckets=_BUCKETS, registry=r)
+        self.skills = SkillSeries()
+        r.register(self.skills)
         self.planner = Counter("sof_planner_choices", "Plans chosen, by planner.",
                                ["planner"], registry=r)
         self.planner_fallbacks = Counter("sof_planner_fallbacks",
@@ -86,7 +188,7 @@ class SOFMetrics:
                                     "Resident memory of this process, percent of the machine's.",
                                     registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
-        self._skill_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._run_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._refreshers: list[Callable[[SOFMetrics], None]] = []
         self._lock = threading.Lock()
 
@@ -114,23 +216,28 @@ class SOFMetrics:
     # --- fed by the lifecycle hooks ------------------------------------------------------
 
     def on_skill(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
-        key = (skill, plugin or "", status)
-        children = self._skill_children.get(key)
-        if children is None:  # labels() takes a lock and builds a key: once per label set
-            children = (self.skills.labels(*key), self.skill_latency.labels(skill))
-            self._skill_children[key] = children
-        children[0].inc()
-        if status != "skipped":
-            children[1].observe(duration)
+        """One skill result (runs report theirs all at once, through ``on_plan``)."""
+        self.skills.record(skill, plugin, status, duration)
 
     def on_plan(self, report: Any) -> None:
-        """A finished ``ExecutionReport`` (attributes read defensively: planners evolve)."""
-        self.runs.labels(str(report.status)).inc()
+        """A finished ``ExecutionReport`` (attributes read defensively: planners evolve),
+        with its skills' results."""
+        key = (str(report.status), ",".join(report.plan) or "-")
+        children = self._run_children.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per label set
+            children = (self.runs.labels(key[0]), self.run_latency.labels(key[1]))
+            self._run_children[key] = children
+        children[0].inc()
+        children[1].observe(report.duration)
         errors = len(getattr(report, "errors", ()) or ())
         if errors:
             self.run_errors.inc(errors)
-        self.run_latency.labels(",".join(report.plan) or "-").observe(report.duration)
-        self.on_planning(getattr(report, "planning", None))
+        results = getattr(report, "results", None)
+        if results:
+            self.skills.add(results)
+        planning = getattr(report, "planning", None)
+        if planning is not None:
+            self.on_planning(planning)
 
     def on_planning(self, planning: Any) -> None:
         """How a plan was chosen (``PlanResult.to_dict()``); anything else is ignored."""
@@ -192,6 +299,9 @@ _metrics_lock = threading.Lock()
 def get_metrics() -> SOFMetrics:
     """The process's SOF metrics (created on first use)."""
     global _metrics
+    metrics = _metrics
+    if metrics is not None:  # every run asks: no lock once made
+        return metrics
     with _metrics_lock:
         if _metrics is None:
             _metrics = SOFMetrics()
@@ -210,4 +320,12 @@ def render_latest() -> tuple[bytes, str]:
     return get_metrics().render()
 
 
-__all__ = ["SOFMetrics", "get_metrics", "process_memory_percent", "render_latest", "set_metrics"]
+__all__ = [
+    "TALLY_AT",
+    "SOFMetrics",
+    "SkillSeries",
+    "get_metrics",
+    "process_memory_percent",
+    "render_latest",
+    "set_metrics",
+]

@@ -49,12 +49,9 @@ install()
 
 
 @hookimpl
-def sof_after_skill(skill: Any, result: Any) -> None:
-    get_metrics().on_skill(result.skill, result.plugin, str(result.status), result.duration)
-
-
-@hookimpl
 def sof_after_plan(report: Any) -> None:
+    # The skills' series come from the report's results, not from ``sof_after_skill``: one
+    # hook call per run instead of one per skill (see ``SkillSeries``).
     get_metrics().on_plan(report)
     tracing.record_run(report)
 
