@@ -204,3 +204,39 @@ def test_the_monitor_observes_runs_not_each_skill() -> None:
     assert engine.plugins.observers("sof_after_skill") == []
     assert engine.plugins.observers("sof_after_plan")
     engine.close()
+
+
+def test_runs_do_not_import_prometheus_or_opentelemetry_until_metrics_are_read() -> None:
+    """A one-shot ``sof run`` loads the monitor too: it must not pay for prometheus-client
+    (and the http.server it imports) or OpenTelemetry; what it saw is counted at the read."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from sof_core import UIF, BaseSkillModule
+        from sof_core.testing import make_engine
+
+        class Hello(BaseSkillModule):
+            skill_name = "Hello"
+            skill_description = "Says hello."
+            output_keys = ["final_response"]
+            def execute(self, uif):
+                uif.final_response = "hi"
+                return uif
+
+        engine = make_engine([Hello], autoload=True, plugins_only=["monitor"])
+        for _ in range(3):
+            assert engine.execute_plan(["Hello"], UIF(input_query="q")).status == "success"
+        heavy = [m for m in ("prometheus_client", "opentelemetry", "http.server")
+                 if m in sys.modules]
+        assert not heavy, heavy
+        from sof_serve.observe.metrics import render_latest
+        body = render_latest()[0].decode()
+        assert 'skill="Hello",status="success"} 3.0' in body, body
+        assert 'sof_runs_total{status="success"} 3.0' in body, body
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

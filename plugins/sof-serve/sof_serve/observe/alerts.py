@@ -26,9 +26,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sof_serve.observe.metrics import SOFMetrics, process_memory_percent
+from sof_serve.observe.memory import process_memory_percent
+
+if TYPE_CHECKING:  # prometheus-client is imported only when metrics are rendered
+    from sof_serve.observe.metrics import SOFMetrics
 
 log = logging.getLogger("sof.alerts")
 

@@ -8,7 +8,6 @@ are read when the exposition is rendered, so they are never stale.
 
 from __future__ import annotations
 
-import os
 import threading
 from bisect import bisect_left
 from collections import deque
@@ -27,6 +26,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString as _untyped_go_string
 
+from sof_serve.observe import ledger
+from sof_serve.observe.memory import process_memory_percent
+
 #: prometheus-client's own bucket-label format ("0.001", "30.0"), so labels match its Histogram.
 _go_string = cast(Callable[[float], str], _untyped_go_string)
 
@@ -34,7 +36,7 @@ _go_string = cast(Callable[[float], str], _untyped_go_string)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: Finished runs whose skill results wait for a scrape; past this many the hook's own thread
 #: tallies them, so memory stays bounded when nobody scrapes.
-TALLY_AT = 256
+TALLY_AT = ledger.TALLY_AT
 
 
 class SkillSeries:
@@ -191,6 +193,20 @@ class SOFMetrics:
         self._run_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._refreshers: list[Callable[[SOFMetrics], None]] = []
         self._lock = threading.Lock()
+        self._fold_lock = threading.Lock()
+
+    # --- events the observer hooks left in the ledger ------------------------------------
+
+    def fold(self) -> None:
+        """Apply what the hooks recorded (``sof_serve.observe.ledger``) to the series."""
+        with self._fold_lock:
+            for kind, payload in ledger.drain():
+                if kind == "plan":
+                    self.on_plan(payload)
+                elif kind == "route":
+                    self.on_route(*payload)
+                elif kind == "alert":
+                    self.on_alert(*payload)
 
     # --- fed by the router ---------------------------------------------------------------
 
@@ -269,27 +285,16 @@ class SOFMetrics:
                 self._refreshers.append(refresh)
 
     def refresh(self) -> None:
+        self.fold()
         self.memory_percent.set(process_memory_percent())
         with self._lock:
-            refreshers = list(self._refreshers)
+            refreshers = [*self._refreshers, *ledger.refreshers]
         for refresh in refreshers:
             refresh(self)
 
     def render(self) -> tuple[bytes, str]:
         self.refresh()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-def process_memory_percent() -> float:
-    """Resident memory of this process as a percent of the machine's (0 when unknown)."""
-    try:
-        page = os.sysconf("SC_PAGE_SIZE")
-        total = os.sysconf("SC_PHYS_PAGES") * page
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            resident = int(handle.read().split()[1]) * page
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return 100.0 * resident / total if total else 0.0
 
 
 _metrics: SOFMetrics | None = None
@@ -309,10 +314,12 @@ def get_metrics() -> SOFMetrics:
 
 
 def set_metrics(metrics: SOFMetrics | None) -> None:
-    """Replace the process's metrics (tests start from zero; None: a fresh set on next use)."""
+    """Replace the process's metrics (tests start from zero; None: a fresh set on next use);
+    events not yet folded into the old ones are dropped with them."""
     global _metrics
     with _metrics_lock:
         _metrics = metrics
+        ledger.clear()
 
 
 def render_latest() -> tuple[bytes, str]:

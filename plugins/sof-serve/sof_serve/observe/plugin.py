@@ -11,9 +11,8 @@ import sys
 from typing import Any
 
 from sof_core import QueryRouter, add_route_observer, hookimpl
-from sof_serve.observe import tracing
+from sof_serve.observe import ledger, tracing
 from sof_serve.observe.alerts import get_monitor
-from sof_serve.observe.metrics import get_metrics
 
 _THIS = sys.modules[__name__]
 
@@ -31,7 +30,7 @@ def _observes(router: QueryRouter) -> bool:
 def _on_route(router: QueryRouter, path: str, latency: float, details: dict[str, Any]) -> None:
     if not _observes(router):
         return
-    get_metrics().on_route(path, latency, details)
+    ledger.record("route", (path, latency, dict(details)))
     get_monitor().on_route(router, path, latency, details)
 
 
@@ -42,7 +41,7 @@ def _refresh(metrics: Any) -> None:
 def install() -> None:
     """Connect the router's route observer and the gauges refresher (idempotent)."""
     add_route_observer(_on_route)
-    get_metrics().add_refresher(_refresh)
+    ledger.add_refresher(_refresh)
 
 
 install()
@@ -51,11 +50,15 @@ install()
 @hookimpl
 def sof_after_plan(report: Any) -> None:
     # The skills' series come from the report's results, not from ``sof_after_skill``: one
-    # hook call per run instead of one per skill (see ``SkillSeries``).
-    get_metrics().on_plan(report)
+    # hook call per run instead of one per skill, folded when the metrics are read (see
+    # ``ledger`` and ``SkillSeries``). ``planning`` is read now: a router sets it later.
+    ledger.record("plan", ledger.RunRecord(
+        str(report.status), list(getattr(report, "errors", ()) or ()), report.plan,
+        report.duration, getattr(report, "results", None) or [],
+        getattr(report, "planning", None)))
     tracing.record_run(report)
 
 
 @hookimpl
 def sof_alert(kind: str, message: str, details: dict[str, Any]) -> None:
-    get_metrics().on_alert(kind, details)
+    ledger.record("alert", (kind, details))

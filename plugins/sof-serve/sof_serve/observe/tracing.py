@@ -10,13 +10,9 @@ before it ended. Without opentelemetry installed every call here is a no-op.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
-
-try:  # the optional extra
-    from opentelemetry import trace as _trace
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _trace = None  # type: ignore[assignment]
 
 TRACER_NAME = "sof"
 #: A provider to use instead of OpenTelemetry's global one (tests, or a host's own).
@@ -29,26 +25,41 @@ def set_tracer_provider(provider: Any) -> None:
     _provider = provider
 
 
-def _global_provider_set() -> bool:
+def _otel_trace() -> Any:
+    """``opentelemetry.trace``, or None without the extra. Imported on first need, not with
+    the plugin: every ``sof`` command loads the plugin, few export spans."""
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        return None
+    return trace
+
+
+def _global_provider_set(trace: Any) -> bool:
     """Whether the host installed a real tracer provider (OpenTelemetry's default is a
     proxy that makes no-op spans until one is set)."""
-    assert _trace is not None
-    provider = _trace.get_tracer_provider()
-    return not isinstance(provider, (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider))
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 def available() -> bool:
-    return _trace is not None
+    return _otel_trace() is not None
 
 
 def record_run(report: Any, tracer_provider: Any = None) -> None:
     """Emit the spans of one finished ``ExecutionReport``."""
-    if _trace is None:
-        return
     provider = tracer_provider or _provider
-    if provider is None and not _global_provider_set():
-        return  # nobody collects spans: building no-op spans would only cost time
-    tracer = _trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+    if provider is None:
+        # A global provider can only have been set through opentelemetry.trace: while no one
+        # has imported it, nobody collects spans (and building no-op ones would only cost).
+        otel = sys.modules.get("opentelemetry.trace")
+        if otel is None or not _global_provider_set(otel):
+            return
+    else:
+        otel = _otel_trace()
+        if otel is None:
+            return
+    tracer = otel.get_tracer(TRACER_NAME, tracer_provider=provider)
     end_ns = time.time_ns()
     duration_ns = int(max(0.0, float(report.duration)) * 1e9)
     start_ns = end_ns - duration_ns
@@ -61,8 +72,8 @@ def record_run(report: Any, tracer_provider: Any = None) -> None:
         "sof.planner": str((getattr(report, "planning", None) or {}).get("planner", "")),
     })
     if status not in ("success", "partial"):
-        run.set_status(_trace.Status(_trace.StatusCode.ERROR, "; ".join(report.errors)[:500]))
-    context = _trace.set_span_in_context(run)
+        run.set_status(otel.Status(otel.StatusCode.ERROR, "; ".join(report.errors)[:500]))
+    context = otel.set_span_in_context(run)
     longest: dict[int, float] = {}  # one pass: the slowest skill of each stage
     for r in report.results:
         if r.duration > longest.get(r.stage, -1.0):
@@ -83,7 +94,7 @@ def record_run(report: Any, tracer_provider: Any = None) -> None:
             "attempts": result.attempts,
         })
         if result.status in ("failed", "timeout"):
-            span.set_status(_trace.Status(_trace.StatusCode.ERROR, result.error or ""))
+            span.set_status(otel.Status(otel.StatusCode.ERROR, result.error or ""))
         span.end(end_time=max(begin, finish))
     run.end(end_time=end_ns)
 
