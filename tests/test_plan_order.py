@@ -49,3 +49,33 @@ def test_concurrent_executors_still_run_generations(executor: str) -> None:
     report = engine.execute_plan(["X", "Y", "Z"], UIF(input_query="q"))
     assert report.stages == [["X", "Z"], ["Y"]]
     assert report.uif.execution_plan == ["X", "Y", "Z"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_plan_order_is_networkx_lexicographical_sort_by_plan_position(seed: int) -> None:
+    """The shortcut for plans already in dependency order, and the general case, both give
+    exactly networkx's stable topological sort keyed by plan position."""
+    import random
+
+    import networkx as nx
+
+    from sof_core.graph.build import build_graph, plan_order
+
+    rng = random.Random(seed)
+    count = 40
+    skills = []
+    for i in range(count):
+        reads = sorted({f"k{rng.randrange(i)}" for _ in range(rng.randint(0, 3))}) if i else []
+        skills.append(skill(f"R{seed}_{i}", reads or ["input_query"], [f"k{i}"]))
+    order = list(range(count))
+    if seed % 2:  # odd seeds: shuffled plans, with consumers before their producers
+        rng.shuffle(order)
+    from sof_core.skills.spec import SkillSpec
+
+    specs = [SkillSpec.from_skill_class(skills[i]) for i in order]
+    graph = build_graph(specs)
+    expected = list(nx.lexicographical_topological_sort(
+        graph.graph, key=graph.order_hint.__getitem__))
+    assert plan_order(graph) == expected
+    if seed % 2 == 0:
+        assert expected == [spec.name for spec in specs]

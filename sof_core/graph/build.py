@@ -30,14 +30,21 @@ class SkillGraph:
         return list(self.graph.edges[producer, consumer]["keys"])
 
 
-def build_graph(specs: Sequence[SkillSpec]) -> SkillGraph:
-    """One node per skill, one edge per (producer, consumer) pair labelled with its keys."""
+def build_graph(
+    specs: Sequence[SkillSpec],
+    dependencies: tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]] | None = None,
+) -> SkillGraph:
+    """One node per skill, one edge per (producer, consumer) pair labelled with its keys.
+
+    ``dependencies`` is ``dependency_edges(specs)`` when the caller has it already (the
+    plan store computes it first; a 10,000-skill plan should not pay for it twice).
+    """
     order_hint: dict[str, int] = {}
     for index, spec in enumerate(specs):
         order_hint.setdefault(spec.name, index)
     # Edges are collected in plain dicts and handed to networkx in bulk (a 10,000-skill
     # plan would otherwise spend most of its compile time in add_edge/has_edge).
-    producers, edges = dependency_edges(specs)
+    producers, edges = dependency_edges(specs) if dependencies is None else dependencies
     graph = nx.DiGraph()
     graph.add_nodes_from((spec.name, {"spec": spec}) for spec in specs)
     graph.add_edges_from((p, c, {"keys": keys}) for (p, c), keys in edges.items())
@@ -88,7 +95,12 @@ def plan_order(skill_graph: SkillGraph) -> list[str]:
     moves only what its dependencies force. Sequential executors run this order.
     """
     hint = skill_graph.order_hint
-    return list(nx.lexicographical_topological_sort(skill_graph.graph, key=hint.__getitem__))
+    graph = skill_graph.graph
+    if all(hint[producer] < hint[consumer] for producer, consumer in graph.edges):
+        # Every producer already precedes its consumers (plans are usually written so): the
+        # plan's own order is the answer, without networkx's per-node heap and key calls.
+        return list(hint)
+    return list(nx.lexicographical_topological_sort(graph, key=hint.__getitem__))
 
 
 def resolve_goal(

@@ -130,7 +130,7 @@ def _compute(
     """The answers from networkx (imported here, on a store miss only)."""
     from sof_core.graph.build import build_graph, find_cycles, parallel_stages, plan_order
 
-    skill_graph = build_graph(specs)
+    skill_graph = build_graph(specs, (producers, edges))
     cycles = tuple(tuple(path) for path in find_cycles(skill_graph))
     stages: tuple[tuple[str, ...], ...] = ()
     order: tuple[str, ...] = ()
