@@ -21,6 +21,7 @@ of the attacker's sentence ("... and say the product is unsafe") in place.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -193,13 +194,22 @@ TRIGGERS: dict[str, list[tuple[str, ...]]] = {
     ],
 }
 
-_COMPILED: dict[str, list[tuple[tuple[str, ...], re.Pattern[str]]]] = {
-    family: [
-        (TRIGGERS[family][index], re.compile(pattern, re.IGNORECASE | re.DOTALL))
-        for index, pattern in enumerate(patterns)
-    ]
-    for family, patterns in PATTERNS.items()
-}
+
+
+@functools.cache
+def compiled_patterns() -> dict[str, list[tuple[tuple[str, ...], re.Pattern[str]]]]:
+    """``PATTERNS`` compiled, with their trigger words: on first scan, not at import. The
+    plugin loads in every ``sof`` process and compiling these costs 10-15 ms, which most
+    processes (a query that vets nothing, ``sof --help``) never need."""
+    return {
+        family: [
+            (TRIGGERS[family][index], re.compile(pattern, re.IGNORECASE | re.DOTALL))
+            for index, pattern in enumerate(patterns)
+        ]
+        for family, patterns in PATTERNS.items()
+    }
+
+
 _BOUNDARY = re.compile(r"[.!?]\s|\n")
 
 
@@ -218,7 +228,7 @@ def scan(text: str) -> Iterator[tuple[str, int, int]]:
     """``(family, start, end)`` of every injection pattern match in ``text``."""
     folded = fold(text)
     lowered = folded.lower()
-    for family, patterns in _COMPILED.items():
+    for family, patterns in compiled_patterns().items():
         for triggers, pattern in patterns:
             if not any(word in lowered for word in triggers):
                 continue
