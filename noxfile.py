@@ -70,7 +70,7 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Performance benchmarks (ratios against baselines measured in the same run)."""
     install_all(session)
-    session.install("psutil")
+    session.install("psutil", "sf-hamilton")  # sf-hamilton: the peer rows of the overhead section
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

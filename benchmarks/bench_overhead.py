@@ -18,6 +18,10 @@ skill that reads and writes only strings and numbers).
 
 from __future__ import annotations
 
+import _thread
+import threading
+import types
+from queue import SimpleQueue
 from typing import Any
 
 from _common import Row, Section, Target, best_of_batches, chain, make_skill
@@ -83,6 +87,71 @@ def _per_skill(n: int, executor: str | None, repeat: int, timeouts: bool = False
     return coord / n, base / n
 
 
+def _round_trip(repeat: int) -> float:
+    """Seconds for the least a run's hand-off can cost on this machine: a job put on a
+    queue a waiting thread takes, and a lock it releases for the caller (two wake-ups and
+    two GIL hand-overs, no SOF code)."""
+    jobs: SimpleQueue[Any] = SimpleQueue()
+
+    def worker() -> None:
+        while (done := jobs.get()) is not None:
+            done.release()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+
+    def locks() -> list[Any]:
+        return [_thread.allocate_lock() for _ in range(2000)]
+
+    def trips(batch: list[Any]) -> None:
+        for lock in batch:
+            lock.acquire()
+            jobs.put(lock)
+            lock.acquire()
+
+    seconds = best_of_batches(locks, trips, repeat)
+    jobs.put(None)
+    thread.join()
+    return seconds
+
+
+def _hamilton_per_node(n: int, repeat: int) -> tuple[float, float] | None:
+    """(Hamilton driver, direct calls) seconds per node for a chain of ``n`` functions, or
+    None without ``sf-hamilton`` (a peer the issue quotes: its default path, same machine)."""
+    try:
+        from hamilton import driver
+    except ImportError:
+        return None
+    import sys
+
+    module = types.ModuleType(f"sof_bench_chain_{n}")
+    sys.modules[module.__name__] = module  # Hamilton finds functions through their module
+    source = ["def s0(seed: int) -> int:\n    return seed\n"]
+    source += [f"def s{i}(s{i - 1}: int) -> int:\n    return s{i - 1}\n" for i in range(1, n)]
+    exec("".join(source), module.__dict__)
+    functions = [getattr(module, f"s{i}") for i in range(n)]
+    dr = driver.Builder().with_modules(module).build()
+    final = [f"s{n - 1}"]
+    runs = max(2, min(200, 20_000 // n))
+
+    def inputs() -> list[int]:
+        return list(range(runs))
+
+    def through_hamilton(batch: list[int]) -> None:
+        for seed in batch:
+            dr.execute(final, inputs={"seed": seed})
+
+    def direct(batch: list[int]) -> None:
+        for seed in batch:
+            value = functions[0](seed)
+            for function in functions[1:]:
+                value = function(value)
+
+    dr.execute(final, inputs={"seed": 0})
+    return (best_of_batches(inputs, through_hamilton, repeat) / n,
+            best_of_batches(inputs, direct, repeat) / n)
+
+
 def run(quick: bool) -> Section:
     section = Section("overhead", "Coordinator overhead per skill (chain of no-op skills)")
     repeat = 3 if quick else 9
@@ -120,6 +189,27 @@ def run(quick: bool) -> Section:
     section.rows.append(Row("N=100 tuned: sequential, no timeouts, each passes a list of 20 "
                             "dicts: per skill", coord * 1e6, "us", base * 1e6, "direct call",
                             f"overhead {overhead:.2f} us/skill"))
+    # What one hand-off per run (the issue's own allowance while a timeout is set) costs
+    # at the least on this machine, and the N=10/N=100 ratio it leaves room for.
+    trip = _round_trip(repeat) * 1e6
+    section.rows.append(Row("thread round trip (queue put + lock release), no SOF code", trip,
+                            "us", None, None,
+                            "the floor of one hand-off per run on this machine"))
+    floor = (tuned[100] + trip / 10) / (tuned[100] + trip / 100)
+    section.notes.append(
+        f"with one hand-off per run and nothing else added to the tuned path, N=10/N=100 "
+        f"would be {floor:.2f}x on this machine (tuned per-skill overhead {tuned[100]:.2f} us, "
+        f"round trip {trip:.1f} us)")
+    for n in (10, 100):
+        peer = _hamilton_per_node(n, repeat)
+        if peer is None:
+            section.notes.append("peer rows skipped: sf-hamilton is not installed")
+            break
+        hamilton, base = peer
+        section.rows.append(Row(f"N={n} Apache Hamilton driver defaults (peer): per node",
+                                hamilton * 1e6, "us", base * 1e6, "direct call",
+                                f"overhead {(hamilton - base) * 1e6:.2f} us/node; SOF default "
+                                f"overhead is {defaults[n] / ((hamilton - base) * 1e6):.2f}x it"))
     section.targets.append(
         Target("overhead per skill, N=100, CoordinatorEngine() defaults", 2.0, "us",
                defaults[100])

@@ -54,7 +54,7 @@ def sof_after_plan(report: Any) -> None:
     # ``ledger`` and ``SkillSeries``). ``planning`` is read now: a router sets it later.
     ledger.record("plan", ledger.RunRecord(
         str(report.status), list(getattr(report, "errors", ()) or ()), report.plan,
-        report.duration, getattr(report, "results", None) or [],
+        report.duration, list(getattr(report, "results", None) or ()),
         getattr(report, "planning", None)))
     tracing.record_run(report)
 
