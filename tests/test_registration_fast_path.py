@@ -273,3 +273,36 @@ def test_concurrent_registrations_all_land(make_skill: Any) -> None:
     assert len(engine.registry) == 800
     assert all(f"code:T{t}x99" in engine.plugins.records for t in range(8))
     assert run(engine, ["T0x0", "T7x99"]).status == "success"
+
+
+def test_a_skill_logger_is_made_at_first_use_and_can_be_replaced() -> None:
+    """Registering makes no logger (``getLogger`` takes logging's lock and was half of
+    ``register_skill``); a skill that logs gets ``sof.skill.<name>``, also when its own
+    ``__init__`` never calls the base class's."""
+    import logging
+
+    from sof_core import BaseSkillModule
+
+    class Quiet(BaseSkillModule):
+        skill_name = "QuietLoggerSkill"
+        skill_description = "Logs nothing unless asked."
+
+        def execute(self, uif: Any) -> Any:
+            return uif
+
+    class OwnInit(Quiet):
+        skill_name = "OwnInitLoggerSkill"
+
+        def __init__(self) -> None:
+            self.ready = True
+
+    engine = make_engine([])
+    engine.register_skill(Quiet)
+    instance = engine.registry.skill("QuietLoggerSkill").instance
+    assert "logger" not in vars(instance)
+    assert "sof.skill.QuietLoggerSkill" not in logging.Logger.manager.loggerDict
+    assert instance.logger is logging.getLogger("sof.skill.QuietLoggerSkill")
+    assert OwnInit().logger.name == "sof.skill.OwnInitLoggerSkill"
+    replaced = OwnInit()
+    replaced.logger = logging.getLogger("host.own")
+    assert replaced.logger.name == "host.own"

@@ -7,6 +7,7 @@ so a skill never names another skill. Keys name ``intermediate_data`` entries or
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
@@ -71,7 +72,14 @@ class BaseSkillModule(ABC):
             SkillSpec.from_skill_class(cls)
 
     def __init__(self) -> None:
-        self.logger = logging.getLogger(f"sof.skill.{self.skill_name or type(self).__name__}")
+        """Nothing to set up: ``logger`` is made on first use (see below)."""
+
+    @functools.cached_property
+    def logger(self) -> logging.Logger:
+        """``sof.skill.<skill_name>``, made the first time the skill logs: ``getLogger``
+        takes logging's module lock and builds the logger tree, half the cost of registering
+        a skill, and most skills never log. Assigning ``self.logger`` replaces it."""
+        return logging.getLogger(f"sof.skill.{self.skill_name or type(self).__name__}")
 
     @abstractmethod
     def execute(self, uif: UIF) -> UIF:
