@@ -71,9 +71,6 @@ class BaseSkillModule(ABC):
         if "skill_name" in cls.__dict__:
             SkillSpec.from_skill_class(cls)
 
-    def __init__(self) -> None:
-        """Nothing to set up: ``logger`` is made on first use (see below)."""
-
     @functools.cached_property
     def logger(self) -> logging.Logger:
         """``sof.skill.<skill_name>``, made the first time the skill logs: ``getLogger``
