@@ -1,8 +1,8 @@
 """Overhead of sof-serve's metrics and tracing observers per skill, against no observers.
 
 The same chain of no-op skills runs on three engines that differ only in the observers
-registered: none (the baseline), the Prometheus metrics observer (``sof_after_skill`` and
-``sof_after_plan`` of the ``monitor`` plugin, OpenTelemetry off), and metrics plus tracing
+registered: none (the baseline), the Prometheus metrics observer (``sof_after_plan`` of the
+``monitor`` plugin, OpenTelemetry off), and metrics plus tracing
 (the whole ``monitor`` plugin with an OpenTelemetry SDK provider exporting to memory, so
 every span is really built and exported). Executor ``sequential`` with no timeouts, as in
 bench_overhead's tuned rows, so the observers' cost is not hidden under thread hand-offs.
@@ -22,19 +22,14 @@ N = 20
 
 
 class MetricsOnly:
-    """The monitor plugin's metric hooks without its tracing."""
-
-    @hookimpl
-    def sof_after_skill(self, skill: Any, result: Any) -> None:
-        from sof_serve.observe.metrics import get_metrics
-
-        get_metrics().on_skill(result.skill, result.plugin, str(result.status), result.duration)
+    """The monitor plugin's metric hook without its tracing (the recorded runs are folded
+    into the Prometheus series every ``TALLY_AT`` runs, inside the timed batches)."""
 
     @hookimpl
     def sof_after_plan(self, report: Any) -> None:
-        from sof_serve.observe.metrics import get_metrics
+        from sof_serve.observe.plugin import record_metrics
 
-        get_metrics().on_plan(report)
+        record_metrics(report)
 
 
 def _per_skill(plugins: list[tuple[str, object]], repeat: int, runs: int) -> float:

@@ -47,15 +47,22 @@ def install() -> None:
 install()
 
 
-@hookimpl
-def sof_after_plan(report: Any) -> None:
-    # The skills' series come from the report's results, not from ``sof_after_skill``: one
-    # hook call per run instead of one per skill, folded when the metrics are read (see
-    # ``ledger`` and ``SkillSeries``). ``planning`` is read now: a router sets it later.
+def record_metrics(report: Any) -> None:
+    """Keep what the metrics need of a finished run (folded when ``/metrics`` is read).
+
+    The skills' series come from the report's results, not from ``sof_after_skill``: one
+    hook call per run instead of one per skill (see ``ledger`` and ``SkillSeries``).
+    ``planning`` is read now: a router sets it later.
+    """
     ledger.record("plan", ledger.RunRecord(
         str(report.status), list(getattr(report, "errors", ()) or ()), report.plan,
         report.duration, list(getattr(report, "results", None) or ()),
         getattr(report, "planning", None)))
+
+
+@hookimpl
+def sof_after_plan(report: Any) -> None:
+    record_metrics(report)
     tracing.record_run(report)
 
 
