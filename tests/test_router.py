@@ -450,3 +450,48 @@ def test_crossing_error_and_skill_failure_thresholds_raises_sof_alert_once(
     assert sorted(kind for kind, _ in ours) == ["error_rate", "skill_failure_rate"]
     assert all(details["path"] == "sof" and details["samples"] == 5 for _, details in ours)
     assert metrics.snapshot()["alerts"]["active"] == ["sof:error_rate", "sof:skill_failure_rate"]
+
+
+def test_a_hung_shadow_call_does_not_keep_the_process_from_exiting(tmp_path: Path) -> None:
+    """The shadow side runs the host's legacy pipeline, which has no timeout: its threads
+    are daemons, so a legacy call that never returns cannot hold the interpreter at exit
+    (a ThreadPoolExecutor's workers are joined there, and the process hung)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import time
+        from sof_core import UIF, BaseSkillModule
+        from sof_core.config.manager import SOFConfigManager
+        from sof_core.routing.router import QueryRouter
+        from sof_core.testing import make_engine
+
+        class Answer(BaseSkillModule):
+            skill_name = "ShadowAnswerSkill"
+            skill_description = "Answers at once."
+            output_keys = ["final_response"]
+            def execute(self, uif):
+                uif.final_response = "sof"
+                return uif
+
+        def legacy(query, **context):
+            time.sleep(600)  # hangs: only ever reached as the shadow here
+            return "legacy"
+
+        manager = SOFConfigManager({str(tmp_path / "config.json")!r}, environ={{}})
+        manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                              planner="static", default_plan=["ShadowAnswerSkill"])
+        engine = make_engine([Answer], default_plan=["ShadowAnswerSkill"])
+        router = QueryRouter(engine, legacy, manager, shadow_sample_rate=1.0)
+        result = router.route("q", user_id="u")
+        assert result.path == "sof" and result.response == "sof", result
+        time.sleep(0.2)  # the shadow call is under way
+        router.close(timeout=0.1)
+        print("answered", flush=True)
+    """)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and "answered" in done.stdout, done.stderr[-2000:]
+    assert time.monotonic() - started < 60  # a joined shadow thread would take 600 s

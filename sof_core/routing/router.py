@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sof_core.config.manager import ConfigState
 from sof_core.errors import ConfigError, PlanValidationError
+from sof_core.execution.threads import DaemonPool
 from sof_core.routing.metrics import ABMetrics, Alert
 from sof_core.uif import HOST_FIELDS, UIF
 
@@ -138,7 +139,7 @@ class QueryRouter:
         self.shadow_sample_rate = shadow_sample_rate
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        self._shadow_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._shadow_pool: DaemonPool | None = None
         self._shadow_slots = threading.BoundedSemaphore(max(1, max_shadow_in_flight))
         self._shadow_futures: set[concurrent.futures.Future[None]] = set()
         self._shadow_lock = threading.Lock()
@@ -368,16 +369,23 @@ class QueryRouter:
         if not self._shadow_slots.acquire(blocking=False):
             self.metrics.record_shadow_dropped()
             return
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._shadow_lock:
-            if self._shadow_pool is None:
-                self._shadow_pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=2, thread_name_prefix="sof-shadow"
-                )
-            future = self._shadow_pool.submit(
-                self._shadow, query, dict(context), config, primary, run_sof
-            )
+            if self._shadow_pool is None or self._shadow_pool.closed:
+                # Daemon threads, never joined at exit: a shadow call that hangs (the legacy
+                # pipeline has no timeout) must not keep the host's process from exiting,
+                # which a ThreadPoolExecutor's workers would.
+                self._shadow_pool = DaemonPool("sof-shadow", max_workers=2)
             self._shadow_futures.add(future)
+            self._shadow_pool.submit(self._shadow_job, future, query, dict(context), config,
+                                     primary, run_sof)
         future.add_done_callback(self._shadow_done)
+
+    def _shadow_job(self, future: concurrent.futures.Future[None], *args: Any) -> None:
+        try:
+            self._shadow(*args)
+        finally:
+            future.set_result(None)
 
     def _shadow_done(self, future: concurrent.futures.Future[None]) -> None:
         with self._shadow_lock:
@@ -416,12 +424,15 @@ class QueryRouter:
             pending = list(self._shadow_futures)
         concurrent.futures.wait(pending, timeout=timeout)
 
-    def close(self) -> None:
-        """Finish shadow runs and release the background thread."""
+    def close(self, timeout: float | None = None) -> None:
+        """Finish shadow runs (waiting ``timeout`` seconds at most; None: until they end)
+        and release the background threads. A shadow call still running after that is
+        left to end on its own: its thread never holds up the process's exit."""
+        self.flush_shadow(timeout)
         with self._shadow_lock:
             pool, self._shadow_pool = self._shadow_pool, None
         if pool is not None:
-            pool.shutdown(wait=True)
+            pool.close()
 
 
 #: Called after each recorded query as ``observer(router, path, latency, details)``; path is
