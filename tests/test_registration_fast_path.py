@@ -306,3 +306,29 @@ def test_a_skill_logger_is_made_at_first_use_and_can_be_replaced() -> None:
     replaced = OwnInit()
     replaced.logger = logging.getLogger("host.own")
     assert replaced.logger.name == "host.own"
+
+
+def test_a_skill_with_no_attributes_still_gets_its_setstate_called_when_unpickled() -> None:
+    """Copies for Dask and isolation workers are pickled: a ``__setstate__`` that rebuilds
+    live state must run even for a skill that holds nothing (it did while every skill held
+    its logger)."""
+    import pickle
+
+    from sof_core import BaseSkillModule
+
+    class Rebuilds(BaseSkillModule):
+        skill_name = "RebuildsOnUnpickleSkill"
+        skill_description = "Rebuilds its state when copied."
+
+        def execute(self, uif: Any) -> Any:
+            return uif
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state)
+            self.rebuilt = True
+
+    globals()["Rebuilds"] = Rebuilds  # picklable by reference
+    Rebuilds.__qualname__ = "Rebuilds"
+    copy = pickle.loads(pickle.dumps(Rebuilds()))
+    assert copy.rebuilt is True
+    assert copy.logger.name == "sof.skill.RebuildsOnUnpickleSkill"

@@ -71,6 +71,12 @@ class BaseSkillModule(ABC):
         if "skill_name" in cls.__dict__:
             SkillSpec.from_skill_class(cls)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The instance's attributes, as a dict even when there are none: pickle then calls a
+        subclass's ``__setstate__`` on the copy (for Dask, isolation workers) whatever it
+        holds, as it did when every skill held its logger from the start."""
+        return dict(self.__dict__)
+
     @functools.cached_property
     def logger(self) -> logging.Logger:
         """``sof.skill.<skill_name>``, made the first time the skill logs: ``getLogger``
