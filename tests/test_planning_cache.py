@@ -186,3 +186,39 @@ def test_sams_plan_cache_ttl_key_sets_the_planner_cache_ttl(tmp_path: Path) -> N
                          plan_cache_ttl=config.plan_cache_ttl)
     engine.planning.plan("q", config=config.model_copy(update={"default_plan": ["Answer"]}))
     assert engine.stats()["planning"]["cache"]["ttl"] == 7
+
+
+def test_a_cached_plan_copy_keeps_every_field_and_shares_no_container() -> None:
+    """Every cache hit hands out a copy: equal in every field (a field added later must be
+    copied too), with its own lists and dicts, so a caller changing its plan never changes
+    the cached one."""
+    import dataclasses
+
+    from sof_core.planning.result import Change, Fallback, PlanResult
+
+    original = PlanResult(
+        plan=["A", "B"], planner="rules", reasons={"A": "asked"}, reasoning="why",
+        stages=[["A"], ["B"]], cache_hit=True,
+        fallbacks=[Fallback("llm", "rules", "timeout")],
+        changes=[Change("pruned", "C", "unused")], scores={"A": 0.123456789},
+        skipped={"D": "denied"}, duration=0.5,
+    )
+    for f in dataclasses.fields(PlanResult):  # the sample sets every field off its default
+        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else f.default)
+        assert getattr(original, f.name) != default, f.name
+    assert original.copy() == original
+    copy = original.copy(cache_hit=False)
+    assert copy.cache_hit is False
+    assert dataclasses.replace(copy, cache_hit=True) == original
+    copy.plan.append("X")
+    copy.stages[0].append("X")
+    copy.reasons["X"] = "x"
+    copy.fallbacks[0].reason = "changed"
+    copy.changes[0].why = "changed"
+    copy.scores["X"] = 1.0
+    copy.skipped["X"] = "x"
+    assert original.plan == ["A", "B"] and original.stages == [["A"], ["B"]]
+    assert original.reasons == {"A": "asked"} and "X" not in original.scores
+    assert original.fallbacks[0].reason == "timeout" and original.changes[0].why == "unused"
+    assert original.skipped == {"D": "denied"}

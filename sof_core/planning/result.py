@@ -110,10 +110,23 @@ class PlanResult:
         )
 
     def copy(self, **changes: Any) -> PlanResult:
-        """A copy whose lists can be changed without touching this one (cached results)."""
-        data = self.to_dict()
-        result = PlanResult.from_dict(data)
-        result.duration = self.duration
+        """A copy whose lists can be changed without touching this one (cached results).
+
+        Field by field, not through ``to_dict``: every cache hit makes one, and the JSON
+        round trip cost more than the lookup (and rounded the scores)."""
+        result = PlanResult(
+            plan=list(self.plan),
+            planner=self.planner,
+            reasons=dict(self.reasons),
+            reasoning=self.reasoning,
+            stages=[list(stage) for stage in self.stages],
+            cache_hit=self.cache_hit,
+            fallbacks=[Fallback(f.planner, f.to, f.reason) for f in self.fallbacks],
+            changes=[Change(c.action, c.skill, c.why) for c in self.changes],
+            scores=dict(self.scores),
+            skipped=dict(self.skipped),
+            duration=self.duration,
+        )
         for key, value in changes.items():
             setattr(result, key, value)
         return result
