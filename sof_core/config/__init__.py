@@ -37,6 +37,7 @@ from sof_core.config.model import (
     sam_defaults,
     unknown_env_vars,
 )
+from sof_core.config.plugin_settings import layered_settings
 
 __all__ = [
     "ENV_CONFIG",
@@ -57,6 +58,7 @@ __all__ = [
     "get_sof_config",
     "get_sof_config_manager",
     "is_sof_enabled",
+    "layered_settings",
     "load_config",
     "load_host_config",
     "read_config_file",

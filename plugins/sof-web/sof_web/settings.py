@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sof_core.config import layered_settings
 from sof_web.addresses import AllowList
 from sof_web.errors import WebConfigError
 
@@ -77,21 +78,7 @@ class WebSettings:
         **overrides: Any,
     ) -> WebSettings:
         """Merge defaults, ``plugin_settings``, environment and ``overrides``, validated."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        for key, value in (plugin_settings or {}).items():
-            values[key] = value
-            sources[key] = f'plugin_settings["{PLUGIN}"]'
-        for var, key in ENV_VARS.items():
-            raw = environ.get(var)
-            if raw is not None and raw.strip() != "":
-                values[key] = raw.strip()
-                sources[key] = f"environment variable {var}"
-        for key, value in overrides.items():
-            if value is not None:
-                values[key] = value
-                sources[key] = "arguments"
+        values, sources = layered_settings(PLUGIN, plugin_settings, ENV_VARS, environ, overrides)
         return cls.from_mapping(values, sources)
 
     @classmethod
