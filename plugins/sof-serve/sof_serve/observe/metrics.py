@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -34,8 +33,7 @@ _go_string = cast(Callable[[float], str], _untyped_go_string)
 
 #: Buckets (s) from a cached plan (~1 ms) to the seed's 10 s alert limit and beyond.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: Finished runs whose skill results wait for a scrape; past this many the hook's own thread
-#: tallies them, so memory stays bounded when nobody scrapes.
+#: Runs the observer hooks keep before the hook's own thread folds them (``ledger``).
 TALLY_AT = ledger.TALLY_AT
 
 
@@ -45,54 +43,37 @@ class SkillSeries:
     Why not a prometheus-client ``Counter`` and ``Histogram`` fed per skill: every skill of
     every run on every engine pays for an observer that is installed, and a child's
     ``inc()``/``observe()`` (a lock each, the buckets walked in Python) plus a hook call per
-    skill cost more than the coordinator itself (about 8 us a skill). Here a run hands over
-    its ``results`` list once (``add``, a deque append); they are tallied into plain dicts
-    when the exposition is rendered, or every ``TALLY_AT`` runs, and exposed through a
-    custom collector (prometheus-client's documented way for values kept elsewhere). The
-    series, labels and bucket bounds are the same as the standard types would give.
+    skill cost more than the coordinator itself (about 8 us a skill). The hooks keep each
+    run's ``results`` in the ledger; when it is folded (the exposition is rendered, or
+    ``TALLY_AT`` runs wait) ``add`` tallies them into plain dicts, exposed through a custom
+    collector (prometheus-client's documented way for values kept elsewhere). The series,
+    labels and bucket bounds are the same as the standard types would give.
     """
 
     def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
         self._bounds = tuple(buckets)
         self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
-        self._pending: deque[Sequence[Any]] = deque()
         self._lock = threading.Lock()
         self._runs: dict[tuple[str, str, str], int] = {}
         #: skill -> one count per bucket (the last is +Inf), then the sum of durations.
         self._latency: dict[str, list[float]] = {}
 
     def add(self, results: Sequence[Any]) -> None:
-        """One finished run's ``SkillResult`` list (thread-safe; tallied later)."""
-        pending = self._pending
-        pending.append(results)
-        if len(pending) > TALLY_AT:
-            self.tally()
-
-    def tally(self) -> None:
-        """Fold the pending results into the totals."""
-        pending, bounds = self._pending, self._bounds
+        """Tally one finished run's ``SkillResult`` list (thread-safe)."""
+        bounds = self._bounds
         with self._lock:
             runs, latency = self._runs, self._latency
-            while pending:
-                try:
-                    results = pending.popleft()
-                except IndexError:  # another thread took the last one
-                    break
-                for result in results:
-                    status = str(result.status)
-                    key = (result.skill, result.plugin or "", status)
-                    runs[key] = runs.get(key, 0) + 1
-                    if status == "skipped":
-                        continue
-                    counts = latency.get(result.skill)
-                    if counts is None:
-                        counts = latency[result.skill] = [0.0] * (len(bounds) + 2)
-                    counts[bisect_left(bounds, result.duration)] += 1
-                    counts[-1] += result.duration
-
-    def record(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
-        """One skill result given by its parts (``SOFMetrics.on_skill``)."""
-        self.add((_Result(skill, plugin, status, duration),))
+            for result in results:
+                status = str(result.status)
+                key = (result.skill, result.plugin or "", status)
+                runs[key] = runs.get(key, 0) + 1
+                if status == "skipped":
+                    continue
+                counts = latency.get(result.skill)
+                if counts is None:
+                    counts = latency[result.skill] = [0.0] * (len(bounds) + 2)
+                counts[bisect_left(bounds, result.duration)] += 1
+                counts[-1] += result.duration
 
     # --- the collector protocol (prometheus_client.registry.Collector) -------------------
 
@@ -100,7 +81,6 @@ class SkillSeries:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
-        self.tally()
         with self._lock:
             runs = dict(self._runs)
             latency = {skill: list(counts) for skill, counts in self._latency.items()}
@@ -122,15 +102,6 @@ class SkillSeries:
                 buckets.append((label, cumulative))
             histogram.add_metric([skill], buckets, counts[-1])
         return [counter, histogram]
-
-
-class _Result:
-    """The four parts of a ``SkillResult`` that ``SkillSeries`` reads."""
-
-    __slots__ = ("duration", "plugin", "skill", "status")
-
-    def __init__(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
-        self.skill, self.plugin, self.status, self.duration = skill, plugin, status, duration
 
 
 class SOFMetrics:
@@ -191,8 +162,6 @@ class SOFMetrics:
                                     registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
         self._run_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._refreshers: list[Callable[[SOFMetrics], None]] = []
-        self._lock = threading.Lock()
         self._fold_lock = threading.Lock()
 
     # --- events the observer hooks left in the ledger ------------------------------------
@@ -230,10 +199,6 @@ class SOFMetrics:
             self.fallbacks.labels(str(reason)).inc()
 
     # --- fed by the lifecycle hooks ------------------------------------------------------
-
-    def on_skill(self, skill: str, plugin: str | None, status: str, duration: float) -> None:
-        """One skill result (runs report theirs all at once, through ``on_plan``)."""
-        self.skills.record(skill, plugin, status, duration)
 
     def on_plan(self, report: Any) -> None:
         """A finished ``ExecutionReport`` (attributes read defensively: planners evolve),
@@ -278,18 +243,10 @@ class SOFMetrics:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def add_refresher(self, refresh: Callable[[SOFMetrics], None]) -> None:
-        """``refresh(metrics)`` runs before each render to set gauges from live state."""
-        with self._lock:
-            if refresh not in self._refreshers:
-                self._refreshers.append(refresh)
-
     def refresh(self) -> None:
         self.fold()
         self.memory_percent.set(process_memory_percent())
-        with self._lock:
-            refreshers = [*self._refreshers, *ledger.refreshers]
-        for refresh in refreshers:
+        for refresh in list(ledger.refreshers):
             refresh(self)
 
     def render(self) -> tuple[bytes, str]:
