@@ -168,6 +168,8 @@ def _limit(limits: tuple[float | None, float | None, float | None]) -> Callable[
     """Set this call's soft limits; the returned function lifts them again."""
     import resource
 
+    from sof_core.security.rlimits import limit_targets
+
     cpu, memory_mb, open_files = limits
     previous: list[tuple[int, tuple[int, int]]] = []
 
@@ -179,13 +181,8 @@ def _limit(limits: tuple[float | None, float | None, float | None]) -> Callable[
         resource.setrlimit(which, (value, hard))
         previous.append((which, current))
 
-    if cpu:  # CPU time is counted for the whole process: the limit is what is used + cpu
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        soft(resource.RLIMIT_CPU, math.ceil(usage.ru_utime + usage.ru_stime + cpu))
-    if memory_mb:
-        base = _address_space()
-        if base is not None:  # elsewhere than Linux RLIMIT_AS is not enforced anyway
-            soft(resource.RLIMIT_AS, base + int(memory_mb * 2**20))
+    for which, value in limit_targets(cpu, memory_mb):
+        soft(which, value)
     if open_files:
         soft(resource.RLIMIT_NOFILE, int(open_files))
 
@@ -209,16 +206,6 @@ def _guard(guard: dict[str, Any] | None) -> Callable[[], None]:
 
 def _nothing() -> None:
     return None
-
-
-def _address_space() -> int | None:
-    """This process's address space now (Linux), which the memory limit comes on top of."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from sof_core.security.output import cut_to, output_size
 from sof_core.security.policy import ToolLimits
 from sof_core.security.ratelimit import check_rate
 from sof_core.security.replies import network_refused, raised
+from sof_core.security.rlimits import limit_targets
 
 logger = logging.getLogger(__name__)
 
@@ -344,14 +345,8 @@ def _hard_limits(memory_mb: float | None, cpu_seconds: float | None) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if cpu_seconds:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        limit = math.ceil(usage.ru_utime + usage.ru_stime + cpu_seconds)
-        _lower(resource.RLIMIT_CPU, limit)
-    if memory_mb:
-        base = _address_space()
-        if base is not None:
-            _lower(resource.RLIMIT_AS, base + int(memory_mb * 2**20))
+    for which, value in limit_targets(cpu_seconds, memory_mb):
+        _lower(which, value)
 
 
 def _lower(which: int, value: int) -> None:
@@ -361,12 +356,3 @@ def _lower(which: int, value: int) -> None:
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     resource.setrlimit(which, (value, hard if hard != resource.RLIM_INFINITY else value + 1))
-
-
-def _address_space() -> int | None:
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
