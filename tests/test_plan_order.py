@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -79,3 +80,61 @@ def test_plan_order_is_networkx_lexicographical_sort_by_plan_position(seed: int)
     assert plan_order(graph) == expected
     if seed % 2 == 0:
         assert expected == [spec.name for spec in specs]
+
+
+def test_a_container_field_of_a_uif_subclass_defined_after_a_compile_is_copied() -> None:
+    """What a skill's declarations imply is worked out once per skill and kept, but a UIF
+    subclass defined later (a new container field) still reaches the next compile."""
+    from pydantic import Field
+
+    writer = skill("LateFieldWriter", ["input_query"], ["late_field_items"])
+    engine = make_engine([writer], executor="sequential", enable_plan_cache=False)
+    before = engine.compile(["LateFieldWriter"]).steps["LateFieldWriter"]
+    assert before.copied_fields == frozenset()
+
+    class LateUIF(UIF):
+        late_field_items: list[str] = Field(default_factory=list)
+
+    after = engine.compile(["LateFieldWriter"]).steps["LateFieldWriter"]
+    assert after.copied_fields == {"late_field_items"}
+    assert after.writable_fields == before.writable_fields
+    assert LateUIF  # defined for its side effect on copyable_fields()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_compiled_stages_and_cycles_match_networkx_on_the_full_graph(seed: int) -> None:
+    """Compiling builds a lean graph and looks for cycles only when the topological sort
+    fails: the stages are still networkx's generations and every cycle is still found."""
+    import random
+
+    import networkx as nx
+
+    from sof_core.graph.build import build_graph
+
+    rng = random.Random(seed)
+    count = 30
+    skills = []
+    for i in range(count):
+        reads = sorted({f"c{seed}k{rng.randrange(count)}" for _ in range(rng.randint(0, 2))})
+        if seed % 2 == 0:  # even seeds: acyclic (read only earlier keys)
+            reads = [k for k in reads if int(k.rsplit("k", 1)[1]) < i]
+        skills.append(skill(f"C{seed}_{i}", reads or ["input_query"], [f"c{seed}k{i}"]))
+    engine = make_engine(skills, executor="sequential", enable_plan_cache=False,
+                         max_plan_length=count)
+    plan = [s.skill_name for s in skills]
+    compiled = engine.compile(plan)
+    full = build_graph([engine.registry.skill(n).spec for n in plan]).graph
+    cyclic = not nx.is_directed_acyclic_graph(full)
+    assert cyclic == any(p.code == "cycle" for p in compiled.problems)
+    if cyclic:
+        assert compiled.stages == ()
+        groups = [c for c in nx.strongly_connected_components(full) if len(c) > 1]
+        reported = [p for p in compiled.problems if p.code == "cycle"]
+        assert len(reported) == len(groups)
+        for problem in reported:  # each names a real cycle, hop by hop
+            path = problem.path
+            assert path[0] == path[-1]
+            assert all(full.has_edge(a, b) for a, b in itertools.pairwise(path))
+    else:
+        generations = [set(g) for g in nx.topological_generations(full)]
+        assert [set(stage) for stage in compiled.stages] == generations

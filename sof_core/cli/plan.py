@@ -59,8 +59,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
                 "plan": list(compiled.plan),
                 "stages": stages,
                 "edges": [
-                    {"from": a, "to": b, "keys": list(d["keys"])}
-                    for a, b, d in skill_graph.graph.edges(data=True)
+                    {"from": a, "to": b, "keys": skill_graph.edge_keys(a, b)}
+                    for a, b in skill_graph.graph.edges
                 ],
                 "problems": [p.to_dict() for p in compiled.problems],
             }
@@ -68,8 +68,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         for number, stage in enumerate(stages, 1):
             print(f"stage {number}: {', '.join(stage)}")
-        for a, b, d in skill_graph.graph.edges(data=True):
-            print(f"  {a} -> {b}  [{', '.join(d['keys'])}]")
+        for a, b in skill_graph.graph.edges:
+            print(f"  {a} -> {b}  [{', '.join(skill_graph.edge_keys(a, b))}]")
     return 1 if compiled.problems else 0
 
 

@@ -20,35 +20,54 @@ from sof_core.uif import HOST_FIELDS
 
 @dataclass
 class SkillGraph:
-    """The DAG of one plan, with who produces each key (several producers is a problem)."""
+    """The DAG of one plan, with who produces each key (several producers is a problem).
+
+    ``edges`` holds each edge's keys and ``parallel`` each skill's ``can_run_parallel``;
+    the networkx graph carries them as attributes (``keys``, ``spec``) only when built
+    ``labelled`` (for export), since a compile reads them from here.
+    """
 
     graph: nx.DiGraph
     producers: dict[str, list[str]] = field(default_factory=dict)
     order_hint: dict[str, int] = field(default_factory=dict)
+    edges: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    parallel: dict[str, bool] = field(default_factory=dict)
 
     def edge_keys(self, producer: str, consumer: str) -> list[str]:
-        return list(self.graph.edges[producer, consumer]["keys"])
+        return list(self.edges[(producer, consumer)])
 
 
 def build_graph(
     specs: Sequence[SkillSpec],
     dependencies: tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]] | None = None,
+    *,
+    labelled: bool = True,
 ) -> SkillGraph:
-    """One node per skill, one edge per (producer, consumer) pair labelled with its keys.
+    """One node per skill, one edge per (producer, consumer) pair.
 
     ``dependencies`` is ``dependency_edges(specs)`` when the caller has it already (the
     plan store computes it first; a 10,000-skill plan should not pay for it twice).
+    ``labelled`` puts each skill's spec on its node and each edge's keys on the edge, for
+    callers that export the networkx graph; compiling does without (an attribute dict per
+    node and edge was a fifth of a 10,000-skill compile).
     """
     order_hint: dict[str, int] = {}
+    parallel: dict[str, bool] = {}
     for index, spec in enumerate(specs):
         order_hint.setdefault(spec.name, index)
+        parallel.setdefault(spec.name, spec.can_run_parallel)
     # Edges are collected in plain dicts and handed to networkx in bulk (a 10,000-skill
     # plan would otherwise spend most of its compile time in add_edge/has_edge).
     producers, edges = dependency_edges(specs) if dependencies is None else dependencies
     graph = nx.DiGraph()
-    graph.add_nodes_from((spec.name, {"spec": spec}) for spec in specs)
-    graph.add_edges_from((p, c, {"keys": keys}) for (p, c), keys in edges.items())
-    return SkillGraph(graph=graph, producers=producers, order_hint=order_hint)
+    if labelled:
+        graph.add_nodes_from((spec.name, {"spec": spec}) for spec in specs)
+        graph.add_edges_from((p, c, {"keys": keys}) for (p, c), keys in edges.items())
+    else:
+        graph.add_nodes_from(order_hint)
+        graph.add_edges_from(edges)
+    return SkillGraph(graph=graph, producers=producers, order_hint=order_hint, edges=edges,
+                      parallel=parallel)
 
 
 def find_cycles(skill_graph: SkillGraph) -> list[list[str]]:
@@ -72,12 +91,13 @@ def parallel_stages(skill_graph: SkillGraph) -> list[list[str]]:
 
     Each topological generation is ordered by plan position (so merges are deterministic);
     skills with ``can_run_parallel = False`` get a stage of their own after their generation.
+    Raises ``networkx.NetworkXUnfeasible`` for a graph with a cycle (``find_cycles`` says
+    which).
     """
-    graph = skill_graph.graph
     hint = skill_graph.order_hint
     stages: list[list[str]] = []
-    parallel = {n: spec.can_run_parallel for n, spec in graph.nodes(data="spec")}
-    for generation in nx.topological_generations(graph):
+    parallel = skill_graph.parallel
+    for generation in nx.topological_generations(skill_graph.graph):
         ordered = sorted(generation, key=lambda n: hint.get(n, 0))
         together = [n for n in ordered if parallel[n]]
         alone = [n for n in ordered if not parallel[n]]
@@ -173,8 +193,8 @@ def to_mermaid(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
         lines.append(f'  subgraph stage{number}["stage {number}"]')
         lines.extend(f'    {ids[name]}["{name}"]' for name in stage)
         lines.append("  end")
-    for producer, consumer, data in skill_graph.graph.edges(data=True):
-        label = ", ".join(data["keys"])
+    for producer, consumer in skill_graph.graph.edges:
+        label = ", ".join(skill_graph.edges[(producer, consumer)])
         lines.append(f"  {ids[producer]} -->|{label}| {ids[consumer]}")
     return "\n".join(lines) + "\n"
 
@@ -187,8 +207,8 @@ def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
         lines.append(f'    label="stage {number}";')
         lines.extend(f"    {_dot_id(name)};" for name in stage)
         lines.append("  }")
-    for producer, consumer, data in skill_graph.graph.edges(data=True):
-        label = ", ".join(data["keys"])
+    for producer, consumer in skill_graph.graph.edges:
+        label = ", ".join(skill_graph.edges[(producer, consumer)])
         lines.append(f'  {_dot_id(producer)} -> {_dot_id(consumer)} [label="{label}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"

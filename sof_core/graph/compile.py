@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from threading import Lock
-from typing import Any
+from typing import Any, NamedTuple
 
 from sof_core.config import SOFConfig
 from sof_core.graph.validate import ValidationProblem
@@ -186,12 +186,63 @@ def compile_plan(
         ValidationProblem("tool_denied", denial.message, (denial.skill,))
         for denial in policy.denials(entries.values())
     ]
-    copyable = copyable_fields()
+    copyable = _same_copyable(copyable_fields())
     steps = {
         name: _step(entry, skill_graph.producers, config, copyable, policy)
         for name, entry in entries.items()
     }
     return CompiledPlan(plan, steps, stages, tuple(problems), order)
+
+
+_copyable: list[frozenset[str]] = [frozenset()]
+
+
+def _same_copyable(names: frozenset[str]) -> frozenset[str]:
+    """``names`` as the very object earlier compiles got while it is unchanged (a UIF
+    subclass defined since can add fields), so ``_declared`` can compare by identity."""
+    if names != _copyable[0]:
+        _copyable[0] = names
+    return _copyable[0]
+
+
+class _Declared(NamedTuple):
+    """What a step's access rules are, from its skill's declarations alone (see ``_declared``)."""
+
+    inputs: tuple[str, ...]
+    readable: frozenset[str]
+    writable: frozenset[str]
+    writable_fields: frozenset[str]
+    required_data: tuple[str, ...]
+    copied_fields: frozenset[str]
+    output_checks: tuple[tuple[str, type], ...]
+
+
+def _declared(spec: SkillSpec, copyable: frozenset[str]) -> _Declared:
+    """The access rules ``spec`` implies, worked out at its first compile and kept on it.
+
+    A ``SkillSpec`` never changes once made, and these depend on nothing else but the UIF
+    fields (``copyable`` is ``copyable_fields()``, fixed per process), so every later
+    compile of the skill (another plan, a registry change, a plan-cache miss) reuses them.
+    """
+    cached: tuple[frozenset[str], _Declared] | None = spec.__dict__.get("_sof_declared")
+    if cached is not None and cached[0] is copyable:
+        return cached[1]
+    fields = UIF_FIELD_TYPES
+    outputs = spec.output_keys
+    declared = _Declared(
+        inputs=spec.required_inputs + spec.optional_inputs,
+        readable=frozenset(spec.required_inputs + spec.optional_inputs),
+        writable=frozenset(outputs),
+        writable_fields=frozenset([k for k in outputs if k in fields]),
+        required_data=tuple([k for k in spec.required_inputs if k not in fields]),
+        copied_fields=frozenset([k for k in outputs if k in copyable]),
+        output_checks=tuple(
+            (key, tp) for key, tp in spec.output_types.items() if isinstance(tp, type)
+        ) if spec.output_types else (),
+    )
+    # Stored past the frozen dataclass's __setattr__, as functools.cached_property does.
+    spec.__dict__["_sof_declared"] = (copyable, declared)
+    return declared
 
 
 def _step(
@@ -201,48 +252,43 @@ def _step(
     copyable: frozenset[str],
     policy: ToolPolicy | None = None,
 ) -> Step:
-    # Runs once per skill per compile (10,000 times for a 10,000-skill plan): plain loops
-    # and comprehensions, each declaration read once.
+    # Runs once per skill per compile (10,000 times for a 10,000-skill plan): what the
+    # declarations alone decide is computed once per skill (``_declared``).
     spec = entry.spec
     name = spec.name
-    fields = UIF_FIELD_TYPES
-    inputs = spec.required_inputs + spec.optional_inputs
-    outputs = spec.output_keys
+    declared = _declared(spec, copyable)
     tool = policy.tool_limits(entry) if policy is not None and entry.kind == "tools" else None
     timeout = spec.max_execution_time if tool is None else tool.timeout
     if timeout is None:
         timeout = config.skill_timeout
-    checks = tuple(
-        (key, tp) for key, tp in spec.output_types.items() if isinstance(tp, type)
-    ) if spec.output_types else ()
     producer_of = {}
-    for key in inputs:
+    for key in declared.inputs:
         found = producers.get(key)
         if found and found[0] != name:
             producer_of[key] = found[0]
     isolated = _isolation(entry, config, tool)
     return Step(
-        isolation="thread" if isolated is None else "process",
-        isolation_settings=isolated,
-        name=name,
-        spec=spec,
-        instance=entry.instance,
-        plugin=entry.plugin,
-        readable=frozenset(inputs),
-        writable=frozenset(outputs),
-        writable_fields=frozenset([k for k in outputs if k in fields]),
-        required_data=tuple([k for k in spec.required_inputs if k not in fields]),
-        producer_of=producer_of,
-        timeout=timeout,
-        retries=spec.max_retries if spec.max_retries is not None else config.skill_retries,
-        output_checks=checks,
-        copied_fields=frozenset([k for k in outputs if k in copyable]),
-        scope_type=(
+        name,
+        spec,
+        entry.instance,
+        entry.plugin,
+        declared.readable,
+        declared.writable,
+        declared.writable_fields,
+        declared.required_data,
+        producer_of,
+        timeout,
+        spec.max_retries if spec.max_retries is not None else config.skill_retries,
+        declared.output_checks,
+        declared.copied_fields,
+        (
             LenientScopedData
             if not config.strict_declarations
             and getattr(spec.skill_class, "_sof_declarations_relaxable", False) is True
             else ScopedData
         ),
+        "thread" if isolated is None else "process",
+        isolated,
     )
 
 

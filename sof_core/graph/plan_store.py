@@ -127,17 +127,23 @@ def _compute(
     producers: dict[str, list[str]],
     edges: dict[tuple[str, str], list[str]],
 ) -> PlanGraph:
-    """The answers from networkx (imported here, on a store miss only)."""
+    """The answers from networkx (imported here, on a store miss only).
+
+    The stages come first: networkx's topological generations fail on a cycle, and only
+    then are the cycles looked for (a strongly-connected-components pass an acyclic plan,
+    the usual one, does not need).
+    """
+    import networkx as nx
+
     from sof_core.graph.build import build_graph, find_cycles, parallel_stages, plan_order
 
-    skill_graph = build_graph(specs, (producers, edges))
-    cycles = tuple(tuple(path) for path in find_cycles(skill_graph))
-    stages: tuple[tuple[str, ...], ...] = ()
-    order: tuple[str, ...] = ()
-    if not cycles:
+    skill_graph = build_graph(specs, (producers, edges), labelled=False)
+    try:
         stages = tuple(tuple(stage) for stage in parallel_stages(skill_graph))
-        order = tuple(plan_order(skill_graph))
-    return PlanGraph(producers, edges, cycles, stages, order)
+    except nx.NetworkXUnfeasible:
+        cycles = tuple(tuple(path) for path in find_cycles(skill_graph))
+        return PlanGraph(producers, edges, cycles, (), ())
+    return PlanGraph(producers, edges, (), stages, tuple(plan_order(skill_graph)))
 
 
 # --- the key -----------------------------------------------------------------------------
