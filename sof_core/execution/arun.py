@@ -146,7 +146,9 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
     def deliver(index: int, outcome: Outcome) -> None:  # a pool thread, or the watchdog's
         inbox.put(future, outcome)
 
-    run.submit([step], deliver)
+    # Not eager: a burst of runs on the loop must not start a thread per sync skill (the
+    # pool grows only when its queue stands still; threads.py, "Growth").
+    run.submit([step], deliver, eager=False)
     return await future
 
 

@@ -206,8 +206,12 @@ class RunContext:
         return fan.wait()
 
     def submit(self, steps: Sequence[Step], deliver: Callable[[int, Outcome], None],
-               first_index: int = 0) -> None:
-        """Send ``steps`` to the engine's step pool; each outcome goes to ``deliver``."""
+               first_index: int = 0, eager: bool = True) -> None:
+        """Send ``steps`` to the engine's step pool; each outcome goes to ``deliver``.
+
+        ``eager=False`` lets them wait for a busy thread instead of starting new ones
+        (``DaemonPool.submit``): for the sync skills of runs on an event loop.
+        """
         if not steps:
             return
         pool = self.threads.steps()
@@ -216,7 +220,7 @@ class RunContext:
         with self.lock:
             self.calls.extend(calls)
         for call in calls:
-            pool.submit(call)
+            pool.submit(call, eager=eager)
 
     def timed_out(self, step: Step, duration: float) -> Outcome:
         return timeout_outcome(step, duration)

@@ -9,6 +9,16 @@ finally returns. ``close`` stops the idle threads and never waits for a busy one
 
 Jobs are plain calls (no futures: the run collects results itself). A job that returns
 ``ABANDONED`` tells its thread that its place was given away: the thread then exits.
+
+Growth. A job submitted ``eager`` (the default: a wide stage's steps, which should start
+together) gets a new thread at once when none is idle. A job that may wait its turn
+(``eager=False``: the sync skills of runs on an event loop, a thousand of which may be
+submitted in a burst) gets one only while fewer than ``CORE_THREADS`` threads hold a place;
+beyond that, the pool grows only when its queue has not moved for ``GROW_AFTER`` seconds
+(every thread busy with a call that blocks): then a thread is started for each job waiting,
+up to ``max_workers``. Short calls therefore never make it grow, however many are queued
+(more threads would only contend for the GIL), and blocking ones wait at most about
+``GROW_AFTER`` longer than with an eager start.
 """
 
 from __future__ import annotations
@@ -29,6 +39,10 @@ ABANDONED = object()
 #: An idle thread beyond the first few exits after this many seconds without work.
 IDLE_SECONDS = 60.0
 _KEEP_IDLE = 4
+#: Threads a pool starts at once for jobs that may wait (see "Growth" above).
+CORE_THREADS = 4
+#: How long the queue of such jobs must stand still before the pool grows.
+GROW_AFTER = 0.02
 
 
 class DaemonPool:
@@ -46,6 +60,8 @@ class DaemonPool:
         self._queued = 0  # jobs submitted that no thread has taken yet
         self._abandoned = 0  # threads whose place was given away, still running their call
         self._started = 0  # threads ever started (names)
+        self._taken = 0  # jobs threads have taken (how the grow check sees the queue move)
+        self._grow_armed = False  # a grow check is armed with the watchdog
         self._closed = False
         _pools.add(self)
 
@@ -54,9 +70,14 @@ class DaemonPool:
         self._jobs = SimpleQueue()
         self._lock = _thread.allocate_lock()
         self._live = self._idle = self._queued = self._abandoned = 0
+        self._grow_armed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in a pool thread (queued while every place is busy)."""
+    def submit(self, fn: Callable[..., Any], *args: Any, eager: bool = True) -> None:
+        """Run ``fn(*args)`` in a pool thread (queued while every place is busy).
+
+        ``eager=False``: the job may wait for a busy thread rather than start a new one
+        (see "Growth" in the module docstring).
+        """
         lock = self._lock
         lock.acquire()
         if self._closed:
@@ -66,15 +87,67 @@ class DaemonPool:
         if self._idle >= self._queued:
             lock.release()
         else:
-            spawn = self.max_workers is None or self._live < self.max_workers
+            room = self.max_workers is None or self._live < self.max_workers
+            spawn = room and (eager or self._live < CORE_THREADS)
+            check = None
             if spawn:
                 self._live += 1
                 self._started += 1
                 number = self._started
+            elif room and not self._grow_armed:
+                self._grow_armed = True
+                check = self._taken
             lock.release()
             if spawn:
                 self._spawn(number)
+            elif check is not None:
+                self._arm_grow(check)
         self._jobs.put((fn, args))
+
+    def _arm_grow(self, taken: int, at: float | None = None) -> None:
+        from sof_core.execution.deadlines import clock
+        from sof_core.execution.watchdog import watchdog
+
+        due = (clock() if at is None else at) + GROW_AFTER
+
+        def grow(now: float) -> None:
+            self._grow(taken, due, now)
+
+        watchdog().arm(due, grow)
+
+    def _grow(self, taken: int, due: float, now: float) -> None:
+        """The watchdog's grow check, armed for ``due``: start a thread per waiting job if
+        the queue has not moved since ``taken`` (it must not block: it never waits for the
+        lock)."""
+        if not self._lock.acquire(blocking=False):
+            self._arm_grow(taken, now - GROW_AFTER + 0.001)  # a moment later
+            return
+        numbers: list[int] = []
+        check = None
+        try:
+            waiting = self._queued - self._idle
+            if self._closed or waiting <= 0:
+                self._grow_armed = False
+            elif self._taken != taken or self._idle or now - due > GROW_AFTER / 2:
+                # The queue moves; or a thread is free and only waits to be scheduled (its
+                # wake-up, or the GIL held by a busy event loop); or this check itself ran
+                # late, so the whole process stood still (a long garbage collection): the
+                # threads had no chance to take a job. Look again later.
+                check = self._taken
+            else:
+                room = waiting if self.max_workers is None else min(
+                    waiting, self.max_workers - self._live)
+                for _ in range(max(0, room)):
+                    self._live += 1
+                    self._started += 1
+                    numbers.append(self._started)
+                self._grow_armed = False
+        finally:
+            self._lock.release()
+        for number in numbers:
+            self._spawn(number)
+        if check is not None:
+            self._arm_grow(check, now)
 
     def abandon(self) -> None:
         """The calling job's thread is given up on: free its place for a new thread."""
@@ -150,6 +223,7 @@ class DaemonPool:
                 return
             lock.acquire()
             self._queued -= 1
+            self._taken += 1
             if self._idle > 0:
                 self._idle -= 1
             lock.release()

@@ -1,0 +1,141 @@
+"""The step pool grows for sync skills that block, not for a burst of quick ones.
+
+Runs on an event loop hand their sync skills to the engine's step pool. A burst of a
+thousand runs must not leave a thread per queued skill behind (they would only contend for
+the GIL); skills that block must still get threads of their own soon enough to run
+together. A wide stage's steps start at once, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from sof_core import UIF, BaseSkillModule
+from sof_core.execution.threads import CORE_THREADS, DaemonPool
+from sof_core.testing import make_engine
+
+
+def skill(name: str, body: Any, requires: Any = (), outputs: Any = ()) -> type:
+    return type(name, (BaseSkillModule,), {
+        "skill_name": name, "skill_description": f"test skill {name}",
+        "required_inputs": list(requires), "output_keys": list(outputs), "execute": body,
+    })
+
+
+def _parse(self: Any, uif: UIF) -> UIF:
+    uif.intermediate_data["terms"] = uif.input_query.split()
+    return uif
+
+
+async def _lookup(self: Any, uif: UIF) -> UIF:
+    await asyncio.sleep(0.01)
+    uif.intermediate_data["hits"] = len(uif.intermediate_data["terms"])
+    return uif
+
+
+def _answer(self: Any, uif: UIF) -> UIF:
+    uif.final_response = f"{uif.intermediate_data['hits']} terms"
+    return uif
+
+
+def test_a_burst_of_async_runs_with_quick_sync_skills_leaves_no_thread_per_skill() -> None:
+    engine = make_engine([
+        skill("Parse", _parse, outputs=["terms"]),
+        skill("Lookup", _lookup, ["terms"], ["hits"]),
+        skill("Answer", _answer, ["hits"], ["final_response"]),
+    ])
+    plan = ["Parse", "Lookup", "Answer"]
+    before = threading.active_count()
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(
+            engine.aexecute_plan(plan, UIF(input_query=f"query {i} about SOF"))
+            for i in range(1000)
+        ))
+
+    with engine:
+        for _ in range(2):
+            reports = asyncio.run(burst())
+            assert {r.status for r in reports} == {"success"}
+        steps = engine.stats()["threads"]["steps"]
+        # 2,000 sync calls per burst: served by the core threads, not one thread each
+        # (before, the pool grew to max_workers, 64, and kept them for a minute).
+        assert steps["live"] <= CORE_THREADS, steps
+        assert threading.active_count() - before <= CORE_THREADS + 2  # + watchdog, runner
+
+
+def test_sync_skills_that_block_in_async_runs_still_run_together() -> None:
+    gate = threading.Barrier(24, timeout=10)
+
+    def wait_for_all(self: Any, uif: UIF) -> UIF:
+        gate.wait()  # only returns once 24 calls are running at the same time
+        uif.intermediate_data["met"] = True
+        return uif
+
+    engine = make_engine([skill("Meet", wait_for_all, outputs=["met"])])
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(
+            engine.aexecute_plan(["Meet"], UIF(input_query="q")) for _ in range(24)
+        ))
+
+    with engine:
+        reports = asyncio.run(together())
+        assert {r.status for r in reports} == {"success"}, [r.errors for r in reports]
+        assert engine.stats()["threads"]["steps"]["live"] >= 24
+
+
+def test_jobs_that_may_wait_grow_the_pool_only_when_its_queue_stands_still() -> None:
+    pool = DaemonPool("sof-test-growth", max_workers=32)
+    try:
+        done = threading.Semaphore(0)
+
+        def quick() -> None:
+            done.release()
+
+        for _ in range(500):
+            pool.submit(quick, eager=False)
+        for _ in range(500):
+            assert done.acquire(timeout=10)
+        assert pool.stats()["live"] <= CORE_THREADS
+
+        release = threading.Event()
+        started = threading.Semaphore(0)
+
+        def block() -> None:
+            started.release()
+            release.wait(10)
+
+        for _ in range(12):
+            pool.submit(block, eager=False)
+        for _ in range(12):  # every blocked job gets a thread of its own, in time
+            assert started.acquire(timeout=10)
+        assert pool.stats()["live"] >= 12
+        release.set()
+    finally:
+        pool.close()
+
+
+def test_eager_jobs_start_at_once() -> None:
+    pool = DaemonPool("sof-test-eager", max_workers=32)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def block() -> None:
+        started.release()
+        release.wait(10)
+
+    try:
+        for _ in range(12):
+            pool.submit(block)
+        began = time.monotonic()
+        for _ in range(12):
+            assert started.acquire(timeout=10)
+        # Not a speed figure: the point is that no grow check (tens of ms) was waited for.
+        assert pool.stats()["live"] == 12, time.monotonic() - began
+    finally:
+        release.set()
+        pool.close()
