@@ -10,6 +10,8 @@ the ``sof_register_vetting_detectors()`` hook.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sof_vetting.detectors import (
     EncodedPayloadDetector,
     InjectionDetector,
@@ -22,7 +24,26 @@ from sof_vetting.errors import VettingConfigError, VettingInputError
 from sof_vetting.findings import ACTIONS, CATEGORIES, VERDICTS, Detector, Finding
 from sof_vetting.settings import DEFAULT_ACTIONS, VettingSettings
 from sof_vetting.skill import ContentVettingSkill
-from sof_vetting.vetting import SourceReport, Vetter, VettingResult
+
+if TYPE_CHECKING:
+    from sof_vetting.vetting import SourceReport, Vetter, VettingResult
+
+#: Names from ``sof_vetting.vetting``, imported on first use: it pulls in ``html.parser`` and
+#: the report types, which a process that loads the plugin but vets nothing never needs.
+_FROM_VETTING = frozenset({"SourceReport", "Vetter", "VettingResult"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_VETTING:
+        from sof_vetting import vetting
+
+        return getattr(vetting, name)
+    raise AttributeError(f"module 'sof_vetting' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FROM_VETTING)
+
 
 __version__ = "0.1.0"
 

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from sof_core import UIF, BaseSkillModule
 from sof_vetting.detectors import builtin_detectors
 from sof_vetting.settings import PLUGIN, VettingSettings
-from sof_vetting.vetting import Vetter, VettingResult, read_items
 
 if TYPE_CHECKING:
     from sof_core import Registry
     from sof_core.config import SOFConfig
+    from sof_vetting.vetting import Vetter, VettingResult
 
 log = logging.getLogger("sof.vetting")
 
@@ -119,6 +119,10 @@ class ContentVettingSkill(BaseSkillModule):
 
     def vetter(self) -> Vetter:
         """A vetter for the current settings and detectors (built once per change)."""
+        # The vetting machinery (HTML parser, report types) loads with the first vetting,
+        # not with the plugin: most processes that load it never vet anything.
+        from sof_vetting.vetting import Vetter
+
         settings = self.settings()
         version = getattr(self._registry, "version", None)
         key = (settings, version)
@@ -139,6 +143,8 @@ class ContentVettingSkill(BaseSkillModule):
 
     def vet(self, external_content: Any) -> VettingResult:
         """Vet ``external_content`` without a UIF (the shapes ``execute`` accepts)."""
+        from sof_vetting.vetting import read_items
+
         return self.vetter().vet_all(read_items(external_content))
 
     def execute(self, uif: UIF) -> UIF:

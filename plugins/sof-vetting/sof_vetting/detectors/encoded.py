@@ -12,19 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import html
 import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
+from sof_vetting._lazy import lazy_pattern
 from sof_vetting.detectors.injection import MESSAGES, scan, sentence_span
 from sof_vetting.findings import INJECTION, Finding
 
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}(?:[ :]|\\x)?){12,}")
-_PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
-_ENTITY = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
+_BASE64 = lazy_pattern(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = lazy_pattern(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}(?:[ :]|\\x)?){12,}")
+_PERCENT = lazy_pattern(r"%[0-9a-fA-F]{2}")
+_ENTITY = lazy_pattern(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
 #: Longest encoded run decoded (a larger blob is data, not a sentence for a model).
 MAX_BLOB = 20_000
 
@@ -101,8 +101,8 @@ class EncodedPayloadDetector:
         if depth <= 0:
             return
         for kind, pattern, decoder in (
-            ("base64", _BASE64, decode_base64),
-            ("hex", _HEX, decode_hex),
+            ("base64", _BASE64(), decode_base64),
+            ("hex", _HEX(), decode_hex),
         ):
             for match in pattern.finditer(text):
                 blob = match.group(0)
@@ -115,11 +115,13 @@ class EncodedPayloadDetector:
                 if families:
                     yield kind, match.start(), match.end(), families
         plain = set(f for f, _, _ in scan(text))
-        if len(_PERCENT.findall(text)) >= 6:
+        if len(_PERCENT().findall(text)) >= 6:
             families = _families(unquote(text), self, depth - 1) - plain
             if families:
                 yield "percent", None, None, families
-        if len(_ENTITY.findall(text)) >= 4:
+        if len(_ENTITY().findall(text)) >= 4:
+            import html  # html.entities is a large table: loaded when a page has entities
+
             families = _families(html.unescape(text), self, depth - 1) - plain
             if families:
                 yield "html_entities", None, None, families

@@ -25,8 +25,8 @@ import functools
 import re
 from collections.abc import Iterator
 
+from sof_vetting._lazy import lazy_pattern
 from sof_vetting.findings import INJECTION, Finding
-from sof_vetting.normalise import fold
 
 _S = r"[\s\-_*.,:;'\"`~|/\\]+"  # what may stand between the words of a phrase
 #: Words that make "ignore ... instructions" about the model's own instructions: "ignore
@@ -210,22 +210,25 @@ def compiled_patterns() -> dict[str, list[tuple[tuple[str, ...], re.Pattern[str]
     }
 
 
-_BOUNDARY = re.compile(r"[.!?]\s|\n")
+_BOUNDARY = lazy_pattern(r"[.!?]\s|\n")
 
 
 def sentence_span(text: str, start: int, end: int) -> tuple[int, int]:
     """The sentence or line around ``text[start:end]`` (at most 400 characters each way)."""
     window = max(0, start - 400)
     left = window
-    for match in _BOUNDARY.finditer(text, window, start):
+    boundary = _BOUNDARY()
+    for match in boundary.finditer(text, window, start):
         left = match.end()
-    found = _BOUNDARY.search(text, end, min(len(text), end + 400))
+    found = boundary.search(text, end, min(len(text), end + 400))
     right = found.start() + 1 if found else min(len(text), end + 400)
     return left, max(right, end)
 
 
 def scan(text: str) -> Iterator[tuple[str, int, int]]:
     """``(family, start, end)`` of every injection pattern match in ``text``."""
+    from sof_vetting.normalise import fold  # loaded by the first scan, not with the plugin
+
     folded = fold(text)
     lowered = folded.lower()
     for family, patterns in compiled_patterns().items():

@@ -16,21 +16,20 @@ Hosts in ``allowed_link_hosts`` (and their subdomains) are never reported.
 from __future__ import annotations
 
 import ipaddress
-import re
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from sof_vetting._lazy import lazy_pattern
 from sof_vetting.findings import LINK, Finding
 
-_URL = re.compile(
+_URL = lazy_pattern(
     r"(?i)\b(?:(?:https?|ftp|file)://[^\s<>\"'`\)]+|www\.[^\s<>\"'`\]\)]+|"
     r"(?:javascript|vbscript|data):[^\s<>\"'`\]\)]+)"
 )
-_MD_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
-_MD_LINK = re.compile(r"(?<!!)\[([^\]\n]{1,200})\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
-_DOMAIN_IN_TEXT = re.compile(r"(?i)\b((?:[a-z0-9-]+\.)+[a-z]{2,24})\b")
+_MD_IMAGE = lazy_pattern(r"!\[[^\]\n]{0,200}\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
+_MD_LINK = lazy_pattern(r"(?<!!)\[([^\]\n]{1,200})\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
+_DOMAIN_IN_TEXT = lazy_pattern(r"(?i)\b((?:[a-z0-9-]+\.)+[a-z]{2,24})\b")
 SHORTENERS = frozenset(
     "bit.ly tinyurl.com t.co goo.gl ow.ly is.gd buff.ly rebrand.ly cutt.ly shorturl.at "
     "tiny.cc rb.gy t.ly v.gd s.id lnkd.in trib.al bl.ink short.io qrco.de".split()
@@ -72,6 +71,8 @@ def parse_ip_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
 
 
 def _scripts(label: str) -> set[str]:
+    import unicodedata
+
     found = set()
     for char in label:
         if char.isalpha():
@@ -94,7 +95,7 @@ class LinkDetector:
     def check(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
         seen: set[tuple[int, int]] = set()
-        for match in _MD_IMAGE.finditer(text):
+        for match in _MD_IMAGE().finditer(text):
             url = match.group(1)
             parts = _split(url)
             if parts is not None and parts.query and not self._allowed(parts.hostname or ""):
@@ -103,11 +104,11 @@ class LinkDetector:
                     "a Markdown image whose URL carries data in its query string",
                     match.start(), match.end(),
                 ))
-        for match in _MD_LINK.finditer(text):
+        for match in _MD_LINK().finditer(text):
             label, url = match.group(1), match.group(2)
             parts = _split(url)
             host = (parts.hostname or "").lower() if parts is not None else ""
-            shown = _DOMAIN_IN_TEXT.search(label)
+            shown = _DOMAIN_IN_TEXT().search(label)
             if host and shown and not self._allowed(host):
                 named = shown.group(1).lower()
                 if not (host == named or host.endswith("." + named) or named.endswith(
@@ -118,7 +119,7 @@ class LinkDetector:
                         f"a link whose text names {named} but which goes to {host}",
                         match.start(), match.end(),
                     ))
-        for match in _URL.finditer(text):
+        for match in _URL().finditer(text):
             span = (match.start(), match.end())
             if span in seen:
                 continue

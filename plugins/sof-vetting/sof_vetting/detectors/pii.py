@@ -11,18 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sof_vetting._lazy import lazy_pattern
 from sof_vetting.findings import PII, Finding
 
-_EMAIL = re.compile(
+_EMAIL = lazy_pattern(
     r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
     r"[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
 )
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}")
-_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+_CARD = lazy_pattern(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_IBAN = lazy_pattern(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}")
+_SSN = lazy_pattern(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 #: Issuer prefixes of the card networks: Visa 4, Mastercard 51-55 and 2221-2720, Amex 34/37,
 #: Diners 30/36/38, JCB 35, Discover and UnionPay 6, Maestro 50-58 and 6.
-_CARD_PREFIX = re.compile(r"^(?:4|5[0-8]|2[2-7]|3[0-8]|6)")
+_CARD_PREFIX = lazy_pattern(r"^(?:4|5[0-8]|2[2-7]|3[0-8]|6)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -54,23 +55,23 @@ class PIIDetector:
 
     def check(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
-        for match in _EMAIL.finditer(text):
+        for match in _EMAIL().finditer(text):
             findings.append(_finding("pii.email", "an e-mail address", match.start(),
                                      match.end(), "[email removed]"))
         cards: list[tuple[int, int]] = []
-        for match in _CARD.finditer(text):
+        for match in _CARD().finditer(text):
             digits = re.sub(r"\D", "", match.group(0))
-            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
+            if 13 <= len(digits) <= 19 and _CARD_PREFIX().match(digits) and luhn_valid(digits):
                 cards.append((match.start(), match.end()))
                 findings.append(_finding("pii.card_number", "a payment card number (Luhn-valid)",
                                          match.start(), match.end(), "[card number removed]"))
-        for match in _IBAN.finditer(text):
+        for match in _IBAN().finditer(text):
             span = _valid_iban_span(match.group(0))
             if span is not None:
                 findings.append(_finding("pii.iban", "an IBAN (mod-97 valid)",
                                          match.start(), match.start() + span,
                                          "[IBAN removed]"))
-        for match in _SSN.finditer(text):
+        for match in _SSN().finditer(text):
             findings.append(_finding("pii.ssn", "a US social security number", match.start(),
                                      match.end(), "[SSN removed]"))
         if self.phones:

@@ -19,28 +19,30 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from sof_vetting._lazy import lazy_pattern
 from sof_vetting.findings import SECRET, Finding
 
-_PRIVATE_KEY = re.compile(
+_PRIVATE_KEY = lazy_pattern(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*"
     r"PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.DOTALL,
 )
-_TOKENS: list[tuple[str, re.Pattern[str]]] = [
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    ("Google OAuth token", re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}")),
-    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
-    ("OpenAI API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}")),
-    ("GitHub token", re.compile(r"\b(?:github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{36,})")),
-    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
-    ("Slack webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}")),
-    ("Bearer token", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{20,}=*")),
-    ("credentials in URL", re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s/:@]{1,64}:[^\s/@]{3,128}@")),
+_TOKENS: list[tuple[str, Callable[[], re.Pattern[str]]]] = [
+    ("Google API key", lazy_pattern(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    ("Google OAuth token", lazy_pattern(r"\bya29\.[0-9A-Za-z_\-]{20,}")),
+    ("Anthropic API key", lazy_pattern(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("OpenAI API key", lazy_pattern(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,}")),
+    ("GitHub token",
+     lazy_pattern(r"\b(?:github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{36,})")),
+    ("Hugging Face token", lazy_pattern(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("Slack webhook", lazy_pattern(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]{20,}")),
+    ("Bearer token", lazy_pattern(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{20,}=*")),
+    ("credentials in URL", lazy_pattern(r"\b[a-z][a-z0-9+.\-]*://[^\s/:@]{1,64}:[^\s/@]{3,128}@")),
 ]
-_ASSIGNMENT = re.compile(
+_ASSIGNMENT = lazy_pattern(
     r"(?i)\b(?:password|passwd|pwd|passphrase|secret|secret[_-]?key|api[_-]?key|apikey|"
     r"access[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key)\b"
     r"[\"']?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<value>[^\s\"',;<>]{8,})"
@@ -97,14 +99,14 @@ class SecretsDetector:
 
     def check(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
-        for match in _PRIVATE_KEY.finditer(text):
+        for match in _PRIVATE_KEY().finditer(text):
             findings.append(self._finding("secret.private_key", "a private key",
                                           match.start(), match.end()))
         for label, pattern in _TOKENS:
-            for match in pattern.finditer(text):
+            for match in pattern().finditer(text):
                 findings.append(self._finding("secret.token", f"a {label}",
                                               match.start(), match.end()))
-        for match in _ASSIGNMENT.finditer(text):
+        for match in _ASSIGNMENT().finditer(text):
             if match.group("value").lower().strip("*") in _COMMON_VALUES | {""}:
                 continue
             findings.append(self._finding("secret.assignment", "a credential assignment",
