@@ -242,3 +242,55 @@ def test_runs_do_not_import_prometheus_or_opentelemetry_until_metrics_are_read()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_loading_the_monitor_leaves_the_router_for_the_first_router_and_still_sees_it() -> None:
+    """Every ``sof`` command loads the monitor; most never route. Loading it imports neither
+    the router (``sof_core.QueryRouter``, with the A/B metrics) nor the alert monitor; the
+    route observer is connected as the router module is first imported, so the very first
+    query a router records reaches the monitor (here a legacy one, which runs no plan)."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        from sof_core import UIF, BaseSkillModule
+        from sof_core.testing import make_engine
+
+        class Answer(BaseSkillModule):
+            skill_name = "Answer"
+            skill_description = "Answers."
+            required_inputs = ["input_query"]
+            output_keys = ["final_response"]
+            def execute(self, uif):
+                uif.final_response = "sof:" + uif.input_query
+                return uif
+
+        engine = make_engine([Answer], autoload=True, plugins_only=["monitor"],
+                             default_plan=["Answer"], planner="static")
+        assert engine.plugins.records["monitor"].status == "loaded"
+        assert engine.execute_plan(["Answer"], UIF(input_query="q")).status == "success"
+        deferred = ["sof_core.routing.router", "sof_core.routing.metrics",
+                    "sof_serve.observe.alerts"]
+        loaded = [m for m in deferred if m in sys.modules]
+        assert not loaded, loaded
+
+        from sof_core import QueryRouter
+        from sof_serve.observe import ledger, plugin
+        from sof_core.routing import router as module
+        assert module._route_observers == [plugin._on_route], module._route_observers
+        assert module.__loader__ is module.__spec__.loader
+        assert type(module.__loader__).__name__ != "_ConnectAfter"
+        assert not [f for f in sys.meta_path if type(f).__name__ == "_RouterWatch"]
+        ledger.clear()
+        result = QueryRouter(engine, lambda query, **context: "legacy:" + query).route("hi")
+        assert result.path == "legacy" and result.response == "legacy:hi", result
+        assert [kind for kind, _ in ledger.drain()] == ["route"]
+        plugin.install()  # idempotent, with the router imported
+        assert module._route_observers == [plugin._on_route], module._route_observers
+        engine.close()
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
