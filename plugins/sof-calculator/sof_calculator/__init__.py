@@ -6,6 +6,8 @@ Public surface: the tool, the extractor and evaluator functions, their results a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sof_calculator.errors import (
     CalculationError,
     CalculationLimitError,
@@ -13,9 +15,35 @@ from sof_calculator.errors import (
     CalculationNotAllowed,
     CalculationSyntaxError,
 )
-from sof_calculator.evaluator import Evaluation, evaluate
-from sof_calculator.extractor import Extraction, extract, rewrite
 from sof_calculator.skill import NO_EXPRESSION, CalculatorTool
+
+if TYPE_CHECKING:
+    from sof_calculator.evaluator import Evaluation, evaluate
+    from sof_calculator.extractor import Extraction, extract, rewrite
+
+#: Names imported on first use: the extractor and evaluator (their tables, patterns and
+#: dataclasses) are needed to calculate, not to load the plugin, which every process does.
+_LAZY = {
+    "Evaluation": "sof_calculator.evaluator",
+    "evaluate": "sof_calculator.evaluator",
+    "Extraction": "sof_calculator.extractor",
+    "extract": "sof_calculator.extractor",
+    "rewrite": "sof_calculator.extractor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sof_calculator' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -14,12 +14,13 @@ a result string: a ``CalculationError`` naming the expression and the guard.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sof_calculator.errors import CalculationError, CalculationSyntaxError
-from sof_calculator.evaluator import Evaluation, evaluate
-from sof_calculator.extractor import extract, rewrite
 from sof_core import UIF, BaseToolModule
+
+if TYPE_CHECKING:
+    from sof_calculator.evaluator import Evaluation
 
 #: ``calculation_steps`` when the query holds no arithmetic.
 NO_EXPRESSION = "No arithmetic expression found in the query."
@@ -63,12 +64,19 @@ class CalculatorTool(BaseToolModule):
 
     def can_handle_query(self, query: str) -> bool:
         """SAM's method: whether ``query`` holds arithmetic this tool would calculate."""
+        from sof_calculator.extractor import extract
+
         try:
             return extract(query) is not None
         except CalculationError:
             return False
 
     def execute(self, uif: UIF) -> UIF:
+        # The extractor's tables and patterns and the evaluator load with the first
+        # calculation, not with the plugin: most processes never calculate anything.
+        from sof_calculator.evaluator import evaluate
+        from sof_calculator.extractor import extract, rewrite
+
         given = uif.intermediate_data.get("calculation_expression")
         text = ""
         try:

@@ -164,3 +164,54 @@ def test_planner_hooks(query: str, arithmetic: bool) -> None:
     assert CalculatorTool().can_handle_query(query) is arithmetic
     matched = any(re.search(p, query, re.IGNORECASE) for p in CalculatorTool.triggers)
     assert matched is arithmetic
+
+
+def test_loading_the_plugin_leaves_the_extractor_and_evaluator_for_the_first_calculation(
+) -> None:
+    """Every ``sof`` process loads the plugin; few calculate. Loading and registering it
+    imports neither the extractor nor the evaluator and compiles none of their patterns;
+    the first calculation (in the tool's isolation worker, under its guards) does, and
+    works, as do the names the package exports from them."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import re, sys
+        import sof_core, sof_core.config
+
+        compiled_by = []
+        real_compile = re.compile
+
+        def spy(pattern, flags=0):
+            compiled_by.append(sys._getframe(1).f_code.co_filename)
+            return real_compile(pattern, flags)
+
+        re.compile = spy
+        from sof_calculator import plugin
+        assert plugin.sof_register_tools()
+        ours = [f for f in compiled_by if "sof_calculator" in f]
+        assert not ours, ours
+        deferred = ["sof_calculator.extractor", "sof_calculator.evaluator"]
+        loaded = [m for m in deferred if m in sys.modules]
+        assert not loaded, loaded
+
+        from sof_core import UIF
+        from sof_core.testing import make_engine
+        engine = make_engine(plugins=[("calculator", plugin)])
+        report = engine.execute_plan(["CalculatorTool"], UIF(input_query="What is 15% of 240?"))
+        assert report.status == "success", report.errors
+        assert report.uif.intermediate_data["calculation_result"] == 36
+        engine.close()
+
+        from sof_calculator import CalculatorTool, Evaluation, Extraction, evaluate, extract
+        assert CalculatorTool().can_handle_query("What is 2 + 2?")
+        assert isinstance(evaluate("2 + 2"), Evaluation) and evaluate("2 + 2").readable == 4
+        assert isinstance(extract("What is 2 + 2?"), Extraction)
+        import sof_calculator
+        assert {"evaluate", "extract", "rewrite"} <= set(dir(sof_calculator))
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
