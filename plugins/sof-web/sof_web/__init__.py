@@ -8,25 +8,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sof_web.addresses import AllowList, why_blocked
 from sof_web.errors import WebConfigError, WebFetchError, WebInputError
-from sof_web.settings import WebSettings
 from sof_web.skill import AgentZeroWebBrowserTool
 
 if TYPE_CHECKING:
+    from sof_web.addresses import AllowList, why_blocked
     from sof_web.fetch import ALLOWED_TYPES, Fetcher, FetchResult, system_resolver
+    from sof_web.settings import WebSettings
 
-#: Names from ``sof_web.fetch``, imported on first use: it imports httpx (over 100 ms), which
-#: every process that loads the installed plugins would otherwise pay without fetching.
-_FROM_FETCH = frozenset({"ALLOWED_TYPES", "Fetcher", "FetchResult", "system_resolver"})
+#: Names imported on first use, from the module that defines them. ``sof_web.fetch`` imports
+#: httpx (over 100 ms) and the settings their address checks: every process that loads the
+#: installed plugins would otherwise pay for them without fetching anything.
+_LAZY = {
+    "ALLOWED_TYPES": "sof_web.fetch",
+    "Fetcher": "sof_web.fetch",
+    "FetchResult": "sof_web.fetch",
+    "system_resolver": "sof_web.fetch",
+    "AllowList": "sof_web.addresses",
+    "why_blocked": "sof_web.addresses",
+    "WebSettings": "sof_web.settings",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_FETCH:
-        from sof_web import fetch
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sof_web' has no attribute {name!r}")
+    import importlib
 
-        return getattr(fetch, name)
-    raise AttributeError(f"module 'sof_web' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

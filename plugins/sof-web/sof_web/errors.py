@@ -21,6 +21,10 @@ from typing import Any
 from sof_core import ConfigError, SkillExecutionError
 
 SKILL_NAME = "AgentZeroWebBrowserTool"
+#: The ``plugin_settings`` table the tool reads (``sof_web.settings.PLUGIN``). Here, not only
+#: in ``settings``, so that configuring the tool at start-up does not import the settings
+#: (and the address checks their allow-list brings).
+PLUGIN = "web"
 
 
 class WebConfigError(ConfigError):

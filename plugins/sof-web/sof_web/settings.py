@@ -17,9 +17,7 @@ from typing import Any
 
 from sof_core.config import layered_settings
 from sof_web.addresses import AllowList
-from sof_web.errors import WebConfigError
-
-PLUGIN = "web"
+from sof_web.errors import PLUGIN, WebConfigError
 
 #: Environment variable -> setting.
 ENV_VARS: dict[str, str] = {

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sof_core
 from sof_core import UIF, BaseToolModule
-from sof_web.errors import WebFetchError, WebInputError
-from sof_web.settings import ENV_VARS, PLUGIN, WebSettings
-from sof_web.urls import find_urls
+from sof_web.errors import PLUGIN, WebFetchError, WebInputError
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
     from sof_web.fetch import Resolver
+    from sof_web.settings import WebSettings
+
+# The settings (with the address checks of their allow-list) and the URL finder are imported
+# by the methods that use them: registering and configuring the tool, which every process
+# that loads the plugin does, needs neither.
 
 #: Time kept back from the skill's deadline to write the results after the last fetch.
 RESERVE = 0.5
@@ -69,6 +72,8 @@ class AgentZeroWebBrowserTool(BaseToolModule):
 
     def can_handle_query(self, query: str) -> bool:
         """Whether ``query`` names an http(s) URL this tool would fetch."""
+        from sof_web.urls import find_urls
+
         return bool(find_urls(query or ""))
 
     def __init__(
@@ -101,6 +106,8 @@ class AgentZeroWebBrowserTool(BaseToolModule):
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle with the host's ``SOF_WEB_*`` variables (the worker does not see them)."""
+        from sof_web.settings import ENV_VARS
+
         state = dict(self.__dict__)
         state.pop("logger", None)
         if state.get("_environ") is None:
@@ -115,6 +122,8 @@ class AgentZeroWebBrowserTool(BaseToolModule):
 
     def settings(self) -> WebSettings:
         """The effective settings: defaults < plugin_settings < environment < arguments."""
+        from sof_web.settings import WebSettings
+
         if isinstance(self._explicit, WebSettings):
             return self._explicit
         environ = os.environ if self._environ is None else self._environ
@@ -122,6 +131,8 @@ class AgentZeroWebBrowserTool(BaseToolModule):
 
     def urls(self, uif: UIF, settings: WebSettings) -> list[str]:
         """The URLs to fetch: the query's, then the ``urls`` input's, without duplicates."""
+        from sof_web.urls import find_urls
+
         found = find_urls(uif.input_query or "")
         given = uif.intermediate_data.get("urls")
         if given is not None:
