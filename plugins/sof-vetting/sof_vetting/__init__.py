@@ -22,27 +22,35 @@ from sof_vetting.detectors import (
 )
 from sof_vetting.errors import VettingConfigError, VettingInputError
 from sof_vetting.findings import ACTIONS, CATEGORIES, VERDICTS, Detector, Finding
-from sof_vetting.settings import DEFAULT_ACTIONS, VettingSettings
 from sof_vetting.skill import ContentVettingSkill
 
 if TYPE_CHECKING:
+    from sof_vetting.settings import DEFAULT_ACTIONS, VettingSettings
     from sof_vetting.vetting import SourceReport, Vetter, VettingResult
 
-#: Names from ``sof_vetting.vetting``, imported on first use: it pulls in ``html.parser`` and
-#: the report types, which a process that loads the plugin but vets nothing never needs.
-_FROM_VETTING = frozenset({"SourceReport", "Vetter", "VettingResult"})
+#: Names imported on first use, from the module that defines them: ``sof_vetting.vetting``
+#: pulls in ``html.parser`` and the report types, and the settings are read when a source is
+#: vetted; a process that loads the plugin but vets nothing needs neither.
+_LAZY = {
+    "SourceReport": "sof_vetting.vetting",
+    "Vetter": "sof_vetting.vetting",
+    "VettingResult": "sof_vetting.vetting",
+    "DEFAULT_ACTIONS": "sof_vetting.settings",
+    "VettingSettings": "sof_vetting.settings",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_VETTING:
-        from sof_vetting import vetting
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sof_vetting' has no attribute {name!r}")
+    import importlib
 
-        return getattr(vetting, name)
-    raise AttributeError(f"module 'sof_vetting' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _FROM_VETTING)
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __version__ = "0.1.0"

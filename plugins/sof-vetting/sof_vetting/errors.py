@@ -13,6 +13,9 @@ from __future__ import annotations
 from sof_core import ConfigError, SkillExecutionError
 
 SKILL_NAME = "ContentVettingSkill"
+#: The ``plugin_settings`` table the skill reads (``sof_vetting.settings.PLUGIN``). Here, not
+#: only in ``settings``, so that configuring the skill at start-up does not import them.
+PLUGIN = "vetting"
 
 
 class VettingConfigError(ConfigError):
@@ -30,4 +33,4 @@ class VettingInputError(SkillExecutionError):
         super().__init__(f"input {where!r}: {message}; see docs/plugins/vetting.md", SKILL_NAME)
 
 
-__all__ = ["SKILL_NAME", "VettingConfigError", "VettingInputError"]
+__all__ = ["PLUGIN", "SKILL_NAME", "VettingConfigError", "VettingInputError"]

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sof_core.config import layered_settings
-from sof_vetting.errors import VettingConfigError
+from sof_vetting.errors import PLUGIN, VettingConfigError
 from sof_vetting.findings import ACTIONS
-
-PLUGIN = "vetting"
 
 ENV_VARS: dict[str, str] = {
     "SOF_VETTING_ACTIONS": "actions",

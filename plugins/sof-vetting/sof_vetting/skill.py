@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core import UIF, BaseSkillModule
 from sof_vetting.detectors import builtin_detectors
-from sof_vetting.settings import PLUGIN, VettingSettings
+from sof_vetting.errors import PLUGIN
 
 if TYPE_CHECKING:
     from sof_core import Registry
     from sof_core.config import SOFConfig
+    from sof_vetting.settings import VettingSettings
     from sof_vetting.vetting import Vetter, VettingResult
 
 log = logging.getLogger("sof.vetting")
@@ -104,6 +105,8 @@ class ContentVettingSkill(BaseSkillModule):
 
     def settings(self) -> VettingSettings:
         """The effective settings: defaults < plugin_settings < environment < arguments."""
+        from sof_vetting.settings import VettingSettings
+
         if isinstance(self._explicit, VettingSettings):
             return self._explicit
         return VettingSettings.resolve(self._plugin_settings, **dict(self._explicit or {}))
