@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from sof_conflict._version import __version__
-from sof_conflict.detector import ConflictInputError, detect_conflicts
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 
 
@@ -52,6 +51,10 @@ class ConflictDetectorSkill(BaseSkillModule):
         return len(sources) > 1
 
     def execute(self, uif: UIF) -> UIF:
+        # The detector (its patterns, word lists and claim types) loads with the first run
+        # of the skill, not with the plugin: most processes never detect conflicts.
+        from sof_conflict.detector import ConflictInputError, detect_conflicts
+
         data = uif.intermediate_data
         memory = data["memory_results"]
         tools = data.get("tool_results")

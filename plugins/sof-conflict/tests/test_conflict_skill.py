@@ -252,3 +252,55 @@ def test_goal_planning_over_the_installed_bundled_plugins_matches_the_docs() -> 
     present = others & set(engine.registry.skill_names())
     assert set(everything) == set(order) | present
     assert everything[-1] == "ResponseGenerationSkill"
+
+
+def test_loading_the_plugin_leaves_the_detector_for_the_first_run() -> None:
+    """Every ``sof`` process loads the plugin; many run no conflict detection. Loading and
+    registering it imports neither the detector nor its claim extraction and compiles none
+    of their patterns; the skill's first run does, finds the conflict, and reports a
+    malformed input as before."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import re, sys
+        import sof_core, sof_core.config
+
+        compiled_by = []
+        real_compile = re.compile
+
+        def spy(pattern, flags=0):
+            compiled_by.append(sys._getframe(1).f_code.co_filename)
+            return real_compile(pattern, flags)
+
+        re.compile = spy
+        from sof_conflict import plugin
+        [skill_class] = plugin.sof_register_skills()
+        ours = [f for f in compiled_by if "sof_conflict" in f]
+        assert not ours, ours
+        deferred = ["sof_conflict.detector", "sof_conflict._claims", "sof_conflict._text"]
+        loaded = [m for m in deferred if m in sys.modules]
+        assert not loaded, loaded
+
+        from sof_core import UIF, SkillExecutionError
+        skill = skill_class()
+        uif = skill.execute(UIF(input_query="q", intermediate_data={{
+            "memory_results": {PLANTED!r}}}))
+        [conflict] = uif.intermediate_data["conflicts"]
+        assert conflict["kind"] == "date", conflict
+        try:
+            skill.execute(UIF(input_query="q", intermediate_data={{
+                "memory_results": [{{"id": "x"}}]}}))
+        except SkillExecutionError as error:
+            assert "memory_results[0]" in str(error), error
+        else:
+            raise AssertionError("a malformed memory passed")
+        from sof_conflict import Claim, detect_conflicts, extract_claims
+        assert isinstance(extract_claims("SAM was redesigned in 2023.")[0], Claim)
+        assert detect_conflicts({PLANTED!r}) == uif.intermediate_data["conflicts"]
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
