@@ -9,20 +9,13 @@ It "streams" its answer word by word, so generation controllers work with it too
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sof_response.evidence import (
-    Evidence,
-    Source,
-    build_evidence,
-    normalise_score,
-    query_terms,
-    sentences,
-    terms,
-)
 from sof_response.protocols import (
     GenerationController,
     GenerationResult,
@@ -32,19 +25,44 @@ from sof_response.protocols import (
 )
 from sof_response.settings import ResponseSettings
 
+if TYPE_CHECKING:
+    from sof_response.evidence import Evidence, Source
+
+    #: Questions that ask for a summary rather than a fact ("Summarise http://..."): built
+    #: at first use by ``__getattr__``.
+    SUMMARY: re.Pattern[str]
+
+# ``sof_response.evidence`` (its dataclasses and patterns) is imported by the functions that
+# read evidence, and the patterns here are compiled at first use: registering the backend,
+# which every process that loads the plugin does, needs neither.
+
 NO_MATCH = (
     "I found nothing in memory that matches this question, so I cannot answer it from "
     "stored knowledge."
 )
 NO_USABLE_SOURCE = "I could not use the requested source, so I cannot answer from it."
-#: A calculation source's text: its answer sentence, then its working (see evidence.py).
-_CALCULATION = re.compile(r"(The answer is .+?\.)(?: (Working: .+))?$", re.DOTALL)
-#: Questions that ask for a summary rather than a fact ("Summarise http://...").
-SUMMARY = re.compile(
-    r"\b(?:summari[sz]e|summary|sum\s+up|tl;?dr|overview|gist|what\s+does\s+.{1,80}?\s+say|"
-    r"what\s+is\s+.{1,80}?\s+about)\b",
-    re.IGNORECASE,
-)
+
+
+@functools.cache
+def _calculation() -> re.Pattern[str]:
+    """A calculation source's text: its answer sentence, then its working (see evidence.py)."""
+    return re.compile(r"(The answer is .+?\.)(?: (Working: .+))?$", re.DOTALL)
+
+
+@functools.cache
+def _summary() -> re.Pattern[str]:
+    """``SUMMARY``: questions that ask for a summary rather than a fact."""
+    return re.compile(
+        r"\b(?:summari[sz]e|summary|sum\s+up|tl;?dr|overview|gist|what\s+does\s+.{1,80}?\s+say|"
+        r"what\s+is\s+.{1,80}?\s+about)\b",
+        re.IGNORECASE,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SUMMARY":  # compiled at first use (PEP 562), still importable from here
+        return _summary()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class ExtractiveBackend:
         evidence: Evidence | None = None,
     ) -> GenerationResult:
         """Compose the answer; without ``evidence``, earlier messages serve as passages."""
+        from sof_response.evidence import sentences
+
         started = time.perf_counter()
         evidence = evidence if evidence is not None else evidence_from_messages(messages)
         picked = self.select(evidence)
@@ -119,17 +139,19 @@ class ExtractiveBackend:
         A calculation's answer comes first whatever the overlap; a summary request over web
         pages takes their opening sentences.
         """
+        from sof_response.evidence import normalise_score, query_terms, sentences, terms
+
         wanted = query_terms(evidence.query)
         picked: list[ScoredSentence] = []
         for source in evidence.calculations:
             # "The answer is N." and, when short enough to read, the working.
-            parts = _CALCULATION.match(source.text)
+            parts = _calculation().match(source.text)
             shown = [parts.group(1)] if parts else [source.text]
             if parts and parts.group(2) and len(parts.group(2)) <= 300:
                 shown.append(parts.group(2))
             for position, sentence in enumerate(shown):
                 picked.append(ScoredSentence(sentence, source, position, 1.0, 2.0))
-        if evidence.web and SUMMARY.search(evidence.query):
+        if evidence.web and _summary().search(evidence.query):
             return picked + self._lead(evidence, self.max_sentences - len(picked))
         if not wanted:
             return picked
@@ -177,6 +199,8 @@ def lead_sentences(text: str) -> list[str]:
     Extracted page text keeps one line per paragraph or heading; a short line without
     closing punctuation ("Tides explained") is a heading, not something to quote.
     """
+    from sof_response.evidence import sentences
+
     found: list[str] = []
     for line in text.splitlines():
         line = line.strip()
@@ -198,6 +222,8 @@ def cite(sentence: str, number: int) -> str:
 
 def evidence_from_messages(messages: Sequence[Message]) -> Evidence:
     """Evidence for callers that pass plain messages: last user message is the question."""
+    from sof_response.evidence import build_evidence
+
     users = [m for m in messages if m.get("role") == "user"]
     query = users[-1].get("content", "") if users else ""
     context = [

@@ -8,6 +8,7 @@ tokens as they are produced and may stop generation early. Both are plain object
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,12 +92,14 @@ class LLMBackend(Protocol):
     ) -> GenerationResult: ...
 
 
-_PIECE = re.compile(r"\s*\S+\s*")
+@functools.cache
+def _piece() -> re.Pattern[str]:
+    return re.compile(r"\s*\S+\s*")  # at first use: every sof process loads the plugin
 
 
 def word_pieces(text: str) -> list[str]:
     """``text`` as the whitespace-delimited pieces an embedded backend "streams"."""
-    return _PIECE.findall(text)
+    return _piece().findall(text)
 
 
 def feed_tokens(

@@ -19,22 +19,8 @@ from typing import TYPE_CHECKING, Any
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 from sof_response.controllers import StopController
 from sof_response.errors import LLMBackendError, LLMTimeoutError, ResponseConfigError
-from sof_response.evidence import (
-    Evidence,
-    build_evidence,
-    jsonable,
-    normalise_score,
-    query_terms,
-    terms,
-)
 from sof_response.extractive import ExtractiveBackend
 from sof_response.openai_backend import OpenAICompatibleBackend, core_deadline
-from sof_response.prompt import (
-    EXTRACTIVE_LABEL,
-    build_messages,
-    finish_answer,
-    render_prompt,
-)
 from sof_response.protocols import (
     GenerationContext,
     GenerationController,
@@ -47,6 +33,10 @@ from sof_response.settings import PLUGIN, ResponseSettings
 if TYPE_CHECKING:
     from sof_core import Registry
     from sof_core.config import SOFConfig
+    from sof_response.evidence import Evidence
+
+# The evidence and prompt modules are imported when the skill runs: registering and
+# configuring it, which every process that loads the plugin does, needs neither.
 
 log = logging.getLogger("sof.response")
 
@@ -251,6 +241,9 @@ class ResponseGenerationSkill(BaseSkillModule):
         return end - min(MAX_RESERVE, max(0.0, end - now) * RESERVE_SHARE)
 
     def execute(self, uif: UIF) -> UIF:
+        from sof_response.evidence import build_evidence, jsonable
+        from sof_response.prompt import build_messages, finish_answer, render_prompt
+
         started_at = time.monotonic()
         deadline = self.generation_deadline(started_at)
         settings = self.settings()
@@ -385,6 +378,8 @@ class ResponseGenerationSkill(BaseSkillModule):
         requested: LLMBackend,
         fallback: LLMBackendError | None,
     ) -> list[str]:
+        from sof_response.prompt import EXTRACTIVE_LABEL
+
         labels: list[str] = []
         if not evidence.sources and not extractive:
             labels.append(
@@ -420,6 +415,8 @@ class ResponseGenerationSkill(BaseSkillModule):
         retrieval is their mean retrieval score. Conflicts, early stops and uncited model
         answers lower it; no evidence at all keeps it low.
         """
+        from sof_response.evidence import normalise_score, query_terms, terms
+
         if not evidence.sources:
             return 0.05 if extractive else 0.2
         used = [s for n in cited if (s := evidence.by_number(n)) is not None]

@@ -247,3 +247,49 @@ def test_skill_pickles_for_remote_executors_and_still_answers() -> None:
                  "score": 0.9, "created_at": 0.0, "metadata": {}}]
     report = check_skill_contract(copy, query="Where do skills run?", inputs={"memory_results": passages})
     assert "dask.md" in report.uif.final_response
+
+
+def test_loading_the_plugin_leaves_evidence_and_prompt_for_the_first_answer() -> None:
+    """Every ``sof`` process loads the plugin, registers and configures the skill, its
+    backends and its controller; none of that imports ``sof_response.evidence`` or
+    ``sof_response.prompt`` or compiles a pattern. The first answer does, and is cited."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import re, sys
+        import sof_core, sof_core.config
+
+        compiled_by = []
+        real_compile = re.compile
+
+        def spy(pattern, flags=0):
+            compiled_by.append(sys._getframe(1).f_code.co_filename)
+            return real_compile(pattern, flags)
+
+        re.compile = spy
+        from sof_core import UIF
+        from sof_core.testing import make_engine
+        from sof_response import plugin
+        engine = make_engine(plugins=[("response", plugin)])
+        assert sorted(engine.registry.components("llm_backends")) == ["extractive", "openai"]
+        ours = [f for f in compiled_by if "sof_response" in f]
+        assert not ours, ours
+        deferred = ["sof_response.evidence", "sof_response.prompt", "sof_response.httpio"]
+        loaded = [m for m in deferred if m in sys.modules]
+        assert not loaded, loaded
+
+        uif = UIF(input_query={QUERY!r}, intermediate_data={{"memory_results": {MEMORY!r}}})
+        report = engine.execute_plan(["ResponseGenerationSkill"], uif)
+        assert report.status == "success", report.errors
+        assert "redesigned in 2023 [1]." in report.uif.final_response, report.uif.final_response
+        from sof_response.extractive import SUMMARY
+        assert SUMMARY.search("Summarise https://example.com/page, please")
+        assert isinstance(SUMMARY, re.Pattern) and not SUMMARY.search({QUERY!r})
+        engine.close()
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
