@@ -14,7 +14,7 @@ from sof_core import ConfigError, SkillExecutionError
 
 SKILL_NAME = "ContentVettingSkill"
 #: The ``plugin_settings`` table the skill reads (``sof_vetting.settings.PLUGIN``). Here, not
-#: only in ``settings``, so that configuring the skill at start-up does not import them.
+#: only in ``settings``, so that configuring the skill at start-up does not import the settings.
 PLUGIN = "vetting"
 
 
