@@ -65,8 +65,8 @@ _LAZY: dict[str, str] = {
     # routing
     "QueryRouter": "sof_core.routing.router",
     "RouteResult": "sof_core.routing.router",
-    "add_route_observer": "sof_core.routing.router",
-    "remove_route_observer": "sof_core.routing.router",
+    "add_route_observer": "sof_core.routing.observers",
+    "remove_route_observer": "sof_core.routing.observers",
     "ABMetrics": "sof_core.routing.metrics",
     # configuration
     "SOFConfig": "sof_core.config.model",
@@ -129,12 +129,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.plugins.markers import hookimpl, hookspec
     from sof_core.plugins.registry import Registry, SkillEntry
     from sof_core.routing.metrics import ABMetrics
-    from sof_core.routing.router import (
-        QueryRouter,
-        RouteResult,
-        add_route_observer,
-        remove_route_observer,
-    )
+    from sof_core.routing.observers import add_route_observer, remove_route_observer
+    from sof_core.routing.router import QueryRouter, RouteResult
     from sof_core.security.policy import ToolLimits, ToolPolicy
     from sof_core.security.ratelimit import RateLimiter
     from sof_core.security.sandbox import network_sandbox

@@ -28,6 +28,12 @@ from sof_core.config.manager import ConfigState
 from sof_core.errors import ConfigError, PlanValidationError
 from sof_core.execution.threads import DaemonPool
 from sof_core.routing.metrics import ABMetrics, Alert
+from sof_core.routing.observers import (
+    add_route_observer,
+    has_route_observers,
+    remove_route_observer,
+    tell_route_observers,
+)
 from sof_core.uif import HOST_FIELDS, UIF
 
 if TYPE_CHECKING:
@@ -329,13 +335,13 @@ class QueryRouter:
                 **kwargs: Any) -> None:
         for alert in self.metrics.record(path, latency, **kwargs):
             self._alert(alert)
-        if _route_observers:
+        if has_route_observers():
             details = dict(kwargs)
             if report is not None:
                 details["plan"] = list(report.plan)
                 if report.planning is not None:
                     details["planning"] = report.planning
-            _tell_observers(self, path, latency, details)
+            tell_route_observers(self, path, latency, details)
 
     def _alert(self, alert: Alert) -> None:
         log.warning("SOF alert %s: %s", alert.kind, alert.message)
@@ -413,7 +419,7 @@ class QueryRouter:
                     other, error = None, f"{failure.reason}: {failure}"
             differs = self.metrics.record_shadow(query, primary.path, primary.response, other,
                                                  shadow_error=error)
-            _tell_observers(self, "shadow", 0.0, {"error": error is not None,
+            tell_route_observers(self, "shadow", 0.0, {"error": error is not None,
                                                   "differs": differs})
         except Exception:
             log.exception("shadow comparison failed")
@@ -440,33 +446,8 @@ class QueryRouter:
 #: ``fallback_reason``, ``skills_run``, ``skills_failed``), plus the SOF run's ``plan`` and
 #: ``planning`` (the report's, set only after ``sof_after_plan``) when there was a run;
 #: shadow: ``error``, ``differs``.
-#: How exporters (sof-serve's Prometheus metrics, automatic rollback) see routing without
-#: the core importing them.
-_route_observers: list[Callable[[QueryRouter, str, float, dict[str, Any]], None]] = []
-
-
-def add_route_observer(observer: Callable[[QueryRouter, str, float, dict[str, Any]], None]) -> None:
-    """Register ``observer`` for every router's recorded queries (idempotent)."""
-    if observer not in _route_observers:
-        _route_observers.append(observer)
-
-
-def remove_route_observer(
-    observer: Callable[[QueryRouter, str, float, dict[str, Any]], None],
-) -> None:
-    """Stop calling ``observer``; unknown observers are ignored."""
-    if observer in _route_observers:
-        _route_observers.remove(observer)
-
-
-def _tell_observers(
-    router: QueryRouter, path: str, latency: float, details: dict[str, Any]
-) -> None:
-    for observer in list(_route_observers):
-        try:
-            observer(router, path, latency, details)
-        except Exception:  # an exporter never breaks the answer
-            log.exception("route observer %r failed", observer)
+#: How exporters see routing without the core importing them: ``observers.py`` (apart from
+#: this module, so that registering one does not import the router).
 
 
 def legacy_response(answer: Any) -> str | None:
