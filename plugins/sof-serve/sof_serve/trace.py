@@ -78,6 +78,7 @@ def timeline(report: dict[str, Any], plan_start: float | None,
                 continue
             offset = (start - plan_start) * 1000
             bars.append(_bar(item, offset))
+        _end_before_next_stage(bars, report.get("duration_ms"))
     else:  # laid out: each stage starts when the slowest skill of the one before ended
         offset = 0.0
         for index, _stage in enumerate(report.get("stages") or []):
@@ -94,6 +95,25 @@ def timeline(report: dict[str, Any], plan_start: float | None,
                            "end_ms": max(b["end_ms"] for b in inside)})
     return {"measured": measured, "total_ms": report.get("duration_ms"), "stages": stages,
             "skills": bars}
+
+
+def _end_before_next_stage(bars: list[dict[str, Any]], total_ms: Any) -> None:
+    """End each measured bar by the time the next stage began (and within the run).
+
+    A skill's duration is timed from just before SOF builds its view, its start noted just
+    after (``sof_before_skill``): start + duration overshoots its real end by that gap,
+    which under load (the thread preempted there) can be milliseconds. Stages run one after
+    another, so the skill really ended before any skill of a later stage started.
+    """
+    first_start: dict[int, float] = {}
+    for bar in bars:
+        stage = bar["stage"]
+        first_start[stage] = min(first_start.get(stage, math.inf), bar["start_ms"])
+    total = float(total_ms) if isinstance(total_ms, (int, float)) else math.inf
+    for bar in bars:
+        limit = min([s for stage, s in first_start.items() if stage > bar["stage"]] + [total])
+        if bar["end_ms"] > limit:
+            bar["end_ms"] = round(max(bar["start_ms"], limit), 3)
 
 
 def _bar(item: dict[str, Any], offset: float) -> dict[str, Any]:

@@ -160,6 +160,22 @@ def test_run_has_plan_graph_and_a_measured_timeline(
     assert second["end_ms"] <= run["duration_ms"]
 
 
+def test_a_measured_bar_ends_before_the_next_stage_starts_and_within_the_run() -> None:
+    """A skill's duration starts before SOF builds its view and its start is noted after:
+    a thread preempted in between (a loaded machine) must not draw it over the next stage."""
+    from sof_serve.trace import timeline
+
+    report = {"duration_ms": 30.0, "stages": [["A"], ["B"]], "skills": [
+        {"skill": "A", "stage": 0, "status": "success", "duration_ms": 14.0},
+        {"skill": "B", "stage": 1, "status": "success", "duration_ms": 19.0},
+    ]}
+    line = timeline(report, 100.0, {"A": 100.001, "B": 100.012})  # A: 1 ms in, B: 12 ms in
+    first, second = line["skills"]
+    assert (first["start_ms"], first["end_ms"]) == (1.0, 12.0)  # not 15: B started at 12
+    assert (second["start_ms"], second["end_ms"]) == (12.0, 30.0)  # not 31: the run's end
+    assert [(s["start_ms"], s["end_ms"]) for s in line["stages"]] == [(1.0, 12.0), (12.0, 30.0)]
+
+
 def test_health_and_readiness(served: Served) -> None:
     server = served()
     with client(server) as http:
