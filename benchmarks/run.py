@@ -60,12 +60,32 @@ def _failed(name: str, error: str, detail: str = "") -> dict[str, Any]:
             "error": error, "detail": detail[-4000:]}
 
 
+def python_call_ns() -> float:
+    """What one no-op Python function call costs on this machine right now (ns, timeit's
+    loop included): the yardstick for reading the absolute figures (microseconds per skill,
+    milliseconds per compile), which move with the machine while the ratios do not.
+    Measured at the start and the end of a run, so a machine that slowed down meanwhile (a
+    busy host's CPU steal) shows."""
+    import timeit
+
+    def noop() -> None:
+        pass
+
+    number = 1_000_000
+    return min(timeit.repeat(noop, number=number, repeat=5)) / number * 1e9
+
+
 def render(results: dict[str, Any]) -> str:
     """The printed table: one block per section, then the targets with PASS/FAIL."""
     sys.path.insert(0, str(HERE))
     from _common import fmt
 
     lines: list[str] = []
+    calls = results["meta"].get("python_call_ns")
+    if calls:
+        lines.append(f"machine: a no-op Python call took {calls['start']:.1f} ns at the start of "
+                     f"this run and {calls['end']:.1f} ns at its end (absolute figures scale "
+                     "with it; ratios to same-run baselines do not)")
     for section in results["sections"].values():
         lines.append(f"\n== {section['title']} ({section['name']}, {section.get('seconds', '?')} s)")
         if section.get("error"):
@@ -136,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sections": {},
     }
+    started_call = python_call_ns()
     for name in args.only or SECTIONS:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results["sections"][name] = run_in_subprocess(name, args.quick, args.timeout)
+    results["meta"]["python_call_ns"] = {"start": started_call, "end": python_call_ns()}
     targets = [t for s in results["sections"].values() for t in s["targets"]]
     results["summary"] = {
         "passed": sum(t["passed"] is True for t in targets),

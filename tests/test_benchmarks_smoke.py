@@ -28,6 +28,9 @@ def test_quick_benchmark_run_writes_every_section(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     assert set(results["sections"]) == SECTIONS
     assert results["meta"]["quick"] is True
+    calls = results["meta"]["python_call_ns"]  # the machine's speed, at the start and end
+    assert calls["start"] > 0 and calls["end"] > 0
+    assert "a no-op Python call took" in proc.stdout
     for name, section in results["sections"].items():
         assert not section.get("error"), (name, section.get("error"), section.get("detail"))
         assert section["rows"], f"section {name} reported no figures"
