@@ -198,6 +198,7 @@ SECTIONS = {
     "sof_core.config": "Configuration",
     "sof_core.security": "Security",
     "sof_core.errors": "Errors",
+    "sof_core._lazy": "Packaging",
 }
 
 

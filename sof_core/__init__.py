@@ -6,13 +6,16 @@ Everything listed in ``__all__`` is the public API; other modules may change. He
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sof_core._lazy import lazy_exports
 from sof_core._version import API_VERSION, __version__
 
 # name -> module that defines it. Names resolve on first use, so `sof --help` and a plugin
 # importing only `hookimpl` pay for neither pydantic nor networkx.
 _LAZY: dict[str, str] = {
+    # Imported above (this module uses it); listed for the API reference.
+    "lazy_exports": "sof_core._lazy",
     # data
     "UIF": "sof_core.uif",
     "SAM_UIF": "sof_core.uif",
@@ -140,19 +143,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.uif import SAM_UIF, UIF, UIFStatus
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sof_core' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
@@ -225,6 +216,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "isolation_pool",
+    "lazy_exports",
     "network_sandbox",
     "remove_route_observer",
     "replay_changes",

@@ -6,8 +6,9 @@ pluggy and nothing else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sof_core._lazy import lazy_exports
 from sof_core.plugins.markers import PROJECT_NAME, hookimpl, hookspec
 
 if TYPE_CHECKING:
@@ -33,16 +34,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sof_core.plugins' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

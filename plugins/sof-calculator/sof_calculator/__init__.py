@@ -6,7 +6,7 @@ Public surface: the tool, the extractor and evaluator functions, their results a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sof_calculator.errors import (
     CalculationError,
@@ -16,6 +16,7 @@ from sof_calculator.errors import (
     CalculationSyntaxError,
 )
 from sof_calculator.skill import NO_EXPRESSION, CalculatorTool
+from sof_core import lazy_exports
 
 if TYPE_CHECKING:
     from sof_calculator.evaluator import Evaluation, evaluate
@@ -32,17 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sof_calculator' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __version__ = "0.1.0"

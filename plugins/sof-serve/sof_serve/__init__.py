@@ -7,7 +7,9 @@ dependencies load on first use of ``create_app`` or ``SOFService``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sof_core import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -20,13 +22,6 @@ _LAZY = {"create_app": "sof_serve.app", "SOFService": "sof_serve.service",
          "ServeSettings": "sof_serve.settings"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sof_serve' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["SOFService", "ServeSettings", "__version__", "create_app"]

@@ -1,0 +1,54 @@
+"""``sof_core.lazy_exports``: a package's names imported with their module on first read."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def _package(root: Path, listed: bool) -> None:
+    package = root / "lazy_demo_pkg"
+    package.mkdir()
+    (package / "heavy.py").write_text("LOADS = []\nLOADS.append(1)\ndef answer():\n    return 42\n")
+    all_line = '__all__ = ["VERSION", "answer"]\n' if listed else ""
+    (package / "__init__.py").write_text(textwrap.dedent("""
+        from sof_core import lazy_exports
+
+        VERSION = "1"
+        __getattr__, __dir__ = lazy_exports(__name__, {"answer": "lazy_demo_pkg.heavy"})
+    """) + all_line)
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["with __all__", "without __all__"])
+def test_a_name_loads_its_module_on_first_read_only_and_is_kept(tmp_path: Path,
+                                                                 listed: bool) -> None:
+    _package(tmp_path, listed)
+    code = textwrap.dedent("""
+        import sys
+        import lazy_demo_pkg
+        assert "lazy_demo_pkg.heavy" not in sys.modules
+        assert lazy_demo_pkg.answer() == 42
+        from lazy_demo_pkg import answer
+        assert answer is lazy_demo_pkg.__dict__["answer"]  # kept: no second lookup
+        assert sys.modules["lazy_demo_pkg.heavy"].LOADS == [1]  # imported once
+        try:
+            lazy_demo_pkg.missing
+        except AttributeError as exc:
+            assert str(exc) == "module 'lazy_demo_pkg' has no attribute 'missing'", exc
+        else:
+            raise AssertionError("no AttributeError")
+        print(sorted(dir(lazy_demo_pkg)))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    names = ast.literal_eval(done.stdout)
+    if listed:
+        assert names == ["VERSION", "answer"]
+    else:
+        assert {"VERSION", "answer"} <= set(names)
