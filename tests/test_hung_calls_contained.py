@@ -113,7 +113,8 @@ def test_a_step_that_never_started_because_the_pool_was_full_is_reported_so(
     result = report.result("Waiting")
     assert result.status == "skipped"
     assert result.error_type == "SkillNotStartedError"
-    assert "never started" in result.error and "max_workers" in result.error
+    assert "never started" in result.error and "max_workers 2" in result.error
+    assert "the 2 threads of the engine's step pool" in result.error
     assert result.attempts == 0
     assert {report.result(f"Holder{i}").status for i in range(3)} == {"timeout"}
 

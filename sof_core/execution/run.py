@@ -597,6 +597,7 @@ class RunContext:
         """Total timeout (under the lock): whatever is not finished is recorded, running
         calls are given up on, and the caller goes on."""
         slot = self.slot
+        busy = self.threads.steps().stats()["live"] if self.calls else 0  # before giving up
         if slot is not None and slot.step is not None:
             self.give_up(slot, slot.step, now, self.threads.runners())
         never_started = set()
@@ -616,7 +617,7 @@ class RunContext:
                     continue
                 step = self.compiled.steps[name]
                 if name in never_started:
-                    self.results.append(self._not_started(step, number))
+                    self.results.append(self._not_started(step, number, busy))
                     continue
                 status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
                 self.results.append(
@@ -629,11 +630,11 @@ class RunContext:
         self.failed = True
         self._end()
 
-    def _not_started(self, step: Step, stage: int) -> SkillResult:
+    def _not_started(self, step: Step, stage: int, busy: int) -> SkillResult:
         pool = self.threads.steps()
         error = SkillNotStartedError(
-            f"never started: all {pool.max_workers} threads of the engine's step pool "
-            f"(max_workers) stayed busy until the run's total_timeout of "
+            f"never started: the {busy} threads of the engine's step pool (max_workers "
+            f"{pool.max_workers}) stayed busy until the run's total_timeout of "
             f"{self.config.total_timeout}s; its own timeout starts when it starts",
             step.name,
         )
