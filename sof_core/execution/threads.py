@@ -104,36 +104,40 @@ class DaemonPool:
                 self._arm_grow(check)
         self._jobs.put((fn, args))
 
-    def _arm_grow(self, taken: int, at: float | None = None) -> None:
+    def _arm_grow(self, taken: int, at: float | None = None, late: bool = False) -> None:
         from sof_core.execution.deadlines import clock
         from sof_core.execution.watchdog import watchdog
 
         due = (clock() if at is None else at) + GROW_AFTER
 
         def grow(now: float) -> None:
-            self._grow(taken, due, now)
+            self._grow(taken, due, now, late)
 
         watchdog().arm(due, grow)
 
-    def _grow(self, taken: int, due: float, now: float) -> None:
+    def _grow(self, taken: int, due: float, now: float, was_late: bool) -> None:
         """The watchdog's grow check, armed for ``due``: start a thread per waiting job if
         the queue has not moved since ``taken`` (it must not block: it never waits for the
-        lock)."""
+        lock). ``was_late``: the check before this one ran late and looked again."""
         if not self._lock.acquire(blocking=False):
-            self._arm_grow(taken, now - GROW_AFTER + 0.001)  # a moment later
+            self._arm_grow(taken, now - GROW_AFTER + 0.001, was_late)  # a moment later
             return
         numbers: list[int] = []
         check = None
+        late = False
         try:
             waiting = self._queued - self._idle
             if self._closed or waiting <= 0:
                 self._grow_armed = False
-            elif self._taken != taken or self._idle or now - due > GROW_AFTER / 2:
-                # The queue moves; or a thread is free and only waits to be scheduled (its
-                # wake-up, or the GIL held by a busy event loop); or this check itself ran
-                # late, so the whole process stood still (a long garbage collection): the
-                # threads had no chance to take a job. Look again later.
+            elif self._taken != taken or self._idle:
+                # The queue moves, or a thread is free and only waits to be scheduled (its
+                # wake-up, or the GIL held by a busy event loop): look again later.
                 check = self._taken
+            elif now - due > GROW_AFTER / 2 and not was_late:
+                # This check itself ran late: the whole process may have stood still (a
+                # long garbage collection), giving the threads no chance to take a job.
+                # Once only: a process that is merely busy must still grow.
+                check, late = self._taken, True
             else:
                 room = waiting if self.max_workers is None else min(
                     waiting, self.max_workers - self._live)
@@ -144,10 +148,16 @@ class DaemonPool:
                 self._grow_armed = False
         finally:
             self._lock.release()
-        for number in numbers:
-            self._spawn(number)
+        for index, number in enumerate(numbers):
+            try:
+                self._spawn(number)  # gives its own place back if the thread cannot start
+            except Exception:
+                log.exception("thread pool %r could not start a thread", self.name)
+                with self._lock:
+                    self._live -= len(numbers) - index - 1  # nor will the ones after it
+                break
         if check is not None:
-            self._arm_grow(check, now)
+            self._arm_grow(check, now, late)
 
     def abandon(self) -> None:
         """The calling job's thread is given up on: free its place for a new thread."""
