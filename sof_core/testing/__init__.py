@@ -24,6 +24,8 @@ _LAZY: dict[str, str] = {
     "check_skill_contract": "sof_core.testing.helpers",
     "describe_failures": "sof_core.testing.helpers",
     "make_engine": "sof_core.testing.helpers",
+    "Footprint": "sof_core.testing.footprint",
+    "import_footprint": "sof_core.testing.footprint",
     "SofCLI": "sof_core.testing.cli",
     "SofResult": "sof_core.testing.cli",
 }
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         check_plugins,
     )
     from sof_core.testing.cli import SofCLI, SofResult
+    from sof_core.testing.footprint import Footprint, import_footprint
     from sof_core.testing.helpers import (
         check_plugin_module,
         check_skill_contract,
@@ -51,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "ContractCheck",
     "ContractViolation",
+    "Footprint",
     "PluginContract",
     "SofCLI",
     "SofResult",
@@ -59,5 +63,6 @@ __all__ = [
     "check_plugins",
     "check_skill_contract",
     "describe_failures",
+    "import_footprint",
     "make_engine",
 ]

@@ -17,7 +17,13 @@ from sof_calculator import (
 )
 
 from sof_core import UIF, SkillSpec
-from sof_core.testing import check_plugin, check_plugin_module, check_skill_contract, make_engine
+from sof_core.testing import (
+    check_plugin,
+    check_plugin_module,
+    check_skill_contract,
+    import_footprint,
+    make_engine,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,30 +178,12 @@ def test_loading_the_plugin_leaves_the_extractor_and_evaluator_for_the_first_cal
     imports neither the extractor nor the evaluator and compiles none of their patterns;
     the first calculation (in the tool's isolation worker, under its guards) does, and
     works, as do the names the package exports from them."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
-        import re, sys
-        import sof_core, sof_core.config
-
-        compiled_by = []
-        real_compile = re.compile
-
-        def spy(pattern, flags=0):
-            compiled_by.append(sys._getframe(1).f_code.co_filename)
-            return real_compile(pattern, flags)
-
-        re.compile = spy
+    load, first_use = import_footprint(
+        """
         from sof_calculator import plugin
         assert plugin.sof_register_tools()
-        ours = [f for f in compiled_by if "sof_calculator" in f]
-        assert not ours, ours
-        deferred = ["sof_calculator.extractor", "sof_calculator.evaluator"]
-        loaded = [m for m in deferred if m in sys.modules]
-        assert not loaded, loaded
-
+        """,
+        """
         from sof_core import UIF
         from sof_core.testing import make_engine
         engine = make_engine(plugins=[("calculator", plugin)])
@@ -210,8 +198,9 @@ def test_loading_the_plugin_leaves_the_extractor_and_evaluator_for_the_first_cal
         assert isinstance(extract("What is 2 + 2?"), Extraction)
         import sof_calculator
         assert {"evaluate", "extract", "rewrite"} <= set(dir(sof_calculator))
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+        """,
+    )
+    deferred = ["sof_calculator.extractor", "sof_calculator.evaluator"]
+    assert not load.compiled_in("sof_calculator")
+    assert not load.loaded(deferred)
+    assert first_use.loaded(deferred) == sorted(deferred)

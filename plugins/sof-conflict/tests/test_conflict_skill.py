@@ -10,7 +10,12 @@ import sof_conflict.plugin
 from sof_conflict import ConflictDetectorSkill
 
 from sof_core import UIF, BaseSkillModule, SkillSpec
-from sof_core.testing import check_plugin_module, check_skill_contract, make_engine
+from sof_core.testing import (
+    check_plugin_module,
+    check_skill_contract,
+    import_footprint,
+    make_engine,
+)
 
 PLANTED = [
     {
@@ -259,30 +264,12 @@ def test_loading_the_plugin_leaves_the_detector_for_the_first_run() -> None:
     registering it imports neither the detector nor its claim extraction and compiles none
     of their patterns; the skill's first run does, finds the conflict, and reports a
     malformed input as before."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent(f"""
-        import re, sys
-        import sof_core, sof_core.config
-
-        compiled_by = []
-        real_compile = re.compile
-
-        def spy(pattern, flags=0):
-            compiled_by.append(sys._getframe(1).f_code.co_filename)
-            return real_compile(pattern, flags)
-
-        re.compile = spy
+    load, first_run = import_footprint(
+        """
         from sof_conflict import plugin
         [skill_class] = plugin.sof_register_skills()
-        ours = [f for f in compiled_by if "sof_conflict" in f]
-        assert not ours, ours
-        deferred = ["sof_conflict.detector", "sof_conflict._claims", "sof_conflict._text"]
-        loaded = [m for m in deferred if m in sys.modules]
-        assert not loaded, loaded
-
+        """,
+        f"""
         from sof_core import UIF, SkillExecutionError
         skill = skill_class()
         uif = skill.execute(UIF(input_query="q", intermediate_data={{
@@ -299,8 +286,10 @@ def test_loading_the_plugin_leaves_the_detector_for_the_first_run() -> None:
         from sof_conflict import Claim, detect_conflicts, extract_claims
         assert isinstance(extract_claims("SAM was redesigned in 2023.")[0], Claim)
         assert detect_conflicts({PLANTED!r}) == uif.intermediate_data["conflicts"]
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+        """,
+    )
+    deferred = ["sof_conflict.detector", "sof_conflict._claims", "sof_conflict._text"]
+    assert not load.compiled_in("sof_conflict")
+    assert not load.loaded(deferred)
+    assert first_run.loaded(deferred) == sorted(deferred)
+    assert first_run.compiled_in("sof_conflict")

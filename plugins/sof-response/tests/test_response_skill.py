@@ -9,7 +9,12 @@ from sof_response import ExtractiveBackend, ResponseGenerationSkill, ResponseSet
 from sof_response import plugin as response_plugin
 
 from sof_core import UIF
-from sof_core.testing import check_plugin_module, check_skill_contract, make_engine
+from sof_core.testing import (
+    check_plugin_module,
+    check_skill_contract,
+    import_footprint,
+    make_engine,
+)
 
 QUERY = "When was the SAM memory system redesigned, and what does it store?"
 MEMORY = [
@@ -253,33 +258,16 @@ def test_loading_the_plugin_leaves_evidence_and_prompt_for_the_first_answer() ->
     """Every ``sof`` process loads the plugin, registers and configures the skill, its
     backends and its controller; none of that imports ``sof_response.evidence`` or
     ``sof_response.prompt`` or compiles a pattern. The first answer does, and is cited."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent(f"""
-        import re, sys
-        import sof_core, sof_core.config
-
-        compiled_by = []
-        real_compile = re.compile
-
-        def spy(pattern, flags=0):
-            compiled_by.append(sys._getframe(1).f_code.co_filename)
-            return real_compile(pattern, flags)
-
-        re.compile = spy
+    load, first_answer = import_footprint(
+        """
         from sof_core import UIF
         from sof_core.testing import make_engine
         from sof_response import plugin
         engine = make_engine(plugins=[("response", plugin)])
         assert sorted(engine.registry.components("llm_backends")) == ["extractive", "openai"]
-        ours = [f for f in compiled_by if "sof_response" in f]
-        assert not ours, ours
-        deferred = ["sof_response.evidence", "sof_response.prompt", "sof_response.httpio"]
-        loaded = [m for m in deferred if m in sys.modules]
-        assert not loaded, loaded
-
+        """,
+        f"""
+        import re
         uif = UIF(input_query={QUERY!r}, intermediate_data={{"memory_results": {MEMORY!r}}})
         report = engine.execute_plan(["ResponseGenerationSkill"], uif)
         assert report.status == "success", report.errors
@@ -288,8 +276,9 @@ def test_loading_the_plugin_leaves_evidence_and_prompt_for_the_first_answer() ->
         assert SUMMARY.search("Summarise https://example.com/page, please")
         assert isinstance(SUMMARY, re.Pattern) and not SUMMARY.search({QUERY!r})
         engine.close()
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+        """,
+    )
+    assert not load.compiled_in("sof_response")
+    assert not load.loaded(["sof_response.evidence", "sof_response.prompt",
+                            "sof_response.httpio"])
+    assert first_answer.loaded(["sof_response.evidence"]) == ["sof_response.evidence"]

@@ -19,6 +19,8 @@ import pytest
 from sof_vetting import ContentVettingSkill, InjectionDetector
 from sof_vetting.detectors.encoded import EncodedPayloadDetector
 
+from sof_core.testing import import_footprint
+
 #: (family, text): the text must be blocked and ``injection.<family>`` must fire.
 INJECTIONS: list[tuple[str, str]] = [
     # instruction overrides
@@ -333,37 +335,16 @@ def test_loading_the_plugin_compiles_no_pattern_and_leaves_the_vetting_machinery
     configures the skill; none of that compiles a detector's pattern or imports
     ``sof_vetting.vetting`` (with ``html.parser`` and ``sof_vetting.normalise``) or the
     settings. The first vetting does, and works."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
-        import re, sys
-        import sof_core, sof_core.config
-
-        compiled_by = []
-        real_compile = re.compile
-
-        def spy(pattern, flags=0):
-            compiled_by.append(sys._getframe(1).f_code.co_filename)
-            return real_compile(pattern, flags)
-
-        re.compile = spy
-        before = set(sys.modules)
+    load, first_vetting = import_footprint(
+        """
         from sof_core import SOFConfig
         from sof_vetting import plugin
         [skill_class] = plugin.sof_register_skills()
         detectors = plugin.sof_register_vetting_detectors()
         skill = skill_class(detectors)
         skill.configure(SOFConfig(plugin_settings={"vetting": {"decode_depth": 1}}), None)
-        ours = [f for f in compiled_by if "sof_vetting" in f]
-        assert not ours, ours
-        loaded = set(sys.modules) - before
-        deferred = {"html", "html.parser", "unicodedata", "sof_vetting.vetting",
-                    "sof_vetting.hidden", "sof_vetting.normalise", "sof_vetting.settings"}
-        assert not loaded & deferred, sorted(loaded & deferred)
-        assert "sof_vetting.detectors.secrets" in loaded
-
+        """,
+        """
         from sof_vetting import Vetter, VettingSettings
         assert skill.settings() == VettingSettings(decode_depth=1)
         page = ("<p>Release notes, see https://bit.ly/x &amp; &lt;b&gt; &quot;x&quot; &#33;</p>"
@@ -372,10 +353,12 @@ def test_loading_the_plugin_compiles_no_pattern_and_leaves_the_vetting_machinery
                             {"url": "https://b.example", "content": "mail bob@example.com"}])
         assert [r.verdict for r in result.sources] == ["block", "sanitize"], result.to_dict()
         assert isinstance(skill.vetter(), Vetter)
-        assert any("sof_vetting" in f for f in compiled_by)
-        assert deferred <= set(sys.modules), sorted(deferred - set(sys.modules))
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+        """,
+    )
+    deferred = ["html", "html.parser", "unicodedata", "sof_vetting.vetting",
+                "sof_vetting.hidden", "sof_vetting.normalise", "sof_vetting.settings"]
+    assert not load.compiled_in("sof_vetting")
+    assert not load.loaded(deferred)
+    assert load.loaded(["sof_vetting.detectors.secrets"])
+    assert first_vetting.compiled_in("sof_vetting")
+    assert first_vetting.loaded(deferred) == sorted(deferred)

@@ -13,6 +13,7 @@ import pytest
 from sof_web import AgentZeroWebBrowserTool, WebConfigError, WebFetchError, WebInputError
 
 from sof_core import UIF, CoordinatorEngine, PluginManager, SOFConfig
+from sof_core.testing import import_footprint
 
 ALLOW = {"web_allowed_hosts": ["127.0.0.1"]}
 
@@ -258,34 +259,16 @@ def test_loading_and_configuring_the_tool_leaves_settings_urls_and_fetcher_for_i
     """Every ``sof`` process loads the plugin, registers the tool and configures it; few
     fetch. None of that imports the settings (with their address checks), the URL finder or
     the fetcher (httpx), or compiles a pattern; the first use does, and works."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent("""
-        import pickle, re, sys
-        import sof_core, sof_core.config
-
-        compiled_by = []
-        real_compile = re.compile
-
-        def spy(pattern, flags=0):
-            compiled_by.append(sys._getframe(1).f_code.co_filename)
-            return real_compile(pattern, flags)
-
-        re.compile = spy
+    load, first_use = import_footprint(
+        """
         from sof_core import SOFConfig
         from sof_web import plugin
         [tool_class] = plugin.sof_register_tools()
         tool = tool_class()
         tool.configure(SOFConfig(plugin_settings={"web": {"max_urls": 2}}))
-        ours = [f for f in compiled_by if "sof_web" in f]
-        assert not ours, ours
-        deferred = ["sof_web.settings", "sof_web.addresses", "sof_web.urls", "sof_web.fetch",
-                    "httpx"]
-        loaded = [m for m in deferred if m in sys.modules]
-        assert not loaded, loaded
-
+        """,
+        """
+        import pickle
         assert tool.can_handle_query("Summarise https://example.com/a, please")
         assert tool.settings().max_urls == 2
         copy = pickle.loads(pickle.dumps(tool))
@@ -295,8 +278,10 @@ def test_loading_and_configuring_the_tool_leaves_settings_urls_and_fetcher_for_i
         assert isinstance(tool.settings().allow_list, AllowList) and callable(why_blocked)
         import sof_web
         assert {"AllowList", "Fetcher", "WebSettings"} <= set(dir(sof_web))
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+        """,
+    )
+    assert not load.compiled_in("sof_web")
+    assert not load.loaded(["sof_web.settings", "sof_web.addresses", "sof_web.urls",
+                            "sof_web.fetch", "httpx"])
+    assert first_use.loaded(["sof_web.settings", "sof_web.urls"]) == [
+        "sof_web.settings", "sof_web.urls"]
