@@ -23,8 +23,8 @@ class SkillGraph:
     """The DAG of one plan, with who produces each key (several producers is a problem).
 
     ``edges`` holds each edge's keys and ``parallel`` each skill's ``can_run_parallel``;
-    the networkx graph carries them as attributes (``keys``, ``spec``) only when built
-    ``labelled`` (for export), since a compile reads them from here.
+    the networkx graph holds the skills and edges alone (an attribute dict per node and
+    edge was a fifth of a 10,000-skill compile), and every reader takes them from here.
     """
 
     graph: nx.DiGraph
@@ -40,16 +40,11 @@ class SkillGraph:
 def build_graph(
     specs: Sequence[SkillSpec],
     dependencies: tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]] | None = None,
-    *,
-    labelled: bool = True,
 ) -> SkillGraph:
-    """One node per skill, one edge per (producer, consumer) pair.
+    """One node per skill, one edge per (producer, consumer) pair (its keys: ``edge_keys``).
 
     ``dependencies`` is ``dependency_edges(specs)`` when the caller has it already (the
     plan store computes it first; a 10,000-skill plan should not pay for it twice).
-    ``labelled`` puts each skill's spec on its node and each edge's keys on the edge, for
-    callers that export the networkx graph; compiling does without (an attribute dict per
-    node and edge was a fifth of a 10,000-skill compile).
     """
     order_hint: dict[str, int] = {}
     parallel: dict[str, bool] = {}
@@ -60,12 +55,8 @@ def build_graph(
     # plan would otherwise spend most of its compile time in add_edge/has_edge).
     producers, edges = dependency_edges(specs) if dependencies is None else dependencies
     graph = nx.DiGraph()
-    if labelled:
-        graph.add_nodes_from((spec.name, {"spec": spec}) for spec in specs)
-        graph.add_edges_from((p, c, {"keys": keys}) for (p, c), keys in edges.items())
-    else:
-        graph.add_nodes_from(order_hint)
-        graph.add_edges_from(edges)
+    graph.add_nodes_from(order_hint)
+    graph.add_edges_from(edges)
     return SkillGraph(graph=graph, producers=producers, order_hint=order_hint, edges=edges,
                       parallel=parallel)
 

@@ -228,10 +228,11 @@ def _declared(spec: SkillSpec, copyable: frozenset[str]) -> _Declared:
     if cached is not None and cached[0] is copyable:
         return cached[1]
     fields = UIF_FIELD_TYPES
+    inputs = spec.inputs
     outputs = spec.output_keys
     declared = _Declared(
-        inputs=spec.required_inputs + spec.optional_inputs,
-        readable=frozenset(spec.required_inputs + spec.optional_inputs),
+        inputs=inputs,
+        readable=frozenset(inputs),
         writable=frozenset(outputs),
         writable_fields=frozenset([k for k in outputs if k in fields]),
         required_data=tuple([k for k in spec.required_inputs if k not in fields]),

@@ -137,7 +137,7 @@ def _compute(
 
     from sof_core.graph.build import build_graph, find_cycles, parallel_stages, plan_order
 
-    skill_graph = build_graph(specs, (producers, edges), labelled=False)
+    skill_graph = build_graph(specs, (producers, edges))
     try:
         stages = tuple(tuple(stage) for stage in parallel_stages(skill_graph))
     except nx.NetworkXUnfeasible:

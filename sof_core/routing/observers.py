@@ -13,9 +13,13 @@ from typing import Any
 
 log = logging.getLogger("sof.router")
 
-#: ``observer(router, path, latency, details)``: the ``QueryRouter`` that recorded the query
-#: (typed ``Any`` here: this module must not import the router, even for type checkers),
-#: and what it recorded (see ``QueryRouter``).
+#: Called after each recorded query as ``observer(router, path, latency, details)``:
+#: ``router`` is the ``QueryRouter`` that recorded it (typed ``Any`` here: this module must
+#: not import the router, even for type checkers); ``path`` is "sof", "legacy" or "shadow";
+#: ``details`` the ``ABMetrics.record`` keywords (``error``, ``fallback_reason``,
+#: ``skills_run``, ``skills_failed``), plus the SOF run's ``plan`` and ``planning`` (the
+#: report's, set only after ``sof_after_plan``) when there was a run; shadow: ``error``,
+#: ``differs``.
 RouteObserver = Callable[[Any, str, float, dict[str, Any]], None]
 
 _route_observers: list[RouteObserver] = []

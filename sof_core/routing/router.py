@@ -441,15 +441,6 @@ class QueryRouter:
             pool.close()
 
 
-#: Called after each recorded query as ``observer(router, path, latency, details)``; path is
-#: "sof", "legacy" or "shadow", details the ``ABMetrics.record`` keywords (``error``,
-#: ``fallback_reason``, ``skills_run``, ``skills_failed``), plus the SOF run's ``plan`` and
-#: ``planning`` (the report's, set only after ``sof_after_plan``) when there was a run;
-#: shadow: ``error``, ``differs``.
-#: How exporters see routing without the core importing them: ``observers.py`` (apart from
-#: this module, so that registering one does not import the router).
-
-
 def legacy_response(answer: Any) -> str | None:
     """The text of a legacy answer: a string, or an object/dict with a response."""
     if answer is None or isinstance(answer, str):
