@@ -113,3 +113,27 @@ def test_the_problem_is_in_the_json_of_validation_errors(engine: CoordinatorEngi
                    "['Echo']",
         "skills": [], "key": None, "path": [],
     }
+
+
+class _One(BaseSkillModule):
+    skill_name = "E"
+    skill_description = "a skill with a one-letter name"
+    output_keys = ["e"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["e"] = 1
+        return uif
+
+
+def test_a_cached_plan_never_lets_a_bad_plan_through() -> None:
+    """Runs of a list or tuple look the compiled plan up before checking its items (they
+    were checked when it was compiled); a str whose letters name a cached plan, or bad items
+    after cached runs, are still refused."""
+    engine = make_engine([_One, Echo])
+    assert engine.execute_plan(["E"], UIF(input_query="q")).succeeded
+    assert engine.execute_plan(("E",), UIF(input_query="q")).succeeded
+    with pytest.raises(PlanValidationError, match=r"plan is a str \('E'\)"):
+        engine.execute_plan("E", UIF(input_query="q"))
+    with pytest.raises(PlanValidationError, match="plan item 1 is a list"):
+        engine.execute_plan(["E", ["Echo"]], UIF(input_query="q"))
+    assert engine.execute_plan(["E"], UIF(input_query="q")).succeeded

@@ -149,13 +149,19 @@ class CoordinatorEngine:
 
     def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
         """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
-        check_plan_type(plan)  # a str would pass as a plan of one-letter names
+        kind = type(plan)
+        if kind is not list and kind is not tuple:  # a str would pass as one-letter names
+            check_plan_type(plan)
         available = frozenset(available)
         key = (tuple(plan), self.plugins.registry.version, available)
         if self.config.enable_plan_cache:
-            cached = self._cache.get(key)
-            if cached is not None:
+            try:
+                cached = self._cache.get(key)
+            except TypeError:  # an unhashable item: check_plan_type names it below
+                cached = None
+            if cached is not None:  # its items were checked when it was compiled
                 return cached
+        check_plan_type(plan)
         compiled = compile_plan(plan, self.plugins.registry, self.config, available)
         if self.config.enable_plan_cache:
             self._cache.put(key, compiled)
@@ -225,7 +231,7 @@ class CoordinatorEngine:
         uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
         uif.__dict__["execution_plan"] = list(compiled.order)
         run = RunContext(self.plugins, self.config, compiled, uif, chosen, self._threads)
-        if self.plugins.observers("sof_before_plan"):
+        if run.observing["sof_before_plan"]:
             self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
         return run
 
@@ -242,14 +248,14 @@ class CoordinatorEngine:
                 uif=uif,
                 status=status,
                 plan=list(compiled.plan),
-                stages=[list(stage) for stage in run.stages],
+                stages=list(map(list, run.stages)),
                 results=list(run.results),
                 errors=list(run.errors),
                 duration=ended - started,
                 executor=chosen.name,
                 timings={"compile": compiled_at - started, "run": ended - compiled_at},
             )
-        if self.plugins.observers("sof_after_plan"):
+        if run.observing["sof_after_plan"]:
             self.plugins.notify("sof_after_plan", report=report)
         if run.interrupt is not None:
             interrupt = run.interrupt

@@ -101,6 +101,26 @@ def _interrupts(error: BaseException) -> bool:
 class RunContext:
     """One run of a compiled plan; executors call back into it to run steps."""
 
+    # Where every run starts; class-level, so a run stores only what it changes.
+    stage_index = 0
+    failed = False
+    stop_status: RunStatus | None = None
+    #: A KeyboardInterrupt (or the like) a skill raised: reported, then raised.
+    interrupt: BaseException | None = None
+    #: The live runner's slot; None once the run is over. A runner whose slot is no
+    #: longer this one has been replaced and records nothing more.
+    slot: Slot | None = None
+    finished = False
+    #: The walk happens in runner threads (``supervise``), not in the caller's.
+    supervised = False
+    total_deadline = _INF
+    #: The earliest deadline armed with the watchdog for this run (a hint, see _arm).
+    armed = _INF
+    _waiter: Any = None
+    #: The run's own watch looks at its pool calls' deadlines (a run on an event loop:
+    #: ``arun._RunWatch``); otherwise each call arms its own.
+    watches_calls = False
+
     def __init__(
         self,
         plugins: PluginManager,
@@ -120,48 +140,31 @@ class RunContext:
         self.uif = uif
         self.executor = executor
         self.threads = threads
-        self.hung = self.threads.hung
+        self.hung = hung = threads.hung
         #: Skills failing fast; the engine's set, read per step (usually empty).
-        self.quarantined = self.hung.quarantined
+        self.quarantined = hung.quarantined
         self.lock = _thread.allocate_lock()
-        self.stage_index = 0
         self.results: list[SkillResult] = []
         self.errors: list[str] = []
-        self.failed = False
-        self.stop_status: RunStatus | None = None
-        #: A KeyboardInterrupt (or the like) a skill raised: reported, then raised.
-        self.interrupt: BaseException | None = None
-        #: The live runner's slot; None once the run is over. A runner whose slot is no
-        #: longer this one has been replaced and records nothing more.
-        self.slot: Slot | None = None
-        self.finished = False
-        #: The walk happens in runner threads (``supervise``), not in the caller's.
-        self.supervised = False
-        self.total_deadline = _INF
-        #: The earliest deadline armed with the watchdog for this run (a hint, see _arm).
-        self.armed = _INF
         self._entries: list[Entry] = []
-        self._waiter: Any = None
         #: Pool calls of the stage in progress (given up on or reported at the run's end).
         self.calls: list[PoolCall] = []
-        #: The run's own watch looks at its pool calls' deadlines (a run on an event loop:
-        #: ``arun._RunWatch``); otherwise each call arms its own.
-        self.watches_calls = False
         self._fanouts: list[FanOut] = []
         #: Observer notifications recorded under the lock, sent outside it.
         self._notes: list[tuple[str, dict[str, Any]]] = []
-        self._after_skill = bool(plugins.observers("sof_after_skill"))
-        self._alerts = bool(plugins.observers("sof_alert"))
-        timeouts = compiled.timeouts
-        self.min_timeout = min(timeouts) if timeouts else _INF
+        #: The run hooks' observers, as the run starts (``PluginManager.run_observers``).
+        self.observing = observing = plugins.run_observers()
+        self._after_skill = bool(observing["sof_after_skill"])
+        self._alerts = bool(observing["sof_alert"])
+        self.min_timeout = compiled.min_timeout
         if executor.concurrent:
             self.stages: tuple[tuple[str, ...], ...] = compiled.stages
             self.step_stages = compiled.step_stages
         else:
             self.stages = compiled.sequential_stages
             self.step_stages = compiled.sequential_step_stages
-        self._before = self._notify_before if plugins.observers("sof_before_skill") else None
-        self._backoff = self.config.retry_backoff
+        self._before = self._notify_before if observing["sof_before_skill"] else None
+        self._backoff = config.retry_backoff
         #: The UIF's container fields are read-only while the run goes (see ``RunFreeze``).
         self.frozen = RunFreeze(extra_frozen_fields(type(uif)))
 

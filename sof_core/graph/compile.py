@@ -7,6 +7,7 @@ retries) is computed here, so the hot path does set lookups and nothing else.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +123,11 @@ class CompiledPlan:
     def timeouts(self) -> tuple[float, ...]:
         """The timeouts of the steps that have one (none means no supervisor is needed)."""
         return tuple(s.timeout for s in self.steps.values() if s.timeout is not None)
+
+    @cached_property
+    def min_timeout(self) -> float:
+        """The shortest step timeout (``inf`` when no step has one)."""
+        return min(self.timeouts, default=math.inf)
 
 
 def compile_plan(

@@ -64,6 +64,9 @@ log = logging.getLogger("sof.plugins")
 
 PluginStatus = Literal["discovered", "loaded", "failed", "disabled"]
 PluginSource = Literal["entry-point", "code", "builtin"]
+#: The observer hooks every run calls (``PluginManager.run_observers``).
+RUN_HOOKS = ("sof_before_plan", "sof_after_plan", "sof_before_skill", "sof_after_skill",
+             "sof_alert")
 _SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("sof_"))
 
 
@@ -154,6 +157,7 @@ class PluginManager:
         self._configured = False
         self._load_lock = threading.RLock()
         self._observer_cache: tuple[int, dict[str, list[Any]]] = (-1, {})
+        self._run_observers: tuple[int, dict[str, list[Any]]] = (-1, {})
 
     @property
     def records(self) -> MutableMapping[str, PluginRecord]:
@@ -646,6 +650,16 @@ class PluginManager:
                 impls = self.parent.observers(hook_name) + impls
             cache[hook_name] = impls
         return impls
+
+    def run_observers(self) -> dict[str, list[Any]]:
+        """``observers`` of every hook a run calls (``RUN_HOOKS``), looked up together:
+        a run asks once instead of once per hook. The dict is shared: do not change it."""
+        version, found = self._run_observers
+        current = self.registry.version
+        if version != current:
+            found = {name: self.observers(name) for name in RUN_HOOKS}
+            self._run_observers = (current, found)
+        return found
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook; an exception in one observer is logged and counted only."""
