@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfig
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfig, hookimpl
 from sof_core.testing import make_engine
 
 PASSAGES: dict[str, list[dict[str, Any]]] = {"found": []}
@@ -164,3 +164,100 @@ def test_installed_memory_and_conflict_plugins_adapt_to_what_memory_holds(
         "MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"]
     assert "conflicts" in report.uif.intermediate_data
     assert report.planning["changes"][0]["skill"] == "ConflictDetectorSkill"
+
+
+class PlanWatcher:
+    """Records the plan-level notifications, as a metrics or tracing observer sees them."""
+
+    def __init__(self) -> None:
+        self.before: list[list[str]] = []
+        self.after: list[Any] = []
+        self.skills: list[str] = []
+
+    @hookimpl
+    def sof_before_plan(self, plan: list[str], uif: UIF) -> None:
+        self.before.append(list(plan))
+
+    @hookimpl
+    def sof_after_skill(self, skill: Any, result: Any) -> None:
+        self.skills.append(skill.name)
+
+    @hookimpl
+    def sof_after_plan(self, report: Any) -> None:
+        self.after.append(report)
+
+
+def watched(*skills: type[BaseSkillModule], **config: Any) -> tuple[CoordinatorEngine,
+                                                                    PlanWatcher]:
+    built = engine(*skills, **config)
+    watcher = PlanWatcher()
+    built.plugins.register(watcher, name="watcher")
+    return built, watcher
+
+
+def test_a_query_run_in_segments_is_one_plan_to_observers() -> None:
+    """Retrieve runs first (Conflicts needs its output), then the rest: two engine runs,
+    one sof_before_plan with the whole plan, one sof_after_plan with the merged report."""
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Conflicts, Answer)
+    report = built.run_query("do the notes disagree?")
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert watcher.before == [["Retrieve", "Conflicts", "Answer"]]
+    assert len(watcher.after) == 1
+    told = watcher.after[0]
+    assert [r.skill for r in told.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert told.status == "success" and told.uif is report.uif
+    assert watcher.skills == ["Retrieve", "Conflicts", "Answer"]  # per skill, as before
+    # The same engine's plain runs are still one notification each.
+    built.execute_plan(["Retrieve", "Answer"], UIF(input_query="q"))
+    assert len(watcher.before) == len(watcher.after) == 2
+
+
+def test_a_re_planned_query_is_one_plan_to_observers() -> None:
+    built, watcher = watched(BrokenCalc, SpareCalc, Answer, default_plan=["Answer"],
+                             continue_on_skill_failure=True)
+    report = built.run_query("what is 2 + 2")
+    assert [r.skill for r in report.results] == ["BrokenCalc", "Answer", "SpareCalc", "Answer"]
+    assert len(watcher.before) == 1 and len(watcher.after) == 1
+    assert watcher.after[0].status == "partial"
+    assert "plan adjusted: substituted SpareCalc" in " ".join(watcher.after[0].uif.log_trace)
+
+
+def test_runs_a_skill_starts_inside_a_segment_are_plans_of_their_own() -> None:
+    """A skill that runs a plan of its own (inline, in the query's thread) is observed as
+    its own plan, not swallowed by the segmented query around it."""
+
+    class Nested(BaseSkillModule):
+        skill_name = "Nested"
+        skill_description = "runs a sub-plan on the same engine"
+        required_inputs = [("memory_results", list)]
+        output_keys = [("conflicts", list)]
+        inner: ClassVar[list[CoordinatorEngine]] = []
+
+        def execute(self, uif: UIF) -> UIF:
+            self.inner[0].execute_plan(["Answer"], UIF(input_query="inner"))
+            uif.intermediate_data["conflicts"] = []
+            return uif
+
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Nested, Answer, skill_timeout=None,
+                             default_plan=["Retrieve", "Nested", "Answer"])
+    Nested.inner.append(built)
+    report = built.run_query("q")
+    assert report.status == "success", report.errors
+    assert watcher.before == [["Retrieve", "Nested", "Answer"], ["Answer"]]
+    assert [len(r.results) for r in watcher.after] == [1, 3]  # the inner run ends first
+
+
+def test_segmented_plan_for_a_host_running_a_plan_in_parts() -> None:
+    built, watcher = watched(Retrieve, Answer)
+    uif = UIF(input_query="q")
+    with built.segmented_plan(["Retrieve", "Answer"]) as finish:
+        built.execute_plan(["Retrieve"], uif)
+        second = built.execute_plan(["Answer"], uif)
+        assert watcher.before == [["Retrieve", "Answer"]] and watcher.after == []
+        finish(second)
+        finish(second)  # once only
+    assert watcher.after == [second]
+    built.execute_plan(["Retrieve"], UIF(input_query="q"))  # outside: plain again
+    assert len(watcher.before) == len(watcher.after) == 2

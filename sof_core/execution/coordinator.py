@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
 from sof_core.execution.resources import EngineThreads
 from sof_core.execution.run import Executor, RunContext
+from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
 from sof_core.plugins import PluginManager, get_plugin_manager
@@ -219,24 +221,64 @@ class CoordinatorEngine:
         if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
-        run = self._start(compiled, uif, chosen)
-        total = self.config.total_timeout
-        if total is not None or compiled.timeouts:
-            run.supervise(clock() + total if total is not None else math.inf)
-        else:
-            run.drive_inline()
-        return self._report(run, compiled, chosen, started, compiled_at)
+        segments = current_segments.get()
+        if segments is not None:  # a segment (segmented_plan); runs its skills start are not
+            token = current_segments.set(None)
+        try:
+            run = self._start(compiled, uif, chosen, segments)
+            total = self.config.total_timeout
+            if total is not None or compiled.timeouts:
+                run.supervise(clock() + total if total is not None else math.inf)
+            else:
+                run.drive_inline()
+            return self._report(run, compiled, chosen, started, compiled_at, segments)
+        finally:
+            if segments is not None:
+                current_segments.reset(token)
 
-    def _start(self, compiled: CompiledPlan, uif: UIF, chosen: Executor) -> RunContext:
+    @contextmanager
+    def segmented_plan(
+        self, plan: Sequence[str]
+    ) -> Iterator[Callable[[ExecutionReport], None]]:
+        """Run ``plan`` as several ``execute_plan`` calls that observers see as one plan.
+
+        Inside the ``with``, the first run to start notifies ``sof_before_plan`` with
+        ``plan``; no run notifies ``sof_after_plan``. Call the function it gives with the
+        merged report to notify it once (``run_query``'s adaptive runs use this; see
+        ``sof_core.execution.segments``). A run that a ``KeyboardInterrupt`` ends notifies
+        with its own report, as it would alone, since the query ends there.
+        """
+        segments = SegmentedPlan(list(plan))
+        token = current_segments.set(segments)
+
+        def finish(report: ExecutionReport) -> None:
+            if segments.began and not segments.ended:
+                segments.ended = True
+                if self.plugins.run_observers()["sof_after_plan"]:
+                    self.plugins.notify("sof_after_plan", report=report)
+
+        try:
+            yield finish
+        finally:
+            current_segments.reset(token)
+
+    def _start(self, compiled: CompiledPlan, uif: UIF, chosen: Executor,
+               segments: SegmentedPlan | None = None) -> RunContext:
         uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
         uif.__dict__["execution_plan"] = list(compiled.order)
         run = RunContext(self.plugins, self.config, compiled, uif, chosen, self._threads)
-        if run.observing["sof_before_plan"]:
-            self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        if segments is None:
+            if run.observing["sof_before_plan"]:
+                self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
+        elif not segments.began:
+            segments.began = True
+            if run.observing["sof_before_plan"]:
+                self.plugins.notify("sof_before_plan", plan=list(segments.plan), uif=uif)
         return run
 
     def _report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
-                started: float, compiled_at: float) -> ExecutionReport:
+                started: float, compiled_at: float,
+                segments: SegmentedPlan | None = None) -> ExecutionReport:
         """The run's report; a KeyboardInterrupt a skill raised is raised now, once the
         report says which skill it was (observers of ``sof_after_plan`` get it first)."""
         uif = run.uif
@@ -255,7 +297,10 @@ class CoordinatorEngine:
                 executor=chosen.name,
                 timings={"compile": compiled_at - started, "run": ended - compiled_at},
             )
-        if run.observing["sof_after_plan"]:
+        tell = segments is None
+        if segments is not None and run.interrupt is not None and not segments.ended:
+            segments.ended = tell = True  # the query ends with this segment
+        if tell and run.observing["sof_after_plan"]:
             self.plugins.notify("sof_after_plan", report=report)
         if run.interrupt is not None:
             interrupt = run.interrupt

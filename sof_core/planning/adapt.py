@@ -14,7 +14,9 @@ segments, and only when there is something to decide (otherwise it is one plain 
   the plan's skills that read those keys run again after it.
 
 Every decision is a ``Change`` in the plan's ``PlanResult`` (``skipped``, ``added``,
-``substituted``), so the report says what changed and why. The planning layer cannot import
+``substituted``), so the report says what changed and why. Observers see the segments as
+one plan (``CoordinatorEngine.segmented_plan``): one ``sof_before_plan``, one
+``sof_after_plan`` with the merged report. The planning layer cannot import
 the execution layer: the engine and its reports are used through their public attributes.
 """
 
@@ -84,11 +86,14 @@ def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = No
     """Run ``planned`` on ``uif`` with adaptive choice and re-planning; the report of the
     whole run (several segments merged into one)."""
     before = len(planned.changes)
-    report = _run(engine, planned, uif, config if config is not None else engine.config,
-                  executor)
-    for change in planned.changes[before:]:  # the run's trace says what was adjusted
-        report.uif.add_log_entry(f"plan adjusted: {change.action} {change.skill} "
-                                 f"({change.why})")
+    # Observers see one plan, not one per segment (sof_core.execution.segments).
+    with engine.segmented_plan(planned.plan) as finish:
+        report = _run(engine, planned, uif, config if config is not None else engine.config,
+                      executor)
+        for change in planned.changes[before:]:  # the run's trace says what was adjusted
+            report.uif.add_log_entry(f"plan adjusted: {change.action} {change.skill} "
+                                     f"({change.why})")
+        finish(report)
     return report
 
 

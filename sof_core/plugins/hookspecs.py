@@ -94,7 +94,11 @@ def sof_configure(config: SOFConfig, registry: Registry) -> None:
 
 @hookspec
 def sof_before_plan(plan: list[str], uif: UIF) -> None:
-    """A validated plan is about to run."""
+    """A validated plan is about to run.
+
+    Once per plan: a query ``run_query`` runs in segments (adaptive choice, re-planning)
+    is one plan here, with the whole plan it starts with.
+    """
 
 
 @hookspec
@@ -109,7 +113,11 @@ def sof_after_skill(skill: SkillSpec, result: SkillResult) -> None:
 
 @hookspec
 def sof_after_plan(report: ExecutionReport) -> None:
-    """A run ended; ``report`` is final."""
+    """A run ended; ``report`` is final.
+
+    Once per plan: for a query ``run_query`` runs in segments, once with the merged report
+    of all of them.
+    """
 
 
 @hookspec

@@ -38,8 +38,7 @@ class TimelineObserver:
             if len(self._plan_starts) >= MAX_RUNS_TRACKED:  # runs that never reported back
                 self._plan_starts.clear()
                 self._starts.clear()
-            # The first plan of the query: ``run_query`` may run a plan in segments (its
-            # producers first, then what their outputs decided), each its own engine run.
+            # The first plan of the query: a host may run several plans on one UIF.
             self._plan_starts.setdefault(task, time.perf_counter())
 
     @hookimpl

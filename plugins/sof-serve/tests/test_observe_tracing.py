@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from sof_serve.observe import tracing
 
-from sof_core import UIF
+from sof_core import UIF, BaseSkillModule
+from sof_core.testing import make_engine
 
 
 def _support() -> Any:
@@ -79,4 +80,49 @@ def test_a_failed_skill_marks_its_span_and_the_run_as_errors(
     assert "backend is down" in (spans["sof.skill"].status.description or "")
     assert (spans["sof.skill"].attributes or {})["status"] == "failed"
     assert spans["sof.run"].status.status_code is StatusCode.ERROR
+    engine.close()
+
+
+class _Find(BaseSkillModule):
+    skill_name = "Find"
+    skill_description = "finds passages"
+    required_inputs = ["input_query"]
+    output_keys = ["found"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["found"] = ["a passage"]
+        return uif
+
+
+class _Answer(BaseSkillModule):
+    skill_name = "Answer"
+    skill_description = "answers from the passages"
+    required_inputs = ["found"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = str(uif.intermediate_data["found"])
+        return uif
+
+
+def test_a_query_run_in_segments_is_one_run_in_metrics_and_traces(
+        exporter: InMemorySpanExporter) -> None:
+    """``run_query`` runs Find first (Answer requires its output), then Answer: two engine
+    runs, one query: one ``sof.run`` span holding both skills, ``sof_runs_total`` + 1."""
+    S.fresh_observers()
+    engine = make_engine([_Find, _Answer], autoload=True, plugins_only=["monitor"],
+                         default_plan=["Find", "Answer"], planner="static", total_timeout=None)
+    report = engine.run_query("anything")
+    assert report.status == "success" and [r.skill for r in report.results] == ["Find", "Answer"]
+    spans = exporter.get_finished_spans()
+    runs = [s for s in spans if s.name == "sof.run"]
+    assert len(runs) == 1
+    assert (runs[0].attributes or {})["sof.plan"] == "Find,Answer"
+    skills = [s for s in spans if s.name == "sof.skill"]
+    assert sorted((s.attributes or {})["skill"] for s in skills) == ["Answer", "Find"]
+    assert all(s.parent is not None and s.parent.span_id == runs[0].context.span_id
+               for s in skills)
+    parsed = S.samples()
+    assert S.value(parsed, "sof_runs_total", status="success") == 1
+    assert S.value(parsed, "sof_run_duration_seconds_count", plan="Find,Answer") == 1
     engine.close()

@@ -122,8 +122,8 @@ class SOFMetrics:
         self.query_plan_latency = Histogram("sof_query_plan_duration_seconds",
                                             "SOF query latency, by the plan that ran.",
                                             ["plan"], buckets=_BUCKETS, registry=r)
-        # Engine runs (sof_after_plan): a planner's adaptive run that re-plans is one per
-        # segment, and a host's legacy pipeline on the engine counts too.
+        # Engine runs (sof_after_plan): a query run_query runs in segments counts once,
+        # and a host's legacy pipeline on the engine counts too.
         self.runs = Counter("sof_runs", "Engine plan runs, by status.", ["status"], registry=r)
         self.run_errors = Counter("sof_run_errors", "Errors reported by SOF runs.", registry=r)
         self.run_latency = Histogram("sof_run_duration_seconds", "Plan run latency, by plan.",
