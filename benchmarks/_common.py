@@ -124,6 +124,30 @@ def best_of_batches(
     return best
 
 
+def best_of_interleaved(
+    cases: dict[str, tuple[Callable[[], list[Any]], Callable[[list[Any]], None]]], repeat: int
+) -> dict[str, float]:
+    """``best_of_batches`` of several cases at once, their batches taken in turn (a, b, c,
+    a, b, c, ...). On a machine whose speed drifts over seconds (a shared VM's CPU steal),
+    every case then sees the same slow and fast spells, so ratios between them hold."""
+    best = dict.fromkeys(cases, float("inf"))
+    enabled = gc.isenabled()
+    try:
+        for _ in range(repeat):
+            for name, (make_inputs, consume) in cases.items():
+                inputs = make_inputs()
+                gc.collect()
+                gc.disable()
+                started = time.perf_counter()
+                consume(inputs)
+                best[name] = min(best[name], (time.perf_counter() - started) / len(inputs))
+                gc.enable()
+    finally:
+        if enabled:
+            gc.enable()
+    return best
+
+
 # --- skills to measure with ------------------------------------------------------------------
 
 

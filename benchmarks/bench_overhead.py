@@ -21,10 +21,12 @@ from __future__ import annotations
 import _thread
 import threading
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any
 
-from _common import Row, Section, Target, best_of_batches, chain, make_skill
+from _common import Row, Section, Target, best_of_batches, best_of_interleaved, chain, make_skill
 
 from sof_core import UIF, CoordinatorEngine, SOFConfig
 from sof_core.testing import make_engine
@@ -48,9 +50,19 @@ def _list_chain(n: int) -> list[type[Any]]:
     return classes
 
 
-def _per_skill(n: int, executor: str | None, repeat: int, timeouts: bool = False,
-               lists: bool = False, disable: tuple[str, ...] = ()) -> tuple[float, float]:
-    """(coordinator, direct) seconds per skill for a chain of ``n``.
+@dataclass
+class _Case:
+    """One chain on one engine, ready to time: through the engine and called directly."""
+
+    n: int
+    uifs: Callable[[], list[UIF]]
+    coordinated: Callable[[list[UIF]], None]
+    direct: Callable[[list[UIF]], None]
+
+
+def _case(n: int, executor: str | None, timeouts: bool = False, lists: bool = False,
+          disable: tuple[str, ...] = ()) -> _Case:
+    """A chain of ``n`` on its engine, run once (the plan is compiled and cached).
 
     ``executor=None``: the defaults, on ``CoordinatorEngine()`` (see the module docstring);
     ``disable`` names installed plugins left out (``plugins_disable``).
@@ -82,9 +94,20 @@ def _per_skill(n: int, executor: str | None, repeat: int, timeouts: bool = False
 
     report = engine.execute_plan(plan, UIF(input_query="warm-up"))
     assert report.status == "success", report.errors
-    coord = best_of_batches(uifs, coordinated, repeat)
-    base = best_of_batches(uifs, direct, repeat)
-    return coord / n, base / n
+    return _Case(n, uifs, coordinated, direct)
+
+
+def _per_skill(cases: dict[str, _Case], repeat: int) -> dict[str, tuple[float, float]]:
+    """(coordinator, direct) seconds per skill of each case, their batches interleaved
+    (``best_of_interleaved``): the N=10/N=100 ratio and the default/tuned gap compare
+    figures taken in the same spells of this machine's speed."""
+    timings = {}
+    for name, case in cases.items():
+        timings[name] = (case.uifs, case.coordinated)
+        timings[f"{name} direct"] = (case.uifs, case.direct)
+    best = best_of_interleaved(timings, repeat)
+    return {name: (best[name] / case.n, best[f"{name} direct"] / case.n)
+            for name, case in cases.items()}
 
 
 def _round_trip(repeat: int) -> float:
@@ -155,36 +178,45 @@ def _hamilton_per_node(n: int, repeat: int) -> tuple[float, float] | None:
 def run(quick: bool) -> Section:
     section = Section("overhead", "Coordinator overhead per skill (chain of no-op skills)")
     repeat = 3 if quick else 9
-    defaults: dict[int, float] = {}
-    for n in (10, 100) if quick else (10, 100, 1000):
-        coord, base = _per_skill(n, None, repeat)
-        overhead = (coord - base) * 1e6
-        defaults[n] = overhead
-        section.rows.append(Row(f"N={n} CoordinatorEngine() defaults: per skill", coord * 1e6,
-                                "us", base * 1e6, "direct call",
-                                f"overhead {overhead:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
+    sizes = (10, 100) if quick else (10, 100, 1000)
+    cases: dict[str, _Case] = {}
+    for n in sizes:
+        cases[f"default {n}"] = _case(n, None)
     # The same defaults without the observers an installed plugin adds to every engine
     # (sof-serve's ``monitor``: metrics per skill, spans per run): SOF's own default path.
     for n in (10, 100):
-        coord, base = _per_skill(n, None, repeat, disable=("monitor",))
+        cases[f"no monitor {n}"] = _case(n, None, disable=("monitor",))
+    for n in sizes:
+        cases[f"tuned {n}"] = _case(n, "sequential")
+    cases["threads 100"] = _case(100, "threads")
+    cases["lists 100"] = _case(100, "sequential", lists=True)
+    measured = _per_skill(cases, repeat)
+    defaults: dict[int, float] = {}
+    for n in sizes:
+        coord, base = measured[f"default {n}"]
+        overhead = defaults[n] = (coord - base) * 1e6
+        section.rows.append(Row(f"N={n} CoordinatorEngine() defaults: per skill", coord * 1e6,
+                                "us", base * 1e6, "direct call",
+                                f"overhead {overhead:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
+    for n in (10, 100):
+        coord, base = measured[f"no monitor {n}"]
         overhead = (coord - base) * 1e6
         section.rows.append(Row(f"N={n} CoordinatorEngine() defaults, installed observer "
                                 "plugin 'monitor' disabled: per skill", coord * 1e6, "us",
                                 base * 1e6, "direct call",
                                 f"overhead {overhead:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
     tuned: dict[int, float] = {}
-    for n in (10, 100) if quick else (10, 100, 1000):
-        coord, base = _per_skill(n, "sequential", repeat)
-        overhead = (coord - base) * 1e6
-        tuned[n] = overhead
+    for n in sizes:
+        coord, base = measured[f"tuned {n}"]
+        overhead = tuned[n] = (coord - base) * 1e6
         section.rows.append(Row(f"N={n} tuned: sequential, no timeouts: per skill", coord * 1e6,
                                 "us", base * 1e6, "direct call",
                                 f"overhead {overhead:.2f} us/skill"))
-    coord, base = _per_skill(100, "threads", repeat)
+    coord, base = measured["threads 100"]
     overhead = (coord - base) * 1e6
     section.rows.append(Row("N=100 tuned: threads, no timeouts: per skill", coord * 1e6, "us",
                             base * 1e6, "direct call", f"overhead {overhead:.2f} us/skill"))
-    coord, base = _per_skill(100, "sequential", repeat, lists=True)
+    coord, base = measured["lists 100"]
     overhead = (coord - base) * 1e6
     section.rows.append(Row("N=100 tuned: sequential, no timeouts, each passes a list of 20 "
                             "dicts: per skill", coord * 1e6, "us", base * 1e6, "direct call",
@@ -224,6 +256,7 @@ def run(quick: bool) -> Section:
     )
     section.notes.append(
         "overhead = (coordinator - direct) / N; best of "
-        f"{repeat} batches, GC paused; plan compiled once and cached"
+        f"{repeat} batches, GC paused, every case's batches taken in turn; plan compiled once "
+        "and cached"
     )
     return section

@@ -64,16 +64,18 @@ class SkillSeries:
         with self._lock:
             runs, latency = self._runs, self._latency
             for result in results:
-                status = str(result.status)
-                key = (result.skill, result.plugin or "", status)
+                skill, status, duration = result.skill, result.status, result.duration
+                if type(status) is not str:
+                    status = str(status)
+                key = (skill, result.plugin or "", status)
                 runs[key] = runs.get(key, 0) + 1
                 if status == "skipped":
                     continue
-                counts = latency.get(result.skill)
+                counts = latency.get(skill)
                 if counts is None:
-                    counts = latency[result.skill] = [0.0] * (len(bounds) + 2)
-                counts[bisect_left(bounds, result.duration)] += 1
-                counts[-1] += result.duration
+                    counts = latency[skill] = [0.0] * (len(bounds) + 2)
+                counts[bisect_left(bounds, duration)] += 1
+                counts[-1] += duration
 
     # --- the collector protocol (prometheus_client.registry.Collector) -------------------
 
