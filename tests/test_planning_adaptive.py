@@ -261,3 +261,23 @@ def test_segmented_plan_for_a_host_running_a_plan_in_parts() -> None:
     assert watcher.after == [second]
     built.execute_plan(["Retrieve"], UIF(input_query="q"))  # outside: plain again
     assert len(watcher.before) == len(watcher.after) == 2
+
+
+def test_ctrl_c_in_a_segment_ends_the_observed_plan_with_that_segment() -> None:
+    class Interrupted(BaseSkillModule):
+        skill_name = "Interrupted"
+        skill_description = "Ctrl-C while retrieving"
+        required_inputs = ["input_query"]
+        output_keys = [("memory_results", list)]
+
+        def execute(self, uif: UIF) -> UIF:
+            raise KeyboardInterrupt
+
+    built, watcher = watched(Interrupted, Conflicts, Answer,
+                             default_plan=["Interrupted", "Conflicts", "Answer"])
+    with pytest.raises(KeyboardInterrupt):
+        built.run_query("do the notes disagree?")
+    assert len(watcher.before) == 1 and len(watcher.after) == 1
+    (told,) = watcher.after
+    assert [(r.skill, r.error_type) for r in told.results] == [
+        ("Interrupted", "KeyboardInterrupt")]

@@ -222,7 +222,7 @@ class CoordinatorEngine:
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
         segments = current_segments.get()
-        if segments is not None:  # a segment (segmented_plan); runs its skills start are not
+        if segments is not None:  # a segment (segmented_plan): runs its skills start are not
             token = current_segments.set(None)
         try:
             run = self._start(compiled, uif, chosen, segments)
