@@ -100,3 +100,33 @@ def served(engine: CoordinatorEngine, manager: SOFConfigManager) -> Iterator[Ser
 
 def client(server: BackgroundServer, **options: Any) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=30, **options)
+
+
+class FindPassages(BaseSkillModule):
+    skill_name = "Find"
+    skill_description = "finds passages"
+    required_inputs = ["input_query"]
+    output_keys = ["found"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["found"] = ["a passage"]
+        return uif
+
+
+class AnswerFromPassages(BaseSkillModule):
+    skill_name = "Answer"
+    skill_description = "answers from the passages"
+    required_inputs = ["found"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = str(uif.intermediate_data["found"])
+        return uif
+
+
+@pytest.fixture
+def segmented_skills() -> list[type[BaseSkillModule]]:
+    """Find, then Answer, which requires what Find produces: ``run_query`` with the plan
+    ``["Find", "Answer"]`` runs them as two engine runs (producers first, to decide)."""
+    return [FindPassages, AnswerFromPassages]
+

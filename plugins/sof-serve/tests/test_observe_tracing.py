@@ -83,34 +83,13 @@ def test_a_failed_skill_marks_its_span_and_the_run_as_errors(
     engine.close()
 
 
-class _Find(BaseSkillModule):
-    skill_name = "Find"
-    skill_description = "finds passages"
-    required_inputs = ["input_query"]
-    output_keys = ["found"]
-
-    def execute(self, uif: UIF) -> UIF:
-        uif.intermediate_data["found"] = ["a passage"]
-        return uif
-
-
-class _Answer(BaseSkillModule):
-    skill_name = "Answer"
-    skill_description = "answers from the passages"
-    required_inputs = ["found"]
-    output_keys = ["final_response"]
-
-    def execute(self, uif: UIF) -> UIF:
-        uif.final_response = str(uif.intermediate_data["found"])
-        return uif
-
 
 def test_a_query_run_in_segments_is_one_run_in_metrics_and_traces(
-        exporter: InMemorySpanExporter) -> None:
+        exporter: InMemorySpanExporter, segmented_skills: list[type[BaseSkillModule]]) -> None:
     """``run_query`` runs Find first (Answer requires its output), then Answer: two engine
     runs, one query: one ``sof.run`` span holding both skills, ``sof_runs_total`` + 1."""
     S.fresh_observers()
-    engine = make_engine([_Find, _Answer], autoload=True, plugins_only=["monitor"],
+    engine = make_engine(segmented_skills, autoload=True, plugins_only=["monitor"],
                          default_plan=["Find", "Answer"], planner="static", total_timeout=None)
     report = engine.run_query("anything")
     assert report.status == "success" and [r.skill for r in report.results] == ["Find", "Answer"]

@@ -176,37 +176,18 @@ def test_a_measured_bar_ends_before_the_next_stage_starts_and_within_the_run() -
     assert [(s["start_ms"], s["end_ms"]) for s in line["stages"]] == [(1.0, 12.0), (12.0, 30.0)]
 
 
-def test_a_query_planned_in_segments_has_one_timeline_from_its_first_skill() -> None:
+def test_a_query_planned_in_segments_has_one_timeline_from_its_first_skill(
+    segmented_skills: list[type[Any]],
+) -> None:
     """``run_query`` runs a planned query as two engine runs when a skill requires what an
     earlier one produces (producers first, to decide what to skip): both are one timeline,
     from the first run's start (the second used to restart it, drawing the first skill
     before zero)."""
     from sof_serve.trace import TimelineObserver, timeline
 
-    from sof_core import UIF, BaseSkillModule
     from sof_core.testing import make_engine
 
-    class Find(BaseSkillModule):
-        skill_name = "Find"
-        skill_description = "finds passages"
-        required_inputs = ["input_query"]
-        output_keys = ["found"]
-
-        def execute(self, uif: UIF) -> UIF:
-            uif.intermediate_data["found"] = ["a passage"]
-            return uif
-
-    class Answer(BaseSkillModule):
-        skill_name = "Answer"
-        skill_description = "answers from the passages"
-        required_inputs = ["found"]
-        output_keys = ["final_response"]
-
-        def execute(self, uif: UIF) -> UIF:
-            uif.final_response = str(uif.intermediate_data["found"])
-            return uif
-
-    engine = make_engine([Find, Answer], default_plan=["Find", "Answer"], planner="static")
+    engine = make_engine(segmented_skills, default_plan=["Find", "Answer"], planner="static")
     observer = TimelineObserver()
     engine.plugins.register(observer, "timeline-test", raise_errors=True)
     report = engine.run_query("anything")
