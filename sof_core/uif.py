@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-import uuid
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -96,6 +96,19 @@ FREE_FORM_FIELDS: tuple[str, ...] = (
 MAX_JSON_DEPTH = 100
 
 
+def _new_task_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, what ``uuid.uuid4().hex`` gives.
+
+    Built from the 16 random bytes directly: ``uuid.UUID``'s constructor checks and converts
+    in Python, which made a task id cost about 4 us, a third of building a UIF (one per
+    query); this costs about 1 us.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()
+
+
 def _new_list() -> list[Any]:
     """A new empty list: ``default_factory=list`` without its cost at class creation.
 
@@ -119,7 +132,7 @@ class UIF(BaseModel):
         ser_json_inf_nan="strings",  # one written at run time dumps as "NaN", not null
     )
 
-    task_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    task_id: str = Field(default_factory=_new_task_id)
     status: UIFStatus = UIFStatus.PENDING
     input_query: str = Field(min_length=1)
     source_documents: list[str] = Field(default_factory=_new_list)

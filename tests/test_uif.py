@@ -86,3 +86,15 @@ def test_for_query_raises_one_sof_error_naming_every_bad_field() -> None:
     assert isinstance(info.value, SOFError) and isinstance(info.value, ValueError)
     assert "input_query: input_query must contain non-whitespace text" in message
     assert "confidence_score" in message and "colour: is not a UIF field" in message
+
+
+def test_task_ids_are_distinct_random_uuid4_hex() -> None:
+    """``task_id`` defaults to what ``uuid.uuid4().hex`` gives (hosts and logs parse it)."""
+    import uuid
+
+    ids = [UIF(input_query="q").task_id for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for task_id in ids[:200]:
+        parsed = uuid.UUID(hex=task_id)
+        assert parsed.hex == task_id and len(task_id) == 32
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
