@@ -512,6 +512,33 @@ def test_run_sandboxed_kills_a_call_past_its_timeout() -> None:
     assert run_sandboxed(divmod, (7, 2), name="quick") == (3, 1)
 
 
+def test_run_sandboxed_inside_a_skill_ends_by_the_skills_deadline() -> None:
+    """A skill with 1 s calls a sandboxed function allowed 30 s: the worker is killed at
+    the skill's deadline, so the skill's thread comes back instead of staying hung."""
+
+    class CallsSlowTool(BaseSkillModule):
+        skill_name = "CallsSlowTool"
+        skill_description = "waits on a sandboxed call longer than its own time"
+        output_keys = ["final_response"]
+        max_execution_time = 1.0
+
+        def execute(self, uif: UIF) -> UIF:
+            run_sandboxed(time.sleep, (30,), name="slow tool", timeout=30.0)
+            uif.final_response = "never"
+            return uif
+
+    engine = make_engine([CallsSlowTool])
+    report = engine.execute_plan(["CallsSlowTool"], UIF(input_query="q"))
+    assert report.status != "success"
+    (result,) = report.results
+    assert result.status in ("timeout", "failed")
+    deadline = time.monotonic() + 5.0  # the hung thread returns once its worker is killed
+    while engine.stats()["abandoned_calls"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.stats()["abandoned_calls"] == {}
+    engine.close()
+
+
 def test_run_sandboxed_applies_permissions_and_rate(server: Server) -> None:
     with pytest.raises(ToolPermissionError):
         run_sandboxed(tools.connect, (server.port,), name="offline")

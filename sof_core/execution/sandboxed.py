@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
 from sof_core.errors import SkillNotPicklableError
+from sof_core.execution.deadlines import current_deadline
 from sof_core.graph.compile import IsolationSettings, Step
 from sof_core.security.policy import ToolLimits
 from sof_core.skills.base import BaseSkillModule
@@ -72,15 +73,25 @@ def run_sandboxed(
 ) -> Any:
     """``func(*args, **kwargs)`` in a sandboxed worker process; its return value.
 
+    Called inside a skill, the call ends by that skill's deadline too
+    (``sof_core.current_deadline()``), whichever comes first: the worker is killed then
+    rather than left running for a skill already given up on.
+
     Raises what the function raised, or ``SkillTimeoutError`` (killed at ``timeout``
-    seconds), ``ToolRateLimitError``, ``ToolPermissionError`` (from a refused action, when
-    the function does not catch it), ``SkillResourceLimitError``, ``SkillCrashedError`` or
+    seconds, or at the calling skill's deadline), ``ToolRateLimitError``,
+    ``ToolPermissionError`` (from a refused action, when the function does not catch it),
+    ``SkillResourceLimitError``, ``SkillCrashedError`` or
     ``SkillNotPicklableError``, each naming ``name``. An output over ``max_output_bytes``
     is cut (see ``sof_core.security.output``).
     """
     unknown = sorted(set(permissions) - PERMISSIONS)
     if unknown:
         raise ValueError(f"unknown permissions {unknown}; known: {sorted(PERMISSIONS)}")
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    skill_deadline = current_deadline()
+    if skill_deadline is not None and skill_deadline < deadline:
+        deadline = skill_deadline
+        timeout = round(max(0.0, deadline - time.monotonic()), 3)  # what a timeout reports
     tool = ToolLimits(
         permissions=frozenset(permissions),
         timeout=timeout,
@@ -113,7 +124,6 @@ def run_sandboxed(
     )
     from sof_core.execution.isolation import _tool_call
 
-    deadline = math.inf if timeout is None else time.monotonic() + timeout
     try:
         changes = _tool_call(step, UIF(input_query=name), tool, deadline)
     except SkillNotPicklableError as exc:
