@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sof_core._installed import ENTRY_POINT_GROUP
+from sof_core._installed import installed_plugins as installed_plugins
 from sof_core._version import __version__
 from sof_core.cli import completion, hooks, inspect, new_plugin, plan, run, startup
 from sof_core.cli import config as config_cli
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 CORE_COMMANDS = (
     "plugins", "skills", "plan", "graph", "validate", "run", "config", "hooks", "new-plugin"
 )
-ENTRY_POINT_GROUP = "sof.plugins"  # as sof_core.plugins.ENTRY_POINT_GROUP, without importing it
 log = logging.getLogger("sof.cli")
 
 
@@ -83,76 +84,6 @@ def version_text() -> str:
     for name, dist, version in plugins:
         lines.append(f"  {name.ljust(width)}  {dist} {version}")
     return "\n".join(lines)
-
-
-def installed_plugins() -> list[tuple[str, str, str]]:
-    """``(entry-point name, distribution, version)`` of every installed plugin, sorted.
-
-    Read straight from the ``.dist-info``/``.egg-info`` folders on ``sys.path`` (what
-    ``importlib.metadata`` reads, without its cost): ``sof --version`` stays fast. As for
-    imports, the first distribution of a name on ``sys.path`` wins; unreadable metadata is
-    skipped (``sof plugins`` names it).
-    """
-    found: list[tuple[str, str, str]] = []
-    seen: set[str] = set()
-    for folder in sys.path:
-        try:
-            names = sorted(os.listdir(folder or "."))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".dist-info"):
-                meta_file = "METADATA"
-            elif name.endswith(".egg-info"):
-                meta_file = "PKG-INFO"
-            else:
-                continue
-            key = name.rsplit(".", 1)[0].split("-", 1)[0].lower().replace("-", "_")
-            if key in seen:
-                continue
-            seen.add(key)
-            path = os.path.join(folder or ".", name)
-            plugins = _group_entries(_read(os.path.join(path, "entry_points.txt")))
-            if not plugins:
-                continue
-            dist, version = _name_and_version(_read(os.path.join(path, meta_file)))
-            found.extend((plugin, dist or key, version or "?") for plugin in plugins)
-    return sorted(found)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _group_entries(text: str) -> list[str]:
-    """Names in the ``[sof.plugins]`` section of an ``entry_points.txt``."""
-    names: list[str] = []
-    inside = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            inside = line == f"[{ENTRY_POINT_GROUP}]"
-        elif inside and "=" in line:
-            names.append(line.split("=", 1)[0].strip())
-    return names
-
-
-def _name_and_version(text: str) -> tuple[str | None, str | None]:
-    name = version = None
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the headers end at the first blank line
-        if line.startswith("Name:"):
-            name = line[5:].strip()
-        elif line.startswith("Version:"):
-            version = line[8:].strip()
-    return name, version
 
 
 def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager) -> None:

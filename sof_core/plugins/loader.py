@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import pluggy
 
+from sof_core._installed import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from sof_core._version import API_VERSION, __version__
 from sof_core.config import SOFConfig, load_host_config
 from sof_core.errors import (
@@ -52,7 +53,6 @@ from sof_core.plugins.registry import (
     safe_repr,
 )
 
-ENTRY_POINT_GROUP = "sof.plugins"
 #: SOF's own executors and planners, registered through the same hooks as third parties'.
 #: Named, not imported, here: they sit in higher layers that import this one (as pytest
 #: lists its ``default_plugins``).

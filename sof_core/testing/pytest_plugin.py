@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(
     if not value:
         return
     if value == "*":
-        from sof_core.cli.main import installed_plugins  # metadata only: no plugin imported
+        from sof_core._installed import installed_plugins  # metadata only: no plugin imported
 
         names = sorted({name for name, _, _ in installed_plugins()})
     else:

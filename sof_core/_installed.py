@@ -1,0 +1,89 @@
+"""The installed SOF plugins, read from package metadata files only (no import, no parse).
+
+``sof --version`` lists them, and the configuration asks whether an unknown ``SOF_...``
+environment variable belongs to one of them; both run before (or without) plugin
+discovery, which goes through ``importlib.metadata`` and costs several times more (it is
+what checks and loads plugins: ``sof_core.plugins.loader``). A module of its own, below every
+layer, so that the configuration and the CLI share it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+#: The entry-point group SOF plugins register under (``sof_core.plugins.ENTRY_POINT_GROUP``).
+ENTRY_POINT_GROUP = "sof.plugins"
+
+
+def installed_plugins() -> list[tuple[str, str, str]]:
+    """``(entry-point name, distribution, version)`` of every installed plugin, sorted.
+
+    Read straight from the ``.dist-info``/``.egg-info`` folders on ``sys.path`` (what
+    ``importlib.metadata`` reads, without its cost): ``sof --version`` stays fast. As for
+    imports, the first distribution of a name on ``sys.path`` wins; unreadable metadata is
+    skipped (``sof plugins`` names it).
+    """
+    found: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for folder in sys.path:
+        try:
+            names = sorted(os.listdir(folder or "."))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                meta_file = "METADATA"
+            elif name.endswith(".egg-info"):
+                meta_file = "PKG-INFO"
+            else:
+                continue
+            key = name.rsplit(".", 1)[0].split("-", 1)[0].lower().replace("-", "_")
+            if key in seen:
+                continue
+            seen.add(key)
+            path = os.path.join(folder or ".", name)
+            plugins = _group_entries(_read(os.path.join(path, "entry_points.txt")))
+            if not plugins:
+                continue
+            dist, version = _name_and_version(_read(os.path.join(path, meta_file)))
+            found.extend((plugin, dist or key, version or "?") for plugin in plugins)
+    return sorted(found)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _group_entries(text: str) -> list[str]:
+    """Names in the ``[sof.plugins]`` section of an ``entry_points.txt``."""
+    names: list[str] = []
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            inside = line == f"[{ENTRY_POINT_GROUP}]"
+        elif inside and "=" in line:
+            names.append(line.split("=", 1)[0].strip())
+    return names
+
+
+def _name_and_version(text: str) -> tuple[str | None, str | None]:
+    name = version = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+    return name, version
+
+
+__all__ = ["ENTRY_POINT_GROUP", "installed_plugins"]
