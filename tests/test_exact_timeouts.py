@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
 
 import sof_core
@@ -206,8 +207,16 @@ def test_a_timeout_that_never_expires_is_a_config_error(key: str, value: float) 
     with pytest.raises(ConfigError) as raised:
         load_config(**{key: value})
     assert raised.value.key == key
-    with pytest.raises(ValueError, match=key):
+    # Given to SOFConfig directly, or assigned, it is a ConfigError too (and still
+    # pydantic's ValidationError, a ValueError, for code that catches that).
+    with pytest.raises(ConfigError, match=key) as direct:
         SOFConfig(**{key: value})
+    assert direct.value.key == key and isinstance(direct.value, pydantic.ValidationError)
+    config = SOFConfig()
+    with pytest.raises(ConfigError) as assigned:
+        setattr(config, key, value)
+    assert assigned.value.key == key and isinstance(assigned.value, ValueError)
+    assert getattr(config, key) == getattr(SOFConfig(), key)  # the bad value was not kept
 
 
 def test_an_infinite_max_execution_time_is_a_definition_error_naming_the_skill() -> None:

@@ -73,10 +73,56 @@ def _new_list() -> list[Any]:
     return []
 
 
+class ConfigValidationError(ValidationError, ConfigError):
+    """A bad value given to ``SOFConfig`` directly: pydantic's ``ValidationError`` (its
+    ``errors()`` and message, so code catching that keeps working) that is also SOF's
+    ``ConfigError``, with ``key`` naming the first setting at fault; a host catches one SOF
+    exception for every configuration mistake, however the value arrived."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The errors are set by pydantic's ``__new__`` (``from_exception_data``)."""
+        errors = self.errors()
+        loc = errors[0]["loc"] if errors else ()
+        self.key = str(loc[0]) if loc else None
+
+    @classmethod
+    def from_validation_error(cls, exc: ValidationError) -> ConfigValidationError:
+        return cls.from_exception_data(exc.title, exc.errors(include_url=False))  # type: ignore[arg-type]
+
+
 class SOFConfig(BaseModel):
-    """Every setting SOF reads. Unknown keys are errors, so typos never pass silently."""
+    """Every setting SOF reads. Unknown keys are errors, so typos never pass silently.
+
+    A bad value raises ``ConfigValidationError``: a ``ConfigError`` naming the setting,
+    and still pydantic's ``ValidationError``.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ConfigValidationError:
+            raise
+        except ValidationError as exc:
+            raise ConfigValidationError.from_validation_error(exc) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ConfigValidationError:
+            raise
+        except ValidationError as exc:
+            raise ConfigValidationError.from_validation_error(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> SOFConfig:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ConfigValidationError:
+            raise
+        except ValidationError as exc:
+            raise ConfigValidationError.from_validation_error(exc) from None
 
     # --- the seed's migration flags ------------------------------------------------------
     use_sof_framework: bool = False
