@@ -19,7 +19,8 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -90,6 +91,17 @@ class ConfigValidationError(ValidationError, ConfigError):
         return cls.from_exception_data(exc.title, exc.errors(include_url=False))  # type: ignore[arg-type]
 
 
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """pydantic's ``ValidationError`` out of the block as a ``ConfigValidationError``."""
+    try:
+        yield
+    except ConfigValidationError:
+        raise
+    except ValidationError as exc:
+        raise ConfigValidationError.from_validation_error(exc) from None
+
+
 class SOFConfig(BaseModel):
     """Every setting SOF reads. Unknown keys are errors, so typos never pass silently.
 
@@ -100,29 +112,17 @@ class SOFConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
     def __init__(self, /, **data: Any) -> None:
-        try:
+        with _config_errors():
             super().__init__(**data)
-        except ConfigValidationError:
-            raise
-        except ValidationError as exc:
-            raise ConfigValidationError.from_validation_error(exc) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        try:
+        with _config_errors():
             super().__setattr__(name, value)
-        except ConfigValidationError:
-            raise
-        except ValidationError as exc:
-            raise ConfigValidationError.from_validation_error(exc) from None
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> SOFConfig:
-        try:
+        with _config_errors():
             return super().model_validate(obj, *args, **kwargs)
-        except ConfigValidationError:
-            raise
-        except ValidationError as exc:
-            raise ConfigValidationError.from_validation_error(exc) from None
 
     # --- the seed's migration flags ------------------------------------------------------
     use_sof_framework: bool = False
