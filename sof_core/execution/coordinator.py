@@ -151,8 +151,8 @@ class CoordinatorEngine:
 
     def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
         """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
-        kind = type(plan)
-        if kind is not list and kind is not tuple:  # a str would pass as one-letter names
+        listed = type(plan) is list or type(plan) is tuple
+        if not listed:  # checked before the lookup: a str would pass as one-letter names
             check_plan_type(plan)
         available = frozenset(available)
         key = (tuple(plan), self.plugins.registry.version, available)
@@ -163,7 +163,8 @@ class CoordinatorEngine:
                 cached = None
             if cached is not None:  # its items were checked when it was compiled
                 return cached
-        check_plan_type(plan)
+        if listed:
+            check_plan_type(plan)
         compiled = compile_plan(plan, self.plugins.registry, self.config, available)
         if self.config.enable_plan_cache:
             self._cache.put(key, compiled)
@@ -267,13 +268,13 @@ class CoordinatorEngine:
         uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
         uif.__dict__["execution_plan"] = list(compiled.order)
         run = RunContext(self.plugins, self.config, compiled, uif, chosen, self._threads)
-        if segments is None:
-            if run.observing["sof_before_plan"]:
-                self.plugins.notify("sof_before_plan", plan=list(compiled.order), uif=uif)
-        elif not segments.began:
+        if segments is not None:  # only the first segment tells, with the whole plan
+            if segments.began:
+                return run
             segments.began = True
-            if run.observing["sof_before_plan"]:
-                self.plugins.notify("sof_before_plan", plan=list(segments.plan), uif=uif)
+        if run.observing["sof_before_plan"]:
+            plan = compiled.order if segments is None else segments.plan
+            self.plugins.notify("sof_before_plan", plan=list(plan), uif=uif)
         return run
 
     def _report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
