@@ -219,6 +219,24 @@ def test_a_timeout_that_never_expires_is_a_config_error(key: str, value: float) 
     assert getattr(config, key) == getattr(SOFConfig(), key)  # the bad value was not kept
 
 
+@pytest.mark.parametrize("key", ["skill_timeout", "total_timeout"])
+def test_every_sofconfig_validator_raises_a_config_error(key: str) -> None:
+    # The dict, JSON and string validators each turn pydantic's error into one naming the key.
+    attempts = [
+        lambda: SOFConfig.model_validate({key: 1e300}),
+        lambda: SOFConfig.model_validate_json(f'{{"{key}": 1e300}}'),
+        lambda: SOFConfig.model_validate_strings({key: "1e300"}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigError, match=key) as raised:
+            attempt()
+        assert raised.value.key == key and isinstance(raised.value, pydantic.ValidationError)
+    with pytest.raises(ConfigError) as broken:  # not JSON at all: no key to name
+        SOFConfig.model_validate_json("{not json")
+    assert broken.value.key is None and isinstance(broken.value, pydantic.ValidationError)
+    assert SOFConfig.model_validate_json(f'{{"{key}": 2.5}}').model_dump()[key] == 2.5
+
+
 def test_an_infinite_max_execution_time_is_a_definition_error_naming_the_skill() -> None:
     with pytest.raises(sof_core.SkillDefinitionError, match=r"Endless.*max_execution_time"):
         endless = type("Endless", (Plain,), {"skill_name": "Endless",

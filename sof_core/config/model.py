@@ -124,6 +124,16 @@ class SOFConfig(BaseModel):
         with _config_errors():
             return super().model_validate(obj, *args, **kwargs)
 
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> SOFConfig:
+        with _config_errors():
+            return super().model_validate_json(json_data, *args, **kwargs)
+
+    @classmethod
+    def model_validate_strings(cls, obj: Any, *args: Any, **kwargs: Any) -> SOFConfig:
+        with _config_errors():
+            return super().model_validate_strings(obj, *args, **kwargs)
+
     # --- the seed's migration flags ------------------------------------------------------
     use_sof_framework: bool = False
     fallback_to_legacy: bool = True
