@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfig, hookimpl
+from sof_core import (
+    UIF,
+    BaseSkillModule,
+    CoordinatorEngine,
+    PlanValidationError,
+    SOFConfig,
+    hookimpl,
+)
 from sof_core.testing import make_engine
 
 PASSAGES: dict[str, list[dict[str, Any]]] = {"found": []}
@@ -281,3 +288,29 @@ def test_ctrl_c_in_a_segment_ends_the_observed_plan_with_that_segment() -> None:
     (told,) = watcher.after
     assert [(r.skill, r.error_type) for r in told.results] == [
         ("Interrupted", "KeyboardInterrupt")]
+
+
+def test_an_error_between_segments_still_ends_the_observed_plan() -> None:
+    """Every sof_before_plan gets its sof_after_plan: a host's own error (or a later
+    segment's invalid plan) after the first segment ends the plan for observers with the
+    last segment's report, marked failure and naming the error, then propagates."""
+    built, watcher = watched(Retrieve, Answer)
+    uif = UIF(input_query="q")
+    with pytest.raises(RuntimeError, match="the host broke"), \
+            built.segmented_plan(["Retrieve", "Answer"]):
+        first = built.execute_plan(["Retrieve"], uif)
+        raise RuntimeError("the host broke")
+    assert len(watcher.before) == len(watcher.after) == 1
+    (told,) = watcher.after
+    assert told.status == "failure" and told.plan == ["Retrieve", "Answer"]
+    assert [r.skill for r in told.results] == ["Retrieve"]
+    assert told.errors[-1] == "the query ended by RuntimeError: the host broke"
+    assert first.status == "success" and first.errors == []  # the segment's report is kept
+    with pytest.raises(PlanValidationError), built.segmented_plan(["Retrieve", "Nope"]):
+        built.execute_plan(["Retrieve"], UIF(input_query="q"))
+        built.execute_plan(["Nope"], UIF(input_query="q"))  # an invalid later segment
+    assert len(watcher.before) == len(watcher.after) == 2
+    assert "PlanValidationError" in watcher.after[1].errors[-1]
+    with pytest.raises(RuntimeError), built.segmented_plan(["Retrieve"]):
+        raise RuntimeError("before any run")  # nothing began: nothing to end
+    assert len(watcher.before) == len(watcher.after) == 2

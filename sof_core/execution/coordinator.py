@@ -8,6 +8,7 @@ loop, ``sof_core.execution.arun``). The engine owns the threads its runs use
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import weakref
@@ -247,7 +248,9 @@ class CoordinatorEngine:
         ``plan``; no run notifies ``sof_after_plan``. Call the function it gives with the
         merged report to notify it once (``run_query``'s adaptive runs use this; see
         ``sof_core.execution.segments``). A run that a ``KeyboardInterrupt`` ends notifies
-        with its own report, as it would alone, since the query ends there.
+        with its own report, as it would alone, since the query ends there; any other
+        exception leaving the block once a run began notifies with the last run's report,
+        marked ``failure`` and naming the exception, then propagates.
         """
         segments = SegmentedPlan(list(plan))
         token = current_segments.set(segments)
@@ -260,6 +263,10 @@ class CoordinatorEngine:
 
         try:
             yield finish
+        except BaseException as exc:
+            if segments.began and not segments.ended:
+                finish(_ended_by(segments, exc))
+            raise
         finally:
             current_segments.reset(token)
 
@@ -272,6 +279,7 @@ class CoordinatorEngine:
             if segments.began:
                 return run
             segments.began = True
+            segments.uif = uif
         if run.observing["sof_before_plan"]:
             plan = compiled.order if segments is None else segments.plan
             self.plugins.notify("sof_before_plan", plan=list(plan), uif=uif)
@@ -299,6 +307,8 @@ class CoordinatorEngine:
                 timings={"compile": compiled_at - started, "run": ended - compiled_at},
             )
         tell = segments is None
+        if segments is not None:
+            segments.last = report
         if segments is not None and run.interrupt is not None and not segments.ended:
             segments.ended = tell = True  # the query ends with this segment
         if tell and run.observing["sof_after_plan"]:
@@ -401,3 +411,17 @@ class CoordinatorEngine:
             report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
+
+
+def _ended_by(segments: SegmentedPlan, exc: BaseException) -> ExecutionReport:
+    """What observers are told of a segmented plan an exception ended: the last segment's
+    report (or an empty one if none ended), a ``failure`` naming the exception."""
+    why = f"the query ended by {type(exc).__name__}: {exc}"
+    last = segments.last
+    if last is None:
+        assert segments.uif is not None  # set with ``began``
+        return ExecutionReport(uif=segments.uif, status="failure", plan=list(segments.plan),
+                               errors=[why])
+    return dataclasses.replace(last, status="failure", plan=list(segments.plan),
+                               stages=list(last.stages), results=list(last.results),
+                               errors=[*last.errors, why])

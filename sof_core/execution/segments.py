@@ -9,18 +9,26 @@ segment to start notifies ``sof_before_plan`` with the whole plan, no segment no
 counts once in per-run metrics and gets one trace span, whatever its segments.
 
 A ``ContextVar`` holds the segmented plan: concurrent queries on one engine (threads or
-event-loop tasks) never see each other's.
+event-loop tasks) never see each other's. An exception that ends the block after a
+segment began (a later segment's invalid plan, a host's own error) still ends the plan for
+observers: ``sof_after_plan`` gets the last segment's report, marked ``failure`` with the
+exception named in its errors, so every ``sof_before_plan`` has its ``sof_after_plan``.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sof_core.execution.report import ExecutionReport
+    from sof_core.uif import UIF
 
 
 class SegmentedPlan:
     """A plan being run as several engine runs, and what observers were told of it."""
 
-    __slots__ = ("began", "ended", "plan")
+    __slots__ = ("began", "ended", "last", "plan", "uif")
 
     def __init__(self, plan: list[str]) -> None:
         self.plan = plan
@@ -28,6 +36,10 @@ class SegmentedPlan:
         self.began = False
         #: ``sof_after_plan`` was sent (by ``finish``, or by a segment a Ctrl-C ended).
         self.ended = False
+        #: The UIF the first segment ran on, and the report of the last segment that ended:
+        #: what ``sof_after_plan`` is told if an exception ends the query between segments.
+        self.uif: UIF | None = None
+        self.last: ExecutionReport | None = None
 
 
 #: The segmented plan the current thread or task is running, if any.
