@@ -84,13 +84,13 @@ class AsyncCall:
                  "state", "step", "task", "verdict")
 
     def __init__(self, step: Step, loop: asyncio.AbstractEventLoop, started: float,
-                 deadline: float) -> None:
+                 deadline: float, state: LoopState | None = None) -> None:
         self.step = step
         self.loop = loop
-        self.state = loop_state(loop)
+        self.state = state = loop_state(loop) if state is None else state
         self.started = started
         self.deadline = deadline
-        self.blocked_at_start = self.state.blocked
+        self.blocked_at_start = state.blocked
         self.own_blocked = 0.0
         self.task: asyncio.Task[Any] | None = None
         #: Why the watchdog ended the call (set before it is cancelled), or None.
@@ -162,8 +162,12 @@ class _Guarded:
             started = state.since = clock()
             try:
                 yielded = coro.send(value) if error is None else coro.throw(error)
-            except StopIteration as stop:  # it returned
-                _slice_ended(state, call, started)
+            except StopIteration as stop:  # it returned (``_slice_ended``, inlined)
+                state.current = None
+                spent = clock() - started
+                if spent >= BLOCKING:
+                    state.blocked += spent
+                    call.own_blocked += spent
                 return stop.value
             except BaseException:
                 _slice_ended(state, call, started)

@@ -25,6 +25,7 @@ from sof_core.execution.aio import (
     AsyncCall,
     _Guarded,
     cancel_soon,
+    loop_state,
     overrun,
 )
 from sof_core.execution.deadlines import _task_deadline, clock
@@ -63,6 +64,9 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
     if watch_run is not None:
         run.watches_calls = True
         watch_run.arm(first)
+    # Single async steps are awaited in this task, on this loop: looked up once per run.
+    task = asyncio.current_task()
+    state = loop_state(loop)
     try:
         for index, stage in enumerate(run.step_stages):
             if run.stop_status is not None or run.finished:
@@ -81,10 +85,11 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     # (``_one`` + ``_record_stage``'s success path without the Outcome).
                     now = clock()
                     acall = AsyncCall(step, loop, now,
-                                      now + step.timeout if step.timeout is not None else _INF)
+                                      now + step.timeout if step.timeout is not None else _INF,
+                                      state)
                     inflight.append(acall)
                     try:
-                        ran = await _await_once(run, step, acall)
+                        ran = await _await_once(run, step, acall, task)
                     finally:
                         inflight.remove(acall)
                     if run.finished:  # the total timeout recorded this stage already
@@ -157,10 +162,11 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
 _Ran = tuple["UIF | None", "UIF | None", "ScopedData | None", "BaseException | None", float]
 
 
-async def _await_once(run: RunContext, step: Step, call: AsyncCall) -> _Ran:
+async def _await_once(run: RunContext, step: Step, call: AsyncCall,
+                      task: asyncio.Task[object] | None = None) -> _Ran:
     """``aexecute_step`` + ``await_step`` for a step with no retries, in one coroutine
     frame (the per-step cost of a run on the loop): the same view, the same deadline
-    handling, the same outcomes."""
+    handling, the same outcomes. ``task``: the current task, if the caller knows it."""
     started = _perf()
     view, data = skill_view(run.uif, step)
     try:
@@ -168,7 +174,9 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall) -> _Ran:
         if before is not None:
             before(step, view)
         coro = step.instance.execute(view)
-        task = call.task = asyncio.current_task()
+        if task is None:
+            task = asyncio.current_task()
+        call.task = task
         call.done = False
         token = _task_deadline.set(call.deadline)
         try:
