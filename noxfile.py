@@ -50,6 +50,10 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     install_all(session, extra="dev")
     session.run("mypy", "sof_core")
+    # The bundled plugins, strictly as well, from their sources (the core's config applies).
+    session.run("mypy", "--strict", *(str(package) for plugin in map(Path, PLUGINS)
+                                      for package in sorted(plugin.glob("sof_*"))
+                                      if (package / "__init__.py").exists()))
 
 
 @nox.session

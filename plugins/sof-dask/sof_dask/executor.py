@@ -146,11 +146,12 @@ def _pack(step: Step, uif: UIF) -> bytes:
     except Exception as exc:
         raise SkillNotPicklableError(step.name, "the skill instance", _reason(exc)) from exc
     try:
-        return cloudpickle.dumps((skill, inputs, fields))
+        packed: bytes = cloudpickle.dumps((skill, inputs, fields))
     except Exception as exc:
         bad = [k for k, v in inputs.items() if not _picklable(v)]
         what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
         raise SkillNotPicklableError(step.name, what, _reason(exc)) from exc
+    return packed
 
 
 def _key(step: Step) -> str:
