@@ -10,6 +10,7 @@ first read, and keep the value (later reads are plain attribute lookups).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +20,8 @@ def lazy_exports(
     package: str, exports: Mapping[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for module ``package``: ``exports`` maps each name to the
-    module that defines it.
+    module that defines it. Any other name that is a submodule of ``package`` is imported
+    when first read, as ``import package.name`` would.
 
     Use it at the end of the package's ``__init__.py``::
 
@@ -34,6 +36,11 @@ def lazy_exports(
     def __getattr__(name: str) -> Any:
         where = table.get(name)
         if where is None:
+            # A submodule nobody imported yet (``package.backend``): imported now, as it was
+            # when packages imported all their modules up front, so code that reached a
+            # submodule through its package keeps working.
+            if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}"):
+                return importlib.import_module(f"{package}.{name}")
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(where), name)
         vars(sys.modules[package])[name] = value

@@ -15,6 +15,7 @@ def _package(root: Path, listed: bool) -> None:
     package = root / "lazy_demo_pkg"
     package.mkdir()
     (package / "heavy.py").write_text("LOADS = []\nLOADS.append(1)\ndef answer():\n    return 42\n")
+    (package / "extra.py").write_text("NAME = 'extra'\n")
     all_line = '__all__ = ["VERSION", "answer"]\n' if listed else ""
     (package / "__init__.py").write_text(textwrap.dedent("""
         from sof_core import lazy_exports
@@ -42,7 +43,12 @@ def test_a_name_loads_its_module_on_first_read_only_and_is_kept(tmp_path: Path,
             assert str(exc) == "module 'lazy_demo_pkg' has no attribute 'missing'", exc
         else:
             raise AssertionError("no AttributeError")
-        print(sorted(dir(lazy_demo_pkg)))
+        # A submodule not in the exports is imported when first read through its package.
+        assert "lazy_demo_pkg.extra" not in sys.modules
+        assert lazy_demo_pkg.extra.NAME == "extra"
+        assert sys.modules["lazy_demo_pkg.extra"] is lazy_demo_pkg.extra
+        assert not hasattr(lazy_demo_pkg, "__wrapped__")  # dunders are never looked up
+        print(sorted(n for n in dir(lazy_demo_pkg) if n != "extra"))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
