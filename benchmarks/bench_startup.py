@@ -103,6 +103,22 @@ def _wall(command: list[str], repeat: int, env: dict[str, str] | None = None) ->
     return _timed(command, repeat, env)[0]
 
 
+def _walls_in_turn(commands: list[list[str]], repeat: int) -> list[float]:
+    """Best wall seconds of each command, their runs taken in turn (a, b, a, b, ...): rows
+    compared with each other share the machine's spells, as the overhead section's do, so a
+    slowdown between two blocks of runs cannot make one look slower than the other."""
+    env = _environment()
+    for command in commands:
+        subprocess.run(command, check=True, capture_output=True, env=env)
+    best = [float("inf")] * len(commands)
+    for _ in range(repeat):
+        for index, command in enumerate(commands):
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=env)
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
+
+
 def _sof_command() -> list[str]:
     """The real console script next to this interpreter (not a shim), else ``-m``."""
     script = Path(sys.executable).parent / "sof"
@@ -193,8 +209,8 @@ def run(quick: bool) -> Section:
     repeat = 3 if quick else 9
     python = sys.executable
     bare, bare_cpu = _timed([python, "-c", "pass"], repeat)
-    deps = _wall([python, "-c", "import pydantic, networkx, pluggy"], repeat)
-    core = _wall([python, "-c", "import sof_core"], repeat)
+    deps, core = _walls_in_turn([[python, "-c", "import pydantic, networkx, pluggy"],
+                                 [python, "-c", "import sof_core"]], repeat)
     section.rows.append(Row("import sof_core", core * 1e3, "ms", deps * 1e3,
                             "import pydantic+networkx+pluggy",
                             f"{(core - bare) * 1e3:.0f} ms above bare python"))
@@ -206,21 +222,24 @@ def run(quick: bool) -> Section:
     # The stricter reading: everything a host that routes queries imports, networkx included,
     # against the dependencies as the core uses them (pydantic's BaseModel is lazy to import,
     # so `import pydantic` alone understates what any pydantic user pays).
-    used = _wall([python, "-c", "import networkx, pluggy, importlib_metadata, "
-                  "packaging.requirements; from pydantic import BaseModel, Field"], repeat)
-    whole = _wall([python, "-c", "import sof_core.execution.coordinator, sof_core.graph.build, "
-                   "sof_core.plugins, sof_core.routing.router"], repeat)
+    used, whole = _walls_in_turn([
+        [python, "-c", "import networkx, pluggy, importlib_metadata, packaging.requirements; "
+         "from pydantic import BaseModel, Field"],
+        [python, "-c", "import sof_core.execution.coordinator, sof_core.graph.build, "
+         "sof_core.plugins, sof_core.routing.router"],
+    ], repeat)
     section.rows.append(Row("import every module a host uses", whole * 1e3, "ms", used * 1e3,
                             "the dependencies as used",
                             "coordinator, graph, plugins, router; networkx included"))
     sof = _sof_command()
-    help_time = _wall([*sof, "--help"], repeat)
     version_time = _wall([*sof, "--version"], repeat)
     # `sof --help` lists the commands installed plugins add, so it loads them: its baseline is
     # loading the installed plugins in a bare interpreter (what any host pays at start-up).
-    plugins_time = _wall([python, "-c", "from sof_core.config import load_config; "
-                          "from sof_core.plugins import PluginManager; "
-                          "PluginManager(load_config()).load()"], repeat)
+    help_time, plugins_time = _walls_in_turn([
+        [*sof, "--help"],
+        [python, "-c", "from sof_core.config import load_config; "
+         "from sof_core.plugins import PluginManager; PluginManager(load_config()).load()"],
+    ], repeat)
     section.rows.append(Row("sof --help", help_time * 1e3, "ms", plugins_time * 1e3,
                             "load the installed plugins", "lists plugin commands"))
     section.rows.append(Row("sof --version", version_time * 1e3, "ms", bare * 1e3, "bare python"))
@@ -252,4 +271,6 @@ def run(quick: bool) -> Section:
     section.notes.append(f"CLI measured as {' '.join(sof)}")
     section.notes.append("children run without PYTHONDONTWRITEBYTECODE, each command once "
                          "untimed first (warm bytecode and page cache)")
+    section.notes.append("rows compared with each other (the import rows and their baselines, "
+                         "--help and plugin loading) take their runs in turn")
     return section

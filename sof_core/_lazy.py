@@ -10,7 +10,6 @@ first read, and keep the value (later reads are plain attribute lookups).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,8 +38,12 @@ def lazy_exports(
             # A submodule nobody imported yet (``package.backend``): imported now, as it was
             # when packages imported all their modules up front, so code that reached a
             # submodule through its package keeps working.
-            if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}"):
-                return importlib.import_module(f"{package}.{name}")
+            if not name.startswith("__"):
+                try:
+                    return importlib.import_module(f"{package}.{name}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"{package}.{name}":
+                        raise  # the submodule exists; something it imports does not
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(where), name)
         vars(sys.modules[package])[name] = value

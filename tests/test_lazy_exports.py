@@ -16,6 +16,7 @@ def _package(root: Path, listed: bool) -> None:
     package.mkdir()
     (package / "heavy.py").write_text("LOADS = []\nLOADS.append(1)\ndef answer():\n    return 42\n")
     (package / "extra.py").write_text("NAME = 'extra'\n")
+    (package / "needs.py").write_text("import not_installed_anywhere\n")
     all_line = '__all__ = ["VERSION", "answer"]\n' if listed else ""
     (package / "__init__.py").write_text(textwrap.dedent("""
         from sof_core import lazy_exports
@@ -48,7 +49,13 @@ def test_a_name_loads_its_module_on_first_read_only_and_is_kept(tmp_path: Path,
         assert lazy_demo_pkg.extra.NAME == "extra"
         assert sys.modules["lazy_demo_pkg.extra"] is lazy_demo_pkg.extra
         assert not hasattr(lazy_demo_pkg, "__wrapped__")  # dunders are never looked up
-        print(sorted(n for n in dir(lazy_demo_pkg) if n != "extra"))
+        try:  # a submodule whose own import fails says what is missing
+            lazy_demo_pkg.needs
+        except ModuleNotFoundError as exc:
+            assert exc.name == "not_installed_anywhere", exc
+        else:
+            raise AssertionError("no ModuleNotFoundError")
+        print(sorted(n for n in dir(lazy_demo_pkg) if n not in ("extra", "needs")))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
