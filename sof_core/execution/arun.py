@@ -16,6 +16,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sof_core.errors import SOFError
@@ -95,15 +96,18 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     if run.finished:  # the total timeout recorded this stage already
                         break
                     _record_one(run, step, index, ran)
+                    # Let the step's view go now, not when the next stage is over: a run
+                    # waiting on its next step holds only what that step needs, which is
+                    # what the garbage collector walks again and again in a burst of runs.
+                    ran = None  # type: ignore[assignment]
                     continue
                 outcomes = [await _one(run, step, index, loop, inflight)]
             else:
-                outcomes = list(await asyncio.gather(
-                    *(_one(run, step, index, loop, inflight) for step in steps)
-                ))
+                outcomes = await _gather(run, steps, index, loop, inflight)
             if run.finished:  # the total timeout recorded this stage already
                 break
             run._record_stage(None, outcomes, index, ())
+            outcomes = None  # type: ignore[assignment]  # (the same as ``ran`` above)
         else:
             run.stage_index = len(run.step_stages)
     except asyncio.CancelledError:
@@ -126,6 +130,14 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
             run.finish()
         if run._notes:
             run._flush()
+
+
+async def _gather(run: RunContext, steps: Sequence[Step], stage: int,
+                  loop: asyncio.AbstractEventLoop, inflight: list[AsyncCall]) -> list[Outcome]:
+    """A wide stage's steps, together. A function of its own: the generator expression
+    would make every variable it reads a cell of the walk's frame, in every run."""
+    return list(await asyncio.gather(*(_one(run, step, stage, loop, inflight)
+                                       for step in steps)))
 
 
 async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEventLoop,

@@ -237,16 +237,18 @@ class DaemonPool:
             if self._idle > 0:
                 self._idle -= 1
             lock.release()
-            fn, args = job
             try:
-                result = fn(*args)
+                result = job[0](*job[1])
             except BaseException:  # jobs record their own errors; this is a bug in one
-                log.exception("job %r failed in %s", fn, threading.current_thread().name)
+                log.exception("job %r failed in %s", job[0], threading.current_thread().name)
                 result = None
             if result is ABANDONED:
                 with lock:
                     self._abandoned -= 1
                 return
+            # Idle threads keep nothing of the job they ran (its step's view and outputs,
+            # through the call's outcome) until their next one, maybe minutes later.
+            job = result = None
             lock.acquire()
             self._idle += 1
             lock.release()
