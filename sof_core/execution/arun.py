@@ -69,10 +69,12 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
     task = asyncio.current_task()
     state = loop_state(loop)
     try:
-        for index, stage in enumerate(run.step_stages):
+        stages = run.step_stages
+        for index in range(len(stages)):  # not enumerate: fewer objects for a waiting run
             if run.stop_status is not None or run.finished:
                 break
             run.stage_index = index
+            stage = stages[index]
             steps, skipped = run._ready_steps(stage)
             if skipped:
                 run._record_stage(None, (), index, skipped)
@@ -323,25 +325,26 @@ class _RunWatch:
     the usual run costs one arm and one cancel, whatever its number of async steps.
     """
 
-    __slots__ = ("entries", "inflight", "loop", "run", "stopped")
+    __slots__ = ("entry", "inflight", "loop", "run", "stopped")
 
     def __init__(self, run: RunContext, loop: asyncio.AbstractEventLoop,
                  inflight: list[AsyncCall]) -> None:
         self.run = run
         self.loop = loop
         self.inflight = inflight
-        self.entries: list[Entry] = []
+        #: The entry armed last: the only one not yet due (``look`` re-arms once it fired).
+        self.entry: Entry | None = None
         self.stopped = False
 
     def arm(self, deadline: float) -> None:
-        self.entries.append(watchdog().arm(deadline, self.look))
+        self.entry = watchdog().arm(deadline, self.look)
 
     def stop(self) -> None:
         """The run is over (on its loop): nothing more to look at."""
         self.stopped = True
-        dog = watchdog()
-        for entry in self.entries:
-            dog.cancel(entry)
+        entry = self.entry
+        if entry is not None:
+            watchdog().cancel(entry)
 
     def look(self, now: float) -> None:
         """The watchdog's callback (its thread): see the class docstring."""
