@@ -28,7 +28,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from _common import Row, Section, Target
+from _common import Row, Section, Target, best_of_interleaved
 
 PLUGIN_SOURCE = '''\
 from sof_core import BaseSkillModule, hookimpl
@@ -104,19 +104,20 @@ def _wall(command: list[str], repeat: int, env: dict[str, str] | None = None) ->
 
 
 def _walls_in_turn(commands: list[list[str]], repeat: int) -> list[float]:
-    """Best wall seconds of each command, their runs taken in turn (a, b, a, b, ...): rows
-    compared with each other share the machine's spells, as the overhead section's do, so a
-    slowdown between two blocks of runs cannot make one look slower than the other."""
+    """Best wall seconds of each command, their runs taken in turn (``best_of_interleaved``,
+    as the overhead section's rows): rows compared with each other share the machine's
+    spells, so a slowdown between two blocks of runs cannot make one look slower."""
     env = _environment()
     for command in commands:
         subprocess.run(command, check=True, capture_output=True, env=env)
-    best = [float("inf")] * len(commands)
-    for _ in range(repeat):
-        for index, command in enumerate(commands):
-            started = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, env=env)
-            best[index] = min(best[index], time.perf_counter() - started)
-    return best
+
+    def run(batch: list[list[str]]) -> None:
+        subprocess.run(batch[0], check=True, capture_output=True, env=env)
+
+    best = best_of_interleaved(
+        {str(index): (lambda command=command: [command], run)
+         for index, command in enumerate(commands)}, repeat)
+    return [best[str(index)] for index in range(len(commands))]
 
 
 def _sof_command() -> list[str]:

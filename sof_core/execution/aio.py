@@ -162,12 +162,8 @@ class _Guarded:
             started = state.since = clock()
             try:
                 yielded = coro.send(value) if error is None else coro.throw(error)
-            except StopIteration as stop:  # it returned (``_slice_ended``, inlined)
-                state.current = None
-                spent = clock() - started
-                if spent >= BLOCKING:
-                    state.blocked += spent
-                    call.own_blocked += spent
+            except StopIteration as stop:  # it returned
+                _slice_ended(state, call, started)
                 return stop.value
             except BaseException:
                 _slice_ended(state, call, started)

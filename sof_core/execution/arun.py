@@ -101,7 +101,7 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     # Let the step's view go now, not when the next stage is over: a run
                     # waiting on its next step holds only what that step needs, which is
                     # what the garbage collector walks again and again in a burst of runs.
-                    ran = None  # type: ignore[assignment]
+                    del ran
                     continue
                 outcomes = [await _one(run, step, index, loop, inflight)]
             else:
@@ -109,7 +109,7 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
             if run.finished:  # the total timeout recorded this stage already
                 break
             run._record_stage(None, outcomes, index, ())
-            outcomes = None  # type: ignore[assignment]  # (the same as ``ran`` above)
+            del outcomes  # (the same as ``ran`` above)
         else:
             run.stage_index = len(run.step_stages)
     except asyncio.CancelledError:
