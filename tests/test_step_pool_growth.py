@@ -67,6 +67,37 @@ def test_a_burst_of_async_runs_with_quick_sync_skills_leaves_no_thread_per_skill
         assert threading.active_count() - before <= CORE_THREADS + 2  # + watchdog, runner
 
 
+def _source(self: Any, uif: UIF) -> UIF:
+    uif.intermediate_data["src"] = 1
+    return uif
+
+
+def _wide(index: int) -> type:
+    def body(self: Any, uif: UIF) -> UIF:
+        uif.intermediate_data[f"w{index}"] = index
+        return uif
+
+    return skill(f"Wide{index}", body, ["src"], [f"w{index}"])
+
+
+def test_a_wide_stage_run_again_and_again_reuses_the_same_threads() -> None:
+    # An 8-wide stage: the runner takes one step, the step pool the other seven. Before,
+    # a thread that took a job meant for a newly started one left that one uncounted as
+    # idle, so every run started more threads (64, max_workers, after 20 runs) and the
+    # pool reported one idle thread while dozens were; none of them ever retired.
+    engine = make_engine([skill("Source", _source, outputs=["src"])]
+                         + [_wide(i) for i in range(8)])
+    plan = ["Source", *(f"Wide{i}" for i in range(8))]
+    with engine:
+        for _ in range(30):
+            assert engine.execute_plan(plan, UIF(input_query="q")).status == "success"
+        steps = engine.stats()["threads"]["steps"]
+        assert steps["live"] <= 7, steps
+        assert steps["idle"] == steps["live"], steps  # all of them wait for work
+        names = [t.name for t in threading.enumerate() if t.name.startswith("sof-step")]
+        assert len(names) <= 7, names
+
+
 def test_sync_skills_that_block_in_async_runs_still_run_together() -> None:
     gate = threading.Barrier(24, timeout=10)
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from sof_core.config.model import (
     SAM_KEYS,
@@ -64,6 +64,9 @@ from sof_core.config.model import (
     validate_merged,
 )
 from sof_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 log = logging.getLogger("sof.config")
 
@@ -613,6 +616,8 @@ _SAM_TYPES: dict[str, TypeAdapter[Any]] = {}
 def _sam_adapter(name: str) -> TypeAdapter[Any]:
     adapter = _SAM_TYPES.get(name)
     if adapter is None:
+        from pydantic import TypeAdapter  # at a SAM key's first write: not at start-up
+
         adapter = _SAM_TYPES[name] = TypeAdapter(SAM_KEYS[name].type)
     return adapter
 

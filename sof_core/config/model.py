@@ -12,7 +12,7 @@ keys").
 
 from __future__ import annotations
 
-import difflib
+import functools
 import json
 import logging
 import os
@@ -24,14 +24,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core._timeouts import MAX_TIMEOUT
 from sof_core.config.tool_policy import check_tool_policy, default_tool_policy
 from sof_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 log = logging.getLogger("sof.config")
 
@@ -317,7 +320,15 @@ def default_config_path() -> Path:
 
 # --- SAM's config file --------------------------------------------------------------------
 
-_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+@functools.cache
+def _bool_adapter() -> TypeAdapter[bool]:
+    """pydantic's lax ``bool`` (``"yes"``, ``0``, ...), built at its first use: SAM's
+    ``enable_parallel_execution`` is rare, and a ``TypeAdapter`` costs every start-up a
+    module import and a schema."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(bool)
 
 
 @dataclass(frozen=True)
@@ -343,7 +354,7 @@ class SamKey:
         """The value as SOF's setting takes it; ``ConfigError`` when it cannot be one."""
         if self.setting == "executor":
             try:
-                parallel = _BOOL.validate_python(value)
+                parallel = _bool_adapter().validate_python(value)
             except ValidationError:
                 raise ConfigError(
                     f"{self.name} must be true or false (got {_short(value)})", key=self.name
@@ -743,6 +754,8 @@ def _unknown_env_hint(var: str) -> str | None:
         return f"{name} is one of SAM's settings that SOF does not use"
     if name in _NOT_FROM_ENV:
         return f"{name} cannot be set from the environment; set it in the config file"
+    import difflib  # only for a misspelt name
+
     matches = difflib.get_close_matches(var, known_env_vars(), n=2, cutoff=0.75)
     if matches:
         return "did you mean " + " or ".join(matches) + "?"
@@ -898,6 +911,8 @@ def _short(value: Any) -> str:
 def unknown_key_hint(key: str) -> str:
     """"did you mean" for a near miss of a SOF setting or a SAM key; else where to look."""
     candidates = list(dict.fromkeys([*SOFConfig.model_fields, *SAM_KEYS]))
+    import difflib  # only for a misspelt name
+
     matches = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
     if matches:
         return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"

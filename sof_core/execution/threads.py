@@ -56,7 +56,11 @@ class DaemonPool:
         )
         self._lock = _thread.allocate_lock()
         self._live = 0  # threads holding a place (busy or idle), abandoned ones excluded
-        self._idle = 0  # of those, waiting for a job
+        # Of those, not running a job: waiting for one, or just started and about to wait
+        # (a thread is counted from its start: had it been counted only once waiting, a job
+        # an older thread took from under it would leave it uncounted, and the pool would
+        # start threads it does not need and never retire them).
+        self._idle = 0
         self._queued = 0  # jobs submitted that no thread has taken yet
         self._abandoned = 0  # threads whose place was given away, still running their call
         self._started = 0  # threads ever started (names)
@@ -92,6 +96,7 @@ class DaemonPool:
             check = None
             if spawn:
                 self._live += 1
+                self._idle += 1  # the new thread waits for a job, as an idle one does
                 self._started += 1
                 number = self._started
             elif room and not self._grow_armed:
@@ -143,6 +148,7 @@ class DaemonPool:
                     waiting, self.max_workers - self._live)
                 for _ in range(max(0, room)):
                     self._live += 1
+                    self._idle += 1
                     self._started += 1
                     numbers.append(self._started)
                 self._grow_armed = False
@@ -154,7 +160,9 @@ class DaemonPool:
             except Exception:
                 log.exception("thread pool %r could not start a thread", self.name)
                 with self._lock:
-                    self._live -= len(numbers) - index - 1  # nor will the ones after it
+                    unstarted = len(numbers) - index - 1  # nor will the ones after it
+                    self._live -= unstarted
+                    self._idle -= unstarted
                 break
         if check is not None:
             self._arm_grow(check, now, late)
@@ -169,6 +177,7 @@ class DaemonPool:
             )
             if spawn:
                 self._live += 1
+                self._idle += 1
                 self._started += 1
                 number = self._started
         if spawn:
@@ -210,6 +219,7 @@ class DaemonPool:
         except BaseException:
             with self._lock:
                 self._live -= 1
+                self._idle -= 1
             raise
 
     def _work(self) -> None:
@@ -228,14 +238,12 @@ class DaemonPool:
             if job is None:  # close(): this place is given up
                 with lock:
                     self._live -= 1
-                    if self._idle > 0:
-                        self._idle -= 1
+                    self._idle -= 1
                 return
             lock.acquire()
             self._queued -= 1
             self._taken += 1
-            if self._idle > 0:
-                self._idle -= 1
+            self._idle -= 1
             lock.release()
             try:
                 result = job[0](*job[1])
