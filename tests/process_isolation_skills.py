@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from sof_core import UIF, BaseSkillModule
+from sof_core import UIF, BaseSkillModule, current_deadline
 
 
 class Where(BaseSkillModule):
@@ -252,3 +252,19 @@ class IsolatedWritesUndeclared(WritesUndeclared):
 
 class IsolatedSetsError(SetsError):
     isolation = "process"
+
+
+class ReadsDeadline(BaseSkillModule):
+    """Writes the time its ``current_deadline()`` leaves it, as the worker sees it."""
+
+    skill_name = "ReadsDeadline"
+    skill_description = "reads sof_core.current_deadline() in its isolated process"
+    required_inputs = ["input_query"]
+    output_keys = ["left"]
+    max_execution_time = 20.0
+    isolation = "process"
+
+    def execute(self, uif: UIF) -> UIF:
+        deadline = current_deadline()
+        uif.intermediate_data["left"] = None if deadline is None else deadline - time.monotonic()
+        return uif

@@ -134,6 +134,67 @@ def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
     assert sof_core.current_deadline() is None
 
 
+def test_current_deadline_is_never_later_than_the_runs_total_timeout() -> None:
+    # A skill with 30 s of its own in a run with 3 s in all has 3 s: the run ends then, so a
+    # client given the skill's own time would still be waiting when the run is abandoned
+    # (the LLM backend held its connection past the run and never fell back).
+    seen: dict[str, float] = {}
+
+    class Long(BaseSkillModule):
+        skill_name = "Long"
+        skill_description = "records the time it has left"
+        required_inputs = ["input_query"]
+        output_keys = ["long"]
+        max_execution_time = 30.0
+
+        def execute(self, uif: UIF) -> UIF:
+            deadline = sof_core.current_deadline()
+            assert deadline is not None
+            seen["sync"] = deadline - time.monotonic()
+            uif.intermediate_data["long"] = True
+            return uif
+
+    class AsyncLong(Long):
+        skill_name = "AsyncLong"
+        output_keys = ["along"]
+
+        async def execute(self, uif: UIF) -> UIF:  # type: ignore[override]
+            deadline = sof_core.current_deadline()
+            assert deadline is not None
+            seen["async"] = deadline - time.monotonic()
+            uif.intermediate_data["along"] = True
+            return uif
+
+    class Wide(Long):
+        skill_name = "Wide"
+        output_keys = ["wide"]
+
+        def execute(self, uif: UIF) -> UIF:
+            deadline = sof_core.current_deadline()
+            assert deadline is not None
+            seen["pool"] = deadline - time.monotonic()
+            uif.intermediate_data["wide"] = True
+            return uif
+
+    plan = ["Long", "AsyncLong", "Wide"]
+    engine = make_engine([Long, AsyncLong, Wide], total_timeout=3.0)
+    for executor in ("threads", "sequential", "asyncio"):
+        seen.clear()
+        report = engine.execute_plan(plan, UIF(input_query="q"), executor=executor)
+        assert report.status == "success", report.errors
+        assert set(seen) == {"sync", "async", "pool"}
+        assert all(1.0 < left <= 3.0 for left in seen.values()), (executor, seen)
+    seen.clear()
+    report = asyncio.run(engine.aexecute_plan(plan, UIF(input_query="q")))
+    assert report.status == "success", report.errors
+    assert all(1.0 < left <= 3.0 for left in seen.values()), seen
+    # No total timeout: the skill's own limit.
+    seen.clear()
+    report = make_engine([Long], total_timeout=None).execute_plan(["Long"], UIF(input_query="q"))
+    assert report.status == "success", report.errors
+    assert 25.0 < seen["sync"] <= 30.0
+
+
 # --- retries stop at the deadline ----------------------------------------------------------------
 
 

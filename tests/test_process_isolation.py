@@ -219,6 +219,19 @@ def test_waiting_for_a_free_worker_counts_against_the_deadline(tmp_path: Path) -
     assert hung  # the hung call was killed at its own deadline
 
 
+def test_an_isolated_skill_reads_its_deadline_in_its_process() -> None:
+    # The worker is told the time the skill has left: its own limit, or the run's total
+    # timeout when that ends first (before, current_deadline() was None in the worker).
+    report = run([skills.ReadsDeadline])
+    assert report.status == "success", report.errors
+    assert 15.0 < report.uif.intermediate_data["left"] <= 20.0
+    report = run([skills.ReadsDeadline], total_timeout=4.0)
+    assert report.status == "success", report.errors
+    assert 2.0 < report.uif.intermediate_data["left"] <= 4.0
+    report = run([skills.ReadsDeadline], skill_timeout=None, total_timeout=None)
+    assert report.status == "success", report.errors
+
+
 def test_a_skill_past_its_cpu_limit_is_stopped_with_a_typed_error() -> None:
     report = run([skills.CpuHog])
     result = result_of(report, "CpuHog")

@@ -170,3 +170,38 @@ def test_eager_jobs_start_at_once() -> None:
     finally:
         release.set()
         pool.close()
+
+
+def test_idle_threads_beyond_the_first_four_retire(monkeypatch: Any) -> None:
+    # What a burst leaves behind: threads idle for IDLE_SECONDS (a minute by default; less
+    # here) retire, down to four kept for the next burst.
+    from sof_core.execution import threads
+
+    monkeypatch.setattr(threads, "IDLE_SECONDS", 0.2)
+    pool = DaemonPool("sof-test-retire", max_workers=32)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def block() -> None:
+        started.release()
+        release.wait(10)
+
+    try:
+        for _ in range(12):
+            pool.submit(block)
+        for _ in range(12):
+            assert started.acquire(timeout=10)
+        release.set()
+
+        def names() -> list[str]:
+            return [t.name for t in threading.enumerate() if t.name.startswith("sof-test-ret")]
+
+        end = time.monotonic() + 10
+        while (pool.stats()["live"] > 4 or len(names()) > 4) and time.monotonic() < end:
+            time.sleep(0.05)
+        stats = pool.stats()
+        assert stats["live"] == 4 and stats["idle"] == 4, stats
+        assert len(names()) == 4, names()
+    finally:
+        release.set()
+        pool.close()

@@ -100,6 +100,7 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
     restore_env = _environment(header["env"])
     lift = _limit(header["limits"])
     unguard = _guard(header.get("guard"))
+    forget_deadline = _deadline(header.get("remaining"))
     try:
         try:
             reply = _run(payload, header.get("guard"))
@@ -113,6 +114,7 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
         except BaseException as exc:
             data = pickle.dumps(("unpicklable", f"{type(exc).__name__}: {exc}"), _PROTOCOL)
     finally:
+        forget_deadline()
         unguard()
         lift()
         restore_env()
@@ -145,6 +147,17 @@ def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]
         from sof_core.security.replies import raised
 
         return raised(exc)
+
+
+def _deadline(remaining: float | None) -> Callable[[], None]:
+    """The skill's ``sof_core.current_deadline()`` for this call, from the time it had left
+    when the host sent it; the undo."""
+    if remaining is None:
+        return _nothing
+    from sof_core.execution.deadlines import _task_deadline, clock
+
+    token = _task_deadline.set(clock() + remaining)
+    return lambda: _task_deadline.reset(token)
 
 
 def _environment(env: dict[str, str]) -> Callable[[], None]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import threading
 import weakref
 from collections.abc import Coroutine, Generator
@@ -80,16 +81,20 @@ def loop_state(loop: asyncio.AbstractEventLoop) -> LoopState:
 class AsyncCall:
     """One async step on a loop: its deadline and what the watchdog made of it."""
 
-    __slots__ = ("blocked_at_start", "deadline", "done", "loop", "own_blocked", "started",
-                 "state", "step", "task", "verdict")
+    __slots__ = ("blocked_at_start", "deadline", "done", "limit", "loop", "own_blocked",
+                 "started", "state", "step", "task", "verdict")
 
     def __init__(self, step: Step, loop: asyncio.AbstractEventLoop, started: float,
-                 deadline: float, state: LoopState | None = None) -> None:
+                 deadline: float, state: LoopState | None = None,
+                 total: float = math.inf) -> None:
         self.step = step
         self.loop = loop
         self.state = state = loop_state(loop) if state is None else state
         self.started = started
         self.deadline = deadline
+        #: What the skill's ``current_deadline()`` says: its deadline, or the run's total
+        #: deadline if that comes first.
+        self.limit = deadline if deadline < total else total
         self.blocked_at_start = state.blocked
         self.own_blocked = 0.0
         self.task: asyncio.Task[Any] | None = None
@@ -196,7 +201,7 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     ``SkillTimeoutError``; any other cancellation propagates."""
     task = call.task = asyncio.current_task()
     call.done = False  # a retry awaits again under the same call
-    token = _task_deadline.set(call.deadline)
+    token = _task_deadline.set(call.limit if call.limit != math.inf else None)
     try:
         result = await _Guarded(coro, call)
         if call.verdict is not None:  # it finished, but only after the watchdog ended it
@@ -239,7 +244,8 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], step: Step, slot: Slot | None)
         deadline = slot.deadline
     else:
         deadline = clock() + step.timeout if step.timeout is not None else float("inf")
-    call = AsyncCall(step, loop, clock(), deadline)
+    call = AsyncCall(step, loop, clock(), deadline,
+                     total=slot.total if slot is not None else math.inf)
     timer = None
     if slot is not None:
         slot.call = call

@@ -89,7 +89,7 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     now = clock()
                     acall = AsyncCall(step, loop, now,
                                       now + step.timeout if step.timeout is not None else _INF,
-                                      state)
+                                      state, total_deadline)
                     inflight.append(acall)
                     try:
                         ran = await _await_once(run, step, acall, task)
@@ -150,7 +150,7 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
     if step.spec.is_async and step.isolation != "process":
         now = clock()
         deadline = now + step.timeout if step.timeout is not None else _INF
-        call = AsyncCall(step, loop, now, deadline)
+        call = AsyncCall(step, loop, now, deadline, total=run.total_deadline)
         inflight.append(call)  # the run's watch looks at its deadline (``_RunWatch``)
         try:
             if step.retries:
@@ -192,7 +192,7 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
             task = asyncio.current_task()
         call.task = task
         call.done = False
-        token = _task_deadline.set(call.deadline)
+        token = _task_deadline.set(call.limit if call.limit != _INF else None)
         try:
             returned = await _Guarded(coro, call)
             if call.verdict is not None:  # it finished, but only after the watchdog ended it

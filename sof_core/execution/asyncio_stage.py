@@ -31,7 +31,7 @@ async def _await_one(run: RunContext, step: Step, loop: asyncio.AbstractEventLoo
         return Outcome(step, None, None, None, None, run.hung.error(step.name), 0.0, 0)
     now = clock()
     deadline = now + step.timeout if step.timeout is not None else float("inf")
-    call = AsyncCall(step, loop, now, deadline)
+    call = AsyncCall(step, loop, now, deadline, total=run.total_deadline)
     entry = watch(call)
     try:
         return await aexecute_step(step, run.uif, run.config.retry_backoff, call,

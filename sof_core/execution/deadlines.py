@@ -36,13 +36,15 @@ class Slot:
     """
 
     __slots__ = ("abandoned", "call", "deadline", "fanout", "owner", "retried", "stage",
-                 "started", "step")
+                 "started", "step", "total")
 
-    def __init__(self, owner: object = None) -> None:
+    def __init__(self, owner: object = None, total: float = math.inf) -> None:
         #: the run whose runner holds this slot (None for a pool call's)
         self.owner = owner
         self.step: Step | None = None
         self.deadline = math.inf
+        #: the run's total deadline: a skill's time also ends there (``current_deadline``)
+        self.total = total
         self.started = 0.0
         self.stage = 0
         #: (step, attempts) once the step has been retried (the timeout reports attempts)
@@ -72,9 +74,11 @@ def thread_slot() -> Slot | None:
 def current_deadline() -> float | None:
     """The running skill's deadline as a ``time.monotonic()`` value, or None.
 
-    None outside a skill, and for a skill that runs without a time limit. A skill passes
-    what is left (``current_deadline() - time.monotonic()``) to the clients it calls, so a
-    slow backend fails inside the skill's time rather than being abandoned with it.
+    The earlier of the skill's own deadline and its run's ``total_timeout``: the run ends
+    there whatever time the skill had left. None outside a skill, and for a skill that runs
+    without any time limit. A skill passes what is left
+    (``current_deadline() - time.monotonic()``) to the clients it calls, so a slow backend
+    fails inside the skill's time rather than being abandoned with it.
     """
     value = _task_deadline.get()
     if value is not None:
@@ -82,5 +86,5 @@ def current_deadline() -> float | None:
     slot: Slot | None = getattr(_local, "slot", None)
     if slot is None or slot.step is None:
         return None
-    deadline = slot.deadline
+    deadline = min(slot.deadline, slot.total)
     return None if deadline == math.inf else deadline

@@ -50,6 +50,8 @@ class RunContext(Protocol):
     def _before(self) -> Callable[[Step, UIF], None] | None: ...
     @property
     def watches_calls(self) -> bool: ...
+    @property
+    def total_deadline(self) -> float: ...
 
     def look_again_at(self, slot: Slot, step: Step, now: float) -> float | None: ...
 
@@ -85,7 +87,7 @@ class PoolCall:
             if self.state != QUEUED:  # the run ended before a thread was free
                 return None
             self.state = RUNNING
-            slot = self.slot = Slot()
+            slot = self.slot = Slot(None, run.total_deadline)
             now = slot.started = clock()
             slot.deadline = now + step.timeout if step.timeout is not None else float("inf")
             slot.stage = self.stage

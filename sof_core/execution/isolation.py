@@ -52,6 +52,7 @@ from sof_core.errors import (
     ToolPermissionError,
 )
 from sof_core.execution import _worker
+from sof_core.execution.deadlines import clock, current_deadline
 from sof_core.execution.remote import call_payload, replay_changes
 from sof_core.graph.compile import IsolationSettings
 from sof_core.skills.spec import PERMISSIONS
@@ -218,15 +219,12 @@ class IsolationPool:
         """
         settings = step.isolation_settings or _DEFAULT_SETTINGS
         payload = _pack(step, uif)
-        header = pickle.dumps(
-            {
-                "path": list(sys.path),
-                "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
-                "env": passed_environment(settings.env) if settings.env else {},
-                "guard": guard,
-            },
-            _PROTOCOL,
-        )
+        header: dict[str, Any] = {
+            "path": list(sys.path),
+            "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
+            "env": passed_environment(settings.env) if settings.env else {},
+            "guard": guard,
+        }
         if settings.workers > self.size:
             with self._cond:
                 self.size = max(self.size, settings.workers)
@@ -234,8 +232,16 @@ class IsolationPool:
         if _now() >= deadline:  # spent already (retries, say): leave the workers alone
             raise SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
         worker = self._acquire(step, deadline)
+        # What the skill's ``current_deadline()`` says in the worker, as time left (the
+        # worker's clock need not be this one's): taken once a worker is ready, so the wait
+        # for it counts.
+        left = deadline - _now()
+        visible = current_deadline()
+        if visible is not None:
+            left = min(left, visible - clock())
+        header["remaining"] = None if left == math.inf else left
         try:
-            reply = worker.call(header, payload, deadline)
+            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline)
         except _Deadline:
             self._replace(worker, "killed")
             raise SkillTimeoutError(

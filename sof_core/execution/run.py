@@ -417,7 +417,7 @@ class RunContext:
         waiter = self._waiter = _thread.allocate_lock()
         waiter.acquire()
         self.supervised = True
-        slot = self.slot = Slot(self)
+        slot = self.slot = Slot(self, total_deadline)
         try:
             if first != _INF:
                 self._arm(first)
@@ -593,7 +593,7 @@ class RunContext:
             if self.stop_status is not None:
                 self._end()
                 return
-        new = self.slot = Slot(self)
+        new = self.slot = Slot(self, self.total_deadline)
         self.threads.runners().submit(self._runner, new, start, fan)
 
     def _abandon_all(self, now: float) -> None:

@@ -66,6 +66,28 @@ def test_a_server_that_will_not_finish_gets_an_extractive_answer_in_time(
     assert "max_execution_time" in warning and "skill_timeout" in warning
 
 
+def test_a_run_total_timeout_sooner_than_the_skills_limit_still_gets_the_fallback(chat_server):
+    # The skill may take 30 s, the run only 1.5 s: the model gets what the run leaves, so the
+    # extractive answer is written before the run's end. Before, the skill waited on the
+    # dripping server for its own 30 s: the run ended at total_timeout with no answer and
+    # the connection stayed open behind it, an abandoned call.
+    class PatientResponseSkill(ResponseGenerationSkill):
+        max_execution_time = 30.0
+
+    skill = PatientResponseSkill(settings={"backend": "openai", "base_url": chat_server.url(
+        "drip"), "timeout": 60, "stream": False})
+    engine = make_engine([skill], total_timeout=1.5)
+    report, took = run_plan(None, engine=engine)
+
+    assert report.status == "success", report.errors
+    assert took < 1.5 + 0.5
+    info = generation(report)
+    assert (info["fallback_from"], info["fallback_reason"]) == ("openai", "deadline")
+    assert 0 < info["deadline_s"] <= 1.5
+    assert "validated plan [1]." in report.uif.final_response
+    assert engine.abandoned_calls() == {}
+
+
 def test_after_the_cut_no_thread_or_socket_of_ours_keeps_running(chat_server, probe):
     engine = make_engine([QuickResponseSkill(settings={
         "backend": "openai", "base_url": chat_server.url("endless"), "timeout": 30,
