@@ -184,6 +184,38 @@ def test_total_timeout_bounds_the_whole_run(make_skill: Any) -> None:
         release.set()
 
 
+def test_a_step_cut_by_the_total_timeout_reports_the_time_it_ran(make_skill: Any) -> None:
+    # Before, a step that had started and was cut by total_timeout said it ran 0.0 s in 0
+    # attempts, as if it had never started. Every path: the runner's own step, a wide
+    # stage's pool step, an async step on the run's loop, and a run on the caller's loop.
+    release = threading.Event()
+
+    async def await_release(self: Any, uif: Any) -> Any:
+        await asyncio.sleep(5)
+        return uif
+
+    skills = [
+        make_skill("Cut", ["input_query"], ["c"], body=hang_until(release)),
+        make_skill("CutToo", ["input_query"], ["c2"], body=hang_until(release)),
+        make_skill("CutAsync", ["input_query"], ["c3"], execute=await_release),
+    ]
+    # (each plan leaves its calls hung: not quarantined here, so that every plan runs them)
+    engine = make_engine(skills, total_timeout=0.3, max_hung_calls_per_skill=100)
+    try:
+        for plan in (["Cut"], ["Cut", "CutToo"], ["Cut", "CutAsync"]):
+            reports = [run(engine, plan),
+                       asyncio.run(engine.aexecute_plan(plan, UIF(input_query="q")))]
+            for report in reports:
+                assert report.status == "timeout"
+                for name in plan:
+                    result = report.result(name)
+                    assert result.status == "timeout", (plan, result)
+                    assert result.attempts == 1, (plan, result)
+                    assert 0.2 < result.duration < 2.0, (plan, result)
+    finally:
+        release.set()
+
+
 def test_retries_recover_from_transient_failures(make_skill: Any) -> None:
     calls = {"n": 0}
 

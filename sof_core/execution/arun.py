@@ -302,7 +302,8 @@ def _end_at_total(run: RunContext, inflight: list[AsyncCall], now: float) -> Non
         if run.finished:
             return
         pending: list[PoolCall] = list(run.calls)
-        run._abandon_all(now)
+        run._abandon_all(now, {call.step.name: call.started for call in inflight
+                               if not call.done})
     for call in inflight:
         if not call.done:
             call.verdict = f"run exceeded total_timeout of {run.config.total_timeout}s"

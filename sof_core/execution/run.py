@@ -34,7 +34,7 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
-from sof_core.execution.fanout import NOT_STARTED, QUEUED, FanOut, PoolCall
+from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
 from sof_core.execution.step import (
     Outcome,
@@ -596,17 +596,27 @@ class RunContext:
         new = self.slot = Slot(self, self.total_deadline)
         self.threads.runners().submit(self._runner, new, start, fan)
 
-    def _abandon_all(self, now: float) -> None:
+    def _abandon_all(self, now: float, awaited: Mapping[str, float] | None = None) -> None:
         """Total timeout (under the lock): whatever is not finished is recorded, running
-        calls are given up on, and the caller goes on."""
+        calls are given up on, and the caller goes on. ``awaited``: the start times of the
+        async steps a run on an event loop was awaiting, by name."""
         slot = self.slot
         busy = self.threads.steps().stats()["live"] if self.calls else 0  # before giving up
+        # What each step cut short had spent: (seconds, attempts), as its report says.
+        spent = {name: (now - started, 1) for name, started in (awaited or {}).items()}
         if slot is not None and slot.step is not None:
-            self.give_up(slot, slot.step, now, self.threads.runners())
+            cut = self.give_up(slot, slot.step, now, self.threads.runners())
+            spent[cut.step.name] = (cut.duration, cut.attempts)
         never_started = set()
         for call in self.calls:
-            if call.end_with_run(now) == QUEUED:
+            call_slot = call.slot
+            state = call.end_with_run(now)
+            if state == QUEUED:
                 never_started.add(call.step.name)
+            elif state == RUNNING and call_slot is not None:
+                retried = call_slot.retried
+                attempts = retried[1] if retried is not None and retried[0] is call.step else 1
+                spent[call.step.name] = (now - call_slot.started, attempts)
         fan = self._fanouts[-1] if self._fanouts else None
         if fan is not None and fan.pending and not fan.aborted:  # keep what ended in time
             for outcome in fan.outcomes:
@@ -623,8 +633,9 @@ class RunContext:
                     self.results.append(self._not_started(step, number, busy))
                     continue
                 status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
+                duration, attempts = spent.get(name, (0.0, 0))
                 self.results.append(
-                    SkillResult(name, status, 0.0, 0, number,
+                    SkillResult(name, status, duration, attempts, number,
                                 f"run exceeded total_timeout of {timeout}s",
                                 "RunTimeoutError", step.plugin)
                 )
