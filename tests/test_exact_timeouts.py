@@ -352,6 +352,33 @@ def test_an_async_skill_is_cancelled_for_real_at_its_deadline() -> None:
     assert engine.abandoned_calls() == {}  # cancelled calls end: nothing is left hung
 
 
+def test_an_async_skill_that_turns_its_cancellation_into_another_error_is_a_timeout() -> None:
+    # A client library may catch the cancellation and raise its own error; the step still
+    # ended at its deadline (before, it was reported "failed" with that error).
+    class Wraps(BaseSkillModule):
+        skill_name = "Wraps"
+        skill_description = "turns CancelledError into RuntimeError"
+        required_inputs = ["input_query"]
+        output_keys = ["wrapped"]
+        max_execution_time = 0.2
+
+        async def execute(self, uif: UIF) -> UIF:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                raise RuntimeError("request aborted") from None
+            return uif
+
+    engine = make_engine([Wraps])
+    reports = [engine.execute_plan(["Wraps"], UIF(input_query="q"), executor=executor)
+               for executor in ("threads", "sequential", "asyncio")]
+    reports.append(asyncio.run(engine.aexecute_plan(["Wraps"], UIF(input_query="q"))))
+    for report in reports:
+        result = report.result("Wraps")
+        assert (result.status, result.error_type) == ("timeout", "SkillTimeoutError"), result
+    assert engine.abandoned_calls() == {}
+
+
 def _blocking_stage() -> list[type[BaseSkillModule]]:
     class Blocker1(BaseSkillModule):
         skill_name = "Blocker1"

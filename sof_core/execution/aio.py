@@ -214,6 +214,12 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
         if uncancel is not None and uncancel() > 0:
             raise  # cancelled by its caller as well: that one wins
         raise call.timeout_error() from None
+    except Exception as exc:
+        if call.verdict is None:
+            raise
+        # Cancelled at its deadline, it raised something else (a wrapper turning the
+        # cancellation into its own error): still the deadline's doing.
+        raise call.timeout_error() from exc
     finally:
         call.done = True
         _task_deadline.reset(token)

@@ -204,6 +204,10 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
             if uncancel is not None and uncancel() > 0:
                 raise  # cancelled by its caller as well: that one wins
             raise call.timeout_error() from None
+        except Exception as exc:
+            if call.verdict is None:
+                raise
+            raise call.timeout_error() from exc  # the cancellation turned into another error
         finally:
             call.done = True
             _task_deadline.reset(token)
