@@ -81,10 +81,15 @@ class ContentVettingSkill(BaseSkillModule):
             self.configure(config, registry)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle settings, not live state (the copy builds its detectors again)."""
+        """Pickle settings, not live state (the copy builds its vetter again). The registry
+        stays behind, so the detectors it holds now travel as the copy's own: an isolated
+        skill runs the detectors other plugins registered, in the same order, as it does
+        in-thread (before, its worker fell back to the built-in ones)."""
         state = dict(self.__dict__)
         for name in ("_lock", "_registry", "_vetter", "logger"):
             state.pop(name, None)
+        if self._explicit_detectors is None and self._registry is not None:
+            state["_explicit_detectors"] = self.detectors()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -177,3 +177,25 @@ def test_a_second_detector_with_a_taken_name_fails_its_plugin_only(dists: Any) -
     assert engine.plugins.records["vetting"].status == "loaded"
     assert type(engine.registry.components("vetting_detectors")["injection"].obj).__name__ == (
         "InjectionDetector")
+
+
+def test_an_isolated_vetting_skill_runs_the_same_detectors_as_in_thread(dists: Any) -> None:
+    # The skill is pickled for its worker without the registry; the installed detectors
+    # must go with it (before, the worker ran only the built-in ones, in another order).
+    dists.add("sof-toy-detector", DETECTOR_PLUGIN, entry_name="toy")
+    query = "Tides follow the Moon. | Pineapple pizza: pineapple, pineapple!"
+    plan = ["FixturePages", "ContentVettingSkill"]
+    vetted = []
+    for isolate in ([], ["ContentVettingSkill"]):
+        cfg = SOFConfig(plugins_only=["vetting", "toy"], isolate_skills=isolate)
+        engine = CoordinatorEngine(PluginManager(cfg), cfg)
+        if isolate:
+            assert engine.compile(plan).steps["ContentVettingSkill"].isolation == "process"
+        with engine:
+            report = engine.run_query(query, plan)
+        assert report.status == "success", report.errors
+        vetted.append(report.uif.intermediate_data["vetted_content"])
+    local, isolated = vetted
+    assert isolated == local
+    assert "toy_model" in isolated["detectors"]
+    assert isolated["sources"][1]["detectors"] == ["toy_model.topic"]
