@@ -468,6 +468,25 @@ def test_a_skills_own_limits_win_over_the_configured_ones() -> None:
 # --- the host exits ----------------------------------------------------------------------------
 
 
+def test_a_worker_whose_host_is_gone_before_it_starts_exits_quietly() -> None:
+    # The host exited (or let the worker go) while the worker was starting: its "ready"
+    # message meets a closed socket. Before, that printed a BrokenPipeError traceback.
+    import socket
+
+    host, child = socket.socketpair()
+    host.close()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sof_core.execution._worker", str(child.fileno())],
+            pass_fds=(child.fileno(),), capture_output=True, text=True, timeout=60,
+            check=False,
+        )
+    finally:
+        child.close()
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_host_that_used_isolated_skills_exits_promptly_and_leaves_no_worker(
     tmp_path: Path,
 ) -> None:
@@ -507,6 +526,8 @@ def test_a_host_that_used_isolated_skills_exits_promptly_and_leaves_no_worker(
     assert workers
     call_pid, _ = map(int, pid_file.read_text().split())
     assert wait_until(lambda: all(dead(pid) for pid in [*workers, call_pid]), 2.0)
+    # Workers still starting when the host left exit quietly (no BrokenPipeError traceback).
+    assert host.stderr is not None and "Traceback" not in host.stderr.read()
 
 
 def test_workers_exit_on_their_own_when_their_host_is_killed(tmp_path: Path) -> None:

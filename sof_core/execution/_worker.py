@@ -79,7 +79,10 @@ def main(argv: list[str]) -> None:
     sock.setblocking(True)
     import sof_core.execution.remote  # noqa: F401  (before "ready": calls find it imported)
 
-    send_frame(sock, pickle.dumps(("ready", os.getpid()), _PROTOCOL))
+    try:
+        send_frame(sock, pickle.dumps(("ready", os.getpid()), _PROTOCOL))
+    except OSError:  # the host exited (or let this worker go) while it started: no traceback
+        os._exit(0)
     while True:
         try:
             header = pickle.loads(recv_frame(sock))  # plain data written by the host
@@ -87,7 +90,10 @@ def main(argv: list[str]) -> None:
         except (EOFError, OSError):
             os._exit(0)  # the host exited or let this worker go
         reply, spent = _serve(header, payload)
-        send_frame(sock, reply)
+        try:
+            send_frame(sock, reply)
+        except OSError:  # the host is gone, or killed the call: nobody waits for the reply
+            os._exit(0)
         if spent:
             os._exit(0)  # the skill hit a limit: the host starts a fresh worker
 
