@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -94,6 +95,16 @@ FREE_FORM_FIELDS: tuple[str, ...] = (
 #: Deepest nesting of containers accepted in a free-form field (the field's own dict is 1).
 #: pydantic cannot serialise much past 250 levels; real data is a few levels deep.
 MAX_JSON_DEPTH = 100
+
+
+def _no_deadline() -> float | None:
+    return None
+
+
+#: How a view reads its skill's deadline (``UIF.remaining_time``): set by the layer that runs
+#: skills (``sof_core.execution.deadlines``) when it loads, so this bottom layer imports
+#: nothing above it; until then no skill can be running.
+read_deadline: Callable[[], float | None] = _no_deadline
 
 
 def _new_task_id() -> str:
@@ -285,6 +296,16 @@ class UIF(BaseModel):
     def to_json_safe(self, *, indent: int | None = None) -> str:
         """``to_jsonable()`` as JSON text (strictly valid JSON: no ``NaN`` tokens); never raises."""
         return json.dumps(self.to_jsonable(), indent=indent, ensure_ascii=False)
+
+    def remaining_time(self) -> float | None:
+        """Seconds the running skill has left, read on its view: until its deadline, or the
+        run's ``total_timeout`` if that ends first (``sof_core.current_deadline()`` less
+        now). What to give the clients it calls as their timeout, so a slow one fails
+        inside the skill's time. None outside a skill or without any time limit."""
+        deadline = read_deadline()
+        if deadline is None:
+            return None
+        return max(0.0, deadline - time.monotonic())
 
     # --- SAM's helpers -------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+import sof_core.uif as _uif
+
 if TYPE_CHECKING:
     from sof_core.graph.compile import Step
 
@@ -88,3 +90,7 @@ def current_deadline() -> float | None:
         return None
     deadline = min(slot.deadline, slot.total)
     return None if deadline == math.inf else deadline
+
+
+# A view's ``remaining_time()`` reads the deadline through the UIF module (see there).
+_uif.read_deadline = current_deadline
