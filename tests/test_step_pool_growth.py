@@ -150,7 +150,12 @@ def test_jobs_that_may_wait_grow_the_pool_only_when_its_queue_stands_still() -> 
         pool.close()
 
 
-def test_eager_jobs_start_at_once() -> None:
+def test_eager_jobs_start_at_once_and_idle_threads_beyond_four_retire(monkeypatch: Any) -> None:
+    # Then what a burst leaves behind: threads idle for IDLE_SECONDS (a minute by default;
+    # less here) retire, down to four kept for the next burst.
+    from sof_core.execution import threads
+
+    monkeypatch.setattr(threads, "IDLE_SECONDS", 0.2)
     pool = DaemonPool("sof-test-eager", max_workers=32)
     release = threading.Event()
     started = threading.Semaphore(0)
@@ -158,6 +163,9 @@ def test_eager_jobs_start_at_once() -> None:
     def block() -> None:
         started.release()
         release.wait(10)
+
+    def names() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("sof-test-eager")]
 
     try:
         for _ in range(12):
@@ -167,35 +175,7 @@ def test_eager_jobs_start_at_once() -> None:
             assert started.acquire(timeout=10)
         # Not a speed figure: the point is that no grow check (tens of ms) was waited for.
         assert pool.stats()["live"] == 12, time.monotonic() - began
-    finally:
         release.set()
-        pool.close()
-
-
-def test_idle_threads_beyond_the_first_four_retire(monkeypatch: Any) -> None:
-    # What a burst leaves behind: threads idle for IDLE_SECONDS (a minute by default; less
-    # here) retire, down to four kept for the next burst.
-    from sof_core.execution import threads
-
-    monkeypatch.setattr(threads, "IDLE_SECONDS", 0.2)
-    pool = DaemonPool("sof-test-retire", max_workers=32)
-    release = threading.Event()
-    started = threading.Semaphore(0)
-
-    def block() -> None:
-        started.release()
-        release.wait(10)
-
-    try:
-        for _ in range(12):
-            pool.submit(block)
-        for _ in range(12):
-            assert started.acquire(timeout=10)
-        release.set()
-
-        def names() -> list[str]:
-            return [t.name for t in threading.enumerate() if t.name.startswith("sof-test-ret")]
-
         end = time.monotonic() + 10
         while (pool.stats()["live"] > 4 or len(names()) > 4) and time.monotonic() < end:
             time.sleep(0.05)

@@ -136,12 +136,8 @@ class Claim:
     clause: str
 
 
-# ``_Span`` is a plain class, not a dataclass (``Claim`` stays one: it is exported): a
-# dataclass's methods are generated with ``exec`` and compiled at every process start (~1 ms a
-# class), and this module loads on every ``sof run``. Spans are never hashed or compared.
+@dataclass(frozen=True)
 class _Span:
-    __slots__ = ("claimable", "context", "end", "kind", "start", "unit", "value")
-
     kind: Literal["date", "number"]
     start: int
     end: int
@@ -149,31 +145,6 @@ class _Span:
     context: str
     unit: str | None
     claimable: bool
-
-    def __init__(
-        self,
-        kind: Literal["date", "number"],
-        start: int,
-        end: int,
-        value: Hashable,
-        context: str,
-        unit: str | None,
-        claimable: bool,
-    ) -> None:
-        self.kind = kind
-        self.start = start
-        self.end = end
-        self.value = value
-        self.context = context
-        self.unit = unit
-        self.claimable = claimable
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(kind={self.kind!r}, start={self.start!r}, "
-            f"end={self.end!r}, value={self.value!r}, context={self.context!r}, "
-            f"unit={self.unit!r}, claimable={self.claimable!r})"
-        )
 
 
 def values_compatible(kind: str, left: Hashable, right: Hashable) -> bool:

@@ -9,6 +9,7 @@ while keeping every word that could name a different thing.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Words that carry no subject identity: articles, auxiliaries, pronouns, prepositions,
 # discourse markers and light verbs. Numbers, names and content words are never here.
@@ -69,28 +70,13 @@ _WHITESPACE = re.compile(r"\s+")
 _TOKEN = re.compile(r"[^\W_](?:[\w'\u2019.+#/-]*[\w+#])?|%|\$")
 
 
-# A plain class, not a dataclass: a dataclass's methods are generated with ``exec`` and
-# compiled at every process start (~1 ms a class), and this module loads on every ``sof run``.
-# Tokens are never hashed or compared.
+@dataclass(frozen=True)
 class Token:
     """One word of a clause with its position, so values can be cut out of subjects."""
-
-    __slots__ = ("end", "start", "text")
 
     text: str
     start: int
     end: int
-
-    def __init__(self, text: str, start: int, end: int) -> None:
-        self.text = text
-        self.start = start
-        self.end = end
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(text={self.text!r}, start={self.start!r}, "
-            f"end={self.end!r})"
-        )
 
     @property
     def lower(self) -> str:

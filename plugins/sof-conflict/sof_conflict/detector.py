@@ -50,30 +50,12 @@ class Passage:
         return self.source or self.id
 
 
-# ``_Occurrence`` is a plain class, not a dataclass (``Passage`` stays one: it is exported): a
-# dataclass's methods are generated with ``exec`` and compiled at every process start (~1 ms a
-# class), and this module loads on every ``sof run``. Occurrences are never hashed or compared.
+@dataclass(frozen=True)
 class _Occurrence:
-    __slots__ = ("claim", "order", "passage", "sentence")
-
     order: tuple[int, int, int]  # (passage, sentence, claim) positions, for stable output
     passage: Passage
     sentence: str
     claim: Claim
-
-    def __init__(
-        self, order: tuple[int, int, int], passage: Passage, sentence: str, claim: Claim
-    ) -> None:
-        self.order = order
-        self.passage = passage
-        self.sentence = sentence
-        self.claim = claim
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__qualname__}(order={self.order!r}, passage={self.passage!r}, "
-            f"sentence={self.sentence!r}, claim={self.claim!r})"
-        )
 
 
 def passages_from(

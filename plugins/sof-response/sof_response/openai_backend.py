@@ -22,6 +22,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sof_core
@@ -53,22 +54,12 @@ _ERROR_BODY_BYTES = 64 * 1024
 _BASE_URL_HINT = "check SOF_LLM_BASE_URL (plugin_settings.response.base_url)"
 
 
-# A plain class, not a dataclass: a dataclass's methods are generated with ``exec`` and
-# compiled at every process start (~1 ms a class), and this module loads on every ``sof run``.
+@dataclass
 class _Progress:
     """How far one generation got, for the message when it is cut."""
 
-    __slots__ = ("counts", "reading")
-
-    counts: dict[str, int]
-    reading: bool
-
-    def __init__(self, counts: dict[str, int] | None = None, reading: bool = False) -> None:
-        self.counts = {"raw": 0, "decoded": 0} if counts is None else counts
-        self.reading = reading
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(counts={self.counts!r}, reading={self.reading!r})"
+    counts: dict[str, int] = field(default_factory=lambda: {"raw": 0, "decoded": 0})
+    reading: bool = False
 
     def where(self) -> str:
         if self.reading:
