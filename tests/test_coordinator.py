@@ -357,5 +357,7 @@ def test_goal_driven_plan(make_skill: Any) -> None:
     ])
     assert engine.resolve_goal(["final_response"]) == ["Mem", "Resp"]
     assert engine.resolve_goal(["final_response"], include_optional=True) == ["Mem", "Conf", "Resp"]
+    # Keys the caller already has need no producer.
+    assert engine.resolve_goal(["final_response"], available=["memory_results"]) == ["Resp"]
     report = engine.run_query("q", goal=["final_response"])
     assert report.status == "success" and report.final_response == "r"

@@ -7,6 +7,7 @@ error."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -260,6 +261,37 @@ def test_keyboard_interrupt_in_a_skill_is_reported_against_it_then_raised() -> N
         assert result.error_type == "KeyboardInterrupt"
         assert result.status == "failed"
         assert not any("executor" in error and "crashed" in error for error in report.errors)
+
+
+def test_each_retry_pause_doubles_the_one_before() -> None:
+    starts: list[float] = []
+
+    class Flaky(BaseSkillModule):
+        skill_name = "Flaky"
+        skill_description = "fails three times"
+        required_inputs = ["input_query"]
+        output_keys = ["flaky"]
+        max_execution_time = 5.0
+
+        def execute(self, uif: UIF) -> UIF:
+            starts.append(time.monotonic())
+            if len(starts) < 4:
+                raise ConnectionError("try again")
+            uif.intermediate_data["flaky"] = True
+            return uif
+
+    report = run(make_engine([Flaky], skill_retries=3, retry_backoff=0.05), ["Flaky"])
+    assert report.status == "success" and report.result("Flaky").attempts == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2, gaps
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e300])
+def test_an_endless_retry_backoff_is_a_config_error(value: float) -> None:
+    # With no timeout at all, it used to reach time.sleep: OverflowError, "executor crashed".
+    with pytest.raises(ConfigError) as raised:
+        SOFConfig(retry_backoff=value)
+    assert raised.value.key == "retry_backoff"
 
 
 # --- timeouts are finite -------------------------------------------------------------------------

@@ -382,6 +382,13 @@ def test_failures_are_reported_as_in_a_local_run(local: Any, remote: Any) -> Non
     there = result_of(run([remote]), local.skill_name)
     assert (there.status, there.error_type, there.error) == (here.status, here.error_type,
                                                               here.error)
+    if local is skills.Raises:
+        # Where its exception came from too (before, an isolated skill's had neither; a
+        # write refused when replayed in the host has none, as docs/errors.md says).
+        assert there.location == here.location is not None
+        assert there.traceback is not None and here.traceback is not None
+        assert "in execute" in there.traceback
+        assert there.traceback.splitlines()[-1] == here.traceback.splitlines()[-1]
 
 
 # --- declaring it ------------------------------------------------------------------------------

@@ -206,7 +206,9 @@ class SOFConfig(BaseModel):
     #: never quarantine.
     max_hung_calls_per_skill: int | None = Field(default=4, ge=0)
     skill_retries: int = Field(default=0, ge=0)
-    retry_backoff: float = Field(default=0.0, ge=0)
+    #: The pause (s) before the first retry; each later one doubles. Finite, like the
+    #: timeouts: an infinite pause would sleep forever in a run with no timeout.
+    retry_backoff: float = Field(default=0.0, ge=0, le=MAX_TIMEOUT)
     continue_on_skill_failure: bool = False
     #: False lets skills whose class opts in (``sof_sam.BaseSkillModule`` subclasses) read
     #: and write undeclared ``intermediate_data`` keys and set undeclared UIF fields, each

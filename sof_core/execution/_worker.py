@@ -150,9 +150,11 @@ def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]
 
         return raised(network_refused(guard["skill"], exc, guard["deny"]) if guard else exc)
     except BaseException as exc:
+        from sof_core.execution.step import skill_trace
         from sof_core.security.replies import raised
 
-        return raised(exc)
+        # With where it failed in the skill's own code, found here where the frames are.
+        return (*raised(exc), *skill_trace(skill, exc))
 
 
 def _deadline(remaining: float | None) -> Callable[[], None]:

@@ -374,7 +374,13 @@ def _picklable(value: Any) -> bool:
 
 class RemoteTraceback(Exception):
     """The traceback of an exception raised in an isolated skill's process (its
-    ``__cause__``), as text: frames do not cross processes."""
+    ``__cause__``), as text: frames do not cross processes. ``skill_trace``: the
+    ``(traceback, location)`` its ``SkillResult`` reports, as the worker found them."""
+
+    def __init__(self, text: str, skill_trace: tuple[str | None, str | None] = (None, None)
+                 ) -> None:
+        super().__init__(text)
+        self.skill_trace = skill_trace
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -385,7 +391,7 @@ def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...]) -> d
     if kind == "ok":
         return reply[1]  # type: ignore[no-any-return]
     if kind == "raised":
-        _, data, type_name, text, trace = reply
+        _, data, type_name, text, trace, *found = reply
         error: BaseException | None = None
         if data is not None:
             try:
@@ -394,7 +400,9 @@ def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...]) -> d
                 error = None
         if error is None:
             error = SkillExecutionError(f"raised {type_name}: {text}", step.name)
-        error.__cause__ = RemoteTraceback(trace)
+        error.__cause__ = RemoteTraceback(
+            trace, (found[0], found[1]) if len(found) == 2 else (None, None)
+        )
         raise error
     if kind == "limit":
         _, limit, detail = reply

@@ -389,10 +389,22 @@ def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | N
     The traceback starts at the skill's ``execute`` (SOF's and the executor's frames above
     it are dropped), so the skill's own code comes first; ``location`` is ``"file:line"`` of
     the innermost frame in the skill's own code, where a library call or a guarded write
-    failed. Both are ``None`` when the skill's ``execute`` is not in the traceback (a
-    timeout, ``set_error``, a write refused after it returned or replayed from another
-    process). Only called for failures: formatting reads source files.
+    failed. An exception an isolated skill raised in its worker process carries both, as
+    the worker found them (its ``__cause__``: frames do not cross processes). Both are
+    ``None`` when the skill's ``execute`` is not in the traceback (a timeout, ``set_error``,
+    a write refused after it returned or replayed from another process). Only called for
+    failures: formatting reads source files.
     """
+    found = skill_trace(step.instance, error)
+    if found[1] is None:
+        remote = getattr(error.__cause__, "skill_trace", None)  # isolation.RemoteTraceback
+        if isinstance(remote, tuple) and remote[1] is not None:
+            return remote
+    return found
+
+
+def skill_trace(instance: Any, error: BaseException) -> tuple[str | None, str | None]:
+    """``failure_trace`` for the skill object ``instance`` (what an isolation worker has)."""
     import traceback
 
     nodes = []
@@ -402,8 +414,8 @@ def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | N
         node = node.tb_next
     if not nodes:
         return None, None
-    own = _own_code(step)
-    code = getattr(getattr(type(step.instance), "execute", None), "__code__", None)
+    own = _own_code(instance)
+    code = getattr(getattr(type(instance), "execute", None), "__code__", None)
     start = None
     if code is not None:
         for index, node in enumerate(nodes):
@@ -424,7 +436,7 @@ def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | N
     return text, location
 
 
-def _own_code(step: Step) -> Callable[[str], bool]:
+def _own_code(instance: Any) -> Callable[[str], bool]:
     """Whether a file is the skill's own code: its package (or module file), or any file
     outside the standard library, the installed packages and SOF itself."""
     import os
@@ -440,7 +452,7 @@ def _own_code(step: Step) -> Callable[[str], bool]:
         _not_own = tuple(os.path.join(root, "") for root in roots)
     not_own = _not_own
     home: str | None = None
-    module = sys.modules.get(type(step.instance).__module__)
+    module = sys.modules.get(type(instance).__module__)
     top = getattr(module, "__package__", None)
     top_module = sys.modules.get(top.partition(".")[0]) if top else None
     if top_module is not None and getattr(top_module, "__path__", None):
