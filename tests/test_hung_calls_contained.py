@@ -294,12 +294,17 @@ def _sof_threads() -> list[threading.Thread]:
 def test_engine_threads_are_daemons_and_close_releases_them(make_skill: Any) -> None:
     skills = [make_skill(f"Wide{i}", ["input_query"], [f"w{i}"]) for i in range(4)]
     before = {t.ident for t in threading.enumerate()}
+    none = {"live": 0, "idle": 0, "queued": 0, "abandoned": 0}
     with make_engine(skills) as engine:
+        # Pools not started yet count zero threads (they were None: stats["threads"]["steps"]
+        # ["live"] raised TypeError in a health check), as do closed ones below.
+        assert engine.stats()["threads"] == {"runners": none, "steps": none}
         assert run(engine, [s.skill_name for s in skills]).status == "success"
         mine = [t for t in _sof_threads() if t.ident not in before]
         assert mine, "a wide stage with timeouts runs in the engine's threads"
         assert all(t.daemon for t in _sof_threads())
     assert wait_until(lambda: not any(t.is_alive() for t in mine if t.name != "sof-watchdog"))
+    assert engine.stats()["threads"] == {"runners": none, "steps": none}
     # A closed engine still works: it starts new threads when asked.
     assert run(engine, [s.skill_name for s in skills]).status == "success"
     engine.close()

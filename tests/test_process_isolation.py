@@ -452,6 +452,9 @@ def test_bad_limits_in_config_are_config_errors_naming_the_key() -> None:
         load_config(file_path=Path(os.devnull), isolation_limits={"cpu": 1})
     with pytest.raises(ConfigError, match=r"isolation_limits.*memory_mb must be a positive"):
         load_config(file_path=Path(os.devnull), isolation_limits={"memory_mb": -1})
+    with pytest.raises(ConfigError, match=r"isolation_limits.*memory_mb must be a positive"):
+        load_config(file_path=Path(os.devnull),  # not read as 1.0
+                    environ={"SOF_ISOLATION_LIMITS": '{"memory_mb": true}'})
     config = load_config(file_path=Path(os.devnull), isolation_limits={"memory_mb": 512})
     assert config.isolation_limits == {"cpu_seconds": 60.0, "memory_mb": 512.0,
                                        "open_files": 256.0}

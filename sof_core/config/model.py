@@ -262,6 +262,19 @@ class SOFConfig(BaseModel):
     def _checked_tool_policy(cls, value: Any) -> dict[str, Any]:
         return check_tool_policy(value)
 
+    @field_validator("isolation_limits", mode="before")
+    @classmethod
+    def _no_flag_limits(cls, value: Any) -> Any:
+        """``true`` is not a limit (pydantic would read it as 1.0: a 1 MB, 1 s or 1 file
+        limit nobody meant)."""
+        if isinstance(value, Mapping):
+            for key, limit in value.items():
+                if isinstance(limit, bool):
+                    raise ValueError(
+                        f"{key} must be a positive number or null (no limit), not {limit}"
+                    )
+        return value
+
     @field_validator("isolation_limits")
     @classmethod
     def _known_limits(cls, value: dict[str, float | None]) -> dict[str, float | None]:

@@ -64,9 +64,12 @@ class EngineThreads:
     def stats(self) -> dict[str, Any]:
         """Hung-call counts (``hung.py``) and each pool's threads (``DaemonPool.stats``)."""
         stats = self.hung.stats()
+        # A pool not started yet (or closed) has no threads: zeros, not None, so a dashboard
+        # can read ``["threads"]["steps"]["live"]`` at any time.
+        none = {"live": 0, "idle": 0, "queued": 0, "abandoned": 0}
         stats["threads"] = {
-            "runners": self._runners.stats() if self._runners is not None else None,
-            "steps": self._steps.stats() if self._steps is not None else None,
+            "runners": self._runners.stats() if self._runners is not None else dict(none),
+            "steps": self._steps.stats() if self._steps is not None else dict(none),
         }
         return stats
 
