@@ -150,7 +150,7 @@ def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]
 
         return raised(network_refused(guard["skill"], exc, guard["deny"]) if guard else exc)
     except BaseException as exc:
-        from sof_core.execution.step import skill_trace
+        from sof_core.execution.failures import skill_trace
         from sof_core.security.replies import raised
 
         # With where it failed in the skill's own code, found here where the frames are.

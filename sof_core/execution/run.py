@@ -34,12 +34,12 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
+from sof_core.execution.failures import failure_trace
 from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
 from sof_core.execution.step import (
     Outcome,
     execute_step,
-    failure_trace,
     merge_outcome,
     merge_writes,
     run_step,
