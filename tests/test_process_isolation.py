@@ -292,10 +292,16 @@ def test_a_crashed_or_spent_worker_is_replaced_and_the_next_call_uses_its_succes
     before = pool.stats()
     assert run([skills.Segfault]).status == "failure"
     assert run([skills.MemoryHog]).status == "failure"
+    assert run([skills.CpuHog]).status == "failure"
+    assert run([skills.Raises]).status == "failure"  # in-thread: the pool is not asked
+    assert run([skills.IsolatedRaises]).status == "failure"
     after = pool.stats()
-    assert after["crashed"] == before["crashed"] + 1
+    # No reply: the segfault, and the kernel ending the CPU hog at its cpu_seconds limit.
+    assert after["crashed"] == before["crashed"] + 2
     assert after["spent"] == before["spent"] + 1  # retired after its call hit memory_mb
-    assert after["replaced"] == before["replaced"] + 2
+    assert after["replaced"] == before["replaced"] + 3
+    # Answered: the memory hog's limit, and the isolated skill's own error.
+    assert after["calls"] == before["calls"] + 2
     assert after["workers"] <= after["size"]
     assert run([skills.Where]).status == "success"
 
