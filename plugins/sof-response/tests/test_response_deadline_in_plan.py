@@ -66,7 +66,9 @@ def test_a_server_that_will_not_finish_gets_an_extractive_answer_in_time(
     assert "max_execution_time" in warning and "skill_timeout" in warning
 
 
-def test_a_run_total_timeout_sooner_than_the_skills_limit_still_gets_the_fallback(chat_server):
+def test_a_run_total_timeout_sooner_than_the_skills_limit_still_gets_the_fallback(
+    chat_server, probe
+):
     # The skill may take 30 s, the run only 1.5 s: the model gets what the run leaves, so the
     # extractive answer is written before the run's end. Before, the skill waited on the
     # dripping server for its own 30 s: the run ended at total_timeout with no answer and
@@ -77,6 +79,9 @@ def test_a_run_total_timeout_sooner_than_the_skills_limit_still_gets_the_fallbac
     skill = PatientResponseSkill(settings={"backend": "openai", "base_url": chat_server.url(
         "drip"), "timeout": 60, "stream": False})
     engine = make_engine([skill], total_timeout=1.5)
+    warm, _ = run_plan({"backend": "extractive"}, engine=make_engine([QuickResponseSkill()]))
+    assert warm.status == "success"  # the shared threads are started, before counting
+    threads, sockets = probe.threads(), probe.sockets()
     report, took = run_plan(None, engine=engine)
 
     assert report.status == "success", report.errors
@@ -86,6 +91,9 @@ def test_a_run_total_timeout_sooner_than_the_skills_limit_still_gets_the_fallbac
     assert 0 < info["deadline_s"] <= 1.5
     assert "validated plan [1]." in report.uif.final_response
     assert engine.abandoned_calls() == {}
+    # The connection is closed, and the server (in this process) saw the client go.
+    assert probe.settles(lambda: probe.threads() <= threads and probe.sockets() <= sockets,
+                         within=2.0), (probe.threads(), threads, probe.sockets(), sockets)
 
 
 def test_after_the_cut_no_thread_or_socket_of_ours_keeps_running(chat_server, probe):
