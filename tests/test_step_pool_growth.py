@@ -91,11 +91,18 @@ def test_a_wide_stage_run_again_and_again_reuses_the_same_threads() -> None:
     with engine:
         for _ in range(30):
             assert engine.execute_plan(plan, UIF(input_query="q")).status == "success"
-        steps = engine.stats()["threads"]["steps"]
-        assert steps["live"] <= 7, steps
+        # Seven do; one or two more if a run starts while the last one's threads are
+        # between delivering their outcome and waiting again (a loaded machine).
+        end = time.monotonic() + 5
+        while time.monotonic() < end:  # the last run's threads go back to waiting
+            steps = engine.stats()["threads"]["steps"]
+            if steps["idle"] == steps["live"]:
+                break
+            time.sleep(0.01)
+        assert steps["live"] <= 9, steps
         assert steps["idle"] == steps["live"], steps  # all of them wait for work
         names = [t.name for t in threading.enumerate() if t.name.startswith("sof-step")]
-        assert len(names) <= 7, names
+        assert len(names) <= 9, names
 
 
 def test_sync_skills_that_block_in_async_runs_still_run_together() -> None:
