@@ -151,9 +151,10 @@ class AgentZeroWebBrowserTool(BaseToolModule):
         return unique
 
     def deadline(self, started: float) -> float:
-        """When the last fetch must end: the step's deadline (or, where the core gives none,
-        as in an isolation worker, the policy's or the class's ``max_execution_time`` from
-        ``started``) less a short reserve to write the results."""
+        """When the last fetch must end: the step's deadline (``current_deadline()``, which
+        the core also gives in an isolation worker; where there is none, the tool called
+        outside a run, the policy's or the class's ``max_execution_time`` from ``started``)
+        less a short reserve to write the results."""
         end = core_deadline()
         if end is None:
             limit = getattr(self, "_time_limit", None) or self.max_execution_time or 60.0

@@ -214,6 +214,21 @@ def test_the_host_environment_travels_with_the_pickled_tool(
     assert "HOME_UNRELATED" not in (copy._environ or {})
 
 
+def test_a_shorter_total_timeout_ends_the_fetches_before_the_run_ends(server: Any) -> None:
+    # In its isolation worker the tool reads the run's total_timeout too (current_deadline),
+    # so a dripping server fails the fetch with a reason before the run is cut short.
+    cfg = SOFConfig(plugins_only=["web"], plugin_settings={"web": ALLOW}, total_timeout=3.0)
+    engine = CoordinatorEngine(PluginManager(cfg), cfg)
+    warm = engine.run_query(f"Read {server.url('/plain.txt')}", ["AgentZeroWebBrowserTool"])
+    assert warm.status == "success", warm.errors  # a worker is running: no start to pay for
+
+    report = engine.run_query(f"Read {server.url('/drip')}", ["AgentZeroWebBrowserTool"])
+
+    assert report.results[0].error_type == "WebFetchError", report.errors
+    assert "did not finish in its time" in " ".join(report.errors)
+    assert not any("total_timeout" in error for error in report.errors)
+
+
 # --- through the engine (isolation worker) -------------------------------------------------------
 
 
