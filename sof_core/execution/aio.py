@@ -93,8 +93,9 @@ class AsyncCall:
         self.started = started
         self.deadline = deadline
         #: What the skill's ``current_deadline()`` says: its deadline, or the run's total
-        #: deadline if that comes first.
-        self.limit = deadline if deadline < total else total
+        #: deadline if that comes first; None when neither ends.
+        limit = deadline if deadline < total else total
+        self.limit = None if limit == math.inf else limit
         self.blocked_at_start = state.blocked
         self.own_blocked = 0.0
         self.task: asyncio.Task[Any] | None = None
@@ -201,7 +202,7 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     ``SkillTimeoutError``; any other cancellation propagates."""
     task = call.task = asyncio.current_task()
     call.done = False  # a retry awaits again under the same call
-    token = _task_deadline.set(call.limit if call.limit != math.inf else None)
+    token = _task_deadline.set(call.limit)
     try:
         result = await _Guarded(coro, call)
         if call.verdict is not None:  # it finished, but only after the watchdog ended it

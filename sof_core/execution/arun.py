@@ -192,7 +192,7 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
             task = asyncio.current_task()
         call.task = task
         call.done = False
-        token = _task_deadline.set(call.limit if call.limit != _INF else None)
+        token = _task_deadline.set(call.limit)
         try:
             returned = await _Guarded(coro, call)
             if call.verdict is not None:  # it finished, but only after the watchdog ended it

@@ -58,6 +58,11 @@ class Slot:
         #: the async step's ``AsyncCall`` while one runs on this thread's loop
         self.call: Any = None
 
+    def attempts(self, step: Step) -> int:
+        """The attempts ``step`` has made so far in this slot (its retries counted)."""
+        retried = self.retried
+        return retried[1] if retried is not None and retried[0] is step else 1
+
 
 _local = threading.local()
 _task_deadline: ContextVar[float | None] = ContextVar("sof_task_deadline", default=None)

@@ -557,8 +557,7 @@ class RunContext:
         slot.abandoned = True
         pool.abandon()
         running, quarantined = self.hung.abandoned(step.name)
-        retried = slot.retried
-        attempts = retried[1] if retried is not None and retried[0] is step else 1
+        attempts = slot.attempts(step)
         call = slot.call
         message = call.verdict if call is not None and call.verdict else None
         outcome = timeout_outcome(step, now - slot.started, attempts, message)
@@ -614,9 +613,7 @@ class RunContext:
             if state == QUEUED:
                 never_started.add(call.step.name)
             elif state == RUNNING and call_slot is not None:
-                retried = call_slot.retried
-                attempts = retried[1] if retried is not None and retried[0] is call.step else 1
-                spent[call.step.name] = (now - call_slot.started, attempts)
+                spent[call.step.name] = (now - call_slot.started, call_slot.attempts(call.step))
         fan = self._fanouts[-1] if self._fanouts else None
         if fan is not None and fan.pending and not fan.aborted:  # keep what ended in time
             for outcome in fan.outcomes:

@@ -95,10 +95,7 @@ class DaemonPool:
             spawn = room and (eager or self._live < CORE_THREADS)
             check = None
             if spawn:
-                self._live += 1
-                self._idle += 1  # the new thread waits for a job, as an idle one does
-                self._started += 1
-                number = self._started
+                number = self._new_place()
             elif room and not self._grow_armed:
                 self._grow_armed = True
                 check = self._taken
@@ -147,10 +144,7 @@ class DaemonPool:
                 room = waiting if self.max_workers is None else min(
                     waiting, self.max_workers - self._live)
                 for _ in range(max(0, room)):
-                    self._live += 1
-                    self._idle += 1
-                    self._started += 1
-                    numbers.append(self._started)
+                    numbers.append(self._new_place())
                 self._grow_armed = False
         finally:
             self._lock.release()
@@ -160,9 +154,7 @@ class DaemonPool:
             except Exception:
                 log.exception("thread pool %r could not start a thread", self.name)
                 with self._lock:
-                    unstarted = len(numbers) - index - 1  # nor will the ones after it
-                    self._live -= unstarted
-                    self._idle -= unstarted
+                    self._places_unused(len(numbers) - index - 1)  # nor the ones after it
                 break
         if check is not None:
             self._arm_grow(check, now, late)
@@ -176,10 +168,7 @@ class DaemonPool:
                 self.max_workers is None or self._live < self.max_workers
             )
             if spawn:
-                self._live += 1
-                self._idle += 1
-                self._started += 1
-                number = self._started
+                number = self._new_place()
         if spawn:
             self._spawn(number)
 
@@ -212,14 +201,26 @@ class DaemonPool:
 
     # --- the threads -------------------------------------------------------------------------
 
+    def _new_place(self) -> int:
+        """A place for a thread about to start (under the lock): the thread's number. It
+        counts as idle from now on (see ``_idle``)."""
+        self._live += 1
+        self._idle += 1
+        self._started += 1
+        return self._started
+
+    def _places_unused(self, count: int) -> None:
+        """``count`` places whose threads could not start (under the lock)."""
+        self._live -= count
+        self._idle -= count
+
     def _spawn(self, number: int) -> None:
         thread = threading.Thread(target=self._work, name=f"{self.name}-{number}", daemon=True)
         try:
             thread.start()
         except BaseException:
             with self._lock:
-                self._live -= 1
-                self._idle -= 1
+                self._places_unused(1)
             raise
 
     def _work(self) -> None:
