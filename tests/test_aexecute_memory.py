@@ -14,9 +14,13 @@ from sof_core import UIF, BaseSkillModule
 from sof_core.testing import make_engine
 
 
-def _views_alive(besides: UIF) -> int:
+def _views_alive(of: UIF) -> int:
+    """Views of ``of`` alive now: UIFs whose scope reads ``of``'s data. Only this run's, so
+    views other tests' hung skills still hold (until their threads wake) are not counted."""
     gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, UIF) and o is not besides)
+    data = of.__dict__["intermediate_data"]
+    return sum(1 for o in gc.get_objects() if isinstance(o, UIF) and o is not of
+               and getattr(o.__dict__.get("intermediate_data"), "_source", None) is data)
 
 
 @pytest.mark.parametrize("first_is_async", [False, True], ids=["sync first", "async first"])
@@ -58,7 +62,7 @@ def test_a_waiting_run_holds_no_earlier_step_view(first_is_async: bool) -> None:
         uif = UIF(input_query="q")
         run = asyncio.ensure_future(engine.aexecute_plan(["First", "Waits"], uif))
         await asyncio.wait_for(entered.wait(), 10)  # a hang bound: Waits starts at once
-        assert _views_alive(besides=uif) == 1  # Waits' own view; First's is gone
+        assert _views_alive(of=uif) == 1  # Waits' own view; First's is gone
         gate.set()
         report = await run
         assert report.status == "success", report.errors
