@@ -265,6 +265,10 @@ def run(quick: bool) -> Section:
                                   (help_time - plugins_time) * 1e3))
     section.targets.append(Target("sof --version above bare python", 100.0, "ms",
                                   (version_time - bare) * 1e3))
+    # Issue 5's form of the --help promise; the row above is the fairer one since --help
+    # lists the commands installed plugins add (it loads them).
+    section.targets.append(Target("sof --help above bare python", 100.0, "ms",
+                                  (help_time - bare) * 1e3))
     section.targets.append(Target("discover 200 plugins without importing", 300.0, "ms",
                                   found[200]["discover"] * 1e3 if 200 in found else None))
     section.targets.append(Target("sof run <README demo query>, whole process",

@@ -54,6 +54,7 @@ def test_bash_completes_commands_nested_commands_options_and_values(sof_cli: Any
     assert config and config <= {name for lv in levels(build_parser()) if lv.path == "sof config"
                                  for name, _ in lv.commands}
     assert "--json" in _bash_complete(script, "sof", "plugins", "--j")
+    assert _bash_complete(script, "sof", "plugins", "ch") == ["check"]  # the contract check
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")

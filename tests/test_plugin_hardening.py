@@ -3,12 +3,13 @@
 Each case is a real installed distribution (a ``.dist-info`` folder on ``sys.path``): a plugin
 whose registration raises something other than ``SOFError``, or whose import calls
 ``sys.exit()``, is recorded as that plugin's failure; a malformed ``entry_points.txt`` in an
-unrelated distribution is skipped with a warning naming it, in SOF's discovery and in
-pydantic's own plugin scan; a slow import is warned about, and failed in strict mode.
+unrelated distribution is skipped with a warning naming it, in SOF's discovery, in
+pydantic's own plugin scan and in networkx's backend scan; a slow import is warned about, and failed in strict mode.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -181,6 +182,8 @@ uif = UIF(input_query="still here")
 engine = CoordinatorEngine()
 print("skills:", ",".join(engine.registry.skill_names()))
 print("answer:", uif.input_query)
+report = engine.execute_plan(["GoodSkill"], uif)  # the first compile imports networkx
+print("run:", report.status, report.uif.intermediate_data.get("good"))
 """
 
 
@@ -200,7 +203,7 @@ def test_sof_starts_beside_a_distribution_with_malformed_entry_points(
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SOF_") and k != "PYDANTIC_DISABLE_PLUGINS"}
     env.update(PYTHONPATH=str(site), SOF_CONFIG=str(tmp_path / "none.json"),
-               SOF_PLUGINS_ONLY="probe")
+               SOF_PLUGINS_ONLY="probe", XDG_CACHE_HOME=str(tmp_path / "cache"))
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                             env=env, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
@@ -208,6 +211,10 @@ def test_sof_starts_beside_a_distribution_with_malformed_entry_points(
     assert "pydantic's plugin scan failed" in result.stderr
     assert "'unrelated-tool'" in result.stderr
     assert "skipped installed distribution 'unrelated-tool'" in result.stderr
+    # networkx scans every distribution's entry points when imported, at the first compile
+    # without a stored plan graph (a fresh cache folder): it must not stop the run either.
+    assert "run: success ok" in result.stdout
+    assert "networkx's entry-point scan failed" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -247,6 +254,29 @@ def test_a_slow_plugin_import_fails_in_strict_mode(dists: Any) -> None:
         pm.load()
     assert pm.records["slow"].status == "failed"
     assert "SlowSkill" not in pm.registry
+
+
+def test_sof_plugins_in_strict_mode_fails_a_slow_import_and_still_lists_every_plugin(
+    dists: Any, sof_cli: Any
+) -> None:
+    """The CI recipe ``SOF_STRICT_PLUGINS=1 sof plugins`` (its listing used to load the
+    plugins with strict mode off, so an import over the budget passed as ``loaded``)."""
+    dists.add("sof-slow", SLOW, entry_name="slow")
+    dists.add("sof-good", GOOD, entry_name="good")
+    env = dists.env()
+    env.update(SOF_PLUGINS_ONLY="slow,good", SOF_PLUGIN_IMPORT_BUDGET_MS="50")
+    relaxed = sof_cli("plugins", "--json", env=env)
+    assert relaxed.returncode == 0, relaxed.stderr
+    statuses = {r["name"]: r["status"] for r in json.loads(relaxed.stdout)}
+    assert (statuses["slow"], statuses["good"]) == ("loaded", "loaded")
+    env["SOF_STRICT_PLUGINS"] = "1"
+    strict = sof_cli("plugins", "--json", env=env)
+    rows = {r["name"]: r for r in json.loads(strict.stdout)}
+    assert strict.returncode == 1
+    assert "strict mode: 1 plugin(s) failed to load" in strict.stderr
+    assert rows["slow"]["status"] == "failed" and "strict mode" in rows["slow"]["error"]
+    assert rows["good"]["status"] == "loaded"
+    assert "Traceback" not in strict.stderr
 
 
 def test_the_import_budget_comes_from_the_environment(

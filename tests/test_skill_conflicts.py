@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from sof_core import UIF, ConfigError, PlanValidationError, PluginManager, SOFConfig
+from sof_core import (
+    UIF,
+    ConfigError,
+    PlanValidationError,
+    PluginError,
+    PluginManager,
+    SOFConfig,
+)
 
 SKILL = """
 class {name}(BaseSkillModule):
@@ -174,6 +181,28 @@ def test_sof_run_names_both_plugins_and_the_setting(dists: Any, sof_cli: Any) ->
     env["SOF_SKILL_PROVIDERS"] = '{"MemoryRetrievalSkill": "acme-memory"}'
     settled = sof_cli("run", "q", "--plan", "MemoryRetrievalSkill", "--json", env=env)
     assert settled.returncode == 0, settled.stderr
+
+
+def test_strict_mode_counts_an_unsettled_skill_name_as_a_plugin_problem(
+    dists: Any, sof_cli: Any
+) -> None:
+    """Issue 2: strict mode turns any plugin problem into a non-zero exit, and a duplicate
+    skill name is one; settled by ``skill_providers``, it is not."""
+    two_memory_plugins(dists)
+    with pytest.raises(PluginError, match=r"strict mode: skill 'MemoryRetrievalSkill' is "
+                                          r"provided by plugins 'acme', 'sam'.*skill_providers"):
+        manager(strict_plugins=True)
+    env = dists.env()
+    env["SOF_STRICT_PLUGINS"] = "1"
+    listed = sof_cli("plugins", env=env)
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert "acme" in listed.stdout and "sam" in listed.stdout  # the table is still printed
+    assert "strict mode: skill 'MemoryRetrievalSkill'" in listed.stderr
+    assert "SOF_SKILL_PROVIDERS" in listed.stderr
+    env["SOF_SKILL_PROVIDERS"] = '{"MemoryRetrievalSkill": "acme-memory"}'
+    settled = sof_cli("plugins", env=env)
+    assert settled.returncode == 0, settled.stderr
+    manager(strict_plugins=True, skill_providers={"MemoryRetrievalSkill": "sam"})
 
 
 # --- one entry-point name, two distributions --------------------------------------------------

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SHELLS = ("bash", "zsh", "fish")
+#: An argparse action attribute: words to offer for a positional that takes any value too.
+COMPLETIONS = "sof_completions"
 
 
 @dataclass
@@ -51,6 +53,8 @@ def levels(parser: argparse.ArgumentParser, path: str = "sof") -> Iterator[Level
                     level.valued[flag] = [str(c) for c in action.choices or ()]
         elif action.choices:
             level.choices.extend(str(c) for c in action.choices)
+        else:  # a free positional may still suggest words (``sof plugins check``)
+            level.choices.extend(getattr(action, COMPLETIONS, ()))
     yield level
     for name, child in children:
         yield from levels(child, f"{path} {name}")

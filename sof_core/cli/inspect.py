@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sof_core.cli import common
+from sof_core.cli.completion import COMPLETIONS
 from sof_core.cli.output import UsageError, fail, print_json, render_table
 
 if TYPE_CHECKING:
@@ -23,11 +24,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="list installed plugins, their status and load errors; or show one; "
         "`sof plugins check [NAME...]` runs the plugin contract",
     )
-    p.add_argument(
+    name = p.add_argument(
         "name", nargs="*", metavar="NAME",
         help="show this plugin in detail; `check [NAME...]` checks plugins against the "
         "contract (default: every installed plugin)",
     )
+    setattr(name, COMPLETIONS, ["check"])  # offered by shell completion after `sof plugins`
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="include SOF's built-in plugins")
     p.set_defaults(func=cmd_plugins)
@@ -45,7 +47,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sof_core.config import load_config
-    from sof_core.plugins import PluginManager
+    from sof_core.errors import PluginError
+    from sof_core.plugins.loader import PluginManager, contested_message
 
     if args.name and args.name[0] == "check":  # the contract: sof_core.cli.contract
         from sof_core.cli.contract_command import cmd_check
@@ -55,7 +58,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         raise UsageError("sof plugins takes one NAME (or `check NAME...`)")
     config = load_config()
     strict = config.strict_plugins
-    manager = PluginManager(config.model_copy(update={"strict_plugins": False})).load()
+    # Loaded with the settings as they are, strict mode included (it also fails a plugin
+    # whose import is over the time budget); its final error is reported below, after the
+    # table, so every plugin is listed.
+    manager = PluginManager(config)
+    try:
+        manager.load()
+    except PluginError:
+        if not strict:
+            raise
     every = list(manager.records.values())
     if args.name:
         return _show_plugin(_find_plugin(args.name[0], every), as_json=args.json)
@@ -88,6 +99,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     failed = [r for r in records if r.status == "failed"]
     if failed and strict:
         return fail(f"strict mode: {len(failed)} plugin(s) failed to load", 1)
+    contested = manager.registry.contested()
+    if contested and strict:
+        return fail("strict mode: " + contested_message(contested), 1)
     return 0
 
 

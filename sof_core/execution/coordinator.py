@@ -26,7 +26,7 @@ from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
-from sof_core.plugins import PluginManager, get_plugin_manager
+from sof_core.plugins.loader import PluginManager, engine_plugin_manager, host_config
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
 
@@ -46,23 +46,65 @@ class CoordinatorEngine:
         (installed plugins are loaded once per process and shared; what is registered on this
         engine stays on it), or, given ``config``, its own manager loaded with that config.
         A ``plugins`` manager passed in is used as is, shared with whoever else holds it.
+
+        Made with neither, the engine takes the host's configuration as it is now (a change
+        made since an earlier engine applies) and ``follows_host_config``: a ``QueryRouter``
+        then hands it the live configuration with each query (``refresh_config``).
         """
+        #: Made from the host's configuration (no ``plugins``, no ``config``) and not given
+        #: other settings since: ``refresh_config`` takes the host's current ones.
+        self.follows_host_config = plugins is None and config is None
         if plugins is None:
-            if config is None:
-                plugins = get_plugin_manager().overlay()
-            else:
-                plugins = PluginManager(config).load()
+            plugins = engine_plugin_manager() if config is None else PluginManager(config).load()
         else:
             plugins.load()
         self.plugins = plugins
-        self.config = config if config is not None else plugins.config
-        self._cache = PlanCache(self.config.plan_cache_size)
+        self._config = config if config is not None else plugins.config
+        #: Compiled plans, with the settings they were compiled under (see ``compile``).
+        self._plans = (self._config, PlanCache(self._config.plan_cache_size))
         self._executors: dict[str, Executor] = {}
         #: Runner and step threads, and the calls given up on (see ``stats``).
-        self._threads = EngineThreads(self.config)
+        self._threads = EngineThreads(self._config)
         # An engine dropped without close() releases its idle threads when collected, so a
         # host (or a test session) that makes many engines does not keep their threads.
         weakref.finalize(self, self._threads.close)
+
+    # --- settings ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> SOFConfig:
+        """The settings the engine's next runs use. Assigning new ones applies them from
+        the next run on (and the engine no longer follows the host's configuration)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: SOFConfig) -> None:
+        self.follows_host_config = False
+        self._use(config)
+
+    def refresh_config(self, config: SOFConfig | None = None) -> SOFConfig:
+        """For an engine that ``follows_host_config``: use the host's configuration as it
+        is now (``config``, as a caller that just read it passes it, or read here) from the
+        next run on. Settings about which plugins load (``plugins_*``, ``plugin_settings``,
+        ``skill_providers``, ``strict_plugins``) and the thread pools' size
+        (``max_workers``) keep the values the engine was made with: make a new engine for
+        those. Does nothing for an engine given its own settings. Returns the settings in
+        use."""
+        if self.follows_host_config:
+            if config is None:
+                config = host_config()
+            if config is not self._config:
+                self._use(config)
+        return self._config
+
+    def _use(self, config: SOFConfig) -> None:
+        if not isinstance(config, SOFConfig):
+            raise ConfigError(
+                f"an engine's config must be a SOFConfig, not {type(config).__name__}",
+                key="config",
+            )
+        self._config = config
+        self._threads.configure(config)
 
     # --- the engine's threads ------------------------------------------------------------
 
@@ -105,7 +147,8 @@ class CoordinatorEngine:
         planners' plan cache with hits, misses and evictions).
         """
         stats = self._threads.stats()
-        stats["plan_cache"] = {"hits": self._cache.hits, "misses": self._cache.misses}
+        cache = self._plans[1]
+        stats["plan_cache"] = {"hits": cache.hits, "misses": cache.misses}
         stats["planning"] = self.planning.stats()
         return stats
 
@@ -151,24 +194,32 @@ class CoordinatorEngine:
     # --- planning ------------------------------------------------------------------------
 
     def compile(self, plan: Sequence[str], available: Iterable[str] = ()) -> CompiledPlan:
-        """Validate ``plan`` and compute its stages, cached per (plan, registry version)."""
+        """Validate ``plan`` and compute its stages, cached per (plan, registry version)
+        under the engine's current settings (new settings start a new cache)."""
         listed = type(plan) is list or type(plan) is tuple
         if not listed:  # checked before the lookup: a str would pass as one-letter names
             check_plan_type(plan)
+        config = self._config
+        compiled_for, cache = self._plans
+        if compiled_for is not config:  # steps carry timeouts and retries: compile afresh
+            fresh = PlanCache(config.plan_cache_size)
+            fresh.hits, fresh.misses = cache.hits, cache.misses
+            self._plans = (config, fresh)
+            cache = fresh
         available = frozenset(available)
         key = (tuple(plan), self.plugins.registry.version, available)
-        if self.config.enable_plan_cache:
+        if config.enable_plan_cache:
             try:
-                cached = self._cache.get(key)
+                cached = cache.get(key)
             except TypeError:  # an unhashable item: check_plan_type names it below
                 cached = None
             if cached is not None:  # its items were checked when it was compiled
                 return cached
         if listed:
             check_plan_type(plan)
-        compiled = compile_plan(plan, self.plugins.registry, self.config, available)
-        if self.config.enable_plan_cache:
-            self._cache.put(key, compiled)
+        compiled = compile_plan(plan, self.plugins.registry, config, available)
+        if config.enable_plan_cache:
+            cache.put(key, compiled)
         return compiled
 
     def validate_plan(
@@ -195,7 +246,7 @@ class CoordinatorEngine:
 
     def executor(self, name: str | None = None) -> Executor:
         """The executor called ``name`` (default: the configured one), from the registry."""
-        name = name or self.config.executor
+        name = name or self._config.executor
         executor = self._executors.get(name)
         if executor is None:
             entry = self.plugins.registry.component("executors", name)
@@ -220,7 +271,7 @@ class CoordinatorEngine:
         started = time.perf_counter()
         compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
         compiled_at = time.perf_counter()
-        if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
+        if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
         segments = current_segments.get()
@@ -228,7 +279,7 @@ class CoordinatorEngine:
             token = current_segments.set(None)
         try:
             run = self._start(compiled, uif, chosen, segments)
-            total = self.config.total_timeout
+            total = self._config.total_timeout
             if total is not None or compiled.timeouts:
                 run.supervise(clock() + total if total is not None else math.inf)
             else:
@@ -274,7 +325,7 @@ class CoordinatorEngine:
                segments: SegmentedPlan | None = None) -> RunContext:
         uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
         uif.__dict__["execution_plan"] = list(compiled.order)
-        run = RunContext(self.plugins, self.config, compiled, uif, chosen, self._threads)
+        run = RunContext(self.plugins, self._config, compiled, uif, chosen, self._threads)
         if segments is not None:  # only the first segment tells, with the whole plan
             if segments.began:
                 return run
@@ -334,7 +385,7 @@ class CoordinatorEngine:
         started = time.perf_counter()
         compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
         compiled_at = time.perf_counter()
-        if compiled.problems and (self.config.enable_plan_validation or not compiled.order):
+        if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
         chosen = self.executor(executor)
         if getattr(chosen, "native_async", False) is not True:
@@ -342,7 +393,7 @@ class CoordinatorEngine:
         from sof_core.execution.arun import drive_async
 
         run = self._start(compiled, uif, chosen)
-        total = self.config.total_timeout
+        total = self._config.total_timeout
         await drive_async(run, clock() + total if total is not None else math.inf)
         return self._report(run, compiled, chosen, started, compiled_at)
 
@@ -386,7 +437,11 @@ class CoordinatorEngine:
         with the same defaults as ``resolve_goal`` and ``sof run --goal``: required inputs'
         producers only. Without either, ``self.planning`` plans it (``planner`` setting)
         and the report's ``planning`` says how. ``timings["planning"]`` is the time it took.
+        An engine that ``follows_host_config`` takes the host's current settings first
+        (``refresh_config``), so a changed planner or timeout applies to this query.
         """
+        if self.follows_host_config:  # planner, default_plan, timeouts: as they are now
+            self.refresh_config()
         uif = UIF.for_query(query, **uif_fields)
         planning_started = time.perf_counter()
         planned = None

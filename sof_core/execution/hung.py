@@ -37,6 +37,10 @@ class HungCalls:
         self._running.clear()
         self.quarantined.clear()
 
+    def configure(self, config: SOFConfig) -> None:
+        """The engine's new settings: their limit counts from the next abandoned call."""
+        self._config = config
+
     @property
     def limit(self) -> int | None:
         limit: int | None = self._config.max_hung_calls_per_skill

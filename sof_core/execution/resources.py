@@ -32,6 +32,12 @@ class EngineThreads:
         self._lock = threading.Lock()
         _open.add(self)
 
+    def configure(self, config: SOFConfig) -> None:
+        """New settings for the engine: the hung-call limit applies from now on; pools
+        already started keep their size."""
+        self.config = config
+        self.hung.configure(config)
+
     def runners(self) -> DaemonPool:
         """Threads that walk runs (one per run in flight)."""
         pool = self._runners

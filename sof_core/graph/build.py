@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import networkx as nx
-
+from sof_core._networkx_guard import networkx as nx
 from sof_core.errors import GoalResolutionError
 from sof_core.graph.edges import dependency_edges
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
+
+#: What ``parallel_stages`` raises for a graph with a cycle (networkx's own error).
+Unfeasible = nx.NetworkXUnfeasible
 
 
 @dataclass

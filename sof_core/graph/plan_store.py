@@ -133,14 +133,18 @@ def _compute(
     then are the cycles looked for (a strongly-connected-components pass an acyclic plan,
     the usual one, does not need).
     """
-    import networkx as nx
-
-    from sof_core.graph.build import build_graph, find_cycles, parallel_stages, plan_order
+    from sof_core.graph.build import (
+        Unfeasible,
+        build_graph,
+        find_cycles,
+        parallel_stages,
+        plan_order,
+    )
 
     skill_graph = build_graph(specs, (producers, edges))
     try:
         stages = tuple(tuple(stage) for stage in parallel_stages(skill_graph))
-    except nx.NetworkXUnfeasible:
+    except Unfeasible:
         cycles = tuple(tuple(path) for path in find_cycles(skill_graph))
         return PlanGraph(producers, edges, cycles, (), ())
     return PlanGraph(producers, edges, (), stages, tuple(plan_order(skill_graph)))

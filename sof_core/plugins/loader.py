@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -268,6 +268,10 @@ class PluginManager:
             raise PluginError(
                 failed[0].name, f"strict mode: {len(failed)} plugin(s) failed: {detail}"
             )
+        contested = self.registry.contested()
+        if contested:  # both plugins loaded, but a skill name is unavailable: a problem too
+            first = next(iter(contested.values()))[0]
+            raise PluginError(first, "strict mode: " + contested_message(contested))
 
     def register(
         self,
@@ -1073,6 +1077,53 @@ def get_plugin_manager(factory: Callable[[], PluginManager] | None = None) -> Pl
         if _default_manager is None:
             _default_manager = (factory or PluginManager)()
     return _default_manager.load()
+
+
+def contested_message(contested: Mapping[str, Sequence[str]]) -> str:
+    """What strict mode says of skill names several plugins offer and no setting settles."""
+    parts = [
+        f"skill {name!r} is provided by plugins {', '.join(map(repr, plugins))}"
+        for name, plugins in contested.items()
+    ]
+    return "; ".join(parts) + (
+        "; name one provider per skill in skill_providers (SOF_SKILL_PROVIDERS takes a JSON "
+        "object such as {\"SkillName\": \"plugin-or-distribution\"})"
+    )
+
+
+#: Settings that decide which plugins load and how they are set up (``sof_configure`` gets
+#: them): an engine whose settings differ here needs a manager of its own.
+LOADING_SETTINGS = ("plugins_autoload", "plugins_only", "plugins_disable", "strict_plugins",
+                    "plugin_settings", "skill_providers", "plugin_import_budget_ms")
+
+
+def host_config() -> SOFConfig:
+    """The host's configuration as it is now (file, ``SOF_*`` variables), from the
+    process-wide config manager, which re-reads the file only when it changed. A broken file
+    is logged and left out; a bad variable raises ``ConfigError`` (``load_host_config``)."""
+    from sof_core.config.manager import get_sof_config_manager
+
+    state = get_sof_config_manager().state()
+    return state.config if state.config is not None else load_host_config()
+
+
+def engine_plugin_manager(config: SOFConfig | None = None) -> PluginManager:
+    """The plugins of an engine made without settings of its own (``CoordinatorEngine()``).
+
+    The engine gets the host's configuration as it is when it is made (``config``, or read
+    now), not as it was when the process-wide manager loaded: a change since then (by
+    ``update_config``, another process or a ``SOF_*`` variable) applies to the new engine.
+    The installed plugins are shared (an overlay of the process-wide manager) unless the
+    change is to which plugins load or their settings (``LOADING_SETTINGS``); then the engine
+    loads them with a manager of its own.
+    """
+    base = get_plugin_manager()
+    config = config if config is not None else host_config()
+    if config == base.config:
+        return base.overlay()
+    if all(getattr(config, name) == getattr(base.config, name) for name in LOADING_SETTINGS):
+        return base.overlay(config)
+    return PluginManager(config).load()
 
 
 def reset_plugin_manager() -> None:

@@ -261,6 +261,14 @@ class QueryRouter:
         """One SOF run; every way it can fail becomes a ``_SOFFailure`` with a reason."""
         plan: list[str] = []
         planned = None
+        # An engine made from the host's configuration runs with it as it is now: a changed
+        # timeout, retry count or executor applies to this query, with no restart.
+        refresh = getattr(self.engine, "refresh_config", None)
+        if refresh is not None:
+            try:
+                refresh(config)
+            except Exception as exc:
+                raise _SOFFailure("config", _describe(exc)) from exc
         if run_sof is None:
             # The engine's planning with this query's live config: a change of planner,
             # default_plan or planner_options applies now, with no restart.

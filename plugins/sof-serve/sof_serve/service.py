@@ -66,7 +66,10 @@ class FixedPlanLegacy:
         self._local = threading.local()
 
     def __call__(self, query: str, **context: Any) -> str | None:
-        config = self.manager.state().config or self.engine.config
+        live = self.manager.state().config
+        if live is not None:  # the settings the router would run SOF with, for this query
+            self.engine.refresh_config(live)
+        config = live or self.engine.config
         fields = {k: v for k, v in context.items() if k in ("session_id", "user_id")}
         extra = {k: v for k, v in context.items() if k not in fields}
         uif = UIFModel.for_query(query, user_context=extra, **fields) if extra else \

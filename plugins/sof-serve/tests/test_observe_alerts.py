@@ -216,6 +216,8 @@ def test_memory_and_skill_failure_thresholds_and_the_kpis(tmp_path: Path) -> Non
     assert kpis["availability"]["value"] == 1.0 and kpis["availability"]["state"] == "ok"
     assert kpis["response_time"]["state"] in {"ok", "breached"}
     assert kpis["response_time"]["legacy"] is not None
+    # One definition with the page's KPI table (sof_serve.health.kpi_rows): p95 against p95.
+    assert kpis["response_time"]["target"] == "SOF p95 <= legacy p95"
     assert {a["name"] for a in state["alerts"]} >= {
         "sof:error_rate", "sof:response_time", "sof:skill_failure_rate",
         "legacy:error_rate", "process:memory_percent"}

@@ -1,0 +1,90 @@
+"""Keep networkx's backend scan from stopping SOF's first compile; imported for that effect.
+
+Importing networkx scans every installed distribution's entry points (groups
+``networkx.backends`` and ``networkx.backend_info``). One malformed ``entry_points.txt`` in
+any distribution (a group line without ``=``, binary content) makes that scan raise, and
+with it the first plan a process compiles without the plan store: every ``sof run`` and
+``execute_plan`` would fail with a ``TypeError`` from deep inside ``importlib.metadata``.
+
+Importing this module imports networkx (``from sof_core._networkx_guard import networkx``
+is how SOF's modules import it). Only if that fails on the entry points is networkx
+imported again with the scan reading the distributions that can be read (SOF uses no
+networkx backend), with a warning naming the broken ones, as ``_pydantic_guard`` does for
+pydantic's plugin scan. When the import works, nothing changes and nothing extra is paid.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from sof_core._pydantic_guard import unreadable_distributions
+
+log = logging.getLogger("sof")
+
+
+def _readable_entry_points(**params: Any) -> importlib.metadata.EntryPoints:
+    """``importlib.metadata.entry_points`` over the distributions whose file parses."""
+    found: list[importlib.metadata.EntryPoint] = []
+    seen: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        try:
+            name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+            if name in seen:  # the first of a name on sys.path wins, as importlib's own does
+                continue
+            seen.add(name)
+            found.extend(dist.entry_points)
+        except Exception:  # the broken distribution is named in the warning
+            continue
+    return importlib.metadata.EntryPoints(found).select(**params)
+
+
+@contextmanager
+def _tolerant_scan() -> Iterator[None]:
+    original = importlib.metadata.entry_points
+    importlib.metadata.entry_points = _readable_entry_points  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        importlib.metadata.entry_points = original
+
+
+def _forget_networkx() -> None:
+    """Drop what the failed import left in ``sys.modules``, so it runs again whole."""
+    for name in [n for n in sys.modules if n == "networkx" or n.startswith("networkx.")]:
+        del sys.modules[name]
+
+
+def import_networkx() -> ModuleType:
+    """Import networkx; if its entry-point scan fails, import it past the broken files."""
+    try:
+        return importlib.import_module("networkx")
+    except Exception as exc:
+        broken = unreadable_distributions()
+        if not broken:  # not the scan: a real problem with networkx itself
+            raise
+        _forget_networkx()
+        with _tolerant_scan():
+            module = importlib.import_module("networkx")
+        log.warning(
+            "networkx's entry-point scan failed (%s: %s), caused by the entry_points.txt of "
+            "installed distribution(s) %s; networkx was imported without them. Reinstall or "
+            "remove the distribution.",
+            type(exc).__name__,
+            exc,
+            ", ".join(repr(n) for n in broken),
+        )
+        return module
+
+
+if TYPE_CHECKING:
+    import networkx as networkx
+else:
+    networkx = import_networkx()

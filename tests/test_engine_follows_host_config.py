@@ -1,0 +1,223 @@
+"""An engine made from the host's configuration runs with it as it is now.
+
+Issue 4: "Config changes take effect for the next query without restarting the host";
+docs/operations.md: a new engine applies changed execution settings, and a router applies
+them to its engine's next query. Before, every ``CoordinatorEngine()`` of a process took the
+settings the process-wide plugin manager loaded with, whatever had changed since.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sof_core import (
+    UIF,
+    BaseSkillModule,
+    BaseToolModule,
+    CoordinatorEngine,
+    QueryRouter,
+    SOFConfig,
+    hookimpl,
+)
+from sof_core.config import get_sof_config_manager, reset_sof_config_managers
+
+
+class SlowAnswer(BaseSkillModule):
+    skill_name = "SlowAnswer"
+    skill_description = "answers after half a second"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        time.sleep(0.5)
+        uif.final_response = "slow answer"
+        return uif
+
+
+def legacy(query: str, **context: object) -> str:
+    return f"legacy: {query}"
+
+
+@pytest.fixture
+def host_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A config file of this test's own, read by the process-wide config manager."""
+    path = tmp_path / "sof.json"
+    monkeypatch.setenv("SOF_CONFIG", str(path))
+    for name in ("SOF_SKILL_TIMEOUT", "SOF_EXECUTOR", "SOF_PLANNER"):
+        monkeypatch.delenv(name, raising=False)
+    reset_sof_config_managers()
+    yield path
+    reset_sof_config_managers()
+
+
+def test_a_new_engine_takes_the_settings_changed_since_an_earlier_one(
+    host_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = CoordinatorEngine()
+    get_sof_config_manager().update_config(executor="sequential", skill_timeout=5)
+
+    engine = CoordinatorEngine()
+
+    assert (engine.config.executor, engine.config.skill_timeout) == ("sequential", 5.0)
+    assert first.config.executor == "threads"  # an engine made earlier keeps its own
+    monkeypatch.setenv("SOF_SKILL_TIMEOUT", "7")
+    assert CoordinatorEngine().config.skill_timeout == 7.0
+    assert engine.follows_host_config and first.follows_host_config
+
+
+def test_a_routed_query_runs_with_a_timeout_changed_while_the_host_runs(
+    host_file: Path,
+) -> None:
+    manager = get_sof_config_manager()
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                          planner="static", default_plan=["SlowAnswer"])
+    engine = CoordinatorEngine()
+    engine.register_skill(SlowAnswer)
+    router = QueryRouter(engine, legacy)
+    assert router.route("first", user_id="u").response == "slow answer"
+
+    manager.update_config(skill_timeout=0.1)
+    second = router.route("second", user_id="u")
+
+    assert (second.response, second.fallback_reason) == ("legacy: second", "timeout")
+    assert engine.config.skill_timeout == 0.1
+    manager.update_config(skill_timeout=30)
+    assert router.route("third", user_id="u").response == "slow answer"
+
+
+def test_an_engine_given_its_own_settings_keeps_them_under_a_router(host_file: Path) -> None:
+    manager = get_sof_config_manager()
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                          planner="static", default_plan=["SlowAnswer"])
+    engine = CoordinatorEngine(config=SOFConfig(skill_timeout=5))
+    engine.register_skill(SlowAnswer)
+    router = QueryRouter(engine, legacy)
+
+    manager.update_config(skill_timeout=0.1)
+
+    assert not engine.follows_host_config
+    assert router.route("q", user_id="u").response == "slow answer"
+    assert engine.refresh_config() is engine.config and engine.config.skill_timeout == 5
+
+
+def test_settings_assigned_after_a_run_apply_to_the_next_run(host_file: Path) -> None:
+    """The compiled plan carries each step's timeout: new settings must not reuse it."""
+    engine = CoordinatorEngine(config=SOFConfig(skill_timeout=5))
+    engine.register_skill(SlowAnswer)
+    assert engine.execute_plan(["SlowAnswer"], UIF(input_query="q")).status == "success"
+
+    engine.config = engine.config.model_copy(update={"skill_timeout": 0.1})
+
+    report = engine.execute_plan(["SlowAnswer"], UIF(input_query="q"))
+    assert report.status == "timeout", report.errors
+    assert engine.stats()["plan_cache"]["misses"] == 2  # counts go on across the change
+
+
+def test_an_engine_refuses_settings_that_are_not_a_sofconfig() -> None:
+    engine = CoordinatorEngine(config=SOFConfig())
+    with pytest.raises(Exception, match="must be a SOFConfig") as caught:
+        engine.config = {"skill_timeout": 1}  # type: ignore[assignment]
+    assert type(caught.value).__name__ == "ConfigError"
+
+
+def test_a_change_to_which_plugins_load_gives_a_new_engine_its_own_plugins(
+    host_file: Path, dists: Any
+) -> None:
+    dists.add("follow-demo", """
+        from sof_core import BaseSkillModule, hookimpl
+
+        class FollowDemoSkill(BaseSkillModule):
+            skill_name = "FollowDemoSkill"
+            skill_description = "from an installed plugin"
+            required_inputs = ["input_query"]
+            output_keys = ["follow_demo"]
+
+            def execute(self, uif):
+                uif.intermediate_data["follow_demo"] = 1
+                return uif
+
+        @hookimpl
+        def sof_register_skills():
+            return [FollowDemoSkill]
+    """)
+    from sof_core.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    try:
+        before = CoordinatorEngine()
+        assert before.registry.skill("FollowDemoSkill") is not None
+
+        get_sof_config_manager().update_config(plugins_disable=["follow-demo"])
+        after = CoordinatorEngine()
+
+        assert after.registry.skill("FollowDemoSkill") is None
+        assert before.registry.skill("FollowDemoSkill") is not None
+    finally:
+        reset_plugin_manager()
+
+
+class QuickAnswer(BaseSkillModule):
+    skill_name = "QuickAnswer"
+    skill_description = "answers at once"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = "quick answer"
+        return uif
+
+
+def test_run_query_on_the_same_engine_plans_with_the_settings_changed_meanwhile(
+    host_file: Path,
+) -> None:
+    """Issue 12: planner settings are live, like the routing flags."""
+    manager = get_sof_config_manager()
+    manager.update_config(planner="static", default_plan=["QuickAnswer"])
+    engine = CoordinatorEngine()
+    engine.register_skills([QuickAnswer, SlowAnswer], plugin_name="answers")
+    first = engine.run_query("anything")
+    assert first.plan == ["QuickAnswer"] and first.final_response == "quick answer"
+
+    manager.update_config(default_plan=["SlowAnswer"], skill_timeout=0.1)
+    second = engine.run_query("anything")
+
+    assert second.plan == ["SlowAnswer"]
+    assert second.status == "timeout", second.errors
+    assert second.planning is not None and second.planning["planner"] == "static"
+
+
+class ClockTool(BaseToolModule):
+    skill_name = "ClockTool"
+    skill_description = "tells the time (validated here, never run)"
+    required_inputs = ["input_query"]
+    output_keys = ["clock"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["clock"] = time.time()
+        return uif
+
+
+class ClockPlugin:
+    @hookimpl
+    def sof_register_tools(self) -> list[type]:
+        return [ClockTool]
+
+
+def test_a_tool_policy_changed_meanwhile_applies_to_the_engines_next_plan(
+    host_file: Path,
+) -> None:
+    engine = CoordinatorEngine()
+    engine.plugins.register(ClockPlugin(), name="clock", raise_errors=True)
+    assert engine.validate_plan(["ClockTool"]) == []
+
+    get_sof_config_manager().update_config(tool_policy={"deny_tools": ["ClockTool"]})
+    engine.refresh_config()
+
+    (problem,) = engine.validate_plan(["ClockTool"])
+    assert problem.code == "tool_denied"
+    assert "tool_policy.deny_tools entry 'ClockTool'" in problem.message
