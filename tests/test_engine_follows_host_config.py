@@ -157,6 +157,10 @@ def test_a_change_to_which_plugins_load_gives_a_new_engine_its_own_plugins(
 
         assert after.registry.skill("FollowDemoSkill") is None
         assert before.registry.skill("FollowDemoSkill") is not None
+        # Loaded once for those settings: the next engine made with them shares the load.
+        again = CoordinatorEngine()
+        assert again.plugins.parent is after.plugins.parent is not before.plugins.parent
+        assert again.registry.skill("FollowDemoSkill") is None
     finally:
         reset_plugin_manager()
 

@@ -20,6 +20,7 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import json
 import logging
 import re
 import threading
@@ -1068,6 +1069,9 @@ def _import_entry_point(value: str) -> Any:
 
 _default_manager: PluginManager | None = None
 _default_lock = threading.Lock()
+#: Root managers of the engines whose plugin settings differ from the process-wide
+#: manager's, by those settings (``engine_plugin_manager``): each is loaded once.
+_loaded_for: dict[str, PluginManager] = {}
 
 
 def get_plugin_manager(factory: Callable[[], PluginManager] | None = None) -> PluginManager:
@@ -1114,8 +1118,8 @@ def engine_plugin_manager(config: SOFConfig | None = None) -> PluginManager:
     now), not as it was when the process-wide manager loaded: a change since then (by
     ``update_config``, another process or a ``SOF_*`` variable) applies to the new engine.
     The installed plugins are shared (an overlay of the process-wide manager) unless the
-    change is to which plugins load or their settings (``LOADING_SETTINGS``); then the engine
-    loads them with a manager of its own.
+    change is to which plugins load or their settings (``LOADING_SETTINGS``); then they are
+    loaded once more with those settings, and engines made with the same ones share that.
     """
     base = get_plugin_manager()
     config = config if config is not None else host_config()
@@ -1123,7 +1127,13 @@ def engine_plugin_manager(config: SOFConfig | None = None) -> PluginManager:
         return base.overlay()
     if all(getattr(config, name) == getattr(base.config, name) for name in LOADING_SETTINGS):
         return base.overlay(config)
-    return PluginManager(config).load()
+    key = json.dumps([getattr(config, name) for name in LOADING_SETTINGS], sort_keys=True,
+                     default=repr)
+    with _default_lock:
+        shared = _loaded_for.get(key)
+        if shared is None:
+            shared = _loaded_for[key] = PluginManager(config)
+    return shared.load().overlay(config)
 
 
 def reset_plugin_manager() -> None:
@@ -1131,3 +1141,4 @@ def reset_plugin_manager() -> None:
     global _default_manager
     with _default_lock:
         _default_manager = None
+        _loaded_for.clear()
