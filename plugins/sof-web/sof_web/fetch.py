@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -210,7 +211,10 @@ def parse_url(text: str) -> httpx.URL:
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise FetchFailure("invalid_url", f"not a valid URL ({exc})") from None
+        canonical = _canonical_ipv4_url(text)
+        if canonical is None:
+            raise FetchFailure("invalid_url", f"not a valid URL ({exc})") from None
+        url = canonical
     if url.scheme not in ("http", "https"):
         raise FetchFailure(
             "invalid_url", f"only http and https URLs are fetched, not {url.scheme or 'none'!r}"
@@ -222,6 +226,24 @@ def parse_url(text: str) -> httpx.URL:
             "invalid_url", "URLs with a user name or password are not fetched"
         )
     return url.copy_with(fragment=None)
+
+
+def _canonical_ipv4_url(text: str) -> httpx.URL | None:
+    """``text`` with its host written as a dotted quad, when httpx refuses a four-part IPv4
+    spelling a browser accepts (``0177.0.0.1``: leading zeros are octal), so the allow-list
+    and the guard judge the address it is; None when that is not why the URL was refused."""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        address = literal_address(host) if host else None
+        if not isinstance(address, ipaddress.IPv4Address):
+            return None
+        netloc = str(address) if parts.port is None else f"{address}:{parts.port}"
+        if "@" in parts.netloc:
+            netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
+        return httpx.URL(urlunsplit(parts._replace(netloc=netloc)))
+    except (HostSyntaxError, httpx.InvalidURL, ValueError, TypeError):
+        return None
 
 
 class _Decoder:

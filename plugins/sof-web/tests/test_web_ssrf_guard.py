@@ -86,6 +86,7 @@ def test_every_ipv4_spelling_reads_as_the_address_it_is(spelling: str) -> None:
     ("017700000001", "(= 127.0.0.1)"),
     ("0177.1", "(= 127.0.0.1)"),
     ("127.1", "(= 127.0.0.1)"),
+    ("0177.0.0.1", "127.0.0.1: a loopback address"),  # httpx refuses it; a browser reads it
     ("0", "(= 0.0.0.0): the unspecified address"),
     ("[::1]", "::1: a loopback address"),
     ("[::ffff:127.0.0.1]", "IPv4-mapped"),
@@ -151,8 +152,10 @@ def test_metadata_addresses_need_an_entry_naming_them_exactly(scripted: Any) -> 
 
 
 @pytest.mark.parametrize("entry", ["127.0.0.1", "127.0.0.0/8", "2130706433", "127.0.0.1/32"])
-def test_an_allow_listed_address_or_network_is_fetched(server: Any, entry: str) -> None:
-    result = fetcher([entry]).fetch(server.url("/plain.txt", host="2130706433"))
+@pytest.mark.parametrize("spelling", ["2130706433", "0177.0.0.1"])
+def test_an_allow_listed_address_or_network_is_fetched(server: Any, entry: str,
+                                                       spelling: str) -> None:
+    result = fetcher([entry]).fetch(server.url("/plain.txt", host=spelling))
 
     assert result.error is None, result.error
     assert result.text.startswith("Plain words.")
