@@ -25,6 +25,29 @@ def installed_plugins() -> list[tuple[str, str, str]]:
     skipped (``sof plugins`` names it).
     """
     found: list[tuple[str, str, str]] = []
+    for key, path, meta_file, plugins in _plugin_distributions():
+        dist, version = _name_and_version(_read(os.path.join(path, meta_file)))
+        found.extend((plugin, dist or key, version or "?") for plugin in plugins)
+    return sorted(found)
+
+
+def plugin_metadata_stamps() -> list[tuple[str, int]]:
+    """``(metadata folder, modification time in ns)`` of every installed plugin's
+    distribution: what changes when a plugin is installed, upgraded or removed (the CLI keys
+    its cache of plugin commands on it). Same rules and cost as ``installed_plugins``."""
+    stamps: list[tuple[str, int]] = []
+    for _, path, meta_file, _ in _plugin_distributions():
+        try:
+            stamps.append((path, os.stat(os.path.join(path, meta_file)).st_mtime_ns))
+        except OSError:
+            stamps.append((path, 0))
+    return stamps
+
+
+def _plugin_distributions() -> list[tuple[str, str, str, list[str]]]:
+    """``(key, metadata folder, metadata file name, plugin names)`` of each distribution on
+    ``sys.path`` that declares SOF plugins; the first of a name wins, as for imports."""
+    found: list[tuple[str, str, str, list[str]]] = []
     seen: set[str] = set()
     for folder in sys.path:
         try:
@@ -44,11 +67,9 @@ def installed_plugins() -> list[tuple[str, str, str]]:
             seen.add(key)
             path = os.path.join(folder or ".", name)
             plugins = _group_entries(_read(os.path.join(path, "entry_points.txt")))
-            if not plugins:
-                continue
-            dist, version = _name_and_version(_read(os.path.join(path, meta_file)))
-            found.extend((plugin, dist or key, version or "?") for plugin in plugins)
-    return sorted(found)
+            if plugins:
+                found.append((key, path, meta_file, plugins))
+    return found
 
 
 def _read(path: str) -> str:
@@ -86,4 +107,4 @@ def _name_and_version(text: str) -> tuple[str | None, str | None]:
     return name, version
 
 
-__all__ = ["ENTRY_POINT_GROUP", "installed_plugins"]
+__all__ = ["ENTRY_POINT_GROUP", "installed_plugins", "plugin_metadata_stamps"]

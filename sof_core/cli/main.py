@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sof_core._installed import ENTRY_POINT_GROUP
 from sof_core._installed import installed_plugins as installed_plugins
 from sof_core._version import __version__
-from sof_core.cli import completion, hooks, inspect, new_plugin, plan, run, startup
+from sof_core.cli import command_cache, completion, hooks, inspect, new_plugin, plan, run, startup
 from sof_core.cli import config as config_cli
 from sof_core.cli.output import UsageError, fail, one_line, warn
 
@@ -86,10 +86,15 @@ def version_text() -> str:
     return "\n".join(lines)
 
 
-def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager) -> None:
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager) -> bool:
     """Let each plugin add its commands; one that raises is skipped with a warning and
-    leaves no half-added command behind."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    leaves no half-added command behind. False if one did."""
+    sub = _subcommands(parser)
+    clean = True
     for impl in manager.hook_manager.hook.sof_register_commands.get_hookimpls():
         parsers = dict(sub._name_parser_map)
         listed = list(sub._choices_actions)
@@ -97,6 +102,7 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
             arguments = {"subparsers": sub}
             impl.function(*[arguments[name] for name in impl.argnames])
         except (Exception, SystemExit) as exc:  # one plugin's broken command must not break `sof`
+            clean = False
             sub._name_parser_map.clear()
             sub._name_parser_map.update(parsers)
             sub._choices_actions[:] = listed
@@ -105,6 +111,7 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
                 f"(sof_register_commands raised {type(exc).__name__}: {exc}); they are "
                 "unavailable"
             )
+    return clean
 
 
 # --- logging -------------------------------------------------------------------------------
@@ -193,7 +200,7 @@ def _main(argv: Sequence[str] | None) -> int:
     configure_logging()
     parser = build_parser()
     try:
-        if _wants_plugins(argv):
+        if _wants_plugins(argv) and not (_top_help(argv) and _add_cached_commands(parser)):
             _load_plugin_commands(parser, argv)
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
@@ -219,6 +226,25 @@ def _main(argv: Sequence[str] | None) -> int:
         return _unexpected(exc)
 
 
+def _top_help(argv: Sequence[str]) -> bool:
+    """``sof``, ``sof --help``: the help that lists every command, plugins' included."""
+    return not argv or argv[0] in ("-h", "--help")
+
+
+def _add_cached_commands(parser: argparse.ArgumentParser) -> bool:
+    """The plugin commands as the last clean load left them (``command_cache``), for the
+    help alone; False when there is none for the installed plugins and settings as they
+    are now."""
+    commands = command_cache.cached_commands(command_cache.fingerprint())
+    if commands is None:
+        return False
+    sub = _subcommands(parser)
+    for name, text in commands:
+        if name not in sub.choices:
+            sub.add_parser(name, help=text)
+    return True
+
+
 def _load_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """For the help, a plugin problem is a warning (the core commands still work); for a
     plugin's own command, it is the error."""
@@ -226,6 +252,7 @@ def _load_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) 
     from sof_core.errors import SOFError
 
     helping = not argv or argv[0].startswith("-")
+    key = command_cache.fingerprint()  # before loading: a change meanwhile is a miss later
     try:
         manager = common.manager()
     except SOFError as exc:
@@ -233,7 +260,20 @@ def _load_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) 
             raise
         warn(f"plugin commands are not listed: {exc}")
         return
-    _add_plugin_commands(parser, manager)
+    sub = _subcommands(parser)
+    core = set(sub.choices)
+    if _add_plugin_commands(parser, manager) and _loaded_cleanly(manager):
+        helps = {action.dest: action.help or "" for action in sub._choices_actions}
+        command_cache.remember(key, [(name, helps.get(name, "")) for name in sub.choices
+                                     if name not in core])
+
+
+def _loaded_cleanly(manager: PluginManager) -> bool:
+    """No plugin failed, warned (a slow import) or was skipped for unreadable metadata:
+    the help must go on saying so, so nothing is cached."""
+    records = manager.records.values()
+    return not (manager.failed() or manager.discovery_warnings
+                or any(getattr(r, "warnings", None) for r in records))
 
 
 def _unexpected(exc: BaseException) -> int:

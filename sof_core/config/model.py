@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
+from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
+from sof_core._paths import config_file
 from sof_core._timeouts import MAX_TIMEOUT
 from sof_core.config.tool_policy import check_tool_policy, default_tool_policy
 from sof_core.errors import ConfigError
@@ -50,8 +52,8 @@ ENV_ALIASES: dict[str, str] = {
 }
 #: pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD, spelt for SOF: a true value means "no autoload".
 ENV_DISABLE_AUTOLOAD = "SOF_DISABLE_PLUGIN_AUTOLOAD"
-#: The config file's path.
-ENV_CONFIG = "SOF_CONFIG"
+#: The config file's path (``sof_core._paths.ENV_CONFIG``).
+ENV_CONFIG = _ENV_CONFIG
 #: Variables bundled plugins read outside their own ``SOF_<PLUGIN>_`` namespace: the LLM
 #: plugins' shared ones, and sof-serve's ``SOF_ADMIN_TOKEN`` (the name the issue gives it).
 SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_",
@@ -321,16 +323,7 @@ class SOFConfig(BaseModel):
 
 def default_config_path() -> Path:
     """``$SOF_CONFIG``, else the platform's user config dir (no extra dependency needed)."""
-    explicit = os.environ.get(ENV_CONFIG)
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "sof" / "config.json"
+    return config_file()
 
 
 # --- SAM's config file --------------------------------------------------------------------

@@ -38,7 +38,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 import time
 import zlib
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sof_core._paths import cache_dir
 from sof_core._version import __version__
 from sof_core.config import SOFConfig
 from sof_core.graph.edges import dependency_edges
@@ -110,13 +110,7 @@ def plan_graph(specs: Sequence[SkillSpec], config: SOFConfig) -> PlanGraph:
 
 def store_dir() -> Path:
     """The per-user cache folder of the plan store (see the module docstring)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        return base / "sof" / "Cache" / "plans"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "sof" / "plans"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "sof" / "plans"
+    return cache_dir() / "plans"
 
 
 # --- computing ---------------------------------------------------------------------------

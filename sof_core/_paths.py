@@ -1,0 +1,39 @@
+"""Where SOF keeps the user's files: the config file and the cache folder.
+
+A module of its own, below every layer and free of pydantic, so the CLI can find them before
+it imports anything heavy (``sof --help`` reads its cache of plugin commands this way).
+Plain platform rules, not ``platformdirs``: two paths do not justify a dependency in the core.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: The environment variable naming the config file.
+ENV_CONFIG = "SOF_CONFIG"
+
+
+def config_file() -> Path:
+    """``$SOF_CONFIG``, else ``config.json`` in the platform's user config folder."""
+    explicit = os.environ.get(ENV_CONFIG)
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "sof" / "config.json"
+
+
+def cache_dir() -> Path:
+    """SOF's per-user cache folder (``$XDG_CACHE_HOME/sof``, ``~/.cache/sof`` on Linux)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "sof" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "sof"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sof"
