@@ -64,15 +64,17 @@ def _forget_networkx() -> None:
 
 def import_networkx() -> ModuleType:
     """Import networkx; if its entry-point scan fails, import it past the broken files."""
+    # Import statements, not importlib.import_module: ``python -X importtime`` (what the
+    # start-up benchmark and profiling read) sees only those.
     try:
-        return importlib.import_module("networkx")
+        import networkx
     except Exception as exc:
         broken = unreadable_distributions()
         if not broken:  # not the scan: a real problem with networkx itself
             raise
         _forget_networkx()
         with _tolerant_scan():
-            module = importlib.import_module("networkx")
+            import networkx  # noqa: F401  (kept in sys.modules, returned below)
         log.warning(
             "networkx's entry-point scan failed (%s: %s), caused by the entry_points.txt of "
             "installed distribution(s) %s; networkx was imported without them. Reinstall or "
@@ -81,7 +83,7 @@ def import_networkx() -> ModuleType:
             exc,
             ", ".join(repr(n) for n in broken),
         )
-        return module
+    return sys.modules["networkx"]
 
 
 if TYPE_CHECKING:
