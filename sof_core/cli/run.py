@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -266,7 +265,6 @@ def _print_report(report: ExecutionReport, trace: bool) -> None:
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     if not trace:
-        _print_where(report)
         return
     phases = [(PHASE_NAMES[k], report.timings[k]) for k in PHASE_NAMES if k in report.timings]
     if phases:
@@ -299,23 +297,6 @@ def _print_report(report: ExecutionReport, trace: bool) -> None:
         print("\nLog:")
         for entry in uif.log_trace:
             print(f"  {entry}")
-
-
-def _print_where(report: ExecutionReport) -> None:
-    """Without ``--trace``: where each failed skill raised, in one line, and how to see
-    the traceback; at ``SOF_LOG_LEVEL=DEBUG`` the tracebacks themselves."""
-    raised = [r for r in report.results if getattr(r, "traceback", None)]
-    if not raised:
-        return
-    if logging.getLogger("sof").isEnabledFor(logging.DEBUG):
-        for result in raised:
-            print(f"Traceback of {result.skill} ({result.status}):", file=sys.stderr)
-            print(str(result.traceback).rstrip(), file=sys.stderr)
-        return
-    where = "; ".join(f"{r.skill} at {r.location}" for r in raised
-                      if getattr(r, "location", None))
-    if where:
-        print(f"where: {where} (--trace shows the traceback)", file=sys.stderr)
 
 
 def _error_cell(result: Any) -> str:
