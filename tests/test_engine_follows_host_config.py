@@ -8,6 +8,7 @@ settings the process-wide plugin manager loaded with, whatever had changed since
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,3 +226,24 @@ def test_a_tool_policy_changed_meanwhile_applies_to_the_engines_next_plan(
     (problem,) = engine.validate_plan(["ClockTool"])
     assert problem.code == "tool_denied"
     assert "tool_policy.deny_tools entry 'ClockTool'" in problem.message
+
+
+def test_a_config_file_broken_meanwhile_leaves_the_settings_in_use(
+    host_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refreshing never raises or repeats itself: an unusable configuration (logged once by
+    the config manager) leaves the engine with the settings it had."""
+    manager = get_sof_config_manager()
+    manager.update_config(planner="static", default_plan=["QuickAnswer"], skill_timeout=5)
+    engine = CoordinatorEngine()
+    engine.register_skills([QuickAnswer], plugin_name="answers")
+    assert engine.run_query("anything").final_response == "quick answer"
+
+    host_file.write_text("{broken")
+    with caplog.at_level(logging.WARNING, logger="sof"):
+        reports = [engine.run_query("anything") for _ in range(3)]
+
+    assert [r.final_response for r in reports] == ["quick answer"] * 3
+    assert engine.config.skill_timeout == 5
+    complaints = [r for r in caplog.records if "unusable" in r.getMessage()]
+    assert len(complaints) == 1, [r.getMessage() for r in caplog.records]

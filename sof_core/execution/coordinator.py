@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sof_core.config import SOFConfig
+from sof_core.config import SOFConfig, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError
 from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
@@ -26,7 +26,7 @@ from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
-from sof_core.plugins.loader import PluginManager, engine_plugin_manager, host_config
+from sof_core.plugins.loader import PluginManager, engine_plugin_manager
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
 
@@ -88,12 +88,13 @@ class CoordinatorEngine:
         next run on. Settings about which plugins load (``plugins_*``, ``plugin_settings``,
         ``skill_providers``, ``strict_plugins``) and the thread pools' size
         (``max_workers``) keep the values the engine was made with: make a new engine for
-        those. Does nothing for an engine given its own settings. Returns the settings in
-        use."""
+        those. Does nothing for an engine given its own settings. While the host's
+        configuration cannot be read (a corrupt file, a bad ``SOF_*`` variable: logged once
+        by the config manager), the settings in use stay. Returns the settings in use."""
         if self.follows_host_config:
             if config is None:
-                config = host_config()
-            if config is not self._config:
+                config = get_sof_config_manager().state().config
+            if config is not None and config is not self._config:
                 self._use(config)
         return self._config
 
