@@ -8,41 +8,30 @@ with it the first plan a process compiles without the plan store: every ``sof ru
 
 Importing this module imports networkx (``from sof_core._networkx_guard import networkx``
 is how SOF's modules import it). Only if that fails on the entry points is networkx
-imported again with the scan reading the distributions that can be read (SOF uses no
-networkx backend), with a warning naming the broken ones, as ``_pydantic_guard`` does for
-pydantic's plugin scan. When the import works, nothing changes and nothing extra is paid.
+imported again, its scan served by the reader SOF's own plugin discovery uses
+(``sof_core.plugins.loader.read_entry_points``: each distribution read on its own, a broken
+one skipped and named), with a warning naming the broken ones, as ``_pydantic_guard`` does
+for pydantic's plugin scan. When the import works, nothing changes and nothing extra is paid.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sof_core._pydantic_guard import unreadable_distributions
-
 log = logging.getLogger("sof")
 
 
 def _readable_entry_points(**params: Any) -> importlib.metadata.EntryPoints:
-    """``importlib.metadata.entry_points`` over the distributions whose file parses."""
-    found: list[importlib.metadata.EntryPoint] = []
-    seen: set[str] = set()
-    for dist in importlib.metadata.distributions():
-        try:
-            name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
-            if name in seen:  # the first of a name on sys.path wins, as importlib's own does
-                continue
-            seen.add(name)
-            found.extend(dist.entry_points)
-        except Exception:  # the broken distribution is named in the warning
-            continue
+    """``importlib.metadata.entry_points(group=...)`` over the distributions that parse."""
+    from sof_core.plugins.loader import read_entry_points
+
+    found, _ = read_entry_points(params.pop("group"))
     return importlib.metadata.EntryPoints(found).select(**params)
 
 
@@ -69,19 +58,20 @@ def import_networkx() -> ModuleType:
     try:
         import networkx
     except Exception as exc:
-        broken = unreadable_distributions()
-        if not broken:  # not the scan: a real problem with networkx itself
+        from sof_core.plugins.loader import read_entry_points
+
+        _, problems = read_entry_points("networkx.backends")
+        if not problems:  # not the scan: a real problem with networkx itself
             raise
         _forget_networkx()
         with _tolerant_scan():
             import networkx  # noqa: F401  (kept in sys.modules, returned below)
         log.warning(
-            "networkx's entry-point scan failed (%s: %s), caused by the entry_points.txt of "
-            "installed distribution(s) %s; networkx was imported without them. Reinstall or "
-            "remove the distribution.",
+            "networkx's entry-point scan failed (%s: %s); networkx was imported without the "
+            "broken distributions: %s",
             type(exc).__name__,
             exc,
-            ", ".join(repr(n) for n in broken),
+            "; ".join(problems),
         )
     return sys.modules["networkx"]
 

@@ -20,7 +20,7 @@ import os
 log = logging.getLogger("sof")
 
 
-def unreadable_distributions() -> list[str]:
+def _unreadable_distributions() -> list[str]:
     """Installed distributions whose entry points cannot be parsed (the failure path only)."""
     import importlib.metadata
 
@@ -50,7 +50,7 @@ def guard_plugin_scan() -> None:
 
     except Exception as exc:
         os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-        names = ", ".join(repr(n) for n in unreadable_distributions()) or "unknown"
+        names = ", ".join(repr(n) for n in _unreadable_distributions()) or "unknown"
         log.warning(
             "pydantic's plugin scan failed (%s: %s), caused by the entry_points.txt of "
             "installed distribution(s) %s; pydantic plugins are off for this process "

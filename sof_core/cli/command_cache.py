@@ -40,8 +40,9 @@ def cache_file() -> Path:
 
 def fingerprint() -> str:
     """What the plugin commands depend on, as a digest (metadata and ``stat`` calls only)."""
+    path = config_file()
     try:
-        stat = os.stat(config_file())
+        stat = os.stat(path)
         config = [stat.st_size, stat.st_mtime_ns]
     except OSError:
         config = None
@@ -52,7 +53,7 @@ def fingerprint() -> str:
         "path": sys.path,
         "plugins": plugin_metadata_stamps(),
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("SOF_")),
-        "config": [str(config_file()), config],
+        "config": [str(path), config],
     }
     return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
 

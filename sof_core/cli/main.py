@@ -200,8 +200,10 @@ def _main(argv: Sequence[str] | None) -> int:
     configure_logging()
     parser = build_parser()
     try:
-        if _wants_plugins(argv) and not (_top_help(argv) and _add_cached_commands(parser)):
-            _load_plugin_commands(parser, argv)
+        if _wants_plugins(argv):
+            key = command_cache.fingerprint()  # before loading: a change meanwhile is a miss
+            if not (_top_help(argv) and _add_cached_commands(parser, key)):
+                _load_plugin_commands(parser, argv, key)
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
             parser.print_help()
@@ -231,11 +233,11 @@ def _top_help(argv: Sequence[str]) -> bool:
     return not argv or argv[0] in ("-h", "--help")
 
 
-def _add_cached_commands(parser: argparse.ArgumentParser) -> bool:
+def _add_cached_commands(parser: argparse.ArgumentParser, key: str) -> bool:
     """The plugin commands as the last clean load left them (``command_cache``), for the
     help alone; False when there is none for the installed plugins and settings as they
-    are now."""
-    commands = command_cache.cached_commands(command_cache.fingerprint())
+    are now (``key``)."""
+    commands = command_cache.cached_commands(key)
     if commands is None:
         return False
     sub = _subcommands(parser)
@@ -245,14 +247,14 @@ def _add_cached_commands(parser: argparse.ArgumentParser) -> bool:
     return True
 
 
-def _load_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+def _load_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str],
+                          key: str) -> None:
     """For the help, a plugin problem is a warning (the core commands still work); for a
-    plugin's own command, it is the error."""
+    plugin's own command, it is the error. A clean load is cached under ``key``."""
     from sof_core.cli import common
     from sof_core.errors import SOFError
 
     helping = not argv or argv[0].startswith("-")
-    key = command_cache.fingerprint()  # before loading: a change meanwhile is a miss later
     try:
         manager = common.manager()
     except SOFError as exc:

@@ -186,7 +186,7 @@ class PluginManager:
         the other's distribution name). Picking one silently could run the wrong code under
         the settings (``plugin_settings``) meant for the other.
         """
-        entry_points, problems = _read_entry_points(self.entry_point_group)
+        entry_points, problems = read_entry_points(self.entry_point_group)
         for problem in problems:
             if problem not in self.discovery_warnings:
                 self.discovery_warnings.append(problem)
@@ -763,7 +763,7 @@ def _public_names(plugin: object) -> Iterable[str]:
     return dir(plugin)
 
 
-def _read_entry_points(group: str) -> tuple[list[Any], list[str]]:
+def read_entry_points(group: str) -> tuple[list[Any], list[str]]:
     """Entry points of ``group``, sorted, skipping distributions whose metadata is unreadable.
 
     ``importlib.metadata.entry_points()`` parses every installed distribution's
@@ -1111,18 +1111,18 @@ def host_config() -> SOFConfig:
     return state.config if state.config is not None else load_host_config()
 
 
-def engine_plugin_manager(config: SOFConfig | None = None) -> PluginManager:
+def engine_plugin_manager() -> PluginManager:
     """The plugins of an engine made without settings of its own (``CoordinatorEngine()``).
 
-    The engine gets the host's configuration as it is when it is made (``config``, or read
-    now), not as it was when the process-wide manager loaded: a change since then (by
-    ``update_config``, another process or a ``SOF_*`` variable) applies to the new engine.
+    The engine gets the host's configuration as it is when it is made, not as it was when
+    the process-wide manager loaded: a change since then (by ``update_config``, another
+    process or a ``SOF_*`` variable) applies to the new engine.
     The installed plugins are shared (an overlay of the process-wide manager) unless the
     change is to which plugins load or their settings (``LOADING_SETTINGS``); then they are
     loaded once more with those settings, and engines made with the same ones share that.
     """
     base = get_plugin_manager()
-    config = config if config is not None else host_config()
+    config = host_config()
     if config == base.config:
         return base.overlay()
     if all(getattr(config, name) == getattr(base.config, name) for name in LOADING_SETTINGS):
