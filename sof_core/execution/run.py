@@ -38,7 +38,10 @@ from sof_core.execution.failures import failure_trace
 from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
 from sof_core.execution.step import (
+    _FAILURE,
     Outcome,
+    _perf,
+    check_returned,
     execute_step,
     merge_outcome,
     merge_writes,
@@ -48,7 +51,15 @@ from sof_core.execution.threads import ABANDONED, DaemonPool
 from sof_core.execution.watchdog import Entry, watchdog
 from sof_core.graph.compile import CompiledPlan, Step
 from sof_core.plugins import PluginManager
-from sof_core.skills.views import RunFreeze, extra_frozen_fields
+from sof_core.skills.views import (
+    RunFreeze,
+    ScopedData,
+    _new,
+    _set_extra,
+    _set_fields_set,
+    _set_private,
+    extra_frozen_fields,
+)
 from sof_core.uif import UIF
 
 if TYPE_CHECKING:
@@ -280,6 +291,7 @@ class RunContext:
         replaced runner was running: its outcomes are collected first.
         """
         uif = self.uif
+        uif_type = type(uif)
         frozen = self.frozen
         lock = self.lock if slot is not None else None
         run_stage = self.executor.run_stage
@@ -319,10 +331,50 @@ class RunContext:
                         slot.step = step
                         if deadline < self.armed:
                             self._arm(deadline)
-                    # execute_step + _apply's success path, inlined without the Outcome
-                    returned, view, scope, error, duration, attempts = run_step(
-                        step, uif, backoff, before, slot
-                    )
+                    view: UIF | None
+                    scope: ScopedData | None
+                    error: BaseException | None
+                    if step.plain:
+                        # run_step for a plain step (sync, in this thread, no retries, no
+                        # container fields of its own), inlined: the per-skill cost is the
+                        # headline number, and this is the step almost every plan is made of.
+                        # Same view, same checks; anything unusual takes the general path.
+                        attempts = 1
+                        started = _perf()
+                        source = uif.__dict__
+                        status = source["status"]
+                        scope = step.scope_type(step.name, source["intermediate_data"],
+                                                step.readable, step.writable,
+                                                step.writable_fields)
+                        view = _new(uif_type)
+                        fields = view.__dict__
+                        fields.update(source)
+                        fields["intermediate_data"] = scope
+                        fields["log_trace"] = []
+                        fields["warnings"] = []
+                        fields["skill_outputs"] = {}
+                        _set_fields_set(view, set(uif.__pydantic_fields_set__))
+                        _set_extra(view, None)
+                        _set_private(view, {"_sof_guard": scope})
+                        try:
+                            if before is not None:
+                                before(step, view)
+                            returned = step.instance.execute(view)
+                            if ((returned is not view and returned is not None)
+                                    or view.__dict__["status"] is not status
+                                    or status == _FAILURE):
+                                returned = check_returned(step, view, returned)
+                            else:
+                                returned = view
+                            error = None
+                        except BaseException as exc:  # as run_step with no retries left
+                            returned = view = scope = None
+                            error = exc
+                        duration = _perf() - started
+                    else:
+                        returned, view, scope, error, duration, attempts = run_step(
+                            step, uif, backoff, before, slot
+                        )
                     if lock is not None:
                         lock.acquire()
                         if self.slot is not slot:

@@ -28,11 +28,6 @@ from sof_core.skills.views import (
     RunFreeze,
     ScopedData,
     WriteGuard,
-    _new,
-    _set_extra,
-    _set_fields_set,
-    _set_private,
-    own_fields,
     report_undeclared,
     skill_view,
 )
@@ -102,31 +97,14 @@ def run_step(
     """
     attempts = 0
     started = _perf()
-    source = uif.__dict__
     # The status the run set (the UIF class's own value for RUNNING); a skill that left it
     # as it was did not call set_error. Compared by identity below: equal is not enough.
-    status = source["status"]
+    status = uif.__dict__["status"]
     if status == _FAILURE:
         status = _CHECK
     while True:
         attempts += 1
-        # skill_view(uif, ...) inlined: this runs once per skill per run.
-        scope = step.scope_type(
-            step.name, source["intermediate_data"], step.readable, step.writable,
-            step.writable_fields,
-        )
-        view = _new(type(uif))
-        fields = view.__dict__
-        fields.update(source)
-        fields["intermediate_data"] = scope
-        fields["log_trace"] = []
-        fields["warnings"] = []
-        fields["skill_outputs"] = {}
-        _set_fields_set(view, set(uif.__pydantic_fields_set__))
-        _set_extra(view, None)
-        _set_private(view, {"_sof_guard": scope})
-        if step.copied_fields:
-            own_fields(fields, scope, step.copied_fields)
+        view, scope = skill_view(uif, step)
         try:
             if before is not None:
                 before(step, view)

@@ -75,6 +75,9 @@ class Step:
     #: says how); "thread": in the run's threads.
     isolation: str = "thread"
     isolation_settings: IsolationSettings | None = None
+    #: A sync skill run in the run's thread, with no retries and no container field of its
+    #: own: the step most plans are made of, which the walk runs on its shortest path.
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ def _step(
         if found and found[0] != name:
             producer_of[key] = found[0]
     isolated = _isolation(entry, config, tool)
+    retries = spec.max_retries if spec.max_retries is not None else config.skill_retries
     return Step(
         name,
         spec,
@@ -285,7 +289,7 @@ def _step(
         declared.required_data,
         producer_of,
         timeout,
-        spec.max_retries if spec.max_retries is not None else config.skill_retries,
+        retries,
         declared.output_checks,
         declared.copied_fields,
         (
@@ -296,6 +300,7 @@ def _step(
         ),
         "thread" if isolated is None else "process",
         isolated,
+        isolated is None and not retries and not spec.is_async and not declared.copied_fields,
     )
 
 
