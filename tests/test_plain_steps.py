@@ -43,6 +43,14 @@ def writes_and_logs(self: Any, uif: UIF) -> UIF:
     return uif
 
 
+def data_and_logs(self: Any, uif: UIF) -> UIF:
+    uif.intermediate_data["b"] = "data only"
+    uif.add_log_entry("logged", self.skill_name)
+    uif.add_warning("warned")
+    uif.set_skill_output(self.skill_name, {"m": 2})
+    return uif
+
+
 def returns_none(self: Any, uif: UIF) -> None:
     uif.intermediate_data["b"] = "none returned"
 
@@ -89,7 +97,7 @@ def sets_undeclared_field(self: Any, uif: UIF) -> UIF:
     return uif
 
 
-BODIES = [writes_and_logs, returns_none, calls_set_error, returns_a_copy, returns_text, raises,
+BODIES = [writes_and_logs, data_and_logs, returns_none, calls_set_error, returns_a_copy, returns_text, raises,
           logs_then_raises, writes_undeclared, writes_wrong_type, sets_undeclared_field]
 
 
@@ -145,6 +153,10 @@ def test_the_bodies_cover_success_and_each_kind_of_failure() -> None:
                 for body in BODIES}
     assert statuses["writes_and_logs"] == ("success", None)
     assert statuses["returns_none"] == ("success", None)
+    assert statuses["data_and_logs"] == ("success", None)
+    merged = _run(data_and_logs, FAST, plain=True)
+    assert "warned" in merged["warnings"] and merged["outputs"]["Middle"] == {"m": 2}
+    assert any(entry.endswith("logged") for entry in merged["log"]), merged["log"]
     assert statuses["calls_set_error"] == ("failed", "SkillExecutionError")
     assert statuses["returns_a_copy"] == ("success", None)
     assert statuses["returns_text"] == ("failed", "SkillExecutionError")

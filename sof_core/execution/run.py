@@ -43,6 +43,7 @@ from sof_core.execution.step import (
     _perf,
     check_returned,
     execute_step,
+    merge_logs,
     merge_outcome,
     merge_writes,
     run_step,
@@ -293,6 +294,7 @@ class RunContext:
         uif = self.uif
         uif_type = type(uif)
         frozen = self.frozen
+        executed, timings = frozen.executed, frozen.timings  # the run froze the UIF first
         lock = self.lock if slot is not None else None
         run_stage = self.executor.run_stage
         # Executors that say so run a stage of one skill in the run's thread anyway (the
@@ -385,8 +387,27 @@ class RunContext:
                     try:
                         if error is None:
                             try:
-                                merge_writes(uif, step, returned, view, scope, scope, duration,
-                                             frozen)
+                                if (returned is view and step.plain
+                                        and not scope.written_fields):  # type: ignore[union-attr]
+                                    # merge_writes for a plain step that wrote data keys
+                                    # only, inlined (same checks, same order).
+                                    writes = scope.written  # type: ignore[union-attr]
+                                    if writes:
+                                        for key, check in step.output_checks:
+                                            if key in writes and not isinstance(writes[key],
+                                                                                check):
+                                                merge_writes(uif, step, returned, view, scope,
+                                                             scope, duration, frozen)  # raises
+                                        uif.__dict__["intermediate_data"].update(writes)
+                                    produced = view.__dict__
+                                    if (produced["log_trace"] or produced["warnings"]
+                                            or produced["skill_outputs"]):
+                                        merge_logs(uif, produced)
+                                    executed.append(step.name)
+                                    timings[step.name] = duration
+                                else:
+                                    merge_writes(uif, step, returned, view, scope, scope,
+                                                 duration, frozen)
                             except SOFError as exc:
                                 error = exc
                         if error is None:

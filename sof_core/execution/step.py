@@ -277,6 +277,20 @@ def merge_writes(
                 value = frozen.field(name, value)
             fields[name] = value
     # Empty lists/dicts are the norm: skip them without a call.
+    if produced["log_trace"] or produced["warnings"] or produced["skill_outputs"]:
+        merge_logs(main, produced)
+    if frozen is None:
+        fields["executed_skills"].append(step.name)
+        fields["skill_timings"][step.name] = duration
+    else:  # the UIF shows read-only versions until the run ends
+        frozen.executed.append(step.name)
+        frozen.timings[step.name] = duration
+
+
+def merge_logs(main: UIF, produced: dict[str, Any]) -> None:
+    """Add what a skill logged, warned and recorded as its outputs (``produced``: its
+    view's or returned UIF's fields) to ``main``'s."""
+    fields = main.__dict__
     log_trace = produced["log_trace"]
     if log_trace and log_trace is not fields["log_trace"]:
         fields["log_trace"].extend(log_trace)
@@ -286,12 +300,6 @@ def merge_writes(
     outputs = produced["skill_outputs"]
     if outputs and outputs is not fields["skill_outputs"]:
         main._sof_merge_skill_outputs(outputs)  # per UIF class: SAM_UIF replaces
-    if frozen is None:
-        fields["executed_skills"].append(step.name)
-        fields["skill_timings"][step.name] = duration
-    else:  # the UIF shows read-only versions until the run ends
-        frozen.executed.append(step.name)
-        frozen.timings[step.name] = duration
 
 
 def _validate_copied(step: Step, result: UIF) -> None:
