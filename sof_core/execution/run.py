@@ -41,6 +41,7 @@ from sof_core.execution.step import (
     _FAILURE,
     Outcome,
     _perf,
+    check_outputs,
     check_returned,
     execute_step,
     merge_logs,
@@ -387,17 +388,14 @@ class RunContext:
                     try:
                         if error is None:
                             try:
-                                if (returned is view and step.plain
-                                        and not scope.written_fields):  # type: ignore[union-attr]
+                                if (returned is view and step.plain and scope is not None
+                                        and not scope.written_fields):
                                     # merge_writes for a plain step that wrote data keys
                                     # only, inlined (same checks, same order).
-                                    writes = scope.written  # type: ignore[union-attr]
+                                    writes = scope.written
                                     if writes:
-                                        for key, check in step.output_checks:
-                                            if key in writes and not isinstance(writes[key],
-                                                                                check):
-                                                merge_writes(uif, step, returned, view, scope,
-                                                             scope, duration, frozen)  # raises
+                                        if step.output_checks:
+                                            check_outputs(step, writes)
                                         uif.__dict__["intermediate_data"].update(writes)
                                     produced = view.__dict__
                                     if (produced["log_trace"] or produced["warnings"]

@@ -262,13 +262,8 @@ def merge_writes(
         _validate_copied(step, result)
         produced = result.__dict__  # validation gives the model a new __dict__
     if writes:
-        for key, check in step.output_checks:
-            if key in writes and not isinstance(writes[key], check):
-                raise SkillExecutionError(
-                    f"wrote {key!r} as {type(writes[key]).__name__} "
-                    f"but declared {check.__name__}",
-                    step.name,
-                )
+        if step.output_checks:
+            check_outputs(step, writes)
         fields["intermediate_data"].update(writes)
     if written_fields:
         for name in written_fields:
@@ -285,6 +280,16 @@ def merge_writes(
     else:  # the UIF shows read-only versions until the run ends
         frozen.executed.append(step.name)
         frozen.timings[step.name] = duration
+
+
+def check_outputs(step: Step, writes: dict[str, Any]) -> None:
+    """Raise for a write whose value is not of the type its key declares."""
+    for key, check in step.output_checks:
+        if key in writes and not isinstance(writes[key], check):
+            raise SkillExecutionError(
+                f"wrote {key!r} as {type(writes[key]).__name__} but declared {check.__name__}",
+                step.name,
+            )
 
 
 def merge_logs(main: UIF, produced: dict[str, Any]) -> None:
