@@ -187,7 +187,7 @@ class SkillCrashedError(SkillExecutionError):
 
 class SkillResourceLimitError(SkillExecutionError):
     """The isolated skill went past one of its limits; ``limit`` names it (``cpu_seconds``,
-    ``memory_mb`` or ``open_files``) and ``value`` is the limit it had."""
+    ``memory_mb``, ``open_files`` or ``output_mb``) and ``value`` is the limit it had."""
 
     def __init__(self, skill: str, limit: str, value: float, message: str) -> None:
         self.limit = limit

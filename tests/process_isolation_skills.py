@@ -146,6 +146,50 @@ class Exits(BaseSkillModule):
         os._exit(3)
 
 
+class BigOutput(BaseSkillModule):
+    """Writes ``megabytes`` MB of text, under an output limit of 1 MB."""
+
+    skill_name = "BigOutput"
+    skill_description = "writes a large string"
+    required_inputs = ["megabytes"]
+    output_keys = ["blob"]
+    isolation = "process"
+    isolation_limits = {"output_mb": 1}
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        size = int(uif.intermediate_data["megabytes"] * 2**20)
+        uif.intermediate_data["blob"] = "x" * size
+        return uif
+
+
+class ForgesReply(BaseSkillModule):
+    """Writes a reply header announcing ``megabytes`` MB to its worker's socket, then waits:
+    what a skill can do to the host, since it runs in the worker's process."""
+
+    skill_name = "ForgesReply"
+    skill_description = "writes a forged length to the worker's socket"
+    required_inputs = ["megabytes"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import socket
+        import struct
+        import sys
+
+        channel = socket.socket(fileno=os.dup(int(sys.argv[1])))  # the worker's end
+        channel.sendall(struct.pack("!Q", int(uif.intermediate_data["megabytes"] * 2**20)))
+        time.sleep(30)
+        return uif
+
+
+class ForgesReplyUncapped(ForgesReply):
+    skill_name = "ForgesReplyUncapped"
+    isolation_limits = {"output_mb": None, "memory_mb": 64}
+
+
 class Raises(BaseSkillModule):
     skill_name = "Raises"
     skill_description = "raises a ValueError"

@@ -255,6 +255,49 @@ def test_a_skill_past_its_open_files_limit_is_reported() -> None:
     assert "limit of 32 (open_files)" in result.error
 
 
+def test_output_past_its_limit_is_a_typed_error_and_the_worker_stays_in_use() -> None:
+    pool = isolation_pool()
+    assert run([skills.Where]).status == "success"
+    before = pool.stats()
+    report = run([skills.BigOutput], data={"megabytes": 3})
+    result = result_of(report, "BigOutput")
+    assert report.status == "failure"
+    assert result.error_type == "SkillResourceLimitError"
+    assert "more than its limit of 1 MB (output_mb): it sent back 3.0 MB" in result.error
+    assert "blob" not in report.uif.intermediate_data
+    after = pool.stats()
+    # Answered by the worker, which is none the worse for it: not retired, not replaced.
+    assert after["calls"] == before["calls"] + 1
+    assert (after["spent"], after["replaced"]) == (before["spent"], before["replaced"])
+    within = run([skills.BigOutput], data={"megabytes": 0.5})
+    assert within.status == "success"
+    assert len(within.uif.intermediate_data["blob"]) == 2**19
+
+
+def test_a_forged_reply_length_is_refused_unread_and_its_worker_killed() -> None:
+    """The length on the worker's socket comes from the skill's process: the host must not
+    allocate it (it did: 6 GB for a forged 6 GB header) nor wait for it until the deadline."""
+    pool = isolation_pool()
+    before = pool.stats()
+    report = run([skills.ForgesReply], data={"megabytes": 2**20})  # a terabyte
+    result = result_of(report, "ForgesReply")
+    assert result.error_type == "SkillResourceLimitError"
+    assert ("more than its limit of 256 MB (output_mb): its process announced a reply of "
+            "1048576.0 MB and was killed") in result.error
+    assert result.duration < 10  # not held to its 20 s deadline
+    assert pool.stats()["killed"] == before["killed"] + 1
+    assert run([skills.Where]).status == "success"
+
+
+def test_without_an_output_limit_a_reply_longer_than_its_memory_limit_is_a_crash() -> None:
+    report = run([skills.ForgesReplyUncapped], data={"megabytes": 512})
+    result = result_of(report, "ForgesReplyUncapped")
+    assert result.error_type == "SkillCrashedError"
+    assert "announced a reply of 512.0 MB and was killed: more than its memory_mb" in (
+        result.error)
+    assert run([skills.Where]).status == "success"
+
+
 def test_a_segfault_is_a_typed_error_naming_the_signal_and_the_next_run_works() -> None:
     report = run([skills.Segfault])
     result = result_of(report, "Segfault")
@@ -463,7 +506,7 @@ def test_bad_limits_in_config_are_config_errors_naming_the_key() -> None:
                     environ={"SOF_ISOLATION_LIMITS": '{"memory_mb": true}'})
     config = load_config(file_path=Path(os.devnull), isolation_limits={"memory_mb": 512})
     assert config.isolation_limits == {"cpu_seconds": 60.0, "memory_mb": 512.0,
-                                       "open_files": 256.0}
+                                       "open_files": 256.0, "output_mb": 256.0}
     from_env = load_config(file_path=Path(os.devnull),
                            environ={"SOF_ISOLATION_LIMITS": '{"open_files": 64}'})
     assert from_env.isolation_limits["open_files"] == 64

@@ -65,8 +65,11 @@ _NOT_FROM_ENV = frozenset({"plugin_settings"})
 MAX_ENV_DEPTH = 32
 
 #: Limits of an isolated skill's process unless configured (``isolation_limits``).
+#: ``output_mb`` bounds what a call sends back (its writes, pickled): the host reads the
+#: reply into memory, so an unbounded one would let a skill's output, or a forged length
+#: on its socket, exhaust the host's memory instead of its own.
 ISOLATION_LIMIT_DEFAULTS: dict[str, float | None] = {
-    "cpu_seconds": 60.0, "memory_mb": 2048.0, "open_files": 256.0,
+    "cpu_seconds": 60.0, "memory_mb": 2048.0, "open_files": 256.0, "output_mb": 256.0,
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -8,7 +8,9 @@ limits, runs it through ``run_skill_call`` and sends back what the skill changed
 went wrong. A skill that ends the process (a segfault, ``os._exit``, SIGXCPU at its CPU
 limit) ends the worker: the host sees the socket close, reads the exit status and starts
 another. After a call that hit its memory or open-files limit the worker exits by itself
-once it has answered, since the skill may have left it short of either.
+once it has answered, since the skill may have left it short of either. A reply longer than
+the call's ``output_mb`` is replaced by a "limit" reply saying so (the host would refuse to
+read it); the worker goes on.
 
 The limits are soft limits set around each call and lifted after it (the worker is reused,
 and a hard limit can never be raised again): they stop runaway skills, not a skill that
@@ -42,14 +44,28 @@ def send_frame(sock: socket.socket, data: bytes) -> None:
     sock.sendall(data)
 
 
-def recv_frame(sock: socket.socket, deadline: float = math.inf) -> bytes:
+class FrameTooLarge(Exception):
+    """A message announced as longer than the reader accepts; ``size`` is its length."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a message of {size} bytes")
+        self.size = size
+
+
+def recv_frame(sock: socket.socket, deadline: float = math.inf,
+               limit: int | None = None) -> bytearray:
     """One message; ``TimeoutError`` past ``deadline`` (monotonic), ``EOFError`` when the
-    other side closed (or died) before sending it all."""
+    other side closed (or died) before sending it all, ``FrameTooLarge`` when its length is
+    over ``limit`` bytes: checked before anything is allocated, since the length comes from
+    the other process (an isolated skill can write to its worker's socket)."""
     (length,) = _LENGTH.unpack(_recv_exact(sock, _LENGTH.size, deadline))
+    if limit is not None and length > limit:
+        raise FrameTooLarge(length)
     return _recv_exact(sock, length, deadline)
 
 
-def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytes:
+def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytearray:
+    """``size`` bytes, in the buffer they were read into (no copy: a reply can be large)."""
     buffer = bytearray(size)
     view = memoryview(buffer)
     got = 0
@@ -63,7 +79,8 @@ def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytes:
         if count == 0:
             raise EOFError
         got += count
-    return bytes(buffer)
+    view.release()
+    return buffer
 
 
 # --- the worker ------------------------------------------------------------------------------
@@ -98,7 +115,7 @@ def main(argv: list[str]) -> None:
             os._exit(0)  # the skill hit a limit: the host starts a fresh worker
 
 
-def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
+def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, bool]:
     """Run one call with its limits and environment: the pickled reply, and whether the
     call hit a limit (this worker then exits)."""
     if header["path"] != sys.path:
@@ -119,6 +136,10 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
             data = pickle.dumps(reply, _PROTOCOL)
         except BaseException as exc:
             data = pickle.dumps(("unpicklable", f"{type(exc).__name__}: {exc}"), _PROTOCOL)
+        output = header.get("output")
+        if output is not None and len(data) > output:  # the host would refuse to read it
+            reply = ("limit", "output_mb", f": it sent back {len(data) / 2**20:.1f} MB")
+            data = pickle.dumps(reply, _PROTOCOL)
     finally:
         forget_deadline()
         unguard()
@@ -127,10 +148,12 @@ def _serve(header: dict[str, Any], payload: bytes) -> tuple[bytes, bool]:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):  # closed or broken: nothing to flush
             stream.flush()
-    return data, reply[0] == "limit"
+    # Too much output leaves the worker as it was; the other limits may not have.
+    return data, reply[0] == "limit" and reply[1] != "output_mb"
 
 
-def _run(payload: bytes, guard: dict[str, Any] | None = None) -> tuple[Any, ...]:
+def _run(payload: bytes | bytearray, guard: dict[str, Any] | None = None
+         ) -> tuple[Any, ...]:
     from sof_core.execution.remote import run_skill_call
 
     try:

@@ -70,6 +70,8 @@ MINIMAL_ENV = (
 )
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _WORKER_MODULE = "sof_core.execution._worker"
+#: The worker's "ready" message is a few dozen bytes.
+_READY_LIMIT = 2**16
 
 
 # --- one worker --------------------------------------------------------------------------------
@@ -113,17 +115,20 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def call(self, header: bytes, payload: bytes, deadline: float) -> tuple[Any, ...]:
-        """Send one call and return the worker's reply (a tuple, see ``_worker``)."""
+    def call(self, header: bytes, payload: bytes, deadline: float,
+             limit: int | None = None) -> tuple[Any, ...]:
+        """Send one call and return the worker's reply (a tuple, see ``_worker``); a reply
+        announced as longer than ``limit`` bytes raises ``FrameTooLarge`` unread."""
         sock = self.sock
         try:
             sock.settimeout(None if deadline == math.inf else max(deadline - _now(), 1e-6))
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
             if not self.ready:  # sent once, when it has started
-                pickle.loads(_worker.recv_frame(sock, deadline))
+                pickle.loads(_worker.recv_frame(sock, deadline, _READY_LIMIT))
                 self.ready = True
-            return pickle.loads(_worker.recv_frame(sock, deadline))  # type: ignore[no-any-return]
+            reply = _worker.recv_frame(sock, deadline, limit)
+            return pickle.loads(reply)  # type: ignore[no-any-return]
         except TimeoutError:
             raise _Deadline from None
         except (EOFError, OSError) as exc:
@@ -224,7 +229,13 @@ class IsolationPool:
             "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
             "env": passed_environment(settings.env) if settings.env else {},
             "guard": guard,
+            "output": _megabytes(settings.output_mb),
         }
+        # What the host reads back at most: the output limit, else all the call's process
+        # could hold. Never the length the worker's socket announces, which a skill can
+        # forge (it runs in that process).
+        limit = _megabytes(settings.output_mb if settings.output_mb is not None
+                           else settings.memory_mb)
         if settings.workers > self.size:
             with self._cond:
                 self.size = max(self.size, settings.workers)
@@ -241,7 +252,10 @@ class IsolationPool:
             left = min(left, visible - clock())
         header["remaining"] = None if left == math.inf else left
         try:
-            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline)
+            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline, limit)
+        except _worker.FrameTooLarge as too_large:  # the worker checks its own replies:
+            self._replace(worker, "killed")  # this one was written past it, on purpose
+            raise _too_large(step, settings, too_large.size) from None
         except _Deadline:
             self._replace(worker, "killed")
             raise SkillTimeoutError(
@@ -255,8 +269,8 @@ class IsolationPool:
         except BaseException:  # Ctrl-C while waiting, say: the worker's state is unknown
             self._replace(worker, "killed")
             raise
-        if reply[0] == "limit":  # the worker exits after answering: start its successor
-            self._replace(worker, "spent")
+        if reply[0] == "limit" and reply[1] != "output_mb":
+            self._replace(worker, "spent")  # it exits after answering: start its successor
         else:
             self._release(worker)
         with self._cond:
@@ -275,7 +289,8 @@ class IsolationPool:
 
     def stats(self) -> dict[str, int]:
         """``workers`` alive now and the pool's ``size``; ``started`` (workers, ever);
-        ``calls`` answered; ``killed`` at a deadline (or interrupted); ``crashed`` (the
+        ``calls`` answered; ``killed`` at a deadline, for a reply longer than the host
+        reads, or interrupted; ``crashed`` (the
         process died during a call); ``spent`` (retired after a call hit a memory or
         open-files limit); ``replaced`` (workers started in place of those)."""
         with self._cond:
@@ -424,11 +439,29 @@ def _limit_error(
         "memory_mb": f"ran out of memory: its limit is {value:g} MB (memory_mb)",
         "cpu_seconds": f"used more than its {value:g} CPU seconds (cpu_seconds) and was killed",
         "open_files": f"opened more files than its limit of {value:g} (open_files)",
+        "output_mb": f"sent back more than its limit of {value:g} MB (output_mb)",
     }[limit]
     return SkillResourceLimitError(
         step.name, limit, value,
         f"{what}{detail}; raise the skill's isolation_limits or the configured "
         "isolation_limits if it needs more",
+    )
+
+
+def _megabytes(limit: float | None) -> int | None:
+    return None if limit is None else int(limit * 2**20)
+
+
+def _too_large(step: Step, settings: IsolationSettings, size: int) -> SkillExecutionError:
+    """A reply announced past what the host reads: not one the worker sent, since it
+    checks its own, but bytes the skill wrote to the worker's socket itself."""
+    announced = f"its process announced a reply of {size / 2**20:.1f} MB and was killed"
+    if settings.output_mb is not None:
+        return _limit_error(step, settings, "output_mb", f": {announced}")
+    return SkillCrashedError(
+        step.name, f"{announced}: more than its memory_mb limit of {settings.memory_mb:g} MB "
+        "lets it hold, so not a reply its worker wrote (the skill wrote to the worker's "
+        "socket)",
     )
 
 

@@ -16,6 +16,7 @@ from threading import Lock
 from typing import Any, NamedTuple
 
 from sof_core.config import SOFConfig
+from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.security.policy import ToolLimits, ToolPolicy
@@ -37,6 +38,9 @@ class IsolationSettings:
     #: For a tool (registered through ``sof_register_tools``): its permissions and limits,
     #: enforced by the isolation pool (docs/security.md); None for other skills.
     tool: ToolLimits | None = None
+    #: MB the call may send back; last, so the fields above keep their positions for
+    #: settings made by hand.
+    output_mb: float | None = ISOLATION_LIMIT_DEFAULTS["output_mb"]
 
 
 @dataclass(slots=True)
@@ -322,6 +326,7 @@ def _isolation(
         cpu_seconds=limits.get("cpu_seconds"),
         memory_mb=limits.get("memory_mb"),
         open_files=limits.get("open_files"),
+        output_mb=limits.get("output_mb"),
         env=tuple(config.isolation_env),
         workers=config.isolation_workers,
         tool=tool,

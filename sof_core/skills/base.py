@@ -52,7 +52,7 @@ class BaseSkillModule(ABC):
     #: top-level package), else "thread".
     isolation: ClassVar[Literal["thread", "process"] | None] = None
     #: SOF extension: this skill's own limits when isolated (``cpu_seconds``, ``memory_mb``,
-    #: ``open_files``; None: no limit), over ``SOFConfig.isolation_limits``.
+    #: ``open_files``, ``output_mb``; None: no limit), over ``SOFConfig.isolation_limits``.
     isolation_limits: ClassVar[Mapping[str, float | None] | None] = None
     #: SOF extension, tool security (docs/security.md): what the skill may do besides
     #: computing: "network" (open sockets), "filesystem" (write or change files),

@@ -23,7 +23,7 @@ KeyDeclaration = Union[Iterable[str | tuple[str, Any]], Mapping[str, Any]]  # no
 #: Where a skill runs: in the run's threads, or in an isolation worker process.
 Isolation = Literal["thread", "process"]
 #: The resource limits an isolated skill may set for itself (``isolation_limits``).
-ISOLATION_LIMITS = ("cpu_seconds", "memory_mb", "open_files")
+ISOLATION_LIMITS = ("cpu_seconds", "memory_mb", "open_files", "output_mb")
 #: What a skill may declare in ``permissions`` (docs/security.md): open network sockets,
 #: change files, start processes. Reading files needs no permission.
 PERMISSIONS = frozenset({"network", "filesystem", "subprocess"})
