@@ -89,3 +89,80 @@ def test_sof_run_json_keeps_stdout_clean_and_says_so_on_stderr(
     assert json.loads(out)["status"] == "timeout"
     assert "abandoned skill call" in err
     assert after_print < 1.0
+
+
+LEAVES_PLUGIN = """
+import threading, time
+from concurrent.futures import ThreadPoolExecutor
+from sof_core import BaseSkillModule, hookimpl
+
+_pool = ThreadPoolExecutor(1, thread_name_prefix="plugin-pool")
+
+class Leaves(BaseSkillModule):
+    skill_name = "Leaves"
+    skill_description = "answers at once, leaving a thread of its own behind"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif):
+        if "pool" in uif.input_query:
+            _pool.submit(time.sleep, 30)  # the interpreter joins these workers at exit
+        else:
+            threading.Thread(target=time.sleep, args=(30,), name="left-behind",
+                             daemon=False).start()
+        uif.final_response = "done"
+        return uif
+
+class HangsInPool(BaseSkillModule):
+    skill_name = "HangsInPool"
+    skill_description = "waits under a 0.5 s limit on a task of its own executor that hangs"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+    max_execution_time = 0.5
+
+    def execute(self, uif):
+        with ThreadPoolExecutor(1, thread_name_prefix="skill-pool") as pool:
+            pool.submit(time.sleep, 30).result()
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Leaves, HangsInPool]
+"""
+
+
+def test_sof_run_exits_after_printing_even_when_a_skill_left_a_non_daemon_thread(
+    dists: Any, tmp_path: Path
+) -> None:
+    """A skill's own non-daemon thread (or executor) would make the interpreter wait for it
+    at exit; `sof run` says so and leaves without it."""
+    dists.add("sof-leaves", LEAVES_PLUGIN)
+    env = dists.env()
+    for key in [k for k in env if k.startswith("SOF_")]:
+        del env[key]
+    env["SOF_CONFIG"] = str(tmp_path / "none.json")
+    for query, name in (("a thread", "left-behind"), ("a pool", "plugin-pool_0")):
+        code, out, err, after_print = _run_and_time(["run", query, "--plan", "Leaves"], env)
+        assert code == 0, err
+        assert "done" in out and "status: success" in out
+        assert (f"sof: exiting without waiting for 1 thread still running ({name}) that "
+                "exit would wait for" in err)
+        assert after_print < 1.0, f"exited {after_print:.1f}s after printing"
+
+
+def test_sof_run_exits_after_printing_when_an_abandoned_skill_hangs_in_its_own_executor(
+    dists: Any, tmp_path: Path
+) -> None:
+    """The skill is abandoned at its timeout, but the interpreter would still join its
+    executor's worker at exit (`concurrent.futures` does, daemon thread or not)."""
+    dists.add("sof-leaves", LEAVES_PLUGIN)
+    env = dists.env()
+    for key in [k for k in env if k.startswith("SOF_")]:
+        del env[key]
+    env["SOF_CONFIG"] = str(tmp_path / "none.json")
+    code, out, err, after_print = _run_and_time(["run", "q", "--plan", "HangsInPool"], env)
+    assert code == 1
+    assert "status: timeout" in out
+    assert "1 abandoned skill call still running (HangsInPool: 1)" in err
+    assert "still running (skill-pool_0)" in err
+    assert after_print < 1.0, f"exited {after_print:.1f}s after printing"

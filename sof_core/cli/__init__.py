@@ -1,4 +1,5 @@
-"""The ``sof`` command (``sof_core.cli:main``); one module per command group."""
+"""The ``sof`` command (``main``; the console script is ``sof_core.cli.leave:console``);
+one module per command group."""
 
 from __future__ import annotations
 

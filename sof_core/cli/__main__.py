@@ -1,7 +1,5 @@
 """``python -m sof_core.cli``: the same as the ``sof`` console script."""
 
-import sys
+from sof_core.cli.leave import console
 
-from sof_core.cli.main import main
-
-sys.exit(main())
+console()
