@@ -16,6 +16,7 @@ the watchdog (another thread) looks at that record, with ``overrun``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 import threading
@@ -81,8 +82,9 @@ def loop_state(loop: asyncio.AbstractEventLoop) -> LoopState:
 class AsyncCall:
     """One async step on a loop: its deadline and what the watchdog made of it."""
 
-    __slots__ = ("blocked_at_start", "deadline", "done", "limit", "loop", "own_blocked",
-                 "started", "state", "step", "task", "verdict")
+    __slots__ = ("abandoned", "blocked_at_start", "cancels", "deadline", "done", "limit",
+                 "loop", "own_blocked", "started", "state", "step", "task", "thrown",
+                 "verdict", "verdict_at")
 
     def __init__(self, step: Step, loop: asyncio.AbstractEventLoop, started: float,
                  deadline: float, state: LoopState | None = None,
@@ -99,9 +101,16 @@ class AsyncCall:
         self.blocked_at_start = state.blocked
         self.own_blocked = 0.0
         self.task: asyncio.Task[Any] | None = None
-        #: Why the watchdog ended the call (set before it is cancelled), or None.
+        #: Why the watchdog ended the call (set before it is cancelled), or None; when.
         self.verdict: str | None = None
+        self.verdict_at = math.inf
         self.done = False
+        #: ``task.cancel()`` calls made for the verdict (each is undone when it ends).
+        self.cancels = 0
+        #: A cancellation was thrown into the skill's coroutine for the verdict.
+        self.thrown = False
+        #: It went on ``CANCEL_GRACE`` past its verdict: it is no longer driven (``abandon``).
+        self.abandoned = False
 
     def timeout_error(self) -> SkillTimeoutError:
         return SkillTimeoutError(self.verdict or "cancelled", self.step.name)
@@ -113,6 +122,7 @@ def overrun(call: AsyncCall, now: float) -> str:
     state = call.state
     current = state.current
     timeout = call.step.timeout
+    call.verdict_at = now
     if current is call:  # running on the loop right now: blocking it
         blocked = now - state.since
         call.verdict = (
@@ -133,6 +143,31 @@ def overrun(call: AsyncCall, now: float) -> str:
     return CANCEL
 
 
+def abandon(call: AsyncCall) -> None:
+    """``call`` is still going ``CANCEL_GRACE`` after its verdict (any thread): it ignores
+    its cancellation (catches ``CancelledError`` and awaits on). Its task is cancelled once
+    more and, seeing ``abandoned``, its guard closes the skill's coroutine instead of
+    handing it the cancellation: the run goes on without it."""
+    if call.done or call.abandoned:
+        return
+    call.abandoned = True
+    call.verdict = (f"{call.verdict or 'cancelled'}; it went on past its cancellation and was "
+                    f"abandoned {CANCEL_GRACE}s later (a skill must let CancelledError through)")
+    cancel_soon(call)
+
+
+def stubborn_due(call: AsyncCall, now: float) -> float:
+    """For a call with a verdict: abandon it if its grace is over (``math.inf`` then, or when
+    it is done), else the time its grace ends."""
+    if call.done or call.abandoned:
+        return math.inf
+    due = call.verdict_at + CANCEL_GRACE
+    if now >= due:
+        abandon(call)
+        return math.inf
+    return due
+
+
 def cancel_soon(call: AsyncCall) -> None:
     """Cancel ``call``'s task on its own loop (from any thread), if it is still running."""
     try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
@@ -146,6 +181,7 @@ def _cancel(call: AsyncCall) -> None:
     # cancel, and a finished call's task has moved on to other awaits (never cancel those).
     task = call.task
     if not call.done and task is not None and not task.done():
+        call.cancels += 1
         task.cancel()
 
 
@@ -175,7 +211,11 @@ class _Guarded:
                 _slice_ended(state, call, started)
                 raise
             _slice_ended(state, call, started)
-            if call.verdict is not None:  # blamed while it ran: stop it at this await
+            if call.abandoned:  # it went on past its cancellation and its grace
+                _close(coro)
+                raise asyncio.CancelledError
+            if call.verdict is not None and not call.thrown:  # blamed while it ran: stop it
+                call.thrown = True  # at this await (once: it may await its clean-up)
                 error = asyncio.CancelledError()
                 continue
             try:
@@ -185,8 +225,20 @@ class _Guarded:
                 coro.close()
                 raise
             except BaseException as exc:  # a cancellation, or what its awaitable raised
+                if call.abandoned:
+                    _close(coro)
+                    raise
+                if call.verdict is not None and isinstance(exc, asyncio.CancelledError):
+                    call.thrown = True
                 error = exc
                 value = None
+
+
+def _close(coro: Coroutine[Any, Any, Any]) -> None:
+    """Close an abandoned skill's coroutine now, whatever it does about it (it may catch
+    ``GeneratorExit`` too): it is not run again."""
+    with contextlib.suppress(BaseException):  # "coroutine ignored GeneratorExit", say
+        coro.close()
 
 
 def _slice_ended(state: LoopState, call: AsyncCall, started: float) -> None:
@@ -211,8 +263,7 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     except asyncio.CancelledError:
         if call.verdict is None:
             raise
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-        if uncancel is not None and uncancel() > 0:
+        if undo_cancels(task, call) > 0:
             raise  # cancelled by its caller as well: that one wins
         raise call.timeout_error() from None
     except Exception as exc:
@@ -224,6 +275,18 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     finally:
         call.done = True
         _task_deadline.reset(token)
+
+
+def undo_cancels(task: asyncio.Task[Any] | None, call: AsyncCall) -> int:
+    """Take back the cancellations made for ``call``'s verdict; the cancellations left
+    (others': its caller's). 0 where tasks cannot say (before Python 3.11)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is None:
+        return 0
+    left = 0
+    for _ in range(max(call.cancels, 1)):
+        left = uncancel()
+    return int(left)
 
 
 # --- sync threads running async skills on a loop of their own -------------------------------
@@ -270,7 +333,9 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], step: Step, slot: Slot | None)
 def _expire_locally(call: AsyncCall) -> None:
     if not call.done:
         call.verdict = f"did not finish within {call.step.timeout}s; cancelled"
+        call.verdict_at = clock()
         _cancel(call)
+        call.loop.call_later(CANCEL_GRACE, abandon, call)
 
 
 # --- the watchdog's side for calls on a shared loop --------------------------------------------
@@ -291,5 +356,12 @@ def _expired(call: AsyncCall, now: float) -> None:
     action = overrun(call, now)
     if action == RECHECK:
         watchdog().arm(call.deadline, functools.partial(_expired, call))
-    elif action == CANCEL:
+        return
+    if action == CANCEL:
         cancel_soon(call)
+    # cancelled, or blamed (stopped at its next await): abandoned if it goes on regardless
+    watchdog().arm(now + CANCEL_GRACE, functools.partial(_grace_over, call))
+
+
+def _grace_over(call: AsyncCall, now: float) -> None:
+    stubborn_due(call, now)

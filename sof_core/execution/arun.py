@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING
 from sof_core.errors import SOFError
 from sof_core.execution.aio import (
     CANCEL,
+    CANCEL_GRACE,
     RECHECK,
     AsyncCall,
     _Guarded,
     cancel_soon,
     loop_state,
     overrun,
+    stubborn_due,
+    undo_cancels,
 )
 from sof_core.execution.deadlines import _task_deadline, clock
 from sof_core.execution.fanout import RUNNING, PoolCall
@@ -200,8 +203,7 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
         except asyncio.CancelledError:
             if call.verdict is None:
                 raise
-            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-            if uncancel is not None and uncancel() > 0:
+            if undo_cancels(task, call) > 0:
                 raise  # cancelled by its caller as well: that one wins
             raise call.timeout_error() from None
         except Exception as exc:
@@ -311,6 +313,7 @@ def _end_at_total(run: RunContext, inflight: list[AsyncCall], now: float) -> Non
     for call in inflight:
         if not call.done:
             call.verdict = f"run exceeded total_timeout of {run.config.total_timeout}s"
+            call.verdict_at = now
             cancel_soon(call)
     for pool_call in pending:  # wake the walk: the stage's awaits end now
         pool_call.deliver(pool_call.index, Outcome(pool_call.step, None, None, None, None,
@@ -356,24 +359,37 @@ class _RunWatch:
         if self.stopped:
             return
         run = self.run
-        if run.finished:
+        if run.finished:  # at its total timeout: its async skills still have to let go
+            later = _INF
+            for call in list(self.inflight):
+                if call.verdict is None:  # ``_end_at_total`` has not run yet: look again
+                    later = min(later, now + CANCEL_GRACE) if not call.done else later
+                else:
+                    later = min(later, stubborn_due(call, now))
+            if later != _INF and not self.stopped:
+                self.arm(later)
             return
         total = run.total_deadline
         if now >= total:  # end the run on its loop
-            try:  # noqa: SIM105 - hot path: suppress() costs a context manager per call
+            try:
                 self.loop.call_soon_threadsafe(_end_at_total, run, self.inflight, now)
             except RuntimeError:  # the loop is closed: nothing is waiting any more
-                pass
+                return
+            self.arm(now + CANCEL_GRACE)  # for skills that go on past the cancellation
             return
         later = min(total, now + run.min_timeout)  # a step starting from now on
         for call in list(self.inflight):  # a copy: the loop adds and removes calls
-            if call.done or call.verdict is not None:
+            if call.done:
+                continue
+            if call.verdict is not None:  # cancelled or blamed: abandoned if it goes on
+                later = min(later, stubborn_due(call, now))
                 continue
             if call.deadline <= now:
                 action = overrun(call, now)
                 if action != RECHECK:  # over its time (the verdict is set)
                     if action == CANCEL:  # suspended: cancelled for real; one blocking
                         cancel_soon(call)  # the loop is stopped at its next await
+                    later = min(later, now + CANCEL_GRACE)
                     continue
             later = min(later, call.deadline)
         for pool_call in list(run.calls):  # sync steps running in pool threads
