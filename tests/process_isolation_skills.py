@@ -190,6 +190,29 @@ class ForgesReplyUncapped(ForgesReply):
     isolation_limits = {"output_mb": None, "memory_mb": 64}
 
 
+class Escapes(BaseSkillModule):
+    """Starts a daemon that leaves the worker's process group (double fork and ``setsid``),
+    writes its pid to ``pid_file``, then hangs past its deadline."""
+
+    skill_name = "Escapes"
+    skill_description = "starts a process in a session of its own, then hangs"
+    required_inputs = ["pid_file"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 1.0
+
+    def execute(self, uif: UIF) -> UIF:
+        path = Path(uif.intermediate_data["pid_file"])
+        if os.fork() == 0:  # the daemon's parent: leaves the group, forks it and exits
+            os.setsid()
+            if os.fork() == 0:
+                path.write_text(str(os.getpid()))
+                time.sleep(120)
+            os._exit(0)
+        time.sleep(60)
+        return uif
+
+
 class Raises(BaseSkillModule):
     skill_name = "Raises"
     skill_description = "raises a ValueError"

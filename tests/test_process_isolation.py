@@ -186,6 +186,23 @@ def test_a_skill_hung_past_its_deadline_is_killed_and_the_next_run_works(
     assert after.status == "success", after.errors
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="found through /proc")
+def test_a_process_the_skill_started_in_a_session_of_its_own_is_killed_too(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    report = run([skills.Escapes], data={"pid_file": str(pid_file)})
+    assert result_of(report, "Escapes").status == "timeout"
+    assert wait_until(pid_file.exists)
+    daemon = int(pid_file.read_text())
+    try:
+        assert wait_until(lambda: dead(daemon)), "the daemon left the group and survived"
+    finally:
+        if not dead(daemon):
+            os.kill(daemon, signal.SIGKILL)
+    assert run([skills.Where]).status == "success"
+
+
 def test_waiting_for_a_free_worker_counts_against_the_deadline(tmp_path: Path) -> None:
     import threading
 

@@ -92,6 +92,7 @@ def main(argv: list[str]) -> None:
 
     faulthandler.enable()  # a segfaulting C extension leaves its Python stack on stderr
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and no core file behind
+    _become_subreaper()
     sock = socket.socket(fileno=int(argv[1]))
     sock.setblocking(True)
     import sof_core.execution.remote  # noqa: F401  (before "ready": calls find it imported)
@@ -113,6 +114,19 @@ def main(argv: list[str]) -> None:
             os._exit(0)
         if spent:
             os._exit(0)  # the skill hit a limit: the host starts a fresh worker
+
+
+def _become_subreaper() -> None:
+    """Linux: processes a skill starts stay this worker's descendants even when their parent
+    exits (they are re-parented here, not to init), so the host finds and kills them with the
+    worker (``isolation._kill_tree``), daemons that left the process group included."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, bool]:

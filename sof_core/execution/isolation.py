@@ -135,7 +135,9 @@ class _Worker:
             raise _Gone from exc
 
     def kill(self) -> None:
-        """SIGKILL the worker and its process group (with any process its skill started)."""
+        """SIGKILL the worker and its process group, with any process its skill started:
+        also those that left the group (a daemon's ``setsid``), on Linux (``_kill_tree``)."""
+        _kill_tree(self.process.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
@@ -150,6 +152,58 @@ class _Worker:
             return self.process.wait(1.0)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL ``root`` and every process descended from it (Linux; elsewhere a no-op).
+
+    A skill can leave its worker's process group (``setsid()``, as daemons do), so killing
+    the group misses it. The worker is a child subreaper (``_worker``): a descendant whose
+    parent exits is re-parented to the worker, not to init, so every process the skill
+    started is found by following parent ids in ``/proc``. They are stopped first (SIGSTOP:
+    a stopped process cannot fork), until no new one appears, then killed together.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    stopped: set[int] = set()
+    found = {root}
+    for _ in range(16):  # each round stops what the last one found: it cannot fork again
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= found
+        found = _descendants(stopped) - stopped
+        if not found:
+            break
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """The processes whose parent chain reaches one of ``roots`` (read from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(name))
+    result: set[int] = set()
+    pending = list(roots)
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in result:
+                result.add(child)
+                pending.append(child)
+    return result
 
 
 def clean_environment() -> dict[str, str]:
