@@ -26,6 +26,15 @@ TICKS: list[str] = []
 CLEANED: list[str] = []
 
 
+async def ignore_cancellation(name: str) -> None:
+    """Await for 30 s, catching every cancellation (the fault under test)."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        TICKS.append(name)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.02)
+
+
 class IgnoresCancel(BaseSkillModule):
     skill_name = "IgnoresCancel"
     skill_description = "catches CancelledError and keeps awaiting for 30 s"
@@ -33,11 +42,7 @@ class IgnoresCancel(BaseSkillModule):
     max_execution_time = 0.3
 
     async def execute(self, uif: UIF) -> UIF:
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            TICKS.append(self.skill_name)
-            with contextlib.suppress(asyncio.CancelledError):  # the fault under test
-                await asyncio.sleep(0.02)
+        await ignore_cancellation(self.skill_name)
         uif.intermediate_data[self.output_keys[0]] = True
         return uif
 
@@ -56,10 +61,7 @@ class BlocksThenIgnores(BaseSkillModule):
 
     async def execute(self, uif: UIF) -> UIF:
         time.sleep(0.4)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            with contextlib.suppress(asyncio.CancelledError):  # the fault under test
-                await asyncio.sleep(0.02)
+        await ignore_cancellation(self.skill_name)
         return uif
 
 

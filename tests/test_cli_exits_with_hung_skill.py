@@ -61,12 +61,18 @@ def _run_and_time(args: list[str], env: dict[str, str]) -> tuple[int, str, str, 
     return proc.returncode, "".join(out), "".join(err), exited - last[0]
 
 
-def test_sof_run_with_a_hung_skill_exits_right_after_printing(dists: Any, tmp_path: Path) -> None:
-    dists.add("sof-hang", HUNG_PLUGIN)
+def _installed(dists: Any, tmp_path: Path, name: str, plugin: str) -> dict[str, str]:
+    """The environment of a `sof` with plugin ``name`` installed and no SOF settings."""
+    dists.add(name, plugin)
     env = dists.env()
     for key in [k for k in env if k.startswith("SOF_")]:
         del env[key]
     env["SOF_CONFIG"] = str(tmp_path / "none.json")
+    return dict(env)
+
+
+def test_sof_run_with_a_hung_skill_exits_right_after_printing(dists: Any, tmp_path: Path) -> None:
+    env = _installed(dists, tmp_path, "sof-hang", HUNG_PLUGIN)
     code, out, err, after_print = _run_and_time(["run", "hello", "--plan", "Hang"], env)
     assert code == 1
     assert "status: timeout" in out
@@ -136,11 +142,7 @@ def test_sof_run_exits_after_printing_even_when_a_skill_left_a_non_daemon_thread
 ) -> None:
     """A skill's own non-daemon thread (or executor) would make the interpreter wait for it
     at exit; `sof run` says so and leaves without it."""
-    dists.add("sof-leaves", LEAVES_PLUGIN)
-    env = dists.env()
-    for key in [k for k in env if k.startswith("SOF_")]:
-        del env[key]
-    env["SOF_CONFIG"] = str(tmp_path / "none.json")
+    env = _installed(dists, tmp_path, "sof-leaves", LEAVES_PLUGIN)
     for query, name in (("a thread", "left-behind"), ("a pool", "plugin-pool_0")):
         code, out, err, after_print = _run_and_time(["run", query, "--plan", "Leaves"], env)
         assert code == 0, err
@@ -155,11 +157,7 @@ def test_sof_run_exits_after_printing_when_an_abandoned_skill_hangs_in_its_own_e
 ) -> None:
     """The skill is abandoned at its timeout, but the interpreter would still join its
     executor's worker at exit (`concurrent.futures` does, daemon thread or not)."""
-    dists.add("sof-leaves", LEAVES_PLUGIN)
-    env = dists.env()
-    for key in [k for k in env if k.startswith("SOF_")]:
-        del env[key]
-    env["SOF_CONFIG"] = str(tmp_path / "none.json")
+    env = _installed(dists, tmp_path, "sof-leaves", LEAVES_PLUGIN)
     code, out, err, after_print = _run_and_time(["run", "q", "--plan", "HangsInPool"], env)
     assert code == 1
     assert "status: timeout" in out
