@@ -277,6 +277,15 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
         _task_deadline.reset(token)
 
 
+def cancelled_by_caller() -> bool:
+    """Whether the ``CancelledError`` being handled is a cancellation of the current task
+    (its caller's, say ``asyncio.timeout``), not one a skill raised or let out of an await
+    of its own. Before Python 3.11 tasks cannot tell: it is taken as the caller's."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
 def undo_cancels(task: asyncio.Task[Any] | None, call: AsyncCall) -> int:
     """Take back the cancellations made for ``call``'s verdict; the cancellations left
     (others': its caller's). 0 where tasks cannot say (before Python 3.11)."""

@@ -27,6 +27,7 @@ from sof_core.execution.aio import (
     AsyncCall,
     _Guarded,
     cancel_soon,
+    cancelled_by_caller,
     loop_state,
     overrun,
     stubborn_due,
@@ -215,8 +216,10 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
             _task_deadline.reset(token)
         result = check_returned(step, view, returned)
         return result, view, data, None, _perf() - started
-    except asyncio.CancelledError:
-        raise
+    except asyncio.CancelledError as exc:
+        if cancelled_by_caller():
+            raise
+        return None, None, None, exc, _perf() - started  # the skill's own
     except BaseException as exc:  # the skill's error (KeyboardInterrupt: raised by the run)
         return None, None, None, exc, _perf() - started
 

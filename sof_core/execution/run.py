@@ -107,8 +107,11 @@ def _message(error: BaseException) -> str:
 
 
 def _interrupts(error: BaseException) -> bool:
-    """KeyboardInterrupt and its kind: recorded against the skill, then raised."""
-    return not isinstance(error, (Exception, SystemExit))
+    """KeyboardInterrupt: recorded against the skill, then raised (docs/errors.md: the one
+    exception that leaves ``execute_plan``). Any other a skill raises, ``SystemExit``,
+    ``GeneratorExit``, a ``CancelledError`` of its own or a bare ``BaseException``
+    included, is that skill's failure and stays in the report."""
+    return isinstance(error, KeyboardInterrupt)
 
 
 class RunContext:
@@ -118,7 +121,7 @@ class RunContext:
     stage_index = 0
     failed = False
     stop_status: RunStatus | None = None
-    #: A KeyboardInterrupt (or the like) a skill raised: reported, then raised.
+    #: A KeyboardInterrupt a skill raised: reported, then raised.
     interrupt: BaseException | None = None
     #: The live runner's slot; None once the run is over. A runner whose slot is no
     #: longer this one has been replaced and records nothing more.

@@ -92,8 +92,8 @@ def run_step(
     ``slot`` is the thread's record of the step for the watchdog (None when no deadline
     applies): retries stop at its deadline, and an async skill is cancelled there.
     ``KeyboardInterrupt`` (and any other ``BaseException`` that is not an ``Exception``)
-    comes back as the step's error, never retried: the run reports it against the skill,
-    then raises it.
+    comes back as the step's error, never retried: the run reports it against the skill
+    (and raises a ``KeyboardInterrupt`` then).
     """
     attempts = 0
     started = _perf()
@@ -160,7 +160,7 @@ async def aexecute_step(
     """
     import asyncio
 
-    from sof_core.execution.aio import await_step
+    from sof_core.execution.aio import await_step, cancelled_by_caller
 
     attempts = 0
     started = _perf()
@@ -184,8 +184,10 @@ async def aexecute_step(
                     await asyncio.sleep(pause)
                 continue
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            if cancelled_by_caller():
+                raise
+            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
         except BaseException as exc:  # KeyboardInterrupt: reported, then raised by the run
             return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
 
