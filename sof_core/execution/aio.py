@@ -122,9 +122,9 @@ def overrun(call: AsyncCall, now: float) -> str:
     state = call.state
     current = state.current
     timeout = call.step.timeout
-    call.verdict_at = now
     if current is call:  # running on the loop right now: blocking it
         blocked = now - state.since
+        call.verdict_at = now
         call.verdict = (
             f"did not finish within {timeout}s: it blocked its event loop for "
             f"{blocked:.2f}s without awaiting (synchronous work such as time.sleep inside "
@@ -139,6 +139,7 @@ def overrun(call: AsyncCall, now: float) -> str:
         if now < due:
             call.deadline = due
             return RECHECK
+    call.verdict_at = now
     call.verdict = f"did not finish within {timeout}s; cancelled"
     return CANCEL
 
@@ -290,12 +291,13 @@ def undo_cancels(task: asyncio.Task[Any] | None, call: AsyncCall) -> int:
     """Take back the cancellations made for ``call``'s verdict; the cancellations left
     (others': its caller's). 0 where tasks cannot say (before Python 3.11)."""
     uncancel = getattr(task, "uncancel", None)
-    if uncancel is None:
+    cancelling = getattr(task, "cancelling", None)
+    if uncancel is None or cancelling is None:
         return 0
-    left = 0
-    for _ in range(max(call.cancels, 1)):
-        left = uncancel()
-    return int(left)
+    for _ in range(call.cancels):  # none when the guard itself threw it (a blamed skill)
+        uncancel()
+    call.cancels = 0
+    return int(cancelling())
 
 
 # --- sync threads running async skills on a loop of their own -------------------------------
