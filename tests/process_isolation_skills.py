@@ -213,6 +213,31 @@ class Escapes(BaseSkillModule):
         return uif
 
 
+class Daemonizes(BaseSkillModule):
+    """Starts a short-lived daemon (double fork and ``setsid``) that writes its pid to
+    ``pid_file`` and exits 0.1 s later; returns at once with its worker's pid."""
+
+    skill_name = "Daemonizes"
+    skill_description = "starts a short-lived daemon and returns"
+    required_inputs = ["pid_file"]
+    output_keys = ["worker_pid"]
+    isolation = "process"
+    max_execution_time = 10.0
+
+    def execute(self, uif: UIF) -> UIF:
+        path = Path(uif.intermediate_data["pid_file"])
+        middle = os.fork()
+        if middle == 0:
+            os.setsid()
+            if os.fork() == 0:
+                path.write_text(str(os.getpid()))
+                time.sleep(0.1)
+            os._exit(0)
+        os.waitpid(middle, 0)
+        uif.intermediate_data["worker_pid"] = os.getpid()
+        return uif
+
+
 class Raises(BaseSkillModule):
     skill_name = "Raises"
     skill_description = "raises a ValueError"

@@ -203,6 +203,22 @@ def test_a_process_the_skill_started_in_a_session_of_its_own_is_killed_too(
     assert run([skills.Where]).status == "success"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="found through /proc")
+def test_the_worker_reaps_the_daemons_its_skills_left_once_they_end(tmp_path: Path) -> None:
+    """The worker adopts a skill's orphans (a child subreaper): it must also collect their
+    exit status, or each would stay a zombie for as long as the worker lives."""
+    first = tmp_path / "first.pid"
+    report = run([skills.Daemonizes], data={"pid_file": str(first)})
+    assert report.status == "success", report.errors
+    assert wait_until(first.exists)
+    daemon = int(first.read_text())
+    assert wait_until(lambda: dead(daemon))  # it exits after 0.1 s
+    again = run([skills.Daemonizes], data={"pid_file": str(tmp_path / "second.pid")})
+    assert again.uif.intermediate_data["worker_pid"] == (
+        report.uif.intermediate_data["worker_pid"])  # the same worker, which reaped it
+    assert wait_until(lambda: not Path(f"/proc/{daemon}").exists()), "left a zombie"
+
+
 def test_waiting_for_a_free_worker_counts_against_the_deadline(tmp_path: Path) -> None:
     import threading
 

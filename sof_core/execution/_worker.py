@@ -112,6 +112,7 @@ def main(argv: list[str]) -> None:
             send_frame(sock, reply)
         except OSError:  # the host is gone, or killed the call: nobody waits for the reply
             os._exit(0)
+        _reap()
         if spent:
             os._exit(0)  # the skill hit a limit: the host starts a fresh worker
 
@@ -127,6 +128,14 @@ def _become_subreaper() -> None:
     pr_set_child_subreaper = 36
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _reap() -> None:
+    """Collect the exit status of every child that has ended (a subreaper adopts the
+    skill's orphans): they would stay zombies for as long as this worker lives."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
 
 
 def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, bool]:
