@@ -334,6 +334,9 @@ class _RunWatch:
     gives up on pool calls past theirs (``PoolCall._expired``), and re-arms at the next
     time something can be due. A run that ends first cancels its entry:
     the usual run costs one arm and one cancel, whatever its number of async steps.
+    An async step still going ``CANCEL_GRACE`` after its verdict (cancelled, blamed, or
+    cut by the total timeout) is abandoned (``aio.stubborn_due``): the look comes back
+    for that too, after the run has finished if need be.
     """
 
     __slots__ = ("entry", "inflight", "loop", "run", "stopped")
@@ -365,8 +368,10 @@ class _RunWatch:
         if run.finished:  # at its total timeout: its async skills still have to let go
             later = _INF
             for call in list(self.inflight):
+                if call.done:
+                    continue
                 if call.verdict is None:  # ``_end_at_total`` has not run yet: look again
-                    later = min(later, now + CANCEL_GRACE) if not call.done else later
+                    later = min(later, now + CANCEL_GRACE)
                 else:
                     later = min(later, stubborn_due(call, now))
             if later != _INF and not self.stopped:
