@@ -253,6 +253,9 @@ class SOFConfig(BaseModel):
     skill_providers: dict[str, str] = Field(default_factory=dict)
     #: A plugin import slower than this (ms) is logged and recorded; strict mode fails it.
     plugin_import_budget_ms: float = Field(default=1000.0, gt=0)
+    #: A plugin whose import has not finished after this many seconds is skipped (its
+    #: import left running in a daemon thread); ``None`` waits as long as it takes.
+    plugin_import_timeout: float | None = Field(default=60.0, gt=0, le=MAX_TIMEOUT)
 
     # --- observability -------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"

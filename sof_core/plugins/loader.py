@@ -44,6 +44,7 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.plugins import hookspecs
+from sof_core.plugins.importer import DeadlineImporter, ImportHung, importing_for
 from sof_core.plugins.markers import PROJECT_NAME, hookimpl
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
@@ -238,6 +239,8 @@ class PluginManager:
         Idempotent and thread-safe. In strict mode the first plugin problem raises. An
         overlay loads its parent and nothing else.
         """
+        if importing_for() is self:  # a plugin loading plugins at import, as one thread would
+            return self
         with self._load_lock:
             if self._loaded:
                 return self
@@ -251,8 +254,9 @@ class PluginManager:
                     module = importlib.import_module(module_name)
                     self.register(module, name=name, source="builtin")
             if self.config.plugins_autoload:
-                for record in self.discover():
-                    self._load_entry_point(record)
+                with DeadlineImporter(self.config.plugin_import_timeout, self) as importer:
+                    for record in self.discover():
+                        self._load_entry_point(record, importer)
             self._call_configure()
             self._configured = True
             self._refresh_conflicts()
@@ -432,7 +436,7 @@ class PluginManager:
             raise error
         return record
 
-    def _load_entry_point(self, record: PluginRecord) -> None:
+    def _load_entry_point(self, record: PluginRecord, importer: DeadlineImporter) -> None:
         self._records[record.name] = record
         if record.status == "failed":
             self.registry.note_failure(record.name, _reason(record.name, record.error or ""))
@@ -442,7 +446,9 @@ class PluginManager:
             _check_requirement(record)
             started = time.perf_counter()
             try:
-                module = _import_entry_point(record.module or "")
+                module = importer.import_entry_point(record.module or "")
+            except ImportHung as exc:
+                raise PluginLoadError(record.name, str(exc)) from None
             except (Exception, SystemExit) as exc:  # KeyboardInterrupt still stops the host
                 raise PluginLoadError(record.name, _import_failure(record, exc)) from exc
             finally:
@@ -1059,14 +1065,6 @@ def _check_requirement(record: PluginRecord) -> None:
         )
 
 
-def _import_entry_point(value: str) -> Any:
-    module_name, _, attr = value.partition(":")
-    module = importlib.import_module(module_name.strip())
-    for part in filter(None, attr.strip().split(".")):
-        module = getattr(module, part)
-    return module
-
-
 _default_manager: PluginManager | None = None
 _default_lock = threading.Lock()
 #: Root managers of the engines whose plugin settings differ from the process-wide
@@ -1098,7 +1096,8 @@ def contested_message(contested: Mapping[str, Sequence[str]]) -> str:
 #: Settings that decide which plugins load and how they are set up (``sof_configure`` gets
 #: them): an engine whose settings differ here needs a manager of its own.
 LOADING_SETTINGS = ("plugins_autoload", "plugins_only", "plugins_disable", "strict_plugins",
-                    "plugin_settings", "skill_providers", "plugin_import_budget_ms")
+                    "plugin_settings", "skill_providers", "plugin_import_budget_ms",
+                    "plugin_import_timeout")
 
 
 def host_config() -> SOFConfig:

@@ -1,0 +1,221 @@
+"""Importing plugin modules with a deadline, so one whose import hangs cannot hold the host.
+
+A plugin is imported in a daemon thread while the loading thread waits at most
+``plugin_import_timeout`` seconds. A plugin whose import is still running then is given up
+on: its record says where the import stands (file and line), loading goes on with the
+next one, and the thread, a daemon, never holds the process's exit. Python cannot stop an
+import midway, so that thread runs on; the module stays half-imported and a later attempt
+to load it fails at once instead of waiting behind it again.
+
+One thread serves every import of a ``load()`` call, so the cost is one thread start and a
+hand-off per plugin. A plugin whose import needs the main thread (``signal.signal`` at
+import, or ``asyncio.get_event_loop()`` without a loop) fails there with Python's own
+error; it is imported again on the calling thread, as before, without the deadline.
+"""
+
+from __future__ import annotations
+
+import _thread
+import importlib
+import linecache
+import sys
+import threading
+import time
+from queue import SimpleQueue
+from types import FrameType
+from typing import Any
+
+#: The modules whose import was given up on, by name: (thread, when it started).
+_hung: dict[str, tuple[threading.Thread, float]] = {}
+_hung_lock = threading.Lock()
+#: The thread serving each importer, to let a plugin that loads plugins at import (it calls
+#: ``get_plugin_manager()``) through the loading manager's lock, as the same thread would be.
+_serving = threading.local()
+
+
+class ImportHung(Exception):
+    """A plugin module's import did not finish within its deadline (or an earlier one)."""
+
+
+def importing_for() -> object | None:
+    """The manager whose plugins this thread is importing, if it is an import thread."""
+    owner: object | None = getattr(_serving, "owner", None)
+    return owner
+
+
+class DeadlineImporter:
+    """Imports entry points one at a time in a thread of its own, each within ``timeout``.
+
+    ``timeout=None`` waits as long as the import takes (still in the thread, so a plugin
+    sees the same conditions either way). ``close()`` ends the thread once it is idle.
+    """
+
+    def __init__(self, timeout: float | None, owner: object) -> None:
+        self.timeout = timeout
+        self.owner = owner
+        self._jobs: SimpleQueue[_Job | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def import_entry_point(self, value: str) -> Any:
+        """The object an entry point's ``module:attr`` value names, imported within the
+        deadline; ``ImportHung`` when it is not, or when that module's import hung before."""
+        module_name = value.partition(":")[0].strip()
+        _refuse_if_hung(module_name)
+        job = _Job(value)
+        jobs, thread = self._worker()
+        jobs.put(job)
+        finished = job.done.acquire(timeout=-1 if self.timeout is None else self.timeout)
+        if not finished:
+            with job.lock:
+                late = job.outcome is None
+                if late:
+                    job.abandoned = True
+            if late:
+                self._jobs = self._thread = None  # the next import gets a new thread
+                with _hung_lock:
+                    _hung[module_name] = (thread, job.started)
+                raise ImportHung(
+                    f"importing {module_name!r} did not finish within {self.timeout:g} s "
+                    f"(plugin_import_timeout, SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; "
+                    "the plugin is skipped and its import left running in a daemon thread"
+                )
+        ok, result = job.outcome  # type: ignore[misc]
+        if ok:
+            return result
+        if _needs_main_thread(result) and threading.current_thread() is threading.main_thread():
+            return _import_here(value)
+        raise result
+
+    def close(self) -> None:
+        """End the thread (idle: every job it took was waited for or given up on), and
+        wait for it, so no thread of the load outlives it."""
+        if self._jobs is not None and self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(1.0)
+        self._jobs = self._thread = None
+
+    def __enter__(self) -> DeadlineImporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _worker(self) -> tuple[SimpleQueue[_Job | None], threading.Thread]:
+        if self._jobs is None or self._thread is None:
+            jobs: SimpleQueue[_Job | None] = SimpleQueue()
+            thread = threading.Thread(target=_serve, args=(jobs, self.owner),
+                                      name="sof-plugin-import", daemon=True)
+            thread.start()
+            self._jobs, self._thread = jobs, thread
+        return self._jobs, self._thread
+
+
+class _Job:
+    __slots__ = ("abandoned", "done", "lock", "outcome", "started", "value")
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.lock = _thread.allocate_lock()
+        self.outcome: tuple[bool, Any] | None = None
+        self.abandoned = False
+        self.started = time.monotonic()
+
+
+def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
+    """The import thread: one job at a time until closed, or until a job outlived its
+    deadline (then no one waits on this queue any more)."""
+    _serving.owner = owner
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        job.started = time.monotonic()
+        outcome: tuple[bool, Any]
+        try:
+            outcome = (True, _import_here(job.value))
+        except BaseException as exc:  # handed to the loading thread, which decides
+            outcome = (False, exc)
+        with job.lock:
+            job.outcome = outcome
+            abandoned = job.abandoned
+        job.done.release()
+        if abandoned:
+            with _hung_lock:
+                module_name = job.value.partition(":")[0].strip()
+                if module_name in _hung and _hung[module_name][0] is threading.current_thread():
+                    del _hung[module_name]  # it ended: a later load imports it afresh
+            return
+
+
+def _import_here(value: str) -> Any:
+    module_name, _, attr = value.partition(":")
+    target: Any = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        target = getattr(target, part)
+    return target
+
+
+def _refuse_if_hung(module_name: str) -> None:
+    """Importing a module whose import hung would wait behind it (Python's import lock)."""
+    with _hung_lock:
+        hung = _hung.get(module_name)
+    if hung is None:
+        return
+    thread, started = hung
+    if not thread.is_alive():
+        with _hung_lock:
+            _hung.pop(module_name, None)
+        return
+    raise ImportHung(
+        f"importing {module_name!r} hung in an earlier load and is still running "
+        f"({time.monotonic() - started:.0f} s so far){_where(thread)}; restart the process "
+        "once the plugin is fixed"
+    )
+
+
+def _where(thread: threading.Thread) -> str:
+    """Where a hung import stands: the module-level line running (the plugin's, or that of
+    a module it imports), and the innermost frame when that is deeper."""
+    frame: FrameType | None = sys._current_frames().get(thread.ident or -1)
+    innermost, module_level = frame, None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            module_level = frame
+            break
+        frame = frame.f_back
+    places = [f for f in (module_level, innermost) if f is not None]
+    if not places:
+        return ""
+    shown = [_place(places[0])]
+    if len(places) == 2 and places[1] is not places[0]:
+        shown.append(f"in {_place(places[1])}")
+    return "; it is at " + ", ".join(shown)
+
+
+def _place(frame: FrameType) -> str:
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" + (f" ({line})" if line else "")
+
+
+#: What Python raises for main-thread-only work done at import in another thread.
+_MAIN_THREAD_ONLY: tuple[tuple[type[BaseException], str], ...] = (
+    (ValueError, "main thread"),  # signal.signal, signal.set_wakeup_fd
+    (RuntimeError, "no current event loop in thread"),  # asyncio.get_event_loop()
+)
+
+
+def _needs_main_thread(exc: BaseException) -> bool:
+    return any(isinstance(exc, kind) and text in str(exc) for kind, text in _MAIN_THREAD_ONLY)
+
+
+def hung_imports() -> dict[str, float]:
+    """The module imports given up on that are still running, with seconds so far."""
+    now = time.monotonic()
+    with _hung_lock:
+        return {name: now - started for name, (thread, started) in _hung.items()
+                if thread.is_alive()}
+
+
+__all__: list[str] = ["DeadlineImporter", "ImportHung", "hung_imports", "importing_for"]

@@ -1,0 +1,215 @@
+"""A plugin whose import hangs is skipped at ``plugin_import_timeout``; the host starts.
+
+Each plugin is a real installed distribution (``dists``). The hung import is a module that
+waits on a lock nobody releases (a ``threading.Event`` the test sets at the end, so the
+daemon thread it leaves behind ends with the test).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sof_core import UIF, CoordinatorEngine, PluginError, PluginManager, SOFConfig
+from sof_core.plugins.importer import hung_imports
+
+GOOD = """
+from sof_core import BaseSkillModule, hookimpl
+
+class {name}(BaseSkillModule):
+    skill_name = "{name}"
+    skill_description = "loads fine"
+    required_inputs = ["input_query"]
+    output_keys = ["{key}"]
+    def execute(self, uif):
+        uif.intermediate_data["{key}"] = "ok"
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [{name}]
+"""
+
+#: Hangs at import until the test process's ``RELEASE`` event is set (``builtins`` is shared
+#: by every module, so the plugin finds it without importing the test).
+HUNG = """
+import builtins
+builtins.SOF_TEST_RELEASE.wait()
+""" + GOOD.format(name="HungSkill", key="hung")
+
+
+@pytest.fixture
+def release() -> Any:
+    import builtins
+
+    event = threading.Event()
+    builtins.SOF_TEST_RELEASE = event  # type: ignore[attr-defined]
+    yield event
+    event.set()
+    del builtins.SOF_TEST_RELEASE  # type: ignore[attr-defined]
+
+
+def only(*names: str, **config: Any) -> PluginManager:
+    return PluginManager(SOFConfig(plugins_only=list(names), **config)).load()
+
+
+def test_a_plugin_whose_import_hangs_is_skipped_and_the_others_load(
+    dists: Any, release: threading.Event
+) -> None:
+    module = dists.add("sof-aaa-hung", HUNG, entry_name="hung")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    started = time.monotonic()
+    pm = only("hung", "good", plugin_import_timeout=0.5)
+    waited = time.monotonic() - started
+    record = pm.records["hung"]
+    assert record.status == "failed" and record.error_type == "PluginLoadError"
+    assert record.error is not None
+    assert f"importing {module!r} did not finish within 0.5 s (plugin_import_timeout" in (
+        record.error)
+    # Where it hangs: the plugin's own file and line, with the line's source.
+    assert f"{module}.py:3 (builtins.SOF_TEST_RELEASE.wait())" in record.error
+    assert pm.records["good"].status == "loaded" and "GoodSkill" in pm.registry
+    assert "HungSkill" not in pm.registry
+    assert waited < 10, "the host waited for the hung import"  # a hang bound, not a figure
+    assert module in hung_imports()
+    # The hung import is a daemon thread: it never holds the process's exit.
+    (thread,) = [t for t in threading.enumerate() if t.name == "sof-plugin-import"
+                 and t.is_alive() and t.daemon]
+    # A second load of the same plugin does not wait behind the hung import again.
+    started = time.monotonic()
+    again = only("hung", plugin_import_timeout=30)
+    assert time.monotonic() - started < 5
+    error = again.records["hung"].error or ""
+    assert "hung in an earlier load and is still running" in error
+    assert f"{module}.py:3" in error
+    # Once it ends, a new load imports it as any other plugin.
+    release.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert module not in hung_imports()
+    late = only("hung", plugin_import_timeout=30)
+    assert late.records["hung"].status == "loaded" and "HungSkill" in late.registry
+
+
+def test_an_engine_starts_and_runs_queries_beside_a_hung_plugin(
+    dists: Any, release: threading.Event
+) -> None:
+    dists.add("sof-aaa-hung", HUNG, entry_name="hung")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    config = SOFConfig(plugins_only=["hung", "good"], plugin_import_timeout=0.5)
+    with CoordinatorEngine(config=config) as engine:
+        assert engine.plugins.records["hung"].status == "failed"
+        report = engine.execute_plan(["GoodSkill"], UIF(input_query="q"))
+    assert report.status == "success" and report.uif.intermediate_data["good"] == "ok"
+
+
+def test_the_timeout_comes_from_the_environment_and_defaults_to_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert SOFConfig().plugin_import_timeout == 60
+    monkeypatch.setenv("SOF_PLUGIN_IMPORT_TIMEOUT", "2.5")
+    assert PluginManager().config.plugin_import_timeout == 2.5
+    for bad in ("inf", "1e300", "0", "-1"):
+        monkeypatch.setenv("SOF_PLUGIN_IMPORT_TIMEOUT", bad)
+        with pytest.raises(Exception, match="plugin_import_timeout"):
+            PluginManager()
+
+
+def test_strict_mode_fails_the_load_naming_the_hung_plugin(
+    dists: Any, release: threading.Event
+) -> None:
+    dists.add("sof-hung", HUNG, entry_name="hung")
+    pm = PluginManager(SOFConfig(plugins_only=["hung"], plugin_import_timeout=0.3,
+                                 strict_plugins=True))
+    with pytest.raises(PluginError, match=r"hung.*did not finish within 0.3 s"):
+        pm.load()
+
+
+SIGNALS = """
+import signal
+signal.signal(signal.SIGUSR1, lambda *a: None)
+""" + GOOD.format(name="SignalSkill", key="signal")
+
+LOADS_PLUGINS = """
+from sof_core.plugins import get_plugin_manager
+MANAGER = get_plugin_manager()
+""" + GOOD.format(name="LoaderSkill", key="loader")
+
+
+def test_a_plugin_that_installs_a_signal_handler_at_import_still_loads(dists: Any) -> None:
+    """``signal.signal`` works only on the main thread: such a plugin is imported there."""
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        dists.add("sof-signals", SIGNALS, entry_name="signals")
+        pm = only("signals")
+        assert pm.records["signals"].status == "loaded", pm.records["signals"].error
+        assert "SignalSkill" in pm.registry
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_plugin_that_loads_plugins_at_import_does_not_wait_for_itself(
+    dists: Any, tmp_path: Any
+) -> None:
+    """Its import runs in the import thread while the loading thread holds the manager's
+    lock: as on one thread, the manager being loaded is handed back, not waited for."""
+    dists.add("sof-loader", LOADS_PLUGINS, entry_name="loader")
+    script = textwrap.dedent("""
+        import time
+        from sof_core.plugins import get_plugin_manager
+        started = time.monotonic()
+        pm = get_plugin_manager()
+        print(pm.records["loader"].status, round(time.monotonic() - started) < 5)
+    """)
+    env = dists.env()
+    env.update(SOF_PLUGINS_ONLY="loader", SOF_PLUGIN_IMPORT_TIMEOUT="20",
+               SOF_CONFIG=str(tmp_path / "none.json"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["loaded", "True"], done.stderr
+
+
+def test_sof_exits_after_printing_with_a_plugin_import_still_hung(
+    dists: Any, tmp_path: Any
+) -> None:
+    """The CLI lists the plugins and exits, the hung import left behind (a hang bound)."""
+    dists.add("sof-forever", "import time\nwhile True:\n    time.sleep(0.05)\n",
+              entry_name="forever")
+    dists.add("sof-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    env = dists.env()
+    env.update(SOF_PLUGINS_ONLY="forever,good", SOF_PLUGIN_IMPORT_TIMEOUT="1",
+               SOF_CONFIG=str(tmp_path / "none.json"))
+    done = subprocess.run([sys.executable, "-m", "sof_core.cli", "plugins"],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "did not finish within 1 s" in done.stdout + done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "loaded" in lines["good"] and "failed" in lines["forever"]
+
+
+def test_a_host_process_exits_normally_with_a_plugin_import_still_hung(
+    dists: Any, tmp_path: Any
+) -> None:
+    """A plain host (no ``os._exit``): the hung import's thread is a daemon, so the
+    interpreter's normal exit does not wait for it (a hang bound)."""
+    dists.add("sof-forever", "import time\nwhile True:\n    time.sleep(0.05)\n",
+              entry_name="forever")
+    script = textwrap.dedent("""
+        from sof_core import PluginManager, SOFConfig
+        pm = PluginManager(SOFConfig(plugins_only=["forever"], plugin_import_timeout=0.5))
+        print(pm.load().records["forever"].status)
+    """)
+    env = dists.env()
+    env.update(SOF_CONFIG=str(tmp_path / "none.json"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["failed"]
