@@ -55,6 +55,9 @@ class DeadlineImporter:
         self.owner = owner
         self._jobs: SimpleQueue[_Job | None] | None = None
         self._thread: threading.Thread | None = None
+        #: No job of ours is running (false while one is, or after the wait for one was
+        #: interrupted): only then does ``close`` wait for the thread to end.
+        self._idle = True
 
     def import_entry_point(self, value: str) -> Any:
         """The object an entry point's ``module:attr`` value names, imported within the
@@ -63,8 +66,10 @@ class DeadlineImporter:
         _refuse_if_hung(module_name)
         job = _Job(value)
         jobs, thread = self._worker()
+        self._idle = False
         jobs.put(job)
         finished = job.done.acquire(timeout=-1 if self.timeout is None else self.timeout)
+        self._idle = True
         if not finished:
             with job.lock:
                 late = job.outcome is None
@@ -87,11 +92,12 @@ class DeadlineImporter:
         raise result
 
     def close(self) -> None:
-        """End the thread (idle: every job it took was waited for or given up on), and
-        wait for it, so no thread of the load outlives it."""
+        """End the thread once its job is done, and wait for it when it is idle, so no
+        thread of a load outlives it (a Ctrl-C during an import does not wait for it)."""
         if self._jobs is not None and self._thread is not None:
             self._jobs.put(None)
-            self._thread.join(1.0)
+            if self._idle:
+                self._thread.join(1.0)
         self._jobs = self._thread = None
 
     def __enter__(self) -> DeadlineImporter:
