@@ -365,3 +365,38 @@ def test_the_sof_contract_fixture_shows_it_in_pytest_output(tmp_path: Path) -> N
     assert "Broken failed: KeyError" in done.stdout
     assert re.search(r"at \S*test_skill\.py:4\b", done.stdout), done.stdout
     assert 'raise KeyError("no such column")' in done.stdout
+
+
+FAILING_PLUGIN = """
+from sof_core import BaseSkillModule, hookimpl
+
+class Boom(BaseSkillModule):
+    skill_name = "Boom"
+    skill_description = "fails in its own code"
+    required_inputs = ["input_query"]
+    output_keys = ["boom"]
+
+    def execute(self, uif):
+        return {}["missing"]
+
+@hookimpl
+def sof_register_skills():
+    return [Boom]
+"""
+
+
+def test_sof_run_names_the_plugin_and_line_that_failed_without_trace(
+    dists: Any, sof_cli: Any, tmp_path: Path
+) -> None:
+    """Without ``--trace`` the error line still says whose code failed and where."""
+    module = dists.add("sof-boom", FAILING_PLUGIN, entry_name="boom")
+    env = dists.env()
+    env.update(SOF_PLUGINS_ONLY="boom", SOF_CONFIG=str(tmp_path / "none.json"))
+    plain = sof_cli("run", "hi", "--plan", "Boom", env=env)
+    assert plain.returncode == 1
+    where = f"{dists.root / module}.py:11"
+    assert (f"error: Boom: KeyError: 'missing' (plugin boom, at {where}; --trace shows the "
+            "traceback)") in plain.stderr
+    traced = sof_cli("run", "hi", "--plan", "Boom", "--trace", env=env)
+    assert f"error: Boom: KeyError: 'missing' (plugin boom, at {where})" in traced.stderr
+    assert "Traceback of Boom (failed):" in traced.stdout

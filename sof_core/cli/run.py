@@ -248,6 +248,17 @@ def _print_output(report: ExecutionReport, key: str) -> int:
     return 0
 
 
+def _where_it_failed(report: ExecutionReport, error: str, trace: bool) -> str:
+    """Which plugin's code failed and at which line, for an error naming a skill whose
+    own code raised (the report keeps that line; the traceback is ``--trace``'s)."""
+    for result in report.results:
+        if result.location and error.startswith(f"{result.skill}: "):
+            plugin = f"plugin {result.plugin}, " if result.plugin else ""
+            more = "" if trace else "; --trace shows the traceback"
+            return f" ({plugin}at {result.location}{more})"
+    return ""
+
+
 def _print_report(report: ExecutionReport, trace: bool) -> None:
     uif = report.uif
     print(uif.final_response or "(no response)")
@@ -263,7 +274,7 @@ def _print_report(report: ExecutionReport, trace: bool) -> None:
         f"time: {report.duration * 1000:.1f} ms  executor: {report.executor}"
     )
     for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{_where_it_failed(report, error, trace)}", file=sys.stderr)
     if not trace:
         return
     phases = [(PHASE_NAMES[k], report.timings[k]) for k in PHASE_NAMES if k in report.timings]
