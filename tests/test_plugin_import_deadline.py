@@ -213,3 +213,29 @@ def test_a_host_process_exits_normally_with_a_plugin_import_still_hung(
                           env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["failed"]
+
+
+def test_plugins_loaded_while_a_host_module_is_imported_can_import_that_module(
+    dists: Any, tmp_path: Any
+) -> None:
+    """A host package that loads plugins at import, and ships a plugin that imports the
+    package: imported in another thread, the plugin would wait for the package's import,
+    which waits for the plugin. Such loads import on the calling thread."""
+    package = dists.root / "hostpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent("""
+        from sof_core import PluginManager, SOFConfig
+        MANAGER = PluginManager(SOFConfig(plugins_only=["hostplug"],
+                                          plugin_import_timeout=2)).load()
+    """))
+    (package / "skills.py").write_text(GOOD.format(name="HostSkill", key="host"))
+    dists.add("hostplug", "import hostpkg\nfrom hostpkg.skills import *\n",
+              entry_name="hostplug")
+    script = ("import hostpkg; r = hostpkg.MANAGER.records['hostplug']; "
+              "print(r.status, 'HostSkill' in hostpkg.MANAGER.registry, r.error)")
+    env = dists.env()
+    env.update(SOF_CONFIG=str(tmp_path / "none.json"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:2] == ["loaded", "True"], done.stdout

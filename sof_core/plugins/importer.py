@@ -10,7 +10,10 @@ to load it fails at once instead of waiting behind it again.
 One thread serves every import of a ``load()`` call, so the cost is one thread start and a
 hand-off per plugin. A plugin whose import needs the main thread (``signal.signal`` at
 import, or ``asyncio.get_event_loop()`` without a loop) fails there with Python's own
-error; it is imported again on the calling thread, as before, without the deadline.
+error; it is imported again on the calling thread, as before, without the deadline. Plugins
+loaded while a module is being imported (a host module that makes its engine at import) are
+imported on the calling thread without the deadline: a plugin that imports that module
+would otherwise wait, in the other thread, for the import that waits for it.
 """
 
 from __future__ import annotations
@@ -58,12 +61,18 @@ class DeadlineImporter:
         #: No job of ours is running (false while one is, or after the wait for one was
         #: interrupted): only then does ``close`` wait for the thread to end.
         self._idle = True
+        #: The loading thread is itself in the middle of an import (a host module that
+        #: loads plugins at import): a plugin importing that module from another thread
+        #: would wait for the import that waits for it, so imports run here, unbounded.
+        self.inline = _importing_now()
 
     def import_entry_point(self, value: str) -> Any:
         """The object an entry point's ``module:attr`` value names, imported within the
         deadline; ``ImportHung`` when it is not, or when that module's import hung before."""
         module_name = value.partition(":")[0].strip()
         _refuse_if_hung(module_name)
+        if self.inline:
+            return _import_here(value)
         job = _Job(value)
         jobs, thread = self._worker()
         self._idle = False
@@ -153,6 +162,16 @@ def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
                 if module_name in _hung and _hung[module_name][0] is threading.current_thread():
                     del _hung[module_name]  # it ended: a later load imports it afresh
             return
+
+
+def _importing_now() -> bool:
+    """Whether a module import is in progress: Python marks a module's spec
+    ``_initializing`` while its code runs (any thread's; the check errs on the safe side)."""
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and getattr(spec, "_initializing", False) is True:
+            return True
+    return False
 
 
 def _import_here(value: str) -> Any:
