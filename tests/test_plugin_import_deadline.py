@@ -239,3 +239,15 @@ def test_plugins_loaded_while_a_host_module_is_imported_can_import_that_module(
                           env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[:2] == ["loaded", "True"], done.stdout
+
+
+def test_a_plugin_module_runs_in_the_loader_thread_not_the_callers(dists: Any) -> None:
+    """What docs/authoring.md warns about: thread-bound objects made at import belong to
+    the loader thread."""
+    source = ("import threading\nIMPORTED_IN = threading.current_thread().name\n"
+              + GOOD.format(name="WhereSkill", key="where"))
+    module = dists.add("sof-where", source, entry_name="where")
+    pm = only("where")
+    assert pm.records["where"].status == "loaded"
+    assert sys.modules[module].IMPORTED_IN == "sof-plugin-import"
+    assert threading.current_thread().name != "sof-plugin-import"
