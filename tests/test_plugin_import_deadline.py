@@ -251,3 +251,17 @@ def test_a_plugin_module_runs_in_the_loader_thread_not_the_callers(dists: Any) -
     assert pm.records["where"].status == "loaded"
     assert sys.modules[module].IMPORTED_IN == "sof-plugin-import"
     assert threading.current_thread().name != "sof-plugin-import"
+
+
+def test_without_a_timeout_plugins_import_on_the_loading_thread(dists: Any) -> None:
+    """``plugin_import_timeout = null``: the way back for a plugin that makes thread-bound
+    objects at import (here a sqlite3 connection, used from the loading thread after)."""
+    source = ("import sqlite3, threading\nIMPORTED_IN = threading.current_thread().name\n"
+              "DB = sqlite3.connect(':memory:')\n"
+              + GOOD.format(name="DbSkill", key="db"))
+    module = dists.add("sof-db", source, entry_name="db")
+    pm = only("db", plugin_import_timeout=None)
+    assert pm.records["db"].status == "loaded"
+    plugin = sys.modules[module]
+    assert threading.current_thread().name == plugin.IMPORTED_IN
+    assert plugin.DB.execute("select 1").fetchone() == (1,)  # same thread: usable

@@ -49,8 +49,9 @@ def importing_for() -> object | None:
 class DeadlineImporter:
     """Imports entry points one at a time in a thread of its own, each within ``timeout``.
 
-    ``timeout=None`` waits as long as the import takes (still in the thread, so a plugin
-    sees the same conditions either way). ``close()`` ends the thread once it is idle.
+    ``timeout=None`` imports on the calling thread, as SOF did before it had a deadline: the
+    way back for a plugin that makes thread-bound objects at import. ``close()`` ends the
+    thread once it is idle.
     """
 
     def __init__(self, timeout: float | None, owner: object) -> None:
@@ -64,7 +65,7 @@ class DeadlineImporter:
         #: The loading thread is itself in the middle of an import (a host module that
         #: loads plugins at import): a plugin importing that module from another thread
         #: would wait for the import that waits for it, so imports run here, unbounded.
-        self.inline = _importing_now()
+        self.inline = timeout is None or _importing_now()
 
     def import_entry_point(self, value: str) -> Any:
         """The object an entry point's ``module:attr`` value names, imported within the
