@@ -70,15 +70,16 @@ class DeadlineImporter:
     def import_entry_point(self, value: str) -> Any:
         """The object an entry point's ``module:attr`` value names, imported within the
         deadline; ``ImportHung`` when it is not, or when that module's import hung before."""
-        module_name = value.partition(":")[0].strip()
+        module_name = _module_of(value)
         _refuse_if_hung(module_name)
-        if self.inline:
+        timeout = self.timeout
+        if self.inline or timeout is None:
             return _import_here(value)
-        job = _Job(value)
+        job = _Job(value, module_name)
         jobs, thread = self._worker()
         self._idle = False
         jobs.put(job)
-        finished = job.done.acquire(timeout=-1 if self.timeout is None else self.timeout)
+        finished = job.done.acquire(timeout=timeout)
         self._idle = True
         if not finished:
             with job.lock:
@@ -90,7 +91,7 @@ class DeadlineImporter:
                 with _hung_lock:
                     _hung[module_name] = (thread, job.started)
                 raise ImportHung(
-                    f"importing {module_name!r} did not finish within {self.timeout:g} s "
+                    f"importing {module_name!r} did not finish within {timeout:g} s "
                     f"(plugin_import_timeout, SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; "
                     "the plugin is skipped and its import left running in a daemon thread"
                 )
@@ -127,10 +128,11 @@ class DeadlineImporter:
 
 
 class _Job:
-    __slots__ = ("abandoned", "done", "lock", "outcome", "started", "value")
+    __slots__ = ("abandoned", "done", "lock", "module", "outcome", "started", "value")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, module: str) -> None:
         self.value = value
+        self.module = module
         self.done = _thread.allocate_lock()
         self.done.acquire()
         self.lock = _thread.allocate_lock()
@@ -159,9 +161,9 @@ def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
         job.done.release()
         if abandoned:
             with _hung_lock:
-                module_name = job.value.partition(":")[0].strip()
-                if module_name in _hung and _hung[module_name][0] is threading.current_thread():
-                    del _hung[module_name]  # it ended: a later load imports it afresh
+                hung = _hung.get(job.module)
+                if hung is not None and hung[0] is threading.current_thread():
+                    del _hung[job.module]  # it ended: a later load imports it afresh
             return
 
 
@@ -175,10 +177,14 @@ def _importing_now() -> bool:
     return False
 
 
+def _module_of(value: str) -> str:
+    """The module an entry point's ``module:attr`` value names."""
+    return value.partition(":")[0].strip()
+
+
 def _import_here(value: str) -> Any:
-    module_name, _, attr = value.partition(":")
-    target: Any = importlib.import_module(module_name.strip())
-    for part in filter(None, attr.strip().split(".")):
+    target: Any = importlib.import_module(_module_of(value))
+    for part in filter(None, value.partition(":")[2].strip().split(".")):
         target = getattr(target, part)
     return target
 
