@@ -13,6 +13,14 @@ from pathlib import Path
 from sof_core import UIF, BaseSkillModule, current_deadline
 
 
+def publish(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` whole: the test polls for the file from another process,
+    and a plain ``write_text`` lets it see the file created but still empty."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 class Where(BaseSkillModule):
     """Reports the process it ran in and what of the environment it saw."""
 
@@ -56,7 +64,7 @@ class _Hang(BaseSkillModule):
     max_execution_time = 0.5
 
     def execute(self, uif: UIF) -> UIF:
-        Path(uif.intermediate_data["pid_file"]).write_text(f"{os.getpid()} {os.getppid()}")
+        publish(Path(uif.intermediate_data["pid_file"]), f"{os.getpid()} {os.getppid()}")
         self.hang()
         uif.intermediate_data["never"] = True
         return uif
@@ -206,7 +214,7 @@ class Escapes(BaseSkillModule):
         if os.fork() == 0:  # the daemon's parent: leaves the group, forks it and exits
             os.setsid()
             if os.fork() == 0:
-                path.write_text(str(os.getpid()))
+                publish(path, str(os.getpid()))
                 time.sleep(120)
             os._exit(0)
         time.sleep(60)
@@ -230,7 +238,7 @@ class Daemonizes(BaseSkillModule):
         if middle == 0:
             os.setsid()
             if os.fork() == 0:
-                path.write_text(str(os.getpid()))
+                publish(path, str(os.getpid()))
                 time.sleep(0.1)
             os._exit(0)
         os.waitpid(middle, 0)
