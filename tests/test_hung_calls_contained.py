@@ -264,7 +264,7 @@ def test_a_skill_with_too_many_hung_calls_is_quarantined_until_they_return(
         release.wait(30)
         uif.intermediate_data["h"] = "done"
 
-    hang = make_skill("Sticky", ["input_query"], ["h"], body=body, max_execution_time=0.1)
+    hang = make_skill("Sticky", ["input_query"], ["h"], body=body, max_execution_time=0.6)
     engine = make_engine([hang], plugins=[("alerts", alerts)], max_hung_calls_per_skill=1)
     assert run(engine, ["Sticky"]).status == "timeout"
     assert run(engine, ["Sticky"]).status == "timeout"  # 2 hung > 1: quarantined
@@ -272,7 +272,8 @@ def test_a_skill_with_too_many_hung_calls_is_quarantined_until_they_return(
     assert any(kind == "skill_quarantined" for kind, _, _ in alerts.seen)
     started = time.monotonic()
     report = run(engine, ["Sticky"])
-    assert time.monotonic() - started < 0.1  # fails fast: no thread, no wait
+    # fails fast: no thread, no wait (a call that ran would hang to its 0.6 s limit)
+    assert time.monotonic() - started < 0.3
     result = report.result("Sticky")
     assert result.status == "failed"
     assert result.error_type == "SkillQuarantinedError"
