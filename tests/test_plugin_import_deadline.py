@@ -195,6 +195,43 @@ def test_sof_exits_after_printing_with_a_plugin_import_still_hung(
     assert "loaded" in lines["good"] and "failed" in lines["forever"]
 
 
+def test_plugins_that_wait_for_a_dependency_whose_import_hung_fail_at_once(
+    dists: Any, release: threading.Event
+) -> None:
+    """Two plugins import one library whose import hangs: the first is given up on at its
+    deadline; the second waits behind Python's import lock for the same library, and is
+    skipped as soon as that is seen, not at a deadline of its own."""
+    shared = "sof_test_heavylib"
+    (dists.root / f"{shared}.py").write_text(
+        "import builtins\nbuiltins.SOF_TEST_RELEASE.wait()\nREADY = True\n")
+    dists.modules.append(shared)
+    uses = f"import {shared}\n"
+    first = dists.add("sof-aaa-first", uses + GOOD.format(name="FirstSkill", key="first"),
+                      entry_name="first")
+    second = dists.add("sof-bbb-second", uses + GOOD.format(name="SecondSkill", key="second"),
+                       entry_name="second")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    started = time.monotonic()
+    pm = only("first", "second", "good", plugin_import_timeout=3)
+    waited = time.monotonic() - started
+    assert "did not finish within 3 s" in (pm.records["first"].error or "")
+    error = pm.records["second"].error or ""
+    assert pm.records["second"].status == "failed" and pm.records["second"].error_type == (
+        "PluginLoadError")
+    assert f"importing {second!r} waits for {shared!r}, whose import hung" in error, error
+    assert f"{shared}.py:2 (builtins.SOF_TEST_RELEASE.wait())" in error
+    assert pm.records["good"].status == "loaded"
+    assert waited < 5, "the second plugin waited out a deadline of its own (6 s)"  # hang bound
+    assert {first, second, shared} <= set(hung_imports())
+    # Once the library's import ends, both plugins load in a later load.
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name == "sof-plugin-import"]:
+        thread.join(5)
+    assert not {first, second, shared} & set(hung_imports())
+    late = only("first", "second", plugin_import_timeout=30)
+    assert {"FirstSkill", "SecondSkill"} <= set(late.registry.skill_names())
+
+
 def test_a_host_process_exits_normally_with_a_plugin_import_still_hung(
     dists: Any, tmp_path: Any
 ) -> None:

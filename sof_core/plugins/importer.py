@@ -5,7 +5,10 @@ A plugin is imported in a daemon thread while the loading thread waits at most
 on: its record says where the import stands (file and line), loading goes on with the
 next one, and the thread, a daemon, never holds the process's exit. Python cannot stop an
 import midway, so that thread runs on; the module stays half-imported and a later attempt
-to load it fails at once instead of waiting behind it again.
+to load it fails at once instead of waiting behind it again. So does a plugin that waits
+for a module the given-up import holds (a library both import that hangs while it loads):
+Python's import lock would hold it there too, so it is skipped when that is seen (the wait
+looks every tenth of a second while an import is hung), not at a deadline of its own.
 
 One thread serves every import of a ``load()`` call, so the cost is one thread start and a
 hand-off per plugin. A plugin whose import needs the main thread (``signal.signal`` at
@@ -28,8 +31,13 @@ from queue import SimpleQueue
 from types import FrameType
 from typing import Any
 
-#: The modules whose import was given up on, by name: (thread, when it started).
+#: The modules whose import was given up on, by name: (thread, when it started). That is the
+#: plugin's module and every module the thread was running the code of then (their import
+#: locks are the thread's until it ends).
 _hung: dict[str, tuple[threading.Thread, float]] = {}
+#: How often a wait for an import looks whether it is stuck behind one of those (only while
+#: there is one).
+_LOOK_EVERY = 0.1
 _hung_lock = threading.Lock()
 #: The thread serving each importer, to let a plugin that loads plugins at import (it calls
 #: ``get_plugin_manager()``) through the loading manager's lock, as the same thread would be.
@@ -79,17 +87,18 @@ class DeadlineImporter:
         jobs, thread = self._worker()
         self._idle = False
         jobs.put(job)
-        finished = job.done.acquire(timeout=timeout)
+        behind = _wait(job, thread, timeout)
         self._idle = True
-        if not finished:
+        if job.outcome is None:
             with job.lock:
                 late = job.outcome is None
                 if late:
                     job.abandoned = True
             if late:
                 self._jobs = self._thread = None  # the next import gets a new thread
-                with _hung_lock:
-                    _hung[module_name] = (thread, job.started)
+                _give_up(thread, module_name, job.started)
+                if behind is not None:
+                    raise ImportHung(_waits_for(module_name, behind))
                 raise ImportHung(
                     f"importing {module_name!r} did not finish within {timeout:g} s "
                     f"(plugin_import_timeout, SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; "
@@ -160,11 +169,77 @@ def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
             abandoned = job.abandoned
         job.done.release()
         if abandoned:
-            with _hung_lock:
-                hung = _hung.get(job.module)
-                if hung is not None and hung[0] is threading.current_thread():
-                    del _hung[job.module]  # it ended: a later load imports it afresh
+            this = threading.current_thread()
+            with _hung_lock:  # it ended: a later load imports these afresh
+                for name in [name for name, (thread, _) in _hung.items() if thread is this]:
+                    del _hung[name]
             return
+
+
+def _wait(job: _Job, thread: threading.Thread, timeout: float) -> str | None:
+    """Wait for ``job`` until ``timeout``; while an earlier import is hung, look every
+    ``_LOOK_EVERY`` s whether ``thread`` waits for a module that import holds, and return
+    that module's name as soon as it does (``None`` otherwise)."""
+    if not _hung:
+        job.done.acquire(timeout=timeout)
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if job.done.acquire(timeout=max(0.0, min(left, _LOOK_EVERY))):
+            return None
+        if left <= _LOOK_EVERY:
+            return None
+        behind = _waiting_for(thread)
+        if behind is not None:
+            return behind
+
+
+def _waiting_for(thread: threading.Thread) -> str | None:
+    """The module a given-up import holds that ``thread`` is waiting for, if it is: its
+    innermost frame is a module lock's ``acquire`` in importlib, for that module."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    code = frame.f_code if frame is not None else None
+    if code is None or code.co_name != "acquire" or "importlib" not in code.co_filename:
+        return None
+    try:
+        name = getattr(frame.f_locals.get("self"), "name", None)  # type: ignore[union-attr]
+    except Exception:  # another Python's importlib: no way to tell, so wait as usual
+        return None
+    with _hung_lock:
+        hung = _hung.get(name) if isinstance(name, str) else None
+    if hung is None or hung[0] is thread or not hung[0].is_alive():
+        return None
+    return name
+
+
+def _give_up(thread: threading.Thread, module_name: str, started: float) -> None:
+    """Remember ``module_name`` and every module ``thread`` runs the code of as hung."""
+    names = {module_name}
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            name = frame.f_globals.get("__name__")
+            if isinstance(name, str):
+                names.add(name)
+        frame = frame.f_back
+    with _hung_lock:
+        for name in names:
+            _hung.setdefault(name, (thread, started))
+
+
+def _waits_for(module_name: str, behind: str) -> str:
+    with _hung_lock:
+        hung = _hung.get(behind)
+    if hung is None:  # its import ended in the meantime
+        return f"importing {module_name!r} waited for {behind!r}, whose import hung"
+    thread, started = hung
+    return (
+        f"importing {module_name!r} waits for {behind!r}, whose import hung in an earlier "
+        f"plugin's load and is still running ({time.monotonic() - started:.0f} s so far)"
+        f"{_where(thread)}; the plugin is skipped and its import left waiting in a daemon "
+        "thread"
+    )
 
 
 def _importing_now() -> bool:
