@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
-from sof_dask.executor import DaskExecutor
+from sof_dask.executor import DaskExecutor, close_clients
 
-__all__ = ["DaskExecutor", "DaskUnavailableError", "SkillNotPicklableError"]
+__all__ = ["DaskExecutor", "DaskUnavailableError", "SkillNotPicklableError", "close_clients"]

@@ -63,7 +63,7 @@ class DaskExecutor:
 
     def client(self, settings: dict[str, Any]) -> Client:
         """The client for the configured scheduler, or for this process's LocalCluster."""
-        if self._client is None:
+        if self._client is None or not _live(self._client):
             address = self._address or settings.get("scheduler") or os.environ.get(ENV_SCHEDULER)
             timeout = self._connect_timeout or float(settings.get("connect_timeout", 10))
             self._client = _connect(address, timeout) if address else _local_client(settings)
@@ -186,7 +186,7 @@ def _dask_timeout() -> type[BaseException]:
 def _connect(address: str, timeout: float) -> Client:
     with _lock:
         client = _clients.get(address)
-        if client is None:
+        if client is None or not _live(client):
             from distributed import Client
 
             try:
@@ -205,6 +205,9 @@ def _local_client(settings: dict[str, Any]) -> Client:
     """This process's LocalCluster, started on first use and closed at exit."""
     with _lock:
         client = _local.get("client")
+        if client is not None and not _live(client):  # closed by someone: start afresh
+            _close_quietly(client, _local.pop("cluster", None))
+            client = None
         if client is None:
             from distributed import Client, LocalCluster
 
@@ -229,7 +232,36 @@ def _local_client(settings: dict[str, Any]) -> Client:
 def _close_local() -> None:
     with _lock:
         client, cluster = _local.pop("client", None), _local.pop("cluster", None)
-    for closable in (client, cluster):
+    _close_quietly(client, cluster)
+
+
+def _close_quietly(*closables: Any) -> None:
+    for closable in closables:
         if closable is not None:
             with contextlib.suppress(Exception):  # shutting down anyway
                 closable.close()
+
+
+#: A client in any other state (``closing``, ``closed``) can send nothing again: a client
+#: whose scheduler stays away longer than it retries closes itself.
+_LIVE_STATES = frozenset({"newly-created", "connecting", "running"})
+
+
+def _live(client: Client) -> bool:
+    return getattr(client, "status", None) in _LIVE_STATES
+
+
+def close_clients(address: str | None = None) -> int:
+    """Close the clients kept for scheduler ``address`` (every scheduler when ``None``).
+
+    Clients are kept per scheduler address for the life of the process. Call this before
+    you stop a scheduler this process used, so its client does not retry it in the
+    background (and log the failure when it gives up). The next run connects again. The
+    process's own LocalCluster is not touched (it closes at exit). Returns how many
+    clients were closed.
+    """
+    with _lock:
+        chosen = [a for a in _clients if address is None or a == address]
+        closing = [_clients.pop(a) for a in chosen]
+    _close_quietly(*closing)
+    return len(closing)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from distributed import LocalCluster
-from sof_dask import DaskExecutor, plugin
+from sof_dask import DaskExecutor, close_clients, plugin
 
 from sof_core import UIF, BaseSkillModule
 from sof_core.testing import check_plugin_module, make_engine
@@ -27,6 +27,9 @@ def scheduler() -> Iterator[str]:
     try:
         yield cluster.scheduler_address
     finally:
+        # The kept client would otherwise try to reconnect for 10 s after the cluster goes,
+        # then log its failure into whatever test runs then.
+        close_clients(cluster.scheduler_address)
         cluster.close()
 
 
@@ -214,3 +217,27 @@ def test_an_unreachable_scheduler_fails_the_run_with_a_clear_error() -> None:
     report = engine.execute_plan(["Retrieve"], UIF(input_query="q"))
     assert report.status == "failure"
     assert "DaskUnavailableError" in report.errors[0] and "127.0.0.1:9" in report.errors[0]
+
+
+def test_a_client_that_closed_since_is_replaced_not_reused(scheduler: str) -> None:
+    """A client gives up and closes when its scheduler is gone longer than it retries; a
+    scheduler back at that address must be reached again without restarting the process."""
+    first = engine_for(scheduler, [Retrieve])
+    assert first.execute_plan(["Retrieve"], UIF(input_query="q")).status == "success"
+    stale = first.executor("dask").client({})
+    stale.close()
+    for engine in (first, engine_for(scheduler, [Retrieve])):
+        report = engine.execute_plan(["Retrieve"], UIF(input_query="q"))
+        assert report.status == "success", report.errors
+        assert engine.executor("dask").client({}) is not stale
+
+
+def test_close_clients_closes_the_clients_kept_for_a_scheduler(scheduler: str) -> None:
+    engine = engine_for(scheduler, [Retrieve])
+    assert engine.execute_plan(["Retrieve"], UIF(input_query="q")).status == "success"
+    client = engine.executor("dask").client({})
+    assert close_clients(scheduler) == 1
+    assert client.status == "closed"
+    assert close_clients(scheduler) == 0
+    # the next run connects again
+    assert engine.execute_plan(["Retrieve"], UIF(input_query="q")).status == "success"
