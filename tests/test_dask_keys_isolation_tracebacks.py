@@ -35,6 +35,8 @@ def engine_for() -> Iterator[Any]:
     try:
         yield make
     finally:
+        # Its kept client would retry the closed cluster for 10 s, then log into a later test.
+        pytest.importorskip("sof_dask").close_clients(cluster.scheduler_address)
         cluster.close()
 
 
