@@ -27,6 +27,7 @@ import linecache
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from queue import SimpleQueue
 from types import FrameType
 from typing import Any
@@ -82,7 +83,7 @@ class DeadlineImporter:
         _refuse_if_hung(module_name)
         timeout = self.timeout
         if self.inline or timeout is None:
-            return _import_here(value)
+            return _import_here(module_name, value)
         job = _Job(value, module_name)
         jobs, thread = self._worker()
         self._idle = False
@@ -108,7 +109,7 @@ class DeadlineImporter:
         if ok:
             return result
         if _needs_main_thread(result) and threading.current_thread() is threading.main_thread():
-            return _import_here(value)
+            return _import_here(module_name, value)
         raise result
 
     def close(self) -> None:
@@ -161,7 +162,7 @@ def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
         job.started = time.monotonic()
         outcome: tuple[bool, Any]
         try:
-            outcome = (True, _import_here(job.value))
+            outcome = (True, _import_here(job.module, job.value))
         except BaseException as exc:  # handed to the loading thread, which decides
             outcome = (False, exc)
         with job.lock:
@@ -198,39 +199,34 @@ def _wait(job: _Job, thread: threading.Thread, timeout: float) -> str | None:
 def _waiting_for(thread: threading.Thread) -> str | None:
     """The module a given-up import holds that ``thread`` is waiting for, if it is: its
     innermost frame is a module lock's ``acquire`` in importlib, for that module."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    code = frame.f_code if frame is not None else None
-    if code is None or code.co_name != "acquire" or "importlib" not in code.co_filename:
+    frame = _frame_of(thread)
+    if frame is None or frame.f_code.co_name != "acquire" or (
+            "importlib" not in frame.f_code.co_filename):
         return None
     try:
-        name = getattr(frame.f_locals.get("self"), "name", None)  # type: ignore[union-attr]
+        name = getattr(frame.f_locals.get("self"), "name", None)
     except Exception:  # another Python's importlib: no way to tell, so wait as usual
         return None
-    with _hung_lock:
-        hung = _hung.get(name) if isinstance(name, str) else None
-    if hung is None or hung[0] is thread or not hung[0].is_alive():
+    if not isinstance(name, str):
         return None
-    return name
+    hung = _still_hung(name)
+    return name if hung is not None and hung[0] is not thread else None
 
 
 def _give_up(thread: threading.Thread, module_name: str, started: float) -> None:
     """Remember ``module_name`` and every module ``thread`` runs the code of as hung."""
     names = {module_name}
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        if frame.f_code.co_name == "<module>":
-            name = frame.f_globals.get("__name__")
-            if isinstance(name, str):
-                names.add(name)
-        frame = frame.f_back
+    for frame in _module_frames(_frame_of(thread)):
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str):
+            names.add(name)
     with _hung_lock:
         for name in names:
             _hung.setdefault(name, (thread, started))
 
 
 def _waits_for(module_name: str, behind: str) -> str:
-    with _hung_lock:
-        hung = _hung.get(behind)
+    hung = _still_hung(behind)
     if hung is None:  # its import ended in the meantime
         return f"importing {module_name!r} waited for {behind!r}, whose import hung"
     thread, started = hung
@@ -257,24 +253,31 @@ def _module_of(value: str) -> str:
     return value.partition(":")[0].strip()
 
 
-def _import_here(value: str) -> Any:
-    target: Any = importlib.import_module(_module_of(value))
+def _import_here(module_name: str, value: str) -> Any:
+    """Import ``module_name`` (``value``'s module) and follow ``value``'s attribute path."""
+    target: Any = importlib.import_module(module_name)
     for part in filter(None, value.partition(":")[2].strip().split(".")):
         target = getattr(target, part)
     return target
 
 
-def _refuse_if_hung(module_name: str) -> None:
-    """Importing a module whose import hung would wait behind it (Python's import lock)."""
+def _still_hung(module_name: str) -> tuple[threading.Thread, float] | None:
+    """The thread holding ``module_name``'s given-up import, and when it started, while that
+    thread runs (an entry whose thread ended is dropped)."""
     with _hung_lock:
         hung = _hung.get(module_name)
+        if hung is not None and not hung[0].is_alive():
+            del _hung[module_name]
+            return None
+    return hung
+
+
+def _refuse_if_hung(module_name: str) -> None:
+    """Importing a module whose import hung would wait behind it (Python's import lock)."""
+    hung = _still_hung(module_name)
     if hung is None:
         return
     thread, started = hung
-    if not thread.is_alive():
-        with _hung_lock:
-            _hung.pop(module_name, None)
-        return
     raise ImportHung(
         f"importing {module_name!r} hung in an earlier load and is still running "
         f"({time.monotonic() - started:.0f} s so far){_where(thread)}; restart the process "
@@ -282,16 +285,25 @@ def _refuse_if_hung(module_name: str) -> None:
     )
 
 
+def _frame_of(thread: threading.Thread) -> FrameType | None:
+    """The innermost frame ``thread`` is running now (``None`` once it ended)."""
+    return sys._current_frames().get(thread.ident or -1)
+
+
+def _module_frames(frame: FrameType | None) -> Iterator[FrameType]:
+    """The module-level frames from ``frame`` outwards: the modules whose code that thread
+    is running, innermost first (it holds their import locks)."""
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            yield frame
+        frame = frame.f_back
+
+
 def _where(thread: threading.Thread) -> str:
     """Where a hung import stands: the module-level line running (the plugin's, or that of
     a module it imports), and the innermost frame when that is deeper."""
-    frame: FrameType | None = sys._current_frames().get(thread.ident or -1)
-    innermost, module_level = frame, None
-    while frame is not None:
-        if frame.f_code.co_name == "<module>":
-            module_level = frame
-            break
-        frame = frame.f_back
+    innermost = _frame_of(thread)
+    module_level = next(_module_frames(innermost), None)
     places = [f for f in (module_level, innermost) if f is not None]
     if not places:
         return ""
