@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import logging
 import math
 import threading
 import weakref
@@ -30,6 +32,8 @@ from sof_core.execution.watchdog import Entry, watchdog
 
 if TYPE_CHECKING:
     from sof_core.graph.compile import Step
+
+log = logging.getLogger("sof.coordinator")
 
 #: A slice of work on the loop at least this long counts as blocking it.
 BLOCKING = 0.02
@@ -256,6 +260,7 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     task = call.task = asyncio.current_task()
     call.done = False  # a retry awaits again under the same call
     token = _task_deadline.set(call.limit)
+    skill = _task_skill.set(call.step.name)
     try:
         result = await _Guarded(coro, call)
         if call.verdict is not None:  # it finished, but only after the watchdog ended it
@@ -276,6 +281,7 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
     finally:
         call.done = True
         _task_deadline.reset(token)
+        _task_skill.reset(skill)
 
 
 def cancelled_by_caller() -> bool:
@@ -304,14 +310,78 @@ def undo_cancels(task: asyncio.Task[Any] | None, call: AsyncCall) -> int:
 
 _local = threading.local()
 
+#: The skill whose call is awaited (in ``await_step``): the tasks it starts inherit it, so a
+#: task left behind on a thread's loop is reported against the skill that started it.
+_task_skill: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sof_task_skill", default=None)
+
+
+class _Started(list[tuple[asyncio.Task[Any], str | None]]):
+    """A thread loop's task factory: every task made on the loop, noted with the skill that
+    started it (``reap_tasks`` looks at them once the loop stops)."""
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
+                 **kwargs: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        self.append((task, _task_skill.get()))  # called in the context of the code starting it
+        return task
+
 
 def thread_loop() -> asyncio.AbstractEventLoop:
     """This thread's own reusable event loop (for async skills run from sync threads)."""
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
+        _local.started = started = _Started()
+        loop.set_task_factory(started)
         _local.loop = loop
     return loop
+
+
+def reap_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks skills started on this thread's ``loop`` and left running.
+
+    The loop runs only while this thread awaits a skill, so such a task would otherwise
+    sleep until the next async skill on the thread and then run inside that skill's time
+    (blocking it, or timing it out), or be destroyed pending with the thread. As
+    ``asyncio.run`` does at its end, each is cancelled and given ``CANCEL_GRACE`` to end;
+    the loop of a task that will not end is closed and replaced. Logged against the skill
+    that started it.
+    """
+    started: _Started = _local.started
+    if all(task.done() for task, _ in started):  # the usual case: nothing left
+        started.clear()
+        return
+    counts: dict[str, int] = {}
+    cancelled: set[asyncio.Task[Any]] = set()
+    ends = clock() + CANCEL_GRACE
+    while True:  # rounds: a task may start others as it ends
+        left = [(task, name) for task, name in started if not task.done()]
+        started.clear()
+        if not left:
+            break
+        for task, name in left:
+            if task not in cancelled:
+                cancelled.add(task)
+                counts[name or "an unknown skill"] = counts.get(name or "an unknown skill",
+                                                                0) + 1
+            task.cancel()
+        remaining = ends - clock()
+        if remaining <= 0:
+            break
+        loop.run_until_complete(asyncio.wait([task for task, _ in left], timeout=remaining))
+        started.extend((task, name) for task, name in left if not task.done())
+    for task in cancelled:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" later
+    for name, count in sorted(counts.items()):
+        log.warning("skill %r left %d asyncio task(s) running when it returned; they were "
+                    "cancelled (await or cancel the tasks a skill starts)", name, count)
+    if left:
+        log.warning("%d task(s) went on %.2fs after they were cancelled; their event loop "
+                    "was closed", len(left), CANCEL_GRACE)
+        _local.loop = None
+        loop.close()
 
 
 def run_coroutine(coro: Coroutine[Any, Any, Any], step: Step, slot: Slot | None) -> Any:
@@ -339,6 +409,7 @@ def run_coroutine(coro: Coroutine[Any, Any, Any], step: Step, slot: Slot | None)
             slot.call = None
         elif timer is not None:
             timer.cancel()
+        reap_tasks(loop)
 
 
 def _expire_locally(call: AsyncCall) -> None:

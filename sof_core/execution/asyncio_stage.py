@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from sof_core.execution.aio import AsyncCall, thread_loop, watch
+from sof_core.execution.aio import AsyncCall, reap_tasks, thread_loop, watch
 from sof_core.execution.deadlines import clock
 from sof_core.execution.run import RunContext
 from sof_core.execution.step import Outcome, aexecute_step
@@ -17,7 +17,11 @@ from sof_core.graph.compile import Step
 
 def await_steps(run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
     """Run the async ``steps`` to completion on this thread's loop, in plan order."""
-    return thread_loop().run_until_complete(_gather(run, steps))
+    loop = thread_loop()
+    try:
+        return loop.run_until_complete(_gather(run, steps))
+    finally:
+        reap_tasks(loop)
 
 
 async def _gather(run: RunContext, steps: Sequence[Step]) -> list[Outcome]:
