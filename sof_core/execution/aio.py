@@ -24,7 +24,7 @@ import math
 import threading
 import weakref
 from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core.errors import SkillTimeoutError
 from sof_core.execution.deadlines import Slot, _task_deadline, clock
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sof_core.graph.compile import Step
 
 log = logging.getLogger("sof.coordinator")
+_T = TypeVar("_T")
 
 #: A slice of work on the loop at least this long counts as blocking it.
 BLOCKING = 0.02
@@ -320,9 +321,10 @@ class _Started(list[tuple[asyncio.Task[Any], str | None]]):
     """A thread loop's task factory: every task made on the loop, noted with the skill that
     started it (``reap_tasks`` looks at them once the loop stops)."""
 
-    def __call__(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
-                 **kwargs: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+    def __call__(self, loop: asyncio.AbstractEventLoop,
+                 coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T], /,
+                 **kwargs: Any) -> asyncio.Future[_T]:
+        task: asyncio.Task[_T] = asyncio.Task(coro, loop=loop, **kwargs)
         self.append((task, _task_skill.get()))  # called in the context of the code starting it
         return task
 
