@@ -79,7 +79,8 @@ _ERRORS = (
     "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
     "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
     "SkillCrashedError SkillDefinitionError SkillDependencyError SkillExecutionError "
-    "SkillNotPicklableError SkillNotStartedError SkillQuarantinedError SkillResourceLimitError "
+    "SkillNotPicklableError SkillNotStartedError SkillQuarantinedError SkillReplyRefusedError "
+    "SkillResourceLimitError "
     "SkillTimeoutError SOFError "
     "ToolPermissionError ToolRateLimitError UIFError UndeclaredReadError UndeclaredWriteError"
 ).split()
@@ -106,6 +107,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         SkillNotPicklableError,
         SkillNotStartedError,
         SkillQuarantinedError,
+        SkillReplyRefusedError,
         SkillResourceLimitError,
         SkillTimeoutError,
         SOFError,
@@ -192,6 +194,7 @@ __all__ = [
     "SkillNotPicklableError",
     "SkillNotStartedError",
     "SkillQuarantinedError",
+    "SkillReplyRefusedError",
     "SkillResourceLimitError",
     "SkillResult",
     "SkillSpec",

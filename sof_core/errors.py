@@ -20,6 +20,8 @@
     │   ├── SkillCrashedError ...... its isolated process died (signal or exit code)
     │   ├── SkillResourceLimitError  its isolated process hit a resource limit
     │   ├── SkillNotPicklableError . it, an input or its output cannot cross to its process
+    │   ├── SkillReplyRefusedError . its isolated process sent back something the host does
+    │   │                            not load (a global that could run code on unpickling)
     │   ├── ToolRateLimitError ..... a tool was called more often than its calls_per_minute
     │   └── ToolPermissionError .... a tool did what it has no permission for (also an
     │                                OSError), or the tool policy denies it
@@ -206,6 +208,25 @@ class SkillNotPicklableError(SkillExecutionError):
             "class at the top level of an importable module, keep clients, locks and open "
             "files out of its instance state (create them in execute() or implement "
             "__getstate__), or run it in-thread (isolation = \"thread\")",
+            skill,
+        )
+
+
+class SkillReplyRefusedError(SkillExecutionError):
+    """What an isolated skill's process sent back names a global the host does not load
+    from an isolated process (``sof_core.security.unpickling``): unpickling it could run
+    code in the host. ``name`` is the global (``posix.system``, say); nothing it wrote is
+    applied, and its worker process is replaced."""
+
+    def __init__(self, skill: str, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"its isolated process sent back {name}, which the host does not load from an "
+            "isolated process: only plain data, the standard library's value types, "
+            "exceptions and the classes of the skill's own package are (a function or "
+            "another package's class could run code in the host on unpickling); write "
+            "plain data, or list the package in the skill's isolation_reply_packages (or "
+            "the isolation_reply_packages setting) to trust it",
             skill,
         )
 

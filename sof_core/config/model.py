@@ -234,6 +234,10 @@ class SOFConfig(BaseModel):
     #: Environment variables an isolated skill sees besides the minimal set (PATH, HOME,
     #: locale, temp and XDG dirs): names, or prefixes ending in ``*`` (``SOF_MEMORY_*``).
     isolation_env: list[str] = Field(default_factory=_new_list)
+    #: Top-level packages whose functions and classes isolated skills may send back
+    #: (``["numpy"]``), for every isolated skill; plain data, standard value types and a
+    #: skill's own package's classes need none (docs/security.md).
+    isolation_reply_packages: list[str] = Field(default_factory=_new_list)
     #: Tool security policy (docs/security.md): ``allow_tools``/``deny_tools`` (names or
     #: patterns), ``allow_permissions``/``deny_permissions``, per-tool ``limits``,
     #: ``default_max_output_bytes``, ``network_isolation``. Keys left out keep defaults
@@ -270,6 +274,14 @@ class SOFConfig(BaseModel):
     @classmethod
     def _checked_tool_policy(cls, value: Any) -> dict[str, Any]:
         return check_tool_policy(value)
+
+    @field_validator("isolation_reply_packages")
+    @classmethod
+    def _package_names(cls, value: list[str]) -> list[str]:
+        for package in value:
+            if not package.isidentifier():
+                raise ValueError(f"{package!r} is not a top-level package name (like 'numpy')")
+        return value
 
     @field_validator("isolation_limits", mode="before")
     @classmethod

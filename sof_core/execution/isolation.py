@@ -47,6 +47,7 @@ from sof_core.errors import (
     SkillCrashedError,
     SkillExecutionError,
     SkillNotPicklableError,
+    SkillReplyRefusedError,
     SkillResourceLimitError,
     SkillTimeoutError,
     ToolPermissionError,
@@ -55,6 +56,7 @@ from sof_core.execution import _worker
 from sof_core.execution.deadlines import clock, current_deadline
 from sof_core.execution.remote import call_payload, replay_changes
 from sof_core.graph.compile import IsolationSettings
+from sof_core.security.unpickling import RefusedGlobal, load_reply, trusted_packages
 from sof_core.skills.spec import PERMISSIONS
 
 if TYPE_CHECKING:
@@ -116,19 +118,25 @@ class _Worker:
         return self.process.poll() is None
 
     def call(self, header: bytes, payload: bytes, deadline: float,
-             limit: int | None = None) -> tuple[Any, ...]:
+             limit: int | None = None, packages: frozenset[str] = frozenset(),
+             open_packages: frozenset[str] = frozenset()) -> tuple[Any, ...]:
         """Send one call and return the worker's reply (a tuple, see ``_worker``); a reply
-        announced as longer than ``limit`` bytes raises ``FrameTooLarge`` unread."""
+        announced as longer than ``limit`` bytes raises ``FrameTooLarge`` unread. The reply
+        is read with ``load_reply`` (``packages``, ``open_packages``: see there): one
+        naming anything else raises ``RefusedGlobal``."""
         sock = self.sock
         try:
             sock.settimeout(None if deadline == math.inf else max(deadline - _now(), 1e-6))
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
             if not self.ready:  # sent once, when it has started
-                pickle.loads(_worker.recv_frame(sock, deadline, _READY_LIMIT))
+                load_reply(_worker.recv_frame(sock, deadline, _READY_LIMIT))
                 self.ready = True
             reply = _worker.recv_frame(sock, deadline, limit)
-            return pickle.loads(reply)  # type: ignore[no-any-return]
+            loaded = load_reply(reply, packages, open_packages)
+            if not isinstance(loaded, tuple) or not loaded:
+                raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs")
+            return loaded
         except TimeoutError:
             raise _Deadline from None
         except (EOFError, OSError) as exc:
@@ -305,11 +313,16 @@ class IsolationPool:
         if visible is not None:
             left = min(left, visible - clock())
         header["remaining"] = None if left == math.inf else left
+        packages = _trusted(step, uif)
         try:
-            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline, limit)
+            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline, limit,
+                                packages, settings.reply_packages)
         except _worker.FrameTooLarge as too_large:  # the worker checks its own replies:
             self._replace(worker, "killed")  # this one was written past it, on purpose
             raise _too_large(step, settings, too_large.size) from None
+        except RefusedGlobal as refused:  # written by the skill, or forged by whatever
+            self._replace(worker, "killed")  # took over its process: not used again
+            raise SkillReplyRefusedError(step.name, refused.name) from None
         except _Deadline:
             self._replace(worker, "killed")
             raise SkillTimeoutError(
@@ -329,7 +342,7 @@ class IsolationPool:
             self._release(worker)
         with self._cond:
             self._stats["calls"] += 1
-        return _reply(step, settings, reply)
+        return _reply(step, settings, reply, packages)
 
     def start(self, count: int | None = None) -> None:
         """Start workers now (up to ``count``, default the pool's size) so the first
@@ -455,17 +468,31 @@ class RemoteTraceback(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...]) -> dict[str, Any]:
+def _trusted(step: Step, uif: UIF) -> frozenset[str]:
+    """The packages whose classes a reply for ``step`` may hold: the skill's, the UIF
+    class's, and for ``run_sandboxed`` the function's (``_sof_reply_sources``)."""
+    instance = step.instance
+    return trusted_packages(type(instance), type(uif),
+                            *getattr(instance, "_sof_reply_sources", ()))
+
+
+def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...],
+           packages: frozenset[str] = frozenset()) -> dict[str, Any]:
     kind = reply[0]
     if kind == "ok":
-        return reply[1]  # type: ignore[no-any-return]
+        changes = reply[1]
+        if not isinstance(changes, dict):
+            raise SkillReplyRefusedError(step.name, f"a {type(changes).__name__} of changes")
+        return changes
     if kind == "raised":
         _, data, type_name, text, trace, *found = reply
         error: BaseException | None = None
         if data is not None:
-            try:
-                error = pickle.loads(data)
+            try:  # an exception it may not send back is told by name and text instead
+                error = load_reply(data, packages, settings.reply_packages)
             except Exception:
+                error = None
+            if not isinstance(error, BaseException):
                 error = None
         if error is None:
             error = SkillExecutionError(f"raised {type_name}: {text}", step.name)

@@ -21,6 +21,7 @@ from sof_core.errors import SkillNotPicklableError
 from sof_core.execution.deadlines import current_deadline
 from sof_core.graph.compile import IsolationSettings, Step
 from sof_core.security.policy import ToolLimits
+from sof_core.security.unpickling import reply_sources
 from sof_core.skills.base import BaseSkillModule
 from sof_core.skills.spec import PERMISSIONS, SkillSpec
 from sof_core.uif import UIF
@@ -44,6 +45,11 @@ class FunctionCall(BaseSkillModule):
         self.func = func
         self.args = tuple(args)
         self.kwargs = dict(kwargs)
+
+    @property
+    def _sof_reply_sources(self) -> tuple[Any, ...]:
+        """Where the classes its result may hold come from (``isolation._trusted``)."""
+        return reply_sources(self.func)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"func": self.func, "args": self.args, "kwargs": self.kwargs}

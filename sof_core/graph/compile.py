@@ -41,6 +41,9 @@ class IsolationSettings:
     #: MB the call may send back; last, so the fields above keep their positions for
     #: settings made by hand.
     output_mb: float | None = ISOLATION_LIMIT_DEFAULTS["output_mb"]
+    #: Top-level packages trusted whole in what the call sends back (the skill's and the
+    #: configured ``isolation_reply_packages``; ``sof_core.security.unpickling``).
+    reply_packages: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -330,6 +333,8 @@ def _isolation(
         env=tuple(config.isolation_env),
         workers=config.isolation_workers,
         tool=tool,
+        reply_packages=frozenset(config.isolation_reply_packages)
+        | frozenset(spec.isolation_reply_packages),
     )
 
 

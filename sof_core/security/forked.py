@@ -45,6 +45,7 @@ from sof_core.errors import (
     SkillCrashedError,
     SkillExecutionError,
     SkillNotPicklableError,
+    SkillReplyRefusedError,
     SkillResourceLimitError,
     SkillTimeoutError,
     ToolPermissionError,
@@ -55,6 +56,12 @@ from sof_core.security.policy import ToolLimits
 from sof_core.security.ratelimit import check_rate
 from sof_core.security.replies import network_refused, raised
 from sof_core.security.rlimits import limit_targets
+from sof_core.security.unpickling import (
+    RefusedGlobal,
+    load_reply,
+    reply_sources,
+    trusted_packages,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +134,14 @@ def run_forked(
             name,
         )
     status = _reap(pid, deadline)
-    reply = _load(data)
+    packages = trusted_packages(*reply_sources(func))
+    try:
+        reply = _load(data, packages)
+    except RefusedGlobal as refused:
+        raise SkillReplyRefusedError(name, refused.name) from None
     if reply is None:
         raise _death(name, status, memory_mb, cpu_seconds)
-    return _result(name, reply, memory_mb, tool.max_output_bytes)
+    return _result(name, reply, memory_mb, tool.max_output_bytes, packages)
 
 
 # --- the host side -----------------------------------------------------------------------------
@@ -178,11 +189,16 @@ def _reap(pid: int, deadline: float) -> int:
         time.sleep(0.005)
 
 
-def _load(data: bytes) -> tuple[Any, ...] | None:
+def _load(data: bytes, packages: frozenset[str]) -> tuple[Any, ...] | None:
+    """The child's reply, read without trusting it (``load_reply``); None if it sent none
+    or broken data (it died writing). A reply naming a global it may not send raises
+    ``RefusedGlobal``."""
     if not data:
         return None
     try:
-        reply = pickle.loads(data)
+        reply = load_reply(data, packages)
+    except RefusedGlobal:
+        raise
     except Exception:
         return None
     return reply if isinstance(reply, tuple) and reply else None
@@ -215,7 +231,8 @@ def _death(
 
 
 def _result(
-    name: str, reply: tuple[Any, ...], memory_mb: float | None, limit: int | None
+    name: str, reply: tuple[Any, ...], memory_mb: float | None, limit: int | None,
+    packages: frozenset[str] = frozenset(),
 ) -> Any:
     kind = reply[0]
     if kind == "ok":
@@ -241,8 +258,8 @@ def _result(
     _, data, type_name, text, trace = reply
     error: BaseException | None = None
     if data is not None:
-        with contextlib.suppress(Exception):
-            error = pickle.loads(data)
+        with contextlib.suppress(Exception):  # refused: told by name and text instead
+            error = load_reply(data, packages)
     if not isinstance(error, Exception):  # SystemExit and the like must not end the host
         error = SkillExecutionError(f"raised {type_name}: {text}", name)
     error.__cause__ = _Traceback(trace)

@@ -9,6 +9,7 @@ path and stays light.
 from __future__ import annotations
 
 import errno
+import io
 import pickle
 import traceback
 from collections.abc import Collection
@@ -23,11 +24,22 @@ NO_NETWORK = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH,
 
 
 def raised(exc: BaseException) -> tuple[Any, ...]:
-    """The skill's exception, pickled if it survives a round trip, and as text."""
+    """The skill's exception, pickled if it survives a round trip, and as text.
+
+    Pickled by its own ``__reduce_ex__``, not the reducers registered with ``copyreg``:
+    ``tblib.pickling_support.install()`` (``distributed`` calls it) registers one for every
+    exception class that sends it through a ``tblib`` function, which the host does not
+    load from an isolated process (``sof_core.security.unpickling``). Its traceback goes as
+    text anyway.
+    """
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     data: bytes | None
     try:
-        data = pickle.dumps(exc, pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {}  # the classes' own reduction only
+        pickler.dump(exc)
+        data = buffer.getvalue()
         pickle.loads(data)
     except BaseException:
         data = None

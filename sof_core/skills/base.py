@@ -54,6 +54,10 @@ class BaseSkillModule(ABC):
     #: SOF extension: this skill's own limits when isolated (``cpu_seconds``, ``memory_mb``,
     #: ``open_files``, ``output_mb``; None: no limit), over ``SOFConfig.isolation_limits``.
     isolation_limits: ClassVar[Mapping[str, float | None] | None] = None
+    #: SOF extension: top-level packages whose functions and classes what the skill writes
+    #: may hold when isolated (``("numpy",)`` for arrays), besides plain data and its own
+    #: package's classes: the host loads nothing else from an isolated process.
+    isolation_reply_packages: ClassVar[Collection[str]] = ()
     #: SOF extension, tool security (docs/security.md): what the skill may do besides
     #: computing: "network" (open sockets), "filesystem" (write or change files),
     #: "subprocess" (start programs). A tool without a permission runs where it cannot.

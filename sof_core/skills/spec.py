@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -89,6 +89,9 @@ class SkillSpec:
     isolation: Isolation = "thread"
     #: The skill's own resource limits when isolated, over ``SOFConfig.isolation_limits``.
     isolation_limits: Mapping[str, float | None] = field(default_factory=dict)
+    #: Packages trusted whole in what the skill sends back when isolated
+    #: (``sof_core.security.unpickling``).
+    isolation_reply_packages: tuple[str, ...] = ()
     #: Tool security (docs/security.md): what the skill may do besides computing, and the
     #: caps on one call's output and on calls per minute (None: the policy's default, or
     #: no cap).
@@ -169,6 +172,8 @@ class SkillSpec:
             skill_class=skill_class,
             isolation=isolation,
             isolation_limits=limits,
+            isolation_reply_packages=_packages(
+                name, getattr(skill_class, "isolation_reply_packages", ())),
             permissions=_permissions(name, getattr(skill_class, "permissions", ())),
             max_output_bytes=_count(name, skill_class, "max_output_bytes"),
             calls_per_minute=_count(name, skill_class, "calls_per_minute"),
@@ -220,6 +225,17 @@ def _isolation(name: str, skill_class: type[Any]) -> Isolation:
             name, f'{where} must be "thread" or "process", got {value!r}'
         )
     return value  # type: ignore[no-any-return]
+
+
+def _packages(name: str, declared: Any) -> tuple[str, ...]:
+    if isinstance(declared, str) or not isinstance(declared, Collection) or not all(
+        isinstance(package, str) and package.isidentifier() for package in declared
+    ):
+        raise SkillDefinitionError(
+            name, "isolation_reply_packages must be a list of top-level package names like "
+            f"['numpy'], got {declared!r}"
+        )
+    return tuple(sorted(set(declared)))
 
 
 def _isolation_limits(name: str, declared: Any) -> dict[str, float | None]:
