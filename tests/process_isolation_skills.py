@@ -368,3 +368,172 @@ class ReadsDeadline(BaseSkillModule):
         deadline = current_deadline()
         uif.intermediate_data["left"] = None if deadline is None else deadline - time.monotonic()
         return uif
+
+
+# --- what an isolated skill may send back (tests/test_isolation_replies.py) ----------------
+
+
+class _MakesDirectory:
+    """Unpickled, it makes the directory ``path``: in the host, since the worker never
+    unpickles what it sends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (self.path,))
+
+
+class WritesAPayload(BaseSkillModule):
+    """Writes an object that runs ``os.mkdir(marker)`` when unpickled."""
+
+    skill_name = "WritesAPayload"
+    skill_description = "writes an object whose unpickling makes a directory"
+    required_inputs = ["marker"]
+    output_keys = ["payload"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["payload"] = _MakesDirectory(uif.intermediate_data["marker"])
+        return uif
+
+
+class _Payload(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        # chdir, not mkdir: the worker unpickles an exception once itself (to check that it
+        # survives the trip), and only the host's working directory tells where it ran.
+        return (os.chdir, (self.path,))
+
+
+class RaisesAPayload(BaseSkillModule):
+    """Raises an exception that runs ``os.chdir(marker)`` when unpickled."""
+
+    skill_name = "RaisesAPayload"
+    skill_description = "raises an exception whose unpickling makes a directory"
+    required_inputs = ["marker"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        raise _Payload(uif.intermediate_data["marker"])
+
+
+class TakesOverItsWorker(BaseSkillModule):
+    """Code that took over its worker: replaces how the worker pickles its reply, so the
+    bytes the host reads are forged, naming ``os.mkdir`` outright."""
+
+    skill_name = "TakesOverItsWorker"
+    skill_description = "forges the worker's reply"
+    required_inputs = ["marker"]
+    output_keys = ["forged"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import pickle
+
+        from sof_core.execution import _worker
+
+        marker = uif.intermediate_data["marker"]
+        forged = pickle.dumps(("ok", {"data": {"forged": _MakesDirectory(marker)}}))
+
+        class Forger:
+            HIGHEST_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+            @staticmethod
+            def dumps(*args: object, **kwargs: object) -> bytes:
+                return forged
+
+            loads = staticmethod(pickle.loads)
+
+        import sys
+
+        # The worker runs as ``python -m sof_core.execution._worker``: its module is
+        # ``__main__`` (``_worker`` imported above is another copy).
+        sys.modules["__main__"].pickle = Forger  # type: ignore[attr-defined]
+        _worker.pickle = Forger  # type: ignore[assignment]
+        uif.intermediate_data["forged"] = 1
+        return uif
+
+
+class Record:
+    """A class of the skill's own package: its instances come back."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class WritesValues(BaseSkillModule):
+    """Writes plain data, standard value types and a class of its own package."""
+
+    skill_name = "WritesValues"
+    skill_description = "writes values of many kinds"
+    required_inputs = ["input_query"]
+    output_keys = ["values"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import collections
+        import datetime
+        import decimal
+        import fractions
+        import pathlib
+        import uuid
+
+        uif.intermediate_data["values"] = {
+            "plain": [1, 2.5, "three", b"four", None, True, (5, 6), {7}, frozenset({8})],
+            "when": datetime.datetime(2026, 11, 28, 1, 2, 3, tzinfo=datetime.timezone.utc),
+            "money": decimal.Decimal("1.10"),
+            "ratio": fractions.Fraction(1, 3),
+            "id": uuid.UUID(int=7),
+            "path": pathlib.PurePosixPath("/a/b"),
+            "counts": collections.Counter("aab"),
+            "record": Record("mine"),
+        }
+        return uif
+
+
+class WritesANamespace(BaseSkillModule):
+    """Writes an instance of another package's class (``argparse.Namespace``)."""
+
+    skill_name = "WritesANamespace"
+    skill_description = "writes an argparse.Namespace"
+    required_inputs = ["input_query"]
+    output_keys = ["namespace"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import argparse
+
+        uif.intermediate_data["namespace"] = argparse.Namespace(answer=42)
+        return uif
+
+
+class TrustsArgparse(WritesANamespace):
+    skill_name = "TrustsArgparse"
+    isolation_reply_packages = ("argparse",)
+
+
+class RaisesJSONError(BaseSkillModule):
+    """Raises an exception class of a module the host has imported (``json``)."""
+
+    skill_name = "RaisesJSONError"
+    skill_description = "raises json.JSONDecodeError"
+    required_inputs = ["input_query"]
+    output_keys = ["never"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import json
+
+        json.loads("{not json")
+        return uif
