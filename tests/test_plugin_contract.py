@@ -679,3 +679,42 @@ def test_a_check_that_cannot_start_is_one_line(dists: Any, sof_cli: Any, tmp_pat
     left_out = sof_cli("plugins", "check", "dask", env={**dists.env(),
                                                         "SOF_PLUGINS_DISABLE": "boom"})
     assert left_out.returncode == 0, left_out.stdout + left_out.stderr
+
+
+FOREIGN_RESULTS = """
+import argparse
+from sof_core import BaseSkillModule, hookimpl
+
+class Foreign(BaseSkillModule):
+    skill_name = "Foreign"
+    skill_description = "Writes another package's object, isolated"
+    required_inputs = ["input_query"]
+    output_keys = ["foreign_out"]
+    isolation = "process"
+
+    def execute(self, uif):
+        uif.intermediate_data["foreign_out"] = argparse.Namespace(answer=42)
+        return uif
+
+class Trusting(Foreign):
+    skill_name = "Trusting"
+    output_keys = ["trusting_out"]
+    isolation_reply_packages = ["argparse"]
+
+    def execute(self, uif):
+        uif.intermediate_data["trusting_out"] = argparse.Namespace(answer=42)
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Foreign, Trusting]
+"""
+
+
+def test_an_isolated_skill_whose_results_the_host_would_refuse_fails_pickle(dists: Any) -> None:
+    dists.add("contract-foreign", FOREIGN_RESULTS, entry_name="foreign", requires=REQUIRES)
+    [report] = check_plugins(["foreign"])
+    refused = _by_check(report, "Foreign")["pickle"]
+    assert refused.status == "failed"
+    assert "argparse.Namespace" in refused.detail and "isolation_reply_packages" in refused.detail
+    assert _by_check(report, "Trusting")["pickle"].status == "passed"

@@ -46,7 +46,8 @@ CHECKS: dict[str, str] = {
     "undeclared": "the skill changes nothing it does not declare as an output",
     "errors": "given malformed inputs, the skill copes or raises a typed error (SOFError)",
     "cancel": "an async skill cancelled mid-run stops and leaves no task running",
-    "pickle": "the skill, its inputs and its results pickle (Dask, isolation='process')",
+    "pickle": ("the skill, its inputs and its results pickle (Dask, isolation='process'); "
+               "isolated, the host loads its results"),
 }
 PLUGIN_CHECKS = ("loads", "declarations", "requirement", "conflicts")
 SKILL_CHECKS = ("outputs", "undeclared", "errors", "cancel", "pickle")
@@ -381,7 +382,7 @@ def _check_skill(engine: CoordinatorEngine, entry: SkillEntry, result: PluginCon
     result.started("cancel", name)
     _check_cancel(entry, sample, result)
     result.started("pickle", name)
-    _check_pickle(entry, sample, result)
+    _check_pickle(entry, sample, result, engine.config)
 
 
 class _NoSample(Exception):
@@ -648,9 +649,12 @@ async def _cancel_probe(entry: SkillEntry, uif: UIF, limit: float) -> tuple[Stat
     return "passed", "stopped at once when cancelled"
 
 
-def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract) -> None:
-    """What the Dask executor and process isolation send and get back, through pickle."""
+def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
+                  config: SOFConfig | None = None) -> None:
+    """What the Dask executor and process isolation send and get back, through pickle; for
+    a skill that runs isolated, its results as the host loads them from its process."""
     from sof_core.execution.remote import run_skill_call
+    from sof_core.security.unpickling import RefusedGlobal, load_reply, trusted_packages
 
     spec = entry.spec
     uif = sample.model_copy(deep=True)
@@ -675,7 +679,24 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract) -> Non
             raise changes if isinstance(changes, Exception) else RuntimeError(
                 f"{type(changes).__name__}: {changes}")
         stage = "its results"
-        pickle.loads(pickle.dumps(changes))
+        sent = pickle.dumps(changes)
+        pickle.loads(sent)
+        if spec.isolation == "process" or entry.kind == "tools" or (
+                config is not None and spec.name in config.isolate_skills):
+            trusted = set(spec.isolation_reply_packages)
+            if config is not None:
+                trusted.update(config.isolation_reply_packages)
+            load_reply(sent, trusted_packages(type(entry.instance), type(sample)), trusted)
+    except RefusedGlobal as refused:
+        result.add(
+            "pickle", "failed",
+            f"its results hold {refused.name}, which the host does not load from an isolated "
+            "process (only plain data, standard value types, exceptions and its own "
+            "package's classes); write plain data, or list the package in "
+            "isolation_reply_packages",
+            spec.name,
+        )
+        return
     except Exception as exc:
         result.add(
             "pickle", "failed",
