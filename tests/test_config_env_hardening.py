@@ -61,6 +61,20 @@ def test_a_misspelt_variable_is_warned_about_with_did_you_mean(
     assert "did you mean SOF_ROLLOUT_PERCENTAGE" in warnings[0]
 
 
+def test_did_you_mean_names_each_variable_once(
+    clean_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sof.config"):
+        build_config(environ={"SOF_PLUGINS_MODULES": "x"})
+    [warning] = [r.getMessage() for r in caplog.records if "SOF_PLUGINS_MODULES" in
+                 r.getMessage()]
+    # It said "SOF_PLUGINS_ONLY or SOF_PLUGINS_ONLY": an alias and the field's own
+    # variable are the same name.
+    suggested = warning.split("did you mean ", 1)[1].rstrip("?").split(" or ")
+    assert "SOF_PLUGINS_ONLY" in suggested
+    assert len(suggested) == len(set(suggested))
+
+
 def test_the_warning_reaches_a_host_process_stderr(tmp_path: Path) -> None:
     done = python(
         """

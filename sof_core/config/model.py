@@ -735,10 +735,11 @@ def _autoload_disabled(environ: Mapping[str, str]) -> bool:
 
 
 def known_env_vars() -> list[str]:
-    """Every ``SOF_*`` variable SOF itself reads."""
+    """Every ``SOF_*`` variable SOF itself reads, once each (an alias may spell a field's
+    own variable: ``SOF_PLUGINS_ONLY``)."""
     names = [f"{ENV_PREFIX}{key.upper()}" for key in SOFConfig.model_fields
              if key not in _NOT_FROM_ENV]
-    return [*names, *ENV_ALIASES, *sorted(_OTHER_ENV)]
+    return list(dict.fromkeys([*names, *ENV_ALIASES, *sorted(_OTHER_ENV)]))
 
 
 def unknown_env_vars(environ: Mapping[str, str] | None = None) -> dict[str, str]:
