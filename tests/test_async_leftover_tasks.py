@@ -152,3 +152,31 @@ def test_under_aexecute_plan_the_tasks_a_skill_starts_are_the_hosts() -> None:
         return running
 
     assert asyncio.run(host())
+
+
+def test_a_cancelled_task_gets_to_await_its_clean_up() -> None:
+    cleaned: list[str] = []
+
+    class CleansUp(BaseSkillModule):
+        skill_name = "CleansUp"
+        skill_description = "Starts a task that cleans up when cancelled"
+        required_inputs = ["input_query"]
+        output_keys = ["cleans"]
+
+        async def execute(self, uif: UIF) -> UIF:
+            async def background() -> None:
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    await asyncio.sleep(0.05)  # closing a connection, say
+                    cleaned.append("closed")
+                    raise
+
+            LEFT.append(asyncio.ensure_future(background()))
+            await asyncio.sleep(0)
+            uif.intermediate_data["cleans"] = True
+            return uif
+
+    report = make_engine([CleansUp]).execute_plan(["CleansUp"], UIF(input_query="q"))
+    assert report.status == "success", report.errors
+    assert cleaned == ["closed"] and LEFT[0].cancelled()

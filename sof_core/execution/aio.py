@@ -363,11 +363,11 @@ def reap_tasks(loop: asyncio.AbstractEventLoop) -> None:
         if not left:
             break
         for task, name in left:
-            if task not in cancelled:
+            if task not in cancelled:  # once: a second cancel would cut its clean-up short
                 cancelled.add(task)
-                counts[name or "an unknown skill"] = counts.get(name or "an unknown skill",
-                                                                0) + 1
-            task.cancel()
+                skill = name or "an unknown skill"
+                counts[skill] = counts.get(skill, 0) + 1
+                task.cancel()
         remaining = ends - clock()
         if remaining <= 0:
             break
