@@ -218,15 +218,18 @@ class SkillReplyRefusedError(SkillExecutionError):
     code in the host. ``name`` is the global (``posix.system``, say); nothing it wrote is
     applied, and its worker process is replaced."""
 
-    def __init__(self, skill: str, name: str) -> None:
+    def __init__(self, skill: str, name: str, trustable: bool = True) -> None:
         self.name = name
+        advice = ("write plain data, or list the package in the skill's "
+                  "isolation_reply_packages (or the isolation_reply_packages setting) to "
+                  "trust it" if trustable else
+                  "write plain data instead (this package cannot be trusted: it can run "
+                  "any code)")
         super().__init__(
             f"its isolated process sent back {name}, which the host does not load from an "
             "isolated process: only plain data, the standard library's value types, "
             "exceptions and the classes of the skill's own package are (a function or "
-            "another package's class could run code in the host on unpickling); write "
-            "plain data, or list the package in the skill's isolation_reply_packages (or "
-            "the isolation_reply_packages setting) to trust it",
+            f"another package's class could run code in the host on unpickling); {advice}",
             skill,
         )
 

@@ -112,6 +112,27 @@ def test_another_packages_class_is_refused_until_trusted() -> None:
     assert configured.status == "success", configured.errors
 
 
+@pytest.mark.parametrize("package", ["builtins", "os", "operator", "functools", "sof_core"])
+def test_a_package_that_can_run_any_code_cannot_be_trusted(package: str) -> None:
+    with pytest.raises(SkillDefinitionError, match="cannot be trusted whole"):
+        class Trusts(skills.WritesANamespace):
+            skill_name = "TrustsTooMuch"
+            isolation_reply_packages = (package,)
+    with pytest.raises(ConfigError, match="cannot be trusted whole"):
+        SOFConfig(isolation_reply_packages=[package])
+    forged = b"cbuiltins\ngetattr\n."
+    with pytest.raises(RefusedGlobal) as caught:  # nor by calling the loader directly
+        load_reply(forged, open_packages=["builtins"])
+    assert not caught.value.trustable
+
+
+def test_a_refused_global_of_such_a_package_is_not_met_with_advice_to_trust_it() -> None:
+    from sof_core.errors import SkillReplyRefusedError as Refused
+
+    assert "write plain data instead" in str(Refused("s", "builtins.getattr", False))
+    assert "isolation_reply_packages" in str(Refused("s", "argparse.Namespace"))
+
+
 def test_bad_package_lists_are_definition_and_config_errors() -> None:
     with pytest.raises(SkillDefinitionError, match="isolation_reply_packages"):
         class Bad(skills.WritesANamespace):
@@ -152,3 +173,19 @@ def test_a_sandboxed_closure_whose_result_would_run_code_is_refused(tmp_path: Pa
     with pytest.raises(SkillReplyRefusedError, match=r"posix\.mkdir"):
         run_sandboxed(skills._MakesDirectory, (str(marker),), name="function", timeout=10)
     assert not marker.exists()
+
+
+def test_a_zoneinfo_datetime_is_refused_and_a_fixed_offset_comes_back() -> None:
+    import datetime
+    import zoneinfo
+
+    try:
+        zone = zoneinfo.ZoneInfo("UTC")
+    except zoneinfo.ZoneInfoNotFoundError:  # pragma: no cover - no time zone data here
+        pytest.skip("no time zone data")
+    with pytest.raises(RefusedGlobal) as caught:
+        load_reply(pickle.dumps(datetime.datetime(2026, 1, 1, tzinfo=zone)))
+    assert caught.value.name == "builtins.getattr"
+    offset = datetime.timezone(datetime.timedelta(hours=2))
+    assert str(load_reply(pickle.dumps(datetime.datetime(2026, 1, 1, tzinfo=offset)))) == (
+        "2026-01-01 00:00:00+02:00")

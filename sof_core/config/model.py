@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._paths import config_file
+from sof_core._reply_trust import package_problem
 from sof_core._timeouts import MAX_TIMEOUT
 from sof_core.config.tool_policy import check_tool_policy, default_tool_policy
 from sof_core.errors import ConfigError
@@ -279,8 +280,9 @@ class SOFConfig(BaseModel):
     @classmethod
     def _package_names(cls, value: list[str]) -> list[str]:
         for package in value:
-            if not package.isidentifier():
-                raise ValueError(f"{package!r} is not a top-level package name (like 'numpy')")
+            problem = package_problem(package)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("isolation_limits", mode="before")

@@ -322,7 +322,8 @@ class IsolationPool:
             raise _too_large(step, settings, too_large.size) from None
         except RefusedGlobal as refused:  # written by the skill, or forged by whatever
             self._replace(worker, "killed")  # took over its process: not used again
-            raise SkillReplyRefusedError(step.name, refused.name) from None
+            raise SkillReplyRefusedError(step.name, refused.name,
+                                         refused.trustable) from None
         except _Deadline:
             self._replace(worker, "killed")
             raise SkillTimeoutError(
@@ -482,7 +483,8 @@ def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...],
     if kind == "ok":
         changes = reply[1]
         if not isinstance(changes, dict):
-            raise SkillReplyRefusedError(step.name, f"a {type(changes).__name__} of changes")
+            raise SkillReplyRefusedError(step.name, f"a {type(changes).__name__} of changes",
+                                         trustable=False)
         return changes
     if kind == "raised":
         _, data, type_name, text, trace, *found = reply

@@ -138,7 +138,7 @@ def run_forked(
     try:
         reply = _load(data, packages)
     except RefusedGlobal as refused:
-        raise SkillReplyRefusedError(name, refused.name) from None
+        raise SkillReplyRefusedError(name, refused.name, refused.trustable) from None
     if reply is None:
         raise _death(name, status, memory_mb, cpu_seconds)
     return _result(name, reply, memory_mb, tool.max_output_bytes, packages)

@@ -33,6 +33,8 @@ import sys
 from collections.abc import Collection
 from typing import Any
 
+from sof_core._reply_trust import NEVER_TRUSTED
+
 #: Standard-library globals that rebuild plain values and run nothing else.
 SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "builtins": frozenset({
@@ -55,11 +57,16 @@ SOF_MODULES = frozenset({"sof_core.errors", "sof_core.uif"})
 
 
 class RefusedGlobal(pickle.UnpicklingError):
-    """A reply named a global the host does not load from an isolated process."""
+    """A reply named a global the host does not load from an isolated process.
+    ``trustable``: whether listing its package in ``isolation_reply_packages`` would let
+    it through (never for ``NEVER_TRUSTED`` ones)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, trustable: bool | None = None) -> None:
         super().__init__(f"refused to load {name} from an isolated process's reply")
         self.name = name
+        if trustable is None:
+            trustable = name.partition(".")[0] not in NEVER_TRUSTED
+        self.trustable = trustable
 
 
 def trusted_packages(*sources: Any) -> frozenset[str]:
@@ -106,7 +113,7 @@ class _ReplyUnpickler(pickle.Unpickler):
         if name in SAFE_GLOBALS.get(module, ()):
             return super().find_class(module, name)
         root = module.partition(".")[0]
-        if root in self._open:
+        if root in self._open and root not in NEVER_TRUSTED:
             return super().find_class(module, name)
         if module == "builtins":
             found = getattr(builtins, name, None)
@@ -123,5 +130,5 @@ class _ReplyUnpickler(pickle.Unpickler):
         raise RefusedGlobal(f"{module}.{name}")
 
 
-__all__ = ["SAFE_GLOBALS", "SOF_MODULES", "RefusedGlobal", "load_reply", "reply_sources",
-           "trusted_packages"]
+__all__ = ["NEVER_TRUSTED", "SAFE_GLOBALS", "SOF_MODULES", "RefusedGlobal", "load_reply",
+           "reply_sources", "trusted_packages"]

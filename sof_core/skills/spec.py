@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from sof_core._reply_trust import package_problem
 from sof_core._timeouts import timeout_problem
 from sof_core.errors import SkillDefinitionError
 from sof_core.uif import UIF_FIELD_TYPES
@@ -228,13 +229,15 @@ def _isolation(name: str, skill_class: type[Any]) -> Isolation:
 
 
 def _packages(name: str, declared: Any) -> tuple[str, ...]:
-    if isinstance(declared, str) or not isinstance(declared, Collection) or not all(
-        isinstance(package, str) and package.isidentifier() for package in declared
-    ):
+    if isinstance(declared, str) or not isinstance(declared, Collection):
         raise SkillDefinitionError(
             name, "isolation_reply_packages must be a list of top-level package names like "
             f"['numpy'], got {declared!r}"
         )
+    for package in declared:
+        problem = package_problem(package)
+        if problem is not None:
+            raise SkillDefinitionError(name, f"isolation_reply_packages: {problem}")
     return tuple(sorted(set(declared)))
 
 
