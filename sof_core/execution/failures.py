@@ -10,10 +10,47 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sof_core.errors import SOFError
+
 if TYPE_CHECKING:
     from sof_core.graph.compile import Step
 
 _not_own: tuple[str, ...] | None = None
+
+#: What a ``SkillResult`` says of a failure: (message, error type, traceback, location).
+Failure = tuple[str, str, "str | None", "str | None"]
+
+
+def describe_failure(step: Step, error: BaseException) -> Failure:
+    """Everything a report says of a skill's exception, worked out at once.
+
+    Called in the thread that ran the skill, while its step is still under its deadline and
+    before the run's lock is taken: the message and traceback come from the skill's own
+    exception (its ``__str__``), which may raise, or hang. One that hangs is given up on at
+    the step's deadline like the skill itself, instead of holding the run's lock (and with
+    it the run's total timeout) forever.
+    """
+    try:
+        trace, location = failure_trace(step, error)
+    except Exception:  # an exception whose traceback cannot be formatted: none reported
+        trace, location = None, None
+    return error_text(error), type(error).__name__, trace, location
+
+
+def error_text(error: BaseException) -> str:
+    """``str(error)`` without the ``skill '...': `` prefix SOF errors carry; an exception
+    whose ``__str__`` raises is described by its type instead."""
+    try:
+        text = str(error)
+    except Exception as exc:
+        return f"{type(error).__name__} (its message could not be read: str() raised " \
+               f"{type(exc).__name__})"
+    skill = getattr(error, "skill", None) if isinstance(error, SOFError) else None
+    if skill:
+        prefix = f"skill {skill!r}: "
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    return text or type(error).__name__
 
 
 def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | None]:

@@ -34,7 +34,7 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
-from sof_core.execution.failures import failure_trace
+from sof_core.execution.failures import describe_failure, error_text
 from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
 from sof_core.execution.step import (
@@ -95,15 +95,6 @@ def timeout_outcome(step: Step, duration: float, attempts: int = 1,
         message or f"did not finish within {step.timeout}s; abandoned", step.name
     )
     return Outcome(step, None, None, None, None, error, duration, attempts)
-
-
-def _message(error: BaseException) -> str:
-    text = str(error)
-    if isinstance(error, SOFError) and getattr(error, "skill", None):
-        prefix = f"skill {error.skill!r}: "  # type: ignore[attr-defined]
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text or type(error).__name__
 
 
 def _interrupts(error: BaseException) -> bool:
@@ -381,6 +372,9 @@ class RunContext:
                         returned, view, scope, error, duration, attempts = run_step(
                             step, uif, backoff, before, slot
                         )
+                    # Described here, under the step's deadline and outside the lock: the
+                    # skill's exception is its own code (its __str__ may hang).
+                    failure = describe_failure(step, error) if error is not None else None
                     if lock is not None:
                         lock.acquire()
                         if self.slot is not slot:
@@ -417,7 +411,7 @@ class RunContext:
                             results.append(result)
                         else:
                             apply(Outcome(step, None, None, None, None, error, duration,
-                                          attempts), index)
+                                          attempts, failure), index)
                     finally:
                         if lock is not None:
                             lock.release()
@@ -467,7 +461,8 @@ class RunContext:
     def _crashed(self, exc: BaseException) -> None:
         """An executor (not a skill) raised: the run fails with the reason."""
         log.exception("executor %s crashed", self.executor.name)
-        self.errors.append(f"executor {self.executor.name!r} crashed: {exc!r}")
+        self.errors.append(f"executor {self.executor.name!r} crashed: "
+                           f"{type(exc).__name__}: {error_text(exc)}")
         self.failed = True
         self.stop_status = "failure"
         if _interrupts(exc) and self.interrupt is None:
@@ -723,7 +718,7 @@ class RunContext:
             f"{self.config.total_timeout}s; its own timeout starts when it starts",
             step.name,
         )
-        return SkillResult(step.name, "skipped", 0.0, 0, stage, _message(error),
+        return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
                            type(error).__name__, step.plugin)
 
     def _returned_late(self, slot: Slot, step: Step) -> None:
@@ -760,7 +755,7 @@ class RunContext:
             why = f"its producer {producer!r} did not write it" if producer else "nobody wrote it"
             error = SkillDependencyError(f"required input {key!r} is missing: {why}", name)
             skipped.append(
-                SkillResult(name, "skipped", 0.0, 0, self.stage_index, _message(error),
+                SkillResult(name, "skipped", 0.0, 0, self.stage_index, error_text(error),
                             type(error).__name__, step.plugin)
             )
         return ready, skipped
@@ -781,10 +776,12 @@ class RunContext:
                 self._notes.append(("sof_after_skill", {"skill": step.spec, "result": result}))
             return
         status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
-        trace, location = failure_trace(step, error)
+        failure = outcome.failure
+        if failure is None or error is not outcome.error:  # SOF's own error: safe to read
+            failure = describe_failure(step, error)
+        message, error_type, trace, location = failure
         self._record(SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
-                                 _message(error), type(error).__name__, step.plugin, trace,
-                                 location))
+                                 message, error_type, step.plugin, trace, location))
         if _interrupts(error):  # reported against the skill; the coordinator raises it
             if self.interrupt is None:
                 self.interrupt = error

@@ -23,6 +23,7 @@ from sof_core.errors import (
     UndeclaredWriteError,
 )
 from sof_core.execution.deadlines import Slot, clock
+from sof_core.execution.failures import Failure, describe_failure
 from sof_core.graph.compile import Step
 from sof_core.skills.views import (
     RunFreeze,
@@ -59,6 +60,9 @@ class Outcome:
     error: BaseException | None
     duration: float
     attempts: int
+    #: How the report describes ``error`` (``describe_failure``), worked out by the thread
+    #: that ran the skill; None for a success, or for SOF's own errors (described later).
+    failure: Failure | None = None
 
 
 #: What ``run_step`` returns: (result, view, scope, error, duration, attempts) — the fields
@@ -77,7 +81,16 @@ def execute_step(
     result, view, scope, error, duration, attempts = run_step(
         step, uif, retry_backoff, before, slot
     )
+    if error is not None:
+        return failed(step, error, duration, attempts)
     return Outcome(step, result, view, scope, scope, error, duration, attempts)
+
+
+def failed(step: Step, error: BaseException, duration: float, attempts: int) -> Outcome:
+    """The outcome of a skill that raised ``error``, described now (``describe_failure``):
+    in the thread that ran it, under its deadline, outside the run's lock."""
+    return Outcome(step, None, None, None, None, error, duration, attempts,
+                   describe_failure(step, error))
 
 
 def run_step(
@@ -175,7 +188,7 @@ async def aexecute_step(
             result = check_returned(step, view, returned)
             return Outcome(step, result, view, data, data, None, _perf() - started, attempts)
         except _NOT_RETRIED as exc:
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return failed(step, exc, _perf() - started, attempts)
         except (Exception, SystemExit) as exc:
             deadline = call.deadline if call is not None else math.inf
             pause = retry_backoff * (2 ** (attempts - 1)) if retry_backoff else 0.0
@@ -183,13 +196,13 @@ async def aexecute_step(
                 if pause:
                     await asyncio.sleep(pause)
                 continue
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return failed(step, exc, _perf() - started, attempts)
         except asyncio.CancelledError as exc:
             if cancelled_by_caller():
                 raise
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return failed(step, exc, _perf() - started, attempts)
         except BaseException as exc:  # KeyboardInterrupt: reported, then raised by the run
-            return Outcome(step, None, None, None, None, exc, _perf() - started, attempts)
+            return failed(step, exc, _perf() - started, attempts)
 
 
 def isolated_call(step: Step, uif: UIF, view: UIF, started: float,
