@@ -382,6 +382,12 @@ def reap_tasks(loop: asyncio.AbstractEventLoop) -> None:
     if left:
         log.warning("%d task(s) went on %.2fs after they were cancelled; their event loop "
                     "was closed", len(left), CANCEL_GRACE)
+        for task, _ in left:
+            # Said above, once: not again as "Task was destroyed but it is pending!" from
+            # whichever later code the garbage collector happens to run in (asyncio's own
+            # switch, on its Task in C and in Python).
+            with contextlib.suppress(AttributeError):
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
         _local.loop = None
         loop.close()
 
