@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
     from sof_core.execution.coordinator import CoordinatorEngine
+    from sof_core.graph.compile import Step
     from sof_core.plugins import PluginManager, PluginRecord
     from sof_core.plugins.registry import SkillEntry
     from sof_core.uif import UIF
@@ -382,7 +383,7 @@ def _check_skill(engine: CoordinatorEngine, entry: SkillEntry, result: PluginCon
     result.started("cancel", name)
     _check_cancel(entry, sample, result)
     result.started("pickle", name)
-    _check_pickle(entry, sample, result, engine.config)
+    _check_pickle(entry, sample, result, engine.compile([name]).steps[name])
 
 
 class _NoSample(Exception):
@@ -650,11 +651,13 @@ async def _cancel_probe(entry: SkillEntry, uif: UIF, limit: float) -> tuple[Stat
 
 
 def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
-                  config: SOFConfig | None = None) -> None:
+                  step: Step | None = None) -> None:
     """What the Dask executor and process isolation send and get back, through pickle; for
-    a skill that runs isolated, its results as the host loads them from its process."""
+    a skill whose compiled ``step`` runs isolated, its results as the host loads them from
+    its process."""
+    from sof_core.execution.isolation import trusted_for
     from sof_core.execution.remote import run_skill_call
-    from sof_core.security.unpickling import RefusedGlobal, load_reply, trusted_packages
+    from sof_core.security.unpickling import RefusedGlobal, load_reply
 
     spec = entry.spec
     uif = sample.model_copy(deep=True)
@@ -681,12 +684,8 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
         stage = "its results"
         sent = pickle.dumps(changes)
         pickle.loads(sent)
-        if spec.isolation == "process" or entry.kind == "tools" or (
-                config is not None and spec.name in config.isolate_skills):
-            trusted = set(spec.isolation_reply_packages)
-            if config is not None:
-                trusted.update(config.isolation_reply_packages)
-            load_reply(sent, trusted_packages(type(entry.instance), type(sample)), trusted)
+        if step is not None and step.isolation_settings is not None:  # it runs isolated
+            load_reply(sent, trusted_for(step, sample), step.isolation_settings.reply_packages)
     except RefusedGlobal as refused:
         result.add(
             "pickle", "failed",

@@ -135,7 +135,8 @@ class _Worker:
             reply = _worker.recv_frame(sock, deadline, limit)
             loaded = load_reply(reply, packages, open_packages)
             if not isinstance(loaded, tuple) or not loaded:
-                raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs")
+                raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs",
+                                    trustable=False)
             return loaded
         except TimeoutError:
             raise _Deadline from None
@@ -313,7 +314,7 @@ class IsolationPool:
         if visible is not None:
             left = min(left, visible - clock())
         header["remaining"] = None if left == math.inf else left
-        packages = _trusted(step, uif)
+        packages = trusted_for(step, uif)
         try:
             reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline, limit,
                                 packages, settings.reply_packages)
@@ -469,9 +470,10 @@ class RemoteTraceback(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-def _trusted(step: Step, uif: UIF) -> frozenset[str]:
+def trusted_for(step: Step, uif: UIF) -> frozenset[str]:
     """The packages whose classes a reply for ``step`` may hold: the skill's, the UIF
-    class's, and for ``run_sandboxed`` the function's (``_sof_reply_sources``)."""
+    class's, and for ``run_sandboxed`` the function's (``_sof_reply_sources``). Those its
+    settings trust whole are ``step.isolation_settings.reply_packages``."""
     instance = step.instance
     return trusted_packages(type(instance), type(uif),
                             *getattr(instance, "_sof_reply_sources", ()))

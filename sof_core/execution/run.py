@@ -776,10 +776,10 @@ class RunContext:
                 self._notes.append(("sof_after_skill", {"skill": step.spec, "result": result}))
             return
         status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
-        failure = outcome.failure
-        if failure is None or error is not outcome.error:  # SOF's own error: safe to read
-            failure = describe_failure(step, error)
-        message, error_type, trace, location = failure
+        # Described by the thread that ran the skill; else SOF's own error (a refused
+        # write found in the merge above, a timeout), which is safe to read here.
+        message, error_type, trace, location = (outcome.failure
+                                                or describe_failure(step, error))
         self._record(SkillResult(step.name, status, outcome.duration, outcome.attempts, stage,
                                  message, error_type, step.plugin, trace, location))
         if _interrupts(error):  # reported against the skill; the coordinator raises it

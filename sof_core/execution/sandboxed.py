@@ -48,7 +48,7 @@ class FunctionCall(BaseSkillModule):
 
     @property
     def _sof_reply_sources(self) -> tuple[Any, ...]:
-        """Where the classes its result may hold come from (``isolation._trusted``)."""
+        """Where the classes its result may hold come from (``isolation.trusted_for``)."""
         return reply_sources(self.func)
 
     def __getstate__(self) -> dict[str, Any]:
