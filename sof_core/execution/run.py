@@ -43,10 +43,11 @@ from sof_core.execution.step import (
     _perf,
     check_outputs,
     check_returned,
+    commit_merge,
     execute_step,
     merge_logs,
     merge_outcome,
-    merge_writes,
+    prepare_merge,
     run_step,
 )
 from sof_core.execution.threads import ABANDONED, DaemonPool
@@ -372,8 +373,22 @@ class RunContext:
                         returned, view, scope, error, duration, attempts = run_step(
                             step, uif, backoff, before, slot
                         )
-                    # Described here, under the step's deadline and outside the lock: the
-                    # skill's exception is its own code (its __str__ may hang).
+                    # Checked here, under the step's deadline and outside the lock: the
+                    # skill's values and exception are its own code (an output's __class__
+                    # or an exception's __str__ may hang); under the lock only stores.
+                    merge = None
+                    if error is None:
+                        try:
+                            if (returned is view and step.plain and scope is not None
+                                    and not scope.written_fields):
+                                # prepare_merge for a plain step that wrote data keys only,
+                                # inlined (same checks, same order).
+                                if step.output_checks and scope.written:
+                                    check_outputs(step, scope.written)
+                            else:
+                                merge = prepare_merge(step, returned, view, scope, scope)
+                        except BaseException as exc:
+                            error = exc
                     failure = describe_failure(step, error) if error is not None else None
                     if lock is not None:
                         lock.acquire()
@@ -384,27 +399,18 @@ class RunContext:
                         slot.step = None  # type: ignore[union-attr]
                     try:
                         if error is None:
-                            try:
-                                if (returned is view and step.plain and scope is not None
-                                        and not scope.written_fields):
-                                    # merge_writes for a plain step that wrote data keys
-                                    # only, inlined (same checks, same order).
-                                    writes = scope.written
-                                    if writes:
-                                        if step.output_checks:
-                                            check_outputs(step, writes)
-                                        uif.__dict__["intermediate_data"].update(writes)
-                                    produced = view.__dict__
-                                    if (produced["log_trace"] or produced["warnings"]
-                                            or produced["skill_outputs"]):
-                                        merge_logs(uif, produced)
-                                    executed.append(step.name)
-                                    timings[step.name] = duration
-                                else:
-                                    merge_writes(uif, step, returned, view, scope, scope,
-                                                 duration, frozen)
-                            except SOFError as exc:
-                                error = exc
+                            if merge is None:  # commit_merge for the plain step, inlined
+                                writes = scope.written  # type: ignore[union-attr]
+                                if writes:
+                                    uif.__dict__["intermediate_data"].update(writes)
+                                produced = view.__dict__
+                                if (produced["log_trace"] or produced["warnings"]
+                                        or produced["skill_outputs"]):
+                                    merge_logs(uif, produced)
+                                executed.append(step.name)
+                                timings[step.name] = duration
+                            else:
+                                commit_merge(uif, step, merge, duration, frozen)
                         if error is None:
                             result = SkillResult(step.name, "success", duration, attempts,
                                                  index, None, None, step.plugin)

@@ -29,6 +29,8 @@ from sof_core.skills.views import (
     RunFreeze,
     ScopedData,
     WriteGuard,
+    exact_key,
+    freeze,
     report_undeclared,
     skill_view,
 )
@@ -63,6 +65,9 @@ class Outcome:
     #: How the report describes ``error`` (``describe_failure``), worked out by the thread
     #: that ran the skill; None for a success, or for SOF's own errors (described later).
     failure: Failure | None = None
+    #: A success's writes, checked where the skill ran (``prepare_merge``); None: checked
+    #: when merged (an ``Outcome`` an executor made without one).
+    merge: Merge | None = None
 
 
 #: What ``run_step`` returns: (result, view, scope, error, duration, attempts) — the fields
@@ -83,7 +88,19 @@ def execute_step(
     )
     if error is not None:
         return failed(step, error, duration, attempts)
-    return Outcome(step, result, view, scope, scope, error, duration, attempts)
+    return succeeded(step, result, view, scope, duration, attempts)
+
+
+def succeeded(step: Step, result: Any, view: Any, scope: Any, duration: float,
+              attempts: int) -> Outcome:
+    """The outcome of a skill that returned, its writes checked now (``prepare_merge``): in
+    the thread that ran it, under its deadline, outside the run's lock. Writes it may not
+    make fail it here."""
+    try:
+        merge = prepare_merge(step, result, view, scope, scope)
+    except BaseException as exc:  # its values' own code raised (KeyboardInterrupt too)
+        return failed(step, exc, duration, attempts)
+    return Outcome(step, result, view, scope, scope, None, duration, attempts, None, merge)
 
 
 def failed(step: Step, error: BaseException, duration: float, attempts: int) -> Outcome:
@@ -186,7 +203,7 @@ async def aexecute_step(
             coro = step.instance.execute(view)
             returned = await (coro if call is None else await_step(coro, call))
             result = check_returned(step, view, returned)
-            return Outcome(step, result, view, data, data, None, _perf() - started, attempts)
+            return succeeded(step, result, view, data, _perf() - started, attempts)
         except _NOT_RETRIED as exc:
             return failed(step, exc, _perf() - started, attempts)
         except (Exception, SystemExit) as exc:
@@ -238,10 +255,38 @@ def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
     return result
 
 
+@dataclass(slots=True)
+class Merge:
+    """A successful skill's writes, checked and ready to fold into the run's UIF.
+
+    Made by ``prepare_merge`` in the thread that ran the skill, under its deadline and
+    outside the run's lock: everything that can run the skill's own code (an output's
+    ``__class__`` in the type check, ``==`` when diffing a returned UIF, iterating a
+    container to freeze it, validating a container field) happens there. ``commit_merge``
+    then does only dict and list stores under the lock, so a value that hangs in any of
+    those holds its own step until the watchdog gives up on it, never the run.
+    """
+
+    #: ``intermediate_data`` writes, keys exact ``str``
+    writes: dict[str, Any]
+    #: UIF field -> the value to store (validated)
+    fields: dict[str, Any]
+    #: container field -> its read-only version, stored instead while a run goes on
+    frozen: dict[str, Any]
+    #: what the skill logged, warned and recorded (None when all are empty)
+    logs: tuple[list[Any], list[Any], dict[str, Any]] | None
+
+
 def merge_outcome(main: UIF, outcome: Outcome, frozen: RunFreeze | None = None) -> None:
-    """Fold a successful skill's writes into ``main`` (raises for undeclared writes)."""
-    merge_writes(main, outcome.step, outcome.result, outcome.view, outcome.data, outcome.guard,
-                 outcome.duration, frozen)
+    """Fold a successful skill's writes into ``main`` (raises for undeclared writes).
+
+    An executor that built the ``Outcome`` without a ``merge`` gets it prepared here.
+    """
+    merge = outcome.merge
+    if merge is None:
+        merge = prepare_merge(outcome.step, outcome.result, outcome.view, outcome.data,
+                              outcome.guard)
+    commit_merge(main, outcome.step, merge, outcome.duration, frozen)
 
 
 def merge_writes(
@@ -254,13 +299,16 @@ def merge_writes(
     duration: float,
     frozen: RunFreeze | None = None,
 ) -> None:
-    """``merge_outcome`` from the outcome's parts (all set for a successful skill).
+    """``merge_outcome`` from the outcome's parts (all set for a successful skill)."""
+    commit_merge(main, step, prepare_merge(step, result, view, data, guard), duration, frozen)
 
-    Checks come first, so a skill whose writes are refused changes nothing. In a run
-    (``frozen`` given), container fields are stored read-only (later views share them), and
-    ``executed_skills`` and ``skill_timings`` are recorded in the lists ``frozen`` holds.
+
+def prepare_merge(step: Step, result: Any, view: Any, data: Any, guard: Any) -> Merge:
+    """Check a successful skill's writes and put them in the form ``commit_merge`` stores.
+
+    Raises (a ``SkillExecutionError``, ``UndeclaredWriteError``, or whatever the skill's
+    values raise) when they are refused: call it where the skill ran (see ``Merge``).
     """
-    fields = main.__dict__
     produced = result.__dict__
     if result is view:
         writes = data.written
@@ -273,22 +321,48 @@ def merge_writes(
         written_fields = set(guard.written_fields) | _diff_fields(
             step, before, produced, type(result)._sof_bookkeeping
         )
-    if written_fields and step.copied_fields:
-        _validate_copied(step, result)
-        produced = result.__dict__  # validation gives the model a new __dict__
-    if writes:
-        if step.output_checks:
-            check_outputs(step, writes)
-        fields["intermediate_data"].update(writes)
+        writes = {exact_key(key): value for key, value in writes.items()}
+    if writes and step.output_checks:
+        check_outputs(step, writes)
+    fields: dict[str, Any] = {}
+    frozen: dict[str, Any] = {}
     if written_fields:
+        if step.copied_fields:
+            _validate_copied(step, result)
+            produced = result.__dict__  # validation gives the model a new __dict__
         for name in written_fields:
-            value = produced[name]
-            if frozen is not None and name in step.copied_fields:  # later views share it
-                value = frozen.field(name, value)
-            fields[name] = value
-    # Empty lists/dicts are the norm: skip them without a call.
+            name = exact_key(name)
+            value = fields[name] = produced[name]
+            if name in step.copied_fields:  # later views of a run share it: read-only
+                frozen[name] = freeze(value, (name, True))[0]
+    # Empty lists/dicts are the norm: skip them without a copy.
+    logs = None
     if produced["log_trace"] or produced["warnings"] or produced["skill_outputs"]:
-        merge_logs(main, produced)
+        logs = (list(produced["log_trace"]), list(produced["warnings"]),
+                {exact_key(key): value for key, value in dict(produced["skill_outputs"]).items()})
+    return Merge(writes, fields, frozen, logs)
+
+
+def commit_merge(main: UIF, step: Step, merge: Merge, duration: float,
+                 frozen: RunFreeze | None = None) -> None:
+    """Store a prepared ``Merge`` in ``main``: no code of the skill's runs here.
+
+    In a run (``frozen`` given), container fields are stored read-only (later views share
+    them), and ``executed_skills`` and ``skill_timings`` are recorded in the lists ``frozen``
+    holds.
+    """
+    fields = main.__dict__
+    if merge.writes:
+        fields["intermediate_data"].update(merge.writes)
+    if merge.fields:
+        for name, value in merge.fields.items():
+            if frozen is not None and name in merge.frozen:
+                value = frozen.keep(name, merge.frozen[name], value)
+            fields[name] = value
+    if merge.logs is not None:
+        log_trace, warnings, outputs = merge.logs
+        merge_logs(main, {"log_trace": log_trace, "warnings": warnings,
+                          "skill_outputs": outputs})
     if frozen is None:
         fields["executed_skills"].append(step.name)
         fields["skill_timings"][step.name] = duration

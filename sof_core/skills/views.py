@@ -380,9 +380,9 @@ class RunFreeze:
             for name, value in zip(self.extra, self.extra_originals, strict=True):
                 fields[name] = freeze(value, (name, True))[0]
 
-    def field(self, name: str, value: Any) -> Any:
-        """The value to store in UIF field ``name`` during the run (read-only)."""
-        frozen = freeze(value, (name, True))[0]
+    def keep(self, name: str, frozen: Any, value: Any) -> Any:
+        """Store ``frozen``, the read-only version of ``value`` made earlier, for UIF field
+        ``name``; the run puts ``value`` back when it ends."""
         if frozen is not value:
             if self.fields is None:
                 self.fields = {}
@@ -410,6 +410,20 @@ class RunFreeze:
                 fields[name] = written[name][1]
             elif type(current) in READ_ONLY:  # what freeze_uif made of it
                 fields[name] = original
+
+
+def exact_key(key: Any) -> str:
+    """A key or UIF field name as an exact ``str``.
+
+    Keys are stored in the run's own dicts under its lock, where a ``str`` subclass could
+    run its ``__eq__`` (a hash collision with a key already there): a skill's keys are made
+    plain strings where it writes them. Anything but a string is refused.
+    """
+    if type(key) is str:
+        return key
+    if issubclass(type(key), str):  # type(): the key's own __class__ is not asked
+        return str.__str__(key)
+    raise TypeError(f"intermediate_data keys are strings, not {type(key).__name__} ({key!r})")
 
 
 class ScopedData(MutableMapping[str, Any]):
@@ -496,7 +510,7 @@ class ScopedData(MutableMapping[str, Any]):
         """
         if key in self._writable:  # input and output: the skill's copy is its write
             mine = own_copy(value)
-            self.written[key] = mine
+            self.written[exact_key(key)] = mine
             return mine
         if type(value) in READ_ONLY:  # already read-only (a skill wrote what it had read)
             return value
@@ -529,6 +543,8 @@ class ScopedData(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in self._writable:
             raise UndeclaredWriteError(self._skill, key)
+        if type(key) is not str:
+            key = exact_key(key)
         self.written[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -634,6 +650,8 @@ class LenientScopedData(ScopedData):
         return key in self._source
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if type(key) is not str:
+            key = exact_key(key)
         if key not in self._writable:
             report_undeclared(self._skill, key, "write")
         self.written[key] = value
