@@ -1,11 +1,16 @@
-"""What a skill wrote is its own code too: checking it must not hold the run.
+"""A skill's own code runs in more places than ``execute``: none of it may hold the run.
 
-Before: the merge ran the output type check (``isinstance``, which asks a value for its
-``__class__``), the ``==`` that diffs a returned UIF against the view, and the key lookups
-of the run's dicts while the run held its lock. A value whose ``__class__`` never returned
-(a lazy proxy stuck loading) kept ``execute_plan`` from returning: neither the step's
-timeout nor the run's ``total_timeout`` could end it. Now those checks run in the thread
-that ran the skill, under its deadline, and only plain stores happen under the lock.
+Its exception's ``__str__``: before, one that raised ended the run as "executor 'threads'
+crashed" with no result for the skill; one that hung did so while the run held its lock,
+so neither the step's timeout nor the run's ``total_timeout`` could end it, and
+``execute_plan`` never returned. Now it is read in the thread that ran the skill.
+
+The values it wrote: before, the merge ran the output type check (``isinstance``, which
+asks a value for its ``__class__``), the ``==`` that diffs a returned UIF against the view,
+and the key lookups of the run's dicts while the run held its lock. A value whose
+``__class__`` never returned (a lazy proxy stuck loading) kept ``execute_plan`` from
+returning in the same way. Now those checks run in the thread that ran the skill, under
+its deadline, and only plain stores happen under the lock.
 """
 
 from __future__ import annotations
@@ -22,11 +27,57 @@ from sof_core.testing import make_engine
 RELEASE = threading.Event()
 
 
+class Unreadable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+class Endless(Exception):
+    def __str__(self) -> str:
+        RELEASE.wait(60)  # "forever", until the test is over
+        return "finally"
+
+
+class RaisesUnreadable(BaseSkillModule):
+    skill_name = "RaisesUnreadable"
+    skill_description = "raises an exception whose str() raises"
+    required_inputs = ["input_query"]
+    output_keys = ["unreadable"]
+
+    def execute(self, uif: UIF) -> UIF:
+        raise Unreadable()
+
+
+class RaisesEndless(BaseSkillModule):
+    skill_name = "RaisesEndless"
+    skill_description = "raises an exception whose str() never returns"
+    required_inputs = ["input_query"]
+    output_keys = ["endless"]
+    max_execution_time = 0.5
+
+    def execute(self, uif: UIF) -> UIF:
+        raise Endless()
+
+
+class After(BaseSkillModule):
+    skill_name = "After"
+    skill_description = "runs after the others"
+    required_inputs = ["input_query"]
+    output_keys = ["after"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["after"] = True
+        return uif
+
+
 class StuckProxy:
     """Stands for a lazy proxy whose ``__class__`` loads its target, and that load hangs."""
 
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # noqa: D105
+    def __class__(self) -> type:
         RELEASE.wait(60)  # "forever", until the test is over
         return str
 
@@ -35,7 +86,7 @@ class BrokenProxy:
     """A proxy whose ``__class__`` fails to load its target."""
 
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # noqa: D105
+    def __class__(self) -> type:
         raise ConnectionError("the proxy's target could not be loaded")
 
 
@@ -85,17 +136,6 @@ class ReturnsStuckCopy(BaseSkillModule):
                                                             "copied": 1}})
 
 
-class After(BaseSkillModule):
-    skill_name = "After"
-    skill_description = "runs after the others"
-    required_inputs = ["input_query"]
-    output_keys = ["after"]
-
-    def execute(self, uif: UIF) -> UIF:
-        uif.intermediate_data["after"] = True
-        return uif
-
-
 class KeyLike(str):
     """A ``str`` subclass key with an ``==`` of its own (an enum-like key type)."""
 
@@ -120,7 +160,7 @@ class WritesSubclassKey(BaseSkillModule):
 def _release() -> Iterator[None]:
     RELEASE.clear()
     yield
-    RELEASE.set()  # lets the abandoned calls end
+    RELEASE.set()  # lets the abandoned str() calls end
 
 
 def _run_bounded(engine: Any, plan: list[str], uif: UIF | None = None,
@@ -132,6 +172,39 @@ def _run_bounded(engine: Any, plan: list[str], uif: UIF | None = None,
     worker.join(limit)
     assert box, f"execute_plan({plan}) did not return within {limit} s"
     return box[0]
+
+
+@pytest.mark.parametrize("executor", ["threads", "sequential", "asyncio"])
+def test_an_exception_whose_str_raises_fails_its_skill_not_the_run(executor: str) -> None:
+    engine = make_engine([RaisesUnreadable, After], executor=executor,
+                         continue_on_skill_failure=True)
+    report = _run_bounded(engine, ["RaisesUnreadable", "After"])
+    result = next(r for r in report.results if r.skill == "RaisesUnreadable")
+    assert result.status == "failed"
+    assert result.error_type == "Unreadable"
+    assert "its message could not be read: str() raised RuntimeError" in result.error
+    assert report.uif.intermediate_data["after"] is True
+    assert not any("crashed" in error for error in report.errors)
+
+
+def test_an_exception_whose_str_never_returns_is_given_up_on_at_the_steps_deadline() -> None:
+    engine = make_engine([RaisesEndless, After], continue_on_skill_failure=True)
+    report = _run_bounded(engine, ["RaisesEndless", "After"])
+    result = next(r for r in report.results if r.skill == "RaisesEndless")
+    assert result.status == "timeout"
+    assert report.uif.intermediate_data["after"] is True
+    again = _run_bounded(engine, ["After"])  # the engine, and the watchdog, go on
+    assert again.status == "success", again.errors
+
+
+def test_in_a_wide_stage_too() -> None:
+    engine = make_engine([RaisesEndless, RaisesUnreadable, After],
+                         continue_on_skill_failure=True)
+    report = _run_bounded(engine, ["RaisesEndless", "RaisesUnreadable", "After"])
+    by_skill = {r.skill: r for r in report.results}
+    assert by_skill["RaisesEndless"].status == "timeout"
+    assert by_skill["RaisesUnreadable"].error_type == "Unreadable"
+    assert by_skill["After"].status == "success"
 
 
 @pytest.mark.parametrize("executor", ["threads", "sequential"])
