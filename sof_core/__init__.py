@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     # plugins
     "hookimpl": "sof_core.plugins.markers",
     "hookspec": "sof_core.plugins.markers",
+    "inline_observer": "sof_core.plugins.markers",
     "PluginManager": "sof_core.plugins.loader",
     "PluginRecord": "sof_core.plugins.loader",
     "get_plugin_manager": "sof_core.plugins.loader",
@@ -131,7 +132,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.planning.planners import Planner
     from sof_core.planning.result import PlanResult
     from sof_core.plugins.loader import PluginManager, PluginRecord, get_plugin_manager
-    from sof_core.plugins.markers import hookimpl, hookspec
+    from sof_core.plugins.markers import hookimpl, hookspec, inline_observer
     from sof_core.plugins.registry import Registry, SkillEntry
     from sof_core.routing.metrics import ABMetrics
     from sof_core.routing.observers import add_route_observer, remove_route_observer
@@ -218,6 +219,7 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "inline_observer",
     "isolation_pool",
     "lazy_exports",
     "network_sandbox",

@@ -299,13 +299,13 @@ def test_engine_threads_are_daemons_and_close_releases_them(make_skill: Any) -> 
     with make_engine(skills) as engine:
         # Pools not started yet count zero threads (they were None: stats["threads"]["steps"]
         # ["live"] raised TypeError in a health check), as do closed ones below.
-        assert engine.stats()["threads"] == {"runners": none, "steps": none}
+        assert engine.stats()["threads"] == {"runners": none, "steps": none, "observers": none}
         assert run(engine, [s.skill_name for s in skills]).status == "success"
         mine = [t for t in _sof_threads() if t.ident not in before]
         assert mine, "a wide stage with timeouts runs in the engine's threads"
         assert all(t.daemon for t in _sof_threads())
     assert wait_until(lambda: not any(t.is_alive() for t in mine if t.name != "sof-watchdog"))
-    assert engine.stats()["threads"] == {"runners": none, "steps": none}
+    assert engine.stats()["threads"] == {"runners": none, "steps": none, "observers": none}
     # A closed engine still works: it starts new threads when asked.
     assert run(engine, [s.skill_name for s in skills]).status == "success"
     engine.close()

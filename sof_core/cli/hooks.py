@@ -109,7 +109,12 @@ def _calling(name: str, group: str, kind: str | None) -> str:
         return (
             "Observer: called for every implementation, in registration order. An exception "
             "is logged and counted (`PluginManager.observer_errors`), never raised into the "
-            "run. A hook nobody implements costs nothing."
+            "run. Each call runs in a thread of the engine's observer pool and is waited for "
+            "at most `observer_timeout` (5 s): one that does not return by then is left "
+            "running, counted (`PluginManager.observer_timeouts`), reported as `sof_alert` "
+            "kind `observer_hung`, and skipped until it returns. An implementation marked "
+            "`@inline_observer` (it only records in memory) is called directly in the "
+            "notifying thread instead. A hook nobody implements costs nothing."
         )
     if name == "sof_configure":
         return (

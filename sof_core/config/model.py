@@ -207,6 +207,10 @@ class SOFConfig(BaseModel):
     skill_timeout: float | None = Field(default=30.0, gt=0, le=MAX_TIMEOUT)
     #: Timeout (s) for the whole run; None means no limit.
     total_timeout: float | None = Field(default=120.0, gt=0, le=MAX_TIMEOUT)
+    #: How long (s) the caller of a run waits for one observer call made from its thread
+    #: (``sof_before_plan``, ``sof_after_plan``, ...) before it goes on without it; None:
+    #: observers are called directly, without a bound (docs/hooks.md).
+    observer_timeout: float | None = Field(default=5.0, gt=0, le=MAX_TIMEOUT)
     #: A skill with more calls than this still running after their timeout (abandoned, in
     #: threads Python cannot stop) is quarantined: it fails fast until they return. None:
     #: never quarantine.

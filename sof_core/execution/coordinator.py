@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core.config import SOFConfig, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError
+from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
 from sof_core.execution.resources import EngineThreads
@@ -142,8 +143,10 @@ class CoordinatorEngine:
 
         ``abandoned_calls`` (per skill, still running), ``abandoned_total`` (per skill,
         ever), ``quarantined`` (skills failing fast), ``max_hung_calls_per_skill``,
-        ``threads`` (the runner and step pools: ``live``, ``idle``, ``queued``,
-        ``abandoned``), ``plan_cache`` (compiled plans: ``hits``, ``misses``) and
+        ``threads`` (the runner, step and observer pools: ``live``, ``idle``, ``queued``,
+        ``abandoned``), ``hung_observers`` (``"plugin.hook"`` of observers with a call
+        still running past ``observer_timeout``), ``plan_cache`` (compiled plans:
+        ``hits``, ``misses``) and
         ``planning`` (``Planning.stats()``: plans per planner, fallbacks, and the
         planners' plan cache with hits, misses and evictions).
         """
@@ -311,7 +314,7 @@ class CoordinatorEngine:
             if segments.began and not segments.ended:
                 segments.ended = True
                 if self.plugins.run_observers()["sof_after_plan"]:
-                    self.plugins.notify("sof_after_plan", report=report)
+                    self.notify_observers("sof_after_plan", report=report)
 
         try:
             yield finish
@@ -334,8 +337,15 @@ class CoordinatorEngine:
             segments.uif = uif
         if run.observing["sof_before_plan"]:
             plan = compiled.order if segments is None else segments.plan
-            self.plugins.notify("sof_before_plan", plan=list(plan), uif=uif)
+            self.notify_observers("sof_before_plan", plan=list(plan), uif=uif)
         return run
+
+    def notify_observers(self, hook_name: str, **kwargs: Any) -> None:
+        """Call observer hook ``hook_name`` (``sof_alert``, ...) from the calling thread as
+        the engine does: each observer call is given at most ``observer_timeout``, and an
+        exception in one is logged and counted, never raised (docs/hooks.md)."""
+        observers.notify(self.plugins, self._threads, self._config.observer_timeout,
+                         hook_name, **kwargs)
 
     def _report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
                 started: float, compiled_at: float,
@@ -364,7 +374,7 @@ class CoordinatorEngine:
         if segments is not None and run.interrupt is not None and not segments.ended:
             segments.ended = tell = True  # the query ends with this segment
         if tell and run.observing["sof_after_plan"]:
-            self.plugins.notify("sof_after_plan", report=report)
+            self.notify_observers("sof_after_plan", report=report)
         if run.interrupt is not None:
             interrupt = run.interrupt
             failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]

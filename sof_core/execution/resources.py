@@ -1,11 +1,12 @@
 """The threads an engine owns, and what it knows about the calls it gave up on.
 
-Two ``DaemonPool``s per engine, started on first use: runners (one thread per run in
-flight, no limit: a run waits for nothing but its own runner) and steps (the skills of
+Three ``DaemonPool``s per engine, started on first use: runners (one thread per run in
+flight, no limit: a run waits for nothing but its own runner), steps (the skills of
 wide stages and the sync skills of async runs, at most ``max_workers`` busy at once; hung
-ones do not count, their places are handed on). ``close`` releases both without waiting
-for a hung call; engines still open at interpreter exit are closed the same way, and their
-daemon threads never hold the exit up.
+ones do not count, their places are handed on) and observers (the observer calls made from
+the host's thread under ``observer_timeout``: ``observers.py``). ``close`` releases them
+without waiting for a hung call; engines still open at interpreter exit are closed the same
+way, and their daemon threads never hold the exit up.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ from typing import Any
 
 from sof_core.config import SOFConfig
 from sof_core.execution.hung import HungCalls
+from sof_core.execution.observers import HungObservers
 from sof_core.execution.threads import DaemonPool
 
 
 class EngineThreads:
-    """One engine's runner and step pools, and its hung-call counts."""
+    """One engine's runner, step and observer pools, and its hung-call counts."""
 
     def __init__(self, config: SOFConfig, name: str = "sof") -> None:
         self.config = config
         self.name = name
         self.hung = HungCalls(config)
+        self.hung_observers = HungObservers()
         self._runners: DaemonPool | None = None
         self._steps: DaemonPool | None = None
+        self._observers: DaemonPool | None = None
         self._lock = threading.Lock()
         _open.add(self)
 
@@ -59,11 +63,21 @@ class EngineThreads:
                                                     self.config.max_workers)
         return pool
 
+    def observers(self) -> DaemonPool:
+        """Threads that make observer calls for the host's thread (``observers.py``)."""
+        pool = self._observers
+        if pool is None or pool.closed:
+            with self._lock:
+                pool = self._observers
+                if pool is None or pool.closed:
+                    pool = self._observers = DaemonPool(f"{self.name}-observe")
+        return pool
+
     def close(self) -> None:
-        """Release both pools: idle threads stop, hung ones are left to end on their own."""
+        """Release the pools: idle threads stop, hung ones are left to end on their own."""
         with self._lock:
-            pools = [p for p in (self._runners, self._steps) if p is not None]
-            self._runners = self._steps = None
+            pools = [p for p in (self._runners, self._steps, self._observers) if p is not None]
+            self._runners = self._steps = self._observers = None
         for pool in pools:
             pool.close()
 
@@ -76,7 +90,10 @@ class EngineThreads:
         stats["threads"] = {
             "runners": self._runners.stats() if self._runners is not None else dict(none),
             "steps": self._steps.stats() if self._steps is not None else dict(none),
+            "observers": (self._observers.stats() if self._observers is not None
+                          else dict(none)),
         }
+        stats["hung_observers"] = self.hung_observers.names()
         return stats
 
 

@@ -33,6 +33,7 @@ from sof_core.errors import (
     SkillTimeoutError,
     SOFError,
 )
+from sof_core.execution import observers
 from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
 from sof_core.execution.failures import describe_failure, error_text
 from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
@@ -242,7 +243,13 @@ class RunContext:
             self._before(step, view)
 
     def _notify_before(self, step: Step, view: UIF) -> None:
-        self.plugins.notify("sof_before_skill", skill=step.spec, uif=view)
+        self._observe("sof_before_skill", skill=step.spec, uif=view)
+
+    def _observe(self, hook_name: str, **kwargs: Any) -> None:
+        """Notify an observer hook, each call given at most ``observer_timeout`` (an
+        observer that hangs is blamed and left behind, not the skill or the run)."""
+        observers.notify(self.plugins, self.threads, self.config.observer_timeout,
+                         hook_name, **kwargs)
 
     def _my_slot(self) -> Slot | None:
         """This thread's slot if the thread is (or was) one of this run's runners."""
@@ -423,7 +430,7 @@ class RunContext:
                             lock.release()
                     if error is None:
                         if after:
-                            self.plugins.notify("sof_after_skill", skill=step.spec,
+                            self._observe("sof_after_skill", skill=step.spec,
                                                 result=result)
                     elif self._notes:
                         self._flush()
@@ -818,7 +825,7 @@ class RunContext:
         with self.lock:
             notes, self._notes = self._notes, []
         for hook, kwargs in notes:
-            self.plugins.notify(hook, **kwargs)
+            self._observe(hook, **kwargs)
 
     def status(self) -> RunStatus:
         if self.stop_status is not None:

@@ -154,6 +154,8 @@ class PluginManager:
         #: Installed distributions skipped because their metadata could not be read.
         self.discovery_warnings: list[str] = []
         self.observer_errors = 0
+        #: Observer calls given up on at ``observer_timeout`` (``execution/observers.py``).
+        self.observer_timeouts = 0
         self._builtins = builtins and parent is None
         self._loaded = False
         self._configured = False
@@ -675,11 +677,15 @@ class PluginManager:
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook; an exception in one observer is logged and counted only."""
         for impl in self.observers(hook_name):
-            try:
-                impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except Exception:
-                self.observer_errors += 1
-                log.exception("observer %s.%s raised; ignored", impl.plugin_name, hook_name)
+            self.call_observer(impl, hook_name, kwargs)
+
+    def call_observer(self, impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
+        """``notify`` for one of the hook's implementations (``observers(hook_name)``)."""
+        try:
+            impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except Exception:
+            self.observer_errors += 1
+            log.exception("observer %s.%s raised; ignored", impl.plugin_name, hook_name)
 
     def _alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
         if self.observers("sof_alert"):

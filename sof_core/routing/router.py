@@ -354,8 +354,8 @@ class QueryRouter:
     def _alert(self, alert: Alert) -> None:
         log.warning("SOF alert %s: %s", alert.kind, alert.message)
         try:
-            self.engine.plugins.notify("sof_alert", kind=alert.kind, message=alert.message,
-                                       details=alert.details())
+            self.engine.notify_observers("sof_alert", kind=alert.kind, message=alert.message,
+                                         details=alert.details())
         except Exception:  # notify already isolates observers; this guards the engine itself
             log.exception("could not send sof_alert %s", alert.kind)
 

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any
 
-from sof_core import hookimpl
+from sof_core import hookimpl, inline_observer
 
 #: Runs whose skill start times are kept while they run (a bound, not an expected load).
 MAX_RUNS_TRACKED = 4096
@@ -30,6 +30,7 @@ class TimelineObserver:
         self._lock = threading.Lock()
 
     @hookimpl
+    @inline_observer  # a dict store under a lock held for microseconds
     def sof_before_plan(self, plan: list[str], uif: Any) -> None:
         task = _task_id(uif)
         if task is None:
@@ -42,6 +43,7 @@ class TimelineObserver:
             self._plan_starts.setdefault(task, time.perf_counter())
 
     @hookimpl
+    @inline_observer
     def sof_before_skill(self, skill: Any, uif: Any) -> None:
         task = _task_id(uif)
         if task is None:

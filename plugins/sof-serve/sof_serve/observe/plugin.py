@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from sof_core import add_route_observer, hookimpl
+from sof_core import add_route_observer, hookimpl, inline_observer
 from sof_serve.observe import ledger, tracing
 
 if TYPE_CHECKING:
@@ -71,12 +71,16 @@ def record_metrics(report: Any) -> None:
         getattr(report, "planning", None)))
 
 
+# Inline (called in the notifying thread, no hand-off) while it only records in memory;
+# once spans are made, a span processor may export them before it returns.
 @hookimpl
+@inline_observer(unless=tracing.emitting)
 def sof_after_plan(report: Any) -> None:
     record_metrics(report)
     tracing.record_run(report)
 
 
 @hookimpl
+@inline_observer
 def sof_alert(kind: str, message: str, details: dict[str, Any]) -> None:
     ledger.record("alert", (kind, details))

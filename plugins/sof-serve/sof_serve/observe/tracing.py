@@ -46,6 +46,15 @@ def available() -> bool:
     return _otel_trace() is not None
 
 
+def emitting() -> bool:
+    """Whether ``record_run`` would make spans now (then a span processor may export them
+    before it returns, so the observer is not called inline: ``observe/plugin.py``)."""
+    if _provider is not None:
+        return available()
+    otel = sys.modules.get("opentelemetry.trace")
+    return otel is not None and _global_provider_set(otel)
+
+
 def record_run(report: Any, tracer_provider: Any = None) -> None:
     """Emit the spans of one finished ``ExecutionReport``."""
     provider = tracer_provider or _provider

@@ -1,0 +1,162 @@
+"""Observer calls made from the host's thread, each given at most ``observer_timeout``.
+
+Where a run's own threads notify observers (``sof_before_skill`` in the thread that runs the
+skill, ``sof_after_skill`` in the runner's), the run's deadlines already cover them: a hung
+observer there is given up on with the run. The calls SOF makes from the thread that called
+``execute_plan`` (``sof_before_plan``, ``sof_after_plan``, the notes a run leaves for its
+end, the router's ``sof_alert``) had no bound: one observer that never returned held
+``execute_plan`` forever, which DESIGN.md rules out ("observers may never break a run").
+
+Each such call now runs in a thread of the engine's observer pool, in a copy of the
+caller's context (so ``contextvars`` such as a request id or a tracing span read the same),
+and the caller waits for it at most ``observer_timeout``. One that does not return by then
+is left running in its daemon thread (Python cannot stop a thread), logged, counted
+(``PluginManager.observer_timeouts``) and reported as ``sof_alert`` kind ``observer_hung``;
+until that call returns, the observer is skipped rather than waited for again. An observer
+marked ``@inline_observer`` (it only records in memory) is called directly, as before:
+the hand-off to a thread costs tens of microseconds, and the bundled ones are so marked.
+``observer_timeout = None`` calls every observer directly.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextvars
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sof_core.execution.threads import ABANDONED, DaemonPool
+from sof_core.plugins.markers import is_inline_observer
+
+if TYPE_CHECKING:
+    from sof_core.plugins import PluginManager
+
+log = logging.getLogger("sof.observers")
+
+
+class HungObservers:
+    """Observer implementations with a call still running after it was given up on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[int, tuple[Any, int]] = {}  # id(impl) -> (impl, calls still hung)
+
+    def hung(self, impl: Any) -> bool:
+        return id(impl) in self._calls
+
+    def add(self, impl: Any) -> None:
+        with self._lock:
+            count = self._calls.get(id(impl), (impl, 0))[1]
+            self._calls[id(impl)] = (impl, count + 1)
+
+    def returned(self, impl: Any) -> None:
+        with self._lock:
+            count = self._calls.get(id(impl), (impl, 0))[1] - 1
+            if count > 0:
+                self._calls[id(impl)] = (impl, count)
+            else:
+                self._calls.pop(id(impl), None)
+
+    def names(self) -> list[str]:
+        """``plugin.hook`` of each observer with a call still hung."""
+        with self._lock:
+            return sorted(f"{impl.plugin_name}.{impl.function.__name__}"
+                          for impl, _ in self._calls.values())
+
+
+class Threads(Protocol):
+    """What this module needs of an engine's ``EngineThreads`` (which holds it)."""
+
+    hung_observers: HungObservers
+
+    def observers(self) -> DaemonPool: ...
+
+
+def notify(plugins: PluginManager, threads: Threads, timeout: float | None,
+           hook_name: str, **kwargs: Any) -> None:
+    """Call observer hook ``hook_name`` from the host's thread (see the module docstring)."""
+    impls = plugins.observers(hook_name)
+    if not impls:
+        return
+    if timeout is None:
+        plugins.notify(hook_name, **kwargs)
+        return
+    for impl in impls:
+        if is_inline_observer(impl.function):
+            plugins.call_observer(impl, hook_name, kwargs)
+        else:
+            _bounded(plugins, threads, timeout, impl, hook_name, kwargs)
+
+
+class _Call:
+    """One observer call handed to a pool thread; ``lock`` orders its end and the give-up."""
+
+    __slots__ = ("abandoned", "done", "finished", "lock")
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.finished = False
+        self.abandoned = False
+
+
+def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
+             hook_name: str, kwargs: dict[str, Any]) -> None:
+    hung = threads.hung_observers
+    if hung.hung(impl):
+        log.debug("observer %s.%s skipped: a call to it is still hung", impl.plugin_name,
+                  hook_name)
+        return
+    call = _Call()
+    context = contextvars.copy_context()
+
+    def job() -> object:
+        context.run(plugins.call_observer, impl, hook_name, kwargs)
+        with call.lock:
+            if call.abandoned:
+                hung.returned(impl)
+                log.warning("observer %s.%s returned after it was given up on",
+                            impl.plugin_name, hook_name)
+                return ABANDONED
+            call.finished = True
+        call.done.release()
+        return None
+
+    try:
+        pool = threads.observers()
+        pool.submit(job)
+    except RuntimeError:  # the engine was closed: no thread to hand it to
+        plugins.call_observer(impl, hook_name, kwargs)
+        return
+    try:
+        if call.done.acquire(timeout=timeout):
+            return
+    except BaseException:  # Ctrl-C while waiting: the call goes on without us
+        _give_up(call, pool, hung, impl)
+        raise
+    if not _give_up(call, pool, hung, impl):
+        return  # it returned just now
+    plugins.observer_timeouts += 1
+    message = (f"observer {impl.plugin_name}.{hook_name} did not return within "
+               f"{timeout}s (observer_timeout); SOF stopped waiting for it, and skips it "
+               "until that call returns")
+    log.warning("%s", message)
+    if hook_name != "sof_alert":
+        notify(plugins, threads, timeout, "sof_alert", kind="observer_hung", message=message,
+               details={"plugin": impl.plugin_name, "hook": hook_name, "timeout": timeout})
+
+
+def _give_up(call: _Call, pool: DaemonPool, hung: HungObservers, impl: Any) -> bool:
+    """Stop waiting for ``call``; False when it finished first after all."""
+    with call.lock:
+        if call.finished:
+            return False
+        call.abandoned = True
+        hung.add(impl)
+    pool.abandon()
+    return True
+
+
+__all__ = ["HungObservers", "notify"]
