@@ -15,7 +15,7 @@ from typing import Any
 
 from _common import Row, Section, Target, best_of_batches, chain
 
-from sof_core import UIF, hookimpl
+from sof_core import UIF, hookimpl, inline_observer
 from sof_core.testing import make_engine
 
 N = 20
@@ -23,9 +23,12 @@ N = 20
 
 class MetricsOnly:
     """The monitor plugin's metric hook without its tracing (the recorded runs are folded
-    into the Prometheus series every ``TALLY_AT`` runs, inside the timed batches)."""
+    into the Prometheus series every ``TALLY_AT`` runs, inside the timed batches). Called
+    inline, as the monitor's is while it makes no spans; with spans it is called in the
+    engine's observer pool (a hand-off per run, in the tracing row)."""
 
     @hookimpl
+    @inline_observer
     def sof_after_plan(self, report: Any) -> None:
         from sof_serve.observe.plugin import record_metrics
 
