@@ -210,3 +210,18 @@ def test_hung_skill_observers_are_blamed_not_the_skill_nor_the_run(
     assert 2 <= engine.plugins.observer_timeouts <= 3
     assert engine.stats()["hung_observers"] == ["hung.sof_after_skill",
                                                 "hung.sof_before_skill"]
+
+
+def test_an_observer_that_exits_is_counted_and_the_next_call_waits_for_nothing(
+        make_skill: Any) -> None:
+    class Exits:
+        @hookimpl
+        def sof_after_plan(self, report: Any) -> None:
+            raise SystemExit(3)
+
+    engine = _engine(make_skill, ("exits", Exits()), timeout=5.0)
+    report, took = _run_bounded(engine)
+    assert report.status == "success"
+    assert engine.plugins.observer_errors == 1
+    assert engine.plugins.observer_timeouts == 0
+    assert took < 5.0  # hangs only: it was not waited out as a hung call

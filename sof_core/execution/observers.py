@@ -113,7 +113,11 @@ def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any
     context = contextvars.copy_context()
 
     def job() -> object:
-        context.run(plugins.call_observer, impl, hook_name, kwargs)
+        try:
+            context.run(plugins.call_observer, impl, hook_name, kwargs)
+        except BaseException:  # SystemExit, KeyboardInterrupt: call_observer lets them by
+            plugins.observer_errors += 1
+            log.exception("observer %s.%s raised; ignored", impl.plugin_name, hook_name)
         with call.lock:
             if call.abandoned:
                 hung.returned(impl)
