@@ -24,11 +24,18 @@ RELEASE = threading.Event()
 REQUEST = contextvars.ContextVar("request", default="none")
 
 
+ENGINES: list[Any] = []
+
+
 @pytest.fixture(autouse=True)
 def _release() -> Iterator[None]:
     RELEASE.clear()
     yield
-    RELEASE.set()  # lets the abandoned observer calls end
+    RELEASE.set()  # lets the abandoned observer calls end, while this test still runs:
+    deadline = time.monotonic() + 5  # what they log must not land in a later test's output
+    while any(e.stats()["hung_observers"] for e in ENGINES) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ENGINES.clear()
 
 
 class HangsBeforePlan:
@@ -78,7 +85,9 @@ class InlineRecords:
 
 def _engine(make_skill: Any, *observers: tuple[str, Any], timeout: float = 0.3) -> Any:
     skill = make_skill("Plain", ["input_query"], ["plain"])
-    return make_engine([skill], plugins=list(observers), observer_timeout=timeout)
+    engine = make_engine([skill], plugins=list(observers), observer_timeout=timeout)
+    ENGINES.append(engine)
+    return engine
 
 
 def _run_bounded(engine: Any, limit: float = 10.0) -> tuple[Any, float]:
@@ -196,6 +205,7 @@ def test_hung_skill_observers_are_blamed_not_the_skill_nor_the_run(
     skills = [make_skill(f"Wide{i}", ["input_query"], [f"w{i}"]) for i in range(2)]
     engine = make_engine(skills, plugins=[("hung", HangsAroundSkills())],
                          observer_timeout=0.3, executor=executor)
+    ENGINES.append(engine)
     box: list[Any] = []
     worker = threading.Thread(target=lambda: box.append(
         engine.execute_plan(["Wide0", "Wide1"], UIF(input_query="q"))), daemon=True)

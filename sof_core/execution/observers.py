@@ -121,8 +121,8 @@ def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any
         with call.lock:
             if call.abandoned:
                 hung.returned(impl)
-                log.warning("observer %s.%s returned after it was given up on",
-                            impl.plugin_name, hook_name)
+                log.info("observer %s.%s returned after it was given up on",
+                         impl.plugin_name, hook_name)
                 return ABANDONED
             call.finished = True
         call.done.release()
