@@ -302,3 +302,70 @@ def test_without_a_timeout_plugins_import_on_the_loading_thread(dists: Any) -> N
     plugin = sys.modules[module]
     assert threading.current_thread().name == plugin.IMPORTED_IN
     assert plugin.DB.execute("select 1").fetchone() == (1,)  # same thread: usable
+
+
+#: Imports at once; its registration hook hangs (a hook that lists tools from a server that
+#: stopped answering) until the test sets ``RELEASE``.
+HUNG_HOOK = GOOD.format(name="SlowSkill", key="slow").replace(
+    "    return [SlowSkill]",
+    "    import builtins\n    builtins.SOF_TEST_RELEASE.wait()\n    return [SlowSkill]")
+
+HUNG_CONFIGURE = GOOD.format(name="ConfSkill", key="conf") + """
+
+@hookimpl
+def sof_configure(config):
+    import builtins
+    builtins.SOF_TEST_RELEASE.wait()
+"""
+
+SIGNAL_HOOK = GOOD.format(name="SigHookSkill", key="sighook").replace(
+    "    return [SigHookSkill]",
+    "    import signal\n    signal.signal(signal.SIGUSR2, lambda *a: None)\n"
+    "    return [SigHookSkill]")
+
+
+def test_a_plugin_whose_registration_hook_hangs_is_skipped_at_the_same_deadline(
+    dists: Any, release: threading.Event
+) -> None:
+    """Before: the import had a deadline, its ``sof_register_skills()`` none: the host's
+    start-up waited for it forever."""
+    dists.add("sof-aaa-slowhook", HUNG_HOOK, entry_name="slowhook")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    started = time.monotonic()
+    pm = only("slowhook", "good", plugin_import_timeout=0.5)
+    assert time.monotonic() - started < 10, "the host waited for the hung hook"  # hang bound
+    record = pm.records["slowhook"]
+    assert record.status == "failed" and record.error_type == "PluginLoadError"
+    assert "its registration hooks (sof_register_skills()) did not return within 0.5 s" in (
+        record.error or "")
+    assert "SlowSkill" not in pm.registry
+    assert pm.records["good"].status == "loaded" and "GoodSkill" in pm.registry
+    release.set()  # the hook returns late: nothing of it reaches the registry
+    time.sleep(0.2)
+    assert "SlowSkill" not in pm.registry
+
+
+def test_a_plugin_whose_configure_hook_hangs_is_unloaded_and_the_host_starts(
+    dists: Any, release: threading.Event
+) -> None:
+    dists.add("sof-conf", HUNG_CONFIGURE, entry_name="conf")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    started = time.monotonic()
+    pm = only("conf", "good", plugin_import_timeout=0.5)
+    assert time.monotonic() - started < 10  # a hang bound
+    record = pm.records["conf"]
+    assert record.status == "failed"
+    assert "its sof_configure() did not return within 0.5 s" in (record.error or "")
+    assert "ConfSkill" not in pm.registry
+    assert "GoodSkill" in pm.registry
+
+
+def test_a_registration_hook_that_needs_the_main_thread_still_works(dists: Any) -> None:
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        dists.add("sof-sighook", SIGNAL_HOOK, entry_name="sighook")
+        pm = only("sighook")
+        assert pm.records["sighook"].status == "loaded", pm.records["sighook"].error
+        assert "SigHookSkill" in pm.registry
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

@@ -263,8 +263,9 @@ class SOFConfig(BaseModel):
     #: A plugin import slower than this (ms) is logged and recorded; strict mode fails it.
     plugin_import_budget_ms: float = Field(default=1000.0, gt=0)
     #: A plugin whose import has not finished after this many seconds is skipped (its
-    #: import left running in a daemon thread); ``None``: no deadline, plugins are imported
-    #: on the loading thread.
+    #: import left running in a daemon thread), and so is one whose registration hooks or
+    #: ``sof_configure`` take as long; ``None``: no deadline, plugins are imported on the
+    #: loading thread.
     plugin_import_timeout: float | None = Field(default=60.0, gt=0, le=MAX_TIMEOUT)
 
     # --- observability -------------------------------------------------------------------

@@ -10,6 +10,10 @@ for a module the given-up import holds (a library both import that hangs while i
 Python's import lock would hold it there too, so it is skipped when that is seen (the wait
 looks every tenth of a second while an import is hung), not at a deadline of its own.
 
+The installed plugins' start-up hooks (registration hooks, ``sof_configure``) run in the
+same thread with the same deadline (``call``): a hook that hangs is given up on like an
+import.
+
 One thread serves every import of a ``load()`` call, so the cost is one thread start and a
 hand-off per plugin. A plugin whose import needs the main thread (``signal.signal`` at
 import, or ``asyncio.get_event_loop()`` without a loop) fails there with Python's own
@@ -27,7 +31,7 @@ import linecache
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from queue import SimpleQueue
 from types import FrameType
 from typing import Any
@@ -84,7 +88,41 @@ class DeadlineImporter:
         timeout = self.timeout
         if self.inline or timeout is None:
             return _import_here(module_name, value)
-        job = _Job(value, module_name)
+        ok, result = self._run(
+            lambda: _import_here(module_name, value), module_name, timeout,
+            f"importing {module_name!r} did not finish",
+            "the plugin is skipped and its import left running in a daemon thread")
+        if ok:
+            return result
+        if _needs_main_thread(result) and threading.current_thread() is threading.main_thread():
+            return _import_here(module_name, value)
+        raise result
+
+    def call(self, fn: Callable[[], Any], module_name: str, what: str,
+             retry_here: Callable[[], Any] | None = None) -> Any:
+        """``fn()`` (a plugin's hook, from the module it was imported from) in the import
+        thread, within the same deadline as an import: ``ImportHung`` when it does not
+        return by then (``what`` says what did not), its own exception when it raises.
+        One that fails because it needs the main thread is done again by ``retry_here()``
+        on the calling thread, when that is the main thread."""
+        timeout = self.timeout
+        if self.inline or timeout is None:
+            return fn()
+        ok, result = self._run(fn, module_name, timeout, f"{what} did not return",
+                               "the plugin is skipped and the call left running in a daemon "
+                               "thread")
+        if ok:
+            return result
+        if retry_here is not None and _needs_main_thread(result.__cause__ or result) and (
+                threading.current_thread() is threading.main_thread()):
+            return retry_here()  # as for an import that needs the main thread
+        raise result
+
+    def _run(self, fn: Callable[[], Any], module_name: str, timeout: float, late_what: str,
+             left: str) -> tuple[bool, Any]:
+        """``(True, fn())`` or ``(False, its exception)``, run in the import thread; raises
+        ``ImportHung`` when it has not ended within ``timeout``."""
+        job = _Job(fn)
         jobs, thread = self._worker()
         self._idle = False
         jobs.put(job)
@@ -96,21 +134,15 @@ class DeadlineImporter:
                 if late:
                     job.abandoned = True
             if late:
-                self._jobs = self._thread = None  # the next import gets a new thread
+                self._jobs = self._thread = None  # the next job gets a new thread
                 _give_up(thread, module_name, job.started)
                 if behind is not None:
                     raise ImportHung(_waits_for(module_name, behind))
                 raise ImportHung(
-                    f"importing {module_name!r} did not finish within {timeout:g} s "
-                    f"(plugin_import_timeout, SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; "
-                    "the plugin is skipped and its import left running in a daemon thread"
+                    f"{late_what} within {timeout:g} s (plugin_import_timeout, "
+                    f"SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; {left}"
                 )
-        ok, result = job.outcome  # type: ignore[misc]
-        if ok:
-            return result
-        if _needs_main_thread(result) and threading.current_thread() is threading.main_thread():
-            return _import_here(module_name, value)
-        raise result
+        return job.outcome  # type: ignore[return-value]
 
     def close(self) -> None:
         """End the thread once its job is done, and wait for it when it is idle, so no
@@ -138,11 +170,10 @@ class DeadlineImporter:
 
 
 class _Job:
-    __slots__ = ("abandoned", "done", "lock", "module", "outcome", "started", "value")
+    __slots__ = ("abandoned", "done", "fn", "lock", "outcome", "started")
 
-    def __init__(self, value: str, module: str) -> None:
-        self.value = value
-        self.module = module
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
         self.done = _thread.allocate_lock()
         self.done.acquire()
         self.lock = _thread.allocate_lock()
@@ -162,7 +193,7 @@ def _serve(jobs: SimpleQueue[_Job | None], owner: object) -> None:
         job.started = time.monotonic()
         outcome: tuple[bool, Any]
         try:
-            outcome = (True, _import_here(job.module, job.value))
+            outcome = (True, job.fn())
         except BaseException as exc:  # handed to the loading thread, which decides
             outcome = (False, exc)
         with job.lock:

@@ -154,6 +154,9 @@ class PluginManager:
         #: Installed distributions skipped because their metadata could not be read.
         self.discovery_warnings: list[str] = []
         self.observer_errors = 0
+        #: While ``load()`` imports installed plugins: their registration hooks run in its
+        #: thread, within ``plugin_import_timeout``, as their imports do.
+        self._importer: DeadlineImporter | None = None
         #: Observer calls given up on at ``observer_timeout`` (``execution/observers.py``).
         self.observer_timeouts = 0
         self._builtins = builtins and parent is None
@@ -257,9 +260,15 @@ class PluginManager:
                     self.register(module, name=name, source="builtin")
             if self.config.plugins_autoload:
                 with DeadlineImporter(self.config.plugin_import_timeout, self) as importer:
-                    for record in self.discover():
-                        self._load_entry_point(record, importer)
-            self._call_configure()
+                    self._importer = importer
+                    try:
+                        for record in self.discover():
+                            self._load_entry_point(record, importer)
+                        self._call_configure()
+                    finally:
+                        self._importer = None
+            else:
+                self._call_configure()
             self._configured = True
             self._refresh_conflicts()
             self.raise_if_strict()
@@ -548,35 +557,30 @@ class PluginManager:
         contributions: dict[str, list[Any]] = {}
         offered: list[str] = []
         record.offered = offered
-        for kind, hook_name in COMPONENT_HOOKS.items():
-            caller = getattr(self.hook_manager.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                if impl.plugin_name != name or impl.hookwrapper or impl.wrapper:
-                    continue
-                try:
-                    result = impl.function()
-                except (Exception, SystemExit) as exc:
-                    raise PluginHookError(
-                        name, f"{hook_name}() raised {type(exc).__name__}: {exc}"
-                    ) from exc
-                if result is None:
-                    continue
-                if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
-                    raise PluginHookError(
-                        name, f"{hook_name}() must return a list, got {type(result).__name__}"
-                    )
-                items = contributions.setdefault(kind, [])
-                try:
-                    for item in result:
-                        items.append(item)
-                        if kind in SKILL_KINDS:
-                            offered.append(item_label(item))
-                except Exception as exc:
-                    raise PluginHookError(
-                        name,
-                        f"{hook_name}() result raised {type(exc).__name__} while it was read "
-                        f"(after {len(items)} item(s)): {exc}",
-                    ) from exc
+        impls = [(kind, hook_name, impl)
+                 for kind, hook_name in COMPONENT_HOOKS.items()
+                 for impl in getattr(self.hook_manager.hook, hook_name).get_hookimpls()
+                 if impl.plugin_name == name and not (impl.hookwrapper or impl.wrapper)]
+
+        def gather() -> None:
+            for kind, hook_name, impl in impls:
+                _gather(name, kind, hook_name, impl, contributions, offered)
+
+        def again() -> None:  # on this thread, from scratch
+            contributions.clear()
+            offered.clear()
+            gather()
+
+        importer = self._importer
+        if importer is not None and impls and contest:  # an installed plugin, being loaded
+            try:
+                importer.call(gather, record.module or name,
+                              f"its registration hooks ({_hook_names(impls)})", again)
+            except ImportHung as exc:
+                record.offered = list(offered)  # the hung call may still add to its own
+                raise PluginLoadError(name, str(exc)) from None
+        else:
+            gather()
         self.registry.add_contributions(
             name, contributions, distribution=record.distribution, contest=contest
         )
@@ -606,9 +610,19 @@ class PluginManager:
                 self._configure_impl(impl)
 
     def _configure_impl(self, impl: Any) -> None:
+        available = {"config": self.config, "registry": self.registry}
+        args = [available[arg] for arg in impl.argnames]
+        importer = self._importer
+        record = self._records.get(impl.plugin_name)
         try:
-            available = {"config": self.config, "registry": self.registry}
-            impl.function(*[available[arg] for arg in impl.argnames])
+            if importer is not None and record is not None and record.source == "entry-point":
+                # While loading installed plugins: in the import thread, within its deadline.
+                importer.call(lambda: impl.function(*args), record.module or record.name,
+                              "its sof_configure()", lambda: impl.function(*args))
+            else:
+                impl.function(*args)
+        except ImportHung as exc:
+            raise PluginHookError(impl.plugin_name, str(exc)) from None
         except (Exception, SystemExit) as exc:
             raise PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}") from exc
 
@@ -708,6 +722,40 @@ class _CodeSkills:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _gather(name: str, kind: str, hook_name: str, impl: Any,
+            contributions: dict[str, list[Any]], offered: list[str]) -> None:
+    """Call one registration hook implementation and read its items into
+    ``contributions`` (and their labels into ``offered``, for skills)."""
+    try:
+        result = impl.function()
+    except (Exception, SystemExit) as exc:
+        raise PluginHookError(
+            name, f"{hook_name}() raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if result is None:
+        return
+    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+        raise PluginHookError(
+            name, f"{hook_name}() must return a list, got {type(result).__name__}"
+        )
+    items = contributions.setdefault(kind, [])
+    try:
+        for item in result:
+            items.append(item)
+            if kind in SKILL_KINDS:
+                offered.append(item_label(item))
+    except Exception as exc:
+        raise PluginHookError(
+            name,
+            f"{hook_name}() result raised {type(exc).__name__} while it was read "
+            f"(after {len(items)} item(s)): {exc}",
+        ) from exc
+
+
+def _hook_names(impls: list[tuple[str, str, Any]]) -> str:
+    return ", ".join(dict.fromkeys(f"{hook_name}()" for _, hook_name, _ in impls))
 
 
 def _fail(record: PluginRecord, exc: BaseException) -> None:
