@@ -46,31 +46,30 @@ class EngineThreads:
         """Threads that walk runs (one per run in flight)."""
         pool = self._runners
         if pool is None or pool.closed:
-            with self._lock:
-                pool = self._runners
-                if pool is None or pool.closed:
-                    pool = self._runners = DaemonPool(f"{self.name}-run")
+            pool = self._start("_runners", "run")
         return pool
 
     def steps(self) -> DaemonPool:
         """Threads that run skills beside the runner (``max_workers`` at most)."""
         pool = self._steps
         if pool is None or pool.closed:
-            with self._lock:
-                pool = self._steps
-                if pool is None or pool.closed:
-                    pool = self._steps = DaemonPool(f"{self.name}-step",
-                                                    self.config.max_workers)
+            pool = self._start("_steps", "step", self.config.max_workers)
         return pool
 
     def observers(self) -> DaemonPool:
         """Threads that make observer calls for the host's thread (``observers.py``)."""
         pool = self._observers
         if pool is None or pool.closed:
-            with self._lock:
-                pool = self._observers
-                if pool is None or pool.closed:
-                    pool = self._observers = DaemonPool(f"{self.name}-observe")
+            pool = self._start("_observers", "observe")
+        return pool
+
+    def _start(self, attribute: str, suffix: str, max_workers: int | None = None) -> DaemonPool:
+        """The pool held in ``attribute``, made now if there is none or it was closed."""
+        with self._lock:
+            pool: DaemonPool | None = getattr(self, attribute)
+            if pool is None or pool.closed:
+                pool = DaemonPool(f"{self.name}-{suffix}", max_workers)
+                setattr(self, attribute, pool)
         return pool
 
     def close(self) -> None:
