@@ -431,7 +431,7 @@ class RunContext:
                     if error is None:
                         if after:
                             self._observe("sof_after_skill", skill=step.spec,
-                                                result=result)
+                                          result=result)
                     elif self._notes:
                         self._flush()
                     continue

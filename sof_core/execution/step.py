@@ -273,8 +273,9 @@ class Merge:
     fields: dict[str, Any]
     #: container field -> its read-only version, stored instead while a run goes on
     frozen: dict[str, Any]
-    #: what the skill logged, warned and recorded (None when all are empty)
-    logs: tuple[list[Any], list[Any], dict[str, Any]] | None
+    #: what the skill logged, warned and recorded, as ``merge_logs`` reads it (None when
+    #: all are empty)
+    logs: dict[str, Any] | None
 
 
 def merge_outcome(main: UIF, outcome: Outcome, frozen: RunFreeze | None = None) -> None:
@@ -338,8 +339,9 @@ def prepare_merge(step: Step, result: Any, view: Any, data: Any, guard: Any) -> 
     # Empty lists/dicts are the norm: skip them without a copy.
     logs = None
     if produced["log_trace"] or produced["warnings"] or produced["skill_outputs"]:
-        logs = (list(produced["log_trace"]), list(produced["warnings"]),
-                {exact_key(key): value for key, value in dict(produced["skill_outputs"]).items()})
+        logs = {"log_trace": list(produced["log_trace"]), "warnings": list(produced["warnings"]),
+                "skill_outputs": {exact_key(key): value
+                                  for key, value in dict(produced["skill_outputs"]).items()}}
     return Merge(writes, fields, frozen, logs)
 
 
@@ -360,9 +362,7 @@ def commit_merge(main: UIF, step: Step, merge: Merge, duration: float,
                 value = frozen.keep(name, merge.frozen[name], value)
             fields[name] = value
     if merge.logs is not None:
-        log_trace, warnings, outputs = merge.logs
-        merge_logs(main, {"log_trace": log_trace, "warnings": warnings,
-                          "skill_outputs": outputs})
+        merge_logs(main, merge.logs)
     if frozen is None:
         fields["executed_skills"].append(step.name)
         fields["skill_timings"][step.name] = duration

@@ -103,8 +103,9 @@ class DeadlineImporter:
         """``fn()`` (a plugin's hook, from the module it was imported from) in the import
         thread, within the same deadline as an import: ``ImportHung`` when it does not
         return by then (``what`` says what did not), its own exception when it raises.
-        One that fails because it needs the main thread is done again by ``retry_here()``
-        on the calling thread, when that is the main thread."""
+        One that fails because it needs the main thread is done again on the calling
+        thread, when that is the main thread: by ``retry_here()`` if given (a call that
+        must start afresh), else by ``fn()``."""
         timeout = self.timeout
         if self.inline or timeout is None:
             return fn()
@@ -113,9 +114,9 @@ class DeadlineImporter:
                                "thread")
         if ok:
             return result
-        if retry_here is not None and _needs_main_thread(result.__cause__ or result) and (
+        if _needs_main_thread(result.__cause__ or result) and (
                 threading.current_thread() is threading.main_thread()):
-            return retry_here()  # as for an import that needs the main thread
+            return (retry_here or fn)()  # as for an import that needs the main thread
         raise result
 
     def _run(self, fn: Callable[[], Any], module_name: str, timeout: float, late_what: str,

@@ -618,7 +618,7 @@ class PluginManager:
             if importer is not None and record is not None and record.source == "entry-point":
                 # While loading installed plugins: in the import thread, within its deadline.
                 importer.call(lambda: impl.function(*args), record.module or record.name,
-                              "its sof_configure()", lambda: impl.function(*args))
+                              "its sof_configure()")
             else:
                 impl.function(*args)
         except ImportHung as exc:
