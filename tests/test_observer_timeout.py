@@ -9,6 +9,7 @@ DESIGN.md says observers may never break a run. Now each such call gets at most
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sof_core import UIF, SOFConfig, hookimpl, inline_observer
+from sof_core import UIF, BaseSkillModule, SOFConfig, hookimpl, inline_observer
 from sof_core.testing import make_engine
 
 RELEASE = threading.Event()
@@ -235,3 +236,188 @@ def test_an_observer_that_exits_is_counted_and_the_next_call_waits_for_nothing(
     assert engine.plugins.observer_errors == 1
     assert engine.plugins.observer_timeouts == 0
     assert took < 5.0  # hangs only: it was not waited out as a hung call
+
+
+# --- aexecute_plan: a hung observer holds its run, never the host's event loop -------------
+
+
+class AsyncFetch(BaseSkillModule):
+    skill_name = "AsyncFetch"
+    skill_description = "an async skill on the host's loop"
+    required_inputs = ["input_query"]
+    output_keys = ["fetched"]
+    max_execution_time = 0.2  # shorter than the observer timeout below
+
+    async def execute(self, uif: UIF) -> UIF:
+        await asyncio.sleep(0.01)
+        uif.intermediate_data["fetched"] = uif.input_query.upper()
+        return uif
+
+
+class HangsEverywhere:
+    """Every run hook hangs: before and after the plan and each skill."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def sof_before_plan(self, plan: list[str]) -> None:
+        self.calls.append("before_plan")
+        RELEASE.wait(60)
+
+    @hookimpl
+    def sof_before_skill(self, skill: Any) -> None:
+        self.calls.append("before_skill")
+        RELEASE.wait(60)
+
+    @hookimpl
+    def sof_after_skill(self, result: Any) -> None:
+        self.calls.append("after_skill")
+        RELEASE.wait(60)
+
+    @hookimpl
+    def sof_after_plan(self, report: Any) -> None:
+        self.calls.append("after_plan")
+        RELEASE.wait(60)
+
+
+async def _ticking(coro: Any, period: float = 0.01) -> tuple[Any, float]:
+    """Await ``coro`` while a task ticks on the same loop; the longest gap between ticks."""
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        result = await asyncio.wait_for(coro, 20)
+    finally:
+        stop.set()
+        await ticker
+    return result, max(gaps, default=0.0)
+
+
+@pytest.mark.parametrize("skill_kind", ["async", "sync"])
+def test_hung_observers_never_block_the_event_loop_of_aexecute_plan(
+        make_skill: Any, skill_kind: str) -> None:
+    """Before: each hung observer call was waited for on the loop, blocking the host's other
+    tasks for ``observer_timeout`` each time (here 4 × 0.4 s). A sync skill's
+    ``sof_before_skill`` is told in the pool thread that runs it, within its deadline: that
+    skill has none here."""
+    hung = HangsEverywhere()
+    skill = AsyncFetch if skill_kind == "async" else make_skill(
+        "AsyncFetch", ["input_query"], ["fetched"])
+    engine = make_engine([skill], plugins=[("hung", hung)], observer_timeout=0.4)
+    ENGINES.append(engine)
+    report, gap = asyncio.run(_ticking(engine.aexecute_plan(["AsyncFetch"],
+                                                            UIF(input_query="q"))))
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["fetched"]
+    assert gap < 0.3  # hangs only: the loop was never held for an observer_timeout
+    assert hung.calls == ["before_plan", "before_skill", "after_skill", "after_plan"]
+    assert engine.plugins.observer_timeouts == 4
+    assert len(engine.stats()["hung_observers"]) == 4
+
+
+def test_each_run_hook_is_awaited_and_given_up_on_under_aexecute_plan() -> None:
+    """One observer per hook, each hung: every one is given up on in turn (the run goes on
+    and succeeds), and the async skill is not timed out for the time its observer took."""
+    hooks = ["sof_before_plan", "sof_before_skill", "sof_after_skill", "sof_after_plan"]
+    plugins = [(hook, _hangs_on(hook)) for hook in hooks]
+    records = Records()
+    engine = make_engine([AsyncFetch], plugins=[*plugins, ("records", records)],
+                         observer_timeout=0.3)
+    ENGINES.append(engine)
+    report, gap = asyncio.run(_ticking(engine.aexecute_plan(["AsyncFetch"],
+                                                            UIF(input_query="q"))))
+    assert report.status == "success", report.errors  # not a 0.2 s timeout of the skill
+    assert gap < 0.25
+    assert engine.plugins.observer_timeouts == 4
+    assert sorted(engine.stats()["hung_observers"]) == sorted(
+        f"{hook}.{hook}" for hook in hooks)
+    alerts = [e[2] for e in records.events if e[0] == "alert"]
+    assert alerts == hooks  # in the order the run told them
+    assert [e[:2] for e in records.events if e[0] != "alert"] == [
+        ("before", "none"), ("after", "success")]
+
+
+def _hangs_on(hook: str) -> Any:
+    """An observer whose only hook is ``hook``, which hangs (pluggy reads the hook's name
+    from the function's, and its arguments from its signature: none but ``self``)."""
+
+    def hangs(self: Any) -> None:
+        RELEASE.wait(60)
+
+    hangs.__name__ = hook
+    return type(f"Hangs_{hook}", (), {hook: hookimpl(hangs)})()
+
+
+def test_observers_under_aexecute_plan_see_the_callers_context(make_skill: Any) -> None:
+    records = Records()
+    engine = _engine(make_skill, ("records", records))
+
+    async def main() -> Any:
+        REQUEST.set("req-async")
+        return await engine.aexecute_plan(["Plain"], UIF(input_query="q"))
+
+    report = asyncio.run(main())
+    assert report.status == "success"
+    assert records.events[0][:2] == ("before", "req-async")
+    assert records.events[-1][:2] == ("after", "success")  # told before it returned
+
+
+def test_anotify_observers_is_bounded_and_keeps_the_loop_free(make_skill: Any) -> None:
+    class HangsOnAlert:
+        @hookimpl
+        def sof_alert(self, kind: str) -> None:
+            RELEASE.wait(60)
+
+    engine = _engine(make_skill, ("hung", HangsOnAlert()), timeout=0.3)
+    _, gap = asyncio.run(_ticking(engine.anotify_observers("sof_alert", kind="x",
+                                                           message="m", details={})))
+    assert gap < 0.25
+    assert engine.plugins.observer_timeouts == 1
+
+
+def test_a_wide_async_stage_and_retries_tell_before_skill_observers_on_the_loop() -> None:
+    """The other two ways an async step is awaited (beside others in a wide stage, and with
+    retries): each attempt's ``sof_before_skill`` is told, off the loop, before it runs."""
+    attempts: list[str] = []
+
+    class Flaky(BaseSkillModule):
+        skill_name = "Flaky"
+        skill_description = "fails its first attempt"
+        required_inputs = ["input_query"]
+        output_keys = ["flaky"]
+        max_retries = 1
+
+        async def execute(self, uif: UIF) -> UIF:
+            attempts.append("try")
+            if len(attempts) == 1:
+                raise RuntimeError("first attempt fails")
+            uif.intermediate_data["flaky"] = "ok"
+            return uif
+
+    class Told:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, str]] = []
+
+        @hookimpl
+        def sof_before_skill(self, skill: Any, uif: UIF) -> None:
+            self.seen.append((skill.name, threading.current_thread().name))
+
+    told = Told()
+    engine = make_engine([AsyncFetch, Flaky], plugins=[("told", told)])
+    ENGINES.append(engine)
+    loop_thread = threading.current_thread().name
+    report = asyncio.run(engine.aexecute_plan(["AsyncFetch", "Flaky"], UIF(input_query="q")))
+    assert report.status == "success", report.errors
+    assert report.stages == [["AsyncFetch", "Flaky"]]
+    assert sorted(name for name, _ in told.seen) == ["AsyncFetch", "Flaky", "Flaky"]
+    assert all(thread != loop_thread for _, thread in told.seen)  # handed off, awaited

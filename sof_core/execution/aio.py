@@ -120,6 +120,18 @@ class AsyncCall:
     def timeout_error(self) -> SkillTimeoutError:
         return SkillTimeoutError(self.verdict or "cancelled", self.step.name)
 
+    def begin(self, now: float, total: float = math.inf) -> None:
+        """Start the deadline at ``now``: for a call made with no deadline while its
+        ``sof_before_skill`` observers were awaited (their time is not the skill's). The
+        deadline is set last: the watchdog reads it from another thread."""
+        timeout = self.step.timeout
+        deadline = now + timeout if timeout is not None else math.inf
+        limit = deadline if deadline < total else total
+        self.limit = None if limit == math.inf else limit
+        self.started = now
+        self.blocked_at_start = self.state.blocked
+        self.deadline = deadline
+
 
 def overrun(call: AsyncCall, now: float) -> str:
     """What to do with ``call`` at (or after) its deadline; sets ``call.verdict`` when it

@@ -35,6 +35,7 @@ from sof_core.execution.aio import (
 )
 from sof_core.execution.deadlines import _task_deadline, clock
 from sof_core.execution.fanout import RUNNING, PoolCall
+from sof_core.execution.observers import anotify
 from sof_core.execution.report import SkillResult
 from sof_core.execution.step import (
     Outcome,
@@ -58,6 +59,7 @@ _INF = float("inf")
 async def drive_async(run: RunContext, total_deadline: float) -> None:
     """Walk ``run`` on the running loop until done, stopped, or out of time."""
     loop = asyncio.get_running_loop()
+    run.defer_notes = True  # observers are awaited here (``_tell``), never waited for
     run.frozen.freeze_uif(run.uif.__dict__, run.compiled.read_only_order)
     run.total_deadline = total_deadline
     inflight: list[AsyncCall] = []
@@ -82,6 +84,8 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
             steps, skipped = run._ready_steps(stage)
             if skipped:
                 run._record_stage(None, (), index, skipped)
+                if run._notes:
+                    await _tell(run)
             if not steps:
                 continue
             if len(steps) == 1:
@@ -91,9 +95,8 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     # The usual async step, awaited in this frame and recorded inline
                     # (``_one`` + ``_record_stage``'s success path without the Outcome).
                     now = clock()
-                    acall = AsyncCall(step, loop, now,
-                                      now + step.timeout if step.timeout is not None else _INF,
-                                      state, total_deadline)
+                    acall = AsyncCall(step, loop, now, _deadline(run, step, now), state,
+                                      total_deadline)
                     inflight.append(acall)
                     try:
                         ran = await _await_once(run, step, acall, task)
@@ -102,6 +105,8 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     if run.finished:  # the total timeout recorded this stage already
                         break
                     _record_one(run, step, index, ran)
+                    if run._notes:
+                        await _tell(run)
                     # Let the step's view go now, not when the next stage is over: a run
                     # waiting on its next step holds only what that step needs, which is
                     # what the garbage collector walks again and again in a burst of runs.
@@ -114,6 +119,8 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                 break
             run._record_stage(None, outcomes, index, ())
             del outcomes  # (the same as ``ran`` above)
+            if run._notes:
+                await _tell(run)
         else:
             run.stage_index = len(run.step_stages)
     except asyncio.CancelledError:
@@ -135,7 +142,30 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
             run.finished = True
             run.finish()
         if run._notes:
-            run._flush()
+            await _tell(run)
+
+
+def _deadline(run: RunContext, step: Step, now: float) -> float:
+    """An async step's deadline if it starts now; none yet if ``sof_before_skill`` has
+    observers: it begins once they were told (``AsyncCall.begin`` in ``_await_once``)."""
+    if run._before is not None or step.timeout is None:
+        return _INF
+    return now + step.timeout
+
+
+async def _tell(run: RunContext) -> None:
+    """Send the run's recorded notifications, awaited on this loop: a handed-off observer
+    holds this run (at most ``observer_timeout``), never the loop (``observers.anotify``)."""
+    with run.lock:
+        notes, run._notes = run._notes, []
+    for hook, kwargs in notes:
+        await anotify(run.plugins, run.threads, run.config.observer_timeout, hook, **kwargs)
+
+
+async def _tell_before(run: RunContext, step: Step, view: UIF) -> None:
+    """``sof_before_skill`` for an async step, awaited on this loop (see ``_tell``)."""
+    await anotify(run.plugins, run.threads, run.config.observer_timeout, "sof_before_skill",
+                  skill=step.spec, uif=view)
 
 
 async def _gather(run: RunContext, steps: Sequence[Step], stage: int,
@@ -153,12 +183,17 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
         return Outcome(step, None, None, None, None, run.hung.error(step.name), 0.0, 0)
     if step.spec.is_async and step.isolation != "process":
         now = clock()
-        deadline = now + step.timeout if step.timeout is not None else _INF
+        if step.retries:  # its observers are told within its deadline, at each attempt
+            deadline = now + step.timeout if step.timeout is not None else _INF
+        else:
+            deadline = _deadline(run, step, now)
         call = AsyncCall(step, loop, now, deadline, total=run.total_deadline)
         inflight.append(call)  # the run's watch looks at its deadline (``_RunWatch``)
         try:
             if step.retries:
-                return await aexecute_step(step, run.uif, run._backoff, call, run._before)
+                before = (None if run._before is None
+                          else lambda step, view: _tell_before(run, step, view))
+                return await aexecute_step(step, run.uif, run._backoff, call, before)
             result, view, data, error, duration = await _await_once(run, step, call)
             return Outcome(step, result, view, data, data, error, duration, 1)
         finally:
@@ -188,9 +223,9 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
     started = _perf()
     view, data = skill_view(run.uif, step)
     try:
-        before = run._before
-        if before is not None:
-            before(step, view)
+        if run._before is not None:
+            await _tell_before(run, step, view)
+            call.begin(clock(), run.total_deadline)
         coro = step.instance.execute(view)
         if task is None:
             task = asyncio.current_task()
@@ -240,8 +275,6 @@ def _record_one(run: RunContext, step: Step, index: int, ran: _Ran) -> None:
     else:
         run._apply(Outcome(step, None, None, None, None, error, duration, 1), index)
     run.calls.clear()
-    if run._notes:
-        run._flush()
 
 
 class _Inbox:

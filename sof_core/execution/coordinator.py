@@ -326,7 +326,9 @@ class CoordinatorEngine:
             current_segments.reset(token)
 
     def _start(self, compiled: CompiledPlan, uif: UIF, chosen: Executor,
-               segments: SegmentedPlan | None = None) -> RunContext:
+               segments: SegmentedPlan | None = None, tell: bool = True) -> RunContext:
+        """The run's context; ``sof_before_plan`` told unless ``tell`` is False (the
+        caller awaits it on its loop)."""
         uif._sof_run_started()  # status RUNNING, start_time (in the UIF class's own formats)
         uif.__dict__["execution_plan"] = list(compiled.order)
         run = RunContext(self.plugins, self._config, compiled, uif, chosen, self._threads)
@@ -335,7 +337,7 @@ class CoordinatorEngine:
                 return run
             segments.began = True
             segments.uif = uif
-        if run.observing["sof_before_plan"]:
+        if tell and run.observing["sof_before_plan"]:
             plan = compiled.order if segments is None else segments.plan
             self.notify_observers("sof_before_plan", plan=list(plan), uif=uif)
         return run
@@ -347,11 +349,28 @@ class CoordinatorEngine:
         observers.notify(self.plugins, self._threads, self._config.observer_timeout,
                          hook_name, **kwargs)
 
+    async def anotify_observers(self, hook_name: str, **kwargs: Any) -> None:
+        """``notify_observers`` for a caller on an event loop: an observer call handed to a
+        thread is awaited, so the loop serves the host's other tasks meanwhile."""
+        await observers.anotify(self.plugins, self._threads, self._config.observer_timeout,
+                                hook_name, **kwargs)
+
     def _report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
                 started: float, compiled_at: float,
                 segments: SegmentedPlan | None = None) -> ExecutionReport:
         """The run's report; a KeyboardInterrupt a skill raised is raised now, once the
         report says which skill it was (observers of ``sof_after_plan`` get it first)."""
+        report, tell = self._build_report(run, compiled, chosen, started, compiled_at,
+                                          segments)
+        if tell and run.observing["sof_after_plan"]:
+            self.notify_observers("sof_after_plan", report=report)
+        _raise_interrupt(run, report)
+        return report
+
+    def _build_report(self, run: RunContext, compiled: CompiledPlan, chosen: Executor,
+                      started: float, compiled_at: float,
+                      segments: SegmentedPlan | None = None) -> tuple[ExecutionReport, bool]:
+        """The run's report, and whether ``sof_after_plan`` is to be told of it."""
         uif = run.uif
         with run.lock:
             status = run.status()
@@ -373,15 +392,7 @@ class CoordinatorEngine:
             segments.last = report
         if segments is not None and run.interrupt is not None and not segments.ended:
             segments.ended = tell = True  # the query ends with this segment
-        if tell and run.observing["sof_after_plan"]:
-            self.notify_observers("sof_after_plan", report=report)
-        if run.interrupt is not None:
-            interrupt = run.interrupt
-            failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]
-            if failed and hasattr(interrupt, "add_note"):  # Python 3.11+
-                interrupt.add_note(f"sof: raised in skill {failed[0]!r}; the run stopped there")
-            raise interrupt
-        return report
+        return report, tell
 
     async def aexecute_plan(
         self, plan: Sequence[str], uif: UIF, *, executor: str | None = None
@@ -403,10 +414,16 @@ class CoordinatorEngine:
             return await self._hosted(plan, uif, executor)
         from sof_core.execution.arun import drive_async
 
-        run = self._start(compiled, uif, chosen)
+        run = self._start(compiled, uif, chosen, tell=False)
+        if run.observing["sof_before_plan"]:
+            await self.anotify_observers("sof_before_plan", plan=list(compiled.order), uif=uif)
         total = self._config.total_timeout
         await drive_async(run, clock() + total if total is not None else math.inf)
-        return self._report(run, compiled, chosen, started, compiled_at)
+        report, _ = self._build_report(run, compiled, chosen, started, compiled_at)
+        if run.observing["sof_after_plan"]:
+            await self.anotify_observers("sof_after_plan", report=report)
+        _raise_interrupt(run, report)
+        return report
 
     async def _hosted(self, plan: Sequence[str], uif: UIF,
                       executor: str | None) -> ExecutionReport:
@@ -477,6 +494,17 @@ class CoordinatorEngine:
             report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
+
+
+def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:
+    """A KeyboardInterrupt (or SystemExit) a skill raised, raised now that the report
+    says which skill it was."""
+    if run.interrupt is not None:
+        interrupt = run.interrupt
+        failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]
+        if failed and hasattr(interrupt, "add_note"):  # Python 3.11+
+            interrupt.add_note(f"sof: raised in skill {failed[0]!r}; the run stopped there")
+        raise interrupt
 
 
 def _ended_by(segments: SegmentedPlan, exc: BaseException) -> ExecutionReport:

@@ -21,9 +21,11 @@ the hand-off to a thread costs tens of microseconds, and the bundled ones are so
 from __future__ import annotations
 
 import _thread
+import contextlib
 import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sof_core.execution.threads import ABANDONED, DaemonPool
@@ -105,11 +107,102 @@ class _Call:
 def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
              hook_name: str, kwargs: dict[str, Any]) -> None:
     hung = threads.hung_observers
-    if hung.hung(impl):
-        log.debug("observer %s.%s skipped: a call to it is still hung", impl.plugin_name,
-                  hook_name)
+    if _skipped(hung, impl, hook_name):
         return
     call = _Call()
+    job = _job(plugins, hung, impl, hook_name, kwargs, call, call.done.release)
+    try:
+        pool = threads.observers()
+        pool.submit(job)
+    except RuntimeError:  # the engine was closed: no thread to hand it to
+        plugins.call_observer(impl, hook_name, kwargs)
+        return
+    try:
+        if call.done.acquire(timeout=timeout):
+            return
+    except BaseException:  # Ctrl-C while waiting: the call goes on without us
+        _give_up(call, pool, hung, impl)
+        raise
+    if _give_up(call, pool, hung, impl):
+        message = _hung(plugins, timeout, impl, hook_name)
+        if hook_name != "sof_alert":
+            notify(plugins, threads, timeout, "sof_alert", kind="observer_hung",
+                   message=message, details=_details(impl, hook_name, timeout))
+
+
+async def anotify(plugins: PluginManager, threads: Threads, timeout: float | None,
+                  hook_name: str, **kwargs: Any) -> None:
+    """``notify`` for a caller on an event loop (``aexecute_plan``): a handed-off observer
+    call is awaited, so the loop goes on serving the host's other tasks meanwhile, and a
+    hung one holds this run alone, for at most ``timeout``. Called in order, as ``notify``."""
+    impls = plugins.observers(hook_name)
+    if not impls:
+        return
+    if timeout is None:
+        plugins.notify(hook_name, **kwargs)
+        return
+    for impl in impls:
+        if is_inline_observer(impl.function):
+            plugins.call_observer(impl, hook_name, kwargs)
+        else:
+            await _abounded(plugins, threads, timeout, impl, hook_name, kwargs)
+
+
+async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
+                    hook_name: str, kwargs: dict[str, Any]) -> None:
+    import asyncio  # here: a host that never runs on a loop does not pay its import
+
+    hung = threads.hung_observers
+    if _skipped(hung, impl, hook_name):
+        return
+    loop = asyncio.get_running_loop()
+    returned: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:  # on the loop
+        if not returned.done():
+            returned.set_result(None)
+
+    def wake() -> None:  # in the pool thread, once the call returned in time
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle)
+
+    call = _Call()
+    job = _job(plugins, hung, impl, hook_name, kwargs, call, wake)
+    try:
+        pool = threads.observers()
+        pool.submit(job)
+    except RuntimeError:  # the engine was closed: no thread to hand it to
+        plugins.call_observer(impl, hook_name, kwargs)
+        return
+    try:
+        await asyncio.wait_for(returned, timeout)
+        return
+    except asyncio.TimeoutError:
+        pass
+    except BaseException:  # the caller cancelled the run: the call goes on without us
+        _give_up(call, pool, hung, impl)
+        raise
+    if _give_up(call, pool, hung, impl):
+        message = _hung(plugins, timeout, impl, hook_name)
+        if hook_name != "sof_alert":
+            await anotify(plugins, threads, timeout, "sof_alert", kind="observer_hung",
+                          message=message, details=_details(impl, hook_name, timeout))
+
+
+def _skipped(hung: HungObservers, impl: Any, hook_name: str) -> bool:
+    """True (and logged) when a call to ``impl`` is still hung: it is not called again."""
+    if not hung.hung(impl):
+        return False
+    log.debug("observer %s.%s skipped: a call to it is still hung", impl.plugin_name,
+              hook_name)
+    return True
+
+
+def _job(plugins: PluginManager, hung: HungObservers, impl: Any, hook_name: str,
+         kwargs: dict[str, Any], call: _Call, returned: Callable[[], object]
+         ) -> Callable[[], object]:
+    """The pool thread's job: the call in a copy of the caller's context, then
+    ``returned()`` if it was still waited for, else the hung call marked as over."""
     context = contextvars.copy_context()
 
     def job() -> object:
@@ -125,31 +218,24 @@ def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any
                          impl.plugin_name, hook_name)
                 return ABANDONED
             call.finished = True
-        call.done.release()
+        returned()
         return None
 
-    try:
-        pool = threads.observers()
-        pool.submit(job)
-    except RuntimeError:  # the engine was closed: no thread to hand it to
-        plugins.call_observer(impl, hook_name, kwargs)
-        return
-    try:
-        if call.done.acquire(timeout=timeout):
-            return
-    except BaseException:  # Ctrl-C while waiting: the call goes on without us
-        _give_up(call, pool, hung, impl)
-        raise
-    if not _give_up(call, pool, hung, impl):
-        return  # it returned just now
+    return job
+
+
+def _hung(plugins: PluginManager, timeout: float, impl: Any, hook_name: str) -> str:
+    """Count and log a call given up on; the message its ``observer_hung`` alert carries."""
     plugins.observer_timeouts += 1
     message = (f"observer {impl.plugin_name}.{hook_name} did not return within "
                f"{timeout}s (observer_timeout); SOF stopped waiting for it, and skips it "
                "until that call returns")
     log.warning("%s", message)
-    if hook_name != "sof_alert":
-        notify(plugins, threads, timeout, "sof_alert", kind="observer_hung", message=message,
-               details={"plugin": impl.plugin_name, "hook": hook_name, "timeout": timeout})
+    return message
+
+
+def _details(impl: Any, hook_name: str, timeout: float) -> dict[str, Any]:
+    return {"plugin": impl.plugin_name, "hook": hook_name, "timeout": timeout}
 
 
 def _give_up(call: _Call, pool: DaemonPool, hung: HungObservers, impl: Any) -> bool:
@@ -163,4 +249,4 @@ def _give_up(call: _Call, pool: DaemonPool, hung: HungObservers, impl: Any) -> b
     return True
 
 
-__all__ = ["HungObservers", "notify"]
+__all__ = ["HungObservers", "anotify", "notify"]

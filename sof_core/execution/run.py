@@ -161,6 +161,8 @@ class RunContext:
         self._fanouts: list[FanOut] = []
         #: Observer notifications recorded under the lock, sent outside it.
         self._notes: list[tuple[str, dict[str, Any]]] = []
+        #: Set by a walk on an event loop: it awaits the notes itself (``arun._tell``).
+        self.defer_notes = False
         #: The run hooks' observers, as the run starts (``PluginManager.run_observers``).
         self.observing = observing = plugins.run_observers()
         self._after_skill = bool(observing["sof_after_skill"])
@@ -822,6 +824,8 @@ class RunContext:
 
     def _flush(self) -> None:
         """Send the notifications recorded under the lock (observers never run under it)."""
+        if self.defer_notes:
+            return
         with self.lock:
             notes, self._notes = self._notes, []
         for hook, kwargs in notes:

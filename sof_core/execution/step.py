@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +180,7 @@ async def aexecute_step(
     uif: UIF,
     retry_backoff: float = 0.0,
     call: AsyncCall | None = None,
-    before: Callable[[Step, UIF], None] | None = None,
+    before: Callable[[Step, UIF], Awaitable[None] | None] | None = None,
 ) -> Outcome:
     """``execute_step`` for an async skill on the running event loop, with retries.
 
@@ -199,7 +199,9 @@ async def aexecute_step(
         view, data = skill_view(uif, step)
         try:
             if before is not None:
-                before(step, view)
+                told = before(step, view)
+                if told is not None:  # observers awaited on this loop (``arun._tell``)
+                    await told
             coro = step.instance.execute(view)
             returned = await (coro if call is None else await_step(coro, call))
             result = check_returned(step, view, returned)
