@@ -421,3 +421,35 @@ def test_a_wide_async_stage_and_retries_tell_before_skill_observers_on_the_loop(
     assert report.stages == [["AsyncFetch", "Flaky"]]
     assert sorted(name for name, _ in told.seen) == ["AsyncFetch", "Flaky", "Flaky"]
     assert all(thread != loop_thread for _, thread in told.seen)  # handed off, awaited
+
+
+def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any) -> None:
+    """``plugin_failed`` alerts come from the plugin manager while it loads, before any
+    engine's observer pool: before, one ``sof_alert`` observer that hung there held the
+    host's start-up forever."""
+
+    class HangsOnAlert:
+        def __init__(self) -> None:
+            self.kinds: list[str] = []
+
+        @hookimpl
+        def sof_alert(self, kind: str) -> None:
+            self.kinds.append(kind)
+            RELEASE.wait(60)
+
+    class Broken:  # a hook pluggy does not know: the registration fails
+        @hookimpl
+        def sof_no_such_hook(self) -> None: ...
+
+    hung = HangsOnAlert()
+    engine = _engine(make_skill, ("hung", hung), timeout=0.3)
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.extend(
+        engine.plugins.register(Broken(), f"broken{i}", raise_errors=False) for i in range(2)),
+        daemon=True)
+    worker.start()
+    worker.join(10)
+    assert len(box) == 2, "registering a broken plugin did not return within 10 s"
+    assert [record.status for record in box] == ["failed", "failed"]
+    assert hung.kinds == ["plugin_failed"]  # the second alert skipped the hung observer
+    assert engine.plugins.observer_timeouts == 1

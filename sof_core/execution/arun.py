@@ -95,8 +95,10 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
                     # The usual async step, awaited in this frame and recorded inline
                     # (``_one`` + ``_record_stage``'s success path without the Outcome).
                     now = clock()
-                    acall = AsyncCall(step, loop, now, _deadline(run, step, now), state,
-                                      total_deadline)
+                    timeout = step.timeout  # (``_deadline``, inline: once per step)
+                    acall = AsyncCall(step, loop, now,
+                                      now + timeout if timeout is not None and run._before
+                                      is None else _INF, state, total_deadline)
                     inflight.append(acall)
                     try:
                         ran = await _await_once(run, step, acall, task)

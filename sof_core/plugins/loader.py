@@ -17,6 +17,7 @@ engine alone, and it reads through to the shared plugins.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import importlib
 import inspect
@@ -45,7 +46,7 @@ from sof_core.errors import (
 )
 from sof_core.plugins import hookspecs
 from sof_core.plugins.importer import DeadlineImporter, ImportHung, importing_for
-from sof_core.plugins.markers import PROJECT_NAME, hookimpl
+from sof_core.plugins.markers import PROJECT_NAME, hookimpl, is_inline_observer
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
     SKILL_KINDS,
@@ -159,6 +160,9 @@ class PluginManager:
         self._importer: DeadlineImporter | None = None
         #: Observer calls given up on at ``observer_timeout`` (``execution/observers.py``).
         self.observer_timeouts = 0
+        #: ``sof_alert`` observers with a load-time call still hung (``_alert``).
+        self._hung_alerts: set[int] = set()
+        self._alert_lock = threading.Lock()
         self._builtins = builtins and parent is None
         self._loaded = False
         self._configured = False
@@ -702,8 +706,51 @@ class PluginManager:
             log.exception("observer %s.%s raised; ignored", impl.plugin_name, hook_name)
 
     def _alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
-        if self.observers("sof_alert"):
-            self.notify("sof_alert", kind=kind, message=message, details=details)
+        """``sof_alert`` from loading (``plugin_failed``), before any engine and its
+        observer pool may exist: each handed-off call gets a daemon thread of its own and at
+        most ``observer_timeout``, so an observer stuck on a dead server cannot hold the
+        host's start-up (a failed load is rare: a thread per call costs nothing that
+        matters). One still hung is skipped, as in ``execution/observers.py``."""
+        impls = self.observers("sof_alert")
+        if not impls:
+            return
+        kwargs = {"kind": kind, "message": message, "details": details}
+        timeout = self.config.observer_timeout
+        for impl in impls:
+            if timeout is None or is_inline_observer(impl.function):
+                self.call_observer(impl, "sof_alert", kwargs)
+            elif id(impl) not in self._hung_alerts:
+                self._bounded_alert(impl, kwargs, timeout)
+
+    def _bounded_alert(self, impl: Any, kwargs: dict[str, Any], timeout: float) -> None:
+        returned = threading.Event()
+        context = contextvars.copy_context()
+        given_up = False
+
+        def job() -> None:
+            try:
+                context.run(self.call_observer, impl, "sof_alert", kwargs)
+            except BaseException:  # SystemExit, KeyboardInterrupt: call_observer lets them by
+                self.observer_errors += 1
+                log.exception("observer %s.sof_alert raised; ignored", impl.plugin_name)
+            finally:
+                with self._alert_lock:
+                    returned.set()
+                    if given_up:
+                        self._hung_alerts.discard(id(impl))
+
+        threading.Thread(target=job, name="sof-observer-alert", daemon=True).start()
+        if returned.wait(timeout):
+            return
+        with self._alert_lock:
+            if returned.is_set():
+                return
+            given_up = True
+            self._hung_alerts.add(id(impl))
+        self.observer_timeouts += 1
+        log.warning("observer %s.sof_alert did not return within %ss (observer_timeout); "
+                    "SOF stopped waiting for it, and skips it until that call returns",
+                    impl.plugin_name, timeout)
 
     def failed(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status == "failed"]
