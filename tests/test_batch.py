@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sof_core import BaseSkillModule, ConfigError
+from sof_core import BaseSkillModule, ConfigError, hookimpl
 from sof_core.execution.batch import (
     BatchItem,
     arun_batch,
@@ -214,3 +215,55 @@ def test_sof_run_file_runs_every_line_and_prints_a_summary(
     assert [i["final_response"] for i in data["items"]] == [
         "echo: first question", "echo: second question"
     ]
+
+
+class SlowPlanner:
+    """A planner that blocks as one behind HTTP does (an LLM answering in 0.3 s)."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        self.threads.add(threading.current_thread().name)
+        threading.Event().wait(0.3)
+        return ["Echo"]
+
+
+def test_async_batch_asks_a_blocking_planner_off_the_event_loop() -> None:
+    """Before: ``arun_batch`` asked the planner on the loop, so a planner that calls a model
+    held the loop (every other task of the host, and the batch's other queries) each time."""
+    planner = SlowPlanner()
+
+    class Planners:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [planner]
+
+    engine = make_engine([Echo], plugins=[("planners", Planners())], planner="slow",
+                         enable_plan_cache=False)
+    gaps: list[float] = []
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+
+        async def tick() -> None:
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await arun_batch(engine, ["a", "b", "c"], concurrency=3)
+        finally:
+            stop.set()
+            await ticker
+
+    batch = asyncio.run(main())
+    assert [item.status for item in batch.items] == ["success"] * 3
+    assert [item.plan for item in batch.items] == [["Echo"]] * 3
+    assert max(gaps) < 0.25  # hangs only: the loop was never held for a planner's answer
+    assert threading.current_thread().name not in planner.threads

@@ -228,7 +228,7 @@ async def arun_batch(
             began = time.perf_counter()
             try:
                 uif = UIF.for_query(item.query)
-                item.plan = plan or list(engine.planning.plan(item.query))
+                item.plan = plan or await _aplan(engine, item.query)
                 item.report = await engine.aexecute_plan(item.plan, uif, executor=executor)
             except Exception as exc:
                 _record_error(item, exc)
@@ -239,6 +239,19 @@ async def arun_batch(
 
     await asyncio.gather(*(one(item) for item in items))
     return _finish(items, workers, time.perf_counter() - started)
+
+
+#: Planners that answer from memory, without I/O: asked on the loop (the others may call a
+#: model over HTTP for up to their timeout, and are asked in a runner thread).
+LOCAL_PLANNERS = frozenset({"rules", "static"})
+
+
+async def _aplan(engine: CoordinatorEngine, query: str) -> list[str]:
+    """The configured planner's plan for ``query``, without holding the loop while a planner
+    that may block (an LLM behind HTTP) answers: other queries of the batch go on."""
+    if engine.config.planner in LOCAL_PLANNERS:
+        return list(engine.planning.plan(query))
+    return list(await engine._off_loop(lambda: engine.planning.plan(query)))
 
 
 def _run_one(

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core.config import SOFConfig, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError
@@ -33,6 +33,8 @@ from sof_core.uif import UIF
 
 if TYPE_CHECKING:
     from sof_core.planning.service import Planning
+
+_T = TypeVar("_T")
 
 
 class CoordinatorEngine:
@@ -428,10 +430,15 @@ class CoordinatorEngine:
     async def _hosted(self, plan: Sequence[str], uif: UIF,
                       executor: str | None) -> ExecutionReport:
         """``execute_plan`` in a runner thread, awaited on this loop."""
+        return await self._off_loop(lambda: self.execute_plan(plan, uif, executor=executor))
+
+    async def _off_loop(self, fn: Callable[[], _T]) -> _T:
+        """``fn()`` in one of the engine's runner threads (daemons), awaited on this loop:
+        for blocking work an async caller must not do on its loop."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[ExecutionReport] = loop.create_future()
+        future: asyncio.Future[_T] = loop.create_future()
 
         def settle(outcome: Any, failed: bool) -> None:
             if not future.done():
@@ -439,11 +446,11 @@ class CoordinatorEngine:
 
         def job() -> None:
             try:
-                report = self.execute_plan(plan, uif, executor=executor)
+                result = fn()
             except BaseException as exc:
                 loop.call_soon_threadsafe(settle, exc, True)
             else:
-                loop.call_soon_threadsafe(settle, report, False)
+                loop.call_soon_threadsafe(settle, result, False)
 
         self._threads.runners().submit(job)
         return await future
