@@ -25,7 +25,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sof_core.execution.threads import ABANDONED, DaemonPool
@@ -78,6 +78,15 @@ class Threads(Protocol):
 def notify(plugins: PluginManager, threads: Threads, timeout: float | None,
            hook_name: str, **kwargs: Any) -> None:
     """Call observer hook ``hook_name`` from the host's thread (see the module docstring)."""
+    for impl in _handed_off(plugins, timeout, hook_name, kwargs):
+        assert timeout is not None  # (none is handed off without one)
+        _bounded(plugins, threads, timeout, impl, hook_name, kwargs)
+
+
+def _handed_off(plugins: PluginManager, timeout: float | None, hook_name: str,
+                kwargs: dict[str, Any]) -> Iterator[Any]:
+    """The hook's observers in order: inline ones (and all of them with no ``timeout``)
+    are called here as they come; the others are yielded, for the caller to hand off."""
     impls = plugins.observers(hook_name)
     if not impls:
         return
@@ -88,7 +97,7 @@ def notify(plugins: PluginManager, threads: Threads, timeout: float | None,
         if is_inline_observer(impl.function):
             plugins.call_observer(impl, hook_name, kwargs)
         else:
-            _bounded(plugins, threads, timeout, impl, hook_name, kwargs)
+            yield impl
 
 
 class _Call:
@@ -135,17 +144,9 @@ async def anotify(plugins: PluginManager, threads: Threads, timeout: float | Non
     """``notify`` for a caller on an event loop (``aexecute_plan``): a handed-off observer
     call is awaited, so the loop goes on serving the host's other tasks meanwhile, and a
     hung one holds this run alone, for at most ``timeout``. Called in order, as ``notify``."""
-    impls = plugins.observers(hook_name)
-    if not impls:
-        return
-    if timeout is None:
-        plugins.notify(hook_name, **kwargs)
-        return
-    for impl in impls:
-        if is_inline_observer(impl.function):
-            plugins.call_observer(impl, hook_name, kwargs)
-        else:
-            await _abounded(plugins, threads, timeout, impl, hook_name, kwargs)
+    for impl in _handed_off(plugins, timeout, hook_name, kwargs):
+        assert timeout is not None  # (none is handed off without one)
+        await _abounded(plugins, threads, timeout, impl, hook_name, kwargs)
 
 
 async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
