@@ -495,3 +495,43 @@ def test_a_hung_shadow_call_does_not_keep_the_process_from_exiting(tmp_path: Pat
                           timeout=120, check=False)
     assert done.returncode == 0 and "answered" in done.stdout, done.stderr[-2000:]
     assert time.monotonic() - started < 60  # a joined shadow thread would take 600 s
+
+
+# --- route observers: bounded like the engine's observers --------------------------------------
+
+
+def test_a_hung_route_observer_does_not_hold_the_query(manager: SOFConfigManager) -> None:
+    """Before: route observers were called in the query's thread with no bound, so one that
+    hung (a push to a metrics server that stopped answering) held every routed query."""
+    from sof_core import add_route_observer, inline_observer, remove_route_observer
+
+    release = threading.Event()
+    seen: list[tuple[str, str]] = []
+
+    def hangs(router: Any, path: str, latency: float, details: dict[str, Any]) -> None:
+        seen.append(("hangs", path))
+        release.wait(60)
+
+    @inline_observer
+    def records(router: Any, path: str, latency: float, details: dict[str, Any]) -> None:
+        seen.append(("records", threading.current_thread().name))
+
+    engine = engine_for(["AnswerSkill"], observer_timeout=0.3)
+    router, _ = make_router(manager, engine=engine)
+    add_route_observer(hangs)
+    add_route_observer(records)
+    try:
+        results: list[Any] = []
+        worker = threading.Thread(target=lambda: results.extend(
+            router.route(f"q{i}") for i in range(2)), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert len(results) == 2, "routed queries did not return within 10 s"
+        assert [r.response for r in results] == ["sof:q0", "sof:q1"]
+        assert seen == [("hangs", "sof"), ("records", worker.name), ("records", worker.name)]
+        assert engine.plugins.observer_timeouts == 1  # then skipped while still hung
+        assert engine.stats()["hung_observers"] == [f"{__name__}.hangs"]
+    finally:
+        remove_route_observer(hangs)
+        remove_route_observer(records)
+        release.set()

@@ -351,6 +351,12 @@ class CoordinatorEngine:
         observers.notify(self.plugins, self._threads, self._config.observer_timeout,
                          hook_name, **kwargs)
 
+    def _notify_one(self, impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
+        """One observer that is not a pluggy hook's (``observers.notify_one``), bounded as
+        the engine's own notifications are: the router's route observers."""
+        observers.notify_one(self.plugins, self._threads, self._config.observer_timeout,
+                             impl, hook_name, kwargs)
+
     async def anotify_observers(self, hook_name: str, **kwargs: Any) -> None:
         """``notify_observers`` for a caller on an event loop: an observer call handed to a
         thread is awaited, so the loop serves the host's other tasks meanwhile."""

@@ -63,8 +63,14 @@ class HungObservers:
     def names(self) -> list[str]:
         """``plugin.hook`` of each observer with a call still hung."""
         with self._lock:
-            return sorted(f"{impl.plugin_name}.{impl.function.__name__}"
+            return sorted(f"{impl.plugin_name}.{_name(impl.function)}"
                           for impl, _ in self._calls.values())
+
+
+def _name(function: Any) -> str:
+    """A function's name, or a callable object's class name."""
+    name = getattr(function, "__name__", None)
+    return name if isinstance(name, str) else type(function).__name__
 
 
 class Threads(Protocol):
@@ -80,6 +86,16 @@ def notify(plugins: PluginManager, threads: Threads, timeout: float | None,
     """Call observer hook ``hook_name`` from the host's thread (see the module docstring)."""
     for impl in _handed_off(plugins, timeout, hook_name, kwargs):
         assert timeout is not None  # (none is handed off without one)
+        _bounded(plugins, threads, timeout, impl, hook_name, kwargs)
+
+
+def notify_one(plugins: PluginManager, threads: Threads, timeout: float | None, impl: Any,
+               hook_name: str, kwargs: dict[str, Any]) -> None:
+    """``notify`` for one implementation that is not a pluggy hook's: anything with
+    ``plugin_name``, ``function`` and ``argnames`` (the router's route observers)."""
+    if timeout is None or is_inline_observer(impl.function):
+        plugins.call_observer(impl, hook_name, kwargs)
+    else:
         _bounded(plugins, threads, timeout, impl, hook_name, kwargs)
 
 
@@ -250,4 +266,4 @@ def _give_up(call: _Call, pool: DaemonPool, hung: HungObservers, impl: Any) -> b
     return True
 
 
-__all__ = ["HungObservers", "anotify", "notify"]
+__all__ = ["HungObservers", "anotify", "notify", "notify_one"]

@@ -23,18 +23,38 @@ log = logging.getLogger("sof.router")
 RouteObserver = Callable[[Any, str, float, dict[str, Any]], None]
 
 _route_observers: list[RouteObserver] = []
+#: What the engine's bounded observer calls need of each (``execution/observers.py``).
+_impls: dict[int, _RouteImpl] = {}
+
+
+#: The arguments a route observer is called with, in order.
+_ARGNAMES = ("router", "path", "latency", "details")
+
+
+class _RouteImpl:
+    """A route observer as the engine's observer calls see an implementation."""
+
+    __slots__ = ("argnames", "function", "plugin_name")
+
+    def __init__(self, observer: RouteObserver) -> None:
+        self.function = observer
+        self.argnames = _ARGNAMES
+        module = getattr(observer, "__module__", None) or type(observer).__module__
+        self.plugin_name = str(module)
 
 
 def add_route_observer(observer: RouteObserver) -> None:
     """Register ``observer`` for every router's recorded queries (idempotent)."""
     if observer not in _route_observers:
         _route_observers.append(observer)
+        _impls[id(observer)] = _RouteImpl(observer)
 
 
 def remove_route_observer(observer: RouteObserver) -> None:
     """Stop calling ``observer``; unknown observers are ignored."""
     if observer in _route_observers:
         _route_observers.remove(observer)
+        _impls.pop(id(observer), None)
 
 
 def has_route_observers() -> bool:
@@ -42,9 +62,31 @@ def has_route_observers() -> bool:
 
 
 def tell_route_observers(router: Any, path: str, latency: float, details: dict[str, Any]) -> None:
-    """Call every observer; one that raises is logged and never breaks the answer."""
+    """Call every observer; one that raises is logged and never breaks the answer.
+
+    Each call goes through the router's engine (``engine._notify_one``): it runs in the
+    engine's observer pool and is waited for at most ``observer_timeout``, unless the
+    observer is marked ``@inline_observer`` (it records in memory), like the engine's own
+    observer hooks; one that hangs is given up on and skipped until it returns, never
+    holding the query that told it.
+    """
+    notify_one = getattr(getattr(router, "engine", None), "_notify_one", None)
+    kwargs = {"router": router, "path": path, "latency": latency, "details": details}
     for observer in list(_route_observers):
+        impl = _impls.get(id(observer))
+        if notify_one is not None and impl is not None:
+            try:
+                notify_one(impl, _hook_name(observer), kwargs)
+            except Exception:  # the engine's own failure (its calls never raise)
+                log.exception("route observer %r could not be told", observer)
+            continue
         try:
             observer(router, path, latency, details)
         except Exception:
             log.exception("route observer %r failed", observer)
+
+
+def _hook_name(observer: RouteObserver) -> str:
+    """What logs and ``observer_hung`` alerts call the observer (``details["hook"]``)."""
+    name = getattr(observer, "__qualname__", None) or type(observer).__qualname__
+    return str(name)

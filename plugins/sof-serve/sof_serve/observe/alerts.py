@@ -189,10 +189,14 @@ class AlertMonitor:
             if manager is not None:
                 self.manager = manager
         if not self._own_notify:
-            plugins = getattr(getattr(router, "engine", None), "plugins", None)
+            engine = getattr(router, "engine", None)
+            plugins = getattr(engine, "plugins", None)
             if plugins is not None and self._plugins is not plugins:
                 self._plugins = plugins
-                self._notify = lambda kind, message, data: plugins.notify(
+                # Through the engine when it can: each alert observer gets at most its
+                # observer_timeout there, so a hung one cannot hold the query that alerted.
+                tell = getattr(engine, "notify_observers", None) or plugins.notify
+                self._notify = lambda kind, message, data: tell(
                     "sof_alert", kind=kind, message=message, details=data)
 
     # --- evaluation ----------------------------------------------------------------------

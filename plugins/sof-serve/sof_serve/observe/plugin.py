@@ -29,6 +29,9 @@ def _observes(router: QueryRouter) -> bool:
     return any(impl.plugin is _THIS or impl.function is sof_after_plan for impl in impls)
 
 
+# Inline (called in the router's thread, no hand-off): it records in memory; the alerts it
+# may raise go through the engine's bounded notifications (``alerts.AlertMonitor._adopt``).
+@inline_observer
 def _on_route(router: QueryRouter, path: str, latency: float, details: dict[str, Any]) -> None:
     if not _observes(router):
         return
