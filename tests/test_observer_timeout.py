@@ -307,7 +307,7 @@ async def _ticking(coro: Any, period: float = 0.01) -> tuple[Any, float]:
 def test_hung_observers_never_block_the_event_loop_of_aexecute_plan(
         make_skill: Any, skill_kind: str) -> None:
     """Before: each hung observer call was waited for on the loop, blocking the host's other
-    tasks for ``observer_timeout`` each time (here 4 × 0.4 s). A sync skill's
+    tasks for ``observer_timeout`` each time (here 4 times 0.4 s). A sync skill's
     ``sof_before_skill`` is told in the pool thread that runs it, within its deadline: that
     skill has none here."""
     hung = HangsEverywhere()

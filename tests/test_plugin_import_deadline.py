@@ -336,8 +336,8 @@ def test_a_plugin_whose_registration_hook_hangs_is_skipped_at_the_same_deadline(
     assert time.monotonic() - started < 10, "the host waited for the hung hook"  # hang bound
     record = pm.records["slowhook"]
     assert record.status == "failed" and record.error_type == "PluginLoadError"
-    assert "its registration hooks (sof_register_skills()) did not return within 0.5 s" in (
-        record.error or "")
+    assert ("its registration hooks (sof_register_skills()) and its skills' constructors did "
+            "not return within 0.5 s") in (record.error or "")
     assert "SlowSkill" not in pm.registry
     assert pm.records["good"].status == "loaded" and "GoodSkill" in pm.registry
     release.set()  # the hook returns late: nothing of it reaches the registry
@@ -369,3 +369,50 @@ def test_a_registration_hook_that_needs_the_main_thread_still_works(dists: Any) 
         assert "SigHookSkill" in pm.registry
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+#: Imports and registers at once; its skill's constructor hangs (it connects to a database
+#: at construction, and the database does not answer) until the test sets ``RELEASE``.
+HUNG_CONSTRUCTOR = GOOD.format(name="DbSkill", key="db").replace(
+    "    def execute(self, uif):",
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        import builtins\n"
+    "        builtins.SOF_TEST_RELEASE.wait()  # connect()\n"
+    "    def execute(self, uif):")
+
+
+def test_a_plugin_whose_skill_constructor_hangs_is_skipped_at_the_same_deadline(
+    dists: Any, release: threading.Event
+) -> None:
+    """Before: the hooks had a deadline, the skills' constructors (called afterwards, in the
+    loading thread) none: the host's start-up waited for them forever."""
+    module = dists.add("sof-aaa-dbskill", HUNG_CONSTRUCTOR, entry_name="dbskill")
+    dists.add("sof-zzz-good", GOOD.format(name="GoodSkill", key="good"), entry_name="good")
+    started = time.monotonic()
+    pm = only("dbskill", "good", plugin_import_timeout=0.5)
+    assert time.monotonic() - started < 10, "the host waited for the constructor"  # hang bound
+    record = pm.records["dbskill"]
+    assert record.status == "failed" and record.error_type == "PluginLoadError"
+    assert "its skills' constructors did not return within 0.5 s" in (record.error or "")
+    # where it hangs: the plugin's own line, not only the innermost (threading's) one
+    assert f"{module}.py:" in (record.error or "")
+    assert "builtins.SOF_TEST_RELEASE.wait()  # connect()" in (record.error or "")
+    assert "DbSkill" not in pm.registry
+    assert pm.records["good"].status == "loaded" and "GoodSkill" in pm.registry
+    release.set()
+    time.sleep(0.2)
+    assert "DbSkill" not in pm.registry
+
+
+def test_a_skill_constructor_that_raises_is_still_named_in_the_error(dists: Any) -> None:
+    raising = GOOD.format(name="BadInit", key="bad").replace(
+        "    def execute(self, uif):",
+        "    def __init__(self):\n        raise OSError('no database')\n"
+        "    def execute(self, uif):")
+    dists.add("sof-badinit", raising, entry_name="badinit")
+    pm = only("badinit")
+    record = pm.records["badinit"]
+    assert record.status == "failed" and record.error_type == "SkillDefinitionError"
+    assert "could not be instantiated with no arguments: OSError('no database')" in (
+        record.error or "")

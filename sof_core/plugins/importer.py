@@ -141,7 +141,7 @@ class DeadlineImporter:
                     raise ImportHung(_waits_for(module_name, behind))
                 raise ImportHung(
                     f"{late_what} within {timeout:g} s (plugin_import_timeout, "
-                    f"SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread)}; {left}"
+                    f"SOF_PLUGIN_IMPORT_TIMEOUT){_where(thread, module_name)}; {left}"
                 )
         return job.outcome  # type: ignore[return-value]
 
@@ -331,18 +331,32 @@ def _module_frames(frame: FrameType | None) -> Iterator[FrameType]:
         frame = frame.f_back
 
 
-def _where(thread: threading.Thread) -> str:
+def _where(thread: threading.Thread, module_name: str | None = None) -> str:
     """Where a hung import stands: the module-level line running (the plugin's, or that of
-    a module it imports), and the innermost frame when that is deeper."""
+    a module it imports), and the innermost frame when that is deeper. For a hung call (a
+    hook, a skill's constructor) no module-level line runs: the innermost line of the
+    plugin's own package (``module_name``'s) stands in for it."""
     innermost = _frame_of(thread)
-    module_level = next(_module_frames(innermost), None)
-    places = [f for f in (module_level, innermost) if f is not None]
+    anchor = next(_module_frames(innermost), None)
+    if anchor is None and module_name:
+        anchor = _package_frame(innermost, module_name.split(".")[0])
+    places = [f for f in (anchor, innermost) if f is not None]
     if not places:
         return ""
     shown = [_place(places[0])]
     if len(places) == 2 and places[1] is not places[0]:
         shown.append(f"in {_place(places[1])}")
     return "; it is at " + ", ".join(shown)
+
+
+def _package_frame(frame: FrameType | None, package: str) -> FrameType | None:
+    """The innermost frame from ``frame`` outwards running code of ``package``."""
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and (name == package or name.startswith(package + ".")):
+            return frame
+        frame = frame.f_back
+    return None
 
 
 def _place(frame: FrameType) -> str:

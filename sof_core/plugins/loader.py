@@ -50,7 +50,9 @@ from sof_core.plugins.markers import PROJECT_NAME, hookimpl, is_inline_observer
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
     SKILL_KINDS,
+    Made,
     Registry,
+    construct_skills,
     item_label,
     provider_hint,
     safe_repr,
@@ -566,27 +568,32 @@ class PluginManager:
                  for impl in getattr(self.hook_manager.hook, hook_name).get_hookimpls()
                  if impl.plugin_name == name and not (impl.hookwrapper or impl.wrapper)]
 
+        made: Made = {}
+
         def gather() -> None:
             for kind, hook_name, impl in impls:
                 _gather(name, kind, hook_name, impl, contributions, offered)
+            made.update(construct_skills(contributions))
 
         def again() -> None:  # on this thread, from scratch
             contributions.clear()
             offered.clear()
+            made.clear()
             gather()
 
         importer = self._importer
         if importer is not None and impls and contest:  # an installed plugin, being loaded
             try:
                 importer.call(gather, record.module or name,
-                              f"its registration hooks ({_hook_names(impls)})", again)
+                              f"its registration hooks ({_hook_names(impls)}) and its "
+                              "skills' constructors", again)
             except ImportHung as exc:
                 record.offered = list(offered)  # the hung call may still add to its own
                 raise PluginLoadError(name, str(exc)) from None
         else:
             gather()
         self.registry.add_contributions(
-            name, contributions, distribution=record.distribution, contest=contest
+            name, contributions, distribution=record.distribution, contest=contest, made=made
         )
         return {kind: [item_label(i) for i in items] for kind, items in contributions.items()}
 

@@ -217,11 +217,13 @@ class Registry:
         *,
         distribution: str | None = None,
         contest: bool = False,
+        made: Made | None = None,
     ) -> list[str]:
         """Check and add everything one plugin contributed, all or nothing.
 
         ``contest`` marks an installed (entry-point) plugin: a skill name it shares with
-        other installed plugins becomes contested instead of failing the plugin. Returns the
+        other installed plugins becomes contested instead of failing the plugin. ``made``:
+        its skill classes' instances, made beforehand (``construct_skills``). Returns the
         names added. Raises ``PluginConflictError``, ``SkillDefinitionError`` or
         ``PluginHookError`` without changing the registry when any item is unusable, so a
         plugin is never half in.
@@ -231,7 +233,8 @@ class Registry:
             new_components: dict[str, dict[str, ComponentEntry]] = {}
             for kind, items in contributions.items():
                 if kind in SKILL_KINDS:
-                    self._check_skills(plugin, kind, items, distribution, contest, new_skills)
+                    self._check_skills(plugin, kind, items, distribution, contest, new_skills,
+                                       made=made)
                     continue
                 for item in items:
                     name = _component_name(plugin, kind, item)
@@ -377,6 +380,7 @@ class Registry:
         contest: bool,
         new_skills: dict[str, SkillEntry],
         ignore: str | None = None,
+        made: Made | None = None,
     ) -> None:
         """Check each offered skill and add it to ``new_skills``; raise on the first bad one.
 
@@ -384,7 +388,7 @@ class Registry:
         """
         for item in items:
             try:
-                entry = _skill_entry(plugin, kind, item, distribution)
+                entry = _skill_entry(plugin, kind, item, distribution, made)
             except SkillDefinitionError as exc:
                 raise _naming_plugin(exc, plugin) from exc
             name = entry.spec.name
@@ -528,7 +532,40 @@ def _naming_plugin(exc: SkillDefinitionError, plugin: str) -> SkillDefinitionErr
     return SkillDefinitionError(exc.skill, f"{reason} (registered by plugin {plugin!r})")
 
 
-def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None) -> SkillEntry:
+#: Skill classes' instances made ahead of their checks (``construct_skills``), by ``id`` of
+#: the class: the instance, or the exception its constructor raised.
+Made = dict[int, tuple[Any, "Exception | None"]]
+
+
+def construct_skills(contributions: Mapping[str, Iterable[Any]]) -> Made:
+    """Make an instance of every skill class a plugin contributed, now.
+
+    The loader calls this where the plugin's registration hooks ran: for an installed
+    plugin, in its import thread within ``plugin_import_timeout``, so a skill whose
+    constructor hangs (a connection made at construction to a server that does not answer)
+    fails its plugin at the deadline instead of holding the host's start-up. What each
+    constructor raised is kept and reported by the checks (``_skill_entry``), in order.
+    """
+    made: Made = {}
+    for kind in SKILL_KINDS:
+        for item in contributions.get(kind, ()):
+            if not isinstance(item, type) or id(item) in made:
+                continue
+            try:
+                is_skill = callable(getattr(item, "execute", None))
+            except Exception:
+                is_skill = False
+            if not is_skill:  # not constructed: its check says why it is not a skill
+                continue
+            try:
+                made[id(item)] = (item(), None)
+            except Exception as exc:
+                made[id(item)] = (None, exc)
+    return made
+
+
+def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
+                 made: Made | None = None) -> SkillEntry:
     skill_class = item if isinstance(item, type) else type(item)
     label = item_label(item)
     try:
@@ -547,8 +584,14 @@ def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None) ->
         if problem is not None:
             raise SkillDefinitionError(spec.name, problem)
     if isinstance(item, type):
+        done = made.get(id(item)) if made else None
         try:
-            instance = item()
+            if done is None:
+                instance = item()
+            elif done[1] is not None:
+                raise done[1]
+            else:
+                instance = done[0]
         except Exception as exc:
             raise SkillDefinitionError(
                 spec.name, f"could not be instantiated with no arguments: {exc!r}"
