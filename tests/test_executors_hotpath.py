@@ -271,3 +271,32 @@ def test_hundreds_of_concurrent_async_runs_do_not_starve_their_runners() -> None
 
     reports = asyncio.run(many())
     assert {r.status for r in reports} == {"success"}
+
+
+def test_an_executor_whose_constructor_raises_is_a_typed_error_naming_its_plugin() -> None:
+    """Before: the constructor's own ``RuntimeError`` came out of ``execute_plan``."""
+    from sof_core import PluginHookError, hookimpl
+
+    class NeedsCluster:
+        name = "needscluster"
+
+        def __init__(self) -> None:
+            raise RuntimeError("no scheduler at tcp://10.0.0.5:8786")
+
+    class Registers:
+        @hookimpl
+        def sof_register_executors(self) -> list[Any]:
+            return [NeedsCluster]
+
+    skill = type("Plain", (BaseSkillModule,), {
+        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
+        "output_keys": ["plain"],
+        "execute": lambda self, uif: uif})
+    engine = make_engine([skill], plugins=[("cluster", Registers())])
+    with pytest.raises(PluginHookError) as caught:
+        engine.execute_plan(["Plain"], UIF(input_query="q"), executor="needscluster")
+    assert caught.value.plugin == "cluster"
+    assert ("executor 'needscluster' could not be constructed: RuntimeError: no scheduler at "
+            "tcp://10.0.0.5:8786") in str(caught.value)
+    report = engine.execute_plan(["Plain"], UIF(input_query="q"))  # the others still run
+    assert report.status == "success"

@@ -122,3 +122,39 @@ def test_a_hung_plugin_planner_is_given_up_on_at_its_timeout() -> None:
     assert result.planner == "rules" and result.plan == ["Answer"]
     assert result.fallbacks[0].reason == (
         "planner 'hung' did not answer within 0.2s (planner_options.hung.timeout)")
+
+
+class NeedsKey:
+    """A planner whose constructor raises until its API key is there."""
+
+    name = "needskey"
+    key: str | None = None
+
+    def __init__(self) -> None:
+        if NeedsKey.key is None:
+            raise RuntimeError("SOF_LLM_API_KEY is not set")
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        return ["Answer"]
+
+
+def test_a_planner_whose_constructor_raises_falls_back_and_is_tried_again_later() -> None:
+    """Before: the constructor's error came out of every query (no fallback, untyped)."""
+
+    class Registers:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [NeedsKey]
+
+    made = make_engine([Answer], plugins=[("keyed", Registers())], default_plan=["Answer"])
+    result = made.planning.plan("q", planner="needskey")
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    (fallback,) = result.fallbacks
+    assert fallback.reason == ("planner could not be constructed: RuntimeError: "
+                               "SOF_LLM_API_KEY is not set")
+    NeedsKey.key = "set"
+    try:
+        again = made.planning.plan("q", planner="needskey")
+    finally:
+        NeedsKey.key = None
+    assert again.planner == "needskey" and not again.fallbacks

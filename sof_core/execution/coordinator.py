@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core.config import SOFConfig, get_sof_config_manager
-from sof_core.errors import ConfigError, PlanValidationError
+from sof_core.errors import ConfigError, PlanValidationError, PluginHookError
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
@@ -261,7 +261,18 @@ class CoordinatorEngine:
                 raise ConfigError(
                     f"unknown executor {name!r}; installed executors are {known}", key="executor"
                 )
-            executor = entry.obj() if isinstance(entry.obj, type) else entry.obj
+            if isinstance(entry.obj, type):
+                try:
+                    executor = entry.obj()
+                except Exception as exc:  # the plugin's constructor: name it, type it
+                    raise PluginHookError(
+                        entry.plugin,
+                        f"executor {name!r} could not be constructed: "
+                        f"{type(exc).__name__}: {exc}; fix or remove the plugin, or choose "
+                        "another executor (setting 'executor')",
+                    ) from exc
+            else:
+                executor = entry.obj
             self._executors[name] = executor
         return executor
 

@@ -106,7 +106,16 @@ class Planning:
         return result
 
     def _ask(self, name: str, query: str, context: _Context) -> PlanResult:
-        chosen = self.planner(name)  # ConfigError for an unknown name: nothing to fall back on
+        try:
+            chosen = self.planner(name)
+        except ConfigError:  # an unknown name: nothing to fall back on
+            raise
+        except Exception as exc:  # its constructor raised (a missing API key, say)
+            if name == FALLBACK_PLANNER:
+                raise
+            return self._fall_back(name, query, context,
+                                   f"planner could not be constructed: "
+                                   f"{type(exc).__name__}: {exc}", [])
         try:
             result = as_plan_result(_call(chosen, query, context), name)
         except Exception as exc:
