@@ -158,3 +158,38 @@ def test_a_planner_whose_constructor_raises_falls_back_and_is_tried_again_later(
     finally:
         NeedsKey.key = None
     assert again.planner == "needskey" and not again.fallbacks
+
+
+class HungConstructor:
+    """A planner whose constructor never returns (it dials a model server that is down)."""
+
+    name = "hungctor"
+
+    def __init__(self) -> None:
+        threading.Event().wait(30)
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        return ["Answer"]
+
+
+def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout() -> None:
+    """Before: the constructor ran in the query's thread, holding the planning lock: that
+    query, and every later one of the engine, waited for it."""
+
+    class Registers:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [HungConstructor]
+
+    made = make_engine([Answer], plugins=[("hung", Registers())], default_plan=["Answer"],
+                       planner_options={"hungctor": {"timeout": 0.2}})
+    for _ in range(2):  # the second query is not held by the first one's constructor
+        box: list[Any] = []
+        worker = threading.Thread(target=lambda: box.append(
+            made.planning.plan("q", planner="hungctor", use_cache=False)), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert box, "planning did not return within 10 s"
+        assert box[0].planner == "rules" and box[0].plan == ["Answer"]
+        assert box[0].fallbacks[0].reason == (
+            "planner 'hungctor' did not answer within 0.2s (planner_options.hungctor.timeout)")

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sof_core.errors import ConfigError, SOFError
@@ -106,24 +106,22 @@ class Planning:
         return result
 
     def _ask(self, name: str, query: str, context: _Context) -> PlanResult:
+        entry = self._entry(name)  # ConfigError for an unknown name: nothing to fall back on
         try:
-            chosen = self.planner(name)
-        except ConfigError:  # an unknown name: nothing to fall back on
-            raise
-        except Exception as exc:  # its constructor raised (a missing API key, say)
-            if name == FALLBACK_PLANNER:
-                raise
-            return self._fall_back(name, query, context,
-                                   f"planner could not be constructed: "
-                                   f"{type(exc).__name__}: {exc}", [])
-        try:
-            result = as_plan_result(_call(chosen, query, context), name)
+            result = as_plan_result(
+                _call(name, lambda: self._instance(name, entry), query, context,
+                      builtin=_module_of(entry.obj).startswith("sof_core.planning.")),
+                name)
         except Exception as exc:
             if name == FALLBACK_PLANNER:
                 raise
-            why = str(exc) if isinstance(exc, SOFError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, PlannerTimeoutError):
-                why = f"planner raised {why}"
+            if isinstance(exc, _NotConstructed):  # a missing API key, say: tried again later
+                cause = exc.__cause__
+                why = (f"planner could not be constructed: {type(cause).__name__}: {cause}")
+            else:
+                why = str(exc) if isinstance(exc, SOFError) else f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, PlannerTimeoutError):
+                    why = f"planner raised {why}"
             return self._fall_back(name, query, context, why, [])
         # A planner may have fallen back inside (the LLM planner after its repair round).
         if name != FALLBACK_PLANNER and name != "static":
@@ -160,6 +158,14 @@ class Planning:
 
     def planner(self, name: str) -> Any:
         """The registered planner called ``name`` (a class is instantiated once)."""
+        try:
+            return self._instance(name, self._entry(name))
+        except _NotConstructed as exc:
+            cause = exc.__cause__
+            assert cause is not None  # (always raised from the constructor's exception)
+            raise cause from None
+
+    def _entry(self, name: str) -> Any:
         entry = self._engine.registry.component("planners", name)
         if entry is None:
             known = sorted(self._engine.registry.components("planners"))
@@ -167,13 +173,24 @@ class Planning:
                 f"unknown planner {name!r} (setting 'planner'); installed planners are "
                 f"{known}", key="planner",
             )
+        return entry
+
+    def _instance(self, name: str, entry: Any) -> Any:
+        """``entry``'s planner; a class is instantiated once, outside the lock (a constructor
+        that hangs holds only the query that called it; one that raises is tried again at
+        the next query)."""
         if not isinstance(entry.obj, type):
             return entry.obj
         key = (name, id(entry.obj))
         with self._lock:
             instance = self._instances.get(key)
-            if instance is None:
-                instance = self._instances[key] = entry.obj()
+        if instance is None:
+            try:
+                made = entry.obj()
+            except Exception as exc:
+                raise _NotConstructed() from exc
+            with self._lock:
+                instance = self._instances.setdefault(key, made)
         return instance
 
     # --- cache and stats -----------------------------------------------------------------
@@ -231,18 +248,27 @@ class PlannerTimeoutError(SOFError):
     """A planner from a plugin did not answer in time (the rules planner then plans)."""
 
 
-def _call(planner: Any, query: str, context: _Context) -> Any:
-    """``planner.plan(query, context)``; a plugin's planner runs in a daemon thread and is
-    given up on at its timeout, so a hung planner never hangs the query or the process."""
-    if type(planner).__module__.startswith("sof_core.planning."):
-        return planner.plan(query, context)
-    name = getattr(planner, "name", type(planner).__name__)
+class _NotConstructed(Exception):
+    """A planner class's constructor raised (the cause)."""
+
+
+def _module_of(obj: Any) -> str:
+    return str((obj if isinstance(obj, type) else type(obj)).__module__)
+
+
+def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
+          builtin: bool) -> Any:
+    """``planner().plan(query, context)``; a plugin's planner is made (the first time) and
+    asked in a daemon thread, given up on at its timeout, so a hung planner (or planner
+    constructor) never hangs the query or the process."""
+    if builtin:
+        return planner().plan(query, context)
     limit = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
     outcome: list[Any] = []
 
     def work() -> None:
         try:
-            outcome.append((True, planner.plan(query, context)))
+            outcome.append((True, planner().plan(query, context)))
         except BaseException as exc:  # handed to the caller below
             outcome.append((False, exc))
 
