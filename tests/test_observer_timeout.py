@@ -453,3 +453,31 @@ def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any) -> 
     assert [record.status for record in box] == ["failed", "failed"]
     assert hung.kinds == ["plugin_failed"]  # the second alert skipped the hung observer
     assert engine.plugins.observer_timeouts == 1
+
+
+def test_an_async_skill_does_not_start_once_the_run_ended_during_its_observers() -> None:
+    """The run's total timeout comes while a hung ``sof_before_skill`` is awaited: the run
+    is over, so the skill is not started after it (nothing of it could be recorded)."""
+    ran: list[str] = []
+
+    class Records(BaseSkillModule):
+        skill_name = "Records"
+        skill_description = "notes that it ran"
+        required_inputs = ["input_query"]
+        output_keys = ["noted"]
+
+        async def execute(self, uif: UIF) -> UIF:
+            ran.append("ran")
+            uif.intermediate_data["noted"] = True
+            return uif
+
+    engine = make_engine([Records], plugins=[("hung", _hangs_on("sof_before_skill"))],
+                         observer_timeout=0.6, total_timeout=0.2)
+    ENGINES.append(engine)
+    started = time.monotonic()
+    report = asyncio.run(asyncio.wait_for(
+        engine.aexecute_plan(["Records"], UIF(input_query="q")), 10))
+    assert time.monotonic() - started < 5  # hangs only
+    assert report.status == "timeout"
+    assert ran == []
+    assert "noted" not in report.uif.intermediate_data

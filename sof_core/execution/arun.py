@@ -227,7 +227,10 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
     try:
         if run._before is not None:
             await _tell_before(run, step, view)
+            if run.finished or call.verdict is not None:  # the run ended meanwhile
+                raise call.timeout_error()  # (not started: the run records nothing of it)
             call.begin(clock(), run.total_deadline)
+            started = _perf()  # the skill's time, not its observers'
         coro = step.instance.execute(view)
         if task is None:
             task = asyncio.current_task()
