@@ -185,7 +185,7 @@ def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout() -> No
                        planner_options={"hungctor": {"timeout": 0.2}})
     for _ in range(2):  # the second query is not held by the first one's constructor
         box: list[Any] = []
-        worker = threading.Thread(target=lambda: box.append(
+        worker = threading.Thread(target=lambda box=box: box.append(
             made.planning.plan("q", planner="hungctor", use_cache=False)), daemon=True)
         worker.start()
         worker.join(10)
