@@ -300,3 +300,45 @@ def test_an_executor_whose_constructor_raises_is_a_typed_error_naming_its_plugin
             "tcp://10.0.0.5:8786") in str(caught.value)
     report = engine.execute_plan(["Plain"], UIF(input_query="q"))  # the others still run
     assert report.status == "success"
+
+
+def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadline() -> None:
+    """Before: the constructor ran in the thread that called ``execute_plan``, unbounded:
+    a cluster client that waited for its scheduler held the query forever."""
+    from sof_core import PluginHookError, hookimpl
+
+    release = threading.Event()
+
+    class WaitsForScheduler:
+        name = "waits"
+
+        def __init__(self) -> None:
+            release.wait(60)
+
+    class Registers:
+        @hookimpl
+        def sof_register_executors(self) -> list[Any]:
+            return [WaitsForScheduler]
+
+    skill = type("Plain", (BaseSkillModule,), {
+        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
+        "output_keys": ["plain"],
+        "execute": lambda self, uif: uif})
+    engine = make_engine([skill], plugins=[("cluster", Registers())],
+                         plugin_import_timeout=0.3)
+    box: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.execute_plan(["Plain"], UIF(input_query="q"), executor="waits")
+        except BaseException as exc:  # the test looks at it
+            box.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    release.set()
+    assert box, "execute_plan did not return within 10 s"
+    assert isinstance(box[0], PluginHookError) and box[0].plugin == "cluster"
+    assert "executor 'waits' was not constructed within 0.3 s (plugin_import_timeout)" in (
+        str(box[0]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -262,19 +263,44 @@ class CoordinatorEngine:
                     f"unknown executor {name!r}; installed executors are {known}", key="executor"
                 )
             if isinstance(entry.obj, type):
-                try:
-                    executor = entry.obj()
-                except Exception as exc:  # the plugin's constructor: name it, type it
-                    raise PluginHookError(
-                        entry.plugin,
-                        f"executor {name!r} could not be constructed: "
-                        f"{type(exc).__name__}: {exc}; fix or remove the plugin, or choose "
-                        "another executor (setting 'executor')",
-                    ) from exc
+                executor = self._construct_executor(name, entry.obj, entry.plugin)
             else:
                 executor = entry.obj
-            self._executors[name] = executor
+            executor = self._executors.setdefault(name, executor)
         return executor
+
+    def _construct_executor(self, name: str, cls: type[Any], plugin: str) -> Any:
+        """An executor class's instance. A plugin's is made in a daemon thread within
+        ``plugin_import_timeout`` (as its start-up hooks are): a constructor that hangs (a
+        cluster that does not answer) or raises is a ``PluginHookError`` naming the plugin,
+        not a hung or crashed ``execute_plan``."""
+        if cls.__module__.startswith("sof_core."):
+            return cls()
+        fix = "fix or remove the plugin, or choose another executor (setting 'executor')"
+        limit = self._config.plugin_import_timeout
+        outcome: list[tuple[bool, Any]] = []
+
+        def construct() -> None:
+            try:
+                outcome.append((True, cls()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=construct, name=f"sof-executor-{name}", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if not outcome:
+            raise PluginHookError(
+                plugin, f"executor {name!r} was not constructed within {limit:g} s "
+                f"(plugin_import_timeout); its constructor is left running; {fix}")
+        ok, value = outcome[0]
+        if ok:
+            return value
+        if not isinstance(value, Exception):  # KeyboardInterrupt, SystemExit: theirs
+            raise value
+        raise PluginHookError(
+            plugin, f"executor {name!r} could not be constructed: "
+            f"{type(value).__name__}: {value}; {fix}") from value
 
     # --- running -------------------------------------------------------------------------
 
