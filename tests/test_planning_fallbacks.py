@@ -193,3 +193,37 @@ def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout() -> No
         assert box[0].planner == "rules" and box[0].plan == ["Answer"]
         assert box[0].fallbacks[0].reason == (
             "planner 'hungctor' did not answer within 0.2s (planner_options.hungctor.timeout)")
+
+
+class IgnoresDeadline:
+    """An LLM backend from a plugin that knows nothing of deadlines, on a server that never
+    answers (its ``generate`` blocks)."""
+
+    name = "stuck"
+
+    def generate(self, messages: Any, stream: bool = False) -> Any:
+        threading.Event().wait(30)
+        return "never"
+
+
+def test_the_llm_planner_is_bounded_even_when_its_backend_ignores_the_deadline() -> None:
+    """Before: SOF's own LLM planner was asked in the query's thread, trusting its backend
+    to honour the deadline; one that did not held the query forever."""
+
+    class Backends:
+        @hookimpl
+        def sof_register_llm_backends(self) -> list[Any]:
+            return [IgnoresDeadline()]
+
+    made = make_engine([Answer], plugins=[("stuck", Backends())], default_plan=["Answer"],
+                       planner_options={"llm": {"backend": "stuck", "timeout": 0.2,
+                                                "base_url": "http://127.0.0.1:9/v1"}})
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(
+        made.planning.plan("q", planner="llm", use_cache=False)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert box, "planning did not return within 10 s"
+    assert box[0].planner == "rules" and box[0].plan == ["Answer"]
+    assert box[0].fallbacks[0].reason == (
+        "planner 'llm' did not answer within 1.2s (planner_options.llm.timeout)")

@@ -77,6 +77,9 @@ class LLMPlanner:
     """Asks a chat model for the plan; validated, repaired once, else the rules planner."""
 
     name = "llm"
+    #: It calls a model (a backend from a plugin): asked in a thread the planning service
+    #: gives up on if a backend ignores the deadline (``service.OWN_DEADLINE_GRACE``).
+    calls_out = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

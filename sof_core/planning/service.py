@@ -107,10 +107,13 @@ class Planning:
 
     def _ask(self, name: str, query: str, context: _Context) -> PlanResult:
         entry = self._entry(name)  # ConfigError for an unknown name: nothing to fall back on
+        own = _module_of(entry.obj).startswith("sof_core.planning.")
+        calls_out = bool(getattr(entry.obj, "calls_out", False))
         try:
             result = as_plan_result(
                 _call(name, lambda: self._instance(name, entry), query, context,
-                      builtin=_module_of(entry.obj).startswith("sof_core.planning.")),
+                      in_place=own and not calls_out,
+                      grace=OWN_DEADLINE_GRACE if own and calls_out else 0.0),
                 name)
         except Exception as exc:
             if name == FALLBACK_PLANNER:
@@ -240,8 +243,12 @@ class Planning:
 
 
 #: Seconds a planner from a plugin may take before the rules planner plans instead
-#: (``planner_options.<name>.timeout`` changes it). SOF's own planners bound themselves.
+#: (``planner_options.<name>.timeout`` changes it). SOF's own planners that do no I/O are
+#: asked in place; the LLM planner (``calls_out``) bounds its own calls with that timeout,
+#: and is given this much more before its thread is given up on (a backend from a plugin
+#: that ignores the deadline cannot hold the query).
 PLUGIN_PLANNER_TIMEOUT = 30.0
+OWN_DEADLINE_GRACE = 1.0
 
 
 class PlannerTimeoutError(SOFError):
@@ -257,13 +264,14 @@ def _module_of(obj: Any) -> str:
 
 
 def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
-          builtin: bool) -> Any:
-    """``planner().plan(query, context)``; a plugin's planner is made (the first time) and
-    asked in a daemon thread, given up on at its timeout, so a hung planner (or planner
-    constructor) never hangs the query or the process."""
-    if builtin:
+          in_place: bool, grace: float = 0.0) -> Any:
+    """``planner().plan(query, context)``; unless ``in_place``, the planner is made (the
+    first time) and asked in a daemon thread, given up on at its timeout (plus ``grace``),
+    so a hung planner (or planner constructor) never hangs the query or the process."""
+    if in_place:
         return planner().plan(query, context)
-    limit = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
+    timeout = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
+    limit = timeout + grace
     outcome: list[Any] = []
 
     def work() -> None:
