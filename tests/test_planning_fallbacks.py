@@ -227,3 +227,30 @@ def test_the_llm_planner_is_bounded_even_when_its_backend_ignores_the_deadline()
     assert box[0].planner == "rules" and box[0].plan == ["Answer"]
     assert box[0].fallbacks[0].reason == (
         "planner 'llm' did not answer within 1.2s (planner_options.llm.timeout)")
+
+
+def test_a_plugin_planner_sees_the_callers_context_variables() -> None:
+    import contextvars
+
+    request = contextvars.ContextVar("request", default="none")
+    seen: list[str] = []
+
+    class Reads:
+        name = "reads"
+
+        def plan(self, query: str, context: Any) -> list[str]:
+            seen.append(request.get())
+            return ["Answer"]
+
+    class Registers:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [Reads()]
+
+    made = make_engine([Answer], plugins=[("reads", Registers())], default_plan=["Answer"])
+    token = request.set("req-7")
+    try:
+        result = made.planning.plan("q", planner="reads", use_cache=False)
+    finally:
+        request.reset(token)
+    assert result.planner == "reads" and seen == ["req-7"]

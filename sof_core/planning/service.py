@@ -12,6 +12,7 @@ its plan is not runnable, falls back to the rules planner. Each fallback is reco
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -273,10 +274,11 @@ def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
     timeout = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
     limit = timeout + grace
     outcome: list[Any] = []
+    caller = contextvars.copy_context()  # the caller's request id, tracing span, ...
 
     def work() -> None:
         try:
-            outcome.append((True, planner().plan(query, context)))
+            outcome.append((True, caller.run(lambda: planner().plan(query, context))))
         except BaseException as exc:  # handed to the caller below
             outcome.append((False, exc))
 
