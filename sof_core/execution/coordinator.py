@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sof_core._bounded import call_bounded
 from sof_core.config import SOFConfig, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError, PluginHookError
 from sof_core.execution import observers
@@ -278,22 +278,12 @@ class CoordinatorEngine:
             return cls()
         fix = "fix or remove the plugin, or choose another executor (setting 'executor')"
         limit = self._config.plugin_import_timeout
-        outcome: list[tuple[bool, Any]] = []
-
-        def construct() -> None:
-            try:
-                outcome.append((True, cls()))
-            except BaseException as exc:  # handed to the caller below
-                outcome.append((False, exc))
-
-        worker = threading.Thread(target=construct, name=f"sof-executor-{name}", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if not outcome:
+        outcome = call_bounded(cls, limit, f"sof-executor-{name}")
+        if outcome is None:
             raise PluginHookError(
                 plugin, f"executor {name!r} was not constructed within {limit:g} s "
                 f"(plugin_import_timeout); its constructor is left running; {fix}")
-        ok, value = outcome[0]
+        ok, value = outcome
         if ok:
             return value
         if not isinstance(value, Exception):  # KeyboardInterrupt, SystemExit: theirs

@@ -16,6 +16,10 @@ until that call returns, the observer is skipped rather than waited for again. A
 marked ``@inline_observer`` (it only records in memory) is called directly, as before:
 the hand-off to a thread costs tens of microseconds, and the bundled ones are so marked.
 ``observer_timeout = None`` calls every observer directly.
+
+On an event loop (``aexecute_plan``), ``anotify`` awaits each handed-off call instead of
+blocking the loop on it; ``notify_one`` bounds one callable that is not a pluggy hook's
+(the router's route observers) the same way.
 """
 
 from __future__ import annotations
@@ -131,28 +135,19 @@ class _Call:
 
 def _bounded(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
              hook_name: str, kwargs: dict[str, Any]) -> None:
-    hung = threads.hung_observers
-    if _skipped(hung, impl, hook_name):
-        return
     call = _Call()
-    job = _job(plugins, hung, impl, hook_name, kwargs, call, call.done.release)
-    try:
-        pool = threads.observers()
-        pool.submit(job)
-    except RuntimeError:  # the engine was closed: no thread to hand it to
-        plugins.call_observer(impl, hook_name, kwargs)
+    pool = _start(plugins, threads, impl, hook_name, kwargs, call, call.done.release)
+    if pool is None:
         return
     try:
         if call.done.acquire(timeout=timeout):
             return
     except BaseException:  # Ctrl-C while waiting: the call goes on without us
-        _give_up(call, pool, hung, impl)
+        _give_up(call, pool, threads.hung_observers, impl)
         raise
-    if _give_up(call, pool, hung, impl):
-        message = _hung(plugins, timeout, impl, hook_name)
-        if hook_name != "sof_alert":
-            notify(plugins, threads, timeout, "sof_alert", kind="observer_hung",
-                   message=message, details=_details(impl, hook_name, timeout))
+    alert = _given_up(plugins, threads, timeout, impl, hook_name, call, pool)
+    if alert is not None:
+        notify(plugins, threads, timeout, "sof_alert", **alert)
 
 
 async def anotify(plugins: PluginManager, threads: Threads, timeout: float | None,
@@ -169,9 +164,6 @@ async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, im
                     hook_name: str, kwargs: dict[str, Any]) -> None:
     import asyncio  # here: a host that never runs on a loop does not pay its import
 
-    hung = threads.hung_observers
-    if _skipped(hung, impl, hook_name):
-        return
     loop = asyncio.get_running_loop()
     returned: asyncio.Future[None] = loop.create_future()
 
@@ -184,12 +176,8 @@ async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, im
             loop.call_soon_threadsafe(settle)
 
     call = _Call()
-    job = _job(plugins, hung, impl, hook_name, kwargs, call, wake)
-    try:
-        pool = threads.observers()
-        pool.submit(job)
-    except RuntimeError:  # the engine was closed: no thread to hand it to
-        plugins.call_observer(impl, hook_name, kwargs)
+    pool = _start(plugins, threads, impl, hook_name, kwargs, call, wake)
+    if pool is None:
         return
     try:
         await asyncio.wait_for(returned, timeout)
@@ -197,13 +185,44 @@ async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, im
     except asyncio.TimeoutError:
         pass
     except BaseException:  # the caller cancelled the run: the call goes on without us
-        _give_up(call, pool, hung, impl)
+        _give_up(call, pool, threads.hung_observers, impl)
         raise
-    if _give_up(call, pool, hung, impl):
-        message = _hung(plugins, timeout, impl, hook_name)
-        if hook_name != "sof_alert":
-            await anotify(plugins, threads, timeout, "sof_alert", kind="observer_hung",
-                          message=message, details=_details(impl, hook_name, timeout))
+    alert = _given_up(plugins, threads, timeout, impl, hook_name, call, pool)
+    if alert is not None:
+        await anotify(plugins, threads, timeout, "sof_alert", **alert)
+
+
+def _start(plugins: PluginManager, threads: Threads, impl: Any, hook_name: str,
+           kwargs: dict[str, Any], call: _Call, returned: Callable[[], object]
+           ) -> DaemonPool | None:
+    """Hand the call to a thread of the observer pool; None when there is nothing to wait
+    for: the observer is skipped (a call to it is still hung), or the engine was closed
+    and the call was made here."""
+    hung = threads.hung_observers
+    if _skipped(hung, impl, hook_name):
+        return None
+    job = _job(plugins, hung, impl, hook_name, kwargs, call, returned)
+    try:
+        pool = threads.observers()
+        pool.submit(job)
+    except RuntimeError:  # the engine was closed: no thread to hand it to
+        plugins.call_observer(impl, hook_name, kwargs)
+        return None
+    return pool
+
+
+def _given_up(plugins: PluginManager, threads: Threads, timeout: float, impl: Any,
+              hook_name: str, call: _Call, pool: DaemonPool) -> dict[str, Any] | None:
+    """The wait is over and the call has not returned: give up on it (count it, log it);
+    the ``observer_hung`` alert to send, if any (None: it returned just now, or it was an
+    alert observer itself)."""
+    if not _give_up(call, pool, threads.hung_observers, impl):
+        return None
+    message = _hung(plugins, timeout, impl, hook_name)
+    if hook_name == "sof_alert":
+        return None
+    return {"kind": "observer_hung", "message": message,
+            "details": _details(impl, hook_name, timeout)}
 
 
 def _skipped(hung: HungObservers, impl: Any, hook_name: str) -> bool:

@@ -12,7 +12,6 @@ its plan is not runnable, falls back to the rules planner. Each fallback is reco
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from sof_core._bounded import call_bounded
 from sof_core.errors import ConfigError, SOFError
 from sof_core.planning.cache import PlanCache, cache_key, skills_fingerprint, store_for
 from sof_core.planning.planners import planner_options
@@ -273,23 +273,13 @@ def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
         return planner().plan(query, context)
     timeout = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
     limit = timeout + grace
-    outcome: list[Any] = []
-    caller = contextvars.copy_context()  # the caller's request id, tracing span, ...
-
-    def work() -> None:
-        try:
-            outcome.append((True, caller.run(lambda: planner().plan(query, context))))
-        except BaseException as exc:  # handed to the caller below
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=work, name=f"sof-planner-{name}", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if not outcome:
+    outcome = call_bounded(lambda: planner().plan(query, context), limit,
+                           f"sof-planner-{name}")
+    if outcome is None:
         raise PlannerTimeoutError(
             f"planner {name!r} did not answer within {limit:g}s "
             f"(planner_options.{name}.timeout)")
-    ok, value = outcome[0]
+    ok, value = outcome
     if not ok:
         raise value
     return value

@@ -1,0 +1,42 @@
+"""One call of plugin code, in a daemon thread of its own, waited for at most a limit.
+
+For the rare calls a host makes into a plugin outside the engine's pools: constructing a
+plugin's executor at its first use, asking a planner. A call that does not return in time
+is left running (daemon: it never holds up the process's exit) and the caller goes on;
+what it would have returned is dropped. Runs in a copy of the caller's ``contextvars``
+context, so a request id or a tracing span reads the same there. Kept outside the layers
+(planning and execution both use it).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+#: What ``call_bounded`` returns: ``(True, result)``, ``(False, exception)``, or None when
+#: the call did not return within the limit.
+Outcome = tuple[bool, Any] | None
+
+
+def call_bounded(fn: Callable[[], Any], limit: float | None, thread_name: str) -> Outcome:
+    """``fn()`` in a daemon thread named ``thread_name``, waited for at most ``limit``
+    seconds (None: until it returns). Any exception it raises, ``KeyboardInterrupt`` and
+    ``SystemExit`` included, comes back as ``(False, exc)`` for the caller to judge."""
+    outcome: list[tuple[bool, Any]] = []
+    caller = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            outcome.append((True, caller.run(fn)))
+        except BaseException as exc:  # handed to the caller
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=work, name=thread_name, daemon=True)
+    thread.start()
+    thread.join(limit)
+    return outcome[0] if outcome else None
+
+
+__all__ = ["Outcome", "call_bounded"]
