@@ -20,23 +20,42 @@ from typing import Any
 Outcome = tuple[bool, Any] | None
 
 
-def call_bounded(fn: Callable[[], Any], limit: float | None, thread_name: str) -> Outcome:
+def call_bounded(fn: Callable[[], Any], limit: float | None, thread_name: str, *,
+                 given_up: Callable[[], object] | None = None,
+                 late: Callable[[], object] | None = None) -> Outcome:
     """``fn()`` in a daemon thread named ``thread_name``, waited for at most ``limit``
     seconds (None: until it returns). Any exception it raises, ``KeyboardInterrupt`` and
-    ``SystemExit`` included, comes back as ``(False, exc)`` for the caller to judge."""
+    ``SystemExit`` included, comes back as ``(False, exc)`` for the caller to judge.
+
+    When the wait ends first, ``given_up()`` is called, and ``late()`` once the call
+    returns after all (in its thread, never before ``given_up``): a caller that skips a
+    callee while a call to it is still hung marks and clears it there.
+    """
     outcome: list[tuple[bool, Any]] = []
     caller = contextvars.copy_context()
+    lock = threading.Lock()
+    abandoned = [False]
 
     def work() -> None:
         try:
-            outcome.append((True, caller.run(fn)))
+            result = (True, caller.run(fn))
         except BaseException as exc:  # handed to the caller
-            outcome.append((False, exc))
+            result = (False, exc)
+        with lock:
+            outcome.append(result)
+            if abandoned[0] and late is not None:
+                late()
 
     thread = threading.Thread(target=work, name=thread_name, daemon=True)
     thread.start()
     thread.join(limit)
-    return outcome[0] if outcome else None
+    with lock:
+        if outcome:
+            return outcome[0]
+        abandoned[0] = True
+        if given_up is not None:
+            given_up()
+    return None
 
 
 __all__ = ["Outcome", "call_bounded"]

@@ -453,6 +453,12 @@ def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any) -> 
     assert [record.status for record in box] == ["failed", "failed"]
     assert hung.kinds == ["plugin_failed"]  # the second alert skipped the hung observer
     assert engine.plugins.observer_timeouts == 1
+    RELEASE.set()  # the hung call returns: the observer is told of the next failure again
+    deadline = time.monotonic() + 5
+    while engine.plugins._hung_alerts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    engine.plugins.register(Broken(), "broken-again", raise_errors=False)
+    assert hung.kinds == ["plugin_failed", "plugin_failed"]
 
 
 def test_an_async_skill_does_not_start_once_the_run_ended_during_its_observers() -> None:

@@ -17,7 +17,6 @@ engine alone, and it reads through to the shared plugins.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import difflib
 import importlib
 import inspect
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 import pluggy
 
+from sof_core._bounded import call_bounded
 from sof_core._installed import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from sof_core._version import API_VERSION, __version__
 from sof_core.config import SOFConfig, load_host_config
@@ -164,7 +164,6 @@ class PluginManager:
         self.observer_timeouts = 0
         #: ``sof_alert`` observers with a load-time call still hung (``_alert``).
         self._hung_alerts: set[int] = set()
-        self._alert_lock = threading.Lock()
         self._builtins = builtins and parent is None
         self._loaded = False
         self._configured = False
@@ -730,34 +729,19 @@ class PluginManager:
                 self._bounded_alert(impl, kwargs, timeout)
 
     def _bounded_alert(self, impl: Any, kwargs: dict[str, Any], timeout: float) -> None:
-        returned = threading.Event()
-        context = contextvars.copy_context()
-        given_up = False
-
-        def job() -> None:
-            try:
-                context.run(self.call_observer, impl, "sof_alert", kwargs)
-            except BaseException:  # SystemExit, KeyboardInterrupt: call_observer lets them by
-                self.observer_errors += 1
-                log.exception("observer %s.sof_alert raised; ignored", impl.plugin_name)
-            finally:
-                with self._alert_lock:
-                    returned.set()
-                    if given_up:
-                        self._hung_alerts.discard(id(impl))
-
-        threading.Thread(target=job, name="sof-observer-alert", daemon=True).start()
-        if returned.wait(timeout):
-            return
-        with self._alert_lock:
-            if returned.is_set():
-                return
-            given_up = True
-            self._hung_alerts.add(id(impl))
-        self.observer_timeouts += 1
-        log.warning("observer %s.sof_alert did not return within %ss (observer_timeout); "
-                    "SOF stopped waiting for it, and skips it until that call returns",
-                    impl.plugin_name, timeout)
+        key = id(impl)
+        outcome = call_bounded(
+            lambda: self.call_observer(impl, "sof_alert", kwargs), timeout,
+            "sof-observer-alert", given_up=lambda: self._hung_alerts.add(key),
+            late=lambda: self._hung_alerts.discard(key))
+        if outcome is None:
+            self.observer_timeouts += 1
+            log.warning("observer %s.sof_alert did not return within %ss (observer_timeout); "
+                        "SOF stopped waiting for it, and skips it until that call returns",
+                        impl.plugin_name, timeout)
+        elif not outcome[0]:  # SystemExit, KeyboardInterrupt: call_observer lets them by
+            self.observer_errors += 1
+            log.error("observer %s.sof_alert raised %r; ignored", impl.plugin_name, outcome[1])
 
     def failed(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status == "failed"]
