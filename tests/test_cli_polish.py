@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,36 @@ def test_a_plugin_whose_command_hook_raises_does_not_break_help(
     # the core command the other plugin tried to take still works
     run_help = sof_cli("run", "--help", env=env)
     assert run_help.returncode == 0 and "--output KEY" in run_help.stdout
+
+
+HUNG_COMMANDS = """
+    import threading
+    from sof_core import hookimpl
+
+    @hookimpl
+    def sof_register_commands(subparsers):
+        subparsers.add_parser("late", help="added after the hook gave up")
+        threading.Event().wait(60)  # asks a server that never answers
+"""
+
+
+def test_a_plugin_whose_command_hook_hangs_does_not_hold_the_cli(
+    sof_cli: Any, dists: Any
+) -> None:
+    """Before: ``sof --help`` (and every plugin command) waited for it forever."""
+    dists.add("sof-greeter", COMMANDS, entry_name="greeter")
+    dists.add("sof-hung-cli", HUNG_COMMANDS, entry_name="hungcli")
+    env = {**dists.env(), "SOF_PLUGINS_ONLY": "greeter,hungcli",
+           "SOF_PLUGIN_IMPORT_TIMEOUT": "0.5"}
+    started = time.monotonic()
+    done = sof_cli("--help", env=env, timeout=30)
+    assert time.monotonic() - started < 20  # hangs only
+    assert done.returncode == 0, done.stderr
+    assert "say hello" in done.stdout and "late" not in done.stdout
+    assert ("plugin 'hungcli' failed to add its commands (sof_register_commands did not "
+            "return within 0.5 s (plugin_import_timeout))") in done.stderr
+    hello = sof_cli("hello", env=env, timeout=30)
+    assert hello.returncode == 0 and "hello from a plugin" in hello.stdout
 
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_is_at_debug(

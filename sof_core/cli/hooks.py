@@ -102,8 +102,10 @@ def _calling(name: str, group: str, kind: str | None) -> str:
     if group == "Commands":
         return (
             "Called by the `sof` command when it builds its parser (for a plugin's command "
-            "and for `sof --help`). An implementation that raises is skipped with a warning "
-            "and leaves no half-added command behind."
+            "and for `sof --help`), in a thread of its own on a scratch copy of the "
+            "sub-commands. An implementation that raises, takes a command already there or "
+            "does not return within `plugin_import_timeout` is skipped with a warning and "
+            "leaves no half-added command behind."
         )
     if group == "Lifecycle observers":
         return (

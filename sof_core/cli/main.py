@@ -13,12 +13,14 @@ stderr, never a traceback; an unexpected one prints one line too, and its traceb
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sof_core._bounded import call_bounded
 from sof_core._installed import ENTRY_POINT_GROUP
 from sof_core._installed import installed_plugins as installed_plugins
 from sof_core._version import __version__
@@ -91,26 +93,44 @@ def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[
 
 
 def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager) -> bool:
-    """Let each plugin add its commands; one that raises is skipped with a warning and
-    leaves no half-added command behind. False if one did."""
+    """Let each plugin add its commands; one that raises, clashes with a command already
+    there or does not return within ``plugin_import_timeout`` is skipped with a warning and
+    leaves no half-added command behind. False if one was.
+
+    Each hook fills a scratch copy of the subcommands in a daemon thread of its own
+    (``call_bounded``), and its commands are moved over only once it returned cleanly: a
+    hook that hangs (it asks a server what to offer) cannot hold ``sof --help``, and what
+    it adds later never reaches the parser being used.
+    """
     sub = _subcommands(parser)
+    limit = manager.config.plugin_import_timeout
     clean = True
     for impl in manager.hook_manager.hook.sof_register_commands.get_hookimpls():
-        parsers = dict(sub._name_parser_map)
-        listed = list(sub._choices_actions)
-        try:
-            arguments = {"subparsers": sub}
-            impl.function(*[arguments[name] for name in impl.argnames])
-        except (Exception, SystemExit) as exc:  # one plugin's broken command must not break `sof`
-            clean = False
-            sub._name_parser_map.clear()
-            sub._name_parser_map.update(parsers)
-            sub._choices_actions[:] = listed
-            warn(
-                f"plugin {impl.plugin_name!r} failed to add its commands "
-                f"(sof_register_commands raised {type(exc).__name__}: {exc}); they are "
-                "unavailable"
-            )
+        scratch = argparse._SubParsersAction(
+            option_strings=[], prog=sub._prog_prefix, parser_class=sub._parser_class,
+            dest=sub.dest, metavar=sub.metavar)
+        arguments = {"subparsers": scratch}
+        args = [arguments[name] for name in impl.argnames]
+        outcome = call_bounded(functools.partial(impl.function, *args), limit,
+                               f"sof-commands-{impl.plugin_name}")
+        if outcome is None:
+            problem = f"sof_register_commands did not return within {limit:g} s " \
+                      "(plugin_import_timeout)"
+        elif not outcome[0]:
+            error = outcome[1]
+            if not isinstance(error, (Exception, SystemExit)):  # Ctrl-C: the user's
+                raise error
+            problem = f"sof_register_commands raised {type(error).__name__}: {error}"
+        else:
+            taken = sorted(set(scratch._name_parser_map) & set(sub._name_parser_map))
+            if not taken:
+                sub._name_parser_map.update(scratch._name_parser_map)
+                sub._choices_actions.extend(scratch._choices_actions)
+                continue
+            problem = f"its command(s) {taken} clash with commands already there"
+        clean = False
+        warn(f"plugin {impl.plugin_name!r} failed to add its commands ({problem}); they are "
+             "unavailable")
     return clean
 
 
