@@ -308,8 +308,7 @@ def test_hung_observers_never_block_the_event_loop_of_aexecute_plan(
         make_skill: Any, skill_kind: str) -> None:
     """Before: each hung observer call was waited for on the loop, blocking the host's other
     tasks for ``observer_timeout`` each time (here 4 times 0.4 s). A sync skill's
-    ``sof_before_skill`` is told in the pool thread that runs it, within its deadline: that
-    skill has none here."""
+    ``sof_before_skill`` is told in the pool thread that runs it."""
     hung = HangsEverywhere()
     skill = AsyncFetch if skill_kind == "async" else make_skill(
         "AsyncFetch", ["input_query"], ["fetched"])
@@ -487,3 +486,56 @@ def test_an_async_skill_does_not_start_once_the_run_ended_during_its_observers()
     assert report.status == "timeout"
     assert ran == []
     assert "noted" not in report.uif.intermediate_data
+
+
+@pytest.mark.parametrize("executor", ["threads", "sequential", "aexecute_plan"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_slow_before_skill_observer_is_not_counted_against_a_sync_skill(
+        make_skill: Any, executor: str, wide: bool) -> None:
+    """Before: a sync skill's ``sof_before_skill`` observers were told inside its deadline,
+    so one slower than the skill's timeout (here a hung one, given up on at 0.5 s) timed
+    out a skill that needs no time at all. Now its deadline waits for them: both the run's
+    own thread and, in a wide stage, a pool thread."""
+    names = ["Quick0", "Quick1"] if wide else ["Quick0"]
+    skills = [make_skill(name, ["input_query"], [name.lower()], max_execution_time=0.2)
+              for name in names]
+    engine = make_engine(skills, plugins=[("hung", _hangs_on("sof_before_skill"))],
+                         observer_timeout=0.5,
+                         executor="threads" if executor == "aexecute_plan" else executor)
+    ENGINES.append(engine)
+    box: list[Any] = []
+
+    def run() -> Any:
+        if executor == "aexecute_plan":  # sync skills in the step pool, watched by the run
+            return asyncio.run(engine.aexecute_plan(names, UIF(input_query="q")))
+        return engine.execute_plan(names, UIF(input_query="q"))
+
+    worker = threading.Thread(target=lambda: box.append(run()), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert box, "execute_plan did not return within 10 s"
+    report = box[0]
+    assert report.status == "success", report.errors
+    assert [r.status for r in report.results] == ["success"] * len(names)
+    assert engine.plugins.observer_timeouts >= 1
+
+
+def test_a_skill_still_times_out_at_its_own_deadline_after_its_observers(
+        make_skill: Any) -> None:
+    """The deadline starts afresh once the observers were told: a skill that overruns it is
+    still timed out, at its own timeout after them."""
+
+    def sleeps(uif: Any) -> None:
+        time.sleep(1.5)
+
+    skills = [make_skill("Slow", ["input_query"], ["slow"], body=sleeps,
+                         max_execution_time=0.2)]
+    engine = make_engine(skills, plugins=[("hung", _hangs_on("sof_before_skill"))],
+                         observer_timeout=0.3)
+    ENGINES.append(engine)
+    started = time.monotonic()
+    report = engine.execute_plan(["Slow"], UIF(input_query="q"))
+    took = time.monotonic() - started
+    assert report.status in ("timeout", "failure", "partial"), report.errors
+    assert report.results[0].status == "timeout"
+    assert took < 1.4  # hangs only: given up on at its deadline, not when it returned

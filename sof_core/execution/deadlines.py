@@ -37,8 +37,8 @@ class Slot:
     ``step`` is None between steps.
     """
 
-    __slots__ = ("abandoned", "call", "deadline", "fanout", "owner", "retried", "stage",
-                 "started", "step", "total")
+    __slots__ = ("abandoned", "call", "deadline", "fanout", "owner", "rearm", "retried",
+                 "stage", "started", "step", "total")
 
     def __init__(self, owner: object = None, total: float = math.inf) -> None:
         #: the run whose runner holds this slot (None for a pool call's)
@@ -57,6 +57,8 @@ class Slot:
         self.abandoned = False
         #: the async step's ``AsyncCall`` while one runs on this thread's loop
         self.call: Any = None
+        #: arms the watcher of a pool call's slot at a new deadline (``PoolCall``), or None
+        self.rearm: Any = None
 
     def attempts(self, step: Step) -> int:
         """The attempts ``step`` has made so far in this slot (its retries counted)."""

@@ -102,6 +102,7 @@ class PoolCall:
                 # (``arun._RunWatch``); other runs' calls arm their own.
                 if slot.deadline != float("inf") and not run.watches_calls:
                     self.entry = watchdog().arm(slot.deadline, self._expired)
+                    slot.rearm = self._rearm
                 outcome = execute_step(step, run.uif, run._backoff, run._before, slot)
         finally:
             set_thread_slot(None)
@@ -122,6 +123,11 @@ class PoolCall:
             return ABANDONED  # its place in the pool was given to another thread
         return None
 
+    def _rearm(self, deadline: float) -> None:
+        """The step's deadline moved (its ``sof_before_skill`` observers were told first):
+        look at it then. An entry armed before may still fire: it finds it not yet due."""
+        self.entry = watchdog().arm(deadline, self._expired)
+
     def _expired(self, now: float) -> None:
         """The watchdog's callback at the call's deadline."""
         run = self.run
@@ -131,6 +137,10 @@ class PoolCall:
         try:
             slot = self.slot
             if self.state != RUNNING or slot is None:
+                return
+            if now < slot.deadline:  # moved later while its observers were told
+                if slot.deadline != float("inf"):
+                    self.entry = watchdog().arm(slot.deadline, self._expired)
                 return
             later = run.look_again_at(slot, self.step, now)
             if later is not None:

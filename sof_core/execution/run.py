@@ -245,7 +245,29 @@ class RunContext:
             self._before(step, view)
 
     def _notify_before(self, step: Step, view: UIF) -> None:
-        self._observe("sof_before_skill", skill=step.spec, uif=view)
+        """``sof_before_skill``, in the thread about to run the skill: its observers' time
+        is not the skill's. While they are told, the step's deadline is pushed back by the
+        observers' bound (``observer_timeout``), so no watcher gives up on the skill for a
+        slow observer; then it starts afresh. A retry's attempts share the first one's
+        deadline, as before (their observers are told within it)."""
+        slot = thread_slot()
+        bound = self.config.observer_timeout
+        if (slot is None or slot.step is not step or bound is None
+                or step.timeout is None or slot.deadline == _INF
+                or (slot.retried is not None and slot.retried[0] is step)):
+            self._observe("sof_before_skill", skill=step.spec, uif=view)
+            return
+        slot.deadline += bound
+        try:
+            self._observe("sof_before_skill", skill=step.spec, uif=view)
+        finally:
+            now = slot.started = clock()
+            deadline = slot.deadline = now + step.timeout
+            if slot.owner is self:  # a runner: the run's watch looks at it then
+                if deadline < self.armed:
+                    self._arm(deadline)
+            elif slot.rearm is not None:  # a pool call with a watch of its own
+                slot.rearm(deadline)
 
     def _observe(self, hook_name: str, **kwargs: Any) -> None:
         """Notify an observer hook, each call given at most ``observer_timeout`` (an
