@@ -539,3 +539,26 @@ def test_a_skill_still_times_out_at_its_own_deadline_after_its_observers(
     assert report.status in ("timeout", "failure", "partial"), report.errors
     assert report.results[0].status == "timeout"
     assert took < 1.4  # hangs only: given up on at its deadline, not when it returned
+
+
+def test_a_retried_async_skills_deadline_starts_after_its_first_observers() -> None:
+    class Retried(BaseSkillModule):
+        skill_name = "Retried"
+        skill_description = "retried async skill with a short timeout"
+        required_inputs = ["input_query"]
+        output_keys = ["retried"]
+        max_execution_time = 0.2
+        max_retries = 2
+
+        async def execute(self, uif: UIF) -> UIF:
+            await asyncio.sleep(0.01)
+            uif.intermediate_data["retried"] = True
+            return uif
+
+    engine = make_engine([Retried], plugins=[("hung", _hangs_on("sof_before_skill"))],
+                         observer_timeout=0.4)
+    ENGINES.append(engine)
+    report = asyncio.run(asyncio.wait_for(
+        engine.aexecute_plan(["Retried"], UIF(input_query="q")), 10))
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["retried"] is True

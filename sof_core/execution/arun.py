@@ -16,7 +16,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sof_core.errors import SOFError
@@ -164,6 +164,18 @@ async def _tell(run: RunContext) -> None:
         await anotify(run.plugins, run.threads, run.config.observer_timeout, hook, **kwargs)
 
 
+def _first_told(run: RunContext, call: AsyncCall) -> Callable[[Step, UIF], Awaitable[None]]:
+    """``before`` for a retried async step: each attempt's observers are told; the step's
+    deadline (none yet, ``_deadline``) starts once the first attempt's were."""
+
+    async def tell(step: Step, view: UIF) -> None:
+        await _tell_before(run, step, view)
+        if call.deadline == _INF and step.timeout is not None:
+            call.begin(clock(), run.total_deadline)
+
+    return tell
+
+
 async def _tell_before(run: RunContext, step: Step, view: UIF) -> None:
     """``sof_before_skill`` for an async step, awaited on this loop (see ``_tell``)."""
     await anotify(run.plugins, run.threads, run.config.observer_timeout, "sof_before_skill",
@@ -185,16 +197,11 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
         return Outcome(step, None, None, None, None, run.hung.error(step.name), 0.0, 0)
     if step.spec.is_async and step.isolation != "process":
         now = clock()
-        if step.retries:  # its observers are told within its deadline, at each attempt
-            deadline = now + step.timeout if step.timeout is not None else _INF
-        else:
-            deadline = _deadline(run, step, now)
-        call = AsyncCall(step, loop, now, deadline, total=run.total_deadline)
+        call = AsyncCall(step, loop, now, _deadline(run, step, now), total=run.total_deadline)
         inflight.append(call)  # the run's watch looks at its deadline (``_RunWatch``)
         try:
             if step.retries:
-                before = (None if run._before is None
-                          else lambda step, view: _tell_before(run, step, view))
+                before = None if run._before is None else _first_told(run, call)
                 return await aexecute_step(step, run.uif, run._backoff, call, before)
             result, view, data, error, duration = await _await_once(run, step, call)
             return Outcome(step, result, view, data, data, error, duration, 1)
