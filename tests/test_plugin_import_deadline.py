@@ -416,3 +416,25 @@ def test_a_skill_constructor_that_raises_is_still_named_in_the_error(dists: Any)
     assert record.status == "failed" and record.error_type == "SkillDefinitionError"
     assert "could not be instantiated with no arguments: OSError('no database')" in (
         record.error or "")
+
+
+#: A skill whose constructor installs a signal handler: Python allows that on the main
+#: thread only, so its construction is done again there.
+SIGNAL_CONSTRUCTOR = GOOD.format(name="SigInitSkill", key="siginit").replace(
+    "    def execute(self, uif):",
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        import signal\n"
+    "        signal.signal(signal.SIGUSR2, lambda *a: None)\n"
+    "    def execute(self, uif):")
+
+
+def test_a_skill_constructor_that_needs_the_main_thread_still_works(dists: Any) -> None:
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        dists.add("sof-siginit", SIGNAL_CONSTRUCTOR, entry_name="siginit")
+        pm = only("siginit")
+        assert pm.records["siginit"].status == "loaded", pm.records["siginit"].error
+        assert "SigInitSkill" in pm.registry
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

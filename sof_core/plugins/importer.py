@@ -94,7 +94,7 @@ class DeadlineImporter:
             "the plugin is skipped and its import left running in a daemon thread")
         if ok:
             return result
-        if _needs_main_thread(result) and threading.current_thread() is threading.main_thread():
+        if needs_main_thread(result) and threading.current_thread() is threading.main_thread():
             return _import_here(module_name, value)
         raise result
 
@@ -114,7 +114,7 @@ class DeadlineImporter:
                                "thread")
         if ok:
             return result
-        if _needs_main_thread(result.__cause__ or result) and (
+        if needs_main_thread(result.__cause__ or result) and (
                 threading.current_thread() is threading.main_thread()):
             return (retry_here or fn)()  # as for an import that needs the main thread
         raise result
@@ -371,7 +371,8 @@ _MAIN_THREAD_ONLY: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def _needs_main_thread(exc: BaseException) -> bool:
+def needs_main_thread(exc: BaseException) -> bool:
+    """Whether ``exc`` is Python refusing main-thread-only work in another thread."""
     return any(isinstance(exc, kind) and text in str(exc) for kind, text in _MAIN_THREAD_ONLY)
 
 

@@ -45,7 +45,12 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.plugins import hookspecs
-from sof_core.plugins.importer import DeadlineImporter, ImportHung, importing_for
+from sof_core.plugins.importer import (
+    DeadlineImporter,
+    ImportHung,
+    importing_for,
+    needs_main_thread,
+)
 from sof_core.plugins.markers import PROJECT_NAME, hookimpl, is_inline_observer
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
@@ -573,6 +578,9 @@ class PluginManager:
             for kind, hook_name, impl in impls:
                 _gather(name, kind, hook_name, impl, contributions, offered)
             made.update(construct_skills(contributions))
+            for _, error in made.values():  # a constructor that calls signal.signal, say:
+                if error is not None and needs_main_thread(error):  # all of it again on
+                    raise error  # the main thread (``DeadlineImporter.call``)
 
         def again() -> None:  # on this thread, from scratch
             contributions.clear()
