@@ -344,6 +344,32 @@ def test_a_plugin_whose_command_hook_hangs_does_not_hold_the_cli(
     assert hello.returncode == 0 and "hello from a plugin" in hello.stdout
 
 
+SIGNAL_COMMANDS = """
+    import signal
+    from sof_core import hookimpl
+
+    def _ping(args):
+        print("pong")
+        return 0
+
+    @hookimpl
+    def sof_register_commands(subparsers):
+        subparsers.add_parser("ping", help="added before the signal handler").set_defaults(
+            func=_ping)
+        signal.signal(signal.SIGUSR2, lambda *a: None)  # main thread only
+"""
+
+
+def test_a_command_hook_that_needs_the_main_thread_still_adds_its_commands(
+    sof_cli: Any, dists: Any
+) -> None:
+    dists.add("sof-signal-cli", SIGNAL_COMMANDS, entry_name="signalcli")
+    env = {**dists.env(), "SOF_PLUGINS_ONLY": "signalcli"}
+    done = sof_cli("ping", env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pong" in done.stdout and "failed to add" not in done.stderr
+
+
 def test_an_unexpected_error_is_one_line_and_its_traceback_is_at_debug(
     sof_cli: Any, dists: Any
 ) -> None:

@@ -342,3 +342,36 @@ def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadli
     assert isinstance(box[0], PluginHookError) and box[0].plugin == "cluster"
     assert "executor 'waits' was not constructed within 0.3 s (plugin_import_timeout)" in (
         str(box[0]))
+
+
+def test_an_executor_whose_constructor_needs_the_main_thread_is_made_there() -> None:
+    """Constructed in a thread of its own first (see above), an executor that installs a
+    signal handler fails there; it is made again on the main thread, as before."""
+    import signal
+
+    from sof_core import hookimpl
+    from sof_core.execution.executors import SequentialExecutor
+
+    previous = signal.getsignal(signal.SIGUSR2)
+
+    class Signals(SequentialExecutor):
+        name = "signals"
+
+        def __init__(self) -> None:
+            signal.signal(signal.SIGUSR2, lambda *a: None)
+
+    class Registers:
+        @hookimpl
+        def sof_register_executors(self) -> list[Any]:
+            return [Signals]
+
+    skill = type("Plain", (BaseSkillModule,), {
+        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
+        "output_keys": ["plain"],
+        "execute": lambda self, uif: uif})
+    try:
+        engine = make_engine([skill], plugins=[("signals", Registers())])
+        report = engine.execute_plan(["Plain"], UIF(input_query="q"), executor="signals")
+        assert report.status == "success" and report.executor == "signals"
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

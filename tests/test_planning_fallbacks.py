@@ -254,3 +254,31 @@ def test_a_plugin_planner_sees_the_callers_context_variables() -> None:
     finally:
         request.reset(token)
     assert result.planner == "reads" and seen == ["req-7"]
+
+
+def test_a_planner_whose_constructor_needs_the_main_thread_is_made_there() -> None:
+    import signal
+
+    previous = signal.getsignal(signal.SIGUSR2)
+
+    class Signals:
+        name = "signals"
+
+        def __init__(self) -> None:
+            signal.signal(signal.SIGUSR2, lambda *a: None)
+
+        def plan(self, query: str, context: Any) -> list[str]:
+            return ["Answer"]
+
+    class Registers:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [Signals]
+
+    try:
+        made = make_engine([Answer], plugins=[("signals", Registers())],
+                           default_plan=["Answer"])
+        result = made.planning.plan("q", planner="signals", use_cache=False)
+        assert result.planner == "signals" and not result.fallbacks
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

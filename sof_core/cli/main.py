@@ -106,13 +106,8 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
     limit = manager.config.plugin_import_timeout
     clean = True
     for impl in manager.hook_manager.hook.sof_register_commands.get_hookimpls():
-        scratch = argparse._SubParsersAction(
-            option_strings=[], prog=sub._prog_prefix, parser_class=sub._parser_class,
-            dest=sub.dest, metavar=sub.metavar)
-        arguments = {"subparsers": scratch}
-        args = [arguments[name] for name in impl.argnames]
-        outcome = call_bounded(functools.partial(impl.function, *args), limit,
-                               f"sof-commands-{impl.plugin_name}")
+        outcome = call_bounded(functools.partial(_commands_of, impl, sub), limit,
+                               f"sof-commands-{impl.plugin_name}", main_thread_retry=True)
         if outcome is None:
             problem = f"sof_register_commands did not return within {limit:g} s " \
                       "(plugin_import_timeout)"
@@ -122,6 +117,7 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
                 raise error
             problem = f"sof_register_commands raised {type(error).__name__}: {error}"
         else:
+            scratch = outcome[1]
             taken = sorted(set(scratch._name_parser_map) & set(sub._name_parser_map))
             if not taken:
                 sub._name_parser_map.update(scratch._name_parser_map)
@@ -132,6 +128,17 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
         warn(f"plugin {impl.plugin_name!r} failed to add its commands ({problem}); they are "
              "unavailable")
     return clean
+
+
+def _commands_of(impl: Any, sub: argparse._SubParsersAction[Any]
+                 ) -> argparse._SubParsersAction[Any]:
+    """A fresh, empty copy of ``sub``, filled by one plugin's ``sof_register_commands``."""
+    scratch = argparse._SubParsersAction(
+        option_strings=[], prog=sub._prog_prefix, parser_class=sub._parser_class,
+        dest=sub.dest, metavar=sub.metavar)
+    arguments = {"subparsers": scratch}
+    impl.function(*[arguments[name] for name in impl.argnames])
+    return scratch
 
 
 # --- logging -------------------------------------------------------------------------------

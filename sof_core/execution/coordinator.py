@@ -278,7 +278,7 @@ class CoordinatorEngine:
             return cls()
         fix = "fix or remove the plugin, or choose another executor (setting 'executor')"
         limit = self._config.plugin_import_timeout
-        outcome = call_bounded(cls, limit, f"sof-executor-{name}")
+        outcome = call_bounded(cls, limit, f"sof-executor-{name}", main_thread_retry=True)
         if outcome is None:
             raise PluginHookError(
                 plugin, f"executor {name!r} was not constructed within {limit:g} s "

@@ -274,7 +274,7 @@ def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
     timeout = planner_options(context.config, name).get("timeout", PLUGIN_PLANNER_TIMEOUT)
     limit = timeout + grace
     outcome = call_bounded(lambda: planner().plan(query, context), limit,
-                           f"sof-planner-{name}")
+                           f"sof-planner-{name}", main_thread_retry=True)
     if outcome is None:
         raise PlannerTimeoutError(
             f"planner {name!r} did not answer within {limit:g}s "

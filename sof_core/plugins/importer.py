@@ -36,6 +36,8 @@ from queue import SimpleQueue
 from types import FrameType
 from typing import Any
 
+from sof_core._bounded import needs_main_thread as needs_main_thread
+
 #: The modules whose import was given up on, by name: (thread, when it started). That is the
 #: plugin's module and every module the thread was running the code of then (their import
 #: locks are the thread's until it ends).
@@ -362,18 +364,6 @@ def _package_frame(frame: FrameType | None, package: str) -> FrameType | None:
 def _place(frame: FrameType) -> str:
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" + (f" ({line})" if line else "")
-
-
-#: What Python raises for main-thread-only work done at import in another thread.
-_MAIN_THREAD_ONLY: tuple[tuple[type[BaseException], str], ...] = (
-    (ValueError, "main thread"),  # signal.signal, signal.set_wakeup_fd
-    (RuntimeError, "no current event loop in thread"),  # asyncio.get_event_loop()
-)
-
-
-def needs_main_thread(exc: BaseException) -> bool:
-    """Whether ``exc`` is Python refusing main-thread-only work in another thread."""
-    return any(isinstance(exc, kind) and text in str(exc) for kind, text in _MAIN_THREAD_ONLY)
 
 
 def hung_imports() -> dict[str, float]:
