@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,36 @@ def skill(
 @pytest.fixture
 def make_skill() -> Callable[..., type[BaseSkillModule]]:
     return skill
+
+
+def returns_within(fn: Callable[[], Any], seconds: float = 10.0, what: str = "the call"
+                   ) -> Any:
+    """``fn()`` in a daemon thread: its result, or its exception raised here; the test fails
+    (instead of hanging the suite) if it has not returned within ``seconds``. A bound for
+    hangs only, never a performance figure."""
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:  # handed to the test
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        pytest.fail(f"{what} did not return within {seconds:g} s")
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+@pytest.fixture
+def within() -> Callable[..., Any]:
+    """``returns_within``: call a function that must not hang, with a bound."""
+    return returns_within
 
 
 @pytest.fixture

@@ -302,7 +302,8 @@ def test_an_executor_whose_constructor_raises_is_a_typed_error_naming_its_plugin
     assert report.status == "success"
 
 
-def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadline() -> None:
+def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadline(
+        within: Any) -> None:
     """Before: the constructor ran in the thread that called ``execute_plan``, unbounded:
     a cluster client that waited for its scheduler held the query forever."""
     from sof_core import PluginHookError, hookimpl
@@ -326,22 +327,15 @@ def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadli
         "execute": lambda self, uif: uif})
     engine = make_engine([skill], plugins=[("cluster", Registers())],
                          plugin_import_timeout=0.3)
-    box: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.execute_plan(["Plain"], UIF(input_query="q"), executor="waits")
-        except BaseException as exc:  # the test looks at it
-            box.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(10)
-    release.set()
-    assert box, "execute_plan did not return within 10 s"
-    assert isinstance(box[0], PluginHookError) and box[0].plugin == "cluster"
+    try:
+        with pytest.raises(PluginHookError) as caught:
+            within(lambda: engine.execute_plan(["Plain"], UIF(input_query="q"),
+                                               executor="waits"), what="execute_plan")
+    finally:
+        release.set()
+    assert caught.value.plugin == "cluster"
     assert "executor 'waits' was not constructed within 0.3 s (plugin_import_timeout)" in (
-        str(box[0]))
+        str(caught.value))
 
 
 def test_an_executor_whose_constructor_needs_the_main_thread_is_made_there() -> None:

@@ -202,18 +202,13 @@ class HangsAroundSkills:
 
 @pytest.mark.parametrize("executor", ["threads", "sequential", "asyncio"])
 def test_hung_skill_observers_are_blamed_not_the_skill_nor_the_run(
-        make_skill: Any, executor: str) -> None:
+        make_skill: Any, within: Any, executor: str) -> None:
     skills = [make_skill(f"Wide{i}", ["input_query"], [f"w{i}"]) for i in range(2)]
     engine = make_engine(skills, plugins=[("hung", HangsAroundSkills())],
                          observer_timeout=0.3, executor=executor)
     ENGINES.append(engine)
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.append(
-        engine.execute_plan(["Wide0", "Wide1"], UIF(input_query="q"))), daemon=True)
-    worker.start()
-    worker.join(10)
-    assert box, "execute_plan did not return within 10 s"
-    report = box[0]
+    report = within(lambda: engine.execute_plan(["Wide0", "Wide1"], UIF(input_query="q")),
+                    what="execute_plan")
     assert report.status == "success", report.errors
     assert [r.status for r in report.results] == ["success", "success"]
     # each hook's first calls hung (both skills' at once in a wide stage); later ones were
@@ -422,7 +417,8 @@ def test_a_wide_async_stage_and_retries_tell_before_skill_observers_on_the_loop(
     assert all(thread != loop_thread for _, thread in told.seen)  # handed off, awaited
 
 
-def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any) -> None:
+def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any,
+                                                            within: Any) -> None:
     """``plugin_failed`` alerts come from the plugin manager while it loads, before any
     engine's observer pool: before, one ``sof_alert`` observer that hung there held the
     host's start-up forever."""
@@ -442,14 +438,10 @@ def test_a_hung_alert_observer_does_not_hold_plugin_loading(make_skill: Any) -> 
 
     hung = HangsOnAlert()
     engine = _engine(make_skill, ("hung", hung), timeout=0.3)
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.extend(
-        engine.plugins.register(Broken(), f"broken{i}", raise_errors=False) for i in range(2)),
-        daemon=True)
-    worker.start()
-    worker.join(10)
-    assert len(box) == 2, "registering a broken plugin did not return within 10 s"
-    assert [record.status for record in box] == ["failed", "failed"]
+    records = within(lambda: [engine.plugins.register(Broken(), f"broken{i}",
+                                                      raise_errors=False) for i in range(2)],
+                     what="registering a broken plugin")
+    assert [record.status for record in records] == ["failed", "failed"]
     assert hung.kinds == ["plugin_failed"]  # the second alert skipped the hung observer
     assert engine.plugins.observer_timeouts == 1
     RELEASE.set()  # the hung call returns: the observer is told of the next failure again
@@ -491,7 +483,7 @@ def test_an_async_skill_does_not_start_once_the_run_ended_during_its_observers()
 @pytest.mark.parametrize("executor", ["threads", "sequential", "aexecute_plan"])
 @pytest.mark.parametrize("wide", [False, True])
 def test_a_slow_before_skill_observer_is_not_counted_against_a_sync_skill(
-        make_skill: Any, executor: str, wide: bool) -> None:
+        make_skill: Any, within: Any, executor: str, wide: bool) -> None:
     """Before: a sync skill's ``sof_before_skill`` observers were told inside its deadline,
     so one slower than the skill's timeout (here a hung one, given up on at 0.5 s) timed
     out a skill that needs no time at all. Now its deadline waits for them: both the run's
@@ -503,18 +495,13 @@ def test_a_slow_before_skill_observer_is_not_counted_against_a_sync_skill(
                          observer_timeout=0.5,
                          executor="threads" if executor == "aexecute_plan" else executor)
     ENGINES.append(engine)
-    box: list[Any] = []
 
     def run() -> Any:
         if executor == "aexecute_plan":  # sync skills in the step pool, watched by the run
             return asyncio.run(engine.aexecute_plan(names, UIF(input_query="q")))
         return engine.execute_plan(names, UIF(input_query="q"))
 
-    worker = threading.Thread(target=lambda: box.append(run()), daemon=True)
-    worker.start()
-    worker.join(10)
-    assert box, "execute_plan did not return within 10 s"
-    report = box[0]
+    report = within(run, what="execute_plan")
     assert report.status == "success", report.errors
     assert [r.status for r in report.results] == ["success"] * len(names)
     assert engine.plugins.observer_timeouts >= 1

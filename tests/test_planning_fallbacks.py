@@ -172,7 +172,7 @@ class HungConstructor:
         return ["Answer"]
 
 
-def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout() -> None:
+def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout(within: Any) -> None:
     """Before: the constructor ran in the query's thread, holding the planning lock: that
     query, and every later one of the engine, waited for it."""
 
@@ -184,14 +184,10 @@ def test_a_planner_whose_constructor_hangs_is_given_up_on_at_its_timeout() -> No
     made = make_engine([Answer], plugins=[("hung", Registers())], default_plan=["Answer"],
                        planner_options={"hungctor": {"timeout": 0.2}})
     for _ in range(2):  # the second query is not held by the first one's constructor
-        box: list[Any] = []
-        worker = threading.Thread(target=lambda box=box: box.append(
-            made.planning.plan("q", planner="hungctor", use_cache=False)), daemon=True)
-        worker.start()
-        worker.join(10)
-        assert box, "planning did not return within 10 s"
-        assert box[0].planner == "rules" and box[0].plan == ["Answer"]
-        assert box[0].fallbacks[0].reason == (
+        result = within(lambda: made.planning.plan("q", planner="hungctor", use_cache=False),
+                        what="planning")
+        assert result.planner == "rules" and result.plan == ["Answer"]
+        assert result.fallbacks[0].reason == (
             "planner 'hungctor' did not answer within 0.2s (planner_options.hungctor.timeout)")
 
 
@@ -206,7 +202,8 @@ class IgnoresDeadline:
         return "never"
 
 
-def test_the_llm_planner_is_bounded_even_when_its_backend_ignores_the_deadline() -> None:
+def test_the_llm_planner_is_bounded_even_when_its_backend_ignores_the_deadline(
+        within: Any) -> None:
     """Before: SOF's own LLM planner was asked in the query's thread, trusting its backend
     to honour the deadline; one that did not held the query forever."""
 
@@ -218,14 +215,10 @@ def test_the_llm_planner_is_bounded_even_when_its_backend_ignores_the_deadline()
     made = make_engine([Answer], plugins=[("stuck", Backends())], default_plan=["Answer"],
                        planner_options={"llm": {"backend": "stuck", "timeout": 0.2,
                                                 "base_url": "http://127.0.0.1:9/v1"}})
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.append(
-        made.planning.plan("q", planner="llm", use_cache=False)), daemon=True)
-    worker.start()
-    worker.join(10)
-    assert box, "planning did not return within 10 s"
-    assert box[0].planner == "rules" and box[0].plan == ["Answer"]
-    assert box[0].fallbacks[0].reason == (
+    result = within(lambda: made.planning.plan("q", planner="llm", use_cache=False),
+                    what="planning")
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    assert result.fallbacks[0].reason == (
         "planner 'llm' did not answer within 1.2s (planner_options.llm.timeout)")
 
 

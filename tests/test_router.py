@@ -500,7 +500,8 @@ def test_a_hung_shadow_call_does_not_keep_the_process_from_exiting(tmp_path: Pat
 # --- route observers: bounded like the engine's observers --------------------------------------
 
 
-def test_a_hung_route_observer_does_not_hold_the_query(manager: SOFConfigManager) -> None:
+def test_a_hung_route_observer_does_not_hold_the_query(manager: SOFConfigManager,
+                                                      within: Any) -> None:
     """Before: route observers were called in the query's thread with no bound, so one that
     hung (a push to a metrics server that stopped answering) held every routed query."""
     from sof_core import add_route_observer, inline_observer, remove_route_observer
@@ -521,14 +522,12 @@ def test_a_hung_route_observer_does_not_hold_the_query(manager: SOFConfigManager
     add_route_observer(hangs)
     add_route_observer(records)
     try:
-        results: list[Any] = []
-        worker = threading.Thread(target=lambda: results.extend(
-            router.route(f"q{i}") for i in range(2)), daemon=True)
-        worker.start()
-        worker.join(10)
-        assert len(results) == 2, "routed queries did not return within 10 s"
+        def route_two() -> tuple[list[Any], str]:
+            return [router.route(f"q{i}") for i in range(2)], threading.current_thread().name
+
+        results, thread = within(route_two, what="routed queries")
         assert [r.response for r in results] == ["sof:q0", "sof:q1"]
-        assert seen == [("hangs", "sof"), ("records", worker.name), ("records", worker.name)]
+        assert seen == [("hangs", "sof"), ("records", thread), ("records", thread)]
         assert engine.plugins.observer_timeouts == 1  # then skipped while still hung
         assert engine.stats()["hung_observers"] == [f"{__name__}.hangs"]
     finally:
