@@ -273,6 +273,13 @@ def test_hundreds_of_concurrent_async_runs_do_not_starve_their_runners() -> None
     assert {r.status for r in reports} == {"success"}
 
 
+def _plain_skill() -> type[BaseSkillModule]:
+    """A skill that does nothing, for the tests of executors from plugins."""
+    return type("Plain", (BaseSkillModule,), {
+        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
+        "output_keys": ["plain"], "execute": lambda self, uif: uif})
+
+
 def test_an_executor_whose_constructor_raises_is_a_typed_error_naming_its_plugin() -> None:
     """Before: the constructor's own ``RuntimeError`` came out of ``execute_plan``."""
     from sof_core import PluginHookError, hookimpl
@@ -288,10 +295,7 @@ def test_an_executor_whose_constructor_raises_is_a_typed_error_naming_its_plugin
         def sof_register_executors(self) -> list[Any]:
             return [NeedsCluster]
 
-    skill = type("Plain", (BaseSkillModule,), {
-        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
-        "output_keys": ["plain"],
-        "execute": lambda self, uif: uif})
+    skill = _plain_skill()
     engine = make_engine([skill], plugins=[("cluster", Registers())])
     with pytest.raises(PluginHookError) as caught:
         engine.execute_plan(["Plain"], UIF(input_query="q"), executor="needscluster")
@@ -321,10 +325,7 @@ def test_an_executor_whose_constructor_hangs_is_given_up_on_at_the_plugin_deadli
         def sof_register_executors(self) -> list[Any]:
             return [WaitsForScheduler]
 
-    skill = type("Plain", (BaseSkillModule,), {
-        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
-        "output_keys": ["plain"],
-        "execute": lambda self, uif: uif})
+    skill = _plain_skill()
     engine = make_engine([skill], plugins=[("cluster", Registers())],
                          plugin_import_timeout=0.3)
     try:
@@ -359,10 +360,7 @@ def test_an_executor_whose_constructor_needs_the_main_thread_is_made_there() -> 
         def sof_register_executors(self) -> list[Any]:
             return [Signals]
 
-    skill = type("Plain", (BaseSkillModule,), {
-        "skill_name": "Plain", "skill_description": "plain", "required_inputs": ["input_query"],
-        "output_keys": ["plain"],
-        "execute": lambda self, uif: uif})
+    skill = _plain_skill()
     try:
         engine = make_engine([skill], plugins=[("signals", Registers())])
         report = engine.execute_plan(["Plain"], UIF(input_query="q"), executor="signals")
