@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import functools
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sof_core.errors import SOFError
@@ -149,7 +150,7 @@ async def drive_async(run: RunContext, total_deadline: float) -> None:
 
 def _deadline(run: RunContext, step: Step, now: float) -> float:
     """An async step's deadline if it starts now; none yet if ``sof_before_skill`` has
-    observers: it begins once they were told (``AsyncCall.begin`` in ``_await_once``)."""
+    observers: it begins once they were told (``_tell_then_start``)."""
     if run._before is not None or step.timeout is None:
         return _INF
     return now + step.timeout
@@ -164,22 +165,17 @@ async def _tell(run: RunContext) -> None:
         await anotify(run.plugins, run.threads, run.config.observer_timeout, hook, **kwargs)
 
 
-def _first_told(run: RunContext, call: AsyncCall) -> Callable[[Step, UIF], Awaitable[None]]:
-    """``before`` for a retried async step: each attempt's observers are told; the step's
-    deadline (none yet, ``_deadline``) starts once the first attempt's were."""
-
-    async def tell(step: Step, view: UIF) -> None:
-        await _tell_before(run, step, view)
-        if call.deadline == _INF and step.timeout is not None:
-            call.begin(clock(), run.total_deadline)
-
-    return tell
-
-
-async def _tell_before(run: RunContext, step: Step, view: UIF) -> None:
-    """``sof_before_skill`` for an async step, awaited on this loop (see ``_tell``)."""
+async def _tell_then_start(run: RunContext, call: AsyncCall, step: Step, view: UIF) -> None:
+    """``sof_before_skill`` for an async step, awaited on this loop (see ``_tell``); then
+    the step's deadline starts, if it has none yet (``_deadline``: a retry's later attempts
+    share the first one's). If the run ended meanwhile, the skill is not started: the run
+    records nothing of it."""
     await anotify(run.plugins, run.threads, run.config.observer_timeout, "sof_before_skill",
                   skill=step.spec, uif=view)
+    if run.finished or call.verdict is not None:
+        raise call.timeout_error()
+    if call.deadline == _INF:
+        call.begin(clock(), run.total_deadline)
 
 
 async def _gather(run: RunContext, steps: Sequence[Step], stage: int,
@@ -201,7 +197,8 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
         inflight.append(call)  # the run's watch looks at its deadline (``_RunWatch``)
         try:
             if step.retries:
-                before = None if run._before is None else _first_told(run, call)
+                before = (None if run._before is None
+                          else functools.partial(_tell_then_start, run, call))
                 return await aexecute_step(step, run.uif, run._backoff, call, before)
             result, view, data, error, duration = await _await_once(run, step, call)
             return Outcome(step, result, view, data, data, error, duration, 1)
@@ -233,10 +230,7 @@ async def _await_once(run: RunContext, step: Step, call: AsyncCall,
     view, data = skill_view(run.uif, step)
     try:
         if run._before is not None:
-            await _tell_before(run, step, view)
-            if run.finished or call.verdict is not None:  # the run ended meanwhile
-                raise call.timeout_error()  # (not started: the run records nothing of it)
-            call.begin(clock(), run.total_deadline)
+            await _tell_then_start(run, call, step, view)
             started = _perf()  # the skill's time, not its observers'
         coro = step.instance.execute(view)
         if task is None:
