@@ -22,39 +22,38 @@ log = logging.getLogger("sof.router")
 #: ``differs``.
 RouteObserver = Callable[[Any, str, float, dict[str, Any]], None]
 
-_route_observers: list[RouteObserver] = []
-#: What the engine's bounded observer calls need of each (``execution/observers.py``).
-_impls: dict[int, _RouteImpl] = {}
-
-
 #: The arguments a route observer is called with, in order.
 _ARGNAMES = ("router", "path", "latency", "details")
 
 
 class _RouteImpl:
-    """A route observer as the engine's observer calls see an implementation."""
+    """A route observer as the engine's bounded observer calls see an implementation
+    (``execution/observers.py``): its function, arguments, and the names logs and
+    ``observer_hung`` alerts give it, worked out once when it is added."""
 
-    __slots__ = ("argnames", "function", "plugin_name")
+    __slots__ = ("argnames", "function", "hook_name", "plugin_name")
 
     def __init__(self, observer: RouteObserver) -> None:
         self.function = observer
         self.argnames = _ARGNAMES
-        module = getattr(observer, "__module__", None) or type(observer).__module__
-        self.plugin_name = str(module)
+        self.plugin_name = str(getattr(observer, "__module__", None)
+                               or type(observer).__module__)
+        self.hook_name = str(getattr(observer, "__qualname__", None)
+                             or type(observer).__qualname__)
+
+
+_route_observers: list[_RouteImpl] = []
 
 
 def add_route_observer(observer: RouteObserver) -> None:
     """Register ``observer`` for every router's recorded queries (idempotent)."""
-    if observer not in _route_observers:
-        _route_observers.append(observer)
-        _impls[id(observer)] = _RouteImpl(observer)
+    if all(impl.function != observer for impl in _route_observers):
+        _route_observers.append(_RouteImpl(observer))
 
 
 def remove_route_observer(observer: RouteObserver) -> None:
     """Stop calling ``observer``; unknown observers are ignored."""
-    if observer in _route_observers:
-        _route_observers.remove(observer)
-        _impls.pop(id(observer), None)
+    _route_observers[:] = [impl for impl in _route_observers if impl.function != observer]
 
 
 def has_route_observers() -> bool:
@@ -72,21 +71,14 @@ def tell_route_observers(router: Any, path: str, latency: float, details: dict[s
     """
     notify_one = getattr(getattr(router, "engine", None), "_notify_one", None)
     kwargs = {"router": router, "path": path, "latency": latency, "details": details}
-    for observer in list(_route_observers):
-        impl = _impls.get(id(observer))
-        if notify_one is not None and impl is not None:
+    for impl in list(_route_observers):
+        if notify_one is not None:
             try:
-                notify_one(impl, _hook_name(observer), kwargs)
+                notify_one(impl, impl.hook_name, kwargs)
             except Exception:  # the engine's own failure (its calls never raise)
-                log.exception("route observer %r could not be told", observer)
+                log.exception("route observer %r could not be told", impl.function)
             continue
         try:
-            observer(router, path, latency, details)
+            impl.function(router, path, latency, details)
         except Exception:
-            log.exception("route observer %r failed", observer)
-
-
-def _hook_name(observer: RouteObserver) -> str:
-    """What logs and ``observer_hung`` alerts call the observer (``details["hook"]``)."""
-    name = getattr(observer, "__qualname__", None) or type(observer).__qualname__
-    return str(name)
+            log.exception("route observer %r failed", impl.function)

@@ -278,13 +278,15 @@ def test_loading_the_monitor_leaves_the_router_for_the_first_router_and_still_se
         from sof_core import QueryRouter
         from sof_serve.observe import ledger, plugin
         from sof_core.routing import observers as module
-        assert module._route_observers == [plugin._on_route], module._route_observers
+        registered = [impl.function for impl in module._route_observers]
+        assert registered == [plugin._on_route], registered
         ledger.clear()
         result = QueryRouter(engine, lambda query, **context: "legacy:" + query).route("hi")
         assert result.path == "legacy" and result.response == "legacy:hi", result
         assert [kind for kind, _ in ledger.drain()] == ["route"]
         plugin.install()  # idempotent, with the router imported
-        assert module._route_observers == [plugin._on_route], module._route_observers
+        registered = [impl.function for impl in module._route_observers]
+        assert registered == [plugin._on_route], registered
         engine.close()
         print("ok")
     """)
