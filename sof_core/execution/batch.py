@@ -241,15 +241,11 @@ async def arun_batch(
     return _finish(items, workers, time.perf_counter() - started)
 
 
-#: Planners that answer from memory, without I/O: asked on the loop (the others may call a
-#: model over HTTP for up to their timeout, and are asked in a runner thread).
-LOCAL_PLANNERS = frozenset({"rules", "static"})
-
-
 async def _aplan(engine: CoordinatorEngine, query: str) -> list[str]:
     """The configured planner's plan for ``query``, without holding the loop while a planner
-    that may block (an LLM behind HTTP) answers: other queries of the batch go on."""
-    if engine.config.planner in LOCAL_PLANNERS:
+    that may block (an LLM behind HTTP) answers: other queries of the batch go on. SOF's
+    own planners that do no I/O are asked here (``Planning.asks_in_place``)."""
+    if engine.planning.asks_in_place(engine.config.planner):
         return list(engine.planning.plan(query))
     return list(await engine._off_loop(lambda: engine.planning.plan(query)))
 

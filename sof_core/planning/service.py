@@ -108,13 +108,12 @@ class Planning:
 
     def _ask(self, name: str, query: str, context: _Context) -> PlanResult:
         entry = self._entry(name)  # ConfigError for an unknown name: nothing to fall back on
-        own = _module_of(entry.obj).startswith("sof_core.planning.")
-        calls_out = bool(getattr(entry.obj, "calls_out", False))
+        in_place = _in_place(entry.obj)
         try:
             result = as_plan_result(
                 _call(name, lambda: self._instance(name, entry), query, context,
-                      in_place=own and not calls_out,
-                      grace=OWN_DEADLINE_GRACE if own and calls_out else 0.0),
+                      in_place=in_place,
+                      grace=OWN_DEADLINE_GRACE if _own(entry.obj) and not in_place else 0.0),
                 name)
         except Exception as exc:
             if name == FALLBACK_PLANNER:
@@ -168,6 +167,13 @@ class Planning:
             cause = exc.__cause__
             assert cause is not None  # (always raised from the constructor's exception)
             raise cause from None
+
+    def asks_in_place(self, name: str) -> bool:
+        """Whether planner ``name`` is asked in the calling thread: SOF's own planners that
+        do no I/O. The others (plugins', the LLM planner) are asked in a bounded thread of
+        their own, and an async caller does not ask them on its loop (``arun_batch``)."""
+        entry = self._engine.registry.component("planners", name)
+        return entry is not None and _in_place(entry.obj)
 
     def _entry(self, name: str) -> Any:
         entry = self._engine.registry.component("planners", name)
@@ -260,8 +266,15 @@ class _NotConstructed(Exception):
     """A planner class's constructor raised (the cause)."""
 
 
-def _module_of(obj: Any) -> str:
-    return str((obj if isinstance(obj, type) else type(obj)).__module__)
+def _own(planner: Any) -> bool:
+    """A planner (class or instance) of SOF's own."""
+    cls = planner if isinstance(planner, type) else type(planner)
+    return str(cls.__module__).startswith("sof_core.planning.")
+
+
+def _in_place(planner: Any) -> bool:
+    """Asked in the calling thread: SOF's own, unless it calls out (the LLM planner)."""
+    return _own(planner) and not getattr(planner, "calls_out", False)
 
 
 def _call(name: str, planner: Callable[[], Any], query: str, context: _Context,
