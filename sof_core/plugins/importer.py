@@ -36,7 +36,7 @@ from queue import SimpleQueue
 from types import FrameType
 from typing import Any
 
-from sof_core._bounded import needs_main_thread as needs_main_thread
+from sof_core._bounded import needs_main_thread
 
 #: The modules whose import was given up on, by name: (thread, when it started). That is the
 #: plugin's module and every module the thread was running the code of then (their import

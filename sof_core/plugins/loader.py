@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pluggy
 
-from sof_core._bounded import call_bounded
+from sof_core._bounded import call_bounded, needs_main_thread
 from sof_core._installed import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from sof_core._version import API_VERSION, __version__
 from sof_core.config import SOFConfig, load_host_config
@@ -45,12 +45,7 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.plugins import hookspecs
-from sof_core.plugins.importer import (
-    DeadlineImporter,
-    ImportHung,
-    importing_for,
-    needs_main_thread,
-)
+from sof_core.plugins.importer import DeadlineImporter, ImportHung, importing_for
 from sof_core.plugins.markers import PROJECT_NAME, hookimpl, is_inline_observer
 from sof_core.plugins.registry import (
     COMPONENT_HOOKS,
