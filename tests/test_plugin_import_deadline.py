@@ -143,18 +143,6 @@ MANAGER = get_plugin_manager()
 """ + GOOD.format(name="LoaderSkill", key="loader")
 
 
-def test_a_plugin_that_installs_a_signal_handler_at_import_still_loads(dists: Any) -> None:
-    """``signal.signal`` works only on the main thread: such a plugin is imported there."""
-    previous = signal.getsignal(signal.SIGUSR1)
-    try:
-        dists.add("sof-signals", SIGNALS, entry_name="signals")
-        pm = only("signals")
-        assert pm.records["signals"].status == "loaded", pm.records["signals"].error
-        assert "SignalSkill" in pm.registry
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-
-
 def test_a_plugin_that_loads_plugins_at_import_does_not_wait_for_itself(
     dists: Any, tmp_path: Any
 ) -> None:
@@ -360,17 +348,6 @@ def test_a_plugin_whose_configure_hook_hangs_is_unloaded_and_the_host_starts(
     assert "GoodSkill" in pm.registry
 
 
-def test_a_registration_hook_that_needs_the_main_thread_still_works(dists: Any) -> None:
-    previous = signal.getsignal(signal.SIGUSR2)
-    try:
-        dists.add("sof-sighook", SIGNAL_HOOK, entry_name="sighook")
-        pm = only("sighook")
-        assert pm.records["sighook"].status == "loaded", pm.records["sighook"].error
-        assert "SigHookSkill" in pm.registry
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
-
-
 #: Imports and registers at once; its skill's constructor hangs (it connects to a database
 #: at construction, and the database does not answer) until the test sets ``RELEASE``.
 HUNG_CONSTRUCTOR = GOOD.format(name="DbSkill", key="db").replace(
@@ -429,12 +406,22 @@ SIGNAL_CONSTRUCTOR = GOOD.format(name="SigInitSkill", key="siginit").replace(
     "    def execute(self, uif):")
 
 
-def test_a_skill_constructor_that_needs_the_main_thread_still_works(dists: Any) -> None:
-    previous = signal.getsignal(signal.SIGUSR2)
+@pytest.mark.parametrize(("source", "entry", "skill"), [
+    (SIGNALS, "signals", "SignalSkill"),  # at import
+    (SIGNAL_HOOK, "sighook", "SigHookSkill"),  # in sof_register_skills()
+    (SIGNAL_CONSTRUCTOR, "siginit", "SigInitSkill"),  # in the skill's constructor
+], ids=["import", "registration-hook", "skill-constructor"])
+def test_plugin_code_that_needs_the_main_thread_still_loads(
+    dists: Any, source: str, entry: str, skill: str
+) -> None:
+    """``signal.signal`` works only on the main thread: code that calls it while the plugin
+    loads fails in the import thread, and is run again on the main thread."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGUSR2)}
     try:
-        dists.add("sof-siginit", SIGNAL_CONSTRUCTOR, entry_name="siginit")
-        pm = only("siginit")
-        assert pm.records["siginit"].status == "loaded", pm.records["siginit"].error
-        assert "SigInitSkill" in pm.registry
+        dists.add(f"sof-{entry}", source, entry_name=entry)
+        pm = only(entry)
+        assert pm.records[entry].status == "loaded", pm.records[entry].error
+        assert skill in pm.registry
     finally:
-        signal.signal(signal.SIGUSR2, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
