@@ -52,6 +52,7 @@ _LAZY: dict[str, str] = {
     "Outcome": "sof_core.execution.step",
     "check_returned": "sof_core.execution.step",
     "call_payload": "sof_core.execution.remote",
+    "pack_call": "sof_core.execution.remote",
     "run_skill_call": "sof_core.execution.remote",
     "replay_changes": "sof_core.execution.remote",
     "isolation_pool": "sof_core.execution.isolation",
@@ -122,7 +123,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.execution.coordinator import CoordinatorEngine
     from sof_core.execution.deadlines import current_deadline
     from sof_core.execution.isolation import IsolationPool, isolation_pool
-    from sof_core.execution.remote import call_payload, replay_changes, run_skill_call
+    from sof_core.execution.remote import (
+        call_payload,
+        pack_call,
+        replay_changes,
+        run_skill_call,
+    )
     from sof_core.execution.report import ExecutionReport, SkillResult
     from sof_core.execution.run import Executor, RunContext
     from sof_core.execution.sandboxed import run_sandboxed
@@ -223,6 +229,7 @@ __all__ = [
     "isolation_pool",
     "lazy_exports",
     "network_sandbox",
+    "pack_call",
     "remove_route_observer",
     "replay_changes",
     "run_batch",

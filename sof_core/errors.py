@@ -203,6 +203,7 @@ class SkillNotPicklableError(SkillExecutionError):
 
     def __init__(self, skill: str, what: str, reason: str) -> None:
         self.what = what
+        self.reason = reason
         super().__init__(
             f"cannot pickle {what} for its isolated process: {reason}; define the skill "
             "class at the top level of an importable module, keep clients, locks and open "

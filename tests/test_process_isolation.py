@@ -2,13 +2,15 @@
 limit, segfaults or ends its process is killed or reported, and the host goes on; the
 isolated path reports exactly what the local one does.
 
-The skills are in tests/process_isolation_skills.py: a worker imports a skill's module by
-name, so they cannot live in this file (pytest imports it under a name no worker knows).
+Most skills are in tests/process_isolation_skills.py, imported by name like a plugin's; the
+ones defined here, in functions, in a script and in a module loaded from a path show that a
+class no worker can import by name travels by value.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -28,6 +30,7 @@ import process_isolation_skills as skills  # noqa: E402
 
 from sof_core import (  # noqa: E402
     UIF,
+    BaseSkillModule,
     ConfigError,
     SkillCrashedError,
     SkillDefinitionError,
@@ -416,10 +419,107 @@ def test_a_write_that_cannot_be_pickled_back_is_named() -> None:
     assert "cannot pickle what it wrote" in result.error
 
 
-def test_a_skill_defined_where_the_worker_cannot_import_it_is_explained() -> None:
+# --- where an isolated skill class may live -----------------------------------------------------
+
+
+def _where_it_ran() -> list[Any]:
+    """A module-level helper the skills below call: it travels with them when they travel
+    by value."""
+    return ["ran in", os.getpid()]
+
+
+class DefinedInThisTestModule(BaseSkillModule):
+    """Under ``--import-mode=importlib`` (as CI runs) pytest imports this file under a name no
+    worker can import: the class travels by value; under the default mode, by name."""
+
+    skill_name = "DefinedInThisTestModule"
+    skill_description = "defined in a test module"
+    output_keys = ["where"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["where"] = _where_it_ran()
+        return uif
+
+
+def test_a_skill_defined_in_a_test_module_runs_isolated() -> None:
+    report = run([DefinedInThisTestModule])
+    assert report.status == "success", report.errors
+    where = report.uif.intermediate_data["where"]
+    assert where[0] == "ran in" and where[1] != os.getpid()
+
+
+def test_a_skill_defined_inside_a_function_runs_isolated() -> None:
+    secret = "captured"
+
+    class Local(BaseSkillModule):
+        skill_name = "Local"
+        skill_description = "defined inside a test function"
+        required_inputs = ["n"]
+        output_keys = ["doubled"]
+        isolation = "process"
+        max_execution_time = 20.0
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["doubled"] = [uif.intermediate_data["n"] * 2, secret,
+                                                os.getpid()]
+            return uif
+
+    report = run([Local], data={"n": 21})
+    assert report.status == "success", report.errors
+    doubled, captured, pid = report.uif.intermediate_data["doubled"]
+    assert (doubled, captured) == (42, "captured") and pid != os.getpid()
+
+
+def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated(
+        tmp_path: Path) -> None:
+    """As pytest's importlib mode loads test files: in ``sys.modules`` under a name that no
+    entry of the import path leads to, so it cannot travel by name."""
+    import importlib.util
+
+    folder = tmp_path / "not_on_the_path"
+    folder.mkdir()
+    source = folder / "skills_from_a_path.py"
+    source.write_text(textwrap.dedent(
+        """
+        import os
+        from sof_core import BaseSkillModule
+
+        def label(n):
+            return f"n={n} in {os.getpid()}"
+
+        class FromAPath(BaseSkillModule):
+            skill_name = "FromAPath"
+            skill_description = "loaded from a file path"
+            required_inputs = ["n"]
+            output_keys = ["label"]
+            isolation = "process"
+            max_execution_time = 20.0
+
+            def execute(self, uif):
+                uif.intermediate_data["label"] = label(uif.intermediate_data["n"])
+                return uif
+        """
+    ))
+    spec = importlib.util.spec_from_file_location("skills_from_a_path", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["skills_from_a_path"] = module
+    try:
+        spec.loader.exec_module(module)
+        report = run([module.FromAPath], data={"n": 3})
+    finally:
+        del sys.modules["skills_from_a_path"]
+    assert report.status == "success", report.errors
+    label = report.uif.intermediate_data["label"]
+    assert label.startswith("n=3 in ") and label != f"n=3 in {os.getpid()}"
+
+
+def test_a_skill_defined_in_a_script_runs_isolated() -> None:
     code = textwrap.dedent(
         """
-        import sys
+        import os
         from sof_core import UIF, BaseSkillModule
         from sof_core.testing import make_engine
 
@@ -431,21 +531,74 @@ def test_a_skill_defined_where_the_worker_cannot_import_it_is_explained() -> Non
             max_execution_time = 20.0
 
             def execute(self, uif):
-                uif.intermediate_data["x"] = 1
+                uif.intermediate_data["x"] = os.getpid()
                 return uif
 
         report = make_engine([InMain]).execute_plan(["InMain"], UIF(input_query="q"))
-        print(report.results[0].error_type)
-        print(report.results[0].error)
+        print(report.status, report.errors)
+        print(report.uif.intermediate_data["x"] != os.getpid())
         """
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    error_type, message = done.stdout.strip().split("\n", 1)
-    assert error_type == "SkillNotPicklableError"
-    assert "loading them in the worker raised AttributeError" in message
-    assert "top level of an importable module" in message
+    assert done.stdout.split() == ["success", "[]", "True"], done.stdout
+
+
+def test_only_a_class_no_worker_can_import_travels_by_value() -> None:
+    """Importable classes go by name (the worker imports the real module; none of the host's
+    copy of its code is sent); the others by value, with cloudpickle."""
+    from sof_core import call_payload, pack_call
+
+    class Local(BaseSkillModule):
+        skill_name = "Local"
+        skill_description = "defined inside a test function"
+        output_keys = ["x"]
+
+        def execute(self, uif: UIF) -> UIF:
+            return uif
+
+    for cls, by_value in ((skills.WritesGenerator, False), (Local, True)):
+        step = make_engine([cls]).compile([cls.skill_name]).steps[cls.skill_name]
+        payload = pack_call(cls.skill_name, call_payload(step, UIF(input_query="q")))
+        assert (b"cloudpickle" in payload) is by_value, cls
+        assert pickle.loads(payload)[0].__class__.__name__ == cls.__name__
+
+
+def test_what_a_skill_of_no_importable_module_raises_or_writes_is_reported() -> None:
+    class LocalError(Exception):
+        pass
+
+    class Shape:
+        pass
+
+    class RaisesLocal(BaseSkillModule):
+        skill_name = "RaisesLocal"
+        skill_description = "raises an exception class defined beside it"
+        output_keys = ["x"]
+        isolation = "process"
+        max_execution_time = 20.0
+
+        def execute(self, uif: UIF) -> UIF:
+            raise LocalError("the reason")
+
+    class WritesLocal(BaseSkillModule):
+        skill_name = "WritesLocal"
+        skill_description = "writes a value of a class defined beside it"
+        output_keys = ["y"]
+        isolation = "process"
+        max_execution_time = 20.0
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["y"] = Shape()
+            return uif
+
+    report = run([RaisesLocal, WritesLocal])
+    raised, wrote = result_of(report, "RaisesLocal"), result_of(report, "WritesLocal")
+    assert raised.status == "failed"
+    assert "LocalError" in raised.error and "the reason" in raised.error
+    assert wrote.error_type == "SkillNotPicklableError"
+    assert "cannot pickle what it wrote" in wrote.error
 
 
 # --- the same report both ways ---------------------------------------------------------------------

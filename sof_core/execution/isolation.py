@@ -54,7 +54,7 @@ from sof_core.errors import (
 )
 from sof_core.execution import _worker
 from sof_core.execution.deadlines import clock, current_deadline
-from sof_core.execution.remote import call_payload, replay_changes
+from sof_core.execution.remote import call_payload, pack_call, replay_changes
 from sof_core.graph.compile import IsolationSettings
 from sof_core.security.unpickling import RefusedGlobal, load_reply, trusted_packages
 from sof_core.skills.spec import PERMISSIONS
@@ -435,25 +435,7 @@ class IsolationPool:
 
 def _pack(step: Step, uif: UIF) -> bytes:
     """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
-    call = call_payload(step, uif)
-    try:
-        return pickle.dumps(call, _PROTOCOL)
-    except Exception as exc:
-        skill, inputs, _ = call
-        if not _picklable(skill):
-            what = "the skill instance"
-        else:
-            bad = [key for key, value in inputs.items() if not _picklable(value)]
-            what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
-        raise SkillNotPicklableError(step.name, what, f"{type(exc).__name__}: {exc}") from exc
-
-
-def _picklable(value: Any) -> bool:
-    try:
-        pickle.dumps(value, _PROTOCOL)
-    except Exception:
-        return False
-    return True
+    return pack_call(step.name, call_payload(step, uif))
 
 
 class RemoteTraceback(Exception):

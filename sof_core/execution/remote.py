@@ -3,8 +3,10 @@
 Three steps, one implementation for every executor that leaves the run's thread:
 
 1. ``call_payload(step, uif)`` - what to send: the skill instance, only its declared inputs,
-   and the UIF's other fields. The caller pickles it however it likes (pickle, cloudpickle);
-   the run's read-only containers pickle as plain ones.
+   and the UIF's other fields; ``pack_call(name, call)`` pickles it for a process of this
+   environment (by name what that process can import, by value with cloudpickle what it
+   cannot, a typed error for what cannot travel). The run's read-only containers pickle as
+   plain ones.
 2. ``run_skill_call(skill, inputs, fields)`` - on the far side: run the skill on a plain UIF
    holding copies of them and report what it changed (data keys, UIF fields, appended logs),
    in-place changes included. No checks here: the far side is not trusted to enforce them.
@@ -20,10 +22,15 @@ the built-in ones use.
 from __future__ import annotations
 
 import copy
+import importlib.machinery
 import inspect
+import os
+import pickle
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sof_core.errors import SkillExecutionError
+from sof_core.errors import SkillExecutionError, SkillNotPicklableError
 from sof_core.skills.views import (
     FROZEN_FIELDS,
     ScopedData,
@@ -65,6 +72,126 @@ def call_payload(step: Step, uif: UIF) -> SkillCall:
     if type(uif) is not UIF:
         fields[UIF_CLASS_KEY] = type(uif)
     return step.instance, inputs, fields
+
+
+#: The protocol calls travel with (every worker runs this very interpreter).
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def pack_call(skill_name: str, call: SkillCall) -> bytes:
+    """``call`` (from ``call_payload``) pickled for another process of this environment: an
+    isolation worker or a Dask worker, which loads it with plain ``pickle.loads``.
+
+    What that process can import by name travels by name, as plain pickle sends it. A
+    skill class it could not import travels by value (cloudpickle): one defined in a
+    script's ``__main__`` or inside a function, or in a module imported from a file the
+    other process does not find under that name (pytest's ``importlib`` import mode), and
+    so does anything else plain pickle refuses that cloudpickle can carry (a lambda in the
+    instance's state). What cannot travel at all is a ``SkillNotPicklableError`` naming the
+    skill and what: the instance, which input, or the other UIF fields.
+    """
+    skill = call[0]
+    strays = _not_importable(type(skill))
+    if strays is None:
+        try:
+            return pickle.dumps(call, PROTOCOL)
+        except Exception:  # something inside may still travel by value: try that first
+            strays = ()
+    import cloudpickle
+
+    for module in strays:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(call, PROTOCOL))
+    except Exception as exc:
+        raise SkillNotPicklableError(skill_name, _culprit(call, cloudpickle.dumps),
+                                     f"{type(exc).__name__}: {exc}") from exc
+
+
+def _culprit(call: SkillCall, dumps: Any) -> str:
+    """Which part of ``call`` does not pickle, for the error."""
+    skill, inputs, _ = call
+
+    def travels(value: Any) -> bool:
+        try:
+            dumps(value, PROTOCOL)
+        except Exception:
+            return False
+        return True
+
+    if not travels(skill):
+        return "the skill instance"
+    bad = [key for key, value in inputs.items() if not travels(value)]
+    return f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
+
+
+def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
+    """None when another process can import ``cls`` and its bases by name; else the
+    modules it could not import (to send by value; ``__main__`` and classes defined in a
+    function go by value anyway)."""
+    strays: list[ModuleType] = []
+    by_value = False
+    for klass in cls.__mro__:
+        name = klass.__module__
+        if name == "builtins":
+            continue
+        module = sys.modules.get(name)
+        if "<locals>" in klass.__qualname__ or module is None:
+            by_value = True
+        elif not _importable(module):
+            by_value = True
+            if name not in ("__main__", "__mp_main__"):
+                strays.append(module)
+    return tuple(strays) if by_value else None
+
+
+#: Whether a module (name, file) is found by name by a process with this import path.
+_IMPORTABLE: dict[tuple[str, str | None], bool] = {}
+
+
+def _importable(module: ModuleType) -> bool:
+    name = module.__name__
+    if name in ("__main__", "__mp_main__"):
+        return False
+    file = getattr(module, "__file__", None)
+    key = (name, file)
+    known = _IMPORTABLE.get(key)
+    if known is None:
+        known = _IMPORTABLE[key] = _found_by_name(name, file)
+    return known
+
+
+def _found_by_name(name: str, file: str | None) -> bool:
+    """Whether importing ``name`` afresh, on this import path, finds ``file`` again.
+
+    Asked of the import system's finders without looking in ``sys.modules`` (where a
+    module imported from a path, by pytest's ``importlib`` mode say, is found by a name
+    no other process can import)."""
+    if not file:
+        return True  # built in, frozen or a namespace package: found the same way there
+    top, _, rest = name.partition(".")
+    spec = None
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(top, None)
+        except Exception:  # a third-party finder's own trouble: ask the next one
+            continue
+        if spec is not None:
+            break
+    if spec is None:
+        spec = importlib.machinery.PathFinder.find_spec(top, sys.path)
+    if spec is None:
+        return False
+    if not spec.has_location:
+        return True  # frozen or built in (``abc`` is frozen): the same in every process
+    real = os.path.realpath(file)
+    if not rest:
+        return spec.origin is not None and os.path.realpath(spec.origin) == real
+    return any(real.startswith(os.path.join(os.path.realpath(location), ""))
+               for location in spec.submodule_search_locations or ())
 
 
 def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:

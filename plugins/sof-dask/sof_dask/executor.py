@@ -1,7 +1,8 @@
 """``DaskExecutor``: each stage's skills run as tasks on a Dask distributed cluster.
 
 Per skill, only what it may see is sent: the skill instance, its declared inputs and the
-UIF's other fields, pickled here with cloudpickle so that a skill that cannot travel is
+UIF's other fields, pickled here (``sof_core.pack_call``: by name, or by value with
+cloudpickle for a class the workers cannot import) so that a skill that cannot travel is
 reported as ``SkillNotPicklableError`` naming it (also on an in-process cluster, which
 would not otherwise serialise). The worker returns what the skill changed; the writes are
 replayed through the skill's normal view, so undeclared writes, type checks and the
@@ -31,9 +32,11 @@ from sof_core import (
     UndeclaredWriteError,
     call_payload,
     check_returned,
+    pack_call,
     replay_changes,
     skill_view,
 )
+from sof_core import SkillNotPicklableError as NotPicklable
 from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
 from sof_dask.remote import run_skill
 
@@ -137,37 +140,18 @@ class DaskExecutor:
 
 
 def _pack(step: Step, uif: UIF) -> bytes:
-    """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
-    import cloudpickle
-
-    skill, inputs, fields = call_payload(step, uif)
+    """The skill, its declared inputs and the other UIF fields, pickled (or a typed error):
+    by name what the workers can import, by value what they cannot (``sof_core.pack_call``)."""
     try:
-        cloudpickle.dumps(skill)
-    except Exception as exc:
-        raise SkillNotPicklableError(step.name, "the skill instance", _reason(exc)) from exc
-    try:
-        packed: bytes = cloudpickle.dumps((skill, inputs, fields))
-    except Exception as exc:
-        bad = [k for k, v in inputs.items() if not _picklable(v)]
-        what = f"its input {bad[0]!r}" if bad else "its inputs or UIF fields"
-        raise SkillNotPicklableError(step.name, what, _reason(exc)) from exc
-    return packed
+        return pack_call(step.name, call_payload(step, uif))
+    except NotPicklable as exc:
+        raise SkillNotPicklableError(step.name, exc.what, exc.reason) from exc
 
 
 def _key(step: Step) -> str:
     import uuid
 
     return f"sof-{step.name}-{uuid.uuid4().hex}"
-
-
-def _picklable(value: Any) -> bool:
-    import cloudpickle
-
-    try:
-        cloudpickle.dumps(value)
-    except Exception:
-        return False
-    return True
 
 
 def _reason(exc: BaseException) -> str:
