@@ -13,6 +13,7 @@ import argparse
 import json
 import pickle
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +169,16 @@ def test_a_sandboxed_closure_whose_result_would_run_code_is_refused(tmp_path: Pa
     marker = tmp_path / "made-by-the-host"
     payload = skills._MakesDirectory(str(marker))
 
+    lock = threading.Lock()
+
+    def over_a_lock() -> object:  # no pickler carries it: forked
+        with lock:
+            return payload
+
     with pytest.raises(SkillReplyRefusedError, match=r"posix\.mkdir"):
-        run_sandboxed(lambda: payload, name="closure", timeout=10)  # forked: a closure
+        run_sandboxed(over_a_lock, name="forked closure", timeout=10)
+    with pytest.raises(SkillReplyRefusedError, match=r"posix\.mkdir"):
+        run_sandboxed(lambda: payload, name="closure", timeout=10)  # by value, to a worker
     with pytest.raises(SkillReplyRefusedError, match=r"posix\.mkdir"):
         run_sandboxed(skills._MakesDirectory, (str(marker),), name="function", timeout=10)
     assert not marker.exists()

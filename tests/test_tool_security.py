@@ -35,6 +35,7 @@ from sof_core import (  # noqa: E402
     PlanValidationError,
     RateLimiter,
     SkillDefinitionError,
+    SkillExecutionError,
     SkillTimeoutError,
     SOFConfig,
     ToolPermissionError,
@@ -510,6 +511,24 @@ def test_run_sandboxed_kills_a_call_past_its_timeout() -> None:
         run_sandboxed(time.sleep, (6,), name="slow call", timeout=1.0)
     assert time.monotonic() - started < 4.0
     assert run_sandboxed(divmod, (7, 2), name="quick") == (3, 1)
+
+
+def test_what_a_sandboxed_call_exits_with_does_not_end_the_host() -> None:
+    with pytest.raises(SkillExecutionError, match="raised SystemExit: 4"):
+        run_sandboxed(sys.exit, (4,), name="quitter")
+    with pytest.raises(SkillExecutionError, match="raised KeyboardInterrupt"):
+        run_sandboxed(tools.interrupts, name="interrupter")
+
+
+def test_a_lambda_or_closure_runs_in_a_worker_sent_by_value() -> None:
+    from sof_core import isolation_pool
+
+    offset = 5
+    before = isolation_pool().stats()["calls"]
+    # with "network": the pool without a sandbox prefix, the one isolation_pool() is
+    assert run_sandboxed(lambda: os.getpid() + offset, name="lambda",
+                         permissions={"network"}) != os.getpid() + offset
+    assert isolation_pool().stats()["calls"] == before + 1  # a worker's call, not a fork
 
 
 def test_run_sandboxed_inside_a_skill_ends_by_the_skills_deadline() -> None:

@@ -1,5 +1,7 @@
-"""``run_sandboxed`` with calls that cannot be pickled (closures, lambdas, objects holding
-locks): they run in a forked child with the same guarantees as a worker call (issue 11).
+"""``run_sandboxed`` with calls no pickler carries (closures over locks, objects holding
+them): they run in a forked child with the same guarantees as a worker call (issue 11).
+A plain lambda or closure travels to a worker by value (``sof_core.pack_call``), so the
+calls here are wrapped in ``unpicklable``: a closure over a lock.
 
 SAM's tools hand their security manager closures; before this, such a call could only run
 in a thread, where a deadline abandons it without stopping it and no permission applies.
@@ -12,8 +14,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +64,17 @@ def _fresh_rate_limits() -> Iterator[None]:
     reset_rate_limits()
 
 
+def unpicklable(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` inside a closure over a lock: no pickler carries it, so it is forked."""
+    lock = threading.Lock()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return function(*args, **kwargs)
+
+    return call
+
+
 def connector(port: int) -> object:
     lock = threading.Lock()  # captured: the closure cannot be pickled
 
@@ -93,7 +107,7 @@ def test_a_closure_past_its_timeout_is_killed(tmp_path: Path) -> None:
 
     started = time.monotonic()
     with pytest.raises(SkillTimeoutError, match=r"'slow closure'.*process was killed"):
-        run_sandboxed(slow, name="slow closure", timeout=1.0, permissions={"filesystem"})
+        run_sandboxed(unpicklable(slow), name="slow closure", timeout=1.0, permissions={"filesystem"})
     assert time.monotonic() - started < 4.0
     pid = int(pid_file.read_text())
     assert pid != os.getpid()
@@ -104,31 +118,31 @@ def test_a_closure_past_its_timeout_is_killed(tmp_path: Path) -> None:
 def test_a_closure_keeps_its_other_permissions_refused(tmp_path: Path) -> None:
     target = tmp_path / "escaped"
     with pytest.raises(ToolPermissionError, match="no 'filesystem' permission"):
-        run_sandboxed(lambda: target.write_text("x"), name="writer")
+        run_sandboxed(unpicklable(lambda: target.write_text("x")), name="writer")
     assert not target.exists()
     with pytest.raises(ToolPermissionError, match="no 'subprocess' permission"):
-        run_sandboxed(lambda: os.system("true"), name="shell")
+        run_sandboxed(unpicklable(lambda: os.system("true")), name="shell")
 
 
 def test_crashes_limits_and_exits_are_reported_and_the_host_lives() -> None:
     with pytest.raises(SkillCrashedError, match="exited with code 3"):
-        run_sandboxed(lambda: os._exit(3), name="exiter")
+        run_sandboxed(unpicklable(lambda: os._exit(3)), name="exiter")
     with pytest.raises(SkillResourceLimitError, match="memory_mb"):
-        run_sandboxed(lambda: bytearray(2 * 2**30), name="hog", memory_mb=100)
+        run_sandboxed(unpicklable(lambda: bytearray(2 * 2**30)), name="hog", memory_mb=100)
     with pytest.raises(SkillResourceLimitError, match="cpu_seconds"):
-        run_sandboxed(lambda: sum(iter(int, 1)), name="spinner", timeout=20, cpu_seconds=1)
+        run_sandboxed(unpicklable(lambda: sum(iter(int, 1))), name="spinner", timeout=20, cpu_seconds=1)
     with pytest.raises(SkillExecutionError, match="raised SystemExit"):
-        run_sandboxed(lambda: sys.exit(4), name="quitter")  # not the host's exit
+        run_sandboxed(unpicklable(lambda: sys.exit(4)), name="quitter")  # not the host's exit
     with pytest.raises(ZeroDivisionError):
-        run_sandboxed(lambda: 1 / 0, name="divider")
-    assert run_sandboxed(lambda: os.getpid(), name="pid") != os.getpid()
+        run_sandboxed(unpicklable(lambda: 1 / 0), name="divider")
+    assert run_sandboxed(unpicklable(lambda: os.getpid()), name="pid") != os.getpid()
 
 
 def test_a_closures_output_is_cut_and_its_rate_counted() -> None:
-    assert run_sandboxed(lambda: "x" * 500, name="chatty", max_output_bytes=10) == "x" * 10
-    assert run_sandboxed(lambda: 1, name="limited", calls_per_minute=1) == 1
+    assert run_sandboxed(unpicklable(lambda: "x" * 500), name="chatty", max_output_bytes=10) == "x" * 10
+    assert run_sandboxed(unpicklable(lambda: 1), name="limited", calls_per_minute=1) == 1
     with pytest.raises(ToolRateLimitError):
-        run_sandboxed(lambda: 1, name="limited", calls_per_minute=1)
+        run_sandboxed(unpicklable(lambda: 1), name="limited", calls_per_minute=1)
 
 
 def test_concurrent_closures_do_not_wait_for_each_other() -> None:
@@ -138,7 +152,7 @@ def test_concurrent_closures_do_not_wait_for_each_other() -> None:
 
     def call(label: str, seconds: float) -> None:
         started = time.monotonic()
-        run_sandboxed(lambda: time.sleep(seconds), name=label, timeout=10)
+        run_sandboxed(unpicklable(lambda: time.sleep(seconds)), name=label, timeout=10)
         results[label] = time.monotonic() - started
 
     threads = [threading.Thread(target=call, args=("slow", 2.0))]
@@ -160,10 +174,10 @@ def test_an_explicit_namespace_that_cannot_be_made_is_a_clear_error(
 
     monkeypatch.setattr(forked, "_unshare_network", lambda: False)  # as on a locked-down host
     with pytest.raises(ToolPermissionError, match=r"network_isolation is 'unshare'.*\"audit\""):
-        run_sandboxed(lambda: 1, name="strict", network_isolation="unshare")
+        run_sandboxed(unpicklable(lambda: 1), name="strict", network_isolation="unshare")
     # "auto" falls back to the audit hook there, which still refuses sockets
     with pytest.raises(ToolPermissionError, match="no 'network' permission"):
-        run_sandboxed(lambda: socket.create_connection(("127.0.0.1", 9), 1), name="fallback")
+        run_sandboxed(unpicklable(lambda: socket.create_connection(("127.0.0.1", 9), 1)), name="fallback")
 
 
 def test_what_a_timed_out_closure_started_is_killed_with_it(tmp_path: Path) -> None:
@@ -177,7 +191,7 @@ def test_what_a_timed_out_closure_started_is_killed_with_it(tmp_path: Path) -> N
         time.sleep(30)
 
     with pytest.raises(SkillTimeoutError):
-        run_sandboxed(starts_a_program, name="parent", timeout=1.0,
+        run_sandboxed(unpicklable(starts_a_program), name="parent", timeout=1.0,
                       permissions={"subprocess", "filesystem"})
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 5

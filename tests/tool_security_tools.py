@@ -13,6 +13,11 @@ from typing import Any
 from sof_core import UIF, BaseSkillModule, BaseToolModule, hookimpl
 
 
+def interrupts() -> None:
+    """What a Ctrl-C inside a sandboxed call looks like to it."""
+    raise KeyboardInterrupt
+
+
 def connect(port: int) -> str:
     """Connect to 127.0.0.1:``port`` and read its greeting."""
     with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:

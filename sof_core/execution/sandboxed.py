@@ -4,9 +4,11 @@ For code that is not a skill but must run like a tool (``sof_sam.security``'s
 ``ToolSecurityManager`` and ``SecureSandbox``, say): the call runs in an isolation worker
 that is killed at ``timeout``, kept off the network unless ``permissions`` has "network",
 refused what else it lacks, rate limited and output-capped, exactly like a tool step
-(``isolation._tool_call``). A function or arguments that cannot be pickled (a closure, a
-lambda, a function defined in ``__main__``) cannot reach a worker: on POSIX the call then
-runs in a forked child with the same permissions and limits (``sof_core.security.forked``).
+(``isolation._tool_call``). The function travels by name, or by value when the worker
+could not import it (a lambda, a closure, a ``__main__`` function: ``remote.pack_call``).
+A function or arguments no pickler carries (a closure over a lock) cannot reach a worker: on
+POSIX the call then runs in a forked child with the same permissions and limits
+(``sof_core.security.forked``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
-from sof_core.errors import SkillNotPicklableError
+from sof_core.errors import SkillExecutionError, SkillNotPicklableError
 from sof_core.execution.deadlines import current_deadline
 from sof_core.graph.compile import IsolationSettings, Step
 from sof_core.security.policy import ToolLimits
@@ -128,12 +130,12 @@ def run_sandboxed(
         isolation="process",
         isolation_settings=settings,
     )
-    from sof_core.execution.isolation import _tool_call
+    from sof_core.execution.isolation import RemoteTraceback, _tool_call
 
     try:
         changes = _tool_call(step, UIF(input_query=name), tool, deadline)
     except SkillNotPicklableError as exc:
-        # A closure, lambda or __main__ function cannot reach a worker: fork instead, with
+        # A call no pickler carries (a closure over a lock) cannot reach a worker: fork, with
         # the same permissions and limits (sof_core.security.forked; rate already counted).
         from sof_core.security.forked import can_fork, run_forked
 
@@ -142,4 +144,9 @@ def run_sandboxed(
         return run_forked(func, args, kwargs or {}, name=name, tool=tool,
                           memory_mb=memory_mb, cpu_seconds=cpu_seconds, count_rate=False,
                           deadline=deadline)
+    except BaseException as exc:
+        if isinstance(exc, Exception) or not isinstance(exc.__cause__, RemoteTraceback):
+            raise  # an error of its own, or this process's Ctrl-C while it waited
+        # SystemExit and the like, raised over there, must not end this process (as forked)
+        raise SkillExecutionError(f"raised {type(exc).__name__}: {exc}", name) from exc.__cause__
     return changes["data"].get(_RESULT)
