@@ -205,10 +205,9 @@ class SkillNotPicklableError(SkillExecutionError):
         self.what = what
         self.reason = reason
         super().__init__(
-            f"cannot pickle {what} for its isolated process: {reason}; define the skill "
-            "class at the top level of an importable module, keep clients, locks and open "
-            "files out of its instance state (create them in execute() or implement "
-            "__getstate__), or run it in-thread (isolation = \"thread\")",
+            f"cannot pickle {what} for its isolated process: {reason}; keep clients, locks "
+            "and open files out of its instance state (create them in execute() or "
+            "implement __getstate__), or run it in-thread (isolation = \"thread\")",
             skill,
         )
 

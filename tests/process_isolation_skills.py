@@ -1,5 +1,7 @@
-"""Skills for tests/test_process_isolation*.py. They live in an importable module (not in the
-test file) because an isolation worker imports a skill's module by name to unpickle it."""
+"""Skills for tests/test_process_isolation*.py. They live in an importable module, so they
+travel to a worker by name as an installed plugin's skills do (the ones defined in the test
+file, in functions or in a script travel by value: see the tests "where an isolated skill
+class may live")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tools for tests/test_tool_security.py. They live in an importable module (not in the test
-file) because the isolation worker a tool runs in imports its module by name to unpickle it."""
+"""Tools for tests/test_tool_security.py. They live in an importable module, so they travel
+to the isolation worker a tool runs in by name, as an installed plugin's tools do."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Calls for test_sam_security.py. They live in an importable module because the sandbox
-process a call runs in imports its function by name to unpickle it."""
+"""Calls for test_sam_security.py. They live in an importable module, so the sandbox process
+a call runs in imports its function by name, as it does a plugin's."""
 
 from __future__ import annotations
 
