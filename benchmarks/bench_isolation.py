@@ -5,9 +5,9 @@ Per call an isolated skill pays: pickling the skill and its declared inputs, a r
 to a worker process, a fork of that worker (hard limits are per call), the call, pickling
 back what it wrote, and the replay through its guarded view. Starting a worker is paid
 once per worker (on first use, or after a deadline killed one); ``IsolationPool.start()``
-pays it ahead of time. The skills are defined here, at module level, because a worker
-imports a skill's module by name (this module is importable: ``run.py`` puts the
-benchmarks folder on ``sys.path``).
+pays it ahead of time. The skills are defined here, at module level, so they travel by name
+(this module is importable: ``run.py`` puts the benchmarks folder on ``sys.path``); one row
+sends the no-op skill's twin, defined inside a function, by value (cloudpickle).
 """
 
 from __future__ import annotations
@@ -87,6 +87,22 @@ def _per_call(skill: type[BaseSkillModule], isolated: bool, runs: int, repeat: i
     return best_of_batches(uifs, consume, repeat)
 
 
+def _defined_in_a_function() -> type[BaseSkillModule]:
+    """``NoOp``'s twin, which no worker can import by name: it travels by value."""
+
+    class NoOpByValue(BaseSkillModule):
+        skill_name = "NoOpByValue"
+        skill_description = "writes one key; defined inside a function"
+        required_inputs = ["input_query"]
+        output_keys = ["answer"]
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["answer"] = len(uif.input_query)
+            return uif
+
+    return NoOpByValue
+
+
 def _worker_start() -> float:
     """Seconds from starting a worker to its first answer (a fresh pool, same skill)."""
     from sof_core.execution.isolation import IsolationPool
@@ -117,6 +133,13 @@ def run(quick: bool) -> Section:
             Row(f"{label}, isolated", isolated * 1e3, "ms", local * 1e3, "same skill in-thread",
                 f"+{(isolated - local) * 1e3:.2f} ms per call")
         )
+        if skill is NoOp:
+            by_value = _per_call(_defined_in_a_function(), True, runs, repeat)
+            section.rows.append(
+                Row("no-op skill defined in a function (sent by value), isolated",
+                    by_value * 1e3, "ms", isolated * 1e3, "the same skill sent by name",
+                    f"+{(by_value - isolated) * 1e3:.2f} ms per call for cloudpickle")
+            )
     starts = [_worker_start() for _ in range(1 if quick else 3)]
     section.rows.append(
         Row("starting a worker (first call on it)", min(starts) * 1e3, "ms", None, None,
