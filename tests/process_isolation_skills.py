@@ -296,6 +296,23 @@ class HoldsLock(BaseSkillModule):
         return uif
 
 
+class HoldsLambda(BaseSkillModule):
+    skill_name = "HoldsLambda"
+    skill_description = "keeps a lambda in its instance state (plain pickle refuses it)"
+    required_inputs = ["n"]
+    output_keys = ["scaled"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = lambda n: n * 3
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["scaled"] = [self.scale(uif.intermediate_data["n"]), os.getpid()]
+        return uif
+
+
 class MakesThing(BaseSkillModule):
     skill_name = "MakesThing"
     skill_description = "writes an object that cannot be pickled (in-thread)"

@@ -545,6 +545,13 @@ def test_a_skill_defined_in_a_script_runs_isolated() -> None:
     assert done.stdout.split() == ["success", "[]", "True"], done.stdout
 
 
+def test_an_importable_skill_holding_a_lambda_travels_by_value() -> None:
+    report = run([skills.HoldsLambda], data={"n": 14})
+    assert report.status == "success", report.errors
+    scaled, pid = report.uif.intermediate_data["scaled"]
+    assert scaled == 42 and pid != os.getpid()
+
+
 def test_only_a_class_no_worker_can_import_travels_by_value() -> None:
     """Importable classes go by name (the worker imports the real module; none of the host's
     copy of its code is sent); the others by value, with cloudpickle."""
