@@ -516,6 +516,48 @@ def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated
     assert label.startswith("n=3 in ") and label != f"n=3 in {os.getpid()}"
 
 
+def test_a_skill_sent_by_value_keeps_its_traceback_and_location(tmp_path: Path) -> None:
+    """cloudpickle renames sent code ``<dynamic-code>``; the result must still point at the
+    line that raised, in the skill's own file."""
+    import importlib.util
+
+    source = tmp_path / "failing_from_a_path.py"
+    source.write_text(textwrap.dedent(
+        """
+        from sof_core import BaseSkillModule
+
+        def check(values):
+            raise ValueError("bad values: " + repr(values))
+
+        class FailsFromAPath(BaseSkillModule):
+            skill_name = "FailsFromAPath"
+            skill_description = "fails in a helper of its module"
+            required_inputs = ["n"]
+            output_keys = ["x"]
+            isolation = "process"
+            max_execution_time = 20.0
+
+            def execute(self, uif):
+                check(uif.intermediate_data["n"])
+                return uif
+        """
+    ))
+    spec = importlib.util.spec_from_file_location("failing_from_a_path", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["failing_from_a_path"] = module
+    try:
+        spec.loader.exec_module(module)
+        report = run([module.FailsFromAPath], data={"n": 7})
+    finally:
+        del sys.modules["failing_from_a_path"]
+    result = result_of(report, "FailsFromAPath")
+    assert result.error_type == "ValueError" and "bad values: 7" in result.error
+    assert result.location == f"{source}:5"
+    assert 'raise ValueError("bad values: " + repr(values))' in result.traceback
+    assert "<dynamic-code>" not in result.traceback
+
+
 def test_a_skill_defined_in_a_script_runs_isolated() -> None:
     code = textwrap.dedent(
         """

@@ -27,7 +27,7 @@ import inspect
 import os
 import pickle
 import sys
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sof_core.errors import SkillExecutionError, SkillNotPicklableError
@@ -102,10 +102,39 @@ def pack_call(skill_name: str, call: SkillCall) -> bytes:
     for module in strays:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return bytes(cloudpickle.dumps(call, PROTOCOL))
+        return _by_value(call)
     except Exception as exc:
         raise SkillNotPicklableError(skill_name, _culprit(call, cloudpickle.dumps),
                                      f"{type(exc).__name__}: {exc}") from exc
+
+
+def _by_value(call: SkillCall) -> bytes:
+    """cloudpickle's pickling, except that code keeps the file it came from: cloudpickle
+    names it ``<dynamic-code>``, which would leave the skill's traceback and its result's
+    ``location`` pointing nowhere."""
+    import io
+    from collections import ChainMap
+
+    import cloudpickle
+
+    reduce_code = cloudpickle.Pickler.dispatch_table[CodeType]
+
+    def keep_file(code: CodeType) -> tuple[Any, ...]:
+        rebuild, args = reduce_code(code)
+        return _code_in_file, (rebuild, args, code.co_filename)
+
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+        dispatch_table = ChainMap({CodeType: keep_file}, cloudpickle.Pickler.dispatch_table)
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=PROTOCOL).dump(call)
+    return buffer.getvalue()
+
+
+def _code_in_file(rebuild: Any, args: tuple[Any, ...], filename: str) -> CodeType:
+    """Far side: a code object sent by value, with the file name it had at home."""
+    code: CodeType = rebuild(*args)
+    return code.replace(co_filename=filename)
 
 
 def _culprit(call: SkillCall, dumps: Any) -> str:
@@ -145,8 +174,9 @@ def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
     return tuple(strays) if by_value else None
 
 
-#: Whether a module (name, file) is found by name by a process with this import path.
-_IMPORTABLE: dict[tuple[str, str | None], bool] = {}
+#: Whether a module (name, file) is found by name with this import path and working folder
+#: (a worker gets both: a host that changes either may change the answer).
+_IMPORTABLE: dict[tuple[str, str | None, str, tuple[Any, ...]], bool] = {}
 
 
 def _importable(module: ModuleType) -> bool:
@@ -154,9 +184,15 @@ def _importable(module: ModuleType) -> bool:
     if name in ("__main__", "__mp_main__"):
         return False
     file = getattr(module, "__file__", None)
-    key = (name, file)
+    try:
+        here = os.getcwd()
+    except OSError:  # the working folder is gone: "" on the path finds nothing there
+        here = ""
+    key = (name, file, here, tuple(sys.path))
     known = _IMPORTABLE.get(key)
     if known is None:
+        if len(_IMPORTABLE) > 4096:  # a host forever changing its path: start over
+            _IMPORTABLE.clear()
         known = _IMPORTABLE[key] = _found_by_name(name, file)
     return known
 
