@@ -22,6 +22,7 @@ the built-in ones use.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.machinery
 import inspect
 import os
@@ -113,6 +114,15 @@ def _by_value(call: SkillCall) -> bytes:
     names it ``<dynamic-code>``, which would leave the skill's traceback and its result's
     ``location`` pointing nowhere."""
     import io
+
+    buffer = io.BytesIO()
+    _file_keeping_pickler()(buffer, protocol=PROTOCOL).dump(call)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _file_keeping_pickler() -> Any:
+    """cloudpickle's ``Pickler`` with code objects reduced through ``_code_in_file``."""
     from collections import ChainMap
 
     import cloudpickle
@@ -126,9 +136,7 @@ def _by_value(call: SkillCall) -> bytes:
     class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         dispatch_table = ChainMap({CodeType: keep_file}, cloudpickle.Pickler.dispatch_table)
 
-    buffer = io.BytesIO()
-    Pickler(buffer, protocol=PROTOCOL).dump(call)
-    return buffer.getvalue()
+    return Pickler
 
 
 def _code_in_file(rebuild: Any, args: tuple[Any, ...], filename: str) -> CodeType:
