@@ -558,6 +558,62 @@ def test_a_skill_sent_by_value_keeps_its_traceback_and_location(tmp_path: Path) 
     assert "<dynamic-code>" not in result.traceback
 
 
+def test_a_skill_only_this_process_can_import_is_sent_again_by_value() -> None:
+    """An import hook only the host has (a meta path finder serving the module from
+    memory): the host finds the class by name, the worker cannot load it, and the call is
+    sent once more by value, then by value from the start."""
+    import importlib.abc
+    import importlib.util
+
+    source = textwrap.dedent(
+        """
+        import os
+        from sof_core import BaseSkillModule
+
+        class FromAHook(BaseSkillModule):
+            skill_name = "FromAHook"
+            skill_description = "imported through an import hook the worker lacks"
+            output_keys = ["pid"]
+            isolation = "process"
+            max_execution_time = 20.0
+
+            def execute(self, uif):
+                uif.intermediate_data["pid"] = os.getpid()
+                return uif
+        """
+    )
+
+    class Hook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+            if name != "hooked_skills":
+                return None
+            return importlib.util.spec_from_loader(name, self, origin="memory")
+
+        def create_module(self, spec: Any) -> None:
+            return None
+
+        def exec_module(self, module: Any) -> None:
+            module.__file__ = "<hooked_skills>"
+            exec(compile(source, "<hooked_skills>", "exec"), module.__dict__)
+
+    hook = Hook()
+    sys.meta_path.insert(0, hook)
+    try:
+        import hooked_skills  # type: ignore[import-not-found]
+
+        engine = make_engine([hooked_skills.FromAHook])
+        before = isolation_pool().stats()["calls"]
+        reports = [engine.execute_plan(["FromAHook"], UIF(input_query="q")) for _ in range(2)]
+        calls = isolation_pool().stats()["calls"] - before
+    finally:
+        sys.meta_path.remove(hook)
+        sys.modules.pop("hooked_skills", None)
+    for report in reports:
+        assert report.status == "success", report.errors
+        assert report.uif.intermediate_data["pid"] != os.getpid()
+    assert calls == 3  # by name (refused), by value; then by value at once
+
+
 def test_a_skill_defined_in_a_script_runs_isolated() -> None:
     code = textwrap.dedent(
         """

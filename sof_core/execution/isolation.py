@@ -305,6 +305,25 @@ class IsolationPool:
                 self._cond.notify_all()
         if _now() >= deadline:  # spent already (retries, say): leave the workers alone
             raise SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
+        packages = trusted_for(step, uif)
+        reply = self._call_once(step, settings, header, payload, deadline, limit, packages)
+        if reply[0] == "unloadable":
+            # This process found the skill's class importable, the worker could not load it
+            # by name (an import hook only this process has, say): once more, by value. No
+            # skill code ran: the worker failed while unpickling the call.
+            try:
+                again = _pack(step, uif, by_value=True)
+            except SkillNotPicklableError:  # the worker's own answer says more
+                again = payload
+            if again != payload:
+                reply = self._call_once(step, settings, header, again, deadline, limit,
+                                        packages)
+        return _reply(step, settings, reply, packages)
+
+    def _call_once(self, step: Step, settings: IsolationSettings, header: dict[str, Any],
+                   payload: bytes, deadline: float, limit: int | None,
+                   packages: frozenset[str]) -> tuple[Any, ...]:
+        """One call on a free worker: its reply, or the typed error of its end."""
         worker = self._acquire(step, deadline)
         # What the skill's ``current_deadline()`` says in the worker, as time left (the
         # worker's clock need not be this one's): taken once a worker is ready, so the wait
@@ -314,10 +333,10 @@ class IsolationPool:
         if visible is not None:
             left = min(left, visible - clock())
         header["remaining"] = None if left == math.inf else left
-        packages = trusted_for(step, uif)
         try:
-            reply = worker.call(pickle.dumps(header, _PROTOCOL), payload, deadline, limit,
-                                packages, settings.reply_packages)
+            reply: tuple[Any, ...] = worker.call(pickle.dumps(header, _PROTOCOL), payload,
+                                                 deadline, limit, packages,
+                                                 settings.reply_packages)
         except _worker.FrameTooLarge as too_large:  # the worker checks its own replies:
             self._replace(worker, "killed")  # this one was written past it, on purpose
             raise _too_large(step, settings, too_large.size) from None
@@ -344,7 +363,7 @@ class IsolationPool:
             self._release(worker)
         with self._cond:
             self._stats["calls"] += 1
-        return _reply(step, settings, reply, packages)
+        return reply
 
     def start(self, count: int | None = None) -> None:
         """Start workers now (up to ``count``, default the pool's size) so the first
@@ -433,9 +452,9 @@ class IsolationPool:
 # --- one call's result -------------------------------------------------------------------------
 
 
-def _pack(step: Step, uif: UIF) -> bytes:
+def _pack(step: Step, uif: UIF, by_value: bool = False) -> bytes:
     """The skill, its declared inputs and the other UIF fields, pickled (or a typed error)."""
-    return pack_call(step.name, call_payload(step, uif))
+    return pack_call(step.name, call_payload(step, uif), by_value=by_value)
 
 
 class RemoteTraceback(Exception):

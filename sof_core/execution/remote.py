@@ -28,6 +28,7 @@ import inspect
 import os
 import pickle
 import sys
+import weakref
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,7 @@ def call_payload(step: Step, uif: UIF) -> SkillCall:
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def pack_call(skill_name: str, call: SkillCall) -> bytes:
+def pack_call(skill_name: str, call: SkillCall, *, by_value: bool = False) -> bytes:
     """``call`` (from ``call_payload``) pickled for another process of this environment: an
     isolation worker or a Dask worker, which loads it with plain ``pickle.loads``.
 
@@ -90,8 +91,14 @@ def pack_call(skill_name: str, call: SkillCall) -> bytes:
     so does anything else plain pickle refuses that cloudpickle can carry (a lambda in the
     instance's state). What cannot travel at all is a ``SkillNotPicklableError`` naming the
     skill and what: the instance, which input, or the other UIF fields.
+
+    ``by_value=True`` sends the skill's class by value although this process found it
+    importable (the far side said it could not load it: an import hook only this process
+    has, say); the class is sent so from then on.
     """
     skill = call[0]
+    if by_value:
+        _SENT_BY_VALUE.add(type(skill))
     strays = _not_importable(type(skill))
     if strays is None:
         try:
@@ -107,6 +114,11 @@ def pack_call(skill_name: str, call: SkillCall) -> bytes:
     except Exception as exc:
         raise SkillNotPicklableError(skill_name, _culprit(call, cloudpickle.dumps),
                                      f"{type(exc).__name__}: {exc}") from exc
+
+
+#: Skill classes a far side could not load by name although this process found them
+#: importable: sent by value from then on.
+_SENT_BY_VALUE: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _by_value(call: SkillCall) -> bytes:
@@ -167,7 +179,8 @@ def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
     modules it could not import (to send by value; ``__main__`` and classes defined in a
     function go by value anyway)."""
     strays: list[ModuleType] = []
-    by_value = False
+    forced = cls in _SENT_BY_VALUE
+    by_value = forced
     for klass in cls.__mro__:
         name = klass.__module__
         if name == "builtins":
@@ -175,11 +188,18 @@ def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
         module = sys.modules.get(name)
         if "<locals>" in klass.__qualname__ or module is None:
             by_value = True
-        elif not _importable(module):
+        elif not _importable(module) or (forced and not _shared(name)):
             by_value = True
             if name not in ("__main__", "__mp_main__"):
                 strays.append(module)
     return tuple(strays) if by_value else None
+
+
+def _shared(name: str) -> bool:
+    """A module every process of this interpreter imports the same way: the standard
+    library's and SOF's own."""
+    top = name.partition(".")[0]
+    return top in sys.stdlib_module_names or top == "sof_core"
 
 
 #: Whether a module (name, file) is found by name with this import path and working folder
