@@ -9,6 +9,7 @@ class no worker can import by name travels by value.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -472,16 +474,30 @@ def test_a_skill_defined_inside_a_function_runs_isolated() -> None:
     assert (doubled, captured) == (42, "captured") and pid != os.getpid()
 
 
-def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated(
-        tmp_path: Path) -> None:
-    """As pytest's importlib mode loads test files: in ``sys.modules`` under a name that no
-    entry of the import path leads to, so it cannot travel by name."""
+@contextlib.contextmanager
+def module_from_a_path(source: Path, code: str) -> Iterator[Any]:
+    """``code`` written to ``source`` and loaded as pytest's importlib mode loads a test file:
+    in ``sys.modules`` under a name that no entry of the import path leads to."""
     import importlib.util
 
+    source.write_text(textwrap.dedent(code))
+    spec = importlib.util.spec_from_file_location(source.stem, source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[source.stem] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[source.stem]
+
+
+def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated(
+        tmp_path: Path) -> None:
+    """A module loaded from a path (``module_from_a_path``) cannot travel by name."""
     folder = tmp_path / "not_on_the_path"
     folder.mkdir()
-    source = folder / "skills_from_a_path.py"
-    source.write_text(textwrap.dedent(
+    with module_from_a_path(folder / "skills_from_a_path.py",
         """
         import os
         from sof_core import BaseSkillModule
@@ -501,16 +517,8 @@ def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated
                 uif.intermediate_data["label"] = label(uif.intermediate_data["n"])
                 return uif
         """
-    ))
-    spec = importlib.util.spec_from_file_location("skills_from_a_path", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["skills_from_a_path"] = module
-    try:
-        spec.loader.exec_module(module)
+    ) as module:
         report = run([module.FromAPath], data={"n": 3})
-    finally:
-        del sys.modules["skills_from_a_path"]
     assert report.status == "success", report.errors
     label = report.uif.intermediate_data["label"]
     assert label.startswith("n=3 in ") and label != f"n=3 in {os.getpid()}"
@@ -519,10 +527,8 @@ def test_a_skill_in_a_module_loaded_from_a_path_no_worker_searches_runs_isolated
 def test_a_skill_sent_by_value_keeps_its_traceback_and_location(tmp_path: Path) -> None:
     """cloudpickle renames sent code ``<dynamic-code>``; the result must still point at the
     line that raised, in the skill's own file."""
-    import importlib.util
-
     source = tmp_path / "failing_from_a_path.py"
-    source.write_text(textwrap.dedent(
+    with module_from_a_path(source,
         """
         from sof_core import BaseSkillModule
 
@@ -541,16 +547,8 @@ def test_a_skill_sent_by_value_keeps_its_traceback_and_location(tmp_path: Path) 
                 check(uif.intermediate_data["n"])
                 return uif
         """
-    ))
-    spec = importlib.util.spec_from_file_location("failing_from_a_path", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["failing_from_a_path"] = module
-    try:
-        spec.loader.exec_module(module)
+    ) as module:
         report = run([module.FailsFromAPath], data={"n": 7})
-    finally:
-        del sys.modules["failing_from_a_path"]
     result = result_of(report, "FailsFromAPath")
     assert result.error_type == "ValueError" and "bad values: 7" in result.error
     assert result.location == f"{source}:5"
