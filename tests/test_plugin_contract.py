@@ -160,6 +160,28 @@ def sof_register_skills():
     return [Locked]
 """
 
+HOLDS_LAMBDA = """
+from sof_core import BaseSkillModule, hookimpl
+
+class Scaler(BaseSkillModule):
+    skill_name = "Scaler"
+    skill_description = "Keeps a lambda in its state, which travels by value"
+    required_inputs = ["input_query"]
+    output_keys = ["scaled_out"]
+
+    def __init__(self):
+        super().__init__()
+        self.scale = lambda n: n * 3
+
+    def execute(self, uif):
+        uif.intermediate_data["scaled_out"] = self.scale(len(uif.input_query))
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Scaler]
+"""
+
 LAZY = """
 from sof_core import BaseSkillModule, hookimpl
 
@@ -236,6 +258,14 @@ def _by_check(report: Any, skill: str | None = None) -> dict[str, Any]:
     return {c.check: c for c in report.checks if c.skill == skill}
 
 
+def test_a_skill_that_travels_by_value_passes_the_pickle_check(dists: Any) -> None:
+    """A lambda in the instance's state: plain pickle refuses it, isolation and Dask send it
+    by value, so the check that stands for them passes it."""
+    dists.add("contract-lambda", HOLDS_LAMBDA, entry_name="lambda", requires=REQUIRES)
+    (report,) = check_plugins(["lambda"])
+    assert _by_check(report, "Scaler")["pickle"].status == "passed", report.summary()
+
+
 def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> None:
     dists.add("contract-good", GOOD, entry_name="good", requires=REQUIRES)
     dists.add("contract-swallows", SWALLOWS, entry_name="swallows", requires=REQUIRES)
@@ -277,7 +307,7 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     detail = failed("untyped", "Total", "errors")
     assert "malformed 'numbers'" in detail and "TypeError" in detail
     assert "SkillExecutionError" in detail  # what to do instead
-    assert "pickle" in failed("unpicklable", "Locked", "pickle")
+    assert "the skill instance cannot be pickled" in failed("unpicklable", "Locked", "pickle")
     assert "['lazy_out']" in failed("lazy", "Lazy", "outputs")
     detail = failed("norequire", None, "requirement")
     assert "'contract-norequire' declares no sof-core requirement" in detail

@@ -655,8 +655,9 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
     """What the Dask executor and process isolation send and get back, through pickle; for
     a skill whose compiled ``step`` runs isolated, its results as the host loads them from
     its process."""
+    from sof_core.errors import SkillNotPicklableError
     from sof_core.execution.isolation import trusted_for
-    from sof_core.execution.remote import run_skill_call
+    from sof_core.execution.remote import pack_call, run_skill_call
     from sof_core.security.unpickling import RefusedGlobal, load_reply
 
     spec = entry.spec
@@ -665,11 +666,11 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
     inputs = {k: source[k] for k in spec.inputs if k in source}
     fields = {k: v for k, v in uif.__dict__.items()
               if k not in ("intermediate_data", "log_trace", "warnings", "skill_outputs")}
-    stage = "the skill instance"
+    stage = "the skill and its sample inputs"
     try:
-        skill = pickle.loads(pickle.dumps(entry.instance))
-        stage = "its sample inputs"
-        inputs, fields = pickle.loads(pickle.dumps((inputs, fields)))
+        # as they travel: by name, or by value for what a worker could not import
+        skill, inputs, fields = pickle.loads(pack_call(spec.name, (entry.instance, inputs,
+                                                                   fields)))
         stage = "a run of the unpickled skill"
         limit = _limit(spec.max_execution_time)
         outcome, changes = _bounded(lambda: run_skill_call(skill, inputs, fields), limit,
@@ -696,12 +697,21 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
             spec.name,
         )
         return
+    except SkillNotPicklableError as exc:
+        result.add(
+            "pickle", "failed",
+            f"{exc.what} cannot be pickled ({exc.reason}); a skill must pickle to run on "
+            "Dask or with isolation = 'process': keep connections, locks and clients out of "
+            "its pickled state (__getstate__)",
+            spec.name,
+        )
+        return
     except Exception as exc:
         result.add(
             "pickle", "failed",
             f"{stage} failed with {type(exc).__name__}: {exc}; a skill must pickle to run on "
-            "Dask or with isolation = 'process': define it at module level and keep "
-            "connections, locks and clients out of its pickled state (__getstate__)",
+            "Dask or with isolation = 'process': keep connections, locks and clients out of "
+            "its pickled state (__getstate__)",
             spec.name,
         )
         return
