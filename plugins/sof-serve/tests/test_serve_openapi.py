@@ -32,7 +32,10 @@ def _schemathesis(url: str, tmp_path: Path, *extra: str) -> subprocess.Completed
         excluded += ["--exclude-path", "/metrics"]  # the observer is another module's
     return subprocess.run(
         [exe, "run", f"{url}/openapi.json", "--checks", "all", *excluded,
-         "--max-examples", "5", "--seed", "1", "--workers", "2",
+         # One worker: with two, hypothesis parses lambdas' source in both threads at once,
+         # which CPython 3.11 can fail with "SystemError: AST constructor recursion depth
+         # mismatch" (seen in CI; python/cpython#106905): a flaky run, not a finding.
+         "--max-examples", "5", "--seed", "1", "--workers", "1",
          "--generation-database", "none", "--no-color", "--report-dir",
          str(tmp_path / "report"), *extra],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
