@@ -125,8 +125,12 @@ class PoolCall:
 
     def _rearm(self, deadline: float) -> None:
         """The step's deadline moved (its ``sof_before_skill`` observers were told first):
-        look at it then. An entry armed before may still fire: it finds it not yet due."""
-        self.entry = watchdog().arm(deadline, self._expired)
+        look at it then, instead of at the deadline armed before (that entry would only
+        find it not yet due and arm another one for the same moment)."""
+        dog = watchdog()
+        if self.entry is not None:
+            dog.cancel(self.entry)
+        self.entry = dog.arm(deadline, self._expired)
 
     def _expired(self, now: float) -> None:
         """The watchdog's callback at the call's deadline."""
