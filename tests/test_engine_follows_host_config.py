@@ -122,7 +122,7 @@ def test_settings_assigned_after_a_run_apply_to_the_next_run(host_file: Path) ->
 def test_an_engine_refuses_settings_that_are_not_a_sofconfig() -> None:
     engine = CoordinatorEngine(config=SOFConfig())
     with pytest.raises(Exception, match="must be a SOFConfig") as caught:
-        engine.config = {"skill_timeout": 1}  # type: ignore[assignment]
+        engine.config = "skill_timeout=1"  # type: ignore[assignment]
     assert type(caught.value).__name__ == "ConfigError"
 
 
@@ -247,3 +247,61 @@ def test_a_config_file_broken_meanwhile_leaves_the_settings_in_use(
     assert engine.config.skill_timeout == 5
     complaints = [r for r in caplog.records if "unusable" in r.getMessage()]
     assert len(complaints) == 1, [r.getMessage() for r in caplog.records]
+
+
+# --- settings given as a mapping -------------------------------------------------------------
+
+
+def test_an_engine_takes_its_settings_as_a_mapping_too() -> None:
+    """``CoordinatorEngine(config={...})`` is what a host writes first; it used to fail with
+    ``AttributeError: 'dict' object has no attribute 'skill_providers'``."""
+    engine = CoordinatorEngine(config={"skill_timeout": 5, "executor": "sequential"})
+    assert engine.config.skill_timeout == 5.0
+    assert engine.config.executor == "sequential"
+    assert not engine.follows_host_config
+
+    class Echo(BaseSkillModule):
+        skill_name = "MappingEcho"
+        skill_description = "echoes the query"
+        required_inputs = ["input_query"]
+        output_keys = ["echo"]
+
+        def execute(self, uif: Any) -> Any:
+            uif.intermediate_data["echo"] = uif.input_query
+            return uif
+
+    engine.register_skill(Echo)
+    report = engine.execute_plan(["MappingEcho"], UIF(input_query="hi"))
+    assert report.status == "success" and report.uif.intermediate_data["echo"] == "hi"
+
+    engine.config = {"skill_timeout": 7}
+    assert engine.config.skill_timeout == 7.0
+
+
+@pytest.mark.parametrize(("settings", "key"), [
+    ({"skill_timeout": float("inf")}, "skill_timeout"),
+    ({"skill_timout": 5}, "skill_timout"),
+])
+def test_a_bad_mapping_is_a_config_error_naming_the_setting(settings: dict[str, Any],
+                                                            key: str) -> None:
+    from sof_core.config import ConfigValidationError
+    from sof_core.errors import ConfigError
+
+    with pytest.raises(ConfigValidationError) as caught:
+        CoordinatorEngine(config=settings)
+    assert isinstance(caught.value, ConfigError) and caught.value.key == key
+    assert key in str(caught.value)
+    engine = CoordinatorEngine(config=SOFConfig())
+    with pytest.raises(ConfigError):
+        engine.config = settings
+
+
+def test_settings_of_another_type_are_refused_with_what_to_pass() -> None:
+    from sof_core.errors import ConfigError
+    from sof_core.plugins import PluginManager
+
+    with pytest.raises(ConfigError, match=r"must be a SOFConfig or a mapping of settings"):
+        CoordinatorEngine(config=["skill_timeout", 5])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"PluginManager\(config=\.\.\.\)"):
+        PluginManager("skill_timeout=5")  # type: ignore[arg-type]
+    assert PluginManager({"plugins_autoload": False}).config.plugins_autoload is False

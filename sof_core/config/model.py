@@ -347,6 +347,24 @@ class SOFConfig(BaseModel):
         return self.executor != "sequential"
 
 
+def as_config(value: SOFConfig | Mapping[str, Any], what: str = "config") -> SOFConfig:
+    """``value`` as settings: a ``SOFConfig`` as is, a mapping of settings validated into
+    one (``{"skill_timeout": 5}``, as ``SOFConfig(**mapping)`` would), so a host can pass
+    either wherever SOF takes settings. A bad value is a ``ConfigValidationError`` naming
+    the setting; anything else a ``ConfigError`` naming ``what`` instead of an
+    ``AttributeError`` from deep inside the first use."""
+    if isinstance(value, SOFConfig):
+        return value
+    if isinstance(value, Mapping):
+        with _config_errors():
+            return SOFConfig.model_validate(dict(value))
+    raise ConfigError(
+        f"{what} must be a SOFConfig or a mapping of settings (such as "
+        f"{{'skill_timeout': 5}}), not {type(value).__name__}",
+        key=what,
+    )
+
+
 def default_config_path() -> Path:
     """``$SOF_CONFIG``, else the platform's user config dir (no extra dependency needed)."""
     return config_file()

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core._bounded import call_bounded
-from sof_core.config import SOFConfig, get_sof_config_manager
+from sof_core.config import SOFConfig, as_config, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError, PluginHookError
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
@@ -44,7 +44,7 @@ class CoordinatorEngine:
     def __init__(
         self,
         plugins: PluginManager | None = None,
-        config: SOFConfig | None = None,
+        config: SOFConfig | Mapping[str, Any] | None = None,
     ) -> None:
         """Without ``plugins``, the engine gets its own overlay of the process-wide manager
         (installed plugins are loaded once per process and shared; what is registered on this
@@ -54,7 +54,10 @@ class CoordinatorEngine:
         Made with neither, the engine takes the host's configuration as it is now (a change
         made since an earlier engine applies) and ``follows_host_config``: a ``QueryRouter``
         then hands it the live configuration with each query (``refresh_config``).
+        ``config`` may be a ``SOFConfig`` or a mapping of settings (``{"skill_timeout": 5}``).
         """
+        if config is not None:
+            config = as_config(config, "CoordinatorEngine(config=...)")
         #: Made from the host's configuration (no ``plugins``, no ``config``) and not given
         #: other settings since: ``refresh_config`` takes the host's current ones.
         self.follows_host_config = plugins is None and config is None
@@ -82,9 +85,9 @@ class CoordinatorEngine:
         return self._config
 
     @config.setter
-    def config(self, config: SOFConfig) -> None:
+    def config(self, config: SOFConfig | Mapping[str, Any]) -> None:
         self.follows_host_config = False
-        self._use(config)
+        self._use(as_config(config, "engine.config"))
 
     def refresh_config(self, config: SOFConfig | None = None) -> SOFConfig:
         """For an engine that ``follows_host_config``: use the host's configuration as it

@@ -35,7 +35,7 @@ import pluggy
 from sof_core._bounded import call_bounded, needs_main_thread
 from sof_core._installed import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from sof_core._version import API_VERSION, __version__
-from sof_core.config import SOFConfig, load_host_config
+from sof_core.config import SOFConfig, as_config, load_host_config
 from sof_core.errors import (
     PluginCompatibilityError,
     PluginConflictError,
@@ -132,7 +132,7 @@ class PluginManager:
 
     def __init__(
         self,
-        config: SOFConfig | None = None,
+        config: SOFConfig | Mapping[str, Any] | None = None,
         *,
         entry_point_group: str = ENTRY_POINT_GROUP,
         builtins: bool = True,
@@ -140,7 +140,7 @@ class PluginManager:
     ) -> None:
         if config is None:
             config = parent.config if parent is not None else load_host_config()
-        self.config: SOFConfig = config
+        self.config: SOFConfig = as_config(config, "PluginManager(config=...)")
         self.parent = parent
         self.entry_point_group = entry_point_group
         self.hook_manager = pluggy.PluginManager(PROJECT_NAME)
@@ -148,7 +148,7 @@ class PluginManager:
         self.registry: Registry = (
             Registry(parent.registry)
             if parent is not None
-            else Registry(skill_providers=config.skill_providers)
+            else Registry(skill_providers=self.config.skill_providers)
         )
         self._records: dict[str, PluginRecord] = {}
         #: Plugins registered by ``register_skills``: in the registry and the records, not in
