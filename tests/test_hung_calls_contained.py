@@ -294,18 +294,59 @@ def _sof_threads() -> list[threading.Thread]:
 
 def test_engine_threads_are_daemons_and_close_releases_them(make_skill: Any) -> None:
     skills = [make_skill(f"Wide{i}", ["input_query"], [f"w{i}"]) for i in range(4)]
-    before = {t.ident for t in threading.enumerate()}
+    before = set(threading.enumerate())  # objects, not idents: an ended thread's is reused
     none = {"live": 0, "idle": 0, "queued": 0, "abandoned": 0}
     with make_engine(skills) as engine:
         # Pools not started yet count zero threads (they were None: stats["threads"]["steps"]
         # ["live"] raised TypeError in a health check), as do closed ones below.
         assert engine.stats()["threads"] == {"runners": none, "steps": none, "observers": none}
         assert run(engine, [s.skill_name for s in skills]).status == "success"
-        mine = [t for t in _sof_threads() if t.ident not in before]
+        mine = [t for t in _sof_threads() if t not in before]
         assert mine, "a wide stage with timeouts runs in the engine's threads"
         assert all(t.daemon for t in _sof_threads())
-    assert wait_until(lambda: not any(t.is_alive() for t in mine if t.name != "sof-watchdog"))
+    # Gone when close() returns (it waits for its idle threads to end), not moments later:
+    # a host or a test counting threads right after closing sees none of them.
+    assert not [t.name for t in mine if t.is_alive() and t.name != "sof-watchdog"]
     assert engine.stats()["threads"] == {"runners": none, "steps": none, "observers": none}
     # A closed engine still works: it starts new threads when asked.
     assert run(engine, [s.skill_name for s in skills]).status == "success"
     engine.close()
+
+
+def test_close_never_waits_for_a_busy_thread(make_skill: Any, release: threading.Event) -> None:
+    """``close()`` waits for idle threads only: one still running a skill (here one that
+    blocks until the test ends) is left to finish on its own."""
+    import asyncio
+
+    started = threading.Event()
+
+    def blocks(uif: Any) -> None:
+        started.set()
+        release.wait(30)
+
+    # Quick is sync: under aexecute_plan it runs on the step pool's threads.
+    skills = [make_skill("Blocks", ["input_query"], ["b"], body=blocks),
+              make_skill("Quick", ["input_query"], ["q"])]
+    # Timeouts on: the run is walked by one of the engine's runner threads.
+    engine = make_engine(skills, skill_timeout=60, total_timeout=120)
+    earlier = set(threading.enumerate())  # other engines' threads are not this test's
+    runner = threading.Thread(target=run, args=(engine, ["Blocks"]), daemon=True)
+    runner.start()
+    assert started.wait(10)
+
+    async def quick_runs() -> None:  # step-pool threads that end up idle
+        await asyncio.gather(*(engine.aexecute_plan(["Quick"], UIF(input_query="q"))
+                               for _ in range(20)))
+
+    asyncio.run(quick_runs())
+    closed = threading.Thread(target=engine.close, daemon=True)
+    closed.start()
+    closed.join(10)
+    assert not closed.is_alive(), "close() waited for the busy skill"
+    assert not release.is_set() and runner.is_alive()  # the skill is still running
+    left = [t for t in _sof_threads()
+            if t.is_alive() and t.name != "sof-watchdog" and t not in earlier]
+    assert len(left) == 1 and left[0].name.startswith("sof-run"), left  # Blocks' runner
+    release.set()
+    runner.join(10)
+    assert wait_until(lambda: not left[0].is_alive())  # it ends once its call returns

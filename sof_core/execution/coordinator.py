@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
+#: How long ``close()`` waits, at most, for the engine's idle threads to end: they end as
+#: soon as they are scheduled, so a host (or a test) that closes an engine sees them gone.
+CLOSE_WAIT = 0.25
+
+
 class CoordinatorEngine:
     """Plans in, reports out. One engine serves many concurrent runs."""
 
@@ -117,14 +122,16 @@ class CoordinatorEngine:
     # --- the engine's threads ------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the engine's threads: idle ones stop; a skill call still hung after its
-        timeout keeps its (daemon) thread until it returns, and is never waited for.
+        """Release the engine's threads: idle ones stop, and are gone when this returns (it
+        waits up to ``CLOSE_WAIT`` seconds for them); a skill call still running, or hung
+        after its timeout, keeps its (daemon) thread until it returns, and is never waited
+        for.
 
         The engine stays usable (a later run starts new threads). ``with CoordinatorEngine()
         as engine:`` closes it at the end of the block; engines still open at interpreter
-        exit are closed then, and their threads never hold the exit up.
+        exit are closed then, without waiting, and their threads never hold the exit up.
         """
-        self._threads.close()
+        self._threads.close(wait=CLOSE_WAIT)
         planning = self.__dict__.get("_planning")
         if planning is not None:
             planning.close()  # the persistent plan cache's SQLite connection, if any

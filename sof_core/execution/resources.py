@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -72,13 +73,27 @@ class EngineThreads:
                 setattr(self, attribute, pool)
         return pool
 
-    def close(self) -> None:
-        """Release the pools: idle threads stop, hung ones are left to end on their own."""
+    def close(self, wait: float = 0.0) -> None:
+        """Release the pools: idle threads stop, hung ones are left to end on their own.
+
+        ``wait``: seconds to wait, in all, for the threads that were idle to end, so that
+        they are gone when this returns (``engine.close()``); a busy or hung thread is
+        never waited for. An idle thread that takes a job queued before the close runs it
+        first, hence the bound.
+        """
         with self._lock:
             pools = [p for p in (self._runners, self._steps, self._observers) if p is not None]
             self._runners = self._steps = self._observers = None
+        idle: list[threading.Thread] = []
         for pool in pools:
-            pool.close()
+            idle += pool.close()
+        if wait > 0 and idle:
+            deadline = time.monotonic() + wait
+            for thread in idle:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                thread.join(left)
 
     def stats(self) -> dict[str, Any]:
         """Hung-call counts (``hung.py``) and each pool's threads (``DaemonPool.stats``)."""

@@ -67,6 +67,10 @@ class DaemonPool:
         self._taken = 0  # jobs threads have taken (how the grow check sees the queue move)
         self._grow_armed = False  # a grow check is armed with the watchdog
         self._closed = False
+        #: The threads holding or given a place, and those of them running a job (so
+        #: ``close`` can wait for the idle ones to end, and never for a busy one).
+        self._threads: set[threading.Thread] = set()
+        self._busy: set[threading.Thread] = set()
         _pools.add(self)
 
     def _after_fork(self) -> None:
@@ -75,6 +79,8 @@ class DaemonPool:
         self._lock = _thread.allocate_lock()
         self._live = self._idle = self._queued = self._abandoned = 0
         self._grow_armed = False
+        self._threads = set()
+        self._busy = set()
 
     def submit(self, fn: Callable[..., Any], *args: Any, eager: bool = True) -> None:
         """Run ``fn(*args)`` in a pool thread (queued while every place is busy).
@@ -190,14 +196,19 @@ class DaemonPool:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
+    def close(self) -> list[threading.Thread]:
         """Stop the threads once the jobs already queued are done; never waits (a busy
-        thread stops after its job, a hung one when its call returns)."""
+        thread stops after its job, a hung one when its call returns). Returns the threads
+        that were idle, which end as soon as they are scheduled: a caller that wants them
+        gone when it returns joins them (``EngineThreads.close``)."""
+        me = threading.current_thread()
         with self._lock:
             count = self._live
             self._closed = True
+            idle = [t for t in self._threads if t not in self._busy and t is not me]
         for _ in range(count):
             self._jobs.put(None)
+        return idle
 
     # --- the threads -------------------------------------------------------------------------
 
@@ -224,8 +235,21 @@ class DaemonPool:
             raise
 
     def _work(self) -> None:
+        me = threading.current_thread()
+        with self._lock:  # added here, by a running thread: ``close`` may join it
+            self._threads.add(me)
+        try:
+            self._serve()
+        finally:
+            with self._lock:
+                self._threads.discard(me)
+                self._busy.discard(me)
+
+    def _serve(self) -> None:
         jobs = self._jobs
         lock = self._lock
+        me = threading.current_thread()
+        busy = self._busy
         while True:
             try:
                 job = jobs.get(timeout=IDLE_SECONDS)
@@ -245,6 +269,7 @@ class DaemonPool:
             self._queued -= 1
             self._taken += 1
             self._idle -= 1
+            busy.add(me)
             lock.release()
             try:
                 result = job[0](*job[1])
@@ -260,6 +285,7 @@ class DaemonPool:
             job = result = None
             lock.acquire()
             self._idle += 1
+            busy.discard(me)
             lock.release()
 
 
