@@ -293,3 +293,36 @@ def test_loading_the_monitor_leaves_the_router_for_the_first_router_and_still_se
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_runs_results_are_tallied_as_it_ends_not_kept_until_a_scrape() -> None:
+    """Keeping each run's result objects until a fold (up to 256 runs of them) made the
+    garbage collector walk them again and again; their counts are taken at once."""
+    import gc
+    import weakref
+
+    from sof_serve.observe import ledger
+    from sof_serve.observe.plugin import record_metrics
+
+    class Result:
+        def __init__(self, skill: str, duration: float) -> None:
+            self.skill, self.plugin, self.status, self.duration = skill, "p", "success", duration
+
+    class Report:
+        def __init__(self, results: list[Result]) -> None:
+            self.status, self.errors, self.plan = "success", [], [r.skill for r in results]
+            self.duration, self.results = 0.01, results
+
+    S.fresh_observers()
+    results = [Result("A", 0.002), Result("B", 0.3)]
+    alive = [weakref.ref(result) for result in results]
+    record_metrics(Report(results))
+    del results
+    gc.collect()
+    assert not [ref for ref in alive if ref() is not None], "the ledger kept the run's results"
+    assert ledger.pending() == 1  # the run itself waits for the fold, without its results
+    parsed = S.samples()
+    assert S.value(parsed, "sof_skill_runs_total", skill="B", plugin="p", status="success") == 1
+    assert S.value(parsed, "sof_skill_duration_seconds_bucket", skill="B", le="0.25") == 0
+    assert S.value(parsed, "sof_skill_duration_seconds_bucket", skill="B", le="0.5") == 1
+    assert S.value(parsed, "sof_runs_total", status="success") == 1

@@ -7,28 +7,101 @@ prometheus-client import). ``SOFMetrics`` folds the events into its series when
 bounded in a process nobody scrapes. Without this, importing prometheus-client (and the
 ``http.server`` it pulls in) would be paid by every CLI call, and its locks and bucket walks
 by every run.
+
+A run's skill results are tallied at once, into plain dicts (``skills``), not kept: a
+100-skill run's ``SkillResult`` objects kept until the next fold made the garbage collector
+walk them again and again, which cost every run more than the tally itself.
 """
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 #: Events that may wait for a scrape; beyond this the hook's own thread folds them.
 TALLY_AT = 256
+#: Latency buckets (s) from a cached plan (~1 ms) to the seed's 10 s alert limit and beyond.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class RunRecord(NamedTuple):
     """The parts of a finished ``ExecutionReport`` the metrics read (not the report: that
-    holds the whole UIF, which must not live on until the next scrape)."""
+    holds the whole UIF, which must not live on until the next scrape). Its skills'
+    results are tallied when it is recorded (``skills``)."""
 
     status: str
     errors: list[str]
     plan: list[str]
     duration: float
-    results: list[Any]
     planning: Any
+
+
+class SkillTally:
+    """Skill runs by (skill, plugin, status) and skill latencies by bucket, in plain dicts.
+
+    ``add`` takes a finished run's ``SkillResult`` list (thread-safe); the metrics fold
+    what was tallied (``take``) into their own tally, which their collector exposes.
+    """
+
+    def __init__(self, buckets: Sequence[float] = BUCKETS) -> None:
+        self._bounds = tuple(buckets)
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str, str], int] = {}
+        #: skill -> one count per bucket (the last is +Inf), then the sum of durations.
+        self._latency: dict[str, list[float]] = {}
+
+    def add(self, results: Sequence[Any]) -> None:
+        """Tally one finished run's ``SkillResult`` list."""
+        bounds = self._bounds
+        with self._lock:
+            runs, latency = self._runs, self._latency
+            for result in results:
+                skill, status, duration = result.skill, result.status, result.duration
+                if type(status) is not str:
+                    status = str(status)
+                key = (skill, result.plugin or "", status)
+                runs[key] = runs.get(key, 0) + 1
+                if status == "skipped":
+                    continue
+                counts = latency.get(skill)
+                if counts is None:
+                    counts = latency[skill] = [0.0] * (len(bounds) + 2)
+                counts[bisect_left(bounds, duration)] += 1
+                counts[-1] += duration
+
+    def take(self) -> tuple[dict[tuple[str, str, str], int], dict[str, list[float]]]:
+        """What was tallied since the last ``take``, leaving the tally empty."""
+        with self._lock:
+            taken = self._runs, self._latency
+            self._runs, self._latency = {}, {}
+        return taken
+
+    def merge(self, runs: dict[tuple[str, str, str], int],
+              latency: dict[str, list[float]]) -> None:
+        """Add another tally's counts (``take``) to this one."""
+        with self._lock:
+            mine, buckets = self._runs, self._latency
+            for key, count in runs.items():
+                mine[key] = mine.get(key, 0) + count
+            for skill, counts in latency.items():
+                kept = buckets.get(skill)
+                if kept is None:
+                    buckets[skill] = list(counts)
+                else:
+                    for index, value in enumerate(counts):
+                        kept[index] += value
+
+    def snapshot(self) -> tuple[dict[tuple[str, str, str], int], dict[str, list[float]]]:
+        """Copies of the counts, for a collector to read outside the lock."""
+        with self._lock:
+            return dict(self._runs), {skill: list(c) for skill, c in self._latency.items()}
+
+
+#: The skill results of runs recorded since the last fold.
+skills = SkillTally()
 
 
 _events: deque[tuple[str, Any]] = deque()
@@ -60,6 +133,7 @@ def pending() -> int:
 
 def clear() -> None:
     _events.clear()
+    skills.take()
 
 
 def add_refresher(refresh: Callable[[Any], None]) -> None:
@@ -67,5 +141,5 @@ def add_refresher(refresh: Callable[[Any], None]) -> None:
         refreshers.append(refresh)
 
 
-__all__ = ["TALLY_AT", "RunRecord", "add_refresher", "clear", "drain", "pending", "record",
-           "refreshers"]
+__all__ = ["BUCKETS", "TALLY_AT", "RunRecord", "SkillTally", "add_refresher", "clear", "drain",
+           "pending", "record", "refreshers", "skills"]

@@ -9,7 +9,6 @@ are read when the exposition is rendered, so they are never stale.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -32,50 +31,28 @@ from sof_serve.observe.memory import process_memory_percent
 _go_string = cast(Callable[[float], str], _untyped_go_string)
 
 #: Buckets (s) from a cached plan (~1 ms) to the seed's 10 s alert limit and beyond.
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BUCKETS = ledger.BUCKETS
 #: Runs the observer hooks keep before the hook's own thread folds them (``ledger``).
 TALLY_AT = ledger.TALLY_AT
 
 
-class SkillSeries:
+class SkillSeries(ledger.SkillTally):
     """``sof_skill_runs_total`` and ``sof_skill_duration_seconds``, tallied from finished runs.
 
     Why not a prometheus-client ``Counter`` and ``Histogram`` fed per skill: every skill of
     every run on every engine pays for an observer that is installed, and a child's
     ``inc()``/``observe()`` (a lock each, the buckets walked in Python) plus a hook call per
-    skill cost more than the coordinator itself (about 8 us a skill). The hooks keep each
-    run's ``results`` in the ledger; when it is folded (the exposition is rendered, or
-    ``TALLY_AT`` runs wait) ``add`` tallies them into plain dicts, exposed through a custom
-    collector (prometheus-client's documented way for values kept elsewhere). The series,
-    labels and bucket bounds are the same as the standard types would give.
+    skill cost more than the coordinator itself (about 8 us a skill). The hook tallies each
+    run's ``results`` into plain dicts as the run ends (``ledger.skills``); a fold (the
+    exposition is rendered, or ``TALLY_AT`` runs wait) merges that tally into this one,
+    exposed through a custom collector (prometheus-client's documented way for values kept
+    elsewhere). The series, labels and bucket bounds are the same as the standard types
+    would give.
     """
 
     def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
-        self._bounds = tuple(buckets)
+        super().__init__(buckets)
         self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
-        self._lock = threading.Lock()
-        self._runs: dict[tuple[str, str, str], int] = {}
-        #: skill -> one count per bucket (the last is +Inf), then the sum of durations.
-        self._latency: dict[str, list[float]] = {}
-
-    def add(self, results: Sequence[Any]) -> None:
-        """Tally one finished run's ``SkillResult`` list (thread-safe)."""
-        bounds = self._bounds
-        with self._lock:
-            runs, latency = self._runs, self._latency
-            for result in results:
-                skill, status, duration = result.skill, result.status, result.duration
-                if type(status) is not str:
-                    status = str(status)
-                key = (skill, result.plugin or "", status)
-                runs[key] = runs.get(key, 0) + 1
-                if status == "skipped":
-                    continue
-                counts = latency.get(skill)
-                if counts is None:
-                    counts = latency[skill] = [0.0] * (len(bounds) + 2)
-                counts[bisect_left(bounds, duration)] += 1
-                counts[-1] += duration
 
     # --- the collector protocol (prometheus_client.registry.Collector) -------------------
 
@@ -83,10 +60,7 @@ class SkillSeries:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
-        with self._lock:
-            runs = dict(self._runs)
-            latency = {skill: list(counts) for skill, counts in self._latency.items()}
-        return self._families(runs, latency)
+        return self._families(*self.snapshot())
 
     def _families(self, runs: dict[tuple[str, str, str], int] | None = None,
                   latency: dict[str, list[float]] | None = None) -> list[Metric]:
@@ -171,6 +145,7 @@ class SOFMetrics:
     def fold(self) -> None:
         """Apply what the hooks recorded (``sof_serve.observe.ledger``) to the series."""
         with self._fold_lock:
+            self.skills.merge(*ledger.skills.take())
             for kind, payload in ledger.drain():
                 if kind == "plan":
                     self.on_plan(payload)

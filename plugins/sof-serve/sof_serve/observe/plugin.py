@@ -65,13 +65,15 @@ def record_metrics(report: Any) -> None:
     """Keep what the metrics need of a finished run (folded when ``/metrics`` is read).
 
     The skills' series come from the report's results, not from ``sof_after_skill``: one
-    hook call per run instead of one per skill (see ``ledger`` and ``SkillSeries``).
-    ``planning`` is read now: a router sets it later.
+    hook call per run instead of one per skill, tallied now rather than kept (see
+    ``ledger`` and ``SkillSeries``). ``planning`` is read now: a router sets it later.
     """
+    results = getattr(report, "results", None)
+    if results:
+        ledger.skills.add(results)
     ledger.record("plan", ledger.RunRecord(
         str(report.status), list(getattr(report, "errors", ()) or ()), report.plan,
-        report.duration, list(getattr(report, "results", None) or ()),
-        getattr(report, "planning", None)))
+        report.duration, getattr(report, "planning", None)))
 
 
 # Inline (called in the notifying thread, no hand-off) while it only records in memory;
