@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sof_core import SOFConfigManager
 
 
@@ -326,3 +328,45 @@ def test_a_runs_results_are_tallied_as_it_ends_not_kept_until_a_scrape() -> None
     assert S.value(parsed, "sof_skill_duration_seconds_bucket", skill="B", le="0.25") == 0
     assert S.value(parsed, "sof_skill_duration_seconds_bucket", skill="B", le="0.5") == 1
     assert S.value(parsed, "sof_runs_total", status="success") == 1
+
+
+def test_the_skill_tally_counts_every_result_whatever_its_path() -> None:
+    """Successes from the plugin a skill's entry names take the short path; failures,
+    skips and another plugin's results the long one; folds merge tallies. Whatever the
+    mix, the counts are those of a plain tally of every result."""
+    import random
+    from bisect import bisect_left
+    from types import SimpleNamespace
+
+    from sof_serve.observe.ledger import BUCKETS, SkillTally
+
+    rng = random.Random(5)
+    statuses = ["success"] * 6 + ["failed", "skipped", "timeout"]
+    expected_runs: dict[tuple[str, str, str], int] = {}
+    expected_latency: dict[str, list[float]] = {}
+    folded, pending = SkillTally(), SkillTally()
+    for _ in range(300):
+        run = []
+        for _ in range(rng.randint(1, 6)):
+            skill = rng.choice(["A", "B", "C"])
+            plugin = rng.choice(["p", "p", "p", "q", None])
+            status, duration = rng.choice(statuses), rng.choice([0.0004, 0.001, 0.3, 40.0])
+            run.append(SimpleNamespace(skill=skill, plugin=plugin, status=status,
+                                       duration=duration))
+            key = (skill, plugin or "", status)
+            expected_runs[key] = expected_runs.get(key, 0) + 1
+            if status != "skipped":
+                counts = expected_latency.setdefault(skill, [0.0] * (len(BUCKETS) + 2))
+                counts[bisect_left(BUCKETS, duration)] += 1
+                counts[-1] += duration
+        pending.add(run)
+        if rng.random() < 0.1:
+            folded.merge(*pending.take())
+    folded.merge(*pending.take())
+    runs, latency = folded.snapshot()
+    assert runs == expected_runs
+    assert latency.keys() == expected_latency.keys()
+    for skill, counts in latency.items():
+        assert counts[:-1] == expected_latency[skill][:-1]
+        assert counts[-1] == pytest.approx(expected_latency[skill][-1])
+    assert pending.snapshot() == ({}, {})

@@ -44,60 +44,100 @@ class SkillTally:
 
     ``add`` takes a finished run's ``SkillResult`` list (thread-safe); the metrics fold
     what was tallied (``take``) into their own tally, which their collector exposes.
+
+    Every skill of every run passes through ``add``, so the common result (a success, from
+    the plugin the skill's entry names) costs one dict lookup and three list updates; any
+    other goes through ``_other``, which also counts it by its full label set.
     """
 
     def __init__(self, buckets: Sequence[float] = BUCKETS) -> None:
         self._bounds = tuple(buckets)
         self._lock = threading.Lock()
+        #: (skill, plugin, status) -> runs, for results other than a skill entry's successes.
         self._runs: dict[tuple[str, str, str], int] = {}
-        #: skill -> one count per bucket (the last is +Inf), then the sum of durations.
-        self._latency: dict[str, list[float]] = {}
+        #: skill -> [plugin, successes from it, sum of durations, one count per bucket
+        #: (the last is +Inf)].
+        self._skills: dict[str, list[Any]] = {}
 
     def add(self, results: Sequence[Any]) -> None:
         """Tally one finished run's ``SkillResult`` list."""
         bounds = self._bounds
         with self._lock:
-            runs, latency = self._runs, self._latency
+            table = self._skills
             for result in results:
-                skill, status, duration = result.skill, result.status, result.duration
-                if type(status) is not str:
-                    status = str(status)
-                key = (skill, result.plugin or "", status)
-                runs[key] = runs.get(key, 0) + 1
-                if status == "skipped":
+                entry = table.get(result.skill)
+                if (entry is None or result.status != "success"
+                        or result.plugin != entry[0]):
+                    self._other(result)
                     continue
-                counts = latency.get(skill)
-                if counts is None:
-                    counts = latency[skill] = [0.0] * (len(bounds) + 2)
-                counts[bisect_left(bounds, duration)] += 1
-                counts[-1] += duration
+                duration = result.duration
+                entry[1] += 1
+                entry[2] += duration
+                entry[3 + bisect_left(bounds, duration)] += 1
 
-    def take(self) -> tuple[dict[tuple[str, str, str], int], dict[str, list[float]]]:
+    def _other(self, result: Any) -> None:
+        """``add`` for a result off its common path (under the lock)."""
+        skill, status, duration = result.skill, result.status, result.duration
+        if type(status) is not str:
+            status = str(status)
+        entry = self._skills.get(skill)
+        if entry is None:
+            entry = self._skills[skill] = self._entry(result.plugin)
+        if status == "success" and result.plugin == entry[0]:
+            entry[1] += 1
+        else:
+            key = (skill, result.plugin or "", status)
+            self._runs[key] = self._runs.get(key, 0) + 1
+            if status == "skipped":
+                return
+        entry[2] += duration
+        entry[3 + bisect_left(self._bounds, duration)] += 1
+
+    def _entry(self, plugin: Any) -> list[Any]:
+        return [plugin, 0, 0.0] + [0] * (len(self._bounds) + 1)
+
+    def take(self) -> tuple[dict[tuple[str, str, str], int], dict[str, list[Any]]]:
         """What was tallied since the last ``take``, leaving the tally empty."""
         with self._lock:
-            taken = self._runs, self._latency
-            self._runs, self._latency = {}, {}
+            taken = self._runs, self._skills
+            self._runs, self._skills = {}, {}
         return taken
 
     def merge(self, runs: dict[tuple[str, str, str], int],
-              latency: dict[str, list[float]]) -> None:
+              skills: dict[str, list[Any]]) -> None:
         """Add another tally's counts (``take``) to this one."""
         with self._lock:
-            mine, buckets = self._runs, self._latency
+            mine, table = self._runs, self._skills
             for key, count in runs.items():
                 mine[key] = mine.get(key, 0) + count
-            for skill, counts in latency.items():
-                kept = buckets.get(skill)
+            for skill, entry in skills.items():
+                kept = table.get(skill)
                 if kept is None:
-                    buckets[skill] = list(counts)
+                    table[skill] = list(entry)
+                    continue
+                if kept[0] != entry[0]:  # successes from another plugin: labelled apart
+                    key = (skill, entry[0] or "", "success")
+                    mine[key] = mine.get(key, 0) + entry[1]
                 else:
-                    for index, value in enumerate(counts):
-                        kept[index] += value
+                    kept[1] += entry[1]
+                for index in range(2, len(entry)):
+                    kept[index] += entry[index]
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int], dict[str, list[float]]]:
-        """Copies of the counts, for a collector to read outside the lock."""
+        """The runs by (skill, plugin, status), and per skill its count per bucket then the
+        sum of durations (skills with no timed run left out): copies, for a collector to
+        read outside the lock."""
         with self._lock:
-            return dict(self._runs), {skill: list(c) for skill, c in self._latency.items()}
+            runs = dict(self._runs)
+            latency: dict[str, list[float]] = {}
+            for skill, entry in self._skills.items():
+                if entry[1]:
+                    key = (skill, entry[0] or "", "success")
+                    runs[key] = runs.get(key, 0) + entry[1]
+                counts = entry[3:]
+                if any(counts):
+                    latency[skill] = [*counts, entry[2]]
+        return runs, latency
 
 
 #: The skill results of runs recorded since the last fold.
