@@ -297,6 +297,11 @@ class UIF(BaseModel):
         """``to_jsonable()`` as JSON text (strictly valid JSON: no ``NaN`` tokens); never raises."""
         return json.dumps(self.to_jsonable(), indent=indent, ensure_ascii=False)
 
+    def current_deadline(self) -> float | None:
+        """``sof_core.current_deadline()``, read on the running skill's view: its deadline
+        as a ``time.monotonic()`` value (None outside a skill or without any time limit)."""
+        return read_deadline()
+
     def remaining_time(self) -> float | None:
         """Seconds the running skill has left, read on its view: until its deadline, or the
         run's ``total_timeout`` if that ends first (``sof_core.current_deadline()`` less

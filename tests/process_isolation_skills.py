@@ -379,13 +379,15 @@ class ReadsDeadline(BaseSkillModule):
     skill_name = "ReadsDeadline"
     skill_description = "reads sof_core.current_deadline() in its isolated process"
     required_inputs = ["input_query"]
-    output_keys = ["left"]
+    output_keys = ["left", "view_left", "same_on_view"]
     max_execution_time = 20.0
     isolation = "process"
 
     def execute(self, uif: UIF) -> UIF:
         deadline = current_deadline()
         uif.intermediate_data["left"] = None if deadline is None else deadline - time.monotonic()
+        uif.intermediate_data["view_left"] = uif.remaining_time()
+        uif.intermediate_data["same_on_view"] = uif.current_deadline() == deadline
         return uif
 
 

@@ -104,6 +104,7 @@ def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
             seen["deadline"] = sof_core.current_deadline()
             seen["now"] = time.monotonic()
             seen["view"] = uif.remaining_time()  # the same, read on the view
+            seen["view_deadline"] = uif.current_deadline()
             uif.intermediate_data["left"] = True
             return uif
 
@@ -117,6 +118,7 @@ def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
             seen["async"] = sof_core.current_deadline()
             seen["anow"] = time.monotonic()
             seen["aview"] = uif.remaining_time()
+            seen["aview_deadline"] = uif.current_deadline()
             uif.intermediate_data["aleft"] = True
             return uif
 
@@ -130,6 +132,8 @@ def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
         assert 4.0 < seen["deadline"] - seen["now"] <= 5.0
         assert 2.0 < seen["async"] - seen["anow"] <= 3.0
         assert 4.0 < seen["view"] <= 5.0 and 2.0 < seen["aview"] <= 3.0
+        assert seen["view_deadline"] == seen["deadline"]
+        assert seen["aview_deadline"] == seen["async"]
     seen.clear()
     report = asyncio.run(engine.aexecute_plan(["Reader", "AsyncReader"], UIF(input_query="q")))
     assert report.status == "success", report.errors
@@ -138,6 +142,7 @@ def test_a_skill_reads_its_deadline_with_current_deadline() -> None:
     assert 4.0 < seen["view"] <= 5.0 and 2.0 < seen["aview"] <= 3.0
     assert sof_core.current_deadline() is None
     assert UIF(input_query="q").remaining_time() is None  # outside a skill
+    assert UIF(input_query="q").current_deadline() is None
 
 
 def test_current_deadline_is_never_later_than_the_runs_total_timeout() -> None:

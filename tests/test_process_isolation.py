@@ -263,6 +263,8 @@ def test_an_isolated_skill_reads_its_deadline_in_its_process() -> None:
     report = run([skills.ReadsDeadline])
     assert report.status == "success", report.errors
     assert 15.0 < report.uif.intermediate_data["left"] <= 20.0
+    assert 15.0 < report.uif.intermediate_data["view_left"] <= 20.0  # and on its view
+    assert report.uif.intermediate_data["same_on_view"] is True
     report = run([skills.ReadsDeadline], total_timeout=4.0)
     assert report.status == "success", report.errors
     assert 2.0 < report.uif.intermediate_data["left"] <= 4.0
