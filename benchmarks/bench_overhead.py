@@ -19,13 +19,15 @@ skill that reads and writes only strings and numbers).
 from __future__ import annotations
 
 import _thread
+import contextlib
+import os
 import threading
 import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, TypeVar
 
 from _common import Row, Section, Target, best_of_batches, best_of_interleaved, chain, make_skill
 
@@ -179,6 +181,44 @@ def _per_skill(cases: dict[str, _Case], repeat: int) -> dict[str, tuple[float, f
             for name, case in cases.items()}
 
 
+_T = TypeVar("_T")
+
+
+def _on_one_cpu(measure: Callable[[], _T]) -> _T | None:
+    """``measure()`` with every thread of this process pinned to one CPU (Linux), their
+    affinity restored after; None where threads cannot be pinned or only one CPU is allowed.
+
+    Not a SOF setting and not a default: a host's choice (``taskset``), measured to show how
+    much of a hand-off is two threads waking each other on different CPUs (on a VM, an idle
+    vCPU woken by an interrupt) rather than SOF's own work.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        return None
+    cpu = min(allowed)
+    saved: dict[int, set[int]] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        if tid is None:
+            continue
+        try:
+            saved[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # the thread ended meanwhile
+            saved.pop(tid, None)
+    try:
+        return measure()
+    finally:
+        for thread in threading.enumerate():  # threads started meanwhile inherited the pin
+            tid = thread.native_id
+            if tid is None:
+                continue
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, saved.get(tid, allowed))
+
+
 def _round_trip(repeat: int) -> float:
     """Seconds for the least a run's hand-off can cost on this machine: a job put on a
     queue a waiting thread takes, and a lock it releases for the caller (two wake-ups and
@@ -307,6 +347,24 @@ def run(quick: bool) -> Section:
     section.rows.append(Row("thread round trip (queue put + lock release), no SOF code", trip,
                             "us", None, None,
                             "the floor of one hand-off per run on this machine"))
+    # The same default rows and round trip with the whole process on one CPU (labelled: a
+    # host's choice, not SOF's): how much of the hand-off is cross-CPU wake-ups here.
+    pinned = _on_one_cpu(lambda: (_per_skill({k: cases[k] for k in ("default 10", "default 100")},
+                                             repeat), _round_trip(repeat) * 1e6))
+    if pinned is None:
+        section.notes.append("one-CPU rows skipped: threads cannot be pinned here")
+    else:
+        on_one, pinned_trip = pinned
+        for n in (10, 100):
+            coord, base = on_one[f"default {n}"]
+            section.rows.append(Row(
+                f"N={n} CoordinatorEngine() defaults, process pinned to one CPU (labelled: a "
+                "host's taskset, not a SOF setting): per skill", coord * 1e6, "us",
+                base * 1e6, "direct call",
+                f"overhead {(coord - base) * 1e6:.2f} us/skill; {coord * n * 1e6:.0f} us/run"))
+        section.rows.append(Row("thread round trip, both threads on one CPU (labelled)",
+                                pinned_trip, "us", trip, "on any CPU",
+                                "what the hand-off costs without a cross-CPU wake-up"))
     floor = (tuned[100] + trip / 10) / (tuned[100] + trip / 100)
     section.notes.append(
         f"with one hand-off per run and nothing else added to the tuned path, N=10/N=100 "
