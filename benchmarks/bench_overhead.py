@@ -206,10 +206,11 @@ def _on_one_cpu(measure: Callable[[], _T]) -> _T | None:
         try:
             saved[tid] = os.sched_getaffinity(tid)
             os.sched_setaffinity(tid, {cpu})
-        except OSError:  # the thread ended meanwhile
+        except OSError:  # the thread ended meanwhile, or pinning is not allowed here
             saved.pop(tid, None)
+    pinned = threading.main_thread().native_id in saved
     try:
-        return measure()
+        return measure() if pinned else None
     finally:
         for thread in threading.enumerate():  # threads started meanwhile inherited the pin
             tid = thread.native_id
