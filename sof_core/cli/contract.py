@@ -650,6 +650,11 @@ async def _cancel_probe(entry: SkillEntry, uif: UIF, limit: float) -> tuple[Stat
     return "passed", "stopped at once when cancelled"
 
 
+#: What a failed pickle check tells the author, whichever part failed.
+_PICKLE_ADVICE = ("a skill must pickle to run on Dask or with isolation = 'process': keep "
+                  "connections, locks and clients out of its pickled state (__getstate__)")
+
+
 def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
                   step: Step | None = None) -> None:
     """What the Dask executor and process isolation send and get back, through pickle; for
@@ -700,18 +705,14 @@ def _check_pickle(entry: SkillEntry, sample: UIF, result: PluginContract,
     except SkillNotPicklableError as exc:
         result.add(
             "pickle", "failed",
-            f"{exc.what} cannot be pickled ({exc.reason}); a skill must pickle to run on "
-            "Dask or with isolation = 'process': keep connections, locks and clients out of "
-            "its pickled state (__getstate__)",
+            f"{exc.what} cannot be pickled ({exc.reason}); {_PICKLE_ADVICE}",
             spec.name,
         )
         return
     except Exception as exc:
         result.add(
             "pickle", "failed",
-            f"{stage} failed with {type(exc).__name__}: {exc}; a skill must pickle to run on "
-            "Dask or with isolation = 'process': keep connections, locks and clients out of "
-            "its pickled state (__getstate__)",
+            f"{stage} failed with {type(exc).__name__}: {exc}; {_PICKLE_ADVICE}",
             spec.name,
         )
         return

@@ -350,9 +350,9 @@ class SOFConfig(BaseModel):
 def as_config(value: SOFConfig | Mapping[str, Any], what: str = "config") -> SOFConfig:
     """``value`` as settings: a ``SOFConfig`` as is, a mapping of settings validated into
     one (``{"skill_timeout": 5}``, as ``SOFConfig(**mapping)`` would), so a host can pass
-    either wherever SOF takes settings. A bad value is a ``ConfigValidationError`` naming
-    the setting; anything else a ``ConfigError`` naming ``what`` instead of an
-    ``AttributeError`` from deep inside the first use."""
+    either to ``CoordinatorEngine``, ``engine.config`` and ``PluginManager``. A bad value
+    is a ``ConfigValidationError`` naming the setting; anything else a ``ConfigError``
+    naming ``what`` instead of an ``AttributeError`` from deep inside the first use."""
     if isinstance(value, SOFConfig):
         return value
     if isinstance(value, Mapping):

@@ -181,6 +181,7 @@ def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
     strays: list[ModuleType] = []
     forced = cls in _SENT_BY_VALUE
     by_value = forced
+    where = _import_context()
     for klass in cls.__mro__:
         name = klass.__module__
         if name == "builtins":
@@ -188,7 +189,7 @@ def _not_importable(cls: type) -> tuple[ModuleType, ...] | None:
         module = sys.modules.get(name)
         if "<locals>" in klass.__qualname__ or module is None:
             by_value = True
-        elif not _importable(module) or (forced and not _shared(name)):
+        elif not _importable(module, where) or (forced and not _shared(name)):
             by_value = True
             if name not in ("__main__", "__mp_main__"):
                 strays.append(module)
@@ -207,16 +208,24 @@ def _shared(name: str) -> bool:
 _IMPORTABLE: dict[tuple[str, str | None, str, tuple[Any, ...]], bool] = {}
 
 
-def _importable(module: ModuleType) -> bool:
-    name = module.__name__
-    if name in ("__main__", "__mp_main__"):
-        return False
-    file = getattr(module, "__file__", None)
+def _import_context() -> tuple[str, tuple[Any, ...]]:
+    """The working folder and import path a worker gets, which decide what it finds by name
+    (read once per packed call, not once per class of the skill's MRO)."""
     try:
         here = os.getcwd()
     except OSError:  # the working folder is gone: "" on the path finds nothing there
         here = ""
-    key = (name, file, here, tuple(sys.path))
+    return here, tuple(sys.path)
+
+
+def _importable(module: ModuleType, where: tuple[str, tuple[Any, ...]]) -> bool:
+    """Whether a process started in ``where`` (``_import_context``) imports ``module`` by
+    name, cached per module and context."""
+    name = module.__name__
+    if name in ("__main__", "__mp_main__"):
+        return False
+    file = getattr(module, "__file__", None)
+    key = (name, file, *where)
     known = _IMPORTABLE.get(key)
     if known is None:
         if len(_IMPORTABLE) > 4096:  # a host forever changing its path: start over

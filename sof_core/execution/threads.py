@@ -239,16 +239,15 @@ class DaemonPool:
         with self._lock:  # added here, by a running thread: ``close`` may join it
             self._threads.add(me)
         try:
-            self._serve()
+            self._serve(me)
         finally:
             with self._lock:
                 self._threads.discard(me)
                 self._busy.discard(me)
 
-    def _serve(self) -> None:
+    def _serve(self, me: threading.Thread) -> None:
         jobs = self._jobs
         lock = self._lock
-        me = threading.current_thread()
         busy = self._busy
         while True:
             try:
