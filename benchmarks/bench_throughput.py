@@ -128,7 +128,7 @@ def run(quick: bool) -> Section:
         Row(f"{count} concurrent aexecute_plan (asyncio.gather), defaults", wall, "s",
             yard_wall, "asyncio.gather of the 3 bodies",
             f"p50 {p50 * 1e3:.1f} ms (yardstick {yard_p50 * 1e3:.1f} ms); {left} more threads "
-            "alive after (the step pool's core threads, which served the sync skills)")
+            "alive after (the step pool's threads end when each batch's loop shuts down)")
     )
     section.targets.append(Target(f"{count} concurrent aexecute_plan / asyncio.gather", 3.0, "x",
                                   wall / yard_wall))

@@ -36,6 +36,7 @@ from sof_core.execution.aio import (
 )
 from sof_core.execution.deadlines import _task_deadline, clock
 from sof_core.execution.fanout import RUNNING, PoolCall
+from sof_core.execution.loop_shutdown import used_on_loop
 from sof_core.execution.observers import anotify
 from sof_core.execution.report import SkillResult
 from sof_core.execution.step import (
@@ -213,6 +214,7 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
     # Not eager: a burst of runs on the loop must not start a thread per sync skill (the
     # pool grows only when its queue stands still; threads.py, "Growth").
     run.submit([step], deliver, eager=False)
+    used_on_loop(loop, run.threads)  # its idle threads end when the loop shuts down
     return await future
 
 

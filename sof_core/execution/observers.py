@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sof_core.execution.loop_shutdown import used_on_loop
 from sof_core.execution.threads import ABANDONED, DaemonPool
 from sof_core.plugins.markers import is_inline_observer
 
@@ -83,6 +84,8 @@ class Threads(Protocol):
     hung_observers: HungObservers
 
     def observers(self) -> DaemonPool: ...
+
+    def release_idle(self, wait: float = 0.0) -> None: ...
 
 
 def notify(plugins: PluginManager, threads: Threads, timeout: float | None,
@@ -179,6 +182,7 @@ async def _abounded(plugins: PluginManager, threads: Threads, timeout: float, im
     pool = _start(plugins, threads, impl, hook_name, kwargs, call, wake)
     if pool is None:
         return
+    used_on_loop(loop, threads)  # its idle threads end when the loop shuts down
     try:
         await asyncio.wait_for(returned, timeout)
         return

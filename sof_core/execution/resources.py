@@ -95,6 +95,17 @@ class EngineThreads:
                     break
                 thread.join(left)
 
+    def release_idle(self, wait: float = 0.0) -> None:
+        """End the threads of the step and observer pools, which serve the runs made on
+        event loops, as soon as they have no job, and wait up to ``wait`` seconds in all
+        for them to end; the pools stay open (``DaemonPool.retire``). Called when a loop
+        that ran this engine's runs shuts down (``loop_shutdown.py``): the threads it
+        used are not left behind."""
+        deadline = time.monotonic() + wait
+        for pool in (self._steps, self._observers):
+            if pool is not None:
+                pool.retire(max(0.0, deadline - time.monotonic()))
+
     def stats(self) -> dict[str, Any]:
         """Hung-call counts (``hung.py``) and each pool's threads (``DaemonPool.stats``)."""
         stats = self.hung.stats()

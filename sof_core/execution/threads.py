@@ -5,7 +5,9 @@ its threads are joined at interpreter exit (a hung skill then holds the process)
 thread keeps its place in the pool for good (enough of them and nothing else ever runs).
 ``DaemonPool`` threads are daemons; a job the watchdog gave up on gives its place back at
 once (``abandon``: a new thread may start in its stead) and its thread ends when the call
-finally returns. ``close`` stops the idle threads and never waits for a busy one.
+finally returns. ``close`` stops the idle threads and never waits for a busy one;
+``retire`` stops them all, busy ones after their job, in a pool that stays open (an event
+loop that served runs shuts down: ``loop_shutdown.py``).
 
 Jobs are plain calls (no futures: the run collects results itself). A job that returns
 ``ABANDONED`` tells its thread that its place was given away: the thread then exits.
@@ -27,6 +29,7 @@ import _thread
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from queue import Empty, SimpleQueue
@@ -34,8 +37,14 @@ from typing import Any
 
 log = logging.getLogger("sof.threads")
 
+#: What a pool's queue holds: a job (a call and its arguments), or what ends a thread.
+_Job = tuple[Callable[..., Any], tuple[Any, ...]] | tuple[()] | None
+
 #: What a job returns when the watchdog gave its thread's place away.
 ABANDONED = object()
+#: What ``retire`` queues: the thread that takes it ends (its place was given back
+#: when it was queued). Falsy, like ``close``'s None, so a job costs one truth test.
+_RETIRE: tuple[()] = ()
 #: An idle thread beyond the first few exits after this many seconds without work.
 IDLE_SECONDS = 60.0
 _KEEP_IDLE = 4
@@ -51,10 +60,14 @@ class DaemonPool:
     def __init__(self, name: str, max_workers: int | None = None) -> None:
         self.name = name
         self.max_workers = max_workers
-        self._jobs: SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            SimpleQueue()
-        )
+        self._jobs: SimpleQueue[_Job] = SimpleQueue()
         self._lock = _thread.allocate_lock()
+        #: Notified (under ``_lock``) when a thread takes a ``_RETIRE``.
+        self._retired_one = threading.Condition(self._lock)
+        self._retiring = 0  # ``_RETIRE``s queued that no thread has taken yet
+        #: Busy threads to end once their job returns (``retire``).
+        self._ending: set[threading.Thread] = set()
+        self._retired: list[threading.Thread] = []  # threads ``retire`` ended, to be joined
         self._live = 0  # threads holding a place (busy or idle), abandoned ones excluded
         # Of those, not running a job: waiting for one, or just started and about to wait
         # (a thread is counted from its start: had it been counted only once waiting, a job
@@ -77,6 +90,10 @@ class DaemonPool:
         """In a forked child: the parent's threads are not there; start afresh."""
         self._jobs = SimpleQueue()
         self._lock = _thread.allocate_lock()
+        self._retired_one = threading.Condition(self._lock)
+        self._retiring = 0
+        self._ending = set()
+        self._retired = []
         self._live = self._idle = self._queued = self._abandoned = 0
         self._grow_armed = False
         self._threads = set()
@@ -210,6 +227,51 @@ class DaemonPool:
             self._jobs.put(None)
         return idle
 
+    def retire(self, wait: float = 0.0) -> None:
+        """End every thread of the pool as soon as it has no job: the idle ones now, the
+        busy ones when their job returns (a hung one when its call does). The pool stays
+        open: a later job starts a thread again. ``wait``: seconds to wait, in all, for
+        them to end, so that they are gone when this returns; a busy thread is waited for
+        within that bound only, and one running a call given up on not at all.
+
+        Busy threads are included because one that has just handed its outcome back is
+        still busy for a moment: the event loop it woke may shut down before it waits again.
+        The idle ones' places are given back at once (a job submitted meanwhile starts a
+        thread instead of waiting for one that is ending); any waiting thread may take a
+        ``_RETIRE``: as many threads end either way.
+        """
+        me = threading.current_thread()
+        with self._lock:
+            if self._closed:
+                return
+            count = self._idle - self._queued  # idle beyond the jobs already waiting
+            if count > 0:
+                self._places_unused(count)
+                self._retiring += count
+            self._ending.update(t for t in self._busy if t is not me)
+        for _ in range(max(0, count)):
+            self._jobs.put(_RETIRE)
+        if wait > 0:
+            self._join_retired(wait)
+
+    def _join_retired(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        with self._retired_one:
+            # Not for the threads running a call given up on (``abandon``): they end when
+            # the call returns, maybe never. Which busy ones those are is not known, only
+            # how many: the wait ends when no more than that many are still to end.
+            while self._retiring > 0 or len(self._ending) > self._abandoned:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._retired_one.wait(left)
+            threads, self._retired = self._retired, []
+        for thread in threads:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            thread.join(left)
+
     # --- the threads -------------------------------------------------------------------------
 
     def _new_place(self) -> int:
@@ -244,6 +306,9 @@ class DaemonPool:
             with self._lock:
                 self._threads.discard(me)
                 self._busy.discard(me)
+                if me in self._ending:  # it ended otherwise (its call was given up on)
+                    self._ending.discard(me)
+                    self._retired_one.notify_all()
 
     def _serve(self, me: threading.Thread) -> None:
         jobs = self._jobs
@@ -259,10 +324,15 @@ class DaemonPool:
                         self._live -= 1
                         return
                 continue
-            if job is None:  # close(): this place is given up
+            if not job:
                 with lock:
-                    self._live -= 1
-                    self._idle -= 1
+                    if job is None:  # close(): this place is given up
+                        self._live -= 1
+                        self._idle -= 1
+                    else:  # retire(): given up already
+                        self._retiring -= 1
+                        self._retired.append(me)
+                        self._retired_one.notify_all()
                 return
             lock.acquire()
             self._queued -= 1
@@ -283,8 +353,15 @@ class DaemonPool:
             # through the call's outcome) until their next one, maybe minutes later.
             job = result = None
             lock.acquire()
-            self._idle += 1
             busy.discard(me)
+            if self._ending and me in self._ending:  # ``retire`` asked it to end
+                self._ending.discard(me)
+                self._live -= 1
+                self._retired.append(me)
+                self._retired_one.notify_all()
+                lock.release()
+                return
+            self._idle += 1
             lock.release()
 
 
