@@ -16,7 +16,8 @@ ENV_CONFIG = "SOF_CONFIG"
 
 
 def config_file() -> Path:
-    """``$SOF_CONFIG``, else ``config.json`` in the platform's user config folder."""
+    """``$SOF_CONFIG``, else ``config.json`` in the platform's user config folder, or
+    ``config.toml`` there when it exists and ``config.json`` does not."""
     explicit = os.environ.get(ENV_CONFIG)
     if explicit:
         return Path(explicit).expanduser()
@@ -26,7 +27,12 @@ def config_file() -> Path:
         base = Path.home() / "Library" / "Application Support"
     else:
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "sof" / "config.json"
+    json_file = base / "sof" / "config.json"
+    if not json_file.exists():
+        toml_file = json_file.with_suffix(".toml")
+        if toml_file.exists():
+            return toml_file
+    return json_file
 
 
 def cache_dir() -> Path:

@@ -71,6 +71,19 @@ def test_version_and_help(sof_cli: Any) -> None:
         assert command in help_text
 
 
+def test_python_m_sof_core_is_the_sof_command(env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-m", "sof_core", "skills"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr  # before: "No module named sof_core.__main__"
+    assert "Retrieve" in ran.stdout
+    bad = subprocess.run([sys.executable, "-m", "sof_core", "validate", "Answer"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 1 and "passages" in bad.stdout + bad.stderr  # exit codes kept
+
+
 def test_skills_lists_inputs_outputs_and_plugin(sof_cli: Any, env: dict[str, str]) -> None:
     table = sof_cli("skills", env=env)
     assert table.returncode == 0, table.stderr

@@ -88,6 +88,31 @@ def test_toml_config_files_are_read_and_written(tmp_path: Path) -> None:
     assert fresh.settings_for("memory") == {"path": "m.db"}
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG_CONFIG_HOME is Linux's")
+def test_config_toml_in_the_user_config_dir_is_read_when_there_is_no_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in list(os.environ):
+        if var.startswith("SOF_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    folder = tmp_path / "sof"
+    folder.mkdir()
+    (folder / "config.toml").write_text("use_sof_framework = true\nsof_rollout_percentage = 35\n")
+    reset_sof_config_managers()
+    try:
+        manager = get_sof_config_manager()
+        assert manager.path == folder / "config.toml"
+        assert manager.config.sof_rollout_percentage == 35  # before: ignored, 0
+        manager.update_config(sof_rollout_percentage=40)  # written back as TOML
+        assert "sof_rollout_percentage = 40" in (folder / "config.toml").read_text()
+        (folder / "config.json").write_text('{"sof_rollout_percentage": 5}')
+        reset_sof_config_managers()
+        assert get_sof_config_manager().config.sof_rollout_percentage == 5  # JSON first
+    finally:
+        reset_sof_config_managers()
+
+
 def test_toml_cannot_store_null_and_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         dump_toml({"skill_timeout": None})

@@ -168,6 +168,67 @@ def test_context_reaches_legacy_verbatim_and_sof_through_the_uif(
     assert legacy.calls == [("hi", {"locale": "de", "user_id": "u7"})]
 
 
+def test_numeric_user_and_session_ids_are_routed_and_reach_the_uif_as_text(
+    manager: SOFConfigManager,
+) -> None:
+    # Before: the bucket used the number, then the UIF refused it ("user_id: Input should be
+    # a valid string"), so every such query fell back to legacy, at 100 % too.
+    router, legacy = make_router(manager, ["ContextSkill"])
+    result = router.route("hi", user_id=5, locale="de")
+    assert (result.path, result.response, result.fallback) == ("sof", "5:de", False)
+    assert router.route("hi", session_id=7).path == "sof"
+    assert router.route("hi", user_id=0, locale="x").response == "0:x"  # 0 is an id
+    manager.update_config(sof_rollout_percentage=30)
+    paths = [router.route("q", user_id=i).path for i in range(2000)]
+    assert 25 <= 100 * paths.count("sof") / len(paths) <= 35
+    assert all(r.fallback is False for r in (router.route("q", user_id=i) for i in range(50)))
+    assert {router.route("q", user_id=i).path == "sof" for i in (3, "3")} in ({True}, {False})
+    manager.disable_sof_framework()
+    router.route("hi", user_id=5)
+    assert legacy.calls[-1] == ("hi", {"user_id": 5})  # legacy gets the id as given
+
+
+def test_a_legacy_pipeline_gets_only_the_keywords_it_takes(manager: SOFConfigManager) -> None:
+    manager.disable_sof_framework()
+    calls: list[tuple[Any, ...]] = []
+
+    def query_only(query: str) -> str:
+        calls.append((query,))
+        return f"L:{query}"
+
+    def with_user(question: str, user_id: str | None = None) -> str:
+        calls.append((question, user_id))
+        return f"U:{user_id}"
+
+    only = QueryRouter(make_engine([AnswerSkill]), query_only, manager)
+    result = only.route("q", user_id="u1", session_id="s1", locale="de")
+    assert (result.path, result.response, result.error) == ("legacy", "L:q", None)
+    named = QueryRouter(make_engine([AnswerSkill]), with_user, manager)
+    assert named.route("q", user_id="u1", locale="de").response == "U:u1"
+    assert calls == [("q",), ("q", "u1")]
+    # a lambda taking the query only, as a host might write it
+    assert QueryRouter(make_engine([AnswerSkill]), lambda q: "L:" + q,
+                       manager).route("q", user_id="u").response == "L:q"
+
+
+def test_the_legacy_pipeline_may_be_named_and_the_engine_left_to_the_router(
+    manager: SOFConfigManager,
+) -> None:
+    manager.disable_sof_framework()
+    legacy = Legacy()
+    for router in (QueryRouter(legacy_pipeline=legacy, manager=manager),
+                   QueryRouter(legacy, manager=manager)):
+        assert isinstance(router.engine, CoordinatorEngine)  # the installed plugins
+        assert router.route("q", user_id="u").response == "legacy:q"
+        router.engine.close()
+    engine = make_engine([AnswerSkill])
+    assert QueryRouter(engine, legacy_pipeline=legacy, manager=manager).engine is engine
+    with pytest.raises(TypeError, match="legacy pipeline"):
+        QueryRouter(engine)
+    with pytest.raises(TypeError, match="not both"):
+        QueryRouter(engine, legacy, legacy_pipeline=legacy)
+
+
 def test_config_changes_apply_on_the_next_query_without_a_restart(
     manager: SOFConfigManager, tmp_path: Path
 ) -> None:

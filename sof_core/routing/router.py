@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import inspect
 import logging
 import random
 import threading
@@ -60,11 +61,11 @@ def rollout_bucket(key: str) -> float:
     return (int.from_bytes(digest[:8], "big") % 10_000) / 100
 
 
-def routing_key(query: str, session_id: str | None = None, user_id: str | None = None) -> str:
+def routing_key(query: str, session_id: object = None, user_id: object = None) -> str:
     """What a query is bucketed by: the session, else the user, else the query text."""
-    if session_id:
+    if session_id is not None and session_id != "":  # 0 is an id; "" is none
         return f"session:{session_id}"
-    if user_id:
+    if user_id is not None and user_id != "":
         return f"user:{user_id}"
     return f"query:{query}"
 
@@ -120,15 +121,27 @@ class QueryRouter:
 
     def __init__(
         self,
-        engine: CoordinatorEngine,
-        legacy: LegacyPipeline,
+        engine: CoordinatorEngine | LegacyPipeline | None = None,
+        legacy: LegacyPipeline | None = None,
         manager: SOFConfigManager | None = None,
         *,
+        legacy_pipeline: LegacyPipeline | None = None,
         metrics: ABMetrics | None = None,
         shadow_sample_rate: float = 0.0,
         max_shadow_in_flight: int = 8,
         rng: random.Random | None = None,
     ) -> None:
+        if legacy is not None and legacy_pipeline is not None:
+            raise TypeError("QueryRouter: pass the legacy pipeline once, as legacy or as "
+                            "legacy_pipeline, not both")
+        legacy = legacy if legacy is not None else legacy_pipeline
+        if legacy is None and callable(engine) and not hasattr(engine, "execute_plan"):
+            legacy, engine = engine, None  # QueryRouter(legacy_pipeline): the default engine
+        if legacy is None or not callable(legacy):
+            raise TypeError(
+                "QueryRouter needs the host's legacy pipeline, a callable taking the query: "
+                "QueryRouter(engine, legacy_pipeline) or QueryRouter(legacy_pipeline=fn)"
+                + ("" if legacy is None else f", not {type(legacy).__name__}"))
         if not 0.0 <= shadow_sample_rate <= 1.0:
             raise ConfigError(
                 f"shadow_sample_rate must be between 0 and 1, got {shadow_sample_rate!r}",
@@ -138,8 +151,13 @@ class QueryRouter:
             from sof_core.config.manager import get_sof_config_manager
 
             manager = get_sof_config_manager()
-        self.engine = engine
+        if engine is None:  # the installed plugins, with the live configuration's settings
+            from sof_core.execution.coordinator import CoordinatorEngine
+
+            engine = CoordinatorEngine()
+        self.engine: CoordinatorEngine = engine  # type: ignore[assignment]
         self.legacy = legacy
+        self._legacy_takes = _keywords_taken(legacy)
         self.manager = manager
         self.metrics = metrics if metrics is not None else ABMetrics()
         self.shadow_sample_rate = shadow_sample_rate
@@ -156,8 +174,8 @@ class QueryRouter:
         self,
         query: str,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
+        session_id: str | int | None = None,
+        user_id: str | int | None = None,
         run_sof: SOFRun | None = None,
         **context: Any,
     ) -> RouteResult:
@@ -308,6 +326,9 @@ class QueryRouter:
         return report
 
     def _run_legacy(self, query: str, context: Mapping[str, Any], bucket: float) -> RouteResult:
+        takes = self._legacy_takes
+        if takes is not None:  # it does not take **kwargs: only the keywords it names
+            context = {key: value for key, value in context.items() if key in takes}
         try:
             answer = self.legacy(query, **context)
         except Exception as exc:
@@ -466,11 +487,36 @@ def legacy_response(answer: Any) -> str | None:
     return str(answer)
 
 
+def _keywords_taken(legacy: LegacyPipeline) -> frozenset[str] | None:
+    """The context keywords ``legacy`` can be called with: None for all of them (it takes
+    ``**kwargs``, or its signature cannot be read), else the ones it names. A pipeline that
+    takes only the query still answers a query routed with a user or session id."""
+    try:
+        parameters = list(inspect.signature(legacy).parameters.values())
+    except (TypeError, ValueError):  # a builtin or extension callable: pass them all
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    # The first positional parameter receives the query.
+    positional = [p for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                      inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    query = positional[0].name if positional else None
+    return frozenset(p.name for p in parameters
+                     if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                   inspect.Parameter.KEYWORD_ONLY) and p.name != query)
+
+
+#: Ids a host may keep as numbers or UUIDs; the UIF's fields are strings.
+_ID_FIELDS = frozenset({"session_id", "user_id"})
+
+
 def _uif_for(query: str, context: Mapping[str, Any]) -> UIF:
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in context.items():
         if key in _UIF_CONTEXT_FIELDS:
+            if key in _ID_FIELDS and value is not None and not isinstance(value, str):
+                value = str(value)  # user_id=42 is user "42", as in its rollout bucket
             fields[key] = value
         else:
             extra[key] = value
