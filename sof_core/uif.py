@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -152,7 +152,7 @@ class UIF(BaseModel):
     session_id: str | None = None
     user_id: str | None = None
     intermediate_data: dict[str, Any] = Field(default_factory=dict)
-    skill_outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skill_outputs: dict[str, Any] = Field(default_factory=dict)
     security_context: dict[str, Any] = Field(default_factory=dict)
     requires_vetting: bool = False
     vetted_content: str | None = None
@@ -271,7 +271,7 @@ class UIF(BaseModel):
         skill, as ``set_skill_output`` merges)."""
         mine = self.__dict__["skill_outputs"]
         for skill, values in outputs.items():
-            mine.setdefault(skill, {}).update(values)
+            _record_output(mine, skill, values)
 
     # --- JSON that always works ----------------------------------------------------------
 
@@ -328,21 +328,26 @@ class UIF(BaseModel):
         self.error_details = f"{skill_name}: {error}" if skill_name else error
         self.add_log_entry(f"ERROR: {error}", skill_name)
 
-    def mark_skill_complete(self, skill_name: str, execution_time: float) -> None:
-        """Record that a skill finished and how long it took (seconds)."""
-        self.executed_skills.append(skill_name)
-        self.skill_timings[skill_name] = execution_time
+    def mark_skill_complete(self, skill_name: str, execution_time: float | None = None) -> None:
+        """Record that a skill finished (once, however often it is called, as SAM's does)
+        and, if given, how long it took (seconds)."""
+        if skill_name not in self.executed_skills:
+            self.executed_skills.append(skill_name)
+        if execution_time is not None:
+            self.skill_timings[skill_name] = execution_time
 
     def get_skill_output(self, skill_name: str, key: str | None = None) -> Any:
         """A skill's recorded outputs, or one of them; ``None`` when absent."""
         outputs = self.skill_outputs.get(skill_name)
         if outputs is None or key is None:
             return outputs
-        return outputs.get(key)
+        return outputs.get(key) if isinstance(outputs, Mapping) else None
 
-    def set_skill_output(self, skill_name: str, output_data: dict[str, Any]) -> None:
-        """Record a skill's outputs for later inspection (merged with any earlier ones)."""
-        self.skill_outputs.setdefault(skill_name, {}).update(output_data)
+    def set_skill_output(self, skill_name: str, output_data: Any) -> None:
+        """Record a skill's output for later inspection: a mapping is merged with the
+        skill's earlier one, any other value (SAM's skills record text, lists, ...)
+        replaces it."""
+        _record_output(self.skill_outputs, skill_name, output_data)
 
     def is_complete(self) -> bool:
         """True once the run reached a final status."""
@@ -598,3 +603,12 @@ SAM_UIF = UIF
 
 #: Type of every UIF field, used by the validator to type-check declared keys.
 UIF_FIELD_TYPES: dict[str, Any] = {name: info.annotation for name, info in UIF.model_fields.items()}
+
+
+def _record_output(outputs: dict[str, Any], skill_name: str, value: Any) -> None:
+    """``set_skill_output``'s rule: mappings merge into a mapping, anything else replaces."""
+    earlier = outputs.get(skill_name)
+    if isinstance(value, Mapping) and isinstance(earlier, dict):
+        earlier.update(value)
+    else:
+        outputs[skill_name] = dict(value) if isinstance(value, Mapping) else value

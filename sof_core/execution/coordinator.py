@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core._bounded import call_bounded
 from sof_core.config import SOFConfig, as_config, get_sof_config_manager
-from sof_core.errors import ConfigError, PlanValidationError, PluginHookError
+from sof_core.errors import ConfigError, PlanValidationError, PluginHookError, UIFError
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport
@@ -28,11 +28,13 @@ from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
-from sof_core.plugins.loader import PluginManager, engine_plugin_manager
+from sof_core.plugins.loader import PluginManager, engine_plugin_manager, host_config
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from sof_core.planning.service import Planning
 
 _T = TypeVar("_T")
@@ -50,6 +52,7 @@ class CoordinatorEngine:
         self,
         plugins: PluginManager | None = None,
         config: SOFConfig | Mapping[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
         """Without ``plugins``, the engine gets its own overlay of the process-wide manager
         (installed plugins are loaded once per process and shared; what is registered on this
@@ -60,9 +63,15 @@ class CoordinatorEngine:
         made since an earlier engine applies) and ``follows_host_config``: a ``QueryRouter``
         then hands it the live configuration with each query (``refresh_config``).
         ``config`` may be a ``SOFConfig`` or a mapping of settings (``{"skill_timeout": 5}``).
+        Settings given as keywords (``CoordinatorEngine(skill_timeout=5)``) override
+        ``config``'s, or the host's configuration as it is now: the engine's own settings.
         """
         if config is not None:
             config = as_config(config, "CoordinatorEngine(config=...)")
+        if settings:
+            base = config if config is not None else (
+                plugins.config if plugins is not None else host_config())
+            config = as_config({**base.model_dump(), **settings}, "CoordinatorEngine(...)")
         #: Made from the host's configuration (no ``plugins``, no ``config``) and not given
         #: other settings since: ``refresh_config`` takes the host's current ones.
         self.follows_host_config = plugins is None and config is None
@@ -245,6 +254,30 @@ class CoordinatorEngine:
         """Every problem of ``plan`` (an empty list means it is runnable)."""
         return list(self.compile(plan, available).problems)
 
+    def build_graph(self, plan: Sequence[str] | None = None) -> nx.DiGraph:
+        """The plan's DAG (default: the configured ``default_plan``) as a networkx
+        ``DiGraph``: a node per skill, an edge producer -> consumer for each pair where one
+        writes a key the other declares as input, its ``keys`` attribute listing them. A
+        fresh graph each call, built the way the coordinator builds it, for a host to
+        inspect or draw; cycles are kept (``validate_plan`` reports them). A plan naming
+        a skill nobody registered raises ``PlanValidationError`` naming it."""
+        from sof_core._networkx_guard import networkx  # imported only when asked
+        from sof_core.graph.build import build_graph
+
+        names = list(self._config.default_plan if plan is None else plan)
+        check_plan_type(names)
+        registry = self.plugins.registry
+        entries = [registry.skill(name) for name in names]
+        unknown = [name for name, entry in zip(names, entries, strict=True) if entry is None]
+        if unknown:
+            raise PlanValidationError([problem for problem in self.validate_plan(names)
+                                       if problem.code == "unknown_skill"])
+        built = build_graph([entry.spec for entry in entries if entry is not None])
+        graph: nx.DiGraph = networkx.DiGraph(built.graph)
+        for (producer, consumer), keys in built.edges.items():
+            graph.edges[producer, consumer]["keys"] = list(keys)
+        return graph
+
     def resolve_goal(
         self,
         goals: Iterable[str],
@@ -312,7 +345,11 @@ class CoordinatorEngine:
         Skill failures never raise: they are in the report, whose status says how it went.
         """
         started = time.perf_counter()
-        compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        try:
+            data = uif.__dict__["intermediate_data"]
+        except (AttributeError, KeyError, TypeError):
+            raise _not_a_uif(uif) from None
+        compiled = self.compile(plan, data.keys())
         compiled_at = time.perf_counter()
         if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
@@ -450,7 +487,11 @@ class CoordinatorEngine:
         the engine's runner threads, awaited here.
         """
         started = time.perf_counter()
-        compiled = self.compile(plan, uif.__dict__["intermediate_data"].keys())
+        try:
+            data = uif.__dict__["intermediate_data"]
+        except (AttributeError, KeyError, TypeError):
+            raise _not_a_uif(uif) from None
+        compiled = self.compile(plan, data.keys())
         compiled_at = time.perf_counter()
         if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
@@ -544,6 +585,13 @@ class CoordinatorEngine:
             report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
+
+
+def _not_a_uif(uif: object) -> UIFError:
+    return UIFError(
+        f"the uif argument must be a sof_core.UIF, not {type(uif).__name__}: build one with "
+        "UIF(input_query=...) or UIF.for_query(query, **fields) (or call "
+        "engine.run_query(query, plan))")
 
 
 def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:

@@ -128,7 +128,10 @@ def resolve_goal(
 
     Required inputs pull in their producers recursively (optional ones too with
     ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
+    One key may be given as a plain string (``"final_response"``).
     """
+    if isinstance(goals, str):  # one key, not its letters
+        goals = [goals]
     prefer = dict(prefer or {})
     producers: dict[str, list[str]] = {}
     for name in sorted(specs):
