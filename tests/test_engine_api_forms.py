@@ -62,7 +62,7 @@ def test_execute_plan_refuses_what_is_not_a_uif_naming_the_argument(bad: Any) ->
     with pytest.raises(UIFError, match=r"uif argument must be a sof_core\.UIF") as info:
         engine.execute_plan(["Fetch"], bad)
     assert type(bad).__name__ in str(info.value)
-    with pytest.raises(UIFError, match="UIF.for_query"):
+    with pytest.raises(UIFError, match=r"UIF\.for_query"):
         asyncio.run(engine.aexecute_plan(["Fetch"], bad))
     assert engine.execute_plan(["Fetch"], UIF(input_query="q")).status == "success"
 
