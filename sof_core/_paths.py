@@ -13,14 +13,21 @@ from pathlib import Path
 
 #: The environment variable naming the config file.
 ENV_CONFIG = "SOF_CONFIG"
+#: SAM's config file, relative to the working directory SAM runs in.
+SAM_CONFIG = Path("config") / "sof_config.json"
 
 
 def config_file() -> Path:
-    """``$SOF_CONFIG``, else ``config.json`` in the platform's user config folder, or
-    ``config.toml`` there when it exists and ``config.json`` does not."""
+    """``$SOF_CONFIG``; else SAM's ``config/sof_config.json`` when the working directory
+    holds one (a SAM deployment: the file SAM itself reads, so a rollback by ``sof config
+    disable`` or ``disable_sof_framework()`` reaches SAM); else ``config.json`` in the
+    platform's user config folder, or ``config.toml`` there when it exists and
+    ``config.json`` does not."""
     explicit = os.environ.get(ENV_CONFIG)
     if explicit:
         return Path(explicit).expanduser()
+    if SAM_CONFIG.is_file():
+        return SAM_CONFIG.absolute()  # where it is now, whatever the process's later cwd
     if sys.platform == "win32":
         base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
     elif sys.platform == "darwin":

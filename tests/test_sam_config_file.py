@@ -511,6 +511,51 @@ def test_the_documented_shell_rollback_on_sams_relative_path(tmp_path: Path) -> 
     assert_only_changed(SAM_FILE, data)
 
 
+def _in_a_sam_deployment(tmp_path: Path, **keys: Any) -> tuple[Path, dict[str, str]]:
+    """A SAM working directory (its config file, no ``SOF_CONFIG``) and an environment whose
+    user config folder is empty."""
+    (tmp_path / "sam" / "config").mkdir(parents=True)
+    write(tmp_path / "sam" / "config" / "sof_config.json", {**SAM_FILE, **keys})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["HOME"] = str(tmp_path / "home")
+    return tmp_path / "sam", env
+
+
+@pytest.mark.parametrize("how", ["cli", "python"])
+def test_rollback_in_a_sam_working_directory_reaches_sams_file_without_sof_config(
+    tmp_path: Path, how: str
+) -> None:
+    # Before: with SOF_CONFIG unset, `sof config disable` and disable_sof_framework() wrote
+    # ~/.config/sof/config.json, and SAM, reading its own file, stayed on SOF.
+    sam, env = _in_a_sam_deployment(tmp_path, use_sof_framework=True,
+                                    sof_rollout_percentage=100)
+    command = ([sys.executable, "-m", "sof_core", "config", "disable"] if how == "cli" else
+               [sys.executable, "-c", "from sof_core.config import disable_sof_framework; "
+                "disable_sof_framework()"])
+    done = subprocess.run(command, cwd=sam, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((sam / "config" / "sof_config.json").read_text())
+    assert data["use_sof_framework"] is False
+    assert_only_changed({**SAM_FILE, "use_sof_framework": True,
+                         "sof_rollout_percentage": 100}, data, use_sof_framework=False)
+    assert not (tmp_path / "xdg" / "sof").exists()  # nothing written beside it
+    path = subprocess.run([sys.executable, "-m", "sof_core", "config", "path"], cwd=sam,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert path.stdout.strip() == str(sam / "config" / "sof_config.json")
+
+
+def test_an_engine_made_in_a_sam_working_directory_reads_sams_file(tmp_path: Path) -> None:
+    sam, env = _in_a_sam_deployment(tmp_path, strict_declarations=False, skill_timeout=7)
+    code = ("from sof_core import CoordinatorEngine; c = CoordinatorEngine().config; "
+            "print(c.strict_declarations, c.skill_timeout, c.total_timeout)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=sam, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "7.0", "60.0"]  # SAM's max_execution_time: 60
+
+
 def _toml_data() -> Any:
     from hypothesis import strategies as st
 
