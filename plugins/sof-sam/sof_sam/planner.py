@@ -1,8 +1,10 @@
 """SAM's ``DynamicPlanner`` on SOF's planners.
 
 A plan comes from SOF's ``goal`` planner (the minimal set of registered skills producing
-``final_response``, optional inputs' producers included), or, when the graph cannot produce
-one, from SOF's ``static`` planner (the configured ``default_plan``). Plans are cached per
+``final_response``, optional inputs' producers included; where a key has several producers,
+the skill registered with ``register_skill`` wins over an installed plugin's, as SAM plans
+only the skills it was given), or, when the graph cannot produce one, from SOF's
+``static`` planner (the configured ``default_plan``). Plans are cached per
 query, profile and registry for SAM's ``plan_cache_ttl``. SAM's LLM planner, reasoning
 curriculum and test-time-training detection have no counterpart in SOF; the curriculum switch
 is accepted and does nothing (see the README).
@@ -144,7 +146,7 @@ class DynamicPlanner:
     def _generate(self, uif: Any) -> PlanGenerationResult:
         query = uif.input_query
         try:
-            plan = list(self._planner("goal").plan(query, self._engine))
+            plan = list(self._planner("goal").plan(query, _PreferRegistered(self._engine)))
         except sof_core.GoalResolutionError as exc:
             return PlanGenerationResult(
                 self._default_plan(), _DEFAULT_CONFIDENCE,
@@ -299,3 +301,28 @@ class DynamicPlanner:
 
 
 __all__ = ["DynamicPlanner", "PlanCacheEntry", "PlanGenerationResult"]
+
+
+class _PreferRegistered:
+    """The engine as the goal planner's context, choosing between producers of one key the
+    skill registered in code (``register_skill``) over an installed plugin's. SAM's planner
+    knows only the skills it was given; without this, a SAM skill writing
+    ``final_response`` beside the installed response plugin made the goal planner give up
+    and the default plan ran the plugin's skills instead of the caller's."""
+
+    def __init__(self, engine: sof_core.CoordinatorEngine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def resolve_goal(self, goals: Iterable[str], **options: Any) -> list[str]:
+        own: dict[str, list[str]] = {}
+        for entry in self._engine.registry.skills():
+            if entry.plugin.startswith("code:"):  # registered on the engine, not installed
+                for key in entry.spec.output_keys:
+                    own.setdefault(key, []).append(entry.spec.name)
+        # A key two registered skills produce stays ambiguous: the error names both.
+        prefer = {key: names[0] for key, names in own.items() if len(names) == 1}
+        prefer.update(options.pop("prefer", None) or {})
+        return self._engine.resolve_goal(goals, prefer=prefer, **options)

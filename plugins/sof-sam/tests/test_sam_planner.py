@@ -167,6 +167,21 @@ def test_registered_skills_include_the_installed_plugins_by_default() -> None:
     assert "WeatherSkill" in made.get_registered_skills()
 
 
+def test_a_registered_skill_wins_over_an_installed_plugins_producer_of_the_same_key() -> None:
+    # Before: the installed response plugin also writes final_response, so the goal planner
+    # gave up and the default plan ran the plugin's skills, not the one registered here.
+    answer = skill("MyAnswer", ["input_query"], ["final_response"])
+    made = DynamicPlanner()  # over the installed plugins, sof-response among them
+    made.register_skill(answer)
+    result = made.create_plan(uif("hi"))
+    assert (result.plan, result.fallback_used) == (["MyAnswer"], False)
+    # Two registered producers of one key are still ambiguous: the default plan, and why.
+    made.register_skill(skill("OtherAnswer", ["input_query"], ["final_response"]))
+    result = made.create_plan(uif("hello"))
+    assert result.fallback_used is True
+    assert "MyAnswer" in result.reasoning and "OtherAnswer" in result.reasoning
+
+
 def test_sams_graph_status_says_no_graph_database() -> None:
     from sof_sam.planner import DynamicPlanner
 
