@@ -120,6 +120,16 @@ def test_a_sam_skill_package_chosen_over_the_bundled_memory_skill(
     assert "SAM's memory store moved to SQLite in 2024. [sam]" in answer.stdout
 
 
+def test_the_guides_mapping_table_is_sof_core_config_sam_keys() -> None:
+    from sof_core.config import SAM_KEYS
+
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)`", GUIDE.read_text(encoding="utf-8"), re.M)
+    shared = {name: key.setting for name, key in SAM_KEYS.items() if key.setting is not None}
+    assert dict(rows) == shared
+    unused = sum(1 for key in SAM_KEYS.values() if key.setting is None)
+    assert f"SAM's other {unused} keys" in GUIDE.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("marker", ["sof_core.config import", "sof_sam.config import"])
 def test_rollback_snippets_work_on_sams_own_file_and_keep_every_key(
     marker: str, tmp_path: Path
