@@ -58,6 +58,22 @@ class DistFactory:
         return env
 
 
+_SAM_FILE_HERE = Path("config") / "sof_config.json"
+
+
+@pytest.fixture(autouse=True)
+def _no_sam_config_file_left_in_the_working_directory() -> Iterator[None]:
+    """SAM's config manager writes ``config/sof_config.json`` in the working directory when
+    it finds none, and SOF reads that file there when ``SOF_CONFIG`` is unset: one test
+    leaving it behind would change the settings of every test after it."""
+    before = _SAM_FILE_HERE.exists()
+    yield
+    if not before and _SAM_FILE_HERE.exists():
+        _SAM_FILE_HERE.unlink()
+        pytest.fail(f"the test left {_SAM_FILE_HERE.absolute()} behind (SAM's config "
+                    "manager writes it): set SOF_CONFIG or change the working directory")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The plan store (user cache dir) of this test session is a throw-away folder, for
