@@ -44,7 +44,7 @@ def _skills(width: int, kind: str) -> tuple[list[type[BaseSkillModule]], list[st
 
 def _wall(width: int, kind: str, executor: str, repeat: int) -> float:
     classes, plan = _skills(width, kind)
-    engine = make_engine(classes, executor=executor, max_plan_length=width + 2)
+    engine = make_engine(classes, executor=executor)
     best = float("inf")
     for _ in range(repeat + 1):  # the first run also starts the pool's threads
         started = time.perf_counter()

@@ -41,7 +41,7 @@ def run(quick: bool) -> Section:
     timings: dict[int, float] = {}
     for n in sizes:
         classes, plan = _random_dag(n)
-        engine = make_engine(classes, max_plan_length=n, enable_plan_cache=False)
+        engine = make_engine(classes, enable_plan_cache=False)
         registry, config = engine.registry, engine.config
         compiled = compile_plan(plan, registry, config)  # also imports networkx
         assert compiled.ok, compiled.problems[:3]
@@ -63,7 +63,7 @@ def run(quick: bool) -> Section:
         import time
 
         classes, plan = _random_dag(10_000, seed=11)  # new classes: nothing worked out yet
-        engine = make_engine(classes, max_plan_length=10_000, enable_plan_cache=False)
+        engine = make_engine(classes, enable_plan_cache=False)
         gc.collect()
         gc.disable()
         try:

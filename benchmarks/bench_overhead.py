@@ -4,8 +4,7 @@ The headline rows use ``CoordinatorEngine()`` as a host makes it: default execut
 (``threads``), default timeouts on (``skill_timeout`` 30 s for skills that set none,
 ``total_timeout`` 120 s: every run is watched by the process's watchdog and walked by one of
 the engine's runner threads), validation, views and write checks on, the installed plugins
-loaded. Only ``max_plan_length`` is raised to N (its default, 32, refuses longer plans).
-Rows with other settings are labelled "tuned".
+loaded, every setting at its default. Rows with other settings are labelled "tuned".
 
 The baseline calls the same skill instances' ``execute`` in topological order on a plain UIF,
 so the difference is what SOF adds per skill: the scoped view, write checks, the merge and
@@ -73,12 +72,11 @@ def _case(n: int, executor: str | None, timeouts: bool = False, lists: bool = Fa
     attrs: dict[str, Any] = {} if not timeouts else {"max_execution_time": 30.0}
     classes = _list_chain(n) if lists else chain(n, **attrs)
     if executor is None:
-        engine = CoordinatorEngine(config=SOFConfig(max_plan_length=max(n, 32),
-                                                    plugins_disable=list(disable)))
+        engine = CoordinatorEngine(config=SOFConfig(plugins_disable=list(disable)))
         engine.register_skills(classes, plugin_name="bench")
     else:
         config = {} if timeouts else dict(FAST)
-        engine = make_engine(classes, executor=executor, max_plan_length=max(n, 32), **config)
+        engine = make_engine(classes, executor=executor, **config)
     plan = [c.skill_name for c in classes]
     instances = [engine.registry.skill(name).instance for name in plan]
     runs = max(2, min(200, 20_000 // n))
@@ -111,7 +109,7 @@ def _floor_case(n: int) -> _Case:
     from sof_core.skills.views import _new, _set_extra, _set_fields_set, _set_private
 
     classes = chain(n)
-    engine = make_engine(classes, executor="sequential", max_plan_length=max(n, 32), **FAST)
+    engine = make_engine(classes, executor="sequential", **FAST)
     plan = [c.skill_name for c in classes]
     steps = [engine.compile(plan).steps[name] for name in plan]
     instances = [step.instance for step in steps]

@@ -38,6 +38,22 @@ def test_every_problem_is_reported_at_once(make_skill: Any) -> None:
     assert "6 skills" in str(found["plan_too_long"][0])
 
 
+def test_a_chain_of_1000_skills_runs_with_the_default_settings(make_skill: Any) -> None:
+    # Before: max_plan_length defaulted to 32, so a 100-skill chain (the benchmarks'
+    # chains of 10, 100 and 1,000, a 64-wide fan-out) was refused with CoordinatorEngine().
+    from sof_core import UIF, CoordinatorEngine, SOFConfig
+
+    classes = [make_skill("Link0", ["input_query"], ["k0"])]
+    classes += [make_skill(f"Link{i}", [f"k{i - 1}"], [f"k{i}"]) for i in range(1, 1000)]
+    engine = CoordinatorEngine()
+    engine.register_skills(classes, plugin_name="chain")
+    plan = [c.skill_name for c in classes]
+    assert SOFConfig().max_plan_length == 10_000
+    assert engine.validate_plan(plan) == []
+    assert engine.execute_plan(plan, UIF(input_query="q")).status == "success"
+    engine.close()
+
+
 def test_cycle_message_names_the_path_and_keys(make_skill: Any) -> None:
     engine = make_engine([
         make_skill("A", ["c_out"], ["a_out"]),

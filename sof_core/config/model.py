@@ -178,7 +178,7 @@ class SOFConfig(BaseModel):
     #: Options of individual planners, by planner name, e.g. ``{"rules": {"threshold":
     #: 0.5}, "llm": {"timeout": 20, "max_tokens": 800}}`` (docs/planning.md lists them).
     planner_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    max_plan_length: int = Field(default=32, ge=1)
+    max_plan_length: int = Field(default=10_000, ge=1)
     require_vetting: bool = True
     enable_plan_cache: bool = True
     plan_cache_size: int = Field(default=256, ge=1)
