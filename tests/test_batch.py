@@ -165,10 +165,13 @@ def test_summary_formats_for_people_and_as_json() -> None:
     engine = make_engine([Echo])
     summary = run_batch(engine, ["a", "boom"], ["Echo"]).summary
     text = format_summary(summary)
-    assert "2 queries: 1 succeeded, 1 failed (failure 1, success 1)" in text
+    assert "count 2 queries: 1 succeeded, 1 error (failure 1, success 1)" in text
     assert "p50" in text and "p95" in text and "queries/s" in text
     data = summary.to_dict()
     assert data["count"] == 2 and set(data["latency_ms"]) == {"p50", "p95", "max", "mean"}
+    # read as a mapping too, as the JSON it prints (before: "not subscriptable")
+    assert (summary["count"], summary["errors"]) == (2, 1)
+    assert summary["latency_ms"]["p95"] == data["latency_ms"]["p95"]
 
 
 def test_read_queries_skips_blank_lines_and_comments(tmp_path: Path) -> None:
@@ -206,7 +209,7 @@ def test_sof_run_file_runs_every_line_and_prints_a_summary(
     text = sof_cli("run", "--plan", "Echo", "--file", str(queries), "--concurrency", "2", env=env)
     assert text.returncode == 0, text.stderr
     assert "echo: first question" in text.stdout and "echo: second question" in text.stdout
-    assert "2 queries: 2 succeeded, 0 failed" in text.stdout
+    assert "count 2 queries: 2 succeeded, 0 errors" in text.stdout
 
     data = json.loads(
         sof_cli("run", "--plan", "Echo", "--file", str(queries), "--json", env=env).stdout

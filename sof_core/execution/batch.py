@@ -108,6 +108,11 @@ class BatchSummary:
         """Queries per second over the batch's wall time."""
         return self.count / self.duration if self.duration > 0 else 0.0
 
+    def __getitem__(self, key: str) -> Any:
+        """``summary["count"]``: the summary read as its JSON (``to_dict``), as a host
+        reading ``sof run --file --json`` output would."""
+        return self.to_dict()[key]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -379,8 +384,9 @@ def format_summary(summary: BatchSummary | None) -> str:
     if summary is None:
         return "no batch summary"
     lines = [
-        f"{summary.count} quer{'y' if summary.count == 1 else 'ies'}: "
-        f"{summary.succeeded} succeeded, {summary.errors} failed "
+        f"count {summary.count} quer{'y' if summary.count == 1 else 'ies'}: "
+        f"{summary.succeeded} succeeded, {summary.errors} "
+        f"error{'' if summary.errors == 1 else 's'} "
         f"({', '.join(f'{k} {v}' for k, v in summary.statuses.items()) or 'none'})",
         f"latency p50 {summary.p50 * 1000:.1f} ms, p95 {summary.p95 * 1000:.1f} ms, "
         f"max {summary.max * 1000:.1f} ms",
