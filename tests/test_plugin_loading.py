@@ -179,6 +179,22 @@ def test_autoload_can_be_switched_off(dists: Any, monkeypatch: pytest.MonkeyPatc
     assert "threads" in pm.registry.components("executors")
 
 
+def test_sof_plugins_lists_the_installed_ones_as_disabled_when_autoload_is_off(
+    dists: Any, sof_cli: Any
+) -> None:
+    # Before: "no SOF plugins installed", though they were.
+    dists.add("sof-auto", good("AutoSkill"), entry_name="auto")
+    env = dists.env()
+    env["SOF_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    table = sof_cli("plugins", env=env)
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if line.startswith("auto "))
+    assert "sof-auto" in row and "disabled" in row and "autoload is off" in row
+    listed = {r["name"]: r for r in json.loads(sof_cli("plugins", "--json", env=env).stdout)}
+    assert listed["auto"]["status"] == "disabled"
+    assert "SOF_DISABLE_PLUGIN_AUTOLOAD" in listed["auto"]["error"]
+
+
 def test_strict_mode_turns_any_plugin_problem_into_an_error(
     dists: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

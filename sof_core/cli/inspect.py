@@ -68,6 +68,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if not strict:
             raise
     every = list(manager.records.values())
+    if not config.plugins_autoload:  # none was loaded: list them, from metadata, as off
+        for record in manager.discover():
+            if record.status == "discovered":
+                record.status = "disabled"
+                record.error = ("plugin autoload is off (SOF_DISABLE_PLUGIN_AUTOLOAD, "
+                                "plugins_autoload = false)")
+            every.append(record)
     if args.name:
         return _show_plugin(_find_plugin(args.name[0], every), as_json=args.json)
     records = every if args.all else [r for r in every if r.source != "builtin"]
