@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core import (
     UIF,
+    ConfigError,
     Outcome,
     RunContext,
     SkillTimeoutError,
@@ -66,6 +67,7 @@ class DaskExecutor:
 
     def client(self, settings: dict[str, Any]) -> Client:
         """The client for the configured scheduler, or for this process's LocalCluster."""
+        _check_settings(settings)
         if self._client is None or not _live(self._client):
             address = self._address or settings.get("scheduler") or os.environ.get(ENV_SCHEDULER)
             timeout = self._connect_timeout or float(settings.get("connect_timeout", 10))
@@ -146,6 +148,25 @@ def _pack(step: Step, uif: UIF) -> bytes:
         return pack_call(step.name, call_payload(step, uif))
     except NotPicklable as exc:
         raise SkillNotPicklableError(step.name, exc.what, exc.reason) from exc
+
+
+#: What ``plugin_settings["dask"]`` may hold.
+SETTINGS = ("scheduler", "connect_timeout", "n_workers", "threads_per_worker", "processes",
+            "dashboard_address")
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """A misspelt key must not pass silently: ``scheduler_address`` would otherwise start
+    a private LocalCluster and run every skill on the wrong cluster."""
+    import difflib
+
+    for key in settings:
+        if key not in SETTINGS:
+            near = difflib.get_close_matches(key, SETTINGS, n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ConfigError(
+                f"unknown Dask setting plugin_settings.dask.{key}; {hint}the settings are "
+                + ", ".join(SETTINGS), key=f"plugin_settings.dask.{key}")
 
 
 def _key(step: Step) -> str:

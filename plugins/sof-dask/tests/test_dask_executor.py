@@ -219,6 +219,17 @@ def test_an_unreachable_scheduler_fails_the_run_with_a_clear_error() -> None:
     assert "DaskUnavailableError" in report.errors[0] and "127.0.0.1:9" in report.errors[0]
 
 
+def test_a_misspelt_dask_setting_fails_the_run_naming_it() -> None:
+    # Before: plugin_settings.dask.scheduler_address was dropped, a private LocalCluster
+    # started, and the run succeeded on the wrong cluster.
+    engine = make_engine([Retrieve], plugins=[("dask", plugin)], executor="dask",
+                         plugin_settings={"dask": {"scheduler_address": "tcp://10.0.0.1:8786"}})
+    report = engine.execute_plan(["Retrieve"], UIF(input_query="q"))
+    assert report.status == "failure"
+    assert "plugin_settings.dask.scheduler_address" in report.errors[0]
+    assert "did you mean 'scheduler'" in report.errors[0]
+
+
 def test_a_client_that_closed_since_is_replaced_not_reused(scheduler: str) -> None:
     """A client gives up and closes when its scheduler is gone longer than it retries; a
     scheduler back at that address must be reached again without restarting the process."""
