@@ -89,6 +89,31 @@ def test_every_bundled_skill_keeps_the_contract() -> None:
     assert report.uif.intermediate_data["memory_results"][0]["source"] == "doc.md"
 
 
+def test_the_contract_check_runs_a_skill_whose_typed_inputs_are_not_given() -> None:
+    # Before: PlanValidationError ("no skill in the plan produces 'memory_results'").
+    from sof_conflict.skill import ConflictDetectorSkill
+
+    from sof_core import BaseSkillModule
+    from sof_core.testing import ContractViolation, check_skill_contract
+
+    report = check_skill_contract(ConflictDetectorSkill())  # memory_results is a list: []
+    assert report.uif.intermediate_data["conflicts"] == []
+
+    class NeedsUntyped(BaseSkillModule):
+        skill_name = "NeedsUntyped"
+        skill_description = "reads an untyped key"
+        required_inputs = ["notes"]
+        output_keys = ["summary"]
+
+        def execute(self, uif: Any) -> Any:
+            uif.intermediate_data["summary"] = str(uif.intermediate_data["notes"])
+            return uif
+
+    with pytest.raises(ContractViolation, match=r"inputs=\{'notes': <a sample value>\}"):
+        check_skill_contract(NeedsUntyped)
+    assert check_skill_contract(NeedsUntyped, inputs={"notes": "n"}).status == "success"
+
+
 def test_the_demo_runs_on_a_real_dask_cluster(sof_cli: Any, env: dict[str, str]) -> None:
     pytest.importorskip("sof_dask")
     env["SOF_PLUGINS_ONLY"] = "memory,response,conflict,dask"

@@ -39,6 +39,11 @@ def make_engine(
     return engine
 
 
+#: Declared input types whose empty value (``list()``, ...) ``check_skill_contract`` gives a
+#: skill for a required input the caller left out.
+_EMPTY_OK: tuple[type, ...] = (list, dict, tuple, set, frozenset, str)
+
+
 def check_skill_contract(
     skill: Any,
     *,
@@ -49,6 +54,8 @@ def check_skill_contract(
 ) -> ExecutionReport:
     """Run ``skill`` alone with ``inputs`` and check it keeps the contract.
 
+    A required input left out of ``inputs`` is given empty (``[]``, ``{}``, ``""``) when its
+    declared type allows it; an untyped one is a ``ContractViolation`` asking for a sample.
     Checked: the declarations are valid; the run succeeds; every declared output that is an
     ``intermediate_data`` key is written; UIF output fields are set; inputs are untouched;
     nothing undeclared is written (the coordinator enforces that on every run).
@@ -57,6 +64,15 @@ def check_skill_contract(
     spec = SkillSpec.from_skill_class(skill_class)
     engine = make_engine([skill], **config)
     data = dict(inputs or {})
+    for key in spec.required_inputs:  # a required input not given: an empty one if typed
+        if key in UIF_FIELD_TYPES or key in data:
+            continue
+        kind = spec.key_types.get(key)
+        if kind not in _EMPTY_OK:
+            raise ContractViolation(
+                f"{spec.name} requires input {key!r}, which nothing given produces: pass "
+                f"check_skill_contract(..., inputs={{{key!r}: <a sample value>}})")
+        data[key] = kind()
     snapshot = {k: repr(v) for k, v in data.items()}
     uif = UIF(input_query=query, intermediate_data=data, **dict(uif_fields or {}))
     report = engine.execute_plan([spec.name], uif)
