@@ -183,6 +183,41 @@ def test_sof_run_names_both_plugins_and_the_setting(dists: Any, sof_cli: Any) ->
     assert settled.returncode == 0, settled.stderr
 
 
+def test_goal_planning_names_the_contested_producer_and_the_setting(dists: Any) -> None:
+    # Before: "no registered skill produces 'memoryretrievalskill_out'; install a plugin that
+    # outputs it", though two installed plugins do.
+    from sof_core import CoordinatorEngine, GoalResolutionError
+
+    two_memory_plugins(dists)
+    engine = CoordinatorEngine(manager())
+    with pytest.raises(GoalResolutionError) as info:
+        engine.resolve_goal("memoryretrievalskill_out")
+    message = str(info.value)
+    assert "no available skill produces 'memoryretrievalskill_out'" in message
+    assert "'acme', 'sam'" in message and "skill_providers" in message
+    assert "install a plugin" not in message
+    settled = CoordinatorEngine(manager(skill_providers={"MemoryRetrievalSkill": "sam"}))
+    assert settled.resolve_goal("memoryretrievalskill_out") == ["MemoryRetrievalSkill"]
+
+
+def test_the_default_planner_says_why_a_contested_default_plan_skill_is_left_out(
+    dists: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: the plan silently lacked it (planning.skipped empty, nothing logged).
+    from sof_core import CoordinatorEngine
+
+    two_memory_plugins(dists)
+    engine = CoordinatorEngine(manager(default_plan=["MemoryRetrievalSkill", "AcmeSkill"],
+                                       planner_options={"rules": {"goals": ["acmeskill_out"]}}))
+    with caplog.at_level("WARNING", logger="sof.planning"):
+        planned = engine.planning.plan("q", use_cache=False)
+    assert "MemoryRetrievalSkill" not in planned.plan
+    why = planned.skipped["MemoryRetrievalSkill"]
+    assert "left out of default_plan" in why and "skill_providers" in why
+    assert "'acme', 'sam'" in why
+    assert any("planning without MemoryRetrievalSkill" in r.getMessage() for r in caplog.records)
+
+
 def test_strict_mode_counts_an_unsettled_skill_name_as_a_plugin_problem(
     dists: Any, sof_cli: Any
 ) -> None:

@@ -28,7 +28,12 @@ from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
-from sof_core.plugins.loader import PluginManager, engine_plugin_manager, host_config
+from sof_core.plugins.loader import (
+    PluginManager,
+    contested_message,
+    engine_plugin_manager,
+    host_config,
+)
 from sof_core.plugins.registry import Registry, item_label
 from sof_core.uif import UIF
 
@@ -289,9 +294,11 @@ class CoordinatorEngine:
         """The minimal plan of registered skills that produces ``goals``."""
         from sof_core.graph.build import resolve_goal
 
-        specs = {entry.spec.name: entry.spec for entry in self.plugins.registry.skills()}
+        registry = self.plugins.registry
+        specs = {entry.spec.name: entry.spec for entry in registry.skills()}
         return resolve_goal(
-            goals, specs, available=available, include_optional=include_optional, prefer=prefer
+            goals, specs, available=available, include_optional=include_optional,
+            prefer=prefer, unavailable=_contested_producers(registry),
         )
 
     def executor(self, name: str | None = None) -> Executor:
@@ -585,6 +592,19 @@ class CoordinatorEngine:
             report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
+
+
+def _contested_producers(registry: Registry) -> dict[str, str]:
+    """Per key, why the skills that would produce it are unavailable: their name is offered
+    by several plugins and ``skill_providers`` names none (goal planning says so, instead of
+    advising to install a plugin that is installed twice over)."""
+    why: dict[str, str] = {}
+    for name, plugins in registry.contested().items():
+        keys = {key for offer in registry.offers(name) for key in offer.spec.output_keys}
+        reason = contested_message({name: plugins})
+        for key in sorted(keys):
+            why[key] = f"{why[key]}; {reason}" if key in why else reason
+    return why
 
 
 def _not_a_uif(uif: object) -> UIFError:

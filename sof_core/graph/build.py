@@ -123,8 +123,12 @@ def resolve_goal(
     available: Iterable[str] = (),
     include_optional: bool = False,
     prefer: Mapping[str, str] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The minimal set of registered skills that produce ``goals``, in a runnable order.
+
+    ``unavailable`` says, per key, why skills that would produce it cannot be used (several
+    plugins offer them and no setting chose one): the error for that key says so.
 
     Required inputs pull in their producers recursively (optional ones too with
     ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
@@ -159,6 +163,9 @@ def resolve_goal(
             optional = needed_by is not None and key in specs[needed_by].optional_inputs
             if optional:
                 continue
+            if unavailable and key in unavailable:
+                raise GoalResolutionError(
+                    f"no available skill produces {key!r}{why}: {unavailable[key]}")
             raise GoalResolutionError(
                 f"no registered skill produces {key!r}{why}; install a plugin that outputs it"
             )

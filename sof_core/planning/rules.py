@@ -13,6 +13,7 @@ is there, so a new plugin takes part without anyone editing the planner.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,12 @@ from sof_core.planning.optimise import DEFAULT_GOALS, complete, optimise, produc
 from sof_core.planning.planners import PlanningContext, planner_options
 from sof_core.planning.result import PlanResult
 from sof_core.planning.triggers import NO_MATCH, Signals
+from sof_core.plugins.loader import contested_message
 from sof_core.security.policy import ToolPolicy
+
+log = logging.getLogger("sof.planning")
+#: The contested skills a warning was logged for (once per process each).
+_warned_contested: set[str] = set()
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -122,6 +128,9 @@ class RulesPlanner:
             elif score.reason:
                 notes[signals.name] = score.reason
         default_plan = list(config.default_plan)
+        for name in default_plan:
+            if name not in specs:
+                _note_contested(context.registry, name, notes)
         reasoning = ""
         if not seed:
             reasoning = ("no registered skill's trigger matched the query; starting from "
@@ -150,3 +159,19 @@ class RulesPlanner:
             scores={n: v for n, v in scores.items() if v > 0},  # matches only
             skipped={n: why for n, why in notes.items() if n not in reasons},
         )
+
+
+
+def _note_contested(registry: Any, name: str, notes: dict[str, str]) -> None:
+    """A ``default_plan`` skill left out because several plugins offer it and no setting
+    chose one: said in the plan's ``skipped`` and, once per process, as a warning, instead
+    of a plan that silently lacks it."""
+    contested = getattr(registry, "contested", None)
+    plugins = contested().get(name) if contested is not None else None
+    if not plugins:
+        return
+    message = contested_message({name: plugins})
+    notes[name] = f"left out of default_plan: {message}"
+    if name not in _warned_contested:
+        _warned_contested.add(name)
+        log.warning("planning without %s: %s", name, message)

@@ -177,6 +177,14 @@ class Registry:
                 result[name] = ([e.plugin for e in offers], chosen.plugin if chosen else None)
         return result
 
+    def offers(self, name: str) -> tuple[SkillEntry, ...]:
+        """Every plugin's offer of ``name`` in the layer that decides it (chosen or not):
+        what a contested name's plugins would provide."""
+        offers = self._offers.get(name)
+        if offers is None and self.parent is not None:
+            return self.parent.offers(name)
+        return tuple(offers or ())
+
     def providers(self, name: str) -> list[str]:
         """Every plugin offering ``name`` in the layer that decides it (chosen or not)."""
         offers = self._offers.get(name)
