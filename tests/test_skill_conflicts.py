@@ -255,6 +255,20 @@ def test_one_entry_point_name_in_two_distributions_loads_neither(dists: Any) -> 
     assert "OneSkill" not in pm.registry and "TwoSkill" not in pm.registry
 
 
+def test_sof_plugins_name_shows_every_distribution_of_a_shared_entry_point_name(
+    dists: Any, sof_cli: Any
+) -> None:
+    # Before: `sof plugins same` was "no plugin named 'same'" (exit 2).
+    dists.add("sof-one", plugin("sof-one", "OneSkill"), entry_name="same")
+    dists.add("sof-two", plugin("sof-two", "TwoSkill"), entry_name="same")
+    shown = sof_cli("plugins", "same", env=dists.env())
+    assert shown.returncode == 1, shown.stderr  # both failed to load
+    assert "plugin same (sof-one)" in shown.stdout and "plugin same (sof-two)" in shown.stdout
+    assert shown.stdout.count("PluginConflictError") == 2
+    listed = json.loads(sof_cli("plugins", "same", "--json", env=dists.env()).stdout)
+    assert sorted(r["distribution"] for r in listed) == ["sof-one", "sof-two"]
+
+
 def test_disabling_one_distribution_loads_the_other_under_the_plain_name(dists: Any) -> None:
     dists.add("sof-one", plugin("sof-one", "OneSkill"), entry_name="same")
     dists.add("sof-two", plugin("sof-two", "TwoSkill"), entry_name="same")

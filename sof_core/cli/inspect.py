@@ -76,7 +76,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                                 "plugins_autoload = false)")
             every.append(record)
     if args.name:
-        return _show_plugin(_find_plugin(args.name[0], every), as_json=args.json)
+        found = _find_plugins(args.name[0], every)
+        if args.json and len(found) > 1:
+            print_json([r.to_dict() for r in found])
+            return 1 if any(r.status == "failed" for r in found) else 0
+        return max(_show_plugin(record, as_json=args.json) for record in found)
     records = every if args.all else [r for r in every if r.source != "builtin"]
     if args.json:
         print_json([r.to_dict() for r in records])
@@ -119,14 +123,19 @@ def _print_notes(title: str, notes: Iterable[tuple[str, Sequence[str] | None]]) 
         print("\n".join(lines))
 
 
-def _find_plugin(name: str, records: Sequence[PluginRecord]) -> PluginRecord:
+def _find_plugins(name: str, records: Sequence[PluginRecord]) -> list[PluginRecord]:
+    """The record ``name`` names (a plugin or distribution name), or every record of an
+    entry-point name several distributions declare (listed as ``name (distribution)``)."""
     for record in records:
         if name in (record.name, record.distribution):
-            return record
+            return [record]
+    shared = [r for r in records if r.name.startswith(f"{name} (")]
+    if shared:
+        return shared
     folded = name.lower().replace("_", "-")
     for record in records:
         if folded in (record.name.lower(), (record.distribution or "").lower()):
-            return record
+            return [record]
     known = [r.name for r in records] + [r.distribution for r in records if r.distribution]
     raise UsageError(f"no plugin named {name!r}"
                      f"{_suggest(name, known) or '; `sof plugins --all` lists them'}")
