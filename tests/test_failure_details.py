@@ -113,6 +113,20 @@ def test_a_failed_skill_has_its_traceback_from_its_own_code_and_the_failing_line
     assert result.traceback.rstrip().endswith("ValueError: total 11 is over the limit")
 
 
+def test_a_host_logging_at_debug_sees_where_a_skill_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before: nothing was logged at any level; only the report had the traceback.
+    with caplog.at_level("DEBUG", logger="sof.execution"):
+        engine_for([Total], CONFIGS[0].values[0]).execute_plan(
+            ["Total"], UIF(input_query="q", intermediate_data={"values": [5, 6]}))
+    (record,) = [r for r in caplog.records if "skill Total failed" in r.getMessage()]
+    assert record.levelname == "DEBUG"
+    message = record.getMessage()
+    assert f"{HERE}:{line_of(check_total, 'raise ValueError')}" in message
+    assert "ValueError: total 11 is over the limit" in message and "Traceback" in message
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_a_library_error_points_at_the_skills_line_that_called_the_library(
     config: dict[str, Any],

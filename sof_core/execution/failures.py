@@ -7,6 +7,7 @@ cycle through the isolation pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from sof_core.errors import SOFError
 if TYPE_CHECKING:
     from sof_core.graph.compile import Step
 
+log = logging.getLogger("sof.execution")
 _not_own: tuple[str, ...] | None = None
 
 #: What a ``SkillResult`` says of a failure: (message, error type, traceback, location).
@@ -34,7 +36,11 @@ def describe_failure(step: Step, error: BaseException) -> Failure:
         trace, location = failure_trace(step, error)
     except Exception:  # an exception whose traceback cannot be formatted: none reported
         trace, location = None, None
-    return error_text(error), type(error).__name__, trace, location
+    text = error_text(error)
+    if log.isEnabledFor(logging.DEBUG):  # a host debugging from its own logs sees where
+        log.debug("skill %s failed at %s: %s: %s\n%s", step.name, location or "?",
+                  type(error).__name__, text, trace or "(no traceback in the skill's code)")
+    return text, type(error).__name__, trace, location
 
 
 def error_text(error: BaseException) -> str:
