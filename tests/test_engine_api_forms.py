@@ -132,3 +132,29 @@ def test_build_graph_gives_the_plans_dag_as_a_networkx_digraph() -> None:
     assert "mine" not in engine.build_graph(["Fetch", "Answer"])
     with pytest.raises(PlanValidationError, match="unknown skill 'Nope'"):
         engine.build_graph(["Fetch", "Nope"])
+
+
+@pytest.mark.parametrize("executor", ["sequential", "asyncio", "threads"])
+def test_sync_execute_plan_called_from_async_code_with_timeouts_off(executor: str) -> None:
+    # Before, with no timeouts (the run walked in the caller's thread), an async skill
+    # failed: "Cannot run the event loop while another loop is running".
+    class Waits(BaseSkillModule):
+        skill_name = "Waits"
+        skill_description = "awaits a moment"
+        required_inputs = ["input_query"]
+        output_keys = ["waited"]
+
+        async def execute(self, uif: UIF) -> UIF:
+            await asyncio.sleep(0.01)
+            uif.intermediate_data["waited"] = True
+            return uif
+
+    engine = make_engine([Waits], executor=executor, skill_timeout=None, total_timeout=None)
+
+    async def host() -> Any:
+        return engine.execute_plan(["Waits"], UIF(input_query="q"))
+
+    report = asyncio.run(host())
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["waited"] is True
+    assert engine.execute_plan(["Waits"], UIF(input_query="q")).status == "success"

@@ -367,7 +367,10 @@ class CoordinatorEngine:
         try:
             run = self._start(compiled, uif, chosen, segments)
             total = self._config.total_timeout
-            if total is not None or compiled.timeouts:
+            if total is not None or compiled.timeouts or (compiled.has_async
+                                                          and _loop_running()):
+                # (An async skill run inline needs a loop of this thread's own, which it
+                # cannot have while the caller's runs: the run goes to a runner thread.)
                 run.supervise(clock() + total if total is not None else math.inf)
             else:
                 run.drive_inline()
@@ -592,6 +595,17 @@ class CoordinatorEngine:
             report = self.execute_plan(chosen, uif, executor=executor)
         report.timings["planning"] = planning
         return report
+
+
+def _loop_running() -> bool:
+    """An event loop runs in this thread (a sync ``execute_plan`` called from async code)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _contested_producers(registry: Registry) -> dict[str, str]:

@@ -135,6 +135,11 @@ class CompiledPlan:
         return tuple(s.timeout for s in self.steps.values() if s.timeout is not None)
 
     @cached_property
+    def has_async(self) -> bool:
+        """Some step is an async skill (run inline, it needs an event loop of its own)."""
+        return any(step.spec.is_async for step in self.steps.values())
+
+    @cached_property
     def min_timeout(self) -> float:
         """The shortest step timeout (``inf`` when no step has one)."""
         return min(self.timeouts, default=math.inf)
