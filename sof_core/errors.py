@@ -49,7 +49,25 @@ class ValidationProblem(Protocol):
 
 
 class SOFError(Exception):
-    """Base class of every error SOF raises on purpose."""
+    """Base class of every error SOF raises on purpose.
+
+    Picklable whatever a subclass's constructor takes (plain pickle calls ``cls(*args)``,
+    which ``UndeclaredReadError(skill, key)`` and the like refuse): a skill's error raised in
+    an isolation or Dask worker comes back home as itself, attributes included.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore_error, (type(self), self.args, self.__dict__)
+
+
+def _restore_error(cls: type[SOFError], args: tuple[Any, ...], state: dict[str, Any]
+                   ) -> SOFError:
+    if not (isinstance(cls, type) and issubclass(cls, SOFError)):  # only what it pickles
+        raise TypeError(f"not a SOF error class: {cls!r}")
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # --- plugins -----------------------------------------------------------------------------

@@ -903,3 +903,53 @@ def test_workers_exit_on_their_own_when_their_host_is_killed(tmp_path: Path) -> 
         assert wait_until(lambda: all(dead(pid) for pid in workers), 5.0)
     finally:
         host.kill()
+
+
+class _Undeclared(BaseSkillModule):
+    """Touches ``secret`` (not declared) the way ``how`` says."""
+
+    skill_name = "Undeclared"
+    skill_description = "reaches for a key it did not declare"
+    required_inputs = ["input_query"]
+    output_keys = ["seen"]
+    how = "get"
+
+    def execute(self, uif: UIF) -> UIF:
+        data = uif.intermediate_data
+        if self.how == "get":
+            data["seen"] = data.get("secret", "absent")
+        elif self.how == "item":
+            data["seen"] = data["secret"]
+        elif self.how == "in":
+            data["seen"] = "secret" in data
+        else:
+            data["secret"] = "overwritten"
+        return uif
+
+
+@pytest.mark.parametrize("how", ["get", "item", "in", "write"])
+@pytest.mark.parametrize("present", [True, False])
+def test_an_undeclared_key_fails_alike_isolated_and_local(how: str, present: bool) -> None:
+    # Before: isolated, .get() answered the default, [] raised KeyError and `in` said False:
+    # the far side held only the declared inputs and checked nothing.
+    skill = type(f"Undeclared_{how}", (_Undeclared,), {"how": how})
+    data = {"secret": "s"} if present else {}
+    local = run([skill], ["Undeclared"], dict(data))
+    isolated = run([skill], ["Undeclared"], dict(data), isolate_skills=["Undeclared"])
+    expected = "UndeclaredWriteError" if how == "write" else "UndeclaredReadError"
+    for report in (local, isolated):
+        result = result_of(report, "Undeclared")
+        assert (result.status, result.error_type) == ("failed", expected), result.error
+        assert "'secret'" in (result.error or "")
+    assert result_of(isolated, "Undeclared").error == result_of(local, "Undeclared").error
+
+
+def test_sof_errors_travel_back_from_a_worker_as_themselves() -> None:
+    from sof_core.errors import PluginError, SkillExecutionError, UndeclaredReadError
+    from sof_core.security.unpickling import load_reply
+
+    for error in (UndeclaredReadError("S", "k"), PluginError("p", "broken"),
+                  SkillExecutionError("failed", "S")):
+        back = load_reply(pickle.dumps(error))  # as a worker's reply is read at home
+        assert type(back) is type(error) and str(back) == str(error)
+        assert back.__dict__ == error.__dict__

@@ -32,7 +32,12 @@ import weakref
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sof_core.errors import SkillExecutionError, SkillNotPicklableError
+from sof_core.errors import (
+    SkillExecutionError,
+    SkillNotPicklableError,
+    UndeclaredReadError,
+    UndeclaredWriteError,
+)
 from sof_core.skills.views import (
     FROZEN_FIELDS,
     ScopedData,
@@ -56,6 +61,9 @@ if TYPE_CHECKING:  # at run time only the home side needs it: the far side impor
 SkillCall = tuple[Any, dict[str, Any], dict[str, Any]]
 #: Key of the fields sent for a UIF subclass: the class to build on the far side.
 UIF_CLASS_KEY = "__uif_class__"
+#: Key of the fields sent for a skill confined to its declared keys: ``(skill name, keys it
+#: may read, keys it may write)``, so the far side refuses an undeclared read as home does.
+SCOPE_KEY = "__sof_scope__"
 
 
 def call_payload(step: Step, uif: UIF) -> SkillCall:
@@ -66,11 +74,12 @@ def call_payload(step: Step, uif: UIF) -> SkillCall:
     class (``UIF_CLASS_KEY``), so the skill works on the model it was written for.
     """
     source = uif.__dict__["intermediate_data"]
+    fields = {k: v for k, v in uif.__dict__.items() if k not in _NOT_SENT}
     if step.scope_type is ScopedData:
         inputs = {key: source[key] for key in step.readable if key in source}
+        fields[SCOPE_KEY] = (step.name, step.readable, step.writable)
     else:
         inputs = dict(source)
-    fields = {k: v for k, v in uif.__dict__.items() if k not in _NOT_SENT}
     if type(uif) is not UIF:
         fields[UIF_CLASS_KEY] = type(uif)
     return step.instance, inputs, fields
@@ -280,6 +289,7 @@ def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -
     """
     own_fields = dict(fields)
     uif_class: type[UIF] = own_fields.pop(UIF_CLASS_KEY, UIF)
+    scope: tuple[str, frozenset[str], frozenset[str]] | None = own_fields.pop(SCOPE_KEY, None)
     for name in (*FROZEN_FIELDS, *extra_frozen_fields(uif_class)):
         if name in own_fields:
             own_fields[name] = copy.deepcopy(own_fields[name])
@@ -287,7 +297,8 @@ def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -
     given = dict(working)  # the objects the skill was handed, to tell assignments apart
     # every field given: model_construct then calls no default factory (pydantic inspects
     # each factory's signature per call, which cost more than the rest of the call)
-    uif = uif_class.model_construct(**own_fields, intermediate_data=working, log_trace=[],
+    data = working if scope is None else _FarScope(working, *scope)
+    uif = uif_class.model_construct(**own_fields, intermediate_data=data, log_trace=[],
                                     warnings=[], skill_outputs={})
     uif.__pydantic_private__["_sof_remote"] = True  # type: ignore[index]  # see _sof_in_run
     for name in APPENDED:
@@ -319,6 +330,51 @@ def run_skill_call(skill: Any, inputs: dict[str, Any], fields: dict[str, Any]) -
     }
     return {"data": writes, "changed": changed, "copies": copies, "fields": fields_changed,
             **{name: produced[name] for name in APPENDED}}
+
+
+class _FarScope(dict[str, Any]):
+    """``intermediate_data`` on the far side for a skill confined to its declared keys: a
+    read or write of a key it did not declare raises as its view at home does
+    (``UndeclaredReadError``, ``UndeclaredWriteError``), at that line, so the isolated and
+    local reports agree. Whatever else it changes is still checked at home, on replay."""
+
+    __slots__ = ("_readable", "_skill", "_writable")
+
+    def __init__(self, data: dict[str, Any], skill: str, readable: frozenset[str],
+                 writable: frozenset[str]) -> None:
+        super().__init__(data)
+        self._skill = skill
+        self._readable = readable
+        self._writable = writable
+
+    def _may_read(self, key: object) -> None:
+        if key not in self._readable and key not in self._writable:
+            raise UndeclaredReadError(self._skill, str(key))
+
+    def __getitem__(self, key: str) -> Any:
+        self._may_read(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._may_read(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._may_read(key)
+        return super().__contains__(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self._writable:
+            raise UndeclaredWriteError(self._skill, key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._writable:
+            raise UndeclaredWriteError(self._skill, key)
+        super().__delitem__(key)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a UIF the skill sends on pickles as a dict
+        return dict, (dict(self),)
 
 
 def replay_changes(step: Step, view: UIF, changes: dict[str, Any]) -> None:

@@ -51,6 +51,9 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "uuid": frozenset({"UUID", "SafeUUID"}),
     "pathlib": frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
                           "PureWindowsPath", "WindowsPath"}),
+    # How a SOF error rebuilds (``SOFError.__reduce__``): its class, checked separately,
+    # must be a SOF error; nothing else is called.
+    "sof_core.errors": frozenset({"_restore_error"}),
 }
 #: SOF's own modules whose classes a reply may hold (errors, the UIF and its status).
 SOF_MODULES = frozenset({"sof_core.errors", "sof_core.uif"})

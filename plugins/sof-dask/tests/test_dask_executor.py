@@ -252,3 +252,27 @@ def test_close_clients_closes_the_clients_kept_for_a_scheduler(scheduler: str) -
     assert close_clients(scheduler) == 0
     # the next run connects again
     assert engine.execute_plan(["Retrieve"], UIF(input_query="q")).status == "success"
+
+
+class Peeks(BaseSkillModule):
+    skill_name = "Peeks"
+    skill_description = "reads a key it did not declare"
+    output_keys = ["seen"]
+    max_execution_time = None
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["seen"] = uif.intermediate_data.get("secret", "absent")
+        return uif
+
+
+def test_an_undeclared_read_fails_on_a_worker_as_it_does_at_home(scheduler: str) -> None:
+    # Before: the worker held only the declared inputs, so .get() answered "absent" and the
+    # run succeeded; at home the same skill fails with UndeclaredReadError.
+    remote = engine_for(scheduler, [Peeks]).execute_plan(
+        ["Peeks"], UIF(input_query="q", intermediate_data={"secret": "s"}))
+    local = make_engine([Peeks]).execute_plan(
+        ["Peeks"], UIF(input_query="q", intermediate_data={"secret": "s"}))
+    for report in (remote, local):
+        (result,) = report.results
+        assert (result.status, result.error_type) == ("failed", "UndeclaredReadError")
+    assert remote.results[0].error == local.results[0].error
