@@ -953,3 +953,41 @@ def test_sof_errors_travel_back_from_a_worker_as_themselves() -> None:
         back = load_reply(pickle.dumps(error))  # as a worker's reply is read at home
         assert type(back) is type(error) and str(back) == str(error)
         assert back.__dict__ == error.__dict__
+
+
+def _sleeper(index: int) -> type:
+    def execute(self: Any, uif: UIF) -> UIF:
+        time.sleep(0.6)
+        uif.intermediate_data[f"slept{index}"] = True
+        return uif
+
+    return type(f"Sleeper{index}", (BaseSkillModule,), {
+        "skill_name": f"Sleeper{index}", "skill_description": "sleeps 0.6 s in a worker",
+        "required_inputs": ["input_query"], "output_keys": [f"slept{index}"],
+        "isolation": "process", "max_execution_time": 1.0, "execute": execute,
+    })
+
+
+def test_an_isolated_steps_time_starts_when_a_worker_takes_it() -> None:
+    # Three 0.6 s skills under 1 s limits and two workers: the third waits ~0.6 s for one.
+    # Before, the wait counted: it was killed at 1 s ("its process was killed").
+    classes = [_sleeper(i) for i in range(3)]
+    report = run(classes, isolation_workers=2, executor="threads")
+    assert report.status == "success", [(r.skill, r.status, r.error) for r in report.results]
+    assert report.stages == [[c.skill_name for c in classes]]  # they ran as one stage
+
+
+def test_an_isolated_step_is_still_killed_at_its_own_deadline_after_waiting() -> None:
+    hangs = type("HangsAfterWait", (BaseSkillModule,), {
+        "skill_name": "HangsAfterWait", "skill_description": "sleeps far past its limit",
+        "required_inputs": ["input_query"], "output_keys": ["never"],
+        "isolation": "process", "max_execution_time": 0.8,
+        "execute": lambda self, uif: time.sleep(30),
+    })
+    classes = [_sleeper(0), _sleeper(1), hangs]
+    started = time.monotonic()
+    report = run(classes, isolation_workers=2, continue_on_skill_failure=True)
+    took = time.monotonic() - started
+    assert result_of(report, "HangsAfterWait").status == "timeout"
+    assert "killed" in (result_of(report, "HangsAfterWait").error or "")
+    assert took < 10  # a hang bound: killed at ~0.8 s after it got a worker, not 30 s

@@ -40,13 +40,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
 from sof_core.errors import (
     SkillCrashedError,
     SkillExecutionError,
     SkillNotPicklableError,
+    SkillNotStartedError,
     SkillReplyRefusedError,
     SkillResourceLimitError,
     SkillTimeoutError,
@@ -276,12 +277,16 @@ class IsolationPool:
         uif: UIF,
         deadline: float = math.inf,
         guard: dict[str, Any] | None = None,
+        start: StartClock | None = None,
     ) -> dict[str, Any]:
         """Run ``step``'s skill on its declared inputs from ``uif`` in a worker; return what
         it changed (``run_skill_call``'s report), or raise its typed error.
 
         ``deadline`` is ``time.monotonic()`` seconds: waiting for a free worker, starting
-        one and the call itself all count; at the deadline the worker is killed. ``guard``
+        one and the call itself all count; at the deadline the worker is killed. With
+        ``start`` (a run's step), the wait for a free worker does not count: it lasts until
+        ``start.wait_until`` at most (the run's total deadline), and the step's deadline is
+        ``start()``, called once a worker took the call. ``guard``
         (tools: ``skill``, ``deny``, ``block_ip``) is what the worker's audit hook refuses
         during the call (``sof_core.security.guard.restrict``).
         """
@@ -303,10 +308,11 @@ class IsolationPool:
             with self._cond:
                 self.size = max(self.size, settings.workers)
                 self._cond.notify_all()
-        if _now() >= deadline:  # spent already (retries, say): leave the workers alone
+        if start is None and _now() >= deadline:  # spent already (retries, say)
             raise SkillTimeoutError(f"did not finish within {step.timeout}s", step.name)
         packages = trusted_for(step, uif)
-        reply = self._call_once(step, settings, header, payload, deadline, limit, packages)
+        reply = self._call_once(step, settings, header, payload, deadline, limit, packages,
+                                start)
         if reply[0] == "unloadable":
             # This process found the skill's class importable, the worker could not load it
             # by name (an import hook only this process has, say): once more, by value. No
@@ -317,14 +323,19 @@ class IsolationPool:
                 again = payload
             if again != payload:
                 reply = self._call_once(step, settings, header, again, deadline, limit,
-                                        packages)
+                                        packages, start)
         return _reply(step, settings, reply, packages)
 
     def _call_once(self, step: Step, settings: IsolationSettings, header: dict[str, Any],
                    payload: bytes, deadline: float, limit: int | None,
-                   packages: frozenset[str]) -> tuple[Any, ...]:
+                   packages: frozenset[str], start: StartClock | None = None,
+                   ) -> tuple[Any, ...]:
         """One call on a free worker: its reply, or the typed error of its end."""
-        worker = self._acquire(step, deadline)
+        if start is None:
+            worker = self._acquire(step, deadline)
+        else:  # the step's time starts once a worker takes it
+            worker = self._acquire(step, start.wait_until, waiting_for_run=True)
+            deadline = start()
         # What the skill's ``current_deadline()`` says in the worker, as time left (the
         # worker's clock need not be this one's): taken once a worker is ready, so the wait
         # for it counts.
@@ -401,7 +412,7 @@ class IsolationPool:
         _ALL.add(worker)
         return worker
 
-    def _acquire(self, step: Step, deadline: float) -> _Worker:
+    def _acquire(self, step: Step, deadline: float, waiting_for_run: bool = False) -> _Worker:
         with self._cond:
             while True:
                 while self._idle:
@@ -423,6 +434,13 @@ class IsolationPool:
                     return worker
                 remaining = deadline - _now()
                 if remaining <= 0:
+                    if waiting_for_run:
+                        raise SkillNotStartedError(
+                            f"never started: all {self.size} isolation workers stayed busy "
+                            "until the run's total_timeout; its own timeout starts when it "
+                            "starts (raise isolation_workers or shorten the calls)",
+                            step.name,
+                        )
                     raise SkillTimeoutError(
                         f"did not start within {step.timeout}s: all {self.size} isolation "
                         "workers were busy; raise isolation_workers or shorten the calls",
@@ -623,19 +641,31 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
     return pool
 
 
-def run_isolated(step: Step, uif: UIF, view: UIF, deadline: float = math.inf) -> UIF:
+class StartClock(Protocol):
+    """When a run's isolated step may wait for a worker until, and its deadline once one
+    took it (``step.isolated_call``)."""
+
+    wait_until: float
+
+    def __call__(self) -> float: ...
+
+
+def run_isolated(step: Step, uif: UIF, view: UIF, deadline: float = math.inf,
+                 start: StartClock | None = None) -> UIF:
     """Run ``step`` in a worker and replay what it changed into ``view`` (its guarded view
-    of ``uif``), exactly as a local run would have changed it; ``view`` is returned."""
+    of ``uif``), exactly as a local run would have changed it; ``view`` is returned.
+    ``start``: see ``IsolationPool.call``."""
     settings = step.isolation_settings
     if settings is not None and settings.tool is not None:
-        changes = _tool_call(step, uif, settings.tool, deadline)
+        changes = _tool_call(step, uif, settings.tool, deadline, start)
     else:
-        changes = isolation_pool().call(step, uif, deadline)
+        changes = isolation_pool().call(step, uif, deadline, start=start)
     replay_changes(step, view, changes)
     return view
 
 
-def _tool_call(step: Step, uif: UIF, tool: ToolLimits, deadline: float) -> dict[str, Any]:
+def _tool_call(step: Step, uif: UIF, tool: ToolLimits, deadline: float,
+               start: StartClock | None = None) -> dict[str, Any]:
     """A tool's call (docs/security.md): refused if the policy denies it or it is over its
     rate; in a no-network sandbox unless it has "network"; its worker's audit hook refusing
     what it has no permission for; its output cut to its byte cap."""
@@ -656,7 +686,7 @@ def _tool_call(step: Step, uif: UIF, tool: ToolLimits, deadline: float) -> dict[
             raise ToolPermissionError(step.name, "network", str(exc)) from None
         prefix, block_ip = sandbox.prefix, not sandbox.namespace
     guard = {"skill": step.name, "deny": sorted(deny), "block_ip": block_ip}
-    changes = isolation_pool(prefix).call(step, uif, deadline, guard)
+    changes = isolation_pool(prefix).call(step, uif, deadline, guard, start)
     return cap_changes(step.name, changes, tool.max_output_bytes)
 
 

@@ -580,6 +580,12 @@ class RunContext:
         if self._waiter is not None:
             self._waiter.release()
 
+    def watch_from(self, deadline: float) -> None:
+        """A step of this run has a new ``deadline`` (it started late: an isolated step
+        that waited for a worker): the run is looked at by then."""
+        if deadline < self.armed:
+            self._arm(deadline)
+
     def _arm(self, deadline: float) -> None:
         """Have the watchdog look at this run at ``deadline``. ``armed`` only ever says
         there is an entry at least that early; an extra entry costs one spare look."""

@@ -232,13 +232,49 @@ def isolated_call(step: Step, uif: UIF, view: UIF, started: float,
     from sof_core.execution.isolation import run_isolated
 
     deadline = math.inf
+    start = None
     if slot is not None:
-        deadline = slot.deadline
-        if clock is not time.monotonic:  # the slot's deadline is on the monotonic clock
-            deadline = time.monotonic() + (deadline - clock())
+        deadline = _monotonic(slot.deadline)
+        if (step.timeout is not None and slot.step is step
+                and not (slot.retried is not None and slot.retried[0] is step)):
+            start = _StartWhenTaken(step, slot)
     elif step.timeout is not None:
         deadline = time.monotonic() + step.timeout - (_perf() - started)
-    return run_isolated(step, uif, view, deadline)
+    return run_isolated(step, uif, view, deadline, start)
+
+
+def _monotonic(deadline: float) -> float:
+    """A ``clock()`` deadline on the monotonic clock (isolation's)."""
+    if clock is time.monotonic or deadline == math.inf:
+        return deadline
+    return time.monotonic() + (deadline - clock())
+
+
+class _StartWhenTaken:
+    """An isolated step's deadline, started once a worker takes the call (as a thread
+    step's starts when a thread takes it): while it waits for one, only the run's total
+    deadline applies, so steps queued behind busy workers are not killed for the wait. A
+    retry's attempts share the first one's deadline, as in-thread."""
+
+    __slots__ = ("slot", "step", "wait_until")
+
+    def __init__(self, step: Step, slot: Slot) -> None:
+        self.step = step
+        self.slot = slot
+        self.wait_until = _monotonic(slot.total)
+        slot.deadline = slot.total  # the watch waits for the run's end meanwhile
+
+    def __call__(self) -> float:
+        slot = self.slot
+        now = slot.started = clock()
+        assert self.step.timeout is not None  # (checked before it was made)
+        deadline = slot.deadline = min(now + self.step.timeout, slot.total)
+        watch_from = getattr(slot.owner, "watch_from", None)
+        if watch_from is not None:  # a runner: its run's watch looks at it then
+            watch_from(deadline)
+        elif slot.rearm is not None:  # a pool call with a watch of its own
+            slot.rearm(deadline)
+        return _monotonic(deadline)
 
 
 def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
