@@ -10,10 +10,16 @@ A clause yields at most these claims:
 
 The *key* of a claim is the sorted set of stems of every other word in the clause, with the
 other values kept as literal context, so "In 2023 SAM had 12 modules" and "In 2024 SAM had
-15 modules" never meet. Only definite statements can contradict each other, so questions,
-hedged clauses ("may", "if", "reportedly"), code, tables and pronoun-led clauses make no
-claims; negated clauses claim only their polarity; approximate values ("about 12", "before
-2024") and numbers that belong to names ("Python 3.11") are context, never claims.
+15 modules" never meet. Such a loose key needs two stems (three for negation): one word
+("deadline") says too little about what two sentences are about. A clause whose loose key is
+shorter makes an *exact* claim instead, keyed by its whole wording in order (the value cut
+out, or the negation taken out), so only a sentence worded the same meets it: "The deadline
+is March 3" meets "The deadline is March 5" but not "The launch is March 5".
+
+Only definite statements can contradict each other, so questions, hedged clauses ("may",
+"if", "reportedly"), code, tables and pronoun-led clauses make no claims; negated clauses
+claim only their polarity; approximate values ("about 12", "before 2024") and numbers that
+belong to names ("Python 3.11") are context, never claims.
 """
 
 from __future__ import annotations
@@ -117,6 +123,20 @@ GENERIC_SUBJECTS = frozenset(
     "default value result output input answer return type name option setting parameter "
     "argument example one thing".split()
 )
+_GENERIC_STEMS = frozenset(stem(word) for word in GENERIC_SUBJECTS)  # "setting" -> "sett"
+#: A loose key with fewer stems than this says too little; such clauses make exact claims.
+MIN_LOOSE_KEY = {"date": 2, "number": 2, "negation": 3}
+#: An exact key needs at least this many words (the value's "…" counts as one), so a
+#: fragment ("Not bad", "Takes 30s") never matches another.
+MIN_EXACT_WORDS = 3
+#: The value's place in an exact key and in a claim's subject ("The deadline is …").
+GAP = "\u2026"
+#: Negated contractions whose base is not the word minus "n't".
+_CONTRACTED = {"can't": "can", "cannot": "can", "won't": "will", "shan't": "shall"}
+#: The "do" of "does not support" is only there to carry the negation.
+_DO_SUPPORT = frozenset({"do", "does", "did"})
+#: "has a GPU" / "has no GPU" / "does not have a GPU" should read alike once polarity is out.
+_POLARITY_FREE = {"a": "", "an": "", "has": "have", "had": "have"}
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,8 @@ class Claim:
     ``key`` is the sorted tuple of subject stems claims are grouped by; ``value`` is the
     normalised value compared with ``values_compatible``; ``shown`` is the value as written;
     ``subject`` is the clause with the value replaced by "…" (the clause itself for negation).
+    An ``exact`` claim (a subject too short for a loose key) is keyed instead by the clause's
+    stems in order, with "…" for the value, and meets only claims worded the same.
     """
 
     kind: Kind
@@ -134,6 +156,7 @@ class Claim:
     shown: str
     subject: str
     clause: str
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,11 +213,9 @@ def _clause_claims(clause: str) -> list[Claim]:
         return []
     negated = _is_negated(lows)
     claims: list[Claim] = []
-    polarity_key = _key(tokens, spans, skip=None)
-    if len(polarity_key) >= 3:
-        claims.append(
-            Claim("negation", polarity_key, not negated, clause, clause, clause)
-        )
+    polarity = _polarity_claim(clause, tokens, spans, negated)
+    if polarity is not None:
+        claims.append(polarity)
     if negated:
         return claims
     has_number = any(s.kind == "number" for s in spans)
@@ -202,15 +223,98 @@ def _clause_claims(clause: str) -> list[Claim]:
         if not span.claimable or (span.kind == "date" and has_number):
             continue
         key = _key(tokens, spans, skip=span)
-        if len(key) < 2:
-            continue
-        subject = normalise_space(f"{clause[: span.start]}\u2026{clause[span.end :]}")
+        exact = len(key) < MIN_LOOSE_KEY[span.kind]
+        if exact:
+            if _too_vague(list(key)) or not _reads_as_prose(clause):
+                continue
+            key = _value_template(tokens, span)
+            if len(key) < MIN_EXACT_WORDS:
+                continue
+        subject = normalise_space(f"{clause[: span.start]}{GAP}{clause[span.end :]}")
         shown = clause[span.start : span.end].strip()
-        claims.append(Claim(span.kind, key, span.value, shown, subject, clause))
+        claims.append(Claim(span.kind, key, span.value, shown, subject, clause, exact))
     value_claim = _named_value(clause, tokens, spans)
     if value_claim is not None:
         claims.append(value_claim)
     return claims
+
+
+def _polarity_claim(
+    clause: str, tokens: list[Token], spans: list[_Span], negated: bool
+) -> Claim | None:
+    """The clause's polarity, keyed loosely when it has three subject stems, else exactly.
+
+    The exact key is the clause without its negation, so "The server is running" meets
+    only "The server is not running" (or "isn't", "never", ...), never "The client is not
+    running". A clause led by a generic word ("The result is not cached") stays out: two
+    documents rarely mean the same result.
+    """
+    key = _key(tokens, spans, skip=None)
+    if len(key) >= MIN_LOOSE_KEY["negation"]:
+        return Claim("negation", key, not negated, clause, clause, clause)
+    if not _reads_as_prose(clause):
+        return None
+    template = _polarity_template(tokens)
+    content = [word for word in template if word not in STOPWORDS]
+    if len(template) < MIN_EXACT_WORDS or _too_vague(content[:1]):
+        return None
+    return Claim("negation", template, not negated, clause, clause, clause, exact=True)
+
+
+def _reads_as_prose(clause: str) -> bool:
+    """Whether the clause opens with a word; only such clauses make exact claims.
+
+    A row such as ``("C", "A", 13)`` has a one-letter "subject" and repeats its wording with
+    other numbers on every line, so matching it by wording would flag every table.
+    """
+    return clause[:1].isalpha()
+
+
+def _too_vague(subject: list[str]) -> bool:
+    """No subject stem at all, or one generic word ("The default is 5" in two docstrings)."""
+    return not subject or (len(subject) == 1 and subject[0] in _GENERIC_STEMS)
+
+
+def _value_template(tokens: list[Token], span: _Span) -> tuple[str, ...]:
+    """The clause's stems in order with the value as "…": "the deadline is …".
+
+    Stems (not raw words) so case and punctuation do not matter; the order and every
+    article, verb and preposition stay, so "is" and "was" or "on" and "before" differ.
+    """
+    words: list[str] = []
+    for token in tokens:
+        if span.start < token.end and token.start < span.end:
+            if words[-1:] != [GAP]:
+                words.append(GAP)
+        else:
+            words.append(stem(token.lower))
+    return tuple(words)
+
+
+def _polarity_template(tokens: list[Token]) -> tuple[str, ...]:
+    """The clause's stems in order with every negation taken out.
+
+    "is not"/"isn't" read as "is", "cannot"/"can't" as "can", "does not support" as
+    "support", "no longer"/"never" vanish, and "a"/"no" before a noun both vanish, so a
+    statement and its negation give the same words.
+    """
+    lows = [t.lower for t in tokens]
+    words: list[str] = []
+    for i, low in enumerate(lows):
+        following = lows[i + 1] if i + 1 < len(lows) else ""
+        if low in _DO_SUPPORT and is_negation(following):
+            continue  # "does not support" -> "support"
+        if low == "longer" and i > 0 and lows[i - 1] == "no":
+            continue
+        if is_negation(low):
+            base = _CONTRACTED.get(low, low[:-3] if low.endswith("n't") else "")
+            if base and base not in _DO_SUPPORT:
+                words.append(stem(base))
+            continue
+        word = stem(_POLARITY_FREE.get(low, low))
+        if word:
+            words.append(word)
+    return tuple(words)
 
 
 def _is_negated(lows: list[str]) -> bool:
@@ -413,7 +517,7 @@ def _value_claim(
     if not single_state and not all(_is_named(clause, t) for t in value_tokens):
         return None
     key = tuple(sorted(set(_content_stems(subject_tokens))))
-    if not key or (len(key) == 1 and key[0] in GENERIC_SUBJECTS):
+    if _too_vague(list(key)):
         return None
     value = tuple(stem(t.lower) for t in value_tokens)
     shown = clause[start:end]

@@ -1,8 +1,10 @@
 """Conflict detection as a pure function: passages in, conflict records out.
 
-Claims (see ``_claims``) are grouped by (kind, subject key). A group becomes one conflict
-when two of its values cannot both be true and they come from different passages; a single
-passage that states two values is telling a story over time, not contradicting itself.
+Claims (see ``_claims``) are grouped by (kind, subject key), exact claims apart from loose
+ones: an exact key is a wording in order, a loose one a set of stems, and the two must never
+meet. A group becomes one conflict when two of its values cannot both be true and they come
+from different passages; a single passage that states two values is telling a story over
+time, not contradicting itself.
 Output order follows the input order (best memory first, then tool results), so the same
 input always gives the same list.
 """
@@ -137,15 +139,16 @@ def detect_conflicts(
 
 def find_conflicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     """``detect_conflicts`` for already-built ``Passage`` objects."""
-    groups: dict[tuple[str, tuple[str, ...]], list[_Occurrence]] = {}
+    groups: dict[tuple[str, bool, tuple[str, ...]], list[_Occurrence]] = {}
     for p_index, passage in enumerate(passages):
         for s_index, raw in enumerate(split_sentences(passage.text)):
             sentence = normalise_space(raw)
             for c_index, claim in enumerate(extract_claims(sentence)):
                 occurrence = _Occurrence((p_index, s_index, c_index), passage, sentence, claim)
-                groups.setdefault((claim.kind, claim.key), []).append(occurrence)
+                group = (claim.kind, claim.exact, claim.key)
+                groups.setdefault(group, []).append(occurrence)
     found: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    for (kind, key), occurrences in groups.items():
+    for (kind, _exact, key), occurrences in groups.items():
         involved = _disagreeing(kind, occurrences)
         if involved:
             record = _record(kind, key, involved)

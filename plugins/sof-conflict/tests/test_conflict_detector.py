@@ -120,6 +120,105 @@ def test_flags_contradictions_of_each_kind(first: str, second: str, kind: str) -
     assert only(detect_conflicts(memories(first, second)))["kind"] == kind
 
 
+# --- the exact-wording rules: short subjects ---------------------------------------------
+
+
+def test_a_one_word_subject_date_conflicts_when_the_rest_is_worded_the_same() -> None:
+    conflict = only(
+        detect_conflicts(
+            memories("The deadline is March 3, 2023.", "The deadline is March 5, 2023.")
+        )
+    )
+    assert conflict["kind"] == "date"
+    assert conflict["values"] == ["March 3, 2023", "March 5, 2023"]
+    assert conflict["subject"] == "The deadline is \u2026"
+    assert conflict["key"] == ["the", "deadline", "is", "\u2026"]
+    assert [p["id"] for p in conflict["passages"]] == ["mem-0", "mem-1"]
+
+
+def test_a_short_statement_and_its_negation_conflict() -> None:
+    conflict = only(
+        detect_conflicts(memories("The feature is enabled.", "The feature is not enabled."))
+    )
+    assert conflict["kind"] == "negation"
+    assert conflict["subject"] == "The feature is enabled"
+    assert conflict["values"] == ["The feature is enabled", "The feature is not enabled"]
+    assert "The feature is not enabled" in conflict["description"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "kind"),
+    [
+        ("The deadline is March 3, 2023.", "The deadline is March 5, 2023.", "date"),
+        ("The meeting is on March 3, 2023", "The meeting is on March 5, 2023", "date"),
+        ("The deadline is 2023-03-03", "The deadline is 2023-03-05", "date"),
+        ("The deadline is March 3, 2023.", "The deadline is 2023-03-05.", "date"),
+        ("The deadline is March 3.", "The deadline is March 5.", "date"),
+        ("The launch was in 2023.", "The launch was in 2024.", "date"),
+        ("The price is 20.", "The price is 25.", "number"),
+        ("The feature is enabled.", "The feature is not enabled.", "negation"),
+        ("The server is running", "The server is not running", "negation"),
+        ("The vaccine is safe", "The vaccine is not safe", "negation"),
+        ("The vaccine is safe.", "The vaccine isn't safe.", "negation"),
+        ("THE SERVER IS RUNNING!", "the server is not running", "negation"),
+        ("The server runs.", "The server doesn't run.", "negation"),
+        ("The server runs.", "The server does not run.", "negation"),
+        ("The server crashed.", "The server did not crash.", "negation"),
+        ("The server restarts.", "The server never restarts.", "negation"),
+        ("The server restarts.", "The server no longer restarts.", "negation"),
+        ("Alice can help.", "Alice cannot help.", "negation"),
+        ("Alice can help.", "Alice can't help.", "negation"),
+        ("The server has a GPU.", "The server has no GPU.", "negation"),
+        ("The server has a GPU.", "The server does not have a GPU.", "negation"),
+    ],
+)
+def test_flags_short_statements_worded_the_same_but_for_the_value(
+    first: str, second: str, kind: str
+) -> None:
+    assert only(detect_conflicts(memories(first, second)))["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # different one-word subjects
+        ("The price is $20.", "The fee is $25."),
+        ("The price is 20.", "The fee is 25."),
+        ("The deadline is March 3.", "The launch is March 5."),
+        ("The deadline is March 3, 2023.", "The launch is March 5, 2023."),
+        ("The server is running.", "The client is not running."),
+        ("The server is running.", "The old server is not running."),
+        # the same words, but a different verb or another word added
+        ("The deadline is March 3, 2023.", "The deadline was March 5, 2023."),
+        ("The server is running.", "The server is still not running."),
+        # agreement and compatible dates
+        ("The deadline is March 3.", "The deadline is March 3, 2023."),
+        ("The server is not running.", "The server isn't running."),
+        # no subject word, or only a generic one
+        ("There are 12.", "There are 15."),
+        ("The default is 5.", "The default is 10."),
+        ("The default is None.", "The default is not None."),
+        ("The result is cached.", "The result is not cached."),
+        ("The setting is SQLite.", "The setting is Postgres."),
+        # fewer than three words
+        ("Deadline March 3.", "Deadline March 5."),
+        ("Servers run.", "Servers don't run."),
+        ("Not really.", "Really."),
+        ("Not bad.", "Bad."),
+        # rows of values and code are not sentences; "Never" here is a name
+        ('("C", "A", 13), ...', '("C", "A", 14), ...'),
+        ("from typing import Never", "from typing import Any"),
+        # hedged and approximate statements stay out
+        ("The deadline may be March 3.", "The deadline is March 5."),
+        ("The price is about 20.", "The price is 25."),
+    ],
+)
+def test_does_not_flag_short_statements_that_differ_in_more_than_the_value(
+    first: str, second: str
+) -> None:
+    assert detect_conflicts(memories(first, second)) == []
+
+
 # --- what it must not flag ---------------------------------------------------------------
 
 
@@ -200,6 +299,73 @@ def test_one_passage_stating_two_values_does_not_contradict_itself() -> None:
         "The SAM memory system was redesigned in 2024."
     )
     assert detect_conflicts(memories(story)) == []
+
+
+# --- further examples docs/plugins/conflict.md gives --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "kind"),
+    [
+        ("The SAM memory system was redesigned on 3 March 2023.",
+         "The SAM memory system was redesigned on 5 March 2023.", "date"),
+        ("SAM uses 1.5 GB of memory.", "SAM uses 2.5 GB of memory.", "number"),
+        # a unit or a currency sign counts as a subject word
+        ("The price is $20.", "The price is $25.", "number"),
+        # a loose match ignores the auxiliary and tense
+        ("SAM had 12 modules.", "SAM has 15 modules.", "number"),
+        ("The default backend was SQLite.", "The default backend is Postgres.", "value"),
+        # no synonyms
+        ("The default backend is Postgres.", "The default backend is PostgreSQL.", "value"),
+        # what follows a clause break does not spoil the subject
+        ("SAM has 12 modules; Orion is fast.", "SAM has 15 modules.", "number"),
+        ("SAM has 12 modules, and Orion is fast.", "SAM has 15 modules.", "number"),
+        ("SAM has 12 modules, while Orion is fast.", "SAM has 15 modules.", "number"),
+    ],
+)
+def test_flags_the_documented_examples(first: str, second: str, kind: str) -> None:
+    assert only(detect_conflicts(memories(first, second)))["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("The memory system was rebuilt in 2024.", "The memory system was redesigned in 2023."),
+        ("The timeout is 5 s.", "The timeout is 5000 ms."),
+        ("SAM has twelve modules.", "SAM has 15 modules."),
+        ("SAM has 12+ modules.", "SAM has 15 modules."),
+        ("SAM has 10 to 12 modules.", "SAM has 15 modules."),
+        ("The redesign happened since 2020.", "The redesign happened in 2023."),
+        ("X might support streaming.", "X does not support streaming."),
+        ("X could support streaming.", "X does not support streaming."),
+        ("X probably supports streaming.", "X does not support streaming."),
+        ("X reportedly supports streaming.", "X does not support streaming."),
+        ("Unless X supports streaming, the UI hides it.", "X does not support streaming."),
+        ("Whether X supports streaming is documented.", "X does not support streaming."),
+        ("SAM 2.0 is stable.", "SAM 3.0 is stable."),
+        ("Call f(x) to load 12 modules.", "Call f(x) to load 15 modules."),
+        ("Use a[0] to load 12 modules.", "Use a[0] to load 15 modules."),
+        ("SAM has 12 modules < 20.", "SAM has 15 modules < 20."),
+        ("SAM has 12 modules | x.", "SAM has 15 modules | x."),
+        ("SAM has {12} modules.", "SAM has {15} modules."),
+        ("SAM has 12 modules and 3 plugins and 4 tools and 5 hooks and 6 jobs.",
+         "SAM has 15 modules and 3 plugins and 4 tools and 5 hooks and 6 jobs."),
+        ("SAM 12 13", "SAM 14 15"),
+        ("SAM has 12 modules " + "and more words " * 40, "SAM has 15 modules " + "and more words " * 40),
+        ("SAM has 12 modules " + "x" * 500, "SAM has 15 modules " + "x" * 500),
+    ],
+)
+def test_does_not_flag_the_documented_examples(first: str, second: str) -> None:
+    assert detect_conflicts(memories(first, second)) == []
+
+
+def test_an_abbreviation_does_not_end_the_sentence_quoted() -> None:
+    conflict = only(
+        detect_conflicts(
+            memories("SAM has 12 modules, e.g. Planner.", "SAM has 15 modules, e.g. Planner.")
+        )
+    )
+    assert conflict["passages"][0]["text"] == "SAM has 12 modules, e.g. Planner."
 
 
 # --- grouping, tools and order -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -113,3 +114,38 @@ def test_a_year_conflicts_exactly_when_the_years_differ(first: int, second: int)
         )
     )
     assert [c["kind"] for c in conflicts] == (["date"] if first != second else [])
+
+
+DATES = st.dates(min_value=date(1900, 1, 1), max_value=date(2099, 12, 31))
+SUBJECTS = st.sampled_from(["deadline", "meeting", "launch", "release"])
+
+
+@SETTINGS
+@given(SUBJECTS, SUBJECTS, DATES, DATES)
+def test_a_one_word_subject_date_conflicts_exactly_when_subject_matches_and_dates_differ(
+    subject: str, other: str, first: date, second: date
+) -> None:
+    conflicts = detect_conflicts(
+        as_memories(
+            [
+                f"The {subject} is on {first:%B} {first.day}, {first.year}.",
+                f"The {other} is on {second.isoformat()}.",
+            ]
+        )
+    )
+    expected = ["date"] if subject == other and first != second else []
+    assert [c["kind"] for c in conflicts] == expected
+
+
+STATES = st.sampled_from(["running", "enabled", "safe", "ready", "available"])
+
+
+@SETTINGS
+@given(SUBJECTS, SUBJECTS, STATES, st.sampled_from(["is not", "isn't"]))
+def test_a_short_statement_conflicts_with_its_negation_only(
+    subject: str, other: str, state: str, negation: str
+) -> None:
+    conflicts = detect_conflicts(
+        as_memories([f"The {subject} is {state}.", f"The {other} {negation} {state}."])
+    )
+    assert [c["kind"] for c in conflicts] == (["negation"] if subject == other else [])
