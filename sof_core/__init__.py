@@ -78,8 +78,9 @@ _LAZY: dict[str, str] = {
     "SOFConfigManager": "sof_core.config.manager",
 }
 _ERRORS = (
-    "ConfigError GoalResolutionError PlanError PlanValidationError PluginCompatibilityError "
-    "PluginConflictError PluginError PluginHookError PluginLoadError RunTimeoutError "
+    "ConfigError DuplicateSkillError GoalResolutionError PlanError PlanValidationError "
+    "PluginCompatibilityError PluginConflictError PluginError PluginHookError PluginLoadError "
+    "RunTimeoutError "
     "SkillCrashedError SkillDefinitionError SkillDependencyError SkillExecutionError "
     "SkillNotPicklableError SkillNotStartedError SkillQuarantinedError SkillReplyRefusedError "
     "SkillResourceLimitError "
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from sof_core.config.model import SOFConfig
     from sof_core.errors import (
         ConfigError,
+        DuplicateSkillError,
         GoalResolutionError,
         PlanError,
         PlanValidationError,
@@ -167,6 +169,7 @@ __all__ = [
     "CompiledPlan",
     "ConfigError",
     "CoordinatorEngine",
+    "DuplicateSkillError",
     "ExecutionReport",
     "Executor",
     "GoalResolutionError",

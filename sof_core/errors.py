@@ -108,6 +108,18 @@ class SkillDefinitionError(SOFError):
         super().__init__(f"skill {skill!r}: {message}")
 
 
+class DuplicateSkillError(PluginConflictError, SkillDefinitionError):
+    """A skill name registered twice where only one may be (two skills of one name in one
+    registration, or a name another in-code plugin on the engine already registered). A
+    conflict between plugins and a broken skill registration alike: ``except`` either
+    catches it. ``plugin`` names the registering plugin, ``skill`` the name."""
+
+    def __init__(self, plugin: str, skill: str, message: str) -> None:
+        self.plugin = plugin
+        self.skill = skill
+        SOFError.__init__(self, f"plugin {plugin!r}: {message}")
+
+
 class UIFError(SOFError, ValueError):
     """A UIF could not be built from the given data, or was used in a way SOF forbids."""
 

@@ -255,6 +255,24 @@ def test_a_skill_name_taken_by_another_in_code_plugin_is_refused(
     assert "Fine" not in engine.registry  # all or nothing
 
 
+def test_a_duplicate_skill_name_is_a_definition_error_and_a_conflict(
+    engine: CoordinatorEngine, make_skill: Any
+) -> None:
+    # Issue 2 asks for a definition check of unique names: `except SkillDefinitionError`
+    # catches it (before: only PluginConflictError did); `except PluginConflictError` still.
+    from sof_core import DuplicateSkillError, SkillDefinitionError
+
+    with pytest.raises(SkillDefinitionError, match="two skills named 'Twice'") as info:
+        engine.register_skills([make_skill("Twice", ["input_query"], ["a"]),
+                                make_skill("Twice", ["input_query"], ["b"])])
+    assert isinstance(info.value, (DuplicateSkillError, PluginConflictError))
+    assert info.value.skill == "Twice"
+    engine.register_skills([make_skill("Taken", ["input_query"], ["t"])], plugin_name="first")
+    with pytest.raises(DuplicateSkillError) as taken:
+        engine.register_skill(make_skill("Taken", ["input_query"], ["t2"]), "second")
+    assert (taken.value.skill, taken.value.plugin) == ("Taken", "second")
+
+
 MISSING = object()
 
 

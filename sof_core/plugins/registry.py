@@ -30,7 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sof_core.errors import PluginConflictError, PluginHookError, SkillDefinitionError, SOFError
+from sof_core.errors import (
+    DuplicateSkillError,
+    PluginConflictError,
+    PluginHookError,
+    SkillDefinitionError,
+    SOFError,
+)
 from sof_core.skills.spec import SkillSpec, tool_isolation_problem
 
 #: Registration hooks whose items are named components, by registry kind.
@@ -401,8 +407,8 @@ class Registry:
                 raise _naming_plugin(exc, plugin) from exc
             name = entry.spec.name
             if name in new_skills:
-                raise PluginConflictError(
-                    plugin, f"returns two skills named {name!r}; keep one of them"
+                raise DuplicateSkillError(
+                    plugin, name, f"returns two skills named {name!r}; keep one of them"
                 )
             if name in self._offers:
                 self._check_skill_clash(plugin, name, contest, ignore)
@@ -418,8 +424,8 @@ class Registry:
             in_code_owner = owner.plugin not in self._contestable
             if in_code_owner and not contest:
                 where = " on this engine" if self.parent is not None else ""
-                raise PluginConflictError(
-                    plugin,
+                raise DuplicateSkillError(
+                    plugin, name,
                     f"skill {name!r} is already registered by plugin {owner.plugin!r}{where}; "
                     "register it under that plugin name to replace it, unregister that "
                     "plugin first, or rename one of the skills",
