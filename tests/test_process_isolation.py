@@ -948,9 +948,18 @@ def test_sof_errors_travel_back_from_a_worker_as_themselves() -> None:
     from sof_core.errors import PluginError, SkillExecutionError, UndeclaredReadError
     from sof_core.security.unpickling import load_reply
 
-    for error in (UndeclaredReadError("S", "k"), PluginError("p", "broken"),
-                  SkillExecutionError("failed", "S")):
-        back = load_reply(pickle.dumps(error))  # as a worker's reply is read at home
+    made = ('UndeclaredReadError("S", "k"), PluginError("p", "broken"), '
+            'SkillExecutionError("failed", "S")')
+    # Pickled in a process of its own, as a worker does (this one may have tblib's
+    # reducers installed by another test's Dask cluster).
+    code = ("import pickle, sys\nfrom sof_core.errors import PluginError, "
+            "SkillExecutionError, UndeclaredReadError\n"
+            f"sys.stdout.buffer.write(pickle.dumps(({made})))\n")
+    sent = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                          check=True).stdout
+    expected = (UndeclaredReadError("S", "k"), PluginError("p", "broken"),
+                SkillExecutionError("failed", "S"))
+    for back, error in zip(load_reply(sent), expected, strict=True):  # read as at home
         assert type(back) is type(error) and str(back) == str(error)
         assert back.__dict__ == error.__dict__
 

@@ -17,13 +17,15 @@ the generator holds the loop (its finalizer), so a loop closed without
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
 import time
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # asyncio itself is imported by the runs on a loop, not by every engine
+    import asyncio
 
 #: How long, in all, a loop's shutdown waits for the idle threads its runs used to end.
 SHUTDOWN_WAIT = 0.25
