@@ -11,8 +11,10 @@ for them, and never for a busy or hung one.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from sof_core import UIF, BaseSkillModule, hookimpl
@@ -20,28 +22,13 @@ from sof_core.execution.threads import ABANDONED, DaemonPool
 from sof_core.testing import make_engine
 
 
-def skill(name: str, body: Any, requires: Any = (), outputs: Any = (), **extra: Any) -> type:
-    return type(name, (BaseSkillModule,), {
-        "skill_name": name, "skill_description": f"test skill {name}",
-        "required_inputs": list(requires), "output_keys": list(outputs), "execute": body,
-        **extra,
-    })
-
-
-def _parse(self: Any, uif: UIF) -> UIF:
-    uif.intermediate_data["terms"] = uif.input_query.split()
-    return uif
-
-
-async def _lookup(self: Any, uif: UIF) -> UIF:
-    await asyncio.sleep(0.01)
-    uif.intermediate_data["hits"] = len(uif.intermediate_data["terms"])
-    return uif
-
-
-def _answer(self: Any, uif: UIF) -> UIF:
-    uif.final_response = f"{uif.intermediate_data['hits']} terms"
-    return uif
+# The skills of the step-pool tests (a burst of the same 3-skill plan), from that file.
+_spec = importlib.util.spec_from_file_location(
+    "_step_pool_growth_skills", Path(__file__).with_name("test_step_pool_growth.py"))
+assert _spec is not None and _spec.loader is not None
+_growth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_growth)
+skill, _parse, _lookup, _answer = _growth.skill, _growth._parse, _growth._lookup, _growth._answer
 
 
 PLAN = ["Parse", "Lookup", "Answer"]

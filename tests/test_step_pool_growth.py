@@ -18,10 +18,11 @@ from sof_core.execution.threads import CORE_THREADS, DaemonPool
 from sof_core.testing import make_engine
 
 
-def skill(name: str, body: Any, requires: Any = (), outputs: Any = ()) -> type:
+def skill(name: str, body: Any, requires: Any = (), outputs: Any = (), **extra: Any) -> type:
     return type(name, (BaseSkillModule,), {
         "skill_name": name, "skill_description": f"test skill {name}",
         "required_inputs": list(requires), "output_keys": list(outputs), "execute": body,
+        **extra,
     })
 
 
