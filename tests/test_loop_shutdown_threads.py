@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sof_core import UIF, BaseSkillModule, hookimpl
+from sof_core import UIF, hookimpl
 from sof_core.execution.threads import ABANDONED, DaemonPool
 from sof_core.testing import make_engine
-
 
 # The skills of the step-pool tests (a burst of the same 3-skill plan), from that file.
 _spec = importlib.util.spec_from_file_location(
