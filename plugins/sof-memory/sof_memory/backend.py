@@ -89,9 +89,16 @@ class MemoryBackend(Protocol):
     ``search`` returns hits ranked best first (at most ``limit``) and an empty list, never an
     error, when nothing matches. ``add``/``add_many`` are idempotent for equal ids and return
     the ids stored. ``stats`` returns JSON-ready facts (at least ``documents``, the count).
-    """
 
-    name: str
+    The protocol holds exactly the required methods (``REQUIRED_METHODS``), so
+    ``isinstance(store, MemoryBackend)`` is true for any object that has them. Beyond them:
+
+    * ``name: str`` is needed to register the store through ``sof_register_memory_backends``
+      (the registry knows components by name); a store handed to the skill directly may go
+      without (the skill then names it by its class).
+    * ``delete(ids: Iterable[str]) -> int`` (how many were removed) and ``clear() -> None``
+      are optional: nothing in this plugin calls them. The embedded SQLite store has both.
+    """
 
     def add(
         self,
@@ -110,10 +117,13 @@ class MemoryBackend(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    def delete(self, ids: Iterable[str]) -> int: ...
 
-    def clear(self) -> None: ...
-
-
-#: The methods a registered backend must have; checked when the skill picks it.
+#: The methods a memory backend must have (exactly ``MemoryBackend``'s); checked by name when
+#: the skill picks a registered one, so the error can list the missing ones.
 REQUIRED_METHODS: tuple[str, ...] = ("add", "add_many", "search", "stats")
+
+
+def display_name(backend: object) -> str:
+    """What messages call ``backend``: its ``name``, else its class name."""
+    name = getattr(backend, "name", None)
+    return name if isinstance(name, str) and name else type(backend).__name__

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit
+from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, display_name
 from sof_memory.importer import ImportIssue, ParsedFile, expand_paths, parse_file, sample_corpus
 from sof_memory.metadata import MAX_METADATA_DEPTH, text_problem, value_problem
 
@@ -105,9 +105,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     backend = backend_factory()
     doc_id = backend.add(args.text, source=args.source, metadata=metadata)
     if args.json:
-        _print_json({"id": doc_id, "backend": backend.name})
+        _print_json({"id": doc_id, "backend": display_name(backend)})
     else:
-        print(f"stored {doc_id} in memory backend {backend.name!r}")
+        print(f"stored {doc_id} in memory backend {display_name(backend)!r}")
     return 0
 
 
@@ -140,7 +140,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     skipped_lines = sum(1 for i in issues if i.line is not None)
     skipped_files = sum(1 for i in issues if i.skipped_file)
     summary = {
-        "backend": backend.name,
+        "backend": display_name(backend),
         "files": len(files) + (1 if args.sample else 0),
         "documents": stored,
         "new": new,
@@ -160,7 +160,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         notes = f"; {others} other warning(s)" if others else ""
         print(
             f"imported {stored} document(s){fresh} from {summary['files']} file(s) "
-            f"into memory backend {backend.name!r}{skipped}{notes}"
+            f"into memory backend {display_name(backend)!r}{skipped}{notes}"
         )
     return 1 if skipped_files else 0
 

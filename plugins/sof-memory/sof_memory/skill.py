@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from sof_core import UIF, BaseSkillModule, ConfigError, SkillExecutionError, SOFError
-from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, document_id
+from sof_memory.backend import (
+    MemoryBackend,
+    MemoryFilters,
+    MemoryHit,
+    display_name,
+    document_id,
+)
 from sof_memory.errors import MemoryBackendError
 from sof_memory.selection import select_backend
 
@@ -113,7 +119,7 @@ class MemoryRetrievalSkill(BaseSkillModule):
     def execute(self, uif: UIF) -> UIF:
         filters = self._filters(uif.user_context, uif.active_profile)
         backend = self.backend
-        name = str(getattr(backend, "name", type(backend).__name__))
+        name = display_name(backend)
         try:
             hits = backend.search(uif.input_query, self.limit, filters)
         except SOFError:

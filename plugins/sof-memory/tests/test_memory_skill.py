@@ -10,12 +10,15 @@ import importlib_metadata
 import pytest
 import sof_memory.plugin as memory_plugin
 from sof_memory import (
+    MemoryBackend,
     MemoryDocument,
     MemoryFilters,
+    MemoryHit,
     MemoryRetrievalSkill,
     SQLiteMemoryBackend,
     UnknownMemoryBackendError,
 )
+from sof_memory.backend import REQUIRED_METHODS
 from sof_memory.importer import sample_corpus
 from sof_memory.selection import select_backend
 
@@ -364,3 +367,80 @@ def test_skill_pickles_with_its_settings_for_remote_executors(tmp_path) -> None:
     report = engine.execute_plan(["MemoryRetrievalSkill"], UIF(input_query="Where do skills run on Dask?"))
     assert report.status == "success", report.errors
     assert report.uif.intermediate_data["memory_results"][0]["source"] == "dask.md"
+
+
+# --- the protocol holds exactly the required methods --------------------------------------
+
+
+class MinimalStore:
+    """A host store with the four required methods only: no ``delete``, ``clear`` or ``name``."""
+
+    def __init__(self) -> None:
+        self.docs: list[MemoryDocument] = []
+
+    def add(self, text: str, *, source: str = "", metadata: Mapping[str, Any] | None = None,
+            id: str | None = None) -> str:
+        doc = MemoryDocument(text=text, source=source, metadata=dict(metadata or {}), id=id)
+        self.docs.append(doc)
+        return doc.resolved_id()
+
+    def add_many(self, documents: Iterable[MemoryDocument]) -> list[str]:
+        return [self.add(d.text, source=d.source, metadata=d.metadata, id=d.id) for d in documents]
+
+    def search(self, query: str, limit: int = 5,
+               filters: MemoryFilters | None = None) -> Sequence[MemoryHit]:
+        words = set(query.lower().split())
+        return [
+            MemoryHit(id=d.resolved_id(), text=d.text, source=d.source, score=1.0,
+                      created_at="2026-01-05T10:00:00+00:00")
+            for d in self.docs if words & set(d.text.lower().split())
+        ][:limit]
+
+    def stats(self) -> dict[str, Any]:
+        return {"documents": len(self.docs)}
+
+
+def test_a_store_with_only_the_required_methods_is_a_memory_backend() -> None:
+    assert isinstance(MinimalStore(), MemoryBackend)
+    assert set(REQUIRED_METHODS) == {"add", "add_many", "search", "stats"}
+
+
+@pytest.mark.parametrize("missing", REQUIRED_METHODS)
+def test_a_store_lacking_a_required_method_is_not_a_memory_backend(missing: str) -> None:
+    lacking = type("Lacking", (), {
+        m: getattr(MinimalStore, m) for m in REQUIRED_METHODS if m != missing
+    })
+    assert not isinstance(lacking(), MemoryBackend)
+
+
+def test_the_skill_runs_on_a_store_with_only_the_required_methods() -> None:
+    store = MinimalStore()
+    store.add("SAM keeps knowledge capsules", source="capsules")
+    store.add("unrelated text", source="other")
+
+    report = check_skill_contract(MemoryRetrievalSkill(backend=store), query="knowledge capsules")
+
+    results = report.uif.intermediate_data["memory_results"]
+    assert [r["source"] for r in results] == ["capsules"]
+    assert report.uif.source_documents == ["capsules"]
+    assert any("backend 'MinimalStore'" in line for line in report.uif.log_trace)
+
+
+def test_a_registered_store_with_only_the_required_methods_is_used_by_name() -> None:
+    named = type("NamedMinimalStore", (MinimalStore,), {"name": "minimal"})()
+    named.add("capsules live in the minimal store", source="minimal-source")
+    engine = engine_with(("memory", memory_plugin), ("host", HostPlugin(named)),
+                         backend="minimal")
+
+    report = engine.run_query("capsules", ["MemoryRetrievalSkill"])
+
+    assert report.status == "success", report.errors
+    assert report.uif.source_documents == ["minimal-source"]
+
+
+def test_registering_a_store_needs_a_name_although_the_protocol_does_not() -> None:
+    config = SOFConfig(plugins_autoload=False)
+    manager = PluginManager(config)
+    result = manager.register(HostPlugin(MinimalStore()), name="nameless-host")
+    assert result.status != "loaded"
+    assert "no string 'name'" in str(result.error)

@@ -5,8 +5,9 @@
     │   └── ResponseConfigError ..... a setting is invalid, or names a backend or generation
     │                                 controller that is not installed (has ``key``)
     └── sof_core.SkillExecutionError
-        ├── ResponseInputError ...... an input (memory_results, conflicts, tool_results)
-        │                             does not have the documented shape (has ``key``)
+        ├── ResponseInputError ...... an input (memory_results, conflicts, tool_results), or
+        │                             the messages given to a backend's generate(), does
+        │                             not have the documented shape (has ``key``)
         └── LLMBackendError ......... a language-model backend produced no usable text
             │                         (has ``backend``, ``url`` and ``reason``)
             ├── LLMConnectionError .. the server could not be reached
@@ -36,11 +37,12 @@ class ResponseConfigError(ConfigError):
 
 
 class ResponseInputError(SkillExecutionError):
-    """An input of ResponseGenerationSkill has the wrong shape; ``key`` names it."""
+    """An input of ResponseGenerationSkill, or the ``messages`` given to a backend's
+    ``generate()``, has the wrong shape; ``key`` names it. ``skill`` is None for the latter."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str, message: str, *, skill: str | None = SKILL_NAME) -> None:
         self.key = key
-        super().__init__(f"input {key!r}: {message}", SKILL_NAME)
+        super().__init__(f"input {key!r}: {message}", skill)
 
 
 class LLMBackendError(SkillExecutionError):

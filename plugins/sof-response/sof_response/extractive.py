@@ -20,6 +20,7 @@ from sof_response.protocols import (
     GenerationController,
     GenerationResult,
     Message,
+    as_messages,
     feed_tokens,
     word_pieces,
 )
@@ -89,16 +90,20 @@ class ExtractiveBackend:
 
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: str | Sequence[Message],
         *,
         stream: bool = False,
         controller: GenerationController | None = None,
         evidence: Evidence | None = None,
     ) -> GenerationResult:
-        """Compose the answer; without ``evidence``, earlier messages serve as passages."""
+        """Compose the answer; without ``evidence``, earlier messages serve as passages.
+
+        ``messages`` may be a plain string (one user message: the question).
+        """
         from sof_response.evidence import sentences
 
         started = time.perf_counter()
+        messages = as_messages(messages, self.name)
         evidence = evidence if evidence is not None else evidence_from_messages(messages)
         picked = self.select(evidence)
         if picked:

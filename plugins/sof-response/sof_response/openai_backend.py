@@ -40,6 +40,7 @@ from sof_response.protocols import (
     GenerationController,
     GenerationResult,
     Message,
+    as_messages,
     feed_tokens,
     word_pieces,
 )
@@ -79,7 +80,18 @@ def core_deadline() -> float | None:
 
 
 class OpenAICompatibleBackend:
-    """Chat completions over HTTP; configure with arguments or ``with_settings``.
+    """Chat completions over HTTP; configure with arguments, the environment or ``with_settings``.
+
+    ``base_url``, ``model``, ``api_key``, ``timeout`` and ``max_response_bytes`` not given as
+    arguments come from ``SOF_LLM_BASE_URL``, ``SOF_LLM_MODEL``, ``SOF_LLM_API_KEY``,
+    ``SOF_LLM_TIMEOUT`` and ``SOF_LLM_MAX_RESPONSE_BYTES``, read the way the response skill
+    reads them (``ResponseSettings.for_backend``), else from the defaults. They are read
+    when first needed (the first ``generate()`` or look at one of those attributes), so
+    building a backend never fails on a bad variable; using it then raises
+    ``ResponseConfigError`` naming the variable. Setting one of those attributes later counts
+    as passing that argument (None: not given); they are all resolved again at the next use.
+    ``with_settings`` makes a copy configured by ``ResponseSettings`` alone: those
+    already include the environment.
 
     Holds one ``httpx.Client`` (made on first use, shared by all threads, replaced in a forked
     child): connections are pooled and kept alive between generations. ``close()`` (or leaving
@@ -96,34 +108,26 @@ class OpenAICompatibleBackend:
         base_url: str | None = None,
         model: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_response_bytes: int | None = None,
         name: str = "openai",
     ) -> None:
-        problem = check_timeout(timeout)
-        if problem:
-            raise ResponseConfigError(
-                f"LLM backend {name!r}: timeout {problem}", key="plugin_settings.response.timeout"
-            )
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or (
-            max_response_bytes < 1
-        ):
-            raise ResponseConfigError(
-                f"LLM backend {name!r}: max_response_bytes must be a positive integer, got "
-                f"{max_response_bytes!r}",
-                key="plugin_settings.response.max_response_bytes",
-            )
         self.name = name
-        self.base_url = base_url
-        self.model = model
-        self.api_key = api_key
-        self.timeout = timeout
+        given = {"base_url": base_url, "model": model, "api_key": api_key, "timeout": timeout,
+                 "max_response_bytes": max_response_bytes}
+        for key in ("timeout", "max_response_bytes"):
+            if given[key] is not None:
+                _check_given(name, key, given[key])
+        #: The settings given as arguments (None: not given) and whether the environment
+        #: fills the others; ``_resolved`` holds all of them once read.
+        self._given: dict[str, Any] = given
+        self._read_environment = True
+        self._resolved: dict[str, Any] | None = None
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.max_response_bytes = max_response_bytes
         #: Sent as the request's ``response_format`` when set (e.g. a JSON schema, for
         #: callers such as SOF's LLM planner that need structured output).
         self.response_format: dict[str, Any] | None = None
@@ -133,11 +137,16 @@ class OpenAICompatibleBackend:
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def with_settings(self, settings: ResponseSettings) -> OpenAICompatibleBackend:
-        """A copy configured from the response settings (base URL, model, key, limits)."""
-        return OpenAICompatibleBackend(
-            base_url=settings.base_url or self.base_url,
-            model=settings.model or self.model,
-            api_key=settings.api_key or self.api_key,
+        """A copy configured from the response settings (base URL, model, key, limits).
+
+        The settings win; this backend's own arguments fill what they leave unset. The
+        environment is not read again: settings from ``ResponseSettings.resolve`` include it.
+        """
+        given = self._given
+        configured = OpenAICompatibleBackend(
+            base_url=settings.base_url or given["base_url"],
+            model=settings.model or given["model"],
+            api_key=settings.api_key or given["api_key"],
             timeout=settings.timeout,
             temperature=settings.temperature if settings.temperature is not None
             else self.temperature,
@@ -145,6 +154,73 @@ class OpenAICompatibleBackend:
             max_response_bytes=settings.max_response_bytes,
             name=self.name,
         )
+        configured._read_environment = False
+        return configured
+
+    # --- settings: arguments, else SOF_LLM_* variables, else defaults ---------------------
+
+    def _setting(self, key: str) -> Any:
+        resolved = self._resolved
+        if resolved is None:
+            # One resolution for the skill and a bare backend alike (see ResponseSettings).
+            settings = ResponseSettings.for_backend(
+                None if self._read_environment else {}, **self._given
+            )
+            resolved = {k: getattr(settings, k) for k in _FROM_ENVIRONMENT}
+            self._resolved = resolved
+        return resolved[key]
+
+    def _set(self, key: str, value: Any) -> None:
+        if value is not None and key in ("timeout", "max_response_bytes"):
+            _check_given(self.name, key, value)
+        # A new dict, never changed in place: shallow copies (the LLM planner's) share it.
+        self._given = {**self._given, key: value}
+        self._resolved = None  # resolved again, the new value included, at the next use
+
+    @property
+    def base_url(self) -> str | None:
+        """The server's base URL (``SOF_LLM_BASE_URL``), e.g. http://127.0.0.1:11434/v1."""
+        return self._setting("base_url")  # type: ignore[no-any-return]
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        self._set("base_url", value)
+
+    @property
+    def model(self) -> str | None:
+        """The model asked for (``SOF_LLM_MODEL``); None sends none."""
+        return self._setting("model")  # type: ignore[no-any-return]
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._set("model", value)
+
+    @property
+    def api_key(self) -> str | None:
+        """Sent as a Bearer token (``SOF_LLM_API_KEY``); None sends none."""
+        return self._setting("api_key")  # type: ignore[no-any-return]
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        self._set("api_key", value)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one whole generation may take (``SOF_LLM_TIMEOUT``, default 60)."""
+        return self._setting("timeout")  # type: ignore[no-any-return]
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._set("timeout", value)
+
+    @property
+    def max_response_bytes(self) -> int:
+        """Most bytes an answer may have (``SOF_LLM_MAX_RESPONSE_BYTES``, default 8 MiB)."""
+        return self._setting("max_response_bytes")  # type: ignore[no-any-return]
+
+    @max_response_bytes.setter
+    def max_response_bytes(self, value: int) -> None:
+        self._set("max_response_bytes", value)
 
     # --- the shared client ---------------------------------------------------------------
 
@@ -263,7 +339,7 @@ class OpenAICompatibleBackend:
 
     def generate(
         self,
-        messages: Sequence[Message],
+        messages: str | Sequence[Message],
         *,
         stream: bool = False,
         controller: GenerationController | None = None,
@@ -271,6 +347,8 @@ class OpenAICompatibleBackend:
     ) -> GenerationResult:
         """Ask the server; with ``stream`` the controller may stop the stream early.
 
+        ``messages`` is a list of chat messages (``{"role": ..., "content": ...}``) or a plain
+        string, sent as one user message; anything else raises ``ResponseInputError``.
         ``deadline`` (a ``time.monotonic()`` value) ends the whole generation if it comes
         before ``timeout`` does.
         """
@@ -278,6 +356,7 @@ class OpenAICompatibleBackend:
 
         from sof_response import httpio
 
+        messages = as_messages(messages, self.name)
         url = self.url
         started = time.monotonic()
         until, reason = self.deadline(started, deadline)
@@ -585,6 +664,27 @@ class OpenAICompatibleBackend:
             url=url,
             status=status,
             server_message=server,
+        )
+
+
+#: The settings a backend built directly takes from ``SOF_LLM_*`` when not given.
+_FROM_ENVIRONMENT = ("base_url", "model", "api_key", "timeout", "max_response_bytes")
+
+
+def _check_given(backend: str, key: str, value: Any) -> None:
+    """Refuse a bad ``timeout`` or ``max_response_bytes`` argument when it is given."""
+    if key == "timeout":
+        problem = check_timeout(value)
+        if problem:
+            raise ResponseConfigError(
+                f"LLM backend {backend!r}: timeout {problem}",
+                key="plugin_settings.response.timeout",
+            )
+    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ResponseConfigError(
+            f"LLM backend {backend!r}: max_response_bytes must be a positive integer, got "
+            f"{value!r}",
+            key="plugin_settings.response.max_response_bytes",
         )
 
 

@@ -12,10 +12,50 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 #: One chat message as the OpenAI chat-completions API spells it: ``{"role", "content"}``.
 Message = Mapping[str, str]
+
+_MESSAGES_HELP = (
+    "pass a list of chat messages such as [{'role': 'user', 'content': 'What is SOF?'}], "
+    "or a plain string (sent as one user message)"
+)
+
+
+def as_messages(messages: str | Sequence[Message], backend: str) -> Sequence[Message]:
+    """``messages`` as a list of chat messages; a plain string becomes one user message.
+
+    Anything else (a number, bytes, one message on its own, a list holding something other
+    than messages with a string ``role``) raises ``ResponseInputError`` with key "messages".
+    """
+    from sof_response.errors import ResponseInputError
+
+    def bad(problem: str) -> ResponseInputError:
+        return ResponseInputError(
+            "messages",
+            f"LLM backend {backend!r}, generate(): {problem}; {_MESSAGES_HELP}",
+            skill=None,
+        )
+
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, (bytes, bytearray, Mapping)) or not isinstance(messages, Sequence):
+        raise bad(f"got {type(messages).__name__} {_short(messages)}")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise bad(
+                f"messages[{index}] must be a mapping with 'role' and 'content', got "
+                f"{type(message).__name__} {_short(message)}"
+            )
+        if not isinstance(message.get("role"), str):
+            raise bad(f"messages[{index}] has no string 'role': {_short(message)}")
+    return cast("Sequence[Message]", messages)  # checked above (str is a Sequence too)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
@@ -125,6 +165,7 @@ __all__ = [
     "GenerationResult",
     "LLMBackend",
     "Message",
+    "as_messages",
     "feed_tokens",
     "word_pieces",
 ]

@@ -33,6 +33,12 @@ ENV_VARS: dict[str, str] = {
     "SOF_RESPONSE_STREAM": "stream",
 }
 
+#: The variables for the LLM server alone (``SOF_LLM_*``): what an ``OpenAICompatibleBackend``
+#: built directly reads for the settings it was not given (see ``ResponseSettings.for_backend``).
+LLM_ENV_VARS: dict[str, str] = {
+    var: key for var, key in ENV_VARS.items() if var.startswith("SOF_LLM_")
+}
+
 #: Default cap on an answer's size, on the wire and decompressed: far above any real answer
 #: (a long streamed answer of 16k tokens is about 3 MB of server-sent events).
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -88,6 +94,20 @@ class ResponseSettings:
     ) -> ResponseSettings:
         """Merge defaults, ``plugin_settings``, environment and ``overrides``, validated."""
         values, sources = layered_settings(PLUGIN, plugin_settings, ENV_VARS, environ, overrides)
+        return cls.from_mapping(values, sources)
+
+    @classmethod
+    def for_backend(
+        cls, environ: Mapping[str, str] | None = None, **given: Any
+    ) -> ResponseSettings:
+        """Settings for an LLM backend built directly, outside the skill and its config.
+
+        Each setting comes from ``given`` (None means not given), else its ``SOF_LLM_*``
+        variable (``LLM_ENV_VARS``, read exactly as ``resolve`` reads them), else the default.
+        The skill's own variables (``SOF_RESPONSE_*``, ``SOF_TPV_*``) are not read: they
+        configure the skill, not a backend. ``environ={}`` reads no variables at all.
+        """
+        values, sources = layered_settings(PLUGIN, None, LLM_ENV_VARS, environ, given)
         return cls.from_mapping(values, sources)
 
     @classmethod
@@ -194,6 +214,7 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "ENV_VARS",
+    "LLM_ENV_VARS",
     "MAX_TIMEOUT",
     "ResponseSettings",
     "check_timeout",
