@@ -256,6 +256,10 @@ class SOFConfig(BaseModel):
     strict_plugins: bool = False
     #: Settings for individual plugins, by plugin name (e.g. ``{"memory": {"path": ...}}``).
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: The seed's switch for SAM's TPV generation control (the response plugin's
+    #: controller), as a top-level setting; ``plugin_settings.response.use_tpv_control``,
+    #: when given, wins. None: not set here.
+    use_tpv_control: bool | None = None
     #: Which plugin provides a skill name that several installed plugins register, by plugin
     #: or distribution name (``{"MemoryRetrievalSkill": "sam-skills"}``); until it is set,
     #: such a name is unavailable rather than silently given to one of them.

@@ -139,6 +139,9 @@ class ResponseGenerationSkill(BaseSkillModule):
         """Take settings from ``config`` and choose components from ``registry``."""
         if config is not None:
             self._plugin_settings = config.settings_for(PLUGIN)
+            tpv = getattr(config, "use_tpv_control", None)  # the top-level switch
+            if tpv is not None and "use_tpv_control" not in self._plugin_settings:
+                self._plugin_settings = {**self._plugin_settings, "use_tpv_control": tpv}
             self._skill_timeout = config.skill_timeout
         if registry is not None:
             self._registry = registry

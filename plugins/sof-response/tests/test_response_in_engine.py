@@ -109,6 +109,24 @@ def test_plugin_settings_reach_the_registered_skill_through_sof_configure():
     )
 
 
+def test_the_top_level_use_tpv_control_setting_turns_generation_control_on(tmp_path):
+    # Before: SOFConfig(use_tpv_control=True) and a config file holding it were refused
+    # ("unknown config key"); only plugin_settings.response.use_tpv_control worked.
+    import json
+
+    from sof_core.config import load_config
+
+    engine = engine_with({"tpv_max_tokens": 50}, use_tpv_control=True)
+    report = engine.run_query(QUERY, ["StubMemorySkill", "ResponseGenerationSkill"])
+    assert report.uif.intermediate_data["response_context"]["generation"]["controller"] == "stop"
+    off = engine_with({"use_tpv_control": False}, use_tpv_control=True)  # the plugin's wins
+    report = off.run_query(QUERY, ["StubMemorySkill", "ResponseGenerationSkill"])
+    assert report.uif.intermediate_data["response_context"]["generation"]["controller"] is None
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"use_tpv_control": True}))
+    assert load_config(file_path=path).use_tpv_control is True
+
+
 def test_a_bad_backend_name_in_config_fails_only_the_response_skill():
     engine = engine_with({"backend": "missing"}, continue_on_skill_failure=True)
 
