@@ -21,6 +21,7 @@ from sof_memory.backend import (
     document_id,
 )
 from sof_memory.errors import MemoryBackendError
+from sof_memory.paths import resolve_db_path
 from sof_memory.selection import select_backend
 
 DEFAULT_LIMIT = 5
@@ -73,6 +74,10 @@ class MemoryRetrievalSkill(BaseSkillModule):
         state = dict(self.__dict__)
         for name in ("_lock", "_registry", "_cached", "logger"):
             state.pop(name, None)
+        # The database this process would open goes with it: a Dask or isolation worker
+        # has an environment of its own, where ``SOF_MEMORY_PATH`` may be unset (a worker
+        # started before the host set it, or the clean environment of an isolated one).
+        state["_settings"] = {**self._settings, "path": resolve_db_path(self._settings)}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -369,6 +369,33 @@ def test_skill_pickles_with_its_settings_for_remote_executors(tmp_path) -> None:
     assert report.uif.intermediate_data["memory_results"][0]["source"] == "dask.md"
 
 
+def test_a_shipped_skill_opens_the_store_the_hosts_environment_chose(tmp_path, monkeypatch):
+    """A Dask worker started before the host set SOF_MEMORY_PATH (or an isolated worker's
+    clean environment) does not see it: before, the copy opened the default store there
+    and answered "nothing in memory"."""
+    import pickle
+    import subprocess
+    import sys
+
+    from sof_memory.skill import MemoryRetrievalSkill
+    from sof_memory.sqlite_backend import SQLiteMemoryBackend
+
+    path = tmp_path / "host-env.db"
+    SQLiteMemoryBackend(str(path)).add("Workers read the host's store.", source="host.md")
+    monkeypatch.setenv("SOF_MEMORY_PATH", str(path))
+    sent = pickle.dumps(MemoryRetrievalSkill())
+    code = ("import pickle, sys\nfrom sof_core import UIF\n"
+            "skill = pickle.loads(sys.stdin.buffer.read())\n"
+            "uif = skill.execute(UIF(input_query='Which store do workers read?'))\n"
+            "print(uif.intermediate_data['memory_results'][0]['source'])\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SOF_MEMORY_PATH"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "worker-data")  # its own default store: empty
+    done = subprocess.run([sys.executable, "-c", code], input=sent, env=env,
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "host.md"
+
+
 # --- the protocol holds exactly the required methods --------------------------------------
 
 
