@@ -328,6 +328,17 @@ def test_a_plugin_that_failed_to_import_is_named_as_a_possible_provider(dists: A
     )
 
 
+def test_sof_skills_name_names_a_plugin_that_failed_before_declaring_its_skills(
+    dists: Any, sof_cli: Any
+) -> None:
+    # Before: "no skill named 'GoneSkill'", as if nothing could provide it.
+    dists.add("sof-gone", "import not_installed_anywhere", entry_name="gone")
+    shown = sof_cli("skills", "GoneSkill", env=dists.env())
+    assert shown.returncode == 2
+    assert "no skill named 'GoneSkill'" in shown.stderr
+    assert "plugin(s) 'gone' failed to load before declaring their skills" in shown.stderr
+
+
 def test_typos_are_still_suggested_but_other_skills_are_not(make_skill: Any) -> None:
     from sof_core.testing import make_engine
 

@@ -242,9 +242,15 @@ def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
         why = _unavailable(registry).get(name)
         if why is not None:
             return fail(f"skill {name!r} is unavailable: {why}", 1)
+        failures = getattr(registry, "failures", None)
+        untied = [f.plugin for f in (failures() if callable(failures) else ())
+                  if getattr(f, "skills", None) is None]
+        maybe = (f"; plugin(s) {', '.join(repr(p) for p in untied)} failed to load before "
+                 "declaring their skills and may provide it (see `sof plugins`)"
+                 if untied else "")
         raise UsageError(
             f"no skill named {name!r}"
-            f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}"
+            f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}{maybe}"
         )
     spec = entry.spec
     others = registry.skills()
