@@ -179,6 +179,26 @@ def test_autoload_can_be_switched_off(dists: Any, monkeypatch: pytest.MonkeyPatc
     assert "threads" in pm.registry.components("executors")
 
 
+def test_a_disable_or_only_list_naming_no_installed_plugin_is_warned_about(
+    dists: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: a typo ("memroy") left the plugin it meant loaded, without a word.
+    dists.add("sof-auto", good("AutoSkill"), entry_name="auto")
+    monkeypatch.setenv("SOF_PLUGINS_DISABLE", "atuo,sof-auto-typo")
+    with caplog.at_level("WARNING", logger="sof.plugins"):
+        pm = PluginManager().load()
+    assert pm.records["auto"].status == "loaded"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("names 'atuo'" in m and "did you mean 'auto'?" in m for m in messages), messages
+    assert any("'sof-auto-typo'" in m for m in messages)
+    assert len(pm.discovery_warnings) == 2
+    monkeypatch.setenv("SOF_PLUGINS_DISABLE", "auto")  # a real name: no warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sof.plugins"):
+        PluginManager().load()
+    assert not [r for r in caplog.records if "no installed plugin" in r.getMessage()]
+
+
 def test_sof_plugins_lists_the_installed_ones_as_disabled_when_autoload_is_off(
     dists: Any, sof_cli: Any
 ) -> None:

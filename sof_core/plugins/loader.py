@@ -239,7 +239,32 @@ class PluginManager:
             for record in same:
                 if len(enabled) != 1 or record is not enabled[0]:
                     record.name = f"{name} ({record.distribution})"
+        self._warn_unmatched_lists(records)
         return records
+
+    def _warn_unmatched_lists(self, records: list[PluginRecord]) -> None:
+        """A name in ``plugins_disable`` / ``plugins_only`` that no installed plugin has (a
+        typo would otherwise leave the plugin it meant loaded, or every plugin off): one
+        warning each, with the closest name."""
+        import difflib
+
+        names = {n for r in records for n in (r.name.partition(" (")[0], r.distribution) if n}
+        folded = {n.lower().replace("_", "-") for n in names}
+        for setting, variable, listed in (
+            ("plugins_disable", "SOF_PLUGINS_DISABLE", self.config.plugins_disable),
+            ("plugins_only", "SOF_PLUGINS_ONLY", self.config.plugins_only or ()),
+        ):
+            for name in listed:
+                if name in names or name.lower().replace("_", "-") in folded:
+                    continue
+                near = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+                problem = (f"{setting} ({variable}) names {name!r}, which no installed plugin "
+                           f"or distribution is called"
+                           + (f"; did you mean {near[0]!r}?" if near else
+                              "; `sof plugins` lists them"))
+                if problem not in self.discovery_warnings:
+                    self.discovery_warnings.append(problem)
+                    log.warning("%s", problem)
 
     # --- loading -------------------------------------------------------------------------
 
