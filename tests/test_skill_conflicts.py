@@ -337,6 +337,7 @@ def test_sof_skills_name_names_a_plugin_that_failed_before_declaring_its_skills(
     assert shown.returncode == 2
     assert "no skill named 'GoneSkill'" in shown.stderr
     assert "plugin(s) 'gone' failed to load before declaring their skills" in shown.stderr
+    assert "did you mean" not in shown.stderr  # not another plugin's skill
 
 
 def test_typos_are_still_suggested_but_other_skills_are_not(make_skill: Any) -> None:

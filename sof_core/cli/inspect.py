@@ -245,12 +245,14 @@ def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
         failures = getattr(registry, "failures", None)
         untied = [f.plugin for f in (failures() if callable(failures) else ())
                   if getattr(f, "skills", None) is None]
-        maybe = (f"; plugin(s) {', '.join(repr(p) for p in untied)} failed to load before "
-                 "declaring their skills and may provide it (see `sof plugins`)"
-                 if untied else "")
+        if untied:  # the name is likely theirs: no other plugin's skill is suggested
+            raise UsageError(
+                f"no skill named {name!r}; plugin(s) {', '.join(repr(p) for p in untied)} "
+                "failed to load before declaring their skills and may provide it (see "
+                "`sof plugins`)")
         raise UsageError(
             f"no skill named {name!r}"
-            f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}{maybe}"
+            f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}"
         )
     spec = entry.spec
     others = registry.skills()
