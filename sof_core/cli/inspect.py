@@ -242,14 +242,12 @@ def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
         why = _unavailable(registry).get(name)
         if why is not None:
             return fail(f"skill {name!r} is unavailable: {why}", 1)
+        from sof_core.graph.validate import may_provide
+
         failures = getattr(registry, "failures", None)
-        untied = [f.plugin for f in (failures() if callable(failures) else ())
-                  if getattr(f, "skills", None) is None]
-        if untied:  # the name is likely theirs: no other plugin's skill is suggested
-            raise UsageError(
-                f"no skill named {name!r}; plugin(s) {', '.join(repr(p) for p in untied)} "
-                "failed to load before declaring their skills and may provide it (see "
-                "`sof plugins`)")
+        maybe = may_provide(failures() if callable(failures) else ())
+        if maybe:  # the name is likely theirs: no other plugin's skill is suggested
+            raise UsageError(f"no skill named {name!r}{maybe}")
         raise UsageError(
             f"no skill named {name!r}"
             f"{_suggest(name, registry.skill_names()) or '; `sof skills` lists them'}"

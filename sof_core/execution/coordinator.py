@@ -352,11 +352,7 @@ class CoordinatorEngine:
         Skill failures never raise: they are in the report, whose status says how it went.
         """
         started = time.perf_counter()
-        try:
-            data = uif.__dict__["intermediate_data"]
-        except (AttributeError, KeyError, TypeError):
-            raise _not_a_uif(uif) from None
-        compiled = self.compile(plan, data.keys())
+        compiled = self.compile(plan, _given_keys(uif))
         compiled_at = time.perf_counter()
         if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
@@ -497,11 +493,7 @@ class CoordinatorEngine:
         the engine's runner threads, awaited here.
         """
         started = time.perf_counter()
-        try:
-            data = uif.__dict__["intermediate_data"]
-        except (AttributeError, KeyError, TypeError):
-            raise _not_a_uif(uif) from None
-        compiled = self.compile(plan, data.keys())
+        compiled = self.compile(plan, _given_keys(uif))
         compiled_at = time.perf_counter()
         if compiled.problems and (self._config.enable_plan_validation or not compiled.order):
             raise PlanValidationError(compiled.problems)
@@ -621,11 +613,16 @@ def _contested_producers(registry: Registry) -> dict[str, str]:
     return why
 
 
-def _not_a_uif(uif: object) -> UIFError:
-    return UIFError(
-        f"the uif argument must be a sof_core.UIF, not {type(uif).__name__}: build one with "
-        "UIF(input_query=...) or UIF.for_query(query, **fields) (or call "
-        "engine.run_query(query, plan))")
+def _given_keys(uif: UIF) -> Iterable[str]:
+    """The ``intermediate_data`` keys a run starts with; a ``UIFError`` saying what to pass
+    when ``uif`` is not a UIF (a dict, None: an ``AttributeError`` from deep inside before)."""
+    try:
+        return uif.__dict__["intermediate_data"].keys()  # type: ignore[no-any-return]
+    except (AttributeError, KeyError, TypeError):
+        raise UIFError(
+            f"the uif argument must be a sof_core.UIF, not {type(uif).__name__}: build one "
+            "with UIF(input_query=...) or UIF.for_query(query, **fields) (or call "
+            "engine.run_query(query, plan))") from None
 
 
 def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -213,13 +213,17 @@ def _unknown(
     message = f"unknown skill {name!r}: no loaded plugin registers it" + _suggest(
         name, [*known, *contested]
     )
+    return ValidationProblem("unknown_skill", message + may_provide(failures), (name,))
+
+
+def may_provide(failures: Iterable[FailedPlugin]) -> str:
+    """``"; plugin(s) ... may provide it"`` for the plugins that failed before declaring
+    their skills (any of them may have offered a missing name), else ``""``."""
     untied = [f.plugin for f in failures if f.skills is None]
-    if untied:
-        message += (
-            f"; plugin(s) {', '.join(repr(p) for p in untied)} failed to load before "
-            "declaring their skills and may provide it (see `sof plugins`)"
-        )
-    return ValidationProblem("unknown_skill", message, (name,))
+    if not untied:
+        return ""
+    return (f"; plugin(s) {', '.join(repr(p) for p in untied)} failed to load before "
+            "declaring their skills and may provide it (see `sof plugins`)")
 
 
 def _suggest(name: str, known: Collection[str]) -> str:

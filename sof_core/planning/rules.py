@@ -128,9 +128,8 @@ class RulesPlanner:
             elif score.reason:
                 notes[signals.name] = score.reason
         default_plan = list(config.default_plan)
-        for name in default_plan:
-            if name not in specs:
-                _note_contested(context.registry, name, notes)
+        if not specs.keys() >= set(default_plan):
+            _note_contested(context.registry, default_plan, specs, notes)
         reasoning = ""
         if not seed:
             reasoning = ("no registered skill's trigger matched the query; starting from "
@@ -161,17 +160,19 @@ class RulesPlanner:
         )
 
 
-
-def _note_contested(registry: Any, name: str, notes: dict[str, str]) -> None:
-    """A ``default_plan`` skill left out because several plugins offer it and no setting
-    chose one: said in the plan's ``skipped`` and, once per process, as a warning, instead
-    of a plan that silently lacks it."""
+def _note_contested(registry: Any, default_plan: list[str], specs: dict[str, Any],
+                    notes: dict[str, str]) -> None:
+    """The ``default_plan`` skills left out because several plugins offer them and no
+    setting chose one: said in the plan's ``skipped`` and, once per process each, as a
+    warning, instead of a plan that silently lacks them."""
     contested = getattr(registry, "contested", None)
-    plugins = contested().get(name) if contested is not None else None
-    if not plugins:
-        return
-    message = contested_message({name: plugins})
-    notes[name] = f"left out of default_plan: {message}"
-    if name not in _warned_contested:
-        _warned_contested.add(name)
-        log.warning("planning without %s: %s", name, message)
+    offered = contested() if contested is not None else {}
+    for name in default_plan:
+        plugins = offered.get(name) if name not in specs else None
+        if not plugins:
+            continue
+        message = contested_message({name: plugins})
+        notes[name] = f"left out of default_plan: {message}"
+        if name not in _warned_contested:
+            _warned_contested.add(name)
+            log.warning("planning without %s: %s", name, message)
