@@ -66,6 +66,21 @@ class Slot:
         return retried[1] if retried is not None and retried[0] is step else 1
 
 
+def restart_slot(slot: Slot, timeout: float, cap: float = math.inf) -> float:
+    """Start the time of ``slot``'s step afresh now, ``timeout`` seconds (``cap`` at most),
+    and tell whoever watches the slot: its run (a runner's slot, owned by the run) or the
+    pool call's own watch. For a step whose time did not start when the step did (its
+    ``sof_before_skill`` observers ran first; an isolated step waited for a worker)."""
+    now = slot.started = clock()
+    deadline = slot.deadline = min(now + timeout, cap)
+    watch_from = getattr(slot.owner, "watch_from", None)
+    if watch_from is not None:
+        watch_from(deadline)
+    elif slot.rearm is not None:
+        slot.rearm(deadline)
+    return deadline
+
+
 _local = threading.local()
 _task_deadline: ContextVar[float | None] = ContextVar("sof_task_deadline", default=None)
 

@@ -34,7 +34,13 @@ from sof_core.errors import (
     SOFError,
 )
 from sof_core.execution import observers
-from sof_core.execution.deadlines import Slot, clock, set_thread_slot, thread_slot
+from sof_core.execution.deadlines import (
+    Slot,
+    clock,
+    restart_slot,
+    set_thread_slot,
+    thread_slot,
+)
 from sof_core.execution.failures import describe_failure, error_text
 from sof_core.execution.fanout import NOT_STARTED, QUEUED, RUNNING, FanOut, PoolCall
 from sof_core.execution.report import RunStatus, SkillResult, SkillStatus
@@ -261,13 +267,7 @@ class RunContext:
         try:
             self._observe("sof_before_skill", skill=step.spec, uif=view)
         finally:
-            now = slot.started = clock()
-            deadline = slot.deadline = now + step.timeout
-            if slot.owner is self:  # a runner: the run's watch looks at it then
-                if deadline < self.armed:
-                    self._arm(deadline)
-            elif slot.rearm is not None:  # a pool call with a watch of its own
-                slot.rearm(deadline)
+            restart_slot(slot, step.timeout)
 
     def _observe(self, hook_name: str, **kwargs: Any) -> None:
         """Notify an observer hook, each call given at most ``observer_timeout`` (an

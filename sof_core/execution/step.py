@@ -22,7 +22,7 @@ from sof_core.errors import (
     UndeclaredReadError,
     UndeclaredWriteError,
 )
-from sof_core.execution.deadlines import Slot, clock
+from sof_core.execution.deadlines import Slot, clock, restart_slot
 from sof_core.execution.failures import Failure, describe_failure
 from sof_core.graph.compile import Step
 from sof_core.skills.views import (
@@ -265,16 +265,8 @@ class _StartWhenTaken:
         slot.deadline = slot.total  # the watch waits for the run's end meanwhile
 
     def __call__(self) -> float:
-        slot = self.slot
-        now = slot.started = clock()
         assert self.step.timeout is not None  # (checked before it was made)
-        deadline = slot.deadline = min(now + self.step.timeout, slot.total)
-        watch_from = getattr(slot.owner, "watch_from", None)
-        if watch_from is not None:  # a runner: its run's watch looks at it then
-            watch_from(deadline)
-        elif slot.rearm is not None:  # a pool call with a watch of its own
-            slot.rearm(deadline)
-        return _monotonic(deadline)
+        return _monotonic(restart_slot(self.slot, self.step.timeout, self.slot.total))
 
 
 def check_returned(step: Step, view: UIF, returned: Any) -> UIF:
