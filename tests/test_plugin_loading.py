@@ -192,6 +192,11 @@ def test_a_disable_or_only_list_naming_no_installed_plugin_is_warned_about(
     assert any("names 'atuo'" in m and "did you mean 'auto'?" in m for m in messages), messages
     assert any("'sof-auto-typo'" in m for m in messages)
     assert len(pm.discovery_warnings) == 2
+    caplog.clear()
+    monkeypatch.setenv("SOF_PLUGINS_DISABLE", "Auto")  # matched exactly, as it is applied
+    with caplog.at_level("WARNING", logger="sof.plugins"):
+        assert PluginManager().load().records["auto"].status == "loaded"
+    assert any("names 'Auto'" in r.getMessage() for r in caplog.records)
     monkeypatch.setenv("SOF_PLUGINS_DISABLE", "auto")  # a real name: no warning
     caplog.clear()
     with caplog.at_level("WARNING", logger="sof.plugins"):

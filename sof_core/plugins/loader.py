@@ -248,14 +248,15 @@ class PluginManager:
         warning each, with the closest name."""
         import difflib
 
+        # Matched as ``_allowed`` matches them: exactly (``Memory`` is not ``memory``), on
+        # the entry-point name before a shared one became ``name (distribution)``.
         names = {n for r in records for n in (r.name.partition(" (")[0], r.distribution) if n}
-        folded = {n.lower().replace("_", "-") for n in names}
         for setting, variable, listed in (
             ("plugins_disable", "SOF_PLUGINS_DISABLE", self.config.plugins_disable),
             ("plugins_only", "SOF_PLUGINS_ONLY", self.config.plugins_only or ()),
         ):
             for name in listed:
-                if name in names or name.lower().replace("_", "-") in folded:
+                if name in names:
                     continue
                 near = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
                 problem = (f"{setting} ({variable}) names {name!r}, which no installed plugin "
