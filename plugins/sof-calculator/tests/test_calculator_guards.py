@@ -9,6 +9,7 @@ bound for hangs, not a benchmark: the refusals take well under a millisecond.
 from __future__ import annotations
 
 import os
+import gc
 import time
 from collections.abc import Callable
 
@@ -28,11 +29,19 @@ BOUND = 0.1  # seconds
 
 
 def refused(call: Callable[[], object]) -> tuple[CalculationError, float]:
+    """The refusal and how long it took, with the garbage collector paused: the bound is
+    for the calculator's own work, not a collection of the whole test session's heap
+    (one took this 212 ms in a full run)."""
+    enabled = gc.isenabled()
+    gc.disable()
     start = time.perf_counter()
     try:
         value = call()
     except CalculationError as exc:
         return exc, time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
     raise AssertionError(f"not refused: returned {value!r}")
 
 
