@@ -8,8 +8,8 @@ bound for hangs, not a benchmark: the refusals take well under a millisecond.
 
 from __future__ import annotations
 
-import os
 import gc
+import os
 import time
 from collections.abc import Callable
 
