@@ -246,8 +246,6 @@ class PluginManager:
         """A name in ``plugins_disable`` / ``plugins_only`` that no installed plugin has (a
         typo would otherwise leave the plugin it meant loaded, or every plugin off): one
         warning each, with the closest name."""
-        import difflib
-
         # Matched as ``_allowed`` matches them: exactly (``Memory`` is not ``memory``), on
         # the entry-point name before a shared one became ``name (distribution)``.
         names = {n for r in records for n in (r.name.partition(" (")[0], r.distribution) if n}
