@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import weakref
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core.errors import SkillTimeoutError
@@ -443,24 +443,31 @@ def _expire_locally(call: AsyncCall) -> None:
 # --- the watchdog's side for calls on a shared loop --------------------------------------------
 
 
-def watch(call: AsyncCall) -> Entry | None:
+#: Told (in the watchdog's thread) that a call was blamed for blocking its loop.
+OnBlame = Callable[[AsyncCall, float], None]
+
+
+def watch(call: AsyncCall, on_blame: OnBlame | None = None) -> Entry | None:
     """Arm ``call``'s deadline with the watchdog (None when it has none)."""
     if call.deadline == float("inf"):
         return None
-    return watchdog().arm(call.deadline, functools.partial(_expired, call))
+    return watchdog().arm(call.deadline, functools.partial(_expired, call, on_blame))
 
 
-def _expired(call: AsyncCall, now: float) -> None:
+def _expired(call: AsyncCall, on_blame: OnBlame | None, now: float) -> None:
     """At the deadline: cancel a suspended call, blame one blocking its loop (it is stopped
-    at its next await), or give one another skill held up the time it lost."""
+    at its next await; ``on_blame`` hears of it), or give one another skill held up the
+    time it lost."""
     if call.done or call.verdict is not None:
         return
     action = overrun(call, now)
     if action == RECHECK:
-        watchdog().arm(call.deadline, functools.partial(_expired, call))
+        watchdog().arm(call.deadline, functools.partial(_expired, call, on_blame))
         return
     if action == CANCEL:
         cancel_soon(call)
+    elif on_blame is not None:
+        on_blame(call, now)
     # cancelled, or blamed (stopped at its next await): abandoned if it goes on regardless
     watchdog().arm(now + CANCEL_GRACE, functools.partial(_grace_over, call))
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sof_core.execution.fanout import FanOut
 from sof_core.execution.run import RunContext
 from sof_core.execution.step import Outcome
 from sof_core.graph.compile import Step
@@ -62,17 +61,7 @@ class AsyncioExecutor:
     def run_stage(self, run: RunContext, steps: Sequence[Step]) -> list[Outcome] | None:
         if len(steps) == 1:
             return [run.call_inline(steps[0])]
-        on_loop = [s for s in steps if s.spec.is_async and s.isolation != "process"]
-        elsewhere = [s for s in steps if not (s.spec.is_async and s.isolation != "process")]
         # asyncio is imported when a wide stage needs it, not by every `sof` command.
-        from sof_core.execution.asyncio_stage import await_steps
+        from sof_core.execution.asyncio_stage import run_wide_stage
 
-        fan = FanOut(elsewhere)
-        if elsewhere:
-            run.submit(elsewhere, fan.put)
-        awaited = await_steps(run, on_loop) if on_loop else []
-        pooled = fan.wait() if elsewhere else []
-        if pooled is None:  # the run ended meanwhile (its total timeout)
-            return None
-        by_step = {o.step.name: o for o in (*awaited, *pooled)}
-        return [by_step[step.name] for step in steps]
+        return run_wide_stage(run, steps)  # None: this runner was replaced meanwhile

@@ -85,6 +85,13 @@ _RETRY = 0.001
 _INF = math.inf
 
 
+class Resumable(Protocol):
+    """A stage in progress that a new runner collects after the one running it was given
+    up on (``FanOut``; the asyncio executor's stage handed over)."""
+
+    def wait(self) -> list[Outcome] | None: ...
+
+
 @runtime_checkable
 class Executor(Protocol):
     """What an executor implements; ``run_stage`` returns one outcome per step, in order."""
@@ -280,6 +287,14 @@ class RunContext:
         slot = thread_slot()
         return slot if slot is not None and slot.owner is self else None
 
+    runner_slot = _my_slot
+
+    def track_fanout(self, fan: FanOut) -> None:
+        """A wide stage an executor collects itself: the run's end (its total timeout)
+        keeps the outcomes that came in time and wakes whoever waits for the rest."""
+        with self.lock:
+            self._fanouts.append(fan)
+
     def _run_here(self, step: Step, slot: Slot, stage: int) -> Outcome | None:
         """One step in this runner thread, noted in its slot; None if it was given up on."""
         if self.quarantined and step.name in self.quarantined:
@@ -311,7 +326,7 @@ class RunContext:
         finally:
             self.finish()
 
-    def _walk(self, start: int, slot: Slot | None, resume: FanOut | None = None) -> bool:
+    def _walk(self, start: int, slot: Slot | None, resume: Resumable | None = None) -> bool:
         """Run the stages from ``start``; False if this walk was replaced on the way.
 
         ``slot`` is the runner's (None for an inline run: nothing else touches the run, so
@@ -495,6 +510,8 @@ class RunContext:
     def _quarantine(self, step: Step) -> Outcome:
         return Outcome(step, None, None, None, None, self.hung.error(step.name), 0.0, 0)
 
+    quarantine_outcome = _quarantine
+
     def _crashed(self, exc: BaseException) -> None:
         """An executor (not a skill) raised: the run fails with the reason."""
         log.exception("executor %s crashed", self.executor.name)
@@ -546,7 +563,7 @@ class RunContext:
             if self._notes:
                 self._flush()
 
-    def _runner(self, slot: Slot, start: int, resume: FanOut | None) -> object:
+    def _runner(self, slot: Slot, start: int, resume: Resumable | None) -> object:
         """A runner thread's job: walk from ``start`` until done or replaced."""
         set_thread_slot(slot)
         try:
@@ -689,6 +706,19 @@ class RunContext:
                                 "limit": self.hung.limit},
                 }))
         return outcome
+
+    def give_up_call(self, slot: Slot, call: Any, now: float) -> Outcome:
+        """(Under the lock.) Give up on the runner in ``slot``, stuck in the async ``call``
+        (an ``AsyncCall`` blamed for blocking the runner's loop, one of a wide stage)."""
+        slot.call, slot.started = call, call.started  # what give_up reports
+        return self.give_up(slot, call.step, now, self.threads.runners())
+
+    def hand_over(self, slot: Slot, resume: Resumable) -> None:
+        """(Under the lock.) The runner in ``slot`` was given up on in the middle of the
+        stage in progress: a new runner collects that stage through ``resume`` and goes
+        on from there."""
+        new = self.slot = Slot(self, self.total_deadline)
+        self.threads.runners().submit(self._runner, new, self.stage_index, resume)
 
     def _replace_runner(self, slot: Slot, step: Step, now: float) -> None:
         """Give up on the runner's step (under the lock) and go on in a new runner."""
