@@ -86,7 +86,10 @@ class ResponseGenerationSkill(BaseSkillModule):
     ]
     can_run_parallel = True
     estimated_execution_time = 2.0
-    max_execution_time = 120.0
+    # None: the configured ``skill_timeout`` (``SOF_SKILL_TIMEOUT``) is this skill's limit,
+    # as for any skill that sets none; the model's deadline comes from it, less a reserve in
+    # which the extractive fallback answers. A slow local model needs a larger skill_timeout.
+    max_execution_time = None
 
     def __init__(
         self,

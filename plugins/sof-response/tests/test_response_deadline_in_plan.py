@@ -178,7 +178,11 @@ def test_a_good_answer_records_no_fallback_reason_and_its_deadline(chat_server):
 def test_the_model_gets_the_skill_limit_less_a_tenth_at_most_one_second(monkeypatch):
     monkeypatch.setattr(sof_core, "current_deadline", lambda: None, raising=False)
 
-    assert ResponseGenerationSkill().generation_deadline(100.0) == pytest.approx(219.0)
+    from sof_core import SOFConfig
+
+    bundled = ResponseGenerationSkill()
+    bundled.configure(SOFConfig(), None)  # skill_timeout 30 s by default
+    assert bundled.generation_deadline(100.0) == pytest.approx(129.0)
     assert QuickResponseSkill().generation_deadline(100.0) == pytest.approx(100.9)
 
 
@@ -200,3 +204,23 @@ def test_a_sooner_core_deadline_wins_over_the_skill_limit(monkeypatch):
     monkeypatch.setattr(sof_core, "current_deadline", lambda: 102.0, raising=False)
 
     assert ResponseGenerationSkill().generation_deadline(100.0) == pytest.approx(101.8)
+
+
+def test_the_bundled_skill_follows_the_configured_skill_timeout(chat_server, monkeypatch):
+    # Issue 10: max_execution_time defaults to "use skill_timeout". The bundled skill sets no
+    # limit of its own, so SOF_SKILL_TIMEOUT decides how long a dripping server may hold it
+    # (it pinned 120 s before, and the LLM's own 60 s timeout held the run instead).
+    assert ResponseGenerationSkill.max_execution_time is None
+    monkeypatch.setenv("SOF_SKILL_TIMEOUT", "1.5")
+    from sof_core import CoordinatorEngine
+
+    engine = CoordinatorEngine()  # the host's configuration, environment included
+    engine.register_skill(ResponseGenerationSkill(settings={
+        "backend": "openai", "base_url": chat_server.url("drip"), "stream": False}))
+    report, took = run_plan(None, engine=engine)
+
+    assert report.status == "success", report.errors
+    assert took < 1.5 + 0.5
+    info = generation(report)
+    assert (info["fallback_from"], info["fallback_reason"]) == ("openai", "deadline")
+    assert 0 < info["deadline_s"] <= 1.5
