@@ -168,8 +168,9 @@ class SkillQuarantinedError(SkillExecutionError):
 
 
 class SkillNotStartedError(SkillExecutionError):
-    """The skill never started: every thread of the executor's pool stayed busy until the
-    run ended (its deadline starts when it starts, so this is not a timeout)."""
+    """The skill never started: every thread of the executor's pool (or, for an isolated
+    skill, every isolation worker process) stayed busy until the run ended (its deadline
+    starts when it starts, so this is not a timeout)."""
 
 
 class UndeclaredWriteError(SkillExecutionError):

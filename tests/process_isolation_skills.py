@@ -558,3 +558,27 @@ class RaisesJSONError(BaseSkillModule):
 
         json.loads("{not json")
         return uif
+
+
+class Napper(BaseSkillModule):
+    """Sleeps ``nap`` seconds in its worker; ``Napper0`` ... ``Napper7`` are one wide stage
+    that can keep every worker of the pool busy."""
+
+    required_inputs = ["nap"]
+    isolation = "process"
+    max_execution_time = 10.0
+
+    def execute(self, uif: UIF) -> UIF:
+        time.sleep(uif.intermediate_data["nap"])
+        uif.intermediate_data[self.output_keys[0]] = True
+        return uif
+
+
+NAPPERS: list[type[Napper]] = []
+for _number in range(8):
+    _napper = type(f"Napper{_number}", (Napper,), {
+        "skill_name": f"Napper{_number}", "skill_description": "sleeps in its worker",
+        "output_keys": [f"napped{_number}"], "__module__": __name__,
+    })
+    globals()[_napper.__name__] = _napper
+    NAPPERS.append(_napper)

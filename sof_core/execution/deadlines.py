@@ -38,7 +38,7 @@ class Slot:
     """
 
     __slots__ = ("abandoned", "call", "deadline", "fanout", "owner", "rearm", "retried",
-                 "stage", "started", "step", "total")
+                 "stage", "started", "step", "total", "waiting")
 
     def __init__(self, owner: object = None, total: float = math.inf) -> None:
         #: the run whose runner holds this slot (None for a pool call's)
@@ -59,6 +59,9 @@ class Slot:
         self.call: Any = None
         #: arms the watcher of a pool call's slot at a new deadline (``PoolCall``), or None
         self.rearm: Any = None
+        #: the step has not started yet: it waits for an isolation worker process (its time
+        #: starts when one takes it), so a run ending meanwhile reports it never started
+        self.waiting = False
 
     def attempts(self, step: Step) -> int:
         """The attempts ``step`` has made so far in this slot (its retries counted)."""

@@ -745,17 +745,27 @@ class RunContext:
         busy = self.threads.steps().stats()["live"] if self.calls else 0  # before giving up
         # What each step cut short had spent: (seconds, attempts), as its report says.
         spent = {name: (now - started, 1) for name, started in (awaited or {}).items()}
-        if slot is not None and slot.step is not None:
-            cut = self.give_up(slot, slot.step, now, self.threads.runners())
-            spent[cut.step.name] = (cut.duration, cut.attempts)
         never_started = set()
+        #: steps still waiting for an isolation worker process: they never started either
+        no_worker = set()
+        if slot is not None and slot.step is not None:
+            waiting = slot.waiting
+            cut = self.give_up(slot, slot.step, now, self.threads.runners())
+            if waiting:
+                no_worker.add(cut.step.name)
+            else:
+                spent[cut.step.name] = (cut.duration, cut.attempts)
         for call in self.calls:
             call_slot = call.slot
             state = call.end_with_run(now)
             if state == QUEUED:
                 never_started.add(call.step.name)
             elif state == RUNNING and call_slot is not None:
-                spent[call.step.name] = (now - call_slot.started, call_slot.attempts(call.step))
+                if call_slot.waiting:
+                    no_worker.add(call.step.name)
+                else:
+                    spent[call.step.name] = (now - call_slot.started,
+                                             call_slot.attempts(call.step))
         fan = self._fanouts[-1] if self._fanouts else None
         if fan is not None and fan.pending and not fan.aborted:  # keep what ended in time
             for outcome in fan.outcomes:
@@ -770,6 +780,9 @@ class RunContext:
                 step = self.compiled.steps[name]
                 if name in never_started:
                     self.results.append(self._not_started(step, number, busy))
+                    continue
+                if name in no_worker:
+                    self.results.append(self._no_worker(step, number))
                     continue
                 status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
                 duration, attempts = spent.get(name, (0.0, 0))
@@ -789,6 +802,16 @@ class RunContext:
             f"never started: the {busy} threads of the engine's step pool (max_workers "
             f"{pool.max_workers}) stayed busy until the run's total_timeout of "
             f"{self.config.total_timeout}s; its own timeout starts when it starts",
+            step.name,
+        )
+        return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
+                           type(error).__name__, step.plugin)
+
+    def _no_worker(self, step: Step, stage: int) -> SkillResult:
+        error = SkillNotStartedError(
+            "never started: every isolation worker process stayed busy until the run's "
+            f"total_timeout of {self.config.total_timeout}s; its own timeout starts when a "
+            "worker takes it (raise isolation_workers or shorten the calls)",
             step.name,
         )
         return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
@@ -848,7 +871,9 @@ class RunContext:
             if self._after_skill:
                 self._notes.append(("sof_after_skill", {"skill": step.spec, "result": result}))
             return
-        status: SkillStatus = "timeout" if isinstance(error, SkillTimeoutError) else "failed"
+        status: SkillStatus = ("timeout" if isinstance(error, SkillTimeoutError)
+                               else "skipped" if isinstance(error, SkillNotStartedError)
+                               else "failed")
         # Described by the thread that ran the skill; else SOF's own error (a refused
         # write found in the merge above, a timeout), which is safe to read here.
         message, error_type, trace, location = (outcome.failure
@@ -868,7 +893,9 @@ class RunContext:
             if self.uif.__dict__["error_details"] is None:
                 self.uif.__dict__["error_details"] = f"{result.skill}: {result.error}"
             if not self.config.continue_on_skill_failure and self.stop_status is None:
-                self.stop_status = "timeout" if result.status == "timeout" else "failure"
+                self.stop_status = ("timeout" if result.status == "timeout"
+                                    or result.error_type == "SkillNotStartedError"
+                                    else "failure")
             if self._alerts:
                 self._notes.append(("sof_alert", {
                     "kind": f"skill_{result.status}",

@@ -263,9 +263,11 @@ class _StartWhenTaken:
         self.slot = slot
         self.wait_until = _monotonic(slot.total)
         slot.deadline = slot.total  # the watch waits for the run's end meanwhile
+        slot.waiting = True
 
     def __call__(self) -> float:
         assert self.step.timeout is not None  # (checked before it was made)
+        self.slot.waiting = False
         return _monotonic(restart_slot(self.slot, self.step.timeout, self.slot.total))
 
 
