@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import sof_core.config.model as model
+import sof_core.config.sources as sources
 from sof_core.config import build_config, env_overrides, unknown_env_vars
 from sof_core.config.manager import SOFConfigManager, reset_sof_config_managers
 from sof_core.errors import ConfigError
@@ -27,7 +27,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         monkeypatch.delenv(var)
     path = tmp_path / "config.json"
     monkeypatch.setenv("SOF_CONFIG", str(path))
-    monkeypatch.setattr(model, "_env_checked", set())  # each test sees its own first warning
+    monkeypatch.setattr(sources, "_env_checked", set())  # each test sees its own first warning
     reset_sof_config_managers()
     yield path
     reset_sof_config_managers()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sof_core import UIF, BaseSkillModule, SOFConfig
-from sof_core.config.model import load_config
+from sof_core.config.sources import load_config
 
 _spec = importlib.util.spec_from_file_location(
     "_keys_test_helpers_for_declarations",

@@ -156,7 +156,7 @@ def parse_value(text: str) -> Any:
     Raises ``ConfigError`` for JSON a config file could not hold: ``NaN``/``Infinity``, or
     nesting deeper than ``MAX_VALUE_DEPTH``.
     """
-    from sof_core.config.model import json_depth
+    from sof_core.config.sources import json_depth
     from sof_core.errors import ConfigError
 
     if json_depth(text) > MAX_VALUE_DEPTH:

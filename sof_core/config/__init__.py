@@ -1,4 +1,5 @@
-"""Configuration: ``SOFConfig``, where its values come from, and the live manager.
+"""Configuration: ``SOFConfig`` (``model``), where its values come from (``sources``), and
+the live manager (``manager``).
 
 The seed's rollback commands work verbatim with ``sof_core.config`` in place of
 ``sam.orchestration.config``: ``disable_sof_framework()``, ``get_sof_config_manager()``,
@@ -29,6 +30,10 @@ from sof_core.config.model import (
     SamKey,
     SOFConfig,
     as_config,
+    sam_defaults,
+)
+from sof_core.config.plugin_settings import layered_settings
+from sof_core.config.sources import (
     build_config,
     default_config_path,
     env_overrides,
@@ -36,10 +41,8 @@ from sof_core.config.model import (
     load_config,
     load_host_config,
     read_config_file,
-    sam_defaults,
     unknown_env_vars,
 )
-from sof_core.config.plugin_settings import layered_settings
 
 __all__ = [
     "ENV_CONFIG",

@@ -41,10 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from sof_core.config.model import (
-    SAM_KEYS,
-    SAM_NAMES,
-    SOFConfig,
+from sof_core.config.model import SAM_KEYS, SAM_NAMES, SOFConfig
+from sof_core.config.sources import (
     UnusableConfigPath,
     _not_a_file,
     config_error,
