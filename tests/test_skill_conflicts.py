@@ -353,3 +353,22 @@ def test_typos_are_still_suggested_but_other_skills_are_not(make_skill: Any) -> 
     assert "did you mean 'MemoryRetrievalSkill'?" in str(typo)
     (no_suffix,) = engine.validate_plan(["MemoryRetrieval"])
     assert "did you mean 'MemoryRetrievalSkill'?" in str(no_suffix)
+
+
+def test_sof_skills_json_lists_a_contested_name_as_unavailable(dists: Any, sof_cli: Any) -> None:
+    two_memory_plugins(dists)
+    env = dists.env()
+    listed = json.loads(sof_cli("skills", "--json", env=env).stdout)
+    by_name = {item["name"]: item for item in listed}
+    assert by_name["AcmeSkill"]["available"] is True
+    assert by_name["AcmeSkill"]["plugin"] == "acme"
+    contested = by_name["MemoryRetrievalSkill"]
+    assert contested["available"] is False
+    assert "'acme'" in contested["unavailable_reason"]
+    assert "'sam'" in contested["unavailable_reason"]
+    assert "skill_providers" in contested["unavailable_reason"]
+    env["SOF_SKILL_PROVIDERS"] = '{"MemoryRetrievalSkill": "acme-memory"}'
+    settled = {item["name"]: item
+               for item in json.loads(sof_cli("skills", "--json", env=env).stdout)}
+    assert settled["MemoryRetrievalSkill"]["available"] is True
+    assert settled["MemoryRetrievalSkill"]["plugin"] == "acme"

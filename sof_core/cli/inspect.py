@@ -182,7 +182,12 @@ def cmd_skills(args: argparse.Namespace) -> int:
         return _show_skill(registry, args.name, as_json=args.json)
     entries = list(registry.skills())
     if args.json:
-        print_json([_skill_dict(e) for e in entries])
+        # Unavailable names too, marked so (a consumer that wants runnable skills filters
+        # on "available"): the text form lists them under "unavailable:".
+        listed = [{**_skill_dict(e), "available": True} for e in entries]
+        listed += [{"name": name, "available": False, "unavailable_reason": why}
+                   for name, why in _unavailable(registry).items()]
+        print_json(listed)
         return 0
     if entries:
         rows = []
