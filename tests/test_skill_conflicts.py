@@ -362,6 +362,8 @@ def test_sof_skills_json_lists_a_contested_name_as_unavailable(dists: Any, sof_c
     by_name = {item["name"]: item for item in listed}
     assert by_name["AcmeSkill"]["available"] is True
     assert by_name["AcmeSkill"]["plugin"] == "acme"
+    assert by_name["AcmeSkill"]["inputs"] == ["input_query"]
+    assert by_name["AcmeSkill"]["outputs"] == ["acmeskill_out"]
     contested = by_name["MemoryRetrievalSkill"]
     assert contested["available"] is False
     assert "'acme'" in contested["unavailable_reason"]

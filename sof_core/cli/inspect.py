@@ -215,7 +215,11 @@ def cmd_skills(args: argparse.Namespace) -> int:
 
 
 def _skill_dict(entry: SkillEntry) -> dict[str, Any]:
-    return {**entry.spec.describe(), "plugin": entry.plugin, "kind": entry.kind}
+    spec = entry.spec
+    # "inputs" and "outputs": the table's columns by their names (required inputs, then
+    # optional ones); the declarations themselves are there too, by their own names.
+    return {**spec.describe(), "inputs": [*spec.required_inputs, *spec.optional_inputs],
+            "outputs": list(spec.output_keys), "plugin": entry.plugin, "kind": entry.kind}
 
 
 def _unavailable(registry: Registry) -> dict[str, str]:
