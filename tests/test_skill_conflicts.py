@@ -253,6 +253,13 @@ def test_one_entry_point_name_in_two_distributions_loads_neither(dists: Any) -> 
         assert "'sof-one', 'sof-two'" in (record.error or "")
         assert f'plugins_disable = ["{other}"]' in (record.error or "")
     assert "OneSkill" not in pm.registry and "TwoSkill" not in pm.registry
+    # Looked up by the plain name the distributions declare, the first record answers;
+    # membership stays exact (no plugin is called just "same").
+    assert pm.records["same"] is one
+    assert "same" not in pm.records and pm.records.get("same") is None
+    assert pm.overlay().records["same"] is one  # an engine's overlay reads through
+    with pytest.raises(KeyError):
+        pm.records["sam"]
 
 
 def test_sof_plugins_name_shows_every_distribution_of_a_shared_entry_point_name(

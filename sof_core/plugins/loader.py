@@ -122,6 +122,21 @@ class PluginRecord:
         }
 
 
+class _Records(dict[str, "PluginRecord"]):
+    """Plugin records by name. An entry-point name that several distributions declare is
+    recorded once per distribution, as ``name (distribution)``; ``records["name"]`` finds
+    the first of them too (each one's error names them all), where a plain dict would
+    raise ``KeyError`` for a plugin that is installed. ``in`` and ``get`` stay exact."""
+
+    def __missing__(self, name: str) -> PluginRecord:
+        if isinstance(name, str):
+            prefix = f"{name} ("
+            for key in sorted(self):
+                if key.startswith(prefix) and key.endswith(")"):
+                    return dict.__getitem__(self, key)
+        raise KeyError(name)
+
+
 class PluginManager:
     """SOF's plugin manager: a pluggy manager plus discovery, isolation and a registry.
 
@@ -150,7 +165,7 @@ class PluginManager:
             if parent is not None
             else Registry(skill_providers=self.config.skill_providers)
         )
-        self._records: dict[str, PluginRecord] = {}
+        self._records: dict[str, PluginRecord] = _Records()
         #: Plugins registered by ``register_skills``: in the registry and the records, not in
         #: pluggy (they implement no hook).
         self._direct: set[str] = set()
