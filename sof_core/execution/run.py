@@ -798,20 +798,21 @@ class RunContext:
 
     def _not_started(self, step: Step, stage: int, busy: int) -> SkillResult:
         pool = self.threads.steps()
-        error = SkillNotStartedError(
-            f"never started: the {busy} threads of the engine's step pool (max_workers "
-            f"{pool.max_workers}) stayed busy until the run's total_timeout of "
-            f"{self.config.total_timeout}s; its own timeout starts when it starts",
-            step.name,
-        )
-        return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
-                           type(error).__name__, step.plugin)
+        return self._never_started(
+            step, stage, f"the {busy} threads of the engine's step pool (max_workers "
+            f"{pool.max_workers}) stayed busy", "it starts")
 
     def _no_worker(self, step: Step, stage: int) -> SkillResult:
+        return self._never_started(
+            step, stage, "every isolation worker process stayed busy",
+            "a worker takes it (raise isolation_workers or shorten the calls)")
+
+    def _never_started(self, step: Step, stage: int, busy: str, starts: str) -> SkillResult:
+        """A step still waiting for a thread or a worker when the run's total_timeout ended
+        it: ``skipped``, ``SkillNotStartedError``, not a timeout (it never ran)."""
         error = SkillNotStartedError(
-            "never started: every isolation worker process stayed busy until the run's "
-            f"total_timeout of {self.config.total_timeout}s; its own timeout starts when a "
-            "worker takes it (raise isolation_workers or shorten the calls)",
+            f"never started: {busy} until the run's total_timeout of "
+            f"{self.config.total_timeout}s; its own timeout starts when {starts}",
             step.name,
         )
         return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
