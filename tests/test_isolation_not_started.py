@@ -4,7 +4,11 @@ a thread of the engine's step pool is (issue 10, item 2), not as timed out."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +61,27 @@ def _wait_until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return check()
+
+
+def test_the_process_pool_takes_its_size_from_the_host_configuration(tmp_path: Path) -> None:
+    # isolation_workers = 1 means one worker process: the pool used to start at 2 whatever
+    # the setting, and only grew.
+    code = textwrap.dedent("""
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import process_isolation_skills as skills
+        from sof_core import UIF, CoordinatorEngine
+        from sof_core.execution.isolation import isolation_pool
+
+        engine = CoordinatorEngine()
+        engine.register_skills(skills.NAPPERS[:2], plugin_name="nappers")
+        report = engine.execute_plan(["Napper0", "Napper1"],
+                                     UIF(input_query="q", intermediate_data={"nap": 0.2}))
+        stats = isolation_pool().stats()
+        print(json.dumps([report.status, stats["size"], stats["started"]]))
+    """)
+    env = {**os.environ, "SOF_ISOLATION_WORKERS": "1", "SOF_CONFIG": str(tmp_path / "none.json")}
+    done = subprocess.run([sys.executable, "-c", code, str(HERE)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["success", 1, 1]

@@ -249,6 +249,10 @@ def _now() -> float:
 # --- the pool ----------------------------------------------------------------------------------
 
 
+#: Worker processes of a pool made without a size (``SOFConfig.isolation_workers``' default).
+_DEFAULT_WORKERS = 2
+
+
 class IsolationPool:
     """Worker processes for isolated skills: started on first use, reused, replaced when
     killed; thread-safe. Isolated steps use the process's own (``isolation_pool()``).
@@ -258,7 +262,7 @@ class IsolationPool:
     (tools without the "network" permission get a pool of their own started so).
     """
 
-    def __init__(self, size: int = 2, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, size: int = _DEFAULT_WORKERS, prefix: tuple[str, ...] = ()) -> None:
         if size < 1:
             raise ValueError("an isolation pool needs at least one worker")
         self.size = size
@@ -630,15 +634,25 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
         with _pool_lock:
             sandboxed = _sandboxed.get(prefix)
             if sandboxed is None:
-                sandboxed = _sandboxed[prefix] = IsolationPool(prefix=prefix)
+                sandboxed = _sandboxed[prefix] = IsolationPool(_configured_size(), prefix)
             return sandboxed
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = IsolationPool()
+                _pool = IsolationPool(_configured_size())
             pool = _pool
     return pool
+
+
+def _configured_size() -> int:
+    """The host configuration's ``isolation_workers`` (file, ``SOF_ISOLATION_WORKERS``): the
+    process pool's size until an engine's isolated step asks for more, so a host that sets
+    1 gets one worker process, and ``start()`` starts as many as configured."""
+    from sof_core.config.manager import get_sof_config_manager
+
+    config = get_sof_config_manager().state().config
+    return config.isolation_workers if config is not None else _DEFAULT_WORKERS
 
 
 class StartClock(Protocol):
