@@ -21,9 +21,6 @@ from sof_core.config.manager import (
     reset_sof_config_managers,
 )
 from sof_core.config.model import (
-    ENV_CONFIG,
-    ENV_DISABLE_AUTOLOAD,
-    ENV_PREFIX,
     SAM_KEYS,
     SAM_NAMES,
     ConfigValidationError,
@@ -34,6 +31,9 @@ from sof_core.config.model import (
 )
 from sof_core.config.plugin_settings import layered_settings
 from sof_core.config.sources import (
+    ENV_CONFIG,
+    ENV_DISABLE_AUTOLOAD,
+    ENV_PREFIX,
     build_config,
     default_config_path,
     env_overrides,

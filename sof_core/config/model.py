@@ -14,7 +14,6 @@ keys").
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
-from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._reply_trust import package_problem
 from sof_core._timeouts import MAX_TIMEOUT
 from sof_core.config.tool_policy import check_tool_policy, default_tool_policy
@@ -33,32 +31,6 @@ from sof_core.errors import ConfigError
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-log = logging.getLogger("sof.config")
-
-ENV_PREFIX = "SOF_"
-
-#: Short environment names kept for familiarity (pytest-style plugin switches).
-ENV_ALIASES: dict[str, str] = {
-    "SOF_PLUGINS_DISABLE": "plugins_disable",
-    "SOF_PLUGINS_ONLY": "plugins_only",
-    "SOF_STRICT_PLUGINS": "strict_plugins",
-    "SOF_ROLLOUT_PERCENTAGE": "sof_rollout_percentage",
-    "SOF_EXECUTOR": "executor",
-}
-#: pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD, spelt for SOF: a true value means "no autoload".
-ENV_DISABLE_AUTOLOAD = "SOF_DISABLE_PLUGIN_AUTOLOAD"
-#: The config file's path (``sof_core._paths.ENV_CONFIG``).
-ENV_CONFIG = _ENV_CONFIG
-#: Variables bundled plugins read outside their own ``SOF_<PLUGIN>_`` namespace: the LLM
-#: plugins' shared ones, and sof-serve's ``SOF_ADMIN_TOKEN`` (the name the issue gives it).
-SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_",
-                                        "SOF_ADMIN_TOKEN")
-#: Settings that cannot come from the environment (a nested table per plugin).
-_NOT_FROM_ENV = frozenset({"plugin_settings"})
-#: JSON in a variable nested deeper than this is refused (no setting needs more, and
-#: Python's parser would hit its recursion limit a few thousand levels down).
-MAX_ENV_DEPTH = 32
-
 #: Limits of an isolated skill's process unless configured (``isolation_limits``).
 #: ``output_mb`` bounds what a call sends back (its writes, pickled): the host reads the
 #: reply into memory, so an unbounded one would let a skill's output, or a forged length
@@ -66,9 +38,6 @@ MAX_ENV_DEPTH = 32
 ISOLATION_LIMIT_DEFAULTS: dict[str, float | None] = {
     "cpu_seconds": 60.0, "memory_mb": 2048.0, "open_files": 256.0, "output_mb": 256.0,
 }
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 def _new_list() -> list[Any]:

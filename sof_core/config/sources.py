@@ -18,33 +18,43 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
+from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._paths import config_file
+from sof_core.config.model import SAM_KEYS, SOFConfig, _short
 from sof_core.errors import ConfigError
 
-if TYPE_CHECKING:
-    pass
-
-from sof_core.config.model import (
-    _FALSE,
-    _NOT_FROM_ENV,
-    _TRUE,
-    ENV_ALIASES,
-    ENV_CONFIG,
-    ENV_DISABLE_AUTOLOAD,
-    ENV_PREFIX,
-    MAX_ENV_DEPTH,
-    SAM_KEYS,
-    SHARED_ENV_PREFIXES,
-    SOFConfig,
-    _short,
-)
-
 log = logging.getLogger("sof.config")
+
+ENV_PREFIX = "SOF_"
+
+#: Short environment names kept for familiarity (pytest-style plugin switches).
+ENV_ALIASES: dict[str, str] = {
+    "SOF_PLUGINS_DISABLE": "plugins_disable",
+    "SOF_PLUGINS_ONLY": "plugins_only",
+    "SOF_STRICT_PLUGINS": "strict_plugins",
+    "SOF_ROLLOUT_PERCENTAGE": "sof_rollout_percentage",
+    "SOF_EXECUTOR": "executor",
+}
+#: pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD, spelt for SOF: a true value means "no autoload".
+ENV_DISABLE_AUTOLOAD = "SOF_DISABLE_PLUGIN_AUTOLOAD"
+#: The config file's path (``sof_core._paths.ENV_CONFIG``).
+ENV_CONFIG = _ENV_CONFIG
+#: Variables bundled plugins read outside their own ``SOF_<PLUGIN>_`` namespace: the LLM
+#: plugins' shared ones, and sof-serve's ``SOF_ADMIN_TOKEN`` (the name the issue gives it).
+SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_",
+                                        "SOF_ADMIN_TOKEN")
+#: Settings that cannot come from the environment (a nested table per plugin).
+_NOT_FROM_ENV = frozenset({"plugin_settings"})
+#: JSON in a variable nested deeper than this is refused (no setting needs more, and
+#: Python's parser would hit its recursion limit a few thousand levels down).
+MAX_ENV_DEPTH = 32
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 def default_config_path() -> Path:
