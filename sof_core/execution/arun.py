@@ -191,7 +191,7 @@ async def _one(run: RunContext, step: Step, stage: int, loop: asyncio.AbstractEv
                inflight: list[AsyncCall]) -> Outcome:
     """One step of the run: awaited here if async, else run by a pool thread."""
     if run.quarantined and step.name in run.quarantined:
-        return Outcome(step, None, None, None, None, run.hung.error(step.name), 0.0, 0)
+        return run.quarantine_outcome(step)
     if step.spec.is_async and step.isolation != "process":
         now = clock()
         call = AsyncCall(step, loop, now, _deadline(run, step, now), total=run.total_deadline)

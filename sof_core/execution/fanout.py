@@ -55,6 +55,8 @@ class RunContext(Protocol):
 
     def look_again_at(self, slot: Slot, step: Step, now: float) -> float | None: ...
 
+    def quarantine_outcome(self, step: Step) -> Outcome: ...
+
     def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool) -> Outcome: ...
 
 #: A PoolCall's states.
@@ -95,8 +97,7 @@ class PoolCall:
         set_thread_slot(slot)
         try:
             if run.quarantined and step.name in run.quarantined:
-                outcome = Outcome(step, None, None, None, None, run.hung.error(step.name),
-                                  0.0, 0)
+                outcome = run.quarantine_outcome(step)
             else:
                 # A run on an event loop watches its pool calls through its one deadline
                 # (``arun._RunWatch``); other runs' calls arm their own.

@@ -439,10 +439,13 @@ class IsolationPool:
                 remaining = deadline - _now()
                 if remaining <= 0:
                     if waiting_for_run:
+                        # The same words as the run's own report of such a step, when
+                        # its total_timeout is noticed first (``RunContext._no_worker``).
                         raise SkillNotStartedError(
-                            f"never started: all {self.size} isolation workers stayed busy "
-                            "until the run's total_timeout; its own timeout starts when it "
-                            "starts (raise isolation_workers or shorten the calls)",
+                            f"never started: all {self.size} isolation worker processes "
+                            "stayed busy until the run's total_timeout; its own timeout "
+                            "starts when a worker takes it (raise isolation_workers or "
+                            "shorten the calls)",
                             step.name,
                         )
                     raise SkillTimeoutError(

@@ -200,7 +200,7 @@ class RunContext:
 
     def call_inline(self, step: Step) -> Outcome:
         """Run one step in the run's thread, under the watchdog (its deadline starts now)."""
-        slot = self._my_slot()
+        slot = self.runner_slot()
         if slot is None:  # not one of this run's runners: nothing watches this thread
             return execute_step(step, self.uif, self._backoff, self._before)
         if self.slot is not slot:  # this runner was replaced: run nothing more
@@ -214,7 +214,7 @@ class RunContext:
         """Run a wide stage: the first step in this thread, the others in the engine's
         step pool; every outcome in plan order. None when this runner was replaced while
         its own step ran (the runner that replaced it collects the stage)."""
-        slot = self._my_slot()
+        slot = self.runner_slot()
         if slot is not None and self.slot is not slot:
             return None
         fan = FanOut(steps)
@@ -282,12 +282,10 @@ class RunContext:
         observers.notify(self.plugins, self.threads, self.config.observer_timeout,
                          hook_name, **kwargs)
 
-    def _my_slot(self) -> Slot | None:
+    def runner_slot(self) -> Slot | None:
         """This thread's slot if the thread is (or was) one of this run's runners."""
         slot = thread_slot()
         return slot if slot is not None and slot.owner is self else None
-
-    runner_slot = _my_slot
 
     def track_fanout(self, fan: FanOut) -> None:
         """A wide stage an executor collects itself: the run's end (its total timeout)
@@ -298,7 +296,7 @@ class RunContext:
     def _run_here(self, step: Step, slot: Slot, stage: int) -> Outcome | None:
         """One step in this runner thread, noted in its slot; None if it was given up on."""
         if self.quarantined and step.name in self.quarantined:
-            return Outcome(step, None, None, None, None, self.hung.error(step.name), 0.0, 0)
+            return self.quarantine_outcome(step)
         now = slot.started = clock()
         deadline = now + step.timeout if step.timeout is not None else _INF
         slot.deadline = deadline
@@ -364,7 +362,7 @@ class RunContext:
                         break  # _ready_steps records why it is skipped, below
                 else:
                     if quarantined and step.name in quarantined:
-                        if not self._record_stage(slot, [self._quarantine(step)], index, ()):
+                        if not self._record_stage(slot, [self.quarantine_outcome(step)], index, ()):
                             return False
                         continue
                     if slot is not None:  # noted for the watchdog: deadline before step
@@ -507,10 +505,9 @@ class RunContext:
             self._flush()
         return True
 
-    def _quarantine(self, step: Step) -> Outcome:
+    def quarantine_outcome(self, step: Step) -> Outcome:
+        """``step`` fails fast, unrun: too many of its calls are still hung (``hung.py``)."""
         return Outcome(step, None, None, None, None, self.hung.error(step.name), 0.0, 0)
-
-    quarantine_outcome = _quarantine
 
     def _crashed(self, exc: BaseException) -> None:
         """An executor (not a skill) raised: the run fails with the reason."""

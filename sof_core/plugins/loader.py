@@ -122,18 +122,22 @@ class PluginRecord:
         }
 
 
+def entry_point_name(record_name: str) -> str:
+    """The entry-point name a record's name stands for: one that several distributions
+    declare is recorded once per distribution, as ``name (distribution)``."""
+    return record_name.partition(" (")[0]
+
+
 class _Records(dict[str, "PluginRecord"]):
-    """Plugin records by name. An entry-point name that several distributions declare is
-    recorded once per distribution, as ``name (distribution)``; ``records["name"]`` finds
-    the first of them too (each one's error names them all), where a plain dict would
-    raise ``KeyError`` for a plugin that is installed. ``in`` and ``get`` stay exact."""
+    """Plugin records by name. ``records["name"]`` also finds the first record of an
+    entry-point name several distributions declare (each one's error names them all),
+    where a plain dict would raise ``KeyError`` for a plugin that is installed. ``in`` and
+    ``get`` stay exact."""
 
     def __missing__(self, name: str) -> PluginRecord:
-        if isinstance(name, str):
-            prefix = f"{name} ("
-            for key in sorted(self):
-                if key.startswith(prefix) and key.endswith(")"):
-                    return dict.__getitem__(self, key)
+        for key in sorted(self):
+            if key != name and entry_point_name(key) == name:
+                return dict.__getitem__(self, key)
         raise KeyError(name)
 
 
@@ -263,7 +267,7 @@ class PluginManager:
         warning each, with the closest name."""
         # Matched as ``_allowed`` matches them: exactly (``Memory`` is not ``memory``), on
         # the entry-point name before a shared one became ``name (distribution)``.
-        names = {n for r in records for n in (r.name.partition(" (")[0], r.distribution) if n}
+        names = {n for r in records for n in (entry_point_name(r.name), r.distribution) if n}
         for setting, variable, listed in (
             ("plugins_disable", "SOF_PLUGINS_DISABLE", self.config.plugins_disable),
             ("plugins_only", "SOF_PLUGINS_ONLY", self.config.plugins_only or ()),
