@@ -45,6 +45,7 @@ from sof_core.config.model import SAM_KEYS, SAM_NAMES, SOFConfig
 from sof_core.config.sources import (
     UnusableConfigPath,
     _not_a_file,
+    argument_problem,
     config_error,
     default_config_path,
     describe_validation,
@@ -57,6 +58,7 @@ from sof_core.config.sources import (
     parse_config_bytes,
     read_config_source,
     sam_settings_from,
+    sort_keys,
     stat_signature,
     valid_env_settings,
     validate_merged,
@@ -625,31 +627,23 @@ def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -
 
     One ``ConfigError`` names every unknown key (with "did you mean") and bad value.
     """
-    sof: dict[str, Any] = {}
-    names: dict[str, str] = {}
+    keys = sort_keys(changes)
+    sof, names = keys.values, keys.names
     problems: list[tuple[str, str]] = []
     unused: dict[str, Any] = {}
-    for key, value in changes.items():
-        sam = SAM_KEYS.get(key)
-        if sam is None or sam.setting == key:
-            sof[key] = value
-        elif sam.setting is None:
+    for other in keys.others:
+        key, value = other.key, other.value
+        if other.kind == "unused":  # kept in the file for SAM: checked as SAM would
             try:
                 adapter = _sam_adapter(key)
                 unused[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
             except ValidationError as exc:
                 message = exc.errors()[0]["msg"]
                 problems.append((key, f"{key} (from {source}): {message} (got {value!r})"))
-        elif sam.setting in changes:
-            problems.append((key, f"{key} is SAM's name for {sam.setting}, which is given "
-                                  "too; give only one of them"))
+        elif other.kind == "both":
+            problems.append((key, argument_problem(other)))
         else:
-            try:
-                sof[sam.setting] = sam.to_sof(value)
-            except ConfigError as exc:
-                problems.append((key, f"{key} (from {source}): {exc}"))
-            else:
-                names[sam.setting] = key
+            problems.append((key, f"{key} (from {source}): {other.error}"))
     try:
         validated = SOFConfig(**sof)
     except ValidationError as exc:

@@ -80,32 +80,88 @@ class FileSettings:
     notes: list[str] = field(default_factory=list)
 
 
-def interpret_file(data: Mapping[str, Any], source: str = "config file") -> FileSettings:
-    """Sort a config file's keys: SOF names as they are, SAM's names mapped onto SOF's
-    settings (SOF's name wins when a file holds both), SAM's other keys set apart."""
-    out = FileSettings()
+@dataclass
+class SamKey:
+    """A key SAM's table names that is not simply SOF's own setting (see ``sort_keys``)."""
+
+    key: str
+    value: Any
+    #: ``"unused"`` (SOF has no such setting), ``"both"`` (the SOF name is given too) or
+    #: ``"bad"`` (its value cannot be turned into SOF's setting).
+    kind: str
+    #: The SOF setting SAM's key stands for (None for ``"unused"``).
+    setting: str | None = None
+    error: ConfigError | None = None
+
+
+@dataclass
+class SortedKeys:
+    """Keys sorted by SAM's key table: what SOF reads, and the SAM keys each source treats
+    in its own way (a file keeps unused ones, code arguments refuse them)."""
+
+    #: SOF settings by SOF name (unknown keys too, for validation to report with "did you
+    #: mean"), SAM's names already turned into SOF's setting.
+    values: dict[str, Any] = field(default_factory=dict)
+    #: SOF setting -> the SAM key its value came from.
+    names: dict[str, str] = field(default_factory=dict)
+    #: The other SAM keys, in the order given.
+    others: list[SamKey] = field(default_factory=list)
+
+
+def sort_keys(data: Mapping[str, Any]) -> SortedKeys:
+    """Sort ``data``'s keys: SOF names as they are, SAM's names mapped onto SOF's settings,
+    the rest set apart for the caller (one place knows SAM's key table's rules)."""
+    out = SortedKeys()
     for key, value in data.items():
         sam = SAM_KEYS.get(key)
         if sam is None or sam.setting == key:
             out.values[key] = value
         elif sam.setting is None:
-            out.sam_unused[key] = value
+            out.others.append(SamKey(key, value, "unused"))
         elif sam.setting in data:
-            out.shadowed[key] = sam.setting
-            sof_value = data[sam.setting]
-            if sam.to_sam(sof_value) != value:
-                out.notes.append(
-                    f"{source} sets both {key} = {_short(value)} (SAM's name) and "
-                    f"{sam.setting} = {_short(sof_value)}; SOF uses {sam.setting}"
-                )
+            out.others.append(SamKey(key, value, "both", sam.setting))
         else:
             try:
                 out.values[sam.setting] = sam.to_sof(value)
             except ConfigError as exc:
-                out.problems.append((key, f"{key} (from {source}): {exc}"))
+                out.others.append(SamKey(key, value, "bad", sam.setting, exc))
             else:
                 out.names[sam.setting] = key
     return out
+
+
+def interpret_file(data: Mapping[str, Any], source: str = "config file") -> FileSettings:
+    """Sort a config file's keys: SOF names as they are, SAM's names mapped onto SOF's
+    settings (SOF's name wins when a file holds both), SAM's other keys set apart."""
+    keys = sort_keys(data)
+    out = FileSettings(values=keys.values, names=keys.names)
+    for other in keys.others:
+        key, value = other.key, other.value
+        if other.kind == "unused":
+            out.sam_unused[key] = value
+        elif other.kind == "both":
+            setting = str(other.setting)
+            out.shadowed[key] = setting
+            sof_value = data[setting]
+            if SAM_KEYS[key].to_sam(sof_value) != value:
+                out.notes.append(
+                    f"{source} sets both {key} = {_short(value)} (SAM's name) and "
+                    f"{setting} = {_short(sof_value)}; SOF uses {setting}"
+                )
+        else:
+            out.problems.append((key, f"{key} (from {source}): {other.error}"))
+    return out
+
+
+def argument_problem(other: SamKey) -> str:
+    """Why a SAM key given in code (arguments, ``update_config``) cannot be taken as is."""
+    key = other.key
+    if other.kind == "unused":
+        return (f"{key} is one of SAM's settings that SOF does not use "
+                f"({SAM_KEYS[key].note}); it cannot be given here")
+    if other.kind == "both":
+        return f"{key} is SAM's name for {other.setting}, which is given too; give only one of them"
+    return str(other.error)
 
 
 def interpret_arguments(
@@ -117,27 +173,8 @@ def interpret_arguments(
     silently ignored argument; an unknown name is left in ``values`` for validation to
     report with "did you mean".
     """
-    values: dict[str, Any] = {}
-    names: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    for key, value in overrides.items():
-        sam = SAM_KEYS.get(key)
-        if sam is None or sam.setting == key:
-            values[key] = value
-        elif sam.setting is None:
-            problems.append((key, f"{key} is one of SAM's settings that SOF does not use "
-                                  f"({sam.note}); it cannot be given here"))
-        elif sam.setting in overrides:
-            problems.append((key, f"{key} is SAM's name for {sam.setting}, which is given "
-                                  "too; give only one of them"))
-        else:
-            try:
-                values[sam.setting] = sam.to_sof(value)
-            except ConfigError as exc:
-                problems.append((key, str(exc)))
-            else:
-                names[sam.setting] = key
-    return values, names, problems
+    keys = sort_keys(overrides)
+    return keys.values, keys.names, [(o.key, argument_problem(o)) for o in keys.others]
 
 
 _noted: set[tuple[str, str]] = set()
