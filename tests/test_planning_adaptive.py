@@ -3,6 +3,7 @@ run found, and re-plan around a failed skill (``continue_on_skill_failure``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -314,3 +315,40 @@ def test_an_error_between_segments_still_ends_the_observed_plan() -> None:
     with pytest.raises(RuntimeError), built.segmented_plan(["Retrieve"]):
         raise RuntimeError("before any run")  # nothing began: nothing to end
     assert len(watcher.before) == len(watcher.after) == 2
+
+
+class SlowRetrieve(Retrieve):
+    skill_name = "SlowRetrieve"
+    pause: ClassVar[float] = 0.5
+
+    def execute(self, uif: UIF) -> UIF:
+        time.sleep(self.pause)
+        return super().execute(uif)
+
+
+class SlowConflicts(Conflicts):
+    skill_name = "SlowConflicts"
+    pause: ClassVar[float] = 0.9
+
+    def execute(self, uif: UIF) -> UIF:
+        time.sleep(self.pause)
+        return super().execute(uif)
+
+
+def test_total_timeout_bounds_the_whole_query_not_each_segment() -> None:
+    """The producer runs as its own segment (0.5 s), then the rest: the query's 1 s
+    total_timeout ends the second segment at 1 s from the query's start, not 1 s from the
+    segment's (it ran 1.4 s and was reported a success)."""
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built = make_engine([SlowRetrieve, SlowConflicts, Answer], total_timeout=1.0,
+                        skill_timeout=None,
+                        default_plan=["SlowRetrieve", "SlowConflicts", "Answer"])
+    started = time.monotonic()
+    report = built.run_query("do the notes disagree?")
+    elapsed = time.monotonic() - started
+    outcomes = {r.skill: r.status for r in report.results}
+    assert outcomes["SlowRetrieve"] == "success"
+    assert outcomes["SlowConflicts"] == "timeout"
+    assert report.status == "timeout"
+    assert any("total_timeout of 1.0s" in e for e in report.errors)
+    assert elapsed < 1.35  # a hang bound: the second segment did not get a second 1 s

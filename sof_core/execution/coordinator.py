@@ -367,7 +367,10 @@ class CoordinatorEngine:
                                                           and _loop_running()):
                 # (An async skill run inline needs a loop of this thread's own, which it
                 # cannot have while the caller's runs: the run goes to a runner thread.)
-                run.supervise(clock() + total if total is not None else math.inf)
+                deadline = clock() + total if total is not None else math.inf
+                if segments is not None:  # the query's total_timeout, not each segment's
+                    deadline = segments.share_deadline(deadline)
+                run.supervise(deadline)
             else:
                 run.drive_inline()
             return self._report(run, compiled, chosen, started, compiled_at, segments)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class SegmentedPlan:
     """A plan being run as several engine runs, and what observers were told of it."""
 
-    __slots__ = ("began", "ended", "last", "plan", "uif")
+    __slots__ = ("began", "deadline", "ended", "last", "plan", "uif")
 
     def __init__(self, plan: list[str]) -> None:
         self.plan = plan
@@ -40,6 +40,16 @@ class SegmentedPlan:
         #: what ``sof_after_plan`` is told if an exception ends the query between segments.
         self.uif: UIF | None = None
         self.last: ExecutionReport | None = None
+        #: When the query's ``total_timeout`` ends (a ``clock()`` value), set by the first
+        #: segment that runs under one: every later segment ends by then too.
+        self.deadline: float | None = None
+
+    def share_deadline(self, deadline: float) -> float:
+        """The total deadline a segment starting now runs under: the first segment's, so
+        ``total_timeout`` bounds the query, not each of its engine runs."""
+        if self.deadline is None or deadline < self.deadline:
+            self.deadline = deadline
+        return self.deadline
 
 
 #: The segmented plan the current thread or task is running, if any.
