@@ -3,6 +3,7 @@ run found, and re-plan around a failed skill (``continue_on_skill_failure``)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from sof_core import (
     SOFConfig,
     hookimpl,
 )
+from sof_core.execution.batch import arun_batch, run_batch
 from sof_core.testing import make_engine
 
 PASSAGES: dict[str, list[dict[str, Any]]] = {"found": []}
@@ -352,3 +354,111 @@ def test_total_timeout_bounds_the_whole_query_not_each_segment() -> None:
     assert report.status == "timeout"
     assert any("total_timeout of 1.0s" in e for e in report.errors)
     assert elapsed < 1.35  # a hang bound: the second segment did not get a second 1 s
+
+
+# --- the same on an event loop: arun_query, arun_batch -------------------------------------
+
+
+def _summary(report: Any) -> tuple[Any, ...]:
+    return (report.status, [(r.skill, r.status) for r in report.results],
+            report.final_response, report.planning["plan"], report.planning["changes"],
+            [e for e in report.uif.log_trace if e.startswith("plan adjusted")])
+
+
+@pytest.mark.parametrize(("found", "config"), [
+    ([], {}),  # empty retrieval: Conflicts skipped
+    ([{"source": "a", "text": "x"}, {"source": "b", "text": "y"}], {}),  # Conflicts joins
+    ([{"source": "a", "text": "x"}], {"default_plan": ["Answer"],  # BrokenCalc re-planned
+                                      "continue_on_skill_failure": True}),
+])
+def test_arun_query_adjusts_the_plan_as_run_query_does(found: list[Any],
+                                                       config: dict[str, Any]) -> None:
+    """Before: async hosts had aexecute_plan only, and arun_batch ran the planner's plan
+    unadjusted: the same query got another plan, and another answer, on an event loop."""
+    PASSAGES["found"] = found
+    skills = (Retrieve, Conflicts, BrokenCalc, SpareCalc, Answer)
+    query = "do the notes disagree? what is 2 + 2"
+    expected = _summary(engine(*skills, **config).run_query(query))
+    got = asyncio.run(engine(*skills, **config).arun_query(query))
+    assert _summary(got) == expected
+    assert "planning" in got.timings
+
+
+def test_an_async_query_run_in_segments_is_one_plan_to_observers() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Conflicts, Answer)
+    report = asyncio.run(built.arun_query("do the notes disagree?"))
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert watcher.before == [["Retrieve", "Conflicts", "Answer"]]
+    assert len(watcher.after) == 1 and watcher.after[0].status == "success"
+    assert [r.skill for r in watcher.after[0].results] == ["Retrieve", "Conflicts", "Answer"]
+
+
+def test_an_async_segmented_query_on_a_hosted_executor_is_one_plan_too() -> None:
+    """An executor that cannot walk a plan on a loop runs each segment in a runner thread:
+    the segmented plan goes with it (the caller's context), so observers still see one."""
+
+    class Hosted:
+        name = "hosted"
+        concurrent = False
+
+        def run_stage(self, run: Any, steps: Any) -> list[Any]:
+            return [run.call_inline(step) for step in steps]
+
+    class Plugin:
+        @hookimpl
+        def sof_register_executors(self) -> list[Any]:
+            return [Hosted()]
+
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Conflicts, Answer, plugins=[("hosted", Plugin())],
+                             executor="hosted")
+    report = asyncio.run(built.arun_query("do the notes disagree?"))
+    assert report.status == "success", report.errors
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
+    assert watcher.before == [["Retrieve", "Conflicts", "Answer"]]
+    assert len(watcher.after) == 1
+
+
+def test_an_async_query_error_between_segments_still_ends_the_observed_plan() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Conflicts, Answer)
+
+    async def main() -> None:
+        async with built.asegmented_plan(["Retrieve", "Answer"]):
+            await built.aexecute_plan(["Retrieve"], UIF(input_query="q"))
+            raise LookupError("host gave up")
+
+    with pytest.raises(LookupError):
+        asyncio.run(main())
+    assert watcher.before == [["Retrieve", "Answer"]]
+    (told,) = watcher.after
+    assert told.status == "failure"
+    assert "the query ended by LookupError: host gave up" in told.errors
+
+
+def test_total_timeout_bounds_the_whole_async_query() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built = make_engine([SlowRetrieve, SlowConflicts, Answer], total_timeout=1.0,
+                        skill_timeout=None,
+                        default_plan=["SlowRetrieve", "SlowConflicts", "Answer"])
+    started = time.monotonic()
+    report = asyncio.run(built.arun_query("do the notes disagree?"))
+    elapsed = time.monotonic() - started
+    outcomes = {r.skill: r.status for r in report.results}
+    assert outcomes["SlowRetrieve"] == "success"
+    assert outcomes["SlowConflicts"] == "timeout"
+    assert report.status == "timeout"
+    assert elapsed < 1.35  # a hang bound: the second segment did not get a second 1 s
+
+
+def test_arun_batch_gives_each_query_run_batchs_adjusted_plan() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "b", "text": "y"}]
+    queries = ["tell me about the launch", "and the budget?"]
+    sync = run_batch(engine(Retrieve, Conflicts, Answer), queries)
+    async_ = asyncio.run(arun_batch(engine(Retrieve, Conflicts, Answer), queries))
+    for one, other in zip(sync.items, async_.items, strict=True):
+        assert other.report is not None and one.report is not None
+        assert _summary(other.report) == _summary(one.report)
+        assert other.plan == one.plan
+        assert [r.skill for r in other.report.results] == ["Retrieve", "Conflicts", "Answer"]

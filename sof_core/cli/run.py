@@ -177,18 +177,13 @@ def _run_one(
     uif = UIF.for_query(query, user_context=context, session_id=args.session, user_id=args.user)
     planned = None
     if not plan:  # no --plan or --goal: the configured planner chooses (docs/planning.md)
-        from sof_core.planning.service import record_planning
-
         started = time.perf_counter()
         planned = engine.planning.plan(query, profile=uif.active_profile)
-        record_planning(uif, planned)
         plan = list(planned.plan)
         planning += time.perf_counter() - started
     try:
         if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
-            from sof_core.planning.adapt import run_adaptive
-
-            report = run_adaptive(engine, planned, uif, executor=args.executor)
+            report = engine.run_planned(planned, uif, executor=args.executor)
         else:
             report = engine.execute_plan(plan, uif, executor=args.executor)
     except PlanValidationError as exc:
@@ -206,8 +201,6 @@ def _run_one(
                 print(f"  - [{problem.code}] {problem}", file=sys.stderr)
         return 1
     _add_timings(report, planning)
-    if planned is not None:
-        report.planning = planned.to_dict()
     code = 0 if report.status in ("success", "partial") else 1
     if args.json:
         print(report.to_json())

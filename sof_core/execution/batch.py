@@ -213,13 +213,12 @@ async def arun_batch(
     include_optional: bool = False,
     prefer: Mapping[str, str] | None = None,
 ) -> BatchResult:
-    """``run_batch`` for async hosts: runs go through ``engine.aexecute_plan``.
+    """``run_batch`` for async hosts: each query is ``engine.arun_query`` (the same plan and
+    adaptive choice as ``run_batch``'s ``run_query``, on this event loop).
 
     By default up to ``ASYNC_CONCURRENCY`` runs at once: an async run holds no thread while
     its skills await, so the limit is there only to bound memory and the load on backends.
     """
-    from sof_core.uif import UIF
-
     plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
     items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
     workers = _check_concurrency(concurrency, ASYNC_CONCURRENCY)
@@ -232,9 +231,8 @@ async def arun_batch(
         async with limit:
             began = time.perf_counter()
             try:
-                uif = UIF.for_query(item.query)
-                item.plan = plan or await _aplan(engine, item.query)
-                item.report = await engine.aexecute_plan(item.plan, uif, executor=executor)
+                item.report = await engine.arun_query(item.query, plan, executor=executor)
+                item.plan = item.plan or list(item.report.plan)
             except Exception as exc:
                 _record_error(item, exc)
             item.latency = time.perf_counter() - began
@@ -244,15 +242,6 @@ async def arun_batch(
 
     await asyncio.gather(*(one(item) for item in items))
     return _finish(items, workers, time.perf_counter() - started)
-
-
-async def _aplan(engine: CoordinatorEngine, query: str) -> list[str]:
-    """The configured planner's plan for ``query``, without holding the loop while a planner
-    that may block (an LLM behind HTTP) answers: other queries of the batch go on. SOF's
-    own planners that do no I/O are asked here (``Planning.asks_in_place``)."""
-    if engine.planning.asks_in_place(engine.config.planner):
-        return list(engine.planning.plan(query))
-    return list(await engine._off_loop(lambda: engine.planning.plan(query)))
 
 
 def _run_one(

@@ -8,12 +8,21 @@ loop, ``sof_core.execution.arun``). The engine owns the threads its runs use
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +49,7 @@ from sof_core.uif import UIF
 if TYPE_CHECKING:
     import networkx as nx
 
+    from sof_core.planning.result import PlanResult
     from sof_core.planning.service import Planning
 
 _T = TypeVar("_T")
@@ -410,6 +420,31 @@ class CoordinatorEngine:
         finally:
             current_segments.reset(token)
 
+    @asynccontextmanager
+    async def asegmented_plan(
+        self, plan: Sequence[str]
+    ) -> AsyncIterator[Callable[[ExecutionReport], Awaitable[None]]]:
+        """``segmented_plan`` for runs awaited on an event loop (``aexecute_plan``): the
+        function it gives is awaited, and observers are notified without blocking the
+        loop (``anotify_observers``)."""
+        segments = SegmentedPlan(list(plan))
+        token = current_segments.set(segments)
+
+        async def finish(report: ExecutionReport) -> None:
+            if segments.began and not segments.ended:
+                segments.ended = True
+                if self.plugins.run_observers()["sof_after_plan"]:
+                    await self.anotify_observers("sof_after_plan", report=report)
+
+        try:
+            yield finish
+        except BaseException as exc:
+            if segments.began and not segments.ended:
+                await finish(_ended_by(segments, exc))
+            raise
+        finally:
+            current_segments.reset(token)
+
     def _start(self, compiled: CompiledPlan, uif: UIF, chosen: Executor,
                segments: SegmentedPlan | None = None, tell: bool = True) -> RunContext:
         """The run's context; ``sof_before_plan`` told unless ``tell`` is False (the
@@ -505,16 +540,30 @@ class CoordinatorEngine:
             return await self._hosted(plan, uif, executor)
         from sof_core.execution.arun import drive_async
 
-        run = self._start(compiled, uif, chosen, tell=False)
-        if run.observing["sof_before_plan"]:
-            await self.anotify_observers("sof_before_plan", plan=list(compiled.order), uif=uif)
-        total = self._config.total_timeout
-        await drive_async(run, clock() + total if total is not None else math.inf)
-        report, _ = self._build_report(run, compiled, chosen, started, compiled_at)
-        if run.observing["sof_after_plan"]:
-            await self.anotify_observers("sof_after_plan", report=report)
-        _raise_interrupt(run, report)
-        return report
+        segments = current_segments.get()
+        # Only a plan's first segment tells observers it began (asegmented_plan).
+        first = segments is None or not segments.began
+        if segments is not None:  # runs its skills start are plans of their own
+            token = current_segments.set(None)
+        try:
+            run = self._start(compiled, uif, chosen, segments, tell=False)
+            if first and run.observing["sof_before_plan"]:
+                plan = compiled.order if segments is None else segments.plan
+                await self.anotify_observers("sof_before_plan", plan=list(plan), uif=uif)
+            total = self._config.total_timeout
+            deadline = clock() + total if total is not None else math.inf
+            if segments is not None:  # the query's total_timeout, not each segment's
+                deadline = segments.share_deadline(deadline)
+            await drive_async(run, deadline)
+            report, tell = self._build_report(run, compiled, chosen, started, compiled_at,
+                                              segments)
+            if tell and run.observing["sof_after_plan"]:
+                await self.anotify_observers("sof_after_plan", report=report)
+            _raise_interrupt(run, report)
+            return report
+        finally:
+            if segments is not None:
+                current_segments.reset(token)
 
     async def _hosted(self, plan: Sequence[str], uif: UIF,
                       executor: str | None) -> ExecutionReport:
@@ -541,7 +590,9 @@ class CoordinatorEngine:
             else:
                 loop.call_soon_threadsafe(settle, result, False)
 
-        self._threads.runners().submit(job)
+        # In the caller's context, as asyncio.to_thread does: a segmented plan
+        # (asegmented_plan) run by a hosted executor stays one plan to observers.
+        self._threads.runners().submit(contextvars.copy_context().run, job)
         return await future
 
     def run_query(
@@ -564,30 +615,102 @@ class CoordinatorEngine:
         An engine that ``follows_host_config`` takes the host's current settings first
         (``refresh_config``), so a changed planner or timeout applies to this query.
         """
+        planning_started = time.perf_counter()
+        uif, plan = self._query(query, plan, goal, include_optional, prefer, uif_fields)
+        planned = None
+        if not plan:
+            planned = self.planning.plan(query, profile=uif.active_profile)
+        return self._run_planned(uif, plan, planned, planning_started, executor)
+
+    async def arun_query(
+        self,
+        query: str,
+        plan: Sequence[str] | None = None,
+        *,
+        goal: Sequence[str] | None = None,
+        executor: str | None = None,
+        include_optional: bool = False,
+        prefer: Mapping[str, str] | None = None,
+        **uif_fields: Any,
+    ) -> ExecutionReport:
+        """``run_query`` for async hosts, on the caller's event loop: the same plan, the
+        same adaptive choice and re-planning, each run through ``aexecute_plan``.
+
+        A planner that may block (the LLM planner, a plugin's) is asked in one of the
+        engine's runner threads, awaited here; SOF's own planners that do no I/O are
+        asked in place.
+        """
+        planning_started = time.perf_counter()
+        uif, plan = self._query(query, plan, goal, include_optional, prefer, uif_fields)
+        planned = None
+        if not plan:
+            profile = uif.active_profile
+            if self.planning.asks_in_place(self._config.planner):
+                planned = self.planning.plan(query, profile=profile)
+            else:
+                planned = await self._off_loop(
+                    lambda: self.planning.plan(query, profile=profile))
+        return await self._arun_planned(uif, plan, planned, planning_started, executor)
+
+    def _query(self, query: str, plan: Sequence[str] | None, goal: Sequence[str] | None,
+               include_optional: bool, prefer: Mapping[str, str] | None,
+               uif_fields: dict[str, Any]) -> tuple[UIF, Sequence[str] | None]:
+        """A query's UIF and its given plan (or ``goal``'s), checked; None: plan it."""
         if self.follows_host_config:  # planner, default_plan, timeouts: as they are now
             self.refresh_config()
         uif = UIF.for_query(query, **uif_fields)
-        planning_started = time.perf_counter()
-        planned = None
         if goal:
             plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
         if plan is not None:
             check_plan_type(plan)
-        if not plan:
-            from sof_core.planning.service import record_planning
+        return uif, plan
 
-            planned = self.planning.plan(query, profile=uif.active_profile)
-            record_planning(uif, planned)
-        chosen = list(plan or planned or ())
+    def run_planned(self, planned: PlanResult, uif: UIF, *, config: SOFConfig | None = None,
+                    executor: str | None = None) -> ExecutionReport:
+        """Run a planner's ``planned`` (``planning.plan(...)``) on ``uif`` as ``run_query``
+        does: the UIF's trace says how the plan was made, the plan is adjusted while it
+        runs (docs/planning.md) and the report's ``planning`` says how it was chosen.
+        ``config``: the settings the adjustments follow (default: the engine's)."""
+        from sof_core.planning.adapt import run_adaptive
+        from sof_core.planning.service import record_planning
+
+        record_planning(uif, planned)
+        report: ExecutionReport = run_adaptive(self, planned, uif, config=config,
+                                               executor=executor)
+        report.planning = planned.to_dict()
+        return report
+
+    async def arun_planned(self, planned: PlanResult, uif: UIF, *,
+                           config: SOFConfig | None = None,
+                           executor: str | None = None) -> ExecutionReport:
+        """``run_planned`` for async hosts: each engine run through ``aexecute_plan``."""
+        from sof_core.planning.adapt import arun_adaptive
+        from sof_core.planning.service import record_planning
+
+        record_planning(uif, planned)
+        report: ExecutionReport = await arun_adaptive(self, planned, uif, config=config,
+                                                      executor=executor)
+        report.planning = planned.to_dict()
+        return report
+
+    def _run_planned(self, uif: UIF, plan: Sequence[str] | None, planned: PlanResult | None,
+                     planning_started: float, executor: str | None) -> ExecutionReport:
         planning = time.perf_counter() - planning_started
-        report: ExecutionReport
-        if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
-            from sof_core.planning.adapt import run_adaptive
-
-            report = run_adaptive(self, planned, uif, executor=executor)
-            report.planning = planned.to_dict()
+        if planned is None:
+            report = self.execute_plan(list(plan or ()), uif, executor=executor)
         else:
-            report = self.execute_plan(chosen, uif, executor=executor)
+            report = self.run_planned(planned, uif, executor=executor)
+        report.timings["planning"] = planning
+        return report
+
+    async def _arun_planned(self, uif: UIF, plan: Sequence[str] | None,
+                            planned: PlanResult | None, planning_started: float,
+                            executor: str | None) -> ExecutionReport:
+        planning = time.perf_counter() - planning_started
+        if planned is None:
+            report = await self.aexecute_plan(list(plan or ()), uif, executor=executor)
+        else:
+            report = await self.arun_planned(planned, uif, executor=executor)
         report.timings["planning"] = planning
         return report
 

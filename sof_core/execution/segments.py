@@ -1,12 +1,13 @@
 """One plan to observers, however many engine runs it takes.
 
-``run_query`` runs a planner's plan in segments when something is decided mid-way (the
-producers first, then what their outputs decided; a re-planned replacement last: see
-``sof_core.planning.adapt``). Each segment is an ``execute_plan`` of its own, yet for the
-query's observers it is one plan: inside ``CoordinatorEngine.segmented_plan`` the first
-segment to start notifies ``sof_before_plan`` with the whole plan, no segment notifies
-``sof_after_plan``, and the caller notifies it once with the merged report. So a query
-counts once in per-run metrics and gets one trace span, whatever its segments.
+``run_query`` (and ``arun_query``) runs a planner's plan in segments when something is
+decided mid-way (the producers first, then what their outputs decided; a re-planned
+replacement last: see ``sof_core.planning.adapt``). Each segment is an ``execute_plan`` of
+its own, yet for the query's observers it is one plan: inside
+``CoordinatorEngine.segmented_plan`` the first segment to start notifies ``sof_before_plan``
+with the whole plan, no segment notifies ``sof_after_plan``, and the caller notifies it once
+with the merged report. So a query counts once in per-run metrics and gets one trace span,
+whatever its segments.
 
 A ``ContextVar`` holds the segmented plan: concurrent queries on one engine (threads or
 event-loop tasks) never see each other's. An exception that ends the block after a

@@ -22,7 +22,7 @@ the execution layer: the engine and its reports are used through their public at
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -81,6 +81,11 @@ def split(plan: Sequence[str], specs: Mapping[str, Any], joiners: Sequence[Any]
     return (ordered_head, tail) if tail else ([], list(plan))
 
 
+#: What decides a query's segments: it yields each segment's plan, is sent that segment's
+#: report, and returns the query's report. One decision procedure for both drivers below.
+Segments = Generator[list[str], Any, Any]
+
+
 def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = None,
                  executor: str | None = None) -> Any:
     """Run ``planned`` on ``uif`` with adaptive choice and re-planning; the report of the
@@ -88,34 +93,66 @@ def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = No
     before = len(planned.changes)
     # Observers see one plan, not one per segment (sof_core.execution.segments).
     with engine.segmented_plan(planned.plan) as finish:
-        report = _run(engine, planned, uif, config if config is not None else engine.config,
-                      executor)
-        for change in planned.changes[before:]:  # the run's trace says what was adjusted
-            report.uif.add_log_entry(f"plan adjusted: {change.action} {change.skill} "
-                                     f"({change.why})")
+        segments = _segments(engine, planned, uif,
+                             config if config is not None else engine.config)
+        plan = next(segments)
+        while True:
+            try:
+                plan = segments.send(engine.execute_plan(plan, uif, executor=executor))
+            except StopIteration as done:
+                report = done.value
+                break
+        _log_changes(report, planned, before)
         finish(report)
     return report
 
 
-def _run(engine: Any, planned: PlanResult, uif: Any, config: Any,
-         executor: str | None) -> Any:
+async def arun_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = None,
+                        executor: str | None = None) -> Any:
+    """``run_adaptive`` for async hosts: each segment through ``engine.aexecute_plan`` on
+    the caller's event loop, the same decisions between them."""
+    before = len(planned.changes)
+    async with engine.asegmented_plan(planned.plan) as finish:
+        segments = _segments(engine, planned, uif,
+                             config if config is not None else engine.config)
+        plan = next(segments)
+        while True:
+            report = await engine.aexecute_plan(plan, uif, executor=executor)
+            try:
+                plan = segments.send(report)
+            except StopIteration as done:
+                report = done.value
+                break
+        _log_changes(report, planned, before)
+        await finish(report)
+    return report
+
+
+def _log_changes(report: Any, planned: PlanResult, before: int) -> None:
+    """The run's trace says what was adjusted."""
+    for change in planned.changes[before:]:
+        report.uif.add_log_entry(f"plan adjusted: {change.action} {change.skill} "
+                                 f"({change.why})")
+
+
+def _segments(engine: Any, planned: PlanResult, uif: Any, config: Any) -> Segments:
     plan = list(planned.plan)
     specs = _specs(engine)
     joiners = _joiners(engine, plan)
     head, tail = split(plan, specs, joiners)
     if not head:
-        report = engine.execute_plan(plan, uif, executor=executor)
-        return _replan(engine, planned, report, specs, config, executor)
-    first = engine.execute_plan(head, uif, executor=executor)
+        report = yield plan
+        return (yield from _replan(planned, report, specs, config))
+    first = yield head
     if first.status in ("failure", "timeout") and not config.continue_on_skill_failure:
         return first
     data = uif.intermediate_data
     tail = _skip_unfed(tail, head, specs, data, planned)
     tail = _join(tail, joiners, specs, data, planned)
     if not tail:
-        return _replan(engine, planned, first, specs, config, executor)
-    second = engine.execute_plan(tail, uif, executor=executor)
-    return _replan(engine, planned, merge(first, second), specs, config, executor)
+        return (yield from _replan(planned, first, specs, config))
+    second = yield tail
+    return (yield from _replan(planned, merge(first, second), specs, config))
 
 
 def _skip_unfed(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
@@ -176,8 +213,8 @@ def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
     return [*added, *tail]
 
 
-def _replan(engine: Any, planned: PlanResult, report: Any, specs: Mapping[str, Any],
-            config: Any, executor: str | None) -> Any:
+def _replan(planned: PlanResult, report: Any, specs: Mapping[str, Any],
+            config: Any) -> Segments:
     """Run a substitute for each failed skill (``continue_on_skill_failure``), then the plan's
     skills that read what it produces."""
     if not config.continue_on_skill_failure:
@@ -213,7 +250,7 @@ def _replan(engine: Any, planned: PlanResult, report: Any, specs: Mapping[str, A
     if not redo:
         return report
     planned.plan = [*planned.plan, *(n for n in redo if n not in planned.plan)]
-    again = engine.execute_plan(redo, report.uif, executor=executor)
+    again = yield redo
     return merge(report, again, replaced={r.skill for r in failed})
 
 

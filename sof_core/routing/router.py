@@ -300,15 +300,8 @@ class QueryRouter:
         report: ExecutionReport
         try:
             uif = _uif_for(query, context)
-            if planned is not None:
-                from sof_core.planning.service import record_planning
-
-                record_planning(uif, planned)
             if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
-                from sof_core.planning.adapt import run_adaptive
-
-                report = run_adaptive(self.engine, planned, uif, config=config)
-                report.planning = planned.to_dict()
+                report = self.engine.run_planned(planned, uif, config=config)
             else:
                 report = (
                     run_sof(uif) if run_sof is not None else self.engine.execute_plan(plan, uif)

@@ -194,10 +194,8 @@ class SOFService:
             config = self.manager.state().config or self.engine.config  # the live one
             planned = self.engine.planning.plan(uif.input_query, config=config,
                                                 planner=planner, profile=uif.active_profile)
-            uif.add_log_entry(f"planner {planned.planner}: {planned.plan}")
-            report = self.engine.execute_plan(list(planned.plan), uif)
-            report.planning = planned.to_dict()
-            return report
+            # As a routed query's plan: adjusted while it runs (docs/planning.md).
+            return self.engine.run_planned(planned, uif, config=config)
 
         return run
 

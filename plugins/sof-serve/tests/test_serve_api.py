@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sof_core import SOFConfigManager
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfigManager
 
 Served = Callable[..., Any]
 
@@ -84,6 +84,48 @@ def test_planner_choice_and_unknown_planner(served: Served, manager: SOFConfigMa
     assert run["planning"]["planner"] == "static" and run["final_response"] == "sof:q"
     assert bad.status_code == 422 and "'nope' is not installed" in bad.json()["error"]["message"]
     assert both.status_code == 422
+
+
+class FindNothing(BaseSkillModule):
+    skill_name = "FindNothing"
+    skill_description = "finds no passages"
+    required_inputs = ["input_query"]
+    output_keys = ["found"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["found"] = []
+        return uif
+
+
+class Summarise(BaseSkillModule):
+    skill_name = "Summarise"
+    skill_description = "summarises the passages found"
+    required_inputs = ["found"]
+    output_keys = ["summary"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["summary"] = f"{len(uif.intermediate_data['found'])} passages"
+        return uif
+
+
+def test_a_request_naming_its_planner_gets_the_plan_adjusted_as_a_routed_query(
+        served: Served, engine: CoordinatorEngine, manager: SOFConfigManager) -> None:
+    """Before: a request naming its planner ran that planner's plan as it came (Summarise
+    ran on nothing), while the same plan routed without one skipped it."""
+    engine.register_skills([FindNothing, Summarise], "serve-adjusted")
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                          planner="static",
+                          default_plan=["FindNothing", "Summarise", "AnswerSkill"])
+    server = served()
+    with client(server) as http:
+        chosen = http.post("/v1/query", json={"query": "q", "planner": "static"}).json()
+        routed = http.post("/v1/query", json={"query": "q"}).json()
+    for run in (chosen, routed):
+        assert run["route"]["path"] == "sof", run
+        assert [s["skill"] for s in run["skills"]] == ["FindNothing", "AnswerSkill"]
+        (change,) = run["planning"]["changes"]
+        assert change["action"] == "skipped" and change["skill"] == "Summarise"
+        assert run["final_response"] == "sof:q"
 
 
 def test_bad_bodies_get_clear_4xx(served: Served) -> None:
