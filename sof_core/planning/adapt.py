@@ -1,7 +1,9 @@
 """Running a planner's plan with dynamic adjustment: adaptive choice and re-planning.
 
-``run_adaptive`` runs a plan through the engine's ``execute_plan`` in at most three
-segments, and only when there is something to decide (otherwise it is one plain run):
+``run_adaptive`` runs a plan through the engine's ``execute_plan`` (``arun_adaptive``:
+``aexecute_plan``, on the caller's event loop) in at most three segments, and only when
+there is something to decide (otherwise it is one plain run). ``_segments`` makes the
+decisions for both: it yields each segment's plan and is sent its report.
 
 * **Adaptive choice.** When the plan holds skills that *require* keys produced earlier in
   it (``ConflictDetectorSkill`` needs ``memory_results``), or when a registered skill
