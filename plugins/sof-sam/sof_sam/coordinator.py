@@ -23,10 +23,11 @@ from enum import Enum
 from typing import Any
 
 import sof_core
+from sof_core import UIFStatus as SOFStatus
 from sof_sam._engine import as_sam_uif, executor_for, flag, load_sam_config, now_iso, sam_engine
 from sof_sam.planner import DynamicPlanner, PlanGenerationResult
 from sof_sam.skills.base import BaseSkillModule, SkillExecutionError
-from sof_sam.uif import SAM_UIF, UIFStatus
+from sof_sam.uif import SAM_UIF
 from sof_sam.validator import PlanValidationEngine, PlanValidationReport
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class CoordinatorEngine:
         (only possible with validation off) fails as in SAM: the run stops there, or with
         ``continue_on_skill_failure`` the others run.
         """
-        uif.status = UIFStatus.RUNNING
+        uif.status = SOFStatus.RUNNING
         plan = list(dict.fromkeys(plan))
         registry = self._engine.registry
         unknown = [name for name in plan if name not in registry]
@@ -263,15 +264,15 @@ class CoordinatorEngine:
         result = _RESULTS.get(status, ExecutionResult.FAILURE)
         first_error = self._first_error(sof_report, uif)
         if result == ExecutionResult.SUCCESS:
-            uif.status = UIFStatus.SUCCESS
+            uif.status = SOFStatus.SUCCESS
         elif result == ExecutionResult.PARTIAL_SUCCESS:
             uif.add_warning(f"Partial execution: {len(failed)} skills failed")
             uif.error_details = first_error or _not_found(unknown)
-            uif.status = UIFStatus.RUNNING  # SAM leaves a partly failed run RUNNING
+            uif.status = SOFStatus.RUNNING  # SAM leaves a partly failed run RUNNING
         elif result == ExecutionResult.TIMEOUT:
             uif.add_warning("Execution timeout reached")
             uif.error_details = first_error
-            uif.status = UIFStatus.RUNNING  # and a timed-out one (SAM_UIF has no TIMEOUT)
+            uif.status = SOFStatus.RUNNING  # and a timed-out one (SAM_UIF has no TIMEOUT)
         elif go_on and not any(name in executed for name in plan):
             uif.set_error("All skills in plan failed")
         else:
@@ -392,7 +393,7 @@ class CoordinatorEngine:
         safe = self._get_default_safe_plan()
         if safe:
             try:
-                uif.status = UIFStatus.PENDING
+                uif.status = SOFStatus.PENDING
                 uif.error_details = None
                 validation = self._validator.validate_plan(safe, uif)
                 if validation.is_valid:
@@ -411,7 +412,7 @@ class CoordinatorEngine:
         if allow_generator and self._fallback_generator is not None:
             try:
                 uif.final_response = self._fallback_generator(uif.input_query)
-                uif.status = UIFStatus.SUCCESS
+                uif.status = SOFStatus.SUCCESS
                 uif.add_log_entry("Used fallback generator for response")
                 uif.end_time = now_iso()
                 report = ExecutionReport(

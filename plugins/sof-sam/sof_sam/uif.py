@@ -20,8 +20,12 @@ field               ``sof_core.UIF``                ``SAM_UIF`` (SAM's own)
 ``task_id``         default ``uuid4().hex``         default ``str(uuid4())``
 ==================  ==============================  =====================================
 
-``UIFStatus`` is ``sof_core.UIFStatus`` itself: SAM's five values (``CANCELLED`` included) and
-SOF's ``PARTIAL``, ``TIMEOUT`` and ``VETTING_REQUIRED``, so a status converts as it is.
+``UIFStatus`` is SAM's: its five members, ``PENDING``, ``RUNNING``, ``SUCCESS``, ``FAILURE``,
+``CANCELLED``, with the values of ``sof_core.UIFStatus``'s members of the same names, so the
+two compare equal (``sof_sam.UIFStatus.SUCCESS == sof_core.UIFStatus.SUCCESS``) and either
+may be assigned to ``status``. ``status`` itself takes every ``sof_core.UIFStatus`` value: a
+``SAM_UIF`` converted from a SOF run may say ``"partial"``, ``"timeout"`` or
+``"vetting_required"``, states SAM never sets (compare those with ``sof_core.UIFStatus``).
 
 ``from_sof`` and ``to_sof`` convert losslessly in both directions for every value both models
 can hold (``SAM_UIF.from_sof(u).to_sof() == u`` and the reverse, ``created_at`` and
@@ -35,11 +39,13 @@ import copy
 import json
 import uuid
 from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from sof_core import UIF, UIFError, UIFStatus
+from sof_core import UIF, UIFError
+from sof_core import UIFStatus as SOFStatus
 
 __all__ = ["SAM_UIF", "SAM_VALUE_KEY", "VETTED_TEXT_KEY", "UIFStatus"]
 
@@ -55,13 +61,25 @@ def _now() -> str:
     return datetime.now().isoformat()
 
 
+class UIFStatus(str, Enum):
+    """SAM's task states: ``sam.orchestration.uif.UIFStatus`` (values as ``sof_core``'s)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+
+
 class SAM_UIF(UIF):
     """SAM's Universal Interface Format: ``sam.orchestration.uif.SAM_UIF`` on ``sof_core``."""
 
     model_config = ConfigDict(use_enum_values=True)
 
     task_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    status: UIFStatus = Field(default=UIFStatus.PENDING, validate_default=True)
+    #: Kept as its value: SAM's five (a ``UIFStatus`` member is taken as it is), and SOF's
+    #: run outcomes on a converted UIF (``sof_core.UIFStatus`` holds them all).
+    status: SOFStatus = Field(default=SOFStatus.PENDING, validate_default=True)
     created_at: str = Field(default_factory=_now)
     updated_at: str = Field(default_factory=_now)
     skill_outputs: dict[str, Any] = Field(default_factory=dict)
@@ -119,7 +137,7 @@ class SAM_UIF(UIF):
     def _sof_run_finished(self, status: str) -> None:
         fields = self.__dict__
         now = _now()
-        fields["status"] = UIFStatus(status).value
+        fields["status"] = SOFStatus(status).value
         fields["end_time"] = now
         fields["updated_at"] = now
 
@@ -146,7 +164,7 @@ class SAM_UIF(UIF):
         Inside a skill run by the coordinator, this makes the coordinator report that skill
         as failed.
         """
-        self.status = UIFStatus.FAILURE
+        self.status = SOFStatus.FAILURE
         self.error_details = error_message
         self.add_log_entry(f"ERROR: {error_message}", skill_name)
 
@@ -218,7 +236,7 @@ class SAM_UIF(UIF):
             epoch = (uif.__pydantic_private__ or {}).get("_sof_epoch")
             made.__pydantic_private__["_sof_epoch"] = dict(epoch) if epoch else None  # type: ignore[index]
             return made
-        data["status"] = UIFStatus(source["status"]).value
+        data["status"] = SOFStatus(source["status"]).value
         epoch = {}
         for name in _TIMES:
             seconds = source[name]
@@ -239,7 +257,7 @@ class SAM_UIF(UIF):
 
         Each field converts so that ``from_sof`` gives it back exactly:
 
-        * ``status``: the ``UIFStatus`` member of its value.
+        * ``status``: the ``sof_core.UIFStatus`` member of its value.
         * ``start_time``/``end_time``: epoch seconds. An ISO time without an offset is local
           time (as SAM writes it, ``datetime.now().isoformat()``); the exact seconds of a
           time made by ``from_sof`` come back while its text is unchanged. Raises
@@ -266,7 +284,7 @@ class SAM_UIF(UIF):
             )
         data = {name: _copy(source[name]) for name in UIF.model_fields}
         data["intermediate_data"] = _plain(source["intermediate_data"])
-        data["status"] = UIFStatus(source["status"])
+        data["status"] = SOFStatus(source["status"])
         epoch = (self.__pydantic_private__ or {}).get("_sof_epoch") or {}
         for name in _TIMES:
             text = source[name]

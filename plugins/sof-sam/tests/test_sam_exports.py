@@ -18,7 +18,7 @@ import sof_core
 
 # What SAM's sam/orchestration/__init__.py exports and sof_sam provides.
 SAM_NAMES = {
-    "SAM_UIF": "sof_sam.uif", "UIFStatus": "sof_core.uif",
+    "SAM_UIF": "sof_sam.uif", "UIFStatus": "sof_sam.uif",
     "BaseSkillModule": "sof_sam.skills.base", "SkillExecutionError": "sof_sam.skills.base",
     "SkillDependencyError": "sof_sam.skills.base",
     "MemoryRetrievalSkill": "sof_sam", "ResponseGenerationSkill": "sof_sam",

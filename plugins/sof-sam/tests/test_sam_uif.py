@@ -33,6 +33,7 @@ from sof_core import (
     skill_view,
 )
 from sof_core import BaseSkillModule as NativeSkill
+from sof_core import UIFStatus as SOFStatus
 from sof_core.testing import make_engine
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?"
@@ -49,7 +50,17 @@ def is_iso(text: Any) -> bool:
 def test_fields_are_the_uif_fields_plus_created_and_updated() -> None:
     assert set(SAM_UIF.model_fields) == set(UIF.model_fields) | SAM_ONLY_FIELDS
     assert issubclass(SAM_UIF, UIF)
-    assert UIFStatus is __import__("sof_core").UIFStatus
+
+
+
+def test_uif_status_is_sams_five_members_equal_to_sofs() -> None:
+    assert [s.name for s in UIFStatus] == ["PENDING", "RUNNING", "SUCCESS", "FAILURE",
+                                           "CANCELLED"]
+    assert issubclass(UIFStatus, str)
+    for member in UIFStatus:
+        assert member == SOFStatus[member.name] == member.value
+    uif = SAM_UIF(input_query="q", status=SOFStatus.RUNNING)  # either enum is taken
+    assert uif.status == UIFStatus.RUNNING
 
 
 def test_new_uif_has_sams_defaults() -> None:
@@ -239,7 +250,7 @@ queries = text.filter(lambda q: q.strip() != "") | st.just("What is SOF?")
 def common_fields(draw: Any) -> dict[str, Any]:
     return {
         "task_id": draw(text.filter(bool) | st.just("t-1")),
-        "status": draw(st.sampled_from(list(UIFStatus))),
+        "status": draw(st.sampled_from(list(SOFStatus))),
         "input_query": draw(queries),
         "source_documents": draw(st.lists(text, max_size=2)),
         "user_context": draw(json_dicts),
@@ -278,7 +289,7 @@ def local_iso(seconds: float | None) -> str | None:
 @st.composite
 def sam_uifs(draw: Any) -> SAM_UIF:
     fields = draw(common_fields())
-    fields["status"] = draw(st.sampled_from([s.value for s in UIFStatus]))
+    fields["status"] = draw(st.sampled_from([s.value for s in SOFStatus]))
     return SAM_UIF(
         **fields,
         skill_outputs=draw(st.dictionaries(keys, json_values, max_size=3)),
@@ -356,12 +367,12 @@ def test_skill_output_conversion(sam_value: Any, sof_value: dict[str, Any]) -> N
 
 def test_status_and_times_convert_to_each_models_form() -> None:
     started = time.time()
-    sof = UIF(input_query="q", status=UIFStatus.TIMEOUT, start_time=started)
+    sof = UIF(input_query="q", status=SOFStatus.TIMEOUT, start_time=started)
     sam = SAM_UIF.from_sof(sof)
     assert sam.status == "timeout" and type(sam.status) is str
     assert sam.start_time == datetime.fromtimestamp(started).isoformat()
     back = sam.to_sof()
-    assert back.status is UIFStatus.TIMEOUT and back.start_time == started
+    assert back.status is SOFStatus.TIMEOUT and back.start_time == started
     sam.start_time = "2024-05-01T10:00:00+00:00"  # an offset is honoured
     assert sam.to_sof().start_time == datetime.fromisoformat(sam.start_time).timestamp()
 
@@ -573,4 +584,4 @@ def test_native_and_sam_skills_share_a_run() -> None:
 def test_a_cancelled_status_set_by_a_host_survives_conversion() -> None:
     uif = SAM_UIF(input_query="q")
     uif.status = UIFStatus.CANCELLED
-    assert uif.to_sof().status is UIFStatus.CANCELLED
+    assert uif.to_sof().status is SOFStatus.CANCELLED

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sof_core
 from sof_core import SkillSpec
-from sof_sam.uif import SAM_UIF, UIFStatus
+from sof_core import UIFStatus as SOFStatus
+from sof_sam.uif import SAM_UIF
 
 __all__ = [
     "BaseSkillModule",
@@ -140,7 +141,7 @@ class SAMSkillAPI:
         try:
             self.validate_dependencies(uif)
             uif.add_log_entry("Starting execution", self.skill_name)
-            uif.status = UIFStatus.RUNNING
+            uif.status = SOFStatus.RUNNING
             result = self.execute(uif)
             elapsed = time.time() - started
             limit = self.max_execution_time
