@@ -293,10 +293,46 @@ def test_ctrl_c_in_a_segment_ends_the_observed_plan_with_that_segment() -> None:
         ("Interrupted", "KeyboardInterrupt")]
 
 
+def test_ctrl_c_in_a_later_segment_tells_observers_the_whole_query_so_far() -> None:
+    """Before: sof_after_plan got only the interrupted segment's report, so a trace or a
+    metrics observer lost the skills the earlier segments ran."""
+
+    class InterruptedConflicts(Conflicts):
+        skill_name = "InterruptedConflicts"
+
+        def execute(self, uif: UIF) -> UIF:
+            raise KeyboardInterrupt
+
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, InterruptedConflicts, Answer,
+                             default_plan=["Retrieve", "InterruptedConflicts", "Answer"])
+    with pytest.raises(KeyboardInterrupt):
+        built.run_query("do the notes disagree?")
+    (told,) = watcher.after
+    assert [(r.skill, r.status) for r in told.results] == [
+        ("Retrieve", "success"), ("InterruptedConflicts", "failed")]
+    assert told.status == "failure"
+    assert told.plan == ["Retrieve", "InterruptedConflicts", "Answer"]
+
+
+def test_an_error_after_two_segments_tells_observers_both() -> None:
+    built, watcher = watched(Retrieve, Answer)
+    uif = UIF(input_query="q")
+    with pytest.raises(LookupError), built.segmented_plan(["Retrieve", "Answer"]):
+        built.execute_plan(["Retrieve"], uif)
+        built.execute_plan(["Answer"], uif)
+        raise LookupError("the host broke")
+    (told,) = watcher.after
+    assert [r.skill for r in told.results] == ["Retrieve", "Answer"]
+    assert [r.stage for r in told.results] == [0, 1]
+    assert told.status == "failure"
+    assert told.errors[-1] == "the query ended by LookupError: the host broke"
+
+
 def test_an_error_between_segments_still_ends_the_observed_plan() -> None:
     """Every sof_before_plan gets its sof_after_plan: a host's own error (or a later
     segment's invalid plan) after the first segment ends the plan for observers with the
-    last segment's report, marked failure and naming the error, then propagates."""
+    segments' reports merged, marked failure and naming the error, then propagates."""
     built, watcher = watched(Retrieve, Answer)
     uif = UIF(input_query="q")
     with pytest.raises(RuntimeError, match="the host broke"), \

@@ -31,7 +31,7 @@ from sof_core.config import SOFConfig, as_config, get_sof_config_manager
 from sof_core.errors import ConfigError, PlanValidationError, PluginHookError, UIFError
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
-from sof_core.execution.report import ExecutionReport
+from sof_core.execution.report import ExecutionReport, NotRunStatus, RunStatus
 from sof_core.execution.resources import EngineThreads
 from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
@@ -398,9 +398,9 @@ class CoordinatorEngine:
         ``plan``; no run notifies ``sof_after_plan``. Call the function it gives with the
         merged report to notify it once (``run_query``'s adaptive runs use this; see
         ``sof_core.execution.segments``). A run that a ``KeyboardInterrupt`` ends notifies
-        with its own report, as it would alone, since the query ends there; any other
-        exception leaving the block once a run began notifies with the last run's report,
-        marked ``failure`` and naming the exception, then propagates.
+        it, since the query ends there; any other exception leaving the block once a run
+        began notifies it too, naming the exception, then propagates. Either way observers
+        get the reports of the runs that ended, merged, marked ``failure``.
         """
         segments = SegmentedPlan(list(plan))
         token = current_segments.set(segments)
@@ -515,9 +515,11 @@ class CoordinatorEngine:
             )
         tell = segments is None
         if segments is not None:
-            segments.last = report
-        if segments is not None and run.interrupt is not None and not segments.ended:
-            segments.ended = tell = True  # the query ends with this segment
+            segments.reports.append(report)
+            if run.interrupt is not None and not segments.ended:
+                # The query ends with this segment: observers get the whole query so far.
+                segments.ended = tell = True
+                report = _so_far(segments, report.status)
         return report, tell
 
     async def aexecute_plan(
@@ -763,14 +765,27 @@ def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:
 
 
 def _ended_by(segments: SegmentedPlan, exc: BaseException) -> ExecutionReport:
-    """What observers are told of a segmented plan an exception ended: the last segment's
-    report (or an empty one if none ended), a ``failure`` naming the exception."""
+    """What observers are told of a segmented plan an exception ended: the segments that
+    ended, merged (an empty report if none did), a ``failure`` naming the exception."""
     why = f"the query ended by {type(exc).__name__}: {exc}"
-    last = segments.last
-    if last is None:
+    if not segments.reports:
         assert segments.uif is not None  # set with ``began``
         return ExecutionReport(uif=segments.uif, status="failure", plan=list(segments.plan),
                                errors=[why])
-    return dataclasses.replace(last, status="failure", plan=list(segments.plan),
-                               stages=list(last.stages), results=list(last.results),
-                               errors=[*last.errors, why])
+    merged = _so_far(segments, "failure")
+    merged.errors.append(why)
+    return merged
+
+
+def _so_far(segments: SegmentedPlan, status: RunStatus | NotRunStatus) -> ExecutionReport:
+    """One report of every segment that ended, with ``status`` and the whole plan."""
+    reports = segments.reports
+    merged = reports[0]
+    if len(reports) > 1:
+        from sof_core.planning.adapt import merge
+
+        for report in reports[1:]:
+            merged = merge(merged, report)
+    return dataclasses.replace(merged, status=status, plan=list(segments.plan),
+                               stages=[list(s) for s in merged.stages],
+                               results=list(merged.results), errors=list(merged.errors))

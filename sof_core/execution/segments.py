@@ -12,8 +12,9 @@ whatever its segments.
 A ``ContextVar`` holds the segmented plan: concurrent queries on one engine (threads or
 event-loop tasks) never see each other's. An exception that ends the block after a
 segment began (a later segment's invalid plan, a host's own error) still ends the plan for
-observers: ``sof_after_plan`` gets the last segment's report, marked ``failure`` with the
-exception named in its errors, so every ``sof_before_plan`` has its ``sof_after_plan``.
+observers: ``sof_after_plan`` gets the reports of the segments that ended, merged, marked
+``failure`` with the exception named in its errors, so every ``sof_before_plan`` has its
+``sof_after_plan`` and sees every skill the query ran.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 class SegmentedPlan:
     """A plan being run as several engine runs, and what observers were told of it."""
 
-    __slots__ = ("began", "deadline", "ended", "last", "plan", "uif")
+    __slots__ = ("began", "deadline", "ended", "plan", "reports", "uif")
 
     def __init__(self, plan: list[str]) -> None:
         self.plan = plan
@@ -37,10 +38,10 @@ class SegmentedPlan:
         self.began = False
         #: ``sof_after_plan`` was sent (by ``finish``, or by a segment a Ctrl-C ended).
         self.ended = False
-        #: The UIF the first segment ran on, and the report of the last segment that ended:
-        #: what ``sof_after_plan`` is told if an exception ends the query between segments.
+        #: The UIF the first segment ran on, and the report of each segment that ended:
+        #: merged, what ``sof_after_plan`` is told if an exception ends the query.
         self.uif: UIF | None = None
-        self.last: ExecutionReport | None = None
+        self.reports: list[ExecutionReport] = []
         #: When the query's ``total_timeout`` ends (a ``clock()`` value), set by the first
         #: segment that runs under one: every later segment ends by then too.
         self.deadline: float | None = None
