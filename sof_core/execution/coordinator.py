@@ -617,8 +617,8 @@ class CoordinatorEngine:
         An engine that ``follows_host_config`` takes the host's current settings first
         (``refresh_config``), so a changed planner or timeout applies to this query.
         """
-        planning_started = time.perf_counter()
-        uif, plan = self._query(query, plan, goal, include_optional, prefer, uif_fields)
+        uif, plan, planning_started = self._query(query, plan, goal, include_optional, prefer,
+                                                  uif_fields)
         planned = None
         if not plan:
             planned = self.planning.plan(query, profile=uif.active_profile)
@@ -642,8 +642,8 @@ class CoordinatorEngine:
         engine's runner threads, awaited here; SOF's own planners that do no I/O are
         asked in place.
         """
-        planning_started = time.perf_counter()
-        uif, plan = self._query(query, plan, goal, include_optional, prefer, uif_fields)
+        uif, plan, planning_started = self._query(query, plan, goal, include_optional, prefer,
+                                                  uif_fields)
         planned = None
         if not plan:
             profile = uif.active_profile
@@ -656,16 +656,18 @@ class CoordinatorEngine:
 
     def _query(self, query: str, plan: Sequence[str] | None, goal: Sequence[str] | None,
                include_optional: bool, prefer: Mapping[str, str] | None,
-               uif_fields: dict[str, Any]) -> tuple[UIF, Sequence[str] | None]:
-        """A query's UIF and its given plan (or ``goal``'s), checked; None: plan it."""
+               uif_fields: dict[str, Any]) -> tuple[UIF, Sequence[str] | None, float]:
+        """A query's UIF, its given plan (or ``goal``'s) checked, None to plan it, and when
+        choosing the plan began (``timings["planning"]`` counts from there)."""
         if self.follows_host_config:  # planner, default_plan, timeouts: as they are now
             self.refresh_config()
         uif = UIF.for_query(query, **uif_fields)
+        planning_started = time.perf_counter()
         if goal:
             plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
         if plan is not None:
             check_plan_type(plan)
-        return uif, plan
+        return uif, plan, planning_started
 
     def run_planned(self, planned: PlanResult, uif: UIF, *, config: SOFConfig | None = None,
                     executor: str | None = None) -> ExecutionReport:
