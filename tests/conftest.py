@@ -16,6 +16,12 @@ import pytest
 
 from sof_core import BaseSkillModule
 
+# The test modules import their shared helpers (``sof_test_support``) from this folder;
+# pytest's importlib mode does not put it on sys.path itself.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
 _counter = itertools.count()
 
 

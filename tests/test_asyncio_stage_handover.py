@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sof_test_support import Alerts, wait_until
 
-from sof_core import UIF, BaseSkillModule, CoordinatorEngine, hookimpl
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine
 from sof_core.testing import make_engine
 
 #: How long a blocking skill holds its loop (a Event wait, so the tests can end it early).
@@ -86,15 +87,6 @@ def _timed(engine: CoordinatorEngine, plan: list[str]) -> tuple[Any, float]:
     return report, time.monotonic() - started
 
 
-def _wait_until(check: Any, seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.01)
-    return bool(check())
-
-
 def test_two_blocking_skills_cost_their_limits_not_their_blocking(
         release: threading.Event) -> None:
     engine = _engine(release)
@@ -110,7 +102,7 @@ def test_two_blocking_skills_cost_their_limits_not_their_blocking(
     assert data["sync"] is True and "polite" in data
     assert "b1" not in data and "b2" not in data
     release.set()  # the blocking calls return late: what they write never reaches the report
-    assert _wait_until(lambda: engine.abandoned_calls() == {})
+    assert wait_until(lambda: engine.abandoned_calls() == {})
     assert "b1" not in report.uif.intermediate_data and "b2" not in report.uif.intermediate_data
 
 
@@ -172,15 +164,6 @@ def test_the_total_timeout_still_ends_a_handed_over_stage(release: threading.Eve
     assert "total_timeout" in (report.result("Slow").error or "")
 
 
-class Alerts:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, dict[str, Any]]] = []
-
-    @hookimpl
-    def sof_alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
-        self.seen.append((kind, message, details))
-
-
 def test_a_blocking_skill_counts_as_hung_and_is_alerted_until_it_returns(
         release: threading.Event) -> None:
     alerts = Alerts()
@@ -192,7 +175,7 @@ def test_a_blocking_skill_counts_as_hung_and_is_alerted_until_it_returns(
     assert any(kind == "skill_abandoned" and details["skill"] == "Blocker1"
                for kind, _, details in alerts.seen)
     release.set()
-    assert _wait_until(lambda: engine.abandoned_calls() == {})
+    assert wait_until(lambda: engine.abandoned_calls() == {})
     # The engine goes on working: the same stage runs through once nothing blocks.
     again = engine.execute_plan(["Polite", "SyncBeside"], UIF(input_query="q"))
     assert again.status == "success", again.errors

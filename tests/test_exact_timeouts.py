@@ -15,6 +15,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from sof_test_support import wait_until
 
 import sof_core
 from sof_core import UIF, BaseSkillModule, ConfigError, CoordinatorEngine, SOFConfig, hookimpl
@@ -30,15 +31,6 @@ def release() -> Iterator[threading.Event]:
 
 def run(engine: CoordinatorEngine, plan: list[str], **data: Any) -> Any:
     return engine.execute_plan(plan, UIF(input_query="q", intermediate_data=data))
-
-
-def wait_until(check: Any, seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.01)
-    return bool(check())
 
 
 # --- max_execution_time defaults to skill_timeout --------------------------------------------

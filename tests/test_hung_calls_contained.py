@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sof_test_support import Alerts, wait_until
 
-from sof_core import UIF, CoordinatorEngine, hookimpl
+from sof_core import UIF, CoordinatorEngine
 from sof_core.testing import make_engine
 
 Body = Callable[[Any], Any]
@@ -35,15 +36,6 @@ def hang_until(event: threading.Event) -> Body:
 
 def run(engine: CoordinatorEngine, plan: list[str], **data: Any) -> Any:
     return engine.execute_plan(plan, UIF(input_query="q", intermediate_data=data))
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.01)
-    return check()
 
 
 # --- the pools are never exhausted by hung calls -------------------------------------------
@@ -220,15 +212,6 @@ def test_nothing_an_abandoned_skill_does_reaches_the_returned_report(make_skill:
 
 
 # --- counted, alerted, quarantined -----------------------------------------------------------
-
-
-class Alerts:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, dict[str, Any]]] = []
-
-    @hookimpl
-    def sof_alert(self, kind: str, message: str, details: dict[str, Any]) -> None:
-        self.seen.append((kind, message, details))
 
 
 def test_abandoned_calls_are_counted_in_the_engines_stats_and_alerted(

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import process_isolation_skills as skills  # noqa: E402
+from sof_test_support import wait_until  # noqa: E402
 
 from sof_core import UIF  # noqa: E402
 from sof_core.execution.isolation import isolation_pool  # noqa: E402
@@ -50,17 +50,8 @@ def test_a_step_no_worker_took_is_reported_never_started(executor: str) -> None:
     assert "never started" in (waited.error or "")
     assert "isolation" in (waited.error or "")
     # The naps that did start are killed at the run's end (their workers replaced).
-    assert _wait_until(lambda: isolation_pool().stats()["killed"] >= killed + size)
+    assert wait_until(lambda: isolation_pool().stats()["killed"] >= killed + size)
     engine.close()
-
-
-def _wait_until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.01)
-    return check()
 
 
 def test_the_process_pool_takes_its_size_from_the_host_configuration(tmp_path: Path) -> None:

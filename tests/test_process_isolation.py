@@ -29,6 +29,7 @@ if str(HERE) not in sys.path:
 
 import process_isolation_plugin_skills as plugin_skills  # noqa: E402
 import process_isolation_skills as skills  # noqa: E402
+from sof_test_support import wait_until  # noqa: E402
 
 from sof_core import (  # noqa: E402
     UIF,
@@ -69,15 +70,6 @@ def dead(pid: int) -> bool:
             return True
         return False
     return state in ("Z", "X")
-
-
-def wait_until(check: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return bool(check())
 
 
 @pytest.fixture(autouse=True)
