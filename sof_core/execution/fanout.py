@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import _thread
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sof_core.execution.deadlines import Slot, clock, set_thread_slot
 from sof_core.execution.step import Outcome, execute_step
@@ -57,7 +57,8 @@ class RunContext(Protocol):
 
     def quarantine_outcome(self, step: Step) -> Outcome: ...
 
-    def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool) -> Outcome: ...
+    def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool,
+                call: Any = None) -> Outcome: ...
 
 #: A PoolCall's states.
 QUEUED, RUNNING, DONE, GIVEN_UP, NOT_STARTED = range(5)

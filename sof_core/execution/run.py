@@ -677,16 +677,20 @@ class RunContext:
         assert action == BLAME
         return None
 
-    def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool) -> Outcome:
+    def give_up(self, slot: Slot, step: Step, now: float, pool: DaemonPool,
+                call: Any = None) -> Outcome:
         """A call is given up on (under the lock): its thread's place goes to a new
-        thread, it counts as hung until it returns, and observers hear of it."""
+        thread, it counts as hung until it returns, and observers hear of it. ``call``:
+        the async call to report when it is not the slot's own (one of a wide stage
+        awaited on the runner's loop)."""
         slot.abandoned = True
         pool.abandon()
         running, quarantined = self.hung.abandoned(step.name)
         attempts = slot.attempts(step)
-        call = slot.call
+        started = slot.started if call is None else call.started
+        call = slot.call if call is None else call
         message = call.verdict if call is not None and call.verdict else None
-        outcome = timeout_outcome(step, now - slot.started, attempts, message)
+        outcome = timeout_outcome(step, now - started, attempts, message)
         if self._alerts:
             self._notes.append(("sof_alert", {
                 "kind": "skill_abandoned",
@@ -707,8 +711,7 @@ class RunContext:
     def give_up_call(self, slot: Slot, call: Any, now: float) -> Outcome:
         """(Under the lock.) Give up on the runner in ``slot``, stuck in the async ``call``
         (an ``AsyncCall`` blamed for blocking the runner's loop, one of a wide stage)."""
-        slot.call, slot.started = call, call.started  # what give_up reports
-        return self.give_up(slot, call.step, now, self.threads.runners())
+        return self.give_up(slot, call.step, now, self.threads.runners(), call)
 
     def hand_over(self, slot: Slot, resume: Resumable) -> None:
         """(Under the lock.) The runner in ``slot`` was given up on in the middle of the
