@@ -129,9 +129,9 @@ def _find_plugins(name: str, records: Sequence[PluginRecord]) -> list[PluginReco
     for record in records:
         if name in (record.name, record.distribution):
             return [record]
-    from sof_core.plugins.loader import entry_point_name
+    from sof_core.plugins.loader import shared_records
 
-    shared = [r for r in records if r.name != name and entry_point_name(r.name) == name]
+    shared = shared_records(records, name)
     if shared:
         return shared
     folded = name.lower().replace("_", "-")

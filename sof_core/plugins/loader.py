@@ -128,6 +128,12 @@ def entry_point_name(record_name: str) -> str:
     return record_name.partition(" (")[0]
 
 
+def shared_records(records: Iterable[PluginRecord], name: str) -> list[PluginRecord]:
+    """The records of entry-point name ``name`` when several distributions declare it
+    (each recorded as ``name (distribution)``); empty otherwise."""
+    return [r for r in records if r.name != name and entry_point_name(r.name) == name]
+
+
 class _Records(dict[str, "PluginRecord"]):
     """Plugin records by name. ``records["name"]`` also finds the first record of an
     entry-point name several distributions declare (each one's error names them all),
@@ -135,10 +141,10 @@ class _Records(dict[str, "PluginRecord"]):
     ``get`` stay exact."""
 
     def __missing__(self, name: str) -> PluginRecord:
-        for key in sorted(self):
-            if key != name and entry_point_name(key) == name:
-                return dict.__getitem__(self, key)
-        raise KeyError(name)
+        shared = shared_records(self.values(), name)
+        if not shared:
+            raise KeyError(name)
+        return min(shared, key=lambda record: record.name)
 
 
 class PluginManager:
