@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -88,7 +88,7 @@ class SamKey:
     value: Any
     #: ``"unused"`` (SOF has no such setting), ``"both"`` (the SOF name is given too) or
     #: ``"bad"`` (its value cannot be turned into SOF's setting).
-    kind: str
+    kind: Literal["unused", "both", "bad"]
     #: The SOF setting SAM's key stands for (None for ``"unused"``).
     setting: str | None = None
     error: ConfigError | None = None
