@@ -22,13 +22,10 @@ from collections.abc import Sequence
 from sof_core.execution.aio import AsyncCall, reap_tasks, thread_loop, watch
 from sof_core.execution.deadlines import Slot, clock
 from sof_core.execution.fanout import FanOut
-from sof_core.execution.run import RunContext
+from sof_core.execution.run import LOCK_RETRY, RunContext
 from sof_core.execution.step import Outcome, aexecute_step
 from sof_core.execution.watchdog import watchdog
 from sof_core.graph.compile import Step
-
-#: When the run's lock is busy at a blame, how soon the watchdog tries again (s).
-_RETRY = 0.001
 
 
 def run_wide_stage(run: RunContext, steps: Sequence[Step]) -> list[Outcome] | None:
@@ -139,7 +136,7 @@ class _LoopStage:
         run, slot = self.run, self.slot
         assert slot is not None
         if not run.lock.acquire(blocking=False):  # a thread is recording: a moment later
-            watchdog().arm(now + _RETRY, functools.partial(self._blamed, index, call))
+            watchdog().arm(now + LOCK_RETRY, functools.partial(self._blamed, index, call))
             return
         try:
             if run.finished or run.slot is not slot or call.done:

@@ -81,7 +81,7 @@ log = logging.getLogger("sof.coordinator")
 #: killed at the deadline and the step returns a timeout itself.
 ISOLATION_GRACE = 1.0
 #: How soon the watchdog looks again when a run's lock is busy (it never waits for it).
-_RETRY = 0.001
+LOCK_RETRY = 0.001
 _INF = math.inf
 
 
@@ -613,7 +613,7 @@ class RunContext:
         past its own, or move the deadline to the step now in progress."""
         lock = self.lock
         if not lock.acquire(blocking=False):  # a runner is recording a step: a moment later
-            self._entries.append(watchdog().arm(now + _RETRY, self._on_deadline))
+            self._entries.append(watchdog().arm(now + LOCK_RETRY, self._on_deadline))
             return
         try:
             if self.finished:
