@@ -24,6 +24,8 @@ from sof_memory.errors import MemoryBackendError
 from sof_memory.paths import resolve_db_path
 from sof_memory.selection import select_backend
 
+log = logging.getLogger("sof.memory")
+
 DEFAULT_LIMIT = 5
 #: The profile that means "no profile filter".
 GENERAL_PROFILE = "general"
@@ -135,6 +137,12 @@ class MemoryRetrievalSkill(BaseSkillModule):
         uif.intermediate_data["memory_results"] = results
         uif.source_documents = list(dict.fromkeys(r["source"] for r in results if r["source"]))
         uif.add_log_entry(f"{len(results)} memories from backend {name!r}", self.skill_name)
+        if not results and _holds_nothing(backend):
+            uif.add_warning(
+                f"memory backend {name!r} holds no documents, so nothing was retrieved: add "
+                "some with `sof memory import PATH` (`sof memory import --sample` loads the "
+                "bundled sample corpus)"
+            )
         return uif
 
     # --- helpers ---------------------------------------------------------------------------
@@ -179,3 +187,16 @@ class MemoryRetrievalSkill(BaseSkillModule):
             backend,
             f"search() returned {hit!r}; return MemoryHit objects or dicts with at least 'text'",
         )
+
+
+def _holds_nothing(backend: MemoryBackend) -> bool:
+    """The backend says it holds no document at all: a search that found nothing then
+    says nothing about the question, and the user is told how to fill the memory.
+    Asked only after an empty search; a backend whose ``stats`` fails or has no
+    ``documents`` count is taken at its word (no hint, the search already succeeded)."""
+    try:
+        count = backend.stats().get("documents")
+    except Exception:  # a hint only: the skill's own work is done and stays
+        log.debug("stats() of memory backend %s failed", display_name(backend), exc_info=True)
+        return False
+    return count == 0

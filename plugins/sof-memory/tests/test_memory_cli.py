@@ -168,6 +168,18 @@ def test_sample_import_is_idempotent_and_answers_the_demo_query(sof_env: dict[st
     assert text.stdout.startswith("1. [")
 
 
+def test_sof_run_on_an_empty_memory_says_how_to_fill_it(sof_env: dict[str, str]) -> None:
+    result = run_sof("run", DEMO_QUERY, env=sof_env)
+    assert result.returncode == 0, result.stderr
+    assert "found nothing in memory" in result.stdout
+    assert "holds no documents" in result.stderr
+    assert "sof memory import --sample" in result.stderr
+    seeded = run_sof("memory", "import", "--sample", env=sof_env)
+    assert seeded.returncode == 0, seeded.stderr
+    answered = run_sof("run", DEMO_QUERY, env=sof_env)
+    assert "holds no documents" not in answered.stderr
+
+
 def test_the_path_can_come_from_the_config_file(sof_env: dict[str, str], tmp_path: Path) -> None:
     del sof_env["SOF_MEMORY_PATH"]
     db = tmp_path / "from-config.db"

@@ -145,6 +145,30 @@ def test_an_empty_store_gives_empty_results_not_an_error(backend: SQLiteMemoryBa
     assert report.uif.source_documents == []
 
 
+def test_an_empty_store_warns_and_says_how_to_fill_it(backend: SQLiteMemoryBackend) -> None:
+    report = check_skill_contract(MemoryRetrievalSkill(backend=backend), query="anything?")
+    (warning,) = report.uif.warnings
+    assert "holds no documents" in warning
+    assert backend.name in warning
+    assert "sof memory import --sample" in warning
+
+
+def test_a_store_with_no_match_does_not_warn(filled: SQLiteMemoryBackend) -> None:
+    report = check_skill_contract(MemoryRetrievalSkill(backend=filled), query="zebra quasar")
+    assert report.uif.intermediate_data["memory_results"] == []
+    assert report.uif.warnings == []
+
+
+def test_a_store_whose_stats_fail_gets_no_hint_and_the_search_stands() -> None:
+    class NoStats(KeywordBackend):
+        def stats(self) -> dict[str, Any]:
+            raise RuntimeError("stats are not kept here")
+
+    report = check_skill_contract(MemoryRetrievalSkill(backend=NoStats()), query="anything?")
+    assert report.status == "success"
+    assert report.uif.warnings == []
+
+
 def test_the_plugin_module_passes_the_plugin_contract() -> None:
     provided = check_plugin_module("memory", memory_plugin)
     assert "MemoryRetrievalSkill" in provided
