@@ -122,9 +122,10 @@ class CoordinatorEngine:
         """For an engine that ``follows_host_config``: use the host's configuration as it
         is now (``config``, as a caller that just read it passes it, or read here) from the
         next run on. Settings about which plugins load (``plugins_*``, ``plugin_settings``,
-        ``skill_providers``, ``strict_plugins``) and the thread pools' size
-        (``max_workers``) keep the values the engine was made with: make a new engine for
-        those. Does nothing for an engine given its own settings. While the host's
+        ``skill_providers``, ``strict_plugins``) keep the values the engine was made with:
+        make a new engine for those. The step pool's size (``max_workers``) is read when
+        the pool starts: a pool already started keeps it (``close()`` lets the next run
+        start one with the new size). Does nothing for an engine given its own settings. While the host's
         configuration cannot be read (a corrupt file, a bad ``SOF_*`` variable: logged once
         by the config manager), the settings in use stay. Returns the settings in use."""
         if self.follows_host_config:
