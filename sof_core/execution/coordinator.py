@@ -125,9 +125,10 @@ class CoordinatorEngine:
         ``skill_providers``, ``strict_plugins``) keep the values the engine was made with:
         make a new engine for those. The step pool's size (``max_workers``) is read when
         the pool starts: a pool already started keeps it (``close()`` lets the next run
-        start one with the new size). Does nothing for an engine given its own settings. While the host's
-        configuration cannot be read (a corrupt file, a bad ``SOF_*`` variable: logged once
-        by the config manager), the settings in use stay. Returns the settings in use."""
+        start one with the new size). Does nothing for an engine given its own settings.
+        While the host's configuration cannot be read (a corrupt file, a bad ``SOF_*``
+        variable: logged once by the config manager), the settings in use stay. Returns the
+        settings in use."""
         if self.follows_host_config:
             if config is None:
                 config = get_sof_config_manager().state().config
