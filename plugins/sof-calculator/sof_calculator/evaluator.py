@@ -605,7 +605,9 @@ def parse(expression: str) -> ast.Expression:
 def _check(tree: ast.Expression, expression: str) -> None:
     """Refuse every construct outside the whitelist, wherever it is in the tree (also in
     branches that evaluation would never reach)."""
-    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    # A node's depth is the number of operations around it: the number under ``- - 1``
+    # is at depth 2, so MAX_DEPTH operations nested in one another pass and one more fails.
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
