@@ -1,5 +1,5 @@
-"""Claims of docs/api.md and docs/errors.md that no other test checked, each checked here
-against the real engine with skills defined in this file.
+"""Claims of docs/api.md, docs/errors.md and docs/concepts.md that no other test checked,
+each checked here against the real engine with skills defined in this file.
 """
 
 from __future__ import annotations
@@ -822,3 +822,278 @@ def test_run_sandboxed_names_its_call_by_default() -> None:
     parameter = inspect.signature(sof_core.run_sandboxed).parameters["name"]
     assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
     assert parameter.default == "sandboxed call"
+
+
+# --- concepts.md: the UIF -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", list(sof_core.UIFStatus))
+def test_is_complete_is_true_for_the_five_end_statuses(status: sof_core.UIFStatus) -> None:
+    # "is_complete() is true for success, partial, failure, timeout and cancelled"
+    ends = {"success", "partial", "failure", "timeout", "cancelled"}
+    assert UIF(input_query="q", status=status).is_complete() is (status.value in ends)
+
+
+def test_the_coordinator_sets_running_when_a_run_starts_and_the_end_status_after() -> None:
+    # "The coordinator sets running when a run starts and success, partial, failure or
+    # timeout when it ends"
+    seen: dict[str, Any] = {}
+
+    class Watch(BaseSkillModule):
+        skill_name = "Watch"
+        skill_description = "records the status it runs under"
+        required_inputs = ["input_query"]
+        output_keys = ["w"]
+        max_execution_time = None
+
+        def execute(self, uif: UIF) -> UIF:
+            seen["status"] = uif.status
+            uif.intermediate_data["w"] = True
+            return uif
+
+    uif = UIF(input_query="q")
+    assert uif.status is sof_core.UIFStatus.PENDING and uif.start_time is None
+    report = make_engine([Watch]).execute_plan(["Watch"], uif)
+    assert seen["status"] is sof_core.UIFStatus.RUNNING
+    assert report.uif.status is sof_core.UIFStatus.SUCCESS
+    assert report.uif.start_time is not None and report.uif.end_time is not None
+    assert report.uif.end_time >= report.uif.start_time
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "docs/concepts.md's table says a non-string dict key is a UIFError ('use string keys'); "
+    "a non-string key of the field's own dict (level 1) is pydantic's ValidationError from "
+    "UIF(...), UIF.model_validate and assignment (only keys deeper down, and for_query, give "
+    "UIFError)"))
+@pytest.mark.parametrize("how", ["UIF(...)", "model_validate", "assignment"])
+def test_a_non_string_key_of_a_free_form_field_is_a_uif_error(how: str) -> None:
+    with pytest.raises(E.UIFError, match=r"use string keys"):
+        if how == "UIF(...)":
+            UIF(input_query="q", user_context={1: "a"})
+        elif how == "model_validate":
+            UIF.model_validate({"input_query": "q", "intermediate_data": {1: "a"}})
+        else:
+            UIF(input_query="q").user_context = {1: "a"}
+
+
+# --- concepts.md: skills --------------------------------------------------------------------
+
+
+def test_host_fields_are_always_available_as_inputs() -> None:
+    # "Host fields (input_query, user_context, active_profile, session_id, user_id,
+    # security_context, source_documents, ...) are always available as inputs."
+    class ReadsHost(BaseSkillModule):
+        skill_name = "ReadsHost"
+        skill_description = "reads the host's fields"
+        required_inputs = ["input_query", "user_context", "active_profile", "session_id",
+                           "user_id", "security_context", "source_documents"]
+        output_keys = ["who"]
+        max_execution_time = None
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["who"] = [uif.user_id, uif.session_id, uif.active_profile]
+            return uif
+
+    engine = make_engine([ReadsHost])
+    assert engine.validate_plan(["ReadsHost"]) == []
+    report = engine.run_query("q", ["ReadsHost"], user_id="u1", session_id="s1")
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["who"] == ["u1", "s1", "general"]
+
+
+@pytest.mark.parametrize(("attrs", "message"), [
+    ({"skill_description": ""}, "skill_description"),
+    ({"required_inputs": ["a"], "optional_inputs": ["a"]}, "both required and optional"),
+    ({"required_inputs": "input_query"}, "must be a list of key names"),
+    ({"output_keys": 5}, "output_keys must be a list or mapping"),
+    ({"estimated_execution_time": "fast"}, "estimated_execution_time must be a number of "
+                                           "seconds"),
+])
+def test_a_definition_error_names_the_skill(attrs: dict[str, Any], message: str) -> None:
+    # "Declarations are checked when the class is created ... Errors are
+    # SkillDefinitionError naming the skill."
+    namespace = {"skill_name": "Broken", "skill_description": "x",
+                 "required_inputs": ["input_query"], "output_keys": ["o"],
+                 "execute": lambda self, uif: uif, **attrs}
+    with pytest.raises(E.SkillDefinitionError, match=message) as info:
+        type("Broken", (BaseSkillModule,), namespace)
+    assert info.value.skill == "Broken" and "'Broken'" in str(info.value)
+
+
+def test_a_class_made_broken_after_creation_is_refused_when_registered() -> None:
+    # "Declarations are checked when the class is created (a named skill) or registered"
+    class Later(BaseSkillModule):
+        required_inputs = ["input_query"]
+        output_keys = ["o"]
+
+        def execute(self, uif: UIF) -> UIF:
+            return uif
+
+    Later.skill_name = "Later"
+    Later.skill_description = "named after its class was made"
+    Later.estimated_execution_time = "fast"  # type: ignore[assignment]
+    engine = make_engine()
+    with pytest.raises(E.SkillDefinitionError, match="estimated_execution_time") as info:
+        engine.register_skill(Later)
+    assert info.value.skill == "Later"
+    assert engine.registry.skill("Later") is None
+
+
+def test_a_tool_declares_no_permissions_by_default() -> None:
+    # "It declares permissions (any of "network", "filesystem", "subprocess"; none by
+    # default)"
+    class Lookup(BaseToolModule):
+        skill_name = "Lookup"
+        skill_description = "looks a word up"
+        required_inputs = ["input_query"]
+        output_keys = ["found"]
+
+        def execute(self, uif: UIF) -> UIF:
+            return uif
+
+    assert not BaseToolModule.permissions
+    assert sof_core.SkillSpec.from_skill_class(Lookup).permissions == frozenset()
+
+
+# --- concepts.md: isolation -----------------------------------------------------------------
+
+
+class MakeTags(BaseSkillModule):
+    skill_name = "MakeTags"
+    skill_description = "writes a set at run time"
+    required_inputs = ["input_query"]
+    output_keys = ["tags"]
+    max_execution_time = None
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["tags"] = {"b", "a"}
+        return uif
+
+
+def test_a_set_read_from_intermediate_data_is_a_read_only_set() -> None:
+    # "Read-only containers read like plain ones (isinstance(x, list) holds; their types are
+    # ReadOnlyList, ReadOnlyDict and ReadOnlySet), and list(x), dict(x), x.copy(), sorted(x)
+    # and copy.deepcopy(x) give plain copies"; changing one in place "raises
+    # UndeclaredWriteError naming the key ... before anything changed"
+    import copy
+
+    seen: dict[str, Any] = {}
+
+    class UseTags(BaseSkillModule):
+        skill_name = "UseTags"
+        skill_description = "reads the set"
+        required_inputs = ["tags"]
+        output_keys = ["count"]
+        max_execution_time = None
+
+        def execute(self, uif: UIF) -> UIF:
+            tags = uif.intermediate_data["tags"]
+            seen["type"] = type(tags).__name__
+            seen["is_set"] = isinstance(tags, set)
+            seen["copies"] = [type(c) for c in (tags.copy(), copy.deepcopy(tags), set(tags))]
+            seen["sorted"] = sorted(tags)
+            mine = tags.copy()
+            mine.add("mine")
+            try:
+                tags.add("c")
+            except E.UndeclaredWriteError as exc:
+                seen["refused"] = exc.key
+            uif.intermediate_data["count"] = len(tags)
+            return uif
+
+    report = make_engine([MakeTags, UseTags]).run_query("q", ["MakeTags", "UseTags"])
+    assert seen["type"] == "ReadOnlySet" and seen["is_set"] is True
+    assert seen["copies"] == [set, set, set] and seen["sorted"] == ["a", "b"]
+    assert seen["refused"] == "tags"
+    assert report.result("UseTags").status == "success", report.errors
+    assert report.uif.intermediate_data["tags"] == {"a", "b"}  # before anything changed
+    assert report.uif.intermediate_data["count"] == 2
+
+
+# --- concepts.md: plugins and registries ----------------------------------------------------
+
+
+def test_the_hooks_concepts_lists_are_the_hookspecs() -> None:
+    # "Hooks (all in sof_core/hookspecs.py): sof_register_skills, ... and the observers
+    # sof_before_plan, sof_before_skill, sof_after_skill, sof_after_plan, sof_alert."
+    import sof_core.hookspecs
+
+    listed = {
+        "sof_register_skills", "sof_register_tools", "sof_register_llm_backends",
+        "sof_register_memory_backends", "sof_register_planners", "sof_register_executors",
+        "sof_register_generation_controllers", "sof_register_vetting_detectors",
+        "sof_register_commands", "sof_configure", "sof_before_plan", "sof_before_skill",
+        "sof_after_skill", "sof_after_plan", "sof_alert",
+    }
+    specs = {name for name, value in vars(sof_core.hookspecs).items()
+             if name.startswith("sof_") and callable(value)}
+    assert specs == listed
+
+
+def test_an_engine_made_with_a_manager_uses_it_as_is_shared() -> None:
+    # "one built with CoordinatorEngine(manager) uses that manager as is, shared with
+    # whoever else holds it (that is what sof_core.testing.make_engine does)"
+    manager = make_engine().plugins
+    first, second = CoordinatorEngine(manager), CoordinatorEngine(manager)
+    assert first.plugins is manager and second.plugins is manager
+    first.register_skill(Produce)
+    assert second.registry.skill("Produce") is not None
+    assert second.run_query("q", ["Produce"]).status == "success"
+
+
+# --- api.md: run_planned ---------------------------------------------------------------------
+
+
+class Passages(BaseSkillModule):
+    skill_name = "Passages"
+    skill_description = "finds passages"
+    required_inputs = ["input_query"]
+    output_keys = ["passages"]
+    max_execution_time = None
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["passages"] = [uif.input_query]
+        return uif
+
+
+class Reply(BaseSkillModule):
+    skill_name = "Reply"
+    skill_description = "answers from the passages"
+    required_inputs = ["passages"]
+    output_keys = ["final_response"]
+    max_execution_time = None
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = "answer: " + uif.intermediate_data["passages"][0]
+        return uif
+
+
+def test_run_planned_runs_a_planners_plan_as_run_query_does() -> None:
+    # "run_planned(planned, uif, *, config=None, executor=None) -> ExecutionReport — run a
+    # PlanResult from planning.plan(...) as run_query runs its planner's: the UIF's trace
+    # says how the plan was made ... and the report's planning says how it was chosen";
+    # "arun_planned(...) on an event loop"; "planning.plan(...) -> PlanResult ... without
+    # running it; stats()["planning"] counts plans"
+    import asyncio
+
+    engine = make_engine([Passages, Reply], default_plan=["Passages", "Reply"])
+    planned = engine.planning.plan("what is SOF")
+    assert isinstance(planned, sof_core.PlanResult) and planned.plan == ["Passages", "Reply"]
+    assert engine.stats()["planning"]["plans"] == {"rules": 1}
+
+    report = engine.run_planned(planned, UIF.for_query("what is SOF"))
+    assert report.status == "success" and report.final_response == "answer: what is SOF"
+    assert report.planning == planned.to_dict()
+    assert any("planner rules" in line for line in report.uif.log_trace)
+
+    queried = engine.run_query("what is SOF")
+    assert queried.planning is not None and queried.planning["plan"] == planned.plan
+    assert queried.planning["planner"] == report.planning["planner"]
+
+    async def on_a_loop() -> ExecutionReport:
+        return await engine.arun_planned(planned, UIF.for_query("what is SOF"),
+                                         executor="sequential")
+
+    awaited = asyncio.run(on_a_loop())
+    assert awaited.status == "success" and awaited.planning == planned.to_dict()
+    assert awaited.executor == "sequential"
