@@ -182,6 +182,20 @@ class UIF(BaseModel):
             raise ValueError("input_query must contain non-whitespace text")
         return value
 
+    @field_validator(*FREE_FORM_FIELDS, mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any, info: Any) -> Any:
+        """The field's own keys are checked before pydantic's ``dict[str, ...]`` is, so a
+        non-string key is the same ``UIFError`` ("use string keys") at every depth."""
+        if type(value) is dict and value:
+            for key in value:
+                if not isinstance(key, str):
+                    raise NotRoundTripError(
+                        f"{info.field_name} has the key {key!r} ({type(key).__name__}), "
+                        "which JSON would turn into a string; use string keys"
+                    )
+        return value
+
     @field_validator(*FREE_FORM_FIELDS)
     @classmethod
     def _round_trips(cls, value: Any, info: Any) -> Any:

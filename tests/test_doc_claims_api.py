@@ -860,11 +860,6 @@ def test_the_coordinator_sets_running_when_a_run_starts_and_the_end_status_after
     assert report.uif.end_time >= report.uif.start_time
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs/concepts.md's table says a non-string dict key is a UIFError ('use string keys'); "
-    "a non-string key of the field's own dict (level 1) is pydantic's ValidationError from "
-    "UIF(...), UIF.model_validate and assignment (only keys deeper down, and for_query, give "
-    "UIFError)"))
 @pytest.mark.parametrize("how", ["UIF(...)", "model_validate", "assignment"])
 def test_a_non_string_key_of_a_free_form_field_is_a_uif_error(how: str) -> None:
     with pytest.raises(E.UIFError, match=r"use string keys"):
