@@ -22,7 +22,7 @@ from sof_response import (
 )
 from sof_response import plugin as response_plugin
 
-from sof_core import UIF, SOFConfig
+from sof_core import UIF, SOFConfig, hookimpl
 from sof_core.testing import make_engine
 
 QUERY = "What does the memory store?"
@@ -311,3 +311,50 @@ def test_with_settings_gives_a_copy_that_does_not_read_the_variables(
     monkeypatch.setenv("SOF_LLM_BASE_URL", "not a url")
 
     assert copy.generate("q").text == REPLY
+
+
+# --- with_settings: for components picked by name only ------------------------------------------
+
+
+class Configurable(Fixed):
+    """A backend and controller that records the settings ``with_settings`` was given."""
+
+    def __init__(self, text: str = "configured answer") -> None:
+        super().__init__(text)
+        self.given: list[ResponseSettings] = []
+
+    def with_settings(self, settings: ResponseSettings) -> Configurable:
+        self.given.append(settings)
+        return self
+
+    def on_token(self, token: str, text_so_far: str) -> bool:
+        return True
+
+
+def test_a_backend_picked_by_name_is_configured_with_the_response_settings() -> None:
+    backend = Configurable()
+
+    class Provides:
+        @hookimpl
+        def sof_register_llm_backends(self) -> list[Any]:
+            return [backend]
+
+    engine = make_engine(plugins=[("response", response_plugin), ("fixed", Provides())],
+                         plugin_settings={"response": {"backend": "fixed"}})
+    response_plugin.sof_configure(engine.config, engine.registry)
+    report = engine.execute_plan(["ResponseGenerationSkill"],
+                                 UIF(input_query=QUERY, intermediate_data={}))
+
+    assert report.status == "success", report.errors
+    assert [s.backend for s in backend.given] == ["fixed"]
+
+
+def test_a_backend_or_controller_passed_directly_is_used_as_given() -> None:
+    backend, controller = Configurable(), Configurable()
+    skill = ResponseGenerationSkill(backend=backend, controller=controller,
+                                    settings={"use_tpv_control": True})
+
+    uif = answer(QUERY, skill, memory_results=MEMORY)
+
+    assert uif.final_response is not None and "configured answer" in uif.final_response
+    assert backend.given == [] and controller.given == []
