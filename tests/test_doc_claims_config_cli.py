@@ -233,6 +233,8 @@ def test_isolation_workers_are_one_to_sixty_four(value: int, ok: bool) -> None:
     ("SOF_PLAN_STORE", "0", "plan_store", False),
     ("SOF_OBSERVER_TIMEOUT", "2", "observer_timeout", 2.0),
     ("SOF_ISOLATE_SKILLS", "A,B", "isolate_skills", ["A", "B"]),
+    ("SOF_ISOLATION_IDLE_TIMEOUT", "45", "isolation_idle_timeout", 45.0),
+    ("SOF_ISOLATION_IDLE_TIMEOUT", "null", "isolation_idle_timeout", None),
     ("SOF_STRICT_DECLARATIONS", "false", "strict_declarations", False),
     ("SOF_USE_TPV_CONTROL", "1", "use_tpv_control", True),
     ("SOF_PLUGIN_IMPORT_BUDGET_MS", "250", "plugin_import_budget_ms", 250),

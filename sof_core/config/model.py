@@ -193,6 +193,9 @@ class SOFConfig(BaseModel):
     isolate_skills: list[str] = Field(default_factory=_new_list)
     #: Worker processes kept for isolated skills (started on first use, then reused).
     isolation_workers: int = Field(default=2, ge=1, le=64)
+    #: Seconds an idle worker process is kept before it is retired (started again on
+    #: demand); None keeps idle workers for good. Finite, like the timeouts.
+    isolation_idle_timeout: float | None = Field(default=300.0, gt=0, le=MAX_TIMEOUT)
     #: Limits of each isolated call: ``cpu_seconds``, ``memory_mb`` (what the call may add
     #: to its process's address space), ``open_files``; None: no limit. Keys left out keep
     #: their defaults; a skill's own ``isolation_limits`` win over these.

@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sof_core._timeouts import MAX_TIMEOUT
 from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
 from sof_core.errors import (
     SkillCrashedError,
@@ -56,6 +57,7 @@ from sof_core.errors import (
 from sof_core.execution import _worker
 from sof_core.execution.deadlines import clock, current_deadline
 from sof_core.execution.remote import call_payload, pack_call, replay_changes
+from sof_core.execution.watchdog import Entry, watchdog
 from sof_core.graph.compile import IsolationSettings
 from sof_core.security.unpickling import RefusedGlobal, load_reply, trusted_packages
 from sof_core.skills.spec import PERMISSIONS
@@ -93,6 +95,8 @@ class _Worker:
 
     def __init__(self, prefix: tuple[str, ...] = ()) -> None:
         self.ready = False  # its "ready" message has been read
+        #: When it is retired if still idle (``time.monotonic()``; set when it goes idle).
+        self.retire_at = math.inf
         host, child = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -251,6 +255,11 @@ def _now() -> float:
 
 #: Worker processes of a pool made without a size (``SOFConfig.isolation_workers``' default).
 _DEFAULT_WORKERS = 2
+#: Seconds a worker may stay idle before it is retired (``isolation_idle_timeout``'s
+#: default): long enough that a host answering queries keeps its workers warm, short
+#: enough that a burst's extra processes do not live as long as the host (loky retires
+#: its idle workers after the same 300 s).
+_DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 class IsolationPool:
@@ -260,18 +269,29 @@ class IsolationPool:
     ``size`` is how many calls may run at once; it grows to the largest
     ``isolation_workers`` a step asks for. ``prefix`` starts each worker inside a sandbox
     (tools without the "network" permission get a pool of their own started so).
+    ``idle_timeout``: seconds a worker started ahead (``start()``) or in place of a killed
+    one may stay idle before it is retired; a worker a call released stays idle for that
+    call's ``isolation_idle_timeout``. None keeps idle workers for good. Retiring needs no
+    thread of its own: the process's watchdog wakes at the first worker due.
     """
 
-    def __init__(self, size: int = _DEFAULT_WORKERS, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, size: int = _DEFAULT_WORKERS, prefix: tuple[str, ...] = (),
+                 idle_timeout: float | None = _DEFAULT_IDLE_TIMEOUT) -> None:
         if size < 1:
             raise ValueError("an isolation pool needs at least one worker")
+        if idle_timeout is not None and not 0 < idle_timeout <= MAX_TIMEOUT:
+            raise ValueError("an isolation pool's idle_timeout must be a positive number "
+                             "of seconds or None")
         self.size = size
         self.prefix = tuple(prefix)
-        self._idle: list[_Worker] = []
+        self.idle_timeout = idle_timeout
+        self._idle: list[_Worker] = []  # the most recently released last: taken first
         self._count = 0  # workers idle + busy
         self._cond = threading.Condition()
         self._stats = {"started": 0, "calls": 0, "killed": 0, "crashed": 0, "spent": 0,
-                       "replaced": 0}
+                       "replaced": 0, "retired": 0}
+        self._reap_at = math.inf  # when the watchdog next looks for idle workers to retire
+        self._reap_entry: Entry | None = None
 
     # --- public ------------------------------------------------------------------------------
 
@@ -375,7 +395,7 @@ class IsolationPool:
         if reply[0] == "limit" and reply[1] != "output_mb":
             self._replace(worker, "spent")  # it exits after answering: start its successor
         else:
-            self._release(worker)
+            self._release(worker, settings.idle_timeout)
         with self._cond:
             self._stats["calls"] += 1
         return reply
@@ -386,7 +406,7 @@ class IsolationPool:
         wanted = self.size if count is None else min(count, self.size)
         with self._cond:
             while self._count < wanted:
-                self._idle.append(self._new_worker())
+                self._idle.append(self._idle_worker(self._new_worker(), self.idle_timeout))
                 self._count += 1
             self._cond.notify_all()
 
@@ -395,7 +415,9 @@ class IsolationPool:
         ``calls`` answered; ``killed`` at a deadline, for a reply longer than the host
         reads, or interrupted; ``crashed`` (the
         process died during a call); ``spent`` (retired after a call hit a memory or
-        open-files limit); ``replaced`` (workers started in place of those)."""
+        open-files limit); ``replaced`` (workers started in place of those); ``retired``
+        (idle past their idle timeout: the pool shrinks back, and starts workers again on
+        demand)."""
         with self._cond:
             return {"workers": self._count, "size": self.size, **self._stats}
 
@@ -404,6 +426,9 @@ class IsolationPool:
         with self._cond:
             idle, self._idle = self._idle, []
             self._count -= len(idle)
+            if self._reap_entry is not None:
+                watchdog().cancel(self._reap_entry)
+                self._reap_entry, self._reap_at = None, math.inf
         for worker in idle:
             worker.kill()
             _ALL.discard(worker)
@@ -455,10 +480,49 @@ class IsolationPool:
                     )
                 self._cond.wait(None if remaining == math.inf else remaining)
 
-    def _release(self, worker: _Worker) -> None:
+    def _release(self, worker: _Worker, idle_timeout: float | None) -> None:
         with self._cond:
-            self._idle.append(worker)
+            self._idle.append(self._idle_worker(worker, idle_timeout))
             self._cond.notify()
+
+    def _idle_worker(self, worker: _Worker, idle_timeout: float | None) -> _Worker:
+        """``worker``, now idle: due for retirement ``idle_timeout`` from now (under the
+        lock)."""
+        if idle_timeout is None:
+            worker.retire_at = math.inf
+            return worker
+        worker.retire_at = retire_at = _now() + idle_timeout
+        if retire_at < self._reap_at:
+            dog = watchdog()
+            if self._reap_entry is not None:
+                dog.cancel(self._reap_entry)
+            self._reap_at = retire_at
+            self._reap_entry = dog.arm(retire_at, self._reap)
+        return worker
+
+    def _reap(self, now: float) -> None:
+        """The watchdog's callback: retire the workers idle past their time. It must not
+        block: the lock is tried (else it looks again shortly) and the workers are killed
+        in a thread of their own."""
+        if not self._cond.acquire(blocking=False):
+            self._reap_entry = watchdog().arm(now + 0.05, self._reap)
+            return
+        try:
+            self._reap_entry, self._reap_at = None, math.inf
+            due = [worker for worker in self._idle if worker.retire_at <= now]
+            if due:
+                self._idle = [worker for worker in self._idle if worker.retire_at > now]
+                self._count -= len(due)
+                self._stats["retired"] += len(due)
+            following = min((worker.retire_at for worker in self._idle), default=math.inf)
+            if following < math.inf:
+                self._reap_at = following
+                self._reap_entry = watchdog().arm(following, self._reap)
+        finally:
+            self._cond.release()
+        if due:
+            threading.Thread(target=_retire, args=(due,), name="sof-isolation-retire",
+                             daemon=True).start()
 
     def _replace(self, worker: _Worker, why: str) -> None:
         """Kill ``worker`` and start another in its place (it gets ready meanwhile)."""
@@ -467,11 +531,18 @@ class IsolationPool:
         with self._cond:
             self._stats[why] += 1
             try:
-                self._idle.append(self._new_worker())
+                self._idle.append(self._idle_worker(self._new_worker(), self.idle_timeout))
                 self._stats["replaced"] += 1
             except OSError:
                 self._count -= 1  # the next call reports why a worker cannot start
             self._cond.notify()
+
+
+def _retire(workers: list[_Worker]) -> None:
+    """Kill idle workers the pool let go (they hold no call: nothing is lost)."""
+    for worker in workers:
+        worker.kill()
+        _ALL.discard(worker)
 
 
 # --- one call's result -------------------------------------------------------------------------
@@ -637,25 +708,31 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
         with _pool_lock:
             sandboxed = _sandboxed.get(prefix)
             if sandboxed is None:
-                sandboxed = _sandboxed[prefix] = IsolationPool(_configured_size(), prefix)
+                size, idle_timeout = _configured()
+                sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
             return sandboxed
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = IsolationPool(_configured_size())
+                size, idle_timeout = _configured()
+                _pool = IsolationPool(size, idle_timeout=idle_timeout)
             pool = _pool
     return pool
 
 
-def _configured_size() -> int:
-    """The host configuration's ``isolation_workers`` (file, ``SOF_ISOLATION_WORKERS``): the
-    process pool's size until an engine's isolated step asks for more, so a host that sets
-    1 gets one worker process, and ``start()`` starts as many as configured."""
+def _configured() -> tuple[int, float | None]:
+    """The host configuration's ``isolation_workers`` and ``isolation_idle_timeout`` (file,
+    ``SOF_ISOLATION_WORKERS``, ``SOF_ISOLATION_IDLE_TIMEOUT``): the process pool's size
+    until an engine's isolated step asks for more, so a host that sets 1 gets one worker
+    process, and ``start()`` starts as many as configured; and how long the workers it
+    starts ahead may stay idle."""
     from sof_core.config.manager import get_sof_config_manager
 
     config = get_sof_config_manager().state().config
-    return config.isolation_workers if config is not None else _DEFAULT_WORKERS
+    if config is None:
+        return _DEFAULT_WORKERS, _DEFAULT_IDLE_TIMEOUT
+    return config.isolation_workers, config.isolation_idle_timeout
 
 
 class StartClock(Protocol):

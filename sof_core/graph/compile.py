@@ -44,6 +44,9 @@ class IsolationSettings:
     #: Top-level packages trusted whole in what the call sends back (the skill's and the
     #: configured ``isolation_reply_packages``; ``sof_core.security.unpickling``).
     reply_packages: frozenset[str] = frozenset()
+    #: Seconds the worker that ran the call may stay idle before it is retired; None:
+    #: kept for good (``SOFConfig.isolation_idle_timeout``).
+    idle_timeout: float | None = 300.0
 
 
 @dataclass(slots=True)
@@ -340,6 +343,7 @@ def _isolation(
         tool=tool,
         reply_packages=frozenset(config.isolation_reply_packages)
         | frozenset(spec.isolation_reply_packages),
+        idle_timeout=config.isolation_idle_timeout,
     )
 
 
