@@ -1093,33 +1093,3 @@ def test_run_planned_runs_a_planners_plan_as_run_query_does() -> None:
     assert awaited.status == "success" and awaited.planning == planned.to_dict()
     assert awaited.executor == "sequential"
 
-
-# --- concepts.md: the plan's order ------------------------------------------------------------
-
-
-def _chain_skill(name: str, reads: list[str], writes: list[str]) -> type[BaseSkillModule]:
-    def execute(self: BaseSkillModule, uif: UIF) -> UIF:
-        for key in writes:
-            uif.intermediate_data[key] = name
-        return uif
-
-    return type(name, (BaseSkillModule,), {
-        "skill_name": name, "skill_description": f"writes {writes}",
-        "required_inputs": reads, "output_keys": writes, "execute": execute})
-
-
-@pytest.mark.parametrize("executor", ["sequential", "threads", "asyncio"])
-def test_execution_plan_is_the_dependency_order_whatever_the_executor(executor: str) -> None:
-    # "runs the plan in its own order wherever the dependencies allow ... moves only what its
-    # dependencies force. That order is the UIF's execution_plan whatever the executor"
-    skills = [_chain_skill("A", [], ["a"]), _chain_skill("B", ["a"], ["b"]),
-              _chain_skill("C", [], ["c"]), _chain_skill("D", ["b", "c"], ["d"])]
-    engine = make_engine(skills, executor=executor)
-
-    report = engine.execute_plan(["D", "B", "C", "A"], UIF(input_query="q"))
-
-    assert report.status == "success", report.errors
-    assert report.uif.execution_plan == ["C", "A", "B", "D"]
-    assert [name for stage in report.stages for name in stage] == ["C", "A", "B", "D"]
-    if executor != "sequential":
-        assert report.stages == [["C", "A"], ["B"], ["D"]]

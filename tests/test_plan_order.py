@@ -138,3 +138,21 @@ def test_compiled_stages_and_cycles_match_networkx_on_the_full_graph(seed: int) 
     else:
         generations = [set(g) for g in nx.topological_generations(full)]
         assert [set(stage) for stage in compiled.stages] == generations
+
+
+@pytest.mark.parametrize("executor", ["sequential", "threads", "asyncio"])
+def test_execution_plan_is_the_dependency_order_whatever_the_executor(executor: str) -> None:
+    # docs/concepts.md: "That order is the UIF's execution_plan whatever the executor: a
+    # concurrent one starts each stage's skills together, and the stage's skills keep that
+    # order in execution_plan and report.stages."
+    skills = [skill("A", [], ["a"]), skill("B", ["a"], ["b"]), skill("C", [], ["c"]),
+              skill("D", ["b", "c"], ["d"])]
+    engine = make_engine(skills, executor=executor)
+
+    report = engine.execute_plan(["D", "B", "C", "A"], UIF(input_query="q"))
+
+    assert report.status == "success", report.errors
+    assert report.uif.execution_plan == ["C", "A", "B", "D"]
+    assert [name for stage in report.stages for name in stage] == ["C", "A", "B", "D"]
+    if executor != "sequential":
+        assert report.stages == [["C", "A"], ["B"], ["D"]]
