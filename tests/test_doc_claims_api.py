@@ -515,9 +515,8 @@ class Typed(BaseSkillModule):
     skill_name = "Typed"
     skill_description = "declares types"
     required_inputs = ["input_query"]
-    optional_inputs = ["hint"]
-    output_keys = ["words"]
-    key_types = {"words": list}
+    optional_inputs = [("hint", str)]
+    output_keys = [("words", list)]
     max_execution_time = 3.0
 
     def execute(self, uif: UIF) -> UIF:
@@ -539,6 +538,8 @@ def test_skill_spec_has_the_documented_fields_and_describes_itself_as_json() -> 
     described = spec.describe()
     assert json.loads(json.dumps(described)) == described
     assert described["name"] == "Typed" and described["output_keys"] == ["words"]
+    assert spec.key_types == {"hint": str} and spec.output_types == {"words": list}
+    assert described["types"] == {"hint": "str", "words": "list"}
 
 
 def test_skill_helpers_exist_and_answer() -> None:

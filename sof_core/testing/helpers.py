@@ -64,6 +64,7 @@ def check_skill_contract(
     spec = SkillSpec.from_skill_class(skill_class)
     engine = make_engine([skill], **config)
     data = dict(inputs or {})
+    empty: dict[str, Any] = {}
     for key in spec.required_inputs:  # a required input not given: an empty one if typed
         if key in UIF_FIELD_TYPES or key in data:
             continue
@@ -72,9 +73,13 @@ def check_skill_contract(
             raise ContractViolation(
                 f"{spec.name} requires input {key!r}, which nothing given produces: pass "
                 f"check_skill_contract(..., inputs={{{key!r}: <a sample value>}})")
-        data[key] = kind()
-    snapshot = {k: repr(v) for k, v in data.items()}
+        empty[key] = kind()
     uif = UIF(input_query=query, intermediate_data=data, **dict(uif_fields or {}))
+    # Put in after construction, of the declared type: a UIF is built from JSON data only
+    # (a set is refused, a tuple becomes a list), as a skill's own writes are not.
+    uif.intermediate_data.update(empty)
+    # What the skill is given, as the UIF holds it (a tuple given is a list there).
+    snapshot = {k: repr(v) for k, v in uif.intermediate_data.items()}
     report = engine.execute_plan([spec.name], uif)
     if report.status != "success":
         raise ContractViolation(f"{spec.name} did not succeed: {report.errors}"
