@@ -469,8 +469,8 @@ def test_with_block_closes_the_engine_and_it_stays_usable() -> None:
 
 def test_abandoned_calls_and_the_stats_it_adds() -> None:
     # "`abandoned_calls() -> dict[str, int]` — skill calls given up on at their timeout and
-    # still running, per skill; `stats()` adds `abandoned_total`, `quarantined`,
-    # `max_hung_calls_per_skill` and the pools' `threads`"
+    # still running, per skill; `stats()` adds `abandoned_total` (ever, per skill),
+    # `quarantined`, `max_hung_calls_per_skill` and the pools' `threads`"
     release = threading.Event()
 
     class Hangs(BaseSkillModule):
@@ -500,6 +500,7 @@ def test_abandoned_calls_and_the_stats_it_adds() -> None:
     while engine.abandoned_calls() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert engine.abandoned_calls() == {}  # "still running": gone once it returned
+    assert engine.stats()["abandoned_total"] == {"Hangs": 1}  # "ever": still counted
     engine.close()
 
 
