@@ -116,3 +116,30 @@ def test_the_process_pool_takes_the_host_configuration(tmp_path: Path) -> None:
          "print(p().idle_timeout, p().size)"],
         env=env, capture_output=True, text=True, timeout=60, check=True)
     assert shown.stdout.split() == ["45.0", "3"]
+
+
+def test_a_released_worker_takes_its_calls_timeout_and_a_replacement_the_pools(
+        tmp_path: Path) -> None:
+    # "A worker's timeout is the one of the engine whose call it last ran; one started ahead
+    # or in place of a killed worker takes the host's."
+    from sof_core import SkillTimeoutError
+
+    engine = make_engine([skills.Where, skills.Sleeper], isolation_idle_timeout=0.2)
+    plan = engine.compile(["Where", "Sleeper"]).steps
+    released = IsolationPool(size=1, idle_timeout=None)
+    replaced = IsolationPool(size=1, idle_timeout=None)
+    try:
+        released.call(plan["Where"], UIF(input_query="q"), time.monotonic() + 20)
+        assert wait_until(lambda: released.stats()["retired"] == 1, 10.0)
+        assert released.stats()["workers"] == 0
+
+        uif = UIF(input_query="q", intermediate_data={"pid_file": str(tmp_path / "pid")})
+        with pytest.raises(SkillTimeoutError):
+            replaced.call(plan["Sleeper"], uif, time.monotonic() + 0.5)
+        time.sleep(0.4)  # twice the engine's idle timeout: the replacement stays
+        stats = replaced.stats()
+        assert (stats["killed"], stats["replaced"], stats["retired"]) == (1, 1, 0)
+        assert stats["workers"] == 1
+    finally:
+        released.close()
+        replaced.close()
