@@ -491,7 +491,8 @@ class IsolationPool:
         if idle_timeout is None:
             worker.retire_at = math.inf
             return worker
-        worker.retire_at = retire_at = _now() + idle_timeout
+        # the watchdog's clock: ``_reap`` compares with the time it is called at
+        worker.retire_at = retire_at = clock() + idle_timeout
         if retire_at < self._reap_at:
             dog = watchdog()
             if self._reap_entry is not None:
