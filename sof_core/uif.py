@@ -190,10 +190,7 @@ class UIF(BaseModel):
         if type(value) is dict and value:
             for key in value:
                 if not isinstance(key, str):
-                    raise NotRoundTripError(
-                        f"{info.field_name} has the key {key!r} ({type(key).__name__}), "
-                        "which JSON would turn into a string; use string keys"
-                    )
+                    raise _key_error(info.field_name, key)
         return value
 
     @field_validator(*FREE_FORM_FIELDS)
@@ -483,10 +480,7 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
             for key, item in value.items():
                 path.append(key)
                 if not isinstance(key, str):
-                    raise NotRoundTripError(
-                        f"{_path(path[:-1])} has the key {key!r} ({type(key).__name__}), which "
-                        "JSON would turn into a string; use string keys"
-                    )
+                    raise _key_error(_path(path[:-1]), key)
                 _checked(key, path, depth)
                 clean = _checked(item, path, depth + 1)
                 path.pop()
@@ -521,6 +515,14 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
         f"{_path(path)} is a {kind}, which is not JSON data ({_JSON_KINDS}) and would not "
         "come back as given; convert it first, e.g. with .model_dump(), "
         "dataclasses.asdict() or str()"
+    )
+
+
+def _key_error(where: str, key: Any) -> NotRoundTripError:
+    """A dict key that is not a string, at ``where`` (a field or a path in one)."""
+    return NotRoundTripError(
+        f"{where} has the key {key!r} ({type(key).__name__}), which JSON would turn into a "
+        "string; use string keys"
     )
 
 

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 ISOLATION_LIMIT_DEFAULTS: dict[str, float | None] = {
     "cpu_seconds": 60.0, "memory_mb": 2048.0, "open_files": 256.0, "output_mb": 256.0,
 }
+#: Seconds an idle isolation worker is kept (``isolation_idle_timeout``'s default): long
+#: enough that a host answering queries keeps its workers warm, short enough that a
+#: burst's extra processes do not live as long as the host (loky retires its idle workers
+#: after the same 300 s).
+ISOLATION_IDLE_TIMEOUT_DEFAULT = 300.0
 
 
 def _new_list() -> list[Any]:
@@ -195,7 +200,9 @@ class SOFConfig(BaseModel):
     isolation_workers: int = Field(default=2, ge=1, le=64)
     #: Seconds an idle worker process is kept before it is retired (started again on
     #: demand); None keeps idle workers for good. Finite, like the timeouts.
-    isolation_idle_timeout: float | None = Field(default=300.0, gt=0, le=MAX_TIMEOUT)
+    isolation_idle_timeout: float | None = Field(
+        default=ISOLATION_IDLE_TIMEOUT_DEFAULT, gt=0, le=MAX_TIMEOUT
+    )
     #: Limits of each isolated call: ``cpu_seconds``, ``memory_mb`` (what the call may add
     #: to its process's address space), ``open_files``; None: no limit. Keys left out keep
     #: their defaults; a skill's own ``isolation_limits`` win over these.

@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sof_core._timeouts import MAX_TIMEOUT
-from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
+from sof_core.config.model import ISOLATION_IDLE_TIMEOUT_DEFAULT, ISOLATION_LIMIT_DEFAULTS
 from sof_core.errors import (
     SkillCrashedError,
     SkillExecutionError,
@@ -255,11 +255,6 @@ def _now() -> float:
 
 #: Worker processes of a pool made without a size (``SOFConfig.isolation_workers``' default).
 _DEFAULT_WORKERS = 2
-#: Seconds a worker may stay idle before it is retired (``isolation_idle_timeout``'s
-#: default): long enough that a host answering queries keeps its workers warm, short
-#: enough that a burst's extra processes do not live as long as the host (loky retires
-#: its idle workers after the same 300 s).
-_DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 class IsolationPool:
@@ -276,7 +271,7 @@ class IsolationPool:
     """
 
     def __init__(self, size: int = _DEFAULT_WORKERS, prefix: tuple[str, ...] = (),
-                 idle_timeout: float | None = _DEFAULT_IDLE_TIMEOUT) -> None:
+                 idle_timeout: float | None = ISOLATION_IDLE_TIMEOUT_DEFAULT) -> None:
         if size < 1:
             raise ValueError("an isolation pool needs at least one worker")
         if idle_timeout is not None and not 0 < idle_timeout <= MAX_TIMEOUT:
@@ -732,7 +727,7 @@ def _configured() -> tuple[int, float | None]:
 
     config = get_sof_config_manager().state().config
     if config is None:
-        return _DEFAULT_WORKERS, _DEFAULT_IDLE_TIMEOUT
+        return _DEFAULT_WORKERS, ISOLATION_IDLE_TIMEOUT_DEFAULT
     return config.isolation_workers, config.isolation_idle_timeout
 
 

@@ -16,7 +16,7 @@ from threading import Lock
 from typing import Any, NamedTuple
 
 from sof_core.config import SOFConfig
-from sof_core.config.model import ISOLATION_LIMIT_DEFAULTS
+from sof_core.config.model import ISOLATION_IDLE_TIMEOUT_DEFAULT, ISOLATION_LIMIT_DEFAULTS
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.security.policy import ToolLimits, ToolPolicy
@@ -46,7 +46,7 @@ class IsolationSettings:
     reply_packages: frozenset[str] = frozenset()
     #: Seconds the worker that ran the call may stay idle before it is retired; None:
     #: kept for good (``SOFConfig.isolation_idle_timeout``).
-    idle_timeout: float | None = 300.0
+    idle_timeout: float | None = ISOLATION_IDLE_TIMEOUT_DEFAULT
 
 
 @dataclass(slots=True)
