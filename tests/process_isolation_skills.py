@@ -391,6 +391,25 @@ class ReadsDeadline(BaseSkillModule):
         return uif
 
 
+class UsesItsTime(BaseSkillModule):
+    """Does what docs/operations.md advises: works for the time it is told is left, less
+    a small margin for sending its reply."""
+
+    skill_name = "UsesItsTime"
+    skill_description = "sleeps until shortly before the deadline it reads in its process"
+    required_inputs = ["input_query"]
+    output_keys = {"left": float}
+    max_execution_time = 1.0
+    isolation = "process"
+
+    def execute(self, uif: UIF) -> UIF:
+        left = uif.remaining_time()
+        assert left is not None
+        time.sleep(max(0.0, left - 0.1))
+        uif.intermediate_data["left"] = float(left)
+        return uif
+
+
 # --- what an isolated skill may send back (tests/test_isolation_replies.py) ----------------
 
 

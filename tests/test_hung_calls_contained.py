@@ -296,6 +296,38 @@ def test_engine_threads_are_daemons_and_close_releases_them(make_skill: Any) -> 
     engine.close()
 
 
+@pytest.mark.parametrize("executor", ["threads", "asyncio"])
+def test_close_closes_the_event_loops_of_the_threads_it_releases(executor: str) -> None:
+    # Async skills run in the engine's threads on each thread's own event loop. Before,
+    # close() ended the threads and left their loops open (a selector and a self-pipe each,
+    # until the garbage collector found them: a ResourceWarning, and descriptors piling up
+    # in a host that made and closed engines).
+    import asyncio
+
+    from sof_core import BaseSkillModule
+
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    class Waits(BaseSkillModule):
+        skill_description = "awaits a moment on the loop it runs on"
+        required_inputs = ["input_query"]
+
+        async def execute(self, uif: UIF) -> UIF:
+            loops.append(asyncio.get_running_loop())
+            await asyncio.sleep(0.001)
+            uif.intermediate_data[self.output_keys[0]] = True
+            return uif
+
+    first = type("WaitsA", (Waits,), {"skill_name": "WaitsA", "output_keys": ["a"]})
+    second = type("WaitsB", (Waits,), {"skill_name": "WaitsB", "output_keys": ["b"]})
+    engine = make_engine([first, second], executor=executor)
+    assert run(engine, ["WaitsA", "WaitsB"]).status == "success"
+    assert loops and not any(loop.is_closed() for loop in loops)
+    engine.close()
+    # (a thread still handing its outcome back when close() ran ends a moment later)
+    assert wait_until(lambda: all(loop.is_closed() for loop in loops))
+
+
 def test_close_never_waits_for_a_busy_thread(make_skill: Any, release: threading.Event) -> None:
     """``close()`` waits for idle threads only: one still running a skill (here one that
     blocks until the test ends) is left to finish on its own."""

@@ -264,6 +264,64 @@ def test_an_isolated_skill_reads_its_deadline_in_its_process() -> None:
     assert report.status == "success", report.errors
 
 
+def test_a_new_workers_start_is_not_the_skills_time() -> None:
+    # A cold worker (a new interpreter, ~0.3 s) used to take its start out of the step's
+    # deadline while the skill was told it had its whole timeout: a skill using the time it
+    # was told was killed. The deadline now starts once the worker is ready.
+    from sof_core import isolation_pool
+
+    for _ in range(2):
+        isolation_pool().close()  # no idle worker: the call starts one
+        report = run([skills.UsesItsTime])
+        assert report.status == "success", report.errors
+        assert 0.8 < report.uif.intermediate_data["left"] <= 1.0
+
+
+def test_a_worker_that_dies_or_hangs_while_starting_is_a_typed_error() -> None:
+    # The wait for a new worker's "ready" has its own ends: a worker that exits first is a
+    # crash "while starting"; one that never gets ready is given up at the call's deadline
+    # (a pool call's deadline counts the start) and killed.
+    from sof_core import SkillCrashedError, SkillTimeoutError
+    from sof_core.execution.isolation import IsolationPool
+
+    step = make_engine([skills.Where]).compile(["Where"]).steps["Where"]
+    dying = IsolationPool(1, prefix=("sh", "-c", "exit 3", "sh"))
+    try:
+        with pytest.raises(SkillCrashedError) as crashed:
+            dying.call(step, UIF(input_query="q"), time.monotonic() + 10.0)
+        assert "exited with code 3 while starting" in str(crashed.value)
+        assert crashed.value.skill == "Where"
+    finally:
+        dying.close()
+    stuck = IsolationPool(1, prefix=("sh", "-c", "sleep 30", "sh"))
+    try:
+        began = time.monotonic()
+        with pytest.raises(SkillTimeoutError) as late:
+            stuck.call(step, UIF(input_query="q"), time.monotonic() + 0.5)
+        assert time.monotonic() - began < 5.0  # a hang bound, not a speed figure
+        assert "still starting" in str(late.value)
+        assert stuck.stats()["killed"] == 1
+    finally:
+        stuck.close()
+    # A run's step waits for its worker until the run's total deadline only (its own
+    # timeout starts once the worker is ready, and never did): reported never started.
+    from sof_core import SkillNotStartedError
+
+    class Start:
+        wait_until = time.monotonic() + 0.5
+
+        def __call__(self) -> float:
+            raise AssertionError("the step's time must not start: no worker got ready")
+
+    stuck = IsolationPool(1, prefix=("sh", "-c", "sleep 30", "sh"))
+    try:
+        with pytest.raises(SkillNotStartedError) as unstarted:
+            stuck.call(step, UIF(input_query="q"), start=Start())
+        assert "still starting at the run's total_timeout" in str(unstarted.value)
+    finally:
+        stuck.close()
+
+
 def test_a_skill_past_its_cpu_limit_is_stopped_with_a_typed_error() -> None:
     report = run([skills.CpuHog])
     result = result_of(report, "CpuHog")

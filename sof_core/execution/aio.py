@@ -352,6 +352,20 @@ def thread_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def close_thread_loop() -> None:
+    """Close the calling thread's own loop (``thread_loop``), if it made one: a pool thread
+    that ends takes its loop with it, rather than leaving its selector and self-pipe open
+    until the garbage collector finds them (``engine.close()`` releases an engine's
+    threads, and so their loops). The tasks skills left on it were cancelled after each
+    skill (``reap_tasks``)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None:
+        return
+    _local.loop = None
+    if not loop.is_closed() and not loop.is_running():
+        loop.close()
+
+
 def reap_tasks(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel the tasks skills started on this thread's ``loop`` and left running.
 

@@ -131,12 +131,10 @@ class _Worker:
         naming anything else raises ``RefusedGlobal``."""
         sock = self.sock
         try:
+            self.wait_ready(deadline)
             sock.settimeout(None if deadline == math.inf else max(deadline - _now(), 1e-6))
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
-            if not self.ready:  # sent once, when it has started
-                load_reply(_worker.recv_frame(sock, deadline, _READY_LIMIT))
-                self.ready = True
             reply = _worker.recv_frame(sock, deadline, limit)
             loaded = load_reply(reply, packages, open_packages)
             if not isinstance(loaded, tuple) or not loaded:
@@ -147,6 +145,23 @@ class _Worker:
             raise _Deadline from None
         except (EOFError, OSError) as exc:
             raise _Gone from exc
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait until the worker has started (its "ready" message, sent once), or raise
+        ``_Deadline`` at ``deadline`` / ``_Gone`` if it died starting. A call's deadline and
+        the time left it tells the skill are taken after this: the start is not the
+        skill's time."""
+        if self.ready:
+            return
+        try:
+            self.sock.settimeout(None if deadline == math.inf
+                                 else max(deadline - _now(), 1e-6))
+            load_reply(_worker.recv_frame(self.sock, deadline, _READY_LIMIT))
+        except TimeoutError:
+            raise _Deadline from None
+        except (EOFError, OSError) as exc:
+            raise _Gone from exc
+        self.ready = True
 
     def kill(self) -> None:
         """SIGKILL the worker and its process group, with any process its skill started:
@@ -354,10 +369,31 @@ class IsolationPool:
             worker = self._acquire(step, deadline)
         else:  # the step's time starts once a worker takes it
             worker = self._acquire(step, start.wait_until, waiting_for_run=True)
+        try:
+            # A worker started for this call is waited for first: its start (a new
+            # interpreter, ~0.3 s) is not the skill's time. A run's step starts its
+            # deadline after it; any other call's deadline counted it already.
+            worker.wait_ready(deadline if start is None else start.wait_until)
+        except _Deadline:
+            self._replace(worker, "killed")
+            if start is None:
+                raise SkillTimeoutError(
+                    f"did not finish within {step.timeout}s; its isolation worker process "
+                    "was still starting", step.name) from None
+            raise SkillNotStartedError(
+                "never started: its isolation worker process was still starting at the "
+                "run's total_timeout", step.name) from None
+        except _Gone:
+            code = worker.exit_status()
+            self._replace(worker, "crashed")
+            raise _exit_error(step, settings, code, False) from None
+        except BaseException:  # Ctrl-C while waiting, or a forged "ready"
+            self._replace(worker, "killed")
+            raise
+        if start is not None:
             deadline = start()
         # What the skill's ``current_deadline()`` says in the worker, as time left (the
-        # worker's clock need not be this one's): taken once a worker is ready, so the wait
-        # for it counts.
+        # worker's clock need not be this one's): taken once the worker is ready.
         left = deadline - _now()
         visible = current_deadline()
         if visible is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import _thread
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -303,6 +304,12 @@ class DaemonPool:
         try:
             self._serve(me)
         finally:
+            aio = sys.modules.get("sof_core.execution.aio")  # no async skill ran: no loop
+            if aio is not None:
+                try:
+                    aio.close_thread_loop()
+                except Exception:  # a loop a skill left broken: the thread ends anyway
+                    log.exception("closing %s's event loop failed", me.name)
             with self._lock:
                 self._threads.discard(me)
                 self._busy.discard(me)
