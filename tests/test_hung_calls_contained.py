@@ -328,6 +328,39 @@ def test_close_closes_the_event_loops_of_the_threads_it_releases(executor: str) 
     assert wait_until(lambda: all(loop.is_closed() for loop in loops))
 
 
+def test_the_loop_an_inline_run_made_in_the_callers_thread_is_closed_at_exit() -> None:
+    # A run without timeouts awaits its async skills in the caller's thread, on a loop of
+    # that thread's own; at exit it was left for the garbage collector ("unclosed event
+    # loop" under -X dev).
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import asyncio
+        from sof_core import UIF, BaseSkillModule
+        from sof_core.testing import make_engine
+
+        class Waits(BaseSkillModule):
+            skill_name = "Waits"
+            skill_description = "awaits a moment"
+            required_inputs = ["input_query"]
+            output_keys = ["waited"]
+
+            async def execute(self, uif):
+                await asyncio.sleep(0.001)
+                uif.intermediate_data["waited"] = True
+                return uif
+
+        engine = make_engine([Waits], skill_timeout=None, total_timeout=None)
+        print(engine.execute_plan(["Waits"], UIF(input_query="q")).status)
+    """)
+    done = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == "success", done.stderr
+    assert "unclosed event loop" not in done.stderr, done.stderr
+
+
 def test_close_never_waits_for_a_busy_thread(make_skill: Any, release: threading.Event) -> None:
     """``close()`` waits for idle threads only: one still running a skill (here one that
     blocks until the test ends) is left to finish on its own."""

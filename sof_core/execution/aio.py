@@ -16,6 +16,7 @@ the watchdog (another thread) looks at that record, with ``overrun``:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import functools
@@ -364,6 +365,11 @@ def close_thread_loop() -> None:
     _local.loop = None
     if not loop.is_closed() and not loop.is_running():
         loop.close()
+
+
+# The main thread's loop (async skills a run without timeouts awaited in the caller's
+# thread) is closed at exit, as a pool thread's is when the thread ends.
+atexit.register(close_thread_loop)
 
 
 def reap_tasks(loop: asyncio.AbstractEventLoop) -> None:
