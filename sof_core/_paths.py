@@ -8,6 +8,7 @@ Plain platform rules, not ``platformdirs``: two paths do not justify a dependenc
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -50,3 +51,34 @@ def cache_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "sof"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sof"
+
+
+def read_cache_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of a file SOF keeps in its cache folder, or None: missing, unreadable, not
+    a regular file, or longer than ``limit`` bytes. The folder is the user's to change, so
+    what is found there is not trusted even to be a file: it is opened without blocking (a
+    FIFO put in an entry's place would hang the process on ``open``/``read``) and read
+    only up to the limit (a link to ``/dev/zero`` must not fill memory)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError):
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while being read
+                return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

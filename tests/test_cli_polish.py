@@ -294,6 +294,21 @@ def test_the_help_lists_plugin_commands_without_importing_plugins_once_it_has_se
     assert sof_cli("hello", env=env).stdout == "hello from a plugin\n"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_in_place_of_the_command_cache_does_not_hang_help(
+    sof_cli: Any, dists: Any, tmp_path: Path
+) -> None:
+    # The cache file was read as a file whatever it was: a FIFO in its place hung
+    # `sof --help` for good. It is now read only if it is a regular file.
+    dists.add("sof-greeter", COMMANDS, entry_name="greeter")
+    env = {**dists.env(), "SOF_PLUGINS_ONLY": "greeter", "XDG_CACHE_HOME": str(tmp_path)}
+    (tmp_path / "sof").mkdir()
+    os.mkfifo(tmp_path / "sof" / "commands.json")
+    shown = sof_cli("--help", env=env, timeout=30)  # a hang bound
+    assert shown.returncode == 0, shown.stderr
+    assert "say hello (added by a plugin)" in shown.stdout
+
+
 def test_a_plugin_whose_command_hook_raises_does_not_break_help(
     sof_cli: Any, dists: Any
 ) -> None:

@@ -119,6 +119,25 @@ def test_settings_assigned_after_a_run_apply_to_the_next_run(host_file: Path) ->
     assert engine.stats()["plan_cache"]["misses"] == 2  # counts go on across the change
 
 
+def test_a_setting_assigned_on_the_engines_config_applies_to_the_next_run(
+        host_file: Path) -> None:
+    """``engine.config.skill_timeout = 0.1`` is accepted and validated: before, a plan
+    compiled earlier kept the old timeout (the cache knew the config object, not its
+    changes), so whether the setting applied depended on what had run before."""
+    engine = CoordinatorEngine(config=SOFConfig(skill_timeout=5))
+    engine.register_skill(SlowAnswer)
+    assert engine.execute_plan(["SlowAnswer"], UIF(input_query="q")).status == "success"
+
+    engine.config.skill_timeout = 0.1
+
+    report = engine.execute_plan(["SlowAnswer"], UIF(input_query="q"))
+    assert report.status == "timeout", report.errors
+    assert report.results[0].error_type == "SkillTimeoutError"
+    # Nothing assigned since: the plan compiled with the new timeout is reused.
+    engine.execute_plan(["SlowAnswer"], UIF(input_query="q"))
+    assert engine.stats()["plan_cache"]["misses"] == 2
+
+
 def test_an_engine_refuses_settings_that_are_not_a_sofconfig() -> None:
     engine = CoordinatorEngine(config=SOFConfig())
     with pytest.raises(Exception, match="must be a SOFConfig") as caught:

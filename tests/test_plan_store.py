@@ -208,6 +208,52 @@ TAMPERING = ["garbage", "truncated", "consumer first", "one stage", "missing ski
              "invented cycle", "other material", "other format", "wrong types"]
 
 
+def test_an_entry_true_of_the_graph_but_not_what_compiling_gives_is_ignored(
+        cache: Path, make_skill: Any) -> None:
+    # Four independent skills: any order and any stage order respects the (absent) edges.
+    # An entry with them reversed passed the old check, and the run then started with the
+    # last skill and reported the stage in reverse: now it must be exactly the compiled one.
+    classes = [make_skill(f"P{i}", ["input_query"], [f"p{i}"]) for i in range(1, 5)]
+    engine = make_engine(classes)
+    plan = ["P1", "P2", "P3", "P4"]
+    good = facts(compile_plan(plan, engine.registry, engine.config))
+    path, data = _entry(cache)
+    forged = dict(data, stages=[list(reversed(plan))], order=list(reversed(plan)))
+    path.write_text(json.dumps(forged))
+    assert facts(compile_plan(plan, engine.registry, engine.config)) == good
+    assert json.loads(path.read_text()) == data
+    report = engine.execute_plan(plan, __import__("sof_core").UIF(input_query="q"))
+    assert [r.skill for r in report.results] == plan
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("what", ["fifo", "dev zero", "directory"])
+def test_something_else_in_an_entrys_place_is_ignored_without_hanging(
+        cache: Path, make_skill: Any, what: str) -> None:
+    # A FIFO hung compile() for good (it was read like a file); a link to /dev/zero raised
+    # MemoryError out of it. What is in an entry's place is read only if it is a regular
+    # file of a sane size.
+    import threading
+
+    engine = make_engine(chain(make_skill))
+    plan = ["C", "B", "A"]
+    good = facts(compile_plan(plan, engine.registry, engine.config))
+    (path,) = entries(cache)
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "dev zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    got: list[Any] = []
+    worker = threading.Thread(target=lambda: got.append(
+        facts(compile_plan(plan, engine.registry, engine.config))), daemon=True)
+    worker.start()
+    worker.join(20)  # a hang bound, not a speed figure
+    assert got == [good]
+
+
 @pytest.mark.parametrize("how", TAMPERING)
 def test_a_bad_entry_is_ignored_and_rebuilt(cache: Path, make_skill: Any, how: str) -> None:
     engine = make_engine(chain(make_skill))
@@ -272,6 +318,14 @@ def test_stored_answers_equal_fresh_ones_for_any_graph(
     expected = facts(compile_plan(plan, engine.registry, off))
     assert facts(compile_plan(plan, engine.registry, engine.config)) == expected  # miss
     assert facts(compile_plan(plan, engine.registry, engine.config)) == expected  # hit
+    # The store's own check recomputes the answers without networkx: they must be the
+    # very ones networkx gives (else every entry would be refused, or a wrong one taken).
+    specs = [engine.registry.skill(name).spec for name in plan]
+    producers, edges = plan_store.dependency_edges(specs)
+    computed = plan_store._compute(specs, producers, edges)
+    if not computed.cycles:
+        assert plan_store._answers(specs, edges) == (computed.order, computed.stages)
+        plan_store._check(specs, edges, (), computed.stages, computed.order)
 
 
 def test_without_a_home_directory_plans_still_compile(monkeypatch: pytest.MonkeyPatch,

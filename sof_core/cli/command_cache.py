@@ -27,11 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sof_core._installed import plugin_metadata_stamps
-from sof_core._paths import cache_dir, config_file
+from sof_core._paths import cache_dir, config_file, read_cache_file
 from sof_core._version import __version__
 
 #: Bump when the file's layout changes.
 FORMAT = 1
+#: A longer file is not read (a few kB with every bundled plugin's commands).
+MAX_BYTES = 4 << 20
 
 
 def cache_file() -> Path:
@@ -61,11 +63,14 @@ def fingerprint() -> str:
 def cached_commands(key: str) -> list[tuple[str, str]] | None:
     """The commands stored under ``key``, or None (no file, another key, unreadable)."""
     try:
-        data = json.loads(cache_file().read_text(encoding="utf-8"))
+        raw = read_cache_file(cache_file(), MAX_BYTES)
+        if raw is None:
+            return None
+        data = json.loads(raw.decode("utf-8"))
         if data.get("key") != key:
             return None
         return [(str(name), str(text)) for name, text in data["commands"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
 
 

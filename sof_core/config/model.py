@@ -79,6 +79,19 @@ def _config_errors() -> Iterator[None]:
         raise ConfigValidationError.from_validation_error(exc) from None
 
 
+#: Settings assignments ever made to any ``SOFConfig`` in this process (``config_revision``).
+_assignments = [0]
+
+
+def config_revision() -> int:
+    """A number that changes whenever a setting is assigned on any ``SOFConfig``: what an
+    engine derived from its settings (compiled plans carry timeouts, retries, isolation)
+    is derived again after ``engine.config.skill_timeout = 5``, as after assigning a new
+    ``SOFConfig``. (Process-wide, not per object: a pydantic private attribute would take
+    part in ``==``; assignments are rare, and a spare recompile is all one costs.)"""
+    return _assignments[0]
+
+
 class SOFConfig(BaseModel):
     """Every setting SOF reads. Unknown keys are errors, so typos never pass silently.
 
@@ -95,6 +108,7 @@ class SOFConfig(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         with _config_errors():
             super().__setattr__(name, value)
+        _assignments[0] += 1
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> SOFConfig:

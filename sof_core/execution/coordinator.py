@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core._bounded import call_bounded
 from sof_core.config import SOFConfig, as_config, get_sof_config_manager
+from sof_core.config.model import config_revision
 from sof_core.errors import ConfigError, PlanValidationError, PluginHookError, UIFError
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
@@ -97,7 +98,8 @@ class CoordinatorEngine:
         self.plugins = plugins
         self._config = config if config is not None else plugins.config
         #: Compiled plans, with the settings they were compiled under (see ``compile``).
-        self._plans = (self._config, PlanCache(self._config.plan_cache_size))
+        self._plans = (self._config, config_revision(),
+                       PlanCache(self._config.plan_cache_size))
         self._executors: dict[str, Executor] = {}
         #: Runner and step threads, and the calls given up on (see ``stats``).
         self._threads = EngineThreads(self._config)
@@ -190,7 +192,7 @@ class CoordinatorEngine:
         planners' plan cache with hits, misses and evictions).
         """
         stats = self._threads.stats()
-        cache = self._plans[1]
+        cache = self._plans[2]
         stats["plan_cache"] = {"hits": cache.hits, "misses": cache.misses}
         stats["planning"] = self.planning.stats()
         return stats
@@ -243,11 +245,13 @@ class CoordinatorEngine:
         if not listed:  # checked before the lookup: a str would pass as one-letter names
             check_plan_type(plan)
         config = self._config
-        compiled_for, cache = self._plans
-        if compiled_for is not config:  # steps carry timeouts and retries: compile afresh
+        compiled_for, revision, cache = self._plans
+        if compiled_for is not config or revision != config_revision():
+            # steps carry timeouts, retries, isolation: new settings (or a setting assigned
+            # on these) compile afresh
             fresh = PlanCache(config.plan_cache_size)
             fresh.hits, fresh.misses = cache.hits, cache.misses
-            self._plans = (config, fresh)
+            self._plans = (config, config_revision(), fresh)
             cache = fresh
         available = frozenset(available)
         key = (tuple(plan), self.plugins.registry.version, available)

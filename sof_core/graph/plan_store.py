@@ -14,9 +14,10 @@ process that compiles the same plan reads them back instead.
   used for another graph or by other code.
 * **Trust.** An entry holds its key material and is used only when that matches exactly.
   Before it is used it is checked against the graph, rebuilt here without networkx: every
-  stored cycle must follow real edges, and stages and order must contain each skill once,
-  put every producer before its consumers and run a ``can_run_parallel = False`` skill
-  alone. A corrupt, stale or wrong entry is ignored and rebuilt. Everything else the
+  stored cycle must follow real edges, and stages and order must be exactly the ones
+  compiling computes (recomputed in linear time, without networkx: ``_check``). A
+  corrupt, stale or wrong entry is ignored and rebuilt; what is in the entry's place is
+  read only if it is a regular file of at most ``MAX_ENTRY_BYTES``. Everything else the
   compiler checks (keys, types, vetting, plan shape) is checked in every process as before.
 * **Writes** are atomic (a temporary file renamed over the entry), so readers never see
   half an entry. Any error reading or writing is ignored (the plan compiles as without a
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sof_core._paths import cache_dir
+from sof_core._paths import cache_dir, read_cache_file
 from sof_core._version import __version__
 from sof_core.config import SOFConfig
 from sof_core.graph.edges import dependency_edges
@@ -57,6 +58,8 @@ log = logging.getLogger("sof.plan_store")
 FORMAT = 1
 #: Larger plans are compiled in memory only.
 MAX_SKILLS = 512
+#: An entry longer than this is not read (the largest plan's is a few hundred kB).
+MAX_ENTRY_BYTES = 16 << 20
 #: Entries kept before the oldest are pruned.
 MAX_ENTRIES = 2000
 _PRUNE_EVERY = 64
@@ -205,9 +208,8 @@ def _load(
     specs: Sequence[SkillSpec],
     edges: dict[tuple[str, str], list[str]],
 ) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...], tuple[str, ...]] | None:
-    try:
-        raw = path.read_bytes()
-    except OSError:
+    raw = read_cache_file(path, MAX_ENTRY_BYTES)
+    if raw is None:
         return None
     try:
         data = json.loads(raw)
@@ -244,8 +246,16 @@ def _check(
     stages: tuple[tuple[str, ...], ...],
     order: tuple[str, ...],
 ) -> None:
-    """Raise ``ValueError`` unless the answers are true of this graph."""
-    names = [spec.name for spec in specs]
+    """Raise ``ValueError`` unless the answers are the ones compiling gives for this graph.
+
+    Stored cycles must follow the graph's edges. Stages and order must be exactly what
+    ``graph.build`` computes (a topological order or stage split that merely respects the
+    edges is not enough: a different one changes which skill runs first and the order of
+    the report), so they are recomputed here, without networkx, in linear time: the
+    stable topological sort (at each step the ready skill first in the plan) and the
+    topological generations, each in plan order with its ``can_run_parallel = False``
+    skills in stages of their own after it.
+    """
     for path in cycles:
         if len(path) < 3 or path[0] != path[-1]:
             raise ValueError("a stored cycle is not closed")
@@ -255,23 +265,52 @@ def _check(
         if stages or order:
             raise ValueError("a cyclic plan has no stages")
         return
-    if sorted(order) != sorted(names):
-        raise ValueError("the stored order is not the plan's skills")
-    position = {name: i for i, name in enumerate(order)}
-    stage_of: dict[str, int] = {}
-    parallel = {spec.name: spec.can_run_parallel for spec in specs}
-    for index, stage in enumerate(stages):
-        if len(stage) > 1 and not all(parallel[name] for name in stage):
-            raise ValueError("a skill that may not run in parallel shares a stage")
-        for name in stage:
-            if name in stage_of:
-                raise ValueError("a skill is in two stages")
-            stage_of[name] = index
-    if stage_of.keys() != set(names):
-        raise ValueError("the stored stages are not the plan's skills")
+    expected_order, expected_stages = _answers(specs, edges)
+    if order != expected_order:
+        raise ValueError("the stored order is not the plan's")
+    if stages != expected_stages:
+        raise ValueError("the stored stages are not the plan's")
+
+
+def _answers(
+    specs: Sequence[SkillSpec], edges: dict[tuple[str, str], list[str]]
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """``plan_order`` and ``parallel_stages`` of an acyclic graph (see ``_check``);
+    ``ValueError`` if the graph has a cycle (the entry claimed it had none)."""
+    import heapq
+
+    position = {spec.name: index for index, spec in enumerate(specs)}
+    consumers: dict[str, list[str]] = {name: [] for name in position}
+    waiting = dict.fromkeys(position, 0)  # producers not yet placed
     for producer, consumer in edges:
-        if stage_of[producer] >= stage_of[consumer] or position[producer] > position[consumer]:
-            raise ValueError("a stored answer runs a consumer before its producer")
+        consumers[producer].append(consumer)
+        waiting[consumer] += 1
+    ready = [position[name] for name, count in waiting.items() if not count]
+    heapq.heapify(ready)
+    names = [spec.name for spec in specs]
+    order: list[str] = []
+    generation = dict.fromkeys(position, 0)
+    while ready:
+        name = names[heapq.heappop(ready)]
+        order.append(name)
+        for consumer in consumers[name]:
+            generation[consumer] = max(generation[consumer], generation[name] + 1)
+            waiting[consumer] -= 1
+            if not waiting[consumer]:
+                heapq.heappush(ready, position[consumer])
+    if len(order) != len(names):
+        raise ValueError("the stored answers say acyclic, the graph has a cycle")
+    levels: list[list[str]] = [[] for _ in range(max(generation.values()) + 1)]
+    for name in names:  # plan order within each generation
+        levels[generation[name]].append(name)
+    parallel = {spec.name: spec.can_run_parallel for spec in specs}
+    stages: list[tuple[str, ...]] = []
+    for level in levels:
+        together = tuple(name for name in level if parallel[name])
+        if together:
+            stages.append(together)
+        stages.extend((name,) for name in level if not parallel[name])
+    return tuple(order), tuple(stages)
 
 
 # --- writing -----------------------------------------------------------------------------
