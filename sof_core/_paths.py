@@ -34,7 +34,7 @@ def config_file() -> Path:
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        base = _xdg("XDG_CONFIG_HOME", ".config")
     json_file = base / "sof" / "config.json"
     if not json_file.exists():
         toml_file = json_file.with_suffix(".toml")
@@ -50,7 +50,17 @@ def cache_dir() -> Path:
         return base / "sof" / "Cache"
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "sof"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sof"
+    return _xdg("XDG_CACHE_HOME", ".cache") / "sof"
+
+
+def _xdg(variable: str, default: str) -> Path:
+    """An XDG base directory: ``$variable`` when it is an absolute path, else
+    ``~/default``. The XDG spec says a relative value is invalid and to be ignored (it
+    would put the user's files wherever the process happens to run)."""
+    value = os.environ.get(variable)
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / default
 
 
 def read_cache_file(path: Path, limit: int) -> bytes | None:

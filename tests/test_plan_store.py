@@ -278,6 +278,23 @@ def test_the_store_lives_in_the_user_cache_dir(cache: Path) -> None:
     assert plan_store.store_dir() == cache
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG base dirs: Linux")
+def test_a_relative_xdg_dir_is_ignored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The XDG spec: relative values are invalid and ignored. Before, the cache (and the
+    # config file) went wherever the process was started.
+    from sof_core._paths import cache_dir, config_file
+
+    monkeypatch.delenv("SOF_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no SAM config/sof_config.json here
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative-config")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "sof"
+    assert config_file() == tmp_path / "home" / ".config" / "sof" / "config.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert cache_dir() == tmp_path / "abs" / "sof"
+
+
 # --- property: whatever the graph, store and networkx agree --------------------------------
 
 KEYS = [f"k{i}" for i in range(6)]

@@ -18,7 +18,11 @@ def user_data_dir() -> Path:
         return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "sof"
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "sof"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "sof"
+    value = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec: a relative value is invalid and ignored (it would put the database
+    # wherever the process happens to run).
+    base = Path(value) if value and os.path.isabs(value) else Path.home() / ".local" / "share"
+    return base / "sof"
 
 
 def resolve_db_path(

@@ -297,6 +297,21 @@ def test_default_path_is_in_the_user_data_dir(tmp_path: Path) -> None:
     assert (tmp_path / "xdg-data" / "sof" / "memory.db").exists()  # XDG_DATA_HOME, see conftest
 
 
+def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The XDG spec: a relative value is invalid and ignored; it put the database wherever
+    # the process happened to be started.
+    import sys
+
+    from sof_memory.paths import user_data_dir
+
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("XDG base dirs: Linux")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", "relative-data")
+    assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "sof"
+
+
 def test_configure_moves_an_unpinned_store_to_the_new_path(tmp_path: Path) -> None:
     store = SQLiteMemoryBackend()
     store.configure({"path": str(tmp_path / "one.db")})
