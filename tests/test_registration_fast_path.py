@@ -332,3 +332,31 @@ def test_a_skill_with_no_attributes_still_gets_its_setstate_called_when_unpickle
     copy = pickle.loads(pickle.dumps(Rebuilds()))
     assert copy.rebuilt is True
     assert copy.logger.name == "sof.skill.RebuildsOnUnpickleSkill"
+
+
+def test_a_declaration_assigned_after_the_class_was_made_is_the_one_registered() -> None:
+    # The spec is built when a named skill class is made and cached on the class. Before,
+    # assigning a declaration afterwards (a test or a generator adjusting a class) left the
+    # cached spec in use: the skill was registered, checked and run under the old one.
+    from sof_core import BaseSkillModule
+
+    class Adjusted(BaseSkillModule):
+        skill_name = "Adjusted"
+        skill_description = "writes the key it declares"
+        required_inputs = ["input_query"]
+        output_keys = ["old"]
+
+        def execute(self, uif: UIF) -> UIF:
+            uif.intermediate_data["new"] = "written"
+            return uif
+
+    Adjusted.output_keys = ["new"]
+    engine = make_engine([Adjusted])
+    assert engine.registry.skill("Adjusted").spec.output_keys == ("new",)
+    report = engine.execute_plan(["Adjusted"], UIF(input_query="q"))
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["new"] == "written"
+    # A bad declaration assigned later is refused as it would have been in the class body.
+    Adjusted.output_keys = 5  # type: ignore[assignment]
+    with pytest.raises(SkillDefinitionError, match="output_keys"):
+        make_engine([Adjusted])

@@ -37,7 +37,7 @@ from sof_core.errors import (
     SkillDefinitionError,
     SOFError,
 )
-from sof_core.skills.spec import SkillSpec, tool_isolation_problem
+from sof_core.skills.spec import SkillSpec, cached_spec, tool_isolation_problem
 
 #: Registration hooks whose items are named components, by registry kind.
 COMPONENT_HOOKS: dict[str, str] = {
@@ -625,7 +625,7 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
     ``AttributeError`` or ``ValueError`` that stops the host. A class whose spec is cached
     (built when it was defined, or at an earlier registration) had every declaration then.
     """
-    cached = skill_class.__dict__.get("_sof_spec")
+    cached = cached_spec(skill_class)
     for attribute in () if cached is not None else _DECLARED_ATTRIBUTES:
         try:
             present = hasattr(skill_class, attribute)
@@ -648,7 +648,7 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
             label, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
         )
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     try:
         return SkillSpec.from_skill_class(skill_class)
     except SOFError:

@@ -107,9 +107,9 @@ class SkillSpec:
     @classmethod
     def from_skill_class(cls, skill_class: type[Any]) -> SkillSpec:
         """Check a skill class against the contract; raise ``SkillDefinitionError`` if broken."""
-        cached = skill_class.__dict__.get("_sof_spec")
+        cached = cached_spec(skill_class)
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         name = getattr(skill_class, "skill_name", "")
         label = name if isinstance(name, str) and name else skill_class.__qualname__
         if not isinstance(name, str) or not name.strip():
@@ -179,8 +179,10 @@ class SkillSpec:
             max_output_bytes=_count(name, skill_class, "max_output_bytes"),
             calls_per_minute=_count(name, skill_class, "calls_per_minute"),
         )
-        # Cache on the class itself (not inherited: looked up through __dict__ above).
+        # Cache on the class itself (not inherited: looked up through __dict__ above), with
+        # the declarations it was made from (``cached_spec``).
         type.__setattr__(skill_class, "_sof_spec", spec)
+        type.__setattr__(skill_class, "_sof_spec_sources", _sources(skill_class))
         return spec
 
     def describe(self) -> dict[str, Any]:
@@ -337,3 +339,31 @@ def type_name(key_type: Any) -> str:
     if isinstance(key_type, type) and not getattr(key_type, "__args__", None):
         return key_type.__qualname__
     return repr(key_type).replace("typing.", "")
+
+
+#: The class attributes a spec is made from that authors assign (``cached_spec``).
+_SOURCES = (
+    "skill_name", "skill_description", "skill_version", "required_inputs",
+    "optional_inputs", "output_keys", "max_execution_time", "max_retries",
+    "can_run_parallel", "isolation", "estimated_execution_time", "execute",
+)
+
+
+def _sources(skill_class: type[Any]) -> tuple[Any, ...]:
+    return tuple(getattr(skill_class, name, None) for name in _SOURCES)
+
+
+def cached_spec(skill_class: type[Any]) -> SkillSpec | None:
+    """The spec built for ``skill_class`` when it was defined or first registered, if its
+    declarations still are what they were then; None otherwise. A declaration assigned
+    since (``MySkill.output_keys = [...]``, a test or a generator adjusting a class) made
+    the cached spec stale: it was used anyway, and the class ran under declarations it no
+    longer had. (A list changed in place is the same object: assign a new one.)"""
+    cached = skill_class.__dict__.get("_sof_spec")
+    if cached is None:
+        return None
+    try:
+        same = skill_class.__dict__.get("_sof_spec_sources") == _sources(skill_class)
+    except Exception:  # a declaration that cannot even be compared: build the spec again
+        return None
+    return cached if same is True else None
