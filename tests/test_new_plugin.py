@@ -141,6 +141,8 @@ def test_the_generated_code_is_lint_clean(tmp_path: Path) -> None:
     ("name", "message"),
     [
         ("Bad Name!", "is not a valid distribution name for a plugin"),
+        # made `class 1abcKeywordsSkill`, which is not Python
+        ("sof-1abc", "the part after 'sof-' ('1abc') must start with a letter"),
         ("sof", "is reserved for SOF itself"),
         ("sof-core", "is reserved for SOF itself"),
         ("class", "Python keyword 'class'"),
@@ -154,6 +156,13 @@ def test_unusable_names_are_one_line_usage_errors(tmp_path: Path, name: str, mes
     assert message in done.stderr
     assert done.stderr.startswith("sof: error: ") and done.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_folder_is_the_name_in_lower_case_with_hyphens(tmp_path: Path) -> None:
+    done = _sof("new-plugin", "SOF_Foo", env=_env(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["sof-foo"]
+    assert (tmp_path / "sof-foo" / "sof_foo" / "skills.py").is_file()
 
 
 def test_an_existing_folder_is_never_written_into(tmp_path: Path) -> None:

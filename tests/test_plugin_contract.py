@@ -318,7 +318,10 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     broken = reports["broken"]
     assert _by_check(broken)["loads"].status == "failed"
     assert "no such backend" in _by_check(broken)["loads"].detail
-    assert all(c.status == "skipped" for c in broken.checks if c.check != "loads")
+    # The distribution's requirement is read from its metadata, loaded or not.
+    assert _by_check(broken)["requirement"].status == "passed"
+    assert all(c.status == "skipped" for c in broken.checks
+               if c.check not in ("loads", "requirement"))
 
     baddecl = reports["baddecl"]
     # Declarations are checked when the class is defined, so the import fails: the check
@@ -328,8 +331,9 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     assert declarations.status == "failed", baddecl.summary()
     assert "SkillDefinitionError" in declarations.detail and "'Twice'" in declarations.detail
     assert "'twice_out' twice" in declarations.detail
+    assert _by_check(baddecl)["requirement"].status == "passed"
     assert all(c.status == "skipped" for c in baddecl.checks
-               if c.check not in ("loads", "declarations"))
+               if c.check not in ("loads", "declarations", "requirement"))
 
     nosample = reports["nosample"]
     assert nosample.passed  # nothing could be run, so nothing failed; the reason says why

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 #: Every check, with the promise it tests (``sof plugins check`` prints these).
 CHECKS: dict[str, str] = {
-    "loads": "the plugin's module imports and registers",
+    "loads": ("the plugin's module imports and its hooks run (a failure a skill's "
+              "declarations or a hook's signature caused counts under 'declarations')"),
     "declarations": "every skill's declarations are valid and every component has a name",
     "requirement": "its distribution declares the sof-core versions it works with",
     "conflicts": "no skill, component or entry-point name clashes with another plugin",
@@ -269,12 +270,17 @@ def _check_plugin(engine: CoordinatorEngine, record: PluginRecord,
         return result
     if record.status != "loaded":
         check = _failed_check(record)
-        for name in PLUGIN_CHECKS:
+        failed_at = PLUGIN_CHECKS.index(check)
+        for index, name in enumerate(PLUGIN_CHECKS):
             if name == check:
                 result.add(name, "failed", f"{record.error_type}: {record.error}")
-                break
-            result.add(name, "passed")
-        _skip_rest(result, check, "the plugin did not load")
+            elif name == "requirement":  # the distribution's metadata: readable all the same
+                _check_requirement(result, record)
+            elif index < failed_at:
+                result.add(name, "passed")
+            else:
+                result.add(name, "skipped", "the plugin did not load")
+        _skip_rest(result, PLUGIN_CHECKS[-1], "the plugin did not load")
         return result
     result.add("loads", "passed", _load_detail(record))
     result.add("declarations", "passed", _declared(record))

@@ -47,6 +47,11 @@ class Names:
                 "letters, digits and single hyphens, starting with a letter (e.g. sof-wordcount)"
             )
         entry = dist.removeprefix("sof-")
+        if not entry[:1].isalpha():
+            raise UsageError(
+                f"plugin name {raw!r}: the part after 'sof-' ({entry!r}) must start with a "
+                "letter, since its classes and keys are named after it (e.g. sof-wordcount)"
+            )
         if dist in _RESERVED or entry in _RESERVED:
             raise UsageError(f"plugin name {raw!r} is reserved for SOF itself; choose another")
         package = dist.replace("-", "_")
