@@ -31,6 +31,15 @@ class Raising:
         raise RuntimeError("planner service down")
 
 
+class Exiting:
+    """Calls sys.exit: a plugin's planner must not end the host (a skill's call does not)."""
+
+    name = "exiting"
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        raise SystemExit(3)
+
+
 class Invalid:
     name = "invalid"
 
@@ -61,7 +70,7 @@ class Hung:
 class Planners:
     @hookimpl
     def sof_register_planners(self) -> list[Any]:
-        return [Raising(), Invalid(), Sees(), Hung()]
+        return [Raising(), Exiting(), Invalid(), Sees(), Hung()]
 
 
 def engine(**config: Any) -> Any:
@@ -79,6 +88,7 @@ def test_a_plugin_planner_keeps_the_one_documented_signature() -> None:
 
 @pytest.mark.parametrize(("name", "why"), [
     ("raising", "planner raised RuntimeError: planner service down"),
+    ("exiting", "planner raised SystemExit: 3"),
     ("invalid", "its plan ['NoSuchSkill', 'Answer'] is invalid"),
 ])
 def test_a_failing_planner_falls_back_to_rules_and_is_counted(name: str, why: str) -> None:
@@ -158,6 +168,28 @@ def test_a_planner_whose_constructor_raises_falls_back_and_is_tried_again_later(
     finally:
         NeedsKey.key = None
     assert again.planner == "needskey" and not again.fallbacks
+
+
+def test_a_planner_whose_constructor_calls_sys_exit_falls_back() -> None:
+    class Quits:
+        name = "quits"
+
+        def __init__(self) -> None:
+            raise SystemExit("no model configured")
+
+        def plan(self, query: str, context: Any) -> list[str]:
+            return ["Answer"]
+
+    class Registers:
+        @hookimpl
+        def sof_register_planners(self) -> list[Any]:
+            return [Quits]
+
+    made = make_engine([Answer], plugins=[("quits", Registers())], default_plan=["Answer"])
+    result = made.planning.plan("q", planner="quits")
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    assert result.fallbacks[0].reason == ("planner could not be constructed: SystemExit: "
+                                          "no model configured")
 
 
 class HungConstructor:

@@ -175,6 +175,8 @@ class Fussy(BaseSkillModule):
     triggers: ClassVar[tuple[str, ...]] = ("forecast",)
 
     def can_handle_query(self, query: str) -> bool:
+        if "exit" in query:  # sys.exit() in a predicate: skipped too, never the host's end
+            raise SystemExit(2)
         raise ValueError("boom")
 
     def execute(self, uif: UIF) -> UIF:
@@ -198,6 +200,9 @@ def test_a_scoring_method_chooses_and_a_raising_predicate_is_skipped_with_its_re
     assert result.plan == ["Weather", "Answer"]
     assert result.reasons["Weather"] == "planning_score(query) = 0.90"
     assert "ValueError: boom" in result.skipped["Fussy"]
+    exiting = engine.planning.plan("the forecast, then exit", use_cache=False)
+    assert exiting.plan == ["Weather", "Answer"]
+    assert "can_handle_query raised SystemExit: 2" in exiting.skipped["Fussy"]
     pruned = [c for c in result.changes if c.action == "pruned"]
     assert [c.skill for c in pruned] == ["Orphan"]
     assert "feed nothing on the way to final_response" in pruned[0].why
