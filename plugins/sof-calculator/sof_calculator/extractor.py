@@ -394,6 +394,8 @@ def extract(query: str) -> Extraction | None:
         first, end, operations, _text = candidate
         if operations == 0:
             continue  # "1999", "-19", "pi": a number, not a calculation
+        if _notation(query, tokens, first, end):
+            continue  # "555-1234", "the 80/20 rule", "24/7": written so, not a sum
         if best is None or end - first > best[1] - best[0]:
             best = candidate
     if best is None:
@@ -401,6 +403,35 @@ def extract(query: str) -> Extraction | None:
     start = tokens[best[0]].start
     stop = tokens[best[1] - 1].end
     return Extraction(query[start:stop], best[3])
+
+
+#: Words right before "10-2" or "80/20" that ask for it to be calculated.
+_ASKED = re.compile(
+    r"(?:what\s+is|what's|whats|calculate|compute|evaluate|solve|how\s+much\s+is|=)\s*$",
+    re.IGNORECASE,
+)
+_INTEGER = re.compile(r"\d+", re.ASCII)
+
+
+def _notation(query: str, tokens: list[Token], first: int, end: int) -> bool:
+    """Whether the candidate is two whole numbers joined by "-" or "/" with no spaces, in
+    prose that does not ask for a calculation: a phone number ("555-1234"), a range
+    ("2019-2020"), a ratio or schedule ("80/20", "24/7"), a score. Calculated when the
+    query is nothing else ("10-2?") or asks for it just before ("what is 80/20")."""
+    if end - first != 3:
+        return False
+    left, operator, right = tokens[first:end]
+    if operator.kind != OP or operator.value not in ("-", "/"):
+        return False
+    if left.end != operator.start or operator.end != right.start:
+        return False
+    if not (_INTEGER.fullmatch(query[left.start:left.end])
+            and _INTEGER.fullmatch(query[right.start:right.end])):
+        return False
+    before, after = query[:left.start], query[right.end:]
+    if not before.strip() and not after.strip(" ?=.!"):
+        return False  # the whole query: "10-2", "144/12?"
+    return _ASKED.search(before) is None
 
 
 def rewrite(expression: str) -> str | None:

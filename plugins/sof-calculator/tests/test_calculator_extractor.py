@@ -60,6 +60,12 @@ from sof_calculator import evaluate, extract, rewrite
         ("In 2023, what is 15% of 240?", "15% of 240", "percent(15) * 240", 36),
         ("e.g. 5 + 3", "5 + 3", "5 + 3", 8),
         ("(((1+2)", "(((1+2)", "(((1 + 2)))", 3),
+        # two numbers joined by - or / with no spaces: calculated when asked for, or alone
+        ("What is 10-2?", "10-2", "10 - 2", 8),
+        ("what's 144/12", "144/12", "144 / 12", 12),
+        ("144/12?", "144/12", "144 / 12", 12),
+        ("calculate 555-1234", "555-1234", "555 - 1234", -679),
+        ("take 10 - 2 apples", "10 - 2", "10 - 2", 8),  # spaced: always arithmetic
     ],
 )
 def test_phrasings(query: str, text: str, expression: str, answer: int | float) -> None:
@@ -86,6 +92,13 @@ def test_phrasings(query: str, text: str, expression: str, answer: int | float) 
         "sqrt()",
         "What is -5?",
         "Sales grew 20% last year, why?",  # a percentage alone is not a calculation
+        # numbers written with - or / that are not a sum: a phone number, a ratio, a
+        # schedule, a range (the rules planner picked the calculator for them)
+        "Call me on 555-1234 tomorrow",
+        "Explain the 80/20 rule",
+        "What is the 80/20 rule?",
+        "We are open 24/7",
+        "How did the 2019-2020 season go?",
     ],
 )
 def test_no_arithmetic(query: str) -> None:
