@@ -105,10 +105,17 @@ class WebSettings:
                 key=f"plugin_settings.{PLUGIN}.web_allowed_hosts",
             ) from None
         settings = cls(**clean, allow_list=allow)
-        settings._check()
+        settings._check(sources or {})
         return settings
 
-    def _check(self) -> None:
+    def _check(self, sources: Mapping[str, str]) -> None:
+        """Ranges; a value out of range names where it came from, as a mistyped one does
+        (a setting left at its default names none)."""
+
+        def _bad(key: str, why: str) -> WebConfigError:
+            where = sources.get(key)
+            return _bad_value(key, why, where)
+
         for key in _TIMEOUTS:
             value = getattr(self, key)
             if not (0 < value <= MAX_TIMEOUT) or not math.isfinite(value):
@@ -132,8 +139,10 @@ class WebSettings:
         return data
 
 
-def _bad(key: str, why: str) -> WebConfigError:
-    return WebConfigError(f"web setting {key!r}: {why}", key=f"plugin_settings.{PLUGIN}.{key}")
+def _bad_value(key: str, why: str, where: str | None = None) -> WebConfigError:
+    source = f" (from {where})" if where else ""
+    return WebConfigError(f"web setting {key!r}{source}: {why}",
+                          key=f"plugin_settings.{PLUGIN}.{key}")
 
 
 def _coerce(key: str, value: Any, default: Any, where: str) -> Any:

@@ -99,10 +99,11 @@ def test_timeouts_are_at_most_3600_seconds_and_sizes_at_least_1() -> None:
         assert caught.value.key == f"plugin_settings.web.{size}"
 
 
-def test_a_bad_value_says_which_environment_variable_it_came_from(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("value", ["soon", "-3"])  # mistyped, and out of range (it named no
+def test_a_bad_value_says_which_environment_variable_it_came_from(  # source before)
+    monkeypatch: pytest.MonkeyPatch, value: str,
 ) -> None:
-    monkeypatch.setenv("SOF_WEB_READ_TIMEOUT", "soon")
+    monkeypatch.setenv("SOF_WEB_READ_TIMEOUT", value)
 
     with pytest.raises(WebConfigError, match="environment variable SOF_WEB_READ_TIMEOUT") as caught:
         AgentZeroWebBrowserTool().settings()
