@@ -391,6 +391,36 @@ class ReadsDeadline(BaseSkillModule):
         return uif
 
 
+class Signals(BaseSkillModule):
+    """Signals what an isolated skill may (a process it started) and may not (the host,
+    every process): signal 0 only, harmless if the refusal ever failed."""
+
+    skill_name = "Signals"
+    skill_description = "reports which signals its worker let it send"
+    required_inputs = ["input_query"]
+    output_keys = ["signalled"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        import subprocess
+
+        outcome: dict[str, str] = {}
+        child = subprocess.Popen(["sleep", "30"])
+        for name, target in (("own child", child.pid), ("itself", os.getpid()),
+                             ("host", os.getppid()), ("everyone", -1)):
+            try:
+                os.kill(target, 0)
+                outcome[name] = "sent"
+            except PermissionError as exc:
+                outcome[name] = str(exc)
+        child.kill()  # its own child: allowed (Popen.kill is os.kill)
+        child.wait()
+        outcome["killed child"] = str(child.returncode)
+        uif.intermediate_data["signalled"] = outcome
+        return uif
+
+
 class UsesItsTime(BaseSkillModule):
     """Does what docs/operations.md advises: works for the time it is told is left, less
     a small margin for sending its reply."""

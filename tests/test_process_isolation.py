@@ -322,6 +322,19 @@ def test_a_worker_that_dies_or_hangs_while_starting_is_a_typed_error() -> None:
         stuck.close()
 
 
+def test_an_isolated_skill_may_signal_what_it_started_never_the_host() -> None:
+    # A skill in a worker could os.kill(os.getppid(), SIGKILL) the host, or signal every
+    # process of the user (pid -1): refused now, its own children still reachable.
+    report = run([skills.Signals])
+    assert report.status == "success", report.errors
+    outcome = report.uif.intermediate_data["signalled"]
+    assert outcome["own child"] == "sent" and outcome["itself"] == "sent"
+    assert outcome["killed child"] == "-9"
+    for name, target in (("host", "os.kill("), ("everyone", "os.kill(-1, 0)")):
+        assert outcome[name].startswith(target), outcome
+        assert "refused: an isolated skill may signal only its own process" in outcome[name]
+
+
 def test_a_skill_past_its_cpu_limit_is_stopped_with_a_typed_error() -> None:
     report = run([skills.CpuHog])
     result = result_of(report, "CpuHog")

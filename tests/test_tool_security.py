@@ -261,6 +261,55 @@ def test_a_tool_without_subprocess_cannot_start_programs() -> None:
     assert report.uif.intermediate_data["shell_output"] == "hi\n"
 
 
+def test_a_thread_a_tool_leaves_running_never_gets_its_permissions(tmp_path: Path) -> None:
+    # The guard was lifted when the call returned: a thread the tool had started went on
+    # unrestricted in the worker and wrote the file 0.25 s later. Now the worker keeps the
+    # guard, answers, and exits (the pool starts another), taking the thread with it.
+    from sof_core import isolation_pool
+    from sof_core.security.sandbox import network_sandbox
+
+    pool = isolation_pool(network_sandbox("auto").prefix)  # no-network tools' workers
+    spent = pool.stats()["spent"]
+    target = tmp_path / "escaped.txt"
+    engine = engine_with(tools.LeavesAWriterBehindTool, tools.FileReaderTool)
+    report = run(engine, ["LeavesAWriterBehindTool"], path=str(target))
+    assert report.status == "success", report.errors
+    assert pool.stats()["spent"] == spent + 1  # its worker was retired
+    time.sleep(1.0)  # longer than the thread took to escape before
+    assert not target.exists()
+    source = tmp_path / "in.txt"
+    source.write_text("readable")
+    again = run(engine, ["FileReaderTool"], path=str(source))  # a fresh worker serves
+    assert again.uif.intermediate_data["content"] == "readable"
+
+
+def test_an_isolated_call_cannot_kill_the_host(tmp_path: Path) -> None:
+    # os.kill(os.getppid(), SIGKILL) from a tool with no permissions ended the host. Run
+    # in a host of its own, so a regression kills that process, not the test session.
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import tool_security_tools as tools
+        from sof_core import UIF
+        from sof_core.testing import make_engine
+
+        engine = make_engine([], plugins=[("tools", tools.ToolsPlugin(tools.KillsTheHostTool))])
+        report = engine.execute_plan(["KillsTheHostTool"], UIF(input_query="q"))
+        result = report.results[0]
+        print(result.status, result.error_type)
+        print(result.error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    status, _, error = done.stdout.partition("\n")
+    assert status == "failed PermissionError"
+    assert "refused: an isolated skill may signal only its own process" in error
+
+
 # --- limits ------------------------------------------------------------------------------------
 
 

@@ -153,6 +153,50 @@ class FileWriterTool(BaseToolModule):
         return uif
 
 
+class LeavesAWriterBehindTool(BaseToolModule):
+    """Has no filesystem permission; leaves a thread that keeps trying to write the file
+    after the call returns (when the guard used to be lifted)."""
+
+    skill_name = "LeavesAWriterBehindTool"
+    skill_description = "starts a thread that writes the file named in its input later"
+    required_inputs = ["path"]
+    output_keys = ["started"]
+
+    def execute(self, uif: UIF) -> UIF:
+        import threading
+
+        path = uif.intermediate_data["path"]
+
+        def keep_trying() -> None:
+            for _ in range(150):  # 3 s
+                try:
+                    with open(path, "w") as handle:
+                        handle.write("escaped after the call")
+                    return
+                except OSError:
+                    time.sleep(0.02)
+
+        threading.Thread(target=keep_trying, daemon=True).start()
+        uif.intermediate_data["started"] = True
+        return uif
+
+
+class KillsTheHostTool(BaseToolModule):
+    """Sends SIGKILL to the process that started its worker: the host."""
+
+    skill_name = "KillsTheHostTool"
+    skill_description = "tries to kill the host process"
+    required_inputs = ["input_query"]
+    output_keys = ["survived"]
+
+    def execute(self, uif: UIF) -> UIF:
+        import signal
+
+        os.kill(os.getppid(), signal.SIGKILL)
+        uif.intermediate_data["survived"] = True
+        return uif
+
+
 class FileReaderTool(BaseToolModule):
     """Reads a file: allowed without any permission."""
 

@@ -93,6 +93,9 @@ def main(argv: list[str]) -> None:
     faulthandler.enable()  # a segfaulting C extension leaves its Python stack on stderr
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and no core file behind
     _become_subreaper()
+    from sof_core.security.guard import protect_host
+
+    protect_host()  # no skill here may signal the host (or anything it did not start)
     sock = socket.socket(fileno=int(argv[1]))
     sock.setblocking(True)
     import sof_core.execution.remote  # noqa: F401  (before "ready": calls find it imported)
@@ -112,9 +115,9 @@ def main(argv: list[str]) -> None:
             send_frame(sock, reply)
         except OSError:  # the host is gone, or killed the call: nobody waits for the reply
             os._exit(0)
-        _reap()
         if spent:
-            os._exit(0)  # the skill hit a limit: the host starts a fresh worker
+            os._exit(0)  # a limit hit, or a tool's threads left running: the host starts another
+        _reap()
 
 
 def _become_subreaper() -> None:
@@ -146,12 +149,18 @@ def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, b
     restore_env = _environment(header["env"])
     lift = _limit(header["limits"])
     unguard = _guard(header.get("guard"))
+    threads = _threads() if unguard is not _nothing else None
+    leaked = False
     forget_deadline = _deadline(header.get("remaining"))
     try:
         try:
             reply = _run(payload, header.get("guard"))
         except MemoryError:
             reply = ("limit", "memory_mb", "")
+        # A thread a restricted tool started and left running would go on past the call,
+        # unrestricted once the guard is lifted: the guard stays, the worker answers and
+        # exits ("retiring": the host starts another), and the thread ends with it.
+        leaked = threads is not None and bool(_threads() - threads)
         try:
             data = pickle.dumps(reply, _PROTOCOL)
         except MemoryError:
@@ -163,16 +172,30 @@ def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, b
         if output is not None and len(data) > output:  # the host would refuse to read it
             reply = ("limit", "output_mb", f": it sent back {len(data) / 2**20:.1f} MB")
             data = pickle.dumps(reply, _PROTOCOL)
+        if leaked:  # the reply as it is, and word that this worker exits after it
+            data = pickle.dumps(("retiring", bytes(data)), _PROTOCOL)
     finally:
         forget_deadline()
-        unguard()
+        if not leaked:
+            unguard()
         lift()
         restore_env()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):  # closed or broken: nothing to flush
             stream.flush()
     # Too much output leaves the worker as it was; the other limits may not have.
-    return data, reply[0] == "limit" and reply[1] != "output_mb"
+    return data, leaked or (reply[0] == "limit" and reply[1] != "output_mb")
+
+
+def _threads() -> set[int]:
+    """This process's threads, by native id: every one on Linux (``/proc/self/task``,
+    threads started with ``_thread`` directly included), else those ``threading`` knows."""
+    try:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+    except OSError:
+        import threading
+
+        return {t.native_id for t in threading.enumerate() if t.native_id is not None}
 
 
 def _run(payload: bytes | bytearray, guard: dict[str, Any] | None = None

@@ -423,7 +423,14 @@ class IsolationPool:
         except BaseException:  # Ctrl-C while waiting, say: the worker's state is unknown
             self._replace(worker, "killed")
             raise
-        if reply[0] == "limit" and reply[1] != "output_mb":
+        if reply[0] == "retiring":  # a tool left threads running: the worker exits now
+            self._replace(worker, "spent")
+            try:
+                reply = _retired_reply(reply, packages, settings.reply_packages)
+            except RefusedGlobal as refused:
+                raise SkillReplyRefusedError(step.name, refused.name,
+                                             refused.trustable) from None
+        elif reply[0] == "limit" and reply[1] != "output_mb":
             self._replace(worker, "spent")  # it exits after answering: start its successor
         else:
             self._release(worker, settings.idle_timeout)
@@ -606,6 +613,19 @@ def trusted_for(step: Step, uif: UIF) -> frozenset[str]:
     instance = step.instance
     return trusted_packages(type(instance), type(uif),
                             *getattr(instance, "_sof_reply_sources", ()))
+
+
+def _retired_reply(reply: tuple[Any, ...], packages: frozenset[str],
+                   open_packages: frozenset[str]) -> tuple[Any, ...]:
+    """The reply a retiring worker wrapped (``("retiring", pickled reply)``), read as any
+    reply is."""
+    inner = reply[1] if len(reply) == 2 else None
+    if not isinstance(inner, bytes):
+        raise RefusedGlobal("a retiring reply without its reply", trustable=False)
+    loaded = load_reply(inner, packages, open_packages)
+    if not isinstance(loaded, tuple) or not loaded or loaded[0] == "retiring":
+        raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs", trustable=False)
+    return loaded
 
 
 def _reply(step: Step, settings: IsolationSettings, reply: tuple[Any, ...],

@@ -139,3 +139,72 @@ def _refuse(permission: str, what: str, verb: str) -> None:
         f"declare permissions = {{{permission!r}}} on it if it must (the tool policy may "
         "still deny it)",
     )
+
+
+# --- signals: no isolated skill reaches the host ----------------------------------------------
+
+
+def protect_host() -> None:
+    """Refuse, for good in this process (an isolation worker), sending a signal to any
+    process but this one and those it started: ``os.kill(os.getppid(), SIGKILL)`` from a
+    skill, or ``os.kill(-1, ...)``, would end the host (or every process of its user).
+
+    An audit hook, as the tool guard: a program the skill runs (``kill``) or a C call is
+    not seen; a tool without the "subprocess" permission cannot start one."""
+    sys.addaudithook(_signal_hook)
+
+
+def _signal_hook(event: str, args: tuple[Any, ...]) -> None:
+    if event == "os.kill":
+        target, signal_number = args[0], args[1]
+        if not _may_signal(target):
+            _refuse_signal(f"os.kill({target!r}, {signal_number!r})")
+    elif event == "os.killpg":
+        group, signal_number = args[0], args[1]
+        if not isinstance(group, int) or group <= 0 or group != os.getpgid(0):
+            _refuse_signal(f"os.killpg({group!r}, {signal_number!r})")
+
+
+def _may_signal(pid: Any) -> bool:
+    """This process, its own process group (it was started in a session of its own), or
+    a process it started (its descendants: it is their subreaper on Linux)."""
+    if not isinstance(pid, int) or pid == -1:
+        return False
+    me = os.getpid()
+    if pid in (0, me):
+        return True
+    if pid < -1:
+        return -pid == os.getpgid(0)
+    return _descends_from(pid, me)
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``pid`` is a descendant of ``ancestor`` (its parents, read from ``/proc``;
+    without ``/proc``, whether it is in this process's group). A process that is gone is
+    let through: the signal then fails by itself."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            return os.getpgid(pid) == os.getpgid(0)
+        except OSError:
+            return True
+    if not os.path.exists(f"/proc/{pid}"):
+        return True
+    try:
+        for _ in range(64):
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+            if parent == ancestor:
+                return True
+            if parent <= 1:
+                return False
+            pid = parent
+    except (OSError, ValueError, IndexError):  # a parent went meanwhile: refused
+        pass
+    return False
+
+
+def _refuse_signal(what: str) -> None:
+    raise PermissionError(
+        f"{what} refused: an isolated skill may signal only its own process and the "
+        "processes it started, never the host or other processes"
+    )
