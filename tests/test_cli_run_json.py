@@ -103,6 +103,56 @@ def test_json_has_the_schema_the_final_uif_and_its_intermediate_data(
     assert "results" not in data and "duration" not in data
 
 
+NOISY = """
+    import os, sys
+    from sof_core import BaseSkillModule, hookimpl
+
+    print("plugin import chatter")
+
+    class Chatty(BaseSkillModule):
+        skill_name = "Chatty"
+        skill_description = "prints while it runs, as libraries do"
+        required_inputs = ["input_query"]
+        output_keys = ["chatty"]
+        def execute(self, uif):
+            print("chatty skill was here")
+            os.write(1, b"raw descriptor write\\n")
+            uif.intermediate_data["chatty"] = "done"
+            return uif
+
+    class Isolated(Chatty):
+        skill_name = "Isolated"
+        output_keys = ["isolated"]
+        isolation = "process"
+        def execute(self, uif):
+            print("isolated skill was here", flush=True)
+            uif.intermediate_data["isolated"] = "done"
+            return uif
+
+    @hookimpl
+    def sof_register_skills():
+        return [Chatty, Isolated]
+"""
+
+
+def test_what_plugins_and_skills_print_never_reaches_stdout(
+    sof_cli: Any, dists: Any
+) -> None:
+    # A skill's print() (or an isolated one's, or a plugin's at import) went to stdout and
+    # broke `sof run --json` and `--output KEY` for scripts; it goes to stderr now.
+    dists.add("sof-noisy", NOISY, entry_name="noisy")
+    env = {**dists.env(), "SOF_PLUGINS_ONLY": "noisy"}
+    done = sof_cli("run", "q", "--plan", "Chatty", "Isolated", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)  # nothing else on stdout
+    assert data["uif"]["intermediate_data"] == {"chatty": "done", "isolated": "done"}
+    for line in ("plugin import chatter", "chatty skill was here", "raw descriptor write",
+                 "isolated skill was here"):
+        assert line in done.stderr
+    value = sof_cli("run", "q", "--plan", "Chatty", "--output", "chatty", env=env)
+    assert value.stdout == "done\n", value.stdout
+
+
 def test_a_failed_skill_is_in_skills_errors_and_failed_skills(
     sof_cli: Any, env: dict[str, str]
 ) -> None:

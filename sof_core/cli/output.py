@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 #: Columns are never squeezed below this many characters to fit the terminal.
@@ -175,3 +176,30 @@ def fail(message: str, code: int = 2) -> int:
 
 def warn(message: str) -> None:
     print(f"sof: warning: {one_line(message)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def others_write_to_stderr() -> Iterator[None]:
+    """While plugins load and skills run, what they print (``print``, a C library writing
+    to descriptor 1, an isolation worker started meanwhile, which inherits it) goes to
+    stderr: stdout holds only what the command prints, so ``sof run --json`` stays JSON
+    and ``--output KEY`` just the value, whatever a skill prints."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no descriptor 1 (a closed or odd stdout)
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # what skills printed goes where it was meant
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

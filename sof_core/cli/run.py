@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sof_core.cli import common
-from sof_core.cli.output import UsageError, fail, render_table
+from sof_core.cli.output import UsageError, fail, others_write_to_stderr, render_table
 
 if TYPE_CHECKING:
     from sof_core.execution.batch import BatchItem
@@ -66,10 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     several = len(queries) > 1 or args.file is not None
     if several:
         _check_batch_options(args)
-    engine = common.engine()
-    planning_started = time.perf_counter()
-    plan = common.resolve_plan(engine, args, default=False)  # empty: the planner's, per query
-    planning = time.perf_counter() - planning_started
+    with others_write_to_stderr():
+        engine = common.engine()
+        planning_started = time.perf_counter()
+        plan = common.resolve_plan(engine, args, default=False)  # empty: the planner's
+        planning = time.perf_counter() - planning_started
     if several:
         code = _run_batch(engine, queries, plan, args)
     else:
@@ -178,14 +179,16 @@ def _run_one(
     planned = None
     if not plan:  # no --plan or --goal: the configured planner chooses (docs/planning.md)
         started = time.perf_counter()
-        planned = engine.planning.plan(query, profile=uif.active_profile)
+        with others_write_to_stderr():
+            planned = engine.planning.plan(query, profile=uif.active_profile)
         plan = list(planned.plan)
         planning += time.perf_counter() - started
     try:
-        if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
-            report = engine.run_planned(planned, uif, executor=args.executor)
-        else:
-            report = engine.execute_plan(plan, uif, executor=args.executor)
+        with others_write_to_stderr():
+            if planned is not None:  # adaptive choice and re-planning (docs/planning.md)
+                report = engine.run_planned(planned, uif, executor=args.executor)
+            else:
+                report = engine.execute_plan(plan, uif, executor=args.executor)
     except PlanValidationError as exc:
         if args.json:
             problems = cast("list[ValidationProblem]", exc.problems)
@@ -339,8 +342,9 @@ def _run_batch(
         else:  # one line per query in logs and pipes
             print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
 
-    batch = run_batch(engine, queries, plan, concurrency=args.concurrency,
-                      executor=args.executor, progress=progress)
+    with others_write_to_stderr():
+        batch = run_batch(engine, queries, plan, concurrency=args.concurrency,
+                          executor=args.executor, progress=progress)
     if args.json:
         print(json.dumps(batch.to_dict(), indent=2, default=str))
     else:
