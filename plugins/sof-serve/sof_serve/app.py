@@ -37,6 +37,8 @@ log = logging.getLogger("sof.serve")
 Handler = Callable[[Request], Awaitable[Response]]
 #: Seconds between keep-alive comments on the event stream (proxies close idle streams).
 KEEPALIVE_SECONDS = 15.0
+#: Threads for the routes that watch and operate the server (``_Api.control``).
+CONTROL_THREADS = 4
 #: How often an idle stream checks whether the server is stopping.
 POLL_SECONDS = 0.25
 
@@ -73,6 +75,9 @@ class _Api:
     def __init__(self, service: SOFService) -> None:
         self.service = service
         self.limiter = anyio.CapacityLimiter(service.settings.max_concurrency)
+        #: Threads for watching and operating the server (stats, alerts, admin): never
+        #: queued behind queries that hold every place of ``limiter``.
+        self.control = anyio.CapacityLimiter(CONTROL_THREADS)
 
     def routes(self) -> list[Route | Mount]:
         static = resources.files("sof_serve") / "static"
@@ -103,6 +108,12 @@ class _Api:
         """Blocking work on a worker thread; abandoned (not waited for) on a timeout."""
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs),
                                               abandon_on_cancel=True, limiter=self.limiter)
+
+    async def control_call(self, function: Callable[..., Any], *args: Any,
+                           **kwargs: Any) -> Any:
+        """``call`` for watching and operating the server: its own few threads."""
+        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs),
+                                              abandon_on_cancel=True, limiter=self.control)
 
     # --- wrappers ------------------------------------------------------------------------
 
@@ -170,22 +181,24 @@ class _Api:
         return Response(body, headers={"Content-Type": content_type})
 
     async def openapi(self, request: Request) -> Response:
-        planners = await self.call(
+        planners = await self.control_call(
             lambda: sorted(self.service.engine.registry.components("planners")))
+        settings = self.service.settings
         return JSONResponse(openapi_document(planners=planners,
-                                             recent_runs=self.service.settings.recent_runs))
+                                             recent_runs=settings.recent_runs,
+                                             admin=bool(settings.admin_token)))
 
     async def skills(self, request: Request) -> Response:
-        return JSONResponse({"skills": await self.call(self.service.skills)})
+        return JSONResponse({"skills": await self.control_call(self.service.skills)})
 
     async def plugins(self, request: Request) -> Response:
-        return JSONResponse({"plugins": await self.call(self.service.plugins)})
+        return JSONResponse({"plugins": await self.control_call(self.service.plugins)})
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(await self.call(self.service.stats))
+        return JSONResponse(await self.control_call(self.service.stats))
 
     async def alerts(self, request: Request) -> Response:
-        return JSONResponse(await self.call(self.service.alert_state))
+        return JSONResponse(await self.control_call(self.service.alert_state))
 
     async def runs(self, request: Request) -> Response:
         size = self.service.settings.recent_runs
@@ -291,13 +304,13 @@ class _Api:
         body = await _optional_body(request)
         _only(body, {"percentage"})
         percentage = _percentage(body, required=False)
-        return JSONResponse(await self.call(self.service.set_enabled, True, percentage,
+        return JSONResponse(await self.control_call(self.service.set_enabled, True, percentage,
                                             _who(request)))
 
     async def disable(self, request: Request) -> Response:
         body = await _optional_body(request)
         _only(body, set())
-        return JSONResponse(await self.call(self.service.set_enabled, False, None,
+        return JSONResponse(await self.control_call(self.service.set_enabled, False, None,
                                             _who(request)))
 
     async def rollout(self, request: Request) -> Response:
@@ -305,11 +318,11 @@ class _Api:
         _only(body, {"percentage"})
         percentage = _percentage(body, required=True)
         assert percentage is not None
-        return JSONResponse(await self.call(self.service.set_rollout, percentage,
+        return JSONResponse(await self.control_call(self.service.set_rollout, percentage,
                                             _who(request)))
 
     async def config(self, request: Request) -> Response:
-        return JSONResponse(await self.call(self.service.applied_config))
+        return JSONResponse(await self.control_call(self.service.applied_config))
 
 
 # --- body helpers ----------------------------------------------------------------------

@@ -6,7 +6,8 @@ that sets it, so a client (or the person reading its log) knows what to change:
 the body streams in), 503 ``busy`` with ``Retry-After`` (``max_concurrency`` answered at
 once plus ``max_queue`` waiting), 504
 ``timeout`` (``request_timeout``). Health checks are never refused for being busy, and the
-event stream is long-lived by design, so neither counts against the limits.
+event stream is long-lived by design, so neither counts against the limits; only the
+routes that run work (``WORKLOAD``) take a place among the requests in flight.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ Message = dict[str, Any]
 
 #: Paths (suffixes, so the routes may be mounted under a prefix) outside the limits.
 UNLIMITED = ("/healthz", "/readyz", "/v1/runs/stream")
+#: The paths that run queries, plans and validations: only they take a place among
+#: ``max_concurrency`` + ``max_queue``. Watching the server (the page, ``/metrics``,
+#: ``/v1/stats``, runs, alerts) and operating it (the admin routes) never waits behind
+#: them or gets 503 ``busy``: that is when an operator needs them most.
+WORKLOAD = ("/v1/query", "/v1/plan", "/v1/validate")
 
 
 def error_body(status: int, code: str, message: str) -> bytes:
@@ -52,7 +58,8 @@ class LimitsMiddleware:
                           "(plugin_settings.serve.max_body_bytes)")
             return
         settings = self.settings
-        if self.in_flight >= settings.max_concurrency + settings.max_queue:
+        counted = scope["path"].endswith(WORKLOAD)
+        if counted and self.in_flight >= settings.max_concurrency + settings.max_queue:
             await _answer(send, 503, "busy",
                           f"{self.in_flight} requests are being answered or waiting, the limit "
                           f"is {settings.max_concurrency} at once "
@@ -78,7 +85,8 @@ class LimitsMiddleware:
                 started = True
             await send(message)
 
-        self.in_flight += 1
+        if counted:
+            self.in_flight += 1
         timeout = self.settings.request_timeout
         try:
             await asyncio.wait_for(self.app(scope, counted_receive, watched_send), timeout)
@@ -94,7 +102,8 @@ class LimitsMiddleware:
                               "(plugin_settings.serve.request_timeout); the run may still "
                               "finish and appear in /v1/runs")
         finally:
-            self.in_flight -= 1
+            if counted:
+                self.in_flight -= 1
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -96,9 +96,12 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def openapi_document(planners: list[str], recent_runs: int) -> dict[str, Any]:
+def openapi_document(planners: list[str], recent_runs: int,
+                     admin: bool = True) -> dict[str, Any]:
     """The document for a server with these planners installed and ``recent_runs`` kept;
-    a fresh dict each call. Optional fields are left out rather than sent as null."""
+    a fresh dict each call. Optional fields are left out rather than sent as null.
+    ``admin=False`` (no admin token configured): the admin operations ask for no
+    credentials and answer 404 only, as the server does; the document says what is."""
     planner = {"type": "string", "enum": list(planners),
                "description": "an installed planner's name; not with plan"}
     query_body = {
@@ -214,6 +217,15 @@ def openapi_document(planners: list[str], recent_runs: int) -> dict[str, Any]:
                 "type": "object", "required": ["path", "settings"]}),
                 **_errors(*_ADMIN)}}},
     }
+    if not admin:
+        for path, item in paths.items():
+            if path.startswith("/v1/admin/"):
+                for operation in item.values():
+                    operation.pop("security", None)
+                    operation.pop("requestBody", None)
+                    operation["responses"] = _errors(404, 413)
+                    operation["description"] = ("off on this server: no SOF_ADMIN_TOKEN is "
+                                                "configured")
     return {
         "openapi": "3.0.3",
         "info": {"title": "SOF", "version": __version__,

@@ -65,6 +65,35 @@ def test_requests_past_max_concurrency_get_503(served: Served) -> None:
     assert results == [200]
 
 
+def test_watching_and_operating_a_saturated_server_still_works(served: Served) -> None:
+    # Every place held by a query (a hung skill, say): /metrics, the page, stats, alerts
+    # and the admin routes answered 503 busy, so an operator could neither see nor roll
+    # back the server in the very incident. Only the routes that run work are limited.
+    token = "ops-token"
+    server = served(token=token, legacy=slow_legacy, max_concurrency=1, max_queue=0)
+    results: list[int] = []
+
+    def first() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            results.append(http.post("/v1/query", json={"query": "1.5"}).status_code)
+
+    IN_LEGACY.clear()
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert IN_LEGACY.wait(10)
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.post("/v1/query", json={"query": "0"}).status_code == 503
+        for path in ("/", "/metrics", "/v1/stats", "/v1/alerts", "/v1/runs", "/v1/skills",
+                     "/openapi.json"):
+            assert http.get(path).status_code == 200, path
+        assert http.get("/v1/admin/config", headers=auth).status_code == 200
+        rolled_back = http.post("/v1/admin/disable", headers=auth, json={})
+    thread.join()
+    assert rolled_back.status_code == 200, rolled_back.text
+    assert results == [200]
+
+
 def test_requests_past_max_concurrency_wait_in_the_queue(served: Served) -> None:
     server = served(legacy=slow_legacy, max_concurrency=1, max_queue=4)
     codes: list[int] = []

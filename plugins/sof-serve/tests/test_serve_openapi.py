@@ -57,6 +57,19 @@ def test_admin_without_a_token_matches_the_document(served: Served, tmp_path: Pa
     assert done.returncode == 0, done.stdout[-6000:]
 
 
+def test_a_server_without_admin_documents_its_admin_routes_as_off(
+        served: Served, tmp_path: Path) -> None:
+    # With no token the admin routes answer 404 to everyone; the document still asked for
+    # a bearer token, so "--checks all" expected 401 without one (ST203).
+    server = served()
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    disable = document["paths"]["/v1/admin/disable"]["post"]
+    assert "security" not in disable and set(disable["responses"]) == {"404", "413"}
+    done = _schemathesis(server.url, tmp_path, "--include-path-regex", "^/v1/admin/",
+                         "--phases", "coverage,fuzzing")
+    assert done.returncode == 0, done.stdout[-6000:]
+
+
 def test_document_lists_every_route(served: Served) -> None:
     server = served()
     document = httpx.get(f"{server.url}/openapi.json").json()
