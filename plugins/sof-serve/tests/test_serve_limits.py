@@ -42,18 +42,26 @@ def test_body_over_the_limit_is_413(served: Served) -> None:
     assert streamed.status_code == 413
 
 
-def test_requests_past_max_concurrency_get_503(served: Served) -> None:
-    server = served(legacy=slow_legacy, max_concurrency=1, max_queue=0)
+def _hold_the_only_place(server: Any, seconds: float) -> tuple[threading.Thread, list[int]]:
+    """A query that holds the server's one place for ``seconds`` (legacy answers it
+    slowly), started in a thread: returned once it is being answered, with its status
+    list (filled when it ends)."""
     results: list[int] = []
 
     def first() -> None:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            results.append(http.post("/v1/query", json={"query": "0.8"}).status_code)
+            results.append(http.post("/v1/query", json={"query": str(seconds)}).status_code)
 
     IN_LEGACY.clear()
     thread = threading.Thread(target=first)
     thread.start()
     assert IN_LEGACY.wait(10)  # the first request is being answered
+    return thread, results
+
+
+def test_requests_past_max_concurrency_get_503(served: Served) -> None:
+    server = served(legacy=slow_legacy, max_concurrency=1, max_queue=0)
+    thread, results = _hold_the_only_place(server, 0.8)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         busy = http.post("/v1/query", json={"query": "0"})
         health = http.get("/healthz")
@@ -71,16 +79,7 @@ def test_watching_and_operating_a_saturated_server_still_works(served: Served) -
     # back the server in the very incident. Only the routes that run work are limited.
     token = "ops-token"
     server = served(token=token, legacy=slow_legacy, max_concurrency=1, max_queue=0)
-    results: list[int] = []
-
-    def first() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            results.append(http.post("/v1/query", json={"query": "1.5"}).status_code)
-
-    IN_LEGACY.clear()
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert IN_LEGACY.wait(10)
+    thread, results = _hold_the_only_place(server, 1.5)
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.post("/v1/query", json={"query": "0"}).status_code == 503
