@@ -28,9 +28,9 @@ may be assigned to ``status``. ``status`` itself takes every ``sof_core.UIFStatu
 ``"vetting_required"``, states SAM never sets (compare those with ``sof_core.UIFStatus``).
 
 ``from_sof`` and ``to_sof`` convert losslessly in both directions for every value both models
-can hold (``SAM_UIF.from_sof(u).to_sof() == u`` and the reverse, ``created_at`` and
-``updated_at`` aside, which ``sof_core.UIF`` has no place for); see ``to_sof`` for the exact
-rules.
+can hold (``SAM_UIF.from_sof(u).to_sof() == u`` and the reverse; ``created_at`` comes back
+too, kept beside the converted ``sof_core.UIF``, while ``updated_at`` is the time of the
+conversion, SAM's rule for any change); see ``to_sof`` for the exact rules.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+import weakref
 from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar
@@ -219,7 +220,8 @@ class SAM_UIF(UIF):
         times; ``vetted_content`` a dict (``None`` -> ``{}``, a text -> ``{"content": text}``
         unless the text is what ``to_sof`` makes of a dict); a ``skill_outputs`` entry
         ``{"__sam_value__": x}`` the ``x`` it stands for; ``created_at`` and ``updated_at``
-        are now. Raises ``UIFError`` for a time outside the years 1-9999. Given a
+        are now, except that a ``uif`` ``to_sof`` made gets back the ``created_at`` of the
+        ``SAM_UIF`` it came from. Raises ``UIFError`` for a time outside the years 1-9999. Given a
         ``SAM_UIF``, returns a copy of it.
         """
         if not isinstance(uif, UIF):
@@ -248,6 +250,9 @@ class SAM_UIF(UIF):
             skill: _unwrap_output(value) for skill, value in data["skill_outputs"].items()
         }
         data["created_at"] = data["updated_at"] = _now()
+        created = _CREATED.get(id(uif))
+        if created is not None and created[0]() is uif:  # made by to_sof: the SAM UIF's own
+            data["created_at"] = created[1]
         made = cls.model_construct(_fields_set=fields_set, **data)
         made.__pydantic_private__["_sof_epoch"] = epoch or None  # type: ignore[index]
         return made
@@ -272,7 +277,9 @@ class SAM_UIF(UIF):
           wrapped once more, so it too comes back as it was).
         * ``input_query``: unchanged; whitespace-only text raises ``UIFError``, as
           ``sof_core.UIF`` requires non-whitespace text.
-        * ``created_at``/``updated_at``: dropped (``sof_core.UIF`` has no such fields).
+        * ``created_at``/``updated_at``: not fields of ``sof_core.UIF``; ``from_sof`` of the
+          result gives back ``created_at`` (kept beside it, for as long as it lives) and a
+          new ``updated_at`` (SAM's rule: the time of the last change).
         * every other field: copied as it is.
         """
         source = self.__dict__
@@ -295,7 +302,23 @@ class SAM_UIF(UIF):
             skill: _wrap_output(value) for skill, value in data["skill_outputs"].items()
         }
         fields_set = set(self.__pydantic_fields_set__) & set(UIF.model_fields)
-        return UIF.model_construct(_fields_set=fields_set, **data)
+        made = UIF.model_construct(_fields_set=fields_set, **data)
+        _remember_created(made, source["created_at"])
+        return made
+
+
+# --- created_at across a conversion -------------------------------------------------------
+
+#: ``created_at`` of the SAM UIFs ``to_sof`` converted, by the ``sof_core.UIF`` it made:
+#: ``sof_core.UIF`` has no such field, and a private attribute would take part in its
+#: ``==``. Entries go with the ``sof_core.UIF`` (``weakref.finalize``).
+_CREATED: dict[int, tuple[weakref.ref[UIF], str]] = {}
+
+
+def _remember_created(uif: UIF, created_at: str) -> None:
+    key = id(uif)
+    _CREATED[key] = (weakref.ref(uif), created_at)
+    weakref.finalize(uif, _CREATED.pop, key, None)
 
 
 # --- times -------------------------------------------------------------------------------

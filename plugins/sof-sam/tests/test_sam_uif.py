@@ -321,7 +321,18 @@ def test_sof_to_sam_to_sof_is_exact(uif: UIF) -> None:
 def test_sam_to_sof_to_sam_is_exact(uif: SAM_UIF) -> None:
     sof = uif.to_sof()
     assert type(sof) is UIF and UIF.model_validate(sof.model_dump())  # valid
-    assert sam_data(SAM_UIF.from_sof(sof)) == sam_data(uif)
+    back = SAM_UIF.from_sof(sof)
+    assert sam_data(back) == sam_data(uif)
+    assert back.created_at == uif.created_at  # kept beside the sof_core.UIF (it was lost)
+
+
+def test_created_at_comes_back_only_from_the_uif_to_sof_made() -> None:
+    old = SAM_UIF(input_query="q", created_at="2001-02-03T04:05:06")
+    converted = old.to_sof()
+    assert SAM_UIF.from_sof(converted).created_at == "2001-02-03T04:05:06"
+    assert converted == UIF(**converted.model_dump())  # nothing extra in the UIF itself
+    fresh = SAM_UIF.from_sof(UIF(input_query="q"))
+    assert fresh.created_at != "2001-02-03T04:05:06"  # a UIF made otherwise: now
 
 
 @settings(max_examples=200, deadline=None)
