@@ -90,6 +90,11 @@ class _Gone(Exception):
     """The worker process is gone (its socket closed)."""
 
 
+def _socket_timeout(deadline: float) -> float | None:
+    """A socket timeout that ends at ``deadline`` (``time.monotonic()``; inf: none)."""
+    return None if deadline == math.inf else max(deadline - _now(), 1e-6)
+
+
 class _Worker:
     """One worker process and the host's end of its socket."""
 
@@ -132,7 +137,7 @@ class _Worker:
         sock = self.sock
         try:
             self.wait_ready(deadline)
-            sock.settimeout(None if deadline == math.inf else max(deadline - _now(), 1e-6))
+            sock.settimeout(_socket_timeout(deadline))
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
             reply = _worker.recv_frame(sock, deadline, limit)
@@ -154,8 +159,7 @@ class _Worker:
         if self.ready:
             return
         try:
-            self.sock.settimeout(None if deadline == math.inf
-                                 else max(deadline - _now(), 1e-6))
+            self.sock.settimeout(_socket_timeout(deadline))
             load_reply(_worker.recv_frame(self.sock, deadline, _READY_LIMIT))
         except TimeoutError:
             raise _Deadline from None
@@ -374,32 +378,15 @@ class IsolationPool:
             # interpreter, ~0.3 s) is not the skill's time. A run's step starts its
             # deadline after it; any other call's deadline counted it already.
             worker.wait_ready(deadline if start is None else start.wait_until)
-        except _Deadline:
-            self._replace(worker, "killed")
-            if start is None:
-                raise SkillTimeoutError(
-                    f"did not finish within {step.timeout}s; its isolation worker process "
-                    "was still starting", step.name) from None
-            raise SkillNotStartedError(
-                "never started: its isolation worker process was still starting at the "
-                "run's total_timeout", step.name) from None
-        except _Gone:
-            code = worker.exit_status()
-            self._replace(worker, "crashed")
-            raise _exit_error(step, settings, code, False) from None
-        except BaseException:  # Ctrl-C while waiting, or a forged "ready"
-            self._replace(worker, "killed")
-            raise
-        if start is not None:
-            deadline = start()
-        # What the skill's ``current_deadline()`` says in the worker, as time left (the
-        # worker's clock need not be this one's): taken once the worker is ready.
-        left = deadline - _now()
-        visible = current_deadline()
-        if visible is not None:
-            left = min(left, visible - clock())
-        header["remaining"] = None if left == math.inf else left
-        try:
+            if start is not None:
+                deadline = start()
+            # What the skill's ``current_deadline()`` says in the worker, as time left (the
+            # worker's clock need not be this one's): taken once the worker is ready.
+            left = deadline - _now()
+            visible = current_deadline()
+            if visible is not None:
+                left = min(left, visible - clock())
+            header["remaining"] = None if left == math.inf else left
             reply: tuple[Any, ...] = worker.call(pickle.dumps(header, _PROTOCOL), payload,
                                                  deadline, limit, packages,
                                                  settings.reply_packages)
@@ -412,9 +399,7 @@ class IsolationPool:
                                          refused.trustable) from None
         except _Deadline:
             self._replace(worker, "killed")
-            raise SkillTimeoutError(
-                f"did not finish within {step.timeout}s; its process was killed", step.name
-            ) from None
+            raise _overran(step, worker.ready, start is None) from None
         except _Gone:
             started = worker.ready
             code = worker.exit_status()
@@ -697,6 +682,22 @@ def _too_large(step: Step, settings: IsolationSettings, size: int) -> SkillExecu
         "lets it hold, so not a reply its worker wrote (the skill wrote to the worker's "
         "socket)",
     )
+
+
+def _overran(step: Step, ready: bool, own_deadline: bool) -> SkillExecutionError:
+    """The error for a call given up on at its deadline (its worker is killed): during the
+    call, or while its new worker was still starting (a run's step then never started:
+    only the run's total_timeout bounds that wait)."""
+    if ready:
+        return SkillTimeoutError(
+            f"did not finish within {step.timeout}s; its process was killed", step.name)
+    if own_deadline:
+        return SkillTimeoutError(
+            f"did not finish within {step.timeout}s; its isolation worker process was "
+            "still starting", step.name)
+    return SkillNotStartedError(
+        "never started: its isolation worker process was still starting at the run's "
+        "total_timeout", step.name)
 
 
 def _exit_error(
