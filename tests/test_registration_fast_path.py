@@ -356,6 +356,9 @@ def test_a_declaration_assigned_after_the_class_was_made_is_the_one_registered()
     report = engine.execute_plan(["Adjusted"], UIF(input_query="q"))
     assert report.status == "success", report.errors
     assert report.uif.intermediate_data["new"] == "written"
+    # Every declaration the spec is made from counts, not only the key lists.
+    Adjusted.requires_vetting = True
+    assert make_engine([Adjusted]).registry.skill("Adjusted").spec.requires_vetting is True
     # A bad declaration assigned later is refused as it would have been in the class body.
     Adjusted.output_keys = 5  # type: ignore[assignment]
     with pytest.raises(SkillDefinitionError, match="output_keys"):

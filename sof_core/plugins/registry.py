@@ -37,7 +37,12 @@ from sof_core.errors import (
     SkillDefinitionError,
     SOFError,
 )
-from sof_core.skills.spec import SkillSpec, cached_spec, tool_isolation_problem
+from sof_core.skills.spec import (
+    DECLARED_ATTRIBUTES,
+    SkillSpec,
+    cached_spec,
+    tool_isolation_problem,
+)
 
 #: Registration hooks whose items are named components, by registry kind.
 COMPONENT_HOOKS: dict[str, str] = {
@@ -51,23 +56,6 @@ COMPONENT_HOOKS: dict[str, str] = {
     "vetting_detectors": "sof_register_vetting_detectors",
 }
 SKILL_KINDS = ("skills", "tools")
-
-#: What ``SkillSpec`` reads from a skill class; a duck-typed skill (not a BaseSkillModule
-#: subclass) must declare each, or registration names the missing one.
-_DECLARED_ATTRIBUTES = (
-    "skill_name",
-    "skill_version",
-    "skill_description",
-    "skill_category",
-    "required_inputs",
-    "optional_inputs",
-    "output_keys",
-    "requires_external_access",
-    "requires_vetting",
-    "can_run_parallel",
-    "estimated_execution_time",
-    "max_execution_time",
-)
 
 
 @dataclass(frozen=True)
@@ -626,7 +614,7 @@ def _spec_of(skill_class: type[Any], label: str) -> SkillSpec:
     (built when it was defined, or at an earlier registration) had every declaration then.
     """
     cached = cached_spec(skill_class)
-    for attribute in () if cached is not None else _DECLARED_ATTRIBUTES:
+    for attribute in () if cached is not None else DECLARED_ATTRIBUTES:
         try:
             present = hasattr(skill_class, attribute)
         except Exception:

@@ -341,11 +341,29 @@ def type_name(key_type: Any) -> str:
     return repr(key_type).replace("typing.", "")
 
 
-#: The class attributes a spec is made from that authors assign (``cached_spec``).
+#: What ``SkillSpec`` reads from a skill class and every skill must declare: a duck-typed
+#: skill (not a ``BaseSkillModule`` subclass) lacking one is refused at registration,
+#: naming it (``plugins.registry``).
+DECLARED_ATTRIBUTES = (
+    "skill_name",
+    "skill_version",
+    "skill_description",
+    "skill_category",
+    "required_inputs",
+    "optional_inputs",
+    "output_keys",
+    "requires_external_access",
+    "requires_vetting",
+    "can_run_parallel",
+    "estimated_execution_time",
+    "max_execution_time",
+)
+#: Everything a spec is made from (the declarations above, and what it reads when present):
+#: a cached spec stands only while each is what it was (``cached_spec``).
 _SOURCES = (
-    "skill_name", "skill_description", "skill_version", "required_inputs",
-    "optional_inputs", "output_keys", "max_execution_time", "max_retries",
-    "can_run_parallel", "isolation", "estimated_execution_time", "execute",
+    *DECLARED_ATTRIBUTES, "execute", "max_retries", "vets_content", "isolation",
+    "isolation_limits", "isolation_reply_packages", "permissions", "max_output_bytes",
+    "calls_per_minute", "_sof_estimate_if_unknown",
 )
 
 
