@@ -141,11 +141,7 @@ class _Worker:
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
             reply = _worker.recv_frame(sock, deadline, limit)
-            loaded = load_reply(reply, packages, open_packages)
-            if not isinstance(loaded, tuple) or not loaded:
-                raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs",
-                                    trustable=False)
-            return loaded
+            return _load_reply(reply, packages, open_packages)
         except TimeoutError:
             raise _Deadline from None
         except (EOFError, OSError) as exc:
@@ -607,8 +603,17 @@ def _retired_reply(reply: tuple[Any, ...], packages: frozenset[str],
     inner = reply[1] if len(reply) == 2 else None
     if not isinstance(inner, bytes):
         raise RefusedGlobal("a retiring reply without its reply", trustable=False)
-    loaded = load_reply(inner, packages, open_packages)
-    if not isinstance(loaded, tuple) or not loaded or loaded[0] == "retiring":
+    loaded = _load_reply(inner, packages, open_packages)
+    if loaded[0] == "retiring":
+        raise RefusedGlobal("a retiring reply inside another", trustable=False)
+    return loaded
+
+
+def _load_reply(data: bytes | bytearray, packages: frozenset[str],
+                open_packages: frozenset[str]) -> tuple[Any, ...]:
+    """A worker's reply, loaded with ``load_reply``: a non-empty tuple, else refused."""
+    loaded = load_reply(data, packages, open_packages)
+    if not isinstance(loaded, tuple) or not loaded:
         raise RefusedGlobal(f"a {type(loaded).__name__} where a reply belongs", trustable=False)
     return loaded
 
