@@ -135,7 +135,8 @@ def test_unknown_key_is_an_error_naming_it_and_nothing_is_written(config_path: P
 @pytest.mark.parametrize(
     ("key", "value"),
     [("sof_rollout_percentage", 101), ("sof_rollout_percentage", -1),
-     ("use_sof_framework", "maybe"), ("max_workers", 0), ("log_level", "LOUD")],
+     ("use_sof_framework", "maybe"), ("max_workers", 0), ("log_level", "LOUD"),
+     ("sof_rollout_percentage", True), ("skill_timeout", False), ("max_workers", True)],
 )
 def test_bad_value_is_an_error_naming_the_key(config_path: Path, key: str, value: object) -> None:
     config_path.write_text('{"planner": "goal"}')
@@ -145,6 +146,30 @@ def test_bad_value_is_an_error_naming_the_key(config_path: Path, key: str, value
     assert info.value.key == key
     assert key in str(info.value)
     assert json.loads(config_path.read_text()) == {"planner": "goal"}  # untouched
+
+
+def test_true_in_a_file_is_not_read_as_a_rollout_of_one_percent(config_path: Path) -> None:
+    config_path.write_text('{"sof_rollout_percentage": true}')
+    state = SOFConfigManager(config_path).state()
+    assert state.config is None
+    assert "sof_rollout_percentage" in str(state.error)
+    assert "must be a number, not true" in str(state.error)
+
+
+def test_a_write_through_a_symlink_changes_the_file_it_names(
+    config_path: Path, tmp_path: Path
+) -> None:
+    real = tmp_path / "real" / "sof.json"
+    real.parent.mkdir()
+    real.write_text('{"use_sof_framework": true, "sof_rollout_percentage": 100, "x_team": 1}')
+    link = tmp_path / "link.json"
+    link.symlink_to(Path("real") / "sof.json")
+    SOFConfigManager(link).disable_sof_framework()
+    assert link.is_symlink()  # the link stays a link...
+    assert json.loads(real.read_text()) == {  # ...and the host reading the real path sees it
+        "use_sof_framework": False, "sof_rollout_percentage": 100, "x_team": 1}
+    assert SOFConfigManager(real).load_config().use_sof_framework is False
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".link")] == []
 
 
 def test_update_keeps_other_keys_and_normalises_the_new_value(config_path: Path) -> None:

@@ -367,11 +367,14 @@ class SOFConfigManager:
         ``keep_copy``: the old file is first copied to ``<name>.<keep_copy>-<time>``.
         """
         self._check_writable()
+        # Through a symlink, the file it names is what every reader sees: it is replaced
+        # (beside itself, under its own lock) and the link stays a link.
+        target = Path(os.path.realpath(self.path))
         try:
-            with self._lock, _file_lock(self.path):
+            with self._lock, _file_lock(target):
                 try:
                     data, _ = self._read_file()
-                    exists = os.path.lexists(self.path)
+                    exists = os.path.lexists(target)
                 except UnusableConfigPath:
                     raise
                 except ConfigError as exc:
@@ -381,18 +384,18 @@ class SOFConfigManager:
                             "`sof config disable`, which keeps a copy and writes a fresh one"
                         ) from None
                     data, exists = {}, False
-                    backup = self.last_backup = self._set_aside("corrupt", move=True)
+                    backup = self.last_backup = self._set_aside(target, "corrupt", move=True)
                     log.warning("config file %s was unusable (%s); moved it to %s", self.path,
                                 exc, backup)
                 if keep_copy is not None and exists:
-                    self.last_backup = self._set_aside(keep_copy, move=False)
+                    self.last_backup = self._set_aside(target, keep_copy, move=False)
                 new = edit(data, exists)
                 try:
                     text = dump_config(new, self.path)
                 except RecursionError:
                     raise ConfigError(f"config file {self.path}: a value is nested too deeply "
                                       "to write back") from None
-                write_atomic(self.path, text)
+                write_atomic(target, text)
                 self._state = None
         except OSError as exc:
             raise ConfigError(
@@ -443,13 +446,13 @@ class SOFConfigManager:
         source = self.state().sources.get(setting, "")
         return source if source.startswith(("environment", "argument")) else None
 
-    def _set_aside(self, label: str, *, move: bool) -> Path | None:
-        backup = self.path.with_name(f"{self.path.name}.{label}-{int(time.time())}")
+    def _set_aside(self, path: Path, label: str, *, move: bool) -> Path | None:
+        backup = path.with_name(f"{path.name}.{label}-{int(time.time())}")
         try:
             if move:
-                os.replace(self.path, backup)
+                os.replace(path, backup)
             else:
-                shutil.copy2(self.path, backup)
+                shutil.copy2(path, backup)
         except FileNotFoundError:
             return None
         except OSError:
@@ -638,7 +641,7 @@ def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -
                 adapter = _sam_adapter(key)
                 unused[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
             except ValidationError as exc:
-                message = exc.errors()[0]["msg"]
+                message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
                 problems.append((key, f"{key} (from {source}): {message} (got {value!r})"))
         elif other.kind == "both":
             problems.append((key, argument_problem(other)))

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core._reply_trust import package_problem
@@ -262,6 +269,15 @@ class SOFConfig(BaseModel):
     # --- observability -------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_flag_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` is not a number: pydantic would read it as 1 (a rollout of 1 %, a 1 s
+        timeout) from a file or an argument, while ``SOF_*=true`` is refused as text."""
+        if isinstance(value, bool) and info.field_name in _NUMBER_FIELDS:
+            raise ValueError(f"must be a number, not {str(value).lower()}; write the number itself")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -336,6 +352,14 @@ class SOFConfig(BaseModel):
     def enable_parallel_execution(self) -> bool:
         """SAM's flag: True unless the executor runs one skill at a time."""
         return self.executor != "sequential"
+
+
+#: Settings whose value is a number (``bool`` is an ``int`` to Python, never to a user).
+_NUMBER_FIELDS = frozenset(
+    name for name, field in SOFConfig.model_fields.items()
+    if any(kind in (int, float) for kind in (field.annotation, *getattr(field.annotation,
+                                                                       "__args__", ())))
+)
 
 
 def as_config(value: SOFConfig | Mapping[str, Any], what: str = "config") -> SOFConfig:

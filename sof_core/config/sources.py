@@ -603,7 +603,8 @@ def describe_validation(
         if top in names:
             shown = f"{names[top]} (SAM's name for {top})" + dotted[len(top):]
         got = _short(error.get("input"))
-        parts.append((names.get(top, top), f"{shown}{where}: {error['msg']} (got {got})"))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append((names.get(top, top), f"{shown}{where}: {message} (got {got})"))
     return parts
 
 
