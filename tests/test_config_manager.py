@@ -379,3 +379,28 @@ def test_concurrent_updates_from_threads_all_persist(config_path: Path) -> None:
         thread.join()
     data = json.loads(config_path.read_text())
     assert {key: data[key] for key in keys} == dict.fromkeys(keys, 30)
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(
+    config_path: Path, tmp_path: Path
+) -> None:
+    config_path.write_text('{"planner": "goal"}')
+    # A writer SIGKILLed between its temporary file and the rename: make it do exactly that.
+    code = f"""
+        import os, signal
+        from pathlib import Path
+        import sof_core.config.manager as manager
+        def killed(path, text):
+            import tempfile
+            tempfile.mkstemp(dir=path.parent, prefix=f".{{path.name}}.", suffix=".tmp")
+            os.kill(os.getpid(), signal.SIGKILL)
+        manager.write_atomic = killed
+        manager.SOFConfigManager(Path({str(config_path)!r})).update_config(skill_retries=1)
+    """
+    assert _python(code, config_path).returncode == -9
+    other = tmp_path / ".config.json.other.json.abcdefgh.tmp"  # another file's, kept
+    other.write_text("{}")
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 2
+    SOFConfigManager(config_path).update_config(skill_retries=2)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == [other.name]
+    assert json.loads(config_path.read_text()) == {"planner": "goal", "skill_retries": 2}

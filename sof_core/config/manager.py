@@ -36,6 +36,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as clock_time
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,6 +396,7 @@ class SOFConfigManager:
                 except RecursionError:
                     raise ConfigError(f"config file {self.path}: a value is nested too deeply "
                                       "to write back") from None
+                _remove_dead_writers_files(target)
                 write_atomic(target, text)
                 self._state = None
         except OSError as exc:
@@ -784,6 +786,17 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _remove_dead_writers_files(path: Path) -> None:
+    """Temporary files a killed writer left beside ``path``. Called under the file's lock,
+    which every writer holds from before it makes its temporary file until after the rename,
+    so any such file there now belongs to no live writer."""
+    ours = len(path.name) + 2 + 8 + 4  # ".{name}." + mkstemp's 8 characters + ".tmp"
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        if len(leftover.name) == ours:  # not a longer-named file's temporary file
+            with suppress(OSError):
+                leftover.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:
