@@ -404,3 +404,13 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(
     SOFConfigManager(config_path).update_config(skill_retries=2)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == [other.name]
     assert json.loads(config_path.read_text()) == {"planner": "goal", "skill_retries": 2}
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_root_rewriting_a_services_file_keeps_its_owner(config_path: Path) -> None:
+    config_path.write_text('{"use_sof_framework": true}')
+    os.chown(config_path, 4321, 4322)
+    SOFConfigManager(config_path).disable_sof_framework()
+    st = config_path.stat()
+    assert (st.st_uid, st.st_gid) == (4321, 4322)
+    assert json.loads(config_path.read_text()) == {"use_sof_framework": False}

@@ -777,9 +777,16 @@ def write_atomic(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            old = os.stat(path)
         except FileNotFoundError:
             os.chmod(tmp, 0o644)
+        else:
+            os.chmod(tmp, old.st_mode & 0o7777)
+            if hasattr(os, "chown") and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+                # An operator's `sudo sof config disable` must not leave the service's own
+                # file owned by root (and unwritable by the service); only root may do this.
+                with suppress(PermissionError):
+                    os.chown(tmp, old.st_uid, old.st_gid)
         os.replace(tmp, path)
     except BaseException:
         with suppress(FileNotFoundError):
