@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sof_core import UIF, BaseSkillModule
+from sof_core.skills.views import ReadOnlyDict, ReadOnlyList, ReadOnlySet
 from sof_core.testing import make_engine
 
 _spec = importlib.util.spec_from_file_location(
@@ -268,6 +269,60 @@ def test_after_the_run_the_uif_holds_plain_containers_the_host_can_change(
     final.intermediate_data["made"]["rows"].append([3])
     final.source_documents.append("doc3")
     assert final.executed_skills == ["Produce"] and set(final.skill_timings) == {"Produce"}
+
+
+def _plain_all_through(value: Any) -> None:
+    """Every container in ``value`` is a plain one the host may change."""
+    assert type(value) not in (ReadOnlyList, ReadOnlyDict, ReadOnlySet), value
+    if isinstance(value, dict):
+        for item in value.values():
+            _plain_all_through(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            _plain_all_through(item)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_what_a_skill_passes_through_is_plain_after_the_run(config: dict[str, Any]) -> None:
+    def passes(self: Any, uif: UIF) -> UIF:
+        docs, meta = uif.intermediate_data["docs"], uif.intermediate_data["meta"]
+        uif.intermediate_data["out"] = docs
+        uif.intermediate_data["nested"] = {"d": docs, "t": (meta, 1), "ctx": uif.user_context,
+                                           "plan": uif.execution_plan}
+        uif.source_documents = docs[0]["tags"]
+        return uif
+
+    def changes(self: Any, uif: UIF) -> UIF:  # later in the run it is still read-only
+        uif.intermediate_data["out"].append(1)
+        return uif
+
+    uif = fresh_uif()
+    uif.intermediate_data["docs"][0]["tags"] = ["t"]
+    passing = skill("Passes", passes, ["docs", "meta"], ["out", "nested", "source_documents"])
+    report = engine_for([passing, skill("Changes", changes, ["out"], ["x"])],
+                        config).execute_plan(["Passes", "Changes"], uif)
+    assert report.status == "failure"
+    assert report.errors == [  # named after the key it read, not the one it was copied from
+        "Changes: UndeclaredWriteError: changed 'out' in place, which is not in its "
+        "output_keys; change a copy (list(...), dict(...), copy.deepcopy(...)) or add 'out' "
+        "to output_keys"]
+
+    uif = fresh_uif()
+    uif.intermediate_data["docs"][0]["tags"] = ["t"]
+    report = engine_for([passing], config).execute_plan(["Passes"], uif)
+    assert report.status == "success", report.errors
+    final = report.uif
+    for name in ("out", "nested"):
+        _plain_all_through(final.intermediate_data[name])
+    _plain_all_through(final.source_documents)
+    final.intermediate_data["out"].append({"id": 3})
+    final.intermediate_data["out"][0]["score"] = 0.9
+    final.intermediate_data["nested"]["d"].clear()
+    final.intermediate_data["nested"]["t"][0]["n"] = 2
+    final.intermediate_data["nested"]["ctx"]["tags"].append("b")
+    final.intermediate_data["nested"]["plan"].append("Other")
+    final.source_documents.append("u")
+    assert uif.intermediate_data["docs"][0] == {"id": 1, "score": 0.5, "tags": ["t"]}
 
 
 @pytest.mark.parametrize("config", CONFIGS)

@@ -62,6 +62,7 @@ from sof_core.execution.watchdog import Entry, watchdog
 from sof_core.graph.compile import CompiledPlan, Step
 from sof_core.plugins import PluginManager
 from sof_core.skills.views import (
+    ATOMIC,
     RunFreeze,
     ScopedData,
     _new,
@@ -69,6 +70,7 @@ from sof_core.skills.views import (
     _set_fields_set,
     _set_private,
     extra_frozen_fields,
+    own_writes,
 )
 from sof_core.uif import UIF
 
@@ -427,6 +429,10 @@ class RunContext:
                                     and not scope.written_fields):
                                 # prepare_merge for a plain step that wrote data keys only,
                                 # inlined (same checks, same order).
+                                for value in scope.written.values():
+                                    if type(value) not in ATOMIC:
+                                        own_writes(scope.written)
+                                        break
                                 if step.output_checks and scope.written:
                                     check_outputs(step, scope.written)
                             else:

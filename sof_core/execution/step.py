@@ -31,6 +31,8 @@ from sof_core.skills.views import (
     WriteGuard,
     exact_key,
     freeze,
+    own_writes,
+    plain_again,
     report_undeclared,
     skill_view,
 )
@@ -355,8 +357,10 @@ def prepare_merge(step: Step, result: Any, view: Any, data: Any, guard: Any) -> 
             step, before, produced, type(result)._sof_bookkeeping
         )
         writes = {exact_key(key): value for key, value in writes.items()}
-    if writes and step.output_checks:
-        check_outputs(step, writes)
+    if writes:
+        own_writes(writes)  # what it was lent and stored is the host's to change later
+        if step.output_checks:
+            check_outputs(step, writes)
     fields: dict[str, Any] = {}
     frozen: dict[str, Any] = {}
     if written_fields:
@@ -365,7 +369,7 @@ def prepare_merge(step: Step, result: Any, view: Any, data: Any, guard: Any) -> 
             produced = result.__dict__  # validation gives the model a new __dict__
         for name in written_fields:
             name = exact_key(name)
-            value = fields[name] = produced[name]
+            value = fields[name] = plain_again(produced[name])
             if name in step.copied_fields:  # later views of a run share it: read-only
                 frozen[name] = freeze(value, (name, True))[0]
     # Empty lists/dicts are the norm: skip them without a copy.

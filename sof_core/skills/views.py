@@ -263,6 +263,53 @@ def _plain_copy(value: Any) -> Any:
     raise _Opaque
 
 
+def plain_again(value: Any) -> Any:
+    """``value`` with every read-only container in it replaced by a plain copy: what a
+    skill was lent and stored in its output (``out = uif.intermediate_data["docs"]``).
+
+    The UIF holds only plain containers between skills and after the run (the host may
+    change them; a reader is lent a copy naming its own key). Containers around lent ones
+    are the skill's own output and are changed in place; the value itself when nothing was
+    lent, which is found by a walk as cheap as a read of it.
+    """
+    kind = type(value)
+    if kind in READ_ONLY:
+        return own_copy(value)
+    try:
+        if kind is list:
+            if not ATOMIC.issuperset(map(type, value)):
+                for index, item in enumerate(value):
+                    if type(item) not in ATOMIC and not (
+                            type(item) is dict
+                            and ATOMIC.issuperset(map(type, item.values()))):
+                        plain = plain_again(item)
+                        if plain is not item:
+                            value[index] = plain
+        elif kind is dict:
+            if not ATOMIC.issuperset(map(type, value.values())):
+                for key, item in value.items():
+                    if type(item) not in ATOMIC:
+                        plain = plain_again(item)
+                        if plain is not item:
+                            value[key] = plain
+        elif kind is tuple:
+            items = [plain_again(item) for item in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                return tuple(items)
+    except RecursionError:  # too deep (or holding itself) to walk: stored as it is
+        pass
+    return value
+
+
+def own_writes(writes: dict[str, Any]) -> None:
+    """Make a skill's data writes plain (``plain_again``) before they are merged."""
+    for key, value in writes.items():
+        if type(value) not in ATOMIC:
+            plain = plain_again(value)
+            if plain is not value:
+                writes[key] = plain
+
+
 def read_only_copy(value: Any, key: str) -> Any:
     """What a skill that reads (but may not write) ``key`` is handed for a container value:
     a read-only copy, or a plain deep copy of a value holding objects."""
