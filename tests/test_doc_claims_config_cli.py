@@ -862,3 +862,30 @@ def test_a_failed_skills_error_line_names_its_plugin_and_line(tmp_path: Path) ->
         assert "Traceback" not in done.stderr
     table, _, after = done.stdout.partition("Traceback of Boom")
     assert "STAGE" in table and "KeyError: 'missing'" in after
+
+
+@pytest.mark.parametrize(("only", "optional"), [
+    (["memory", "response", "conflict"],
+     ["MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"]),
+    (None, ["AgentZeroWebBrowserTool", "CalculatorTool", "ContentVettingSkill",
+            "MemoryRetrievalSkill", "ConflictDetectorSkill", "ResponseGenerationSkill"]),
+])
+def test_goal_final_response_plans_what_cli_md_says_with_the_bundled_plugins(
+    tmp_path: Path, only: list[str] | None, optional: list[str]
+) -> None:
+    # "`--goal final_response` plans `ResponseGenerationSkill` alone ... With the demo's
+    # plugins ... `--include-optional` plans [three]; with every bundled plugin installed ...
+    # six skills in all." From the API and from the CLI.
+    env = sof_env(tmp_path)
+    if only is not None:
+        env["SOF_PLUGINS_ONLY"] = ",".join(only)
+    for extra, expected in (([], ["ResponseGenerationSkill"]), (["--include-optional"], optional)):
+        shown = sof("graph", "--goal", "final_response", *extra, "--format", "json", env=env,
+                    cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["plan"] == expected
+    from sof_core import CoordinatorEngine, SOFConfig
+
+    config = SOFConfig(plugins_only=only) if only is not None else SOFConfig()
+    with CoordinatorEngine(config=config) as engine:
+        assert engine.resolve_goal(["final_response"], include_optional=True) == optional
