@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from sof_core.config import SOFConfig
 from sof_core.plugins import loader
@@ -89,13 +90,13 @@ def test_names_versions_and_requirements_match_the_email_parser_for_every_instal
 
 
 def _packaging_core_requirement(lines: list[str]) -> str | None:
-    """What discovery returned before: every line parsed by packaging."""
+    """What packaging reads: every line parsed, names compared as pip compares them."""
     for line in lines:
         try:
             req = Requirement(line)
         except Exception:
             continue
-        if req.name.replace("_", "-").lower() == "sof-core" and (
+        if canonicalize_name(req.name) == "sof-core" and (
             req.marker is None or req.marker.evaluate({"extra": ""})
         ):
             return str(req.specifier) or None
@@ -128,6 +129,9 @@ REQUIREMENT_LINES = [
     "sof-core>>0.1",
     "sof-core-extras>=9",
     "sof.core>=9",
+    "sof--core>=9",
+    "Sof__Core>=9",
+    "sof_.-core>=9",
     "rich>=13",
 ]
 

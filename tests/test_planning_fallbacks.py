@@ -40,6 +40,17 @@ class Exiting:
         raise SystemExit(3)
 
 
+class Odd(BaseException):
+    """Derived from BaseException, as some libraries' errors are: still the planner's fault."""
+
+
+class Oddly:
+    name = "oddly"
+
+    def plan(self, query: str, context: Any) -> list[str]:
+        raise Odd("not an Exception")
+
+
 class Invalid:
     name = "invalid"
 
@@ -70,7 +81,7 @@ class Hung:
 class Planners:
     @hookimpl
     def sof_register_planners(self) -> list[Any]:
-        return [Raising(), Exiting(), Invalid(), Sees(), Hung()]
+        return [Raising(), Exiting(), Oddly(), Invalid(), Sees(), Hung()]
 
 
 def engine(**config: Any) -> Any:
@@ -89,6 +100,7 @@ def test_a_plugin_planner_keeps_the_one_documented_signature() -> None:
 @pytest.mark.parametrize(("name", "why"), [
     ("raising", "planner raised RuntimeError: planner service down"),
     ("exiting", "planner raised SystemExit: 3"),
+    ("oddly", "planner raised Odd: not an Exception"),
     ("invalid", "its plan ['NoSuchSkill', 'Answer'] is invalid"),
 ])
 def test_a_failing_planner_falls_back_to_rules_and_is_counted(name: str, why: str) -> None:

@@ -177,6 +177,8 @@ class Fussy(BaseSkillModule):
     def can_handle_query(self, query: str) -> bool:
         if "exit" in query:  # sys.exit() in a predicate: skipped too, never the host's end
             raise SystemExit(2)
+        if "odd" in query:  # any BaseException but Ctrl-C: the predicate's fault
+            raise GeneratorExit("odd")
         raise ValueError("boom")
 
     def execute(self, uif: UIF) -> UIF:
@@ -203,6 +205,9 @@ def test_a_scoring_method_chooses_and_a_raising_predicate_is_skipped_with_its_re
     exiting = engine.planning.plan("the forecast, then exit", use_cache=False)
     assert exiting.plan == ["Weather", "Answer"]
     assert "can_handle_query raised SystemExit: 2" in exiting.skipped["Fussy"]
+    odd = engine.planning.plan("the forecast, odd", use_cache=False)
+    assert odd.plan == ["Weather", "Answer"]
+    assert "can_handle_query raised GeneratorExit: odd" in odd.skipped["Fussy"]
     pruned = [c for c in result.changes if c.action == "pruned"]
     assert [c.skill for c in pruned] == ["Orphan"]
     assert "feed nothing on the way to final_response" in pruned[0].why

@@ -113,6 +113,30 @@ HOSTILE: dict[str, tuple[str, str, str]] = {
         "PluginHookError",
         "sof_configure() raised SystemExit(1)",
     ),
+    "a BaseException subclass at import": (
+        "class Weird(BaseException):\n    pass\nraise Weird('weird base')",
+        "PluginLoadError",
+        "raised Weird: weird base",
+    ),
+    "a BaseException subclass from a hook": (
+        "from sof_core import hookimpl\nclass Weird(BaseException):\n    pass\n"
+        "@hookimpl\ndef sof_register_skills():\n    raise Weird('weird hook')\n",
+        "PluginHookError",
+        "sof_register_skills() raised Weird: weird hook",
+    ),
+    "GeneratorExit midway through the result": (
+        GOOD.replace("return [GoodSkill]", "yield GoodSkill\n    raise GeneratorExit('gone')")
+        .replace("GoodSkill", "HalfSkill"),
+        "PluginHookError",
+        "result raised GeneratorExit while it was read (after 1 item(s))",
+    ),
+    "a BaseException subclass from sof_configure": (
+        GOOD.replace("GoodSkill", "ConfSkill")
+        + "\nclass Weird(BaseException):\n    pass\n"
+        "@hookimpl\ndef sof_configure():\n    raise Weird('no')\n",
+        "PluginHookError",
+        "sof_configure() raised Weird('no')",
+    ),
 }
 
 

@@ -113,7 +113,7 @@ def _add_plugin_commands(parser: argparse.ArgumentParser, manager: PluginManager
                       "(plugin_import_timeout)"
         elif not outcome[0]:
             error = outcome[1]
-            if not isinstance(error, (Exception, SystemExit)):  # Ctrl-C: the user's
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C: the user's
                 raise error
             problem = f"sof_register_commands raised {type(error).__name__}: {error}"
         else:

@@ -199,7 +199,9 @@ def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
         target = entry.instance if entry.instance is not None else spec.skill_class
         try:
             joins = bool(target.planning_joins(data))
-        except (Exception, SystemExit) as exc:  # a broken declaration never breaks the run
+        except KeyboardInterrupt:  # the user's: it stops the host
+            raise
+        except BaseException as exc:  # a broken declaration never breaks the run
             planned.changes.append(Change("not added", spec.name,
                                           f"planning_joins raised {type(exc).__name__}: {exc}"))
             continue

@@ -96,7 +96,9 @@ class LLMPlanner:
             return self._plan(query, context, options, deadline)
         except SOFError as exc:
             reason = str(exc)
-        except (Exception, SystemExit) as exc:  # a backend from a plugin may raise anything
+        except KeyboardInterrupt:  # the user's: it stops the host
+            raise
+        except BaseException as exc:  # a backend from a plugin may raise anything
             reason = f"{type(exc).__name__}: {exc}"
         result = RulesPlanner().plan(query, context)
         result.fallbacks.insert(0, Fallback(self.name, "rules", reason))

@@ -115,7 +115,9 @@ class Planning:
                       in_place=in_place,
                       grace=OWN_DEADLINE_GRACE if _own(entry.obj) and not in_place else 0.0),
                 name)
-        except (Exception, SystemExit) as exc:  # sys.exit() in a plugin's planner too
+        except KeyboardInterrupt:  # the user's: it stops the host
+            raise
+        except BaseException as exc:  # sys.exit() in a plugin's planner too
             if name == FALLBACK_PLANNER:
                 raise
             if isinstance(exc, _NotConstructed):  # a missing API key, say: tried again later
@@ -197,7 +199,9 @@ class Planning:
         if instance is None:
             try:
                 made = entry.obj()
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:  # the user's: it stops the host
+                raise
+            except BaseException as exc:
                 raise _NotConstructed() from exc
             with self._lock:
                 instance = self._instances.setdefault(key, made)

@@ -138,7 +138,9 @@ def _match(patterns: tuple[re.Pattern[str], ...], predicate: Any, query: str) ->
         return Score(MATCH_SCORE, matched)
     try:
         yes = predicate(query)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:  # the user's: it stops the host
+        raise
+    except BaseException as exc:
         return Score(0.0, f"can_handle_query raised {type(exc).__name__}: {_clip(str(exc))}")
     if yes is True or (isinstance(yes, (int, float)) and not isinstance(yes, bool) and yes > 0):
         why = "can_handle_query(query) is true"
@@ -151,7 +153,9 @@ def _match(patterns: tuple[re.Pattern[str], ...], predicate: Any, query: str) ->
 def _call_score(name: str, scorer: Any, query: str) -> Score:
     try:
         value = scorer(query)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:  # the user's: it stops the host
+        raise
+    except BaseException as exc:
         return Score(0.0, f"planning_score raised {type(exc).__name__}: {_clip(str(exc))}")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return Score(0.0, f"planning_score returned {_clip(repr(value))}, not a number "

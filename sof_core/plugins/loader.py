@@ -389,7 +389,9 @@ class PluginManager:
                         if previous is not None:
                             self.hook_manager.register(previous, name=record.name)
                         raise
-            except Exception as exc:
+            except KeyboardInterrupt:  # the user's: it stops the host
+                raise
+            except BaseException as exc:  # the plugin's fault, whatever its class
                 error = _as_plugin_error(record.name, exc)
                 if (previous is not None or replaced_direct) and previous_record is not None:
                     self._records[record.name] = previous_record  # the old one still serves
@@ -514,7 +516,9 @@ class PluginManager:
                 module = importer.import_entry_point(record.module or "")
             except ImportHung as exc:
                 raise PluginLoadError(record.name, str(exc)) from None
-            except (Exception, SystemExit) as exc:  # KeyboardInterrupt still stops the host
+            except KeyboardInterrupt:  # the user's: it stops the host
+                raise
+            except BaseException as exc:
                 raise PluginLoadError(record.name, _import_failure(record, exc)) from exc
             finally:
                 record.import_time_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -583,7 +587,9 @@ class PluginManager:
                 continue
             try:
                 function = getattr(plugin, attr, None)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 raise PluginHookError(
                     name, f"reading {attr!r} raised {type(exc).__name__}: {exc}"
                 ) from exc
@@ -685,7 +691,9 @@ class PluginManager:
                 impl.function(*args)
         except ImportHung as exc:
             raise PluginHookError(impl.plugin_name, str(exc)) from None
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:  # the user's: it stops the host
+            raise
+        except BaseException as exc:
             raise PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}") from exc
 
     def _call_configure(self) -> None:
@@ -820,7 +828,9 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
     ``contributions`` (and their labels into ``offered``, for skills)."""
     try:
         result = impl.function()
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:  # the user's: it stops the host
+        raise
+    except BaseException as exc:
         raise PluginHookError(
             name, f"{hook_name}() raised {type(exc).__name__}: {exc}"
         ) from exc
@@ -836,7 +846,9 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
             items.append(item)
             if kind in SKILL_KINDS:
                 offered.append(item_label(item))
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise PluginHookError(
             name,
             f"{hook_name}() result raised {type(exc).__name__} while it was read "
@@ -861,7 +873,7 @@ def _reason(plugin: str, error: object) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-def _as_plugin_error(name: str, exc: Exception) -> SOFError:
+def _as_plugin_error(name: str, exc: BaseException) -> SOFError:
     """Keep SOF's own error types; anything else a plugin raised becomes ``PluginHookError``."""
     if isinstance(exc, SOFError):
         return exc
@@ -1067,6 +1079,12 @@ def _dist_version(dist: Any) -> str | None:
         return None
 
 
+def _normalized(project: str) -> str:
+    """A project name as pip compares it (PEP 503): ``sof.core``, ``Sof__Core`` and
+    ``sof-core`` are one project."""
+    return re.sub(r"[-_.]+", "-", project).lower()
+
+
 #: ``name rest``: a requirement line's project name, so only the ``sof-core`` line is parsed.
 _REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)", re.DOTALL)
 #: One clause of a plain specifier: an operator and a release number (``==``/``!=`` may end
@@ -1089,7 +1107,7 @@ def _core_requirement(dist: Any) -> str | None:
         return None
     for line in requires:
         match = _REQUIREMENT_NAME.match(line)
-        if match is None or match.group(1).replace("_", "-").lower() != "sof-core":
+        if match is None or _normalized(match.group(1)) != "sof-core":
             continue
         rest = match.group(2)
         plain = _plain_specifier(rest)
