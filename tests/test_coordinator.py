@@ -178,7 +178,8 @@ def test_total_timeout_bounds_the_whole_run(make_skill: Any) -> None:
         assert report.status == "timeout"
         assert report.result("Forever").status == "timeout"
         assert report.result("Later").status == "skipped"
-        assert any("total_timeout" in e for e in report.errors)
+        assert report.errors == ["run exceeded total_timeout of 0.3s while Forever was running"]
+        assert report.uif.error_details == "Forever: run exceeded total_timeout of 0.3s"
         assert report.uif.status is UIFStatus.TIMEOUT
     finally:
         release.set()
@@ -207,6 +208,9 @@ def test_a_step_cut_by_the_total_timeout_reports_the_time_it_ran(make_skill: Any
                        asyncio.run(engine.aexecute_plan(plan, UIF(input_query="q")))]
             for report in reports:
                 assert report.status == "timeout"
+                assert report.errors[-1] == (  # the line names what the run waited for
+                    f"run exceeded total_timeout of 0.3s while {', '.join(plan)} "
+                    f"{'was' if len(plan) == 1 else 'were'} running")
                 for name in plan:
                     result = report.result(name)
                     assert result.status == "timeout", (plan, result)

@@ -779,6 +779,7 @@ class RunContext:
                     self._apply(outcome, self.stage_index)
         finished = {r.skill for r in self.results}
         timeout = self.config.total_timeout
+        cut_short: list[str] = []
         for number, stage in enumerate(self.stages[self.stage_index :], self.stage_index):
             for name in stage:
                 if name in finished:
@@ -791,13 +792,21 @@ class RunContext:
                     self.results.append(self._no_worker(step, number))
                     continue
                 status: SkillStatus = "timeout" if number == self.stage_index else "skipped"
+                if status == "timeout":
+                    cut_short.append(name)
                 duration, attempts = spent.get(name, (0.0, 0))
                 self.results.append(
                     SkillResult(name, status, duration, attempts, number,
                                 f"run exceeded total_timeout of {timeout}s",
                                 "RunTimeoutError", step.plugin)
                 )
-        self.errors.append(f"run exceeded total_timeout of {timeout}s")
+        line = f"run exceeded total_timeout of {timeout}s"
+        if cut_short:  # the skills it was waiting for: the ones to look at
+            if self.uif.__dict__["error_details"] is None:
+                self.uif.__dict__["error_details"] = f"{cut_short[0]}: {line}"
+            verb = "was" if len(cut_short) == 1 else "were"
+            line += f" while {', '.join(cut_short)} {verb} running"
+        self.errors.append(line)
         self.stop_status = "timeout"
         self.failed = True
         self._end()
