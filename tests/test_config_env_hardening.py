@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import sof_core.config.sources as sources
-from sof_core.config import build_config, env_overrides, unknown_env_vars
+from sof_core.config import SOFConfig, build_config, env_overrides, unknown_env_vars
 from sof_core.config.manager import SOFConfigManager, reset_sof_config_managers
 from sof_core.errors import ConfigError
 
@@ -160,6 +160,18 @@ def test_an_empty_plugins_only_is_an_error_naming_the_variable(
     assert info.value.key == "plugins_only"
     assert "SOF_PLUGINS_ONLY" in str(info.value)
     assert SOFConfigManager(clean_env, environ={"SOF_PLUGINS_ONLY": value}).state().error
+
+
+def test_an_empty_plugins_only_from_a_file_or_code_is_an_error_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        SOFConfig(plugins_only=[])
+    assert info.value.key == "plugins_only" and "plugins_autoload = false" in str(info.value)
+    config = tmp_path / "c.json"
+    config.write_text('{"plugins_only": []}')
+    done = sof("plugins", env={"SOF_CONFIG": str(config)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"plugins_only (from config file {config}): is empty" in done.stderr
+    assert SOFConfig(plugins_only=["memory"]).plugins_only == ["memory"]
 
 
 def test_an_empty_plugins_only_stops_the_command_with_one_line(tmp_path: Path) -> None:

@@ -278,6 +278,18 @@ class SOFConfig(BaseModel):
             raise ValueError(f"must be a number, not {str(value).lower()}; write the number itself")
         return value
 
+    @field_validator("plugins_only")
+    @classmethod
+    def _some_plugins(cls, value: list[str] | None) -> list[str] | None:
+        """``[]`` reads as "only these" with the names forgotten: every plugin would be
+        left out without a word, so it is refused with the two settings meant instead."""
+        if value is not None and not value:
+            raise ValueError(
+                "is empty, which would load no plugin; leave it unset (null) to load every "
+                "plugin, or set plugins_autoload = false to load none"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
