@@ -122,3 +122,12 @@ def test_the_demo_runs_on_a_real_dask_cluster(sof_cli: Any, env: dict[str, str])
     assert report["status"] == "success", report["errors"]
     assert report["executor"] == "dask"
     assert "disagree" in report["final_response"]
+
+
+def test_the_readmes_validate_examples_exit_as_it_says(sof_cli: Any, env: dict[str, str]) -> None:
+    good = sof_cli("validate", "MemoryRetrievalSkill", "ConflictDetectorSkill",
+                   "ResponseGenerationSkill", env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = sof_cli("validate", "ResponseGenerationSkill", "ConflictDetectorSkill", env=env)
+    assert bad.returncode == 1
+    assert "[missing_producer]" in bad.stdout and "'memory_results'" in bad.stdout

@@ -60,6 +60,15 @@ class _Occurrence:
     claim: Claim
 
 
+
+def _kind(value: object) -> str:
+    """The type a user wrote: during a run the skill reads lists and dicts as SOF's
+    read-only views of them, whose class names mean nothing to whoever wrote the data."""
+    for plain in (list, dict, set, tuple, str):
+        if isinstance(value, plain):
+            return plain.__name__
+    return type(value).__name__
+
 def passages_from(
     memory_results: Sequence[Any], tool_results: Sequence[Any] | None = None
 ) -> list[Passage]:
@@ -74,19 +83,19 @@ def passages_from(
     if not isinstance(memory_results, (list, tuple)):
         raise ConflictInputError(
             "memory_results", None, None,
-            f"expected a list of passage dicts, got {type(memory_results).__name__}",
+            f"expected a list of passage dicts, got {_kind(memory_results)}",
         )
     for index, entry in enumerate(memory_results):
         if not isinstance(entry, Mapping):
             raise ConflictInputError(
                 "memory_results", index, None,
-                f"expected a dict with 'text', 'id' and 'source', got {type(entry).__name__}",
+                f"expected a dict with 'text', 'id' and 'source', got {_kind(entry)}",
             )
         text = entry.get("text")
         if not isinstance(text, str):
             raise ConflictInputError(
                 "memory_results", index, "text",
-                f"expected the passage text as a string, got {type(text).__name__}",
+                f"expected the passage text as a string, got {_kind(text)}",
             )
         passage_id = entry.get("id")
         passages.append(
@@ -101,13 +110,13 @@ def passages_from(
     if not isinstance(tool_results, (list, tuple)):
         raise ConflictInputError(
             "tool_results", None, None,
-            f"expected a list of tool result dicts, got {type(tool_results).__name__}",
+            f"expected a list of tool result dicts, got {_kind(tool_results)}",
         )
     for index, entry in enumerate(tool_results):
         if not isinstance(entry, Mapping):
             raise ConflictInputError(
                 "tool_results", index, None,
-                f"expected a dict with 'tool' and 'content', got {type(entry).__name__}",
+                f"expected a dict with 'tool' and 'content', got {_kind(entry)}",
             )
         content = entry.get("content")
         if not isinstance(content, str):

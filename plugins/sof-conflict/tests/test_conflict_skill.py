@@ -293,3 +293,15 @@ def test_loading_the_plugin_leaves_the_detector_for_the_first_run() -> None:
     assert not load.loaded(deferred)
     assert first_run.loaded(deferred) == sorted(deferred)
     assert first_run.compiled_in("sof_conflict")
+
+
+def test_a_bad_entry_in_a_run_is_named_by_the_type_the_host_wrote() -> None:
+    # In a run the skill reads read-only views of lists and dicts; the error says "list".
+    engine = make_engine([ConflictDetectorSkill])
+    uif = UIF(input_query="q", intermediate_data={"memory_results": [["not", "a", "dict"]]})
+    report = engine.execute_plan(["ConflictDetectorSkill"], uif)
+    assert report.status == "failure"
+    assert report.errors == [
+        "ConflictDetectorSkill: SkillExecutionError: memory_results[0]: expected a dict with "
+        "'text', 'id' and 'source', got list; inputs must follow the documented shape (see "
+        "docs/plugins/conflict.md)"]
