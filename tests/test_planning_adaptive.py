@@ -122,7 +122,10 @@ def test_with_passages_the_planned_skill_runs() -> None:
 def test_conflict_detection_joins_when_passages_come_from_several_sources() -> None:
     PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "b", "text": "y"}]
     report = engine(Retrieve, Conflicts, Answer).run_query("tell me about the launch")
-    assert report.planning["plan"] == ["Retrieve", "Answer", "Conflicts"]
+    # the planning record says where it joined: the order and stages the run had
+    assert report.planning["plan"] == ["Retrieve", "Conflicts", "Answer"] == report.plan
+    assert report.planning["stages"] == [["Retrieve"], ["Conflicts"], ["Answer"]]
+    assert report.stages == report.planning["stages"]
     assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Answer"]
     assert report.final_response == "passages=2 conflicts=[{'sources': ['a', 'b']}] result=None"
     assert report.planning["changes"][0]["action"] == "added"

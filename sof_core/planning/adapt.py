@@ -28,6 +28,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from sof_core.planning.optimise import order_and_stage
 from sof_core.planning.result import Change, PlanResult
 from sof_core.uif import HOST_FIELDS
 
@@ -211,7 +212,9 @@ def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
                 "added", spec.name, f"its planning_joins says yes for this run's "
                 f"{', '.join(k for k in spec.required_inputs if k in data)}"))
     if added:
-        planned.plan = [*planned.plan, *added]
+        # Where they run: before the skills that read what they produce (the plan and its
+        # stages in the report's "planning" read as the run's own).
+        planned.plan, planned.stages = order_and_stage([*planned.plan, *added], specs)
         for name in added:
             planned.reasons[name] = next(c.why for c in planned.changes if c.skill == name)
     return [*added, *tail]
