@@ -1,7 +1,8 @@
 """``sof memory``: add, import, search and inspect the memory store from the shell.
 
-The commands use the same backend the skill would (``plugin_settings.memory.backend``), so
-what ``sof memory search`` finds is what ``MemoryRetrievalSkill`` finds in ``sof run``.
+The commands use the same backend and settings the skill would (``plugin_settings.memory``:
+``backend``, ``path``, ``limit``), so what ``sof memory search`` finds is what
+``MemoryRetrievalSkill`` finds in ``sof run``, and a setting the skill refuses is refused here.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import functools
 import json
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, display_name
 from sof_memory.importer import ImportIssue, ParsedFile, expand_paths, parse_file, sample_corpus
 from sof_memory.metadata import MAX_METADATA_DEPTH, text_problem, value_problem
+from sof_memory.settings import MAX_LIMIT, configured_limit, is_limit
 
 #: Show a progress bar from this many files on (when stderr is a terminal).
 PROGRESS_MIN_FILES = 5
@@ -33,8 +35,16 @@ def open_backend() -> MemoryBackend:
     return select_backend(config.settings_for("memory"), manager.registry)
 
 
+def load_settings() -> dict[str, Any]:
+    """``plugin_settings.memory`` as the skill gets it (``config.settings_for("memory")``)."""
+    from sof_core.config import load_config
+
+    return load_config().settings_for("memory")
+
+
 #: Replaced in tests that drive the commands through argparse in-process.
 backend_factory: Callable[[], MemoryBackend] = open_backend
+settings_factory: Callable[[], Mapping[str, Any]] = load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -72,7 +82,11 @@ def register(subparsers: Any) -> None:
 
     search = sub.add_parser("search", help="search memory like MemoryRetrievalSkill does")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--limit", type=_positive_int, default=5, metavar="N")
+    search.add_argument(
+        "--limit", type=_limit, default=None, metavar="N",
+        help=f"at most N results, 1 to {MAX_LIMIT} (default: plugin_settings.memory.limit, "
+        "else 5)",
+    )
     search.add_argument("--source", action="append", default=[], help="only this source")
     search.add_argument("--tag", action="append", default=[], help="only documents with tag")
     search.add_argument("--profile", default=None, help="only this profile (or none)")
@@ -172,11 +186,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         problem = text_problem(value)
         if problem:
             return _fail("search", f"{name} {problem}; pass UTF-8 text")
+    # The skill's limit: plugin_settings.memory.limit, checked the same way (a bad one is a
+    # ConfigError even when --limit overrides it, as `sof run` would fail on it).
+    limit = configured_limit(settings_factory())
+    if args.limit is not None:
+        limit = args.limit
     backend = backend_factory()
     filters = MemoryFilters(
         sources=tuple(args.source), tags=tuple(args.tag), profile=args.profile
     )
-    hits = [_as_dict(h) for h in backend.search(args.query, args.limit, filters)]
+    hits = [_as_dict(h) for h in list(backend.search(args.query, limit, filters))[:limit]]
     if args.json:
         _print_json(hits)
         return 0
@@ -238,13 +257,17 @@ def _meta_pair(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _positive_int(text: str) -> int:
+def _limit(text: str) -> int:
+    """``--limit``: an integer from 1 to ``MAX_LIMIT``, the range of the limit setting."""
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    except ValueError:  # not a number, or too many digits to convert
+        value = None
+    if value is None or not is_limit(value):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 1 to {MAX_LIMIT}, got {shown!r}"
+        )
     return value
 
 
@@ -281,4 +304,7 @@ def _with_progress(batches: Sequence[Callable[[], ParsedFile]]) -> Iterator[Pars
             progress.advance(task)
 
 
-__all__ = ["ImportIssue", "backend_factory", "open_backend", "register"]
+__all__ = [
+    "ImportIssue", "backend_factory", "load_settings", "open_backend", "register",
+    "settings_factory",
+]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sof_core import ConfigError
 from sof_memory.backend import REQUIRED_METHODS, MemoryBackend
-from sof_memory.errors import MemoryBackendError, UnknownMemoryBackendError
+from sof_memory.errors import BACKEND_SETTING, MemoryBackendError, UnknownMemoryBackendError
 from sof_memory.sqlite_backend import SQLiteMemoryBackend
 
 DEFAULT_BACKEND = "sqlite"
@@ -17,10 +18,17 @@ KIND = "memory_backends"
 
 
 def backend_name(settings: Mapping[str, Any]) -> str:
-    """The configured backend name (``plugin_settings.memory.backend``, default sqlite)."""
+    """The configured backend name (``plugin_settings.memory.backend``, default sqlite).
+
+    Anything but a non-empty string is a ``ConfigError`` naming the setting and the value.
+    """
     name = settings.get("backend", DEFAULT_BACKEND)
     if not isinstance(name, str) or not name.strip():
-        raise UnknownMemoryBackendError(repr(name), [])
+        raise ConfigError(
+            f"{BACKEND_SETTING} must be the name of a memory backend (a non-empty string, "
+            f"default {DEFAULT_BACKEND!r}), got {name!r}",
+            key=BACKEND_SETTING,
+        )
     return name.strip()
 
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from sof_core import UIF, BaseSkillModule, ConfigError, SkillExecutionError, SOFError
+from sof_core import UIF, BaseSkillModule, SkillExecutionError, SOFError
 from sof_memory.backend import (
     MemoryBackend,
     MemoryFilters,
@@ -23,10 +23,12 @@ from sof_memory.backend import (
 from sof_memory.errors import MemoryBackendError
 from sof_memory.paths import resolve_db_path
 from sof_memory.selection import select_backend
+from sof_memory.settings import DEFAULT_LIMIT, check_limit, configured_limit
 
 log = logging.getLogger("sof.memory")
 
-DEFAULT_LIMIT = 5
+__all__ = ["DEFAULT_LIMIT", "GENERAL_PROFILE", "MemoryRetrievalSkill"]
+
 #: The profile that means "no profile filter".
 GENERAL_PROFILE = "general"
 
@@ -113,15 +115,11 @@ class MemoryRetrievalSkill(BaseSkillModule):
 
     @property
     def limit(self) -> int:
-        value = self._limit
-        if value is None:
-            value = self._settings.get("limit", DEFAULT_LIMIT)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(
-                f"plugin_settings.memory.limit must be a positive integer, got {value!r}",
-                key="plugin_settings.memory.limit",
-            )
-        return value
+        """The constructor's ``limit``, else ``plugin_settings.memory.limit`` (default 5);
+        1 to ``MAX_LIMIT``, anything else is a ``ConfigError`` naming where it came from."""
+        if self._limit is not None:
+            return check_limit(self._limit, "MemoryRetrievalSkill(limit=...)")
+        return configured_limit(self._settings)
 
     def execute(self, uif: UIF) -> UIF:
         filters = self._filters(uif.user_context, uif.active_profile)

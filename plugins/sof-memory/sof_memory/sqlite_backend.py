@@ -7,12 +7,17 @@ few connections (a connection per thread, kept for good, cost about two file des
 per thread ever seen). Writes are serialised by a lock inside the process and by SQLite's
 busy timeout across processes. ``":memory:"`` keeps a single shared connection behind a
 lock, since every new connection would be a new database.
+
+Every ``sqlite3`` error of an operation (a damaged file, a locked or read-only one) becomes a
+``MemoryBackendError`` naming the database file and what to do about it. Only creating the
+schema writes to the file: opening it for a search leaves it as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +36,35 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 DEFAULT_MAX_CONNECTIONS = 8
 MAX_CONNECTIONS_SETTING = "plugin_settings.memory.max_connections"
+_SQLITE_MAX_INT = 2**63 - 1
+_MISUSE = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.NotSupportedError)
+
+#: SQLite result codes (``sqlite3.Error.sqlite_errorname``, Python 3.11+) that say the file
+#: is fine but cannot be used right now, or by this user; anything else means it is damaged
+#: or is not a memory database.
+_CONDITIONS = {
+    "SQLITE_BUSY": "another process holds it locked; try again when it is done",
+    "SQLITE_LOCKED": "another process holds it locked; try again when it is done",
+    "SQLITE_READONLY": "it cannot be written; check its permissions and those of its "
+    "folder (SQLite needs to create -wal and -shm files next to it)",
+    "SQLITE_PERM": "access was denied; check the permissions of the file and its folder",
+    "SQLITE_CANTOPEN": "it cannot be opened; check that its folder exists and is writable",
+    "SQLITE_FULL": "the disk is full; free some space",
+    "SQLITE_IOERR": "reading or writing the file failed; check the disk",
+    "SQLITE_NOMEM": "SQLite ran out of memory",
+    "SQLITE_INTERRUPT": "the operation was interrupted",
+}
+#: The same, from the message, where Python does not give the code (3.10).
+_CONDITION_MESSAGES = {
+    "database is locked": "SQLITE_BUSY",
+    "database table is locked": "SQLITE_LOCKED",
+    "readonly database": "SQLITE_READONLY",
+    "unable to open database": "SQLITE_CANTOPEN",
+    "database or disk is full": "SQLITE_FULL",
+    "disk i/o error": "SQLITE_IOERR",
+    "interrupted": "SQLITE_INTERRUPT",
+    "out of memory": "SQLITE_NOMEM",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -108,9 +142,13 @@ class SQLiteMemoryBackend:
         """Take ``plugin_settings.memory``; a changed path closes connections to the old one."""
         with self._lock:
             self._settings = dict(settings)
-            moved = self._path is not None and resolve_db_path(self._settings) != self._path
-            if self._explicit_path is None and moved:
-                self.close()
+            if self._explicit_path is None and self._path is not None:
+                try:
+                    moved = resolve_db_path(self._settings) != self._path
+                except ConfigError:  # a bad path: reported by the next call, not here
+                    moved = True
+                if moved:
+                    self.close()
 
     @property
     def path(self) -> str:
@@ -128,7 +166,7 @@ class SQLiteMemoryBackend:
             conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, ValueError, sqlite3.Error) as exc:  # ValueError: a NUL, a surrogate
             raise MemoryBackendError(
                 self.name,
                 f"cannot open database {path!r}: {exc}; set SOF_MEMORY_PATH or "
@@ -138,23 +176,45 @@ class SQLiteMemoryBackend:
         return conn
 
     def _setup(self, conn: sqlite3.Connection, path: str) -> None:
+        """WAL mode and the schema. Writes only what must change: the schema and its
+        ``user_version`` when they are missing or older (a database already set up is only
+        read, so a search never changes the file)."""
         try:
             if path != MEMORY_IN_RAM:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise MemoryBackendError(
                         self.name, f"could not switch {path!r} to WAL mode (got {mode!r})"
                     )
                 conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise MemoryBackendError(
-                self.name,
-                f"{path!r} is not a usable memory database ({exc}); move it away or point "
-                "SOF_MEMORY_PATH elsewhere",
-            ) from exc
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version < SCHEMA_VERSION:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+                )
+            else:  # set up already: IF NOT EXISTS only reads, and never lowers the version
+                conn.executescript(_SCHEMA)
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._failure(path, exc, "open") from exc
+            raise
+
+    def _failure(self, path: str, exc: sqlite3.Error, action: str) -> MemoryBackendError:
+        """``exc``, met while trying to ``action`` the database at ``path``, as the error
+        the caller gets: it names the file and says what to do."""
+        return MemoryBackendError(self.name, database_problem(path, exc, action))
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """Turn a ``sqlite3`` error raised inside into a ``MemoryBackendError``."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._failure(self.path, exc, action) from exc
 
     @property
     def max_connections(self) -> int:
@@ -244,16 +304,16 @@ class SQLiteMemoryBackend:
             self._give_back(conn, generation)
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self, action: str = "read") -> Iterator[sqlite3.Connection]:
         if self._resolved_path() == MEMORY_IN_RAM:
-            with self._lock:
+            with self._lock, self._translated(action):
                 yield self._shared_connection()
             return
-        with self._borrowed() as conn:
+        with self._borrowed() as conn, self._translated(action):
             yield conn
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self, action: str = "write to") -> Iterator[sqlite3.Connection]:
         with contextlib.ExitStack() as stack:
             if self._resolved_path() == MEMORY_IN_RAM:
                 stack.enter_context(self._lock)
@@ -261,13 +321,16 @@ class SQLiteMemoryBackend:
             else:
                 conn = stack.enter_context(self._borrowed())
                 stack.enter_context(self._lock)
+            stack.enter_context(self._translated(action))
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may have ended it already
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection; the next call reopens (possibly at a new path).
@@ -308,7 +371,7 @@ class SQLiteMemoryBackend:
         rows = [_row(doc) for doc in documents]
         if not rows:
             return []
-        with self._writing() as conn:
+        with self._writing("store documents in") as conn:
             conn.executemany(_UPSERT, rows)
         return [row[0] for row in rows]
 
@@ -329,8 +392,9 @@ class SQLiteMemoryBackend:
             f"WHERE documents_fts MATCH ?{where} "
             "ORDER BY rank, d.created_at DESC, d.rowid LIMIT ?"
         )
-        with self._reading() as conn:
-            rows = conn.execute(sql, [match, *params, limit]).fetchall()
+        with self._reading("search") as conn:
+            # SQLite's LIMIT is a 64-bit integer; more than that is "all", as it would be.
+            rows = conn.execute(sql, [match, *params, min(limit, _SQLITE_MAX_INT)]).fetchall()
         return [
             MemoryHit(
                 id=row["id"],
@@ -345,7 +409,7 @@ class SQLiteMemoryBackend:
 
     def stats(self) -> dict[str, Any]:
         """Counts and storage facts for ``sof memory stats``."""
-        with self._reading() as conn:
+        with self._reading("read") as conn:
             count, sources, oldest, newest = conn.execute(
                 "SELECT count(*), count(DISTINCT source), min(created_at), max(created_at) "
                 "FROM documents"
@@ -375,13 +439,13 @@ class SQLiteMemoryBackend:
         wanted = [(i,) for i in ids]
         if not wanted:
             return 0
-        with self._writing() as conn:
+        with self._writing("delete from") as conn:
             # executemany's rowcount sums direct changes only (not the FTS trigger's).
             return conn.executemany("DELETE FROM documents WHERE id = ?", wanted).rowcount
 
     def clear(self) -> None:
         """Remove every document."""
-        with self._writing() as conn:
+        with self._writing("clear") as conn:
             conn.execute("DELETE FROM documents")
 
 
@@ -401,6 +465,50 @@ def _row(doc: MemoryDocument) -> tuple[str, str, str, str, str]:
         raise ValueError(f"metadata of document {doc_id!r} is not JSON: {problem}")
     metadata = json.dumps(dict(doc.metadata), sort_keys=True, ensure_ascii=False, allow_nan=False)
     return (doc.resolved_id(), doc.text, doc.source or "", doc.created_at or utc_now(), metadata)
+
+
+def database_problem(path: str, exc: sqlite3.Error, action: str) -> str:
+    """What went wrong with the database at ``path`` and what to do about it.
+
+    A busy, read-only or unreachable file gets the remedy for that; any other error (a
+    malformed page, a broken full-text index, a file that is not a memory database) means
+    the file cannot be trusted, and the remedies are to restore a backup, to re-import into
+    a fresh file, or to salvage what SQLite can still read.
+    """
+    detail = f"{type(exc).__name__}: {exc}"
+    condition = _condition(exc)
+    if condition is not None:
+        return (
+            f"cannot {action} the database {path!r} ({detail}): {_CONDITIONS[condition]}; "
+            "or point SOF_MEMORY_PATH or plugin_settings.memory.path elsewhere"
+        )
+    if path == MEMORY_IN_RAM or isinstance(exc, _MISUSE):
+        # In RAM there is no file to restore; a misuse of the sqlite3 module is this
+        # plugin's bug, not the file's fault.
+        where = "the in-RAM database" if path == MEMORY_IN_RAM else f"the database {path!r}"
+        return f"cannot {action} {where} ({detail})"
+    return (
+        f"{path!r} is damaged or is not a usable memory database ({detail}). Restore it "
+        "from a backup; or move it away (SOF_MEMORY_PATH or plugin_settings.memory.path "
+        "can also point elsewhere) and re-import your documents with `sof memory import`; "
+        f"or salvage what is readable with `sqlite3 {shlex.quote(path)} .recover | sqlite3 "
+        "recovered.db` "
+        "and use the recovered file"
+    )
+
+
+def _condition(exc: sqlite3.Error) -> str | None:
+    """The key of ``_CONDITIONS`` that ``exc`` stands for, if any."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if isinstance(name, str):
+        for condition in _CONDITIONS:
+            if name == condition or name.startswith(condition + "_"):
+                return condition
+        return None
+    text = str(exc).lower()
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    return next((code for words, code in _CONDITION_MESSAGES.items() if words in text), None)
 
 
 def _check_max_connections(value: Any, setting: str) -> int:
