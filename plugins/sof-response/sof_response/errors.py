@@ -18,11 +18,13 @@
             ├── LLMHTTPError ........ the server answered with an HTTP error status
             │   │                     (has ``status`` and ``server_message``)
             │   └── LLMAuthError .... ... 401 or 403: the API key is missing or wrong
-            └── LLMProtocolError .... the body was not the JSON / SSE the API promises
+            ├── LLMProtocolError .... the body was not the JSON / SSE the API promises
+            └── LLMEmptyAnswerError . the answer was empty or only whitespace (raised by
+                                      the skill, for any backend but the extractive one)
 
 Catch ``LLMBackendError`` to handle any model failure, or the exact class you care about.
 ``reason`` is one short word per cause ("connection", "timeout", "deadline", "size", "http",
-"auth", "protocol", "error"); the skill records it as ``generation["fallback_reason"]``.
+"auth", "protocol", "empty", "error"); the skill records it as ``generation["fallback_reason"]``.
 """
 
 from __future__ import annotations
@@ -136,10 +138,17 @@ class LLMProtocolError(LLMBackendError):
     reason = "protocol"
 
 
+class LLMEmptyAnswerError(LLMBackendError):
+    """The model's answer was empty or nothing but whitespace (not cut by a controller)."""
+
+    reason = "empty"
+
+
 __all__ = [
     "LLMAuthError",
     "LLMBackendError",
     "LLMConnectionError",
+    "LLMEmptyAnswerError",
     "LLMHTTPError",
     "LLMProtocolError",
     "LLMResponseTooLargeError",

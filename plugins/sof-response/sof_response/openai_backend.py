@@ -599,9 +599,19 @@ class OpenAICompatibleBackend:
             choice = choices[0]
             if not isinstance(choice, Mapping):
                 raise fail(f"stream line {number}: choices[0] is not an object")
-            delta = choice.get("delta") or {}
-            piece = delta.get("content") if isinstance(delta, Mapping) else None
-            if isinstance(piece, str) and piece:
+            delta = choice.get("delta")
+            if delta is None:
+                delta = {}
+            if not isinstance(delta, Mapping):
+                raise fail(f"stream line {number}: choices[0].delta is not an object "
+                           f"({type(delta).__name__})")
+            piece = delta.get("content")
+            if piece is not None and not isinstance(piece, str):
+                # null is "no text in this chunk" (role-only, tool calls); anything else is
+                # as malformed as a non-string message.content in a whole answer.
+                raise fail(f"stream line {number}: choices[0].delta.content is not a string "
+                           f"({type(piece).__name__})")
+            if piece:
                 if controller is not None and not controller.on_token(piece, text + piece):
                     stopped = True
                     break
@@ -626,7 +636,11 @@ class OpenAICompatibleBackend:
 
     def _json(self, url: str, text: str, what: str) -> dict[str, Any]:
         try:
-            data = json.loads(text)
+            data = _loads(text)
+        except _TooDeep:
+            raise self._protocol_error(url)(
+                f"{what} is JSON nested too deeply to read: {text[:120]!r}"
+            ) from None
         except json.JSONDecodeError as exc:
             raise self._protocol_error(url)(
                 f"{what} is not valid JSON ({exc.msg} at char {exc.pos}): {text[:120]!r}"
@@ -648,8 +662,8 @@ class OpenAICompatibleBackend:
 
     def _http_error(self, url: str, response: httpx.Response, text: str) -> LLMHTTPError:
         try:
-            server = _server_message(json.loads(text))
-        except ValueError:
+            server = _server_message(_loads(text))
+        except ValueError:  # not JSON, or nested too deeply to read (_TooDeep)
             server = text.strip()[:300] or response.reason_phrase
         status = response.status_code
         cls = LLMAuthError if status in (401, 403) else LLMHTTPError
@@ -704,15 +718,46 @@ def _usage(raw: Any) -> dict[str, int]:
     return {k: int(v) for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
+class _TooDeep(ValueError):
+    """JSON nested past what the parser's recursion can follow."""
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; JSON nested too deeply to parse raises ``_TooDeep``, not RecursionError.
+
+    Python's parser recurses once per level of nesting, so ``[[[...]]]`` a few thousand
+    levels deep (a few kilobytes, well under any size limit) exhausts the interpreter's
+    recursion limit.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _TooDeep("JSON nested too deeply to read") from None
+
+
 def _server_message(body: Any) -> str:
     """The human part of an error body in the shapes OpenAI, Ollama and vLLM use."""
     if isinstance(body, Mapping):
         error = body.get("error", body.get("detail", body.get("message")))
         if isinstance(error, Mapping):
-            return str(error.get("message") or error)
+            error = error.get("message") or error
         if error is not None:
-            return str(error)
-    return json.dumps(body)[:300]
+            return _quote(error)
+    return _quote(body)
+
+
+def _quote(value: Any) -> str:
+    """A server's JSON value as text: a string as it is, anything else as (short) JSON.
+
+    Never fails: a value the parser could read may still be nested too deeply for the encoder
+    where this runs (both recurse once per level); it is described instead of shown.
+    """
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)[:300]
+    except (RecursionError, ValueError, TypeError):
+        return f"(a JSON {type(value).__name__} nested too deeply to show)"
 
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "OpenAICompatibleBackend", "core_deadline"]

@@ -154,6 +154,16 @@ def sources_block(numbers: list[int], evidence: Evidence) -> str:
     return "Sources:\n" + "\n".join(lines) if lines else ""
 
 
+#: Heads the list of every source an answer was given when the answer cites none of them.
+UNCITED_SOURCES = "Sources provided (none cited in the answer):"
+
+
+def uncited_sources_block(evidence: Evidence) -> str:
+    """Every source the answer was given, for an answer that cited none of them."""
+    lines = [f"[{s.number}] {s.label()}" for s in evidence.sources]
+    return f"{UNCITED_SOURCES}\n" + "\n".join(lines)
+
+
 def finish_answer(
     body: str, evidence: Evidence, *, labels: list[str]
 ) -> tuple[str, list[int]]:
@@ -161,6 +171,9 @@ def finish_answer(
 
     Returns the text and the citation numbers it lists. Sources that only a conflict names
     are listed too, so every source named in a "sources disagree" note can be looked up.
+    An answer that cites none of its sources ends with all of them under
+    ``UNCITED_SOURCES`` instead (and the numbers returned are none). A body that has its
+    own "Sources:" paragraph gets no second list.
     """
     paragraphs = [body.strip()] if body.strip() else []
     note = conflict_note(evidence)
@@ -170,7 +183,12 @@ def finish_answer(
     paragraphs.extend(labels)
     text = "\n\n".join(paragraphs)
     numbers = cited_numbers(text, evidence)
-    block = sources_block(numbers, evidence) if "\nSources:" not in f"\n{body}" else ""
+    block = ""
+    if "\nSources:" not in f"\n{body}":
+        if numbers:
+            block = sources_block(numbers, evidence)
+        elif evidence.sources:
+            block = uncited_sources_block(evidence)
     if block:
         text = f"{text}\n\n{block}"
     return text, numbers
@@ -180,12 +198,14 @@ __all__ = [
     "CONFLICT_MARKER",
     "DEFAULT_SYSTEM_PROMPT",
     "EXTRACTIVE_LABEL",
+    "UNCITED_SOURCES",
     "build_messages",
     "cited_numbers",
     "conflict_note",
     "finish_answer",
     "render_prompt",
     "sources_block",
+    "uncited_sources_block",
     "vetting_notes",
     "withheld_sentence",
 ]

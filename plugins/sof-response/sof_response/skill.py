@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 from sof_response.controllers import StopController
-from sof_response.errors import LLMBackendError, LLMTimeoutError, ResponseConfigError
+from sof_response.errors import (
+    LLMBackendError,
+    LLMEmptyAnswerError,
+    LLMTimeoutError,
+    ResponseConfigError,
+)
 from sof_response.extractive import ExtractiveBackend
 from sof_response.openai_backend import OpenAICompatibleBackend, core_deadline
 from sof_response.protocols import (
@@ -371,6 +376,12 @@ class ResponseGenerationSkill(BaseSkillModule):
                 "generate() must return sof_response.GenerationResult",
                 self.skill_name,
             )
+        if (
+            not result.text.strip()
+            and not result.stopped_by_controller
+            and not isinstance(backend, ExtractiveBackend)
+        ):
+            raise _empty_answer(backend, result)
         if guarded is not None:
             guarded.on_end(result)
         return result
@@ -492,6 +503,21 @@ def _check_backend(obj: Any, what: str) -> None:
             "generate(messages, *, stream, controller)",
             key=f"plugin_settings.{PLUGIN}.backend",
         )
+
+
+def _empty_answer(backend: LLMBackend, result: GenerationResult) -> LLMEmptyAnswerError:
+    """The error for a model answer with no text (a controller's early stop aside)."""
+    what = "no text at all" if not result.text else "nothing but whitespace"
+    finish = (
+        f"finish_reason {result.finish_reason!r}" if result.finish_reason else "no finish_reason"
+    )
+    url = result.metadata.get("url")
+    return LLMEmptyAnswerError(
+        f"the answer was empty ({what}; {finish}); check that the model is loaded and "
+        "answers chat requests, and that max_tokens leaves room for an answer",
+        backend=backend.name,
+        url=url if isinstance(url, str) else None,
+    )
 
 
 def _deadline_seconds(result: GenerationResult, fallback: LLMBackendError | None) -> Any:

@@ -72,6 +72,13 @@ class ChatServer:
     reply: str = REPLY
     #: Client ports of the requests, in order (one port = one reused connection).
     client_ports: list[int] = field(default_factory=list)
+    #: What the "content" scenario answers: ``message.content`` (any JSON value) when not
+    #: streamed; streamed, one event per item of ``deltas`` (the ``delta`` objects), then
+    #: ``data: [DONE]``.
+    content: Any = REPLY
+    deltas: list[Any] = field(default_factory=list)
+    #: How deeply the "deep..." scenarios nest their JSON arrays.
+    depth: int = 100_000
 
     def url(self, scenario: str) -> str:
         return f"http://{self.host}:{self.port}/{scenario}/v1"
@@ -222,6 +229,58 @@ class ChatHandler(BaseHTTPRequestHandler):
             return
         self._end_stream()
 
+
+    def scenario_content(self, body: dict[str, Any], stream: bool) -> None:
+        """Answers ``content`` (or, streamed, the events of ``deltas``) exactly as given."""
+        state = self.server_state
+        if not stream:
+            self._json(200, {
+                "model": "test-model",
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                                                     "content": state.content},
+                             "finish_reason": "stop"}],
+            })
+            return
+        self._start_stream()
+        for delta in state.deltas:
+            self._event({"model": "test-model",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        self._chunk("data: [DONE]\n\n")
+        self._end_stream()
+
+    def scenario_htmlerror(self, body: dict[str, Any], stream: bool) -> None:
+        """HTTP 502 with the HTML page a reverse proxy sends."""
+        data = b"<html><body>502 Bad Gateway</body></html>"
+        self.send_response(502)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _nested(self) -> str:
+        depth = self.server_state.depth
+        return "[" * depth + "]" * depth
+
+    def scenario_deep(self, body: dict[str, Any], stream: bool) -> None:
+        """Valid JSON nested ``depth`` arrays deep: the body, or one ``data:`` line."""
+        if not stream:
+            self._json(200, None, raw=self._nested().encode())
+            return
+        self._start_stream()
+        self._chunk(f"data: {self._nested()}\n\n")
+        self._chunk("data: [DONE]\n\n")
+        self._end_stream()
+
+    def scenario_deeperror(self, body: dict[str, Any], stream: bool) -> None:
+        """HTTP 500 whose body is JSON arrays nested ``depth`` deep."""
+        self._json(500, None, raw=self._nested().encode())
+
+    def scenario_deepevent(self, body: dict[str, Any], stream: bool) -> None:
+        """A stream whose second event is an error nesting ``depth`` arrays deep."""
+        self._start_stream()
+        self._event(self._delta("Partial "))
+        self._chunk('data: {"error": ' + self._nested() + "}\n\n")
+        self._end_stream()
 
     # --- hostile servers ---------------------------------------------------------------------
 
