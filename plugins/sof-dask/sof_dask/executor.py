@@ -188,22 +188,69 @@ def _dask_timeout() -> type[BaseException]:
 # --- clients -------------------------------------------------------------------------------
 
 
+class _Attempt:
+    """One connection attempt to a scheduler, shared by every run that asks meanwhile."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.client: Client | None = None
+        self.error: DaskUnavailableError | None = None
+
+
+#: Attempts under way, by address: a run that finds one waits for its outcome instead of
+#: queueing a connection of its own behind it (64 runs against a scheduler that is down
+#: would otherwise each wait for every earlier run's ``connect_timeout``).
+_attempts: dict[str, _Attempt] = {}
+
+
 def _connect(address: str, timeout: float) -> Client:
     with _lock:
         client = _clients.get(address)
-        if client is None or not _live(client):
-            from distributed import Client
+        if client is not None and _live(client):
+            return client
+        attempt = _attempts.get(address)
+        leading = attempt is None
+        if attempt is None:
+            attempt = _attempts[address] = _Attempt()
+    if leading:
+        _attempt_connection(attempt, address, timeout)
+    elif not attempt.done.wait(timeout + _GRACE):
+        raise DaskUnavailableError(
+            f"still connecting to the Dask scheduler at {address!r} after {timeout:g} s "
+            f"(plugin_settings.dask.connect_timeout); check that it is up and reachable"
+        )
+    if attempt.error is not None:  # a fresh exception per run: tracebacks are per thread
+        raise DaskUnavailableError(str(attempt.error)) from attempt.error.__cause__
+    assert attempt.client is not None
+    return attempt.client
 
-            try:
-                client = Client(address, timeout=timeout, set_as_default=False)
-            except Exception as exc:
-                raise DaskUnavailableError(
-                    f"cannot reach the Dask scheduler at {address!r} ({_reason(exc)}); start "
-                    f"it, or unset plugin_settings.dask.scheduler / {ENV_SCHEDULER} to use a "
-                    "LocalCluster"
-                ) from exc
-            _clients[address] = client
-        return client
+
+#: How much longer than ``connect_timeout`` a run waits for another run's attempt.
+_GRACE = 5.0
+
+
+def _attempt_connection(attempt: _Attempt, address: str, timeout: float) -> None:
+    """Connect, outside the lock; the outcome is kept for every run waiting on it. A
+    failure is not remembered past the attempt: the next run tries again, so a scheduler
+    that comes up is used at once."""
+    from distributed import Client
+
+    try:
+        attempt.client = Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:
+        error = DaskUnavailableError(
+            f"cannot reach the Dask scheduler at {address!r} ({_reason(exc)}); start "
+            f"it, or unset plugin_settings.dask.scheduler / {ENV_SCHEDULER} to use a "
+            "LocalCluster"
+        )
+        error.__cause__ = exc
+        attempt.error = error
+    finally:
+        with _lock:
+            if attempt.client is not None:
+                _clients[address] = attempt.client
+            _attempts.pop(address, None)
+        attempt.done.set()
 
 
 def _local_client(settings: dict[str, Any]) -> Client:

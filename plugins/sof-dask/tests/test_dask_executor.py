@@ -276,3 +276,19 @@ def test_an_undeclared_read_fails_on_a_worker_as_it_does_at_home(scheduler: str)
         (result,) = report.results
         assert (result.status, result.error_type) == ("failed", "UndeclaredReadError")
     assert remote.results[0].error == local.results[0].error
+
+
+def test_concurrent_runs_against_an_unreachable_scheduler_each_get_the_clear_error() -> None:
+    # Before: the connection was attempted under the process-wide lock, one run after the
+    # other, so with 8 runs at once the later ones ran into total_timeout instead.
+    from sof_core import run_batch
+
+    engine = make_engine([Retrieve], plugins=[("dask", plugin)], executor="dask",
+                         total_timeout=4.0)
+    engine._executors["dask"] = DaskExecutor(address="tcp://127.0.0.1:9", connect_timeout=1.5)
+    done = run_batch(engine, [f"q{i}" for i in range(8)], ["Retrieve"], concurrency=8)
+    for item in done.items:
+        assert item.report is not None and item.report.status == "failure"
+        assert item.report.errors == [item.report.errors[0]]
+        assert "DaskUnavailableError" in item.report.errors[0], item.report.errors
+        assert "127.0.0.1:9" in item.report.errors[0]
