@@ -46,8 +46,12 @@ def test_importing_the_subpackages_imports_none_of_their_modules() -> None:
     code = (
         "import sys\n"
         "import sof_core.graph, sof_core.execution, sof_core.routing, sof_core.planning\n"
+        "import sof_core.skills, sof_core.config, sof_core.plugins\n"
         "heavy = ('networkx', 'pydantic', 'sof_core.execution.coordinator',\n"
-        "         'sof_core.graph.build', 'sof_core.routing.router', 'sof_core.planning.rules')\n"
+        "         'sof_core.graph.build', 'sof_core.routing.router', 'sof_core.planning.rules',\n"
+        "         'sof_core.skills.base', 'sof_core.skills.spec', 'sof_core.uif',\n"
+        "         'sof_core.config.model', 'sof_core.config.manager',\n"
+        "         'sof_core.config.sources', 'sof_core.plugins.loader')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
