@@ -20,7 +20,7 @@ from sof_core.config.model import ISOLATION_IDLE_TIMEOUT_DEFAULT, ISOLATION_LIMI
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.security.policy import ToolLimits, ToolPolicy
-from sof_core.skills.spec import SkillSpec
+from sof_core.skills.spec import SkillSpec, output_check
 from sof_core.skills.views import LenientScopedData, ReadOnlyList, ScopedData, copyable_fields
 from sof_core.uif import UIF_FIELD_TYPES
 
@@ -261,8 +261,11 @@ def _declared(spec: SkillSpec, copyable: frozenset[str]) -> _Declared:
         writable_fields=frozenset([k for k in outputs if k in fields]),
         required_data=tuple([k for k in spec.required_inputs if k not in fields]),
         copied_fields=frozenset([k for k in outputs if k in copyable]),
+        # The class each typed output's value must be an instance of (``list`` for
+        # ``list[str]``; none for ``typing.Any`` or ``object``): ``isinstance`` per write.
         output_checks=tuple(
-            (key, tp) for key, tp in spec.output_types.items() if isinstance(tp, type)
+            (key, check) for key, tp in spec.output_types.items()
+            if (check := output_check(tp)) is not None
         ) if spec.output_types else (),
     )
     # Stored past the frozen dataclass's __setattr__, as functools.cached_property does.

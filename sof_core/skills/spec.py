@@ -7,12 +7,24 @@ then checks producers and consumers agree. Checking happens when a skill class i
 
 from __future__ import annotations
 
+import copyreg
 import inspect
 import numbers
 import sys
+import types
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import (
+    Annotated,
+    Any,
+    ForwardRef,
+    Literal,
+    NewType,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from sof_core._reply_trust import package_problem
 from sof_core._timeouts import timeout_problem
@@ -59,8 +71,133 @@ def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:
             raise SkillDefinitionError(owner, f"{attribute} contains an empty key name")
         if name in keys:
             raise SkillDefinitionError(owner, f"{attribute} lists {name!r} twice")
-        keys[name] = key_type
+        keys[name] = None if key_type is None else key_type_of(owner, attribute, name, key_type)
     return keys
+
+
+#: What a key type may be, for messages.
+KEY_TYPES_HELP = (
+    "a key type is a class (int, list, a pydantic model), a parameterised collection "
+    "(list[str], dict[str, Any]), typing.Any or object (any value), or a union of these "
+    "(int | None, Optional[int])"
+)
+_UNIONS: tuple[Any, ...] = (Union, types.UnionType)
+
+
+def key_type_of(owner: str, attribute: str, key: str, declared: Any) -> Any:
+    """``declared`` as a key type the validator compares and the executor checks, or raise
+    ``SkillDefinitionError`` naming the skill and the key.
+
+    Accepted: ``typing.Any`` and ``object`` (any value); a class that ``isinstance`` can
+    check; a parameterised class (``list[str]``, ``typing.Dict[str, Any]``: its values are
+    checked as the class, the parameters only compared between producer and consumer); a
+    union of these (``int | None``, ``Optional[int]``). ``Annotated[T, ...]`` and a
+    ``NewType`` are normalised to ``T`` and the new type's base. Everything else (a string or
+    forward reference, a value, ``Literal``, a ``TypeVar``, a protocol that is not
+    ``@runtime_checkable``, a ``TypedDict``) is refused: it could not be checked.
+    """
+    if declared is Any or declared is object:
+        return declared
+    if type(declared) is type:  # a plain class: isinstance always works on it
+        return declared
+    problem = _key_type_problem(declared)
+    if problem is None:
+        origin = get_origin(declared)
+        if origin is Annotated:
+            return key_type_of(owner, attribute, key, get_args(declared)[0])
+        if isinstance(declared, NewType):
+            return key_type_of(owner, attribute, key, declared.__supertype__)
+        if origin in _UNIONS:
+            arms = [key_type_of(owner, attribute, key, arm) for arm in get_args(declared)]
+            if arms == list(get_args(declared)):
+                return declared
+            return Union[tuple(arms)]  # noqa: UP007
+        return declared
+    raise SkillDefinitionError(
+        owner, f"{attribute} key {key!r} has type {_shown(declared)}, which {problem}; "
+        f"{KEY_TYPES_HELP}"
+    )
+
+
+def _key_type_problem(declared: Any) -> str | None:
+    """Why ``declared`` cannot be a key type (None: it can; unions and ``Annotated`` are
+    checked arm by arm by the caller)."""
+    origin = get_origin(declared)
+    if origin in _UNIONS or origin is Annotated or isinstance(declared, NewType):
+        return None
+    if origin is Literal:
+        kinds = sorted({type(value).__name__ for value in get_args(declared)})
+        return (f"SOF cannot check value by value: declare the type of its values "
+                f"({' | '.join(kinds)})")
+    if isinstance(declared, (str, ForwardRef)):
+        return "is a name, not a type: use the class itself (import it)"
+    if isinstance(declared, TypeVar):
+        return "is a type variable: declare the type its values have"
+    checked = origin if origin is not None else declared
+    if not isinstance(checked, type):
+        return "is not a type"
+    try:
+        isinstance(None, checked)
+        issubclass(type(None), checked)
+    except Exception as exc:  # a non-runtime protocol, a TypedDict, ...
+        return (f"isinstance cannot check values against ({type(exc).__name__}: {exc}); "
+                "declare the class its values are (dict for a TypedDict) or typing.Any")
+    return None
+
+
+def _shown(declared: Any) -> str:
+    if isinstance(declared, str):
+        return repr(declared)
+    try:
+        if isinstance(declared, type) or get_origin(declared) is not None:
+            return type_name(declared)
+        kind = type(declared).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        return f"{type_name(declared)} ({article} {kind})"
+    except Exception:  # a broken __repr__
+        return f"a {type(declared).__name__}"
+
+
+class _AnyOf(type):
+    """The class of a union's runtime check: ``isinstance`` is true for a value of any arm."""
+
+    _sof_arms: tuple[type, ...]
+
+    def __instancecheck__(cls, value: Any) -> bool:
+        return isinstance(value, cls._sof_arms)
+
+
+def _any_of(name: str, arms: tuple[type, ...]) -> _AnyOf:
+    return _AnyOf(name, (), {"_sof_arms": arms})
+
+
+# Pickled as what makes it (a compiled spec may travel with a skill sent by value).
+copyreg.pickle(_AnyOf, lambda check: (_any_of, (check.__name__, check._sof_arms)))
+
+
+def output_check(key_type: Any) -> type | None:
+    """The class a written value must be an instance of for a key of ``key_type`` (as
+    ``key_type_of`` returned it), or None when any value will do.
+
+    A class is itself; a parameterised class its origin (``list[str]``: a list; the items
+    are not checked); a union a class whose ``isinstance`` accepts any arm's values, named
+    like the union (``int | None``). ``typing.Any`` and ``object``, alone or in a union,
+    accept everything: no check. Computed when a plan is compiled, never per run.
+    """
+    if key_type is None or key_type is Any or key_type is object:
+        return None
+    origin = get_origin(key_type)
+    if origin in _UNIONS:
+        arms: list[type] = []
+        for arm in get_args(key_type):
+            check = output_check(arm)
+            if check is None:
+                return None
+            arms.extend(check._sof_arms if isinstance(check, _AnyOf) else (check,))
+        return _any_of(type_name(key_type), tuple(dict.fromkeys(arms)))
+    if origin is not None:
+        return origin if isinstance(origin, type) else None
+    return key_type if isinstance(key_type, type) else None
 
 
 @dataclass(frozen=True)
@@ -162,10 +299,10 @@ class SkillSpec:
             output_keys=tuple(outputs),
             key_types={k: t for k, t in input_types.items() if t is not None},
             output_types={k: t for k, t in outputs.items() if t is not None},
-            requires_external_access=bool(skill_class.requires_external_access),
-            requires_vetting=bool(skill_class.requires_vetting),
-            vets_content=bool(getattr(skill_class, "vets_content", False)),
-            can_run_parallel=bool(skill_class.can_run_parallel),
+            requires_external_access=_flag(name, skill_class, "requires_external_access"),
+            requires_vetting=_flag(name, skill_class, "requires_vetting"),
+            vets_content=_flag(name, skill_class, "vets_content"),
+            can_run_parallel=_flag(name, skill_class, "can_run_parallel"),
             estimated_execution_time=float(estimate),
             max_execution_time=None if timeout is None else float(timeout),
             max_retries=retries,
@@ -292,6 +429,20 @@ def _permissions(name: str, declared: Any) -> frozenset[str]:
             + ", ".join(sorted(PERMISSIONS))
         )
     return permissions
+
+
+def _flag(name: str, skill_class: type[Any], attribute: str) -> bool:
+    """A boolean declaration, refusing anything but True or False: ``can_run_parallel =
+    "no"`` would otherwise count as true, as any non-empty string does."""
+    value = (getattr(skill_class, attribute, False) if attribute == "vets_content"
+             else getattr(skill_class, attribute))
+    if value is True or value is False:
+        return value
+    raise SkillDefinitionError(
+        name, f"{attribute} must be True or False, got {value!r} (a string or a number is "
+        f"not read as a flag: \"no\" would count as true); write {attribute} = True or "
+        f"{attribute} = False"
+    )
 
 
 def _count(name: str, skill_class: type[Any], attribute: str) -> int | None:
