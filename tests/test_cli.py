@@ -101,7 +101,7 @@ def test_graph_shows_stages_in_every_format(sof_cli: Any, env: dict[str, str]) -
     assert text.returncode == 0, text.stderr
     assert "stage 1: Retrieve" in text.stdout and "stage 2: Check" in text.stdout
     mermaid = sof_cli("graph", "Retrieve", "Check", "Answer", "--format", "mermaid", env=env).stdout
-    assert mermaid.startswith("flowchart LR") and "|passages|" in mermaid and "subgraph stage1" in mermaid
+    assert mermaid.startswith("flowchart LR") and '|"passages"|' in mermaid and "subgraph stage1" in mermaid
     dot = sof_cli("graph", "Retrieve,Answer", "--format", "dot", env=env).stdout
     assert dot.startswith("digraph") and '"Retrieve" -> "Answer"' in dot
     data = json.loads(sof_cli("graph", "--goal", "final_response", "--format", "json", env=env).stdout)

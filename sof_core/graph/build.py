@@ -189,21 +189,45 @@ def resolve_goal(
 
 
 def to_mermaid(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
-    """Mermaid flowchart with one subgraph per parallel stage and keys on the edges."""
+    """Mermaid flowchart with one subgraph per parallel stage and keys on the edges.
+
+    Node and edge labels are quoted strings with Mermaid's entity codes for the characters
+    that would end or change them (``"`` as ``#quot;``, ``#``, ``|``, ``<``, ``>``, ``&``,
+    a backquote), and ``<br>`` for a line break: any skill name or key draws as written.
+    """
     ids = {name: f"s{i}" for i, name in enumerate(skill_graph.graph.nodes)}
     lines = ["flowchart LR"]
     for number, stage in enumerate(stages, 1):
         lines.append(f'  subgraph stage{number}["stage {number}"]')
-        lines.extend(f'    {ids[name]}["{name}"]' for name in stage)
+        lines.extend(f'    {ids[name]}["{mermaid_text(name)}"]' for name in stage)
         lines.append("  end")
     for producer, consumer in skill_graph.graph.edges:
-        label = ", ".join(skill_graph.edges[(producer, consumer)])
-        lines.append(f"  {ids[producer]} -->|{label}| {ids[consumer]}")
+        label = mermaid_text(", ".join(skill_graph.edges[(producer, consumer)]))
+        lines.append(f'  {ids[producer]} -->|"{label}"| {ids[consumer]}')
     return "\n".join(lines) + "\n"
 
 
+#: Characters a Mermaid label shows through an entity code (``#`` first: the codes use it).
+_MERMAID_CODES = (
+    ("#", "#35;"), ('"', "#quot;"), ("|", "#124;"), ("<", "#lt;"), (">", "#gt;"),
+    ("&", "#amp;"), ("`", "#96;"),
+)
+
+
+def mermaid_text(text: str) -> str:
+    """``text`` for a quoted Mermaid label: entity codes for what would end or change the
+    label, ``<br>`` for line breaks."""
+    for char, code in _MERMAID_CODES:
+        text = text.replace(char, code)
+    return text.replace("\r\n", "<br>").replace("\r", "<br>").replace("\n", "<br>")
+
+
 def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
-    """Graphviz DOT with one cluster per parallel stage and keys on the edges."""
+    """Graphviz DOT with one cluster per parallel stage and keys on the edges.
+
+    Node names and edge labels are DOT strings: ``"`` and ``\\`` escaped, a line break as
+    ``\\n``, so any skill name or key gives a graph that parses and draws as written.
+    """
     lines = ["digraph sof_plan {", "  rankdir=LR;", "  node [shape=box];"]
     for number, stage in enumerate(stages, 1):
         lines.append(f"  subgraph cluster_stage{number} {{")
@@ -211,11 +235,14 @@ def to_dot(skill_graph: SkillGraph, stages: Sequence[Sequence[str]]) -> str:
         lines.extend(f"    {_dot_id(name)};" for name in stage)
         lines.append("  }")
     for producer, consumer in skill_graph.graph.edges:
-        label = ", ".join(skill_graph.edges[(producer, consumer)])
-        lines.append(f'  {_dot_id(producer)} -> {_dot_id(consumer)} [label="{label}"];')
+        label = _dot_id(", ".join(skill_graph.edges[(producer, consumer)]))
+        lines.append(f"  {_dot_id(producer)} -> {_dot_id(consumer)} [label={label}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def _dot_id(name: str) -> str:
-    return '"' + name.replace('"', '\\"') + '"'
+    """``name`` as a quoted DOT string (a node name or a label)."""
+    text = name.replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
+    return '"' + text + '"'
