@@ -449,16 +449,20 @@ def test_the_sof_engine_fixture_is_make_engine(sof_engine: Any) -> None:
     assert report.final_response == "sof:x"
 
 
-@pytest.mark.parametrize("kind", [list, dict, tuple, set, str])
-def test_check_skill_contract_gives_a_left_out_typed_input_empty(kind: type) -> None:
+@pytest.mark.parametrize(("kind", "declared"), [
+    (list, list), (dict, dict), (tuple, tuple), (set, set), (str, str),
+    (list, list[str]), (dict, dict[str, Any]), (list, list[int] | None),
+])
+def test_check_skill_contract_gives_a_left_out_typed_input_empty(kind: type,
+                                                                 declared: Any) -> None:
     # "A required input left out of `inputs` is given empty when its declared type is a
-    # list, dict, tuple, set or str"
+    # list, dict, tuple, set or str" (a parameterised one too: list[str] is a list)
     from sof_core.testing import check_skill_contract
 
     class Counts(BaseSkillModule):
         skill_name = "SurfaceCounts"
         skill_description = "counts its input"
-        required_inputs = [("items", kind)]  # a declared type: (key, type)
+        required_inputs = [("items", declared)]  # a declared type: (key, type)
         output_keys = ["count"]
         max_execution_time = None
 

@@ -235,6 +235,25 @@ def sof_register_skills():
 """
 
 
+PARAMETERISED = """
+from sof_core import BaseSkillModule, hookimpl
+
+class Tags(BaseSkillModule):
+    skill_name = "Tags"
+    skill_description = "Reads a list of strings nobody writes"
+    required_inputs = [("tag_list", list[str])]
+    output_keys = ["tag_count"]
+
+    def execute(self, uif):
+        uif.intermediate_data["tag_count"] = len(uif.intermediate_data["tag_list"])
+        return uif
+
+@hookimpl
+def sof_register_skills():
+    return [Tags]
+"""
+
+
 BAD_DECLARATION = """
 from sof_core import BaseSkillModule, hookimpl
 
@@ -281,8 +300,9 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
               entry_name="broken", requires=REQUIRES)
     dists.add("contract-nosample", NO_SAMPLE, entry_name="nosample", requires=REQUIRES)
     dists.add("contract-baddecl", BAD_DECLARATION, entry_name="baddecl", requires=REQUIRES)
+    dists.add("contract-tags", PARAMETERISED, entry_name="tags", requires=REQUIRES)
     names = ["good", "swallows", "leaks", "ignores", "untyped", "unpicklable", "lazy",
-             "norequire", "clash", "broken", "nosample", "baddecl"]
+             "norequire", "clash", "broken", "nosample", "baddecl", "tags"]
     reports = {r.plugin: r for r in check_plugins(names)}
 
     good = reports["good"]
@@ -339,6 +359,8 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
     assert nosample.passed  # nothing could be run, so nothing failed; the reason says why
     skipped = _by_check(nosample, "Mystery")["outputs"]
     assert skipped.status == "skipped" and "contract_sample = {'mystery_in': ...}" in skipped.detail
+    # A parameterised type is its class: list[str] gets an empty list, and the skill runs.
+    assert _by_check(reports["tags"], "Tags")["outputs"].status == "passed"
 
 
 COMPONENT_CLASH = """

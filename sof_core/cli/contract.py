@@ -419,6 +419,7 @@ def _sample(engine: CoordinatorEngine, entry: SkillEntry) -> UIF:
 def _produce(engine: CoordinatorEngine, entry: SkillEntry, uif: UIF, missing: list[str]) -> None:
     """Fill ``missing`` inputs by running the installed skills that produce them, else with
     a plain value of the declared type."""
+    from sof_core.skills.spec import sample_classes
     from sof_core.uif import UIF
 
     spec = entry.spec
@@ -429,8 +430,10 @@ def _produce(engine: CoordinatorEngine, entry: SkillEntry, uif: UIF, missing: li
         if producers:
             producible.append(key)
             continue
-        plain = _PLAIN_VALUES.get(spec.key_types.get(key))  # type: ignore[arg-type]
-        if plain is None and spec.key_types.get(key) not in _PLAIN_VALUES:
+        kind = next((c for c in sample_classes(spec.key_types.get(key))
+                     if c in _PLAIN_VALUES), None)  # list[str], list | None: a list
+        plain = _PLAIN_VALUES.get(kind) if kind is not None else None
+        if kind is None:
             raise _NoSample(
                 f"no installed skill produces its required input {key!r}; give the skill a "
                 f"sample: {SAMPLE_ATTRIBUTE} = {{{key!r}: ...}}"

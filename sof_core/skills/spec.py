@@ -200,6 +200,16 @@ def output_check(key_type: Any) -> type | None:
     return key_type if isinstance(key_type, type) else None
 
 
+def sample_classes(key_type: Any) -> tuple[type, ...]:
+    """The classes a value of ``key_type`` may be made of (``list[str]``: ``list``;
+    ``int | None``: ``int`` and ``NoneType``), for tools that make a sample input; empty
+    when any value will do (untyped, ``Any``, ``object``)."""
+    check = output_check(key_type)
+    if check is None:
+        return ()
+    return tuple(check._sof_arms) if isinstance(check, _AnyOf) else (check,)
+
+
 @dataclass(frozen=True)
 class SkillSpec:
     """A skill's declarations, checked and normalised once, for the graph and the executor."""

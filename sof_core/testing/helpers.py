@@ -14,7 +14,7 @@ from sof_core.config import SOFConfig
 from sof_core.execution.coordinator import CoordinatorEngine
 from sof_core.execution.report import ExecutionReport
 from sof_core.plugins import PluginManager
-from sof_core.skills.spec import SkillSpec
+from sof_core.skills.spec import SkillSpec, sample_classes
 from sof_core.uif import UIF, UIF_FIELD_TYPES
 
 
@@ -68,8 +68,9 @@ def check_skill_contract(
     for key in spec.required_inputs:  # a required input not given: an empty one if typed
         if key in UIF_FIELD_TYPES or key in data:
             continue
-        kind = spec.key_types.get(key)
-        if kind not in _EMPTY_OK:
+        kind = next((c for c in sample_classes(spec.key_types.get(key)) if c in _EMPTY_OK),
+                    None)  # list[str] and list | None: a list
+        if kind is None:
             raise ContractViolation(
                 f"{spec.name} requires input {key!r}, which nothing given produces: pass "
                 f"check_skill_contract(..., inputs={{{key!r}: <a sample value>}})")
