@@ -25,6 +25,7 @@ from sof_core.errors import (
 from sof_core.execution.deadlines import Slot, clock, restart_slot
 from sof_core.execution.failures import Failure, describe_failure
 from sof_core.graph.compile import Step
+from sof_core.skills.spec import type_name
 from sof_core.skills.views import (
     RunFreeze,
     ScopedData,
@@ -411,8 +412,10 @@ def check_outputs(step: Step, writes: dict[str, Any]) -> None:
     """Raise for a write whose value is not of the type its key declares."""
     for key, check in step.output_checks:
         if key in writes and not isinstance(writes[key], check):
+            declared = step.spec.output_types.get(key, check)
             raise SkillExecutionError(
-                f"wrote {key!r} as {type(writes[key]).__name__} but declared {check.__name__}",
+                f"wrote {key!r} as {type(writes[key]).__name__} but declared "
+                f"{type_name(declared)}",
                 step.name,
             )
 
