@@ -487,6 +487,51 @@ def test_goal_planning_gives_the_same_skills_from_api_and_cli(
     assert engine.resolve_goal(["final_response"]) == ["Retrieve", "Answer"]
 
 
+CYCLE = """
+    from sof_core import BaseSkillModule, hookimpl
+
+    class CycA(BaseSkillModule):
+        skill_name = "CycA"
+        skill_description = "needs cb, makes ca"
+        required_inputs = ["cb"]
+        output_keys = ["ca"]
+        def execute(self, uif):
+            return uif
+
+    class CycB(BaseSkillModule):
+        skill_name = "CycB"
+        skill_description = "needs ca, makes cb"
+        required_inputs = ["ca"]
+        output_keys = ["cb"]
+        def execute(self, uif):
+            return uif
+
+    @hookimpl
+    def sof_register_skills():
+        return [CycA, CycB]
+"""
+
+
+def test_a_goal_whose_producers_form_a_cycle_is_a_goal_error_naming_the_cycle(
+    sof_cli: Any, dists: Any
+) -> None:
+    # Before: networkx's NetworkXUnfeasible, shown as an unexpected error without names.
+    dists.add("sof-cycle", CYCLE, entry_name="cycle")
+    env = {**dists.env(), "SOF_PLUGINS_ONLY": "cycle"}
+    cycle = "CycA -[ca]-> CycB; CycB -[cb]-> CycA (CycA -> CycB -> CycA)"
+    for command in (["run", "q", "--goal", "ca"], ["graph", "--goal", "ca"],
+                    ["validate", "--goal", "ca"]):
+        line = one_line_error(sof_cli(*command, env=env), code=1)
+        assert cycle in line and "GoalResolutionError" not in line.split(":")[0], line
+        assert "NetworkX" not in line
+    from sof_core import CoordinatorEngine, SOFConfig
+
+    with CoordinatorEngine(config=SOFConfig(plugins_only=["cycle"])) as engine:
+        with pytest.raises(GoalResolutionError, match=r"depend on each other in a cycle"):
+            engine.resolve_goal(["ca"])
+        assert engine.resolve_goal(["ca"], available=["cb"]) == ["CycA"]
+
+
 def test_two_producers_of_a_goal_key_are_named_with_how_to_prefer_one(
     sof_cli: Any, env: dict[str, str], dists: Any
 ) -> None:

@@ -7,6 +7,7 @@ start-up path, because importing it costs ~150-200 ms.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -134,8 +135,7 @@ def resolve_goal(
     ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
     One key may be given as a plain string (``"final_response"``).
     """
-    if isinstance(goals, str):  # one key, not its letters
-        goals = [goals]
+    goals = [goals] if isinstance(goals, str) else list(goals)  # one key, not its letters
     prefer = dict(prefer or {})
     producers: dict[str, list[str]] = {}
     for name in sorted(specs):
@@ -185,6 +185,17 @@ def resolve_goal(
             inputs += list(specs[skill].optional_inputs)
         wanted.extend((k, skill) for k in inputs)
     ordered = build_graph([specs[name] for name in sorted(chosen)])
+    cycles = find_cycles(ordered)
+    if cycles:  # each producer needs what the other makes: no order can run them
+        path = cycles[0]
+        hops = "; ".join(
+            f"{producer} -[{', '.join(ordered.edge_keys(producer, consumer))}]-> {consumer}"
+            for producer, consumer in itertools.pairwise(path))
+        raise GoalResolutionError(
+            f"the skills that produce {', '.join(map(repr, goals))} depend on each other in "
+            f"a cycle: {hops} ({' -> '.join(path)}); break it by removing one of these "
+            "inputs, or supply one of these keys yourself (available=[...])"
+        )
     return list(nx.lexicographical_topological_sort(ordered.graph))
 
 
