@@ -163,6 +163,29 @@ def test_other_declarations_are_another_entry(cache: Path, make_skill: Any) -> N
     assert len(entries(cache)) == 2
 
 
+def test_plan_order_written_keeps_an_optional_reader_where_it_is_listed(
+    cache: Path, make_skill: Any
+) -> None:
+    reader = make_skill("Reader", ["input_query"], ["r"], optional=["x"])
+    maker = make_skill("Maker", ["input_query"], ["x"])
+    needy = make_skill("Needy", ["x"], ["n"])
+    by_deps = make_engine([reader, maker, needy], executor="sequential")
+    written = make_engine([reader, maker, needy], executor="sequential", plan_order="written")
+    for _ in range(2):  # computed, then read from the store: each mode its own entry
+        assert by_deps.compile(["Reader", "Maker"]).order == ("Maker", "Reader")
+        assert written.compile(["Reader", "Maker"]).order == ("Reader", "Maker")
+        # a required input still orders the plan
+        assert written.compile(["Needy", "Maker"]).order == ("Maker", "Needy")
+        by_deps, written = (make_engine([reader, maker, needy], executor="sequential"),
+                            make_engine([reader, maker, needy], executor="sequential",
+                                        plan_order="written"))
+    assert len(entries(cache)) == 3
+    from sof_core import UIF
+
+    report = written.execute_plan(["Reader", "Maker"], UIF(input_query="q"))
+    assert report.status == "success" and report.uif.executed_skills == ["Reader", "Maker"]
+
+
 def test_an_unwritable_store_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              make_skill: Any) -> None:
     blocker = tmp_path / "not-a-dir"

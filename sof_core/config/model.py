@@ -189,6 +189,12 @@ class SOFConfig(BaseModel):
 
     # --- execution -----------------------------------------------------------------------
     executor: str = "threads"
+    #: How a plan's order is read. ``dependencies``: producers run before the skills that
+    #: read their outputs, required or optional, wherever they are listed. ``written``: a
+    #: skill is not held back for an optional input that a skill listed after it produces
+    #: (it runs where it is written, without it: SAM's sequential plans; sof-sam sets it
+    #: while ``enable_parallel_execution`` is off); required inputs still order the plan.
+    plan_order: Literal["dependencies", "written"] = "dependencies"
     #: Thread-pool size for concurrent stages; sized for I/O-bound skills, not the CPU count.
     max_workers: int = Field(default=64, ge=1)
     #: Timeout (s) for skills whose ``max_execution_time`` is None; None means no limit.

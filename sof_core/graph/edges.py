@@ -9,20 +9,29 @@ from sof_core.skills.spec import SkillSpec
 
 
 def dependency_edges(
-    specs: Sequence[SkillSpec],
+    specs: Sequence[SkillSpec], written_order: bool = False,
 ) -> tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]]:
-    """Producers per key, and the keys of each (producer, consumer) edge in plan order."""
+    """Producers per key, and the keys of each (producer, consumer) edge in plan order.
+
+    ``written_order`` (``plan_order = "written"``): an optional input whose producer is
+    listed after its reader is no edge, so the reader runs where it is written, without it
+    (SAM's sequential plans); required inputs keep their edges either way.
+    """
     producers: dict[str, list[str]] = {}
     for spec in specs:
         for key in spec.output_keys:
             producers.setdefault(key, []).append(spec.name)
+    position = {spec.name: index for index, spec in enumerate(specs)} if written_order else {}
     edges: dict[tuple[str, str], list[str]] = {}
     for spec in specs:
         name = spec.name
-        for key in spec.required_inputs + spec.optional_inputs:
+        required = len(spec.required_inputs)
+        for index, key in enumerate(spec.required_inputs + spec.optional_inputs):
             for producer in producers.get(key, ()):
                 if producer == name:
                     continue  # a skill that updates a key it reads is not its own dependency
+                if index >= required and position and position[producer] > position[name]:
+                    continue  # an optional input listed later: not waited for
                 keys = edges.get((producer, name))
                 if keys is None:
                     edges[(producer, name)] = [key]

@@ -87,7 +87,8 @@ class PlanGraph:
 def plan_graph(specs: Sequence[SkillSpec], config: SOFConfig) -> PlanGraph:
     """The graph answers for ``specs`` (unique, in plan order): from the store when it holds
     them for exactly these declarations, else computed (and stored)."""
-    producers, edges = dependency_edges(specs)
+    written = config.plan_order == "written"
+    producers, edges = dependency_edges(specs, written)
     if not specs:
         return PlanGraph(producers, edges, (), (), ())
     use_store = (
@@ -97,7 +98,7 @@ def plan_graph(specs: Sequence[SkillSpec], config: SOFConfig) -> PlanGraph:
     )
     if not use_store:
         return _compute(specs, producers, edges)
-    material = _material(specs)
+    material = _material(specs, written)
     try:
         path = store_dir() / f"{_digest(material)}.json"
     except (RuntimeError, KeyError, OSError):  # no home directory to find the cache dir in
@@ -150,7 +151,7 @@ def _compute(
 # --- the key -----------------------------------------------------------------------------
 
 
-def _material(specs: Sequence[SkillSpec]) -> str:
+def _material(specs: Sequence[SkillSpec], written: bool = False) -> str:
     """Everything the answers depend on, as one canonical string."""
     skills = [
         [
@@ -163,7 +164,8 @@ def _material(specs: Sequence[SkillSpec]) -> str:
         ]
         for spec in specs
     ]
-    return json.dumps([FORMAT, __version__, _code(), skills], separators=(",", ":"))
+    order = ["written"] if written else []  # plan_order: which edges the graph has
+    return json.dumps([FORMAT, __version__, _code(), skills, *order], separators=(",", ":"))
 
 
 def _digest(material: str) -> str:

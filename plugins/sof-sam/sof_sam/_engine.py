@@ -85,6 +85,8 @@ def engine_settings(config: Any) -> dict[str, Any]:
         "require_vetting": bool(flag(config, "require_vetting_for_external")),
         "enable_plan_validation": bool(flag(config, "enable_plan_validation")),
         "max_plan_length": NO_PLAN_LIMIT,
+        # One skill at a time, as written: an optional input listed later is not waited for.
+        "plan_order": "dependencies" if flag(config, "enable_parallel_execution") else "written",
     }
 
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 import sof_core
 from sof_core import UIFStatus as SOFStatus
@@ -250,6 +250,10 @@ class CoordinatorEngine:
         status = "success"
         if runnable:
             executor = executor_for(self._config)
+            order: Literal["written", "dependencies"] = (
+                "written" if executor == "sequential" else "dependencies")
+            if self._engine.config.plan_order != order:  # the flag changed since start-up
+                self._engine.config.plan_order = order
             uif.add_log_entry(
                 f"Executing {len(runnable)} skill(s) "
                 f"{'in plan order' if executor else 'in dependency stages'}: {runnable}"

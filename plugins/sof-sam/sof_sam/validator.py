@@ -271,6 +271,8 @@ def _order_issues(
                 continue
             later = makers[0]
             required = key in step.spec.required_inputs
+            if not required and in_order:
+                continue  # run as written, without it, as SAM runs it
             if required and in_order:
                 issues.append(
                     ValidationIssue(

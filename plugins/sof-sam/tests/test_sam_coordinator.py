@@ -217,6 +217,47 @@ def test_a_plan_runs_in_the_order_written_one_skill_at_a_time() -> None:
     assert report.executed_skills == ["Early", "Late", "Free"]
 
 
+def optional_reader(name: str, optional: str, recorder: Recorder) -> BaseSkillModule:
+    def execute(self: Any, uif: SAM_UIF) -> SAM_UIF:
+        recorder.note("start", name)
+        uif.intermediate_data[name.lower()] = uif.intermediate_data.get(optional, "absent")
+        return uif
+
+    cls = type(name, (BaseSkillModule,), {
+        "skill_name": name, "skill_description": f"{name} reads {optional} if it is there",
+        "required_inputs": ["input_query"], "optional_inputs": [optional],
+        "output_keys": [name.lower()], "execute": execute,
+    })
+    return cls()  # type: ignore[no-any-return]
+
+
+def test_an_optional_input_listed_later_is_not_waited_for_in_plan_order() -> None:
+    # Before: SOF ran the later producer first (and said "reordered"); SAM runs the plan as
+    # written and the reader goes without the optional input.
+    recorder = Recorder()
+    skills = [optional_reader("Reader", "early", recorder),
+              timed_skill("Early", ["input_query"], recorder)]
+    config = sam_config()
+    engine = coordinator(*skills, config=config)
+    report = engine.execute_plan(["Reader", "Early"], SAM_UIF(input_query="q"))
+    assert report.result == ExecutionResult.SUCCESS
+    assert [e for e in recorder.events if e[0] == "start"] == [("start", "Reader"),
+                                                                ("start", "Early")]
+    assert report.executed_skills == ["Reader", "Early"]
+    assert report.uif.intermediate_data["reader"] == "absent"
+    assert report.validation_report is not None and report.validation_report.issues == []
+    # With enable_parallel_execution SOF orders by the graph: the producer goes first...
+    recorder.events.clear()
+    config.enable_parallel_execution = True  # the host's config, changed while it runs
+    again = engine.execute_plan(["Reader", "Early"], SAM_UIF(input_query="q"))
+    assert again.executed_skills == ["Early", "Reader"]
+    assert again.uif.intermediate_data["reader"] == "Early"
+    # ...and back off, as written again.
+    config.enable_parallel_execution = False
+    third = engine.execute_plan(["Reader", "Early"], SAM_UIF(input_query="q"))
+    assert third.executed_skills == ["Reader", "Early"]
+
+
 def test_enable_parallel_execution_lets_independent_skills_run_together() -> None:
     recorder = Recorder()
     # Generous: it only passes once both run at once, and a loaded CI machine may take
