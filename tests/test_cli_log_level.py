@@ -1,8 +1,13 @@
-"""SOF_LOG_LEVEL accepts every level the config's log_level does, CRITICAL included."""
+"""SOF_LOG_LEVEL accepts every level the config's log_level does, CRITICAL included; the
+config file's log_level applies to the ``sof`` command when SOF_LOG_LEVEL is not set."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +35,31 @@ def test_an_unknown_level_falls_back_to_warning(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SOF_LOG_LEVEL", "LOUD")
     configure_logging()
     assert logging.getLogger("sof").level == logging.WARNING
+
+
+def _sof(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
+    environment.update(HOME=str(cwd), XDG_CONFIG_HOME=str(cwd / "xdg"), **env)
+    return subprocess.run([sys.executable, "-m", "sof_core.cli", "skills"], cwd=cwd,
+                          env=environment, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_the_config_files_log_level_applies_to_the_sof_command(tmp_path: Path) -> None:
+    # Before: only SOF_LOG_LEVEL did; log_level in SAM's file (or any config file) did nothing.
+    (tmp_path / "config").mkdir()
+    sam_file = tmp_path / "config" / "sof_config.json"
+    sam_file.write_text('{"log_level": "CRITICAL", "legacy_timeout": 30}')
+    quiet = _sof(tmp_path, SOF_NOT_A_THING="1")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    sam_file.write_text('{"log_level": "info", "legacy_timeout": 30}')
+    told = _sof(tmp_path)
+    assert "sof: INFO: SAM settings SOF does not use" in told.stderr
+    # the environment still wins over the file
+    sam_file.write_text('{"log_level": "CRITICAL"}')
+    loud = _sof(tmp_path, SOF_LOG_LEVEL="WARNING", SOF_NOT_A_THING="1")
+    assert "ignoring environment variable SOF_NOT_A_THING" in loud.stderr
+    toml = tmp_path / "c.toml"
+    toml.write_text('log_level = "CRITICAL"\n')
+    sam_file.unlink()
+    assert _sof(tmp_path, SOF_CONFIG=str(toml), SOF_NOT_A_THING="1").stderr == ""

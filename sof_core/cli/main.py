@@ -167,13 +167,42 @@ def _is_sof(name: str) -> bool:
     return name == "sof" or name.startswith(("sof.", "sof_"))
 
 
-def configure_logging() -> None:
-    """Warnings reach the terminal; ``SOF_LOG_LEVEL`` asks for more of SOF's own logs.
+def _file_log_level() -> str | None:
+    """``log_level`` in the config file (SAM's ``config/sof_config.json`` included), read
+    without building the configuration so start-up stays cheap; None when the file does
+    not set it or cannot be read (the configuration reports a bad file when it loads)."""
+    from sof_core._paths import config_file
 
-    Other libraries stay at WARNING unless ``SOF_LOG_LEVEL=DEBUG``, which shows everything.
+    try:
+        path = config_file()
+        if not path.is_file() or path.stat().st_size > 1_000_000:  # no FIFO, no device
+            return None
+        raw = path.read_bytes()
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - exercised on 3.10 only
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            import json
+
+            data = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
+        return None
+    value = data.get("log_level") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def configure_logging() -> None:
+    """Warnings reach the terminal; ``log_level`` (``SOF_LOG_LEVEL``, else the config file)
+    asks for more or fewer of SOF's own logs.
+
+    Other libraries stay at WARNING unless the level is DEBUG, which shows everything.
     (An unknown level is reported by the configuration, ``log_level``.)
     """
-    level = os.environ.get("SOF_LOG_LEVEL", "WARNING").strip().upper()
+    chosen = os.environ.get("SOF_LOG_LEVEL", "").strip() or _file_log_level() or "WARNING"
+    level = chosen.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         level = "WARNING"
     root = logging.getLogger()
