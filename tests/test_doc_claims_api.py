@@ -23,7 +23,7 @@ from sof_core import (
     ToolPolicy,
 )
 from sof_core import errors as E
-from sof_core.config import ConfigValidationError
+from sof_core.config import ConfigValidationError, SOFConfig
 from sof_core.testing import describe_failures, make_engine
 
 # --- skills ---------------------------------------------------------------------------------
@@ -172,6 +172,21 @@ def test_a_bad_engine_setting_is_a_config_validation_error_that_is_a_config_erro
         CoordinatorEngine(skill_timeout="soon")
     assert isinstance(info.value, ConfigValidationError)
     assert "skill_timeout" in str(info.value)
+
+
+def test_a_misspelt_engine_setting_says_did_you_mean_and_sam_names_work() -> None:
+    # Before: pydantic's "Extra inputs are not permitted" alone, where load_config hinted.
+    with pytest.raises(ConfigValidationError) as info:
+        CoordinatorEngine(skil_timeout=1)
+    assert info.value.key == "skil_timeout"
+    assert "unknown config key 'skil_timeout'; did you mean 'skill_timeout'?" in str(info.value)
+    with pytest.raises(ConfigValidationError, match="did you mean 'plugins_only'"):
+        SOFConfig(plugins_onyl=["memory"])
+    engine = CoordinatorEngine(max_retry_attempts=2, max_execution_time=9)  # SAM's names
+    assert (engine.config.skill_retries, engine.config.total_timeout) == (2, 9)
+    with pytest.raises(E.ConfigError, match="legacy_timeout is one of SAM's settings that SOF "
+                                            "does not use"):
+        CoordinatorEngine(legacy_timeout=3)
 
 
 # --- errors.md: registering in code --------------------------------------------------------

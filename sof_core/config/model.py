@@ -74,6 +74,14 @@ class ConfigValidationError(ValidationError, ConfigError):
     def from_validation_error(cls, exc: ValidationError) -> ConfigValidationError:
         return cls.from_exception_data(exc.title, exc.errors(include_url=False))  # type: ignore[arg-type]
 
+    def __str__(self) -> str:
+        """pydantic's text, and "did you mean" for each misspelt setting name."""
+        text = super().__str__()
+        unknown = dict.fromkeys(str(e["loc"][0]) for e in self.errors()
+                                if e["type"] == "extra_forbidden" and e["loc"])
+        hints = [f"unknown config key {key!r}{unknown_key_hint(key)}" for key in unknown]
+        return "\n".join([text, *hints])
+
 
 @contextmanager
 def _config_errors() -> Iterator[None]:
@@ -378,6 +386,17 @@ _NUMBER_FIELDS = frozenset(
     if any(kind in (int, float) for kind in (field.annotation, *getattr(field.annotation,
                                                                        "__args__", ())))
 )
+
+
+def unknown_key_hint(key: str) -> str:
+    """"did you mean" for a near miss of a SOF setting or a SAM key; else where to look."""
+    candidates = list(dict.fromkeys([*SOFConfig.model_fields, *SAM_KEYS]))
+    import difflib  # only for a misspelt name
+
+    matches = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
+    if matches:
+        return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    return "; no SOF setting or SAM key has that name (`sof config show` lists the settings)"
 
 
 def as_config(value: SOFConfig | Mapping[str, Any], what: str = "config") -> SOFConfig:

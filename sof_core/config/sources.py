@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._paths import config_file
-from sof_core.config.model import SAM_KEYS, SOFConfig, _short
+from sof_core.config.model import SAM_KEYS, SOFConfig, _short, unknown_key_hint
 from sof_core.errors import ConfigError
 
 log = logging.getLogger("sof.config")
@@ -565,17 +565,6 @@ def sam_settings_from(
 
 
 # --- validation and errors ------------------------------------------------------------------
-
-
-def unknown_key_hint(key: str) -> str:
-    """"did you mean" for a near miss of a SOF setting or a SAM key; else where to look."""
-    candidates = list(dict.fromkeys([*SOFConfig.model_fields, *SAM_KEYS]))
-    import difflib  # only for a misspelt name
-
-    matches = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
-    if matches:
-        return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
-    return "; no SOF setting or SAM key has that name (`sof config show` lists the settings)"
 
 
 def describe_validation(

@@ -87,7 +87,7 @@ class CoordinatorEngine:
         if settings:
             base = config if config is not None else (
                 plugins.config if plugins is not None else host_config())
-            config = as_config({**base.model_dump(), **settings}, "CoordinatorEngine(...)")
+            config = _with_settings(base, settings)
         #: Made from the host's configuration (no ``plugins``, no ``config``) and not given
         #: other settings since: ``refresh_config`` takes the host's current ones.
         self.follows_host_config = plugins is None and config is None
@@ -797,3 +797,16 @@ def _so_far(segments: SegmentedPlan, status: RunStatus | NotRunStatus) -> Execut
     return dataclasses.replace(merged, status=status, plan=list(segments.plan),
                                stages=[list(s) for s in merged.stages],
                                results=list(merged.results), errors=list(merged.errors))
+
+
+def _with_settings(base: SOFConfig, settings: Mapping[str, Any]) -> SOFConfig:
+    """``base`` with keyword settings: SOF's names, or SAM's for shared settings (as
+    ``load_config`` takes them). A SAM key SOF does not use is a ``ConfigError``; an
+    unknown name or a bad value a ``ConfigValidationError`` naming it (with "did you mean"
+    for a near miss)."""
+    from sof_core.config.sources import config_error, interpret_arguments
+
+    values, _names, problems = interpret_arguments(settings)
+    if problems:
+        raise config_error(problems)
+    return as_config({**base.model_dump(), **values}, "CoordinatorEngine(...)")
