@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,15 @@ def filled(backend: SQLiteMemoryBackend) -> SQLiteMemoryBackend:
         ]
     )
     return backend
+
+
+@pytest.fixture
+def sof_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a `sof` subprocess: config, memory and XDG folders in tmp_path
+    (a test module may define its own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOF_", "XDG_"))}
+    env["SOF_CONFIG"] = str(tmp_path / "config.json")
+    env["SOF_MEMORY_PATH"] = str(tmp_path / "memory.db")
+    for name in ("DATA", "CONFIG", "CACHE", "STATE"):
+        env[f"XDG_{name}_HOME"] = str(tmp_path / f"xdg-{name.lower()}")
+    return env

@@ -4,7 +4,6 @@ says what to do (exit 2 from the CLI); and a plain read never writes to the file
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -26,16 +25,6 @@ def sof(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "sof_core.cli", *argv],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )
-
-
-@pytest.fixture
-def sof_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOF_", "XDG_"))}
-    env["SOF_CONFIG"] = str(tmp_path / "config.json")
-    env["SOF_MEMORY_PATH"] = str(tmp_path / "memory.db")
-    for name in ("DATA", "CONFIG", "CACHE", "STATE"):
-        env[f"XDG_{name}_HOME"] = str(tmp_path / f"xdg-{name.lower()}")
-    return env
 
 
 def sample_db(path: Path) -> Path:

@@ -4,7 +4,6 @@ value, never a guess), and ``sof memory search`` reads the settings the skill re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,16 +31,6 @@ def sof(env: dict[str, str], *argv: str, cwd: Path | None = None
         [sys.executable, "-m", "sof_core.cli", *argv],
         env=env, capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
     )
-
-
-@pytest.fixture
-def sof_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOF_", "XDG_"))}
-    env["SOF_CONFIG"] = str(tmp_path / "config.json")
-    env["SOF_MEMORY_PATH"] = str(tmp_path / "memory.db")
-    for name in ("DATA", "CONFIG", "CACHE", "STATE"):
-        env[f"XDG_{name}_HOME"] = str(tmp_path / f"xdg-{name.lower()}")
-    return env
 
 
 def configure(env: dict[str, str], **memory: Any) -> None:
