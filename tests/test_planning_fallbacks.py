@@ -136,6 +136,16 @@ def test_an_unknown_planner_and_a_bad_rules_option_are_config_errors() -> None:
         engine().planning.plan("q", config=bad)
 
 
+def test_an_unknown_llm_option_falls_back_to_rules_naming_it() -> None:
+    # configuration.md: an unknown `llm` option makes the llm planner fail; rules plans.
+    made = engine(planner_options={"llm": {"bogus": 1}})
+    result = made.planning.plan("q", planner="llm")
+    assert result.planner == "rules" and result.plan == ["Answer"]
+    (fallback,) = result.fallbacks
+    assert fallback.planner == "llm"
+    assert "unknown option(s) ['bogus'] in planner_options.llm" in fallback.reason
+
+
 def test_a_hung_plugin_planner_is_given_up_on_at_its_timeout() -> None:
     made = engine(planner_options={"hung": {"timeout": 0.2}})
     started = time.monotonic()
