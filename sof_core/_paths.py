@@ -64,9 +64,10 @@ def _xdg(variable: str, default: str) -> Path:
 
 
 def read_cache_file(path: Path, limit: int) -> bytes | None:
-    """The bytes of a file SOF keeps in its cache folder, or None: missing, unreadable, not
-    a regular file, or longer than ``limit`` bytes. The folder is the user's to change, so
-    what is found there is not trusted even to be a file: it is opened without blocking (a
+    """The bytes of a file SOF keeps in its cache folder (or peeks at before loading the
+    configuration), or None: missing, unreadable, not a regular file, or longer than
+    ``limit`` bytes. The folder is the user's to change, so what is found there is not
+    trusted even to be a file: it is opened without blocking (a
     FIFO put in an entry's place would hang the process on ``open``/``read``) and read
     only up to the limit (a link to ``/dev/zero`` must not fill memory)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -171,13 +171,13 @@ def _file_log_level() -> str | None:
     """``log_level`` in the config file (SAM's ``config/sof_config.json`` included), read
     without building the configuration so start-up stays cheap; None when the file does
     not set it or cannot be read (the configuration reports a bad file when it loads)."""
-    from sof_core._paths import config_file
+    from sof_core._paths import config_file, read_cache_file
 
+    path = config_file()
+    raw = read_cache_file(path, 1_000_000)  # bounded, and never blocks on a FIFO or device
+    if raw is None:
+        return None
     try:
-        path = config_file()
-        if not path.is_file() or path.stat().st_size > 1_000_000:  # no FIFO, no device
-            return None
-        raw = path.read_bytes()
         if path.suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib
@@ -188,7 +188,7 @@ def _file_log_level() -> str | None:
             import json
 
             data = json.loads(raw)
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     value = data.get("log_level") if isinstance(data, dict) else None
     return value if isinstance(value, str) else None

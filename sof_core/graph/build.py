@@ -7,13 +7,12 @@ start-up path, because importing it costs ~150-200 ms.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sof_core._networkx_guard import networkx as nx
 from sof_core.errors import GoalResolutionError
-from sof_core.graph.edges import dependency_edges
+from sof_core.graph.edges import dependency_edges, describe_cycle
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
 
@@ -187,14 +186,10 @@ def resolve_goal(
     ordered = build_graph([specs[name] for name in sorted(chosen)])
     cycles = find_cycles(ordered)
     if cycles:  # each producer needs what the other makes: no order can run them
-        path = cycles[0]
-        hops = "; ".join(
-            f"{producer} -[{', '.join(ordered.edge_keys(producer, consumer))}]-> {consumer}"
-            for producer, consumer in itertools.pairwise(path))
         raise GoalResolutionError(
             f"the skills that produce {', '.join(map(repr, goals))} depend on each other in "
-            f"a cycle: {hops} ({' -> '.join(path)}); break it by removing one of these "
-            "inputs, or supply one of these keys yourself (available=[...])"
+            f"a cycle: {describe_cycle(cycles[0], ordered.edge_keys)}; break it by removing "
+            "one of these inputs, or supply one of these keys yourself (available=[...])"
         )
     return list(nx.lexicographical_topological_sort(ordered.graph))
 

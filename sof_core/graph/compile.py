@@ -6,7 +6,6 @@ retries) is computed here, so the hot path does set lookups and nothing else.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any, NamedTuple
 
 from sof_core.config import SOFConfig
 from sof_core.config.model import ISOLATION_IDLE_TIMEOUT_DEFAULT, ISOLATION_LIMIT_DEFAULTS
+from sof_core.graph.edges import describe_cycle
 from sof_core.graph.validate import ValidationProblem
 from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.security.policy import ToolLimits, ToolPolicy
@@ -183,15 +183,11 @@ def compile_plan(
     problems += check_keys(specs, skill_graph.producers, available)
     cycles = skill_graph.cycles
     for path in cycles:
-        hops = []
-        for producer, consumer in itertools.pairwise(path):
-            keys = ", ".join(skill_graph.edge_keys(producer, consumer))
-            hops.append(f"{producer} -[{keys}]-> {consumer}")
         problems.append(
             ValidationProblem(
                 "cycle",
-                "cycle: " + "; ".join(hops) + " (" + " -> ".join(path) + "); "
-                "break it by removing one of these inputs",
+                f"cycle: {describe_cycle(path, skill_graph.edge_keys)}; break it by removing "
+                "one of these inputs",
                 tuple(dict.fromkeys(path)),
                 None,
                 tuple(path),

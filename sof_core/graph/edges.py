@@ -3,7 +3,8 @@ networkx DAG) and the plan store (which must not import networkx on a warm start
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 
 from sof_core.skills.spec import SkillSpec
 
@@ -38,3 +39,11 @@ def dependency_edges(
                 else:
                     keys.append(key)
     return producers, edges
+
+
+def describe_cycle(path: Sequence[str], edge_keys: Callable[[str, str], list[str]]) -> str:
+    """A cycle as the keys each hop passes, then the path: ``A -[a]-> B; B -[b]-> A
+    (A -> B -> A)``; one wording for plan validation and goal resolution."""
+    hops = "; ".join(f"{producer} -[{', '.join(edge_keys(producer, consumer))}]-> {consumer}"
+                     for producer, consumer in itertools.pairwise(path))
+    return f"{hops} ({' -> '.join(path)})"
