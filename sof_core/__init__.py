@@ -82,7 +82,8 @@ _ERRORS = (
     "PluginCompatibilityError PluginConflictError PluginError PluginHookError PluginLoadError "
     "RunTimeoutError "
     "SkillCrashedError SkillDefinitionError SkillDependencyError SkillExecutionError "
-    "SkillNotPicklableError SkillNotStartedError SkillQuarantinedError SkillReplyRefusedError "
+    "SkillNotPicklableError SkillNotRunError SkillNotStartedError SkillQuarantinedError "
+    "SkillReplyRefusedError "
     "SkillResourceLimitError "
     "SkillTimeoutError SOFError "
     "ToolPermissionError ToolRateLimitError UIFError UndeclaredReadError UndeclaredWriteError"
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         SkillDependencyError,
         SkillExecutionError,
         SkillNotPicklableError,
+        SkillNotRunError,
         SkillNotStartedError,
         SkillQuarantinedError,
         SkillReplyRefusedError,
@@ -202,6 +204,7 @@ __all__ = [
     "SkillEntry",
     "SkillExecutionError",
     "SkillNotPicklableError",
+    "SkillNotRunError",
     "SkillNotStartedError",
     "SkillQuarantinedError",
     "SkillReplyRefusedError",

@@ -173,6 +173,14 @@ class SkillNotStartedError(SkillExecutionError):
     starts when it starts, so this is not a timeout)."""
 
 
+class SkillNotRunError(SkillExecutionError):
+    """The skill was not run: the run stopped before its turn (an earlier skill failed or
+    timed out and ``continue_on_skill_failure`` is off, or the executor crashed). Its
+    ``SkillResult`` is ``skipped`` so that ``report.results`` has one entry per planned
+    skill (and ``failed_skills`` lists it, as SAM counts an unrun skill); ``errors`` names
+    only the failure that stopped the run."""
+
+
 class UndeclaredWriteError(SkillExecutionError):
     """The skill wrote a key it does not list in ``output_keys``."""
 

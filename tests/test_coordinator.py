@@ -250,7 +250,7 @@ def test_failure_stops_the_run_unless_continue_is_set(make_skill: Any) -> None:
     ]
     report = run(make_engine(skills), ["Boom", "NeedsB", "Independent"])
     assert report.status == "failure"
-    assert report.failed_skills == ["Boom"]
+    assert report.failed_skills == ["Boom", "NeedsB"]  # Independent ran beside Boom
     assert "Boom: ValueError: bad data" in report.errors[0]
     assert report.uif.error_details == "Boom: bad data"
     report = run(make_engine(skills, continue_on_skill_failure=True), ["Boom", "NeedsB", "Independent"])
@@ -258,6 +258,34 @@ def test_failure_stops_the_run_unless_continue_is_set(make_skill: Any) -> None:
     assert report.result("Independent").status == "success"
     skipped = report.result("NeedsB")
     assert skipped.status == "skipped" and "'b'" in skipped.error and "'Boom'" in skipped.error
+
+
+@pytest.mark.parametrize("executor", ["threads", "sequential", "asyncio"])
+def test_a_stopped_run_reports_every_planned_skill(make_skill: Any, executor: str) -> None:
+    """Before: the skills after a failure were missing from ``report.results`` although
+    the docs promise one result per skill; they are ``skipped`` with ``SkillNotRunError``
+    (in ``failed_skills``; ``errors`` names only the failure that stopped the run)."""
+
+    def boom(uif: Any) -> None:
+        raise ValueError("bad data")
+
+    skills = [
+        make_skill("Boom", ["input_query"], ["b"], body=boom),
+        make_skill("NeedsB", ["b"], ["n"]),
+        make_skill("Last", ["n"], ["l"]),
+    ]
+    report = make_engine(skills).execute_plan(["Boom", "NeedsB", "Last"], UIF(input_query="q"),
+                                              executor=executor)
+    assert [(r.skill, r.status, r.error_type, r.stage) for r in report.results] == [
+        ("Boom", "failed", "ValueError", 0),
+        ("NeedsB", "skipped", "SkillNotRunError", 1),
+        ("Last", "skipped", "SkillNotRunError", 2),
+    ]
+    assert report.result("Last").error == (
+        "not run: the run stopped when 'Boom' failed (continue_on_skill_failure is off)")
+    assert report.failed_skills == ["Boom", "NeedsB", "Last"]  # as SAM counts them
+    assert report.errors == ["Boom: ValueError: bad data"]
+    assert report.status == "failure"
 
 
 def test_set_error_inside_a_skill_fails_that_skill(make_skill: Any) -> None:

@@ -313,7 +313,9 @@ def test_ctrl_c_in_a_later_segment_tells_observers_the_whole_query_so_far() -> N
         built.run_query("do the notes disagree?")
     (told,) = watcher.after
     assert [(r.skill, r.status) for r in told.results] == [
-        ("Retrieve", "success"), ("InterruptedConflicts", "failed")]
+        ("Retrieve", "success"), ("InterruptedConflicts", "failed"), ("Answer", "skipped")]
+    assert told.results[-1].error == (
+        "not run: the run stopped when 'InterruptedConflicts' raised KeyboardInterrupt")
     assert told.status == "failure"
     assert told.plan == ["Retrieve", "InterruptedConflicts", "Answer"]
 

@@ -87,7 +87,8 @@ def test_strict_by_default_in_the_config_and_the_environment(
 @pytest.mark.parametrize("config", CONFIGS)
 def test_by_default_an_opted_in_skill_is_as_strict_as_any(config: dict[str, Any]) -> None:
     report = run(pair(), config)
-    (result,) = report.results
+    result, unrun = report.results
+    assert unrun.skill.startswith("Reader") and unrun.error_type == "SkillNotRunError"
     assert result.status == "failed" and result.error_type == "UndeclaredWriteError"
     assert "'summary'" in (result.error or "")
 

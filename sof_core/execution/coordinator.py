@@ -513,7 +513,7 @@ class CoordinatorEngine:
                 status=status,
                 plan=list(compiled.plan),
                 stages=list(map(list, run.stages)),
-                results=list(run.results),
+                results=[*run.results, *run.not_run()],
                 errors=list(run.errors),
                 duration=ended - started,
                 executor=chosen.name,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from sof_core.config import SOFConfig
 from sof_core.errors import (
     SkillDependencyError,
+    SkillNotRunError,
     SkillNotStartedError,
     SkillTimeoutError,
     SOFError,
@@ -832,6 +833,35 @@ class RunContext:
         )
         return SkillResult(step.name, "skipped", 0.0, 0, stage, error_text(error),
                            type(error).__name__, step.plugin)
+
+    def not_run(self) -> list[SkillResult]:
+        """The planned skills a stopped run never reached (under the lock), so that the
+        report has one result per skill. Not in ``errors``: the failure that stopped the
+        run is there already."""
+        if self.stop_status is None:
+            return []
+        done = {r.skill for r in self.results}
+        unrun = [(number, name) for number, stage in enumerate(self.stages)
+                 for name in stage if name not in done]
+        if not unrun:
+            return []
+        first = next((r for r in self.results if r.status != "success"), None)
+        if first is not None and self.interrupt is not None:
+            why = (f"the run stopped when {first.skill!r} raised "
+                   f"{type(self.interrupt).__name__}")
+        elif first is not None and not self.config.continue_on_skill_failure:
+            how = {"failed": "failed", "timeout": "timed out"}.get(first.status, "was skipped")
+            why = (f"the run stopped when {first.skill!r} {how} "
+                   "(continue_on_skill_failure is off)")
+        else:
+            why = f"the run stopped: {self.errors[0] if self.errors else self.stop_status}"
+        results = []
+        for number, name in unrun:
+            error = SkillNotRunError(f"not run: {why}", name)
+            results.append(SkillResult(name, "skipped", 0.0, 0, number, error_text(error),
+                                       type(error).__name__,
+                                       self.compiled.steps[name].plugin))
+        return results
 
     def _returned_late(self, slot: Slot, step: Step) -> None:
         """A replaced runner's step came back: its result is thrown away."""

@@ -316,6 +316,8 @@ class CoordinatorEngine:
         """SAM's per-skill log lines and missing-output warnings, from SOF's results."""
         fields = type(uif).model_fields
         for item in sof_report.results:
+            if item.error_type == "SkillNotRunError":
+                continue  # SAM logs nothing for the skills a stopped run never reached
             if item.status != "success":
                 uif.add_log_entry(f"Skill {item.skill} failed: {self._sam_error(item, uif)}")
                 continue

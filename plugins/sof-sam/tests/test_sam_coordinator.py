@@ -505,6 +505,21 @@ def test_a_failing_skill_fails_the_run_with_sams_words(skill: BaseSkillModule, e
     assert report.fallback_used is False  # a skill failure is not a reason to fall back
 
 
+def test_a_stopped_run_logs_only_the_failure_as_sam_does() -> None:
+    """SOF's report lists the skills a stopped run never reached (``SkillNotRunError``);
+    SAM's log has a line for the failure only, and its failed_skills has both."""
+    engine = coordinator(FailingSkill(), QueryAnalyzerSkill(),
+                         config=sam_config(enable_parallel_execution=False))
+    uif = SAM_UIF(input_query="a b")
+    report = engine.execute_plan(["FailingSkill", "QueryAnalyzerSkill"], uif)
+    assert report.result == ExecutionResult.FAILURE
+    assert report.failed_skills == ["FailingSkill", "QueryAnalyzerSkill"]
+    failed_lines = [line for line in uif.log_trace if " failed: " in line]
+    assert len(failed_lines) == 1 and "FailingSkill" in failed_lines[0]
+    assert report.sof_report is not None
+    assert report.sof_report.result("QueryAnalyzerSkill").error_type == "SkillNotRunError"
+
+
 def test_continue_on_skill_failure_gives_a_partial_success() -> None:
     engine = coordinator(FailingSkill(), QueryAnalyzerSkill(),
                          config=sam_config(continue_on_skill_failure=True))

@@ -73,7 +73,8 @@ def declaration_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_by_default_a_sam_skill_gets_the_same_errors_as_a_native_one() -> None:
     retrieve, respond = sam_pipeline()
-    (result,) = run((retrieve, respond), settings()).results
+    result, unrun = run((retrieve, respond), settings()).results
+    assert unrun.status == "skipped" and unrun.error_type == "SkillNotRunError"
     assert result.status == "failed" and result.error_type == "UndeclaredWriteError"
     assert "add 'summary' to output_keys" in (result.error or "")
 
