@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,11 +91,15 @@ def test_names_versions_and_requirements_match_the_email_parser_for_every_instal
 
 
 def _packaging_core_requirement(lines: list[str]) -> str | None:
-    """What packaging reads: every line parsed, names compared as pip compares them."""
+    """What packaging reads: every line parsed, names compared as pip compares them; a
+    ``sof-core`` line packaging cannot parse is kept as written (the check refuses it)."""
     for line in lines:
         try:
             req = Requirement(line)
         except Exception:
+            name, rest = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)", line).groups()
+            if canonicalize_name(name) == "sof-core":
+                return rest.strip()
             continue
         if canonicalize_name(req.name) == "sof-core" and (
             req.marker is None or req.marker.evaluate({"extra": ""})
@@ -193,6 +198,23 @@ def test_an_incompatible_plugin_is_still_refused_before_import(dists: Any) -> No
     record = manager.records["future"]
     assert record.status == "failed" and record.error_type == "PluginCompatibilityError"
     assert "requires sof-core<10,>=9.0" in (record.error or "")
+    assert module not in sys.modules
+
+
+@pytest.mark.parametrize("line", ["sof-core>=0.1.*", "sof-core >= banana", "sof_core>>0.1"])
+def test_a_plugin_whose_core_requirement_cannot_be_parsed_is_refused_by_name(
+    dists: Any, line: str
+) -> None:
+    """Before: an unparsable ``sof-core`` line read as no requirement, and the plugin
+    loaded unchecked, with no word of it."""
+    module = dists.add("sof-garbled", "raise RuntimeError('imported')", entry_name="garbled",
+                       requires=[line])
+    manager = PluginManager(SOFConfig(plugins_only=["garbled"])).load()
+    record = manager.records["garbled"]
+    assert record.status == "failed" and record.error_type == "PluginCompatibilityError"
+    assert "'sof-garbled' declares a sof-core requirement SOF cannot parse" in (
+        record.error or "")
+    assert "fix its Requires-Dist line" in (record.error or "")
     assert module not in sys.modules
 
 

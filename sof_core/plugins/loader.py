@@ -1116,6 +1116,8 @@ def _core_requirement(dist: Any) -> str | None:
         found, specifier = _parsed_core_requirement(line)
         if found:
             return specifier
+        if found is None:  # unparsable: kept as written, so the check refuses it by name
+            return rest.strip() or line
     return None
 
 
@@ -1146,14 +1148,15 @@ def _plain_specifier(text: str) -> str | None:
     return ",".join(sorted(clauses))
 
 
-def _parsed_core_requirement(line: str) -> tuple[bool, str | None]:
-    """``(applies, specifier)`` of a ``sof-core`` line that is not plain, by ``packaging``."""
+def _parsed_core_requirement(line: str) -> tuple[bool | None, str | None]:
+    """``(applies, specifier)`` of a ``sof-core`` line that is not plain, by ``packaging``;
+    ``applies`` is ``None`` when ``packaging`` cannot parse the line."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
         req = Requirement(line)
     except InvalidRequirement:
-        return False, None
+        return None, None
     if req.name.replace("_", "-").lower() != "sof-core":
         return False, None
     if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -1216,9 +1219,17 @@ def _check_requirement(record: PluginRecord) -> None:
         return
     fits = _satisfies(__version__, record.requires)
     if fits is None:
-        from packaging.specifiers import SpecifierSet
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-        fits = SpecifierSet(record.requires).contains(__version__, prereleases=True)
+        try:
+            fits = SpecifierSet(record.requires).contains(__version__, prereleases=True)
+        except InvalidSpecifier as exc:  # a line pip would refuse: never a silent pass
+            raise PluginCompatibilityError(
+                record.name,
+                f"distribution {record.distribution!r} declares a sof-core requirement SOF "
+                f"cannot parse ('sof-core {record.requires}': {exc}), so its compatibility "
+                "is unknown; fix its Requires-Dist line or install a fixed release",
+            ) from exc
     if not fits:
         raise PluginCompatibilityError(
             record.name,
