@@ -23,12 +23,17 @@ LOAD_TIMES: dict[str, float] = {}
 
 
 def manager() -> PluginManager:
-    """The plugins as configured; a broken config file is reported (``ConfigError``)."""
+    """The plugins as configured; a broken config file is reported (``ConfigError``).
+
+    Loaded once per command and made the process-wide manager, so a plugin's own command
+    that asks ``get_plugin_manager()`` (``sof memory``) gets these plugins instead of
+    loading (and configuring, warnings included) every plugin a second time.
+    """
     from sof_core.config import load_config
-    from sof_core.plugins import PluginManager
+    from sof_core.plugins import PluginManager, get_plugin_manager
 
     started = time.perf_counter()
-    loaded = PluginManager(load_config()).load()
+    loaded = get_plugin_manager(lambda: PluginManager(load_config()))
     LOAD_TIMES["plugins"] = time.perf_counter() - started
     startup.done()  # start-up is over: collect garbage again (see cli/startup.py)
     return loaded

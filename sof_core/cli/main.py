@@ -243,6 +243,9 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sof`` console script."""
     paused = startup.pause()  # until the plugins are loaded: see cli/startup.py
+    loader = sys.modules.get("sof_core.plugins.loader")
+    if loader is not None:  # called again in one process: each command loads afresh
+        loader.reset_plugin_manager()
     try:
         return _main(argv)
     finally:

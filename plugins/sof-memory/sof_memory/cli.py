@@ -25,13 +25,17 @@ PROGRESS_MIN_FILES = 5
 
 
 def open_backend() -> MemoryBackend:
-    """The configured backend, from a freshly loaded plugin manager (as ``sof run`` does)."""
-    from sof_core import PluginManager
+    """The configured backend, from the plugins the ``sof`` command loaded (as ``sof run``
+    selects it); loading them again would configure every plugin twice. Loaded afresh when
+    the settings changed since (a process that calls this directly, as tests do)."""
+    from sof_core import PluginManager, get_plugin_manager
     from sof_core.config import load_config
     from sof_memory.selection import select_backend
 
     config = load_config()
-    manager = PluginManager(config).load()
+    manager = get_plugin_manager()
+    if manager.config != config:
+        manager = PluginManager(config).load()
     return select_backend(config.settings_for("memory"), manager.registry)
 
 

@@ -9,15 +9,22 @@ from pathlib import Path
 import pytest
 from sof_memory import MemoryDocument, SQLiteMemoryBackend
 
+from sof_core.plugins import reset_plugin_manager
+
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No developer settings leak in: no memory path, no config file, no plugin filters."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No developer settings leak in: no memory path, no config file, no plugin filters;
+    and no process-wide plugin manager configured by another test's environment (the
+    commands reuse the one the ``sof`` command loaded, as each ``sof`` process does)."""
     for var in ("SOF_MEMORY_PATH", "SOF_PLUGINS_ONLY", "SOF_PLUGINS_DISABLE",
                 "SOF_DISABLE_PLUGIN_AUTOLOAD", "SOF_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "no-config.json"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
 
 
 @pytest.fixture

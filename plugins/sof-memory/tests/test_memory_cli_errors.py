@@ -141,3 +141,16 @@ def test_import_of_invalid_utf8_files_warns_per_file_and_per_line(
     ]
     assert "skipped 1 bad line(s) and 1 path(s)" in result.stdout
     assert stored(sof_env) == 1
+
+
+def test_a_command_loads_and_configures_the_plugins_once(sof_env: dict[str, str]) -> None:
+    """Before: ``sof memory`` loaded every plugin twice (once for the command, once for the
+    backend), so each plugin's start-up warning was printed twice."""
+    Path(sof_env["SOF_CONFIG"]).write_text(
+        json.dumps({"plugin_settings": {"memory": {"backend": "nosuch"}}}), encoding="utf-8")
+    result = sof(sof_env, "memory", "stats")
+    assert result.returncode != 0
+    warnings = [line for line in result.stderr.splitlines()
+                if "memory backend 'nosuch' is not registered" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "is not installed; installed memory backends: ['sqlite']" in result.stderr
