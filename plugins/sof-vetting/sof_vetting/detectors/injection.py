@@ -50,6 +50,34 @@ _FOREIGN_TARGET = (
     r"(?:instructions?|anweisungen|instruktionen|regeln|instrucciones|reglas|istruzioni|"
     r"regole|instru[cç][oõ]es|regras|consignes|r[eè]gles)"
 )
+#: "Ignore / disregard / forget" in German, French, Spanish, Italian and Portuguese: the
+#: imperatives (familiar, polite and plural) and the usual idioms. Plain ``ignore`` (French,
+#: Spanish, Portuguese) only counts before a target that is not English (see the pattern).
+_FOREIGN_VERB = (
+    r"ignorier(?:e|en\s+sie|t)|missacht(?:e|en\s+sie|et)|vergiss|vergesst|vergessen\s+sie|"
+    r"[uü]bergeh(?:e|en\s+sie|t)|"
+    r"ignorez|oublie[zr]?|ne\s+(?:tenez|tiens)\s+(?:pas|plus)\s+compte|"
+    r"fai(?:s|tes)\s+abstraction|"
+    r"ignora[rd]?|ignoren|olvid(?:a|e|en|ad)|desestim(?:a|e|en)|haz\s+caso\s+omiso|"
+    r"no\s+hag(?:as|a|an)\s+caso|"
+    r"ignori|ignorate|dimentic(?:a|ate|hi)|trascura(?:te)?|non\s+tener(?:e)?\s+conto|"
+    r"esque[cç](?:a|am)|esquece|desconsider(?:e|a|em)|ignorem|"
+    r"n[aã]o\s+(?:leve|levem|leva)\s+em\s+(?:conta|considera[cç][aã]o)"
+)
+#: "All / previous / your / above ..." in those languages: a foreign override needs one
+#: near it, as the English pattern needs ``_STRONG``, so that "si el usuario ignora las
+#: instrucciones del fabricante" (a manual) is not an attack.
+_FOREIGN_QUALIFIER = (
+    r"(?:alle[nr]?|vorherigen?|vorigen?|bisherigen?|obigen?|fr[uü]heren?|deinen?|ihren?|"
+    r"s[aä]mtlichen?|toutes|tous|pr[eé]c[eé]dent(?:e|es|s)?|ant[eé]rieur(?:e|es|s)?|"
+    r"ci-dessus|tes|vos|todas|todos|anteriores|previas|tus|sus|tutte|tutti|precedenti|tue|"
+    r"sue|sopra|pr[eé]vias|suas|tuas|acima|originale[sn]?|originali|originais|system\w*)"
+)
+#: The plain ``ignore`` of French, Spanish and Portuguese, before a target in one of them.
+_IGNORE_FOREIGN_TARGET = (
+    r"(?:instrucciones|reglas|instru[cç][oõ]es|regras|consignes|r[eè]gles|"
+    r"les\s+instructions)"
+)
 _VERB = (
     r"(?:ignore|ignoring|disregard|disregarding|forget|override|overrule|bypass|skip|discard|"
     rf"abandon|neglect|set{_S}aside|throw{_S}away|erase|wipe|drop)"
@@ -69,8 +97,10 @@ PATTERNS: dict[str, list[str]] = {
         rf"following|obeying|listen(?:ing)?\s+to|adhere\s+to|comply\s+with)\s+(?:(?:the|all|"
         rf"any|of)\s+)*(?:your|previous|prior|original|system|above|earlier|initial|developer)"
         rf"\s+(?:\w+\s+)?{_TARGET}\b",
-        rf"\b(?:ignoriere|ignorieren\s+sie|ignorez|ignora|ignorar|ignori|vergiss|vergessen\s+"
-        rf"sie|oublie[zr]?|olvida|olvide|dimentica|esque[cç]a)\b.{{0,60}}?\b{_FOREIGN_TARGET}\b",
+        rf"\b(?:{_FOREIGN_VERB})\b(?=.{{0,90}}?\b{_FOREIGN_QUALIFIER}\b)"
+        rf".{{0,60}}?\b{_FOREIGN_TARGET}\b",
+        rf"\bignore\b(?=.{{0,90}}?\b{_FOREIGN_QUALIFIER}\b).{{0,60}}?"
+        rf"\b{_IGNORE_FOREIGN_TARGET}\b",
         r"\boverride\s+(?:mode|protocol|code)\b",
         r"\b(?:the\s+)?(?:above|previous|prior)\s+(?:instructions?|rules|prompt)\s+(?:are|is|"
         r"were|was)\s+(?:void|invalid|cancel+ed|obsolete|outdated|revoked|fake|wrong|a\s+test)\b",
@@ -155,7 +185,10 @@ TRIGGERS: dict[str, list[tuple[str, ...]]] = {
         ("instruction", "directive", "orders"),
         ("instruction", "task", "goal", "objective", "purpose", "mission", "job", "order"),
         ("follow", "obey", "listen", "adhere", "comply"),
-        ("ignor", "vergiss", "vergessen", "oubli", "olvid", "dimentica", "esque"),
+        ("ignor", "missacht", "vergiss", "vergess", "bergeh", "oubli", "compte", "abstraction",
+         "olvid", "desestim", "caso", "dimentic", "trascur", "conto", "esque", "desconsider",
+         "conta", "considera"),
+        ("ignore",),
         ("override",),
         ("above", "previous", "prior"),
     ],
