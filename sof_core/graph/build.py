@@ -109,7 +109,9 @@ def plan_order(skill_graph: SkillGraph) -> list[str]:
     """
     hint = skill_graph.order_hint
     graph = skill_graph.graph
-    if all(hint[producer] < hint[consumer] for producer, consumer in graph.edges):
+    # The graph's edges are the keys of ``skill_graph.edges`` (a plain dict walks them
+    # several times faster than networkx's edge view).
+    if all(hint[producer] < hint[consumer] for producer, consumer in skill_graph.edges):
         # Every producer already precedes its consumers (plans are usually written so): the
         # plan's own order is the answer, without networkx's per-node heap and key calls.
         return list(hint)

@@ -207,11 +207,28 @@ def compile_plan(
         for denial in policy.denials(entries.values())
     ]
     copyable = _same_copyable(copyable_fields())
+    defaults = _StepDefaults.of(config)
+    producers = skill_graph.producers
     steps = {
-        name: _step(entry, skill_graph.producers, config, copyable, policy)
+        name: _step(entry, producers, config, copyable, policy, defaults)
         for name, entry in entries.items()
     }
     return CompiledPlan(plan, steps, stages, tuple(problems), order)
+
+
+class _StepDefaults(NamedTuple):
+    """The settings every step of one compile reads, read from the config once (a
+    pydantic attribute read per setting per step is 10,000 of each in a large plan)."""
+
+    skill_timeout: float | None
+    skill_retries: int
+    strict: bool
+    isolate: frozenset[str]
+
+    @classmethod
+    def of(cls, config: SOFConfig) -> _StepDefaults:
+        return cls(config.skill_timeout, config.skill_retries, config.strict_declarations,
+                   frozenset(config.isolate_skills or ()))
 
 
 _copyable: list[frozenset[str]] = [frozenset()]
@@ -275,23 +292,30 @@ def _step(
     config: SOFConfig,
     copyable: frozenset[str],
     policy: ToolPolicy | None = None,
+    defaults: _StepDefaults | None = None,
 ) -> Step:
     # Runs once per skill per compile (10,000 times for a 10,000-skill plan): what the
-    # declarations alone decide is computed once per skill (``_declared``).
+    # declarations alone decide is computed once per skill (``_declared``), the settings
+    # once per compile (``_StepDefaults``).
+    if defaults is None:
+        defaults = _StepDefaults.of(config)
     spec = entry.spec
     name = spec.name
     declared = _declared(spec, copyable)
     tool = policy.tool_limits(entry) if policy is not None and entry.kind == "tools" else None
     timeout = spec.max_execution_time if tool is None else tool.timeout
     if timeout is None:
-        timeout = config.skill_timeout
+        timeout = defaults.skill_timeout
     producer_of = {}
     for key in declared.inputs:
         found = producers.get(key)
         if found and found[0] != name:
             producer_of[key] = found[0]
-    isolated = _isolation(entry, config, tool)
-    retries = spec.max_retries if spec.max_retries is not None else config.skill_retries
+    isolated = (
+        None if tool is None and spec.isolation != "process" and not defaults.isolate
+        else _isolation(entry, config, tool)
+    )
+    retries = spec.max_retries if spec.max_retries is not None else defaults.skill_retries
     return Step(
         name,
         spec,
@@ -308,7 +332,7 @@ def _step(
         declared.copied_fields,
         (
             LenientScopedData
-            if not config.strict_declarations
+            if not defaults.strict
             and getattr(spec.skill_class, "_sof_declarations_relaxable", False) is True
             else ScopedData
         ),

@@ -18,22 +18,39 @@ def dependency_edges(
     listed after its reader is no edge, so the reader runs where it is written, without it
     (SAM's sequential plans); required inputs keep their edges either way.
     """
+    # Runs once per compile over every key of every skill (10,000 skills: ~25,000 keys):
+    # plain loops, no list made per lookup, required and optional inputs walked apart.
     producers: dict[str, list[str]] = {}
     for spec in specs:
+        name = spec.name
         for key in spec.output_keys:
-            producers.setdefault(key, []).append(spec.name)
+            found = producers.get(key)
+            if found is None:
+                producers[key] = [name]
+            else:
+                found.append(name)
     position = {spec.name: index for index, spec in enumerate(specs)} if written_order else {}
     edges: dict[tuple[str, str], list[str]] = {}
+    get_producers = producers.get
+    get_edge = edges.get
     for spec in specs:
         name = spec.name
-        required = len(spec.required_inputs)
-        for index, key in enumerate(spec.required_inputs + spec.optional_inputs):
-            for producer in producers.get(key, ()):
+        for key in spec.required_inputs:
+            for producer in get_producers(key, ()):
                 if producer == name:
                     continue  # a skill that updates a key it reads is not its own dependency
-                if index >= required and position and position[producer] > position[name]:
+                keys = get_edge((producer, name))
+                if keys is None:
+                    edges[(producer, name)] = [key]
+                else:
+                    keys.append(key)
+        for key in spec.optional_inputs:
+            for producer in get_producers(key, ()):
+                if producer == name:
+                    continue
+                if position and position[producer] > position[name]:
                     continue  # an optional input listed later: not waited for
-                keys = edges.get((producer, name))
+                keys = get_edge((producer, name))
                 if keys is None:
                     edges[(producer, name)] = [key]
                 else:

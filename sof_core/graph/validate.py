@@ -272,8 +272,10 @@ def check_keys(
             )
     for spec in specs:
         for key in spec.required_inputs:
-            own_only = producers.get(key) == [spec.name]
-            if (key in producers and not own_only) or key in HOST_FIELDS or key in available:
+            found = producers.get(key)
+            if found is not None and (len(found) > 1 or found[0] != spec.name):
+                continue  # produced by another skill of the plan (not only its own)
+            if key in HOST_FIELDS or key in available:
                 continue
             problems.append(
                 ValidationProblem(
@@ -338,6 +340,8 @@ def check_vetting(
             continue
         if spec.requires_external_access:
             carried: tuple[tuple[str, str], ...] = ()
+        elif not tainted:
+            continue  # nothing is tainted yet (a plan without external access: always)
         else:
             incoming = [tainted[k] for k in spec.inputs if k in tainted]
             if not incoming:
