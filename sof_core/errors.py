@@ -60,6 +60,12 @@ class SOFError(Exception):
         return _restore_error, (type(self), self.args, self.__dict__)
 
 
+def validation_message(error: Any) -> str:
+    """One pydantic error's message without pydantic's ``"Value error, "`` prefix (our
+    validators' own words are the message): one wording for config, SAM's file and the UIF."""
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _restore_error(cls: type[SOFError], args: tuple[Any, ...], state: dict[str, Any]
                    ) -> SOFError:
     if not (isinstance(cls, type) and issubclass(cls, SOFError)):  # only what it pickles

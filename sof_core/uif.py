@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
-from sof_core.errors import UIFError, UndeclaredWriteError
+from sof_core.errors import UIFError, UndeclaredWriteError, validation_message
 
 
 class WriteGuard(Protocol):
@@ -410,7 +410,7 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
             parts.append(str(cause))
             continue
         field = ".".join(str(p) for p in error["loc"]) or what
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = validation_message(error)
         if error["type"] == "extra_forbidden":
             message = f"is not a {what} field"
         parts.append(f"{field}: {message} (got {_short_repr(error.get('input'))})")

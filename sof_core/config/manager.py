@@ -64,7 +64,7 @@ from sof_core.config.sources import (
     valid_env_settings,
     validate_merged,
 )
-from sof_core.errors import ConfigError
+from sof_core.errors import ConfigError, validation_message
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -643,7 +643,7 @@ def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -
                 adapter = _sam_adapter(key)
                 unused[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
             except ValidationError as exc:
-                message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+                message = validation_message(exc.errors()[0])
                 problems.append((key, f"{key} (from {source}): {message} (got {value!r})"))
         elif other.kind == "both":
             problems.append((key, argument_problem(other)))

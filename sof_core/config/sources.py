@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._paths import config_file
 from sof_core.config.model import SAM_KEYS, SOFConfig, _short, unknown_key_hint
-from sof_core.errors import ConfigError
+from sof_core.errors import ConfigError, validation_message
 
 log = logging.getLogger("sof.config")
 
@@ -592,7 +592,7 @@ def describe_validation(
         if top in names:
             shown = f"{names[top]} (SAM's name for {top})" + dotted[len(top):]
         got = _short(error.get("input"))
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = validation_message(error)
         parts.append((names.get(top, top), f"{shown}{where}: {message} (got {got})"))
     return parts
 
