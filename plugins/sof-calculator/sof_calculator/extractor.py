@@ -5,7 +5,9 @@
 quantifiers, so its time is linear in the query's length), words are looked up in fixed
 tables, and a small recursive-descent reader turns each run of arithmetic tokens into a
 candidate; the candidate with the most tokens that does at least one operation wins. A
-lone number ("in 1999") or a negative number ("covid-19") is not a calculation.
+lone number ("in 1999") or a negative number ("covid-19") is not a calculation. A query
+that is a request in words ("add 3 and 4", "what is the sum of 3, 4 and 5?") is read
+first, by ``_phrase``: only with plain numbers as operands, and only as the whole query.
 
 The output is only ever text for ``evaluator.evaluate``, which checks it again from
 scratch: the extractor is a convenience, not a guard.
@@ -389,6 +391,9 @@ def extract(query: str) -> Extraction | None:
     nested too deep to read.
     """
     tokens = tokenize(query)
+    phrased = _phrase(query, tokens)
+    if phrased is not None:
+        return phrased  # "add 3 and 4": the whole query, so nothing else competes
     best: tuple[int, int, int, str] | None = None
     for candidate in _candidates(tokens):
         first, end, operations, _text = candidate
@@ -432,6 +437,156 @@ def _notation(query: str, tokens: list[Token], first: int, end: int) -> bool:
     if not before.strip() and not after.strip(" ?=.!"):
         return False  # the whole query: "10-2", "144/12?"
     return _ASKED.search(before) is None
+
+
+# --- verb-first and noun phrases: "add 3 and 4", "the sum of 3, 4 and 5" -------------------
+
+#: What may come before a phrase: "please", "can you", "what is the", "tell me the".
+_LEAD = re.compile(
+    r"\s*(?:(?:please|kindly)(?:\s*,)?\s+)?"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?)?"
+    r"(?:(?:what\s+is|what\s*['\u2019]\s*s|whats|calculate|compute|find|work\s+out|"
+    r"tell\s+me|give\s+me)\s+)?"
+    r"(?:the\s+)?",
+    re.IGNORECASE,
+)
+#: What may come after it: ", please" and the sentence's end.
+_TAIL = re.compile(r"(?:[\s,]*please)?[\s?.!]*", re.IGNORECASE)
+#: The words a phrase starts with.
+_PHRASE_START = frozenset({
+    "add", "subtract", "take", "multiply", "divide", "square", "cube",
+    "sum", "difference", "product", "quotient", "average", "mean",
+})
+
+
+class _Words:
+    """Matching a phrase over tokens: words (lower case), "," and signed plain numbers."""
+
+    def __init__(self, tokens: list[Token], i: int) -> None:
+        self.tokens = tokens
+        self.i = i
+
+    def word(self, *choices: str) -> str | None:
+        """The next token when it is one of ``choices`` (a word, "," or "of")."""
+        if self.i < len(self.tokens):
+            token = self.tokens[self.i]
+            if token.kind in (BREAK, OF) and token.value.lower() in choices:
+                self.i += 1
+                return token.value.lower()
+        return None
+
+    def number(self) -> str | None:
+        """A plain number ("3", "1.5", "-2", "negative 2"), as the evaluator reads it;
+        negative numbers in parentheses, so "square -5" is 25."""
+        tokens, i = self.tokens, self.i
+        sign = ""
+        if i < len(tokens) and (tokens[i].kind == NEG or (
+                tokens[i].kind == OP and tokens[i].value == "-")):
+            sign, i = "-", i + 1
+        if i >= len(tokens) or tokens[i].kind != NUM:
+            return None
+        self.i = i + 1
+        return f"({sign}{tokens[i].value})" if sign else tokens[i].value
+
+    def numbers(self) -> list[str] | None:
+        """Two or more numbers: "3 and 4", "3, 4 and 5", "3, 4, and 5"."""
+        first = self.number()
+        if first is None:
+            return None
+        found = [first]
+        while True:
+            back = self.i
+            separated = self.word(",") is not None
+            separated = self.word("and") is not None or separated
+            following = self.number() if separated else None
+            if following is None:
+                self.i = back
+                break
+            found.append(following)
+        return found if len(found) >= 2 else None
+
+    def pair(self, between: str) -> tuple[str, str] | None:
+        """Two numbers with ``between`` ("and", "by", "to", "from") between them."""
+        left = self.number()
+        if left is None or self.word(between) is None:
+            return None
+        right = self.number()
+        return None if right is None else (left, right)
+
+
+def _phrase_expression(verb: str, words: _Words) -> str | None:
+    """The expression the phrase starting with ``verb`` asks for, or None."""
+    start = words.i
+    if verb in ("add", "multiply"):
+        symbol, joiner = ("+", "to") if verb == "add" else ("*", "by")
+        pair = words.pair(joiner)
+        if pair is not None:  # "add 3 to 4", "multiply 3 by 4"
+            return f"{pair[0]} {symbol} {pair[1]}"
+        words.i = start
+        listed = words.numbers()  # "add 3 and 4", "multiply 2, 3 and 4"
+        return None if listed is None else f" {symbol} ".join(listed)
+    if verb in ("subtract", "take"):
+        away = verb == "take" and words.word("away") is not None
+        taken = words.number()
+        if taken is None:
+            return None
+        if verb == "take" and not away:
+            words.word("away")  # "take 3 away from 10"
+        if words.word("from") is None:
+            return None
+        whole = words.number()
+        return None if whole is None else f"{whole} - {taken}"
+    if verb == "divide":
+        pair = words.pair("by")
+        return None if pair is None else f"{pair[0]} / {pair[1]}"
+    if verb in ("square", "cube"):
+        words.word("of")  # "square 5", "the square of 5"
+        number = words.number()
+        power = "2" if verb == "square" else "3"
+        return None if number is None else f"{number} ** {power}"
+    if verb == "difference":
+        if words.word("between", "of") is None:
+            return None
+        pair = words.pair("and")
+        return None if pair is None else f"{pair[0]} - {pair[1]}"
+    if words.word("of") is None:
+        return None
+    if verb == "quotient":
+        pair = words.pair("and")
+        return None if pair is None else f"{pair[0]} / {pair[1]}"
+    listed = words.numbers()
+    if listed is None:
+        return None
+    if verb == "sum":
+        return " + ".join(listed)
+    if verb == "product":
+        return " * ".join(listed)
+    return f"({' + '.join(listed)}) / {len(listed)}"  # average, mean
+
+
+def _phrase(query: str, tokens: list[Token]) -> Extraction | None:
+    """The arithmetic a whole query asks for in words: "add 3 and 4", "subtract 3 from
+    10", "what is the sum of 3, 4 and 5?". Only plain numbers count as operands, and the
+    phrase must be all of the query (after "please", "can you", "what is the" and the
+    like), so "add milk and eggs", "the product of our research" and "add 3 cups of flour
+    to the bowl" are not calculations."""
+    index = 0  # the phrase's first word: only words and punctuation before it
+    while index < len(tokens) and tokens[index].kind == BREAK \
+            and tokens[index].value.lower() not in _PHRASE_START:
+        index += 1
+    if index == len(tokens) or tokens[index].kind != BREAK:
+        return None
+    token = tokens[index]
+    if _LEAD.fullmatch(query, 0, token.start) is None:
+        return None
+    words = _Words(tokens, index + 1)
+    expression = _phrase_expression(token.value.lower(), words)
+    if expression is None or words.i == index + 1:
+        return None
+    stop = tokens[words.i - 1].end
+    if _TAIL.fullmatch(query, stop) is None:
+        return None
+    return Extraction(query[token.start:stop], expression)
 
 
 def rewrite(expression: str) -> str | None:

@@ -57,6 +57,9 @@ class CalculatorTool(BaseToolModule):
         r"\b(?:plus|minus|times|multiplied by|divided by|to the power|squared|cubed|"
         r"square root|cube root|factorial|sqrt|log|ln|sin|cos|tan)\b",
         r"\u221a|\d!",
+        # "add 3 and 4", "what is the sum of 3 and 4?": a phrase word among the first ones
+        r"^\W*(?:[a-z]+\W+){0,8}?(?:add|subtract|take|multiply|divide|square|cube|sum|"
+        r"difference|product|quotient|average|mean)\W+\D{0,30}\d",
     )
 
     #: What ``sof plugins check`` runs the tool on: a query with arithmetic in it.

@@ -159,5 +159,5 @@ def test_sof_run_prints_exactly_the_documented_error(tmp_path: Path) -> None:
         "error: CalculatorTool: CalculationLimitError: cannot calculate '9**9**9': the result "
         "would have about 369,693,100 digits; the calculator keeps exact numbers below 2**10000 "
         "(3,011 digits) and floating-point numbers below 1.8e308 (plugin calculator, at ")
-    assert line.endswith("sof_calculator/skill.py:97; --trace shows the traceback)") or (
+    assert line.endswith("sof_calculator/skill.py:100; --trace shows the traceback)") or (
         "sof_calculator" in line and line.endswith("; --trace shows the traceback)"))
