@@ -55,6 +55,39 @@ def test_the_query_signature_ignores_case_spacing_and_end_punctuation() -> None:
     assert query_signature("what is 2+2") != query_signature("what is 2+3")
 
 
+def test_a_factorial_bang_is_part_of_the_signature() -> None:
+    """Before: "what is 5!" and "what is 5" shared a plan (the "!" was dropped as end
+    punctuation), so the second query reused a calculation plan it has no arithmetic for."""
+    assert query_signature("what is 5!") == "what is 5!"
+    assert query_signature("What is (2+3)!! ") == "what is (2+3)!!"
+    assert query_signature("what is 5!?") == "what is 5!"
+    assert query_signature("Hello there!") == query_signature("hello there")
+    assert query_signature("what is 5 !") == query_signature("what is 5")
+
+
+class Factorial(BaseSkillModule):
+    skill_name = "Factorial"
+    skill_description = "n! of the n in the query"
+    required_inputs = ["input_query"]
+    output_keys = ["factorial"]
+    triggers = (r"\d!",)
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["factorial"] = 120
+        return uif
+
+
+class AnswerFactorial(Answer):
+    skill_name = "AnswerFactorial"
+    optional_inputs = ["factorial"]
+
+
+def test_a_query_with_a_factorial_and_one_without_get_their_own_plans() -> None:
+    engine = make_engine([Factorial, AnswerFactorial], default_plan=["AnswerFactorial"])
+    assert "Factorial" in engine.planning.plan("what is 5!").plan
+    assert "Factorial" not in engine.planning.plan("what is 5").plan
+
+
 def test_a_repeated_query_is_a_hit_and_the_profile_is_part_of_the_key() -> None:
     engine = make_engine([Answer], default_plan=["Answer"])
     first = engine.planning.plan("Hello there")

@@ -42,9 +42,15 @@ _EDGES = " \t\n\"'`.,;:!?\u00bf\u00a1"
 def query_signature(query: str) -> str:
     """The query as the cache sees it: Unicode-normalised (NFKC), case-folded, whitespace
     collapsed, trailing punctuation dropped, so "What is 2+2?" and "what is  2+2" share a
-    plan. Digits and operators are kept: they change what a planner chooses."""
-    text = unicodedata.normalize("NFKC", query).casefold()
-    return _SPACE.sub(" ", text).strip(_EDGES)
+    plan. Digits and operators are kept: they change what a planner chooses; so is a "!"
+    right after a digit or ")" ("what is 5!" is a factorial, "what is 5" is not)."""
+    text = _SPACE.sub(" ", unicodedata.normalize("NFKC", query).casefold())
+    end = len(text.rstrip(_EDGES))
+    body = text[:end].lstrip(_EDGES)
+    if body and (body[-1].isdigit() or body[-1] == ")"):
+        rest = text[end:]
+        body += "!" * (len(rest) - len(rest.lstrip("!")))
+    return body
 
 
 def skills_fingerprint(specs: Iterable[Any]) -> str:
