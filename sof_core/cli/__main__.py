@@ -1,5 +1,5 @@
 """``python -m sof_core.cli``: the same as the ``sof`` console script."""
 
-from sof_core.cli.leave import console
+from sof_core._console import main
 
-console()
+main()
