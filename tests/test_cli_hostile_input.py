@@ -63,3 +63,76 @@ def test_python_dash_m_is_the_console_script(tmp_path: Path, module: str) -> Non
                             text=True, env=_environment(tmp_path), timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sof")
+
+
+# --- infinity and NaN in numeric settings ------------------------------------------------
+
+@pytest.fixture
+def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in [v for v in os.environ if v.startswith("SOF_")]:
+        monkeypatch.delenv(var)
+    path = tmp_path / "cfg.json"
+    monkeypatch.setenv("SOF_CONFIG", str(path))
+    return path
+
+
+def _float_settings() -> list[str]:
+    from sof_core.config import SOFConfig
+
+    return [name for name, field in SOFConfig.model_fields.items()
+            if float in (field.annotation, *getattr(field.annotation, "__args__", ()))]
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+def test_no_float_setting_holds_infinity_or_nan(number: float) -> None:
+    from sof_core.config import SOFConfig
+    from sof_core.errors import ConfigError
+
+    settings = _float_settings()
+    assert {"alert_window_seconds", "plan_cache_ttl", "alert_response_time"} <= set(settings)
+    for name in settings:
+        with pytest.raises(ConfigError) as caught:
+            SOFConfig(**{name: number})
+        assert caught.value.key == name and name in str(caught.value)
+    with pytest.raises(ConfigError, match=r"rules\.threshold"):
+        SOFConfig(planner_options={"rules": {"threshold": number}})
+
+
+@pytest.mark.parametrize("var, value", [("SOF_ALERT_WINDOW_SECONDS", "1e999"),
+                                        ("SOF_PLAN_CACHE_TTL", "inf"),
+                                        ("SOF_ALERT_RESPONSE_TIME", "inf"),
+                                        ("SOF_PLANNER_OPTIONS", '{"rules": {"x": 1e999}}')])
+def test_config_show_refuses_infinite_values_from_the_environment(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    var: str, value: str,
+) -> None:
+    from sof_core.cli import main
+
+    monkeypatch.setenv(var, value)
+    assert main(["config", "show", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "Infinity" not in captured.out and var in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_config_show_json_is_strict_json_for_a_sam_key_holding_nan(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sof_core.cli import main
+
+    config_path.write_text('{"legacy_thing": NaN}')
+    assert main(["config", "show", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out and "legacy_thing" in captured.err
+
+
+@pytest.mark.parametrize("key, value", [("alert_window_seconds", "1e999"),
+                                        ("planner_options", '{"rules": {"x": -1e999}}')])
+def test_config_set_refuses_infinity(
+    config_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: str
+) -> None:
+    from sof_core.cli import main
+
+    assert main(["config", "set", key, value]) == 2
+    assert "finite" in capsys.readouterr().err
+    assert not config_path.exists()

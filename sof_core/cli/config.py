@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -168,8 +169,15 @@ def parse_value(text: str) -> Any:
     def no_constant(name: str) -> Any:
         raise ConfigError(f"VALUE {name} is not a finite number; give a number", key="value")
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise ConfigError(f"VALUE {number} is not a finite number; give a number",
+                              key="value")
+        return value
+
     try:
-        return json.loads(text, parse_constant=no_constant)
+        return json.loads(text, parse_constant=no_constant, parse_float=finite)
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise

@@ -14,6 +14,7 @@ keys").
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -292,6 +293,20 @@ class SOFConfig(BaseModel):
             raise ValueError(f"must be a number, not {str(value).lower()}; write the number itself")
         return value
 
+    @field_validator("*")
+    @classmethod
+    def _finite_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """No setting holds ``inf`` or ``nan`` (``1e999`` reads as ``inf``): JSON cannot
+        write them (``sof config show --json``, the config file) and no threshold, window
+        or TTL means anything at infinity (``null`` is "no limit" where one is allowed).
+        The timeouts refuse them by their bound; ``isolation_limits`` says it itself."""
+        if info.field_name == "isolation_limits":
+            return value
+        problem = non_finite_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("plugins_only")
     @classmethod
     def _some_plugins(cls, value: list[str] | None) -> list[str] | None:
@@ -386,6 +401,24 @@ _NUMBER_FIELDS = frozenset(
     if any(kind in (int, float) for kind in (field.annotation, *getattr(field.annotation,
                                                                        "__args__", ())))
 )
+
+
+def non_finite_problem(value: Any) -> str | None:
+    """Why ``value`` (a number, or JSON-like data: mappings and lists, walked without
+    recursion) cannot be a setting's value because it holds ``inf`` or ``nan``; None when
+    every number in it is finite."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            at = f" (at {where})" if where else ""
+            return (f"must be a finite number{at}, got {item!r}; infinity and NaN are not "
+                    "numbers a setting can hold")
+        if isinstance(item, Mapping):
+            pending.extend((v, f"{where}.{k}" if where else str(k)) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return None
 
 
 def unknown_key_hint(key: str) -> str:

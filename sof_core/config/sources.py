@@ -24,7 +24,13 @@ from pydantic import ValidationError
 
 from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
 from sof_core._paths import config_file
-from sof_core.config.model import SAM_KEYS, SOFConfig, _short, unknown_key_hint
+from sof_core.config.model import (
+    SAM_KEYS,
+    SOFConfig,
+    _short,
+    non_finite_problem,
+    unknown_key_hint,
+)
 from sof_core.errors import ConfigError, validation_message
 
 log = logging.getLogger("sof.config")
@@ -292,6 +298,10 @@ def parse_config_bytes(raw: bytes, path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object/table at top level")
+    for key, value in data.items():  # SOF's settings say it themselves, naming the setting
+        problem = None if key in SOFConfig.model_fields else non_finite_problem(value)
+        if problem is not None:
+            raise ConfigError(f"config file {path}: {key} {problem}", key=str(key))
     return data
 
 
