@@ -136,3 +136,29 @@ def test_config_set_refuses_infinity(
     assert main(["config", "set", key, value]) == 2
     assert "finite" in capsys.readouterr().err
     assert not config_path.exists()
+
+
+# --- sof config: undecodable values, no sub-command ---------------------------------------
+
+@pytest.mark.parametrize("argv", [["planner", "caf\udce9"], ["plan\udce9", "goal"]])
+def test_config_set_refuses_text_that_is_not_utf8(
+    config_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Bytes the shell passed that are not UTF-8 arrive as lone surrogates: refused, as
+    ``sof run`` refuses them in its query, and nothing is written."""
+    from sof_core.cli import main
+
+    assert main(["config", "set", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "UTF-8" in err and len(err.strip().splitlines()) == 1
+    assert not config_path.exists()
+
+
+def test_config_alone_prints_its_help_and_exits_0(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sof_core.cli import main
+
+    assert main(["config"]) == 0
+    captured = capsys.readouterr()
+    assert "show" in captured.out and "rollout" in captured.out and not captured.err

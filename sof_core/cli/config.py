@@ -93,6 +93,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_set(args: argparse.Namespace) -> int:
     from sof_core.errors import ConfigError
 
+    for what, text in (("KEY", args.key), ("VALUE", args.value)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8
+            return _fail(f"{what} {text!r} is not valid UTF-8 text; give it as UTF-8")
     try:
         value = parse_value(args.value)
     except ConfigError as exc:
@@ -247,9 +252,11 @@ def _fail(message: str) -> int:
 
 
 def _usage(parser: argparse.ArgumentParser) -> Any:
+    """``sof config`` alone: its help, exit 0 (as ``sof`` and ``sof memory`` alone)."""
+
     def show_help(args: argparse.Namespace) -> int:
         parser.print_help()
-        return USAGE_ERROR
+        return 0
 
     return show_help
 
