@@ -426,6 +426,11 @@ def _raise_uif_error(exc: ValidationError) -> None:
             raise cause  # already complete: raised by __init__, which pydantic calls inside
     if any(isinstance(cause, NotRoundTripError) for cause in causes):
         raise UIFError(describe_validation_error(exc, "UIF")) from exc
+    for error in exc.errors():  # deeper than pydantic's JSON parser goes (~200 levels)
+        if error["type"] == "json_invalid" and "recursion limit" in str(error["msg"]):
+            raise UIFError(
+                f"invalid UIF: the JSON is nested more than {MAX_JSON_DEPTH} levels deep "
+                f"({validation_message(error)})") from exc
 
 
 # --- JSON data ---------------------------------------------------------------------------

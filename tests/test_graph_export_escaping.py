@@ -20,7 +20,7 @@ from sof_core.skills.spec import SkillSpec
 NAMES = [
     'Say "hi"',
     "back\\slash\\",
-    "two\nlines",
+    "two  spaces",  # (a line break cannot be in a skill name; the key "h\ni" has one)
     "pipe|and<tag>&amp;",
     "hash #35; and `tick`",
     "brackets [x] (y) {z}",

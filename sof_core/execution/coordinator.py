@@ -44,7 +44,7 @@ from sof_core.plugins.loader import (
     engine_plugin_manager,
     host_config,
 )
-from sof_core.plugins.registry import Registry, item_label
+from sof_core.plugins.registry import Registry, item_label, safe_repr
 from sof_core.uif import UIF
 
 if TYPE_CHECKING:
@@ -84,6 +84,13 @@ class CoordinatorEngine:
         """
         if config is not None:
             config = as_config(config, "CoordinatorEngine(config=...)")
+        if plugins is not None and not isinstance(plugins, PluginManager):
+            raise ConfigError(
+                f"CoordinatorEngine(plugins=...) takes a sof_core.PluginManager, got "
+                f"{safe_repr(plugins)}; to choose which plugins load, pass "
+                "plugins_only=[...] (or config=SOFConfig(plugins_only=[...]))",
+                key="plugins",
+            )
         if settings:
             base = config if config is not None else (
                 plugins.config if plugins is not None else host_config())
@@ -225,6 +232,13 @@ class CoordinatorEngine:
         (``PluginConflictError``, ``SkillDefinitionError``, ``PluginHookError``) and leaves
         the engine exactly as it was.
         """
+        _check_plugin_name(plugin_name)
+        if skill is None or isinstance(skill, (str, bytes, int, float)):
+            raise PluginHookError(
+                plugin_name or "code",
+                f"register_skill got {safe_repr(skill)}, which is not a skill; pass a "
+                "BaseSkillModule subclass or instance",
+            )
         name = plugin_name or f"code:{item_label(skill)}"
         self.plugins.register_skills([skill], name, replace=plugin_name is None)
 
@@ -234,6 +248,15 @@ class CoordinatorEngine:
         A ``plugin_name`` already in use raises ``PluginConflictError``; like any failure
         here, it leaves what was registered before untouched.
         """
+        _check_plugin_name(plugin_name)
+        if not plugin_name:
+            raise PluginHookError(repr(plugin_name), "plugin_name must be a non-empty string")
+        if isinstance(skills, (type, str, bytes)) or not isinstance(skills, Iterable):
+            raise PluginHookError(
+                plugin_name if isinstance(plugin_name, str) else "code",
+                f"register_skills takes a list of skill classes or instances, got "
+                f"{safe_repr(skills)}; for one skill, call register_skill or pass [skill]",
+            )
         self.plugins.register_skills(list(skills), plugin_name)
 
     # --- planning ------------------------------------------------------------------------
@@ -319,7 +342,8 @@ class CoordinatorEngine:
 
     def executor(self, name: str | None = None) -> Executor:
         """The executor called ``name`` (default: the configured one), from the registry."""
-        name = name or self._config.executor
+        if name is None:
+            name = self._config.executor
         executor = self._executors.get(name)
         if executor is None:
             entry = self.plugins.registry.component("executors", name)
@@ -810,3 +834,13 @@ def _with_settings(base: SOFConfig, settings: Mapping[str, Any]) -> SOFConfig:
     if problems:
         raise config_error(problems)
     return as_config({**base.model_dump(), **values}, "CoordinatorEngine(...)")
+
+
+def _check_plugin_name(plugin_name: object) -> None:
+    """A plugin name given in code is a string: it is shown in every error and report
+    ("already registered by plugin 5" helps nobody)."""
+    if plugin_name is not None and not isinstance(plugin_name, str):
+        raise PluginHookError(
+            safe_repr(plugin_name),
+            f"plugin_name must be a non-empty string, got {safe_repr(plugin_name)}",
+        )

@@ -118,6 +118,37 @@ def plan_order(skill_graph: SkillGraph) -> list[str]:
     return list(nx.lexicographical_topological_sort(graph, key=hint.__getitem__))
 
 
+def _goal_keys(goals: object) -> list[str]:
+    """``goals`` as a list of keys (one key may be a plain string, not its letters); a
+    ``GoalResolutionError`` naming what was given when it is not keys."""
+    if isinstance(goals, str):
+        return [goals]
+    if isinstance(goals, Iterable) and not isinstance(goals, (bytes, Mapping)):
+        keys = list(goals)
+        if all(isinstance(key, str) and key for key in keys):
+            return keys
+    raise GoalResolutionError(
+        f"goal must be an output key or a list of them (e.g. 'final_response'), got "
+        f"{_shown(goals)}")
+
+
+def _preferences(prefer: object) -> dict[str, str]:
+    """``prefer`` as {key: skill}; a ``GoalResolutionError`` when it is anything else."""
+    if prefer is None:
+        return {}
+    if isinstance(prefer, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in prefer.items()):
+        return dict(prefer)
+    raise GoalResolutionError(
+        f"prefer must map output keys to skill names (e.g. {{'final_response': "
+        f"'ResponseGenerationSkill'}}), got {_shown(prefer)}")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def resolve_goal(
     goals: Iterable[str],
     specs: Mapping[str, SkillSpec],
@@ -136,8 +167,8 @@ def resolve_goal(
     ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
     One key may be given as a plain string (``"final_response"``).
     """
-    goals = [goals] if isinstance(goals, str) else list(goals)  # one key, not its letters
-    prefer = dict(prefer or {})
+    goals = _goal_keys(goals)
+    prefer = _preferences(prefer)
     producers: dict[str, list[str]] = {}
     for name in sorted(specs):
         for key in specs[name].output_keys:

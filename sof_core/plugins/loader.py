@@ -497,7 +497,8 @@ class PluginManager:
             self._records[record.name] = record
             self.registry.note_failure(record.name, _reason(record.name, error), record.offered)
         self._alert("plugin_failed", str(error), {"plugin": record.name})
-        log.warning("plugin %s skipped: %s", record.name, error)
+        if not raise_it:  # raised to the code that registered it: said once, there
+            log.warning("plugin %s skipped: %s", record.name, error)
         strict = self._loaded and self.config.strict_plugins and record.source != "entry-point"
         if raise_it or strict:
             raise error

@@ -594,7 +594,9 @@ def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
                 raise done[1]
             else:
                 instance = done[0]
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: the class's fault, not the host's end
             raise SkillDefinitionError(
                 spec.name, f"could not be instantiated with no arguments: {exc!r}"
             ) from exc

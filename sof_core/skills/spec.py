@@ -210,6 +210,21 @@ def sample_classes(key_type: Any) -> tuple[type, ...]:
     return tuple(check._sof_arms) if isinstance(check, _AnyOf) else (check,)
 
 
+def _unprintable(name: str) -> str | None:
+    """What in ``name`` cannot be shown on one line (a control character, a line break, a
+    lone surrogate), or None. ``str.isprintable`` is the fast common answer."""
+    if name.isprintable():
+        return None
+    for char in name:
+        if char == " ":
+            continue
+        if not char.isprintable():
+            if "\ud800" <= char <= "\udfff":
+                return f"a lone surrogate ({char!r})"
+            return f"the unprintable character {char!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class SkillSpec:
     """A skill's declarations, checked and normalised once, for the graph and the executor."""
@@ -261,6 +276,11 @@ class SkillSpec:
         label = name if isinstance(name, str) and name else skill_class.__qualname__
         if not isinstance(name, str) or not name.strip():
             raise SkillDefinitionError(label, "skill_name must be a non-empty string")
+        bad = _unprintable(name)
+        if bad is not None:
+            raise SkillDefinitionError(
+                name, f"skill_name holds {bad}; a name is printed on one line in "
+                "reports, logs and the CLI: use letters, digits and punctuation")
         description = getattr(skill_class, "skill_description", "")
         if not isinstance(description, str) or not description.strip():
             raise SkillDefinitionError(
