@@ -162,3 +162,29 @@ def test_config_alone_prints_its_help_and_exits_0(
     assert main(["config"]) == 0
     captured = capsys.readouterr()
     assert "show" in captured.out and "rollout" in captured.out and not captured.err
+
+
+# --- explicit empty values are usage errors, never "not given" ----------------------------
+
+@pytest.mark.parametrize("argv, option", [
+    (["run", "q", "--executor", ""], "--executor"),
+    (["run", "q", "--output", ""], "--output"),
+    (["run", "q", "--plan", ""], "--plan"),
+    (["run", "q", "--plan", ","], "--plan"),
+    (["run", "q", "--goal", " "], "--goal"),
+    (["plan", "q", "--planner", ""], "--planner"),
+    (["validate", ",,,"], "SKILL"),
+    (["graph", ""], "SKILL"),
+    (["skills", ""], "NAME"),
+    (["hooks", ""], "HOOK"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_an_explicit_empty_value_is_a_usage_error(
+    config_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+) -> None:
+    from sof_core.cli import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sof: error: {option} "), captured.err
+    assert "give" in lines[0] and not captured.out

@@ -45,11 +45,24 @@ def engine() -> CoordinatorEngine:
     return CoordinatorEngine(manager())
 
 
-def plan_arg(values: Sequence[str] | None) -> list[str]:
-    """Plans may be given as separate words or comma-separated."""
+def not_empty(value: str | None, option: str, give: str) -> None:
+    """An option given an explicit empty (or blank) value is a usage error naming it and
+    saying what to give: ``--executor ""`` is never read as "not given"."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{option} is empty; give {give}")
+
+
+def plan_arg(values: Sequence[str] | None, option: str = "SKILL") -> list[str]:
+    """Plans may be given as separate words or comma-separated. A word that names no skill
+    (``""``, ``,``, ``,,,``) is a usage error, never read as "no plan given"."""
     plan: list[str] = []
     for value in values or ():
-        plan.extend(part.strip() for part in value.split(",") if part.strip())
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        if not names:
+            raise UsageError(f"{option} {value!r} names no skill; give skill names, separated "
+                             "by spaces or commas (e.g. MemoryRetrievalSkill,"
+                             "ResponseGenerationSkill)")
+        plan.extend(names)
     return plan
 
 
@@ -96,6 +109,9 @@ def add_plan_options(p: argparse.ArgumentParser, positional: bool) -> None:
 def check_plan_options(args: argparse.Namespace) -> dict[str, str]:
     """Check the plan options without loading anything; returns ``--prefer`` as a mapping."""
     prefer = prefer_arg(getattr(args, "prefer", None))
+    plan_arg(getattr(args, "plan", None), _plan_option(args))
+    for goal in getattr(args, "goal", None) or ():
+        not_empty(goal, "--goal", "a key to plan for (e.g. final_response)")
     include_optional = bool(getattr(args, "include_optional", False))
     if not getattr(args, "goal", None) and (prefer or include_optional):
         option = "--prefer" if prefer else "--include-optional"
@@ -114,5 +130,10 @@ def resolve_plan(
     if goal:
         include_optional = bool(getattr(args, "include_optional", False))
         return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-    plan = plan_arg(getattr(args, "plan", None))
+    plan = plan_arg(getattr(args, "plan", None), _plan_option(args))
     return plan or (list(engine.config.default_plan) if default else [])
+
+
+def _plan_option(args: argparse.Namespace) -> str:
+    """How the plan was given: ``--plan`` (``sof run``) or ``SKILL`` words."""
+    return "--plan" if getattr(args, "command", None) == "run" else "SKILL"

@@ -178,6 +178,7 @@ def _show_plugin(record: PluginRecord, as_json: bool) -> int:
 
 
 def cmd_skills(args: argparse.Namespace) -> int:
+    common.not_empty(args.name, "NAME", "a skill name (`sof skills` lists them)")
     manager = common.manager()
     registry = manager.registry
     if args.name:

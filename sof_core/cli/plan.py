@@ -94,6 +94,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """Exit 0 with a plan; 1 when the plan (even after fallbacks) is invalid; 2 for an
     unknown planner (a configuration error)."""
+    common.not_empty(args.planner, "--planner",
+                     "a planner name (rules, static, goal, llm, or a plugin's)")
     engine = common.engine()
     query = " ".join(args.query)
     result = engine.planning.plan(query, planner=args.planner)

@@ -106,6 +106,10 @@ def _queries(args: argparse.Namespace) -> list[str]:
         raise UsageError(f"--concurrency must be a whole number >= 1, got {args.concurrency}")
     if args.json and args.output:
         raise UsageError("give --json or --output KEY, not both")
+    common.not_empty(args.executor, "--executor",
+                     "an executor name (sequential, threads, asyncio, or a plugin's)")
+    common.not_empty(args.output, "--output", "the key of the final UIF to print "
+                     "(e.g. final_response)")
     words = list(args.query)
     if args.file is not None:
         if words:
