@@ -188,3 +188,19 @@ def test_an_explicit_empty_value_is_a_usage_error(
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"sof: error: {option} "), captured.err
     assert "give" in lines[0] and not captured.out
+
+
+# --- --json when --goal cannot be resolved ---------------------------------------------------
+
+def test_an_unresolvable_goal_with_json_prints_the_runs_json(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from sof_core.cli import main
+
+    assert main(["run", "q", "--goal", "nokey", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == "sof.run/1" and data["status"] == "invalid"
+    assert data["query"] == "q" and data["plan"] == []
+    assert any("nokey" in error for error in data["errors"])

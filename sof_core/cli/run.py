@@ -66,17 +66,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     several = len(queries) > 1 or args.file is not None
     if several:
         _check_batch_options(args)
+    from sof_core.errors import GoalResolutionError
+
+    unresolved: GoalResolutionError | None = None
     with others_write_to_stderr():
         engine = common.engine()
         planning_started = time.perf_counter()
-        plan = common.resolve_plan(engine, args, default=False)  # empty: the planner's
+        try:
+            plan = common.resolve_plan(engine, args, default=False)  # empty: the planner's
+        except GoalResolutionError as exc:
+            if not args.json or several:
+                raise
+            unresolved = exc
         planning = time.perf_counter() - planning_started
+    if unresolved is not None:  # printed here: stdout is ours again
+        return _goal_not_resolved(queries[0], context, args, unresolved)
     if several:
         code = _run_batch(engine, queries, plan, args)
     else:
         code = _run_one(engine, queries[0], plan, context, args, planning)
     _say_abandoned(engine)
     return code
+
+
+def _goal_not_resolved(
+    query: str, context: dict[str, str], args: argparse.Namespace, exc: Exception
+) -> int:
+    """``--goal`` that no registered skills produce, with ``--json``: the run's JSON all the
+    same (status ``invalid``, the reason in ``errors``), as for an invalid ``--plan``."""
+    from sof_core.execution.report import ExecutionReport
+    from sof_core.uif import UIF
+
+    uif = UIF.for_query(query, user_context=context, session_id=args.session, user_id=args.user)
+    print(ExecutionReport.not_run([], uif, str(exc)).to_json())
+    return 1
 
 
 def _say_abandoned(engine: CoordinatorEngine) -> None:
