@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, display_name
-from sof_memory.importer import ImportIssue, ParsedFile, expand_paths, parse_file, sample_corpus
+from sof_memory.importer import (
+    ImportIssue,
+    ParsedFile,
+    UnreadablePath,
+    expand_paths,
+    parse_file,
+    sample_corpus,
+)
 from sof_memory.metadata import MAX_METADATA_DEPTH, text_problem, value_problem
 from sof_memory.settings import MAX_LIMIT, configured_limit, is_limit
 
@@ -137,7 +144,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     """
     if not args.paths and not args.sample:
         return _fail("import", "give PATH... or --sample")
-    files, issues = expand_paths(args.paths)
+    try:
+        files, issues = expand_paths(args.paths)
+    except UnreadablePath as exc:
+        return _fail("import", str(exc))
     backend = backend_factory()
     before = _count(backend)
     stored = 0

@@ -7,7 +7,9 @@ never an exception, so one broken record cannot stop a bulk import.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -50,34 +52,92 @@ class ParsedFile:
     issues: list[ImportIssue] = field(default_factory=list)
 
 
+class UnreadablePath(ValueError):
+    """A path given to import that cannot be read at all (an expected error, exit 2)."""
+
+
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[ImportIssue]]:
-    """Files to import: given files as they are, directories searched for known suffixes."""
+    """Files to import: given files as they are, directories searched for known suffixes.
+
+    A file or folder met while searching that cannot be read is skipped with an issue
+    naming it; a given path that is not a regular file or a folder is skipped the same way
+    (``/dev/zero``: "not a regular file"). A given folder that cannot be read at all raises
+    ``UnreadablePath``.
+    """
     files: list[Path] = []
     issues: list[ImportIssue] = []
     for raw in paths:
         path = Path(raw)
         try:
-            is_dir, is_file = path.is_dir(), path.is_file()
-        except (OSError, ValueError) as exc:  # a name too long, an embedded NUL
-            issues.append(ImportIssue(display_path(path), None, f"cannot read: {exc}", True))
-            continue
-        if is_dir:
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            issues.append(
+                ImportIssue(display_path(path), None, "no such file or directory", True)
             )
+            continue
+        except (OSError, ValueError) as exc:  # no permission, a name too long, a NUL
+            issues.append(ImportIssue(display_path(path), None, f"cannot read: {_why(exc)}",
+                                      True))
+            continue
+        if stat.S_ISDIR(mode):
+            try:
+                os.scandir(path).close()
+            except OSError as exc:
+                raise UnreadablePath(
+                    f"cannot read folder {display_path(path)}: {_why(exc)}") from None
+            found = _search(path, issues)
             if not found:
                 issues.append(
                     ImportIssue(display_path(path), None, "no .md, .txt or .jsonl files found")
                 )
             files.extend(found)
-        elif is_file:
+        elif stat.S_ISREG(mode):
             files.append(path)
         else:
-            issues.append(
-                ImportIssue(display_path(path), None, "no such file or directory", True)
-            )
+            issues.append(ImportIssue(display_path(path), None,
+                                      f"not a regular file ({_kind(mode)}); give a file or "
+                                      "a folder", True))
     return list(dict.fromkeys(files)), issues
+
+
+def _search(folder: Path, issues: list[ImportIssue]) -> list[Path]:
+    """The regular files with a known suffix under ``folder`` (symlinked folders are not
+    followed); a folder or file that cannot be read is an issue, and the search goes on."""
+    found: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = exc.filename if exc.filename is not None else folder
+        issues.append(ImportIssue(display_path(Path(where)), None,
+                                  f"cannot read: {_why(exc)}", True))
+
+    suffixes = TEXT_SUFFIXES | JSONL_SUFFIXES
+    for top, _dirs, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            if os.path.splitext(name)[1].lower() not in suffixes:
+                continue
+            path = Path(top, name)
+            try:
+                regular = stat.S_ISREG(path.stat().st_mode)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):  # gone meanwhile, or a dead link
+                    unreadable(exc)
+                continue
+            if regular:
+                found.append(path)
+    return sorted(found)
+
+
+def _why(exc: BaseException) -> str:
+    """An OS error's reason without its repeated file name."""
+    return exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file or folder"
 
 
 def parse_file(path: Path, split: Split = "file") -> ParsedFile:
