@@ -70,3 +70,12 @@ def test_buckets_are_the_same_in_another_process_with_another_hash_seed() -> Non
 
 
 GOLDEN = {"user:alice": 18.46, "session:42": 86.97, "query:What is SOF?": 26.06}
+
+
+def test_an_id_with_a_lone_surrogate_has_a_stable_bucket_too() -> None:
+    """Before: a user or session id decoded from bad bytes ("\\ud800") raised
+    UnicodeEncodeError out of the router (a 500 from ``sof serve``)."""
+    key = routing_key("q", user_id="bad\ud800id")
+    bucket = rollout_bucket(key)
+    assert 0 <= bucket < 100 and rollout_bucket(key) == bucket
+    assert rollout_bucket("user:alice") == GOLDEN["user:alice"]  # valid text: unmoved

@@ -56,8 +56,10 @@ _BUCKET_SALT = b"sof-rollout:"
 
 
 def rollout_bucket(key: str) -> float:
-    """The stable bucket of ``key``, in 0.00 .. 99.99 (10,000 equal buckets)."""
-    digest = hashlib.sha256(_BUCKET_SALT + key.encode("utf-8")).digest()
+    """The stable bucket of ``key``, in 0.00 .. 99.99 (10,000 equal buckets). Any string
+    has one: a lone surrogate (an id decoded from bad bytes) is hashed as its code point
+    (``surrogatepass``), valid text exactly as UTF-8, so no bucket moved."""
+    digest = hashlib.sha256(_BUCKET_SALT + key.encode("utf-8", "surrogatepass")).digest()
     return (int.from_bytes(digest[:8], "big") % 10_000) / 100
 
 
