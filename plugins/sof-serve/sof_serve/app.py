@@ -59,7 +59,7 @@ def create_app(
     if service is None:
         service = SOFService(settings=settings, **service_options)
     api = _Api(service)
-    app = Starlette(routes=api.routes())
+    app = Starlette(routes=api.routes(), exception_handlers={Exception: _internal_error})
     app.state.sof = service
     app.add_middleware(LimitsMiddleware, settings=service.settings)
     return app
@@ -69,6 +69,12 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
           ) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "code": code, "message": message}},
                         status_code=status, headers=headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """An unexpected error in a route: the documented JSON error, not a plain-text 500."""
+    return error(500, "internal_error", f"the server failed answering this request "
+                 f"({type(exc).__name__}); its log has the details")
 
 
 class _Api:
@@ -106,13 +112,13 @@ class _Api:
 
     async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Blocking work on a worker thread; abandoned (not waited for) on a timeout."""
-        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs),
+        return await anyio.to_thread.run_sync(_guarded(function, *args, **kwargs),
                                               abandon_on_cancel=True, limiter=self.limiter)
 
     async def control_call(self, function: Callable[..., Any], *args: Any,
                            **kwargs: Any) -> Any:
         """``call`` for watching and operating the server: its own few threads."""
-        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs),
+        return await anyio.to_thread.run_sync(_guarded(function, *args, **kwargs),
                                               abandon_on_cancel=True, limiter=self.control)
 
     # --- wrappers ------------------------------------------------------------------------
@@ -323,6 +329,26 @@ class _Api:
 
     async def config(self, request: Request) -> Response:
         return JSONResponse(await self.control_call(self.service.applied_config))
+
+
+def _guarded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    """``function`` for a worker thread: whatever it raises becomes a ``RequestError`` (500
+    ``internal_error`` naming it), so a ``KeyboardInterrupt`` or ``SystemExit`` raised by a
+    skill or a legacy pipeline on that thread fails the request, never the server (asyncio
+    re-raises those two out of the event loop)."""
+    def work() -> Any:
+        try:
+            return function(*args, **kwargs)
+        except RequestError:
+            raise
+        except BaseException as exc:  # the thread's, never the user's Ctrl-C
+            log.exception("request work failed")
+            text = str(exc)
+            raise RequestError(500, "internal_error",
+                               f"the request's work raised {type(exc).__name__}"
+                               + (f": {text}" if text else "")) from None
+
+    return work
 
 
 # --- body helpers ----------------------------------------------------------------------

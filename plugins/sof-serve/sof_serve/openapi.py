@@ -27,12 +27,13 @@ def _errors(*codes: int) -> dict[str, Any]:
     why = {400: "the body is not valid JSON", 401: "missing or wrong bearer token",
            404: "not found (admin: no SOF_ADMIN_TOKEN configured)",
            413: "body larger than max_body_bytes", 422: "invalid input, named in the message",
+           500: "the request's work raised (internal_error, naming it)",
            503: "busy (max_concurrency) or not available", 504: "request_timeout passed"}
     return {str(code): _answer(why[code], _ERROR) for code in codes}
 
 
 _LIMITED = (413, 503, 504)
-_POSTED = (400, 413, 422, 503, 504)
+_POSTED = (400, 413, 422, 500, 503, 504)
 _ADMIN = (401, 404, 413, 503, 504)
 
 _OBJECT: dict[str, Any] = {"type": "object"}

@@ -179,8 +179,26 @@ class SOFService:
             run_sof = self._planned_by(planner)
         if self._fixed_legacy is not None:
             self._fixed_legacy.take_report()  # nothing stale from an earlier request
-        result = self.router.route(query, session_id=session_id, user_id=user_id,
-                                   run_sof=run_sof, **context)
+        started = time.perf_counter()
+        try:
+            result = self.router.route(query, session_id=session_id, user_id=user_id,
+                                       run_sof=run_sof, **context)
+        except BaseException as exc:  # a worker thread's, never the user's
+            # KeyboardInterrupt or SystemExit from a skill or the legacy pipeline (signals
+            # reach the main thread only): the query failed, the server goes on serving.
+            why = f"the query's work raised {_describe(exc)}"
+            result = RouteResult(path="none", response=None, error=why,
+                                 latency=time.perf_counter() - started)
+            legacy_report = self._fixed_legacy.take_report() if self._fixed_legacy else None
+            record = self._record(query, result, legacy_report, session_id, user_id,
+                                  context)
+            with self._counts_lock:
+                self.requests += 1
+            self.runs.add(record)
+            log.error("query %s: %s", record["run_id"], why)
+            raise RequestError(500, "internal_error",
+                               f"{why}; the run is stored as {record['run_id']} "
+                               f"(GET /v1/runs/{record['run_id']})") from None
         legacy_report = self._fixed_legacy.take_report() if self._fixed_legacy else None
         record = self._record(query, result, legacy_report, session_id, user_id, context)
         with self._counts_lock:
@@ -415,6 +433,11 @@ def _auto_rollback(alerts: dict[str, Any]) -> dict[str, Any] | None:
         return state
     return {"enabled": bool(state), "step": alerts.get("auto_rollback_step"),
             "last": alerts.get("last_rollback")}
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _brief(report: ExecutionReport) -> dict[str, Any]:

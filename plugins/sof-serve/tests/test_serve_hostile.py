@@ -1,0 +1,74 @@
+"""Hostile skills, legacy pipelines and requests: each request fails alone, with the
+documented JSON error, and the server goes on serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfigManager
+
+Served = Callable[..., Any]
+
+
+class InterruptSkill(BaseSkillModule):
+    skill_name = "InterruptSkill"
+    skill_description = "Raises KeyboardInterrupt from its worker thread."
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        raise KeyboardInterrupt
+
+
+def hostile_legacy(query: str, **context: Any) -> str:
+    if query == "kbint":
+        raise KeyboardInterrupt
+    if query == "exit":
+        raise SystemExit(3)
+    return f"legacy:{query}"
+
+
+def _still_serving(http: httpx.Client) -> None:
+    assert http.get("/healthz").status_code == 200
+    again = http.post("/v1/query", json={"query": "fine"})
+    assert again.status_code == 200, again.text
+    assert again.json()["final_response"] == "legacy:fine"
+
+
+@pytest.mark.parametrize(("query", "named"), [("kbint", "KeyboardInterrupt"),
+                                              ("exit", "SystemExit: 3")])
+def test_legacy_raising_base_exception_fails_the_request_not_the_server(
+        served: Served, query: str, named: str) -> None:
+    # KeyboardInterrupt / SystemExit from the legacy pipeline's worker thread used to be
+    # re-raised out of the event loop: the server died (exit 130), later connections refused.
+    server = served(legacy=hostile_legacy)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v1/query", json={"query": query})
+        assert answer.status_code == 500
+        assert answer.headers["content-type"].startswith("application/json")
+        err = answer.json()["error"]
+        assert err["status"] == 500 and err["code"] == "internal_error"
+        assert named in err["message"]
+        run_id = http.get("/v1/runs?limit=1").json()["runs"][0]["run_id"]
+        assert run_id in err["message"]
+        run = http.get(f"/v1/runs/{run_id}").json()
+        assert run["route"]["ok"] is False and named in run["route"]["error"]
+        _still_serving(http)
+
+
+def test_skill_raising_keyboard_interrupt_fails_the_request_not_the_server(
+        served: Served, engine: CoordinatorEngine, manager: SOFConfigManager) -> None:
+    engine.register_skills([InterruptSkill], "serve-hostile-tests")
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100)
+    server = served(legacy=hostile_legacy)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v1/query", json={"query": "q", "plan": ["InterruptSkill"]})
+        assert answer.status_code == 500
+        assert "KeyboardInterrupt" in answer.json()["error"]["message"]
+        assert http.get("/healthz").status_code == 200
+        manager.update_config(use_sof_framework=False)
+        _still_serving(http)
