@@ -284,6 +284,9 @@ class _Api:
                 isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
             raise RequestError(422, "invalid_body",
                                "'context' must be an object of string values")
+        for key, value in context.items():
+            _encodable(key, "a 'context' key")
+            _encodable(value, f"'context'[{key!r}]")
         record = await self.call(self.service.query, query, user_id=_text(body, "user_id"),
                                  session_id=_text(body, "session_id"), plan=plan,
                                  planner=planner, context=context)
@@ -386,7 +389,19 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | No
     if not isinstance(value, str) or _BLANK.fullmatch(value):
         raise RequestError(422, "invalid_body",
                            f"'{key}' must be a non-empty string, got {value!r:.80}")
+    _encodable(value, f"'{key}'")
     return value
+
+
+def _encodable(value: str, what: str) -> None:
+    """422 naming ``what`` for a string that is not valid Unicode text (a lone surrogate,
+    JSON ``"\\ud800"``): nothing downstream can encode it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(422, "invalid_body",
+                           f"{what} is not valid Unicode text: a lone surrogate "
+                           f"{value[exc.start]!r} at position {exc.start}") from None
 
 
 def _plan(body: dict[str, Any]) -> list[str] | None:
@@ -398,6 +413,8 @@ def _plan(body: dict[str, Any]) -> list[str] | None:
             or not all(isinstance(s, str) and s for s in plan)):
         raise RequestError(422, "invalid_body",
                            "'plan' must be a non-empty list of skill names (strings)")
+    for index, name in enumerate(plan):
+        _encodable(name, f"'plan'[{index}]")
     return plan
 
 

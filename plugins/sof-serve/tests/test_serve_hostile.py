@@ -72,3 +72,26 @@ def test_skill_raising_keyboard_interrupt_fails_the_request_not_the_server(
         assert http.get("/healthz").status_code == 200
         manager.update_config(use_sof_framework=False)
         _still_serving(http)
+
+
+@pytest.mark.parametrize(("route", "body", "field"), [
+    ("/v1/query", '{"query": "hi", "user_id": "\\ud800"}', "'user_id'"),
+    ("/v1/query", '{"query": "hi", "session_id": "a\\udfffb"}', "'session_id'"),
+    ("/v1/query", '{"query": "hi", "plan": ["\\ud800"]}', "'plan'[0]"),
+    ("/v1/query", '{"query": "hi", "context": {"k": "\\ud800"}}', "'context'['k']"),
+    ("/v1/query", '{"query": "hi", "context": {"\\ud800": "v"}}', "'context' key"),
+    ("/v1/plan", '{"query": "hi", "profile": "\\ud800"}', "'profile'"),
+    ("/v1/validate", '{"plan": ["AnswerSkill", "\\ud800"]}', "'plan'[1]"),
+])
+def test_lone_surrogate_in_a_field_is_422_naming_it(
+        served: Served, route: str, body: str, field: str) -> None:
+    # Was a plain-text 500 with a traceback (the bucket hash or the plan compiler tried to
+    # encode the string).
+    server = served()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post(route, content=body.encode(),
+                           headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    err = answer.json()["error"]
+    assert err["code"] == "invalid_body"
+    assert field in err["message"] and "surrogate" in err["message"]
