@@ -4,6 +4,8 @@ and empty values, the JSON of a goal that cannot be resolved."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import math
 import os
 import subprocess
 import sys
@@ -118,12 +120,19 @@ def test_config_show_refuses_infinite_values_from_the_environment(
 def test_config_show_json_is_strict_json_for_a_sam_key_holding_nan(
     config_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """SAM's json.dump writes NaN and Infinity: such a SAM key SOF does not use is kept in
+    the file (a rollback must not lose it) and shown as a string, so --json stays strict."""
     from sof_core.cli import main
 
-    config_path.write_text('{"legacy_thing": NaN}')
-    assert main(["config", "show", "--json"]) == 2
-    captured = capsys.readouterr()
-    assert "NaN" not in captured.out and "legacy_thing" in captured.err
+    config_path.write_text('{"legacy_timeout": NaN, "use_sof_framework": true}')
+    assert main(["config", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(name))
+    assert shown["sam_settings_not_used"] == {"legacy_timeout": "NaN"}
+    assert main(["config", "disable"]) == 0
+    kept = json.loads(config_path.read_text())
+    assert kept["use_sof_framework"] is False and math.isnan(kept["legacy_timeout"])
+    assert [p.name for p in config_path.parent.iterdir()
+            if p.name.startswith(config_path.name + ".corrupt")] == []
 
 
 @pytest.mark.parametrize("key, value", [("alert_window_seconds", "1e999"),

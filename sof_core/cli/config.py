@@ -59,6 +59,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 # --- commands ------------------------------------------------------------------------------
 
 
+def _strict_json(value: Any) -> Any:
+    """``value`` with each infinity or NaN as the string JSON has no number for
+    (``"Infinity"``): a SAM key in the file may hold one (SAM's ``json.dump`` writes them),
+    and ``--json`` output must parse with any JSON reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     manager = _manager()
     from sof_core.errors import ConfigError
@@ -73,8 +86,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     unknown_env = unknown_env_vars()
     if args.json:
         print(json.dumps({"path": str(manager.path), "settings": rows,
-                          "sam_settings_not_used": sam_unused,
-                          "unknown_environment": unknown_env}, indent=2))
+                          "sam_settings_not_used": _strict_json(sam_unused),
+                          "unknown_environment": unknown_env}, indent=2, allow_nan=False))
         return 0
     from sof_core.cli.output import render_table
 

@@ -28,7 +28,6 @@ from sof_core.config.model import (
     SAM_KEYS,
     SOFConfig,
     _short,
-    non_finite_problem,
     unknown_key_hint,
 )
 from sof_core.errors import ConfigError, validation_message
@@ -298,10 +297,10 @@ def parse_config_bytes(raw: bytes, path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold an object/table at top level")
-    for key, value in data.items():  # SOF's settings say it themselves, naming the setting
-        problem = None if key in SOFConfig.model_fields else non_finite_problem(value)
-        if problem is not None:
-            raise ConfigError(f"config file {path}: {key} {problem}", key=str(key))
+    # Infinity or NaN (Python's json reads and SAM's json.dump writes them) is not refused
+    # here: a SOF setting holding one is refused by the model, alone, and a key SOF does not
+    # use is kept as it is, so a rollback never loses it (``sof config show --json`` shows
+    # it as a string, to stay strict JSON).
     return data
 
 

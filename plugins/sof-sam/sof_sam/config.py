@@ -181,16 +181,25 @@ class SOFConfigManager:
         A name neither SAM nor SOF knows is logged with "did you mean" and ignored (SAM's
         behaviour); a bad value raises ``ConfigError`` and nothing is written.
         """
-        config = self.load_config()
+        self.load_config()  # SAM's: a missing file is created with the defaults first
+        sam_settings: dict[str, Any] = {}
         sof_settings: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in _FIELDS:
-                setattr(config, key, value)
+                sam_settings[key] = value
             elif key in core.SOFConfig.model_fields:
                 sof_settings[key] = value
             else:
                 logger.warning("Unknown configuration key: %r%s; ignored", key, _hint(key))
-        self._save(config, also=sof_settings)
+        # Only the keys given are written, compared with the file under its lock: a copy of
+        # every setting read before would put back what another thread or process changed
+        # meanwhile (a rollback undone by an unrelated update).
+        try:
+            self._core.save_sam_settings(sam_settings, also=sof_settings)
+        except ConfigError:
+            self._config = None
+            raise
+        self._config = None
         return self.load_config()
 
     def is_sof_enabled(self) -> bool:
