@@ -168,7 +168,9 @@ class CoordinatorEngine:
 
         With ``use_dynamic_planning`` (and the planner enabled) the planner's plan replaces
         ``plan`` when it finds one. An invalid plan, or an error outside the skills, falls
-        back as SAM did when ``enable_fallback_plans`` is on. A plain ``sof_core.UIF`` is
+        back as SAM did when ``enable_fallback_plans`` is on; a plan that is not a list of
+        skill-name strings (``None``, ``[["a"]]``) is invalid, naming each bad item, even with
+        ``enable_plan_validation`` off. A plain ``sof_core.UIF`` is
         converted to a ``SAM_UIF`` first (the report then holds the converted one).
         """
         return self._execute(plan, uif, use_dynamic_planning, allow_generator=True)
@@ -182,7 +184,7 @@ class CoordinatorEngine:
     ) -> ExecutionReport:
         started = time.perf_counter()
         uif = as_sam_uif(uif)
-        names = isinstance(plan, (list, tuple)) and all(isinstance(p, str) for p in plan)
+        names = _is_names(plan)
         self.logger.info("Starting plan execution: %s", plan)
         uif.add_log_entry(f"CoordinatorEngine starting plan execution: {plan}")
         uif.execution_plan = list(plan) if names else []
@@ -198,7 +200,9 @@ class CoordinatorEngine:
                 else:
                     uif.add_warning("Dynamic planning failed, using provided plan")
             validation: PlanValidationReport | None = None
-            if flag(self._config, "enable_plan_validation"):
+            if flag(self._config, "enable_plan_validation") or not _is_names(plan):
+                # Not a list of names: an invalid plan (naming each bad item) even with
+                # validation off, never a TypeError from running it.
                 validation = self._validator.validate_plan(plan, uif)
                 if not validation.is_valid:
                     return self._handle_invalid_plan(plan, uif, validation, started,
@@ -380,7 +384,7 @@ class CoordinatorEngine:
             if fallback is not None:
                 return fallback
         executed = set(uif.executed_skills)
-        planned = list(plan) if isinstance(plan, (list, tuple)) else []
+        planned = list(plan) if _is_names(plan) else []
         uif.end_time = now_iso()
         report = ExecutionReport(
             ExecutionResult.FAILURE, uif, list(uif.executed_skills),
@@ -495,6 +499,11 @@ class CoordinatorEngine:
     def get_constraint_statistics(self) -> dict[str, Any] | None:
         """Always None: SOF has no domain constraints."""
         return None
+
+
+def _is_names(plan: Any) -> bool:
+    """Whether ``plan`` is a list (or tuple) of skill-name strings."""
+    return isinstance(plan, (list, tuple)) and all(isinstance(p, str) for p in plan)
 
 
 def _not_found(unknown: Sequence[str]) -> str | None:

@@ -150,8 +150,11 @@ class PlanValidationEngine:
         in_order = not flag(config, "enable_parallel_execution")
         limit = flag(config, "max_plan_length")
         available = frozenset(uif.intermediate_data.keys())
-        key = (tuple(plan) if isinstance(plan, (list, tuple)) else repr(plan),
-               self._engine.registry.version, available, in_order, limit)
+        if not (isinstance(plan, (list, tuple)) and all(type(p) is str for p in plan)):
+            # Not a list of names (an item may be unhashable, [["A"]]): SOF's plan_type
+            # problems name each bad item; nothing worth caching.
+            return self._validate(plan, available, in_order, limit)
+        key = (tuple(plan), self._engine.registry.version, available, in_order, limit)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
