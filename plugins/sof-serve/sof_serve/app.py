@@ -65,9 +65,27 @@ def create_app(
     return app
 
 
+#: A lone surrogate (U+D800..U+DFFF alone): a Python string may hold one, UTF-8 cannot.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class SafeJSONResponse(JSONResponse):
+    """``JSONResponse`` that always renders: a lone surrogate in the content (a skill's or
+    a legacy pipeline's answer, say) is sent as U+FFFD instead of failing the response
+    (which used to be a plain-text 500, and a stored run that could never be read back)."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None
           ) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message}},
+    return SafeJSONResponse({"error": {"status": status, "code": code, "message": message}},
                         status_code=status, headers=headers)
 
 
@@ -169,11 +187,11 @@ class _Api:
         return Response(html, media_type="text/html; charset=utf-8")
 
     async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return SafeJSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
         ready, reason = await anyio.to_thread.run_sync(self.service.ready)
-        return JSONResponse({"status": "ready" if ready else "not_ready", "reason": reason},
+        return SafeJSONResponse({"status": "ready" if ready else "not_ready", "reason": reason},
                             status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
@@ -190,21 +208,21 @@ class _Api:
         planners = await self.control_call(
             lambda: sorted(self.service.engine.registry.components("planners")))
         settings = self.service.settings
-        return JSONResponse(openapi_document(planners=planners,
+        return SafeJSONResponse(openapi_document(planners=planners,
                                              recent_runs=settings.recent_runs,
                                              admin=bool(settings.admin_token)))
 
     async def skills(self, request: Request) -> Response:
-        return JSONResponse({"skills": await self.control_call(self.service.skills)})
+        return SafeJSONResponse({"skills": await self.control_call(self.service.skills)})
 
     async def plugins(self, request: Request) -> Response:
-        return JSONResponse({"plugins": await self.control_call(self.service.plugins)})
+        return SafeJSONResponse({"plugins": await self.control_call(self.service.plugins)})
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(await self.control_call(self.service.stats))
+        return SafeJSONResponse(await self.control_call(self.service.stats))
 
     async def alerts(self, request: Request) -> Response:
-        return JSONResponse(await self.control_call(self.service.alert_state))
+        return SafeJSONResponse(await self.control_call(self.service.alert_state))
 
     async def runs(self, request: Request) -> Response:
         size = self.service.settings.recent_runs
@@ -217,7 +235,7 @@ class _Api:
             return error(422, "invalid_limit",
                          f"limit must be a whole number from 1 to {size} (the runs kept, "
                          f"plugin_settings.serve.recent_runs), got {text!r}")
-        return JSONResponse({"runs": self.service.runs.recent(limit),
+        return SafeJSONResponse({"runs": self.service.runs.recent(limit),
                              "total": self.service.runs.total, "kept": size})
 
     async def run(self, request: Request) -> Response:
@@ -227,7 +245,7 @@ class _Api:
             return error(404, "unknown_run",
                          f"no run {run_id!r} among the last {self.service.settings.recent_runs}"
                          " runs (GET /v1/runs lists them)")
-        return JSONResponse(record)
+        return SafeJSONResponse(record)
 
     async def stream(self, request: Request) -> Response:
         """Finished runs as server-sent events (``event: run``, data: the run's summary)."""
@@ -290,14 +308,14 @@ class _Api:
         record = await self.call(self.service.query, query, user_id=_text(body, "user_id"),
                                  session_id=_text(body, "session_id"), plan=plan,
                                  planner=planner, context=context)
-        return JSONResponse(record)
+        return SafeJSONResponse(record)
 
     async def plan(self, body: dict[str, Any]) -> Response:
         _only(body, {"query", "planner", "profile"})
         result = await self.call(self.service.plan, _text(body, "query", required=True),
                                  planner=_text(body, "planner"),
                                  profile=_text(body, "profile"))
-        return JSONResponse(result)
+        return SafeJSONResponse(result)
 
     async def validate(self, body: dict[str, Any]) -> Response:
         _only(body, {"plan"})
@@ -305,7 +323,7 @@ class _Api:
         if plan is None:
             raise RequestError(422, "invalid_body",
                                "'plan' is required: a list of skill names")
-        return JSONResponse(await self.call(self.service.validate, plan))
+        return SafeJSONResponse(await self.call(self.service.validate, plan))
 
     # --- admin ---------------------------------------------------------------------------
 
@@ -313,13 +331,13 @@ class _Api:
         body = await _optional_body(request)
         _only(body, {"percentage"})
         percentage = _percentage(body, required=False)
-        return JSONResponse(await self.control_call(self.service.set_enabled, True, percentage,
+        return SafeJSONResponse(await self.control_call(self.service.set_enabled, True, percentage,
                                             _who(request)))
 
     async def disable(self, request: Request) -> Response:
         body = await _optional_body(request)
         _only(body, set())
-        return JSONResponse(await self.control_call(self.service.set_enabled, False, None,
+        return SafeJSONResponse(await self.control_call(self.service.set_enabled, False, None,
                                             _who(request)))
 
     async def rollout(self, request: Request) -> Response:
@@ -327,11 +345,11 @@ class _Api:
         _only(body, {"percentage"})
         percentage = _percentage(body, required=True)
         assert percentage is not None
-        return JSONResponse(await self.control_call(self.service.set_rollout, percentage,
+        return SafeJSONResponse(await self.control_call(self.service.set_rollout, percentage,
                                             _who(request)))
 
     async def config(self, request: Request) -> Response:
-        return JSONResponse(await self.control_call(self.service.applied_config))
+        return SafeJSONResponse(await self.control_call(self.service.applied_config))
 
 
 def _guarded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:

@@ -95,3 +95,23 @@ def test_lone_surrogate_in_a_field_is_422_naming_it(
     err = answer.json()["error"]
     assert err["code"] == "invalid_body"
     assert field in err["message"] and "surrogate" in err["message"]
+
+
+def surrogate_legacy(query: str, **context: Any) -> str:
+    return "bad \ud800 answer"
+
+
+def test_answer_with_a_lone_surrogate_is_served_and_its_run_reads_back(
+        served: Served) -> None:
+    # Was a plain-text 500 for the query, and GET /v1/runs/{id} answered 500 forever.
+    server = served(legacy=surrogate_legacy)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v1/query", json={"query": "hi"})
+        assert answer.status_code == 200, answer.text
+        run = answer.json()
+        assert run["final_response"] == "bad \ufffd answer"
+        again = http.get(f"/v1/runs/{run['run_id']}")
+        assert again.status_code == 200
+        assert again.json()["final_response"] == "bad \ufffd answer"
+        assert http.get("/v1/runs").status_code == 200
+        assert http.get("/v1/stats").status_code == 200
