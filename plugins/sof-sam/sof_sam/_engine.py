@@ -114,14 +114,23 @@ def now_iso() -> str:
 
 
 def as_sam_uif(uif: Any) -> Any:
-    """``uif`` as a ``SAM_UIF`` (a plain ``sof_core.UIF`` is converted; a SAM_UIF is kept)."""
+    """``uif`` as a ``SAM_UIF`` (a plain ``sof_core.UIF`` is converted; a SAM_UIF is kept).
+
+    Anything else raises ``sof_core.UIFError`` (a ``ValueError``) naming the argument and
+    its type: a caller's mistake, not an outcome of the run.
+    """
     from sof_sam.uif import SAM_UIF
 
     if isinstance(uif, SAM_UIF):
         return uif
     if isinstance(uif, UIF):
         return SAM_UIF.from_sof(uif)
-    raise TypeError(
-        f"expected a SAM_UIF, got {type(uif).__name__}; build one with "
-        "SAM_UIF(input_query=...)"
+    try:
+        shown = repr(uif)
+    except Exception:
+        shown = "unprintable"
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise sof_core.UIFError(
+        f"uif must be a SAM_UIF (or a sof_core.UIF), got {type(uif).__name__} ({shown}); "
+        "build one with SAM_UIF(input_query=...)"
     )

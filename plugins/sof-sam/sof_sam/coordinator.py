@@ -164,7 +164,12 @@ class CoordinatorEngine:
     def execute_plan(
         self, plan: list[str], uif: SAM_UIF, use_dynamic_planning: bool = False
     ) -> ExecutionReport:
-        """Validate and run ``plan`` on ``uif`` (updated in place); never raises.
+        """Validate and run ``plan`` on ``uif`` (updated in place).
+
+        A bad plan and a failing skill are outcomes in the report, never exceptions. The one
+        error raised is for a ``uif`` that is not a ``SAM_UIF`` (nor a ``sof_core.UIF``):
+        ``sof_core.UIFError`` (a ``ValueError``) naming the argument, as there is no UIF to
+        report on.
 
         With ``use_dynamic_planning`` (and the planner enabled) the planner's plan replaces
         ``plan`` when it finds one. An invalid plan, or an error outside the skills, falls

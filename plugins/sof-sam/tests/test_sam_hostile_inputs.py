@@ -13,6 +13,7 @@ from sof_sam.coordinator import CoordinatorEngine, ExecutionReport, ExecutionRes
 from sof_sam.uif import SAM_UIF
 from sof_sam.validator import PlanValidationEngine
 
+from sof_core import UIFError
 from sof_core.config import reset_sof_config_managers
 
 
@@ -62,3 +63,13 @@ def test_validate_plan_reports_unhashable_items_as_invalid(plan: Any) -> None:
         report = validator.validate_plan(plan, SAM_UIF(input_query="q"))
         assert not report.is_valid and report.errors_count >= 1
         assert all(i.issue_type == "plan_type" for i in report.issues)
+
+
+@pytest.mark.parametrize("uif", [None, "hello", 5, {"input_query": "q"}], ids=repr)
+def test_a_uif_that_is_not_one_is_a_typed_uif_error_naming_the_argument(uif: Any) -> None:
+    engine = CoordinatorEngine(config=sam_config())
+    with pytest.raises(UIFError) as caught:
+        engine.execute_plan(["ResponseGenerationSkill"], uif)
+    assert isinstance(caught.value, ValueError)
+    message = str(caught.value)
+    assert message.startswith("uif must be a SAM_UIF") and type(uif).__name__ in message
