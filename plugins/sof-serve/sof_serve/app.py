@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -59,7 +60,8 @@ def create_app(
     if service is None:
         service = SOFService(settings=settings, **service_options)
     api = _Api(service)
-    app = Starlette(routes=api.routes(), exception_handlers={Exception: _internal_error})
+    app = Starlette(routes=api.routes(),
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.sof = service
     app.add_middleware(LimitsMiddleware, settings=service.settings)
     return app
@@ -87,6 +89,29 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
           ) -> JSONResponse:
     return SafeJSONResponse({"error": {"status": status, "code": code, "message": message}},
                         status_code=status, headers=headers)
+
+
+#: The codes of the errors the routing itself answers (no route, wrong method).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404 (no such route or file) and 405 (a route that takes other methods) as the
+    documented JSON error, like every other error, instead of Starlette's plain text."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error")
+    if status == 404:
+        message = (f"no route {request.url.path[:200]!r}; GET /openapi.json lists the "
+                   "routes")
+    elif status == 405:
+        message = (f"{request.method[:20]} is not a method of {request.url.path[:200]!r}; "
+                   f"it takes {(exc.headers or {}).get('Allow', 'other methods')}")
+    else:
+        message = str(exc.detail)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=exc.headers)
+    return error(status, code, message, headers=dict(exc.headers or {}))
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -115,3 +115,26 @@ def test_answer_with_a_lone_surrogate_is_served_and_its_run_reads_back(
         assert again.json()["final_response"] == "bad \ufffd answer"
         assert http.get("/v1/runs").status_code == 200
         assert http.get("/v1/stats").status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/nope", 404), ("GET", "/v1", 404), ("GET", "/v1/nothing", 404),
+    ("GET", "/static/../app.py", 404), ("GET", "/static/%2e%2e/app.py", 404),
+    ("GET", "/static/missing.js", 404),
+    ("GET", "/v1/query", 405), ("PUT", "/v1/query", 405), ("DELETE", "/v1/runs", 405),
+    ("POST", "/v1/runs/stream", 405), ("PATCH", "/v1/admin/rollout", 405),
+])
+def test_unknown_routes_and_methods_are_json_errors(
+        served: Served, method: str, path: str, status: int) -> None:
+    # Were Starlette's plain-text "Not Found" / "Method Not Allowed".
+    server = served()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.request(method, path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("application/json")
+    err = answer.json()["error"]
+    assert err["status"] == status
+    assert err["code"] == {404: "not_found", 405: "method_not_allowed"}[status]
+    assert err["message"]
+    if status == 405:
+        assert "allow" in answer.headers
