@@ -11,6 +11,7 @@ sof-conflict, ...), plus whatever ``register_custom_skill`` adds.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -41,6 +42,17 @@ _STATUS = {
     ExecutionResult.PARTIAL_SUCCESS: "partial",
     ExecutionResult.TIMEOUT: "timeout",
 }
+
+
+#: What a whitespace-only query (SAM runs it; ``sof_core.UIF`` refuses it) is routed as: the
+#: query with a WORD JOINER (U+2060, not whitespace) appended. The SOF run gets a SAM_UIF of
+#: the query itself and the legacy pipeline the query itself; only the rollout bucket and the
+#: router's own UIF see the stand-in.
+_BLANK_STAND_IN = "\u2060"
+#: (stand-in, query) while ``process_query`` routes a whitespace-only query in this context.
+_BLANK_QUERY: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "sof_sam_blank_query", default=None
+)
 
 
 class NoLegacyPipelineError(LookupError):
@@ -162,25 +174,38 @@ class SOFIntegration:
         and ``fallback_to_legacy`` is on, the router answers with the ``fallback_generator``
         (``fallback_used`` is then True and ``executed_skills`` is ``["fallback_generator"]``,
         as in SAM); with it off, the coordinator's own fallbacks are all there is.
-        ``metadata["route"]`` says which path answered and why.
+        ``metadata["route"]`` says which path answered and why. A whitespace-only query runs
+        as in SAM: skills and the legacy pipeline get it as given.
         """
         if not self._initialized and not self.initialize():
             return _error_response("SOF initialization failed")
         started = time.perf_counter()
         runs: list[ExecutionReport] = []
 
+        # SAM_UIF accepts a whitespace-only query and SAM runs it; sof_core.UIF (which the
+        # router builds) needs non-whitespace text, so such a query is routed as a stand-in.
+        routed_query = query
+        if isinstance(query, str) and query and not query.strip():
+            routed_query = query + _BLANK_STAND_IN
+
         def run_sof(uif: sof_core.UIF) -> sof_core.ExecutionReport:
-            report = self._run(SAM_UIF.from_sof(uif), custom_plan, use_dynamic_planning)
+            sam_uif = SAM_UIF.from_sof(uif)
+            if routed_query is not query and sam_uif.input_query == routed_query:
+                sam_uif.input_query = query
+            report = self._run(sam_uif, custom_plan, use_dynamic_planning)
             runs.append(report)
             return _for_router(report)
 
         context: dict[str, Any] = {"user_context": user_context} if user_context else {}
+        token = _BLANK_QUERY.set((routed_query, query) if routed_query is not query else None)
         try:
-            routed = self._router.route(query, session_id=session_id, user_id=user_id,
+            routed = self._router.route(routed_query, session_id=session_id, user_id=user_id,
                                         run_sof=run_sof, **context)
         except Exception as exc:  # the router never raises for SOF; this guards the rest
             self.logger.exception("Error processing query")
             return _error_response(f"Query processing failed: {exc}")
+        finally:
+            _BLANK_QUERY.reset(token)
         report = runs[0] if runs else None
         response = self._response(routed, report, time.perf_counter() - started)
         self.logger.info("Query processed via %s: %s in %.3fs", routed.path,
@@ -216,6 +241,9 @@ class SOFIntegration:
                 "fallback_generator; pass SOFIntegration(fallback_generator=...) or enable "
                 "SOF for this user (`sof config enable --percentage 100`)"
             )
+        blank = _BLANK_QUERY.get()
+        if blank is not None and query == blank[0]:
+            query = blank[1]  # the whitespace-only query itself, not its routing stand-in
         return self._fallback_generator(query)
 
     def _response(

@@ -327,3 +327,35 @@ def test_the_process_wide_instance_is_created_once() -> None:
     assert result["execution_result"] == ExecutionResult.SUCCESS.value
     sam_config.disable_sof_framework()
     assert is_sof_available() is False
+
+
+class EchoQuerySkill(BaseSkillModule):
+    skill_name = "EchoQuerySkill"
+    skill_description = "Answers with the query it was given, quoted"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: SAM_UIF) -> SAM_UIF:
+        uif.final_response = f"query {uif.input_query!r}"
+        return uif
+
+
+@pytest.mark.parametrize("query", ["   ", "\t\n"], ids=repr)
+def test_a_whitespace_only_query_runs_on_sof_as_in_sam(query: str) -> None:
+    seen: list[str] = []
+    sof = SOFIntegration(fallback_generator=lambda q: seen.append(q) or "legacy")
+    sof.register_custom_skill(EchoQuerySkill())
+    response = sof.process_query(query, custom_plan=["EchoQuerySkill"])
+    assert response["success"] is True, response.get("error")
+    assert response["metadata"]["route"]["path"] == "sof"
+    assert response["response"] == f"query {query!r}"  # the query itself, not a stand-in
+    assert response["executed_skills"] == ["EchoQuerySkill"] and seen == []
+
+
+def test_a_whitespace_only_query_reaches_the_legacy_pipeline_as_given() -> None:
+    sam_config.get_sof_config_manager().update_config(sof_rollout_percentage=0)
+    seen: list[str] = []
+    response = SOFIntegration(fallback_generator=lambda q: seen.append(q) or "legacy"
+                              ).process_query("   ")
+    assert response["success"] is True and response["response"] == "legacy"
+    assert seen == ["   "]
