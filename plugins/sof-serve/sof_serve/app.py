@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sof_serve.limits import LimitsMiddleware
+from sof_serve.limits import LimitsMiddleware, WorkerSlots
 from sof_serve.openapi import openapi_document
 from sof_serve.service import RequestError, SOFService
 from sof_serve.settings import ADMIN_TOKEN_ENV, ServeSettings
@@ -63,7 +63,7 @@ def create_app(
     app = Starlette(routes=api.routes(),
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.sof = service
-    app.add_middleware(LimitsMiddleware, settings=service.settings)
+    app.add_middleware(LimitsMiddleware, settings=service.settings, slots=api.slots)
     return app
 
 
@@ -123,9 +123,11 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 class _Api:
     def __init__(self, service: SOFService) -> None:
         self.service = service
-        self.limiter = anyio.CapacityLimiter(service.settings.max_concurrency)
+        #: Places for the threads running queries, plans and validations, each held until
+        #: its thread returns (timed-out work included).
+        self.slots = WorkerSlots(service.settings.max_concurrency)
         #: Threads for watching and operating the server (stats, alerts, admin): never
-        #: queued behind queries that hold every place of ``limiter``.
+        #: queued behind queries that hold every place of ``slots``.
         self.control = anyio.CapacityLimiter(CONTROL_THREADS)
 
     def routes(self) -> list[Route | Mount]:
@@ -155,8 +157,7 @@ class _Api:
 
     async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Blocking work on a worker thread; abandoned (not waited for) on a timeout."""
-        return await anyio.to_thread.run_sync(_guarded(function, *args, **kwargs),
-                                              abandon_on_cancel=True, limiter=self.limiter)
+        return await self.slots.run(_guarded(function, *args, **kwargs))
 
     async def control_call(self, function: Callable[..., Any], *args: Any,
                            **kwargs: Any) -> Any:
@@ -244,7 +245,10 @@ class _Api:
         return SafeJSONResponse({"plugins": await self.control_call(self.service.plugins)})
 
     async def stats(self, request: Request) -> Response:
-        return SafeJSONResponse(await self.control_call(self.service.stats))
+        data = await self.control_call(self.service.stats)
+        data["workers"] = {"max": self.slots.size, "busy": self.slots.busy,
+                           "hung": self.slots.hung}
+        return SafeJSONResponse(data)
 
     async def alerts(self, request: Request) -> Response:
         return SafeJSONResponse(await self.control_call(self.service.alert_state))

@@ -13,8 +13,14 @@ routes that run work (``WORKLOAD``) take a place among the requests in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import threading
+from collections.abc import Callable
 from typing import Any
+
+import anyio
 
 from sof_serve.settings import ServeSettings
 
@@ -38,12 +44,77 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class WorkerSlots:
+    """``max_concurrency`` places for the worker threads that run queries, plans and
+    validations. A place is held until its thread really returns: a request answered 504
+    at ``request_timeout`` leaves its thread running (Python cannot stop a thread), and
+    that thread keeps its place (``hung`` counts them), so threads never outnumber
+    ``max_concurrency`` however many requests time out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._limiter = anyio.CapacityLimiter(size)
+        #: The thread pool's own bound is ours; anyio's default (40) must not cap it.
+        self._threads = anyio.CapacityLimiter(math.inf)
+        self._lock = threading.Lock()
+        #: Threads still running whose request has been answered (timed out, gone).
+        self.hung = 0
+
+    @property
+    def busy(self) -> int:
+        """Places held (by running work, hung work included)."""
+        return int(self._limiter.borrowed_tokens)
+
+    async def run(self, work: Callable[[], Any]) -> Any:
+        """``work()`` on a worker thread once a place is free; abandoned (not waited for)
+        if the request is cancelled, its place then freed only when ``work`` returns."""
+        limiter = self._limiter
+        borrower = object()
+        await limiter.acquire_on_behalf_of(borrower)
+        loop = asyncio.get_running_loop()
+        state = {"started": False, "done": False, "abandoned": False}
+
+        def release() -> None:
+            limiter.release_on_behalf_of(borrower)
+
+        def thread() -> Any:
+            with self._lock:
+                if state["abandoned"]:  # cancelled before it began: nothing to run
+                    return None
+                state["started"] = True
+            try:
+                return work()
+            finally:
+                with self._lock:
+                    state["done"] = True
+                    if state["abandoned"]:
+                        self.hung -= 1
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nothing
+                    loop.call_soon_threadsafe(release)     # left to free
+
+        try:
+            return await anyio.to_thread.run_sync(thread, abandon_on_cancel=True,
+                                                  limiter=self._threads)
+        except BaseException:
+            with self._lock:
+                if state["done"]:  # work raised: its place is being freed already
+                    raise
+                state["abandoned"] = True
+                if state["started"]:  # still running: it keeps its place until it returns
+                    self.hung += 1
+                    raise
+            release()  # never began: no thread will free it
+            raise
+
+
 class LimitsMiddleware:
     """Wraps an ASGI app with the limits of ``settings``."""
 
-    def __init__(self, app: Any, settings: ServeSettings) -> None:
+    def __init__(self, app: Any, settings: ServeSettings,
+                 slots: WorkerSlots | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.slots = slots
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -65,6 +136,15 @@ class LimitsMiddleware:
                           f"is {settings.max_concurrency} at once "
                           f"(plugin_settings.serve.max_concurrency) plus {settings.max_queue} "
                           "waiting (plugin_settings.serve.max_queue); retry shortly",
+                          headers=[(b"retry-after", b"1")])
+            return
+        hung = self.slots.hung if self.slots is not None else 0
+        if counted and hung >= settings.max_concurrency:
+            await _answer(send, 503, "busy",
+                          f"all {settings.max_concurrency} worker places "
+                          "(plugin_settings.serve.max_concurrency) are held by requests that "
+                          "timed out and whose work has not returned yet (a hung skill or "
+                          "legacy pipeline); retry shortly",
                           headers=[(b"retry-after", b"1")])
             return
         started = False

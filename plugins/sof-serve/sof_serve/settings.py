@@ -32,7 +32,8 @@ class ServeSettings:
     port: int = 8765
     #: Largest request body accepted, in bytes (413 above it).
     max_body_bytes: int = 1_048_576
-    #: Requests answered at once (worker threads running queries).
+    #: Requests answered at once (worker threads running queries); a thread whose request
+    #: timed out keeps its place until it returns.
     max_concurrency: int = 32
     #: Requests that may wait for one of those slots; past both, 503 with ``Retry-After``.
     max_queue: int = 1024

@@ -3,6 +3,8 @@ documented JSON error, and the server goes on serving."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -138,3 +140,44 @@ def test_unknown_routes_and_methods_are_json_errors(
     assert err["message"]
     if status == 405:
         assert "allow" in answer.headers
+
+
+RELEASE = threading.Event()
+
+
+def hanging_legacy(query: str, **context: Any) -> str:
+    if query == "hang":
+        RELEASE.wait(30)
+    return f"legacy:{query}"
+
+
+def test_hung_work_keeps_its_place_until_its_thread_returns(served: Served) -> None:
+    # A request answered 504 used to free its place while its thread ran on, so every
+    # further request started one more thread: threads grew without bound.
+    RELEASE.clear()
+    server = served(legacy=hanging_legacy, max_concurrency=2, max_queue=4,
+                    request_timeout=0.5)
+    threads_before = threading.active_count()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            first = [http.post("/v1/query", json={"query": "hang"}) for _ in range(2)]
+            assert [r.status_code for r in first] == [504, 504]
+            started = time.monotonic()
+            busy = http.post("/v1/query", json={"query": "hang"})
+            assert busy.status_code == 503  # at once, not after another request_timeout
+            assert time.monotonic() - started < 0.4
+            assert busy.headers["retry-after"] == "1"
+            assert "max_concurrency" in busy.json()["error"]["message"]
+            stats = http.get("/v1/stats").json()["workers"]
+            assert stats == {"max": 2, "busy": 2, "hung": 2}
+            assert threading.active_count() <= threads_before + 2 + 1
+            RELEASE.set()  # the hung work returns: its places are free again
+            deadline = time.monotonic() + 10
+            while http.get("/v1/stats").json()["workers"]["hung"] and (
+                    time.monotonic() < deadline):
+                time.sleep(0.05)
+            ok = http.post("/v1/query", json={"query": "fine"})
+            assert ok.status_code == 200, ok.text
+            assert http.get("/v1/stats").json()["workers"]["busy"] == 0
+    finally:
+        RELEASE.set()
