@@ -15,12 +15,20 @@ core coordinator, with SAM's class defaults and helpers. Differences from a nati
   ``intermediate_data`` keys and set UIF fields it does not declare; each is logged once
   with the declaration to add. By default it gets ``UndeclaredReadError`` /
   ``UndeclaredWriteError`` like any skill.
+* ``execute`` must return a UIF, as SAM's coordinator required: run by SOF, a skill returning
+  ``None`` fails with SAM's "'NoneType' object has no attribute 'mark_skill_complete'"
+  (where a native skill's ``None`` means "the uif I was given"), and one returning a new UIF
+  object (another task) fails, saying to return the one it was given (SAM went on with the
+  new one).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import time
+import types
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,6 +91,59 @@ def _names(declared: Any) -> list[str]:
     return [entry[0] if isinstance(entry, tuple) else entry for entry in declared or ()]
 
 
+class _SAMExecute:
+    """A SAM skill class's own ``execute``, holding it to what SAM's coordinator accepted.
+
+    SAM's ``execute_with_monitoring`` called ``result.mark_skill_complete(...)`` on what
+    ``execute`` returned, so a skill returning ``None`` failed with "Unexpected error:
+    'NoneType' object has no attribute 'mark_skill_complete'"; sof_core would take ``None``
+    to mean the uif it passed. Run by SOF, such a skill fails with SAM's words (an
+    ``AttributeError``), plus what to do. A skill returning a *new* UIF (another task) fails
+    with a ``SkillExecutionError`` saying so, rather than an undeclared write of ``task_id``.
+
+    Only the most derived ``execute`` checks (a ``super().execute(uif)`` inside a skill's
+    own ``execute`` is not held to it). Read from the class, it is the skill's function's
+    stand-in with the function's ``__code__``, so a failure's traceback still starts at the
+    skill's own ``execute``.
+    """
+
+    def __init__(self, function: Any) -> None:
+        functools.update_wrapper(self, function)
+        self.__wrapped__ = function
+        self.__code__ = function.__code__
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __call__(self, skill: Any, uif: Any) -> Any:
+        result = self.__wrapped__(skill, uif)
+        if getattr(type(skill), "execute", None) is not self:
+            return result  # called through super() by a subclass's execute
+        if result is None:
+            raise AttributeError(
+                "'NoneType' object has no attribute 'mark_skill_complete' "
+                f"({skill.skill_name}.execute() returned None; return the uif it was given)"
+            )
+        if (isinstance(result, sof_core.UIF) and result is not uif
+                and isinstance(uif, sof_core.UIF)
+                and result.__dict__.get("task_id") != uif.__dict__.get("task_id")):
+            raise SkillExecutionError(
+                f"{skill.skill_name}.execute() returned a different UIF object (a new one, "
+                "for another task) instead of the one it was given; return the one you "
+                "were given"
+            )
+        return result
+
+
+def _own_execute(skill: Any) -> Any:
+    """``skill.execute`` as the skill wrote it (SAM's ``execute_with_monitoring`` checks
+    what it returns itself, as SAM did)."""
+    execute = getattr(type(skill), "execute", None)
+    if isinstance(execute, _SAMExecute):
+        return types.MethodType(execute.__wrapped__, skill)
+    return skill.execute
+
+
 class SAMSkillAPI:
     """SAM's skill helpers, over a ``sof_core`` skill's declarations.
 
@@ -142,7 +203,7 @@ class SAMSkillAPI:
             self.validate_dependencies(uif)
             uif.add_log_entry("Starting execution", self.skill_name)
             uif.status = SOFStatus.RUNNING
-            result = self.execute(uif)
+            result: SAM_UIF = _own_execute(self)(uif)
             elapsed = time.time() - started
             limit = self.max_execution_time
             if limit and elapsed > limit:
@@ -240,6 +301,10 @@ class BaseSkillModule(SAMSkillAPI, sof_core.BaseSkillModule):  # type: ignore[mi
         # SAM checks a definition when the skill is instantiated, so a module defining a
         # broken skill still imports; skip sof_core's check at class definition.
         super(sof_core.BaseSkillModule, cls).__init_subclass__(**kwargs)
+        execute = cls.__dict__.get("execute")
+        if (inspect.isfunction(execute) and not inspect.iscoroutinefunction(execute)
+                and not getattr(execute, "__isabstractmethod__", False)):
+            setattr(cls, "execute", _SAMExecute(execute))  # noqa: B010 (a descriptor)
 
     def __init__(self) -> None:
         self.logger = logging.getLogger(f"{__name__}.{self.skill_name}")
