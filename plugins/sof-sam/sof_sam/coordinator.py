@@ -45,6 +45,9 @@ _EXECUTION_ERRORS = frozenset(
     }
 )
 
+#: sof_core's error for a skill that left its UIF's status "failure" with no error_details.
+_NO_ERROR_DETAILS = "set_error() was called"
+
 
 class ExecutionResult(str, Enum):
     """How a run ended (SAM's values)."""
@@ -314,6 +317,9 @@ class CoordinatorEngine:
                 message = f"Skill {item.skill} missing required inputs: {missing}"
             return f"Dependency error: {message}"
         if kind == "SkillExecutionError" and item.traceback is None:
+            if message == _NO_ERROR_DETAILS:  # status set to failure, set_error() not called
+                return (f"Skill {item.skill} set status failure without calling "
+                        "set_error() (no error details)")
             return message  # the skill called set_error(): SAM keeps its words
         if kind == "SkillExecutionError":
             return f"Execution error: {message}"

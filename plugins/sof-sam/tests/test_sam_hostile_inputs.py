@@ -170,3 +170,45 @@ def test_a_skill_returning_a_copy_of_its_uif_still_works() -> None:
     report = engine.execute_plan(["CopySkill"], SAM_UIF(input_query="q"))
     assert report.result == ExecutionResult.SUCCESS, report.uif.error_details
     assert report.uif.intermediate_data["answer"] == 3
+
+
+def test_a_skill_setting_status_failure_itself_is_reported_as_such() -> None:
+    def sets_status(self: Any, uif: SAM_UIF) -> SAM_UIF:
+        uif.intermediate_data["answer"] = 1
+        uif.status = "failure"
+        return uif
+
+    engine = CoordinatorEngine(config=sam_config(max_retry_attempts=0))
+    engine.register_skill(sam_skill("StatusSkill", sets_status))
+    report = engine.execute_plan(["StatusSkill"], SAM_UIF(input_query="q"))
+    assert report.result == ExecutionResult.FAILURE
+    details = report.uif.error_details or ""
+    assert details.startswith("Skill StatusSkill set status failure without calling set_error()")
+    assert any(line.endswith(f"Skill StatusSkill failed: {details}")
+               for line in report.uif.log_trace)
+
+
+def test_a_skill_calling_set_error_keeps_its_words() -> None:
+    def calls_set_error(self: Any, uif: SAM_UIF) -> SAM_UIF:
+        uif.set_error("the store is down")
+        return uif
+
+    engine = CoordinatorEngine(config=sam_config(max_retry_attempts=0))
+    engine.register_skill(sam_skill("ErrorSkill", calls_set_error))
+    report = engine.execute_plan(["ErrorSkill"], SAM_UIF(input_query="q"))
+    assert report.uif.error_details == "the store is down"
+
+
+def test_junk_in_executed_skills_passes_through_as_in_sam() -> None:
+    # SAM's report copies uif.executed_skills as it is; so does sof_sam's.
+    engine = CoordinatorEngine(config=sam_config(max_retry_attempts=0))
+    engine.register_skill(sam_skill("OkSkill", writes_answer))
+    uif = SAM_UIF(input_query="q")
+    uif.mark_skill_complete(None)  # type: ignore[arg-type]
+    report = engine.execute_plan(["OkSkill"], uif)
+    assert report.executed_skills == [None, "OkSkill"]
+
+
+def writes_answer(self: Any, uif: SAM_UIF) -> SAM_UIF:
+    uif.intermediate_data["answer"] = 1
+    return uif
