@@ -35,16 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from sof_core.config import load_config
     from sof_serve.app import create_app
-    from sof_serve.server import GRACEFUL_SHUTDOWN
+    from sof_serve.server import uvicorn_config
     from sof_serve.settings import SETTINGS_KEY, ServeSettings
 
     config = load_config()
     settings = ServeSettings.load(config.settings_for(SETTINGS_KEY), host=args.host,
                                   port=args.port, legacy=args.legacy)
     app = create_app(settings=settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                           log_level=args.log_level, lifespan="off",
-                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+    server = uvicorn.Server(uvicorn_config(app, settings, host=settings.host,
+                                          port=settings.port, log_level=args.log_level))
     _announce(server, settings)
     _end_streams_on_exit(server, app.state.sof)
     server.run()

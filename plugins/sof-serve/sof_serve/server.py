@@ -7,16 +7,97 @@ server's startup or leaves it running.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 import threading
 import time
 from types import TracebackType
 from typing import Any
+
+from sof_serve.settings import ServeSettings
 
 #: Seconds to wait for uvicorn to start or stop before giving up (a hang guard only).
 START_TIMEOUT = 30.0
 #: Seconds open connections (event streams never end by themselves) get to finish when
 #: the server stops, before they are closed.
 GRACEFUL_SHUTDOWN = 2
+
+
+def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
+    body = json.dumps({"error": {"status": status, "code": code, "message": message}})
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n"
+            + ("retry-after: 1\r\n" if status == 503 else "") + f"\r\n{body}").encode()
+
+
+def protocol_class(settings: ServeSettings) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with the two guards uvicorn lacks against slow or idle
+    clients (slowloris): a connection that has not sent a whole request head within
+    ``header_timeout`` seconds of connecting (or of its previous answer) is answered 408
+    and closed, and past ``max_connections`` open connections a new one is answered 503
+    and closed at once, so idle sockets cannot use up the process's file descriptors."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    header_timeout = float(settings.header_timeout)
+    max_connections = settings.max_connections
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.write(_raw_error(
+                    503, "Service Unavailable", "busy",
+                    f"more than {max_connections} connections are open "
+                    "(plugin_settings.serve.max_connections); retry shortly"))
+                transport.close()
+                return
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing():
+                return
+            between_requests = self.cycle is None or self.cycle.response_complete
+            if between_requests and self.conn.their_state is h11.IDLE:
+                self.transport.write(_raw_error(
+                    408, "Request Timeout", "header_timeout",
+                    f"no complete request head within {header_timeout:g} s "
+                    "(plugin_settings.serve.header_timeout)"))
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def uvicorn_config(app: Any, settings: ServeSettings, *, host: str, port: int,
+                   log_level: str) -> Any:
+    """The uvicorn configuration of ``app``: the connection guards of ``settings``."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
+                          http=protocol_class(settings),
+                          timeout_keep_alive=max(1, math.ceil(settings.keep_alive_timeout)),
+                          backlog=settings.backlog,
+                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
 class BackgroundServer:
@@ -27,9 +108,12 @@ class BackgroundServer:
         import uvicorn
 
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
-                                                    log_level=log_level, lifespan="off",
-                                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN))
+        service = getattr(getattr(app, "state", None), "sof", None)
+        settings = getattr(service, "settings", None)
+        if not isinstance(settings, ServeSettings):
+            settings = ServeSettings()
+        self.server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port,
+                                                    log_level=log_level))
         self.thread = threading.Thread(target=self.server.run, name="sof-serve", daemon=True)
         self.host = host
         self.port = port

@@ -39,6 +39,16 @@ class ServeSettings:
     max_queue: int = 1024
     #: Seconds a request may take before the client gets 504.
     request_timeout: float = 60.0
+    #: Seconds a connection may take to send a whole request head, from connecting or from
+    #: its previous answer; past it 408 and closed (slowloris, idle sockets).
+    header_timeout: float = 10.0
+    #: Seconds an idle keep-alive connection stays open after an answer (uvicorn's
+    #: ``timeout_keep_alive``, whole seconds).
+    keep_alive_timeout: float = 5.0
+    #: Open connections at most; a new one past it is answered 503 and closed at once.
+    max_connections: int = 4096
+    #: Connections the OS queues before the server accepts them (``listen()`` backlog).
+    backlog: int = 2048
     #: Finished runs kept for ``GET /v1/runs`` and the page (oldest dropped first).
     recent_runs: int = 200
     #: ``module:callable`` of the legacy pipeline; None: the fixed ``default_plan``.
@@ -84,14 +94,16 @@ class ServeSettings:
             raise bad("port", f"must be a whole number 0-65535, got {self.port!r}")
         if not _int(self.max_queue) or self.max_queue < 0:
             raise bad("max_queue", f"must be a whole number >= 0, got {self.max_queue!r}")
-        for key in ("max_body_bytes", "max_concurrency", "recent_runs"):
+        for key in ("max_body_bytes", "max_concurrency", "recent_runs", "max_connections",
+                    "backlog"):
             value = getattr(self, key)
             if not _int(value) or value < 1:
                 raise bad(key, f"must be a whole number >= 1, got {value!r}")
-        timeout = self.request_timeout
-        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                or not math.isfinite(timeout) or timeout <= 0):
-            raise bad("request_timeout", f"must be a number of seconds > 0, got {timeout!r}")
+        for key in ("request_timeout", "header_timeout", "keep_alive_timeout"):
+            timeout = getattr(self, key)
+            if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                    or not math.isfinite(timeout) or timeout <= 0):
+                raise bad(key, f"must be a number of seconds > 0, got {timeout!r}")
         rate = self.shadow_sample_rate
         if (isinstance(rate, bool) or not isinstance(rate, (int, float))
                 or not 0 <= rate <= 1):

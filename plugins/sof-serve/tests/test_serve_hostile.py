@@ -3,6 +3,7 @@ documented JSON error, and the server goes on serving."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -181,3 +182,50 @@ def test_hung_work_keeps_its_place_until_its_thread_returns(served: Served) -> N
             assert http.get("/v1/stats").json()["workers"]["busy"] == 0
     finally:
         RELEASE.set()
+
+
+def _read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    sock.settimeout(seconds)
+    started = time.monotonic()
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data, time.monotonic() - started
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /v1/query HTTP/1.1\r\nHost: x\r\n"])
+def test_a_connection_without_a_whole_request_head_is_closed(served: Served,
+                                                             sent: bytes) -> None:
+    # Slowloris: connections that sent part of a head, or nothing, were never timed out;
+    # 21,000 of them used up the process's file descriptors.
+    server = served(header_timeout=0.5)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(sent)
+        data, waited = _read_until_closed(sock, 10)
+    assert waited < 5
+    assert data.startswith(b"HTTP/1.1 408")
+    assert b'"header_timeout"' in data
+    with httpx.Client(base_url=server.url, timeout=30) as http:  # keep-alive still works
+        assert http.get("/healthz").status_code == 200
+        time.sleep(0.8)  # an idle keep-alive connection past header_timeout: closed, reopened
+        assert http.get("/healthz").status_code == 200
+
+
+def test_connections_past_max_connections_are_refused_at_once(served: Served) -> None:
+    server = served(max_connections=3)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", server.port)) as extra:
+            data, _ = _read_until_closed(extra, 10)
+        assert data.startswith(b"HTTP/1.1 503")
+        assert b"max_connections" in data
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        assert http.get("/healthz").status_code == 200
