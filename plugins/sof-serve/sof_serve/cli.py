@@ -7,6 +7,7 @@ decision, not a default. Settings come from ``plugin_settings.serve``; the optio
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -35,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from sof_core.config import load_config
     from sof_serve.app import create_app
-    from sof_serve.server import uvicorn_config
+    from sof_serve.server import GRACEFUL_SHUTDOWN, uvicorn_config
     from sof_serve.settings import SETTINGS_KEY, ServeSettings
 
     config = load_config()
@@ -46,9 +47,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                           port=settings.port, log_level=args.log_level))
     _announce(server, settings)
     _end_streams_on_exit(server, app.state.sof)
-    server.run()
-    app.state.sof.close()
+    # uvicorn re-raises the SIGTERM it shut down on once it has stopped; with the default
+    # handler that ends the process at once, before the service's close() and atexit
+    # handlers. Raised as an exception instead, it unwinds through the finally below.
+    previous = _catch_sigterm()
+    try:
+        server.run()
+    except _Terminated:
+        return 128 + signal.SIGTERM  # 143, as a process ended by SIGTERM reports it
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        app.state.sof.close(timeout=GRACEFUL_SHUTDOWN)  # Ctrl-C too (then exit 130)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread once uvicorn has stopped."""
+
+
+def _catch_sigterm() -> Any:
+    """Make SIGTERM raise ``_Terminated``; the handler it replaced (None off the main
+    thread, where signals cannot be handled)."""
+    def terminated(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread
+        return None
 
 
 def _announce(server: Any, settings: Any) -> None:

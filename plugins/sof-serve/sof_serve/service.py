@@ -146,9 +146,11 @@ class SOFService:
         self.requests = 0
         self.answered = 0
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """End event streams and finish shadow runs (waiting ``timeout`` seconds at most;
+        None: until they end)."""
         self.closing.set()
-        self.router.close()
+        self.router.close(timeout)
 
     # --- answering -------------------------------------------------------------------------
 

@@ -112,3 +112,39 @@ def test_ctrl_c_with_an_open_event_stream_exits_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 130  # what `sof` exits with after any Ctrl-C
     assert "Traceback" not in err and "CancelledError" not in err
     assert all(not line.startswith("data:") for line in rest)
+
+
+def test_sigterm_closes_the_service_and_runs_atexit_handlers(tmp_path: Path) -> None:
+    # uvicorn re-raised SIGTERM with the default handler: the process died before
+    # SOFService.close() and the atexit handlers ran.
+    import signal
+
+    script = (
+        "import atexit, sys\n"
+        "import sof_serve.service as service\n"
+        "original = service.SOFService.close\n"
+        "def close(self, *args, **kwargs):\n"
+        "    print('service closed', flush=True)\n"
+        "    original(self, *args, **kwargs)\n"
+        "service.SOFService.close = close\n"
+        "atexit.register(lambda: print('atexit ran', flush=True))\n"
+        "from sof_core.cli.main import main\n"
+        "sys.exit(main(['serve', '--port', '0']))\n"
+    )
+    environ = {**os.environ, "SOF_CONFIG": str(tmp_path / "sof.json")}
+    process = subprocess.Popen([sys.executable, "-c", script], env=environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "listening on" not in line:
+            line = process.stderr.readline()
+            assert line, "sof serve exited before listening"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "service closed" in out and "atexit ran" in out, (out, err)
+    assert process.returncode == 143
+    assert "Traceback" not in err
