@@ -186,10 +186,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_hooks(args: argparse.Namespace) -> int:
+    from sof_core.cli import common
     from sof_core.cli.output import UsageError, print_json
 
-    if args.name is not None and not args.name.strip():
-        raise UsageError("HOOK is empty; give a hook name (`sof hooks` lists them)")
+    common.not_empty(args.name, "HOOK", "a hook name (`sof hooks` lists them)")
     docs = hook_docs()
     if args.name:
         wanted = args.name if args.name.startswith("sof_") else f"sof_{args.name}"

@@ -253,7 +253,7 @@ class CoordinatorEngine:
             raise PluginHookError(repr(plugin_name), "plugin_name must be a non-empty string")
         if isinstance(skills, (type, str, bytes)) or not isinstance(skills, Iterable):
             raise PluginHookError(
-                plugin_name if isinstance(plugin_name, str) else "code",
+                plugin_name,
                 f"register_skills takes a list of skill classes or instances, got "
                 f"{safe_repr(skills)}; for one skill, call register_skill or pass [skill]",
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sof_core._networkx_guard import networkx as nx
 from sof_core.errors import GoalResolutionError
 from sof_core.graph.edges import dependency_edges, describe_cycle
+from sof_core.plugins.registry import safe_repr
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
 
@@ -129,7 +130,7 @@ def _goal_keys(goals: object) -> list[str]:
             return keys
     raise GoalResolutionError(
         f"goal must be an output key or a list of them (e.g. 'final_response'), got "
-        f"{_shown(goals)}")
+        f"{safe_repr(goals)}")
 
 
 def _preferences(prefer: object) -> dict[str, str]:
@@ -141,12 +142,7 @@ def _preferences(prefer: object) -> dict[str, str]:
         return dict(prefer)
     raise GoalResolutionError(
         f"prefer must map output keys to skill names (e.g. {{'final_response': "
-        f"'ResponseGenerationSkill'}}), got {_shown(prefer)}")
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+        f"'ResponseGenerationSkill'}}), got {safe_repr(prefer)}")
 
 
 def resolve_goal(

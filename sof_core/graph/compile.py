@@ -291,14 +291,12 @@ def _step(
     producers: dict[str, list[str]],
     config: SOFConfig,
     copyable: frozenset[str],
-    policy: ToolPolicy | None = None,
-    defaults: _StepDefaults | None = None,
+    policy: ToolPolicy | None,
+    defaults: _StepDefaults,
 ) -> Step:
     # Runs once per skill per compile (10,000 times for a 10,000-skill plan): what the
     # declarations alone decide is computed once per skill (``_declared``), the settings
     # once per compile (``_StepDefaults``).
-    if defaults is None:
-        defaults = _StepDefaults.of(config)
     spec = entry.spec
     name = spec.name
     declared = _declared(spec, copyable)

@@ -216,8 +216,6 @@ def _unprintable(name: str) -> str | None:
     if name.isprintable():
         return None
     for char in name:
-        if char == " ":
-            continue
         if not char.isprintable():
             if "\ud800" <= char <= "\udfff":
                 return f"a lone surrogate ({char!r})"
