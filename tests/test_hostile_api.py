@@ -71,6 +71,24 @@ def test_register_skills_wants_a_list_and_says_so(caplog: pytest.LogCaptureFixtu
     assert not [r for r in caplog.records if "skipped" in r.getMessage()]
 
 
+@pytest.mark.parametrize("bad", [object(), [1], 3.5, "Name"])
+def test_a_non_skill_given_in_code_is_named_by_the_call_it_was_given_to(bad: Any) -> None:
+    """In-code registration errors name the call the caller made, not a plugin hook, and
+    the plugin at fault is the one the caller named (or ``code``), not a made-up one."""
+    engine = make_engine([])
+    before = list(engine.registry.skill_names())
+    with pytest.raises(PluginHookError) as one:
+        engine.register_skill(bad)
+    assert one.value.plugin == "code"
+    assert "register_skill got" in str(one.value) and "sof_register_skills" not in str(one.value)
+    with pytest.raises(PluginHookError) as many:
+        engine.register_skills([bad], plugin_name="mine")
+    assert many.value.plugin == "mine"
+    assert "register_skills got" in str(many.value)
+    assert "sof_register_skills" not in str(many.value)
+    assert list(engine.registry.skill_names()) == before
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda e: e.resolve_goal(None), "goal must be an output key or a list of them"),
     (lambda e: e.resolve_goal(["final_response", 3]), "got \\['final_response', 3\\]"),

@@ -44,7 +44,13 @@ from sof_core.plugins.loader import (
     engine_plugin_manager,
     host_config,
 )
-from sof_core.plugins.registry import Registry, item_label, safe_repr
+from sof_core.plugins.registry import (
+    Registry,
+    is_skill_like,
+    item_label,
+    not_a_skill,
+    safe_repr,
+)
 from sof_core.uif import UIF
 
 if TYPE_CHECKING:
@@ -233,14 +239,11 @@ class CoordinatorEngine:
         the engine exactly as it was.
         """
         _check_plugin_name(plugin_name)
-        if skill is None or isinstance(skill, (str, bytes, int, float)):
-            raise PluginHookError(
-                plugin_name or "code",
-                f"register_skill got {safe_repr(skill)}, which is not a skill; pass a "
-                "BaseSkillModule subclass or instance",
-            )
+        if not is_skill_like(skill):  # named before ``code:<label>`` is made of it
+            raise not_a_skill(plugin_name or "code", skill, "register_skill")
         name = plugin_name or f"code:{item_label(skill)}"
-        self.plugins.register_skills([skill], name, replace=plugin_name is None)
+        self.plugins.register_skills([skill], name, replace=plugin_name is None,
+                                     api="register_skill")
 
     def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
         """Register several skills as one in-code plugin on this engine (all or nothing).

@@ -407,7 +407,8 @@ class PluginManager:
             return record
 
     def register_skills(
-        self, skills: Iterable[Any], name: str, *, replace: bool = False
+        self, skills: Iterable[Any], name: str, *, replace: bool = False,
+        api: str = "register_skills",
     ) -> PluginRecord:
         """Register skills written in code as the plugin ``name``; raise if any is unusable.
 
@@ -431,7 +432,8 @@ class PluginManager:
                 record = PluginRecord(name=name, source="code")
                 return self._registration_failed(record, clash, store=False, raise_it=True)
             try:
-                added, shared = self.registry.add_code_skills(name, items, replace=replace)
+                added, shared = self.registry.add_code_skills(name, items, replace=replace,
+                                                              api=api)
             except Exception as exc:
                 record = PluginRecord(name=name, source="code")
                 error = _as_plugin_error(name, exc)

@@ -272,7 +272,8 @@ class Registry:
             return added
 
     def add_code_skills(
-        self, plugin: str, items: Iterable[Any], *, replace: bool = False
+        self, plugin: str, items: Iterable[Any], *, replace: bool = False,
+        api: str = "register_skills",
     ) -> tuple[list[str], bool]:
         """Check and add skills registered in code as ``plugin``, all or nothing.
 
@@ -282,11 +283,13 @@ class Registry:
         what ``plugin`` offered before is swapped for ``items`` only once every item has
         passed. Returns the names added and whether any of the names touched is offered by
         another plugin of this layer too (then the caller refreshes its conflict notes).
+        ``api``: the call the items were given to, named by the error for a non-skill.
         """
         with self._lock:
             ignore = plugin if replace else None
             new_skills: dict[str, SkillEntry] = {}
-            self._check_skills(plugin, "skills", items, None, False, new_skills, ignore)
+            self._check_skills(plugin, "skills", items, None, False, new_skills, ignore,
+                               api=api)
             # Every check passed: from here on nothing can fail, so nothing needs undoing.
             offers, skills = self._offers, self._skills
             old = self._names_by_plugin.pop(plugin, ()) if replace else ()
@@ -383,6 +386,7 @@ class Registry:
         new_skills: dict[str, SkillEntry],
         ignore: str | None = None,
         made: Made | None = None,
+        api: str | None = None,
     ) -> None:
         """Check each offered skill and add it to ``new_skills``; raise on the first bad one.
 
@@ -390,7 +394,7 @@ class Registry:
         """
         for item in items:
             try:
-                entry = _skill_entry(plugin, kind, item, distribution, made)
+                entry = _skill_entry(plugin, kind, item, distribution, made, api)
             except SkillDefinitionError as exc:
                 raise _naming_plugin(exc, plugin) from exc
             name = entry.spec.name
@@ -566,20 +570,40 @@ def construct_skills(contributions: Mapping[str, Iterable[Any]]) -> Made:
     return made
 
 
-def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
-                 made: Made | None = None) -> SkillEntry:
+def is_skill_like(item: Any) -> bool:
+    """Whether ``item`` is a class, or an instance of one, with a callable ``execute``: the
+    first check every registration makes (the rest are ``SkillSpec``'s)."""
     skill_class = item if isinstance(item, type) else type(item)
-    label = item_label(item)
     try:
         execute = getattr(skill_class, "execute", None)
-    except Exception:
-        execute = None
-    if not callable(execute):
-        raise PluginHookError(
+    except Exception:  # a hostile metaclass: not a skill either
+        return False
+    return callable(execute)
+
+
+def not_a_skill(plugin: str, item: Any, api: str | None = None, kind: str = "skills"
+                ) -> PluginHookError:
+    """The error for an offered item that is no skill, worded for where it came from: a
+    plugin's hook (``kind``), or ``api``, the in-code call that was given it."""
+    if api is not None:
+        return PluginHookError(
             plugin,
-            f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, which is not a skill; "
-            "return BaseSkillModule subclasses or instances",
+            f"{api} got {safe_repr(item)}, which is not a skill; pass BaseSkillModule "
+            "subclasses or instances",
         )
+    return PluginHookError(
+        plugin,
+        f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, which is not a skill; "
+        "return BaseSkillModule subclasses or instances",
+    )
+
+
+def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
+                 made: Made | None = None, api: str | None = None) -> SkillEntry:
+    skill_class = item if isinstance(item, type) else type(item)
+    label = item_label(item)
+    if not is_skill_like(item):
+        raise not_a_skill(plugin, item, api, kind)
     spec = _spec_of(skill_class, label)
     if kind == "tools":  # tool security (docs/security.md): tools run isolated
         problem = tool_isolation_problem(skill_class)
