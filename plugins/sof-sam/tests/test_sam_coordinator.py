@@ -5,38 +5,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sof_sam.coordinator as coordinator_module
 from sof_sam.config import SOFConfig
-from sof_sam.config import reset_sof_config_managers as reset_sam_managers
 from sof_sam.coordinator import CoordinatorEngine, ExecutionReport, ExecutionResult
 from sof_sam.skills.base import BaseSkillModule, SkillExecutionError
 from sof_sam.uif import SAM_UIF, UIFStatus
 
 import sof_core
-from sof_core.config import reset_sof_config_managers
 from sof_core.testing import make_engine
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """SAM's config file and SOF's data live in tmp_path; no SOF_* variable leaks in."""
-    for var in ("SOF_PLUGINS_ONLY", "SOF_PLUGINS_DISABLE", "SOF_STRICT_PLUGINS",
-                "SOF_EXECUTOR", "SOF_ROLLOUT_PERCENTAGE"):
-        monkeypatch.delenv(var, raising=False)
-    path = tmp_path / "sof_config.json"
-    monkeypatch.setenv("SOF_CONFIG", str(path))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    reset_sam_managers()
-    reset_sof_config_managers()
-    yield path
-    reset_sam_managers()
-    reset_sof_config_managers()
-
 
 # --- SAM-style skills ----------------------------------------------------------------------
 

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sof_sam.config import SOFConfig
-from sof_sam.config import reset_sof_config_managers as reset_sam_managers
 from sof_sam.coordinator import CoordinatorEngine, ExecutionReport, ExecutionResult
 from sof_sam.skills.base import BaseSkillModule
 from sof_sam.uif import SAM_UIF
 from sof_sam.validator import PlanValidationEngine
 
 from sof_core import UIFError
-from sof_core.config import reset_sof_config_managers
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for var in ("SOF_PLUGINS_ONLY", "SOF_PLUGINS_DISABLE", "SOF_STRICT_PLUGINS",
-                "SOF_EXECUTOR", "SOF_ROLLOUT_PERCENTAGE", "SOF_STRICT_DECLARATIONS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "sof_config.json"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    reset_sam_managers()
-    reset_sof_config_managers()
-    yield
-    reset_sam_managers()
-    reset_sof_config_managers()
 
 
 def sam_config(**flags: Any) -> SOFConfig:

@@ -33,17 +33,11 @@ METADATA_KEYS = {"task_id", "execution_plan", "skill_timings", "log_trace", "rou
 
 
 @pytest.fixture(autouse=True)
-def sam_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """SAM's config file in tmp_path, with SOF on for everybody (as after a full rollout)."""
-    for var in ("SOF_PLUGINS_ONLY", "SOF_PLUGINS_DISABLE", "SOF_STRICT_PLUGINS",
-                "SOF_EXECUTOR", "SOF_ROLLOUT_PERCENTAGE", "SOF_USE_SOF_FRAMEWORK"):
-        monkeypatch.delenv(var, raising=False)
-    path = tmp_path / "sof_config.json"
-    monkeypatch.setenv("SOF_CONFIG", str(path))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+def sam_file(clean_env: Path) -> Iterator[Path]:
+    """SAM's config file in tmp_path, with SOF on for everybody (as after a full rollout);
+    the environment and config managers are the conftest's ``clean_env``."""
+    path = clean_env
     reset_sof_integration()
-    sam_config.reset_sof_config_managers()
-    reset_sof_config_managers()
     sam_config.get_sof_config_manager().update_config(
         use_sof_framework=True, sof_rollout_percentage=100, max_retry_attempts=0
     )

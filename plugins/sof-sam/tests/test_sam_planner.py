@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sof_sam.config import SOFConfig
-from sof_sam.config import reset_sof_config_managers as reset_sam_managers
 from sof_sam.planner import DynamicPlanner, PlanCacheEntry, PlanGenerationResult
 from sof_sam.skills.base import BaseSkillModule
 from sof_sam.uif import SAM_UIF
 from sof_sam.validator import PlanValidationEngine
 
-from sof_core.config import reset_sof_config_managers
 from sof_core.testing import make_engine
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("SOF_CONFIG", str(tmp_path / "sof_config.json"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    reset_sam_managers()
-    reset_sof_config_managers()
-    yield
-    reset_sam_managers()
-    reset_sof_config_managers()
 
 
 def skill(name: str, reads: list[str], writes: list[str], optional: tuple[str, ...] = ()
