@@ -100,10 +100,47 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[ImportIs
     return list(dict.fromkeys(files)), issues
 
 
+#: Filesystems the kernel makes up: they hold no documents, and walking them (``/proc``
+#: alone has a folder per process and thread) made ``sof memory import /`` take ~20 s.
+KERNEL_FILESYSTEMS = frozenset({
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
+    "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs",
+})
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def kernel_mounts(mountinfo: str = "/proc/self/mountinfo") -> frozenset[str]:
+    """Where kernel filesystems are mounted (Linux's mount table); none where it has none."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return frozenset()
+    points: set[str] = set()
+    for line in lines:
+        mount, separator, source = line.partition(" - ")
+        fields = mount.split()
+        if separator and len(fields) >= 5 and source.split(" ", 1)[0] in KERNEL_FILESYSTEMS:
+            # Spaces and the like are written as octal escapes ("\040").
+            points.add(_OCTAL_ESCAPE.sub(lambda code: chr(int(code.group(1), 8)), fields[4]))
+    return frozenset(points)
+
+
+def _mounts_inside(folder: Path) -> frozenset[str]:
+    """Kernel filesystems mounted below ``folder`` (by real path): not searched."""
+    base = os.path.realpath(folder).rstrip(os.sep) + os.sep
+    return frozenset(point for point in kernel_mounts() if point.startswith(base))
+
+
 def _search(folder: Path, issues: list[ImportIssue]) -> list[Path]:
-    """The regular files with a known suffix under ``folder`` (symlinked folders are not
-    followed); a folder or file that cannot be read is an issue, and the search goes on."""
+    """The regular files with a known suffix under ``folder``: symlinked folders are not
+    followed, and kernel filesystems mounted below it (``/proc``, ``/sys``, ``/dev``) are
+    not searched; a folder or file that cannot be read is an issue, and the search goes
+    on."""
     found: list[Path] = []
+    skip = _mounts_inside(folder)
+    real = os.path.realpath(folder)
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename if exc.filename is not None else folder
@@ -111,7 +148,10 @@ def _search(folder: Path, issues: list[ImportIssue]) -> list[Path]:
                                   f"cannot read: {_why(exc)}", True))
 
     suffixes = TEXT_SUFFIXES | JSONL_SUFFIXES
-    for top, _dirs, names in os.walk(folder, onerror=unreadable):
+    for top, dirs, names in os.walk(folder, onerror=unreadable):
+        if skip:  # the walk follows no symlink: a folder's real path is real + its place
+            here = os.path.normpath(os.path.join(real, os.path.relpath(top, folder)))
+            dirs[:] = [name for name in dirs if os.path.join(here, name) not in skip]
         for name in names:
             if os.path.splitext(name)[1].lower() not in suffixes:
                 continue

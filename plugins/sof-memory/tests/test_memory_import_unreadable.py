@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,67 @@ def test_a_device_is_not_a_regular_file(tmp_path: Path) -> None:
     assert files == []
     assert "not a regular file (a character device)" in str(issues[0])
     assert "no such file or directory" in str(issues[1])
+
+
+# --- kernel filesystems ----------------------------------------------------------------------
+
+_SPY = """
+import json, os, sys
+import sof_memory.importer as importer
+walked = []
+real_walk = os.walk
+def walk(top, *args, **kwargs):
+    for entry in real_walk(top, *args, **kwargs):
+        walked.append(entry[0])
+        yield entry
+importer.os.walk = walk
+files, issues = importer.expand_paths([sys.argv[1]])
+print(json.dumps({"files": [str(f) for f in files], "walked": walked}))
+"""
+
+
+def test_kernel_filesystems_mounted_below_a_folder_are_not_searched(tmp_path: Path) -> None:
+    """``sof memory import /`` walked all of /proc (a folder per process and thread, ~20 s):
+    a kernel filesystem mounted below the folder is left out, the rest searched as before.
+    A real proc mount, in a mount namespace of the test's own (root only)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        pytest.skip("needs unshare and mount")
+    docs = tmp_path / "docs"
+    (docs / "proc").mkdir(parents=True)
+    (docs / "notes").mkdir()
+    (docs / "notes" / "a.md").write_text("# A\n\nkept\n", encoding="utf-8")
+    spy = tmp_path / "spy.py"
+    spy.write_text(_SPY, encoding="utf-8")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         f'mount -t proc proc "{docs}/proc" && exec "{sys.executable}" "{spy}" "{docs}"'],
+        capture_output=True, text=True, timeout=60,
+    )
+    if done.returncode != 0 and "mount" in done.stderr + done.stdout and not done.stdout:
+        pytest.skip(f"cannot make a mount namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["files"] == [str(docs / "notes" / "a.md")]
+    assert str(docs / "notes") in seen["walked"]
+    assert not [top for top in seen["walked"] if top.startswith(str(docs / "proc"))]
+
+
+def test_the_mount_table_is_read_with_its_escapes(tmp_path: Path) -> None:
+    from sof_memory.importer import kernel_mounts
+
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+        "23 1 0:22 / /sys rw - sysfs sysfs rw\n"
+        "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "25 1 0:40 / /srv/my\\040data rw - tmpfs tmpfs rw\n"
+        "26 1 0:41 / /srv/odd\\040proc rw shared:5 - proc proc rw\n"
+        "not a mount line\n",
+        encoding="utf-8",
+    )
+    assert kernel_mounts(str(table)) == {"/proc", "/sys", "/srv/odd proc"}
+    assert kernel_mounts(str(tmp_path / "missing")) == frozenset()
