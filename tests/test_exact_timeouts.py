@@ -258,6 +258,26 @@ def test_keyboard_interrupt_in_a_skill_is_reported_against_it_then_raised() -> N
         assert result.error_type == "KeyboardInterrupt"
         assert result.status == "failed"
         assert not any("executor" in error and "crashed" in error for error in report.errors)
+        # The same report travels with the interrupt, for a host that goes on (a server).
+        assert raised.value.sof_report is report  # type: ignore[attr-defined]
+
+
+def test_keyboard_interrupt_out_of_aexecute_plan_carries_the_report() -> None:
+    class Interrupted(BaseSkillModule):
+        skill_name = "AsyncInterrupted"
+        skill_description = "Ctrl-C while it awaited"
+        required_inputs = ["input_query"]
+        output_keys = ["never"]
+
+        async def execute(self, uif: UIF) -> UIF:
+            raise KeyboardInterrupt
+
+    engine = make_engine([Interrupted])
+    with pytest.raises(KeyboardInterrupt) as raised:
+        asyncio.run(engine.aexecute_plan(["AsyncInterrupted"], UIF(input_query="q")))
+    report = raised.value.sof_report  # type: ignore[attr-defined]
+    assert report.result("AsyncInterrupted").error_type == "KeyboardInterrupt"
+    assert report.status == "failure"
 
 
 def test_each_retry_pause_doubles_the_one_before() -> None:

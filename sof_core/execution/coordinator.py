@@ -790,9 +790,14 @@ def _given_keys(uif: UIF) -> Iterable[str]:
 
 def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:
     """A KeyboardInterrupt (or SystemExit) a skill raised, raised now that the report
-    says which skill it was."""
+    says which skill it was; the report travels with it as ``sof_report``, so a host that
+    goes on (a server whose worker thread it was) can keep the run's record."""
     if run.interrupt is not None:
         interrupt = run.interrupt
+        try:  # noqa: SIM105 - an exception class with __slots__ cannot take it
+            interrupt.sof_report = report  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            pass
         failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]
         if failed and hasattr(interrupt, "add_note"):  # Python 3.11+
             interrupt.add_note(f"sof: raised in skill {failed[0]!r}; the run stopped there")

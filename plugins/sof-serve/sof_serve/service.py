@@ -189,7 +189,13 @@ class SOFService:
             # KeyboardInterrupt or SystemExit from a skill or the legacy pipeline (signals
             # reach the main thread only): the query failed, the server goes on serving.
             why = f"the query's work raised {_describe(exc)}"
-            result = RouteResult(path="none", response=None, error=why,
+            # Raised by a skill, it carries its run's report (``sof_report``): stored as the
+            # run, with the skill it came from; from elsewhere the record says only why.
+            report = getattr(exc, "sof_report", None)
+            if not isinstance(report, ExecutionReport):
+                report = None
+            result = RouteResult(path="sof" if report is not None else "none", response=None,
+                                 error=why, report=report,
                                  latency=time.perf_counter() - started)
             legacy_report = self._fixed_legacy.take_report() if self._fixed_legacy else None
             record = self._record(query, result, legacy_report, session_id, user_id,

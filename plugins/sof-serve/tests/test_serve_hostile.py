@@ -72,6 +72,16 @@ def test_skill_raising_keyboard_interrupt_fails_the_request_not_the_server(
         answer = http.post("/v1/query", json={"query": "q", "plan": ["InterruptSkill"]})
         assert answer.status_code == 500
         assert "KeyboardInterrupt" in answer.json()["error"]["message"]
+        # The run stored is the engine's report of it (it was a made-up placeholder with
+        # no plan and no results): the skill that raised is named in it.
+        run = http.get("/v1/runs?limit=1").json()["runs"][0]
+        stored = http.get(f"/v1/runs/{run['run_id']}").json()
+        assert stored["plan"] == ["InterruptSkill"]
+        assert stored["route"]["path"] == "sof" and stored["route"]["ok"] is False
+        assert "KeyboardInterrupt" in stored["route"]["error"]
+        [result] = stored["skills"]
+        assert result["skill"] == "InterruptSkill"
+        assert result["error_type"] == "KeyboardInterrupt"
         assert http.get("/healthz").status_code == 200
         manager.update_config(use_sof_framework=False)
         _still_serving(http)
