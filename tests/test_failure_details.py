@@ -113,6 +113,34 @@ def test_a_failed_skill_has_its_traceback_from_its_own_code_and_the_failing_line
     assert result.traceback.rstrip().endswith("ValueError: total 11 is over the limit")
 
 
+def test_the_traceback_survives_an_interpreter_that_cannot_format_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11 parses source lines with ``ast`` to format a traceback, and two threads
+    doing so at once can raise ``SystemError: AST constructor recursion depth mismatch``
+    (CPython gh-106905; seen here under load). That race cannot be made to happen on
+    demand, so the interpreter's failure is injected: the result still has the frames and
+    the failing line, without the ``^^^`` markers (it had no traceback at all)."""
+    import traceback
+
+    def broken(*args: Any, **kwargs: Any) -> list[str]:
+        raise SystemError("AST constructor recursion depth mismatch (before=57, after=62)")
+
+    monkeypatch.setattr(traceback, "format_exception", broken)
+    report = make_engine([Total]).execute_plan(
+        ["Total"], UIF(input_query="q", intermediate_data={"values": [5, 6]})
+    )
+    result = report.result("Total")
+    assert report.status == "failure" and result.status == "failed"
+    assert result.location == f"{HERE}:{line_of(check_total, 'raise ValueError')}"
+    assert result.traceback is not None
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', result.traceback)
+    assert frames[0] == (HERE, str(line_of(Total.execute, "check_total(")), "execute")
+    assert frames[-1][2] == "check_total"
+    assert "raise ValueError" in result.traceback
+    assert result.traceback.rstrip().endswith("ValueError: total 11 is over the limit")
+
+
 def test_a_host_logging_at_debug_sees_where_a_skill_failed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

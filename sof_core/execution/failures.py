@@ -81,7 +81,7 @@ def failure_trace(step: Step, error: BaseException) -> tuple[str | None, str | N
 
 def skill_trace(instance: Any, error: BaseException) -> tuple[str | None, str | None]:
     """``failure_trace`` for the skill object ``instance`` (what an isolation worker has)."""
-    import traceback
+    from sof_core._tracebacks import traceback_text
 
     nodes = []
     node = error.__traceback__
@@ -108,7 +108,7 @@ def skill_trace(instance: Any, error: BaseException) -> tuple[str | None, str | 
         if own(node.tb_frame.f_code.co_filename):
             innermost = node
     location = f"{innermost.tb_frame.f_code.co_filename}:{innermost.tb_lineno}"
-    text = "".join(traceback.format_exception(type(error), error, nodes[start]))
+    text = traceback_text(error, nodes[start])
     return text, location
 
 

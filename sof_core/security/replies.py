@@ -11,10 +11,10 @@ from __future__ import annotations
 import errno
 import io
 import pickle
-import traceback
 from collections.abc import Collection
 from typing import Any
 
+from sof_core._tracebacks import traceback_text
 from sof_core.errors import ToolPermissionError
 
 #: What connecting fails with inside a network namespace: no route (``unshare``: even
@@ -32,7 +32,7 @@ def raised(exc: BaseException) -> tuple[Any, ...]:
     load from an isolated process (``sof_core.security.unpickling``). Its traceback goes as
     text anyway.
     """
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = traceback_text(exc, exc.__traceback__)
     data: bytes | None
     try:
         buffer = io.BytesIO()
