@@ -57,6 +57,38 @@ def test_a_pytest_session_that_uses_no_sof_fixture_pays_nothing(tmp_path: Path) 
     assert "1 passed" in done.stdout
 
 
+def test_pytest_imports_the_core_as_python_does_in_a_skill_authors_session(
+        tmp_path: Path) -> None:
+    """pytest rewrites (parses with ``ast``) every module of a distribution with a pytest
+    plugin; the core imports modules lazily in worker threads, and on Python 3.11 ``ast`` in
+    two threads at once fails (CPython gh-106905): skills failed with ``SystemError: AST
+    constructor recursion depth mismatch`` or ``cannot import name`` in test suites. The
+    core is now imported by Python's own loader there; this kit is still rewritten."""
+    # pytest marks the core for rewriting from the installed files of a regular install (an
+    # editable one lists none): marked here the same way, before the sof plugin loads.
+    (tmp_path / "mark_like_a_regular_install.py").write_text(
+        "def pytest_addoption(parser, pluginmanager):\n"
+        "    pluginmanager.rewrite_hook.mark_rewrite('sof_core')\n"
+    )
+    (tmp_path / "test_loaders.py").write_text(
+        "import importlib\n\n"
+        "def test_loaders():\n"
+        "    aio = importlib.import_module('sof_core.execution.aio')\n"
+        "    assert type(aio.__loader__).__name__ == 'SourceFileLoader', aio.__loader__\n"
+        "    kit = importlib.import_module('sof_core.testing.helpers')\n"
+        "    assert type(kit.__loader__).__name__ == 'AssertionRewritingHook'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "mark_like_a_regular_install", str(tmp_path / "test_loaders.py")],
+        capture_output=True, text=True, env={**_clean_env(tmp_path), "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path, timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
 def test_sof_cli_runs_sof_with_a_private_config_and_memory(tmp_path: Path) -> None:
     cli = SofCLI(tmp_path / "cli", env={"SOF_PLUGINS_ONLY": "memory,response"})
     for inprocess in (False, True):

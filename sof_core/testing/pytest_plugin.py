@@ -22,7 +22,33 @@ if TYPE_CHECKING:
     from sof_core.testing.cli import SofCLI
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+#: What pytest may still rewrite of the core: this kit, whose checks may use ``assert``.
+REWRITTEN = "sof_core.testing"
+
+
+def _leave_the_core_unrewritten(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Have pytest import the core as Python does, not through its assertion rewriter.
+
+    pytest rewrites every module of a distribution that provides a pytest plugin, so with
+    this plugin installed each ``sof_core`` module a test imports was parsed with ``ast``.
+    The core imports some modules lazily, in the threads that need them (the async runner,
+    say), and on Python 3.11 ``ast`` is not thread-safe (CPython gh-106905): beside a thread
+    formatting a traceback, that import failed with ``SystemError: AST constructor recursion
+    depth mismatch``, or another thread got the half-imported module (``cannot import name
+    ...``), and skills failed in every skill author's test suite. The core has no assertion
+    worth rewriting; this kit keeps its rewriting. ``_must_rewrite`` is pytest's own set:
+    if a pytest release renames it, nothing breaks but the rewriting comes back.
+    """
+    hook = getattr(pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    if isinstance(marked, set) and "sof_core" in marked:
+        marked.discard("sof_core")
+        marked.add(REWRITTEN)
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    # The earliest hook that has the plugin manager, before any test module is collected.
+    _leave_the_core_unrewritten(pluginmanager)
     group = parser.getgroup("sof", "SOF plugins")
     group.addoption(
         "--sof-contract",
