@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn_config(app, settings, host=settings.host,
                                           port=settings.port, log_level=args.log_level))
     _announce(server, settings)
-    _end_streams_on_exit(server, app.state.sof)
+    received = _end_streams_on_exit(server, app.state.sof)
     # uvicorn re-raises the SIGTERM it shut down on once it has stopped; with the default
     # handler that ends the process at once, before the service's close() and atexit
     # handlers. Raised as an exception instead, it unwinds through the finally below.
@@ -59,7 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         app.state.sof.close(timeout=GRACEFUL_SHUTDOWN)  # Ctrl-C too (then exit 130)
-    return 0
+    # uvicorn re-raises the SIGINT it stopped on, which ends the command with exit 130; a
+    # process started with SIGINT ignored (a background job of a shell without job
+    # control) ignores that too, and server.run() returns: still the exit of a Ctrl-C.
+    return 128 + signal.SIGINT if signal.SIGINT in received else 0
 
 
 class _Terminated(Exception):
@@ -94,13 +97,17 @@ def _announce(server: Any, settings: Any) -> None:
     server.startup = startup
 
 
-def _end_streams_on_exit(server: Any, service: Any) -> None:
+def _end_streams_on_exit(server: Any, service: Any) -> list[int]:
     """On Ctrl-C or SIGTERM, end open event streams at once: uvicorn waits for open
-    responses, and a stream would otherwise last until the grace period cancels it."""
+    responses, and a stream would otherwise last until the grace period cancels it.
+    Returns the signals received (filled in as they come)."""
     original = server.handle_exit
+    received: list[int] = []
 
     def handle_exit(sig: int, frame: Any) -> None:
+        received.append(sig)
         service.closing.set()
         original(sig, frame)
 
     server.handle_exit = handle_exit
+    return received

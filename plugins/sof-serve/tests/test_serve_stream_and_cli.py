@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 Served = Callable[..., Any]
 
@@ -50,10 +51,18 @@ def test_stream_rejects_a_bad_max_events(served: Served) -> None:
     assert answer.status_code == 422
 
 
-def _sof(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+def _sof(tmp_path: Path, *args: str, preexec: Any = None, **env: str
+         ) -> subprocess.Popen[str]:
     environ = {**os.environ, "SOF_CONFIG": str(tmp_path / "sof.json"), **env}
     return subprocess.Popen([sys.executable, "-m", "sof_core.cli", *args], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=preexec)
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def test_sof_serve_binds_loopback_and_answers(tmp_path: Path) -> None:
@@ -89,10 +98,15 @@ def test_sof_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert "plugin_settings.serve.max_concurrency" in err
 
 
-def test_ctrl_c_with_an_open_event_stream_exits_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("started_ignoring_sigint", [False, True])
+def test_ctrl_c_with_an_open_event_stream_exits_cleanly(
+        tmp_path: Path, started_ignoring_sigint: bool) -> None:
+    # Started with SIGINT ignored (a background job of a shell without job control, as a
+    # test run may be), uvicorn's re-raised SIGINT was ignored too and the exit was 0.
     import signal
 
-    process = _sof(tmp_path, "serve", "--port", "0")
+    process = _sof(tmp_path, "serve", "--port", "0",
+                   preexec=_ignore_sigint if started_ignoring_sigint else None)
     try:
         assert process.stderr is not None
         line = ""
