@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sof_core import UIF, hookimpl
 from sof_core.execution.threads import ABANDONED, DaemonPool
@@ -214,3 +217,26 @@ def test_retire_does_not_wait_for_a_call_given_up_on() -> None:
     finally:
         release.set()
         pool.close()
+
+
+def test_a_thread_ending_while_another_imports_the_async_runner_logs_nothing(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A pool thread that ends looks for the async runner module to close its own event
+    loop. Found half-imported (another thread importing it at that moment: in
+    ``sys.modules`` without ``close_thread_loop`` yet), it logged "closing ... event loop
+    failed" with an AttributeError; no async skill ran on the thread, so there is no loop
+    to close. The half-imported module is put in place by hand: the import race itself
+    cannot be timed from a test."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "sof_core.execution.aio",
+                        types.ModuleType("sof_core.execution.aio"))
+    caplog.set_level(logging.ERROR, logger="sof.threads")
+    pool = DaemonPool("sof-test-half-imported", max_workers=2)
+    done = threading.Event()
+    pool.submit(done.set)
+    assert done.wait(10)
+    for thread in pool.close():
+        thread.join(10)
+    assert not [r for r in caplog.records if "event loop failed" in r.getMessage()]

@@ -304,10 +304,13 @@ class DaemonPool:
         try:
             self._serve(me)
         finally:
-            aio = sys.modules.get("sof_core.execution.aio")  # no async skill ran: no loop
-            if aio is not None:
+            # Not imported: no async skill ran, no loop. Still being imported by another
+            # thread (no ``close_thread_loop`` yet): none ran on this one either.
+            close_loop = getattr(sys.modules.get("sof_core.execution.aio"),
+                                 "close_thread_loop", None)
+            if close_loop is not None:
                 try:
-                    aio.close_thread_loop()
+                    close_loop()
                 except Exception:  # a loop a skill left broken: the thread ends anyway
                     log.exception("closing %s's event loop failed", me.name)
             with self._lock:
