@@ -37,6 +37,24 @@ def test_an_unknown_level_falls_back_to_warning(monkeypatch: pytest.MonkeyPatch)
     assert logging.getLogger("sof").level == logging.WARNING
 
 
+def test_the_handler_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler outlives ``main()``; it kept the ``sys.stderr`` of that call, so after a
+    host or test had put its own back (and closed the stand-in) every later warning was
+    "--- Logging error --- ValueError: I/O operation on closed file" on the real stderr."""
+    import io
+
+    monkeypatch.delenv("SOF_LOG_LEVEL", raising=False)
+    during = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", during)
+    configure_logging()
+    logging.getLogger("sof.test").warning("while the command ran")
+    during.close()
+    after = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", after)
+    logging.getLogger("sof.test").warning("after it returned")
+    assert after.getvalue().endswith("after it returned\n")  # no "Logging error" report
+
+
 def _sof(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
     environment.update(HOME=str(cwd), XDG_CONFIG_HOME=str(cwd / "xdg"), **env)

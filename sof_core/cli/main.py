@@ -211,7 +211,6 @@ def configure_logging() -> None:
         handler = _Handler()
         handler.setFormatter(_Formatter("%(message)s"))
         root.addHandler(handler)
-    handler.stream = sys.stderr  # the current one (tests and hosts may have replaced it)
     handler.filters.clear()
     if level == "DEBUG":
         root.setLevel(logging.DEBUG)
@@ -222,7 +221,21 @@ def configure_logging() -> None:
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The ``sof`` command's stderr handler (a class of its own so it is installed once)."""
+    """The ``sof`` command's stderr handler (a class of its own so it is installed once).
+
+    It writes to ``sys.stderr`` as it is when a record comes, like logging's last resort:
+    the handler outlives ``main()``, and a host or a test that replaced ``sys.stderr``
+    around the call (and closed its stand-in) would otherwise get "--- Logging error ---
+    ValueError: I/O operation on closed file" for every later warning.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """``StreamHandler`` sets one; the current ``sys.stderr`` is always used instead."""
 
 
 # --- entry point ---------------------------------------------------------------------------
