@@ -358,7 +358,7 @@ def test_a_toml_file_keeps_every_value_through_a_rollback(tmp_path: Path) -> Non
         [[servers]]
         name = "b"
         '''))
-    import tomllib
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
     before = tomllib.loads(path.read_text())
     SOFConfigManager(path, environ={}).disable_sof_framework()
@@ -572,7 +572,7 @@ def _toml_data() -> Any:
 
 
 def test_any_toml_data_survives_a_rewrite() -> None:
-    import tomllib
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
     from hypothesis import given, settings
 
     from sof_core.config.manager import dump_toml

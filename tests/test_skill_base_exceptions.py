@@ -75,12 +75,14 @@ def test_a_skills_base_exception_is_its_failure_not_the_hosts(
 @pytest.mark.parametrize("name", list(RAISED))
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_on_the_callers_loop_too(name: str, is_async: bool) -> None:
+    if name == "CancelledError" and is_async and sys.version_info < (3, 11):
+        pytest.skip("before 3.11 a task cannot tell its own cancellation from its caller's")
     engine = make_engine(skills(RAISED[name], is_async))
 
     async def go() -> Any:
         report = await engine.aexecute_plan(["Raises", "After"], UIF.for_query("q"))
         task = asyncio.current_task()
-        assert task is not None and task.cancelling() == 0
+        assert task is not None and getattr(task, "cancelling", lambda: 0)() == 0
         await asyncio.sleep(0)  # the host's task goes on
         return report
 

@@ -20,11 +20,15 @@ from __future__ import annotations
 import gc
 
 _state = {"paused": False, "frozen": False}
+# Python 3.12 starts with objects in the permanent generation already (the immortal __bases__
+# and __mro__ tuples of the static built-in types, ~375): only a count above that is a freeze.
+_BASELINE = gc.get_freeze_count()
 
 
 def pause() -> bool:
     """Stop collecting for start-up; True when this call paused it (then ``restore`` it)."""
-    if _state["paused"] or _state["frozen"] or not gc.isenabled() or gc.get_freeze_count():
+    if (_state["paused"] or _state["frozen"] or not gc.isenabled()
+            or gc.get_freeze_count() > _BASELINE):
         return False
     gc.disable()
     _state["paused"] = True

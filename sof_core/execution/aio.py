@@ -301,10 +301,14 @@ async def await_step(coro: Coroutine[Any, Any, Any], call: AsyncCall) -> Any:
 def cancelled_by_caller() -> bool:
     """Whether the ``CancelledError`` being handled is a cancellation of the current task
     (its caller's, say ``asyncio.timeout``), not one a skill raised or let out of an await
-    of its own. Before Python 3.11 tasks cannot tell: it is taken as the caller's."""
+    of its own. Before Python 3.11 tasks cannot tell: on the caller's loop it is taken as
+    the caller's; on SOF's own thread loop (``execute_plan``) no caller awaits, so it is the
+    skill's."""
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
-    return cancelling is None or cancelling() > 0
+    if cancelling is None:  # Python 3.10: no caller awaits on SOF's own thread loop
+        return getattr(_local, "loop", None) is not asyncio.get_running_loop()
+    return int(cancelling()) > 0
 
 
 def undo_cancels(task: asyncio.Task[Any] | None, call: AsyncCall) -> int:

@@ -799,8 +799,13 @@ def _raise_interrupt(run: RunContext, report: ExecutionReport) -> None:
         except (AttributeError, TypeError):
             pass
         failed = [r.skill for r in report.results if r.error_type == type(interrupt).__name__]
-        if failed and hasattr(interrupt, "add_note"):  # Python 3.11+
-            interrupt.add_note(f"sof: raised in skill {failed[0]!r}; the run stopped there")
+        if failed:
+            note = f"sof: raised in skill {failed[0]!r}; the run stopped there"
+            if hasattr(interrupt, "add_note"):  # Python 3.11+
+                interrupt.add_note(note)
+            else:  # 3.10: the same attribute, which tracebacks there do not print
+                notes = [*getattr(interrupt, "__notes__", ()), note]
+                interrupt.__notes__ = notes  # type: ignore[attr-defined]
         raise interrupt
 
 

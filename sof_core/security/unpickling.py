@@ -51,6 +51,9 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "uuid": frozenset({"UUID", "SafeUUID"}),
     "pathlib": frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
                           "PureWindowsPath", "WindowsPath"}),
+    # Python 3.13 defines them in pathlib._local, which is the module their pickles name.
+    "pathlib._local": frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
+                                 "PureWindowsPath", "WindowsPath"}),
     # How a SOF error rebuilds (``SOFError.__reduce__``): its class, checked separately,
     # must be a SOF error; nothing else is called.
     "sof_core.errors": frozenset({"_restore_error"}),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-DEEP = "[" * 5000 + "]" * 5000
+DEEP = "[" * 50_000 + "]" * 50_000
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sof_memory import MemoryDocument, MemoryFilters, SQLiteMemoryBackend
 from sof_memory.importer import parse_file
 from sof_memory.metadata import MAX_METADATA_DEPTH
 
-DEEP = "[" * 5000 + "]" * 5000
+DEEP = "[" * 50_000 + "]" * 50_000
 
 
 def run_inline(*argv: str) -> int:
