@@ -242,8 +242,7 @@ class CoordinatorEngine:
         if not is_skill_like(skill):  # named before ``code:<label>`` is made of it
             raise not_a_skill(plugin_name or "code", skill, "register_skill")
         name = plugin_name or f"code:{item_label(skill)}"
-        self.plugins.register_skills([skill], name, replace=plugin_name is None,
-                                     api="register_skill")
+        self.plugins.register_skills([skill], name, replace=plugin_name is None)
 
     def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
         """Register several skills as one in-code plugin on this engine (all or nothing).

@@ -407,8 +407,7 @@ class PluginManager:
             return record
 
     def register_skills(
-        self, skills: Iterable[Any], name: str, *, replace: bool = False,
-        api: str = "register_skills",
+        self, skills: Iterable[Any], name: str, *, replace: bool = False
     ) -> PluginRecord:
         """Register skills written in code as the plugin ``name``; raise if any is unusable.
 
@@ -432,8 +431,7 @@ class PluginManager:
                 record = PluginRecord(name=name, source="code")
                 return self._registration_failed(record, clash, store=False, raise_it=True)
             try:
-                added, shared = self.registry.add_code_skills(name, items, replace=replace,
-                                                              api=api)
+                added, shared = self.registry.add_code_skills(name, items, replace=replace)
             except Exception as exc:
                 record = PluginRecord(name=name, source="code")
                 error = _as_plugin_error(name, exc)

@@ -272,8 +272,7 @@ class Registry:
             return added
 
     def add_code_skills(
-        self, plugin: str, items: Iterable[Any], *, replace: bool = False,
-        api: str = "register_skills",
+        self, plugin: str, items: Iterable[Any], *, replace: bool = False
     ) -> tuple[list[str], bool]:
         """Check and add skills registered in code as ``plugin``, all or nothing.
 
@@ -283,13 +282,14 @@ class Registry:
         what ``plugin`` offered before is swapped for ``items`` only once every item has
         passed. Returns the names added and whether any of the names touched is offered by
         another plugin of this layer too (then the caller refreshes its conflict notes).
-        ``api``: the call the items were given to, named by the error for a non-skill.
+        A non-skill's error names ``register_skills`` (``register_skill`` refuses one
+        itself, before it names the plugin after the item).
         """
         with self._lock:
             ignore = plugin if replace else None
             new_skills: dict[str, SkillEntry] = {}
             self._check_skills(plugin, "skills", items, None, False, new_skills, ignore,
-                               api=api)
+                               api="register_skills")
             # Every check passed: from here on nothing can fail, so nothing needs undoing.
             offers, skills = self._offers, self._skills
             old = self._names_by_plugin.pop(plugin, ()) if replace else ()

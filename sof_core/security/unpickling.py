@@ -35,6 +35,10 @@ from typing import Any
 
 from sof_core._reply_trust import NEVER_TRUSTED
 
+#: The path classes, under each module name their pickles may give.
+_PATH_CLASSES = frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
+                           "PureWindowsPath", "WindowsPath"})
+
 #: Standard-library globals that rebuild plain values and run nothing else.
 SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "builtins": frozenset({
@@ -49,11 +53,9 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "decimal": frozenset({"Decimal"}),
     "fractions": frozenset({"Fraction"}),
     "uuid": frozenset({"UUID", "SafeUUID"}),
-    "pathlib": frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
-                          "PureWindowsPath", "WindowsPath"}),
+    "pathlib": _PATH_CLASSES,
     # Python 3.13 defines them in pathlib._local, which is the module their pickles name.
-    "pathlib._local": frozenset({"Path", "PosixPath", "PurePath", "PurePosixPath",
-                                 "PureWindowsPath", "WindowsPath"}),
+    "pathlib._local": _PATH_CLASSES,
     # How a SOF error rebuilds (``SOFError.__reduce__``): its class, checked separately,
     # must be a SOF error; nothing else is called.
     "sof_core.errors": frozenset({"_restore_error"}),

@@ -127,9 +127,9 @@ def kernel_mounts(mountinfo: str = "/proc/self/mountinfo") -> frozenset[str]:
     return frozenset(points)
 
 
-def _mounts_inside(folder: Path) -> frozenset[str]:
-    """Kernel filesystems mounted below ``folder`` (by real path): not searched."""
-    base = os.path.realpath(folder).rstrip(os.sep) + os.sep
+def _mounts_inside(real: str) -> frozenset[str]:
+    """Kernel filesystems mounted below the folder whose real path is ``real``."""
+    base = real.rstrip(os.sep) + os.sep
     return frozenset(point for point in kernel_mounts() if point.startswith(base))
 
 
@@ -139,8 +139,8 @@ def _search(folder: Path, issues: list[ImportIssue]) -> list[Path]:
     not searched; a folder or file that cannot be read is an issue, and the search goes
     on."""
     found: list[Path] = []
-    skip = _mounts_inside(folder)
     real = os.path.realpath(folder)
+    skip = _mounts_inside(real)
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename if exc.filename is not None else folder
