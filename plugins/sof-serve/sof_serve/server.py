@@ -22,6 +22,15 @@ START_TIMEOUT = 30.0
 #: Seconds open connections (event streams never end by themselves) get to finish when
 #: the server stops, before they are closed.
 GRACEFUL_SHUTDOWN = 2
+#: The largest request head h11 buffers while it is still arriving (h11's own default);
+#: past it the request is answered 431.
+MAX_HEAD_BYTES = 16 * 1024
+#: After answering a request it could not read (400, 431), how long the server goes on
+#: reading and discarding what the client still sends, and how much of it at most, before
+#: closing: closing a socket with unread data makes the kernel reset the connection, and
+#: the client then gets the reset instead of the answer ("lingering close", as nginx does).
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 4 * 1024 * 1024
 
 
 def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
@@ -36,15 +45,37 @@ def protocol_class(settings: ServeSettings) -> type[asyncio.Protocol]:
     clients (slowloris): a connection that has not sent a whole request head within
     ``header_timeout`` seconds of connecting (or of its previous answer) is answered 408
     and closed, and past ``max_connections`` open connections a new one is answered 503
-    and closed at once, so idle sockets cannot use up the process's file descriptors."""
+    and closed at once, so idle sockets cannot use up the process's file descriptors.
+
+    A request h11 cannot read is answered with the service's JSON error (431 for a head
+    past ``MAX_HEAD_BYTES``, else 400) and closed only after the rest of what the client
+    sent was read (uvicorn closed at once: the client got a connection reset)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     header_timeout = float(settings.header_timeout)
     max_connections = settings.max_connections
 
+    class _Connection(h11.Connection):
+        """Remembers the status h11 suggests for the request it could not read."""
+
+        error_status = 400
+
+        def next_event(self) -> Any:
+            try:
+                return super().next_event()
+            except h11.RemoteProtocolError as exc:
+                self.error_status = exc.error_status_hint
+                raise
+
     class GuardedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _linger_timer: asyncio.TimerHandle | None = None
+        _discarded: int | None = None  # bytes read since the error answer (None: none)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.conn = _Connection(h11.SERVER, MAX_HEAD_BYTES)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -79,10 +110,37 @@ def protocol_class(settings: ServeSettings) -> type[asyncio.Protocol]:
             if not self.transport.is_closing():
                 self._arm_head_timer()
 
-        def connection_lost(self, exc: Exception | None) -> None:
+        def data_received(self, data: bytes) -> None:
+            if self._discarded is None:
+                super().data_received(data)
+                return
+            self._discarded += len(data)  # the rest of a request already answered
+            if self._discarded > LINGER_MAX_BYTES:
+                self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's only call: the request could not be read (h11 raised).
+            if getattr(self.conn, "error_status", 400) == 431:
+                answer = _raw_error(431, "Request Header Fields Too Large", "header_too_large",
+                                   f"the request head is larger than {MAX_HEAD_BYTES} bytes; "
+                                   "send fewer or smaller headers (cookies, tokens)")
+            else:
+                answer = _raw_error(400, "Bad Request", "bad_request",
+                                   f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
+            self.transport.write(answer)
+            self._discarded = 0
+            if self.transport.can_write_eof():
+                self.transport.write_eof()  # the answer, then the end of it: the client sees both
+            self._linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            for timer in (self._head_timer, self._linger_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._head_timer = self._linger_timer = None
             super().connection_lost(exc)
 
     return GuardedH11Protocol
@@ -97,6 +155,7 @@ def uvicorn_config(app: Any, settings: ServeSettings, *, host: str, port: int,
                           http=protocol_class(settings),
                           timeout_keep_alive=max(1, math.ceil(settings.keep_alive_timeout)),
                           backlog=settings.backlog,
+                          h11_max_incomplete_event_size=MAX_HEAD_BYTES,
                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
