@@ -128,13 +128,18 @@ class ResponseSettings:
             default = fields[key].default
             clean[key] = _coerce(key, value, default, where)
         settings = cls(**clean)
-        settings._check()
+        settings._check({key: (sources or {}).get(key, f'plugin_settings["{PLUGIN}"]')
+                         for key in values})
         return settings
 
-    def _check(self) -> None:
+    def _check(self, sources: Mapping[str, str] | None = None) -> None:
+        """Range checks; ``sources`` says where each given value came from, so that an
+        error names the variable or config entry to fix, as type errors do."""
         def bad(key: str, why: str) -> ResponseConfigError:
+            where = (sources or {}).get(key)
+            origin = f" (from {where})" if where else ""
             return ResponseConfigError(
-                f"response setting {key!r}: {why}", key=f"plugin_settings.{PLUGIN}.{key}"
+                f"response setting {key!r}{origin}: {why}", key=f"plugin_settings.{PLUGIN}.{key}"
             )
 
         if not self.backend.strip():

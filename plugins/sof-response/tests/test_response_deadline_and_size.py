@@ -126,6 +126,19 @@ def test_timeouts_must_be_finite_and_positive(value):
         OpenAICompatibleBackend(base_url="http://127.0.0.1:1/v1", timeout=value)
 
 
+@pytest.mark.parametrize(("variable", "value", "key"), [
+    ("SOF_LLM_TIMEOUT", "inf", "timeout"), ("SOF_LLM_TIMEOUT", "1e300", "timeout"),
+    ("SOF_LLM_TIMEOUT", "0", "timeout"), ("SOF_LLM_MAX_RESPONSE_BYTES", "0", "max_response_bytes"),
+])
+def test_an_out_of_range_variable_is_named_in_the_error(monkeypatch, variable, value, key):
+    # A value that is not a number named its variable; one out of range named only the key.
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ResponseConfigError) as caught:
+        OpenAICompatibleBackend(base_url="http://127.0.0.1:1/v1").generate(MESSAGES)
+    assert f"'{key}' (from environment variable {variable})" in str(caught.value)
+    assert caught.value.key == f"plugin_settings.response.{key}"
+
+
 # --- the size limit ----------------------------------------------------------------------------
 
 
