@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -464,6 +465,33 @@ def _blocking_stage() -> list[type[BaseSkillModule]]:
             return uif
 
     return [Blocker1, Blocker2, Polite]
+
+
+def test_the_blame_for_blocking_the_loop_says_the_stretch_is_the_last_one() -> None:
+    # It awaited for a while, then blocked: the error gave the blocked stretch alone ("for
+    # 0.36s" under a 0.5 s limit), which read as if it had not overrun at all.
+    class AwaitsThenBlocks(BaseSkillModule):
+        skill_name = "AwaitsThenBlocks"
+        skill_description = "awaits, then blocks its event loop"
+        required_inputs = ["input_query"]
+        output_keys = ["blocked"]
+        max_execution_time = 0.5
+
+        async def execute(self, uif: UIF) -> UIF:
+            await asyncio.sleep(0.2)
+            time.sleep(0.6)  # blocks the event loop past the deadline
+            uif.intermediate_data["blocked"] = True
+            return uif
+
+    engine = make_engine([AwaitsThenBlocks])
+    report = asyncio.run(engine.aexecute_plan(["AwaitsThenBlocks"], UIF(input_query="q")))
+    result = report.result("AwaitsThenBlocks")
+    assert result.status == "timeout", report.errors
+    found = re.search(r"did not finish within 0\.5s: it blocked its event loop, without "
+                      r"awaiting, for the last (\d+\.\d+)s before its deadline",
+                      result.error or "")
+    assert found, result.error
+    assert 0.1 < float(found.group(1)) < 0.45  # the stretch since its await, not 0.5 s
 
 
 def test_an_async_skill_blocking_its_event_loop_is_blamed_not_its_neighbour() -> None:

@@ -144,9 +144,10 @@ def overrun(call: AsyncCall, now: float) -> str:
         blocked = now - state.since
         call.verdict_at = now
         call.verdict = (
-            f"did not finish within {timeout}s: it blocked its event loop for "
-            f"{blocked:.2f}s without awaiting (synchronous work such as time.sleep inside "
-            "async def; use await asyncio.sleep or run it in a thread)"
+            f"did not finish within {timeout}s: it blocked its event loop, without "
+            f"awaiting, for the last {blocked:.2f}s before its deadline (synchronous work "
+            "such as time.sleep inside async def; use await asyncio.sleep or run it in a "
+            "thread)"
         )
         return BLAME
     excused = state.blocked - call.blocked_at_start - call.own_blocked
