@@ -7,6 +7,7 @@ Imported by ``sof_core.testing`` on first use of one of its names (the pytest pl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 from sof_core.cli.contract import ContractViolation
@@ -21,15 +22,19 @@ from sof_core.uif import UIF, UIF_FIELD_TYPES
 def make_engine(
     skills: Iterable[Any] = (),
     *,
-    plugins: Iterable[tuple[str, object]] = (),
+    plugins: Iterable[tuple[str, object] | object] = (),
     autoload: bool = False,
     **config: Any,
 ) -> CoordinatorEngine:
-    """An engine isolated from the environment: only the given skills and plugin objects."""
+    """An engine isolated from the environment: only the given skills and plugin objects.
+
+    Each of ``plugins`` is a ``(name, plugin)`` pair or a plugin alone (a module, a class or
+    an instance with ``@hookimpl`` methods), then named after it.
+    """
     cfg = SOFConfig(plugins_autoload=autoload, **config)
     manager = PluginManager(cfg)
     engine = CoordinatorEngine(manager, cfg)
-    for name, plugin in plugins:
+    for name, plugin in _named(plugins):
         record = manager.register(plugin, name=name)
         if record.status != "loaded":
             raise ContractViolation(f"plugin {name!r} did not load: {record.error}")
@@ -37,6 +42,28 @@ def make_engine(
     if skills:
         engine.register_skills(skills, plugin_name="test-skills")
     return engine
+
+
+def _named(plugins: Iterable[tuple[str, object] | object]) -> list[tuple[str, object]]:
+    """``make_engine``'s plugins as (name, plugin) pairs: one given alone is named after its
+    module or class (``-2``, ``-3`` ... for a name already taken)."""
+    named: list[tuple[str, object]] = []
+    taken: set[str] = set()
+    for entry in plugins:
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            name, plugin = entry
+        else:
+            plugin = entry
+            own = getattr(entry, "__name__", None) if isinstance(entry, (type, ModuleType)) \
+                else None
+            base = name = own if isinstance(own, str) else type(entry).__qualname__
+            number = 1
+            while name in taken:
+                number += 1
+                name = f"{base}-{number}"
+        taken.add(name)
+        named.append((name, plugin))
+    return named
 
 
 #: Declared input types whose empty value (``list()``, ...) ``check_skill_contract`` gives a
