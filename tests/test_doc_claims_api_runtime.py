@@ -860,7 +860,7 @@ def test_run_skill_call_reports_changes_that_replay_changes_applies() -> None:
     changes = run_skill_call(*call_payload(step, uif))
     assert isinstance(changes, dict)
     view, scope = skill_view(uif, step)
-    replay_changes(step, view, changes)
+    assert replay_changes(step, view, changes) is None  # "-> None": the executor builds the Outcome
     assert view.final_response == "answer: p" and "final_response" in scope.written_fields
     assert check_returned(step, view, view) is view
     assert uif.final_response != "answer: p"  # home UIF untouched until merged
