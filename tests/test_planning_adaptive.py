@@ -158,6 +158,70 @@ def test_without_continue_on_skill_failure_there_is_no_substitution() -> None:
     assert "SpareCalc" not in [r.skill for r in report.results]
 
 
+class BrokenFeed(BaseSkillModule):
+    skill_name = "BrokenFeed"
+    skill_description = "the preferred source of feed, down today"
+    required_inputs = ["input_query"]
+    output_keys = ["feed"]
+    triggers: ClassVar[tuple[str, ...]] = (r"\bfeed\b",)
+
+    def execute(self, uif: UIF) -> UIF:
+        raise RuntimeError("feed service unavailable")
+
+
+class SpareFeed(BaseSkillModule):
+    skill_name = "SpareFeed"
+    skill_description = "a second source of feed"
+    required_inputs = ["input_query"]
+    output_keys = ["feed"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["feed"] = "spare feed"
+        return uif
+
+
+class ReadFeed(BaseSkillModule):
+    skill_name = "ReadFeed"
+    skill_description = "answers from the feed, which it requires"
+    required_inputs = ["feed"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = f"read: {uif.intermediate_data['feed']}"
+        return uif
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_a_failed_skill_whose_output_is_required_later_is_replaced_first(on_loop: bool) -> None:
+    # The reader requires the key: run_query raised PlanValidationError ("no skill in the
+    # plan produces it") instead of substituting or reporting.
+    built = engine(BrokenFeed, SpareFeed, ReadFeed, default_plan=["ReadFeed"],
+                   continue_on_skill_failure=True)
+    report = (asyncio.run(built.arun_query("the feed please")) if on_loop
+              else built.run_query("the feed please"))
+    assert report.status == "partial"
+    assert report.final_response == "read: spare feed"
+    assert [(r.skill, r.status) for r in report.results] == [
+        ("BrokenFeed", "failed"), ("SpareFeed", "success"), ("ReadFeed", "success")]
+    (change,) = report.planning["changes"]
+    assert change["action"] == "substituted" and change["skill"] == "SpareFeed"
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_with_no_substitute_the_reader_is_skipped_as_one_run_skips_it(on_loop: bool) -> None:
+    built = engine(BrokenFeed, ReadFeed, default_plan=["ReadFeed"],
+                   continue_on_skill_failure=True)
+    report = (asyncio.run(built.arun_query("the feed please")) if on_loop
+              else built.run_query("the feed please"))
+    whole = built.execute_plan(["BrokenFeed", "ReadFeed"], UIF(input_query="the feed please"))
+    assert report.status == whole.status == "failure"
+    assert [r.to_dict() | {"duration_ms": 0} for r in report.results] == \
+        [r.to_dict() | {"duration_ms": 0} for r in whole.results]
+    assert report.results[1].error_type == "SkillDependencyError"
+    assert report.errors == whole.errors
+    assert report.plan == whole.plan and report.stages == whole.stages
+
+
 def test_installed_memory_and_conflict_plugins_adapt_to_what_memory_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,13 +149,80 @@ def _segments(engine: Any, planned: PlanResult, uif: Any, config: Any) -> Segmen
     first = yield head
     if first.status in ("failure", "timeout") and not config.continue_on_skill_failure:
         return first
+    if _has_failures(first):
+        # Before the tail, which may require what a failed head skill did not write: a
+        # substitute first, else the tail's skills left without an input are skipped, as
+        # one run skips them (a tail run without their producer would be an invalid plan).
+        first = yield from _replan(planned, first, specs, config)
     data = uif.intermediate_data
+    owners = {entry.spec.name: entry.plugin for entry in engine.registry.skills()}
+    tail, unfed = _without_inputs(tail, head, specs, owners, data, first)
+    if unfed:
+        first = _with_skipped(first, unfed)
     tail = _skip_unfed(tail, head, specs, data, planned)
     tail = _join(tail, joiners, specs, data, planned)
     if not tail:
         return (yield from _replan(planned, first, specs, config))
     second = yield tail
     return (yield from _replan(planned, merge(first, second), specs, config))
+
+
+def _has_failures(report: Any) -> bool:
+    return any(r.status in ("failed", "timeout") for r in report.results)
+
+
+def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
+                    owners: Mapping[str, str], data: Mapping[str, Any], report: Any
+                    ) -> tuple[list[str], list[Any]]:
+    """``tail`` without the skills that cannot run: a required input is missing and no
+    skill left in ``tail`` writes it (a head skill that failed or timed out did not); and
+    their ``skipped`` results, worded as a single run words them (``SkillDependencyError``,
+    naming the producer that did not write the key)."""
+    kept = list(tail)
+    unfed: list[Any] = []
+    template = report.results[0] if report.results else None
+    changed = template is not None
+    while changed:  # a skill skipped here leaves its own readers without input too
+        changed = False
+        produced = {k for n in kept if n in specs for k in specs[n].output_keys}
+        for name in kept:
+            spec = specs.get(name)
+            if spec is None:
+                continue
+            missing = [k for k in spec.required_inputs
+                       if k not in HOST_FIELDS and k not in data and k not in produced]
+            if not missing:
+                continue
+            key = missing[0]
+            producer = next((n for n in (*head, *tail) if n in specs and n != name
+                             and key in specs[n].output_keys), None)
+            why = (f"its producer {producer!r} did not write it" if producer
+                   else "nobody wrote it")
+            unfed.append(replace(
+                template, skill=name, status="skipped", duration=0.0, attempts=0,
+                stage=len(report.stages), error=f"required input {key!r} is missing: {why}",
+                error_type="SkillDependencyError", plugin=owners.get(name),
+                traceback=None, location=None))
+            kept.remove(name)
+            changed = True
+            break
+    return kept, unfed
+
+
+def _with_skipped(report: Any, skipped: Sequence[Any]) -> Any:
+    """``report`` with ``skipped`` results added, its status and errors saying so."""
+    results = [*report.results, *skipped]
+    if report.status == "timeout":
+        status = "timeout"
+    else:
+        status = "partial" if any(r.status == "success" for r in results) else "failure"
+    errors = [*report.errors,
+              *(f"{r.skill}: {r.error_type}: {r.error}" for r in skipped)]
+    names = [r.skill for r in skipped]
+    plan = [*report.plan, *(n for n in names if n not in report.plan)]
+    report.uif.__dict__["execution_plan"] = list(plan)
+    return replace(report, status=status, results=results, errors=errors, plan=plan,
+                   stages=[*map(list, report.stages), names])
 
 
 def _skip_unfed(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
