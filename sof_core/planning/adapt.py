@@ -180,8 +180,10 @@ def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, An
     naming the producer that did not write the key)."""
     kept = list(tail)
     unfed: list[Any] = []
-    template = report.results[0] if report.results else None
-    changed = template is not None
+    if not report.results:  # nothing ran: nothing failed to write anything
+        return kept, unfed
+    template = report.results[0]  # a SkillResult (this layer does not import execution)
+    changed = True
     while changed:  # a skill skipped here leaves its own readers without input too
         changed = False
         produced = {k for n in kept if n in specs for k in specs[n].output_keys}
