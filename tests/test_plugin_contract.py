@@ -715,6 +715,25 @@ def test_a_skill_that_ends_the_process_fails_its_check_and_the_others_go_on(
     assert "1 failed, 2 passed" in out, out
     assert "[outputs] Quits: the process running this check exited with code 7" in out
 
+    # So does the sof_plugin_contract fixture: it ended the whole session, with exit code 7
+    # and nothing printed.
+    fixture_file = tmp_path / "test_fixture_crash.py"
+    fixture_file.write_text(
+        "import pytest\n"
+        "from sof_core.testing import ContractViolation\n\n"
+        "def test_crashes(sof_plugin_contract):\n"
+        "    with pytest.raises(ContractViolation, match=r'exited with code 7'):\n"
+        "        sof_plugin_contract('crashes')\n\n"
+        "def test_after():\n"
+        "    pass\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(fixture_file)],
+        capture_output=True, text=True, env=dists.env(), cwd=tmp_path, timeout=120,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "2 passed" in out, (run.returncode, out)
+
 
 def test_a_check_that_cannot_start_is_one_line(dists: Any, sof_cli: Any, tmp_path: Any) -> None:
     env = dists.env()

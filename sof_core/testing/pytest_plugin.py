@@ -170,16 +170,21 @@ def sof_plugin_check() -> Callable[..., Any]:
 def sof_plugin_contract() -> Callable[..., Any]:
     """``sof_plugin_contract("name")`` runs the plugin contract (``sof plugins check``)
     against the installed plugin ``name`` and raises ``ContractViolation`` listing every
-    failed check; it returns the ``PluginContract`` otherwise. ``module=obj`` checks a
-    plugin object that is not installed, registered under ``name`` next to the installed
-    ones."""
-    from sof_core.cli.contract import check_plugins
-
+    failed check; it returns the ``PluginContract`` otherwise. Like the command, it checks
+    in a child process, so a skill that ends its process (``os._exit``, a crash) fails its
+    check instead of ending the test session. ``module=obj`` checks a plugin object that is
+    not installed, registered under ``name`` next to the installed ones, in this process
+    (an object cannot be sent to another), as do the options of ``check_plugins``."""
     def check(name: str, *, module: object = None, **options: Any) -> Any:
-        if module is not None:
-            report = check_plugins([name], modules={name: module}, **options)[0]
+        if module is None and not options:
+            from sof_core.cli.contract_command import run_isolated
+
+            report = run_isolated([name])[0]
         else:
-            report = check_plugins([name], **options)[0]
+            from sof_core.cli.contract import check_plugins
+
+            modules = {name: module} if module is not None else None
+            report = check_plugins([name], modules=modules, **options)[0]
         report.raise_for_failures()
         return report
 
