@@ -241,3 +241,40 @@ def test_a_newly_installed_plugin_with_a_trigger_is_chosen_without_planner_chang
     report = engine.run_query("When is high tide in Porto?")
     assert report.status == "success" and "06:12" in (report.final_response or "")
     assert report.planning is not None and report.planning["planner"] == "rules"
+
+
+class TideTimes(BaseSkillModule):
+    skill_name = "TideTimes"
+    skill_description = "tide times for a port"
+    required_inputs = ["input_query"]
+    output_keys = ["tide_times"]
+    triggers: ClassVar[tuple[str, ...]] = (r"\btides?\b",)
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["tide_times"] = ["06:12", "18:31"]
+        return uif
+
+
+class TideAnswer(BaseSkillModule):
+    skill_name = "TideAnswer"
+    skill_description = "answers from the tide times"
+    required_inputs = ["tide_times"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = "high tide at " + uif.intermediate_data["tide_times"][0]
+        return uif
+
+
+def test_a_triggered_skill_brings_the_answer_skill_that_reads_it_over_default_plan() -> None:
+    # default_plan's Answer won the final_response tie, and the triggered TideTimes then fed
+    # nothing and was pruned: the plugin's trigger matched and changed nothing.
+    engine = make_engine([Answer, TideTimes, TideAnswer], default_plan=["Answer"])
+    result = engine.planning.plan("When are the tides in Porto?", use_cache=False)
+    assert result.plan == ["TideTimes", "TideAnswer"]
+    assert result.reasons["TideAnswer"] == (
+        "produces final_response, the goal (also produced by Answer; chosen as it reads "
+        "tide_times, which TideTimes writes)")
+    assert engine.run_query("When are the tides in Porto?").final_response == "high tide at 06:12"
+    # With no trigger matched, default_plan still decides.
+    assert engine.planning.plan("hello", use_cache=False).plan == ["Answer"]

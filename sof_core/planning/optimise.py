@@ -40,15 +40,18 @@ def complete(
 ) -> tuple[list[str], dict[str, str], list[Change]]:
     """The seed skills plus everything they and the goals need, each with its reason.
 
-    ``preferred`` breaks ties between several producers of one key (the configured
-    ``default_plan``); otherwise a producer already in the plan wins, else the first by
-    name. A seed skill whose required input nothing can produce is dropped (a ``Change``
-    says so); a goal nothing produces raises ``GoalResolutionError``.
+    Between several producers of one key, a producer already in the plan wins; else one
+    that reads what a seed skill writes (a plugin's answer skill that reads its own triggered
+    tool's output, which would otherwise feed nothing and be pruned); else ``preferred``
+    (the configured ``default_plan``); else the first by name. A seed skill whose required
+    input nothing can produce is dropped (a ``Change`` says so); a goal nothing produces
+    raises ``GoalResolutionError``.
     """
     producers = producers if producers is not None else producers_of(specs)
     reasons: dict[str, str] = {}
     changes: list[Change] = []
     rank = {name: i for i, name in enumerate(preferred)}
+    seeded = {key: name for name in seed if name in specs for key in specs[name].output_keys}
 
     def pick(key: str) -> tuple[str | None, str]:
         candidates = producers.get(key, [])
@@ -60,6 +63,14 @@ def complete(
         if len(candidates) == 1:
             return candidates[0], ""
         ranked = sorted(candidates, key=lambda n: (rank.get(n, len(rank)), n))
+        feeding = [n for n in ranked if n not in seed
+                   and any(k in seeded and seeded[k] != n for k in specs[n].inputs)]
+        if feeding and len(feeding) < len(ranked):
+            chosen = feeding[0]
+            read = next(k for k in specs[chosen].inputs if k in seeded)
+            others = ", ".join(c for c in ranked if c != chosen)
+            return chosen, (f" (also produced by {others}; chosen as it reads {read}, which "
+                            f"{seeded[read]} writes)")
         others = ", ".join(c for c in ranked[1:])
         how = "listed in default_plan" if ranked[0] in rank else "first by name"
         return ranked[0], f" (also produced by {others}; chosen as {how})"
