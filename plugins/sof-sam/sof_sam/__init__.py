@@ -175,11 +175,15 @@ def plugin_skill(name: str) -> type[Any]:
             f"install it (pip install {distribution}) or register your own {name}",
             name=__name__,
         ) from exc
-    from sof_sam.skills.base import SAMSkillAPI
+    from sof_sam.skills.base import NamesOnInstances, SAMSkillAPI
 
-    # Named as an attribute of this package, so instances pickle by reference.
+    # Named as an attribute of this package, so instances pickle by reference. On an
+    # instance, the declarations read as SAM's lists of key names; on the class, as the
+    # plugin declares them (SOF reads their types there).
     made = type(name, (SAMSkillAPI, native), {
         "__module__": __name__, "__qualname__": name, "__doc__": native.__doc__,
+        **{attr: NamesOnInstances(getattr(native, attr))
+           for attr in ("required_inputs", "optional_inputs", "output_keys")},
     })
     return _plugin_classes.setdefault(name, made)
 

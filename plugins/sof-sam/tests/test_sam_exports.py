@@ -125,3 +125,22 @@ def test_conflict_detector_keeps_sof_declarations_not_sams() -> None:
     assert "memory_results" in required and "input_query" not in required
     assert "conflicts" in skill.output_keys and "conflict_analysis" not in skill.output_keys
     assert skill.can_execute(sof_sam.SAM_UIF(input_query="q")) is False
+
+
+@pytest.mark.parametrize("name", ["MemoryRetrievalSkill", "ResponseGenerationSkill",
+                                  "ConflictDetectorSkill"])
+def test_the_core_skills_declare_lists_of_names_to_sam_code(name: str) -> None:
+    # SAM_API.md: required_inputs, optional_inputs, output_keys are lists of str. Through
+    # sof_sam they were SOF's typed forms: ("memory_results", list) and a dict of outputs,
+    # so `"memory_results" in skill.optional_inputs` was False.
+    cls = getattr(sof_sam, name)
+    skill = cls()
+    for attr in ("required_inputs", "optional_inputs", "output_keys"):
+        names = getattr(skill, attr)
+        assert isinstance(names, list) and all(isinstance(k, str) for k in names), (attr, names)
+        assert names == skill.get_dependency_info()[attr]
+    assert "memory_results" in sof_sam.ResponseGenerationSkill().optional_inputs
+    assert sof_sam.ConflictDetectorSkill().required_inputs == ["memory_results"]
+    # SOF still reads the declared types on the class: a wrong type is refused as before.
+    spec = sof_core.SkillSpec.from_skill_class(sof_sam.ConflictDetectorSkill)
+    assert spec.key_types["memory_results"] is list

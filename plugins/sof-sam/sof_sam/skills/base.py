@@ -91,6 +91,25 @@ def _names(declared: Any) -> list[str]:
     return [entry[0] if isinstance(entry, tuple) else entry for entry in declared or ()]
 
 
+class NamesOnInstances:
+    """A skill declaration that SAM code and SOF each read in their own shape.
+
+    SAM's skills declare ``required_inputs``, ``optional_inputs`` and ``output_keys`` as
+    lists of key names, and SAM code reads them on instances (``skill.required_inputs``);
+    SOF's plugins declare types too (``("memory_results", list)``, a dict of outputs), which
+    SOF reads on the class. On an instance this gives the names (a new list each time);
+    on the class, the declaration itself.
+    """
+
+    def __init__(self, declared: Any) -> None:
+        self.declared = declared
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.declared
+        return _names(self.declared)
+
+
 class _SAMExecute:
     """A SAM skill class's own ``execute``, holding it to what SAM's coordinator accepted.
 
