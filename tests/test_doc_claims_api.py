@@ -167,6 +167,15 @@ def test_the_errors_carry_the_attributes_the_tree_names() -> None:
     assert E.PlanValidationError([problem]).problems == [problem]
 
 
+def test_config_error_is_importable_from_sof_core_config_too() -> None:
+    # "`sof_core.ConfigError`, also importable as `sof_core.config.ConfigError`"
+    from sof_core.config import ConfigError, ConfigValidationError
+
+    assert ConfigError is sof_core.ConfigError
+    assert issubclass(ConfigValidationError, ConfigError)
+    assert "ConfigError" in sof_core.config.__all__
+
+
 def test_a_bad_engine_setting_is_a_config_validation_error_that_is_a_config_error() -> None:
     with pytest.raises(E.ConfigError) as info:
         CoordinatorEngine(skill_timeout="soon")

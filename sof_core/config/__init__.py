@@ -51,8 +51,10 @@ if TYPE_CHECKING:
         read_config_file,
         unknown_env_vars,
     )
+    from sof_core.errors import ConfigError
 
 _LAZY = {
+    "ConfigError": "sof_core.errors",  # what every config problem is (also sof_core's)
     "ConfigState": "sof_core.config.manager",
     "SOFConfigManager": "sof_core.config.manager",
     "disable_sof_framework": "sof_core.config.manager",
@@ -90,6 +92,7 @@ __all__ = [
     "ENV_PREFIX",
     "SAM_KEYS",
     "SAM_NAMES",
+    "ConfigError",
     "ConfigState",
     "ConfigValidationError",
     "SOFConfig",
