@@ -175,7 +175,7 @@ def plugin_skill(name: str) -> type[Any]:
             f"install it (pip install {distribution}) or register your own {name}",
             name=__name__,
         ) from exc
-    from sof_sam.skills.base import NamesOnInstances, SAMSkillAPI
+    from sof_sam.skills.base import BaseSkillModule, NamesOnInstances, SAMSkillAPI
 
     # Named as an attribute of this package, so instances pickle by reference. On an
     # instance, the declarations read as SAM's lists of key names; on the class, as the
@@ -185,6 +185,10 @@ def plugin_skill(name: str) -> type[Any]:
         **{attr: NamesOnInstances(getattr(native, attr))
            for attr in ("required_inputs", "optional_inputs", "output_keys")},
     })
+    # SAM's core skills were its BaseSkillModule's subclasses: isinstance checks written
+    # against sof_sam.BaseSkillModule hold for these too (a virtual subclass: nothing of
+    # SAM's base class is inherited beyond SAMSkillAPI).
+    BaseSkillModule.register(made)
     return _plugin_classes.setdefault(name, made)
 
 

@@ -45,6 +45,11 @@ def test_the_core_skills_are_the_plugins_classes_with_sams_helpers() -> None:
     assert skills.ConflictDetectorSkill is sof_sam.ConflictDetectorSkill
     assert issubclass(sof_sam.ConflictDetectorSkill, ConflictDetectorSkill)
     assert issubclass(sof_sam.ConflictDetectorSkill, SAMSkillAPI)
+    # As in SAM, they are its BaseSkillModule's skills (isinstance was False).
+    for name in ("MemoryRetrievalSkill", "ResponseGenerationSkill", "ConflictDetectorSkill"):
+        assert issubclass(getattr(sof_sam, name), sof_sam.BaseSkillModule)
+    assert isinstance(sof_sam.ConflictDetectorSkill(), sof_sam.BaseSkillModule)
+    assert not issubclass(ConflictDetectorSkill, sof_sam.BaseSkillModule)  # the plugin's own
     assert sof_sam.ConflictDetectorSkill.skill_name == "ConflictDetectorSkill"
 
 
