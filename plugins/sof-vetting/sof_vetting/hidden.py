@@ -25,6 +25,14 @@ _BLOCKS = frozenset(
 )
 #: Elements whose content is never page text.
 SKIP = frozenset({"script", "style"})
+#: Elements no real page has, named like a chat message's role: in markup, ``<system>...
+#: </system>`` marks text as a system (or tool) message to a model reading the page, and
+#: reading the page as a browser shows it drops the tag and keeps the text.
+ROLE_TAGS = frozenset({
+    "system", "assistant", "tool_call", "tool_result", "tool_output", "function_call",
+    "function_result", "function_results", "instruction", "instructions", "sys", "admin",
+    "developer",
+})
 
 _DECL = re.compile(r"([a-zA-Z-]+)\s*:\s*([^;]+)")
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
@@ -100,6 +108,8 @@ class _Walker(HTMLParser):
         self._reason: str | None = None
         #: Text a browser shows (outside hidden elements, scripts and styles).
         self.visible: list[str] = []
+        #: The ``ROLE_TAGS`` elements found, in order, each once.
+        self.role_tags: list[str] = []
 
     def _hidden_reason(self) -> str | None:
         for _, reason, _skip in reversed(self.stack):
@@ -114,7 +124,13 @@ class _Walker(HTMLParser):
         self._buffer = []
         self._reason = None
 
+    def _role_tag(self, tag: str) -> None:
+        if tag in ROLE_TAGS and tag not in self.role_tags and not any(
+                skip for _, _, skip in self.stack):
+            self.role_tags.append(tag)
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._role_tag(tag)
         if tag in _BLOCKS or tag == "br":
             self.visible.append("\n")
         values = {k.lower(): (v or "") for k, v in attrs}
@@ -153,6 +169,7 @@ class _Walker(HTMLParser):
         return None
 
     def handle_endtag(self, tag: str) -> None:
+        self._role_tag(tag)
         if tag in _BLOCKS:
             self.visible.append("\n")
         if not any(t == tag for t, _, _ in self.stack):
@@ -203,9 +220,17 @@ def _style_rules(html: str) -> dict[str, str]:
     return rules
 
 
-def inspect_html(html: str) -> tuple[str, list[HiddenSegment]]:
-    """What a browser shows of ``html`` (paragraphs on their own lines), and every piece of
-    text it hides, with the reason."""
+@dataclass(frozen=True)
+class ReadHTML:
+    """What ``read_html`` found in a page."""
+
+    visible: str  # what a browser shows (paragraphs on their own lines)
+    hidden: list[HiddenSegment]  # every piece of text it hides, with the reason
+    role_tags: list[str]  # ``ROLE_TAGS`` elements, which a browser drops with their tag
+
+
+def read_html(html: str) -> ReadHTML:
+    """Read ``html`` as a browser shows it, noting what it hides and its fake role tags."""
     walker = _Walker(_style_rules(html))
     try:
         walker.feed(html)
@@ -214,7 +239,14 @@ def inspect_html(html: str) -> tuple[str, list[HiddenSegment]]:
         walker._flush()
     lines = ("".join(walker.visible)).split("\n")
     visible = "\n".join(" ".join(line.split()) for line in lines if line.strip())
-    return visible, walker.segments
+    return ReadHTML(visible, walker.segments, walker.role_tags)
+
+
+def inspect_html(html: str) -> tuple[str, list[HiddenSegment]]:
+    """What a browser shows of ``html`` (paragraphs on their own lines), and every piece of
+    text it hides, with the reason."""
+    read = read_html(html)
+    return read.visible, read.hidden
 
 
 def hidden_segments(html: str) -> list[HiddenSegment]:
@@ -230,4 +262,5 @@ def looks_like_html(text: str) -> bool:
     return len(re.findall(r"</?[a-z][a-z0-9]*[\s>/]", text[:20000], re.IGNORECASE)) >= 3
 
 
-__all__ = ["HiddenSegment", "hidden_segments", "inspect_html", "looks_like_html", "style_hides"]
+__all__ = ["ROLE_TAGS", "HiddenSegment", "ReadHTML", "hidden_segments", "inspect_html",
+           "looks_like_html", "read_html", "style_hides"]

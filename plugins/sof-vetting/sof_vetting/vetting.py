@@ -26,7 +26,7 @@ from typing import Any
 from sof_vetting.detectors.injection import MESSAGES, scan
 from sof_vetting.errors import VettingInputError
 from sof_vetting.findings import HIDDEN_TEXT, INJECTION, Finding, coerce_finding
-from sof_vetting.hidden import HiddenSegment, inspect_html, looks_like_html
+from sof_vetting.hidden import HiddenSegment, looks_like_html, read_html
 from sof_vetting.normalise import normalise
 from sof_vetting.settings import VettingSettings
 
@@ -338,7 +338,14 @@ class Vetter:
             markup = raw
         hidden: list[HiddenSegment] = []
         if markup is not None:
-            visible, hidden = inspect_html(markup[: settings.max_chars * 4])
+            read = read_html(markup[: settings.max_chars * 4])
+            visible, hidden = read.visible, read.hidden
+            if read.role_tags:  # dropped from the text with the markup: flagged here
+                tags = ", ".join(f"<{tag}>" for tag in read.role_tags)
+                extra.append(Finding(
+                    "injection.fake_message", INJECTION,
+                    f"the page's markup has {tags}: fake message tags that mark its text as "
+                    "a system, assistant or tool message (a reader does not see them)"))
             if markup is raw:  # the text is markup: what a browser shows is the text
                 raw = visible
                 if hidden:

@@ -82,6 +82,13 @@ _VERB = (
     r"(?:ignore|ignoring|disregard|disregarding|forget|override|overrule|bypass|skip|discard|"
     rf"abandon|neglect|set{_S}aside|throw{_S}away|erase|wipe|drop)"
 )
+#: What a role hijack makes of the model ("you are now DAN", "... now unrestricted").
+_HIJACKED_ROLE = (
+    r"(?:dan|jailbroken|unrestricted|unfiltered|uncensored|evil|rogue|unchained|free\s+"
+    r"from|without\s+(?:any\s+)?(?:limits|restrictions|rules|filters)|developer\s+mode|"
+    r"god\s+mode|admin)"
+)
+
 
 PATTERNS: dict[str, list[str]] = {
     "instruction_override": [
@@ -109,9 +116,10 @@ PATTERNS: dict[str, list[str]] = {
         r"\byou\s+are\s+no\s+longer\s+(?:an?\s+|the\s+)?(?:ai|assistant|chatbot|language\s+"
         r"model|bound|restricted|limited|required|sam|claude|chatgpt|gpt|helpful)\b",
         r"\byou\s+(?:are|will\s+be|r)\s+now\s+(?:an?\s+|the\s+|my\s+|in\s+)?(?:\w+\s+){0,2}?"
-        r"(?:dan|jailbroken|unrestricted|unfiltered|uncensored|evil|rogue|unchained|free\s+"
-        r"from|without\s+(?:any\s+)?(?:limits|restrictions|rules|filters)|developer\s+mode|"
-        r"god\s+mode|admin)\b",
+        rf"{_HIJACKED_ROLE}\b",
+        # "From now on you are DAN": "now" before "you are", not after
+        r"\bfrom\s+now\s+on,?\s+you\s+(?:are|will\s+be|shall\s+be|r|'re)\s+(?:an?\s+|the\s+|"
+        rf"my\s+|in\s+)?(?:\w+\s+){{0,2}}?{_HIJACKED_ROLE}\b",
         r"\b(?:act|behave|respond|operate|function|answer)\s+as\s+(?:if\s+you\s+(?:are|were)\s+)?"
         r"(?:an?\s+|the\s+)?(?:\w+\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|"
         r"malicious|rogue|amoral|unethical)\b",
@@ -195,6 +203,7 @@ TRIGGERS: dict[str, list[tuple[str, ...]]] = {
     "role_hijack": [
         ("no longer",),
         ("now",),
+        ("from now on",),
         ("unrestricted", "unfiltered", "uncensored", "jailbroken", "evil", "malicious", "rogue",
          "amoral", "unethical"),
         ("pretend",),
