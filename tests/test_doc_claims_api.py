@@ -210,6 +210,43 @@ def test_a_plugin_name_already_in_use_is_a_plugin_conflict_error_changing_nothin
     assert engine.registry.skill_names() == before
 
 
+def test_batches_registered_without_a_plugin_name_each_get_their_own() -> None:
+    # "`register_skills` without a name: the plugin `code`, then `code-2`, `code-3`... for
+    # later calls": a second unnamed batch raised "plugin 'code' is already registered".
+    engine = make_engine()
+    engine.register_skills([Produce])
+    engine.register_skills([Other])
+    assert {"Produce", "Other"} <= set(engine.registry.skill_names())
+    assert engine.registry.skill("Produce").plugin == "code"
+    assert engine.registry.skill("Other").plugin == "code-2"
+    with pytest.raises(E.PluginConflictError, match="Produce"):  # a skill name still clashes
+        engine.register_skills([Produce])
+    assert "code-3" not in engine.plugins.records
+
+
+def test_concurrent_unnamed_batches_never_share_a_plugin_name() -> None:
+    import threading
+
+    engine = make_engine()
+    classes = [type(f"Batch{i}", (Produce,), {"skill_name": f"Batch{i}"}) for i in range(16)]
+    errors: list[BaseException] = []
+
+    def register(cls: type) -> None:
+        try:
+            engine.register_skills([cls])
+        except BaseException as exc:  # pragma: no cover - the failure this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(cls,)) for cls in classes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    plugins = {engine.registry.skill(cls.skill_name).plugin for cls in classes}
+    assert len(plugins) == 16
+
+
 def test_a_skill_name_another_in_code_plugin_registered_is_a_conflict() -> None:
     engine = make_engine()
     engine.register_skills([Produce], plugin_name="first")

@@ -323,11 +323,11 @@ def test_engine_signature_and_keyword_only_run_arguments() -> None:
     assert _keyword_only(CoordinatorEngine.resolve_goal) == {
         "available": (), "include_optional": False, "prefer": None}
     # "`register_skill(skill, plugin_name=None)` / `register_skills(skills,
-    # plugin_name="code")`"; "`build_graph(plan=None)`"; "`refresh_config(config=None)`"
+    # plugin_name=None)`"; "`build_graph(plan=None)`"; "`refresh_config(config=None)`"
     assert inspect.signature(CoordinatorEngine.register_skill).parameters[
         "plugin_name"].default is None
     assert inspect.signature(CoordinatorEngine.register_skills).parameters[
-        "plugin_name"].default == "code"
+        "plugin_name"].default is None
     assert inspect.signature(CoordinatorEngine.build_graph).parameters["plan"].default is None
     assert inspect.signature(CoordinatorEngine.refresh_config).parameters[
         "config"].default is None

@@ -39,6 +39,7 @@ from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
 from sof_core.graph.validate import ValidationProblem, check_plan_type
 from sof_core.plugins.loader import (
+    CODE_PLUGIN,
     PluginManager,
     contested_message,
     engine_plugin_manager,
@@ -240,22 +241,25 @@ class CoordinatorEngine:
         """
         _check_plugin_name(plugin_name)
         if not is_skill_like(skill):  # named before ``code:<label>`` is made of it
-            raise not_a_skill(plugin_name or "code", skill, "register_skill")
+            raise not_a_skill(plugin_name or CODE_PLUGIN, skill, "register_skill")
         name = plugin_name or f"code:{item_label(skill)}"
         self.plugins.register_skills([skill], name, replace=plugin_name is None)
 
-    def register_skills(self, skills: Iterable[Any], plugin_name: str = "code") -> None:
+    def register_skills(self, skills: Iterable[Any], plugin_name: str | None = None) -> None:
         """Register several skills as one in-code plugin on this engine (all or nothing).
 
-        A ``plugin_name`` already in use raises ``PluginConflictError``; like any failure
-        here, it leaves what was registered before untouched.
+        Without ``plugin_name`` the plugin is named ``code``, or ``code-2``, ``code-3``...
+        when an earlier call took that name, so batches registered one after another each
+        get their own. A ``plugin_name`` given and already in use raises
+        ``PluginConflictError``; like any failure here, it leaves what was registered before
+        untouched.
         """
         _check_plugin_name(plugin_name)
-        if not plugin_name:
+        if plugin_name is not None and not plugin_name:
             raise PluginHookError(repr(plugin_name), "plugin_name must be a non-empty string")
         if isinstance(skills, (type, str, bytes)) or not isinstance(skills, Iterable):
             raise PluginHookError(
-                plugin_name,
+                plugin_name or CODE_PLUGIN,
                 f"register_skills takes a list of skill classes or instances, got "
                 f"{safe_repr(skills)}; for one skill, call register_skill or pass [skill]",
             )

@@ -67,6 +67,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
 }
 log = logging.getLogger("sof.plugins")
 
+#: The plugin name of skills registered in code without one (``register_skills``).
+CODE_PLUGIN = "code"
+
 PluginStatus = Literal["discovered", "loaded", "failed", "disabled"]
 PluginSource = Literal["entry-point", "code", "builtin"]
 #: The observer hooks every run calls (``PluginManager.run_observers``).
@@ -407,7 +410,7 @@ class PluginManager:
             return record
 
     def register_skills(
-        self, skills: Iterable[Any], name: str, *, replace: bool = False
+        self, skills: Iterable[Any], name: str | None, *, replace: bool = False
     ) -> PluginRecord:
         """Register skills written in code as the plugin ``name``; raise if any is unusable.
 
@@ -417,10 +420,14 @@ class PluginManager:
         few microseconds however many are registered already. With ``replace``, what is
         registered under ``name`` is swapped for ``skills`` only once they all pass. A
         failure raises its specific error (``PluginConflictError``, ``SkillDefinitionError``,
-        ``PluginHookError``) and changes nothing.
+        ``PluginHookError``) and changes nothing. ``name=None``: ``code``, or ``code-2``,
+        ``code-3``... when that is taken (chosen under the lock: concurrent calls never
+        pick the same one).
         """
         items = skills if type(skills) is list else list(skills)
         with self._load_lock:
+            if name is None:
+                name = self._unused_name(CODE_PLUGIN)
             if replace and self.hook_manager.has_plugin(name):
                 # A hook-implementing plugin holds the name: swap it out the general way.
                 return self.register(
@@ -446,6 +453,15 @@ class PluginManager:
             if shared or (previous is not None and previous.conflicts):
                 self._refresh_conflicts()
             return record
+
+    def _unused_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... the first no plugin holds (under the lock)."""
+        records = self.records
+        name, number = base, 1
+        while name in records or self.hook_manager.has_plugin(name):
+            number += 1
+            name = f"{base}-{number}"
+        return name
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered on this manager and everything it contributed."""
