@@ -567,3 +567,81 @@ def test_arun_batch_gives_each_query_run_batchs_adjusted_plan() -> None:
         assert _summary(other.report) == _summary(one.report)
         assert other.plan == one.plan
         assert [r.skill for r in other.report.results] == ["Retrieve", "Conflicts", "Answer"]
+
+
+# --- a query run in parts reports what one run of the whole plan reports ----------------------
+
+
+def _chain_skill(name: str, required: tuple[str, ...], output: str, *, fail: bool = False,
+                 sleep: float = 0.0) -> type[BaseSkillModule]:
+    def execute(self: Any, uif: UIF) -> UIF:
+        time.sleep(sleep)
+        if fail:
+            raise RuntimeError(f"{name} is down")
+        if output == "final_response":
+            uif.final_response = f"{name} answered"
+        else:
+            uif.intermediate_data[output] = f"{name} wrote {output}"
+        return uif
+
+    return type(name, (BaseSkillModule,), {
+        "skill_name": name, "skill_description": name, "required_inputs": list(required),
+        "output_keys": [output], "execute": execute})
+
+
+def _chain(**config: Any) -> tuple[CoordinatorEngine, list[type[BaseSkillModule]]]:
+    """A writes a, C requires a and writes c, R requires c and answers."""
+    a_fails = config.pop("a_fails", False)
+    sleeps = config.pop("sleeps", (0.0, 0.0))
+    skills = [_chain_skill("A", ("input_query",), "a", fail=a_fails, sleep=sleeps[0]),
+              _chain_skill("C", ("a",), "c", sleep=sleeps[1]),
+              _chain_skill("R", ("c",), "final_response")]
+    return make_engine(skills, default_plan=["A", "C", "R"], planner="static",
+                       **config), skills
+
+
+def _as_one_run(report: Any) -> list[tuple[str, str, str | None, str | None]]:
+    return [(r.skill, r.status, r.error_type, r.error) for r in report.results]
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_a_query_stopped_by_a_failure_reports_every_planned_skill(on_loop: bool) -> None:
+    # R was missing from the report (and from its plan): the query stopped after its first
+    # part and only that part was reported.
+    built, _ = _chain(a_fails=True, total_timeout=None)
+    report = asyncio.run(built.arun_query("q")) if on_loop else built.run_query("q")
+    whole = built.execute_plan(["A", "C", "R"], UIF(input_query="q"))
+    assert _as_one_run(report) == _as_one_run(whole)
+    assert report.results[-1].error_type == "SkillNotRunError"
+    assert (report.status, report.plan, report.errors) == (whole.status, whole.plan,
+                                                             whole.errors)
+
+
+@pytest.mark.parametrize("continuing", [False, True])
+def test_a_query_past_its_total_timeout_reports_the_rest_as_one_run_does(
+        continuing: bool) -> None:
+    # R was missing (continue off), or skipped as if C had failed to write c (continue on),
+    # where one run reports it skipped with RunTimeoutError.
+    built, _ = _chain(sleeps=(0.2, 1.5), total_timeout=1.0, skill_timeout=None,
+                      continue_on_skill_failure=continuing)
+    report = built.run_query("q")
+    assert [(r.skill, r.status, r.error_type) for r in report.results] == [
+        ("A", "success", None), ("C", "timeout", "RunTimeoutError"),
+        ("R", "skipped", "RunTimeoutError")]
+    assert report.status == "timeout"
+    assert report.results[-1].error == "run exceeded total_timeout of 1.0s"
+
+
+def test_a_second_substitute_brings_every_skill_downstream_of_it_again() -> None:
+    # The first substitute failed too; the second wrote a and C ran again, but R (which
+    # reads C's output, not a) stayed skipped and the query had no answer.
+    spare1 = _chain_skill("Spare1", ("input_query",), "a", fail=True)
+    spare2 = _chain_skill("Spare2", ("input_query",), "a")
+    built, _ = _chain(a_fails=True, total_timeout=None, continue_on_skill_failure=True)
+    built.register_skills([spare1, spare2], plugin_name="spares")
+    report = built.run_query("q")
+    assert report.final_response == "R answered"
+    assert report.status == "partial"
+    assert [c["skill"] for c in report.planning["changes"]] == ["Spare1", "Spare2"]
+    # the "missing input" lines of skills that ran once the input came are gone
+    assert not any("SkillDependencyError" in e for e in report.errors), report.errors

@@ -147,15 +147,18 @@ def _segments(engine: Any, planned: PlanResult, uif: Any, config: Any) -> Segmen
         report = yield plan
         return (yield from _replan(planned, report, specs, config))
     first = yield head
-    if first.status in ("failure", "timeout") and not config.continue_on_skill_failure:
-        return first
+    owners = {entry.spec.name: entry.plugin for entry in engine.registry.skills()}
+    if first.status == "timeout" or (first.status == "failure"
+                                     and not config.continue_on_skill_failure):
+        # The query stops here (its total deadline passed, or a failure ends it): the rest
+        # of the plan is reported not run, as one run of the whole plan reports it.
+        return _with_skipped(first, _not_run(first, tail, owners, config), errors=False)
     if _has_failures(first):
         # Before the tail, which may require what a failed head skill did not write: a
         # substitute first, else the tail's skills left without an input are skipped, as
         # one run skips them (a tail run without their producer would be an invalid plan).
         first = yield from _replan(planned, first, specs, config)
     data = uif.intermediate_data
-    owners = {entry.spec.name: entry.plugin for entry in engine.registry.skills()}
     tail, unfed = _without_inputs(tail, head, specs, owners, data, first)
     if unfed:
         first = _with_skipped(first, unfed)
@@ -211,19 +214,50 @@ def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, An
     return kept, unfed
 
 
-def _with_skipped(report: Any, skipped: Sequence[Any]) -> Any:
-    """``report`` with ``skipped`` results added, its status and errors saying so."""
-    results = [*report.results, *skipped]
+def _not_run(report: Any, tail: Sequence[str], owners: Mapping[str, str],
+             config: Any) -> list[Any]:
+    """``skipped`` results for ``tail`` when the query stopped after ``report``'s segment,
+    worded as one run words the skills it never reached (``RunTimeoutError`` past the
+    total deadline, else ``SkillNotRunError``)."""
+    if not tail or not report.results:
+        return []
     if report.status == "timeout":
-        status = "timeout"
+        error_type = "RunTimeoutError"
+        error = f"run exceeded total_timeout of {config.total_timeout}s"
+    else:
+        error_type = "SkillNotRunError"
+        given = next((r.error for r in report.results if r.error_type == error_type), None)
+        first = next((r for r in report.results if r.status != "success"), None)
+        how = {"failed": "failed", "timeout": "timed out"}.get(
+            first.status if first is not None else "", "was skipped")
+        error = given or (f"not run: the run stopped when {first.skill!r} {how} "
+                          "(continue_on_skill_failure is off)" if first is not None
+                          else f"not run: the run stopped: {report.status}")
+    stage = len(report.stages)
+    template = report.results[0]
+    return [replace(template, skill=name, status="skipped", duration=0.0, attempts=0,
+                    stage=stage, error=error, error_type=error_type,
+                    plugin=owners.get(name), traceback=None, location=None)
+            for name in tail]
+
+
+def _with_skipped(report: Any, skipped: Sequence[Any], *, errors: bool = True) -> Any:
+    """``report`` with ``skipped`` results added, its status and (with ``errors``) its
+    errors saying so: a skill skipped for a missing input is an error line of its own in
+    one run, a skill a stopped run never reached is not."""
+    if not skipped:
+        return report
+    results = [*report.results, *skipped]
+    if report.status == "timeout" or not errors:  # a stopped run keeps its own status
+        status = report.status
     else:
         status = "partial" if any(r.status == "success" for r in results) else "failure"
-    errors = [*report.errors,
-              *(f"{r.skill}: {r.error_type}: {r.error}" for r in skipped)]
+    lines = [f"{r.skill}: {r.error_type}: {r.error}" for r in skipped] if errors else []
+    errors_out = [*report.errors, *lines]
     names = [r.skill for r in skipped]
     plan = [*report.plan, *(n for n in names if n not in report.plan)]
     report.uif.__dict__["execution_plan"] = list(plan)
-    return replace(report, status=status, results=results, errors=errors, plan=plan,
+    return replace(report, status=status, results=results, errors=errors_out, plan=plan,
                    stages=[*map(list, report.stages), names])
 
 
@@ -321,13 +355,29 @@ def _replan(planned: PlanResult, report: Any, specs: Mapping[str, Any],
             f"{', '.join(missing)} in its place"))
         planned.reasons[substitute] = f"in place of {result.skill}, which failed"
         redo.append(substitute)
-        readers = [n for n in report.plan if n in specs and set(missing) & set(specs[n].inputs)]
-        redo.extend(n for n in readers if n not in redo)
+        redo.extend(n for n in _downstream(report.plan, specs, missing) if n not in redo)
     if not redo:
         return report
     planned.plan = [*planned.plan, *(n for n in redo if n not in planned.plan)]
     again = yield redo
     return merge(report, again, replaced={r.skill for r in failed})
+
+
+def _downstream(plan: Sequence[str], specs: Mapping[str, Any], keys: Sequence[str]
+                ) -> list[str]:
+    """The plan's skills that read ``keys``, and those that read what they write, and so on
+    (in plan order): what runs again once a substitute has written ``keys``."""
+    wanted = set(keys)
+    found: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for name in plan:
+            if name in specs and name not in found and wanted & set(specs[name].inputs):
+                found.append(name)
+                wanted |= set(specs[name].output_keys)
+                changed = True
+    return [n for n in plan if n in found]
 
 
 def _error(result: Any) -> str:
@@ -356,6 +406,10 @@ def merge(first: Any, second: Any, replaced: set[str] | None = None) -> Any:
     stages = [list(s) for s in first.stages]
     offset = len(stages)
     shifted = [replace(r, stage=r.stage + offset) for r in second.results]
+    # A skill skipped for want of an input that ran once a substitute provided it: its
+    # "missing" line no longer describes the query.
+    ran_later = {r.skill for r in first.results if r.status == "skipped"} & rerun
+    first_errors = [e for e in first.errors if e.split(": ", 1)[0] not in ran_later]
     plan = [*first.plan, *(n for n in second.plan if n not in first.plan)]
     second.uif.__dict__["execution_plan"] = list(plan)
     return replace(
@@ -364,7 +418,7 @@ def merge(first: Any, second: Any, replaced: set[str] | None = None) -> Any:
         plan=plan,
         stages=stages + [list(s) for s in second.stages],
         results=[*first.results, *shifted],
-        errors=[*first.errors, *second.errors],
+        errors=[*first_errors, *second.errors],
         duration=first.duration + second.duration,
         timings=timings,
         problems=[*first.problems, *second.problems],
