@@ -50,8 +50,29 @@ class HiddenSegment:
     reason: str
 
 
+_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_RECT = re.compile(r"^rect\(([^)]*)\)$")
+_SCALE_ZERO = re.compile(r"^scale[xy]?\((?:0(?:\.0*)?)(?:,[^)]*)?\)$")
+_HSL_WHITE = re.compile(r"^hsla?\([^,]+,[^,]+,100(?:\.0*)?%(?:,[^)]*)?\)$")
+
+
+def _white(colour: str) -> bool:
+    return colour in _WHITE or _HSL_WHITE.match(colour) is not None
+
+
+def _clipped(value: str | None) -> bool:
+    """``clip: rect(...)`` leaving at most a pixel square (``rect(0 0 0 0)``, the
+    ``rect(1px,1px,1px,1px)`` of visually-hidden helpers), commas or spaces."""
+    found = _RECT.match(value or "")
+    if found is None:
+        return False
+    sides = [p for p in re.split(r"[,\s]+", found.group(1)) if p]
+    return len(sides) == 4 and all(re.fullmatch(r"[01](?:\.0*)?(?:px)?", p) for p in sides)
+
+
 def style_hides(style: str) -> str | None:
     """Why a CSS declaration block makes its element invisible, or None."""
+    style = _COMMENT.sub("", style)  # display:/*x*/none is display:none to a browser
     decls = {k.strip().lower(): v.strip().lower().replace(" !important", "")
              for k, v in _DECL.findall(style)}
     compact = {k: v.replace(" ", "") for k, v in decls.items()}
@@ -70,19 +91,18 @@ def style_hides(style: str) -> str | None:
         return "transparent text"
     background = compact.get("background-color") or compact.get("background")
     if colour and background and (
-        colour == background or (colour in _WHITE and background in _WHITE)
+        colour == background or (_white(colour) and _white(background))
     ):
         return "same colour as background"
     for side in ("left", "top", "right", "text-indent", "margin-left"):
         value = compact.get(side)
         if value is not None and _FAR.match(value):
             return f"{side}:{value} (off-screen)"
-    if compact.get("clip") in ("rect(0,0,0,0)", "rect(0px,0px,0px,0px)") or compact.get(
-        "clip-path"
-    ) in ("inset(100%)", "inset(50%)"):
+    if _clipped(decls.get("clip")) or compact.get("clip-path") in ("inset(100%)",
+                                                                   "inset(50%)"):
         return "clipped away"
-    if compact.get("transform") in ("scale(0)", "scale(0,0)"):
-        return "transform:scale(0)"
+    if _SCALE_ZERO.match(compact.get("transform", "")):
+        return f"transform:{compact['transform']}"
     for box in ("height", "width", "max-height", "max-width"):
         value = compact.get(box)
         if value is not None and _ZERO.match(value) and compact.get("overflow") == "hidden":

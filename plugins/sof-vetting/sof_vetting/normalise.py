@@ -88,9 +88,12 @@ def normalise(text: str) -> Normalised:
 
 
 def _between_non_ascii(text: str, index: int, length: int) -> bool:
+    """A joiner between two non-ASCII characters, neither a look-alike of a Latin letter
+    (Cyrillic and Greek never need one: "prev\u0456\u200d\u043eus" hid "previous")."""
     before = text[index - 1] if index > 0 else ""
     after = text[index + 1] if index + 1 < length else ""
-    return bool(before and after) and ord(before) > 127 and ord(after) > 127
+    return (bool(before and after) and ord(before) > 127 and ord(after) > 127
+            and before not in _LOOKALIKES and after not in _LOOKALIKES)
 
 
 # Lookalikes that NFKC leaves alone (Cyrillic, Greek, Armenian letters shaped like Latin

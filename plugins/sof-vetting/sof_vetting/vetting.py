@@ -337,6 +337,7 @@ class Vetter:
         if markup is None and looks_like_html(raw):
             markup = raw
         hidden: list[HiddenSegment] = []
+        visible = ""
         if markup is not None:
             read = read_html(markup[: settings.max_chars * 4])
             visible, hidden = read.visible, read.hidden
@@ -368,11 +369,17 @@ class Vetter:
                     f"invisible Unicode tag characters spell text that {MESSAGES[family]} "
                     f"(injection.{family})",
                 ))
+        # What the page shows (given its HTML): hidden text that is also shown is not cut,
+        # since which copy the extractor kept cannot be told ("Close" of a hidden button
+        # cut the visible "Close the window").
+        shown = " ".join(normalise(visible).text.split()) if html is not None and hidden \
+            else ""
         for segment in hidden:
             reason = segment.reason
             families = sorted({f for f, _, _ in scan(normalise(segment.text).text)})
             needle = " ".join(normalise(segment.text).text.split())
-            position = text.find(needle) if html is not None and needle else -1
+            position = (text.find(needle) if html is not None and needle
+                        and needle not in shown else -1)
             span = (position, position + len(needle)) if position >= 0 else (None, None)
             for family in families:
                 extra.append(Finding(
@@ -383,6 +390,8 @@ class Vetter:
             if span[0] is not None and not families:
                 extra.append(Finding("hidden_text.css", HIDDEN_TEXT,
                                      f"contains text hidden by {reason}", *span))
+        if hidden:
+            extra.extend(self._across_hidden(hidden))
         found: list[Finding] = []
         for detector in self.detectors:
             found.extend(self._run(detector, text))
@@ -397,6 +406,28 @@ class Vetter:
             decided.append((finding, action))
         return _Checked(text, decided, [f for f in applied if not settings.is_disabled(
             f.detector)], truncated)
+
+    def _across_hidden(self, hidden: Sequence[HiddenSegment]) -> list[Finding]:
+        """Injections in the page's hidden text that no single hidden piece shows: split
+        over several hidden elements, or encoded (base64, ...) inside one."""
+        pieces = [normalise(segment.text).text for segment in hidden]
+        alone = {f for piece in pieces for f, _, _ in scan(piece)}
+        joined = " ".join(pieces)
+        findings = [
+            Finding("hidden_text.css", INJECTION,
+                    f"text hidden across {len(pieces)} elements {MESSAGES[family]} "
+                    f"(injection.{family})")
+            for family in sorted({f for f, _, _ in scan(joined)} - alone)
+        ]
+        for detector in self.detectors:
+            if getattr(detector, "name", "") == "injection":  # scanned above
+                continue
+            for finding in self._run(detector, joined):
+                if finding.category == INJECTION:
+                    findings.append(Finding(
+                        "hidden_text.css", INJECTION,
+                        f"text hidden from readers: {finding.message} ({finding.detector})"))
+        return findings
 
     def _run(self, detector: Any, text: str) -> list[Finding]:
         name = str(getattr(detector, "name", type(detector).__name__))

@@ -24,7 +24,7 @@ from sof_vetting.findings import INJECTION, Finding
 _BASE64 = lazy_pattern(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = lazy_pattern(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}(?:[ :]|\\x)?){12,}")
 _PERCENT = lazy_pattern(r"%[0-9a-fA-F]{2}")
-_ENTITY = lazy_pattern(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
+_ENTITY = lazy_pattern(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8}[0-9]?);")
 #: Longest encoded run decoded (a larger blob is data, not a sentence for a model).
 MAX_BLOB = 20_000
 
@@ -115,11 +115,13 @@ class EncodedPayloadDetector:
                 if families:
                     yield kind, match.start(), match.end(), families
         plain = set(f for f, _, _ in scan(text))
-        if len(_PERCENT().findall(text)) >= 6:
+        # One escape is enough: "Ignore%20all%20previous%20instructions" has three, and
+        # one "&#112;" is enough to break the plain match of "previous".
+        if _PERCENT().search(text) is not None:
             families = _families(unquote(text), self, depth - 1) - plain
             if families:
                 yield "percent", None, None, families
-        if len(_ENTITY().findall(text)) >= 4:
+        if _ENTITY().search(text) is not None:
             import html  # html.entities is a large table: loaded when a page has entities
 
             families = _families(html.unescape(text), self, depth - 1) - plain

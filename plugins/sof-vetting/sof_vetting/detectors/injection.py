@@ -171,7 +171,9 @@ PATTERNS: dict[str, list[str]] = {
         r"\burl\b|\bserver\b|\bendpoint\b|\bwebhook\b)",
         r"\brepeat\s+(?:the\s+|all\s+(?:the\s+)?)?(?:words|text|everything)\s+above\b",
         r"\b(?:curl|wget|iwr|invoke-webrequest)\b[^\n|]{0,200}\|\s*(?:ba|z|k)?sh\b",
-        r"\brm\s+-(?:rf|fr)\s+/",
+        # the root or home directory itself: "rm -rf /", "rm -rf /*", "rm -rf ~" (a build
+        # script's "rm -rf /var/lib/apt/lists/*" is ordinary documentation)
+        r"\brm\s+-(?:rf|fr)\s+(?:--no-preserve-root\s+)?(?:/\*?|~/?\*?)(?=[\s;&|'\"`)]|$)",
     ],
 }
 
