@@ -187,6 +187,13 @@ class SkillNotRunError(SkillExecutionError):
     only the failure that stopped the run."""
 
 
+def stopped_when(skill: str, status: str) -> str:
+    """Why a run not continuing past failures stopped: ``skill`` ended with ``status``.
+    One wording for a run and for a query run in parts (``planning.adapt``)."""
+    how = {"failed": "failed", "timeout": "timed out"}.get(status, "was skipped")
+    return f"the run stopped when {skill!r} {how} (continue_on_skill_failure is off)"
+
+
 class UndeclaredWriteError(SkillExecutionError):
     """The skill wrote a key it does not list in ``output_keys``."""
 
@@ -319,6 +326,11 @@ class ToolPermissionError(SkillExecutionError, PermissionError):
 
 class RunTimeoutError(SOFError):
     """The whole run exceeded its total timeout."""
+
+
+def exceeded_total_timeout(timeout: float | None) -> str:
+    """What a run past its total deadline says, in its errors and its skills' results."""
+    return f"run exceeded total_timeout of {timeout}s"
 
 
 # --- configuration -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sof_core.errors import SOFError
+from sof_core.errors import SOFError, exceeded_total_timeout
 from sof_core.execution.aio import (
     CANCEL,
     CANCEL_GRACE,
@@ -356,7 +356,7 @@ def _end_at_total(run: RunContext, inflight: list[AsyncCall], now: float) -> Non
                                if not call.done})
     for call in inflight:
         if not call.done:
-            call.verdict = f"run exceeded total_timeout of {run.config.total_timeout}s"
+            call.verdict = exceeded_total_timeout(run.config.total_timeout)
             call.verdict_at = now
             cancel_soon(call)
     for pool_call in pending:  # wake the walk: the stage's awaits end now

@@ -33,6 +33,8 @@ from sof_core.errors import (
     SkillNotStartedError,
     SkillTimeoutError,
     SOFError,
+    exceeded_total_timeout,
+    stopped_when,
 )
 from sof_core.execution import observers
 from sof_core.execution.deadlines import (
@@ -798,10 +800,10 @@ class RunContext:
                 duration, attempts = spent.get(name, (0.0, 0))
                 self.results.append(
                     SkillResult(name, status, duration, attempts, number,
-                                f"run exceeded total_timeout of {timeout}s",
+                                exceeded_total_timeout(timeout),
                                 "RunTimeoutError", step.plugin)
                 )
-        line = f"run exceeded total_timeout of {timeout}s"
+        line = exceeded_total_timeout(timeout)
         if cut_short:  # the skills it was waiting for: the ones to look at
             if self.uif.__dict__["error_details"] is None:
                 self.uif.__dict__["error_details"] = f"{cut_short[0]}: {line}"
@@ -850,9 +852,7 @@ class RunContext:
             why = (f"the run stopped when {first.skill!r} raised "
                    f"{type(self.interrupt).__name__}")
         elif first is not None and not self.config.continue_on_skill_failure:
-            how = {"failed": "failed", "timeout": "timed out"}.get(first.status, "was skipped")
-            why = (f"the run stopped when {first.skill!r} {how} "
-                   "(continue_on_skill_failure is off)")
+            why = stopped_when(first.skill, first.status)
         else:
             why = f"the run stopped: {self.errors[0] if self.errors else self.stop_status}"
         results = []

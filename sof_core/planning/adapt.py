@@ -28,6 +28,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from sof_core.errors import exceeded_total_timeout, stopped_when
 from sof_core.planning.optimise import order_and_stage
 from sof_core.planning.result import Change, PlanResult
 from sof_core.uif import HOST_FIELDS
@@ -147,21 +148,20 @@ def _segments(engine: Any, planned: PlanResult, uif: Any, config: Any) -> Segmen
         report = yield plan
         return (yield from _replan(planned, report, specs, config))
     first = yield head
-    owners = {entry.spec.name: entry.plugin for entry in engine.registry.skills()}
+    registry = engine.registry
     if first.status == "timeout" or (first.status == "failure"
                                      and not config.continue_on_skill_failure):
         # The query stops here (its total deadline passed, or a failure ends it): the rest
         # of the plan is reported not run, as one run of the whole plan reports it.
-        return _with_skipped(first, _not_run(first, tail, owners, config), errors=False)
+        return _with_skipped(first, _not_run(first, tail, registry, config), errors=False)
     if _has_failures(first):
         # Before the tail, which may require what a failed head skill did not write: a
         # substitute first, else the tail's skills left without an input are skipped, as
         # one run skips them (a tail run without their producer would be an invalid plan).
         first = yield from _replan(planned, first, specs, config)
     data = uif.intermediate_data
-    tail, unfed = _without_inputs(tail, head, specs, owners, data, first)
-    if unfed:
-        first = _with_skipped(first, unfed)
+    tail, unfed = _without_inputs(tail, head, specs, registry, data, first)
+    first = _with_skipped(first, unfed)
     tail = _skip_unfed(tail, head, specs, data, planned)
     tail = _join(tail, joiners, specs, data, planned)
     if not tail:
@@ -175,7 +175,7 @@ def _has_failures(report: Any) -> bool:
 
 
 def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
-                    owners: Mapping[str, str], data: Mapping[str, Any], report: Any
+                    registry: Any, data: Mapping[str, Any], report: Any
                     ) -> tuple[list[str], list[Any]]:
     """``tail`` without the skills that cannot run: a required input is missing and no
     skill left in ``tail`` writes it (a head skill that failed or timed out did not); and
@@ -185,7 +185,6 @@ def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, An
     unfed: list[Any] = []
     if not report.results:  # nothing ran: nothing failed to write anything
         return kept, unfed
-    template = report.results[0]  # a SkillResult (this layer does not import execution)
     changed = True
     while changed:  # a skill skipped here leaves its own readers without input too
         changed = False
@@ -203,19 +202,15 @@ def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, An
                              and key in specs[n].output_keys), None)
             why = (f"its producer {producer!r} did not write it" if producer
                    else "nobody wrote it")
-            unfed.append(replace(
-                template, skill=name, status="skipped", duration=0.0, attempts=0,
-                stage=len(report.stages), error=f"required input {key!r} is missing: {why}",
-                error_type="SkillDependencyError", plugin=owners.get(name),
-                traceback=None, location=None))
+            unfed.append(_skipped(report, registry, name, "SkillDependencyError",
+                                  f"required input {key!r} is missing: {why}"))
             kept.remove(name)
             changed = True
             break
     return kept, unfed
 
 
-def _not_run(report: Any, tail: Sequence[str], owners: Mapping[str, str],
-             config: Any) -> list[Any]:
+def _not_run(report: Any, tail: Sequence[str], registry: Any, config: Any) -> list[Any]:
     """``skipped`` results for ``tail`` when the query stopped after ``report``'s segment,
     worded as one run words the skills it never reached (``RunTimeoutError`` past the
     total deadline, else ``SkillNotRunError``)."""
@@ -223,22 +218,24 @@ def _not_run(report: Any, tail: Sequence[str], owners: Mapping[str, str],
         return []
     if report.status == "timeout":
         error_type = "RunTimeoutError"
-        error = f"run exceeded total_timeout of {config.total_timeout}s"
+        error = exceeded_total_timeout(config.total_timeout)
     else:
         error_type = "SkillNotRunError"
         given = next((r.error for r in report.results if r.error_type == error_type), None)
         first = next((r for r in report.results if r.status != "success"), None)
-        how = {"failed": "failed", "timeout": "timed out"}.get(
-            first.status if first is not None else "", "was skipped")
-        error = given or (f"not run: the run stopped when {first.skill!r} {how} "
-                          "(continue_on_skill_failure is off)" if first is not None
-                          else f"not run: the run stopped: {report.status}")
-    stage = len(report.stages)
-    template = report.results[0]
-    return [replace(template, skill=name, status="skipped", duration=0.0, attempts=0,
-                    stage=stage, error=error, error_type=error_type,
-                    plugin=owners.get(name), traceback=None, location=None)
-            for name in tail]
+        error = given or (f"not run: {stopped_when(first.skill, first.status)}"
+                          if first is not None else f"not run: the run stopped: {report.status}")
+    return [_skipped(report, registry, name, error_type, error) for name in tail]
+
+
+def _skipped(report: Any, registry: Any, name: str, error_type: str, error: str) -> Any:
+    """A ``skipped`` result for ``name``, in the stage after ``report``'s last: a copy of
+    one of ``report``'s results (a ``SkillResult``: this layer does not import execution)."""
+    entry = registry.skill(name)
+    return replace(report.results[0], skill=name, status="skipped", duration=0.0,
+                   attempts=0, stage=len(report.stages), error=error, error_type=error_type,
+                   plugin=entry.plugin if entry is not None else None, traceback=None,
+                   location=None)
 
 
 def _with_skipped(report: Any, skipped: Sequence[Any], *, errors: bool = True) -> Any:
