@@ -427,7 +427,7 @@ class PluginManager:
         items = skills if type(skills) is list else list(skills)
         with self._load_lock:
             if name is None:
-                name = self._unused_name(CODE_PLUGIN)
+                name = self.unused_name(CODE_PLUGIN)
             if replace and self.hook_manager.has_plugin(name):
                 # A hook-implementing plugin holds the name: swap it out the general way.
                 return self.register(
@@ -454,14 +454,17 @@ class PluginManager:
                 self._refresh_conflicts()
             return record
 
-    def _unused_name(self, base: str) -> str:
-        """``base``, or ``base-2``, ``base-3``... the first no plugin holds (under the lock)."""
-        records = self.records
-        name, number = base, 1
-        while name in records or self.hook_manager.has_plugin(name):
-            number += 1
-            name = f"{base}-{number}"
-        return name
+    def unused_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... the first no plugin holds now (a name is
+        only sure to stay free to a caller holding the registration lock across the choice
+        and the registration, as ``register_skills`` does)."""
+        with self._load_lock:
+            records = self.records
+            name, number = base, 1
+            while name in records or self.hook_manager.has_plugin(name):
+                number += 1
+                name = f"{base}-{number}"
+            return name
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered on this manager and everything it contributed."""

@@ -34,7 +34,11 @@ def make_engine(
     cfg = SOFConfig(plugins_autoload=autoload, **config)
     manager = PluginManager(cfg)
     engine = CoordinatorEngine(manager, cfg)
-    for name, plugin in _named(plugins):
+    for entry in plugins:
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            name, plugin = entry
+        else:  # a plugin alone: named after it, -2, -3... when that name is taken
+            plugin, name = entry, manager.unused_name(_label(entry))
         record = manager.register(plugin, name=name)
         if record.status != "loaded":
             raise ContractViolation(f"plugin {name!r} did not load: {record.error}")
@@ -44,26 +48,10 @@ def make_engine(
     return engine
 
 
-def _named(plugins: Iterable[tuple[str, object] | object]) -> list[tuple[str, object]]:
-    """``make_engine``'s plugins as (name, plugin) pairs: one given alone is named after its
-    module or class (``-2``, ``-3`` ... for a name already taken)."""
-    named: list[tuple[str, object]] = []
-    taken: set[str] = set()
-    for entry in plugins:
-        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
-            name, plugin = entry
-        else:
-            plugin = entry
-            own = getattr(entry, "__name__", None) if isinstance(entry, (type, ModuleType)) \
-                else None
-            base = name = own if isinstance(own, str) else type(entry).__qualname__
-            number = 1
-            while name in taken:
-                number += 1
-                name = f"{base}-{number}"
-        taken.add(name)
-        named.append((name, plugin))
-    return named
+def _label(plugin: object) -> str:
+    """A plugin object's name: its module's or class's, else its class's."""
+    own = getattr(plugin, "__name__", None) if isinstance(plugin, (type, ModuleType)) else None
+    return own if isinstance(own, str) else type(plugin).__qualname__
 
 
 #: Declared input types whose empty value (``list()``, ...) ``check_skill_contract`` gives a
