@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
+from sof_vetting.detectors.injection import ROLE_TAGS
+
 VOID = frozenset(
     "area base br col embed hr img input link meta param source track wbr".split()
 )
@@ -25,14 +27,6 @@ _BLOCKS = frozenset(
 )
 #: Elements whose content is never page text.
 SKIP = frozenset({"script", "style"})
-#: Elements no real page has, named like a chat message's role: in markup, ``<system>...
-#: </system>`` marks text as a system (or tool) message to a model reading the page, and
-#: reading the page as a browser shows it drops the tag and keeps the text.
-ROLE_TAGS = frozenset({
-    "system", "assistant", "tool_call", "tool_result", "tool_output", "function_call",
-    "function_result", "function_results", "instruction", "instructions", "sys", "admin",
-    "developer",
-})
 
 _DECL = re.compile(r"([a-zA-Z-]+)\s*:\s*([^;]+)")
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
@@ -145,6 +139,8 @@ class _Walker(HTMLParser):
         self._reason = None
 
     def _role_tag(self, tag: str) -> None:
+        """Role tags (``<system>``...) are elements no real page has: reading the page as a
+        browser shows it drops the tag and keeps the text it marks as a system message."""
         if tag in ROLE_TAGS and tag not in self.role_tags and not any(
                 skip for _, _, skip in self.stack):
             self.role_tags.append(tag)

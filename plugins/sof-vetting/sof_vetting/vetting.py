@@ -374,10 +374,13 @@ class Vetter:
         # cut the visible "Close the window").
         shown = " ".join(normalise(visible).text.split()) if html is not None and hidden \
             else ""
-        for segment in hidden:
+        pieces = [normalise(segment.text).text for segment in hidden]
+        alone: set[str] = set()  # injection families a single hidden piece carries
+        for segment, piece in zip(hidden, pieces, strict=True):
             reason = segment.reason
-            families = sorted({f for f, _, _ in scan(normalise(segment.text).text)})
-            needle = " ".join(normalise(segment.text).text.split())
+            families = sorted({f for f, _, _ in scan(piece)})
+            alone.update(families)
+            needle = " ".join(piece.split())
             position = (text.find(needle) if html is not None and needle
                         and needle not in shown else -1)
             span = (position, position + len(needle)) if position >= 0 else (None, None)
@@ -390,8 +393,8 @@ class Vetter:
             if span[0] is not None and not families:
                 extra.append(Finding("hidden_text.css", HIDDEN_TEXT,
                                      f"contains text hidden by {reason}", *span))
-        if hidden:
-            extra.extend(self._across_hidden(hidden))
+        if pieces:
+            extra.extend(self._across_hidden(pieces, alone))
         found: list[Finding] = []
         for detector in self.detectors:
             found.extend(self._run(detector, text))
@@ -407,11 +410,10 @@ class Vetter:
         return _Checked(text, decided, [f for f in applied if not settings.is_disabled(
             f.detector)], truncated)
 
-    def _across_hidden(self, hidden: Sequence[HiddenSegment]) -> list[Finding]:
-        """Injections in the page's hidden text that no single hidden piece shows: split
-        over several hidden elements, or encoded (base64, ...) inside one."""
-        pieces = [normalise(segment.text).text for segment in hidden]
-        alone = {f for piece in pieces for f, _, _ in scan(piece)}
+    def _across_hidden(self, pieces: Sequence[str], alone: set[str]) -> list[Finding]:
+        """Injections in the page's hidden text (``pieces``, normalised) that no single
+        piece shows (``alone``: the families the pieces carry one by one): split over
+        several hidden elements, or encoded (base64, ...) inside one."""
         joined = " ".join(pieces)
         findings = [
             Finding("hidden_text.css", INJECTION,

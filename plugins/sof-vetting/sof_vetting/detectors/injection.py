@@ -82,6 +82,14 @@ _VERB = (
     r"(?:ignore|ignoring|disregard|disregarding|forget|override|overrule|bypass|skip|discard|"
     rf"abandon|neglect|set{_S}aside|throw{_S}away|erase|wipe|drop)"
 )
+#: Tag names of a chat message's role: ``<system>...</system>`` in text, or as elements in
+#: a page's markup (``sof_vetting.hidden``), marks what follows as such a message.
+ROLE_TAGS = frozenset({
+    "system", "assistant", "tool_call", "tool_result", "tool_output", "function_call",
+    "function_result", "function_results", "instruction", "instructions", "sys", "admin",
+    "developer",
+})
+_ROLE_TAG_NAMES = "|".join(sorted(ROLE_TAGS, key=lambda tag: (-len(tag), tag)))
 #: What a role hijack makes of the model ("you are now DAN", "... now unrestricted").
 _HIJACKED_ROLE = (
     r"(?:dan|jailbroken|unrestricted|unfiltered|uncensored|evil|rogue|unchained|free\s+"
@@ -144,8 +152,7 @@ PATTERNS: dict[str, list[str]] = {
         r"<\|\s*(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|"
         r"start_header_id|end_header_id|begin_of_text|tool|ipython|end)\s*\|>",
         r"\[/?inst\]|<</?sys>>|<start_of_turn>|<end_of_turn>",
-        r"</?\s*(?:system|assistant|tool_call|tool_result|tool_output|function_call|"
-        r"function_results?|instructions?|sys|admin|developer)(?:\s+[^>]{0,40})?>",
+        rf"</?\s*(?:{_ROLE_TAG_NAMES})(?:\s+[^>]{{0,40}})?>",
         r"(?m)^[ \t]*[#>*\[\(]*[ \t]*(?:(?:system|assistant|developer|sys|admin)[ \t]*(?:message|"
         r"prompt|note|update|override|instruction)?|(?:tool|function)[ \t]*(?:output|result|"
         r"response|call|message))[ \t]*[\]\)]*[ \t]*:",
