@@ -117,8 +117,9 @@ class ResponseSettings:
         """Build settings from raw values (strings from the environment are coerced)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         clean: dict[str, Any] = {}
+        origins: dict[str, str] = {}  # where each value came from, for every error about it
         for key, value in values.items():
-            where = (sources or {}).get(key, f'plugin_settings["{PLUGIN}"]')
+            where = origins[key] = (sources or {}).get(key, f'plugin_settings["{PLUGIN}"]')
             if key not in fields:
                 known = ", ".join(sorted(fields))
                 raise ResponseConfigError(
@@ -128,8 +129,7 @@ class ResponseSettings:
             default = fields[key].default
             clean[key] = _coerce(key, value, default, where)
         settings = cls(**clean)
-        settings._check({key: (sources or {}).get(key, f'plugin_settings["{PLUGIN}"]')
-                         for key in values})
+        settings._check(origins)
         return settings
 
     def _check(self, sources: Mapping[str, str] | None = None) -> None:
