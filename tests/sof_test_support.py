@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sof_core import hookimpl
@@ -19,6 +20,25 @@ def wait_until(check: Callable[[], Any], seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(check())
+
+
+def errors_in_threads(work: Callable[[Any], Any], items: Iterable[Any]) -> list[BaseException]:
+    """``work(item)`` for each item, each in a thread of its own, all at once; what they
+    raised (so a test asserts ``== []`` and sees the errors when it fails)."""
+    errors: list[BaseException] = []
+
+    def run(item: Any) -> None:
+        try:
+            work(item)
+        except BaseException as exc:  # pragma: no cover - the failure the test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 class Alerts:

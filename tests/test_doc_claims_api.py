@@ -225,24 +225,11 @@ def test_batches_registered_without_a_plugin_name_each_get_their_own() -> None:
 
 
 def test_concurrent_unnamed_batches_never_share_a_plugin_name() -> None:
-    import threading
+    from sof_test_support import errors_in_threads
 
     engine = make_engine()
     classes = [type(f"Batch{i}", (Produce,), {"skill_name": f"Batch{i}"}) for i in range(16)]
-    errors: list[BaseException] = []
-
-    def register(cls: type) -> None:
-        try:
-            engine.register_skills([cls])
-        except BaseException as exc:  # pragma: no cover - the failure this test looks for
-            errors.append(exc)
-
-    threads = [threading.Thread(target=register, args=(cls,)) for cls in classes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert errors_in_threads(lambda cls: engine.register_skills([cls]), classes) == []
     plugins = {engine.registry.skill(cls.skill_name).plugin for cls in classes}
     assert len(plugins) == 16
 

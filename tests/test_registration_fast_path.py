@@ -10,10 +10,10 @@ pins those); what it no longer gets is a pluggy plugin per call, whose registrat
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
+from sof_test_support import errors_in_threads
 
 from sof_core import (
     UIF,
@@ -255,21 +255,12 @@ def test_concurrent_registrations_all_land(make_skill: Any) -> None:
     engine = make_engine()
     classes = [[make_skill(f"T{t}x{i}", ["input_query"], [f"t{t}_{i}"]) for i in range(100)]
                for t in range(8)]
-    errors: list[BaseException] = []
 
     def register(batch: list[type[Any]]) -> None:
-        try:
-            for cls in batch:
-                engine.register_skill(cls)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for cls in batch:
+            engine.register_skill(cls)
 
-    threads = [threading.Thread(target=register, args=(batch,)) for batch in classes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert errors_in_threads(register, classes) == []
     assert len(engine.registry) == 800
     assert all(f"code:T{t}x99" in engine.plugins.records for t in range(8))
     assert run(engine, ["T0x0", "T7x99"]).status == "success"
