@@ -141,7 +141,9 @@ def test_passages_from_one_source_do_not_bring_conflict_detection() -> None:
 def test_a_failed_skill_is_replaced_by_another_producer_when_continuing() -> None:
     report = engine(BrokenCalc, SpareCalc, Answer, default_plan=["Answer"],
                     continue_on_skill_failure=True).run_query("what is 2 + 2")
-    assert report.planning["plan"][:2] == ["BrokenCalc", "Answer"]
+    # the planning record lists the substitute where it belongs: before what reads its output
+    assert report.planning["plan"] == ["BrokenCalc", "SpareCalc", "Answer"]
+    assert report.planning["stages"] == [["BrokenCalc", "SpareCalc"], ["Answer"]]
     assert report.final_response == "passages=0 conflicts=None result=4"
     substituted = [c for c in report.planning["changes"] if c["action"] == "substituted"]
     assert substituted == [{"action": "substituted", "skill": "SpareCalc", "why":
@@ -645,3 +647,93 @@ def test_a_second_substitute_brings_every_skill_downstream_of_it_again() -> None
     assert [c["skill"] for c in report.planning["changes"]] == ["Spare1", "Spare2"]
     # the "missing input" lines of skills that ran once the input came are gone
     assert not any("SkillDependencyError" in e for e in report.errors), report.errors
+
+
+# --- a joiner whose output a skill of the first part reads -----------------------------------
+
+
+class Summarise(BaseSkillModule):
+    """Reads what the joiner (Conflicts) writes, and is itself required by Answer2."""
+
+    skill_name = "Summarise"
+    skill_description = "summarises the passages, noting conflicts when there are any"
+    required_inputs = ["input_query"]
+    optional_inputs = ["conflicts"]
+    output_keys = ["summary"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["summary"] = f"conflicts={uif.intermediate_data.get('conflicts')}"
+        return uif
+
+
+class Answer2(BaseSkillModule):
+    skill_name = "Answer2"
+    skill_description = "answers from the summary"
+    required_inputs = [("summary", str)]
+    optional_inputs = ["memory_results"]
+    output_keys = ["final_response"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = uif.intermediate_data["summary"]
+        return uif
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_a_joiner_is_asked_before_a_skill_of_the_first_part_that_reads_it(
+        on_loop: bool) -> None:
+    # Summarise was in the first part (Answer2 requires its output) and ran beside Retrieve
+    # before Conflicts' planning_joins was ever asked: the conflicts never reached it.
+    PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "b", "text": "y"}]
+    built = engine(Retrieve, Conflicts, Summarise, Answer2,
+                   default_plan=["Retrieve", "Summarise", "Answer2"])
+    parts: list[list[str]] = []
+    if not on_loop:  # the engine runs it is made of, each decision made where it falls
+        run_part = built.execute_plan
+
+        def counted(plan: list[str], uif: UIF, **kwargs: Any) -> Any:
+            parts.append(list(plan))
+            return run_part(plan, uif, **kwargs)
+
+        built.execute_plan = counted  # type: ignore[method-assign]
+    report = (asyncio.run(built.arun_query("tell me about the launch")) if on_loop
+              else built.run_query("tell me about the launch"))
+    if not on_loop:
+        assert parts == [["Retrieve"], ["Conflicts", "Summarise"], ["Answer2"]]
+    assert report.final_response == "conflicts=[{'sources': ['a', 'b']}]"
+    assert [r.skill for r in report.results] == ["Retrieve", "Conflicts", "Summarise",
+                                                 "Answer2"]
+    assert report.planning["plan"] == ["Retrieve", "Conflicts", "Summarise", "Answer2"]
+    assert [c["action"] for c in report.planning["changes"]] == ["added"]
+    assert report.status == "success"
+
+
+def test_a_joiner_saying_no_leaves_the_first_part_as_planned() -> None:
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built = engine(Retrieve, Conflicts, Summarise, Answer2,
+                   default_plan=["Retrieve", "Summarise", "Answer2"])
+    report = built.run_query("tell me about the launch")
+    assert report.final_response == "conflicts=None"
+    assert [r.skill for r in report.results] == ["Retrieve", "Summarise", "Answer2"]
+    assert report.planning["changes"] == []
+
+
+def test_a_part_stopped_by_a_failure_after_a_joiner_decision_reports_the_rest() -> None:
+    # three parts now (Retrieve; Conflicts and Summarise; Answer2): a failure in the second
+    # still reports the third as one run of the whole plan would
+    PASSAGES["found"] = [{"source": "a", "text": "x"}, {"source": "b", "text": "y"}]
+
+    class BrokenSummary(Summarise):
+        def execute(self, uif: UIF) -> UIF:
+            raise RuntimeError("summariser down")
+
+    built = engine(Retrieve, Conflicts, BrokenSummary, Answer2,
+                   default_plan=["Retrieve", "Summarise", "Answer2"])
+    report = built.run_query("tell me about the launch")
+    assert [(r.skill, r.status, r.error_type) for r in report.results] == [
+        ("Retrieve", "success", None), ("Conflicts", "success", None),
+        ("Summarise", "failed", "RuntimeError"),
+        ("Answer2", "skipped", "SkillNotRunError")]
+    whole = built.execute_plan(report.plan, UIF(input_query="q"))
+    assert _as_one_run(report) == _as_one_run(whole)
+    assert (report.status, report.errors, report.stages) == (whole.status, whole.errors,
+                                                             whole.stages)

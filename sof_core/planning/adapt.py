@@ -1,8 +1,9 @@
 """Running a planner's plan with dynamic adjustment: adaptive choice and re-planning.
 
 ``run_adaptive`` runs a plan through the engine's ``execute_plan`` (``arun_adaptive``:
-``aexecute_plan``, on the caller's event loop) in at most three segments, and only when
-there is something to decide (otherwise it is one plain run). ``_segments`` makes the
+``aexecute_plan``, on the caller's event loop) in segments, and only when there is
+something to decide (otherwise it is one plain run): a part before each decision, the rest
+after the last, a re-planned replacement last. ``_segments`` makes the
 decisions for both: it yields each segment's plan and is sent its report.
 
 * **Adaptive choice.** When the plan holds skills that *require* keys produced earlier in
@@ -140,34 +141,68 @@ def _log_changes(report: Any, planned: PlanResult, before: int) -> None:
 
 
 def _segments(engine: Any, planned: PlanResult, uif: Any, config: Any) -> Segments:
-    plan = list(planned.plan)
     specs = _specs(engine)
-    joiners = _joiners(engine, plan)
-    head, tail = split(plan, specs, joiners)
-    if not head:
-        report = yield plan
-        return (yield from _replan(planned, report, specs, config))
-    first = yield head
     registry = engine.registry
-    if first.status == "timeout" or (first.status == "failure"
-                                     and not config.continue_on_skill_failure):
-        # The query stops here (its total deadline passed, or a failure ends it): the rest
-        # of the plan is reported not run, as one run of the whole plan reports it.
-        return _with_skipped(first, _not_run(first, tail, registry, config), errors=False)
-    if _has_failures(first):
-        # Before the tail, which may require what a failed head skill did not write: a
-        # substitute first, else the tail's skills left without an input are skipped, as
-        # one run skips them (a tail run without their producer would be an invalid plan).
-        first = yield from _replan(planned, first, specs, config)
-    data = uif.intermediate_data
-    tail, unfed = _without_inputs(tail, head, specs, registry, data, first)
-    first = _with_skipped(first, unfed)
-    tail = _skip_unfed(tail, head, specs, data, planned)
-    tail = _join(tail, joiners, specs, data, planned)
-    if not tail:
-        return (yield from _replan(planned, first, specs, config))
-    second = yield tail
-    return (yield from _replan(planned, merge(first, second), specs, config))
+    remaining = list(planned.plan)
+    pending = _joiners(engine, remaining)
+    head = _next_part(remaining, specs, pending)
+    if not head:
+        report = yield remaining
+        return (yield from _replan(planned, report, specs, config))
+    so_far: Any = None
+    ran: list[str] = []
+    while head:
+        rest = [n for n in remaining if n not in head]
+        part = yield head
+        so_far = part if so_far is None else merge(so_far, part)
+        ran.extend(head)
+        if part.status == "timeout" or (part.status == "failure"
+                                        and not config.continue_on_skill_failure):
+            # The query stops here (its total deadline passed, or a failure ends it): the
+            # rest of the plan is reported not run, as one run of the whole plan reports it
+            # (with that part's status: a failure is the query's, whatever ran before it).
+            so_far = replace(so_far, status=part.status)
+            return _with_skipped(so_far, _not_run(so_far, part, rest, registry, config),
+                                 errors=False)
+        if _has_failures(part):
+            # Before the rest, which may require what a failed skill did not write: a
+            # substitute first, else the skills left without an input are skipped, as one
+            # run skips them (a run without their producer would be an invalid plan).
+            so_far = yield from _replan(planned, so_far, specs, config)
+        data = uif.intermediate_data
+        rest, unfed = _without_inputs(rest, ran, specs, registry, data, so_far)
+        so_far = _with_skipped(so_far, unfed)
+        rest = _skip_unfed(rest, head, specs, data, planned)
+        rest, pending = _join(rest, pending, specs, data, planned)
+        remaining = rest
+        head = _next_part(remaining, specs, pending)
+    if not remaining:
+        return (yield from _replan(planned, so_far, specs, config))
+    last = yield remaining
+    return (yield from _replan(planned, merge(so_far, last), specs, config))
+
+
+def _next_part(plan: list[str], specs: Mapping[str, Any], joiners: Sequence[Any]
+               ) -> list[str]:
+    """The skills of ``plan`` to run before the next decision; ``[]`` when nothing is left
+    to decide. A skill reading what a joiner would write waits for the joiner's decision:
+    the part is split again until no skill in it reads one (unless it feeds the joiner)."""
+    head, _ = split(plan, specs, joiners)
+    while head and _reads_a_joiner(head, specs, joiners):
+        inner, _ = split(head, specs, joiners)
+        if not inner:
+            break
+        head = inner
+    return head
+
+
+def _reads_a_joiner(part: Sequence[str], specs: Mapping[str, Any], joiners: Sequence[Any]
+                    ) -> bool:
+    """Whether a skill in ``part`` reads the output of a joiner that ``part`` feeds."""
+    made = {k for n in part if n in specs for k in specs[n].output_keys}
+    read = {k for n in part if n in specs for k in specs[n].inputs}
+    return any(set(j.spec.required_inputs) & made and set(j.spec.output_keys) & read
+               for j in joiners)
 
 
 def _has_failures(report: Any) -> bool:
@@ -210,21 +245,22 @@ def _without_inputs(tail: list[str], head: Sequence[str], specs: Mapping[str, An
     return kept, unfed
 
 
-def _not_run(report: Any, tail: Sequence[str], registry: Any, config: Any) -> list[Any]:
-    """``skipped`` results for ``tail`` when the query stopped after ``report``'s segment,
-    worded as one run words the skills it never reached (``RunTimeoutError`` past the
-    total deadline, else ``SkillNotRunError``)."""
+def _not_run(report: Any, cause: Any, tail: Sequence[str], registry: Any, config: Any
+             ) -> list[Any]:
+    """``skipped`` results for ``tail`` when the query (so far ``report``) stopped after the
+    segment ``cause``, worded as one run words the skills it never reached
+    (``RunTimeoutError`` past the total deadline, else ``SkillNotRunError``)."""
     if not tail or not report.results:
         return []
-    if report.status == "timeout":
+    if cause.status == "timeout":
         error_type = "RunTimeoutError"
         error = exceeded_total_timeout(config.total_timeout)
     else:
         error_type = "SkillNotRunError"
-        given = next((r.error for r in report.results if r.error_type == error_type), None)
-        first = next((r for r in report.results if r.status != "success"), None)
+        given = next((r.error for r in cause.results if r.error_type == error_type), None)
+        first = next((r for r in cause.results if r.status != "success"), None)
         error = given or (f"not run: {stopped_when(first.skill, first.status)}"
-                          if first is not None else f"not run: the run stopped: {report.status}")
+                          if first is not None else f"not run: the run stopped: {cause.status}")
     return [_skipped(report, registry, name, error_type, error) for name in tail]
 
 
@@ -286,16 +322,18 @@ def _skip_unfed(tail: list[str], head: Sequence[str], specs: Mapping[str, Any],
 
 
 def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
-          data: Mapping[str, Any], planned: PlanResult) -> list[str]:
+          data: Mapping[str, Any], planned: PlanResult) -> tuple[list[str], list[Any]]:
     """``tail`` plus each registered skill whose ``planning_joins(data)`` says yes and whose
-    outputs a skill in ``tail`` reads."""
+    outputs a skill in ``tail`` reads; and the joiners not asked yet (a later part may
+    produce what they need)."""
     reads = {k for n in tail if n in specs for k in specs[n].inputs}
     added: list[str] = []
+    unasked: list[Any] = []
     for entry in joiners:
         spec = entry.spec
-        if not (set(spec.output_keys) & reads):
-            continue
-        if any(k not in data and k not in HOST_FIELDS for k in spec.required_inputs):
+        if not (set(spec.output_keys) & reads) or any(
+                k not in data and k not in HOST_FIELDS for k in spec.required_inputs):
+            unasked.append(entry)
             continue
         target = entry.instance if entry.instance is not None else spec.skill_class
         try:
@@ -317,7 +355,7 @@ def _join(tail: list[str], joiners: Sequence[Any], specs: Mapping[str, Any],
         planned.plan, planned.stages = order_and_stage([*planned.plan, *added], specs)
         for name in added:
             planned.reasons[name] = next(c.why for c in planned.changes if c.skill == name)
-    return [*added, *tail]
+    return [*added, *tail], unasked
 
 
 def _replan(planned: PlanResult, report: Any, specs: Mapping[str, Any],
@@ -355,7 +393,9 @@ def _replan(planned: PlanResult, report: Any, specs: Mapping[str, Any],
         redo.extend(n for n in _downstream(report.plan, specs, missing) if n not in redo)
     if not redo:
         return report
-    planned.plan = [*planned.plan, *(n for n in redo if n not in planned.plan)]
+    # Where they run: a substitute before the skills that read what it writes.
+    planned.plan, planned.stages = order_and_stage(
+        [*planned.plan, *(n for n in redo if n not in planned.plan)], specs)
     again = yield redo
     return merge(report, again, replaced={r.skill for r in failed})
 
