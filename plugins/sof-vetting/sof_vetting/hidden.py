@@ -6,7 +6,10 @@ text extractor may keep it and a model will read it. ``hidden_segments(html)`` w
 HTML with the standard library's tolerant parser and returns each such text with the reason
 it is invisible. Rules in ``<style>`` blocks are honoured for simple selectors (``.class``,
 ``#id``, ``tag``, ``tag.class``); inline ``style`` attributes and the ``hidden`` attribute
-always are.
+always are. Text colour is inherited and a background shows through the elements inside
+it, so white text under a white ``body`` set in a style block is caught; a colour or
+background the page does not declare (a browser's default, an external stylesheet) is
+never guessed, so a dark theme we cannot see never hides its text.
 """
 
 from __future__ import annotations
@@ -54,6 +57,40 @@ def _white(colour: str) -> bool:
     return colour in _WHITE or _HSL_WHITE.match(colour) is not None
 
 
+_SAME_COLOUR = "same colour as background"
+_BLACK = {"#000", "#000000", "black", "rgb(0,0,0)"}
+_PLAIN_COLOUR = re.compile(r"^(#[0-9a-f]{3,8}|[a-z]+|(rgb|hsl)a?\([0-9.,%]+\))$")
+
+
+def _same_colour(colour: str, background: str) -> bool:
+    return colour == background or (_white(colour) and _white(background)) or (
+        colour in _BLACK and background in _BLACK)
+
+
+def _paint(decls: dict[str, str]) -> tuple[str | None, str | None]:
+    """The text colour and the background colour a declaration block sets (compacted), or
+    None for either it leaves alone. A background that is not one plain colour (an image, a
+    gradient) is ``""``: what shows behind the text is then unknown."""
+    colour = decls.get("color")
+    background = decls.get("background-color", decls.get("background"))
+    if background is not None and not _PLAIN_COLOUR.match(background):
+        background = ""
+    if colour in ("inherit", "currentcolor"):
+        colour = None
+    if background in ("inherit", "transparent", "rgba(0,0,0,0)", "none"):
+        background = None
+    return colour, background
+
+
+def _declarations(style: str, *, compact: bool = True) -> dict[str, str]:
+    """A declaration block's properties, lower-cased, without ``!important`` (and, with
+    ``compact``, without spaces)."""
+    style = _COMMENT.sub("", style)  # display:/*x*/none is display:none to a browser
+    decls = {k.strip().lower(): v.strip().lower().replace(" !important", "")
+             for k, v in _DECL.findall(style)}
+    return {k: v.replace(" ", "") for k, v in decls.items()} if compact else decls
+
+
 def _clipped(value: str | None) -> bool:
     """``clip: rect(...)`` leaving at most a pixel square (``rect(0 0 0 0)``, the
     ``rect(1px,1px,1px,1px)`` of visually-hidden helpers), commas or spaces."""
@@ -66,9 +103,7 @@ def _clipped(value: str | None) -> bool:
 
 def style_hides(style: str) -> str | None:
     """Why a CSS declaration block makes its element invisible, or None."""
-    style = _COMMENT.sub("", style)  # display:/*x*/none is display:none to a browser
-    decls = {k.strip().lower(): v.strip().lower().replace(" !important", "")
-             for k, v in _DECL.findall(style)}
+    decls = _declarations(style, compact=False)
     compact = {k: v.replace(" ", "") for k, v in decls.items()}
     if compact.get("display") == "none":
         return "display:none"
@@ -84,10 +119,8 @@ def style_hides(style: str) -> str | None:
     if colour in ("transparent", "rgba(0,0,0,0)"):
         return "transparent text"
     background = compact.get("background-color") or compact.get("background")
-    if colour and background and (
-        colour == background or (_white(colour) and _white(background))
-    ):
-        return "same colour as background"
+    if colour and background and _same_colour(colour, background):
+        return _SAME_COLOUR
     for side in ("left", "top", "right", "text-indent", "margin-left"):
         value = compact.get(side)
         if value is not None and _FAR.match(value):
@@ -111,12 +144,20 @@ def _px(size: str) -> float:
         return 99.0
 
 
+#: A text colour and a background colour, each None where nothing set one ("" for a
+#: background that is not a plain colour).
+Paint = tuple[str | None, str | None]
+
+
 class _Walker(HTMLParser):
-    def __init__(self, rules: dict[str, str]) -> None:
+    def __init__(self, rules: dict[str, str], paints: dict[str, Paint]) -> None:
         super().__init__(convert_charrefs=True)
         self.rules = rules
+        self.paints = paints
         #: (tag, reason it hides or None, skip content)
         self.stack: list[tuple[str, str | None, bool]] = []
+        #: The colour and background in force inside each element of ``stack``.
+        self.painted: list[Paint] = []
         self.segments: list[HiddenSegment] = []
         self._buffer: list[str] = []
         self._reason: str | None = None
@@ -126,10 +167,14 @@ class _Walker(HTMLParser):
         self.role_tags: list[str] = []
 
     def _hidden_reason(self) -> str | None:
+        colour, background = self.painted[-1] if self.painted else (None, None)
+        same = bool(colour and background and _same_colour(colour, background))
         for _, reason, _skip in reversed(self.stack):
-            if reason:
+            # an element inside one painted the colour of its background, that sets a
+            # colour or background of its own, is seen again
+            if reason and (same or not reason.startswith(_SAME_COLOUR)):
                 return reason
-        return None
+        return f"{_SAME_COLOUR} (inherited)" if same else None
 
     def _flush(self) -> None:
         text = " ".join("".join(self._buffer).split())
@@ -164,21 +209,30 @@ class _Walker(HTMLParser):
         if tag in VOID:
             return
         self.stack.append((tag, reason, tag in SKIP))
+        self.painted.append(self._paint_of(tag, values))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in VOID and self.stack and self.stack[-1][0] == tag:
             self.stack.pop()
+            self.painted.pop()
+
+    def _paint_of(self, tag: str, values: dict[str, str]) -> Paint:
+        """The colour and background inside this element: its own (rules by specificity,
+        then its ``style``), else its parent's (colour is inherited; a background shows
+        through the elements inside it)."""
+        colour, background = self.painted[-1] if self.painted else (None, None)
+        sets = [self.paints[k] for k in _selectors(tag, values) if k in self.paints]
+        sets.append(_paint(_declarations(values.get("style", ""))))
+        for own_colour, own_background in sets:
+            colour = own_colour if own_colour is not None else colour
+            background = own_background if own_background is not None else background
+        return colour, background
 
     def _rule_reason(self, tag: str, values: dict[str, str]) -> str | None:
         if not self.rules:
             return None
-        keys = [tag]
-        keys += [f".{c}" for c in values.get("class", "").split()]
-        keys += [f"{tag}.{c}" for c in values.get("class", "").split()]
-        if values.get("id"):
-            keys += [f"#{values['id']}", f"{tag}#{values['id']}"]
-        for key in keys:
+        for key in _selectors(tag, values):
             reason = self.rules.get(key)
             if reason:
                 return f"{reason} (style rule {key})"
@@ -192,6 +246,7 @@ class _Walker(HTMLParser):
             return
         while self.stack:
             popped, _, _ = self.stack.pop()
+            self.painted.pop()
             if popped == tag:
                 break
         if self._hidden_reason() is None:
@@ -221,19 +276,35 @@ class _Walker(HTMLParser):
         self._flush()
 
 
-def _style_rules(html: str) -> dict[str, str]:
-    """Simple selectors in ``<style>`` blocks whose declarations hide, with the reason."""
+def _selectors(tag: str, values: dict[str, str]) -> list[str]:
+    """The simple selectors that match an element, least specific first."""
+    classes = values.get("class", "").lower().split()
+    keys = [tag, *(f".{c}" for c in classes), *(f"{tag}.{c}" for c in classes)]
+    if values.get("id"):
+        keys += [f"#{values['id'].lower()}", f"{tag}#{values['id'].lower()}"]
+    return keys
+
+
+def _style_rules(html: str) -> tuple[dict[str, str], dict[str, Paint]]:
+    """Simple selectors in ``<style>`` blocks: those whose declarations hide, with the
+    reason, and the colour and background each sets (a later rule over an earlier one)."""
     rules: dict[str, str] = {}
+    paints: dict[str, Paint] = {}
     for block in re.findall(r"<style[^>]*>(.*?)</style>", html, re.IGNORECASE | re.DOTALL):
         for selectors, body in _RULE.findall(block):
             reason = style_hides(body)
-            if not reason:
-                continue
+            paint = _paint(_declarations(body))
             for selector in selectors.split(","):
                 selector = selector.strip().lower()
-                if re.fullmatch(r"[a-z0-9]*([.#][\w-]+)?", selector) and selector:
+                if not (selector and re.fullmatch(r"[a-z0-9]*([.#][\w-]+)?", selector)):
+                    continue
+                if reason:
                     rules[selector] = reason
-    return rules
+                if paint != (None, None):
+                    before = paints.get(selector, (None, None))
+                    paints[selector] = (paint[0] if paint[0] is not None else before[0],
+                                        paint[1] if paint[1] is not None else before[1])
+    return rules, paints
 
 
 @dataclass(frozen=True)
@@ -247,7 +318,7 @@ class ReadHTML:
 
 def read_html(html: str) -> ReadHTML:
     """Read ``html`` as a browser shows it, noting what it hides and its fake role tags."""
-    walker = _Walker(_style_rules(html))
+    walker = _Walker(*_style_rules(html))
     try:
         walker.feed(html)
         walker.close()

@@ -28,6 +28,13 @@ HIDING = {
     "style rule by class": f"<style>.sr {{display:none}}</style><p class='note sr'>{ATTACK}</p>",
     "style rule by id": f"<style>#x, .y {{ visibility: hidden }}</style><p id=x>{ATTACK}</p>",
     "nested": f'<div style="display:none"><p><b>{ATTACK}</b></p></div>',
+    "white under a white body from a style block":
+        f'<style>body {{ background: #fff }}</style><p style="color:#ffffff">{ATTACK}</p>',
+    "a class's colour on an inherited background": (
+        f"<style>.page {{background-color:#fafafa}} .quiet {{color:#fafafa}}</style>"
+        f"<div class=page><section><span class=quiet>{ATTACK}</span></section></div>"),
+    "black on black, colour inherited":
+        f'<div style="background:black;color:#000"><p><i>{ATTACK}</i></p></div>',
     "comment": f"<!-- {ATTACK} -->",
     "hidden input": f'<input type="hidden" value="{ATTACK}">',
 }
@@ -102,3 +109,21 @@ def test_inspect_html_survives_broken_markup() -> None:
 ])
 def test_style_hides(style: str, hides: bool) -> None:
     assert (style_hides(style) is not None) is hides
+
+
+@pytest.mark.parametrize("html", [
+    # a colour the page declares, on a background it never declares: not guessed
+    '<p style="color:#fff">{text}</p>',
+    # a dark theme
+    "<style>body {{ background: #111; color: #eee }}</style><p>{text}</p>",
+    # white text on a block painted dark, inside a white body
+    "<style>body {{ background: white }}</style>"
+    '<div style="background-color:#202020"><p style="color:white">{text}</p></div>',
+    # a child that sets its own colour inside a block painted the colour of its background
+    '<div style="color:#fff;background:#fff"><p style="color:#333">{text}</p></div>',
+    # a background image: what shows behind the text is unknown
+    "<style>body {{ background: #fff }} .hero {{ background: url(sky.png) }}</style>"
+    '<div class=hero><h1 style="color:#fff">{text}</h1></div>',
+])
+def test_colours_are_followed_as_a_browser_paints_them_and_never_guessed(html: str) -> None:
+    assert hidden_segments(html.format(text=VISIBLE)) == []
