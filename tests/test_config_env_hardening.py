@@ -162,6 +162,23 @@ def test_an_empty_plugins_only_is_an_error_naming_the_variable(
     assert SOFConfigManager(clean_env, environ={"SOF_PLUGINS_ONLY": value}).state().error
 
 
+@pytest.mark.parametrize("value", ['[""]', '[" "]', '["memory", ""]'])
+def test_a_blank_name_in_plugins_only_is_an_error_naming_the_variable(
+    clean_env: Path, value: str
+) -> None:
+    # a JSON list of blank names read as "only the plugin called ''": every plugin disabled
+    with pytest.raises(ConfigError) as info:
+        build_config(environ={"SOF_PLUGINS_ONLY": value})
+    assert info.value.key == "plugins_only"
+    assert "SOF_PLUGINS_ONLY" in str(info.value) and "blank name" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["none", "null", " None "])
+def test_plugins_only_none_or_null_means_unset(clean_env: Path, value: str) -> None:
+    # it was the list ["none"]: every plugin "not in plugins_only"
+    assert build_config(environ={"SOF_PLUGINS_ONLY": value}).plugins_only is None
+
+
 def test_an_empty_plugins_only_from_a_file_or_code_is_an_error_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         SOFConfig(plugins_only=[])

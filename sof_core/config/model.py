@@ -317,6 +317,11 @@ class SOFConfig(BaseModel):
                 "is empty, which would load no plugin; leave it unset (null) to load every "
                 "plugin, or set plugins_autoload = false to load none"
             )
+        if value is not None and any(not name.strip() for name in value):
+            raise ValueError(
+                f"holds a blank name ({value!r}), which names no plugin; list the plugins to "
+                'load (["memory", "response"]), or leave it unset (null) to load every plugin'
+            )
         return value
 
     @field_validator("log_level", mode="before")

@@ -493,6 +493,8 @@ def _env_json(var: str, key: str, text: str) -> Any:
 def _coerce_env(var: str, key: str, raw: str) -> Any:
     annotation = str(SOFConfig.model_fields[key].annotation)
     text = raw.strip()
+    if text.lower() in ("none", "null") and "None" in annotation:
+        return None  # before a list's commas: "none" is not a list holding "none"
     if "list" in annotation:
         if text.startswith("["):
             try:
@@ -529,8 +531,6 @@ def _coerce_env(var: str, key: str, raw: str) -> Any:
                 key=key,
             )
         return value
-    if text.lower() in ("none", "null") and "None" in annotation:
-        return None
     return text
 
 
