@@ -413,7 +413,7 @@ def describe_validation_error(exc: ValidationError, what: str) -> str:
         message = validation_message(error)
         if error["type"] == "extra_forbidden":
             message = f"is not a {what} field"
-        parts.append(f"{field}: {message} (got {_short_repr(error.get('input'))})")
+        parts.append(f"{field}: {message} (got {safe_repr(error.get('input'))})")
     return f"invalid {what}: " + "; ".join(parts)
 
 
@@ -579,7 +579,7 @@ def _jsonable(value: Any, depth: int, enclosing: set[int]) -> Any:
                 }
             items = list(value)
             if isinstance(value, (set, frozenset)):
-                items.sort(key=_short_repr)
+                items.sort(key=safe_repr)
             return [_jsonable(item, depth + 1, enclosing) for item in items]
         finally:
             enclosing.discard(id(value))
@@ -588,7 +588,7 @@ def _jsonable(value: Any, depth: int, enclosing: set[int]) -> Any:
 
         converted = pydantic_core.to_jsonable_python(value)
     except Exception:
-        return f"<not JSON: {_short_repr(value)}>"
+        return f"<not JSON: {safe_repr(value)}>"
     return _jsonable(converted, depth + 1, enclosing)
 
 
@@ -599,7 +599,7 @@ def _json_key(key: Any) -> str:
         return json.dumps(key)
     if isinstance(key, (int, float)):
         return str(jsonable(key)) if isinstance(key, float) else str(int(key))
-    return f"<not JSON: {_short_repr(key)}>"
+    return f"<not JSON: {safe_repr(key)}>"
 
 
 def _plain_dict(value: Any) -> Any:
@@ -610,7 +610,7 @@ def _plain_dict(value: Any) -> Any:
         return value
 
 
-def _short_repr(value: Any, limit: int = 200) -> str:
+def safe_repr(value: Any, limit: int = 200) -> str:
     """``repr(value)`` that never raises (a deep or cyclic value, a broken ``__repr__``)."""
     try:
         text = repr(value)

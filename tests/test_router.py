@@ -321,6 +321,18 @@ def test_failing_legacy_after_a_fallback_reports_both_errors(manager: SOFConfigM
     assert "legacy backend unreachable" in (result.error or "")
 
 
+def test_a_legacy_pipeline_returning_nothing_is_an_error_saying_so(
+    manager: SOFConfigManager,
+) -> None:
+    # it gave ok False with error None: nothing said why, and metrics counted no error
+    manager.update_config(use_sof_framework=False)
+    router = QueryRouter(make_router(manager)[0].engine, lambda query: None, manager)
+    result = router.route("q")
+    assert (result.path, result.response, result.ok) == ("legacy", None, False)
+    assert result.error == "legacy pipeline returned no answer (None)"
+    assert router.metrics.snapshot()["paths"]["legacy"]["errors"] == 1
+
+
 # --- a broken config file ---------------------------------------------------------------------
 
 

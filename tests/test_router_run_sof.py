@@ -85,3 +85,16 @@ def test_outside_the_rollout_the_hosts_run_is_not_called(manager: SOFConfigManag
 
 def test_without_a_host_run_the_planner_and_engine_answer(manager: SOFConfigManager) -> None:
     assert router_for(manager).route("hi").response == "engine:hi"
+
+
+@pytest.mark.parametrize("returned", [None, "not a report", 42])
+def test_a_run_sof_returning_something_else_falls_back_and_never_raises(
+    manager: SOFConfigManager, returned: Any,
+) -> None:
+    # AttributeError ('NoneType' object has no attribute 'status') escaped route()
+    result = router_for(manager).route("hi", run_sof=lambda uif: returned)
+    assert (result.path, result.response) == ("legacy", "legacy:hi")
+    assert result.fallback and result.fallback_reason == "exception"
+    assert result.sof_error is not None
+    assert f"run_sof returned {type(returned).__name__}" in result.sof_error
+    assert "not an ExecutionReport" in result.sof_error

@@ -35,7 +35,7 @@ from sof_core.routing.observers import (
     remove_route_observer,
     tell_route_observers,
 )
-from sof_core.uif import HOST_FIELDS, UIF
+from sof_core.uif import HOST_FIELDS, UIF, safe_repr
 
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
@@ -313,6 +313,11 @@ class QueryRouter:
         except Exception as exc:
             log.debug("SOF run raised", exc_info=True)
             raise _SOFFailure("exception", _describe(exc)) from exc
+        from sof_core.execution.report import ExecutionReport  # loaded by the engine already
+
+        if not isinstance(report, ExecutionReport):  # a host's run_sof gave something else
+            raise _SOFFailure("exception", f"run_sof returned {type(report).__name__} "
+                              f"({safe_repr(report, 80)}), not an ExecutionReport")
         if report.status in ("failure", "timeout"):
             detail = "; ".join(report.errors) or report.status
             raise _SOFFailure(report.status, detail, report)
@@ -330,7 +335,11 @@ class QueryRouter:
             log.warning("legacy pipeline raised: %r", exc)
             return RouteResult("legacy", None, error=f"legacy pipeline failed: "
                                f"{type(exc).__name__}: {exc}", bucket=bucket)
-        return RouteResult("legacy", legacy_response(answer), bucket=bucket)
+        response = legacy_response(answer)
+        if response is None:  # ok would be False: say why, and count it as an error
+            return RouteResult("legacy", None, error="legacy pipeline returned no answer "
+                               f"({safe_repr(answer, 80)})", bucket=bucket)
+        return RouteResult("legacy", response, bucket=bucket)
 
     def _config_broken(
         self,
