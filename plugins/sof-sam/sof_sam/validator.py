@@ -32,6 +32,10 @@ _HOST_FIELDS = frozenset(
         "security_context", "requires_vetting", "source_documents",
     }
 )
+#: The host fields SAM counts as available only when they hold a value (SAM's
+#: ``_validate_dependencies``): a skill requiring an empty one has a missing dependency.
+_FILLED_FIELDS = ("input_query", "source_documents", "user_context", "active_profile",
+                  "session_id", "user_id")
 #: Validation reports kept per engine (plan, registry version and inputs make the key).
 _CACHE_SIZE = 512
 
@@ -150,17 +154,18 @@ class PlanValidationEngine:
         in_order = not flag(config, "enable_parallel_execution")
         limit = flag(config, "max_plan_length")
         available = frozenset(uif.intermediate_data.keys())
+        empty = frozenset(f for f in _FILLED_FIELDS if not getattr(uif, f, None))
         if not (isinstance(plan, (list, tuple)) and all(type(p) is str for p in plan)):
             # Not a list of names (an item may be unhashable, [["A"]]): SOF's plan_type
             # problems name each bad item; nothing worth caching.
-            return self._validate(plan, available, in_order, limit)
-        key = (tuple(plan), self._engine.registry.version, available, in_order, limit)
+            return self._validate(plan, available, in_order, limit, empty)
+        key = (tuple(plan), self._engine.registry.version, available, in_order, limit, empty)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        report = self._validate(plan, available, in_order, limit)
+        report = self._validate(plan, available, in_order, limit, empty)
         with self._lock:
             self._cache[key] = report
             while len(self._cache) > _CACHE_SIZE:
@@ -176,7 +181,8 @@ class PlanValidationEngine:
             self._cache.clear()
 
     def _validate(
-        self, plan: Sequence[str], available: frozenset[str], in_order: bool, limit: Any
+        self, plan: Sequence[str], available: frozenset[str], in_order: bool, limit: Any,
+        empty: frozenset[str] = frozenset(),
     ) -> PlanValidationReport:
         try:
             compiled = self._engine.compile(plan, available)
@@ -189,6 +195,8 @@ class PlanValidationEngine:
                 missing.setdefault(problem.skills[0], []).append(problem.key or "")
                 continue
             issues.append(_issue(problem))
+        for skill, key in _empty_fields(plan, compiled, empty):
+            missing.setdefault(skill, []).append(key)
         for skill, keys in missing.items():
             issues.append(
                 ValidationIssue(
@@ -250,6 +258,22 @@ def _issue(problem: Any) -> ValidationIssue:
     }.get(problem.code)
     return ValidationIssue(severity, skill, _SAM_TYPES.get(problem.code, problem.code),
                            problem.message, suggestion)
+
+
+def _empty_fields(plan: Sequence[str], compiled: CompiledPlan, empty: frozenset[str]
+                  ) -> list[tuple[str, str]]:
+    """``(skill, field)`` for each UIF field a skill requires that is empty on the UIF and
+    that no skill listed before it writes: SAM counts such a field as missing."""
+    written: set[str] = set()
+    found: list[tuple[str, str]] = []
+    for name in dict.fromkeys(plan):
+        step = compiled.steps.get(name)
+        if step is None:
+            continue
+        found.extend((name, key) for key in step.spec.required_inputs
+                     if key in empty and key not in written)
+        written.update(step.spec.output_keys)
+    return found
 
 
 def _order_issues(

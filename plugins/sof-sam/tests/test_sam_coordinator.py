@@ -327,6 +327,27 @@ def test_when_the_safe_plan_fails_the_fallback_generator_answers() -> None:
     assert asked == ["Test query"]
 
 
+def test_a_skill_requiring_an_empty_uif_field_is_not_run_the_fallback_answers() -> None:
+    # the skill ran on session_id None and crashed (no fallback), as SAM never ran it
+    class NeedsSession(BaseSkillModule):
+        skill_name = "NeedsSession"
+        skill_description = "greets the session"
+        required_inputs = ["session_id"]
+        output_keys = ["final_response"]
+
+        def execute(self, uif: SAM_UIF) -> SAM_UIF:
+            uif.final_response = "session " + str(uif.session_id)
+            return uif
+
+    engine = coordinator(NeedsSession(), fallback_generator=lambda query: "FALLBACK")
+    report = engine.execute_plan(["NeedsSession"], SAM_UIF(input_query="q"))
+    assert report.fallback_used and report.executed_skills == ["fallback_generator"]
+    assert report.uif.final_response == "FALLBACK"
+    ran = engine.execute_plan(["NeedsSession"], SAM_UIF(input_query="q", session_id="s-1"))
+    assert ran.executed_skills == ["NeedsSession"] and not ran.fallback_used
+    assert ran.uif.final_response == "session s-1"
+
+
 def test_without_fallback_plans_an_invalid_plan_fails_with_sams_error() -> None:
     engine = coordinator(MemoryRetrievalSkill(), ResponseGenerationSkill(),
                          config=sam_config(enable_fallback_plans=False),

@@ -88,6 +88,29 @@ def test_inputs_already_in_the_uif_satisfy_a_skill() -> None:
     assert report.is_valid
 
 
+SESSION = skill("SessionSkill", ["session_id"], ["final_response"])
+DOCS = skill("DocsSkill", ["source_documents"], ["final_response"])
+
+
+def test_a_required_uif_field_counts_only_when_it_holds_a_value_as_in_sam() -> None:
+    # SAM's _validate_dependencies adds session_id, source_documents, ... to what is
+    # available only when set; the plan was reported valid and the skill ran on None
+    engine = validator(SESSION, DOCS)
+    for name, field in (("SessionSkill", "session_id"), ("DocsSkill", "source_documents")):
+        report = engine.validate_plan([name], uif())
+        assert not report.is_valid
+        issue = next(i for i in report.issues if i.issue_type == "missing_dependencies")
+        assert (issue.skill_name, issue.description) == (
+            name, f"Missing required inputs: [{field!r}]")
+    filled = SAM_UIF(input_query="q", session_id="s-1", source_documents=["a.pdf"])
+    assert engine.validate_plan(["SessionSkill"], filled).is_valid
+    assert engine.validate_plan(["DocsSkill"], filled).is_valid
+    # a skill listed earlier that writes the field provides it, as in SAM
+    opener = skill("OpenSession", ["input_query"], ["session_id"])
+    assert validator(opener, SESSION).validate_plan(["OpenSession", "SessionSkill"],
+                                                    uif()).is_valid
+
+
 def test_wrong_order_is_invalid_while_plans_run_as_written() -> None:
     report = validator(A, B).validate_plan(["TestSkillB", "TestSkillA"], uif())
     assert not report.is_valid and report.errors_count == 1
