@@ -198,6 +198,24 @@ def test_an_empty_plugins_only_stops_the_command_with_one_line(tmp_path: Path) -
     assert "SOF_PLUGINS_ONLY" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("alias_first", [True, False])
+def test_a_settings_own_variable_wins_over_its_alias_in_any_order_with_a_warning(
+    clean_env: Path, caplog: pytest.LogCaptureFixture, alias_first: bool
+) -> None:
+    # the later in the environment won, without a word: a rollback through the short
+    # alias could be masked
+    pairs = [("SOF_ROLLOUT_PERCENTAGE", "0"), ("SOF_SOF_ROLLOUT_PERCENTAGE", "20")]
+    environ = dict(pairs if alias_first else pairs[::-1])
+    with caplog.at_level(logging.WARNING, logger="sof.config"):
+        assert build_config(environ=environ).sof_rollout_percentage == 20
+        build_config(environ=environ)
+    (line,) = [r.getMessage() for r in caplog.records if "both set" in r.getMessage()]
+    assert "SOF_SOF_ROLLOUT_PERCENTAGE='20' and SOF_ROLLOUT_PERCENTAGE='0'" in line
+    assert "SOF_SOF_ROLLOUT_PERCENTAGE wins" in line
+    agreeing = {"SOF_ROLLOUT_PERCENTAGE": "5", "SOF_SOF_ROLLOUT_PERCENTAGE": "5"}
+    assert build_config(environ=agreeing).sof_rollout_percentage == 5
+
+
 # --- SOF_CONFIG naming something that is not a regular file -----------------------------------
 
 
@@ -298,3 +316,16 @@ def test_deep_json_in_the_file_is_corrupt_and_rollback_repairs_it(clean_env: Pat
     manager = SOFConfigManager(clean_env)
     assert manager.disable_sof_framework().use_sof_framework is False
     assert json.loads(clean_env.read_text()) == {"use_sof_framework": False}
+
+
+def test_an_unknown_key_points_at_a_listing_that_works_with_the_broken_file(
+    tmp_path: Path,
+) -> None:
+    # it said "`sof config show` lists the settings", which fails on the same file
+    config = tmp_path / "c.json"
+    config.write_text('{"zzzqqq": 3}')
+    done = sof("config", "show", env={"SOF_CONFIG": str(config)})
+    assert done.returncode == 2 and "zzzqqq" in done.stderr
+    assert "`SOF_CONFIG=/dev/null sof config show` lists the settings" in done.stderr
+    listing = sof("config", "show", env={"SOF_CONFIG": os.devnull})
+    assert listing.returncode == 0 and "skill_timeout" in listing.stdout

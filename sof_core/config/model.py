@@ -434,7 +434,9 @@ def unknown_key_hint(key: str) -> str:
     matches = difflib.get_close_matches(key, candidates, n=2, cutoff=0.75)
     if matches:
         return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
-    return "; no SOF setting or SAM key has that name (`sof config show` lists the settings)"
+    # not plain `sof config show`: with this key in the file it stops at the same error
+    return ("; no SOF setting or SAM key has that name (`SOF_CONFIG=/dev/null sof config "
+            "show` lists the settings)")
 
 
 def as_config(value: SOFConfig | Mapping[str, Any], what: str = "config") -> SOFConfig:

@@ -338,15 +338,11 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for var, raw in environ.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        key = env_setting(var)
-        if key is None:
-            if var not in _OTHER_ENV:
-                _warn_unknown_env(var)
-            continue
-        values[key] = _coerce_env(var, key, raw)
+    for var in environ:
+        if var.startswith(ENV_PREFIX) and env_setting(var) is None and var not in _OTHER_ENV:
+            _warn_unknown_env(var)
+    for key, var in _setting_vars(environ).items():
+        values[key] = _coerce_env(var, key, environ[var])
     if _autoload_disabled(environ):
         values["plugins_autoload"] = False
     return values
@@ -355,15 +351,44 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def env_sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Which variable set each key (for ``sof config show``): ``{key: "SOF_..."}``."""
     environ = os.environ if environ is None else environ
-    sources: dict[str, str] = {}
-    for var in environ:
-        if var.startswith(ENV_PREFIX):
-            key = env_setting(var)
-            if key is not None:
-                sources[key] = var
+    sources = _setting_vars(environ)
     if _autoload_disabled(environ):
         sources["plugins_autoload"] = ENV_DISABLE_AUTOLOAD
     return sources
+
+
+def _setting_vars(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{key: variable}`` for the settings ``environ`` sets. With both a setting's own
+    variable and its short alias set (``SOF_SOF_ROLLOUT_PERCENTAGE`` and
+    ``SOF_ROLLOUT_PERCENTAGE``), the setting's own wins, as SOF's name wins in a file,
+    whatever order the environment lists them in; one warning per process when they
+    disagree (a rollback through the alias would otherwise be masked without a word)."""
+    chosen: dict[str, str] = {}
+    for var in environ:
+        if not var.startswith(ENV_PREFIX):
+            continue
+        key = env_setting(var)
+        if key is None:
+            continue
+        other = chosen.get(key)
+        if other is not None and other != var:
+            own, alias = (other, var) if var in ENV_ALIASES else (var, other)
+            _warn_both_set(own, alias, environ)
+            chosen[key] = own
+            continue
+        chosen[key] = var
+    return chosen
+
+
+def _warn_both_set(own: str, alias: str, environ: Mapping[str, str]) -> None:
+    if environ[own].strip() == environ[alias].strip():
+        return
+    with _env_lock:
+        if (own, alias) in _env_checked:
+            return
+        _env_checked.add((own, alias))
+    log.warning("%s=%r and %s=%r are both set and disagree: %s wins (unset one of them)",
+                own, environ[own], alias, environ[alias], own)
 
 
 def _autoload_disabled(environ: Mapping[str, str]) -> bool:
@@ -404,7 +429,7 @@ def unknown_env_vars(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return found
 
 
-_env_checked: set[str] = set()
+_env_checked: set[str | tuple[str, str]] = set()
 _env_lock = threading.Lock()
 
 
@@ -539,12 +564,9 @@ def valid_env_settings(environ: Mapping[str, str] | None = None) -> dict[str, An
     left out: reading for running reports it)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for var, raw in environ.items():
-        key = env_setting(var) if var.startswith(ENV_PREFIX) else None
-        if key is None:
-            continue
+    for key, var in _setting_vars(environ).items():
         try:
-            config = SOFConfig(**{key: _coerce_env(var, key, raw)})
+            config = SOFConfig(**{key: _coerce_env(var, key, environ[var])})
         except (ConfigError, ValidationError):
             continue
         values[key] = getattr(config, key)
