@@ -42,9 +42,8 @@ def leave(code: int) -> NoReturn:
     names = ", ".join(sorted(thread.name for thread in lingering))
     count = len(lingering)
     print(f"sof: exiting without waiting for {count} thread{'s' if count != 1 else ''} "
-          f"still running ({names}) that exit would wait for; a skill or plugin started "
-          f"{'them' if count != 1 else 'it'} (Thread(daemon=False), or a ThreadPoolExecutor "
-          "of its own)", file=sys.stderr)
+          f"still running ({names}) that exit would wait for; {_who(lingering)}",
+          file=sys.stderr)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's, 3.8 and later
     if run_exit_handlers is not None:
         with contextlib.suppress(BaseException):  # a failing handler must not keep us here
@@ -53,6 +52,26 @@ def leave(code: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
             stream.flush()
     os._exit(code)
+
+
+#: Worker threads of the libraries ``sof serve`` answers requests on (AnyIO's
+#: ``to_thread``): still running at exit only while a call they run has not returned.
+_REQUEST_THREADS = ("AnyIO worker thread",)
+
+
+def _who(lingering: list[threading.Thread]) -> str:
+    """Who holds the threads: a request's work (``sof serve``), or a skill or plugin that
+    started threads of its own."""
+    held = [t for t in lingering if t.name.startswith(_REQUEST_THREADS)]
+    own = len(lingering) - len(held)
+    parts = []
+    if held:
+        parts.append(f"{len(held)} answering a request, held by a skill or legacy pipeline "
+                     "call that has not returned")
+    if own:
+        parts.append(f"{own} started by a skill or plugin (Thread(daemon=False), or a "
+                     "ThreadPoolExecutor of its own)")
+    return "; ".join(parts)
 
 
 def _lingering(grace: float) -> list[threading.Thread]:

@@ -98,7 +98,15 @@ def main(argv: list[str]) -> None:
     protect_host()  # no skill here may signal the host (or anything it did not start)
     sock = socket.socket(fileno=int(argv[1]))
     sock.setblocking(True)
-    import sof_core.execution.remote  # noqa: F401  (before "ready": calls find it imported)
+    # Before "ready": calls find them imported, also under an open-files limit that leaves
+    # no descriptor to read a module with.
+    import sof_core.execution.deadlines
+    import sof_core.execution.failures
+    import sof_core.execution.remote
+    import sof_core.security.replies  # noqa: F401
+
+    worker = os.getpid()
+    _watch_host(sock)
 
     try:
         send_frame(sock, pickle.dumps(("ready", os.getpid()), _PROTOCOL))
@@ -111,7 +119,12 @@ def main(argv: list[str]) -> None:
         except (EOFError, OSError):
             os._exit(0)  # the host exited or let this worker go
         reply, spent = _serve(header, payload)
+        if os.getpid() != worker:
+            # A process the skill forked returned from the skill too: only the worker
+            # answers (two answering on one socket would hand a later call this reply).
+            os._exit(0)
         try:
+            send_frame(sock, str(header.get("call", "")).encode())  # which call it answers
             send_frame(sock, reply)
         except OSError:  # the host is gone, or killed the call: nobody waits for the reply
             os._exit(0)
@@ -120,10 +133,54 @@ def main(argv: list[str]) -> None:
         _reap()
 
 
+def _watch_host(sock: socket.socket) -> None:
+    """End this worker, and every process its skill started, as soon as the host is gone,
+    also in the middle of a call that never returns (nothing would read the socket again
+    until it did). Linux: a thread waits for the host's end of the socket to close
+    (``POLLRDHUP``: no CPU while it waits); elsewhere it checks the parent every second."""
+    import select
+    import threading
+
+    host = os.getppid()
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    poller = select.poll() if rdhup and hasattr(select, "poll") else None
+    if poller is not None:
+        poller.register(sock.fileno(), rdhup)
+
+    def watch() -> None:
+        while True:
+            if poller is not None:
+                gone = bool(poller.poll(1000))
+            else:
+                time.sleep(1.0)
+                gone = False
+            if gone or os.getppid() != host:
+                _end_tree()
+
+    threading.Thread(target=watch, name="sof-worker-host-watch", daemon=True).start()
+
+
+def _end_tree() -> None:
+    """Kill every process the skill started, then this one (the host is gone)."""
+    import resource
+    import signal
+
+    from sof_core.execution._proctree import kill_tree
+
+    with contextlib.suppress(ValueError, OSError):  # /proc must be readable to find them
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with contextlib.suppress(Exception):
+        kill_tree(os.getpid(), spare_root=True)
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    os._exit(0)
+
+
 def _become_subreaper() -> None:
     """Linux: processes a skill starts stay this worker's descendants even when their parent
     exits (they are re-parented here, not to init), so the host finds and kills them with the
-    worker (``isolation._kill_tree``), daemons that left the process group included."""
+    worker (``_proctree.kill_tree``), daemons that left the process group included."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -147,6 +204,7 @@ def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, b
     if header["path"] != sys.path:
         sys.path[:] = header["path"]
     restore_env = _environment(header["env"])
+    call = _load(payload)  # before the limits: unpickling may import the skill's module
     lift = _limit(header["limits"])
     unguard = _guard(header.get("guard"))
     threads = _threads() if unguard is not _nothing else None
@@ -154,7 +212,7 @@ def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, b
     forget_deadline = _deadline(header.get("remaining"))
     try:
         try:
-            reply = _run(payload, header.get("guard"))
+            reply = _run(call, header.get("guard"))
         except MemoryError:
             reply = ("limit", "memory_mb", "")
         # A thread a restricted tool started and left running would go on past the call,
@@ -198,16 +256,21 @@ def _threads() -> set[int]:
         return {t.native_id for t in threading.enumerate() if t.native_id is not None}
 
 
-def _run(payload: bytes | bytearray, guard: dict[str, Any] | None = None
-         ) -> tuple[Any, ...]:
-    from sof_core.execution.remote import run_skill_call
-
+def _load(payload: bytes | bytearray) -> tuple[Any, ...]:
+    """``("call", skill, inputs, fields)``, or the ``unloadable`` reply saying why not."""
     try:
         skill, inputs, fields = pickle.loads(payload)
-    except MemoryError:
-        raise
     except BaseException as exc:
         return ("unloadable", f"{type(exc).__name__}: {exc}")
+    return ("call", skill, inputs, fields)
+
+
+def _run(call: tuple[Any, ...], guard: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    from sof_core.execution.remote import run_skill_call
+
+    if call[0] != "call":
+        return call
+    _, skill, inputs, fields = call
     try:
         return ("ok", run_skill_call(skill, inputs, fields))
     except MemoryError:

@@ -55,6 +55,7 @@ from sof_core.errors import (
     ToolPermissionError,
 )
 from sof_core.execution import _worker
+from sof_core.execution._proctree import kill_tree
 from sof_core.execution.deadlines import clock, current_deadline
 from sof_core.execution.remote import call_payload, pack_call, replay_changes
 from sof_core.execution.watchdog import Entry, watchdog
@@ -77,6 +78,8 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _WORKER_MODULE = "sof_core.execution._worker"
 #: The worker's "ready" message is a few dozen bytes.
 _READY_LIMIT = 2**16
+#: The call id a worker sends before each reply (16 hex digits).
+_CALL_ID_LIMIT = 64
 
 
 # --- one worker --------------------------------------------------------------------------------
@@ -88,6 +91,11 @@ class _Deadline(Exception):
 
 class _Gone(Exception):
     """The worker process is gone (its socket closed)."""
+
+
+class _Stray(Exception):
+    """The worker answered another call than the one sent (a process a skill left behind
+    wrote to its socket)."""
 
 
 def _socket_timeout(deadline: float) -> float | None:
@@ -129,17 +137,22 @@ class _Worker:
 
     def call(self, header: bytes, payload: bytes, deadline: float,
              limit: int | None = None, packages: frozenset[str] = frozenset(),
-             open_packages: frozenset[str] = frozenset()) -> tuple[Any, ...]:
+             open_packages: frozenset[str] = frozenset(), call_id: str = "",
+             ) -> tuple[Any, ...]:
         """Send one call and return the worker's reply (a tuple, see ``_worker``); a reply
         announced as longer than ``limit`` bytes raises ``FrameTooLarge`` unread. The reply
         is read with ``load_reply`` (``packages``, ``open_packages``: see there): one
-        naming anything else raises ``RefusedGlobal``."""
+        naming anything else raises ``RefusedGlobal``. The worker first names the call it
+        answers; another than ``call_id`` (the header's ``call``) raises ``_Stray``."""
         sock = self.sock
         try:
             self.wait_ready(deadline)
             sock.settimeout(_socket_timeout(deadline))
             _worker.send_frame(sock, header)
             _worker.send_frame(sock, payload)
+            answered = _worker.recv_frame(sock, deadline, _CALL_ID_LIMIT)
+            if bytes(answered) != call_id.encode():
+                raise _Stray
             reply = _worker.recv_frame(sock, deadline, limit)
             return _load_reply(reply, packages, open_packages)
         except TimeoutError:
@@ -165,8 +178,8 @@ class _Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and its process group, with any process its skill started:
-        also those that left the group (a daemon's ``setsid``), on Linux (``_kill_tree``)."""
-        _kill_tree(self.process.pid)
+        also those that left the group (a daemon's ``setsid``), on Linux (``kill_tree``)."""
+        kill_tree(self.process.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
@@ -181,58 +194,6 @@ class _Worker:
             return self.process.wait(1.0)
         except subprocess.TimeoutExpired:
             return None
-
-
-def _kill_tree(root: int) -> None:
-    """SIGKILL ``root`` and every process descended from it (Linux; elsewhere a no-op).
-
-    A skill can leave its worker's process group (``setsid()``, as daemons do), so killing
-    the group misses it. The worker is a child subreaper (``_worker``): a descendant whose
-    parent exits is re-parented to the worker, not to init, so every process the skill
-    started is found by following parent ids in ``/proc``. They are stopped first (SIGSTOP:
-    a stopped process cannot fork), until no new one appears, then killed together.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    stopped: set[int] = set()
-    found = {root}
-    for _ in range(16):  # each round stops what the last one found: it cannot fork again
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGSTOP)
-        stopped |= found
-        found = _descendants(stopped) - stopped
-        if not found:
-            break
-    for pid in stopped:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _descendants(roots: set[int]) -> set[int]:
-    """The processes whose parent chain reaches one of ``roots`` (read from ``/proc``)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return set()
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        children.setdefault(int(fields[1]), []).append(int(name))
-    result: set[int] = set()
-    pending = list(roots)
-    while pending:
-        for child in children.get(pending.pop(), ()):
-            if child not in result:
-                result.add(child)
-                pending.append(child)
-    return result
 
 
 def clean_environment() -> dict[str, str]:
@@ -383,9 +344,10 @@ class IsolationPool:
             if visible is not None:
                 left = min(left, visible - clock())
             header["remaining"] = None if left == math.inf else left
+            header["call"] = call_id = os.urandom(8).hex()
             reply: tuple[Any, ...] = worker.call(pickle.dumps(header, _PROTOCOL), payload,
                                                  deadline, limit, packages,
-                                                 settings.reply_packages)
+                                                 settings.reply_packages, call_id)
         except _worker.FrameTooLarge as too_large:  # the worker checks its own replies:
             self._replace(worker, "killed")  # this one was written past it, on purpose
             raise _too_large(step, settings, too_large.size) from None
@@ -396,6 +358,12 @@ class IsolationPool:
         except _Deadline:
             self._replace(worker, "killed")
             raise _overran(step, worker.ready, start is None) from None
+        except _Stray:  # not this call's answer: nothing it sent is applied
+            self._replace(worker, "killed")
+            raise SkillCrashedError(
+                step.name, "its isolation worker answered another call (a process an "
+                "earlier isolated skill left running wrote to the worker's connection); "
+                "nothing it sent was applied, and the worker was replaced") from None
         except _Gone:
             started = worker.ready
             code = worker.exit_status()

@@ -63,7 +63,8 @@ def create_app(
     app = Starlette(routes=api.routes(),
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.sof = service
-    app.add_middleware(LimitsMiddleware, settings=service.settings, slots=api.slots)
+    app.add_middleware(LimitsMiddleware, settings=service.settings, slots=api.slots,
+                       closing=service.closing)
     return app
 
 

@@ -111,10 +111,13 @@ class LimitsMiddleware:
     """Wraps an ASGI app with the limits of ``settings``."""
 
     def __init__(self, app: Any, settings: ServeSettings,
-                 slots: WorkerSlots | None = None) -> None:
+                 slots: WorkerSlots | None = None,
+                 closing: threading.Event | None = None) -> None:
         self.app = app
         self.settings = settings
         self.slots = slots
+        #: Set when the server stops: a request cut then is answered, not dropped.
+        self.closing = closing
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -181,6 +184,17 @@ class LimitsMiddleware:
                               f"no answer within {timeout:g} s "
                               "(plugin_settings.serve.request_timeout); the run may still "
                               "finish and appear in /v1/runs")
+        except asyncio.CancelledError:
+            # The server stopping cancels what is still running after its grace period:
+            # the request gets the API's JSON error (uvicorn would send a plain-text 500
+            # and log a traceback), and the stop goes on.
+            if started or self.closing is None or not self.closing.is_set():
+                raise
+            with contextlib.suppress(Exception):
+                await _answer(send, 503, "shutting_down",
+                              "the server stopped before this request was answered; the run "
+                              "may still finish; retry once it is back",
+                              headers=[(b"retry-after", b"1"), (b"connection", b"close")])
         finally:
             if counted:
                 self.in_flight -= 1

@@ -162,3 +162,52 @@ def test_sigterm_closes_the_service_and_runs_atexit_handlers(tmp_path: Path) -> 
     assert "service closed" in out and "atexit ran" in out, (out, err)
     assert process.returncode == 143
     assert "Traceback" not in err
+
+
+def test_a_request_cut_by_the_stop_gets_the_apis_json_error(tmp_path: Path) -> None:
+    # after the 2 s grace it got uvicorn's plain-text 500, with "Exception in ASGI
+    # application" and a CancelledError traceback in the log; and the exit message blamed
+    # "a skill or plugin" for sof serve's own request thread
+    import re
+    import signal
+
+    (tmp_path / "slowlegacy.py").write_text(
+        "import time\n"
+        "def answer(query, **context):\n"
+        "    time.sleep(20)\n"
+        "    return 'late'\n")
+    (tmp_path / "sof.json").write_text('{"use_sof_framework": false}')
+    process = _sof(tmp_path, "serve", "--port", "0", "--legacy", "slowlegacy:answer",
+                   PYTHONPATH=str(tmp_path))
+    got: dict[str, Any] = {}
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "listening on" not in line:
+            line = process.stderr.readline()
+            assert line, "sof serve exited before listening"
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url is not None
+
+        def ask() -> None:
+            got["answer"] = httpx.post(f"{url.group(0)}/v1/query", json={"query": "hi"},
+                                       timeout=30)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        time.sleep(1.0)  # the request is in the legacy call now
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        asking.join(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    answer = got["answer"]
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"]["code"] == "shutting_down"
+    assert "Exception in ASGI application" not in err and "Traceback" not in err
+    if "exiting without waiting" in err:
+        assert "answering a request, held by a skill or legacy pipeline call" in err
+        assert "started by a skill or plugin" not in err
+    assert process.returncode == 143
