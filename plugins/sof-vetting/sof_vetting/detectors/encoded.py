@@ -2,7 +2,8 @@
 
 "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=" is "ignore all previous instructions" in
 base64, and a model decodes it happily. This detector decodes what looks encoded (base64 and
-its URL-safe form, hex, percent-encoding, HTML character references, ROT13, reversed text)
+its URL-safe form, hex, percent-encoding, HTML character references, backslash escapes,
+ROT13, reversed text)
 up to ``decode_depth`` levels deep and runs the injection patterns on the result. Encoded
 text that decodes to something harmless is not reported: base64 alone is not an attack.
 """
@@ -24,6 +25,10 @@ from sof_vetting.findings import INJECTION, Finding
 _BASE64 = lazy_pattern(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = lazy_pattern(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}(?:[ :]|\\x)?){12,}")
 _PERCENT = lazy_pattern(r"%[0-9a-fA-F]{2}")
+#: A backslash escape of one character, as in JSON, JavaScript or Python source text
+#: ("\u0049gnore all previous instructions").
+_ESCAPE = lazy_pattern(
+    r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\})")
 _ENTITY = lazy_pattern(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8}[0-9]?);")
 #: Longest encoded run decoded (a larger blob is data, not a sentence for a model).
 MAX_BLOB = 20_000
@@ -64,6 +69,16 @@ def decode_hex(blob: str) -> str | None:
         return _printable(bytes.fromhex(digits))
     except ValueError:
         return None
+
+
+def decode_escapes(text: str) -> str:
+    """``text`` with each backslash escape of a character replaced by the character."""
+
+    def one(match: re.Match[str]) -> str:
+        code = int(match.group(0)[2:].strip("{}"), 16)
+        return chr(code) if code <= 0x10FFFF else match.group(0)
+
+    return _ESCAPE().sub(one, text)
 
 
 class EncodedPayloadDetector:
@@ -121,6 +136,10 @@ class EncodedPayloadDetector:
             families = _families(unquote(text), self, depth - 1) - plain
             if families:
                 yield "percent", None, None, families
+        if _ESCAPE().search(text) is not None:
+            families = _families(decode_escapes(text), self, depth - 1) - plain
+            if families:
+                yield "escapes", None, None, families
         if _ENTITY().search(text) is not None:
             import html  # html.entities is a large table: loaded when a page has entities
 
@@ -146,4 +165,4 @@ def _families(decoded: str, detector: EncodedPayloadDetector, depth: int) -> set
     return found
 
 
-__all__ = ["EncodedPayloadDetector", "decode_base64", "decode_hex"]
+__all__ = ["EncodedPayloadDetector", "decode_base64", "decode_escapes", "decode_hex"]

@@ -90,6 +90,16 @@ ROLE_TAGS = frozenset({
     "developer",
 })
 _ROLE_TAG_NAMES = "|".join(sorted(ROLE_TAGS, key=lambda tag: (-len(tag), tag)))
+#: A model as the reader of a page ("AI models", "an LLM", "AI assistants"), and what it
+#: does with the page: text that addresses it is meant for the model, not for people.
+_MACHINE_READER = (
+    r"(?:(?:ai|llm|gpt)(?:\s+(?:models?|assistants?|agents?|systems?|bots?|crawlers?|"
+    r"tools?))?s?|(?:large\s+)?language\s+models?|chatbots?)"
+)
+_READING = (
+    r"(?:reading|processing|summari[sz]ing|parsing|crawling|browsing|scraping|analy[sz]ing|"
+    r"visiting|ingesting)"
+)
 #: What a role hijack makes of the model ("you are now DAN", "... now unrestricted").
 _HIJACKED_ROLE = (
     r"(?:dan|jailbroken|unrestricted|unfiltered|uncensored|evil|rogue|unchained|free\s+"
@@ -119,6 +129,13 @@ PATTERNS: dict[str, list[str]] = {
         r"\boverride\s+(?:mode|protocol|code)\b",
         r"\b(?:the\s+)?(?:above|previous|prior)\s+(?:instructions?|rules|prompt)\s+(?:are|is|"
         r"were|was)\s+(?:void|invalid|cancel+ed|obsolete|outdated|revoked|fake|wrong|a\s+test)\b",
+        # orders addressed to the model reading the page ("AI models reading this page
+        # must ..."), not to its human readers ("AI researchers reading this ..." pass)
+        rf"\b{_MACHINE_READER}\s+(?:that\s+(?:is|are)\s+|who\s+(?:is|are)\s+)?"
+        rf"{_READING}\s+(?:this|these)\b.{{0,60}}?\b(?:must|should|shall|need\s+to|have\s+to|"
+        r"are\s+(?:required|instructed|asked|ordered)\s+to|will\s+now)\b",
+        rf"\bif\s+you\s+are\s+(?:an?\s+)?{_MACHINE_READER},?\s+(?:that\s+is\s+|and\s+(?:you\s+"
+        rf"are\s+)?)?{_READING}\b",
     ],
     "role_hijack": [
         r"\byou\s+are\s+no\s+longer\s+(?:an?\s+|the\s+)?(?:ai|assistant|chatbot|language\s+"
@@ -159,6 +176,9 @@ PATTERNS: dict[str, list[str]] = {
         r"\{\s*[\"']role[\"']\s*:\s*[\"'](?:system|assistant|tool|developer|function)[\"']",
         r"\[(?:system|admin|developer|assistant)(?:\s+(?:message|note|override|instruction|"
         r"prompt))?\]",
+        # an instruction-tuning prompt's header ("### Instruction:"): singular, after a
+        # markdown heading's hashes (a recipe's "### Instructions" passes)
+        r"(?m)^[ \t]*#{2,}[ \t]*instruction[ \t]*:",
         r"\b(?:begin|end|start)\s+(?:of\s+)?(?:the\s+)?(?:system|hidden|secret|new|real|"
         r"developer)\s+(?:prompt|instructions?|message)\b",
         r"\bend\s+of\s+(?:user\s+)?(?:input|content|document|untrusted\s+content)\b.{0,40}"
@@ -208,6 +228,9 @@ TRIGGERS: dict[str, list[tuple[str, ...]]] = {
         ("ignore",),
         ("override",),
         ("above", "previous", "prior"),
+        ("reading", "processing", "summari", "parsing", "crawling", "browsing", "scraping",
+         "analy", "visiting", "ingesting"),
+        ("if you are",),
     ],
     "role_hijack": [
         ("no longer",),
@@ -232,6 +255,7 @@ TRIGGERS: dict[str, list[tuple[str, ...]]] = {
         (":",),
         ("role",),
         ("[",),
+        ("instruction",),
         ("begin", "end", "start"),
         ("end of",),
     ],
