@@ -558,3 +558,40 @@ def test_a_retried_async_skills_deadline_starts_after_its_first_observers() -> N
         engine.aexecute_plan(["Retried"], UIF(input_query="q")), 10))
     assert report.status == "success", report.errors
     assert report.uif.intermediate_data["retried"] is True
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), GeneratorExit(), BaseException("odd")],
+                         ids=["SystemExit", "GeneratorExit", "BaseException"])
+@pytest.mark.parametrize("hook", ["sof_before_plan", "sof_before_skill", "sof_after_skill",
+                                  "sof_after_plan"])
+def test_an_inline_observer_raising_any_exception_never_breaks_the_run(
+        make_skill: Any, hook: str, error: BaseException) -> None:
+    # only Exception was caught: SystemExit out of an inline sof_before_plan ended the run,
+    # and out of sof_before_skill failed the skill (pooled observers were contained)
+    def raises() -> None:
+        raise error
+
+    implementations = {  # each hook's own argument name: pluggy passes it by name
+        "sof_before_plan": lambda self, plan: raises(),
+        "sof_before_skill": lambda self, skill: raises(),
+        "sof_after_skill": lambda self, result: raises(),
+        "sof_after_plan": lambda self, report: raises(),
+    }
+    observer = type("Raises", (), {hook: hookimpl(inline_observer(implementations[hook]))})()
+    engine = _engine(make_skill, ("raises", observer))
+    errors_before = engine.plugins.observer_errors
+    report = engine.execute_plan(["Plain"], UIF(input_query="q"))
+    assert report.status == "success" and report.results[0].status == "success"
+    assert engine.plugins.observer_errors == errors_before + 1
+
+
+def test_ctrl_c_in_an_inline_observer_still_stops_the_host(make_skill: Any) -> None:
+    class Interrupts:
+        @hookimpl
+        @inline_observer
+        def sof_before_plan(self, plan: list[str]) -> None:
+            raise KeyboardInterrupt
+
+    engine = _engine(make_skill, ("interrupts", Interrupts()))
+    with pytest.raises(KeyboardInterrupt):
+        engine.execute_plan(["Plain"], UIF(input_query="q"))

@@ -787,7 +787,9 @@ class PluginManager:
         """``notify`` for one of the hook's implementations (``observers(hook_name)``)."""
         try:
             impl.function(*[kwargs[arg] for arg in impl.argnames])
-        except Exception:
+        except KeyboardInterrupt:  # the user's Ctrl-C stops the host, observed or not
+            raise
+        except BaseException:  # SystemExit, GeneratorExit...: an observer never ends a run
             self.observer_errors += 1
             log.exception("observer %s.%s raised; ignored", impl.plugin_name, hook_name)
 
@@ -819,7 +821,7 @@ class PluginManager:
             log.warning("observer %s.sof_alert did not return within %ss (observer_timeout); "
                         "SOF stopped waiting for it, and skips it until that call returns",
                         impl.plugin_name, timeout)
-        elif not outcome[0]:  # SystemExit, KeyboardInterrupt: call_observer lets them by
+        elif not outcome[0]:  # KeyboardInterrupt: call_observer lets it by
             self.observer_errors += 1
             log.error("observer %s.sof_alert raised %r; ignored", impl.plugin_name, outcome[1])
 
