@@ -411,3 +411,27 @@ def test_goal_driven_plan(make_skill: Any) -> None:
     assert engine.resolve_goal(["final_response"], available=["memory_results"]) == ["Resp"]
     report = engine.run_query("q", goal=["final_response"])
     assert report.status == "success" and report.final_response == "r"
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_an_empty_plan_or_a_goal_already_met_is_never_read_as_plan_it(
+        make_skill: Any, on_loop: bool) -> None:
+    # [] was read like None: the configured planner's plan ran instead
+    from sof_core import GoalResolutionError, PlanValidationError
+
+    engine = make_engine([make_skill("Resp", ["input_query"], ["final_response"])],
+                         default_plan=["Resp"])
+
+    def run(**kwargs: Any) -> Any:
+        if on_loop:
+            return asyncio.run(engine.arun_query("q", **kwargs))
+        return engine.run_query("q", **kwargs)
+
+    assert engine.resolve_goal(["input_query"]) == []
+    with pytest.raises(GoalResolutionError, match=r"needs no skill"):
+        run(goal=["input_query"])
+    with pytest.raises(PlanValidationError, match="plan is empty"):
+        run(plan=[])
+    with pytest.raises(GoalResolutionError, match="no goal keys"):
+        run(goal=[])
+    assert run().plan == ["Resp"]

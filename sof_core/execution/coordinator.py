@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sof_core._bounded import call_bounded
 from sof_core.config import SOFConfig, as_config, get_sof_config_manager
 from sof_core.config.model import config_revision
-from sof_core.errors import ConfigError, PlanValidationError, PluginHookError, UIFError
+from sof_core.errors import (
+    ConfigError,
+    GoalResolutionError,
+    PlanValidationError,
+    PluginHookError,
+    UIFError,
+)
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
 from sof_core.execution.report import ExecutionReport, NotRunStatus, RunStatus
@@ -656,7 +662,7 @@ class CoordinatorEngine:
         uif, plan, planning_started = self._query(query, plan, goal, include_optional, prefer,
                                                   uif_fields)
         planned = None
-        if not plan:
+        if plan is None:  # an empty plan (given, or a goal already met) is run as given
             planned = self.planning.plan(query, profile=uif.active_profile)
         return self._run_planned(uif, plan, planned, planning_started, executor)
 
@@ -681,7 +687,7 @@ class CoordinatorEngine:
         uif, plan, planning_started = self._query(query, plan, goal, include_optional, prefer,
                                                   uif_fields)
         planned = None
-        if not plan:
+        if plan is None:  # an empty plan (given, or a goal already met) is run as given
             profile = uif.active_profile
             if self.planning.asks_in_place(self._config.planner):
                 planned = self.planning.plan(query, profile=profile)
@@ -699,8 +705,13 @@ class CoordinatorEngine:
             self.refresh_config()
         uif = UIF.for_query(query, **uif_fields)
         planning_started = time.perf_counter()
-        if goal:
+        if goal is not None:
             plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
+            if not plan:  # the planner's plan would answer another question
+                keys = [goal] if isinstance(goal, str) else list(goal)
+                raise GoalResolutionError(
+                    f"the goal {keys} needs no skill: a query's UIF holds it already; ask "
+                    "for a key a skill produces (e.g. 'final_response')")
         if plan is not None:
             check_plan_type(plan)
         return uif, plan, planning_started
