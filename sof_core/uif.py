@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -472,6 +473,12 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
             "back; store None or a string such as 'NaN'"
         )
     if value is None or isinstance(value, (bool, int)):
+        if type(value) is int and value.bit_length() > _LONG_INT_BITS and _too_long(value):
+            raise NotRoundTripError(
+                f"{_path(path)} is an integer of more than {sys.get_int_max_str_digits()} "
+                "digits, which Python will not write as JSON text (its int/str conversion "
+                "limit, sys.get_int_max_str_digits()); store it as a string"
+            )
         return value
     if isinstance(value, (dict, list, tuple)):
         if depth > MAX_JSON_DEPTH:
@@ -523,6 +530,20 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
     )
 
 
+#: Integers shorter than this (about 600 digits) are below any int/str conversion limit
+#: Python allows (640 digits at the least): only longer ones are converted to check.
+_LONG_INT_BITS = 2000
+
+
+def _too_long(value: int) -> bool:
+    """Whether ``value`` has more digits than Python turns into text (JSON is text)."""
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
 def _key_error(where: str, key: Any) -> NotRoundTripError:
     """A dict key that is not a string, at ``where`` (a field or a path in one)."""
     return NotRoundTripError(
@@ -561,6 +582,8 @@ def _jsonable(value: Any, depth: int, enclosing: set[int]) -> Any:
             return value
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if value is None or isinstance(value, (bool, int)):
+        if isinstance(value, int) and value.bit_length() > _LONG_INT_BITS and _too_long(value):
+            return f"<not JSON: an integer of more than {sys.get_int_max_str_digits()} digits>"
         return value if value is None or type(value) in (bool, int) else int(value)
     if isinstance(value, Enum):
         return _jsonable(value.value, depth, enclosing)

@@ -66,6 +66,8 @@ BAD_VALUES = [
     pytest.param(nested(MAX_JSON_DEPTH + 5), f"more than {MAX_JSON_DEPTH} levels", id="deep"),
     pytest.param(nested(5000), f"more than {MAX_JSON_DEPTH} levels", id="5000-deep"),
     pytest.param(self_containing(), "(or contains itself)", id="cycle"),
+    # more digits than Python writes as text: accepted, then model_validate_json refused it
+    pytest.param(10**5000, "is an integer of more than 4300 digits", id="huge-int"),
 ]
 
 
@@ -242,3 +244,18 @@ def test_a_uif_left_odd_by_a_skill_still_dumps_safely_after_a_run() -> None:
     odd = strict_json(report.uif.to_json_safe())["intermediate_data"]["odd"]
     assert odd["nan"] == "NaN" and odd["obj"] == "<not JSON: Opaque(secret)>"
     assert odd["set"] == [1]
+
+
+def test_the_longest_integer_python_writes_as_text_round_trips() -> None:
+    longest = 10**4299  # 4,300 digits: the default int/str limit
+    uif = UIF(input_query="q", intermediate_data={"n": longest, "small": 2**64})
+    back = UIF.model_validate_json(uif.model_dump_json())
+    assert back.intermediate_data == {"n": longest, "small": 2**64}
+
+
+def test_to_json_safe_marks_an_integer_too_long_for_text_and_never_raises() -> None:
+    # a skill's run-time write is not checked on the way in: json.dumps raised ValueError
+    uif = UIF(input_query="q")
+    uif.intermediate_data["n"] = 10**5000
+    data = strict_json(uif.to_json_safe())
+    assert data["intermediate_data"]["n"] == "<not JSON: an integer of more than 4300 digits>"
