@@ -298,3 +298,38 @@ def test_a_skill_that_returns_a_copy_of_its_uif_keeps_its_writes(
     assert report.status == "success", report.errors
     assert report.uif.final_response == "field"
     assert report.uif.intermediate_data["seen"] == "data"
+
+
+# --- the coordinator's bookkeeping fields, declared -------------------------------------------
+
+
+def _declaring(name: str, field: str, body: Any) -> type[BaseSkillModule]:
+    def execute(self: Any, uif: UIF) -> UIF:
+        body(uif)
+        return uif
+
+    return type(name, (BaseSkillModule,), {
+        "skill_name": name, "skill_description": name, "required_inputs": ["input_query"],
+        "output_keys": [field], "execute": execute})
+
+
+@pytest.mark.parametrize("field", ["warnings", "log_trace"])
+def test_a_declared_log_field_assigned_whole_adds_its_entries_once(field: str) -> None:
+    # the assignment replaced the run's entries, then the skill's were added again:
+    # ['pre'] became ['mine', 'mine']
+    skill = _declaring("Adds", field, lambda uif: setattr(
+        uif, field, [*getattr(uif, field), "mine"]))
+    uif = UIF(input_query="q", **{field: ["pre"]})
+    report = make_engine([skill], **FAST).execute_plan(["Adds"], uif)
+    assert report.status == "success", report.errors
+    entries = getattr(report.uif, field)
+    assert entries[0] == "pre" and entries.count("mine") == 1
+
+
+@pytest.mark.parametrize("field", ["executed_skills", "skill_timings"])
+def test_a_skill_declaring_the_run_record_cannot_erase_it(field: str) -> None:
+    skill = _declaring("Erases", field, lambda uif: setattr(
+        uif, field, [] if field == "executed_skills" else {}))
+    report = make_engine([skill], **FAST).execute_plan(["Erases"], UIF(input_query="q"))
+    assert report.status == "success", report.errors
+    assert "Erases" in getattr(report.uif, field)

@@ -22,7 +22,7 @@ from sof_core.plugins.registry import Registry, SkillEntry
 from sof_core.security.policy import ToolLimits, ToolPolicy
 from sof_core.skills.spec import SkillSpec, output_check
 from sof_core.skills.views import LenientScopedData, ReadOnlyList, ScopedData, copyable_fields
-from sof_core.uif import UIF_FIELD_TYPES
+from sof_core.uif import BOOKKEEPING_FIELDS, UIF_FIELD_TYPES
 
 
 @dataclass(frozen=True)
@@ -271,9 +271,14 @@ def _declared(spec: SkillSpec, copyable: frozenset[str]) -> _Declared:
         inputs=inputs,
         readable=frozenset(inputs),
         writable=frozenset(outputs),
-        writable_fields=frozenset([k for k in outputs if k in fields]),
+        # The coordinator's bookkeeping (warnings, log_trace, executed_skills, ...) is never
+        # a field write, declared or not: what a skill adds to it is merged as it always is
+        # (an assignment replaced the run's warnings, and then added them again).
+        writable_fields=frozenset([k for k in outputs
+                                   if k in fields and k not in BOOKKEEPING_FIELDS]),
         required_data=tuple([k for k in spec.required_inputs if k not in fields]),
-        copied_fields=frozenset([k for k in outputs if k in copyable]),
+        copied_fields=frozenset([k for k in outputs
+                                 if k in copyable and k not in BOOKKEEPING_FIELDS]),
         # The class each typed output's value must be an instance of (``list`` for
         # ``list[str]``; none for ``typing.Any`` or ``object``): ``isinstance`` per write.
         output_checks=tuple(
