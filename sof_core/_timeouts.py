@@ -13,15 +13,16 @@ import math
 MAX_TIMEOUT = 1_000_000.0
 
 
-def timeout_problem(value: object) -> str | None:
-    """Why ``value`` is not a usable timeout in seconds (None when it is one, or is None)."""
+def timeout_problem(value: object, none_means: str = "no limit") -> str | None:
+    """Why ``value`` is not a usable timeout in seconds (None when it is one, or is None);
+    ``none_means`` says what None stands for where the value is set."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number of seconds or None (no limit), got {value!r}"
+        return f"must be a number of seconds or None ({none_means}), got {value!r}"
     if math.isnan(value) or value <= 0:
-        return f"must be a positive number of seconds or None (no limit), got {value!r}"
+        return f"must be a positive number of seconds or None ({none_means}), got {value!r}"
     if value > MAX_TIMEOUT:
         return (f"must be at most {MAX_TIMEOUT:,.0f} seconds, got {value!r}; "
-                "use None for no limit")
+                f"use None for {none_means}")
     return None

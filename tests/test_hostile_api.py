@@ -48,6 +48,20 @@ def test_a_skill_name_that_cannot_be_printed_on_one_line_is_refused(name: str) -
         _skill(name)
 
 
+@pytest.mark.parametrize("name", ["Lead,Comma", " Leading", "Trailing "])
+def test_a_skill_name_no_command_line_plan_can_name_is_refused(name: str) -> None:
+    # it registered and showed in `sof skills`, but `--plan` splits at commas and strips
+    with pytest.raises(SkillDefinitionError, match=r"cannot name it"):
+        _skill(name)
+
+
+def test_max_execution_time_none_is_said_to_mean_the_skill_timeout_setting() -> None:
+    # the error said "or None (no limit)"; None means "use skill_timeout"
+    with pytest.raises(SkillDefinitionError,
+                       match=r"or None \(the skill_timeout setting\), got -1"):
+        _skill("BadTimeout", max_execution_time=-1)
+
+
 def test_a_name_with_spaces_and_letters_of_any_script_is_fine() -> None:
     assert _skill("Résumé 名前").skill_name == "Résumé 名前"
 

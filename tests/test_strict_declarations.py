@@ -21,6 +21,7 @@ import pytest
 
 from sof_core import UIF, BaseSkillModule, SOFConfig
 from sof_core.config.sources import load_config
+from sof_core.testing import make_engine
 
 _spec = importlib.util.spec_from_file_location(
     "_keys_test_helpers_for_declarations",
@@ -198,3 +199,38 @@ def test_nothing_else_is_relaxed(config: dict[str, Any]) -> None:
     (result,) = engine.execute_plan([inplace.skill_name], uif).results
     assert result.error_type == "UndeclaredWriteError" and "'items'" in result.error
     assert uif.intermediate_data == {"items": [1, 2]}
+
+
+class ReturnsANewUIF(BaseSkillModule):
+    skill_name = "ReturnsANewUIF"
+    skill_description = "returns a UIF of its own"
+    required_inputs = ["input_query"]
+    output_keys = ["made"]
+
+    def execute(self, uif: UIF) -> UIF:
+        return UIF(input_query=uif.input_query, intermediate_data={"made": "x"})
+
+
+class AssignsWhole(BaseSkillModule):
+    skill_name = "AssignsWhole"
+    skill_description = "assigns intermediate_data whole"
+    required_inputs = ["input_query"]
+    output_keys = ["made"]
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data = {"made": "x"}  # type: ignore[assignment]
+        return uif
+
+
+@pytest.mark.parametrize(("skill_class", "advice"), [
+    (ReturnsANewUIF, "returned a different UIF (another task: its task_id differs) instead "
+                     "of the one it was given; change the uif it was given and return it"),
+    (AssignsWhole, "assigned 'intermediate_data' whole; write its keys one by one"),
+])
+def test_the_advice_for_what_no_declaration_allows_can_be_followed(
+        skill_class: type[BaseSkillModule], advice: str) -> None:
+    # it said "add 'task_id' to output_keys", which is refused at definition
+    (result,) = make_engine([skill_class]).execute_plan(
+        [skill_class.skill_name], UIF(input_query="q")).results
+    assert result.error_type == "UndeclaredWriteError"
+    assert advice in (result.error or "") and "to output_keys" not in (result.error or "")

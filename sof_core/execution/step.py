@@ -482,8 +482,14 @@ def _diff_fields(
             continue
         if before.get(name) is value or _equal(before.get(name), value):
             continue
+        if name == "task_id":  # task_id cannot be declared: say what can be done
+            error = UndeclaredWriteError(step.name, name)
+            error.args = (f"skill {step.name!r}: returned a different UIF (another task: its "
+                          "task_id differs) instead of the one it was given; change the uif "
+                          "it was given and return it",)
+            raise error
         if name not in step.writable_fields:
-            if step.scope_type is ScopedData or name == "task_id":
+            if step.scope_type is ScopedData:
                 raise UndeclaredWriteError(step.name, name)
             report_undeclared(step.name, name, "set")
         written.add(name)

@@ -279,6 +279,13 @@ class SkillSpec:
             raise SkillDefinitionError(
                 name, f"skill_name holds {bad}; a name is printed on one line in "
                 "reports, logs and the CLI: use letters, digits and punctuation")
+        if name != name.strip() or "," in name:
+            # `--plan A,B` splits at commas and the CLI strips words: such a name could be
+            # listed by `sof skills` and never be given back
+            raise SkillDefinitionError(
+                name, "skill_name starts or ends with a space or holds a comma, so a plan "
+                "on the command line (`--plan A,B`) cannot name it; use letters, digits "
+                "and other punctuation")
         description = getattr(skill_class, "skill_description", "")
         if not isinstance(description, str) or not description.strip():
             raise SkillDefinitionError(
@@ -303,7 +310,7 @@ class SkillSpec:
                 name, f"output_keys {bookkeeping} are managed by the coordinator"
             )
         timeout = skill_class.max_execution_time
-        problem = timeout_problem(timeout)
+        problem = timeout_problem(timeout, "the skill_timeout setting")
         if problem is not None:  # inf, nan or 1e300 too: a deadline must be reachable
             raise SkillDefinitionError(name, f"max_execution_time {problem}")
         retries = getattr(skill_class, "max_retries", None)

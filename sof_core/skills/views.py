@@ -97,6 +97,18 @@ def changed_in_place(skill: str, owner: tuple[str, bool]) -> UndeclaredWriteErro
     return error
 
 
+def never_assigned(skill: str, name: str) -> UndeclaredWriteError:
+    """The error for assigning ``task_id`` or ``intermediate_data`` whole, which no
+    declaration allows: what to do instead (declaring them is refused)."""
+    error = UndeclaredWriteError(skill, name)
+    text = ("assigned 'intermediate_data' whole; write its keys one by one "
+            "(uif.intermediate_data[key] = ...)" if name == "intermediate_data" else
+            "assigned 'task_id', which names the task and is the coordinator's; leave it "
+            "alone (a skill changes the uif it was given and returns it)")
+    error.args = (f"skill {skill!r}: {text}" if skill else text,)
+    return error
+
+
 def _refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
     # The container does not know which skill holds it; the report names the skill.
     raise changed_in_place("", self._sof_owner)
@@ -528,8 +540,8 @@ class ScopedData(MutableMapping[str, Any]):
                 self.written_fields = {name}
             else:
                 self.written_fields.add(name)  # type: ignore[union-attr]
-        elif name == "intermediate_data":
-            raise UndeclaredWriteError(self._skill, "intermediate_data (replace it key by key)")
+        elif name in _NEVER_ASSIGNED:
+            raise never_assigned(self._skill, name)
         elif name not in BOOKKEEPING_FIELDS:
             raise UndeclaredWriteError(self._skill, name)
 
