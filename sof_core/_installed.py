@@ -11,24 +11,46 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 
 #: The entry-point group SOF plugins register under (``sof_core.plugins.ENTRY_POINT_GROUP``).
 ENTRY_POINT_GROUP = "sof.plugins"
 
 
-def installed_plugins() -> list[tuple[str, str, str]]:
+def installed_plugins(path: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
     """``(entry-point name, distribution, version)`` of every installed plugin, sorted.
 
     Read straight from the ``.dist-info``/``.egg-info`` folders on ``sys.path`` (what
     ``importlib.metadata`` reads, without its cost): ``sof --version`` stays fast. As for
     imports, the first distribution of a name on ``sys.path`` wins; unreadable metadata is
-    skipped (``sof plugins`` names it).
+    skipped (``sof plugins`` names it). ``path``: the folders to look in instead of
+    ``sys.path`` (another process's import path).
     """
     found: list[tuple[str, str, str]] = []
-    for key, path, meta_file, plugins in _plugin_distributions():
-        dist, version = _name_and_version(_read(os.path.join(path, meta_file)))
+    for key, path_, meta_file, plugins in _plugin_distributions(path):
+        dist, version = _name_and_version(_read(os.path.join(path_, meta_file)))
         found.extend((plugin, dist or key, version or "?") for plugin in plugins)
     return sorted(found)
+
+
+def child_import_path(environ: Mapping[str, str]) -> list[str]:
+    """The folders a Python started with ``environ`` (this interpreter, a script's folder
+    aside) finds distributions in: its ``PYTHONPATH`` first, then this process's
+    ``sys.path``. Enough to ask ``installed_plugins`` what a ``sof`` subprocess loads."""
+    extra = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [*extra, *sys.path]
+
+
+def plugin_variable(var: str, path: Sequence[str] | None = None) -> bool:
+    """Whether ``var`` (``SOF_MEMORY_PATH``) is an installed plugin's: it is ``SOF_<NAME>`` or
+    starts with ``SOF_<NAME>_`` for a plugin's entry-point name (upper case, ``-`` as
+    ``_``), the configuration's rule for not warning about it. Set such a variable for a
+    child process only when this holds, or SOF warns there about a variable nobody reads."""
+    rest = var[len("SOF_"):] if var.startswith("SOF_") else None
+    if not rest:
+        return False
+    names = {name.upper().replace("-", "_") for name, _, _ in installed_plugins(path)}
+    return any(rest == name or rest.startswith(name + "_") for name in names if name)
 
 
 def plugin_metadata_stamps() -> list[tuple[str, int]]:
@@ -44,12 +66,15 @@ def plugin_metadata_stamps() -> list[tuple[str, int]]:
     return stamps
 
 
-def _plugin_distributions() -> list[tuple[str, str, str, list[str]]]:
+def _plugin_distributions(
+    path: Sequence[str] | None = None,
+) -> list[tuple[str, str, str, list[str]]]:
     """``(key, metadata folder, metadata file name, plugin names)`` of each distribution on
-    ``sys.path`` that declares SOF plugins; the first of a name wins, as for imports."""
+    ``path`` (``sys.path``) that declares SOF plugins; the first of a name wins, as for
+    imports."""
     found: list[tuple[str, str, str, list[str]]] = []
     seen: set[str] = set()
-    for folder in sys.path:
+    for folder in sys.path if path is None else path:
         try:
             names = sorted(os.listdir(folder or "."))
         except OSError:
@@ -107,4 +132,5 @@ def _name_and_version(text: str) -> tuple[str | None, str | None]:
     return name, version
 
 
-__all__ = ["ENTRY_POINT_GROUP", "installed_plugins", "plugin_metadata_stamps"]
+__all__ = ["ENTRY_POINT_GROUP", "child_import_path", "installed_plugins",
+           "plugin_metadata_stamps", "plugin_variable"]

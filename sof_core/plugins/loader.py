@@ -26,7 +26,8 @@ import re
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +54,7 @@ from sof_core.plugins.registry import (
     Made,
     Registry,
     construct_skills,
+    is_skill_like,
     item_label,
     provider_hint,
     safe_repr,
@@ -237,16 +239,22 @@ class PluginManager:
                 name=ep.name,
                 distribution=_metadata_name(dist),
                 version=_dist_version(dist),
-                module=ep.value,
+                module=_entry_point_target(ep),
                 requires=_core_requirement(dist),
             )
             if not self._allowed(record):
                 record.status = "disabled"
+            elif self._builtins and record.name in BUILTIN_PLUGINS:
+                _fail(record, _builtin_name_error(record))
             records.append(record)
         by_name: dict[str, list[PluginRecord]] = {}
         for record in records:
             by_name.setdefault(record.name, []).append(record)
         for name, same in by_name.items():
+            if self._builtins and name in BUILTIN_PLUGINS:
+                for record in same:  # the built-in keeps its name (and record)
+                    record.name = f"{name} ({record.distribution})"
+                continue
             if len(same) < 2:
                 continue
             enabled = [r for r in same if r.status == "discovered"]
@@ -274,15 +282,17 @@ class PluginManager:
         """A name in ``plugins_disable`` / ``plugins_only`` that no installed plugin has (a
         typo would otherwise leave the plugin it meant loaded, or every plugin off): one
         warning each, with the closest name."""
-        # Matched as ``_allowed`` matches them: exactly (``Memory`` is not ``memory``), on
-        # the entry-point name before a shared one became ``name (distribution)``.
+        # Matched as ``_allowed`` matches them: an entry-point name exactly (``Memory`` is
+        # not ``memory``), before a shared one became ``name (distribution)``; a
+        # distribution name as pip compares it (``SOF_Memory`` is ``sof-memory``).
         names = {n for r in records for n in (entry_point_name(r.name), r.distribution) if n}
+        distributions = {_normalized(r.distribution) for r in records if r.distribution}
         for setting, variable, listed in (
             ("plugins_disable", "SOF_PLUGINS_DISABLE", self.config.plugins_disable),
             ("plugins_only", "SOF_PLUGINS_ONLY", self.config.plugins_only or ()),
         ):
             for name in listed:
-                if name in names:
+                if name in names or _normalized(name) in distributions:
                     continue
                 near = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
                 problem = (f"{setting} ({variable}) names {name!r}, which no installed plugin "
@@ -369,8 +379,9 @@ class PluginManager:
         record.module = record.module or _module_name(plugin)
         with self._load_lock:
             clash = self._name_clash(plugin, record.name, replace)
-            if clash is not None:
-                return self._registration_failed(record, clash, store=False,
+            if clash is not None:  # an installed plugin's record stays listed, as failed
+                return self._registration_failed(record, clash,
+                                                 store=source == "entry-point",
                                                  raise_it=raise_errors)
             previous = self.hook_manager.get_plugin(record.name) if replace else None
             replaced_direct = replace and record.name in self._direct
@@ -492,6 +503,13 @@ class PluginManager:
                 name, f"this object is already registered as plugin {other!r}"
             )
         taken = name in self._direct or self.hook_manager.has_plugin(name)
+        holder = self._records.get(name)
+        if taken and holder is not None and holder.source == "builtin":
+            return PluginConflictError(
+                name,
+                "is the name of one of SOF's built-in plugins, which cannot be replaced or "
+                "unregistered; choose another name",
+            )
         if taken and not replace:
             return PluginConflictError(
                 name,
@@ -567,11 +585,11 @@ class PluginManager:
         log.warning("plugin %s: %s", record.name, message)
 
     def _allowed(self, record: PluginRecord) -> bool:
-        names = {record.name, record.distribution or ""}
-        if self.config.plugins_only is not None and not names & set(self.config.plugins_only):
+        only = self.config.plugins_only
+        if only is not None and not _listed(record, only):
             record.error = "not in plugins_only (SOF_PLUGINS_ONLY)"
             return False
-        if names & set(self.config.plugins_disable):
+        if _listed(record, self.config.plugins_disable):
             record.error = "listed in plugins_disable (SOF_PLUGINS_DISABLE)"
             return False
         return True
@@ -858,7 +876,7 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
         ) from exc
     if result is None:
         return
-    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+    if not _is_item_list(result):
         raise PluginHookError(
             name, f"{hook_name}() must return a list, got {type(result).__name__}"
         )
@@ -866,8 +884,8 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
     try:
         for item in result:
             items.append(item)
-            if kind in SKILL_KINDS:
-                offered.append(item_label(item))
+            if kind in SKILL_KINDS and is_skill_like(item):  # junk is named by its check,
+                offered.append(item_label(item))  # never listed as a skill
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
@@ -876,6 +894,50 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
             f"{hook_name}() result raised {type(exc).__name__} while it was read "
             f"(after {len(items)} item(s)): {exc}",
         ) from exc
+
+
+def _is_item_list(result: object) -> bool:
+    """Whether a registration hook's result is a list of items: a list, a tuple, another
+    sequence, or an iterator (a generator, read item by item). A string, bytes, a mapping
+    (whose keys iterating it would give), a set (no order) or any other object is not."""
+    if isinstance(result, (str, bytes, bytearray, Mapping, AbstractSet)):
+        return False
+    return isinstance(result, (Sequence, Iterator))
+
+
+def _listed(record: PluginRecord, names: Iterable[str]) -> bool:
+    """Whether ``names`` (``plugins_only`` / ``plugins_disable``) names ``record``: its
+    entry-point name exactly, or its distribution name as pip compares names (PEP 503:
+    ``SOF_Memory`` and ``sof.memory`` name ``sof-memory``)."""
+    names = list(names)
+    if record.name in names:
+        return True
+    if not record.distribution:
+        return False
+    dist = _normalized(record.distribution)
+    return any(_normalized(name) == dist for name in names)
+
+
+def _entry_point_target(ep: Any) -> str:
+    """``module`` or ``module:attr`` of an entry point, as importlib parses its value: an
+    entry point may carry extras (``pkg.mod [extra]``), which name no module. A value
+    importlib cannot parse is kept as written, so its import fails naming it."""
+    try:
+        module, attr = ep.module, ep.attr
+    except Exception:
+        module = attr = None
+    if not isinstance(module, str) or not module:
+        return str(getattr(ep, "value", "") or "").strip()
+    return f"{module}:{attr}" if isinstance(attr, str) and attr else module
+
+
+def _builtin_name_error(record: PluginRecord) -> PluginConflictError:
+    return PluginConflictError(
+        record.name,
+        f"entry-point name is the name of one of SOF's built-in plugins, which cannot be "
+        f"replaced or unregistered; rename the entry point in distribution "
+        f"{record.distribution or '?'!r} (its [project.entry-points.\"sof.plugins\"] table)",
+    )
 
 
 def _hook_names(impls: list[tuple[str, str, Any]]) -> str:

@@ -390,8 +390,14 @@ class Registry:
     ) -> None:
         """Check each offered skill and add it to ``new_skills``; raise on the first bad one.
 
-        Offers by ``ignore`` (the plugin being replaced) do not clash.
+        Offers by ``ignore`` (the plugin being replaced) do not clash. Items that are no
+        skill at all (a string, a number) are named together first, as what they are.
         """
+        items = items if type(items) is list else list(items)
+        if api is None:
+            junk = [item for item in items if not is_skill_like(item)]
+            if junk:
+                raise not_a_skill(plugin, junk, kind=kind)
         for item in items:
             try:
                 entry = _skill_entry(plugin, kind, item, distribution, made, api)
@@ -584,18 +590,35 @@ def is_skill_like(item: Any) -> bool:
 def not_a_skill(plugin: str, item: Any, api: str | None = None, kind: str = "skills"
                 ) -> PluginHookError:
     """The error for an offered item that is no skill, worded for where it came from: a
-    plugin's hook (``kind``), or ``api``, the in-code call that was given it."""
+    plugin's hook (``kind``), or ``api``, the in-code call that was given it. For a hook,
+    ``item`` may be a list of every such item it returned: each is named with its type
+    (``'oops' (a str)``), none is taken for a skill."""
     if api is not None:
         return PluginHookError(
             plugin,
             f"{api} got {safe_repr(item)}, which is not a skill; pass BaseSkillModule "
             "subclasses or instances",
         )
+    junk = item if type(item) is list else [item]
+    named = [f"{safe_repr(i)} ({_a_type(i)})" for i in junk[:5]]
+    if len(junk) > 5:
+        named.append(f"{len(junk) - 5} more")
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    which = "which is not a skill class or instance" if len(junk) == 1 else (
+        "which are not skill classes or instances")
     return PluginHookError(
         plugin,
-        f"{COMPONENT_HOOKS[kind]} returned {safe_repr(item)}, which is not a skill; "
-        "return BaseSkillModule subclasses or instances",
+        f"the plugin's {COMPONENT_HOOKS[kind]} returned {listed}, {which}; return "
+        "BaseSkillModule subclasses or instances",
     )
+
+
+def _a_type(item: Any) -> str:
+    """``a str``, ``an int``, ``a class without execute()``."""
+    if isinstance(item, type):
+        return "a class without execute()"
+    name = type(item).__qualname__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
@@ -603,7 +626,7 @@ def _skill_entry(plugin: str, kind: str, item: Any, distribution: str | None,
     skill_class = item if isinstance(item, type) else type(item)
     label = item_label(item)
     if not is_skill_like(item):
-        raise not_a_skill(plugin, item, api, kind)
+        raise not_a_skill(plugin, item if api is not None else [item], api, kind)
     spec = _spec_of(skill_class, label)
     if kind == "tools":  # tool security (docs/security.md): tools run isolated
         problem = tool_isolation_problem(skill_class)

@@ -47,6 +47,9 @@ class SofResult:
 class SofCLI:
     """``sof`` with a private config file, memory store and directories under ``root``.
 
+    The memory store is ``memory_path`` (``SOF_MEMORY_PATH``) when the memory plugin is
+    installed; without it the variable is not set (nothing would read it).
+
     ``cli("plugins", "--json")`` runs ``sof plugins --json`` and returns a ``SofResult``.
     ``env`` adds or overrides environment variables (for every call, or for one call);
     ``inprocess=True`` calls ``sof_core.cli.main`` in this process instead of starting
@@ -64,12 +67,15 @@ class SofCLI:
         base = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
         base.update(
             SOF_CONFIG=str(self.config_path),
-            SOF_MEMORY_PATH=str(self.memory_path),
             XDG_CONFIG_HOME=str(self.root / "config"),
             XDG_DATA_HOME=str(self.root / "data"),
             XDG_CACHE_HOME=str(self.root / "cache"),
         )
         base.pop("COLUMNS", None)  # tables keep whole rows, as when piped
+        # SOF_MEMORY_PATH is the memory plugin's: set only where that plugin is installed,
+        # or SOF would warn about a variable nobody reads, which the user never set.
+        if _memory_plugin_installed({**base, **dict(env or {})}):
+            base["SOF_MEMORY_PATH"] = str(self.memory_path)
         self.env: dict[str, str] = {**base, **dict(env or {})}
 
     def configure(self, **settings: Any) -> Path:
@@ -119,6 +125,17 @@ class SofCLI:
                 if isinstance(exc.code, str):
                     print(exc.code, file=sys.stderr)
         return SofResult(args, code, out.getvalue(), err.getvalue())
+
+
+def _memory_plugin_installed(env: Mapping[str, str]) -> bool:
+    """Whether ``sof`` run with ``env`` loads a plugin ``SOF_MEMORY_PATH`` belongs to (one
+    named ``memory``), from the metadata files alone."""
+    from sof_core._installed import child_import_path, plugin_variable
+
+    try:
+        return plugin_variable("SOF_MEMORY_PATH", child_import_path(env))
+    except Exception:  # unreadable metadata: set it, as before
+        return True
 
 
 @contextlib.contextmanager
