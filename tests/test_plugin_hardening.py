@@ -318,3 +318,47 @@ def test_the_import_budget_comes_from_the_environment(
 
 def test_the_default_budget_is_one_second() -> None:
     assert SOFConfig().plugin_import_budget_ms == 1000
+
+
+PYDANTIC_PLUGIN = """
+SEEN = []
+
+class Plugin:
+    def new_schema_validator(self, schema, schema_type, schema_type_path, schema_kind,
+                             config, plugin_settings):
+        SEEN.append(schema_type.__name__)
+        return None, None, None
+
+plugin = Plugin()
+"""
+
+
+@pytest.mark.parametrize("disabled", [None, "probe-plugin"])
+def test_pydantic_plugins_installed_beside_sof_are_loaded_as_pydantic_loads_them(
+        tmp_path: Path, disabled: str | None) -> None:
+    # SOF reads the pydantic entry points itself (pydantic's own scan of every
+    # distribution's metadata cost ~10 ms a process): the plugins must be the same
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "probe_pydantic_plugin.py").write_text(PYDANTIC_PLUGIN)
+    info = site / "probe_pydantic_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: probe-pydantic-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[pydantic]\nprobe-plugin = probe_pydantic_plugin:plugin\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = str(site)
+    if disabled:
+        env["PYDANTIC_DISABLE_PLUGINS"] = disabled
+    code = ("import sof_core.uif, probe_pydantic_plugin as p; "
+            "import pydantic.plugin._loader as l; "
+            "print(sorted(set(p.SEEN)), list(l._plugins or {}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    if disabled:
+        assert result.stdout.strip() == "[] []"
+    else:
+        assert "'UIF'" in result.stdout
+        assert "['probe_pydantic_plugin:plugin']" in result.stdout
