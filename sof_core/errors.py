@@ -150,6 +150,15 @@ class GoalResolutionError(PlanError):
     """No set of registered skills produces the requested output keys."""
 
 
+def goal_needs_no_skill(goal: str | Sequence[str]) -> GoalResolutionError:
+    """The error for a goal the query's UIF holds already (``resolve_goal`` gives ``[]``):
+    running the planner's plan instead would answer another question."""
+    keys = [goal] if isinstance(goal, str) else list(goal)
+    return GoalResolutionError(
+        f"the goal {keys} needs no skill: a query's UIF holds it already; ask for a key a "
+        "skill produces (e.g. 'final_response')")
+
+
 # --- running -----------------------------------------------------------------------------
 
 

@@ -92,6 +92,25 @@ def test_queries_really_run_concurrently_up_to_the_limit() -> None:
     assert batch.summary.succeeded == 8  # a barrier of 4 only opens with 4 runs in flight
 
 
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_without_a_plan_each_query_gets_the_planners_plan(on_loop: bool) -> None:
+    # no plan became [] and every query failed with "plan is empty"
+    engine = make_engine([Echo], default_plan=["Echo"])
+    queries = ["one", "two"]
+    batch = (asyncio.run(arun_batch(engine, queries)) if on_loop
+             else run_batch(engine, queries))
+    assert [item.status for item in batch.items] == ["success", "success"]
+    assert [item.plan for item in batch.items] == [["Echo"], ["Echo"]]
+    assert [item.report.planning is not None for item in batch.items] == [True, True]
+
+
+def test_a_goal_the_uif_already_holds_stops_the_batch_before_it_starts() -> None:
+    from sof_core import GoalResolutionError
+
+    with pytest.raises(GoalResolutionError, match="needs no skill"):
+        run_batch(make_engine([Echo]), ["x"], goal=["input_query"])
+
+
 def test_goal_resolves_the_plan_once_for_every_query() -> None:
     engine = make_engine([Echo])
     batch = run_batch(engine, ["x", "y"], goal=["final_response"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sof_core.errors import ConfigError
+from sof_core.errors import ConfigError, goal_needs_no_skill
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -183,7 +183,8 @@ def run_batch(
     not yet started are cancelled and the exception propagates.
     """
     plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
-    items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
+    items = [BatchItem(index, query, plan=list(plan or ()))
+             for index, query in enumerate(_check(queries))]
     workers = _check_concurrency(concurrency, engine.config.max_workers)
     started = time.perf_counter()
     if items:
@@ -220,7 +221,8 @@ async def arun_batch(
     its skills await, so the limit is there only to bound memory and the load on backends.
     """
     plan = _resolve_plan(engine, plan, goal, include_optional, prefer)
-    items = [BatchItem(index, query, plan=plan) for index, query in enumerate(_check(queries))]
+    items = [BatchItem(index, query, plan=list(plan or ()))
+             for index, query in enumerate(_check(queries))]
     workers = _check_concurrency(concurrency, ASYNC_CONCURRENCY)
     limit = asyncio.Semaphore(workers)
     done = 0
@@ -245,7 +247,7 @@ async def arun_batch(
 
 
 def _run_one(
-    engine: CoordinatorEngine, item: BatchItem, plan: list[str], executor: str | None
+    engine: CoordinatorEngine, item: BatchItem, plan: list[str] | None, executor: str | None
 ) -> BatchItem:
     began = time.perf_counter()
     try:
@@ -294,12 +296,15 @@ def _resolve_plan(
     goal: Sequence[str] | None,
     include_optional: bool,
     prefer: Mapping[str, str] | None,
-) -> list[str]:
-    """The one plan every query runs (resolved once, not per query); empty: each query is
-    planned by the configured planner (``engine.planning``)."""
-    if goal:
-        return engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-    return list(plan or ())
+) -> list[str] | None:
+    """The one plan every query runs (resolved once, not per query); None: each query is
+    planned by the configured planner (``engine.planning``), as ``run_query`` plans it."""
+    if goal is not None:
+        resolved = engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
+        if not resolved:
+            raise goal_needs_no_skill(goal)
+        return resolved
+    return None if plan is None else list(plan)
 
 
 def _finish(items: list[BatchItem], concurrency: int, duration: float) -> BatchResult:

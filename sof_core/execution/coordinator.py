@@ -31,10 +31,10 @@ from sof_core.config import SOFConfig, as_config, get_sof_config_manager
 from sof_core.config.model import config_revision
 from sof_core.errors import (
     ConfigError,
-    GoalResolutionError,
     PlanValidationError,
     PluginHookError,
     UIFError,
+    goal_needs_no_skill,
 )
 from sof_core.execution import observers
 from sof_core.execution.deadlines import clock
@@ -708,10 +708,7 @@ class CoordinatorEngine:
         if goal is not None:
             plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
             if not plan:  # the planner's plan would answer another question
-                keys = [goal] if isinstance(goal, str) else list(goal)
-                raise GoalResolutionError(
-                    f"the goal {keys} needs no skill: a query's UIF holds it already; ask "
-                    "for a key a skill produces (e.g. 'final_response')")
+                raise goal_needs_no_skill(goal)
         if plan is not None:
             check_plan_type(plan)
         return uif, plan, planning_started
