@@ -9,6 +9,7 @@ instead of printing a traceback from the middle of an import.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -16,8 +17,40 @@ def main() -> None:
     """Run the ``sof`` command (``sof_core.cli.leave.console``); Ctrl-C at any point
     exits 130 without a traceback."""
     try:
+        open_closed_streams()
         from sof_core.cli.leave import console
 
         console()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def open_closed_streams() -> None:
+    """A standard stream that was closed when ``sof`` started (``sof run - <&-``, ``sof
+    skills >&-``, a daemon's closed descriptors) is Python's ``None``: it becomes
+    ``os.devnull``, on its own descriptor number when that is free (so the processes
+    ``sof`` starts inherit it too). A closed stdin then reads as empty and a closed stdout
+    or stderr takes the output nowhere; the command exits with its usual code."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd and not _in_use(fd):
+                os.dup2(null, fd)
+                os.close(null)
+                null = fd
+            stream = open(null, mode, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        except OSError:  # no /dev/null: leave it as it is
+            continue
+        setattr(sys, name, stream)
+        if getattr(sys, f"__{name}__") is None:
+            setattr(sys, f"__{name}__", stream)
+
+
+def _in_use(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

@@ -61,17 +61,29 @@ def fingerprint() -> str:
 
 
 def cached_commands(key: str) -> list[tuple[str, str]] | None:
-    """The commands stored under ``key``, or None (no file, another key, unreadable)."""
+    """The commands stored under ``key``, or None (no file, another key, unreadable, or
+    not as ``remember`` writes it: a file edited by hand or cut short is rebuilt, never
+    read as "no plugin commands" or as commands named by whatever it holds)."""
     try:
         raw = read_cache_file(cache_file(), MAX_BYTES)
         if raw is None:
             return None
         data = json.loads(raw.decode("utf-8"))
-        if data.get("key") != key:
-            return None
-        return [(str(name), str(text)) for name, text in data["commands"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (OSError, ValueError, RecursionError):
         return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    stored = data.get("commands")
+    if not isinstance(stored, list):
+        return None
+    commands: list[tuple[str, str]] = []
+    for item in stored:
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(part, str) for part in item)
+                and item[0].strip() and not item[0].startswith("-")):
+            return None
+        commands.append((item[0], item[1]))
+    return commands
 
 
 def remember(key: str, commands: Sequence[tuple[str, str]]) -> None:

@@ -185,7 +185,9 @@ def check_plugins(
         checked = [manager.register(obj, name=name).name for name, obj in (modules or {}).items()]
         records = list(manager.records.values())
         if names:
-            chosen = [find_record(name, records) for name in names]
+            chosen = []
+            for name in names:  # a distribution's name: every plugin it declares
+                chosen += [r for r in find_records(name, records) if r not in chosen]
         else:
             chosen = [r for r in records if r.source == "entry-point"]
         chosen += [manager.records[n] for n in checked if manager.records[n] not in chosen]
@@ -211,19 +213,34 @@ def check_plugin(name: str, **options: Any) -> PluginContract:
 
 def find_record(name: str, records: Iterable[PluginRecord]) -> PluginRecord:
     """The record of the plugin called ``name`` (entry-point or distribution name, any case
-    and ``-``/``_`` spelling), or ``LookupError`` listing the installed ones."""
+    and ``-``/``_`` spelling), or ``LookupError`` listing the installed ones. For a
+    distribution that declares several plugins, the first; ``find_records`` gives them all."""
+    return find_records(name, records)[0]
+
+
+def find_records(name: str, records: Iterable[PluginRecord]) -> list[PluginRecord]:
+    """The plugins ``name`` names: the plugin of that entry-point name, or every plugin the
+    distribution of that name declares (sof-serve: ``monitor`` and ``serve``); any case and
+    ``-``/``_`` spelling. ``LookupError`` listing the installed ones when none."""
     records = list(records)
     folded = name.lower().replace("_", "-")
     for record in records:
-        if name in (record.name, record.distribution):
-            return record
+        if name == record.name:
+            return [record]
+    declared = [r for r in records if r.distribution and name == r.distribution]
+    if declared:
+        return declared
     for record in records:
-        if folded in (record.name.lower(), (record.distribution or "").lower().replace("_", "-")):
-            return record
+        if folded == record.name.lower():
+            return [record]
+    declared = [r for r in records
+                if folded == (r.distribution or "").lower().replace("_", "-")]
+    if declared:
+        return declared
     # Distributions that declare the same entry-point name are listed as "NAME (dist)".
     shared = [r for r in records if r.name.lower().startswith(folded + " (")]
     if len(shared) == 1:
-        return shared[0]
+        return shared
     if shared:
         dists = ", ".join(repr(r.distribution) for r in shared)
         raise LookupError(f"plugin name {name!r} is declared by several distributions "
@@ -736,4 +753,5 @@ __all__ = [
     "check_plugin",
     "check_plugins",
     "find_record",
+    "find_records",
 ]

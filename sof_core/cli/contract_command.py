@@ -134,8 +134,12 @@ def _death(code: int) -> str:
 
 def cmd_check(names: Sequence[str], args: argparse.Namespace) -> int:
     """``sof plugins check [NAME...]``: exit 0 if every plugin checked passes, 1 if not."""
+    from sof_core.cli.common import not_empty
     from sof_core.cli.output import UsageError, print_json, render_table
 
+    for name in names:  # `check ""` is never read as "check every plugin"
+        not_empty(name, "NAME", "a plugin or distribution name (`sof plugins` lists them), "
+                  "or no NAME to check every installed plugin")
     try:
         results = run_isolated(names or None)  # a skill that ends its process ends no more
     except LookupError as exc:

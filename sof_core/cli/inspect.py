@@ -56,6 +56,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return cmd_check(args.name[1:], args)
     if len(args.name) > 1:
         raise UsageError("sof plugins takes one NAME (or `check NAME...`)")
+    for name in args.name:
+        common.not_empty(name, "NAME", "a plugin or distribution name (`sof plugins --all` "
+                         "lists them)")
     config = load_config()
     strict = config.strict_plugins
     # Loaded with the settings as they are, strict mode included (it also fails a plugin
@@ -80,7 +83,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if args.json and len(found) > 1:
             print_json([r.to_dict() for r in found])
             return 1 if any(r.status == "failed" for r in found) else 0
-        return max(_show_plugin(record, as_json=args.json) for record in found)
+        codes = []
+        for number, record in enumerate(found):
+            if number:
+                print()
+            codes.append(_show_plugin(record, as_json=args.json))
+        return max(codes)
     records = every if args.all else [r for r in every if r.source != "builtin"]
     if args.json:
         print_json([r.to_dict() for r in records])
@@ -124,20 +132,29 @@ def _print_notes(title: str, notes: Iterable[tuple[str, Sequence[str] | None]]) 
 
 
 def _find_plugins(name: str, records: Sequence[PluginRecord]) -> list[PluginRecord]:
-    """The record ``name`` names (a plugin or distribution name), or every record of an
-    entry-point name several distributions declare (listed as ``name (distribution)``)."""
-    for record in records:
-        if name in (record.name, record.distribution):
-            return [record]
+    """The records ``name`` names: the plugin of that entry-point name, every plugin the
+    distribution of that name declares (sof-serve declares ``monitor`` and ``serve``), or
+    every record of an entry-point name several distributions declare (listed as ``name
+    (distribution)``)."""
     from sof_core.plugins.loader import shared_records
 
+    for record in records:
+        if name == record.name:
+            return [record]
+    declared = [r for r in records if r.distribution and name == r.distribution]
+    if declared:
+        return declared
     shared = shared_records(records, name)
     if shared:
         return shared
     folded = name.lower().replace("_", "-")
     for record in records:
-        if folded in (record.name.lower(), (record.distribution or "").lower()):
+        if folded == record.name.lower():
             return [record]
+    declared = [r for r in records
+                if folded == (r.distribution or "").lower().replace("_", "-")]
+    if declared:
+        return declared
     known = [r.name for r in records] + [r.distribution for r in records if r.distribution]
     raise UsageError(f"no plugin named {name!r}"
                      f"{_suggest(name, known) or '; `sof plugins --all` lists them'}")

@@ -12,6 +12,7 @@ two kinds of backends other plugins pick by name. Templates are files under
 from __future__ import annotations
 
 import argparse
+import functools
 import keyword
 import re
 from dataclasses import dataclass
@@ -58,8 +59,38 @@ class Names:
         if keyword.iskeyword(package):
             raise UsageError(f"plugin name {raw!r} would make a package named after the Python "
                              f"keyword {package!r}; choose another")
+        clash = project_layout().get(package)
+        if clash is not None:
+            raise UsageError(f"plugin name {raw!r} would make a package named {package!r}, "
+                             f"which clashes with the project's own {clash}; choose another "
+                             f"(e.g. sof-{dist})")
         camel = "".join(part[:1].upper() + part[1:] for part in entry.split("-"))
         return cls(dist, entry, package, entry.replace("-", "_"), camel)
+
+
+@functools.cache
+def project_layout() -> dict[str, str]:
+    """The names at the top of a generated project a package must not take, each with what
+    it is: the folders and modules the templates write (``tests/``, ``noxfile.py``, ...),
+    the build folders its ``.gitignore`` hides (``build/``, ``dist/``) and ``docs/``. A
+    package named ``tests`` would land inside the tests folder, one named ``noxfile`` would
+    shadow the noxfile, one named ``build`` would be ignored by git."""
+    sample = Names("sof-x", "x", "sof_x", "x", "X")
+    files = plan_files(sample, tool=True, memory_backend=True, llm_backend=True)
+    layout: dict[str, str] = {}
+    for path in files:
+        top, sep, _ = path.partition("/")
+        if top == sample.package:
+            continue
+        stem = top.split(".")[0].lower()
+        if stem:
+            layout.setdefault(stem, f"{top}/ folder" if sep else f"file {top}")
+    for line in files[".gitignore"].splitlines():
+        entry = line.strip().rstrip("/")
+        if entry.isidentifier():
+            layout.setdefault(entry.lower(), f"{entry}/ folder (in its .gitignore)")
+    layout.setdefault("docs", "docs/ folder")
+    return layout
 
 
 def core_requirement(version: str = __version__) -> str:
@@ -225,6 +256,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from sof_core.cli.common import not_empty
+
+    not_empty(args.name, "NAME", "a distribution name (e.g. sof-wordcount)")
+    not_empty(args.directory, "--directory", "the folder to create (leave the option out "
+              "for ./NAME)")
     names = Names.parse(args.name)
     _check_free(names)
     target = Path(args.directory or names.dist)

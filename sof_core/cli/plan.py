@@ -96,8 +96,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     unknown planner (a configuration error)."""
     common.not_empty(args.planner, "--planner",
                      "a planner name (rules, static, goal, llm, or a plugin's)")
-    engine = common.engine()
     query = " ".join(args.query)
+    common.not_empty(query, "QUERY", "the query to plan (e.g. \"What is 15% of 240?\")")
+    engine = common.engine()
     result = engine.planning.plan(query, planner=args.planner)
     problems = engine.validate_plan(result.plan)
     if args.json:

@@ -152,13 +152,15 @@ def _queries(args: argparse.Namespace) -> list[str]:
             raise UsageError("`-` reads the queries from standard input; give no other QUERY")
         from sof_core.execution.batch import parse_queries
 
-        queries = parse_queries(sys.stdin.buffer.read(), "standard input")
+        stdin = sys.stdin  # None when standard input is closed (`sof run - <&-`): empty
+        queries = parse_queries(stdin.buffer.read() if stdin is not None else b"",
+                                "standard input")
         if not queries:
             raise UsageError("no query on standard input (one query per line)")
         return queries
     if not words:
         raise UsageError("give a QUERY, `-` to read queries from standard input, or --file FILE")
-    return [" ".join(words)]
+    return [" ".join(words)]  # a blank one is refused by the UIF: "invalid UIF: input_query"
 
 
 def _context(items: Sequence[str] | None) -> dict[str, str]:
@@ -370,7 +372,10 @@ def _run_batch(
             print(f"[{done}/{total}] {item.status:<8} {item.query[:60]}", file=sys.stderr)
 
     with others_write_to_stderr():
-        batch = run_batch(engine, queries, plan, concurrency=args.concurrency,
+        # No --plan or --goal: None, each query planned by the configured planner (an
+        # empty list would be run as the empty plan it is).
+        given = plan if plan or getattr(args, "goal", None) else None
+        batch = run_batch(engine, queries, given, concurrency=args.concurrency,
                           executor=args.executor, progress=progress)
     if args.json:
         print(json.dumps(batch.to_dict(), indent=2, default=str))
