@@ -239,3 +239,35 @@ def test_a_malformed_command_cache_is_rebuilt_as_if_missing(
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == first.stdout
     assert json.loads(cache.read_text()) == stored  # written again as the load left it
+
+
+# --- a goal the query's UIF already holds -------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["run", "q"], ["validate"], ["graph"]])
+def test_a_goal_already_met_is_an_error_not_the_planners_plan(
+        command: list[str], tmp_path: Path) -> None:
+    # `sof run q --goal input_query` ran the configured planner's plan (resolve_goal is [])
+    env = {**os.environ, "SOF_CONFIG": str(tmp_path / "none.json"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "d")}
+    done = _sof(*command, "--goal", "input_query", cwd=tmp_path, env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "the goal ['input_query'] needs no skill" in done.stderr
+    assert "status:" not in done.stdout
+
+
+def test_the_contract_check_sets_no_memory_path_nothing_reads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # without sof-memory installed, every check warned about SOF_MEMORY_PATH, set by SOF
+    import sof_core._installed as installed
+    from sof_core.cli import contract
+
+    monkeypatch.delenv("SOF_MEMORY_PATH", raising=False)
+    monkeypatch.setattr(installed, "plugin_variable", lambda var, path=None: False)
+    with contract._isolated():
+        assert "SOF_MEMORY_PATH" not in os.environ
+        assert os.environ["XDG_CACHE_HOME"].endswith("cache")
+    monkeypatch.setattr(installed, "plugin_variable", lambda var, path=None: True)
+    with contract._isolated():
+        assert os.environ["SOF_MEMORY_PATH"].endswith("memory.db")
+    assert "SOF_MEMORY_PATH" not in os.environ

@@ -259,8 +259,11 @@ def _isolated() -> Iterator[None]:
         os.environ.update(
             XDG_DATA_HOME=os.path.join(tmp, "data"),
             XDG_CACHE_HOME=os.path.join(tmp, "cache"),
-            SOF_MEMORY_PATH=os.path.join(tmp, "memory.db"),
         )
+        from sof_core._installed import plugin_variable
+
+        if plugin_variable("SOF_MEMORY_PATH"):  # else nothing reads it, and SOF warns so
+            os.environ["SOF_MEMORY_PATH"] = os.path.join(tmp, "memory.db")
         try:
             yield
         finally:
