@@ -4,7 +4,7 @@ A clause yields at most these claims:
 
 * ``date`` - one per date or year in it ("redesigned in 2023", "on March 3, 2024"), unless
   the clause also holds a plain number (then the date only scopes that number);
-* ``number`` - one per number ("has 12 modules", "40%", "1,000 users");
+* ``number`` - one per number ("has 12 modules", "40%", "1,000 users", "-5 degrees");
 * ``value`` - a named value after a copula ("the default backend is SQLite");
 * ``negation`` - the clause's polarity ("X does not support streaming").
 
@@ -74,11 +74,17 @@ _DATE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b({_MONTH})\s+(\d{{1,2}}){_ORD}(?![\w,]|\s*\d)"), "md"),
     (re.compile(rf"(?<![\w\-\u2013/.$#]){_YEAR}(?![\w\-\u2013/%]|[.,]\d)"), "y"),
 )
+#: A minus sign ("-" or U+2212) directly before the digits makes the number negative
+#: ("-5 degrees", "-3%"); a hyphen inside a word ("GPT-4") or a range ("5-7") never does.
 _NUMBER = re.compile(
-    r"(?<![\w\-\u2013/.#])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-    r"(%|(?:ms|sec|s|h|kb|mb|gb|tb|k|m|x)\b)?(?![\w\-\u2013/+]|[.,]\d)",
+    r"(?<![\w\-\u2013\u2212/.#])([-\u2212](?=\d))?"
+    r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(%|(?:ms|sec|s|h|kb|mb|gb|tb|k|m|x)\b)?(?![\w\-\u2013\u2212/+]|[.,]\d)",
     re.IGNORECASE,
 )
+#: A dash between two numbers ("5 - 7", "5 -7") joins a range; it is not a minus sign.
+_RANGE_DASH_BEFORE = re.compile(r"\d[\w%]*\s*[-\u2013\u2212]\s*$")
+_RANGE_DASH_AFTER = re.compile(r"\s*[-\u2013\u2212]\s*[-\u2212]?\d")
 _UNIT_WORDS = {"%": "percent", "s": "second", "sec": "second", "ms": "millisecond", "h": "hour"}
 
 #: A year or date right after these is relative ("before 2024"), not a statement of when.
@@ -317,13 +323,22 @@ def _polarity_template(tokens: list[Token]) -> tuple[str, ...]:
     return tuple(words)
 
 
+#: "not only fast", "not just fast", "not merely fast", "not simply fast": emphasis that
+#: adds to the statement ("... but also small"), not its negation.
+_NOT_ONLY = frozenset({"only", "just", "merely", "simply"})
+
+
+def _negates(lows: list[str], i: int) -> bool:
+    """Whether ``lows[i]`` negates its clause ("not", "never", "isn't"; not "not just")."""
+    word = lows[i]
+    if not is_negation(word):
+        return False
+    return not (word == "not" and i + 1 < len(lows) and lows[i + 1] in _NOT_ONLY)
+
+
 def _is_negated(lows: list[str]) -> bool:
-    """Polarity of a clause; "not only" is emphasis, not negation."""
-    count = 0
-    for i, word in enumerate(lows):
-        if is_negation(word) and not (word == "not" and lows[i + 1 : i + 2] == ["only"]):
-            count += 1
-    return count % 2 == 1
+    """Polarity of a clause; "not only"/"not just"/"not merely" are emphasis, not negation."""
+    return sum(1 for i in range(len(lows)) if _negates(lows, i)) % 2 == 1
 
 
 def _content_stems(tokens: Iterable[Token]) -> list[str]:
@@ -375,19 +390,25 @@ def _value_spans(clause: str) -> list[_Span]:
                 _Span("date", match.start(), match.end(), date, context, None, claimable)
             )
     for match in _NUMBER.finditer(clause):
-        if not free(match.start(), match.end()):
+        start = match.start()
+        negative = match.group(1) is not None
+        if negative and _RANGE_DASH_BEFORE.search(clause[: match.end(1)]):
+            negative, start = False, match.start(2)  # "5 - 7": a range, not minus seven
+        if not free(start, match.end()):
             continue
         try:
-            number = Decimal(match.group(1).replace(",", "")).normalize()
+            number = Decimal(match.group(2).replace(",", "")).normalize()
         except InvalidOperation:  # pragma: no cover - the regex only admits digits
             continue
+        if negative and number:
+            number = -number  # "-0" is 0
         text = format(number, "f")
-        raw_unit = (match.group(2) or "").lower()
+        raw_unit = (match.group(3) or "").lower()
         unit = _UNIT_WORDS.get(raw_unit, raw_unit) or None
         spans.append(
             _Span(
-                "number", match.start(), match.end(), text, text + (raw_unit or ""), unit,
-                _number_is_exact(clause, match.start(), match.end()),
+                "number", start, match.end(), text, text + (raw_unit or ""), unit,
+                _number_is_exact(clause, start, match.end()),
             )
         )
     spans.sort(key=lambda s: s.start)
@@ -447,9 +468,13 @@ def _number_is_exact(clause: str, start: int, end: int) -> bool:
         rf"\d\S*\s+{re.escape(before)}\s*$", clause[:start], re.IGNORECASE
     ):
         return False
+    if _RANGE_DASH_BEFORE.search(clause[:start]):
+        return False  # the end of "5 - 7"
     after = clause[end:]
-    if re.match(rf"\s*(?:{'|'.join(sorted(_RANGE_JOINERS))})\s+\d", after):
+    if re.match(rf"\s*(?:{'|'.join(sorted(_RANGE_JOINERS))})\s+[-\u2212]?\d", after):
         return False
+    if _RANGE_DASH_AFTER.match(after):
+        return False  # the start of "5 - 7"
     return not _APPROX_AFTER.match(after)
 
 

@@ -61,7 +61,12 @@ SUBJECTLESS_OPENERS: frozenset[str] = frozenset(
     is are was were has have had now also still then later does did can will became becomes
     """.split()
 )
-_CITATION = re.compile(r"(?<![\w\]])\s*\[\d{1,3}(?:[,\u2013-]\s*\d{1,3})*\]")  # not argv[0]
+#: Citation markers, one or a run of them: "[1]", "[2, 3]", "[4][5]", "[citation needed]".
+#: Not right after a word or a bracket: "argv[0]" and "a[0][1]" are code.
+_CITATION = re.compile(
+    r"(?<![\w\]])\s*(?:\[(?:\d{1,3}(?:[,\u2013-]\s*\d{1,3})*|citation needed)\])+",
+    re.IGNORECASE,
+)
 #: Code, markup and tables: calls, indexing, operators, doctest prompts, rst directives.
 _CODE = re.compile(r">>>|\w[(\[]|[\[\]{}=|<>\\]|::|---|\*\*|^\s*:\w")
 _LEAD_IN = re.compile(r"^(?:according to|per)\b[^,]{0,80},\s*", re.IGNORECASE)
@@ -125,7 +130,8 @@ def split_clauses(sentence: str) -> list[str]:
 
 
 def strip_citations(sentence: str) -> str:
-    """Drop citation markers ("[1]", "[2, 3]"): they number sources, they state nothing."""
+    """Drop citation markers ("[1]", "[2, 3]", "[4][5]", "[citation needed]"): they number
+    sources, they state nothing."""
     return _CITATION.sub("", sentence)
 
 

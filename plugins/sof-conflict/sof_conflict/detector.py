@@ -11,12 +11,11 @@ input always gives the same list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Any, Literal
 
-from sof_conflict._claims import KIND_RANK, Claim, extract_claims, values_compatible
+from sof_conflict._claims import KIND_RANK, Claim, extract_claims
 from sof_conflict._text import normalise_space, split_sentences
 from sof_core import SOFError
 
@@ -167,20 +166,124 @@ def find_conflicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
 
 
 def _disagreeing(kind: str, occurrences: list[_Occurrence]) -> list[_Occurrence]:
-    """Occurrences whose value clashes with a value another passage states; ``[]`` if none."""
+    """Occurrences whose value clashes with a value another passage states; ``[]`` if none.
+
+    Two values clash when ``values_compatible`` says they cannot both be true and they are
+    not both stated by one single passage only. Rather than comparing every pair of values
+    (time quadratic in the passages that share a subject), each value's compatible values
+    are *counted* through an index (``_CompatibleCount``); a value clashes when some value
+    it is not compatible with comes from elsewhere. The result is the same as comparing
+    every pair.
+    """
     by_value: dict[Any, list[_Occurrence]] = {}
     for occurrence in occurrences:
         by_value.setdefault(occurrence.claim.value, []).append(occurrence)
     if len(by_value) < 2:
         return []
-    clashing: set[Any] = set()
-    for (left, left_occ), (right, right_occ) in combinations(by_value.items(), 2):
-        if values_compatible(kind, left, right):
-            continue
-        sources = {o.order[0] for o in left_occ} | {o.order[0] for o in right_occ}
-        if len(sources) >= 2:
-            clashing.update((left, right))
+    clashing = clashing_values(
+        kind, {value: {o.order[0] for o in occs} for value, occs in by_value.items()}
+    )
     return [o for o in occurrences if o.claim.value in clashing]
+
+
+def clashing_values(kind: str, passages: Mapping[Any, set[int]]) -> set[Any]:
+    """The distinct values (keys of ``passages``, each with the passages stating it) that
+    clash with another: some value incompatible with it, the two not stated by one and the
+    same single passage. Near-linear in the number of values."""
+    everywhere = _CompatibleCount(kind)
+    alone: dict[int, _CompatibleCount] = {}  # values stated by that one passage only
+    for value, where in passages.items():
+        everywhere.add(value)
+        if len(where) == 1:
+            (passage,) = where
+            alone.setdefault(passage, _CompatibleCount(kind)).add(value)
+    clashing: set[Any] = set()
+    for value, where in passages.items():
+        incompatible = everywhere.size - everywhere.count(value)
+        if len(where) == 1:
+            (passage,) = where
+            same = alone[passage]  # incompatible values of this passage alone do not count
+            incompatible -= same.size - same.count(value)
+        if incompatible > 0:
+            clashing.add(value)
+    return clashing
+
+
+class _CompatibleCount:
+    """A multiset of distinct values of one kind that counts those compatible with a value.
+
+    It answers what ``values_compatible`` would for each stored value, in a few dictionary
+    look-ups:
+
+    * ``date``: ``(year, month, day)`` with ``None`` for a part not stated; compatible when
+      every part both state agrees. Values are stored under each subset of the parts they
+      state, grouped by which parts those are.
+    * ``value``: word tuples; compatible when one's words contain the other's. Values are
+      stored by their word set and under every subset of it.
+    * anything else: compatible only when equal.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.size = 0
+        self._counts: dict[Hashable, int] = {}
+        self._masks: set[tuple[bool, ...]] = set()
+
+    def _bump(self, key: Hashable) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def add(self, value: Any) -> None:
+        """Store one value (values added are distinct)."""
+        self.size += 1
+        if self.kind == "date":
+            mask = tuple(part is not None for part in value)
+            self._masks.add(mask)
+            for shared in _submasks(mask):
+                self._bump((mask, shared, _project(value, shared)))
+        elif self.kind == "value":
+            words = frozenset(value)
+            self._bump(("equal", words))
+            for part in _subsets(words):
+                self._bump(("within", part))
+        else:
+            self._bump(value)
+
+    def count(self, value: Any) -> int:
+        """How many stored values are compatible with ``value``."""
+        get = self._counts.get
+        if self.kind == "date":
+            stated = tuple(part is not None for part in value)
+            total = 0
+            for mask in self._masks:
+                shared = tuple(a and b for a, b in zip(mask, stated, strict=True))
+                total += get((mask, shared, _project(value, shared)), 0)
+            return total
+        if self.kind == "value":
+            words = frozenset(value)
+            inside = sum(get(("equal", part), 0) for part in _subsets(words))  # w <= v
+            around = get(("within", words), 0)  # v <= w
+            return inside + around - get(("equal", words), 0)  # w == v counted twice
+        return get(value, 0)
+
+
+def _submasks(mask: tuple[bool, ...]) -> list[tuple[bool, ...]]:
+    """Every mask that keeps some of ``mask``'s true positions (itself and none included)."""
+    found: list[tuple[bool, ...]] = [()]
+    for bit in mask:
+        found = [(*m, False) for m in found] + ([(*m, True) for m in found] if bit else [])
+    return found
+
+
+def _project(value: tuple[Any, ...], mask: tuple[bool, ...]) -> tuple[Any, ...]:
+    return tuple(part if keep else None for part, keep in zip(value, mask, strict=True))
+
+
+def _subsets(words: frozenset[str]) -> list[frozenset[str]]:
+    """Every subset of ``words`` (a named value has at most three)."""
+    found: list[frozenset[str]] = [frozenset()]
+    for word in sorted(words):
+        found += [part | {word} for part in found]
+    return found
 
 
 def _record(kind: str, key: tuple[str, ...], involved: list[_Occurrence]) -> dict[str, Any]:

@@ -63,6 +63,17 @@ class MemoryHit:
         }
 
 
+#: The profile that means "no profile filter": every document, whatever its profile.
+GENERAL_PROFILE = "general"
+
+
+def profile_filter(profile: str | None) -> str | None:
+    """The ``MemoryFilters.profile`` for an active profile: ``None`` (no filter) for
+    ``"general"``, an empty name or none; else the name. The skill and ``sof memory search``
+    both read a profile through this, so they search alike."""
+    return profile if profile and profile != GENERAL_PROFILE else None
+
+
 @dataclass(frozen=True)
 class MemoryFilters:
     """Ways to narrow a search. Empty filters match everything.

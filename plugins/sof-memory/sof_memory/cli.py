@@ -15,7 +15,13 @@ import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sof_memory.backend import MemoryBackend, MemoryFilters, MemoryHit, display_name
+from sof_memory.backend import (
+    MemoryBackend,
+    MemoryFilters,
+    MemoryHit,
+    display_name,
+    profile_filter,
+)
 from sof_memory.importer import (
     ImportIssue,
     ParsedFile,
@@ -100,7 +106,10 @@ def register(subparsers: Any) -> None:
     )
     search.add_argument("--source", action="append", default=[], help="only this source")
     search.add_argument("--tag", action="append", default=[], help="only documents with tag")
-    search.add_argument("--profile", default=None, help="only this profile (or none)")
+    search.add_argument(
+        "--profile", default=None,
+        help="only documents of this profile or of none ('general': every document)",
+    )
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=cmd_search)
 
@@ -207,7 +216,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         limit = args.limit
     backend = backend_factory()
     filters = MemoryFilters(
-        sources=tuple(args.source), tags=tuple(args.tag), profile=args.profile
+        sources=tuple(args.source), tags=tuple(args.tag),
+        profile=profile_filter(args.profile),  # "general" filters nothing, as in the skill
     )
     hits = [_as_dict(h) for h in list(backend.search(args.query, limit, filters))[:limit]]
     if args.json:

@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 from sof_core import UIF, BaseSkillModule, SkillExecutionError, SOFError
 from sof_memory.backend import (
+    GENERAL_PROFILE,
     MemoryBackend,
     MemoryFilters,
     MemoryHit,
     display_name,
     document_id,
+    profile_filter,
 )
 from sof_memory.errors import MemoryBackendError
 from sof_memory.paths import resolve_db_path
@@ -29,8 +31,6 @@ log = logging.getLogger("sof.memory")
 
 __all__ = ["DEFAULT_LIMIT", "GENERAL_PROFILE", "MemoryRetrievalSkill"]
 
-#: The profile that means "no profile filter".
-GENERAL_PROFILE = "general"
 
 
 class MemoryRetrievalSkill(BaseSkillModule):
@@ -150,7 +150,7 @@ class MemoryRetrievalSkill(BaseSkillModule):
         return MemoryFilters(
             sources=self._strings(context, "sources"),
             tags=self._strings(context, "tags"),
-            profile=profile if profile and profile != GENERAL_PROFILE else None,
+            profile=profile_filter(profile),
         )
 
     def _strings(self, context: Mapping[str, Any], key: str) -> tuple[str, ...]:

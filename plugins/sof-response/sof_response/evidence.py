@@ -79,6 +79,45 @@ def sentences(text: str) -> list[str]:
     return [" ".join(p.split()) for p in parts if p and p.strip()]
 
 
+#: One or more citation markers a passage brought with it, as in Wikipedia extracts:
+#: "[3]", "[4][5]", "[2, 3]", "[2\u20134]", "[citation needed]", "[clarification needed]",
+#: "[note 1]". They number the passage's own references, not this answer's sources.
+_MARKER_RUN = re.compile(
+    r"[ \t]*(?:\[(?:\d{1,3}(?:\s*[,\u2013-]\s*\d{1,3})*|note\s+\d{1,3}"
+    r"|[a-z][a-z ]{0,30}\bneeded)\])+",
+    re.IGNORECASE,
+)
+_CODE_TOKEN = re.compile(r"_|\w\.\w|\w\(.*\)|`")  # "my_list", "sys.argv", "f(x)", "`a"
+_CODE_AFTER = re.compile(r"\s*=|[\w(`]|\.\w")  # "a[1] = 2", "a[1]b", "a[1].x"
+
+
+def strip_citation_markers(text: str) -> str:
+    """``text`` without the citation markers it brought ("1889.[3] It" -> "1889. It").
+
+    A passage's own markers would otherwise be copied into the answer, where "[3]" reads as
+    this answer's source 3. Other brackets stay ("[sic]", "[Note]", "[x]"), and so does
+    indexing in code ("argv[0]", "sys.argv[1]", "a[1] = 2").
+    """
+    if "[" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group()
+        before = text[: match.start()]
+        if run.startswith("[") and (before[-1:].isalnum() or before[-1:] in ("_", ")", "`")):
+            # Right after a word: a citation ("tall[4] and"), or indexing in code.
+            token = before.split()[-1] if before.split() else ""
+            if (
+                run.startswith("[0]")
+                or _CODE_TOKEN.search(token)
+                or _CODE_AFTER.match(text, match.end())
+            ):
+                return run
+        return ""
+
+    return _MARKER_RUN.sub(replace, text)
+
+
 def normalise_score(score: Any) -> float:
     """A retrieval score mapped into [0, 1]: kept if already there, squashed if larger."""
     if isinstance(score, bool) or not isinstance(score, (int, float)):
@@ -290,7 +329,7 @@ def _passage(index: int, raw: Any, number: int, max_chars: int) -> Source:
         kind="memory",
         id=None if ident is None else str(ident),
         source=str(entry.get("source") or (f"memory:{ident}" if ident is not None else "memory")),
-        text=_clip(text, max_chars),
+        text=_clip(strip_citation_markers(text), max_chars),
         score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool)
         else None,
         created_at=entry.get("created_at"),
@@ -303,7 +342,10 @@ def _tool_result(index: int, raw: Any, number: int, max_chars: int) -> Source:
     if "content" not in entry:
         raise ResponseInputError("tool_results", f"item {index} has no 'content'")
     content = entry["content"]
-    text = content if isinstance(content, str) else json.dumps(jsonable(content), sort_keys=True)
+    text = (
+        strip_citation_markers(content) if isinstance(content, str)
+        else json.dumps(jsonable(content), sort_keys=True)  # JSON lists are data, kept whole
+    )
     tool = str(entry.get("tool") or "tool")
     return Source(
         number=number,
@@ -398,7 +440,8 @@ def _vetted(
     if value is None or value == "" or value == {}:
         return [], [], []
     if isinstance(value, str):
-        source = Source(number, "web", None, "vetted content", _clip(value, max_chars))
+        vetted = _clip(strip_citation_markers(value), max_chars)
+        source = Source(number, "web", None, "vetted content", vetted)
         return [source], [], []
     if not isinstance(value, Mapping) or not isinstance(value.get("sources"), Sequence):
         raise ResponseInputError(
@@ -437,7 +480,7 @@ def _vetted(
                 kind="web",
                 id=None,
                 source=_clip(shown, 200),
-                text=_clip(text, max_chars),
+                text=_clip(strip_citation_markers(text), max_chars),
                 metadata={"verdict": verdict, "detectors": list(detectors)},
             )
         )
