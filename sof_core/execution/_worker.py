@@ -204,10 +204,14 @@ def _serve(header: dict[str, Any], payload: bytes | bytearray) -> tuple[bytes, b
     if header["path"] != sys.path:
         sys.path[:] = header["path"]
     restore_env = _environment(header["env"])
-    call = _load(payload)  # before the limits: unpickling may import the skill's module
-    lift = _limit(header["limits"])
+    # A tool's guard before anything of the call is loaded: unpickling a function sent by
+    # value can run code (a value whose reduce is os.mkdir), and that code is the tool's.
     unguard = _guard(header.get("guard"))
     threads = _threads() if unguard is not _nothing else None
+    # The limits after: loading may import the skill's module, which needs descriptors an
+    # open-files limit meant for the skill's own work would deny.
+    call = _load(payload)
+    lift = _limit(header["limits"])
     leaked = False
     forget_deadline = _deadline(header.get("remaining"))
     try:
