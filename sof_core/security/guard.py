@@ -7,7 +7,10 @@ is called, what ``deny`` names:
   ``audit`` sandbox, where no network namespace does it) also creating IP sockets, any
   socket operation on them and name lookups;
 - "filesystem": opening files for writing, creating, removing, renaming or changing files
-  and directories (reading stays allowed: imports need it);
+  and directories, and opening SQLite databases (reading files stays allowed: imports
+  need it). ``os.mkfifo`` and ``os.mknod`` raise no audit event of their own, so the
+  first restricted call replaces them (in ``os`` and ``posix``) by versions that raise
+  one before creating anything;
 - "subprocess": starting programs (``subprocess``, ``os.system``, ``os.exec*``,
   ``os.posix_spawn``, ``os.spawn*``) and forking.
 
@@ -21,6 +24,7 @@ nothing while no call is restricted (one comparison per audited event).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -46,6 +50,12 @@ _FILE_EVENTS = frozenset({
     "shutil.rmtree", "shutil.move", "os.removexattr", "os.setxattr", "os.chflags",
     "os.lchflags",
 })
+#: Functions that create files but raise no audit event in CPython (3.10 to 3.13): wrapped
+#: so that they raise the event named here, which ``_FILE_EVENTS`` refuses.
+_UNAUDITED = {"mkfifo": "os.mkfifo", "mknod": "os.mknod"}
+#: sqlite3 opens (and creates) the file it is given; any connection, ":memory:" too, can
+#: create and write files with ATTACH or VACUUM INTO, which raise no audit event.
+_SQLITE_EVENT = "sqlite3.connect"
 _WRITE_FLAGS = (
     os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     | getattr(os, "O_TMPFILE", 0)
@@ -69,6 +79,7 @@ def restrict(skill: str | None, deny: frozenset[str], block_ip: bool = False) ->
     if not deny:
         return _nothing
     if not _installed:
+        _audit_unaudited()
         sys.addaudithook(_hook)
         _installed = True
     _state.skill, _state.deny, _state.block_ip = skill, deny, block_ip and "network" in deny
@@ -81,6 +92,36 @@ def restrict(skill: str | None, deny: frozenset[str], block_ip: bool = False) ->
 
 def _nothing() -> None:
     return None
+
+
+def _audit_unaudited() -> None:
+    """Replace the file-creating functions that raise no audit event (``_UNAUDITED``), in
+    ``os`` and in ``posix`` where a tool could reach the original, by versions that raise
+    the event first. Code that took the original before the first restricted call (a
+    module that did ``from os import mkfifo``) keeps it: in an isolation worker that is
+    SOF's own code, which does not."""
+    modules: list[Any] = [os]
+    if "posix" in sys.builtin_module_names:
+        import posix
+        modules.append(posix)
+    for name, event in _UNAUDITED.items():
+        original = getattr(os, name, None)
+        if original is None or getattr(original, "__sof_audited__", False):
+            continue
+        wrapper = _audited(event, original)
+        for module in modules:
+            if getattr(module, name, None) is original:
+                setattr(module, name, wrapper)
+
+
+def _audited(event: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def audited(*args: Any, **kwargs: Any) -> Any:
+        sys.audit(event, *args, *kwargs.values())
+        return function(*args, **kwargs)
+
+    audited.__sof_audited__ = True  # type: ignore[attr-defined]
+    return audited
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -98,6 +139,10 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
                 _refuse("filesystem", f"open({path!r}, {mode or flags!r})", "write files")
         elif event in _FILE_EVENTS:
             _refuse("filesystem", f"{event}{_args(args)}", "change files")
+        elif event == _SQLITE_EVENT:
+            _refuse("filesystem", f"sqlite3.connect{_args(args)}",
+                    "open databases (a SQLite connection creates and writes files, "
+                    "':memory:' ones too through ATTACH)")
 
 
 def _network(event: str, args: tuple[Any, ...]) -> None:

@@ -65,6 +65,7 @@ READABLE_DIGITS = 12
 MAX_STEPS = 25
 
 _LOG10_2 = math.log10(2)
+_LN_2 = math.log(2)
 _EPSILON = 2.0**-52
 #: Largest argument whose trigonometric result near zero is taken as rounding error.
 _SNAP_LIMIT = 1e6
@@ -248,35 +249,58 @@ def _exact_root(x: Exact, q: int) -> Number | None:
     return fit(-root if negative else root)
 
 
-def _pow_float(a: Number, b: float) -> Number:
-    """a ** b in floating point, with its size checked before it is computed."""
+def _ln_abs(x: Number) -> float:
+    """ln|x| for x != 0, to a float's precision also where ``float(x)`` would lose it: an
+    exact number close to 1 or -1 (``1 + 1/10**17``) goes through ``log1p`` of its exact
+    distance from 1, a huge one through its numerator's and denominator's logarithms."""
+    if isinstance(x, float):
+        return math.log(abs(x))
+    value: Exact = -x if x < 0 else x
+    distance = value - 1
+    if -0.5 < distance < 0.5:
+        return math.log1p(float(distance))
+    return _log2_abs(value) * _LN_2
+
+
+def _pow_float(a: Number, b: float, odd: bool | None = None) -> Number:
+    """a ** b in floating point, with its size checked before it is computed. ``odd`` is
+    the parity of the exponent where ``b`` is its rounded value (a huge whole exponent,
+    or the numerator of ``p/q`` with ``q`` odd): it gives the sign for a negative ``a``."""
     if a == 0:
         if b < 0:
             raise CalculationMathError("division by zero (0 to a negative power)")
         return 0.0 if b > 0 else 1.0
     negative = a < 0
-    if negative and not b.is_integer():
-        raise CalculationMathError(
-            "a negative number to a fractional power has no real value "
-            f"({_operand(a)} ** {_operand(b)})"
-        )
-    magnitude = b * _log2_abs(a)
+    if negative and odd is None:
+        if not b.is_integer():
+            raise CalculationMathError(
+                "a negative number to a fractional power has no real value "
+                f"({_operand(a)} ** {_operand(b)})"
+            )
+        odd = b % 2 == 1
+    ln_base = _ln_abs(a)
+    magnitude = b * ln_base / _LN_2  # log2 of the result's size
     if magnitude > 1023.9:
         raise _too_large(magnitude * _LOG10_2)
     if magnitude < -1080:
         return 0.0
+    base: Number = -a if negative else a
     try:
-        result = float(a) ** b
-    except OverflowError:  # a itself beyond float range: go through the logarithm
-        result = 2.0**magnitude
-        if negative and b % 2 == 1:
-            result = -result
-    return fit(result)
+        rounded = float(base)
+    except OverflowError:
+        rounded = math.inf
+    # An exact base a float cannot hold: exp(b * ln|a|) with ln|a| from the exact value, as
+    # float(a) ** b would carry a's rounding error times b ((1 + 1/10**17) ** 10**17 would
+    # be 1, not e).
+    result = rounded**b if rounded == base else math.exp(b * ln_base)
+    return fit(-result if negative and odd else result)
 
 
 def power(a: Number, b: Number) -> Number:
     """a ** b: exact for exact bases and whole exponents, and for exact roots; refused before
-    it is computed when the result would be over the size limits."""
+    it is computed when the result would be over the size limits. A negative base to a
+    fraction ``p/q`` with ``q`` odd is the real root, as ``cbrt`` gives: ``(-2) ** (1/3)``
+    is ``-cbrt(2)``, ``(-8) ** (2/3)`` is 4."""
     if isinstance(b, float):
         return _pow_float(a, b)
     if isinstance(b, Fraction) and b.denominator != 1:
@@ -284,7 +308,12 @@ def power(a: Number, b: Number) -> Number:
             root = _exact_root(a, b.denominator)
             if root is not None:
                 return power(root, b.numerator)
-        return _pow_float(a, float(b))
+        if a < 0 and b.denominator % 2 == 0:
+            raise CalculationMathError(
+                f"a negative number has no real root of even degree {b.denominator:,} "
+                f"({_operand(a)} ** {_operand(b)})"
+            )
+        return _pow_float(a, _float(b), odd=a < 0 and b.numerator % 2 == 1)
     n = int(b)
     if not isinstance(a, float):
         if a == 0:
@@ -308,7 +337,7 @@ def power(a: Number, b: Number) -> Number:
         if (a > 1 or a < -1) == (n > 0):
             raise _too_large(math.inf) from None
         return 0.0
-    return _pow_float(a, exponent)
+    return _pow_float(a, exponent, odd=n % 2 == 1)
 
 
 def combine(op: str, a: Number, b: Number) -> Number:

@@ -5,7 +5,9 @@
 quantifiers, so its time is linear in the query's length), words are looked up in fixed
 tables, and a small recursive-descent reader turns each run of arithmetic tokens into a
 candidate; the candidate with the most tokens that does at least one operation wins. A
-lone number ("in 1999") or a negative number ("covid-19") is not a calculation. A query
+lone number ("in 1999") or a negative number ("covid-19") is not a calculation, and a number
+it cannot read ("1,5", "1.5.5", "1 0000") is refused rather than cut into another one
+(``CalculationSyntaxError``). A query
 that is a request in words ("add 3 and 4", "what is the sum of 3, 4 and 5?") is read
 first, by ``_phrase``: only with plain numbers as operands, and only as the whole query.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sof_calculator.errors import CalculationLimitError
+from sof_calculator.errors import CalculationLimitError, CalculationSyntaxError
 from sof_calculator.evaluator import CONSTANTS, FUNCTIONS, MAX_NESTING
 
 #: Longest query read (characters).
@@ -29,16 +31,29 @@ MAX_QUERY_CHARS = 10_000
 _SYMBOL_CLASS = (
     r"[-+*/%^()!,\u00d7\u00b7\u22c5\u00f7\u2212\u221a\u03c0\u00b2\u00b3$\u20ac\u00a3\u00a5]"
 )
+#: A whole number: thousands in groups of three after single spaces ("1 000 000", also
+#: with thin or no-break spaces), or digits with single underscores ("1_000") and commas
+#: ("1,234"; groups that are not thousands are split by ``_numbers``).
+#: (Not after "digit space": else "1 000 ... 000 0000" would be tried again from each
+#: group, quadratic time.)
+_WHOLE = r"(?:(?<!\d )\d{1,3}(?: \d{3})+(?!\d|[ ,_]\d)|\d+(?:_\d+)*(?:,\d+)*)"
+_DECIMALS = r"\.\d+(?:_\d+)*"
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
     r"|(?P<date>\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})"
-    r"|(?P<num>(?:\d+(?:,\d+)*(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    # Python's hexadecimal, octal and binary literals ("0x10"), read as the evaluator
+    # reads them; "0x1g" or "0b12" is not a number (never "0 x 1" or "0 b 12").
+    r"|(?P<radix>(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+)"
+    r"(?![0-9A-Za-z_]))"
+    r"|(?P<badradix>0[xXoObB][0-9A-Za-z_]*)"
+    r"|(?P<num>(?:" + _WHOLE + r"(?:" + _DECIMALS + r")?|" + _DECIMALS + r")"
+    r"(?:[eE][+-]?\d+)?)"
     r"|(?P<word>[A-Za-z]+)"
     r"|(?P<sym>\*\*|//|" + _SYMBOL_CLASS + ")"
     r"|(?P<other>.)",
     re.DOTALL | re.ASCII,
 )
-_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.[\d_]+)?(?:[eE][+-]?\d+)?", re.ASCII)
 _SPACES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2007": " "})
 
 # Token kinds.
@@ -58,12 +73,16 @@ _SYMBOLS: dict[str, tuple[str, str]] = {
 _CURRENCY = frozenset("$\u20ac\u00a3\u00a5")
 
 #: Word phrases, longest first where they share a start.
+#: "to the power of" and the like: ``**``, and a fraction written right after it is the
+#: exponent ("8 to the power of 1/3" is ``8 ** (1/3)``, not ``8 ** 1 / 3``).
+WORD_POWER = "**w"
+
 _PHRASES: dict[tuple[str, ...], tuple[str, str]] = {
-    ("raised", "to", "the", "power", "of"): (OP, "**"),
-    ("raised", "to", "the", "power"): (OP, "**"),
-    ("to", "the", "power", "of"): (OP, "**"),
-    ("to", "the", "power"): (OP, "**"),
-    ("raised", "to"): (OP, "**"),
+    ("raised", "to", "the", "power", "of"): (OP, WORD_POWER),
+    ("raised", "to", "the", "power"): (OP, WORD_POWER),
+    ("to", "the", "power", "of"): (OP, WORD_POWER),
+    ("to", "the", "power"): (OP, WORD_POWER),
+    ("raised", "to"): (OP, WORD_POWER),
     ("multiplied", "by"): (OP, "*"),
     ("divided", "by"): (OP, "/"),
     ("square", "root", "of"): (FUNC, "sqrt"),
@@ -97,6 +116,7 @@ _PHRASES: dict[tuple[str, ...], tuple[str, str]] = {
     **{(name,): (CONST, name) for name in CONSTANTS},
 }
 _LONGEST_PHRASE = max(len(words) for words in _PHRASES)
+_PHRASE_FIRST = frozenset(words[0] for words in _PHRASES)
 _OPERAND_START = frozenset({NUM, CONST, FUNC, LP, NEG})
 
 
@@ -139,6 +159,8 @@ def tokenize(text: str) -> list[Token]:
         previous = tokens[-1] if tokens else None
         if group == "num":
             tokens.extend(_numbers(value, start, bool(calls and calls[-1])))
+        elif group == "radix":
+            tokens.append(Token(NUM, value.lower(), start, end))
         elif group == "word":
             kind, name, i, end = _word(raw, i - 1)
             # "log10" and "log2" arrive as a word and a number.
@@ -187,7 +209,9 @@ def _numbers(value: str, start: int, in_call: bool) -> list[Token]:
 
 
 def _numeral(text: str) -> str:
-    """The number as Python reads it: no leading zeros ("007" is a syntax error there)."""
+    """The number as Python reads it: no leading zeros ("007" is a syntax error there), no
+    group separators ("1 000", "1_000")."""
+    text = text.replace(" ", "").replace("_", "")
     mantissa, sep, exponent = text.partition("e") if "e" in text else text.partition("E")
     whole, dot, decimals = mantissa.partition(".")
     whole = whole.lstrip("0") or "0"
@@ -197,6 +221,9 @@ def _numeral(text: str) -> str:
 def _word(raw: list[tuple[str, str, int, int]], i: int) -> tuple[str, str, int, int]:
     """The phrase starting at raw token ``i``: (kind, value, next index, end offset)."""
     words: list[tuple[str, int, int]] = []  # (word, raw index after it, end offset)
+    first = raw[i][1].lower()
+    if first not in _PHRASE_FIRST:  # most words of prose: no phrase to look for
+        return BREAK, first, i + 1, raw[i][3]
     j = i
     while j < len(raw) and len(words) < _LONGEST_PHRASE:
         group, value, _start, end = raw[j]
@@ -261,13 +288,35 @@ class _Reader:
                 operator, right_at = "*", i  # implicit: "2pi", "2(3 + 4)", "3 sqrt 4"
             if operator is None:
                 break
-            right = self.operand(right_at)
+            right = None
+            if operator == WORD_POWER:
+                operator = "**"
+                right = self._fraction(right_at)
+            if right is None:
+                right = self.operand(right_at)
             if right is None:
                 break  # a trailing operator is not part of the expression
             parts += [operator, right.text]
             operations += 1 + right.operations
             i, last = right.end, right
         return " ".join(parts), i, operations
+
+    def _fraction(self, i: int) -> _Operand | None:
+        """A fraction written as one word, "1/3" or "-2/3" (no spaces), as one operand."""
+        tokens = self.tokens
+        sign = ""
+        if self.kind(i) in (OP, NEG) and tokens[i].value == "-":
+            sign, i = "-", i + 1
+        if i + 2 >= len(tokens) or (self.kind(i), self.kind(i + 2)) != (NUM, NUM):
+            return None
+        numerator, slash, denominator = tokens[i:i + 3]
+        if slash.kind != OP or slash.value != "/" or numerator.end != slash.start \
+                or slash.end != denominator.start:
+            return None
+        if self.kind(i + 3) == POST:
+            return None  # "1/3!", "1/2 squared": leave it to the usual reading
+        return _Operand(f"({sign}{numerator.value}/{denominator.value})", i + 3, 1,
+                        closes=True)
 
     def operand(self, i: int) -> _Operand | None:
         if i in self.failed:
@@ -393,21 +442,70 @@ def extract(query: str) -> Extraction | None:
     tokens = tokenize(query)
     phrased = _phrase(query, tokens)
     if phrased is not None:
-        return phrased  # "add 3 and 4": the whole query, so nothing else competes
+        _refuse_cut_numbers(query, tokens, *phrased[1:])
+        return phrased[0]  # "add 3 and 4": the whole query, so nothing else competes
     best: tuple[int, int, int, str] | None = None
+    # Where the query's text begins and where only "?", "=", "." or "!" is left: "10-2?"
+    # is the whole query. Found once, so each candidate's test is cheap (linear in all).
+    lead = len(query) - len(query.lstrip())
+    trail = len(query.rstrip(" ?=.!"))
     for candidate in _candidates(tokens):
         first, end, operations, _text = candidate
         if operations == 0:
             continue  # "1999", "-19", "pi": a number, not a calculation
-        if _notation(query, tokens, first, end):
+        if _notation(query, tokens, first, end, lead, trail):
             continue  # "555-1234", "the 80/20 rule", "24/7": written so, not a sum
         if best is None or end - first > best[1] - best[0]:
             best = candidate
     if best is None:
         return None
+    _refuse_cut_numbers(query, tokens, best[0], best[1])
     start = tokens[best[0]].start
     stop = tokens[best[1] - 1].end
     return Extraction(query[start:stop], best[3])
+
+
+#: What may join two numbers into one written number the calculator cannot read: "1,5"
+#: (a decimal comma, or a list), "1.5.3", "1__000", "1 0000" (one space).
+_GLUE = frozenset(",._")
+
+
+def _written(query: str, start: int, end: int) -> tuple[int, int]:
+    """The span around ``start:end`` widened over digits and ``_GLUE`` ("1,5" around "5");
+    a full stop after it ends a sentence."""
+    while start > 0 and (query[start - 1].isdigit() or query[start - 1] in _GLUE):
+        start -= 1
+    while end < len(query) and (query[end].isdigit() or query[end] in _GLUE):
+        end += 1
+    return start, start + len(query[start:end].rstrip(".,_"))
+
+
+def _refuse_cut_numbers(query: str, tokens: list[Token], first: int, end: int) -> None:
+    """Refuse an expression whose first or last number, or any number of a phrase, is part
+    of a longer written number it cannot read ("1,5 + 2,5" would be ``5 + 2``, "1 0000 + 1"
+    ``0000 + 1``): a refused calculation is an error, never a wrong result."""
+    for i in range(max(first - 8, 0), min(end, len(tokens) - 1)):
+        if tokens[i].kind != NUM:
+            continue
+        j = i + 1
+        while j < len(tokens) and tokens[j].kind == BREAK and tokens[j].value in _GLUE \
+                and tokens[j].start == tokens[j - 1].end and j - i < 8:
+            j += 1
+        if j >= len(tokens) or tokens[j].kind != NUM or j < first:
+            continue
+        glued = tokens[j].start == tokens[j - 1].end  # "1,5", "1.5.5", "1__000"
+        if glued or (j == i + 1 and query[tokens[i].end:tokens[j].start] == " "):
+            left, right = _written(query, tokens[i].start, tokens[j].end)
+            shown_left, shown_right = _written(query, tokens[first].start,
+                                               tokens[end - 1].end)
+            shown = query[min(left, shown_left):max(right, shown_right)]
+            raise CalculationSyntaxError(
+                f"cannot read the number {query[left:right]!r}",
+                shown,
+                "write decimals with a point (1.5), thousands with commas or spaces in "
+                "groups of three (1,234 or 1 234 567), and put an operator between two "
+                "numbers",
+            )
 
 
 #: Words right before "10-2" or "80/20" that ask for it to be calculated.
@@ -418,7 +516,8 @@ _ASKED = re.compile(
 _INTEGER = re.compile(r"\d+", re.ASCII)
 
 
-def _notation(query: str, tokens: list[Token], first: int, end: int) -> bool:
+def _notation(query: str, tokens: list[Token], first: int, end: int, lead: int,
+              trail: int) -> bool:
     """Whether the candidate is two whole numbers joined by "-" or "/" with no spaces, in
     prose that does not ask for a calculation: a phone number ("555-1234"), a range
     ("2019-2020"), a ratio or schedule ("80/20", "24/7"), a score. Calculated when the
@@ -433,10 +532,14 @@ def _notation(query: str, tokens: list[Token], first: int, end: int) -> bool:
     if not (_INTEGER.fullmatch(query[left.start:left.end])
             and _INTEGER.fullmatch(query[right.start:right.end])):
         return False
-    before, after = query[:left.start], query[right.end:]
-    if not before.strip() and not after.strip(" ?=.!"):
+    if left.start <= lead and right.end >= trail:
         return False  # the whole query: "10-2", "144/12?"
-    return _ASKED.search(before) is None
+    # The request ends right before the numbers: only the text just before is read (a
+    # search of all of it, for each candidate, made pasted text take quadratic time).
+    stop = left.start
+    while stop > 0 and query[stop - 1].isspace() and left.start - stop < 64:
+        stop -= 1
+    return _ASKED.search(query, max(0, stop - 32), stop) is None
 
 
 # --- verb-first and noun phrases: "add 3 and 4", "the sum of 3, 4 and 5" -------------------
@@ -564,7 +667,7 @@ def _phrase_expression(verb: str, words: _Words) -> str | None:
     return f"({' + '.join(listed)}) / {len(listed)}"  # average, mean
 
 
-def _phrase(query: str, tokens: list[Token]) -> Extraction | None:
+def _phrase(query: str, tokens: list[Token]) -> tuple[Extraction, int, int] | None:
     """The arithmetic a whole query asks for in words: "add 3 and 4", "subtract 3 from
     10", "what is the sum of 3, 4 and 5?". Only plain numbers count as operands, and the
     phrase must be all of the query (after "please", "can you", "what is the" and the
@@ -586,7 +689,7 @@ def _phrase(query: str, tokens: list[Token]) -> Extraction | None:
     stop = tokens[words.i - 1].end
     if _TAIL.fullmatch(query, stop) is None:
         return None
-    return Extraction(query[token.start:stop], expression)
+    return Extraction(query[token.start:stop], expression), index, words.i
 
 
 def rewrite(expression: str) -> str | None:

@@ -66,11 +66,15 @@ class CalculatorTool(BaseToolModule):
     contract_sample: ClassVar[dict[str, str]] = {"input_query": "What is 15% of 240?"}
 
     def can_handle_query(self, query: str) -> bool:
-        """SAM's method: whether ``query`` holds arithmetic this tool would calculate."""
+        """SAM's method: whether ``query`` holds arithmetic this tool would calculate, or
+        arithmetic it refuses to read ("1,5 + 2,5": the tool then reports why, rather than
+        the query being answered without it)."""
         from sof_calculator.extractor import extract
 
         try:
             return extract(query) is not None
+        except CalculationSyntaxError:
+            return True
         except CalculationError:
             return False
 
