@@ -39,13 +39,14 @@ from sof_core import (
 )
 from sof_core import SkillNotPicklableError as NotPicklable
 from sof_dask.errors import DaskUnavailableError, SkillNotPicklableError
-from sof_dask.remote import run_skill
+from sof_dask.remote import SkillRaised, run_skill
 
 if TYPE_CHECKING:
     from distributed import Client
 
 ENV_SCHEDULER = "SOF_DASK_SCHEDULER"
-_NOT_RETRIED = (SkillNotPicklableError, UndeclaredWriteError, SkillTimeoutError)
+_NOT_RETRIED = (SkillNotPicklableError, UndeclaredWriteError, SkillTimeoutError,
+                DaskUnavailableError)
 
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
@@ -101,12 +102,10 @@ class DaskExecutor:
                  payload: bytes, future: Any, started: float, backoff: float) -> Outcome:
         """Wait for one task; replay its writes, or retry it, or time it out."""
         attempts = 1
+        deadline = None if step.timeout is None else started + step.timeout
         while True:
-            remaining = None
-            if step.timeout is not None:
-                remaining = max(0.0, started + step.timeout - time.monotonic())
             try:
-                changes = future.result(timeout=remaining)
+                changes = _result(client, future, deadline, step)
                 replay_changes(step, view, changes)
                 result = check_returned(step, view, view)
                 return Outcome(step, result, view, data, guard, None,
@@ -114,24 +113,40 @@ class DaskExecutor:
             except _NOT_RETRIED as exc:
                 return Outcome(step, None, None, None, None, exc,
                                time.monotonic() - started, attempts)
-            except (TimeoutError, _dask_timeout()):
-                future.cancel()
-                error = SkillTimeoutError(
+            except _TimedOut:
+                with contextlib.suppress(Exception):  # a client that just stopped: gone anyway
+                    future.cancel()
+                timed_out = SkillTimeoutError(
                     f"did not finish within {step.timeout}s on the Dask cluster; abandoned",
                     step.name,
                 )
-                return Outcome(step, None, None, None, None, error,
+                return Outcome(step, None, None, None, None, timed_out,
                                time.monotonic() - started, attempts)
+            except SkillRaised as raised:
+                # SystemExit is retried as the local executors retry it; KeyboardInterrupt
+                # (and any other) is not: the run reports it, then raises a Ctrl-C.
+                error = raised.original()
+                if not isinstance(error, SystemExit) or attempts > step.retries:
+                    return Outcome(step, None, None, None, None, error,
+                                   time.monotonic() - started, attempts)
             except Exception as exc:
+                if not _live(client):
+                    return Outcome(step, None, None, None, None, _stopped(step, exc),
+                                   time.monotonic() - started, attempts)
                 if attempts > step.retries:
                     return Outcome(step, None, None, None, None, exc,
                                    time.monotonic() - started, attempts)
-                attempts += 1
-                if backoff:
-                    time.sleep(backoff * (2 ** (attempts - 2)))
-                view, data = skill_view(uif, step)
-                guard = data
+            attempts += 1
+            if backoff:
+                time.sleep(backoff * (2 ** (attempts - 2)))
+            view, data = skill_view(uif, step)
+            guard = data
+            try:
                 future = client.submit(run_skill, payload, pure=False, key=_key(step))
+            except Exception as exc:
+                return Outcome(step, None, None, None, None,
+                               _stopped(step, exc) if not _live(client) else exc,
+                               time.monotonic() - started, attempts)
 
     def close(self) -> None:
         """Forget the client (the shared LocalCluster stays up until the process exits)."""
@@ -185,6 +200,45 @@ def _dask_timeout() -> type[BaseException]:
     return DaskTimeout  # type: ignore[no-any-return]
 
 
+class _TimedOut(Exception):
+    """The step's deadline passed with its task unfinished (never what the skill raised:
+    a ``TimeoutError`` of the skill's own is its failure, retried like any other)."""
+
+
+#: How often a wait for a task looks at whether its client can still hear from it.
+_POLL = 0.5
+
+
+def _result(client: Client, future: Any, deadline: float | None, step: Step) -> Any:
+    """``future.result()``, waited for in slices: a cluster whose event loop stopped while
+    the task ran is noticed at once, instead of waited on until the step's deadline."""
+    waits = (TimeoutError, _dask_timeout())
+    while True:
+        wait = _POLL if deadline is None else min(_POLL, max(0.0, deadline - time.monotonic()))
+        try:
+            return future.result(timeout=wait)
+        except waits:
+            if future.status == "error":  # the task's own error, a TimeoutError
+                raise
+        if future.status in ("finished", "error"):
+            continue  # done just now: collect it
+        if not _live(client):
+            raise _stopped(step, None)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _TimedOut
+
+
+def _stopped(step: Step, cause: BaseException | None) -> DaskUnavailableError:
+    """The error of a step whose client (or in-process cluster) stopped under it."""
+    why = f" ({_reason(cause)})" if cause is not None else ""
+    error = DaskUnavailableError(
+        f"the Dask client stopped while {step.name!r} ran{why}; the next run connects "
+        "again (a LocalCluster of this process is started afresh)"
+    )
+    error.__cause__ = cause
+    return error
+
+
 # --- clients -------------------------------------------------------------------------------
 
 
@@ -204,19 +258,23 @@ _attempts: dict[str, _Attempt] = {}
 
 
 def _connect(address: str, timeout: float) -> Client:
+    """The kept client for ``address``, or a new one: the connection is made on a thread of
+    its own, and waited for within about ``timeout`` however the scheduler behaves."""
     with _lock:
         client = _clients.get(address)
         if client is not None and _live(client):
             return client
         attempt = _attempts.get(address)
-        leading = attempt is None
         if attempt is None:
             attempt = _attempts[address] = _Attempt()
-    if leading:
-        _attempt_connection(attempt, address, timeout)
-    elif not attempt.done.wait(timeout + _GRACE):
+            threading.Thread(target=_attempt_connection, args=(attempt, address, timeout),
+                             name=f"sof-dask-connect {address}", daemon=True).start()
+    if not attempt.done.wait(timeout + _GRACE):
+        with _lock:
+            if _attempts.get(address) is attempt:  # abandoned: the next run tries again
+                del _attempts[address]
         raise DaskUnavailableError(
-            f"still connecting to the Dask scheduler at {address!r} after {timeout:g} s "
+            f"no answer from the Dask scheduler at {address!r} within {timeout:g} s "
             f"(plugin_settings.dask.connect_timeout); check that it is up and reachable"
         )
     if attempt.error is not None:  # a fresh exception per run: tracebacks are per thread
@@ -225,39 +283,84 @@ def _connect(address: str, timeout: float) -> Client:
     return attempt.client
 
 
-#: How much longer than ``connect_timeout`` a run waits for another run's attempt.
+#: How much longer than ``connect_timeout`` a run waits for a connection attempt (the
+#: handshake alone is bounded by ``connect_timeout``; this covers Dask's own set-up after it).
 _GRACE = 5.0
 
 
+class _Silent(Exception):
+    """The scheduler's port accepted the connection but nothing answered the handshake."""
+
+
+def _handshake(address: str, timeout: float) -> None:
+    """Raise unless something at ``address`` answers Dask's connection handshake within
+    ``timeout``. ``Client(timeout=...)`` bounds only the TCP connect: against a port that
+    accepts and never answers (a black-holed port, another service) its handshake read
+    waits for ever, on a loop thread that cannot be stopped. Here it runs on a loop of its
+    own, cancelled at the deadline."""
+    import asyncio
+
+    from distributed import Security
+    from distributed.comm.core import connect
+
+    async def shake() -> None:
+        comm = await connect(address, timeout=timeout,
+                             **Security().get_connection_args("client"))
+        await comm.close()
+
+    async def bounded() -> None:
+        try:  # a refused port: connect() gives up at ``timeout`` itself, with its reason
+            await asyncio.wait_for(shake(), timeout + 0.25)
+        except asyncio.TimeoutError:
+            raise _Silent(f"it accepted the connection but did not answer within "
+                          f"{timeout:g} s; is a Dask scheduler listening there?") from None
+
+    asyncio.run(bounded())
+
+
 def _attempt_connection(attempt: _Attempt, address: str, timeout: float) -> None:
-    """Connect, outside the lock; the outcome is kept for every run waiting on it. A
+    """Connect (on its own thread); the outcome is kept for every run waiting on it. A
     failure is not remembered past the attempt: the next run tries again, so a scheduler
     that comes up is used at once."""
     from distributed import Client
 
+    started = time.monotonic()
     try:
-        attempt.client = Client(address, timeout=timeout, set_as_default=False)
+        _handshake(address, timeout)
+        left = max(1.0, timeout - (time.monotonic() - started))
+        attempt.client = Client(address, timeout=left, set_as_default=False)
     except Exception as exc:
+        reason = str(exc) if isinstance(exc, _Silent) else _reason(exc)
         error = DaskUnavailableError(
-            f"cannot reach the Dask scheduler at {address!r} ({_reason(exc)}); start "
+            f"cannot reach the Dask scheduler at {address!r} ({reason}); start "
             f"it, or unset plugin_settings.dask.scheduler / {ENV_SCHEDULER} to use a "
             "LocalCluster"
         )
         error.__cause__ = exc
         attempt.error = error
     finally:
+        surplus = None
         with _lock:
+            kept = _attempts.get(address) is attempt
+            if kept:
+                del _attempts[address]
             if attempt.client is not None:
-                _clients[address] = attempt.client
-            _attempts.pop(address, None)
+                other = _clients.get(address)
+                if kept or other is None or not _live(other):
+                    _clients[address] = attempt.client
+                else:  # abandoned, and a later attempt connected meanwhile
+                    surplus = attempt.client
         attempt.done.set()
+        _close_quietly(surplus)
 
 
 def _local_client(settings: dict[str, Any]) -> Client:
     """This process's LocalCluster, started on first use and closed at exit."""
     with _lock:
         client = _local.get("client")
-        if client is not None and not _live(client):  # closed by someone: start afresh
+        if client is not None and not _live(client):
+            # closed by someone, or its event loop stopped (a task let SystemExit through
+            # to it): start afresh rather than fail every run with "IOLoop is closed"
             _close_quietly(client, _local.pop("cluster", None))
             client = None
         if client is None:
@@ -276,8 +379,9 @@ def _local_client(settings: dict[str, Any]) -> Client:
                     f"could not start a Dask LocalCluster ({_reason(exc)}); check the "
                     "plugin_settings.dask values or set a scheduler address"
                 ) from exc
-            _local.update(cluster=cluster, client=client)
-            atexit.register(_close_local)
+            if not _local.get("registered"):
+                atexit.register(_close_local)
+            _local.update(cluster=cluster, client=client, registered=True)
         return client
 
 
@@ -300,7 +404,16 @@ _LIVE_STATES = frozenset({"newly-created", "connecting", "running"})
 
 
 def _live(client: Client) -> bool:
-    return getattr(client, "status", None) in _LIVE_STATES
+    """Whether ``client`` can still send and hear: its state is a live one, and its event
+    loop still runs (an in-process LocalCluster's loop, which its client shares, stops for
+    good when a task lets ``SystemExit`` through to it: every call then raises "IOLoop is
+    closed", whatever the client's state says)."""
+    if getattr(client, "status", None) not in _LIVE_STATES:
+        return False
+    loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
+    if loop is None:
+        return True  # nothing to tell by: trust the state
+    return not loop.is_closed() and loop.is_running()
 
 
 def close_clients(address: str | None = None) -> int:
