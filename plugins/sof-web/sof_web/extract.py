@@ -13,9 +13,15 @@ characters are kept: the vetting skill looks for them).
 from __future__ import annotations
 
 import codecs
+import ctypes
+import importlib
 import json
 import re
+import threading
+import time
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -39,15 +45,101 @@ _BOMS = (
 #: C0/C1 control characters except tab, newline and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BLANK_LINES = re.compile(r"\n{3,}")
+#: What html.parser gives back as text at the end when a construct is left open.
+_MARKUP_START = re.compile(r"<[!/?a-zA-Z]")
 MAX_TITLE_CHARS = 500
 #: trafilatura gives up on trees larger than this (elements); the baseline extractor is used.
 MAX_TREE_SIZE = 200_000
+#: Table cells per row handed to trafilatura: it caps a table's width at 100 columns, and its
+#: time per row grows with the square of the row's cells, so longer rows are split.
+MAX_ROW_CELLS = 100
+#: An element with more inline children than this has them unwrapped (their text kept) before
+#: trafilatura sees it: trafilatura unwraps them itself, leaving as many adjacent text nodes,
+#: and lxml's XPath over those takes time growing faster than their square (60,000 <span>s
+#: or <em>s in one paragraph: 30 s and more, in one uninterruptible call). Links are among
+#: them: a run that long is a list of links, whose words are its text.
+MAX_INLINE_RUN = 500
+_INLINE = (
+    "a", "span", "font", "em", "i", "b", "strong", "u", "s", "strike", "small", "big", "mark",
+    "sub", "sup", "abbr", "acronym", "cite", "dfn", "ins", "del", "tt", "q", "nobr", "bdi",
+    "bdo", "data", "time", "kbd", "samp", "var",
+)
 
 
 class ExtractionError(ValueError):
     """The body could not be turned into text; ``code`` is ``"decode"``."""
 
     code = "decode"
+
+
+class ExtractionTimeout(ExtractionError):
+    """Turning the body into text did not end by the deadline ``extract`` was given."""
+
+    code = "deadline"
+
+
+class _OutOfTime(BaseException):
+    """Raised inside extraction when its time is up: a BaseException, so the ``except
+    Exception`` of the libraries it runs through (trafilatura) cannot swallow it."""
+
+
+@contextmanager
+def _time_limit(deadline: float | None, clock: Callable[[], float]) -> Iterator[None]:
+    """Run the block until ``deadline`` (``clock()`` seconds) at most, then raise
+    ``ExtractionTimeout``.
+
+    The extractors are Python code calling lxml, so they can be stopped between two
+    bytecodes (one lxml call cannot be stopped: ``_split_wide_rows`` and
+    ``_merge_inline_runs`` keep the shapes known to make one slow away): a timer thread raises
+    ``_OutOfTime`` in this thread when the time left is up (``PyThreadState_SetAsyncExc``,
+    CPython's way to interrupt a thread), which costs nothing until then. Should it be lost
+    (swallowed somewhere), or on an interpreter without that call, the block ending late
+    still raises."""
+    if deadline is None:
+        yield
+        return
+    left = deadline - clock()
+    if left <= 0:
+        raise ExtractionTimeout("no time was left to turn the page into text")
+    target = threading.get_ident()
+    lock = threading.Lock()
+    state = {"inside": True, "fired": False}
+
+    def interrupt() -> None:
+        with lock:
+            if state["inside"]:
+                state["fired"] = True
+                _async_raise(target, _OutOfTime)
+
+    timer = threading.Timer(left, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        try:
+            yield
+        finally:
+            timer.cancel()
+            with lock:
+                state["inside"] = False
+                if state["fired"]:
+                    _async_raise(target, None)  # not raised yet: withdrawn
+    except _OutOfTime:
+        raise ExtractionTimeout(_LATE) from None
+    if state["fired"] or clock() >= deadline:
+        raise ExtractionTimeout(_LATE)
+
+
+def _async_raise(thread: int, exc: type[BaseException] | None) -> None:
+    """Have ``thread`` raise ``exc`` at its next bytecode (None withdraws a pending one)."""
+    api = getattr(ctypes, "pythonapi", None)
+    if api is None:
+        return
+    api.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), None if exc is None else ctypes.py_object(exc)
+    )
+
+
+_LATE = "the page could not be turned into text in the time left"
 
 
 @dataclass
@@ -116,8 +208,19 @@ def _tidy(text: str) -> str:
 
 
 def extract(body: bytes, media_type: str, declared_charset: str | None,
-            *, max_text_chars: int, max_html_chars: int) -> tuple[Extracted, bool]:
-    """The readable text of ``body``; the flag says whether text or html was cut."""
+            *, max_text_chars: int, max_html_chars: int, deadline: float | None = None,
+            clock: Callable[[], float] = time.monotonic) -> tuple[Extracted, bool]:
+    """The readable text of ``body``; the flag says whether text or html was cut. With a
+    ``deadline`` (``clock()`` seconds), work past it raises ``ExtractionTimeout``."""
+    try:
+        with _time_limit(deadline, clock):
+            return _extract(body, media_type, declared_charset, max_text_chars, max_html_chars)
+    except _OutOfTime:  # arrived while the block was being left
+        raise ExtractionTimeout(_LATE) from None
+
+
+def _extract(body: bytes, media_type: str, declared_charset: str | None,
+             max_text_chars: int, max_html_chars: int) -> tuple[Extracted, bool]:
     text, charset, notes = decode(body, declared_charset, media_type)
     if media_type == "application/json":
         result = Extracted(_json_text(text), charset=charset, notes=notes)
@@ -173,8 +276,11 @@ def _html(text: str) -> Extracted:
         tree = trafilatura.load_html(text)
     except Exception:  # lxml refuses some hostile documents outright
         tree = None
-    if tree is None:  # no markup at all: the "HTML" is text
-        return Extracted(_tidy(text), html=text)
+    if tree is None:  # lxml gave up (nesting past its depth limit), or a bare fragment
+        plain = "<" not in text  # no markup at all: the "HTML" is text
+        return Extracted(_tidy(text) if plain else _visible_text(text), html=text)
+    _split_wide_rows(tree)
+    tree = _merge_inline_runs(tree, trafilatura)
     main = ""
     try:
         doc = trafilatura.bare_extraction(
@@ -193,6 +299,48 @@ def _html(text: str) -> Extracted:
     if not main.strip():  # lxml gives up on some documents (nesting past its depth limit)
         main = _visible_text(text)
     return Extracted(_tidy(_clean(main)), title=_title(tree), html=text)
+
+
+def _split_wide_rows(tree: Any) -> None:
+    """Split table rows of more than ``MAX_ROW_CELLS`` cells into rows of that many, in
+    place: same text, cell order kept, and trafilatura's time stays linear (one row of 45,000
+    cells took it 7 s, 190,000 cells minutes)."""
+    try:
+        rows = [row for row in tree.iter("tr") if len(row) > MAX_ROW_CELLS]
+    except Exception:
+        return
+    for row in rows:
+        cells = [cell for cell in row if cell.tag in ("td", "th")]
+        if len(cells) <= MAX_ROW_CELLS:
+            continue
+        anchor = row
+        for start in range(MAX_ROW_CELLS, len(cells), MAX_ROW_CELLS):
+            extra = row.makeelement("tr", {})
+            for cell in cells[start:start + MAX_ROW_CELLS]:
+                extra.append(cell)  # moves the cell (and its tail) out of the long row
+            anchor.addnext(extra)
+            anchor = extra
+
+
+def _merge_inline_runs(tree: Any, trafilatura: Any) -> Any:
+    """``tree``, or when some element has more than ``MAX_INLINE_RUN`` inline children, a
+    tree with those unwrapped and their text merged into one text node (parsed again from the
+    unwrapped markup: lxml cannot merge adjacent text nodes in place)."""
+    etree: Any = importlib.import_module("lxml.etree")  # trafilatura's parser (no stubs)
+    crowded = False
+    try:
+        for element in tree.iter():
+            if len(element) > MAX_INLINE_RUN and sum(
+                child.tag in _INLINE for child in element
+            ) > MAX_INLINE_RUN:
+                etree.strip_tags(element, *_INLINE)
+                crowded = True
+        if not crowded:
+            return tree
+        again = trafilatura.load_html(etree.tostring(tree, encoding="unicode", method="html"))
+    except Exception:
+        return tree
+    return tree if again is None else again
 
 
 class _TextParser(HTMLParser):
@@ -229,6 +377,11 @@ def _visible_text(html: str) -> str:
     parser = _TextParser()
     try:
         parser.feed(html)
+        # What is left unparsed at the end is a construct never closed: a comment ('<!--'
+        # runs to the end of the page in a browser), a tag, a script. html.parser's close()
+        # would hand it over as text, markup and all; a browser shows none of it.
+        if _MARKUP_START.match(parser.rawdata):
+            parser.rawdata = ""
         parser.close()
     except Exception:  # html.parser is tolerant; keep what was read
         pass
@@ -253,4 +406,6 @@ def _short(value: str) -> str:
     return value[:MAX_TITLE_CHARS]
 
 
-__all__ = ["Extracted", "ExtractionError", "decode", "extract", "usable_codec"]
+__all__ = [
+    "Extracted", "ExtractionError", "ExtractionTimeout", "decode", "extract", "usable_codec",
+]

@@ -32,7 +32,7 @@ from sof_web.addresses import (
     normalise_host,
     why_blocked,
 )
-from sof_web.extract import ExtractionError, extract
+from sof_web.extract import ExtractionError, ExtractionTimeout, extract
 from sof_web.settings import WebSettings
 from sof_web.transport import PinnedBackend, PinnedTransport
 
@@ -246,6 +246,32 @@ def _canonical_ipv4_url(text: str) -> httpx.URL | None:
         return None
 
 
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    """Where a redirect from ``current`` to ``location`` goes, or ``FetchFailure("invalid_url")``:
+    another scheme (``data:``, ``javascript:``, ``file:``), credentials, or a Location that
+    browsers and httpx read differently (a backslash, which browsers take for a slash in
+    ``http:\\\\host\\path``) is refused rather than guessed at."""
+    shown = location[:200]
+    location = location.strip()
+    if "\\" in location.split("?", 1)[0].split("#", 1)[0]:
+        raise FetchFailure(
+            "invalid_url", f"the redirect to {shown!r} is not a valid URL (a backslash, which "
+            "browsers read as a slash)"
+        )
+    try:
+        joined = current.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise FetchFailure(
+            "invalid_url", f"the redirect to {shown!r} is not a valid URL ({exc})"
+        ) from None
+    try:
+        return parse_url(str(joined))
+    except FetchFailure as failure:
+        raise FetchFailure(
+            "invalid_url", f"the redirect to {shown!r} was refused: {failure.message}"
+        ) from None
+
+
 class _Decoder:
     """Content-Encoding undone with a bound on the output of every step (no gzip bombs)."""
 
@@ -378,8 +404,21 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate",
         }
         transport = PinnedTransport(backend, self.ssl_context())
+        held: dict[str, str] = {}
+
+        def hold_location(response: httpx.Response) -> None:
+            # httpx builds the next request of every redirect itself, even when it does not
+            # follow redirects, and raises InvalidURL out of send() for a Location it cannot
+            # build one from ('data:...', 'http:\\host'). The Location is taken off the
+            # response before httpx sees it; the redirect is judged here, below.
+            held.clear()
+            if "location" in response.headers:
+                held["location"] = response.headers["location"]
+                del response.headers["location"]
+
         with httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
-                          timeout=timeout, headers=headers) as client:
+                          timeout=timeout, headers=headers,
+                          event_hooks={"response": [hold_location]}) as client:
             for _hop in range(settings.max_redirects + 1):
                 target = self.guard.check(current, end)
                 backend.pin(target.host, target.addresses)
@@ -388,20 +427,16 @@ class Fetcher:
                     response = client.send(client.build_request("GET", current), stream=True)
                 except httpx.HTTPError as exc:
                     raise self._failure(exc, current, end) from None
+                except httpx.InvalidURL as exc:
+                    raise FetchFailure("invalid_url", f"not a valid URL ({exc})") from None
                 finally:
                     result.connected += [c.address for c in backend.connections[before:]]
                 try:
                     result.final_url, result.status = str(response.url), response.status_code
-                    location = response.headers.get("location")
+                    location = held.get("location")
                     if response.status_code in REDIRECTS and location:
                         result.redirects.append(str(current))
-                        try:
-                            current = parse_url(str(current.join(location.strip())))
-                        except (httpx.InvalidURL, ValueError) as exc:
-                            raise FetchFailure(
-                                "invalid_url", f"the redirect to {location[:200]!r} is not a "
-                                f"valid URL ({exc})"
-                            ) from None
+                        current = _redirect_target(current, location)
                         continue
                     self._read(response, result, end)
                     return
@@ -448,7 +483,10 @@ class Fetcher:
             extracted, cut = extract(
                 bytes(body), media, declared,
                 max_text_chars=settings.max_text_chars, max_html_chars=settings.max_html_chars,
+                deadline=end, clock=self.clock,
             )
+        except ExtractionTimeout as exc:
+            raise FetchFailure("deadline", f"{self._deadline_message(end)}: {exc}") from None
         except ExtractionError as exc:
             raise FetchFailure(exc.code, str(exc)) from None
         result.text, result.title, result.html = extracted.text, extracted.title, extracted.html

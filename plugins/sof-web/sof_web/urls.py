@@ -7,8 +7,19 @@ import re
 #: Longest query scanned for URLs.
 MAX_QUERY_CHARS = 100_000
 
-_URL = re.compile(r"""\bhttps?://[^\s<>"'`{}|\\^]+""", re.IGNORECASE)
-_TRAILING = ".,;:!?*'\""
+#: Punctuation that never belongs to a URL as written in prose, so a URL ends before it:
+#: typographic quotes and guillemets (\u201cx\u201d, \u00abx\u00bb), and CJK and full-width
+#: punctuation (\u3002, \uff0c, \u300cx\u300d, \uff08x\uff09). A URL that really holds one
+#: has it percent-encoded.
+_ENDS = (
+    "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+    "\u3001\u3002\u3008-\u3011\u3014-\u301b\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1c"
+    "\uff1e\uff1f\uff3b\uff3d\uff5b\uff5d\uff5f\uff60\uff61\uff62\uff63\uff64"
+)
+_URL = re.compile(rf"""\bhttps?://[^\s<>"'`{{}}|\\^{_ENDS}]+""", re.IGNORECASE)
+#: Punctuation that ends a sentence (or closes a quote) rather than the URL, when last.
+#: Besides ASCII: single typographic quotes, an ellipsis and a full-width full stop.
+_TRAILING = ".,;:!?*'\"\u2018\u2019\u2026\uff0e"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
