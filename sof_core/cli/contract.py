@@ -222,29 +222,17 @@ def find_records(name: str, records: Iterable[PluginRecord]) -> list[PluginRecor
     """The plugins ``name`` names: the plugin of that entry-point name, or every plugin the
     distribution of that name declares (sof-serve: ``monitor`` and ``serve``); any case and
     ``-``/``_`` spelling. ``LookupError`` listing the installed ones when none."""
+    from sof_core.plugins.loader import entry_point_name, records_named
+
     records = list(records)
-    folded = name.lower().replace("_", "-")
-    for record in records:
-        if name == record.name:
-            return [record]
-    declared = [r for r in records if r.distribution and name == r.distribution]
-    if declared:
-        return declared
-    for record in records:
-        if folded == record.name.lower():
-            return [record]
-    declared = [r for r in records
-                if folded == (r.distribution or "").lower().replace("_", "-")]
-    if declared:
-        return declared
-    # Distributions that declare the same entry-point name are listed as "NAME (dist)".
-    shared = [r for r in records if r.name.lower().startswith(folded + " (")]
-    if len(shared) == 1:
-        return shared
-    if shared:
+    found = records_named(name, records)
+    shared = [r for r in found if entry_point_name(r.name) != r.name]  # "name (dist)"
+    if len(shared) > 1:  # a check runs one plugin's code: which one is for the user to say
         dists = ", ".join(repr(r.distribution) for r in shared)
         raise LookupError(f"plugin name {name!r} is declared by several distributions "
                           f"({dists}); name one of them instead")
+    if found:
+        return found
     known = sorted(r.name for r in records if r.source != "builtin")
     raise LookupError(
         f"no plugin named {name!r} is installed; installed plugins: {known or 'none'}"

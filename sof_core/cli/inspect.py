@@ -136,25 +136,11 @@ def _find_plugins(name: str, records: Sequence[PluginRecord]) -> list[PluginReco
     distribution of that name declares (sof-serve declares ``monitor`` and ``serve``), or
     every record of an entry-point name several distributions declare (listed as ``name
     (distribution)``)."""
-    from sof_core.plugins.loader import shared_records
+    from sof_core.plugins.loader import records_named
 
-    for record in records:
-        if name == record.name:
-            return [record]
-    declared = [r for r in records if r.distribution and name == r.distribution]
-    if declared:
-        return declared
-    shared = shared_records(records, name)
-    if shared:
-        return shared
-    folded = name.lower().replace("_", "-")
-    for record in records:
-        if folded == record.name.lower():
-            return [record]
-    declared = [r for r in records
-                if folded == (r.distribution or "").lower().replace("_", "-")]
-    if declared:
-        return declared
+    found = records_named(name, records)
+    if found:
+        return found
     known = [r.name for r in records] + [r.distribution for r in records if r.distribution]
     raise UsageError(f"no plugin named {name!r}"
                      f"{_suggest(name, known) or '; `sof plugins --all` lists them'}")

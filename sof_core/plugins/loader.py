@@ -139,6 +139,33 @@ def shared_records(records: Iterable[PluginRecord], name: str) -> list[PluginRec
     return [r for r in records if r.name != name and entry_point_name(r.name) == name]
 
 
+def records_named(name: str, records: Iterable[PluginRecord]) -> list[PluginRecord]:
+    """The records ``name`` names, as the CLI reads a plugin name: the plugin of that
+    entry-point name, every plugin the distribution of that name declares (sof-serve:
+    ``monitor`` and ``serve``), every record of an entry-point name several distributions
+    declare (each ``name (distribution)``); exact spellings first, then any case and
+    ``-``/``_`` spelling. Empty when none."""
+    records = list(records)
+    for record in records:
+        if name == record.name:
+            return [record]
+    declared = [r for r in records if r.distribution and name == r.distribution]
+    if declared:
+        return declared
+    shared = shared_records(records, name)
+    if shared:
+        return shared
+    folded = name.lower().replace("_", "-")
+    for record in records:
+        if folded == record.name.lower():
+            return [record]
+    declared = [r for r in records if folded == (r.distribution or "").lower().replace("_", "-")]
+    if declared:
+        return declared
+    return [r for r in records if r.name != name
+            and entry_point_name(r.name).lower().replace("_", "-") == folded]
+
+
 class _Records(dict[str, "PluginRecord"]):
     """Plugin records by name. ``records["name"]`` also finds the first record of an
     entry-point name several distributions declare (each one's error names them all),

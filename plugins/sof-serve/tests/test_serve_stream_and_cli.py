@@ -128,6 +128,16 @@ def test_ctrl_c_with_an_open_event_stream_exits_cleanly(
     assert all(not line.startswith("data:") for line in rest)
 
 
+def _listening(process: subprocess.Popen[str]) -> str:
+    """Read the server's stderr up to its "listening on" line, and return that line."""
+    assert process.stderr is not None
+    line = ""
+    while "listening on" not in line:
+        line = process.stderr.readline()
+        assert line, "sof serve exited before listening"
+    return line
+
+
 def test_sigterm_closes_the_service_and_runs_atexit_handlers(tmp_path: Path) -> None:
     # uvicorn re-raised SIGTERM with the default handler: the process died before
     # SOFService.close() and the atexit handlers ran.
@@ -149,11 +159,7 @@ def test_sigterm_closes_the_service_and_runs_atexit_handlers(tmp_path: Path) -> 
     process = subprocess.Popen([sys.executable, "-c", script], env=environ,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stderr is not None
-        line = ""
-        while "listening on" not in line:
-            line = process.stderr.readline()
-            assert line, "sof serve exited before listening"
+        _listening(process)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
@@ -181,12 +187,7 @@ def test_a_request_cut_by_the_stop_gets_the_apis_json_error(tmp_path: Path) -> N
                    PYTHONPATH=str(tmp_path))
     got: dict[str, Any] = {}
     try:
-        assert process.stderr is not None
-        line = ""
-        while "listening on" not in line:
-            line = process.stderr.readline()
-            assert line, "sof serve exited before listening"
-        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        url = re.search(r"http://127\.0\.0\.1:\d+", _listening(process))
         assert url is not None
 
         def ask() -> None:
