@@ -102,6 +102,13 @@ def test_response_time_alerts_when_p95_exceeds_ten_seconds() -> None:
     alert = metrics.record("sof", 12.0)
     assert [(a.kind, a.threshold) for a in alert] == [("response_time", 10.0)]
     assert "10s" in alert[0].message
+    # value is the p95 in seconds, comparable with threshold (it was the slow share, 0.095,
+    # beside a threshold of 10.0 seconds); the share is kept beside it
+    details = alert[0].details()
+    assert details["value"] == 11.0 and details["value"] > details["threshold"]
+    assert details["slow_share"] == 2 / details["samples"]
+    assert (f"p95 latency 11.00s over the last {details['samples']} queries is above 10s"
+            in alert[0].message)
 
 
 def test_skill_failure_rate_above_ten_percent_alerts() -> None:

@@ -14,6 +14,7 @@ and again only after the value has come back under it; the router sends it as ``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import deque
@@ -44,16 +45,21 @@ class Alert:
 
     kind: str
     path: str
+    #: The measure compared with ``threshold``: a rate, or for ``response_time`` the p95
+    #: latency in seconds of the window's queries.
     value: float
     threshold: float
     samples: int
+    #: ``response_time`` only: the share of the window's queries above ``threshold``.
+    slow_share: float | None = None
 
     @property
     def message(self) -> str:
         if self.kind == "response_time":
             return (
-                f"{self.path}: {self.value:.0%} of the last {self.samples} queries took longer "
-                f"than {self.threshold:g}s (p95 above the limit)"
+                f"{self.path}: p95 latency {self.value:.2f}s over the last {self.samples} "
+                f"queries is above {self.threshold:g}s ({self.slow_share or 0:.0%} of them "
+                "took longer)"
             )
         what = self.kind.replace("_", " ")
         return (
@@ -62,12 +68,15 @@ class Alert:
         )
 
     def details(self) -> dict[str, Any]:
-        return {
+        details = {
             "path": self.path,
             "value": self.value,
             "threshold": self.threshold,
             "samples": self.samples,
         }
+        if self.slow_share is not None:
+            details["slow_share"] = self.slow_share
+        return details
 
 
 class _Window:
@@ -209,7 +218,17 @@ class ABMetrics:
             if skills_run:
                 checks.append(("skill_failure_rate", stats.recent_skills,
                                limits.skill_failure_rate, limits.skill_failure_rate))
-            return self._crossed(path, checks)
+            return [self._as_p95(alert, stats.latencies) if alert.kind == "response_time"
+                    else alert for alert in self._crossed(path, checks)]
+
+    @staticmethod
+    def _as_p95(alert: Alert, latencies: deque[float]) -> Alert:
+        """A ``response_time`` alert as the p95 of the window's latencies (seconds), which
+        ``threshold`` is in; the slow share that crossed is kept beside it."""
+        recent = sorted(list(latencies)[-alert.samples:])
+        p95 = _percentile(recent, 95)
+        value = p95 / 1000 if p95 is not None else alert.threshold
+        return dataclasses.replace(alert, value=value, slow_share=alert.value)
 
     def _crossed(self, path: str, checks: list[tuple[str, _Window, float, float]]) -> list[Alert]:
         alerts: list[Alert] = []
