@@ -163,6 +163,10 @@ class AlertMonitor:
         self._active: set[str] = set()
         self._values: dict[str, float | None] = {}
         self.rollbacks: list[dict[str, Any]] = []
+        #: (what overrides it, the rollout in effect, the alert, why) after a rollback that
+        #: an environment variable or argument kept from taking effect: not repeated while
+        #: that holds, tried again (the alert still breached) as soon as it changes.
+        self._overridden: tuple[str, float, str, str] | None = None
         self.thresholds = Thresholds()
         self._config: Any = None
 
@@ -272,6 +276,12 @@ class AlertMonitor:
         for kind, message, details in raised:
             log.warning("SOF alert %s: %s", kind, message)
             self._send(kind, message, details)
+        masked = self._overridden
+        if rollback is None and masked is not None and config is not None:
+            with self._lock:
+                still = masked[2] in self._active
+            if still and not self._still_overridden(masked, config):
+                rollback = (masked[2], masked[3])
         if rollback is not None and config is not None and getattr(config, "auto_rollback",
                                                                    False):
             self._roll_back(config, *rollback)
@@ -280,7 +290,29 @@ class AlertMonitor:
     def _p95(self, path: str) -> float | None:
         return _p95([sample.latency for sample in self._samples[path].items])
 
+    def _override(self) -> str | None:
+        """What overrides the config file's ``sof_rollout_percentage`` ("environment
+        SOF_ROLLOUT_PERCENTAGE", "argument"), or None."""
+        overridden = getattr(self.manager, "overridden", None)
+        if overridden is None:
+            return None
+        try:
+            source = overridden("sof_rollout_percentage")
+        except Exception:
+            log.debug("reading where the rollout comes from failed", exc_info=True)
+            return None
+        return str(source) if source else None
+
+    def _still_overridden(self, masked: tuple[str, float, str, str], config: Any) -> bool:
+        """Whether the override that masked the last rollback still holds the rollout."""
+        return (self._override(), float(config.sof_rollout_percentage)) == masked[:2]
+
     def _roll_back(self, config: Any, name: str, why: str) -> None:
+        masked = self._overridden
+        if masked is not None:
+            if self._still_overridden(masked, config):
+                return  # already rolled back in the file and reported as overridden
+            self._overridden = None  # the override changed: judge it afresh
         current = float(config.sof_rollout_percentage)
         if current <= 0 or self.manager is None:
             return
@@ -293,7 +325,7 @@ class AlertMonitor:
             self._send("auto_rollback_failed", f"automatic rollback failed: {exc}",
                        {"alert": name, "error": str(exc)})
             return
-        record = {
+        record: dict[str, Any] = {
             "who": f"sof auto_rollback (pid {os.getpid()} on {socket.gethostname()})",
             "what": f"sof_rollout_percentage {current:g} -> {target:g}",
             "why": why,
@@ -302,16 +334,42 @@ class AlertMonitor:
             "from": current,
             "to": target,
         }
+        effective = self._effective_rollout()
+        source = self._override() if effective is not None and effective > target else None
+        if source is not None and effective is not None:
+            variable = source.removeprefix("environment").strip()
+            unset = (f"unset {variable} in the server's environment" if variable
+                     else f"remove the {source} that sets it")
+            note = (f"written to the config file but not in effect: {source} overrides it "
+                    f"and keeps the rollout at {effective:g}; {unset} to let the file decide")
+            record.update(what=f"{record['what']} in the config file (overridden by {source}:"
+                               f" still {effective:g} in effect)",
+                          note=note, overridden_by=source, in_effect=effective)
+            self._overridden = (source, effective, name, why)
         with self._lock:
             self.rollbacks.append(record)
             del self.rollbacks[:-50]
             self._samples["sof"].clear()  # judge the new rollout on fresh queries
             self._active.difference_update({f"sof:{k}" for k in ROLLBACK_ON})
-        log.warning("automatic rollback: %s because %s", record["what"], why)
-        self._send("auto_rollback", f"rolled back: {record['what']} ({why})", dict(record))
+        if source is not None:
+            log.error("automatic rollback: %s because %s; %s", record["what"], why,
+                      record["note"])
+            self._send("auto_rollback", f"rolled back: {record['what']} ({why}); "
+                                        f"{record['note']}", dict(record))
+        else:
+            log.warning("automatic rollback: %s because %s", record["what"], why)
+            self._send("auto_rollback", f"rolled back: {record['what']} ({why})", dict(record))
         from sof_serve.observe.metrics import get_metrics
 
         get_metrics().rollbacks.inc()
+
+    def _effective_rollout(self) -> float | None:
+        """The rollout in effect now (the manager's effective config), None if unknown."""
+        config = self._live_config()
+        try:
+            return None if config is None else float(config.sof_rollout_percentage)
+        except (AttributeError, TypeError, ValueError):
+            return None
 
     def _send(self, kind: str, message: str, details: dict[str, Any]) -> None:
         notify = self._notify

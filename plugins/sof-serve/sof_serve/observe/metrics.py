@@ -34,6 +34,12 @@ _go_string = cast(Callable[[float], str], _untyped_go_string)
 _BUCKETS = ledger.BUCKETS
 #: Runs the observer hooks keep before the hook's own thread folds them (``ledger``).
 TALLY_AT = ledger.TALLY_AT
+#: Distinct ``plan`` label values the plan series keep, ``OTHER_PLAN`` included: a client
+#: may send any plan to ``POST /v1/query``, and each label value is a series kept for the
+#: life of the process. The first ``MAX_PLAN_LABELS - 1`` plans seen get their own.
+MAX_PLAN_LABELS = 100
+#: The ``plan`` label of every plan first seen after ``MAX_PLAN_LABELS`` others.
+OTHER_PLAN = "other"
 
 
 class SkillSeries(ledger.SkillTally):
@@ -101,7 +107,8 @@ class SOFMetrics:
         # Engine runs (sof_after_plan): a query run_query runs in segments counts once,
         # and a host's legacy pipeline on the engine counts too.
         self.runs = Counter("sof_runs", "Engine plan runs, by status.", ["status"], registry=r)
-        self.run_errors = Counter("sof_run_errors", "Errors reported by SOF runs.", registry=r)
+        self.run_errors = Counter("sof_run_errors", "Errors reported by SOF runs, by the run's "
+                                  "status.", ["status"], registry=r)
         self.run_latency = Histogram("sof_run_duration_seconds", "Plan run latency, by plan.",
                                      ["plan"], buckets=_BUCKETS, registry=r)
         self.skills = SkillSeries()
@@ -137,7 +144,10 @@ class SOFMetrics:
                                     "Resident memory of this process, percent of the machine's.",
                                     registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
-        self._run_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._run_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        #: The plans that have their own ``plan`` label (at most ``MAX_PLAN_LABELS``).
+        self._plan_labels: set[str] = set()
+        self._plan_labels_lock = threading.Lock()
         self._fold_lock = threading.Lock()
 
     # --- events the observer hooks left in the ledger ------------------------------------
@@ -154,6 +164,21 @@ class SOFMetrics:
                 elif kind == "alert":
                     self.on_alert(*payload)
 
+    def plan_label(self, plan: Iterable[str]) -> str:
+        """The ``plan`` label of a plan: its skills joined by commas for the first
+        ``MAX_PLAN_LABELS - 1`` distinct plans seen, ``OTHER_PLAN`` for every later new one
+        (so the ``plan`` series never hold more than ``MAX_PLAN_LABELS`` label values)."""
+        label = ",".join(plan) or "-"
+        if label in self._plan_labels:
+            return label
+        with self._plan_labels_lock:
+            if label in self._plan_labels:
+                return label
+            if len(self._plan_labels) >= MAX_PLAN_LABELS - 1:
+                return OTHER_PLAN
+            self._plan_labels.add(label)
+            return label
+
     # --- fed by the router ---------------------------------------------------------------
 
     def on_route(self, path: str, latency: float, details: dict[str, Any]) -> None:
@@ -168,7 +193,7 @@ class SOFMetrics:
         self.query_latency.labels(path).observe(latency)
         plan = details.get("plan")
         if path == "sof" and plan is not None:
-            self.query_plan_latency.labels(",".join(plan) or "-").observe(latency)
+            self.query_plan_latency.labels(self.plan_label(plan)).observe(latency)
         # The router sets report.planning after sof_after_plan: it arrives here instead.
         self.on_planning(details.get("planning"))
         reason = details.get("fallback_reason")
@@ -180,16 +205,17 @@ class SOFMetrics:
     def on_plan(self, report: Any) -> None:
         """A finished ``ExecutionReport`` (attributes read defensively: planners evolve),
         with its skills' results."""
-        key = (str(report.status), ",".join(report.plan) or "-")
+        key = (str(report.status), self.plan_label(report.plan))
         children = self._run_children.get(key)
         if children is None:  # labels() takes a lock and builds a key: once per label set
-            children = (self.runs.labels(key[0]), self.run_latency.labels(key[1]))
+            children = (self.runs.labels(key[0]), self.run_latency.labels(key[1]),
+                        self.run_errors.labels(key[0]))
             self._run_children[key] = children
         children[0].inc()
         children[1].observe(report.duration)
         errors = len(getattr(report, "errors", ()) or ())
         if errors:
-            self.run_errors.inc(errors)
+            children[2].inc(errors)
         results = getattr(report, "results", None)
         if results:
             self.skills.add(results)
@@ -262,6 +288,8 @@ def render_latest() -> tuple[bytes, str]:
 
 
 __all__ = [
+    "MAX_PLAN_LABELS",
+    "OTHER_PLAN",
     "TALLY_AT",
     "SOFMetrics",
     "SkillSeries",
