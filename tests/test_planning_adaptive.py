@@ -143,7 +143,8 @@ def test_a_failed_skill_is_replaced_by_another_producer_when_continuing() -> Non
                     continue_on_skill_failure=True).run_query("what is 2 + 2")
     # the planning record lists the substitute where it belongs: before what reads its output
     assert report.planning["plan"] == ["BrokenCalc", "SpareCalc", "Answer"]
-    assert report.planning["stages"] == [["BrokenCalc", "SpareCalc"], ["Answer"]]
+    # ... and in a stage after the failed skill's: it ran after it, never beside it
+    assert report.planning["stages"] == [["BrokenCalc"], ["SpareCalc"], ["Answer"]]
     assert report.final_response == "passages=0 conflicts=None result=4"
     substituted = [c for c in report.planning["changes"] if c["action"] == "substituted"]
     assert substituted == [{"action": "substituted", "skill": "SpareCalc", "why":

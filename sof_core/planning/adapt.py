@@ -393,11 +393,28 @@ def _replan(planned: PlanResult, report: Any, specs: Mapping[str, Any],
         redo.extend(n for n in _downstream(report.plan, specs, missing) if n not in redo)
     if not redo:
         return report
-    # Where they run: a substitute before the skills that read what it writes.
-    planned.plan, planned.stages = order_and_stage(
-        [*planned.plan, *(n for n in redo if n not in planned.plan)], specs)
+    # Where they run: after what has run so far (the failed skill included: a substitute
+    # never runs beside the skill it replaces), a substitute before the skills that read
+    # what it writes, then the rest of the plan, which runs after them.
+    planned.plan, planned.stages = _restaged(planned.plan, report.stages, redo, specs)
     again = yield redo
     return merge(report, again, replaced={r.skill for r in failed})
+
+
+def _restaged(plan: Sequence[str], ran: Sequence[Sequence[str]], redo: Sequence[str],
+              specs: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The plan and its stages once ``redo`` runs after the stages that ``ran`` (those
+    skills that run again are shown where they run again), then the plan's other skills."""
+    again = set(redo)
+    stages = [kept for kept in ([n for n in stage if n not in again] for stage in ran) if kept]
+    done = {n for stage in stages for n in stage}
+    stages += order_and_stage(list(redo), specs)[1]
+    rest = [n for n in plan if n not in done and n not in again]
+    stages += order_and_stage(rest, specs)[1]
+    staged = [n for stage in stages for n in stage]
+    listed = set(staged)
+    order = [*staged, *(n for n in [*plan, *redo] if n not in listed)]
+    return list(dict.fromkeys(order)), stages
 
 
 def _downstream(plan: Sequence[str], specs: Mapping[str, Any], keys: Sequence[str]

@@ -1,8 +1,9 @@
 """The planners' plan cache: a query planned once is not planned again while nothing changed.
 
 The key is a normalised signature of the query, the active profile, the planner with its
-settings, and a fingerprint of the registered skills (name, version, declared keys and
-triggers): installing, removing or upgrading a plugin makes a new fingerprint, so its old
+settings, and a fingerprint of the registered skills (name, version, declared keys,
+triggers, and the distribution and version of the plugin providing each): installing,
+removing or upgrading a plugin makes a new fingerprint, so its old
 plans are never served. Entries live ``plan_cache_ttl`` seconds, at most ``plan_cache_size``
 of them (least recently used first out), in a ``cachetools`` cache behind a lock; hits,
 misses and evictions are counted for the engine's stats.
@@ -23,14 +24,13 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cachetools
 
 from sof_core.planning.result import PlanResult
-from sof_core.planning.triggers import declared_triggers
 
 log = logging.getLogger("sof.planning")
 
@@ -53,16 +53,34 @@ def query_signature(query: str) -> str:
     return body
 
 
-def skills_fingerprint(specs: Iterable[Any]) -> str:
-    """A digest of every registered skill's name, version, declared keys and triggers."""
+def skills_fingerprint(specs: Iterable[Any],
+                       origins: Mapping[str, Sequence[Any]] | None = None) -> str:
+    """A digest of every registered skill's name, version, declared keys and triggers, and
+    of where it comes from (``origins``: by skill name, its plugin's distribution name and
+    version), so upgrading a plugin whose skills keep their declarations but change their
+    code (``planning_score``, ``can_handle_query``) still makes a new fingerprint."""
+    origins = origins or {}
     material = [
         [spec.name, spec.version, list(spec.required_inputs), list(spec.optional_inputs),
          list(spec.output_keys), bool(spec.requires_external_access),
          bool(getattr(spec, "vets_content", False)),
-         list(declared_triggers(spec.skill_class))]
+         [repr(t) for t in _raw_triggers(spec.skill_class)],
+         list(origins.get(spec.name, ()))]
         for spec in sorted(specs, key=lambda s: s.name)
     ]
     return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()[:32]
+
+
+def _raw_triggers(skill_class: Any) -> tuple[Any, ...]:
+    """The skill's ``triggers`` as declared (non-strings too: they change what the planner
+    reports about the skill)."""
+    value = getattr(skill_class, "triggers", ())
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        return (value,)
 
 
 def cache_key(query: str, profile: str | None, planner: str, settings: str,
@@ -113,15 +131,23 @@ class PlanCache:
             if (maxsize, ttl) != self._shape:
                 self._data = self._make(maxsize, ttl)
 
-    def get(self, key: str) -> PlanResult | None:
+    def get(self, key: str,
+            usable: Callable[[PlanResult], str | None] | None = None) -> PlanResult | None:
         """A copy of the cached plan (hit), or None (miss); the store is asked on a miss in
-        memory."""
+        memory. ``usable`` says what is wrong with a stored plan (a skill that is not
+        registered now, say), or None: such a plan is a miss, logged once."""
         with self._lock:
             found: PlanResult | None = self._data.get(key)
             if found is not None:
                 self.hits += 1
                 return found.copy(cache_hit=True)
         stored = self.store.get(key) if self.store is not None else None
+        if stored is not None and usable is not None:
+            problem = usable(stored)
+            if problem is not None:
+                assert self.store is not None
+                self.store.unusable(key, problem)
+                stored = None
         with self._lock:
             if stored is None:
                 self.misses += 1
@@ -175,6 +201,8 @@ class PlanStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._broken = False
+        #: The keys of unusable entries already logged.
+        self._logged: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is not None or self._broken:
@@ -208,9 +236,26 @@ class PlanStore:
         if row is None or (row[1] is not None and row[1] <= time.time()):
             return None
         try:
-            return PlanResult.from_dict(json.loads(row[0]))
-        except (ValueError, KeyError, TypeError):
-            return None
+            data = json.loads(row[0])
+            problem = _shape_problem(data)
+            if problem is None:
+                return PlanResult.from_dict(data)
+        except Exception as exc:  # whatever is in the file: never an error out of planning
+            problem = f"{type(exc).__name__}: {exc}"
+        self.unusable(key, problem)
+        return None
+
+    def unusable(self, key: str, problem: str) -> None:
+        """A stored plan that cannot be served: a miss, logged once per entry (the next
+        plan of that query replaces it)."""
+        with self._lock:
+            if key in self._logged:
+                return
+            if len(self._logged) > 1024:
+                self._logged.clear()
+            self._logged.add(key)
+        log.warning("plan cache store %s: ignoring an unusable entry (%s); planning again",
+                    self.path, problem[:200])
 
     def put(self, key: str, result: PlanResult, ttl: float | None, maxsize: int) -> None:
         now = time.time()
@@ -244,6 +289,26 @@ class PlanStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What makes a decoded entry not a stored plan (``PlanResult.to_dict``), or None."""
+    if not isinstance(data, dict):
+        return f"a plan is a JSON object, not {type(data).__name__}"
+    plan = data.get("plan")
+    if not isinstance(plan, list) or not plan or not all(isinstance(n, str) for n in plan):
+        return "its 'plan' is not a non-empty list of skill names"
+    stages = data.get("stages", [])
+    if not isinstance(stages, list) or not all(
+            isinstance(st, list) and all(isinstance(n, str) for n in st) for st in stages):
+        return "its 'stages' is not a list of lists of skill names"
+    for field in ("reasons", "scores", "skipped"):
+        if not isinstance(data.get(field, {}), dict):
+            return f"its {field!r} is not an object"
+    for field in ("fallbacks", "changes"):
+        if not isinstance(data.get(field, []), list):
+            return f"its {field!r} is not a list"
+    return None
 
 
 def store_for(config: Any) -> PlanStore | None:

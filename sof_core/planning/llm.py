@@ -24,6 +24,7 @@ whole planning, both rounds: 30), ``max_tokens`` (the token budget of both round
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -115,7 +116,7 @@ class LLMPlanner:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": skills_prompt(allowed, query)},
         ]
-        budget = [int(options["max_tokens"])]
+        budget = [int(options["max_tokens"])] * 2  # what is left, and the whole budget
         backend = self._backend(context, options)
         reply = self._ask(backend, messages, deadline, budget, options)
         plan, reasoning, problems = self._check(reply, specs, denied, context)
@@ -177,7 +178,7 @@ class LLMPlanner:
                 f", which is not installed; installed backends: {known or 'none'} (sof-response"
                 " provides 'openai')", key="planner_options")
         settings = _server_settings(context.config, options)
-        if not settings["base_url"]:
+        if not settings["base_url"] and _needs_server(name, entry.obj):
             raise ConfigError(
                 "the LLM planner has no server: set SOF_LLM_BASE_URL (or "
                 "planner_options.llm.base_url), e.g. http://127.0.0.1:11434/v1",
@@ -244,13 +245,23 @@ class LLMPlanner:
             if hasattr(backend, "response_format"):
                 backend.response_format = response_format
             if hasattr(backend, "max_tokens"):
-                backend.max_tokens = max(1, budget[0])
+                backend.max_tokens = max(1, min(budget[0], budget[1]))
         if getattr(backend, "uses_deadline", False):
             return backend.generate(messages, stream=False, deadline=deadline)
         return backend.generate(messages, stream=False)
 
 
 _MISSING = object()
+
+
+def _needs_server(name: str, backend: Any) -> bool:
+    """Whether backend ``name`` needs ``base_url``: the bundled ``openai`` client does, and
+    so does a backend that says so (``needs_base_url = True``); a plugin's backend that
+    runs the model itself is asked without one."""
+    declared = getattr(backend, "needs_base_url", None)
+    if isinstance(declared, bool):
+        return declared
+    return name == "openai"
 
 
 def _response_format(kind: str) -> dict[str, Any] | None:
@@ -263,12 +274,19 @@ def _response_format(kind: str) -> dict[str, Any] | None:
 
 
 def _tokens(result: Any) -> int:
+    """The completion tokens a reply spent, as the server reports them; a count that is
+    negative, not finite or not a number is ignored (0): it never enlarges the budget."""
     usage = getattr(result, "usage", None) or {}
     completion = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
-    if isinstance(completion, int):
-        return completion
-    tokens = getattr(result, "tokens", 0)
-    return tokens if isinstance(tokens, int) else 0
+    for count in (completion, getattr(result, "tokens", 0)):
+        if isinstance(count, (int, float)) and _count(count):
+            return math.ceil(count)
+    return 0
+
+
+def _count(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
 
 
 def llm_settings(config: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sof_core.errors import ConfigError
 from sof_core.planning.optimise import DEFAULT_GOALS, complete, optimise, producers_of
 from sof_core.planning.planners import PlanningContext, planner_options
 from sof_core.planning.result import PlanResult
-from sof_core.planning.triggers import NO_MATCH, Signals
+from sof_core.planning.triggers import NO_MATCH, Signals, trigger_problems
 from sof_core.plugins.loader import contested_message
 from sof_core.security.policy import ToolPolicy
 
@@ -69,6 +69,8 @@ class _Catalogue:
     signals: tuple[Signals, ...]
     producers: dict[str, list[str]]
     denied: dict[str, str]
+    #: Skills whose ``triggers`` hold something that can never match, with why.
+    broken: dict[str, str]
 
     @classmethod
     def build(cls, registry: Any, tool_policy: Any) -> _Catalogue:
@@ -77,15 +79,19 @@ class _Catalogue:
         denied = {d.skill: d.message for d in policy.denials(entries)}
         specs: dict[str, Any] = {}
         signals: list[Signals] = []
+        broken: dict[str, str] = {}
         for entry in entries:
             spec = entry.spec
             if spec.name in denied:  # never planned: the policy would refuse the plan
                 continue
             specs[spec.name] = spec
+            problems = trigger_problems(spec.skill_class)
+            if problems:
+                broken[spec.name] = "; ".join(problems[:3])
             found = Signals.of(spec.name, spec.skill_class, entry.instance)
             if found is not None:
                 signals.append(found)
-        return cls(specs, tuple(signals), producers_of(specs), denied)
+        return cls(specs, tuple(signals), producers_of(specs), denied, broken)
 
 
 class RulesPlanner:
@@ -127,6 +133,9 @@ class RulesPlanner:
                 seed[signals.name] = score.reason or f"scored {score.value:.2f}"
             elif score.reason:
                 notes[signals.name] = score.reason
+        for name, why in catalogue.broken.items():
+            if name not in seed:  # said whether or not its other triggers matched
+                notes[name] = f"{notes[name]}; {why}" if name in notes else why
         default_plan = list(config.default_plan)
         if not specs.keys() >= set(default_plan):
             _note_contested(context.registry, default_plan, specs, notes)

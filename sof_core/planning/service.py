@@ -91,7 +91,7 @@ class Planning:
         key = ""
         if caching:
             key = cache_key(query, profile, name, _settings(config, name), self.fingerprint())
-            cached = self.cache.get(key)
+            cached = self.cache.get(key, self._unusable)
             if cached is not None:
                 cached.duration = time.perf_counter() - started
                 self._count(cached)
@@ -146,6 +146,16 @@ class Planning:
                                 FALLBACK_PLANNER)
         result.fallbacks = [*earlier, Fallback(name, FALLBACK_PLANNER, reason), *result.fallbacks]
         return result
+
+    def _unusable(self, stored: PlanResult) -> str | None:
+        """Why a plan from the persistent store cannot be served now (it names a skill that
+        is not registered), or None."""
+        registry = self._engine.registry
+        names = [*stored.plan, *(n for stage in stored.stages for n in stage)]
+        unknown = sorted({n for n in names if registry.skill(n) is None})
+        if unknown:
+            return f"it names skill(s) not registered now: {unknown[:5]}"
+        return None
 
     def _stages(self, plan: Sequence[str]) -> list[list[str]]:
         """The parallel stages of a plan its planner did not stage (registered skills only)."""
@@ -216,9 +226,27 @@ class Planning:
         version = registry.version
         if memo is not None and memo[0] == id(registry) and memo[1] == version:
             return memo[2]
-        value = skills_fingerprint(entry.spec for entry in registry.skills())
+        entries = list(registry.skills())
+        value = skills_fingerprint((entry.spec for entry in entries),
+                                   self._origins(entries))
         self._fingerprint = (id(registry), version, value)
         return value
+
+    def _origins(self, entries: Sequence[Any]) -> dict[str, list[Any]]:
+        """Each skill's plugin, with its distribution name and version from the plugin
+        records (an upgrade that changes only a skill's code changes the version)."""
+        try:
+            records = getattr(getattr(self._engine, "plugins", None), "records", None) or {}
+        except Exception:  # an engine without plugin records: the skills alone
+            records = {}
+        out: dict[str, list[Any]] = {}
+        for entry in entries:
+            plugin = getattr(entry, "plugin", None)
+            record = records.get(plugin) if plugin is not None else None
+            out[entry.spec.name] = [
+                plugin, getattr(record, "distribution", None) or getattr(
+                    entry, "distribution", None), getattr(record, "version", None)]
+        return out
 
     def _configure_cache(self, config: Any) -> None:
         self.cache.configure(config.plan_cache_size, config.plan_cache_ttl)

@@ -64,13 +64,27 @@ def declared_triggers(skill_class: type[Any]) -> tuple[str, ...]:
 
 
 def trigger_problems(skill_class: type[Any]) -> list[str]:
-    """Patterns in ``triggers`` that do not compile, each with the regex error."""
+    """What in ``triggers`` can never match: a pattern that does not compile (with the
+    regex error), an entry that is not a string, a value that is not a sequence."""
+    value = getattr(skill_class, "triggers", ())
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        entries = list(value)
+    except Exception:  # not iterable (or iterating it raises)
+        return [f"triggers is {_clip(repr(value))}, not a sequence of regular expressions"]
     problems = []
-    for pattern in declared_triggers(skill_class):
+    for pattern in entries:
+        if not isinstance(pattern, str):
+            problems.append(f"trigger {_clip(repr(pattern))} is not a string (a regular "
+                            "expression)")
+            continue
         try:
             re.compile(pattern)
         except re.error as exc:
-            problems.append(f"trigger {pattern!r} is not a regular expression ({exc})")
+            problems.append(f"trigger {_clip(pattern)!r} is not a regular expression ({exc})")
     return problems
 
 
