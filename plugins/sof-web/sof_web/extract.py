@@ -13,15 +13,12 @@ characters are kept: the vetting skill looks for them).
 from __future__ import annotations
 
 import codecs
-import ctypes
 import importlib
 import json
 import re
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -76,67 +73,6 @@ class ExtractionTimeout(ExtractionError):
     """Turning the body into text did not end by the deadline ``extract`` was given."""
 
     code = "deadline"
-
-
-class _OutOfTime(BaseException):
-    """Raised inside extraction when its time is up: a BaseException, so the ``except
-    Exception`` of the libraries it runs through (trafilatura) cannot swallow it."""
-
-
-@contextmanager
-def _time_limit(deadline: float | None, clock: Callable[[], float]) -> Iterator[None]:
-    """Run the block until ``deadline`` (``clock()`` seconds) at most, then raise
-    ``ExtractionTimeout``.
-
-    The extractors are Python code calling lxml, so they can be stopped between two
-    bytecodes (one lxml call cannot be stopped: ``_split_wide_rows`` and
-    ``_merge_inline_runs`` keep the shapes known to make one slow away): a timer thread raises
-    ``_OutOfTime`` in this thread when the time left is up (``PyThreadState_SetAsyncExc``,
-    CPython's way to interrupt a thread), which costs nothing until then. Should it be lost
-    (swallowed somewhere), or on an interpreter without that call, the block ending late
-    still raises."""
-    if deadline is None:
-        yield
-        return
-    left = deadline - clock()
-    if left <= 0:
-        raise ExtractionTimeout("no time was left to turn the page into text")
-    target = threading.get_ident()
-    lock = threading.Lock()
-    state = {"inside": True, "fired": False}
-
-    def interrupt() -> None:
-        with lock:
-            if state["inside"]:
-                state["fired"] = True
-                _async_raise(target, _OutOfTime)
-
-    timer = threading.Timer(left, interrupt)
-    timer.daemon = True
-    timer.start()
-    try:
-        try:
-            yield
-        finally:
-            timer.cancel()
-            with lock:
-                state["inside"] = False
-                if state["fired"]:
-                    _async_raise(target, None)  # not raised yet: withdrawn
-    except _OutOfTime:
-        raise ExtractionTimeout(_LATE) from None
-    if state["fired"] or clock() >= deadline:
-        raise ExtractionTimeout(_LATE)
-
-
-def _async_raise(thread: int, exc: type[BaseException] | None) -> None:
-    """Have ``thread`` raise ``exc`` at its next bytecode (None withdraws a pending one)."""
-    api = getattr(ctypes, "pythonapi", None)
-    if api is None:
-        return
-    api.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread), None if exc is None else ctypes.py_object(exc)
-    )
 
 
 _LATE = "the page could not be turned into text in the time left"
@@ -211,12 +147,21 @@ def extract(body: bytes, media_type: str, declared_charset: str | None,
             *, max_text_chars: int, max_html_chars: int, deadline: float | None = None,
             clock: Callable[[], float] = time.monotonic) -> tuple[Extracted, bool]:
     """The readable text of ``body``; the flag says whether text or html was cut. With a
-    ``deadline`` (``clock()`` seconds), work past it raises ``ExtractionTimeout``."""
-    try:
-        with _time_limit(deadline, clock):
-            return _extract(body, media_type, declared_charset, max_text_chars, max_html_chars)
-    except _OutOfTime:  # arrived while the block was being left
-        raise ExtractionTimeout(_LATE) from None
+    ``deadline`` (``clock()`` seconds): no time left raises ``ExtractionTimeout`` before any
+    work, and extraction that ends past it raises it after.
+
+    Extraction is not interrupted midway. Raising into the extracting thread from a timer
+    (``PyThreadState_SetAsyncExc``) was tried: the exception lands in whatever Python code
+    runs next in that thread, a garbage-collection callback or a library's ``finally``
+    included, where it cannot be handled. The shapes known to make trafilatura slow are
+    reshaped first (``_split_wide_rows``, ``_merge_inline_runs``), and the tool's own
+    deadline (its isolation worker is killed at ``max_execution_time``) is the hard stop."""
+    if deadline is not None and deadline - clock() <= 0:
+        raise ExtractionTimeout("no time was left to turn the page into text")
+    result = _extract(body, media_type, declared_charset, max_text_chars, max_html_chars)
+    if deadline is not None and clock() >= deadline:
+        raise ExtractionTimeout(_LATE)
+    return result
 
 
 def _extract(body: bytes, media_type: str, declared_charset: str | None,
