@@ -10,8 +10,9 @@ layer, so that the configuration and the CLI share it.
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 #: The entry-point group SOF plugins register under (``sof_core.plugins.ENTRY_POINT_GROUP``).
 ENTRY_POINT_GROUP = "sof.plugins"
@@ -66,13 +67,12 @@ def plugin_metadata_stamps() -> list[tuple[str, int]]:
     return stamps
 
 
-def _plugin_distributions(
+def distribution_folders(
     path: Sequence[str] | None = None,
-) -> list[tuple[str, str, str, list[str]]]:
-    """``(key, metadata folder, metadata file name, plugin names)`` of each distribution on
-    ``path`` (``sys.path``) that declares SOF plugins; the first of a name wins, as for
-    imports."""
-    found: list[tuple[str, str, str, list[str]]] = []
+) -> Iterator[tuple[str, str, str]]:
+    """``(key, metadata folder, metadata file name)`` of each distribution on ``path``
+    (``sys.path``): the first of a name wins, as for imports and ``importlib.metadata``,
+    whose name normalisation gives ``key``."""
     seen: set[str] = set()
     for folder in sys.path if path is None else path:
         try:
@@ -80,20 +80,34 @@ def _plugin_distributions(
         except OSError:
             continue
         for name in names:
-            if name.endswith(".dist-info"):
+            stem, _, suffix = name.rpartition(".")
+            if suffix == "dist-info":
                 meta_file = "METADATA"
-            elif name.endswith(".egg-info"):
+            elif suffix == "egg-info":
                 meta_file = "PKG-INFO"
             else:
                 continue
-            key = name.rsplit(".", 1)[0].split("-", 1)[0].lower().replace("-", "_")
+            key = _SEPARATORS.sub("_", stem.partition("-")[0]).lower()
             if key in seen:
                 continue
             seen.add(key)
-            path = os.path.join(folder or ".", name)
-            plugins = _group_entries(_read(os.path.join(path, "entry_points.txt")))
-            if plugins:
-                found.append((key, path, meta_file, plugins))
+            yield key, os.path.join(folder or ".", name), meta_file
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def _plugin_distributions(
+    path: Sequence[str] | None = None,
+) -> list[tuple[str, str, str, list[str]]]:
+    """``(key, metadata folder, metadata file name, plugin names)`` of each distribution on
+    ``path`` (``sys.path``) that declares SOF plugins; the first of a name wins, as for
+    imports."""
+    found: list[tuple[str, str, str, list[str]]] = []
+    for key, folder, meta_file in distribution_folders(path):
+        entries = group_entries(_read(os.path.join(folder, "entry_points.txt")))
+        if entries:
+            found.append((key, folder, meta_file, [name for name, _ in entries]))
     return found
 
 
@@ -105,19 +119,28 @@ def _read(path: str) -> str:
         return ""
 
 
-def _group_entries(text: str) -> list[str]:
-    """Names in the ``[sof.plugins]`` section of an ``entry_points.txt``."""
-    names: list[str] = []
+def group_entries(text: str, group: str = ENTRY_POINT_GROUP, *,
+                  strict: bool = False) -> list[tuple[str, str]] | None:
+    """``(name, value)`` of the entries in the ``[group]`` section of an
+    ``entry_points.txt``. With ``strict``, None when a line of any section has no ``=``
+    (``importlib.metadata`` fails on such a file); otherwise such a line is skipped."""
+    entries: list[tuple[str, str]] = []
     inside = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
-        if line.startswith("["):
-            inside = line == f"[{ENTRY_POINT_GROUP}]"
-        elif inside and "=" in line:
-            names.append(line.split("=", 1)[0].strip())
-    return names
+        if line.startswith("[") and line.endswith("]"):
+            inside = line[1:-1].strip() == group
+            continue
+        name, equals, value = line.partition("=")
+        if not equals:
+            if strict:
+                return None
+            continue
+        if inside:
+            entries.append((name.strip(), value.strip()))
+    return entries
 
 
 def _name_and_version(text: str) -> tuple[str | None, str | None]:
@@ -132,5 +155,5 @@ def _name_and_version(text: str) -> tuple[str | None, str | None]:
     return name, version
 
 
-__all__ = ["ENTRY_POINT_GROUP", "child_import_path", "installed_plugins",
-           "plugin_metadata_stamps", "plugin_variable"]
+__all__ = ["ENTRY_POINT_GROUP", "child_import_path", "distribution_folders", "group_entries",
+           "installed_plugins", "plugin_metadata_stamps", "plugin_variable"]

@@ -42,14 +42,6 @@ def _unreadable_distributions() -> list[str]:
     return broken
 
 
-def _stem_key(stem: str) -> str:
-    """A distribution's name from its metadata folder's stem, normalised as
-    ``importlib.metadata`` does to tell one distribution from another."""
-    import re
-
-    return re.sub(r"[-_.]+", "-", stem.partition("-")[0]).lower().replace("-", "_")
-
-
 def _path_based(finder: object) -> bool:
     """Whether ``finder`` finds distributions in the folders of ``sys.path`` and nowhere
     else: the standard library's ``PathFinder``, or the ``importlib_metadata`` backport's
@@ -74,46 +66,25 @@ def _pydantic_entry_points() -> list[tuple[str, str]] | None:
     for finder in sys.meta_path:
         if hasattr(finder, "find_distributions") and not _path_based(finder):
             return None
-    found: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    from sof_core._installed import distribution_folders, group_entries
+
     for folder in sys.path:
         folder = folder or "."
-        if not os.path.isdir(folder):
-            if os.path.exists(folder):  # a zip file: importlib.metadata reads inside it
-                return None
-            continue
+        if not os.path.isdir(folder) and os.path.exists(folder):
+            return None  # a zip file: importlib.metadata reads inside it
+    found: list[tuple[str, str]] = []
+    for _, folder, _ in distribution_folders():
         try:
-            names = sorted(os.listdir(folder))
-        except OSError:
+            with open(os.path.join(folder, "entry_points.txt"), "rb") as file:
+                text = file.read().decode("utf-8")
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or suffix not in ("dist-info", "egg-info"):
-                continue
-            key = _stem_key(stem)
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                with open(os.path.join(folder, name, "entry_points.txt"), "rb") as file:
-                    text = file.read().decode("utf-8")
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            except (OSError, UnicodeDecodeError):
-                return None
-            group = None
-            for raw in text.splitlines():
-                line = raw.strip()
-                if not line or line.startswith(("#", ";")):
-                    continue
-                if line.startswith("[") and line.endswith("]"):
-                    group = line[1:-1].strip()
-                    continue
-                entry, equals, value = line.partition("=")
-                if not equals:
-                    return None
-                if group == "pydantic":
-                    found.append((entry.strip(), value.strip()))
+        except (OSError, UnicodeDecodeError):
+            return None
+        entries = group_entries(text, "pydantic", strict=True)
+        if entries is None:
+            return None
+        found.extend(entries)
     return found
 
 
