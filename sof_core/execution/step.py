@@ -36,6 +36,7 @@ from sof_core.skills.views import (
     plain_again,
     report_undeclared,
     skill_view,
+    write_refused,
 )
 from sof_core.uif import BOOKKEEPING_FIELDS, UIF, UIFStatus, describe_validation_error
 
@@ -483,11 +484,9 @@ def _diff_fields(
         if before.get(name) is value or _equal(before.get(name), value):
             continue
         if name == "task_id":  # task_id cannot be declared: say what can be done
-            error = UndeclaredWriteError(step.name, name)
-            error.args = (f"skill {step.name!r}: returned a different UIF (another task: its "
-                          "task_id differs) instead of the one it was given; change the uif "
-                          "it was given and return it",)
-            raise error
+            raise write_refused(step.name, name, "returned a different UIF (another task: "
+                                "its task_id differs) instead of the one it was given; "
+                                "change the uif it was given and return it")
         if name not in step.writable_fields:
             if step.scope_type is ScopedData:
                 raise UndeclaredWriteError(step.name, name)

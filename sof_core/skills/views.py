@@ -85,7 +85,6 @@ FROZEN_FIELDS: tuple[str, ...] = tuple(sorted(
 def changed_in_place(skill: str, owner: tuple[str, bool]) -> UndeclaredWriteError:
     """The error for an in-place change of a read-only container (``owner``: key, is field)."""
     key, is_field = owner
-    error = UndeclaredWriteError(skill, key)
     if is_field and key in BOOKKEEPING_FIELDS:
         text = (f"changed {key!r} in place; the coordinator keeps it (it records every skill "
                 "itself), so leave it alone")
@@ -93,18 +92,23 @@ def changed_in_place(skill: str, owner: tuple[str, bool]) -> UndeclaredWriteErro
         what = f"the UIF field {key!r}" if is_field else f"{key!r}"
         text = (f"changed {what} in place, which is not in its output_keys; change a copy "
                 f"(list(...), dict(...), copy.deepcopy(...)) or add {key!r} to output_keys")
-    error.args = (f"skill {skill!r}: {text}" if skill else text,)
-    return error
+    return write_refused(skill, key, text)
 
 
 def never_assigned(skill: str, name: str) -> UndeclaredWriteError:
     """The error for assigning ``task_id`` or ``intermediate_data`` whole, which no
     declaration allows: what to do instead (declaring them is refused)."""
-    error = UndeclaredWriteError(skill, name)
     text = ("assigned 'intermediate_data' whole; write its keys one by one "
             "(uif.intermediate_data[key] = ...)" if name == "intermediate_data" else
             "assigned 'task_id', which names the task and is the coordinator's; leave it "
             "alone (a skill changes the uif it was given and returns it)")
+    return write_refused(skill, name, text)
+
+
+def write_refused(skill: str, key: str, text: str) -> UndeclaredWriteError:
+    """An ``UndeclaredWriteError`` for ``key`` that says ``text`` instead of "add it to
+    output_keys": for writes no declaration could allow."""
+    error = UndeclaredWriteError(skill, key)
     error.args = (f"skill {skill!r}: {text}" if skill else text,)
     return error
 
