@@ -82,13 +82,13 @@ def _paint(decls: dict[str, str]) -> tuple[str | None, str | None]:
     return colour, background
 
 
-def _declarations(style: str, *, compact: bool = True) -> dict[str, str]:
-    """A declaration block's properties, lower-cased, without ``!important`` (and, with
-    ``compact``, without spaces)."""
+def _parsed(style: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A declaration block's properties, lower-cased and without ``!important``: as
+    written, and without spaces (what the checks compare)."""
     style = _COMMENT.sub("", style)  # display:/*x*/none is display:none to a browser
     decls = {k.strip().lower(): v.strip().lower().replace(" !important", "")
              for k, v in _DECL.findall(style)}
-    return {k: v.replace(" ", "") for k, v in decls.items()} if compact else decls
+    return decls, {k: v.replace(" ", "") for k, v in decls.items()}
 
 
 def _clipped(value: str | None) -> bool:
@@ -103,8 +103,11 @@ def _clipped(value: str | None) -> bool:
 
 def style_hides(style: str) -> str | None:
     """Why a CSS declaration block makes its element invisible, or None."""
-    decls = _declarations(style, compact=False)
-    compact = {k: v.replace(" ", "") for k, v in decls.items()}
+    return _hides(*_parsed(style))
+
+
+def _hides(decls: dict[str, str], compact: dict[str, str]) -> str | None:
+    """``style_hides`` of a block ``_parsed`` already."""
     if compact.get("display") == "none":
         return "display:none"
     if compact.get("visibility") in ("hidden", "collapse"):
@@ -195,6 +198,9 @@ class _Walker(HTMLParser):
         if tag in _BLOCKS or tag == "br":
             self.visible.append("\n")
         values = {k.lower(): (v or "") for k, v in attrs}
+        # Parsed once, for what hides the element and for the colours inside it.
+        keys = _selectors(tag, values) if self.rules or self.paints else []
+        style = _parsed(values.get("style", ""))
         reason: str | None = None
         if "hidden" in values:
             reason = "hidden attribute"
@@ -205,11 +211,11 @@ class _Walker(HTMLParser):
                 self._flush()
                 self.segments.append(HiddenSegment(values["value"].strip(), "hidden input"))
         else:
-            reason = style_hides(values.get("style", "")) or self._rule_reason(tag, values)
+            reason = _hides(*style) or self._rule_reason(keys)
         if tag in VOID:
             return
         self.stack.append((tag, reason, tag in SKIP))
-        self.painted.append(self._paint_of(tag, values))
+        self.painted.append(self._paint_of(keys, style[1]))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -217,22 +223,20 @@ class _Walker(HTMLParser):
             self.stack.pop()
             self.painted.pop()
 
-    def _paint_of(self, tag: str, values: dict[str, str]) -> Paint:
+    def _paint_of(self, keys: list[str], style: dict[str, str]) -> Paint:
         """The colour and background inside this element: its own (rules by specificity,
-        then its ``style``), else its parent's (colour is inherited; a background shows
-        through the elements inside it)."""
+        ``keys`` its selectors, then its ``style``), else its parent's (colour is
+        inherited; a background shows through the elements inside it)."""
         colour, background = self.painted[-1] if self.painted else (None, None)
-        sets = [self.paints[k] for k in _selectors(tag, values) if k in self.paints]
-        sets.append(_paint(_declarations(values.get("style", ""))))
+        sets = [self.paints[k] for k in keys if k in self.paints]
+        sets.append(_paint(style))
         for own_colour, own_background in sets:
             colour = own_colour if own_colour is not None else colour
             background = own_background if own_background is not None else background
         return colour, background
 
-    def _rule_reason(self, tag: str, values: dict[str, str]) -> str | None:
-        if not self.rules:
-            return None
-        for key in _selectors(tag, values):
+    def _rule_reason(self, keys: list[str]) -> str | None:
+        for key in keys:
             reason = self.rules.get(key)
             if reason:
                 return f"{reason} (style rule {key})"
@@ -292,8 +296,9 @@ def _style_rules(html: str) -> tuple[dict[str, str], dict[str, Paint]]:
     paints: dict[str, Paint] = {}
     for block in re.findall(r"<style[^>]*>(.*?)</style>", html, re.IGNORECASE | re.DOTALL):
         for selectors, body in _RULE.findall(block):
-            reason = style_hides(body)
-            paint = _paint(_declarations(body))
+            decls, compact = _parsed(body)
+            reason = _hides(decls, compact)
+            paint = _paint(compact)
             for selector in selectors.split(","):
                 selector = selector.strip().lower()
                 if not (selector and re.fullmatch(r"[a-z0-9]*([.#][\w-]+)?", selector)):
