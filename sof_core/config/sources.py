@@ -381,12 +381,8 @@ def _setting_vars(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _warn_both_set(own: str, alias: str, environ: Mapping[str, str]) -> None:
-    if environ[own].strip() == environ[alias].strip():
+    if environ[own].strip() == environ[alias].strip() or not _first_time((own, alias)):
         return
-    with _env_lock:
-        if (own, alias) in _env_checked:
-            return
-        _env_checked.add((own, alias))
     log.warning("%s=%r and %s=%r are both set and disagree: %s wins (unset one of them)",
                 own, environ[own], alias, environ[alias], own)
 
@@ -433,11 +429,18 @@ _env_checked: set[str | tuple[str, str]] = set()
 _env_lock = threading.Lock()
 
 
-def _warn_unknown_env(var: str) -> None:
+def _first_time(what: str | tuple[str, str]) -> bool:
+    """Whether this process has not warned about ``what`` yet (and now has)."""
     with _env_lock:
-        if var in _env_checked:
-            return
-        _env_checked.add(var)
+        if what in _env_checked:
+            return False
+        _env_checked.add(what)
+        return True
+
+
+def _warn_unknown_env(var: str) -> None:
+    if not _first_time(var):
+        return
     hint = _unknown_env_hint(var)
     if hint is not None:
         log.warning("ignoring environment variable %s: %s", var, hint)
