@@ -129,12 +129,9 @@ def resolve_plan(
     goal = getattr(args, "goal", None)
     if goal:
         include_optional = bool(getattr(args, "include_optional", False))
-        resolved = engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-        if not resolved:  # never read as "no plan given": the planner would answer another
-            from sof_core.errors import goal_needs_no_skill
+        from sof_core.execution.coordinator import goal_plan
 
-            raise goal_needs_no_skill(goal)
-        return resolved
+        return goal_plan(engine, goal, include_optional=include_optional, prefer=prefer)
     plan = plan_arg(getattr(args, "plan", None), _plan_option(args))
     return plan or (list(engine.config.default_plan) if default else [])
 

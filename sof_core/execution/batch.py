@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sof_core.errors import ConfigError, goal_needs_no_skill
+from sof_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -300,10 +300,9 @@ def _resolve_plan(
     """The one plan every query runs (resolved once, not per query); None: each query is
     planned by the configured planner (``engine.planning``), as ``run_query`` plans it."""
     if goal is not None:
-        resolved = engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-        if not resolved:
-            raise goal_needs_no_skill(goal)
-        return resolved
+        from sof_core.execution.coordinator import goal_plan
+
+        return goal_plan(engine, goal, include_optional=include_optional, prefer=prefer)
     return None if plan is None else list(plan)
 
 

@@ -706,9 +706,7 @@ class CoordinatorEngine:
         uif = UIF.for_query(query, **uif_fields)
         planning_started = time.perf_counter()
         if goal is not None:
-            plan = self.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
-            if not plan:  # the planner's plan would answer another question
-                raise goal_needs_no_skill(goal)
+            plan = goal_plan(self, goal, include_optional=include_optional, prefer=prefer)
         if plan is not None:
             check_plan_type(plan)
         return uif, plan, planning_started
@@ -868,3 +866,15 @@ def _check_plugin_name(plugin_name: object) -> None:
             safe_repr(plugin_name),
             f"plugin_name must be a non-empty string, got {safe_repr(plugin_name)}",
         )
+
+
+def goal_plan(engine: CoordinatorEngine, goal: Sequence[str], *, include_optional: bool = False,
+              prefer: Mapping[str, str] | None = None) -> list[str]:
+    """The plan a run asks for with ``goal`` (``resolve_goal``), never empty: an empty plan
+    would be read as "no plan given" and the planner's plan would answer another question,
+    so a goal the UIF already holds is a ``GoalResolutionError`` (``run_query``,
+    ``run_batch`` and the CLI's ``--goal`` all resolve it here)."""
+    plan = engine.resolve_goal(goal, include_optional=include_optional, prefer=prefer)
+    if not plan:
+        raise goal_needs_no_skill(goal)
+    return plan
