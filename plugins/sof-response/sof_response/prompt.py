@@ -171,8 +171,9 @@ def finish_answer(
 
     Returns the text and the citation numbers it lists. Sources that only a conflict names
     are listed too, so every source named in a "sources disagree" note can be looked up.
-    An answer that cites none of its sources ends with all of them under
-    ``UNCITED_SOURCES`` instead (and the numbers returned are none). A body that has its
+    An answer whose body cites none of its sources (a conflict note added here does not
+    count) ends with all of them under ``UNCITED_SOURCES`` instead (and the numbers
+    returned are none). A body that has its
     own "Sources:" paragraph gets no second list.
     """
     paragraphs = [body.strip()] if body.strip() else []
@@ -182,7 +183,9 @@ def finish_answer(
     paragraphs.extend(vetting_notes(evidence))
     paragraphs.extend(labels)
     text = "\n\n".join(paragraphs)
-    numbers = cited_numbers(text, evidence)
+    # Whether the answer cites is the model's text alone: the numbers of a conflict note
+    # added here would make an answer that cites nothing look grounded.
+    numbers = cited_numbers(text, evidence) if cited_numbers(body, evidence) else []
     block = ""
     if "\nSources:" not in f"\n{body}":
         if numbers:

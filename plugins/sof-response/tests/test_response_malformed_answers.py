@@ -277,6 +277,35 @@ def test_an_answer_citing_nothing_lists_the_sources_it_was_given(
     assert generation(report)["fallback_reason"] is None
 
 
+def test_the_conflict_note_does_not_make_an_answer_citing_nothing_look_cited(
+    chat_server: Any
+) -> None:
+    # The skill's own "Note: sources disagree ... [1][2]" names both passages; the model's
+    # text cites neither, so the answer is reported uncited (and its confidence lowered).
+    memory = [{"id": "a", "text": "SOF 2 shipped in 2023.", "source": "wiki", "score": 0.9},
+              {"id": "b", "text": "SOF 2 shipped in 2024.", "source": "notes", "score": 0.8}]
+    conflict = {"subject": "SOF 2 shipped", "values": ["2023", "2024"], "description": "",
+                "passages": [{"id": "a", "source": "wiki"}, {"id": "b", "source": "notes"}]}
+
+    def answered(content: str) -> Any:
+        chat_server.content = content
+        skill = ResponseGenerationSkill(settings={
+            "backend": "openai", "base_url": chat_server.url("content"), "timeout": 5})
+        return make_engine([skill]).execute_plan(["ResponseGenerationSkill"], UIF(
+            input_query="When did SOF 2 ship?",
+            intermediate_data={"memory_results": memory, "conflicts": [conflict]})).uif
+
+    uncited, cited = answered("It shipped a while ago."), answered("It shipped in 2023 [1].")
+
+    assert "Note: sources disagree" in uncited.final_response
+    assert uncited.final_response.endswith(
+        "Sources provided (none cited in the answer):\n[1] wiki (id a)\n[2] notes (id b)")
+    assert uncited.intermediate_data["response_context"]["cited"] == []
+    assert uncited.confidence_score < cited.confidence_score
+    assert cited.intermediate_data["response_context"]["cited"] == [1, 2]  # note's [2] listed
+    assert cited.final_response.endswith("Sources:\n[1] wiki (id a)\n[2] notes (id b)")
+
+
 def test_an_answer_citing_nothing_gets_a_lower_confidence(chat_server: Any) -> None:
     chat_server.content = "It runs fast."
     uncited = run_plan(chat_server, "content").uif.confidence_score
