@@ -45,9 +45,22 @@ def damage(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def damaged(tmp_path: Path) -> Path:
-    return damage(sample_db(tmp_path / "good.db"), tmp_path / "copy.db")
+def break_the_index(path: Path) -> Path:
+    """``path`` with its full-text index unusable ("vtable constructor failed"), its
+    documents intact."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE documents_fts_config")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture(params=["pages", "index"])
+def damaged(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    good = sample_db(tmp_path / "good.db")
+    if request.param == "index":
+        return break_the_index(good)
+    return damage(good, tmp_path / "copy.db")
 
 
 def assert_names_the_file_and_the_remedies(message: str, path: Path) -> None:
@@ -183,6 +196,16 @@ def test_sof_memory_on_a_damaged_database_exits_2_naming_the_file(
     assert lines[0].startswith("sof: error: memory backend 'sqlite': ")
     assert "SOF_LOG_LEVEL" not in lines[0]  # not the "unexpected error" path
     assert_names_the_file_and_the_remedies(lines[0], copy)
+
+
+def test_sof_memory_stats_on_a_broken_full_text_index_exits_2(sof_env: dict[str, str]) -> None:
+    made = sof(sof_env, "memory", "import", "--sample")
+    assert made.returncode == 0, made.stderr
+    break_the_index(Path(sof_env["SOF_MEMORY_PATH"]))
+    result = sof(sof_env, "memory", "stats")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("sof: error: memory backend 'sqlite': ")
+    assert "damaged" in result.stderr
 
 
 def test_sof_run_on_a_damaged_database_names_the_file(
