@@ -137,7 +137,15 @@ class QueryRouter:
             raise TypeError("QueryRouter: pass the legacy pipeline once, as legacy or as "
                             "legacy_pipeline, not both")
         legacy = legacy if legacy is not None else legacy_pipeline
-        if legacy is None and callable(engine) and not hasattr(engine, "execute_plan"):
+        if callable(engine) and not hasattr(engine, "execute_plan"):
+            if legacy is not None:
+                # Two functions: taking the first as the engine would send every SOF-routed
+                # query to a fallback ('function' object has no attribute ...): say it now.
+                raise TypeError(
+                    f"QueryRouter got two callables ({_name(engine)} and {_name(legacy)}); "
+                    "pass the engine and one legacy pipeline: QueryRouter(engine, "
+                    "legacy_pipeline), or QueryRouter(legacy_pipeline=fn) for the default "
+                    "engine")
             legacy, engine = engine, None  # QueryRouter(legacy_pipeline): the default engine
         if legacy is None or not callable(legacy):
             raise TypeError(
@@ -489,6 +497,12 @@ def legacy_response(answer: Any) -> str | None:
         if value is not None:
             return str(value)
     return str(answer)
+
+
+def _name(function: object) -> str:
+    """What to call ``function`` in an error: its name when it has one, else its type."""
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    return name if isinstance(name, str) else type(function).__name__
 
 
 def _keywords_taken(legacy: LegacyPipeline) -> frozenset[str] | None:
