@@ -83,6 +83,19 @@ BROKEN = {
         "PluginHookError",
         "not a skill",
     ),
+    # SOF's own errors keep their type, raised by the plugin itself (docs/errors.md)
+    "own-compat-error-at-import": (
+        "from sof_core import PluginCompatibilityError\n"
+        "raise PluginCompatibilityError('x', 'needs the GPU extra')",
+        "PluginCompatibilityError",
+        "needs the GPU extra",
+    ),
+    "own-definition-error-in-hook": (
+        "from sof_core import hookimpl, SkillDefinitionError\n@hookimpl\n"
+        "def sof_register_skills():\n    raise SkillDefinitionError('Broken', 'declares nothing')",
+        "SkillDefinitionError",
+        "declares nothing",
+    ),
     "api-version": (
         "SOF_API_VERSION = 99\n" + "from sof_core import hookimpl",
         "PluginCompatibilityError",

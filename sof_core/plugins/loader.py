@@ -581,8 +581,8 @@ class PluginManager:
                 module = importer.import_entry_point(record.module or "")
             except ImportHung as exc:
                 raise PluginLoadError(record.name, str(exc)) from None
-            except KeyboardInterrupt:  # the user's: it stops the host
-                raise
+            except (KeyboardInterrupt, SOFError):  # the user's Ctrl-C; a SOF error keeps
+                raise  # its type (a plugin checking its own requirements at import)
             except BaseException as exc:
                 raise PluginLoadError(record.name, _import_failure(record, exc)) from exc
             finally:
@@ -895,7 +895,7 @@ def _gather(name: str, kind: str, hook_name: str, impl: Any,
     ``contributions`` (and their labels into ``offered``, for skills)."""
     try:
         result = impl.function()
-    except KeyboardInterrupt:  # the user's: it stops the host
+    except (KeyboardInterrupt, SOFError):  # the user's Ctrl-C; a SOF error keeps its type
         raise
     except BaseException as exc:
         raise PluginHookError(
@@ -972,8 +972,13 @@ def _hook_names(impls: list[tuple[str, str, Any]]) -> str:
 
 
 def _fail(record: PluginRecord, exc: BaseException) -> None:
+    """Mark ``record`` failed with ``exc``; its ``error`` names the plugin (a SOF error the
+    plugin raised itself, kept with its type, may name only a skill or a key)."""
+    text = str(exc)
+    if repr(record.name) not in text:
+        text = f"plugin {record.name!r}: {text}"
     record.status = "failed"
-    record.error = str(exc)
+    record.error = text
     record.error_type = type(exc).__name__
 
 
