@@ -62,9 +62,11 @@ SUBJECTLESS_OPENERS: frozenset[str] = frozenset(
     """.split()
 )
 #: Citation markers, one or a run of them: "[1]", "[2, 3]", "[4][5]", "[citation needed]".
-#: Not right after a word or a bracket: "argv[0]" and "a[0][1]" are code.
+#: A numbered one not right after a word or a bracket ("argv[0]" and "a[0][1]" are code);
+#: "[citation needed]" anywhere (no code indexes with it: "15 modules[citation needed]").
 _CITATION = re.compile(
-    r"(?<![\w\]])\s*(?:\[(?:\d{1,3}(?:[,\u2013-]\s*\d{1,3})*|citation needed)\])+",
+    r"(?:(?<![\w\]])\s*(?:\[(?:\d{1,3}(?:[,\u2013-]\s*\d{1,3})*|citation needed)\])+"
+    r"|\[citation needed\])+",
     re.IGNORECASE,
 )
 #: Code, markup and tables: calls, indexing, operators, doctest prompts, rst directives.

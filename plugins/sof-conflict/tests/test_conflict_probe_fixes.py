@@ -185,3 +185,12 @@ def test_runs_of_citation_markers_do_not_hide_a_statement(marks: str) -> None:
     conflicts = flagged(f"The SAM cluster has 12 modules.{marks}", "The SAM cluster has 15 modules.")
     assert [(c["kind"], c["values"]) for c in conflicts] == [("number", ["12", "15"])]
     assert extract_claims("Set a[0][1] to 12 modules.") == []  # indexing stays code
+
+
+@pytest.mark.parametrize("text", ["The SAM cluster has 15 modules[citation needed].",
+                                  "The SAM cluster has 15 modules[citation needed] in all."])
+def test_citation_needed_right_after_a_word_is_removed_too(text: str) -> None:
+    # As Wikipedia renders it: glued to the word, it is still no code indexing.
+    conflicts = flagged(text, "The SAM cluster has 12 modules.")
+    assert [(c["kind"], sorted(c["values"])) for c in conflicts] == [("number", ["12", "15"])]
+    assert extract_claims("The SAM cluster has 15 modules[1].") == []  # numbered: indexing
