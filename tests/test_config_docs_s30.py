@@ -5,7 +5,9 @@ Real config files in tmp_path and real ``sof`` processes; only the clock is pinn
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,68 @@ def test_an_engine_and_one_legacy_callable_still_make_a_router(tmp_path: Path) -
                    QueryRouter(engine, legacy_pipeline=_legacy_a, manager=manager)):
         assert (router.engine, router.legacy) == (engine, _legacy_a)
         assert router.route("q", user_id="u").response == "A"
+
+
+# --- configuration.md: backups never overwrite one another ---------------------------------------
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Every write of the test falls in one second (backup names carry the unix time)."""
+    monkeypatch.setattr(time, "time", lambda: FROZEN)
+    return FROZEN
+
+
+def test_two_resets_in_one_second_keep_both_old_files(
+    tmp_path: Path, frozen_clock: float
+) -> None:
+    # reset_to_defaults(): "the old file is kept as <name>.before-reset-<unix time>
+    # (last_backup)", and "-<n>" is added when a file of that name is there already.
+    path = tmp_path / "c.json"
+    original = {"planner": "goal", "sof_rollout_percentage": 30}
+    path.write_text(json.dumps(original))
+    manager = SOFConfigManager(path, environ={})
+    manager.reset_to_defaults()
+    first = manager.last_backup
+    manager.reset_to_defaults()
+    second = manager.last_backup
+    assert first is not None and second is not None
+    assert first.name == f"c.json.before-reset-{int(frozen_clock)}"
+    assert second.name == f"c.json.before-reset-{int(frozen_clock)}-1"
+    assert json.loads(first.read_text()) == original
+    assert json.loads(second.read_text()) == {}
+
+
+def test_each_corrupt_file_a_rollback_repairs_is_kept(tmp_path: Path, frozen_clock: float) -> None:
+    # disable_sof_framework() "keeps the broken file as <name>.corrupt-<time>": each one,
+    # whatever copies of earlier broken files are already there.
+    path = tmp_path / "c.json"
+    stamp = int(frozen_clock)
+    (tmp_path / f"c.json.corrupt-{stamp}-1").write_text("an operator's own copy")
+    for text in ('{"first": ', '{"second": '):
+        path.write_text(text)
+        SOFConfigManager(path, environ={}).disable_sof_framework()
+    kept = {p.name: p.read_text() for p in tmp_path.glob("c.json.corrupt-*")}
+    assert kept == {f"c.json.corrupt-{stamp}": '{"first": ',
+                    f"c.json.corrupt-{stamp}-1": "an operator's own copy",
+                    f"c.json.corrupt-{stamp}-2": '{"second": '}
+    assert json.loads(path.read_text()) == {"use_sof_framework": False}
+
+
+def test_sams_reset_in_the_same_second_keeps_both_old_files(
+    tmp_path: Path, frozen_clock: float
+) -> None:
+    # sof_sam.config's reset_to_defaults() (save_sam_settings(..., replace=True)) "keeps
+    # the old file as <name>.before-reset-<unix time> (with -1, -2, ... added when that
+    # name is taken, as for SOF's manager)".
+    from sof_core.config.model import sam_defaults
+
+    path = tmp_path / "sof_config.json"
+    path.write_text('{"max_execution_time": 5}')
+    manager = SOFConfigManager(path, environ={})
+    for _ in range(2):
+        manager.save_sam_settings(sam_defaults(), replace=True)
+    stamp = int(frozen_clock)
+    kept = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.before-reset-*")}
+    assert kept == {f"sof_config.json.before-reset-{stamp}": {"max_execution_time": 5},
+                    f"sof_config.json.before-reset-{stamp}-1": sam_defaults()}

@@ -449,16 +449,21 @@ class SOFConfigManager:
         return source if source.startswith(("environment", "argument")) else None
 
     def _set_aside(self, path: Path, label: str, *, move: bool) -> Path | None:
-        backup = path.with_name(f"{path.name}.{label}-{int(time.time())}")
+        """Move or copy ``path`` to ``<name>.<label>-<unix time>`` (``-1``, ``-2``, ... added
+        when that name is taken); None when there was nothing to keep or it failed."""
+        backup: Path | None = None
         try:
+            backup = _claim_backup_name(path.with_name(f"{path.name}.{label}-{int(time.time())}"))
             if move:
                 os.replace(path, backup)
             else:
                 shutil.copy2(path, backup)
-        except FileNotFoundError:
-            return None
-        except OSError:
-            log.warning("could not keep a copy of config file %s", self.path)
+        except OSError as exc:
+            if backup is not None:  # the name claimed for it, still empty
+                with suppress(OSError):
+                    os.unlink(backup)
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("could not keep a copy of config file %s", self.path)
             return None
         return backup
 
@@ -793,6 +798,21 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _claim_backup_name(base: Path) -> Path:
+    """``base``, or ``base-1``, ``base-2``, ... : the first name no file has, created empty
+    (``O_EXCL``) so that no backup ever replaces another one, however many are made in one
+    second (the time in the name is in whole seconds)."""
+    candidate, number = base, 0
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            number += 1
+            candidate = base.with_name(f"{base.name}-{number}")
+            continue
+        return candidate
 
 
 def _remove_dead_writers_files(path: Path) -> None:
