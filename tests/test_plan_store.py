@@ -288,6 +288,31 @@ def test_a_bad_entry_is_ignored_and_rebuilt(cache: Path, make_skill: Any, how: s
     assert json.loads(path.read_text()) == data  # rewritten with the true answers
 
 
+CYCLE_TAMPERING: dict[str, Any] = {
+    "one cycle of two": lambda cycles: cycles[:1],
+    "a cycle twice": lambda cycles: [cycles[0], cycles[0]],
+    "cycles swapped": lambda cycles: list(reversed(cycles)),
+    "started elsewhere": lambda cycles: [["Q", "P", "Q"], cycles[1]],
+    "across two groups": lambda cycles: [cycles[0] + cycles[1][1:], cycles[1]],
+}
+
+
+@pytest.mark.parametrize("how", sorted(CYCLE_TAMPERING))
+def test_stored_cycles_that_are_real_edges_but_not_the_plans_cycles_are_ignored(
+        cache: Path, make_skill: Any, how: str) -> None:
+    # Two independent cycles (P <-> Q, R <-> S): an entry naming only one of them was
+    # trusted (each stored cycle followed real edges), and the plan's error named one cycle.
+    engine = make_engine([make_skill("P", ["q_in"], ["p_out"]), make_skill("Q", ["p_out"], ["q_in"]),
+                          make_skill("R", ["s_in"], ["r_out"]), make_skill("S", ["r_out"], ["s_in"])])
+    plan = ["P", "Q", "R", "S"]
+    good = facts(compile_plan(plan, engine.registry, engine.config))
+    assert len(good[2]) == 2  # both cycles named
+    path, data = _entry(cache)
+    path.write_text(json.dumps(dict(data, cycles=CYCLE_TAMPERING[how](data["cycles"]))))
+    assert facts(compile_plan(plan, engine.registry, engine.config)) == good
+    assert json.loads(path.read_text()) == data  # rewritten with the true answers
+
+
 def test_no_temporary_files_are_left_behind(cache: Path, make_skill: Any) -> None:
     classes = [make_skill(f"S{i}", ["input_query"], [f"s{i}"]) for i in range(20)]
     engine = make_engine(classes)

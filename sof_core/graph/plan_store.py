@@ -14,7 +14,8 @@ process that compiles the same plan reads them back instead.
   used for another graph or by other code.
 * **Trust.** An entry holds its key material and is used only when that matches exactly.
   Before it is used it is checked against the graph, rebuilt here without networkx: every
-  stored cycle must follow real edges, and stages and order must be exactly the ones
+  stored cycle must follow real edges, one per group of skills that reach each other (as
+  compiling finds them), and stages and order must be exactly the ones
   compiling computes (recomputed in linear time, without networkx: ``_check``). A
   corrupt, stale or wrong entry is ignored and rebuilt; what is in the entry's place is
   read only if it is a regular file of at most ``MAX_ENTRY_BYTES``. Everything else the
@@ -266,12 +267,88 @@ def _check(
     if cycles:
         if stages or order:
             raise ValueError("a cyclic plan has no stages")
+        _check_one_cycle_per_group(specs, edges, cycles)
         return
     expected_order, expected_stages = _answers(specs, edges)
     if order != expected_order:
         raise ValueError("the stored order is not the plan's")
     if stages != expected_stages:
         raise ValueError("the stored stages are not the plan's")
+
+
+def _check_one_cycle_per_group(
+    specs: Sequence[SkillSpec],
+    edges: dict[tuple[str, str], list[str]],
+    cycles: tuple[tuple[str, ...], ...],
+) -> None:
+    """Raise ``ValueError`` unless ``cycles`` names what ``graph.build.find_cycles`` does: one
+    cycle per group of skills that reach each other, starting at the group's first skill in
+    the plan, the groups in plan order. (Real edges alone are not enough: an entry listing
+    one of two cycles would make the plan's error name only one.)"""
+    position = {spec.name: index for index, spec in enumerate(specs)}
+    groups = _cyclic_groups(list(position), edges)
+    group_of = {name: index for index, group in enumerate(groups) for name in group}
+    used: set[int] = set()
+    for path in cycles:
+        index = group_of.get(path[0])
+        if index is None or index in used or any(group_of.get(n) != index for n in path):
+            raise ValueError("a stored cycle is not one of the graph's cyclic groups")
+        if path[0] != min(groups[index], key=position.__getitem__):
+            raise ValueError("a stored cycle does not start where compiling starts it")
+        used.add(index)
+    if len(used) != len(groups):
+        raise ValueError("the stored cycles leave out a cyclic group of the graph")
+    if [position[path[0]] for path in cycles] != sorted(position[path[0]] for path in cycles):
+        raise ValueError("the stored cycles are not in plan order")
+
+
+def _cyclic_groups(
+    names: list[str], edges: dict[tuple[str, str], list[str]]
+) -> list[set[str]]:
+    """The graph's strongly connected components of two skills or more (Tarjan's
+    algorithm, iterative so a long chain cannot exhaust the stack; linear time)."""
+    successors: dict[str, list[str]] = {name: [] for name in names}
+    for producer, consumer in edges:
+        successors[producer].append(consumer)
+    index_of: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for root in names:
+        if root in index_of:
+            continue
+        work = [(root, iter(successors[root]))]
+        index_of[root] = low[root] = len(index_of)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, remaining = work[-1]
+            step = next(remaining, None)
+            if step is not None:
+                if step not in index_of:
+                    index_of[step] = low[step] = len(index_of)
+                    stack.append(step)
+                    on_stack.add(step)
+                    work.append((step, iter(successors[step])))
+                elif step in on_stack:
+                    low[node] = min(low[node], index_of[step])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index_of[node]:
+                group: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    return groups
 
 
 def _answers(
