@@ -65,6 +65,37 @@ def test_the_whole_private_key_block_goes_not_only_its_header() -> None:
     assert report.text == "Before.\n[secret removed]\nAfter."
 
 
+JWT_HEAD = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+
+
+@pytest.mark.parametrize("token", [
+    f"{JWT_HEAD}.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",  # header.payload.signature
+    f"{JWT_HEAD}.",  # unsigned
+    JWT_HEAD,
+])
+def test_a_json_web_token_goes_whole_signature_included(token: str) -> None:
+    """detect-secrets' JWT pattern ends lazily, so its match stopped after the second dot
+    and the signature stayed in the vetted text."""
+    report = ContentVettingSkill().vet([f"token {token} end"]).sources[0]
+
+    assert "secret.json_web_token" in report.detectors
+    assert report.text == "token [secret removed] end"
+
+
+@pytest.mark.parametrize("token, detector", [
+    ("sk_live_51HxAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGhIjKl", "secret.stripe_access_key"),
+    ("MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789AB",
+     "secret.discord_bot_token"),
+])
+def test_a_token_longer_than_its_pattern_goes_whole(token: str, detector: str) -> None:
+    """Fixed-length patterns (Stripe's 24 characters, Discord's 27) match only the start of
+    today's longer tokens; the rest of the token must not be left behind."""
+    report = ContentVettingSkill().vet([f"key {token}, end"]).sources[0]
+
+    assert detector in report.detectors
+    assert report.text == "key [secret removed], end"
+
+
 def test_detect_secrets_plugins_report_with_their_own_names() -> None:
     names = {f.detector for f in SecretsDetector().check(SECRETS["aws access key"][0])}
 

@@ -47,6 +47,9 @@ _ASSIGNMENT = lazy_pattern(
     r"access[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?key)\b"
     r"[\"']?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<value>[^\s\"',;<>]{8,})"
 )
+#: The rest of a token after a pattern's match: base64url characters and padding.
+_TOKEN_REST = lazy_pattern(r"[A-Za-z0-9_\-]*=*")
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _COMMON_VALUES = frozenset({"required", "optional", "********", "redacted", "password",
                             "changeme", "example", "undefined", "none", "null"})
 
@@ -89,6 +92,18 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
     for line in text.splitlines(keepends=True):
         yield offset, line
         offset += len(line)
+
+
+def _token_end(line: str, end: int) -> int:
+    """Where the token a match ends in really ends: some detect-secrets patterns stop
+    short of it (the JWT one ends lazily, right after the payload's dot, so the signature
+    stayed; Stripe's and Discord's are fixed lengths today's tokens outgrow). A match that
+    ends on a token character or a dot runs on over the token's remaining characters; one
+    that ends on a delimiter (a quote, a space) stays as it is."""
+    if end == 0 or line[end - 1] not in _TOKEN_CHARS:
+        return end
+    rest = _TOKEN_REST().match(line, end)
+    return rest.end() if rest is not None else end
 
 
 class SecretsDetector:
@@ -156,6 +171,7 @@ class SecretsDetector:
                     start, end = match.span(match.lastindex)
                 if end - start < 6:
                     continue
+                end = _token_end(line, end)
                 yield self._finding(
                     f"secret.{_slug(plugin.secret_type)}",
                     f"a {plugin.secret_type} (detect-secrets {type(plugin).__name__})",
