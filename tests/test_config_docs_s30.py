@@ -6,7 +6,10 @@ Real config files in tmp_path and real ``sof`` processes; only the clock is pinn
 from __future__ import annotations
 
 import json
+import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +141,52 @@ def test_sams_reset_in_the_same_second_keeps_both_old_files(
     kept = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.before-reset-*")}
     assert kept == {f"sof_config.json.before-reset-{stamp}": {"max_execution_time": 5},
                     f"sof_config.json.before-reset-{stamp}-1": sam_defaults()}
+
+
+
+# --- configuration.md: a file with both names of one setting -------------------------------------
+
+BOTH = {"max_execution_time": 60, "total_timeout": 100}
+BOTH_WARNING = ("sets both max_execution_time = 60 (SAM's name) and total_timeout = 100; "
+                "SOF uses total_timeout")
+
+
+def _sof(*argv: str, config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
+    env.update(SOF_CONFIG=str(config), HOME=str(cwd), XDG_CONFIG_HOME=str(cwd / "xdg"))
+    return subprocess.run([sys.executable, "-m", "sof_core.cli", *argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("argv", [("config", "show"), ("config", "show", "--json")])
+def test_sof_config_show_warns_once_when_the_two_names_disagree(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    # "When the two disagree, one warning per process names both values."
+    path = tmp_path / "both.json"
+    path.write_text(json.dumps(BOTH))
+    done = _sof(*argv, config=path, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(BOTH_WARNING) == 1, done.stderr
+    if "--json" in argv:
+        rows = {row["key"]: row for row in json.loads(done.stdout)["settings"]}
+        assert rows["total_timeout"]["value"] == 100
+
+
+def test_sof_config_show_says_nothing_when_the_two_names_agree(tmp_path: Path) -> None:
+    path = tmp_path / "same.json"
+    path.write_text(json.dumps({"max_execution_time": 100, "total_timeout": 100}))
+    done = _sof("config", "show", config=path, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_explain_warns_once_when_the_two_names_disagree(
+    clean_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean_env.write_text(json.dumps(BOTH))
+    caplog.set_level(logging.WARNING, logger="sof.config")
+    for _ in range(2):
+        manager = SOFConfigManager(clean_env)
+        assert {r["key"]: r["value"] for r in manager.explain()}["total_timeout"] == 100
+    assert [r.getMessage().count(BOTH_WARNING) for r in caplog.records] == [1]
+    assert manager.state().notes == (f"config file {clean_env} {BOTH_WARNING}",)

@@ -80,6 +80,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         rows = manager.explain()
     except ConfigError as exc:
         return _fail(str(exc))
+    for note in manager.state().notes:  # logged by the manager, but muted here (_quiet)
+        print(f"sof: warning: {note}", file=sys.stderr)
     from sof_core.config import unknown_env_vars
 
     sam_unused = manager.sam_unused()

@@ -98,6 +98,10 @@ class ConfigState:
     sam_unused: Mapping[str, Any] = field(default_factory=dict)
     #: The file's parsed data (``{}`` when there is no file; None when it cannot be parsed).
     file_data: Mapping[str, Any] | None = None
+    #: Warnings about the file that do not make it unusable: a setting given under both
+    #: names with different values (logged once per process; ``sof config show``, which
+    #: mutes the log, prints them itself).
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -253,9 +257,10 @@ class SOFConfigManager:
             config, sources, names = self._assemble(data)
         except ConfigError as exc:
             return ConfigState(None, exc, {}, self._fallback_flag(), key,
-                               sam_unused=file.sam_unused, file_data=data)
+                               sam_unused=file.sam_unused, file_data=data,
+                               notes=tuple(file.notes))
         return ConfigState(config, None, sources, config.fallback_to_legacy, key, names=names,
-                           sam_unused=file.sam_unused, file_data=data)
+                           sam_unused=file.sam_unused, file_data=data, notes=tuple(file.notes))
 
     def _assemble(
         self, data: Mapping[str, Any]
