@@ -307,6 +307,7 @@ def test_each_way_of_breaking_the_contract_is_caught_and_named(dists: Any) -> No
 
     good = reports["good"]
     assert good.passed, good.summary()
+    assert good.summary().startswith("plugin 'good' keeps the SOF contract (")  # not "breaks"
     assert {c.check for c in good.checks} == set(CHECKS)
     assert _by_check(good, "SayCount")["cancel"].status == "passed"
     assert _by_check(good, "CountWords")["cancel"].status == "skipped"  # synchronous

@@ -134,7 +134,11 @@ class PluginContract:
         return cls(data["plugin"], data.get("distribution"), data.get("version"), checks)
 
     def summary(self) -> str:
-        """One line per failed check, for an assertion message."""
+        """One line per failed check, for an assertion message (one line saying so when
+        every check passed: the summary of a passing plugin never reads as a failure)."""
+        if self.passed:
+            ran = sum(c.status == "passed" for c in self.checks)
+            return f"plugin {self.plugin!r} keeps the SOF contract ({ran} check(s) passed)"
         lines = [f"plugin {self.plugin!r} breaks the SOF contract:"]
         for c in self.failures():
             where = f"{c.skill}: " if c.skill else ""
