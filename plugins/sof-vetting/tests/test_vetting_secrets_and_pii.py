@@ -205,6 +205,23 @@ def test_each_risky_link_is_reported_and_cut(name: str) -> None:
     assert "[link removed]" in report.text
 
 
+@pytest.mark.parametrize("text, cleaned", [
+    ("see [click](javascript:alert(1)) now", "see [link removed] now"),
+    ("see ![x](javascript:alert(1) \"t\") now", "see [link removed] now"),
+    ("Click javascript:alert(document.cookie) now", "Click [link removed] now"),
+    ("(run javascript:void(0)) and [b](https://example.org/(x))",
+     "(run [link removed]) and [b](https://example.org/(x))"),
+    ("[a](https://bit.ly/3xYz), [b](https://example.org/)",
+     "[link removed], [b](https://example.org/)"),
+    ("Go to http://2130706433/admin. Or (see javascript:alert(1)).",
+     "Go to [link removed]. Or (see [link removed])."),
+])
+def test_a_cut_link_goes_with_its_markdown_and_parentheses(text: str, cleaned: str) -> None:
+    """A URL's parentheses are part of it when balanced, and a risky Markdown link goes
+    whole: cutting only up to the first ')' left '[click]([link removed]))' behind."""
+    assert ContentVettingSkill().vet([text]).sources[0].text == cleaned
+
+
 def test_ordinary_links_and_allow_listed_hosts_pass() -> None:
     text = ("Read https://en.wikipedia.org/wiki/Tide and [the docs](https://docs.python.org/3/) "
             "or https://bit.ly/3xYz")

@@ -23,12 +23,17 @@ from urllib.parse import urlsplit
 from sof_vetting._lazy import lazy_pattern
 from sof_vetting.findings import LINK, Finding
 
+# A URL's parentheses belong to it when they are balanced (one level, as CommonMark and
+# browsers' autolinkers read ``alert(1)`` or ``/wiki/Tide_(film)``); a ')' without its '('
+# closes whatever the URL is written in.
 _URL = lazy_pattern(
-    r"(?i)\b(?:(?:https?|ftp|file)://[^\s<>\"'`\)]+|www\.[^\s<>\"'`\]\)]+|"
-    r"(?:javascript|vbscript|data):[^\s<>\"'`\]\)]+)"
+    r"(?i)\b(?:(?:https?|ftp|file)://(?:[^\s<>\"'`()]|\([^\s<>\"'`()]*\))+|"
+    r"www\.(?:[^\s<>\"'`\]()]|\([^\s<>\"'`\]()]*\))+|"
+    r"(?:javascript|vbscript|data):(?:[^\s<>\"'`\]()]|\([^\s<>\"'`\]()]*\))+)"
 )
-_MD_IMAGE = lazy_pattern(r"!\[[^\]\n]{0,200}\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
-_MD_LINK = lazy_pattern(r"(?<!!)\[([^\]\n]{1,200})\]\(\s*<?([^)\s>]+)>?[^)\n]{0,200}\)")
+_DESTINATION = r"\(\s*<?((?:[^()\s>]|\([^()\s>]*\))+)>?[^)\n]{0,200}\)"
+_MD_IMAGE = lazy_pattern(r"!\[[^\]\n]{0,200}\]" + _DESTINATION)
+_MD_LINK = lazy_pattern(r"(?<!!)\[([^\]\n]{1,200})\]" + _DESTINATION)
 _DOMAIN_IN_TEXT = lazy_pattern(r"(?i)\b((?:[a-z0-9-]+\.)+[a-z]{2,24})\b")
 SHORTENERS = frozenset(
     "bit.ly tinyurl.com t.co goo.gl ow.ly is.gd buff.ly rebrand.ly cutt.ly shorturl.at "
@@ -95,7 +100,9 @@ class LinkDetector:
     def check(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
         seen: set[tuple[int, int]] = set()
+        markdown: dict[int, tuple[int, int]] = {}  # a destination's start: its link's span
         for match in _MD_IMAGE().finditer(text):
+            markdown[match.start(1)] = match.span()
             url = match.group(1)
             parts = _split(url)
             if parts is not None and parts.query and not self._allowed(parts.hostname or ""):
@@ -105,6 +112,7 @@ class LinkDetector:
                     match.start(), match.end(),
                 ))
         for match in _MD_LINK().finditer(text):
+            markdown[match.start(2)] = match.span()
             label, url = match.group(1), match.group(2)
             parts = _split(url)
             host = (parts.hostname or "").lower() if parts is not None else ""
@@ -127,8 +135,11 @@ class LinkDetector:
             url = match.group(0).rstrip(".,;:!?")
             if url.endswith("]") and "[" not in url:
                 url = url.rstrip("]")
+            # A risky Markdown link goes whole, its text (the lure) and brackets too; a bare
+            # URL goes without the punctuation that ends the sentence it is in.
+            cut = markdown.get(match.start(), (match.start(), match.start() + len(url)))
             for detector, message in self._url_risks(url):
-                findings.append(self._finding(detector, message, *span))
+                findings.append(self._finding(detector, message, *cut))
         return findings
 
     def _allowed(self, host: str) -> bool:
