@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 import sof_core.config.sources as sources
-from sof_core import QueryRouter
+from sof_core import UIF, QueryRouter
+from sof_core.config import SOFConfig, load_config
 from sof_core.config.manager import SOFConfigManager, reset_sof_config_managers
+from sof_core.errors import ConfigError
 from sof_core.testing import make_engine
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -190,3 +192,57 @@ def test_explain_warns_once_when_the_two_names_disagree(
         assert {r["key"]: r["value"] for r in manager.explain()}["total_timeout"] == 100
     assert [r.getMessage().count(BOTH_WARNING) for r in caplog.records] == [1]
     assert manager.state().notes == (f"config file {clean_env} {BOTH_WARNING}",)
+
+
+# --- configuration.md: isolation_limits = null ---------------------------------------------------
+
+NO_LIMITS = {"cpu_seconds": None, "memory_mb": None, "open_files": None, "output_mb": None}
+
+
+def test_isolation_limits_null_in_code_means_every_limit_off() -> None:
+    # isolation_limits: "null (the whole setting) means no limits at all", as null means
+    # "no limit" for skill_timeout.
+    assert SOFConfig(isolation_limits=None).isolation_limits == NO_LIMITS
+    # "A limit set to null is off; keys left out keep their defaults."
+    assert SOFConfig(isolation_limits={"memory_mb": None}).isolation_limits == {
+        "cpu_seconds": 60.0, "memory_mb": None, "open_files": 256.0, "output_mb": 256.0}
+    assert load_config(file_path=Path(os.devnull), isolation_limits=None).isolation_limits == (
+        NO_LIMITS)
+
+
+def test_isolation_limits_null_in_the_file_means_every_limit_off(clean_env: Path) -> None:
+    clean_env.write_text('{"isolation_limits": null}')
+    manager = SOFConfigManager(clean_env)
+    assert manager.config.isolation_limits == NO_LIMITS
+    row = next(r for r in manager.explain() if r["key"] == "isolation_limits")
+    assert (row["value"], row["source"]) == (NO_LIMITS, f"config file {clean_env}")
+
+
+@pytest.mark.parametrize("text", ["null", "none", " NULL "])
+def test_isolation_limits_null_from_the_environment_means_every_limit_off(
+    clean_env: Path, text: str
+) -> None:
+    # "none/null set an optional value to None."
+    environ = {"SOF_ISOLATION_LIMITS": text}
+    assert load_config(file_path=clean_env, environ=environ).isolation_limits == NO_LIMITS
+
+
+def test_a_skill_runs_isolated_without_limits_when_they_are_null() -> None:
+    # End to end: the compiled step has no limit, and the isolated call runs and answers.
+    import process_isolation_skills as skills  # tests/ is on sys.path (conftest.py)
+
+    engine = make_engine([skills.Where], isolation_limits=None)
+    settings = engine.compile(["Where"]).steps["Where"].isolation_settings
+    assert settings is not None
+    assert (settings.cpu_seconds, settings.memory_mb, settings.open_files,
+            settings.output_mb) == (None, None, None, None)
+    report = engine.execute_plan(["Where"], UIF(input_query="q"))
+    assert report.status == "success", report.errors
+    assert report.uif.intermediate_data["pid"] != os.getpid()
+
+
+def test_a_limit_of_the_wrong_kind_is_still_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"(?i)isolation_limits"):
+        SOFConfig(isolation_limits="none")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"(?i)isolation_limits"):
+        load_config(file_path=Path(os.devnull), environ={"SOF_ISOLATION_LIMITS": "[]"})

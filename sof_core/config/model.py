@@ -240,8 +240,9 @@ class SOFConfig(BaseModel):
         default=ISOLATION_IDLE_TIMEOUT_DEFAULT, gt=0, le=MAX_TIMEOUT
     )
     #: Limits of each isolated call: ``cpu_seconds``, ``memory_mb`` (what the call may add
-    #: to its process's address space), ``open_files``; None: no limit. Keys left out keep
-    #: their defaults; a skill's own ``isolation_limits`` win over these.
+    #: to its process's address space), ``open_files``, ``output_mb``; None: no limit.
+    #: Keys left out keep their defaults; None for the whole setting turns every limit off
+    #: (stored as each key None). A skill's own ``isolation_limits`` win over these.
     isolation_limits: dict[str, float | None] = Field(
         default_factory=lambda: dict(ISOLATION_LIMIT_DEFAULTS)
     )
@@ -346,8 +347,11 @@ class SOFConfig(BaseModel):
     @field_validator("isolation_limits", mode="before")
     @classmethod
     def _no_flag_limits(cls, value: Any) -> Any:
-        """``true`` is not a limit (pydantic would read it as 1.0: a 1 MB, 1 s or 1 file
-        limit nobody meant)."""
+        """``null`` for the whole setting is "no limits" (every limit off), as ``null`` is
+        "no limit" for one of them and for the timeouts. ``true`` is not a limit (pydantic
+        would read it as 1.0: a 1 MB, 1 s or 1 file limit nobody meant)."""
+        if value is None:
+            return dict.fromkeys(ISOLATION_LIMIT_DEFAULTS)
         if isinstance(value, Mapping):
             for key, limit in value.items():
                 if isinstance(limit, bool):
