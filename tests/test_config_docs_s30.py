@@ -246,3 +246,35 @@ def test_a_limit_of_the_wrong_kind_is_still_a_config_error() -> None:
         SOFConfig(isolation_limits="none")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"(?i)isolation_limits"):
         load_config(file_path=Path(os.devnull), environ={"SOF_ISOLATION_LIMITS": "[]"})
+
+
+# --- configuration.md: SOF_PLUGIN_SETTINGS -------------------------------------------------------
+
+
+def _sources_item(number: int) -> str:
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("## Sources, lowest to highest", 1)[1].split("\n## ", 1)[0]
+    item = section.split(f"\n{number}. ", 1)[1].split(f"\n{number + 1}. ", 1)[0]
+    return " ".join(item.split())
+
+
+def test_the_page_says_plugin_settings_is_the_one_setting_without_a_variable() -> None:
+    item = _sources_item(3)
+    assert "except `plugin_settings`" in item
+    assert "`SOF_PLUGIN_SETTINGS` is ignored" in item
+    assert "plugin_settings cannot be set from the environment; set it in the config file" in item
+    assert "`SOF_<PLUGIN>_<SETTING>`" in item and "`SOF_MEMORY_PATH`" in item
+
+
+def test_sof_plugin_settings_is_ignored_with_one_warning_and_the_file_decides(
+    clean_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean_env.write_text(json.dumps({"plugin_settings": {"memory": {"path": "/srv/m.sqlite"}}}))
+    environ = {"SOF_PLUGIN_SETTINGS": '{"memory": {"path": "/tmp/x.sqlite"}}'}
+    caplog.set_level(logging.WARNING, logger="sof.config")
+    for _ in range(2):
+        config = load_config(file_path=clean_env, environ=environ)
+        assert config.plugin_settings == {"memory": {"path": "/srv/m.sqlite"}}
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring environment variable SOF_PLUGIN_SETTINGS: plugin_settings cannot be set "
+        "from the environment; set it in the config file"]
