@@ -134,6 +134,11 @@ class MemoryBackend(Protocol):
 REQUIRED_METHODS: tuple[str, ...] = ("add", "add_many", "search", "stats")
 
 
+def missing_methods(backend: object) -> list[str]:
+    """The ``REQUIRED_METHODS`` ``backend`` does not have (as callables)."""
+    return [m for m in REQUIRED_METHODS if not callable(getattr(backend, m, None))]
+
+
 def display_name(backend: object) -> str:
     """What messages call ``backend``: its ``name``, else its class name."""
     name = getattr(backend, "name", None)

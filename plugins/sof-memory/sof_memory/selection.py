@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sof_core import ConfigError
-from sof_memory.backend import REQUIRED_METHODS, MemoryBackend
+from sof_memory.backend import MemoryBackend, missing_methods
 from sof_memory.errors import BACKEND_SETTING, MemoryBackendError, UnknownMemoryBackendError
 from sof_memory.sqlite_backend import SQLiteMemoryBackend
 
@@ -49,7 +49,7 @@ def select_backend(settings: Mapping[str, Any], registry: Any | None) -> MemoryB
         standalone.configure(settings)
         return standalone
     backend = entry.obj
-    missing = [m for m in REQUIRED_METHODS if not callable(getattr(backend, m, None))]
+    missing = missing_methods(backend)
     if missing:
         raise MemoryBackendError(
             name,

@@ -20,6 +20,7 @@ from sof_memory.backend import (
     MemoryHit,
     display_name,
     document_id,
+    missing_methods,
     profile_filter,
 )
 from sof_memory.errors import MemoryBackendError
@@ -62,6 +63,12 @@ class MemoryRetrievalSkill(BaseSkillModule):
 
     def __init__(self, backend: MemoryBackend | None = None, *, limit: int | None = None) -> None:
         super().__init__()
+        if backend is not None and (missing := missing_methods(backend)):
+            raise MemoryBackendError(
+                display_name(backend),
+                f"passed to MemoryRetrievalSkill but lacks {missing}; a memory backend "
+                "must implement sof_memory.MemoryBackend",
+            )
         self._fixed_backend = backend
         self._limit = limit
         self._settings: dict[str, Any] = {}

@@ -11,6 +11,7 @@ import pytest
 import sof_memory.plugin as memory_plugin
 from sof_memory import (
     MemoryBackend,
+    MemoryBackendError,
     MemoryDocument,
     MemoryFilters,
     MemoryHit,
@@ -462,6 +463,19 @@ def test_a_store_lacking_a_required_method_is_not_a_memory_backend(missing: str)
         m: getattr(MinimalStore, m) for m in REQUIRED_METHODS if m != missing
     })
     assert not isinstance(lacking(), MemoryBackend)
+
+
+@pytest.mark.parametrize("missing", REQUIRED_METHODS)
+def test_a_store_lacking_a_required_method_is_refused_when_passed_to_the_skill(
+    missing: str
+) -> None:
+    # As a registered backend is: at once, naming what is missing (not an AttributeError
+    # out of the first query that needs it).
+    lacking = type("Lacking", (), {
+        m: getattr(MinimalStore, m) for m in REQUIRED_METHODS if m != missing
+    })
+    with pytest.raises(MemoryBackendError, match=rf"'Lacking'.*lacks \['{missing}'\]"):
+        MemoryRetrievalSkill(backend=lacking())
 
 
 def test_the_skill_runs_on_a_store_with_only_the_required_methods() -> None:
