@@ -253,6 +253,7 @@ class PlanWatcher:
         self.before: list[list[str]] = []
         self.after: list[Any] = []
         self.skills: list[str] = []
+        self.planning_seen: list[tuple[Any, Any]] = []
 
     @hookimpl
     def sof_before_plan(self, plan: list[str], uif: UIF) -> None:
@@ -265,6 +266,9 @@ class PlanWatcher:
     @hookimpl
     def sof_after_plan(self, report: Any) -> None:
         self.after.append(report)
+        # What it says when told (the report is final then: a metrics observer reads it
+        # at once, not after run_query returns).
+        self.planning_seen.append((report.planning, report.timings.get("planning")))
 
 
 def watched(*skills: type[BaseSkillModule], **config: Any) -> tuple[CoordinatorEngine,
@@ -291,6 +295,22 @@ def test_a_query_run_in_segments_is_one_plan_to_observers() -> None:
     # The same engine's plain runs are still one notification each.
     built.execute_plan(["Retrieve", "Answer"], UIF(input_query="q"))
     assert len(watcher.before) == len(watcher.after) == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_observers_are_told_how_the_query_was_planned(asynchronous: bool) -> None:
+    # sof_after_plan got the report of run_query / arun_query with planning None (it was
+    # set after observers were told): the monitor never counted planner choices, planner
+    # fallbacks or plan-cache lookups for a host calling the engine directly.
+    PASSAGES["found"] = [{"source": "a", "text": "x"}]
+    built, watcher = watched(Retrieve, Conflicts, Answer)
+    query = "do the notes disagree?"
+    report = (asyncio.run(built.arun_query(query)) if asynchronous
+              else built.run_query(query))
+    ((planning, planning_time),) = watcher.planning_seen
+    assert planning is not None and planning == report.planning
+    assert planning["planner"] == "rules"
+    assert planning_time == report.timings["planning"]
 
 
 def test_a_re_planned_query_is_one_plan_to_observers() -> None:

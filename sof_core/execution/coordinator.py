@@ -717,26 +717,33 @@ class CoordinatorEngine:
         does: the UIF's trace says how the plan was made, the plan is adjusted while it
         runs (docs/planning.md) and the report's ``planning`` says how it was chosen.
         ``config``: the settings the adjustments follow (default: the engine's)."""
+        return self._run_adaptive(planned, uif, config, executor, None)
+
+    def _run_adaptive(self, planned: PlanResult, uif: UIF, config: SOFConfig | None,
+                      executor: str | None, planning_time: float | None) -> ExecutionReport:
         from sof_core.planning.adapt import run_adaptive
         from sof_core.planning.service import record_planning
 
         record_planning(uif, planned)
         report: ExecutionReport = run_adaptive(self, planned, uif, config=config,
-                                               executor=executor)
-        report.planning = planned.to_dict()
+                                               executor=executor, planning_time=planning_time)
         return report
 
     async def arun_planned(self, planned: PlanResult, uif: UIF, *,
                            config: SOFConfig | None = None,
                            executor: str | None = None) -> ExecutionReport:
         """``run_planned`` for async hosts: each engine run through ``aexecute_plan``."""
+        return await self._arun_adaptive(planned, uif, config, executor, None)
+
+    async def _arun_adaptive(self, planned: PlanResult, uif: UIF, config: SOFConfig | None,
+                             executor: str | None,
+                             planning_time: float | None) -> ExecutionReport:
         from sof_core.planning.adapt import arun_adaptive
         from sof_core.planning.service import record_planning
 
         record_planning(uif, planned)
-        report: ExecutionReport = await arun_adaptive(self, planned, uif, config=config,
-                                                      executor=executor)
-        report.planning = planned.to_dict()
+        report: ExecutionReport = await arun_adaptive(
+            self, planned, uif, config=config, executor=executor, planning_time=planning_time)
         return report
 
     def _run_planned(self, uif: UIF, plan: Sequence[str] | None, planned: PlanResult | None,
@@ -744,9 +751,9 @@ class CoordinatorEngine:
         planning = time.perf_counter() - planning_started
         if planned is None:
             report = self.execute_plan(list(plan or ()), uif, executor=executor)
+            report.timings["planning"] = planning
         else:
-            report = self.run_planned(planned, uif, executor=executor)
-        report.timings["planning"] = planning
+            report = self._run_adaptive(planned, uif, None, executor, planning)
         return report
 
     async def _arun_planned(self, uif: UIF, plan: Sequence[str] | None,
@@ -755,9 +762,9 @@ class CoordinatorEngine:
         planning = time.perf_counter() - planning_started
         if planned is None:
             report = await self.aexecute_plan(list(plan or ()), uif, executor=executor)
+            report.timings["planning"] = planning
         else:
-            report = await self.arun_planned(planned, uif, executor=executor)
-        report.timings["planning"] = planning
+            report = await self._arun_adaptive(planned, uif, None, executor, planning)
         return report
 
 

@@ -92,9 +92,11 @@ Segments = Generator[list[str], Any, Any]
 
 
 def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = None,
-                 executor: str | None = None) -> Any:
+                 executor: str | None = None, planning_time: float | None = None) -> Any:
     """Run ``planned`` on ``uif`` with adaptive choice and re-planning; the report of the
-    whole run (several segments merged into one)."""
+    whole run (several segments merged into one), its ``planning`` (and, given,
+    ``timings["planning"]``) set before ``sof_after_plan`` is told: observers get the final
+    report (the monitor counts planner choices and plan-cache lookups from it)."""
     before = len(planned.changes)
     # Observers see one plan, not one per segment (sof_core.execution.segments).
     with engine.segmented_plan(planned.plan) as finish:
@@ -108,12 +110,14 @@ def run_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = No
                 report = done.value
                 break
         _log_changes(report, planned, before)
+        _finish_report(report, planned, planning_time)
         finish(report)
     return report
 
 
 async def arun_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: Any = None,
-                        executor: str | None = None) -> Any:
+                        executor: str | None = None,
+                        planning_time: float | None = None) -> Any:
     """``run_adaptive`` for async hosts: each segment through ``engine.aexecute_plan`` on
     the caller's event loop, the same decisions between them."""
     before = len(planned.changes)
@@ -129,8 +133,16 @@ async def arun_adaptive(engine: Any, planned: PlanResult, uif: Any, *, config: A
                 report = done.value
                 break
         _log_changes(report, planned, before)
+        _finish_report(report, planned, planning_time)
         await finish(report)
     return report
+
+
+def _finish_report(report: Any, planned: PlanResult, planning_time: float | None) -> None:
+    """What the report says of planning, before observers see it."""
+    report.planning = planned.to_dict()
+    if planning_time is not None:
+        report.timings["planning"] = planning_time
 
 
 def _log_changes(report: Any, planned: PlanResult, before: int) -> None:
