@@ -41,10 +41,17 @@ def _number(value: Any) -> float | None:
 
 def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per alert threshold: ``kind``, ``label``, ``threshold``, ``value``, ``unit``,
-    ``state`` (``ok``, ``alert`` or ``none`` while there is nothing to measure)."""
+    ``state`` (``ok``, ``alert``, ``warming`` while the window holds fewer than
+    ``min_samples`` queries, or ``none`` while there is nothing to measure) and ``note``.
+
+    A value and a sample count the alert source gives (the observer's, over its time
+    window; ``None`` for an empty window) are the row's: the router's lifetime figures
+    stand in only for what the source leaves out, so an emptied window never shows the
+    lifetime rate as "now", judged "ok" beside a breaching value."""
     thresholds = _sof_only(state.get("thresholds") or {})
     values = _sof_only(state.get("values") or state.get("current") or {})
     active = {_kind(item) for item in state.get("active") or [] if _on_sof(item)}
+    counts: dict[str, Any] = {}
     for item in state.get("alerts") or []:  # or one entry per alert: kind, threshold, value
         if not isinstance(item, dict) or "kind" not in item or not _on_sof(item):
             continue
@@ -52,39 +59,45 @@ def alert_rows(state: dict[str, Any], comparison: dict[str, Any]) -> list[dict[s
         for key, into in (("threshold", thresholds), ("value", values)):
             if key in item and item[key] is not None:
                 into.setdefault(kind, _scaled(kind, item[key], str(item["kind"])))
+        if "samples" in item:
+            counts.setdefault(kind, item["samples"])
         if item.get("active") is True or item.get("state") in ("alert", "active", "firing"):
             active.add(kind)
-    sof = comparison["paths"]["sof"]
-    p95 = sof["latency_ms"]["p95"]
-    measured = {
-        "response_time": None if p95 is None else p95 / 1000,
-        "error_rate": sof["error_rate"] if sof["count"] else None,
-        "memory": memory_fraction(),
-        "skill_failure_rate": sof["skill_failure_rate"] if sof["skill_runs"] else None,
-    }
+    measured = _measured(comparison)
     min_samples = _number(_plain(thresholds.get("min_samples")))
-    samples = {"response_time": sof["count"], "error_rate": sof["count"],
-               "skill_failure_rate": sof["skill_runs"]}
     rows = []
     for kind, default in DEFAULT_THRESHOLDS.items():
         threshold = _number(thresholds.get(kind)) or default
-        value = _number(values.get(kind))
-        if value is None:
-            value = measured[kind]
-        if kind in active or (value is not None and value > threshold and kind == "memory"):
+        value = _number(values[kind]) if kind in values else measured[kind][0]
+        seen = _number(counts[kind]) if kind in counts else measured[kind][1]
+        short = min_samples is not None and seen is not None and seen < min_samples
+        note = ""
+        if kind in active or (value is not None and value > threshold and not short):
             current = "alert"
+        elif short:
+            current = "warming"  # the window alerts only once it holds min_samples
+            note = f"alerts from {min_samples:g} samples on ({seen:g} so far)"
         elif value is None:
             current = "none"
         else:
             current = "ok"
-        note = ""
-        seen = samples.get(kind)
-        if current == "ok" and min_samples and seen is not None and seen < min_samples:
-            current = "warming"  # the window alerts only once it holds min_samples
-            note = f"alerts from {min_samples:g} samples on ({seen} so far)"
         rows.append({"kind": kind, "label": ALERT_LABELS[kind], "threshold": threshold,
                      "value": value, "unit": UNITS[kind], "state": current, "note": note})
     return rows
+
+
+def _measured(comparison: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+    """The router's lifetime (value, samples) per kind, for what the alert source leaves
+    out; memory is this process's now, judged without samples."""
+    sof = comparison["paths"]["sof"]
+    p95 = sof["latency_ms"]["p95"]
+    return {
+        "response_time": (None if p95 is None else p95 / 1000, sof["count"]),
+        "error_rate": (sof["error_rate"] if sof["count"] else None, sof["count"]),
+        "memory": (memory_fraction(), None),
+        "skill_failure_rate": (sof["skill_failure_rate"] if sof["skill_runs"] else None,
+                               sof["skill_runs"]),
+    }
 
 
 def _alias(kind: str) -> str:

@@ -162,6 +162,8 @@ class AlertMonitor:
         self._samples: dict[str, _Window] = {p: _Window() for p in _PATHS}
         self._active: set[str] = set()
         self._values: dict[str, float | None] = {}
+        #: Queries in the window behind each path's value (what ``min_samples`` counts).
+        self._counts: dict[str, int] = {}
         self.rollbacks: list[dict[str, Any]] = []
         #: (what overrides it, the rollout in effect, the alert, why) after a rollback that
         #: an environment variable or argument kept from taking effect: not repeated while
@@ -254,6 +256,8 @@ class AlertMonitor:
             measured = self._measure(limits)
             for name, (value, threshold, samples) in measured.items():
                 self._values[name] = value if not name.endswith(":response_time") else None
+                if not name.startswith("process:"):
+                    self._counts[name] = samples
                 enough = name.startswith("process:") or samples >= limits.min_samples
                 breached = value is not None and enough and value > threshold
                 if not breached:
@@ -388,6 +392,7 @@ class AlertMonitor:
         with self._lock:
             config = self._config
             values = dict(self._values)
+            counts = dict(self._counts)
             active = sorted(self._active)
             limits = self.thresholds
             for path in _PATHS:  # the p95 is computed for display only
@@ -398,8 +403,11 @@ class AlertMonitor:
         alerts = []
         for name, value in sorted(values.items()):
             path, kind = name.split(":")
-            alerts.append({"name": name, "path": path, "kind": kind, "value": value,
-                           "threshold": getattr(limits, kind), "active": name in active})
+            alert = {"name": name, "path": path, "kind": kind, "value": value,
+                     "threshold": getattr(limits, kind), "active": name in active}
+            if name in counts:  # a path's alert is judged from min_samples queries on
+                alert["samples"] = counts[name]
+            alerts.append(alert)
         return {
             "window_seconds": limits.window_seconds,
             "thresholds": limits.to_dict(),
