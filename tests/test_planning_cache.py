@@ -180,6 +180,25 @@ def test_installing_removing_and_upgrading_a_plugin_invalidates_its_plans(
     assert not upgraded.planning.plan(QUERY).cache_hit
 
 
+def test_a_plan_sof_plan_stored_serves_sof_run_of_the_same_query(
+    dists: DistFactory, tmp_path: Path
+) -> None:
+    # `sof plan` planned for no profile and `sof run` for the UIF's ('general'): the cache
+    # keys differed, so the plan shown was stored for a run that never came (and a planner
+    # reading context.profile could show another plan than the one run).
+    env = dists.env()
+    env.update({"SOF_PLAN_CACHE_PERSIST": "1",
+                "SOF_PLAN_CACHE_PATH": str(tmp_path / "shared.sqlite")})
+    planned = run_sof("plan", QUERY, "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["cache_hit"] is False
+    ran = run_sof("run", QUERY, "--json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    run_planning = json.loads(ran.stdout)["planning"]
+    assert run_planning["cache_hit"] is True
+    assert run_planning["plan"] == json.loads(planned.stdout)["plan"]
+
+
 def test_the_sqlite_store_is_shared_by_processes_and_survives_restarts(
     dists: DistFactory, tmp_path: Path
 ) -> None:

@@ -99,7 +99,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
     common.not_empty(query, "QUERY", "the query to plan (e.g. \"What is 15% of 240?\")")
     engine = common.engine()
-    result = engine.planning.plan(query, planner=args.planner)
+    from sof_core.uif import UIF
+
+    # Planned for the profile `sof run` plans for (its query's UIF's), so the plan shown is
+    # the plan run, and a plan this command caches serves `sof run` of the same query.
+    profile = UIF.for_query(query).active_profile
+    result = engine.planning.plan(query, planner=args.planner, profile=profile)
     problems = engine.validate_plan(result.plan)
     if args.json:
         data = result.to_dict()
