@@ -151,7 +151,10 @@ def openapi_document(planners: list[str], recent_runs: int,
                                "problems": {"type": "array", "items": _OBJECT}}}),
                 **_errors(*_POSTED)}}},
         "/v1/skills": {"get": {"summary": "Installed skills", "responses": {
-            "200": _answer("skills", {"type": "object", "required": ["skills"]}),
+            "200": _answer("skills, each item as `sof skills --json` lists it", {
+                "type": "object", "required": ["skills"],
+                "properties": {"skills": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "available"]}}}}),
             **_errors(*_LIMITED)}}},
         "/v1/plugins": {"get": {"summary": "Installed plugins", "responses": {
             "200": _answer("plugins", {"type": "object", "required": ["plugins"]}),
