@@ -367,3 +367,14 @@ def test_a_broken_config_file_never_stops_a_host_from_starting(
     monkeypatch.setenv("SOF_MAX_PLAN_LENGTH", "many")
     with pytest.raises(ConfigError, match="max_plan_length"):
         PluginManager()  # explicit bad environment is still an error
+
+
+def test_a_registration_hook_returning_none_adds_nothing_and_fails_nothing(dists: Any) -> None:
+    # docs/hooks.md: "`None` adds nothing" (a plugin providing skills only when, say, an
+    # optional dependency is there returns None otherwise).
+    dists.add("sof-maybe", "from sof_core import hookimpl\n@hookimpl\n"
+              "def sof_register_skills():\n    return None", entry_name="maybe")
+    pm = manager()
+    record = pm.records["maybe"]
+    assert (record.status, record.error) == ("loaded", None)
+    assert record.provides in ({}, {"skills": []})

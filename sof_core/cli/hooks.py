@@ -95,8 +95,9 @@ def _calling(name: str, group: str, kind: str | None) -> str:
     if kind is not None:
         return (
             f"Called once for each plugin as it is registered, each implementation on its own; "
-            f"the items are checked and added to the registry as `{kind}`. An "
-            "exception, or a result that is not a list, fails that plugin alone "
+            f"the items are checked and added to the registry as `{kind}`. The result is "
+            "a list (a tuple or a generator too); `None` adds nothing. An exception, or any "
+            "other result (a string, a mapping, a set, a number), fails that plugin alone "
             "(`PluginHookError`)."
         )
     if group == "Commands":
