@@ -396,6 +396,8 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_is_at_debug(
     env["SOF_LOG_LEVEL"] = "DEBUG"
     debug = sof_cli("boom", env=env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "_boom" in debug.stderr
+    # ... and the last line no longer asks for what is printed above it
+    assert debug.stderr.rstrip().splitlines()[-1] == "sof: error: RuntimeError: kaput"
 
 
 # --- argument checks -----------------------------------------------------------------------

@@ -357,8 +357,9 @@ def _unexpected(exc: BaseException) -> int:
     if len(message) > 300:
         message = message[:297] + "..."
     detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    print(f"sof: error: {detail} (run with SOF_LOG_LEVEL=DEBUG for the traceback)",
-          file=sys.stderr)
+    hint = "" if log.isEnabledFor(logging.DEBUG) else (
+        " (run with SOF_LOG_LEVEL=DEBUG for the traceback)")  # shown above it, otherwise
+    print(f"sof: error: {detail}{hint}", file=sys.stderr)
     return 1
 
 
