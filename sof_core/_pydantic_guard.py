@@ -38,7 +38,8 @@ def _unreadable_distributions() -> list[str]:
                 name = dist.metadata["Name"] or "?"
             except Exception:
                 name = "?"
-            broken.append(str(name))
+            if str(name) not in broken:  # one name, however many copies are on sys.path
+                broken.append(str(name))
     return broken
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -362,3 +362,21 @@ def test_pydantic_plugins_installed_beside_sof_are_loaded_as_pydantic_loads_them
     else:
         assert "'UIF'" in result.stdout
         assert "['probe_pydantic_plugin:plugin']" in result.stdout
+
+
+def test_a_broken_distribution_on_the_path_twice_is_named_once(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    from sof_core import _pydantic_guard
+
+    class Broken:
+        metadata: ClassVar[dict[str, str]] = {"Name": "unrelated-tool"}
+
+        @property
+        def entry_points(self) -> list[Any]:
+            raise ValueError("malformed entry_points.txt")
+
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Broken(), Broken()])
+    assert _pydantic_guard._unreadable_distributions() == ["unrelated-tool"]
