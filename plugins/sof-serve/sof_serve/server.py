@@ -22,8 +22,8 @@ START_TIMEOUT = 30.0
 #: Seconds open connections (event streams never end by themselves) get to finish when
 #: the server stops, before they are closed.
 GRACEFUL_SHUTDOWN = 2
-#: The largest request head h11 buffers while it is still arriving (h11's own default);
-#: past it the request is answered 431.
+#: The largest request head served: h11 refuses a head still arriving past it (its
+#: buffer), ``protocol_class`` a whole one (``head_size``); either is answered 431.
 MAX_HEAD_BYTES = 16 * 1024
 #: After answering a request it could not read (400, 431), how long the server goes on
 #: reading and discarding what the client still sends, and how much of it at most, before
@@ -31,6 +31,16 @@ MAX_HEAD_BYTES = 16 * 1024
 #: the client then gets the reset instead of the answer ("lingering close", as nginx does).
 LINGER_SECONDS = 2.0
 LINGER_MAX_BYTES = 4 * 1024 * 1024
+
+
+def head_size(request: Any) -> int:
+    """The bytes of an ``h11.Request``'s head as sent: its request line, one
+    ``name: value`` line per header and the blank line ending it (whitespace around a
+    value, which h11 strips, is not counted)."""
+    line = (len(request.method) + 1 + len(request.target) + 1 + len(b"HTTP/")
+            + len(request.http_version) + 2)
+    fields = sum(len(name) + 2 + len(value) + 2 for name, value in request.headers.raw_items())
+    return line + fields + 2
 
 
 def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
@@ -57,16 +67,23 @@ def protocol_class(settings: ServeSettings) -> type[asyncio.Protocol]:
     max_connections = settings.max_connections
 
     class _Connection(h11.Connection):
-        """Remembers the status h11 suggests for the request it could not read."""
+        """Remembers the status h11 suggests for the request it could not read, and
+        refuses a whole head past ``MAX_HEAD_BYTES`` as h11 refuses one still arriving."""
 
         error_status = 400
 
         def next_event(self) -> Any:
             try:
-                return super().next_event()
+                event = super().next_event()
+                if isinstance(event, h11.Request) and head_size(event) > MAX_HEAD_BYTES:
+                    # h11 checks only its unparsed buffer: a whole head that arrived in
+                    # one piece passed whatever its size.
+                    raise h11.RemoteProtocolError("request head too large",
+                                                  error_status_hint=431)
             except h11.RemoteProtocolError as exc:
                 self.error_status = exc.error_status_hint
                 raise
+            return event
 
     class GuardedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None

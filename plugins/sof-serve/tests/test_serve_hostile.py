@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sof_serve.server import MAX_HEAD_BYTES
 
 from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfigManager
 
@@ -253,6 +254,37 @@ def test_a_request_head_too_large_is_answered_431_not_reset(served: Served, size
         assert error["code"] == "header_too_large"
         assert "16384 bytes" in error["message"]
         assert http.get("/healthz").status_code == 200  # a new connection is served
+
+
+def _head(size: int) -> bytes:
+    """A whole ``GET /healthz`` request head (request line, header lines, blank line) of
+    exactly ``size`` bytes."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+    end = b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize(("size", "status", "first"),
+                         [(MAX_HEAD_BYTES, b"200", MAX_HEAD_BYTES),
+                          (MAX_HEAD_BYTES + 1, b"431", MAX_HEAD_BYTES + 1),
+                          (40_000, b"431", 40_000),
+                          (17_000, b"431", 16_000)])  # in two pieces, each under the limit
+def test_a_whole_head_over_16_kib_is_431_however_it_arrives(served: Served, size: int,
+                                                            status: bytes, first: int) -> None:
+    # h11 limits only the head still arriving (its unparsed buffer): a whole head of any
+    # size that arrived in one piece was served.
+    server = served()
+    head = _head(size)
+    assert len(head) == size
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head[:first])
+        if first < size:
+            time.sleep(0.2)  # the server reads the first piece on its own
+            sock.sendall(head[first:])
+        data, _ = _read_until_closed(sock, 10)
+    assert data.startswith(b"HTTP/1.1 " + status), data[:200]
+    if status == b"431":
+        assert b'"header_too_large"' in data and b"16384 bytes" in data
 
 
 def test_a_malformed_request_is_answered_400_with_the_json_error(served: Served) -> None:
