@@ -378,3 +378,19 @@ def test_a_registration_hook_returning_none_adds_nothing_and_fails_nothing(dists
     record = pm.records["maybe"]
     assert (record.status, record.error) == ("loaded", None)
     assert record.provides in ({}, {"skills": []})
+
+
+def test_the_registry_says_which_skills_cannot_run_and_describes_the_others(
+    dists: Any
+) -> None:
+    dists.add("sof-one", good("SameSkill", "one_out"), entry_name="one")
+    dists.add("sof-two", good("SameSkill", "two_out"), entry_name="two")
+    dists.add("sof-alpha", good("AlphaSkill"), entry_name="alpha")
+    registry = manager().registry
+    assert list(registry.unavailable()) == ["SameSkill"]
+    assert registry.unavailable()["SameSkill"].startswith(
+        "offered by plugins 'one', 'two'; unavailable until ")
+    described = registry.skill("AlphaSkill").describe()  # type: ignore[union-attr]
+    assert (described["name"], described["inputs"], described["outputs"],
+            described["plugin"], described["kind"]) == (
+        "AlphaSkill", ["input_query"], ["alphaskill_out"], "alpha", "skills")

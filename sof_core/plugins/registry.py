@@ -68,6 +68,14 @@ class SkillEntry:
     kind: str  # "skills" or "tools"
     distribution: str | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """The skill as ``sof skills --json`` and sof-serve's ``/v1/skills`` list it: its
+        declarations (``SkillSpec.describe``), ``inputs`` (required, then optional),
+        ``outputs``, ``plugin`` and ``kind``."""
+        spec = self.spec
+        return {**spec.describe(), "inputs": [*spec.required_inputs, *spec.optional_inputs],
+                "outputs": list(spec.output_keys), "plugin": self.plugin, "kind": self.kind}
+
 
 @dataclass(frozen=True)
 class ComponentEntry:
@@ -160,6 +168,19 @@ class Registry:
         for name, offers in self._contested.items():
             result[name] = [entry.plugin for entry in offers]
         return dict(sorted(result.items()))
+
+    def unavailable(self) -> dict[str, str]:
+        """Skill names that cannot run, by name, with why: offered by several plugins
+        (contested), or offered by a plugin that then failed to load."""
+        reasons = {name: f"offered by plugins {', '.join(repr(p) for p in plugins)}; "
+                         f"unavailable until {provider_hint(name, plugins)}"
+                   for name, plugins in self.contested().items()}
+        for failure in self.failures():
+            for name in failure.skills or ():
+                if name not in reasons and self.skill(name) is None:
+                    reasons[name] = (f"its plugin {failure.plugin!r} failed to load "
+                                     f"(see `sof plugins {failure.plugin}`)")
+        return dict(sorted(reasons.items()))
 
     def clashes(self) -> dict[str, tuple[list[str], str | None]]:
         """This layer's skill names offered by several plugins: ``{name: (offering plugins,

@@ -31,8 +31,6 @@ from sof_core import (
     UIFError,
 )
 from sof_core.config import get_sof_config_manager
-from sof_core.plugins import Registry, SkillEntry
-from sof_core.plugins.registry import provider_hint
 from sof_serve.health import alert_rows, kpi_rows
 from sof_serve.runs import RunStore
 from sof_serve.settings import ServeSettings
@@ -320,9 +318,9 @@ class SOFService:
         the unavailable ones (``available`` false, with ``unavailable_reason``), so a
         client can tell a skill that is missing from one that cannot run yet."""
         registry = self.engine.registry
-        listed = [{**_skill_item(entry), "available": True} for entry in registry.skills()]
+        listed = [{**entry.describe(), "available": True} for entry in registry.skills()]
         listed += [{"name": name, "available": False, "unavailable_reason": why}
-                   for name, why in _unavailable_skills(registry).items()]
+                   for name, why in registry.unavailable().items()]
         return listed
 
     def plugins(self) -> list[dict[str, Any]]:
@@ -437,28 +435,6 @@ class SOFService:
 # ``sof skills --json`` builds its items in sof_core.cli.inspect with private helpers
 # (``_skill_dict``, ``_unavailable``); these two give the same items from the registry's
 # public API, and tests/test_serve_skills_listing.py holds them equal to the command's.
-
-
-def _skill_item(entry: SkillEntry) -> dict[str, Any]:
-    """One available skill: its spec's description, plus ``inputs`` (required, then
-    optional), ``outputs``, ``plugin`` and ``kind``, as ``sof skills --json`` has them."""
-    spec = entry.spec
-    return {**spec.describe(), "inputs": [*spec.required_inputs, *spec.optional_inputs],
-            "outputs": list(spec.output_keys), "plugin": entry.plugin, "kind": entry.kind}
-
-
-def _unavailable_skills(registry: Registry) -> dict[str, str]:
-    """Skill names that cannot run, by name, with why: offered by several installed
-    plugins (contested), or offered by a plugin that then failed to load."""
-    reasons = {name: f"offered by plugins {', '.join(repr(p) for p in plugins)}; unavailable "
-                     f"until {provider_hint(name, plugins)}"
-               for name, plugins in registry.contested().items()}
-    for failure in registry.failures():
-        for name in failure.skills or ():
-            if name not in reasons and registry.skill(name) is None:
-                reasons[name] = (f"its plugin {failure.plugin!r} failed to load "
-                                 f"(see `sof plugins {failure.plugin}`)")
-    return dict(sorted(reasons.items()))
 
 
 def _auto_rollback(alerts: dict[str, Any]) -> dict[str, Any] | None:
