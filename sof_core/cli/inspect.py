@@ -46,9 +46,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from sof_core.cli.plugin_listing import load_listing
     from sof_core.config import load_config
-    from sof_core.errors import PluginError
-    from sof_core.plugins.loader import PluginManager, contested_message
+    from sof_core.plugins.loader import contested_message
 
     if args.name and args.name[0] == "check":  # the contract: sof_core.cli.contract
         from sof_core.cli.contract_command import cmd_check
@@ -63,21 +63,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     strict = config.strict_plugins
     # Loaded with the settings as they are, strict mode included (it also fails a plugin
     # whose import is over the time budget); its final error is reported below, after the
-    # table, so every plugin is listed.
-    manager = PluginManager(config)
-    try:
-        manager.load()
-    except PluginError:
-        if not strict:
-            raise
-    every = list(manager.records.values())
-    if not config.plugins_autoload:  # none was loaded: list them, from metadata, as off
-        for record in manager.discover():
-            if record.status == "discovered":
-                record.status = "disabled"
-                record.error = ("plugin autoload is off (SOF_DISABLE_PLUGIN_AUTOLOAD, "
-                                "plugins_autoload = false)")
-            every.append(record)
+    # table, so every plugin is listed. Loaded in a forked child where there is fork, so a
+    # plugin that ends the process is listed as failed (cli/plugin_listing.py).
+    listing = load_listing(config)
+    every = listing.records
     if args.name:
         found = _find_plugins(args.name[0], every)
         if args.json and len(found) > 1:
@@ -118,7 +107,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     failed = [r for r in records if r.status == "failed"]
     if failed and strict:
         return fail(f"strict mode: {len(failed)} plugin(s) failed to load", 1)
-    contested = manager.registry.contested()
+    contested = listing.contested
     if contested and strict:
         return fail("strict mode: " + contested_message(contested), 1)
     return 0
