@@ -15,7 +15,7 @@ from sof_core.cli.completion import COMPLETIONS
 from sof_core.cli.output import UsageError, fail, print_json, render_table
 
 if TYPE_CHECKING:
-    from sof_core.plugins import PluginRecord, Registry, SkillEntry
+    from sof_core.plugins import PluginRecord, Registry
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -179,9 +179,9 @@ def cmd_skills(args: argparse.Namespace) -> int:
     if args.json:
         # Unavailable names too, marked so (a consumer that wants runnable skills filters
         # on "available"): the text form lists them under "unavailable:".
-        listed = [{**_skill_dict(e), "available": True} for e in entries]
+        listed = [{**e.describe(), "available": True} for e in entries]
         listed += [{"name": name, "available": False, "unavailable_reason": why}
-                   for name, why in _unavailable(registry).items()]
+                   for name, why in registry.unavailable().items()]
         print_json(listed)
         return 0
     if entries:
@@ -201,7 +201,7 @@ def cmd_skills(args: argparse.Namespace) -> int:
                            rows))
     else:
         print("no skills registered; install a skill plugin (see `sof plugins`)")
-    unavailable = _unavailable(registry)
+    unavailable = registry.unavailable()
     if unavailable:
         print("\nunavailable:")
         for name, why in unavailable.items():
@@ -209,41 +209,10 @@ def cmd_skills(args: argparse.Namespace) -> int:
     return 0
 
 
-def _skill_dict(entry: SkillEntry) -> dict[str, Any]:
-    spec = entry.spec
-    # "inputs" and "outputs": the table's columns by their names (required inputs, then
-    # optional ones); the declarations themselves are there too, by their own names.
-    return {**spec.describe(), "inputs": [*spec.required_inputs, *spec.optional_inputs],
-            "outputs": list(spec.output_keys), "plugin": entry.plugin, "kind": entry.kind}
-
-
-def _unavailable(registry: Registry) -> dict[str, str]:
-    """Skill names that cannot run, with why: contested by several plugins, or offered by
-    a plugin that then failed to load."""
-    from sof_core.plugins.registry import provider_hint
-
-    reasons: dict[str, str] = {}
-    contested = getattr(registry, "contested", None)
-    for name, plugins in (contested() if callable(contested) else {}).items():
-        reasons[name] = (
-            f"offered by plugins {', '.join(repr(p) for p in plugins)}; unavailable until "
-            f"{provider_hint(name, plugins)}"
-        )
-    failures = getattr(registry, "failures", None)
-    for failure in failures() if callable(failures) else ():
-        for name in getattr(failure, "skills", None) or ():
-            if name not in reasons and registry.skill(name) is None:
-                reasons[name] = (
-                    f"its plugin {failure.plugin!r} failed to load "
-                    f"(see `sof plugins {failure.plugin}`)"
-                )
-    return dict(sorted(reasons.items()))
-
-
 def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
     entry = registry.skill(name)
     if entry is None:
-        why = _unavailable(registry).get(name)
+        why = registry.unavailable().get(name)
         if why is not None:
             return fail(f"skill {name!r} is unavailable: {why}", 1)
         from sof_core.graph.validate import may_provide
@@ -263,7 +232,7 @@ def _show_skill(registry: Registry, name: str, as_json: bool) -> int:
     providers = getattr(registry, "providers", None)
     also = [p for p in (providers(name) if callable(providers) else []) if p != entry.plugin]
     if as_json:
-        print_json({**_skill_dict(entry), "distribution": entry.distribution,
+        print_json({**entry.describe(), "distribution": entry.distribution,
                     "read_by": read_by, "also_offered_by": also})
         return 0
     types = spec.describe()["types"]
