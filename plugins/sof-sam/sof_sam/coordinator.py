@@ -190,8 +190,23 @@ class CoordinatorEngine:
     def _execute(
         self, plan: Sequence[str], uif: Any, use_dynamic_planning: bool, allow_generator: bool
     ) -> ExecutionReport:
-        started = time.perf_counter()
+        """Run ``plan``; afterwards ``uif.execution_plan`` is the plan asked for, as in SAM.
+
+        SOF's engine records the skills it ran there (repeats dropped, or the safe plan of a
+        fallback); SAM set the field to the caller's plan once and never changed it, and
+        SAM's callers (``process_query``'s ``metadata["execution_plan"]``) read it back.
+        """
         uif = as_sam_uif(uif)
+        requested = list(plan) if _is_names(plan) else []
+        report = self._execute_as_planned(plan, uif, use_dynamic_planning, allow_generator)
+        report.uif.execution_plan = requested
+        return report
+
+    def _execute_as_planned(
+        self, plan: Sequence[str], uif: SAM_UIF, use_dynamic_planning: bool,
+        allow_generator: bool,
+    ) -> ExecutionReport:
+        started = time.perf_counter()
         names = _is_names(plan)
         self.logger.info("Starting plan execution: %s", plan)
         uif.add_log_entry(f"CoordinatorEngine starting plan execution: {plan}")

@@ -733,3 +733,36 @@ def test_the_motivation_engine_hears_about_successful_runs() -> None:
 def test_a_plain_sof_uif_is_converted() -> None:
     report = coordinator(*CHAIN).execute_plan(PLAN, sof_core.UIF(input_query="x y"))
     assert isinstance(report.uif, SAM_UIF) and report.uif.final_response == "2 keywords"
+
+
+# --- the plan the caller asked for ---------------------------------------------------------
+
+
+def test_execution_plan_stays_the_plan_asked_for_after_the_safe_plan_fallback() -> None:
+    """SAM sets ``uif.execution_plan`` to the plan given and never changes it: callers (and
+    ``process_query``'s ``metadata["execution_plan"]``) see what was asked for, not the safe
+    plan that answered."""
+    engine = coordinator(MemoryRetrievalSkill(), ResponseGenerationSkill())
+    uif = SAM_UIF(input_query="Tell me about Paris")
+    report = engine.execute_plan(["NoSuchSkill"], uif)
+    assert report.fallback_used is True
+    assert report.executed_skills == ["MemoryRetrievalSkill", "ResponseGenerationSkill"]
+    assert uif.execution_plan == ["NoSuchSkill"]
+
+
+def test_execution_plan_keeps_a_repeated_skill_as_written() -> None:
+    engine = coordinator(MemoryRetrievalSkill(), ResponseGenerationSkill())
+    plan = ["MemoryRetrievalSkill", "MemoryRetrievalSkill", "ResponseGenerationSkill"]
+    uif = SAM_UIF(input_query="Tell me about Paris")
+    report = engine.execute_plan(plan, uif)
+    assert report.result == ExecutionResult.SUCCESS
+    assert report.executed_skills == ["MemoryRetrievalSkill", "ResponseGenerationSkill"]
+    assert uif.execution_plan == plan
+
+
+def test_execution_plan_stays_the_plan_asked_for_after_the_fallback_generator() -> None:
+    engine = coordinator(fallback_generator=lambda query: f"legacy: {query}")
+    uif = SAM_UIF(input_query="q")
+    report = engine.execute_plan(["NoSuchSkill", "OtherSkill"], uif)
+    assert report.executed_skills == ["fallback_generator"]
+    assert uif.execution_plan == ["NoSuchSkill", "OtherSkill"]

@@ -353,3 +353,11 @@ def test_a_whitespace_only_query_reaches_the_legacy_pipeline_as_given() -> None:
                               ).process_query("   ")
     assert response["success"] is True and response["response"] == "legacy"
     assert seen == ["   "]
+
+
+def test_metadata_execution_plan_is_the_plan_asked_for_after_a_fallback() -> None:
+    sam_config.get_sof_config_manager().update_config(fallback_to_legacy=False)
+    result = sof().process_query("Where is Paris?", custom_plan=["NoSuchSkill"])
+    assert result["fallback_used"] is True
+    assert result["executed_skills"] == PLAN
+    assert result["metadata"]["execution_plan"] == ["NoSuchSkill"]
