@@ -79,8 +79,11 @@ class SAM_UIF(UIF):
 
     task_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     #: Kept as its value: SAM's five (a ``UIFStatus`` member is taken as it is), and SOF's
-    #: run outcomes on a converted UIF (``sof_core.UIFStatus`` holds them all).
-    status: SOFStatus = Field(default=SOFStatus.PENDING, validate_default=True)
+    #: run outcomes on a converted UIF (``sof_core.UIFStatus`` holds them all). The default
+    #: is SAM's ``UIFStatus.PENDING`` member itself, unvalidated as in SAM (pydantic does not
+    #: validate defaults), so ``SAM_UIF(...).status.value`` works on a new UIF as it does in
+    #: SAM; any value given or assigned is stored as its string.
+    status: SOFStatus = Field(default=UIFStatus.PENDING)  # type: ignore[assignment]
     created_at: str = Field(default_factory=_now)
     updated_at: str = Field(default_factory=_now)
     skill_outputs: dict[str, Any] = Field(default_factory=dict)

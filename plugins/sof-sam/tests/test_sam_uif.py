@@ -65,8 +65,7 @@ def test_uif_status_is_sams_five_members_equal_to_sofs() -> None:
 
 def test_new_uif_has_sams_defaults() -> None:
     uif = SAM_UIF(input_query="What is the capital of France?")
-    assert uif.status == UIFStatus.PENDING and type(uif.status) is str
-    assert uif.status == "pending"
+    assert uif.status == UIFStatus.PENDING and uif.status == "pending"
     assert uif.vetted_content == {} and uif.skill_outputs == {}
     assert uif.start_time is None and uif.end_time is None
     assert is_iso(uif.created_at) and is_iso(uif.updated_at)
@@ -210,6 +209,25 @@ def test_for_query_stamps_an_iso_start() -> None:
     assert is_iso(uif.start_time) and uif.user_id == "u1"
     with pytest.raises(UIFError, match="confidence_score"):
         SAM_UIF.for_query("q", confidence_score=2)
+
+
+def test_a_new_uif_status_is_sams_pending_member_until_assigned() -> None:
+    """SAM's default is the ``UIFStatus.PENDING`` member itself (pydantic does not validate
+    defaults), so SAM's callers read ``uif.status.value`` on a new UIF; anything given or
+    assigned is stored as its string, and the dumps are SAM's."""
+    uif = SAM_UIF(input_query="q")
+    assert uif.status is UIFStatus.PENDING and uif.status.value == "pending"
+    assert uif.model_dump()["status"] is UIFStatus.PENDING
+    assert uif.get_execution_summary()["status"] is UIFStatus.PENDING
+    assert uif.model_copy().status is UIFStatus.PENDING
+    assert json.loads(uif.model_dump_json())["status"] == "pending"
+    assert uif.model_dump(mode="json")["status"] == "pending"
+    assert SAM_UIF.model_validate_json(uif.model_dump_json()).status == "pending"
+    assert type(SAM_UIF(**uif.model_dump()).status) is str
+    assert type(SAM_UIF(input_query="q", status=UIFStatus.PENDING).status) is str
+    uif.status = UIFStatus.RUNNING
+    assert type(uif.status) is str and uif.status == "running"
+    assert SAM_UIF(input_query="q").to_sof().status is SOFStatus.PENDING
 
 
 def test_json_round_trip() -> None:
