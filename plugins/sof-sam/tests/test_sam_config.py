@@ -339,3 +339,49 @@ def test_the_guides_shell_rollback_on_sams_relative_path(tmp_path: Path) -> None
     after = json.loads(sam_path.read_text())
     assert after == {**before, "use_sof_framework": False}
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
+
+
+# --- SAM's number types -----------------------------------------------------------------------
+
+
+def test_sams_file_holds_sams_numbers_as_sam_writes_them(workdir: Path) -> None:
+    """SAM's dataclass writes ``plan_cache_ttl`` as the int 3600 and its float settings as
+    floats; SOF's reading the same file as floats must not turn SAM's ints into 3600.0."""
+    config = SOFConfigManager().load_config()
+    assert type(config.plan_cache_ttl) is int and config.plan_cache_ttl == 3600
+    text = (workdir / "config" / "sof_config.json").read_text()
+    assert '"plan_cache_ttl": 3600,' in text and '"max_plan_length": 10,' in text
+    assert '"max_execution_time": 60.0,' in text and '"skill_timeout": 30.0,' in text
+    assert core.get_sof_config_manager("config/sof_config.json").config.plan_cache_ttl == 3600.0
+
+
+def test_update_config_keeps_the_number_given_as_sams_dataclass_does(sam_file: Path) -> None:
+    manager = SOFConfigManager()
+    config = manager.update_config(skill_timeout=5, plan_cache_ttl=120)
+    assert type(config.skill_timeout) is int and config.skill_timeout == 5
+    assert type(config.plan_cache_ttl) is int and config.plan_cache_ttl == 120
+    assert manager.get_skill_config("S")["max_execution_time"] == 5
+    assert type(manager.get_skill_config("S")["max_execution_time"]) is int
+    text = sam_file.read_text()
+    assert '"skill_timeout": 5,' in text and '"plan_cache_ttl": 120,' in text
+    manager.update_config(skill_timeout=7.5)
+    assert manager.load_config().skill_timeout == 7.5 and '"skill_timeout": 7.5,' in \
+        sam_file.read_text()
+
+
+def test_reset_and_save_write_sams_ints_as_ints(sam_file: Path) -> None:
+    manager = SOFConfigManager()
+    manager.reset_to_defaults()
+    assert '"plan_cache_ttl": 3600,' in sam_file.read_text()
+    config = manager.load_config()
+    config.skill_timeout = 12
+    manager.save_config(config)
+    assert '"skill_timeout": 12,' in sam_file.read_text()
+    assert type(SOFConfigManager().load_config().skill_timeout) is int
+
+
+def test_a_wrong_type_is_still_refused_when_stored(sam_file: Path) -> None:
+    before = sam_file.read_text()
+    with pytest.raises(ConfigError, match="skill_timeout"):
+        SOFConfigManager().update_config(skill_timeout=[5])
+    assert sam_file.read_text() == before
