@@ -35,6 +35,21 @@ _DEFAULT_CONFIDENCE = 0.6
 _ERROR_CONFIDENCE = 0.3
 _SELF_REFLECT_SKILL = "AutonomousFactualCorrectionSkill"
 _DISSONANCE = ("conflicting", "contradictory", "uncertain", "unclear", "disputed")
+# SAM's keyword rules for its rule-based fallback plan (``_generate_fallback_plan``).
+_FINANCE_TERMS = (
+    "market cap", "market capitalization", "stock price", "share price", "financial data",
+    "revenue", "earnings", "valuation", "worth", "cost", "price", "value", "trading",
+    "current price", "today", "stock", "shares", "equity", "investment", "finance",
+    "financial",
+)
+_NEWS_TERMS = ("news", "breaking", "latest", "recent", "current events", "headlines",
+               "updates", "developments", "happening")
+_CONFLICT_TERMS = ("compare", "versus", "different", "conflicting", "sources")
+_MULTI_HOP_TERMS = (
+    "how does", "what is the relationship", "connect", "link", "relate", "why does",
+    "what causes", "how are", "what connects", "bridge", "underlying", "implicit",
+    "hidden connection", "between",
+)
 
 
 @dataclass
@@ -168,6 +183,58 @@ class DynamicPlanner:
             plan = list(self._engine.config.default_plan)
         known = [name for name in plan if name in self._engine.registry]
         return known or plan
+
+    # --- SAM's rule-based fallback plan --------------------------------------------------
+
+    def _generate_fallback_plan(self, uif: Any, background_goal: Any = None
+                                ) -> PlanGenerationResult:
+        """SAM's rule-based plan from the query's words (``fallback_used=True``, confidence
+        0.6), kept because SAM's own tests call it. A skill is used when this planner can
+        run it (registered, or from an installed plugin). As in SAM without its graph
+        database, memory retrieval is set to ``"VECTOR"`` in
+        ``intermediate_data["search_context"]``."""
+        query = uif.input_query.lower()
+        reasons: list[str] = []
+        if background_goal is not None:
+            description = str(background_goal.description)
+            query = f"{query} {description.lower()}"
+            reasons.append(f"Integrated background goal: {description[:30]}...")
+        plan: list[str] = []
+
+        def add(name: str, reason: str) -> None:
+            if name in self._engine.registry:
+                plan.append(name)
+                reasons.append(reason)
+
+        if any(term in query for term in _FINANCE_TERMS):
+            add("FinancialDataTool", "Added FinancialDataTool for financial data lookup")
+        elif any(term in query for term in _NEWS_TERMS):
+            add("NewsApiTool", "Added NewsApiTool for current news")
+        elif any(term in query for term in ("search", "find", "look up")):
+            add("AgentZeroWebBrowserTool", "Added web search for general information")
+        if any(term in query for term in ("+", "-", "*", "/", "calculate", "compute", "math")):
+            add("CalculatorTool", "Added calculator for mathematical operations")
+        if "MemoryRetrievalSkill" in self._engine.registry:
+            context = uif.intermediate_data.get("search_context", {})
+            context["retrieval_mode"] = "VECTOR"
+            uif.intermediate_data["search_context"] = context
+            add("MemoryRetrievalSkill", "Added vector memory retrieval for context")
+        if any(term in query for term in _CONFLICT_TERMS):
+            add("ConflictDetectorSkill", "Added conflict detection for comparison query")
+        if any(term in query for term in _MULTI_HOP_TERMS):
+            add("ImplicitKnowledgeSkill", "Added implicit knowledge skill for multi-hop reasoning")
+        add("ResponseGenerationSkill", "Added response generation as final step")
+        if not plan:
+            plan = self._get_default_fallback_plan()
+            reasons = ["Used default fallback plan"]
+        return PlanGenerationResult(plan, _DEFAULT_CONFIDENCE, "; ".join(reasons), False, 0.0,
+                                    True)
+
+    def _get_default_fallback_plan(self) -> list[str]:
+        """SAM's last resort: its core skills that can run, else ``ResponseGenerationSkill``."""
+        core = [name for name in ("MemoryRetrievalSkill", "ResponseGenerationSkill")
+                if name in self._engine.registry]
+        return core or ["ResponseGenerationSkill"]
 
     def _background_goal(self) -> Any:
         try:

@@ -105,28 +105,31 @@ class SOFIntegration:
     # --- lifecycle -----------------------------------------------------------------------
 
     def initialize(self) -> bool:
-        """Ready the coordinator; False when the engine has no skill to run at all."""
+        """Ready the coordinator with ``_register_core_skills()`` (SAM's step, which SAM's
+        tests patch); False, with the reason logged, when that fails."""
         with self._init_lock:
             if self._initialized:
                 return True
             try:
-                skills = self._coordinator.get_registered_skills()
+                self._register_core_skills()
             except Exception as exc:
                 self.logger.error("SOF initialization failed: %s", exc)
                 return False
-            if not skills:
-                self.logger.error(
-                    "SOF initialization failed: no skills are installed or registered; "
-                    "install skill plugins (e.g. sof-memory, sof-response) or call "
-                    "register_custom_skill()"
-                )
-                return False
-            # SAM's initialize registered its core skills on the coordinator; here plugins
-            # provide them, and adopting them keeps SAM's safe-plan fallback.
-            self._coordinator.adopt_installed_skills(SAFE_PLAN)
-            self.logger.info("SOF initialized with %d skills: %s", len(skills), skills)
             self._initialized = True
             return True
+
+    def _register_core_skills(self) -> None:
+        """SAM's initialization step: register the core skills on the coordinator. Here the
+        installed plugins provide them, and adopting them keeps SAM's safe-plan fallback.
+        Raises ``LookupError`` when the engine has no skill to run at all."""
+        skills = self._coordinator.get_registered_skills()
+        if not skills:
+            raise LookupError(
+                "no skills are installed or registered; install skill plugins (e.g. "
+                "sof-memory, sof-response) or call register_custom_skill()"
+            )
+        self._coordinator.adopt_installed_skills(SAFE_PLAN)
+        self.logger.info("SOF initialized with %d skills: %s", len(skills), skills)
 
     def is_initialized(self) -> bool:
         return self._initialized

@@ -361,3 +361,17 @@ def test_metadata_execution_plan_is_the_plan_asked_for_after_a_fallback() -> Non
     assert result["fallback_used"] is True
     assert result["executed_skills"] == PLAN
     assert result["metadata"]["execution_plan"] == ["NoSuchSkill"]
+
+
+def test_initialize_registers_the_core_skills_through_sams_hook() -> None:
+    """SAM's tests patch ``_register_core_skills`` and expect ``initialize()`` to call it
+    once; with it patched out, initialization succeeds as in SAM."""
+    from unittest.mock import patch
+
+    sam_config.get_sof_config_manager().update_config(use_sof_framework=False)
+    made = SOFIntegration()  # SOF off: not initialized on construction, as in SAM
+    assert not made.is_initialized()
+    with patch.object(made, "_register_core_skills") as register:
+        assert made.initialize() is True
+    register.assert_called_once_with()
+    assert made.is_initialized()

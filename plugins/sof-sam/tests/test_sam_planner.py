@@ -175,3 +175,32 @@ def test_sams_graph_status_says_no_graph_database() -> None:
         "graph_available": False, "graph_aware_planning": True,
         "supported_modes": ["VECTOR"], "default_graph_depth": 2, "max_graph_depth": 4,
     }
+
+
+# --- SAM's rule-based fallback plan (SAM's tests call it) ----------------------------------
+
+IMPLICIT = skill("ImplicitKnowledgeSkill", ["input_query"], ["implicit_knowledge_summary"])
+CALCULATOR = skill("CalculatorTool", ["input_query"], ["calculation_result"])
+
+
+def test_generate_fallback_plan_picks_skills_by_sams_query_rules() -> None:
+    made = planner(MEMORY, CONFLICTS, RESPONSE, IMPLICIT, CALCULATOR)
+    question = uif("How does machine learning relate to quantum computing? Compare sources")
+    result = made._generate_fallback_plan(question)
+    assert isinstance(result, PlanGenerationResult)
+    assert result.plan == ["MemoryRetrievalSkill", "ConflictDetectorSkill",
+                           "ImplicitKnowledgeSkill", "ResponseGenerationSkill"]
+    assert (result.confidence, result.cache_hit, result.fallback_used) == (0.6, False, True)
+    assert result.generation_time == 0.0
+    assert result.reasoning.startswith("Added vector memory retrieval for context; ")
+    assert question.intermediate_data["search_context"] == {"retrieval_mode": "VECTOR"}
+    assert made._generate_fallback_plan(uif("What is 2+2?")).plan == [
+        "CalculatorTool", "MemoryRetrievalSkill", "ResponseGenerationSkill"]
+    assert "ImplicitKnowledgeSkill" not in made._generate_fallback_plan(
+        uif("What is the weather today?")).plan
+
+
+def test_generate_fallback_plan_with_no_matching_skill_is_sams_default() -> None:
+    result = planner(UNRELATED)._generate_fallback_plan(uif("What is 2+2?"))
+    assert result.plan == ["ResponseGenerationSkill"]  # SAM's "at least one skill"
+    assert result.reasoning == "Used default fallback plan"
