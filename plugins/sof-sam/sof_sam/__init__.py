@@ -80,6 +80,17 @@ SAM_ONLY: frozenset[str] = frozenset({
     "get_discovery_orchestrator",
 })
 
+#: Names ``sam.orchestration`` exports from its modules that are not skills and not part of
+#: the API ``sof_sam`` mirrors, by SAM's module. No graft provides them here: SAM's callers
+#: keep importing them from SAM's own package, beside ``sof_sam``.
+SAM_OTHER_MODULES: dict[str, str] = {
+    "DiscoveryCycleOrchestrator": "discovery_cycle",
+    "DiscoveryStage": "discovery_cycle",
+    "DiscoveryProgress": "discovery_cycle",
+    "DiscoveryResult": "discovery_cycle",
+    "get_discovery_orchestrator": "discovery_cycle",
+}
+
 #: SAM's own skills, by the module of ``sam.orchestration.skills`` SAM defines them in: they
 #: resolve from a SAM distribution's package grafted onto ``sof_sam.skills`` (see
 #: ``sof_sam.skills``), as ``sam.orchestration`` imported them from ``.skills``.
@@ -113,6 +124,8 @@ def __getattr__(name: str) -> Any:
         value = plugin_skill(name)
     elif name in SAM_SKILL_MODULES and (grafted := _grafted_skill(name)) is not None:
         value = grafted
+    elif name in SAM_OTHER_MODULES:
+        raise ImportError(_not_mirrored(name, SAM_OTHER_MODULES[name]), name=__name__)
     elif name in SAM_ONLY:
         raise ImportError(
             f"{name} is one of SAM's own modules, not part of sof_sam: keep SAM's code for it "
@@ -124,6 +137,19 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'sof_sam' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def _not_mirrored(name: str, module: str) -> str:
+    """What to do about a name from one of SAM's modules that ``sof_sam`` does not mirror."""
+    sam_module = f"sam.orchestration.{module}"
+    return (
+        f"{name} is defined in SAM's {sam_module}, which is not part of sof_sam (sof_sam "
+        "mirrors only SAM's uif, skills, coordinator, validator, planner, config, security "
+        "and sof_integration modules). Keep importing it from SAM's own package, beside "
+        f"sof_sam: `from {sam_module} import {name}` (leave that line out of the prefix "
+        f"rewrite; SAM's sam/orchestration package must stay importable). See "
+        "docs/migration-from-sam.md"
+    )
 
 
 def _grafted_skill(name: str) -> Any:
@@ -212,7 +238,8 @@ def _installed(name: str) -> bool:
 __all__ = [
     name
     for name in sorted([
-        "PLUGIN_SKILLS", "SAM_API_VERSION", "SAM_ONLY", "SAM_SKILL_MODULES", "__version__",
+        "PLUGIN_SKILLS", "SAM_API_VERSION", "SAM_ONLY", "SAM_OTHER_MODULES",
+        "SAM_SKILL_MODULES", "__version__",
         "plugin_skill",
         *_LAZY, *PLUGIN_SKILLS,
     ])
