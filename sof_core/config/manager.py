@@ -22,6 +22,7 @@ sees the change too.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -376,6 +377,8 @@ class SOFConfigManager:
         # Through a symlink, the file it names is what every reader sees: it is replaced
         # (beside itself, under its own lock) and the link stays a link.
         target = Path(os.path.realpath(self.path))
+        backup: Path | None = None
+        unusable: ConfigError | None = None
         try:
             with self._lock, _file_lock(target):
                 try:
@@ -389,12 +392,12 @@ class SOFConfigManager:
                             f"{exc}; not updating it. Fix or delete the file, or run "
                             "`sof config disable`, which keeps a copy and writes a fresh one"
                         ) from None
-                    data, exists = {}, False
-                    backup = self.last_backup = self._set_aside(target, "corrupt", move=True)
-                    log.warning("config file %s was unusable (%s); moved it to %s", self.path,
-                                exc, backup)
+                    data, exists, unusable = {}, False, exc
+                    # A copy, not a move: the broken file stays at its path until the new
+                    # one replaces it, so no reader ever finds no file there.
+                    backup = self._set_aside(target, "corrupt")
                 if keep_copy is not None and exists:
-                    self.last_backup = self._set_aside(target, keep_copy, move=False)
+                    backup = self._set_aside(target, keep_copy)
                 new = edit(data, exists)
                 try:
                     text = dump_config(new, self.path)
@@ -404,11 +407,18 @@ class SOFConfigManager:
                 _remove_dead_writers_files(target)
                 write_atomic(target, text)
                 self._state = None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot write config file {self.path}: {exc.strerror or exc}; fix the "
-                "permissions of its folder or point SOF_CONFIG at another file"
-            ) from exc
+        except BaseException as exc:
+            if backup is not None:  # the file is unchanged: a copy of it is only clutter
+                with suppress(OSError):
+                    os.unlink(backup)
+            if isinstance(exc, OSError):
+                raise _write_error(self.path, exc) from exc
+            raise
+        if backup is not None:
+            self.last_backup = backup
+        if unusable is not None:
+            log.warning("config file %s was unusable (%s); kept a copy as %s", self.path,
+                        unusable, backup)
 
     def _check_writable(self) -> None:
         """Refuse ``os.devnull`` and anything that is not a regular file, before locking."""
@@ -453,15 +463,21 @@ class SOFConfigManager:
         source = self.state().sources.get(setting, "")
         return source if source.startswith(("environment", "argument")) else None
 
-    def _set_aside(self, path: Path, label: str, *, move: bool) -> Path | None:
-        """Move or copy ``path`` to ``<name>.<label>-<unix time>`` (``-1``, ``-2``, ... added
-        when that name is taken); None when there was nothing to keep or it failed."""
+    def _set_aside(self, path: Path, label: str) -> Path | None:
+        """Keep a copy of ``path`` as ``<name>.<label>-<unix time>`` (``-1``, ``-2``, ...
+        added when that name is taken); None when there was nothing to keep or it failed.
+
+        A hard link when the file system allows one: it needs no space (a repair on a full
+        disk still keeps the old file) and ``write_atomic`` never changes the old file in
+        place, only replaces it. Else a copy."""
         backup: Path | None = None
         try:
             backup = _claim_backup_name(path.with_name(f"{path.name}.{label}-{int(time.time())}"))
-            if move:
-                os.replace(path, backup)
-            else:
+            try:
+                _link_over(path, backup)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
                 shutil.copy2(path, backup)
         except OSError as exc:
             if backup is not None:  # the name claimed for it, still empty
@@ -803,6 +819,44 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _write_error(path: Path, exc: OSError) -> ConfigError:
+    """The one-line error for a write that failed: a full disk (or quota, or the process's
+    file size limit) says so, since no permission change would help."""
+    if exc.errno in _NO_SPACE:
+        return ConfigError(
+            f"cannot write config file {path}: the disk is full ({exc.strerror or exc}); "
+            "the file is unchanged: free some space and retry, or point SOF_CONFIG at a file "
+            "on another disk"
+        )
+    return ConfigError(
+        f"cannot write config file {path}: {exc.strerror or exc}; fix the "
+        "permissions of its folder or point SOF_CONFIG at another file"
+    )
+
+
+#: ``errno`` values meaning "no room for the file": no space, over quota, over the file
+#: size limit (``RLIMIT_FSIZE``, which Python turns into ``EFBIG`` rather than a signal).
+_NO_SPACE = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG)
+    if code is not None
+)
+
+
+def _link_over(path: Path, name: Path) -> None:
+    """Make ``name`` (a file just claimed, empty) a hard link to ``path``: linked beside it
+    under a temporary name, then renamed over it, so ``name`` is never missing."""
+    temporary = name.with_name(f".{name.name}.link")
+    with suppress(FileNotFoundError):
+        os.unlink(temporary)
+    os.link(path, temporary)
+    try:
+        os.replace(temporary, name)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _claim_backup_name(base: Path) -> Path:
