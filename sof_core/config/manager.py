@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from sof_core._paths import config_file_problem, expand_user
 from sof_core.config.model import SAM_KEYS, SAM_NAMES, SOFConfig
 from sof_core.config.sources import (
     UnusableConfigPath,
@@ -143,7 +144,9 @@ class SOFConfigManager:
                 key="config_path",
             )
         chosen = path if path is not None else config_path
-        self.path = Path(chosen).expanduser() if chosen is not None else default_config_path()
+        self.path = _given_path(chosen) if chosen is not None else default_config_path()
+        #: Why there is no config file to write (no home directory to find it in), or None.
+        self._unlocated = config_file_problem() if chosen is None else None
         self._environ = environ
         values, names, problems = interpret_arguments(overrides)
         try:
@@ -165,6 +168,13 @@ class SOFConfigManager:
     def config_path(self) -> Path:
         """SAM's name for ``path``."""
         return self.path
+
+    @property
+    def unlocated(self) -> str | None:
+        """Why there is no config file to store settings in, and what to set, in one line:
+        the user config folder needs a home directory and there is none (``path`` is then
+        ``os.devnull``, read as defaults). None when ``path`` is a located file."""
+        return self._unlocated
 
     # --- reading -------------------------------------------------------------------------
 
@@ -422,6 +432,8 @@ class SOFConfigManager:
 
     def _check_writable(self) -> None:
         """Refuse ``os.devnull`` and anything that is not a regular file, before locking."""
+        if is_devnull(self.path) and self._unlocated is not None:
+            raise ConfigError(f"cannot store a setting: {self._unlocated}", key="SOF_CONFIG")
         if is_devnull(self.path):
             raise ConfigError(
                 f"config file {self.path} stands for \"no config file\" and cannot store a "
@@ -754,11 +766,13 @@ def get_sof_config_manager(
         raise ConfigError(f"two config files given ({path} and config_path={config_path})",
                           key="config_path")
     chosen = path if path is not None else config_path
-    resolved = Path(chosen).expanduser() if chosen is not None else default_config_path()
+    resolved = _given_path(chosen) if chosen is not None else default_config_path()
     with _managers_lock:
         manager = _managers.get(resolved)
         if manager is None:
-            manager = _managers[resolved] = SOFConfigManager(resolved)
+            # Without a path it locates the file itself, and so knows when it cannot.
+            manager = SOFConfigManager(resolved) if chosen is not None else SOFConfigManager()
+            _managers[resolved] = manager
         return manager
 
 
@@ -789,6 +803,16 @@ def is_sof_enabled() -> bool:
 
 
 # --- files ----------------------------------------------------------------------------------
+
+
+def _given_path(path: Path | str) -> Path:
+    """A config path given in code, ``~`` expanded; a ``ConfigError`` when it starts with
+    ``~`` and there is no home directory (``Path.expanduser`` raises a bare RuntimeError)."""
+    expanded = expand_user(path)
+    if expanded is None:
+        raise ConfigError(f"config file {path} starts with ~ but there is no home directory "
+                          "to expand it to (HOME is unset); give an absolute path")
+    return expanded
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from sof_core._paths import ENV_CONFIG as _ENV_CONFIG
-from sof_core._paths import config_file
+from sof_core._paths import config_file, expand_user
 from sof_core.config.model import (
     SAM_KEYS,
     SOFConfig,
@@ -63,7 +63,9 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 def default_config_path() -> Path:
-    """``$SOF_CONFIG``, else the platform's user config dir (no extra dependency needed)."""
+    """``$SOF_CONFIG``, else the platform's user config dir (no extra dependency needed);
+    ``os.devnull`` (no file: defaults) when that needs a home directory and there is none
+    (``sof_core._paths.config_file_problem`` says what to set)."""
     return config_file()
 
 
@@ -221,7 +223,7 @@ _KINDS = (
 def _not_a_file(path: Path, mode: int) -> UnusableConfigPath:
     kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
     named = os.environ.get(ENV_CONFIG)
-    via = f" ({ENV_CONFIG})" if named and Path(named).expanduser() == path else ""
+    via = f" ({ENV_CONFIG})" if named and expand_user(named) == path else ""
     return UnusableConfigPath(
         f"config file {path}{via} is {kind}, not a regular file; SOF reads its settings from "
         f"a JSON or TOML file: point {ENV_CONFIG} at one (or at {os.devnull} for none)",
