@@ -90,6 +90,7 @@ def main(argv: list[str]) -> None:
     import faulthandler
     import resource
 
+    _open_missing_streams()
     faulthandler.enable()  # a segfaulting C extension leaves its Python stack on stderr
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and no core file behind
     _become_subreaper()
@@ -131,6 +132,24 @@ def main(argv: list[str]) -> None:
         if spent:
             os._exit(0)  # a limit hit, or a tool's threads left running: the host starts another
         _reap()
+
+
+def _open_missing_streams() -> None:
+    """/dev/null on a standard descriptor this worker was started without (the host gives
+    it all three; a sandbox program in between may not): ``faulthandler`` needs a stderr,
+    and a file the skill opens must not become the stdout its prints go to."""
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: ``fd``
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8",  # noqa: SIM115
+                                errors="backslashreplace"))
 
 
 def _watch_host(sock: socket.socket) -> None:

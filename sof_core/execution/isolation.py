@@ -110,22 +110,29 @@ class _Worker:
         self.ready = False  # its "ready" message has been read
         #: When it is retired if still idle (``time.monotonic()``; set when it goes idle).
         self.retire_at = math.inf
-        host, child = socket.socketpair()
-        try:
-            self.process = subprocess.Popen(
+        # One start at a time: another's connection briefly on a descriptor 0-2 would
+        # be taken for an open standard stream here and handed to this worker.
+        with _start_lock:
+            host, child = _connection()
+            try:
                 # prefix: a sandbox the worker starts in (``unshare --net``, for tools
                 # without the "network" permission; see sof_core.security.sandbox)
-                [*prefix, sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
-                env=clean_environment(),
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group (killed whole), no Ctrl-C
-            )
-        except BaseException:
-            host.close()
-            raise
-        finally:
-            child.close()
+                self.process = subprocess.Popen(
+                    [*prefix, sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
+                    env=clean_environment(),
+                    pass_fds=(child.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    # /dev/null for a stream the worker would not inherit: never a
+                    # descriptor it opens later (a skill's print would write into it)
+                    stdout=None if _inherited(1) else subprocess.DEVNULL,
+                    stderr=None if _inherited(2) else subprocess.DEVNULL,
+                    start_new_session=True,  # its own process group (killed whole), no Ctrl-C
+                )
+            except BaseException:
+                host.close()
+                raise
+            finally:
+                child.close()
         self.sock = host
 
     @property
@@ -194,6 +201,47 @@ class _Worker:
             return self.process.wait(1.0)
         except subprocess.TimeoutExpired:
             return None
+
+
+#: Held while a worker starts (``_Worker``).
+_start_lock = threading.Lock()
+
+
+def _connection() -> tuple[socket.socket, socket.socket]:
+    """A socket pair, the host's end and the worker's, neither on descriptors 0-2: a host
+    that closed its standard streams (a daemon, ``2>&-``) would otherwise find the
+    connection there, and so would the worker, as its stdout or stderr."""
+    host, child = socket.socketpair()
+    try:
+        host = _above_standard(host)
+        child = _above_standard(child)
+    except BaseException:
+        host.close()
+        child.close()
+        raise
+    return host, child
+
+
+def _above_standard(sock: socket.socket) -> socket.socket:
+    """``sock``, moved to a descriptor above 2 if it is on one of 0-2 (closed there)."""
+    if sock.fileno() > 2 or os.name != "posix":
+        return sock
+    import fcntl
+
+    try:
+        moved = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
+        return socket.socket(sock.family, sock.type, sock.proto, fileno=moved)
+    finally:
+        sock.close()
+
+
+def _inherited(fd: int) -> bool:
+    """Whether a process started now inherits this one's descriptor ``fd``: it is open and
+    not close-on-exec (``os.dup`` of stdout, say, when stderr was closed)."""
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # closed
+        return False
 
 
 def clean_environment() -> dict[str, str]:
