@@ -153,8 +153,9 @@ def _queries(args: argparse.Namespace) -> list[str]:
         from sof_core.execution.batch import parse_queries
 
         stdin = sys.stdin  # None when standard input is closed (`sof run - <&-`): empty
-        queries = parse_queries(stdin.buffer.read() if stdin is not None else b"",
-                                "standard input")
+        # Read in pieces and given up at the first NUL, non-UTF-8 byte or byte past
+        # MAX_QUERY_BYTES: `sof run - < /dev/zero` is a usage error, not endless reading.
+        queries = parse_queries(stdin.buffer if stdin is not None else b"", "standard input")
         if not queries:
             raise UsageError("no query on standard input (one query per line)")
         return queries

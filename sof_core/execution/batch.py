@@ -16,14 +16,15 @@ concurrency is separate from the executor's (which runs the skills *within* one 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import concurrent.futures
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sof_core.errors import ConfigError
 
@@ -335,15 +336,25 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 # --- input and output --------------------------------------------------------------------
 
 
+#: The most ``read_queries`` and ``parse_queries`` read (64 MiB): far more than any real
+#: query file, and a bound for endless input (``sof run - < /dev/zero``, a device).
+MAX_QUERY_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
 def read_queries(path: str | Path) -> list[str]:
     """Queries from a text file, one per line; blank lines and ``#`` comments are skipped.
 
-    The file must be UTF-8 text: a binary file or invalid UTF-8 raises ``ConfigError``
-    naming the file and the offending byte.
+    The file must be UTF-8 text of at most ``MAX_QUERY_BYTES``: it is read piece by piece
+    and refused (``ConfigError`` naming the file) at its first NUL byte, its first byte
+    that is not UTF-8 or the first byte past the limit, so a device (``/dev/zero``,
+    ``/dev/urandom``) is refused at once; a FIFO, ``/dev/stdin`` or a shell's process
+    substitution is read like a file.
     """
     file = Path(path)
     try:
-        data = file.read_bytes()
+        with open(file, "rb") as stream:
+            return parse_queries(stream, f"query file {file}")
     except FileNotFoundError:
         raise ConfigError(f"query file {file} does not exist", key="file") from None
     except IsADirectoryError:
@@ -351,25 +362,73 @@ def read_queries(path: str | Path) -> list[str]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot read query file {file}: {reason}", key="file") from exc
-    return parse_queries(data, f"query file {file}")
 
 
-def parse_queries(data: bytes, source: str = "input") -> list[str]:
-    """Queries from UTF-8 text, one per line; blank lines and ``#`` comments are skipped."""
-    if b"\0" in data:
-        raise ConfigError(
-            f"{source} is binary, not text; give UTF-8 text with one query per line", key="file"
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8",
-            key="file",
-        ) from None
+def parse_queries(data: bytes | BinaryIO, source: str = "input") -> list[str]:
+    """Queries from UTF-8 text (bytes, or a binary stream read to its end), one per line;
+    blank lines and ``#`` comments are skipped.
+
+    A NUL byte, invalid UTF-8 or more than ``MAX_QUERY_BYTES`` raises ``ConfigError``
+    naming ``source``; a stream is read in pieces and given up at the first of them, never
+    read whole first.
+    """
+    text = _decode(_pieces(data), source)
     queries = [line.strip() for line in text.splitlines()]
     return [q for q in queries if q and not q.startswith("#")]
+
+
+def _pieces(data: bytes | BinaryIO) -> Iterator[bytes]:
+    """``data`` in pieces of at most ``_CHUNK`` bytes, and at most one byte past the limit
+    (enough to tell that there is more)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)[: MAX_QUERY_BYTES + 1]
+        for start in range(0, len(view), _CHUNK):
+            yield bytes(view[start : start + _CHUNK])
+        return
+    total = 0
+    while total <= MAX_QUERY_BYTES:
+        piece = data.read(min(_CHUNK, MAX_QUERY_BYTES + 1 - total))
+        if not piece:
+            return
+        total += len(piece)
+        yield piece
+
+
+def _decode(pieces: Iterable[bytes], source: str) -> str:
+    """The text of ``pieces``, decoded as it comes (a BOM is dropped); ``ConfigError`` at
+    the first NUL byte, the first byte that is not UTF-8, or past ``MAX_QUERY_BYTES``."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    parts: list[str] = []
+    offset = 0  # bytes before this piece
+    for piece in pieces:
+        if offset + len(piece) > MAX_QUERY_BYTES:
+            raise ConfigError(
+                f"{source} is larger than {MAX_QUERY_BYTES // (1024 * 1024)} MiB, the most "
+                "read as queries; split it into several files", key="file")
+        if b"\0" in piece:
+            raise ConfigError(f"{source} is binary, not text; give UTF-8 text with one query "
+                              "per line", key="file")
+        try:
+            parts.append(decoder.decode(piece))
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(source, exc, offset + len(piece)) from None
+        offset += len(piece)
+    try:
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:  # the input ends inside a character
+        raise _not_utf8(source, exc, offset) from None
+    return "".join(parts)
+
+
+def _not_utf8(source: str, exc: UnicodeDecodeError, end: int) -> ConfigError:
+    """The error for bytes that are not UTF-8; ``end``: the input's offset where the bytes
+    the decoder failed on (those it held back and the piece) end."""
+    at = end - len(exc.object) + exc.start
+    return ConfigError(
+        f"{source} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {at}); "
+        "save it as UTF-8",
+        key="file",
+    )
 
 
 def format_summary(summary: BatchSummary | None) -> str:
@@ -391,6 +450,7 @@ def format_summary(summary: BatchSummary | None) -> str:
 
 __all__ = [
     "BATCH_SCHEMA",
+    "MAX_QUERY_BYTES",
     "BatchItem",
     "BatchResult",
     "BatchSummary",
