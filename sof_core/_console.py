@@ -5,6 +5,11 @@ It imports nothing itself: the real CLI (``sof_core.cli``, argparse, the config,
 imported inside ``main``, under a ``KeyboardInterrupt`` handler, so Ctrl-C while ``sof``
 is still starting up ends it quietly with exit code 130, as Ctrl-C during a command does,
 instead of printing a traceback from the middle of an import.
+
+It also has ``sof_core.cli.output`` set up the standard streams for the command
+(``steady_streams``: nothing fails to encode, a failing write of the output is an expected
+error, one of stderr is dropped) and settle them before the interpreter's exit flushes them
+(``settle_streams``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,24 @@ def main() -> None:
     exits 130 without a traceback."""
     try:
         open_closed_streams()
+        from sof_core.cli.output import steady_streams
+
+        steady_streams()
         from sof_core.cli.leave import console
 
         console()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        _settle_streams()
+
+
+def _settle_streams() -> None:
+    """``sof_core.cli.output.settle_streams``, once that module is there (Ctrl-C may
+    have come before it was imported)."""
+    settle = getattr(sys.modules.get("sof_core.cli.output"), "settle_streams", None)
+    if settle is not None:
+        settle()
 
 
 def open_closed_streams() -> None:
@@ -54,3 +72,4 @@ def _in_use(fd: int) -> bool:
     except OSError:
         return False
     return True
+

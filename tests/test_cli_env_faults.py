@@ -148,3 +148,89 @@ def test_process_substitution_is_still_a_query_file(env: dict[str, str]) -> None
         os.close(read)
     assert result.returncode == 0, result.stderr
     assert b'"count": 1' in result.stdout
+
+
+# --- 2. an output encoding that cannot hold the answer -------------------------------------
+
+
+@pytest.mark.parametrize(("encoding", "expected"), [
+    ("ascii", b"caf\\xe9 \\u2014 \\u65e5\\u672c?\n"),
+    ("latin-1", b"caf\xe9 \\u2014 \\u65e5\\u672c?\n"),
+    ("utf-8", "café — 日本?\n".encode()),
+])
+def test_what_stdout_cannot_encode_is_escaped(
+    env: dict[str, str], encoding: str, expected: bytes
+) -> None:
+    env["PYTHONIOENCODING"] = encoding
+    result = sof(["run", "café — 日本?", "--plan", "CalculatorTool", "--output",
+                  "input_query"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+
+
+def test_a_plugin_command_prints_through_the_same_stdout(env: dict[str, str]) -> None:
+    """``sof memory search`` with an ASCII stdout: its hits, escaped, and exit 0."""
+    added = sof(["memory", "add", "Le café de Zoë ouvre à 8h", "--source", "café.md"], env)
+    assert added.returncode == 0, added.stderr
+    env["PYTHONIOENCODING"] = "ascii"
+    result = sof(["memory", "search", "cafe"], env)
+    assert result.returncode == 0, result.stderr
+    assert b"Le caf\\xe9 de Zo\\xeb ouvre \\xe0 8h" in result.stdout
+
+
+# --- 3. output that cannot be written ------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "What is 15% of 240?", "--plan", "CalculatorTool"],
+    ["skills"], ["config", "show"], ["memory", "stats"], ["--help"],
+])
+def test_output_to_a_full_disk_is_one_expected_error_line(
+    env: dict[str, str], args: list[str]
+) -> None:
+    with open("/dev/full", "wb") as full:
+        result = sof(args, env, stdout=full)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines()[-1:] == [FULL], result.stderr
+    assert b"traceback" not in result.stderr.lower()
+    assert b"Exception ignored" not in result.stderr
+
+
+def test_output_over_the_file_size_limit_is_the_same_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    with open(tmp_path / "out.txt", "wb") as out:
+        result = sof(["skills"], env, stdout=out, limit=_limit(resource.RLIMIT_FSIZE, 0))
+    assert result.returncode == 1
+    assert result.stderr.decode() == "sof: error: could not write the output: File too large\n"
+
+
+def test_a_reader_gone_keeps_its_handling(env: dict[str, str]) -> None:
+    """``sof skills | head -0``: the rest of the output is dropped, nothing said, exit 0."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = sof(["skills"], env, stdout=write)
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (0, b"")
+
+
+# --- 4. messages that cannot be written ----------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["config", "set", "sof_rollout_percentage", "150"],  # sof's own usage error
+    ["run", "--no-such-option"],  # argparse's
+    ["run", "--file", "/dev/zero"],
+])
+def test_a_usage_error_is_exit_2_when_stderr_cannot_take_it(
+    env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    with open("/dev/full", "wb") as full:
+        assert sof(args, env, stderr=full).returncode == 2
+    errors = tmp_path / "errors.txt"
+    with open(errors, "wb") as stream:
+        result = sof(args, env, stderr=stream, limit=_limit(resource.RLIMIT_FSIZE, 0))
+    assert result.returncode == 2
+    assert errors.read_bytes() == b""

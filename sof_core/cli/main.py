@@ -13,6 +13,7 @@ stderr, never a traceback; an unexpected one prints one line too, and its traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -26,7 +27,14 @@ from sof_core._installed import installed_plugins as installed_plugins
 from sof_core._version import __version__
 from sof_core.cli import command_cache, completion, hooks, inspect, new_plugin, plan, run, startup
 from sof_core.cli import config as config_cli
-from sof_core.cli.output import UsageError, fail, one_line, warn
+from sof_core.cli.output import (
+    OutputWriteError,
+    UsageError,
+    fail,
+    one_line,
+    take_output_failure,
+    warn,
+)
 
 if TYPE_CHECKING:
     from sof_core.plugins import PluginManager
@@ -279,8 +287,15 @@ def _main(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
             parser.print_help()
-            return 0
-        return int(args.func(args))
+            code = 0
+        else:
+            code = int(args.func(args))
+        _flush_output()  # a write that fails is this command's error (OutputWriteError)
+        return code
+    except OutputWriteError as exc:
+        _silence_stdout()  # what is still held would fail again at exit
+        take_output_failure()  # reported here
+        return fail(f"could not write the output: {exc.strerror or exc}", 1)
     except UsageError as exc:
         return fail(str(exc), exc.code)
     except SOFError as exc:
@@ -359,8 +374,14 @@ def _unexpected(exc: BaseException) -> int:
     detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     hint = "" if log.isEnabledFor(logging.DEBUG) else (
         " (run with SOF_LOG_LEVEL=DEBUG for the traceback)")  # shown above it, otherwise
-    print(f"sof: error: {detail}{hint}", file=sys.stderr)
-    return 1
+    return fail(f"{detail}{hint}", 1)
+
+
+def _flush_output() -> None:
+    """Write what stdout still holds now, while a failure can be reported (a stdout that
+    is closed, as a host's stand-in may be, has nothing to write)."""
+    with contextlib.suppress(ValueError):
+        sys.stdout.flush()
 
 
 def _silence_stdout() -> None:

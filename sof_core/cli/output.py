@@ -1,13 +1,19 @@
-"""Output helpers shared by every ``sof`` command: tables, JSON, one-line errors."""
+"""Output helpers shared by every ``sof`` command: tables, JSON, one-line errors, and the
+standard streams the console script writes through (``steady_streams``)."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 #: Columns are never squeezed below this many characters to fit the terminal.
 MIN_COLUMN = 6
@@ -170,12 +176,23 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int = 2) -> int:
-    print(f"sof: error: {one_line(message)}", file=sys.stderr)
+    """Say ``message`` as the command's error line and return ``code``, whether or not
+    the line could be written (stderr on a full disk): the exit code never depends on it."""
+    _say(f"sof: error: {one_line(message)}")
     return code
 
 
 def warn(message: str) -> None:
-    print(f"sof: warning: {one_line(message)}", file=sys.stderr)
+    _say(f"sof: warning: {one_line(message)}")
+
+
+def _say(line: str) -> None:
+    """One line on stderr, flushed; a stderr that cannot take it is left as it is."""
+    stream = sys.stderr
+    if stream is None:  # print(file=None) would write it to stdout
+        return
+    with contextlib.suppress(OSError, ValueError):  # failing, or closed
+        print(line, file=stream, flush=True)
 
 
 @contextlib.contextmanager
@@ -203,3 +220,129 @@ def others_write_to_stderr() -> Iterator[None]:
             sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+# --- the standard streams of the console script -------------------------------------------
+
+#: The error handler of the command's stdout and stderr (``steady_streams``).
+ERRORS = "sof.console"
+
+
+class OutputWriteError(OSError):
+    """Writing the command's output (stdout) failed for a reason of its own (a full disk,
+    an I/O error, a file size limit): an expected error, not a bug. A reader that went
+    away (``BrokenPipeError``) is not one: it keeps its own handling."""
+
+
+#: The output's write failure no one has reported yet (``take_output_failure``).
+_unreported: list[OutputWriteError] = []
+
+
+def take_output_failure() -> OutputWriteError | None:
+    """The output's write failure not reported yet, which the caller now reports."""
+    failure = _unreported[0] if _unreported else None
+    _unreported.clear()
+    return failure
+
+
+class _Output(io.FileIO):
+    """Standard output's descriptor: a write that fails raises ``OutputWriteError``, and
+    is remembered until reported (argparse, printing ``--help``, swallows it)."""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except (BrokenPipeError, BlockingIOError):
+            raise
+        except OSError as exc:
+            failure = OutputWriteError(exc.errno, exc.strerror)
+            _unreported[:] = [failure]
+            raise failure from exc
+
+
+class _Messages(io.FileIO):
+    """Standard error's descriptor: a write that fails is dropped (there is nowhere left
+    to say so), so a command ends the same, exit code included, whether or not its
+    warnings and error line could be written."""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except OSError:
+            return memoryview(data).nbytes
+
+
+def _escape(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """Text the stream's encoding cannot hold (``PYTHONIOENCODING=ascii``, a latin-1 or C
+    locale): bytes that came in undecodable (surrogates) go out as they came, anything
+    else as a backslash escape (``caf\\xe9``), never an error."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    if all("\udc80" <= char <= "\udcff" for char in exc.object[exc.start:exc.end]):
+        return codecs.lookup_error("surrogateescape")(exc)
+    return codecs.backslashreplace_errors(exc)
+
+
+def steady_streams() -> None:
+    """Standard output and error as ``sof`` writes them: the same encoding, newlines and
+    buffering, with ``ERRORS`` as their error handler and their descriptor wrapped (stdout:
+    ``_Output``; stderr: ``_Messages``). A stream that is not a plain file descriptor (a
+    Windows console) only gets the error handler."""
+    codecs.register_error(ERRORS, _escape)
+    for name, raw in (("stdout", _Output), ("stderr", _Messages)):
+        stream = getattr(sys, name)
+        if not isinstance(stream, io.TextIOWrapper):
+            continue
+        try:
+            stream.flush()
+            replaced = _rewrapped(stream, raw)
+        except (OSError, ValueError):  # closed, or flushing failed already: leave it
+            continue
+        if replaced is None:
+            stream.reconfigure(errors=ERRORS)
+        else:
+            setattr(sys, name, replaced)
+
+
+def _rewrapped(stream: io.TextIOWrapper, raw: type[io.FileIO]) -> io.TextIOWrapper | None:
+    """``stream`` again over ``raw`` on the same descriptor, or ``None`` when it is not a
+    plain one (its binary layer: a ``FileIO``, unbuffered with ``-u``, or one buffered)."""
+    binary = stream.buffer
+    inner = binary.raw if isinstance(binary, io.BufferedWriter) else binary
+    if type(inner) is not io.FileIO:
+        return None
+    layer: io.FileIO | io.BufferedWriter = raw(inner.fileno(), "w", closefd=False)
+    if isinstance(binary, io.BufferedWriter):
+        layer = io.BufferedWriter(layer)
+    return io.TextIOWrapper(
+        layer, encoding=stream.encoding, errors=ERRORS, newline=None if os.name == "nt" else "\n",
+        line_buffering=stream.line_buffering, write_through=stream.write_through,
+    )
+
+
+def settle_streams() -> None:
+    """Before the interpreter's exit flushes them: output that could not be written and
+    was not reported (``sof --help > /dev/full``) is one error line and exit 1 instead of
+    exit 0, or Python's "Exception ignored" and exit 120; messages that cannot be written
+    are dropped."""
+    for name in ("stderr", "stdout"):
+        stream = getattr(sys, name)
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            _drop(stream)
+    failure = take_output_failure()
+    if failure is not None:
+        raise SystemExit(fail(f"could not write the output: {failure.strerror}", 1))
+
+
+def _drop(stream: io.TextIOWrapper) -> None:
+    """Send what ``stream`` still holds to ``os.devnull`` (its descriptor becomes it)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
