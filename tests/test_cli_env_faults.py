@@ -234,3 +234,30 @@ def test_a_usage_error_is_exit_2_when_stderr_cannot_take_it(
         result = sof(args, env, stderr=stream, limit=_limit(resource.RLIMIT_FSIZE, 0))
     assert result.returncode == 2
     assert errors.read_bytes() == b""
+
+
+# --- 5. a locale that is not UTF-8 ---------------------------------------------------------
+
+
+def test_utf8_arguments_are_text_under_a_c_locale(env: dict[str, str]) -> None:
+    env.update(LC_ALL="C", PYTHONUTF8="0")
+    result = sof(["run", "café?", "--plan", "CalculatorTool", "--output", "input_query"], env)
+    assert (result.returncode, result.stdout) == (0, b"caf\\xe9?\n"), result.stderr
+    for option, key, shown in (("--context", "user_context", b'{\n  "k": "caf\\u00e9"\n}\n'),
+                               ("--session", "session_id", b"caf\\xe9\n"),
+                               ("--user", "user_id", b"caf\\xe9\n")):
+        value = "k=café" if option == "--context" else "café"
+        given = sof(["run", "q", option, value, "--plan", "CalculatorTool", "--output", key],
+                    env)
+        assert (given.returncode, given.stdout) == (0, shown), given.stderr
+    planned = sof(["plan", "café?", "--json"], env)
+    assert planned.returncode == 0, planned.stderr
+    assert b'"query": "caf\\u00e9?"' in planned.stdout
+    invalid = sof(["run", b"caf\xff?", "--plan", "CalculatorTool"], env)
+    assert invalid.returncode == 2
+    assert invalid.stderr.startswith(b"sof: error: invalid UIF: input_query")
+    value = sof(["config", "set", "sof_rollout_percentage", "café"], env)
+    assert value.returncode == 2
+    assert b"unable to parse string as a number (got 'caf\\xe9')" in value.stderr
+    assert b"not valid UTF-8" in sof(["config", "set", "sof_rollout_percentage", b"\xff"],
+                                     env).stderr

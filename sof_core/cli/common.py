@@ -7,6 +7,7 @@ Nothing heavy is imported at module level: the parser is built from these helper
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -43,6 +44,23 @@ def engine() -> CoordinatorEngine:
     from sof_core.execution.coordinator import CoordinatorEngine
 
     return CoordinatorEngine(manager())
+
+
+def text_arg(value: str) -> str:
+    """A command-line argument read as text (a query, a context value): as the UTF-8 it
+    was typed in, also where Python decoded it otherwise.
+
+    Under a locale whose encoding is not UTF-8 (``LC_ALL=C`` with ``PYTHONUTF8=0``),
+    Python gives the UTF-8 bytes of ``café`` as ``'caf\\udcc3\\udca9'``; bytes that are
+    UTF-8 are read as that text here. Bytes that are not are kept as they came, for the
+    caller to refuse. Not for paths: a path opens as Python decoded it.
+    """
+    if value.isascii():
+        return value
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes, or text the locale cannot encode back
+        return value
 
 
 def not_empty(value: str | None, option: str, give: str) -> None:

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sof_core.cli.common import text_arg
+
 if TYPE_CHECKING:
     from sof_core.config import SOFConfig
     from sof_core.config.manager import SOFConfigManager
@@ -108,6 +110,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_set(args: argparse.Namespace) -> int:
     from sof_core.errors import ConfigError
 
+    args.key, args.value = text_arg(args.key), text_arg(args.value)  # whatever the locale
     for what, text in (("KEY", args.key), ("VALUE", args.value)):
         try:
             text.encode("utf-8")

@@ -96,7 +96,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     unknown planner (a configuration error)."""
     common.not_empty(args.planner, "--planner",
                      "a planner name (rules, static, goal, llm, or a plugin's)")
-    query = " ".join(args.query)
+    query = " ".join(common.text_arg(word) for word in args.query)
     common.not_empty(query, "QUERY", "the query to plan (e.g. \"What is 15% of 240?\")")
     engine = common.engine()
     from sof_core.uif import UIF

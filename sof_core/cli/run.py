@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _read_as_text(args)
     queries = _queries(args)
     common.check_plan_options(args)  # a malformed --prefer fails before plugins load
     context = _context(args.context)
@@ -117,6 +118,17 @@ def _say_abandoned(engine: CoordinatorEngine) -> None:
 
 
 # --- arguments -----------------------------------------------------------------------------
+
+
+def _read_as_text(args: argparse.Namespace) -> None:
+    """QUERY words, ``--context``, ``--session`` and ``--user`` as the text typed, whatever
+    the locale (``common.text_arg``); ``--file`` stays a path."""
+    args.query = [common.text_arg(word) for word in args.query]
+    args.context = [common.text_arg(item) for item in args.context or ()] or None
+    for option in ("session", "user"):
+        value = getattr(args, option)
+        if value is not None:
+            setattr(args, option, common.text_arg(value))
 
 
 def _queries(args: argparse.Namespace) -> list[str]:
