@@ -1,6 +1,7 @@
 """Isolation workers start and answer whatever state the host's process is in: standard
-descriptors it closed (a daemon, `sof run ... 2>&-`). Each host is a Python process of its
-own, since that state is process-wide."""
+descriptors it closed (a daemon, `sof run ... 2>&-`) or a working directory that was deleted
+under it (a deploy replaced the release folder). Each host is a Python process of its own,
+since both states are process-wide."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from sof_core import UIF, BaseSkillModule, SkillCrashedError
+from sof_core.execution.isolation import IsolationPool
+from sof_core.testing import make_engine
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="worker processes, /proc and /dev/null (Linux)")
@@ -71,12 +76,13 @@ _HOST = textwrap.dedent(
 )
 
 
-def _host(tmp_path: Path, close: tuple[int, ...], prelude: str = "") -> dict[str, object]:
+def _host(tmp_path: Path, close: tuple[int, ...], prelude: str = "",
+          cwd: Path | None = None) -> dict[str, object]:
     """Run the host script (as ``python -c``: '' on its import path) and return its record."""
     record = tmp_path / "record.json"
     code = f"CLOSE = {close!r}\n{prelude}\n{_HOST}"
     done = subprocess.run([sys.executable, "-c", code, str(record)], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, cwd=cwd, check=False)
     assert done.returncode == 0, done.stderr
     assert "Fatal Python error" not in done.stderr, done.stderr
     result: dict[str, object] = json.loads(record.read_text())
@@ -133,3 +139,58 @@ def test_a_worker_started_without_standard_descriptors_answers(tmp_path: Path) -
         finally:
             worker.kill()
             worker.wait()
+
+
+def test_workers_start_when_the_host_working_directory_was_deleted(tmp_path: Path) -> None:
+    # The worker inherited the deleted directory and its interpreter died starting ("Fatal
+    # Python error: error evaluating path"); with '' on the host's import path, working out
+    # the worker's PYTHONPATH raised too, reported as the interpreter not being found.
+    gone = tmp_path / "gone"
+    prelude = f"import os; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})"
+    gone.mkdir()
+    record = _host(tmp_path, (), prelude)
+    calls = record["calls"]
+    assert isinstance(calls, list)
+    for status, errors, where in calls:
+        assert (status, errors) == ("success", [])
+        assert where["cwd"] == "/"  # an existing folder, not the root as a stand-in for ''
+        assert "" not in where["path"] and "/" not in where["path"]
+
+
+def test_workers_keep_the_host_working_directory_while_it_exists(tmp_path: Path) -> None:
+    record = _host(tmp_path, (), cwd=tmp_path)
+    calls = record["calls"]
+    assert isinstance(calls, list)
+    for status, errors, where in calls:
+        assert (status, errors) == ("success", [])
+        assert where["cwd"] == str(tmp_path)
+
+
+class _Echo(BaseSkillModule):
+    skill_name = "Echo"
+    skill_description = "answers with its query"
+    required_inputs = ["input_query"]
+    output_keys = ["final_response"]
+    isolation = "process"
+    max_execution_time = 20.0
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.final_response = uif.input_query
+        return uif
+
+
+def test_a_worker_that_cannot_start_is_reported_with_the_command_that_failed() -> None:
+    # The message named `python -m sof_core.execution._worker` whatever failed: a missing
+    # sandbox program, or (with '' on the import path and the working directory deleted)
+    # the host's own os.getcwd().
+    step = make_engine([_Echo]).compile(["Echo"]).steps["Echo"]
+    pool = IsolationPool(1, prefix=("/nonexistent/sandbox-program",))
+    try:
+        with pytest.raises(SkillCrashedError) as raised:
+            pool.call(step, UIF(input_query="q"))
+    finally:
+        pool.close()
+    message = str(raised.value)
+    assert (f"could not start an isolation worker (/nonexistent/sandbox-program "
+            f"{sys.executable} -m sof_core.execution._worker): ") in message
+    assert "No such file or directory: '/nonexistent/sandbox-program'" in message

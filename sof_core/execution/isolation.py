@@ -117,17 +117,23 @@ class _Worker:
             try:
                 # prefix: a sandbox the worker starts in (``unshare --net``, for tools
                 # without the "network" permission; see sof_core.security.sandbox)
-                self.process = subprocess.Popen(
-                    [*prefix, sys.executable, "-m", _WORKER_MODULE, str(child.fileno())],
-                    env=clean_environment(),
-                    pass_fds=(child.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    # /dev/null for a stream the worker would not inherit: never a
-                    # descriptor it opens later (a skill's print would write into it)
-                    stdout=None if _inherited(1) else subprocess.DEVNULL,
-                    stderr=None if _inherited(2) else subprocess.DEVNULL,
-                    start_new_session=True,  # its own process group (killed whole), no Ctrl-C
-                )
+                command = [*prefix, sys.executable, "-m", _WORKER_MODULE]
+                try:
+                    self.process = subprocess.Popen(
+                        [*command, str(child.fileno())],
+                        env=clean_environment(),
+                        pass_fds=(child.fileno(),),
+                        stdin=subprocess.DEVNULL,
+                        # /dev/null for a stream the worker would not inherit: never a
+                        # descriptor it opens later (a skill's print would write into it)
+                        stdout=None if _inherited(1) else subprocess.DEVNULL,
+                        stderr=None if _inherited(2) else subprocess.DEVNULL,
+                        cwd=_worker_cwd(),
+                        start_new_session=True,  # its own process group (killed whole)
+                    )
+                except OSError as exc:  # the sandbox program or the interpreter is missing
+                    raise WorkerStartError(f"could not start an isolation worker "
+                                           f"({' '.join(command)}): {exc}") from exc
             except BaseException:
                 host.close()
                 raise
@@ -203,6 +209,10 @@ class _Worker:
             return None
 
 
+class WorkerStartError(OSError):
+    """A worker process could not be started; the message says what failed, and why."""
+
+
 #: Held while a worker starts (``_Worker``).
 _start_lock = threading.Lock()
 
@@ -211,15 +221,19 @@ def _connection() -> tuple[socket.socket, socket.socket]:
     """A socket pair, the host's end and the worker's, neither on descriptors 0-2: a host
     that closed its standard streams (a daemon, ``2>&-``) would otherwise find the
     connection there, and so would the worker, as its stdout or stderr."""
-    host, child = socket.socketpair()
     try:
-        host = _above_standard(host)
-        child = _above_standard(child)
-    except BaseException:
-        host.close()
-        child.close()
-        raise
-    return host, child
+        host, child = socket.socketpair()
+        try:
+            host = _above_standard(host)
+            child = _above_standard(child)
+        except BaseException:
+            host.close()
+            child.close()
+            raise
+        return host, child
+    except OSError as exc:  # out of descriptors, say
+        raise WorkerStartError("could not start an isolation worker: its connection to "
+                               f"the host could not be made: {exc}") from exc
 
 
 def _above_standard(sock: socket.socket) -> socket.socket:
@@ -244,15 +258,48 @@ def _inherited(fd: int) -> bool:
         return False
 
 
+def _host_cwd() -> str | None:
+    """This process's working directory; None once it is gone (deleted, or unreachable)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _worker_cwd() -> str | None:
+    """Where a worker starts: in the host's working directory (None) while it exists;
+    else in "/", since an interpreter started in a deleted directory dies before it runs
+    anything ("Fatal Python error: error evaluating path")."""
+    return None if _host_cwd() is not None else "/"
+
+
+def _import_path() -> list[str]:
+    """This process's import path as a worker is given it: relative entries ('' is the
+    working directory) made absolute, so they name the same folders in a worker started
+    elsewhere; left out while the working directory is gone, as nothing imports from
+    them then."""
+    cwd = _host_cwd()
+    path = []
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            continue
+        if not os.path.isabs(entry):
+            if cwd is None:
+                continue
+            entry = os.path.join(cwd, entry) if entry else cwd
+        path.append(entry)
+    return path
+
+
 def clean_environment() -> dict[str, str]:
     """The environment a worker starts with: ``MINIMAL_ENV``, the locale (``LC_*``) and a
-    ``PYTHONPATH`` holding this process's import path, so the worker imports what the host
-    imports. ``isolation_env`` adds variables per call (``passed_environment``)."""
+    ``PYTHONPATH`` holding this process's import path (``_import_path``), so the worker
+    imports what the host imports. ``isolation_env`` adds variables per call
+    (``passed_environment``)."""
     source = os.environ
     env = {name: source[name] for name in MINIMAL_ENV if name in source}
     env.update({name: value for name, value in source.items() if name.startswith("LC_")})
-    path = [entry or os.getcwd() for entry in sys.path if isinstance(entry, str)]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(_import_path()))
     return env
 
 
@@ -336,7 +383,7 @@ class IsolationPool:
         settings = step.isolation_settings or _DEFAULT_SETTINGS
         payload = _pack(step, uif)
         header: dict[str, Any] = {
-            "path": list(sys.path),
+            "path": _import_path(),
             "limits": (settings.cpu_seconds, settings.memory_mb, settings.open_files),
             "env": passed_environment(settings.env) if settings.env else {},
             "guard": guard,
@@ -489,11 +536,7 @@ class IsolationPool:
                     try:
                         worker = self._new_worker()
                     except OSError as exc:
-                        raise SkillCrashedError(
-                            step.name,
-                            f"could not start an isolation worker ({sys.executable} -m "
-                            f"{_WORKER_MODULE}): {exc}",
-                        ) from exc
+                        raise SkillCrashedError(step.name, str(exc)) from exc
                     self._count += 1
                     return worker
                 remaining = deadline - _now()
