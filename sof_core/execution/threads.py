@@ -108,27 +108,34 @@ class DaemonPool:
         """
         lock = self._lock
         lock.acquire()
-        if self._closed:
-            lock.release()
-            raise RuntimeError(f"thread pool {self.name!r} is closed")
         self._queued += 1
+        # Queued under the lock: a ``close`` after this releases it queues its stop markers
+        # behind the job, so a thread takes the job first (queued after them, it was left
+        # with no thread to run it: a run in flight on an engine being closed hung).
+        self._jobs.put((fn, args))
+        if self._closed:
+            # A run still going on a pool ``close`` let go of: its job gets a thread of its
+            # own, beyond ``max_workers``, which ends once nothing is queued.
+            number = self._new_place()
+            lock.release()
+            self._spawn(number)
+            return
         if self._idle >= self._queued:
             lock.release()
-        else:
-            room = self.max_workers is None or self._live < self.max_workers
-            spawn = room and (eager or self._live < CORE_THREADS)
-            check = None
-            if spawn:
-                number = self._new_place()
-            elif room and not self._grow_armed:
-                self._grow_armed = True
-                check = self._taken
-            lock.release()
-            if spawn:
-                self._spawn(number)
-            elif check is not None:
-                self._arm_grow(check)
-        self._jobs.put((fn, args))
+            return
+        room = self.max_workers is None or self._live < self.max_workers
+        spawn = room and (eager or self._live < CORE_THREADS)
+        check = None
+        if spawn:
+            number = self._new_place()
+        elif room and not self._grow_armed:
+            self._grow_armed = True
+            check = self._taken
+        lock.release()
+        if spawn:
+            self._spawn(number)
+        elif check is not None:
+            self._arm_grow(check)
 
     def _arm_grow(self, taken: int, at: float | None = None, late: bool = False) -> None:
         from sof_core.execution.deadlines import clock
@@ -216,9 +223,10 @@ class DaemonPool:
 
     def close(self) -> list[threading.Thread]:
         """Stop the threads once the jobs already queued are done; never waits (a busy
-        thread stops after its job, a hung one when its call returns). Returns the threads
-        that were idle, which end as soon as they are scheduled: a caller that wants them
-        gone when it returns joins them (``EngineThreads.close``)."""
+        thread stops after its job, a hung one when its call returns). A job submitted
+        later (a run in flight that held this pool) still runs, in a thread of its own.
+        Returns the threads that were idle, which end as soon as they are scheduled: a
+        caller that wants them gone when it returns joins them (``EngineThreads.close``)."""
         me = threading.current_thread()
         with self._lock:
             count = self._live
@@ -329,7 +337,8 @@ class DaemonPool:
                 job = jobs.get(timeout=IDLE_SECONDS)
             except Empty:
                 with lock:
-                    if self._idle > self._queued and self._live > _KEEP_IDLE:
+                    if self._idle > self._queued and (self._live > _KEEP_IDLE
+                                                      or self._closed):
                         self._idle -= 1
                         self._live -= 1
                         return
@@ -364,6 +373,10 @@ class DaemonPool:
             job = result = None
             lock.acquire()
             busy.discard(me)
+            if self._closed and self._jobs.empty():  # a closed pool keeps no idle thread
+                self._live -= 1
+                lock.release()
+                return
             if self._ending and me in self._ending:  # ``retire`` asked it to end
                 self._ending.discard(me)
                 self._live -= 1
