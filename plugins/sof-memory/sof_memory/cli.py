@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -75,10 +76,11 @@ def register(subparsers: Any) -> None:
     sub = memory.add_subparsers(dest="memory_command", metavar="COMMAND")
 
     add = sub.add_parser("add", help="store one document")
-    add.add_argument("text", metavar="TEXT", help="the document text")
-    add.add_argument("--source", default="cli", help="where it came from (default: cli)")
+    add.add_argument("text", metavar="TEXT", type=_text, help="the document text")
+    add.add_argument("--source", default="cli", type=_text,
+                     help="where it came from (default: cli)")
     add.add_argument(
-        "--meta", action="append", default=[], metavar="KEY=VALUE",
+        "--meta", action="append", default=[], metavar="KEY=VALUE", type=_text,
         help="metadata entry; VALUE is parsed as JSON when it can be (repeatable); "
         "NaN and infinity are rejected",
     )
@@ -98,16 +100,18 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(func=cmd_import)
 
     search = sub.add_parser("search", help="search memory like MemoryRetrievalSkill does")
-    search.add_argument("query", metavar="QUERY")
+    search.add_argument("query", metavar="QUERY", type=_text)
     search.add_argument(
         "--limit", type=_limit, default=None, metavar="N",
         help=f"at most N results, 1 to {MAX_LIMIT} (default: plugin_settings.memory.limit, "
         "else 5)",
     )
-    search.add_argument("--source", action="append", default=[], help="only this source")
-    search.add_argument("--tag", action="append", default=[], help="only documents with tag")
+    search.add_argument("--source", action="append", default=[], type=_text,
+                        help="only this source")
+    search.add_argument("--tag", action="append", default=[], type=_text,
+                        help="only documents with tag")
     search.add_argument(
-        "--profile", default=None,
+        "--profile", default=None, type=_text,
         help="only documents of this profile or of none ('general': every document)",
     )
     search.add_argument("--json", action="store_true", help="print results as JSON")
@@ -137,6 +141,9 @@ def cmd_add(args: argparse.Namespace) -> int:
             return _fail("add", str(exc))
         metadata[key] = value
     backend = backend_factory()
+    refused = _nowhere_to_keep(backend, "add")
+    if refused is not None:
+        return refused
     doc_id = backend.add(args.text, source=args.source, metadata=metadata)
     if args.json:
         _print_json({"id": doc_id, "backend": display_name(backend)})
@@ -158,8 +165,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     except UnreadablePath as exc:
         return _fail("import", str(exc))
     backend = backend_factory()
-    before = _count(backend)
+    refused = _nowhere_to_keep(backend, "import")
+    if refused is not None:
+        return refused
+    # "new": what this import added. The SQLite store counts it as it writes; for another
+    # backend it is the growth of its document count, which another writer meanwhile
+    # would also change (kept within what this import stored).
+    counted = getattr(backend, "add_many_counted", None)
+    before = None if callable(counted) else _count(backend)
     stored = 0
+    added = 0
     batches: list[Callable[[], ParsedFile]] = []
     if args.sample:
         batches.append(sample_corpus)
@@ -167,11 +182,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     for parsed in _with_progress(batches):
         issues.extend(parsed.issues)
         try:
-            stored += len(backend.add_many(parsed.documents))
+            if callable(counted):
+                ids, fresh = counted(parsed.documents)
+                added += fresh
+            else:
+                ids = backend.add_many(parsed.documents)
+            stored += len(ids)
         except (TypeError, ValueError) as exc:  # a backend that refuses what we checked
             issues.append(ImportIssue(parsed.path, None, f"not stored: {exc}", True))
-    after = _count(backend)
-    new = None if before is None or after is None else after - before
+    new: int | None = added
+    if not callable(counted):
+        after = _count(backend)
+        new = (None if before is None or after is None
+               else min(max(after - before, 0), stored))
     for issue in issues:
         print(f"warning: {issue}", file=sys.stderr)
     skipped_lines = sum(1 for i in issues if i.line is not None)
@@ -251,10 +274,37 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _nowhere_to_keep(backend: MemoryBackend, command: str) -> int | None:
+    """The error of a command that would store into the SQLite database kept in RAM for
+    want of a home directory (its documents gone at exit), or None."""
+    from sof_memory.paths import unplaced
+    from sof_memory.sqlite_backend import SQLiteMemoryBackend
+
+    if not isinstance(backend, SQLiteMemoryBackend):
+        return None
+    problem = unplaced(settings_factory())
+    if problem is None:
+        return None
+    return _fail(command, f"{problem} (what it stores would be lost at exit)")
+
+
 def _fail(command: str, message: str) -> int:
     """An expected error: one line on stderr, exit code 2 (as for every ``sof`` command)."""
     print(f"sof memory {command}: error: {message}", file=sys.stderr)
     return 2
+
+
+def _text(value: str) -> str:
+    """An argument that is text (not a path), as the UTF-8 it was typed in: under a locale
+    whose encoding is not UTF-8 (``LC_ALL=C``, ``PYTHONUTF8=0``) Python gives ``café`` as
+    ``'caf\\udcc3\\udca9'``. Bytes that are not UTF-8 are kept, for ``text_problem`` to
+    refuse. (``sof``'s own commands read their text arguments the same way.)"""
+    if value.isascii():
+        return value
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _meta_pair(text: str) -> tuple[str, Any]:
@@ -307,7 +357,14 @@ def _as_dict(hit: Any) -> dict[str, Any]:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    """Readable JSON (``é`` as itself), or ``\\u00e9`` escapes where standard output cannot
+    encode the text (an ASCII locale): JSON stays JSON whatever the terminal."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeError, LookupError):
+        text = json.dumps(data, indent=2)
+    print(text)
 
 
 def _with_progress(batches: Sequence[Callable[[], ParsedFile]]) -> Iterator[ParsedFile]:

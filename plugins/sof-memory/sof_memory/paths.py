@@ -68,6 +68,22 @@ def resolve_db_path(
         return MEMORY_IN_RAM
 
 
+def unplaced(
+    settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> NoDataDirError | None:
+    """Why the default database has no place (no path configured and no home directory),
+    or None: ``sof memory add``/``import`` refuse then, as what they add would be lost at
+    exit."""
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV_PATH) or configured_path(settings or {}):
+        return None
+    try:
+        user_data_dir()
+    except NoDataDirError as exc:
+        return exc
+    return None
+
+
 def _warn_in_ram(problem: NoDataDirError) -> None:
     """Once per process: with no home directory the default database is kept in RAM, so a
     run still works (its memory search finds nothing) and nothing is written to some

@@ -106,6 +106,10 @@ WHERE documents.text IS NOT excluded.text
 """
 
 
+#: Ids looked up per query (below SQLite's smallest default limit of 999 bound variables).
+_IDS_PER_QUERY = 500
+
+
 class SQLiteMemoryBackend:
     """The default ``MemoryBackend`` (name ``"sqlite"``).
 
@@ -368,12 +372,26 @@ class SQLiteMemoryBackend:
 
     def add_many(self, documents: Iterable[MemoryDocument]) -> list[str]:
         """Store documents in one transaction; re-adding an equal document changes nothing."""
+        return self.add_many_counted(documents)[0]
+
+    def add_many_counted(self, documents: Iterable[MemoryDocument]) -> tuple[list[str], int]:
+        """``add_many``, and how many of the documents were not in the store before: counted
+        in the same transaction, so another process writing meanwhile never changes it
+        (``sof memory import`` reports it as "new")."""
         rows = [_row(doc) for doc in documents]
         if not rows:
-            return []
+            return [], 0
+        ids = list(dict.fromkeys(row[0] for row in rows))
         with self._writing("store documents in") as conn:
+            present = 0
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                present += conn.execute(
+                    f"SELECT count(*) FROM documents WHERE id IN ({marks})", chunk
+                ).fetchone()[0]
             conn.executemany(_UPSERT, rows)
-        return [row[0] for row in rows]
+        return [row[0] for row in rows], len(ids) - present
 
     def search(
         self, query: str, limit: int = 5, filters: MemoryFilters | None = None

@@ -96,6 +96,33 @@ def test_import_of_only_bad_lines_is_not_fatal(
     assert f"{data}:2: expected a JSON object" in captured.err
 
 
+def test_import_counts_as_new_only_what_it_added_while_another_process_writes(
+    memory_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "new" was the store's growth during the import: documents another writer added
+    # meanwhile counted too ("105 new" of 100, "-5 already present").
+    from sof_memory import SQLiteMemoryBackend
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "already there"}\n')
+    assert run_inline("memory", "import", str(data)) == 0
+    capsys.readouterr()
+    data.write_text('{"text": "already there"}\n{"text": "first"}\n{"text": "second"}\n')
+    counted = SQLiteMemoryBackend.add_many_counted
+
+    def with_another_writer(self: Any, documents: Any) -> Any:
+        other = SQLiteMemoryBackend(memory_path)  # another process's connection
+        counted(other, [__import__("sof_memory").MemoryDocument(f"other {i}")
+                                for i in range(5)])
+        other.close()
+        return counted(self, documents)
+
+    monkeypatch.setattr(SQLiteMemoryBackend, "add_many_counted", with_another_writer)
+    assert run_inline("memory", "import", str(data)) == 0
+    assert "imported 3 document(s) (2 new, 1 already present)" in capsys.readouterr().out
+
+
 def test_import_needs_paths_or_sample(memory_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_inline("memory", "import") == 2
     assert "give PATH... or --sample" in capsys.readouterr().err

@@ -113,6 +113,20 @@ def test_arguments_that_are_not_utf8(
     assert stored(sof_env) == 0
 
 
+def test_utf8_arguments_are_text_under_a_c_locale(sof_env: dict[str, str]) -> None:
+    # Under LC_ALL=C with UTF-8 mode off, Python decodes argv as ASCII with
+    # surrogateescape: a valid "café" was refused as "not valid UTF-8".
+    sof_env.update(LC_ALL="C", PYTHONUTF8="0")
+    added = sof(sof_env, "memory", "add", "café capsules", "--source", "notes-é",
+                "--meta", "owner=zoë")
+    assert added.returncode == 0, added.stderr
+    found = sof(sof_env, "memory", "search", "café", "--source", "notes-é", "--json")
+    assert found.returncode == 0, found.stderr
+    (hit,) = json.loads(found.stdout)
+    assert (hit["text"], hit["source"], hit["metadata"]) == (
+        "café capsules", "notes-é", {"owner": "zoë"})
+
+
 def test_import_of_a_file_with_an_undecodable_name_stores_it_under_a_printable_source(
     sof_env: dict[str, str], tmp_path: Path
 ) -> None:

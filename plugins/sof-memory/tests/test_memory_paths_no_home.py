@@ -114,3 +114,24 @@ def test_sof_run_with_only_xdg_config_home_set(sof_env: dict[str, str], tmp_path
     assert done.returncode == 0, done.stderr
     assert "RuntimeError" not in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.count("no place for the memory database") == 1, done.stderr
+
+
+@pytest.mark.parametrize("argv", [["memory", "add", "the cafe opens at nine"],
+                                  ["memory", "import", "--sample"]])
+def test_sof_memory_add_and_import_refuse_to_store_what_would_be_lost(
+    sof_env: dict[str, str], tmp_path: Path, argv: list[str]
+) -> None:
+    # They stored into the RAM database and said "stored" (exit 0): gone at exit.
+    env = {k: v for k, v in sof_env.items()
+           if k not in ("HOME", "SOF_MEMORY_PATH", "XDG_DATA_HOME")}
+    env["SOF_PLUGINS_ONLY"] = "memory"
+    source = str(Path(memory_paths.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    code = NO_PASSWD + f"import sys\nfrom sof_core.cli import main\nsys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"sof memory {argv[1]}: error: no place for the memory database")
+    assert "SOF_MEMORY_PATH" in last and "lost at exit" in last
+    assert "Traceback" not in done.stderr
