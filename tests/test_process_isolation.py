@@ -463,6 +463,26 @@ def test_an_idle_worker_killed_from_outside_is_replaced_unnoticed() -> None:
     assert report.status == "success", report.errors
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc")
+def test_a_worker_on_its_way_out_is_not_alive_though_not_reapable_yet() -> None:
+    # Killed from outside, a worker's main thread is a zombie while its other threads exit
+    # and its memory is freed: poll() still said running, and the pool handed it a call
+    # that it never answered ("killed by signal SIGKILL" for a healthy skill).
+    import subprocess
+
+    from sof_core.execution.isolation import _exiting
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not _exiting(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        assert wait_until(lambda: dead(child.pid))  # a zombie: nobody reaped it
+        assert _exiting(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
 # --- what cannot cross -------------------------------------------------------------------------
 
 

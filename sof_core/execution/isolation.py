@@ -103,6 +103,25 @@ def _socket_timeout(deadline: float) -> float | None:
     return None if deadline == math.inf else max(deadline - _now(), 1e-6)
 
 
+#: Whether process states can be read in ``/proc`` (Linux; not macOS or Windows).
+_PROC = os.path.exists("/proc/self/stat")
+
+
+def _exiting(pid: int) -> bool:
+    """Whether process ``pid`` has exited or is exiting (its state in ``/proc`` is zombie or
+    dead); False where there is no ``/proc`` to ask."""
+    if not _PROC:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        return False
+    return state in (b"Z", b"X")
+
+
 class _Worker:
     """One worker process and the host's end of its socket."""
 
@@ -146,7 +165,11 @@ class _Worker:
         return self.process.pid
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Running and not on its way out. A worker killed from outside can stay unreapable
+        for a moment (its main thread a zombie, its other threads still exiting, its memory
+        being freed), when ``poll`` still says running and its socket still takes a call
+        that it will never answer: the process state says so first (Linux)."""
+        return self.process.poll() is None and not _exiting(self.process.pid)
 
     def call(self, header: bytes, payload: bytes, deadline: float,
              limit: int | None = None, packages: frozenset[str] = frozenset(),
