@@ -194,8 +194,8 @@ class SOFMetrics:
         plan = details.get("plan")
         if path == "sof" and plan is not None:
             self.query_plan_latency.labels(self.plan_label(plan)).observe(latency)
-        # The router sets report.planning after sof_after_plan: it arrives here instead.
-        self.on_planning(details.get("planning"))
+        # How the plan was chosen is counted once, from the report sof_after_plan gets
+        # (``on_plan``): the engine sets its planning before observers are told.
         reason = details.get("fallback_reason")
         if reason:
             self.fallbacks.labels(str(reason)).inc()
