@@ -644,7 +644,13 @@ class SOFConfigManager:
                 current = sam_settings_from(data, environ)
                 changed = {k: v for k, v in values.items() if not _same(v, current[k])}
                 new = apply_changes(data, prepare_changes(changed, source="save_config"))
-            return apply_changes(new, extra)
+            new = apply_changes(new, extra)
+            # SAM's dataclass stores what it is given: a whole number stays one in its file
+            # (``plan_cache_ttl`` 3600, not the 3600.0 of SOF's float setting).
+            for key, value in values.items():
+                if type(value) is int and type(new.get(key)) is float and new[key] == value:
+                    new[key] = value
+            return new
 
         self._write(edit, repair=True, keep_copy="before-reset" if replace else None)
         if extra:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -109,62 +108,12 @@ def _default_path() -> Path:
     return Path(explicit).expanduser() if explicit else DEFAULT_CONFIG_PATH
 
 
-class _SAMFile(core.SOFConfigManager):
-    """``sof_core``'s manager of SAM's file, writing SAM's whole numbers as SAM did.
-
-    SOF reads a shared setting as its own type (``plan_cache_ttl`` and ``skill_timeout`` are
-    floats for SOF), so its write would turn SAM's default ``3600`` into ``3600.0``. SAM's
-    dataclass stores what it is given and ``json.dump(asdict(config))`` writes that: the
-    default ``3600``, the ``5`` of ``update_config(skill_timeout=5)``. Each SAM setting
-    given as an int and written as the equal float is written as the int; checks are
-    unchanged (the value is validated first, by SOF's rules).
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self._sam_ints = threading.local()
-
-    def save_sam_settings(
-        self,
-        values: Mapping[str, Any],
-        *,
-        replace: bool = False,
-        also: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._sam_ints.given = {k: v for k, v in values.items() if type(v) is int}
-        try:
-            super().save_sam_settings(values, replace=replace, also=also)
-        finally:
-            self._sam_ints.given = {}
-
-    def _write(
-        self,
-        edit: Callable[[dict[str, Any], bool], dict[str, Any]],
-        *,
-        repair: bool,
-        keep_copy: str | None = None,
-    ) -> None:
-        given: dict[str, int] = getattr(self._sam_ints, "given", None) or {}
-        if not given:
-            super()._write(edit, repair=repair, keep_copy=keep_copy)
-            return
-
-        def keep_ints(data: dict[str, Any], exists: bool) -> dict[str, Any]:
-            new = edit(data, exists)
-            for key, value in given.items():
-                if type(new.get(key)) is float and new[key] == value:
-                    new[key] = value
-            return new
-
-        super()._write(keep_ints, repair=repair, keep_copy=keep_copy)
-
-
 class SOFConfigManager:
     """SAM's configuration manager, over ``sof_core.config.SOFConfigManager``."""
 
     def __init__(self, config_path: str | os.PathLike[str] | None = None) -> None:
         self.config_path = Path(config_path) if config_path else _default_path()
-        self._core: core.SOFConfigManager = _SAMFile(self.config_path)
+        self._core = core.SOFConfigManager(self.config_path)
         self._config: SOFConfig | None = None
         self._seen: Any = None
         self._warned: set[str] = set()
