@@ -6,6 +6,8 @@ in tmp_path; ``served`` starts the app on a free port in a background thread.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,24 @@ from sof_serve.settings import ServeSettings
 from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfigManager
 
 TOKEN = "s3cret-admin-token"
+
+
+def _load_observe_support() -> None:
+    """``observe_support.py`` (the monitor tests' helpers) as one module for every test
+    file, ``sys.modules["sof_serve_tests_observe_support"]``: test modules are not a
+    package here (``--import-mode=importlib``), so they cannot import it by name."""
+    name = "sof_serve_tests_observe_support"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).with_name("observe_support.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_load_observe_support()
 
 
 @pytest.fixture(autouse=True)

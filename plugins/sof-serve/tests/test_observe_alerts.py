@@ -4,7 +4,6 @@ file and the installed `monitor` plugin; time is a fake clock moved per query.""
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,20 +13,7 @@ from sof_serve.observe.alerts import AlertMonitor, alert_state
 
 from sof_core import SOFConfigManager
 
-
-def _support() -> Any:
-    name = "sof_serve_tests_observe_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("observe_support.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sys.modules["sof_serve_tests_observe_support"]  # loaded by conftest.py
 fresh_singletons = S.fresh_singletons
 
 

@@ -4,27 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-
-def _support() -> Any:
-    name = "sof_serve_tests_observe_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("observe_support.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sys.modules["sof_serve_tests_observe_support"]  # loaded by conftest.py
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,20 +15,7 @@ from sof_serve.observe import tracing
 from sof_core import UIF, BaseSkillModule
 from sof_core.testing import make_engine
 
-
-def _support() -> Any:
-    name = "sof_serve_tests_observe_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("observe_support.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sys.modules["sof_serve_tests_observe_support"]  # loaded by conftest.py
 fresh_singletons = S.fresh_singletons
 
 

@@ -8,7 +8,6 @@ as "ok": the window was empty, so the lifetime figures stood in for it.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +23,7 @@ from starlette.testclient import TestClient
 
 from sof_core import ABMetrics, SOFConfigManager
 
-
-def _support() -> Any:
-    name = "sof_serve_tests_observe_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("observe_support.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sys.modules["sof_serve_tests_observe_support"]  # loaded by conftest.py
 fresh_singletons = S.fresh_singletons
 
 WINDOW = 1.0

@@ -4,12 +4,10 @@ automatic rollback an environment variable masks, repeated as if it had worked."
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,20 +22,7 @@ from sof_serve.settings import ServeSettings
 from sof_core import UIF, BaseSkillModule, QueryRouter, SOFConfigManager
 from sof_core.testing import make_engine
 
-
-def _support() -> Any:
-    name = "sof_serve_tests_observe_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("observe_support.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sys.modules["sof_serve_tests_observe_support"]  # loaded by conftest.py
 fresh_singletons = S.fresh_singletons
 
 Parsed = list[tuple[str, dict[str, str], float]]
