@@ -181,6 +181,8 @@ def test_config_alone_prints_its_help_and_exits_0(
     (["run", "q", "--plan", ""], "--plan"),
     (["run", "q", "--plan", ","], "--plan"),
     (["run", "q", "--goal", " "], "--goal"),
+    (["run", ""], "QUERY"),
+    (["run", " ", " "], "QUERY"),
     (["plan", "q", "--planner", ""], "--planner"),
     (["validate", ",,,"], "SKILL"),
     (["graph", ""], "SKILL"),

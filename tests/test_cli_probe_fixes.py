@@ -88,7 +88,7 @@ def test_sof_plan_with_an_empty_query_is_refused_like_sof_run(
 ) -> None:
     env = dists.env()
     for query in ("", "  "):
-        _usage_error(_sof("run", query, cwd=tmp_path, env=env), "input_query")
+        _usage_error(_sof("run", query, cwd=tmp_path, env=env), "QUERY is empty")
         _usage_error(_sof("plan", query, cwd=tmp_path, env=env), "QUERY is empty")
         _usage_error(_sof("plan", query, "--json", cwd=tmp_path, env=env), "QUERY is empty")
 

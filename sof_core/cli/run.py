@@ -173,7 +173,9 @@ def _queries(args: argparse.Namespace) -> list[str]:
         return queries
     if not words:
         raise UsageError("give a QUERY, `-` to read queries from standard input, or --file FILE")
-    return [" ".join(words)]  # a blank one is refused by the UIF: "invalid UIF: input_query"
+    query = " ".join(words)
+    common.not_empty(query, "QUERY", "the query to run (e.g. \"What is 15% of 240?\")")
+    return [query]
 
 
 def _context(items: Sequence[str] | None) -> dict[str, str]:
