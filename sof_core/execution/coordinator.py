@@ -43,7 +43,12 @@ from sof_core.execution.resources import EngineThreads
 from sof_core.execution.run import Executor, RunContext
 from sof_core.execution.segments import SegmentedPlan, current_segments
 from sof_core.graph.compile import CompiledPlan, PlanCache, compile_plan
-from sof_core.graph.validate import ValidationProblem, check_plan_type
+from sof_core.graph.validate import (
+    ValidationProblem,
+    available_keys,
+    available_problem,
+    check_plan_type,
+)
 from sof_core.plugins.loader import (
     CODE_PLUGIN,
     PluginManager,
@@ -288,7 +293,7 @@ class CoordinatorEngine:
             fresh.hits, fresh.misses = cache.hits, cache.misses
             self._plans = (config, config_revision(), fresh)
             cache = fresh
-        available = frozenset(available)
+        available = available_keys(available, available_problem)
         key = (tuple(plan), self.plugins.registry.version, available)
         if config.enable_plan_cache:
             try:

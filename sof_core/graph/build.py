@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sof_core._networkx_guard import networkx as nx
 from sof_core.errors import GoalResolutionError
 from sof_core.graph.edges import dependency_edges, describe_cycle
+from sof_core.graph.validate import available_keys
 from sof_core.plugins.registry import safe_repr
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
@@ -161,7 +162,8 @@ def resolve_goal(
 
     Required inputs pull in their producers recursively (optional ones too with
     ``include_optional``). A key with several producers needs ``prefer={key: skill}``.
-    One key may be given as a plain string (``"final_response"``).
+    One key may be given as a plain string (``"final_response"``), in ``goals`` and in
+    ``available`` alike.
     """
     goals = _goal_keys(goals)
     prefer = _preferences(prefer)
@@ -169,7 +171,7 @@ def resolve_goal(
     for name in sorted(specs):
         for key in specs[name].output_keys:
             producers.setdefault(key, []).append(name)
-    have = set(available) | HOST_FIELDS
+    have = set(available_keys(available, GoalResolutionError)) | HOST_FIELDS
     chosen: dict[str, None] = {}
     wanted: list[tuple[str, str | None]] = [(key, None) for key in goals]
     if not wanted:

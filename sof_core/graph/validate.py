@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ProblemCode = Literal[
     "plan_type",
+    "available_type",
     "empty_plan",
     "plan_too_long",
     "unknown_skill",
@@ -106,6 +107,34 @@ def plan_type_problems(plan: object) -> list[ValidationProblem]:
         for index, name in enumerate(plan)
         if not isinstance(name, str)
     ]
+
+
+def available_keys(available: object, error: Callable[[str], Exception]) -> frozenset[str]:
+    """``available`` (the keys a caller supplies) as a set of keys. One key may be a plain
+    string, as a goal may: ``"docs"`` is that key, not its letters (read letter by letter it
+    gave a wrong plan silently). Anything else that is not keys (``None``, a number, bytes,
+    a list holding a list or a number) raises ``error(message)`` naming what was given,
+    instead of a bare ``TypeError`` from inside the planner."""
+    if isinstance(available, str):
+        return frozenset((available,))
+    if isinstance(available, Iterable) and not isinstance(available, (bytes, bytearray)):
+        try:
+            keys = frozenset(available)
+        except TypeError:  # an unhashable item: named below
+            keys = None
+        if keys is not None and all(isinstance(key, str) for key in keys):
+            return keys
+    raise error(f"available must be a key or a list of keys (e.g. ['docs']), got "
+                f"{_described(available)}")
+
+
+def available_problem(message: str) -> Exception:
+    """The error for an ``available`` that is not keys, from ``compile``/``validate_plan``:
+    a ``PlanValidationError`` with one ``available_type`` problem, as a plan that is not
+    a list of names gets a ``plan_type`` one."""
+    from sof_core.errors import PlanValidationError
+
+    return PlanValidationError([ValidationProblem("available_type", message)])
 
 
 def _described(value: object, limit: int = 60) -> str:

@@ -1,0 +1,96 @@
+"""Bad input to the public API is a typed SOF error naming the argument, declaration or
+setting at fault: never a bare TypeError/ValueError/RecursionError/OverflowError from
+inside SOF, and never a silently wrong answer (a string read letter by letter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sof_core import UIF, BaseSkillModule, CoordinatorEngine
+from sof_core.config import SOFConfig
+from sof_core.errors import (
+    GoalResolutionError,
+    PlanValidationError,
+)
+
+
+def _deep_tuple(depth: int) -> tuple[Any, ...]:
+    """A tuple nested ``depth`` levels: its repr recurses past Python's limit."""
+    nested: tuple[Any, ...] = ()
+    for _ in range(depth):
+        nested = (nested,)
+    return nested
+
+
+def _deep_dict(depth: int) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for _ in range(depth):
+        nested = {"a": nested}
+    return nested
+
+
+class _Fetch(BaseSkillModule):
+    skill_name = "FuzzFetch"
+    skill_description = "fetch"
+    required_inputs = ["input_query"]
+    output_keys = {"docs": list}
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["docs"] = ["a"]
+        return uif
+
+
+class _Summ(BaseSkillModule):
+    skill_name = "FuzzSumm"
+    skill_description = "summ"
+    required_inputs = ["docs"]
+    output_keys = {"summary": str}
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["summary"] = "s"
+        return uif
+
+
+@pytest.fixture
+def engine() -> CoordinatorEngine:
+    built = CoordinatorEngine(config=SOFConfig())
+    built.register_skills([_Fetch, _Summ], plugin_name="fuzz")
+    return built
+
+
+# --- available, plans and executors ------------------------------------------------------
+
+def test_resolve_goal_takes_one_available_key_as_a_plain_string(engine: CoordinatorEngine) -> None:
+    # read letter by letter, "docs" made the plan include docs' producer needlessly
+    assert engine.resolve_goal("summary", available="docs") == ["FuzzSumm"]
+
+
+def test_validate_plan_takes_one_available_key_as_a_plain_string(
+        engine: CoordinatorEngine) -> None:
+    assert engine.validate_plan(["FuzzSumm"], "docs") == []
+    assert not engine.compile(["FuzzSumm"], "docs").problems
+
+
+@pytest.mark.parametrize("available", [None, 5, [["docs"]], [3], b"docs"],
+                         ids=["None", "int", "unhashable", "int-item", "bytes"])
+def test_validate_plan_with_odd_available_is_an_available_type_problem(
+        engine: CoordinatorEngine, available: Any) -> None:
+    with pytest.raises(PlanValidationError) as info:
+        engine.validate_plan(["FuzzSumm"], available)
+    assert [p.code for p in info.value.problems] == ["available_type"]
+    assert "available must be a key or a list of keys" in str(info.value)
+
+
+@pytest.mark.parametrize("available", [None, 5, [["docs"]], [3]],
+                         ids=["None", "int", "unhashable", "int-item"])
+def test_resolve_goal_with_odd_available_is_a_goal_resolution_error(
+        engine: CoordinatorEngine, available: Any) -> None:
+    with pytest.raises(GoalResolutionError, match="available must be a key or a list of keys"):
+        engine.resolve_goal("summary", available=available)
+
+
+def test_available_as_keys_of_a_mapping_still_counts(engine: CoordinatorEngine) -> None:
+    assert engine.resolve_goal("summary", available={"docs": ["a"]}) == ["FuzzSumm"]
+    assert engine.validate_plan(["FuzzSumm"], {"docs": ["a"]}) == []
