@@ -94,3 +94,16 @@ def test_resolve_goal_with_odd_available_is_a_goal_resolution_error(
 def test_available_as_keys_of_a_mapping_still_counts(engine: CoordinatorEngine) -> None:
     assert engine.resolve_goal("summary", available={"docs": ["a"]}) == ["FuzzSumm"]
     assert engine.validate_plan(["FuzzSumm"], {"docs": ["a"]}) == []
+
+
+def test_build_graph_given_a_string_is_one_plan_type_problem(engine: CoordinatorEngine) -> None:
+    # it was read letter by letter: seven unknown_skill problems
+    with pytest.raises(PlanValidationError) as info:
+        engine.build_graph("FuzzFetch")  # type: ignore[arg-type]
+    assert [p.code for p in info.value.problems] == ["plan_type"]
+    assert "['FuzzFetch']" in str(info.value)
+
+
+def test_build_graph_given_a_list_still_builds(engine: CoordinatorEngine) -> None:
+    graph = engine.build_graph(["FuzzFetch", "FuzzSumm"])
+    assert graph.edges["FuzzFetch", "FuzzSumm"]["keys"] == ["docs"]

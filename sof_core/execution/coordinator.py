@@ -325,8 +325,9 @@ class CoordinatorEngine:
         from sof_core._networkx_guard import networkx  # imported only when asked
         from sof_core.graph.build import build_graph
 
-        names = list(self._config.default_plan if plan is None else plan)
-        check_plan_type(names)
+        given = self._config.default_plan if plan is None else plan
+        check_plan_type(given)  # before list(): a str would be read letter by letter
+        names = list(given)
         registry = self.plugins.registry
         entries = [registry.skill(name) for name in names]
         unknown = [name for name, entry in zip(names, entries, strict=True) if entry is None]
