@@ -11,6 +11,7 @@ import pytest
 from sof_core import UIF, BaseSkillModule, CoordinatorEngine
 from sof_core.config import SOFConfig
 from sof_core.errors import (
+    ConfigError,
     GoalResolutionError,
     PlanValidationError,
 )
@@ -107,3 +108,10 @@ def test_build_graph_given_a_string_is_one_plan_type_problem(engine: Coordinator
 def test_build_graph_given_a_list_still_builds(engine: CoordinatorEngine) -> None:
     graph = engine.build_graph(["FuzzFetch", "FuzzSumm"])
     assert graph.edges["FuzzFetch", "FuzzSumm"]["keys"] == ["docs"]
+
+
+def test_execute_plan_with_unhashable_executor_is_config_error(engine: CoordinatorEngine) -> None:
+    with pytest.raises(ConfigError, match="executor") as info:
+        engine.execute_plan(["FuzzFetch"], UIF(input_query="q"),
+                            executor=["threads"])  # type: ignore[arg-type]
+    assert info.value.key == "executor"

@@ -362,6 +362,11 @@ class CoordinatorEngine:
         """The executor called ``name`` (default: the configured one), from the registry."""
         if name is None:
             name = self._config.executor
+        if not isinstance(name, str):  # a list would be a bare "unhashable type" TypeError
+            known = sorted(self.plugins.registry.components("executors"))
+            raise ConfigError(
+                f"executor must be an executor's name (a string), got {safe_repr(name)}; "
+                f"installed executors are {known}", key="executor")
         executor = self._executors.get(name)
         if executor is None:
             entry = self.plugins.registry.component("executors", name)
