@@ -7,8 +7,6 @@ would overflow the clock arithmetic (``OverflowError`` out of a lock wait) or ne
 
 from __future__ import annotations
 
-import math
-
 #: Seconds; about 11.6 days. Longer waits are "no limit" in all but name: use None.
 MAX_TIMEOUT = 1_000_000.0
 
@@ -19,10 +17,22 @@ def timeout_problem(value: object, none_means: str = "no limit") -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number of seconds or None ({none_means}), got {value!r}"
-    if math.isnan(value) or value <= 0:
-        return f"must be a positive number of seconds or None ({none_means}), got {value!r}"
+        return f"must be a number of seconds or None ({none_means}), got {shown(value)}"
+    # compared, never converted: math.isnan(10**400) is an OverflowError
+    if value != value or value <= 0:
+        return f"must be a positive number of seconds or None ({none_means}), got {shown(value)}"
     if value > MAX_TIMEOUT:
-        return (f"must be at most {MAX_TIMEOUT:,.0f} seconds, got {value!r}; "
+        return (f"must be at most {MAX_TIMEOUT:,.0f} seconds, got {shown(value)}; "
                 f"use None for {none_means}")
     return None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, clipped to ``limit`` characters, and never raising: a
+    deeply nested tuple's repr is a ``RecursionError``, an int of more than 4300 digits'
+    a ``ValueError``, a class's own ``__repr__`` anything at all."""
+    try:
+        text = repr(value)
+    except Exception as exc:
+        return f"<{type(value).__name__} object (repr raised {type(exc).__name__})>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,6 +14,7 @@ from sof_core.errors import (
     ConfigError,
     GoalResolutionError,
     PlanValidationError,
+    SkillDefinitionError,
 )
 
 
@@ -115,3 +116,43 @@ def test_execute_plan_with_unhashable_executor_is_config_error(engine: Coordinat
         engine.execute_plan(["FuzzFetch"], UIF(input_query="q"),
                             executor=["threads"])  # type: ignore[arg-type]
     assert info.value.key == "executor"
+
+
+# --- skill declarations ------------------------------------------------------------------
+
+def _skill(attr: str, value: Any, name: str) -> type[BaseSkillModule]:
+    namespace = {"skill_name": name, "skill_description": "d", "output_keys": [name.lower()],
+                 "execute": lambda self, uif: uif, attr: value}
+    return type(name, (BaseSkillModule,), namespace)
+
+
+@pytest.mark.parametrize("attr", ["max_execution_time", "estimated_execution_time"])
+def test_huge_int_seconds_is_skill_definition_error(attr: str) -> None:
+    with pytest.raises(SkillDefinitionError, match=attr):
+        _skill(attr, 10**400, f"FuzzHuge_{attr}")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-inf"), float("inf"), -5],
+                         ids=["nan", "-inf", "inf", "neg"])
+def test_estimated_execution_time_must_be_a_number_of_seconds(value: float) -> None:
+    with pytest.raises(SkillDefinitionError, match="estimated_execution_time"):
+        _skill("estimated_execution_time", value, f"FuzzEst{abs(hash(str(value)))}")
+
+
+def test_estimated_execution_time_zero_and_fractions_are_fine() -> None:
+    assert _skill("estimated_execution_time", 0, "FuzzEstZero").estimated_execution_time == 0
+    assert _skill("estimated_execution_time", 0.25, "FuzzEstQ").estimated_execution_time == 0.25
+
+
+@pytest.mark.parametrize("attr,value", [
+    ("output_keys", [_deep_tuple(5000)]),
+    ("can_run_parallel", _deep_tuple(5000)),
+    ("isolation", _deep_tuple(5000)),
+    ("permissions", [_deep_tuple(5000)]),
+    ("skill_version", 10**5000),
+], ids=["output_keys", "can_run_parallel", "isolation", "permissions", "skill_version"])
+def test_bad_declaration_with_unprintable_value_is_skill_definition_error(
+        attr: str, value: Any) -> None:
+    with pytest.raises(SkillDefinitionError, match=attr) as info:
+        _skill(attr, value, f"FuzzDeep_{attr}")
+    assert len(str(info.value)) < 1000

@@ -27,7 +27,7 @@ from typing import (
 )
 
 from sof_core._reply_trust import package_problem
-from sof_core._timeouts import timeout_problem
+from sof_core._timeouts import MAX_TIMEOUT, shown, timeout_problem
 from sof_core.errors import SkillDefinitionError
 from sof_core.uif import UIF_FIELD_TYPES
 
@@ -65,7 +65,8 @@ def parse_keys(owner: str, attribute: str, declared: Any) -> dict[str, Any]:
             name, key_type = entry
         else:
             raise SkillDefinitionError(
-                owner, f"{attribute} entry {entry!r} must be a key name or a (name, type) pair"
+                owner, f"{attribute} entry {shown(entry)} must be a key name or a (name, type) "
+                "pair"
             )
         if not name.strip():
             raise SkillDefinitionError(owner, f"{attribute} contains an empty key name")
@@ -315,20 +316,17 @@ class SkillSpec:
             raise SkillDefinitionError(name, f"max_execution_time {problem}")
         retries = getattr(skill_class, "max_retries", None)
         if retries is not None and (not isinstance(retries, int) or retries < 0):
-            raise SkillDefinitionError(name, f"max_retries must be an int >= 0, got {retries!r}")
-        input_types = {**required, **optional}
-        estimate = planning_estimate(skill_class)
-        if isinstance(estimate, bool) or not isinstance(estimate, numbers.Real):
             raise SkillDefinitionError(
-                name, f"estimated_execution_time must be a number of seconds, got {estimate!r}"
-            )
+                name, f"max_retries must be an int >= 0, got {shown(retries)}")
+        input_types = {**required, **optional}
+        estimate = _estimate(name, planning_estimate(skill_class))
         isolation = _isolation(name, skill_class)
         limits = _isolation_limits(name, getattr(skill_class, "isolation_limits", None))
         spec = cls(
             name=name,
-            version=str(skill_class.skill_version),
+            version=_text(name, skill_class, "skill_version"),
             description=description.strip(),
-            category=str(skill_class.skill_category),
+            category=_text(name, skill_class, "skill_category"),
             required_inputs=tuple(required),
             optional_inputs=tuple(optional),
             output_keys=tuple(outputs),
@@ -338,7 +336,7 @@ class SkillSpec:
             requires_vetting=_flag(name, skill_class, "requires_vetting"),
             vets_content=_flag(name, skill_class, "vets_content"),
             can_run_parallel=_flag(name, skill_class, "can_run_parallel"),
-            estimated_execution_time=float(estimate),
+            estimated_execution_time=estimate,
             max_execution_time=None if timeout is None else float(timeout),
             max_retries=retries,
             is_async=inspect.iscoroutinefunction(execute),
@@ -381,6 +379,36 @@ class SkillSpec:
         }
 
 
+def _estimate(name: str, estimate: Any) -> float:
+    """``estimated_execution_time`` as seconds: a finite number >= 0 (planners add and
+    compare them; NaN, a negative or infinite one, or an int too large for a float would
+    order plans wrongly or raise ``OverflowError`` while planning)."""
+    seconds: float | None = None
+    if not isinstance(estimate, bool) and isinstance(estimate, numbers.Real):
+        try:
+            seconds = float(estimate)
+        except (OverflowError, ValueError):  # 10**400
+            seconds = None
+    if seconds is None or not 0 <= seconds <= MAX_TIMEOUT:  # NaN fails both comparisons
+        raise SkillDefinitionError(
+            name, f"estimated_execution_time must be a number of seconds from 0 to "
+            f"{MAX_TIMEOUT:,.0f}, got {shown(estimate)}")
+    return seconds
+
+
+def _text(name: str, skill_class: type[Any], attribute: str) -> str:
+    """``skill_version`` or ``skill_category`` as the text reports show (SAM's classes set
+    numbers too: ``str()`` of them), refusing what has no short text (an int of more than
+    4300 digits, whose ``str()`` is a ``ValueError``, or a broken ``__str__``)."""
+    value = getattr(skill_class, attribute)
+    try:
+        return str(value)
+    except Exception as exc:
+        raise SkillDefinitionError(
+            name, f"{attribute} must be a short text such as '1.0.0', got "
+            f"{shown(value)} (str() raised {type(exc).__name__})") from None
+
+
 def _isolation(name: str, skill_class: type[Any]) -> Isolation:
     """The class's ``isolation``; unset (None), its plugin's ``SOF_ISOLATION`` module or
     top-level package attribute decides; else "thread"."""
@@ -397,7 +425,7 @@ def _isolation(name: str, skill_class: type[Any]) -> Isolation:
             return "thread"
     if value not in ("thread", "process"):
         raise SkillDefinitionError(
-            name, f'{where} must be "thread" or "process", got {value!r}'
+            name, f'{where} must be "thread" or "process", got {shown(value)}'
         )
     return value  # type: ignore[no-any-return]
 
@@ -406,7 +434,7 @@ def _packages(name: str, declared: Any) -> tuple[str, ...]:
     if isinstance(declared, str) or not isinstance(declared, Collection):
         raise SkillDefinitionError(
             name, "isolation_reply_packages must be a list of top-level package names like "
-            f"['numpy'], got {declared!r}"
+            f"['numpy'], got {shown(declared)}"
         )
     for package in declared:
         problem = package_problem(package)
@@ -427,7 +455,7 @@ def _isolation_limits(name: str, declared: Any) -> dict[str, float | None]:
     for key, value in declared.items():
         if key not in ISOLATION_LIMITS:
             raise SkillDefinitionError(
-                name, f"isolation_limits has unknown limit {key!r}; known: "
+                name, f"isolation_limits has unknown limit {shown(key)}; known: "
                 + ", ".join(ISOLATION_LIMITS)
             )
         if value is not None and (
@@ -436,7 +464,7 @@ def _isolation_limits(name: str, declared: Any) -> dict[str, float | None]:
         ):
             raise SkillDefinitionError(
                 name, f"isolation_limits[{key!r}] must be a positive number or None "
-                f"(no limit), got {value!r}"
+                f"(no limit), got {shown(value)}"
             )
         limits[key] = value
     return limits
@@ -457,7 +485,7 @@ def _permissions(name: str, declared: Any) -> frozenset[str]:
         raise SkillDefinitionError(
             name, f"permissions must be a collection of names, got {type(declared).__name__}"
         ) from None
-    unknown = sorted(repr(p) for p in permissions if p not in PERMISSIONS)
+    unknown = sorted(shown(p) for p in permissions if p not in PERMISSIONS)
     if unknown:
         raise SkillDefinitionError(
             name, f"permissions has unknown {', '.join(unknown)}; known: "
@@ -474,7 +502,7 @@ def _flag(name: str, skill_class: type[Any], attribute: str) -> bool:
     if value is True or value is False:
         return value
     raise SkillDefinitionError(
-        name, f"{attribute} must be True or False, got {value!r} (a string or a number is "
+        name, f"{attribute} must be True or False, got {shown(value)} (a string or a number is "
         f"not read as a flag: \"no\" would count as true); write {attribute} = True or "
         f"{attribute} = False"
     )
@@ -487,7 +515,7 @@ def _count(name: str, skill_class: type[Any], attribute: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SkillDefinitionError(
-            name, f"{attribute} must be a positive int or None, got {value!r}"
+            name, f"{attribute} must be a positive int or None, got {shown(value)}"
         )
     return value
 
