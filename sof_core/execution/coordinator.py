@@ -379,6 +379,7 @@ class CoordinatorEngine:
                 executor = self._construct_executor(name, entry.obj, entry.plugin)
             else:
                 executor = entry.obj
+            _check_executor(name, executor, entry.plugin)
             executor = self._executors.setdefault(name, executor)
         return executor
 
@@ -896,3 +897,19 @@ def goal_plan(engine: CoordinatorEngine, goal: Sequence[str], *, include_optiona
     if not plan:
         raise goal_needs_no_skill(goal)
     return plan
+
+
+def _check_executor(name: str, executor: Any, plugin: str) -> None:
+    """A ``PluginHookError`` naming the plugin when its executor lacks what a run uses
+    (``concurrent``, a bool; ``run_stage(run, steps)``), instead of an ``AttributeError``
+    out of the first run."""
+    missing = []
+    if not isinstance(getattr(executor, "concurrent", None), bool):
+        missing.append("'concurrent' (True or False)")
+    if not callable(getattr(executor, "run_stage", None)):
+        missing.append("'run_stage(run, steps)'")
+    if missing:
+        raise PluginHookError(
+            plugin, f"executor {name!r} lacks {' and '.join(missing)} (docs/api.md, "
+            "'Writing an executor'); fix or remove the plugin, or choose another executor "
+            "(setting 'executor')")

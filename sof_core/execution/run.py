@@ -117,6 +117,25 @@ def timeout_outcome(step: Step, duration: float, attempts: int = 1,
     return Outcome(step, None, None, None, None, error, duration, attempts)
 
 
+def broken_stage(executor: Any, steps: Sequence[Step], outcomes: object) -> TypeError:
+    """What a run says of an executor whose ``run_stage`` broke its contract (one
+    ``Outcome`` per step, for exactly the stage's steps): the run fails naming the executor
+    (``_crashed``), instead of waiting for its total timeout or blaming a later skill."""
+    names = ", ".join(step.name for step in steps)
+    if outcomes is None:
+        got = "None"
+    else:
+        try:
+            got = f"{len(outcomes)} outcome(s)"  # type: ignore[arg-type]
+        except Exception:
+            got = f"a {type(outcomes).__name__}"
+        got += " that are not one per step"
+    return TypeError(
+        f"run_stage returned {got} for the stage of {len(steps)} step(s) ({names}); an "
+        f"executor returns one Outcome per step of the stage (docs/api.md, 'Writing an "
+        f"executor'): fix or remove executor {getattr(executor, 'name', executor)!r}")
+
+
 def _interrupts(error: BaseException) -> bool:
     """KeyboardInterrupt: recorded against the skill, then raised (docs/errors.md: the one
     exception that leaves ``execute_plan``). Any other a skill raises, ``SystemExit``,
@@ -487,7 +506,14 @@ class RunContext:
             if not steps:
                 continue
             outcomes = run_stage(self, steps)
-            if outcomes is None or not self._record_stage(slot, outcomes, index, ()):
+            if outcomes is None:
+                if slot is not None and self.slot is not slot:
+                    return False  # this runner was replaced meanwhile (the built-ins say so)
+                raise broken_stage(self.executor, steps, outcomes)
+            if len(outcomes) != len(steps) or {id(getattr(o, "step", None)) for o in outcomes} \
+                    != {id(step) for step in steps}:
+                raise broken_stage(self.executor, steps, outcomes)
+            if not self._record_stage(slot, outcomes, index, ()):
                 return False
         else:
             self.stage_index = len(stages)

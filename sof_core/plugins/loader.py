@@ -671,6 +671,14 @@ class PluginManager:
                     f"{attr!r} is not marked as a hook implementation; "
                     "decorate it with @sof_core.hookimpl",
                 )
+            if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+                # pluggy would call it and drop the coroutine: it would never run.
+                raise PluginHookError(
+                    name,
+                    f"{attr!r} is defined with 'async def', but SOF calls hooks synchronously "
+                    "(the coroutine would never run); define it with 'def' (an observer "
+                    "with async work can hand it to its own loop or thread)",
+                )
 
     def _collect(self, record: PluginRecord, *, contest: bool) -> dict[str, list[str]]:
         """Call this plugin's registration hooks one by one and add the results atomically.
