@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 import sof_core._pydantic_guard  # noqa: F401  (before any model: see the module)
 from sof_core.errors import UIFError, UndeclaredWriteError, validation_message
@@ -93,6 +94,17 @@ FREE_FORM_FIELDS: tuple[str, ...] = (
     "skill_outputs",
 )
 
+#: Fields holding strings (a list's items, ``skill_timings``' keys): a lone surrogate in them
+#: is refused (``UIF._utf8_items``), as pydantic refuses one in a single-string field.
+STRING_LIST_FIELDS: tuple[str, ...] = (
+    "source_documents",
+    "warnings",
+    "log_trace",
+    "execution_plan",
+    "executed_skills",
+    "skill_timings",
+)
+
 #: Deepest nesting of containers accepted in a free-form field (the field's own dict is 1).
 #: pydantic cannot serialise much past 250 levels; real data is a few levels deep.
 MAX_JSON_DEPTH = 100
@@ -106,6 +118,21 @@ def _no_deadline() -> float | None:
 #: skills (``sof_core.execution.deadlines``) when it loads, so this bottom layer imports
 #: nothing above it; until then no skill can be running.
 read_deadline: Callable[[], float | None] = _no_deadline
+
+
+def _refuse_lone_surrogates(strings: Any) -> None:
+    """Raise pydantic's ``string_unicode`` error, as for a single-string field, if one of
+    ``strings`` holds a lone surrogate, which UTF-8 (and so JSON text) cannot hold."""
+    for text in strings:
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PydanticCustomError(
+                    "string_unicode",
+                    "Input should be a valid string, unable to parse raw data as a unicode "
+                    "string",
+                ) from None
 
 
 def _new_task_id() -> str:
@@ -144,22 +171,27 @@ class UIF(BaseModel):
         ser_json_inf_nan="strings",  # one written at run time dumps as "NaN", not null
     )
 
-    task_id: str = Field(default_factory=_new_task_id)
+    # ``min_length=0`` on the text fields makes pydantic read a given string as Unicode
+    # (``input_query``'s ``min_length=1`` always did), so a lone surrogate (text decoded
+    # with ``surrogateescape``) is refused with its ``string_unicode`` error, in its compiled
+    # validator: no Python call per field. A plain ``str`` field passes it through, and
+    # ``model_dump_json()`` then raises.
+    task_id: str = Field(default_factory=_new_task_id, min_length=0)
     status: UIFStatus = UIFStatus.PENDING
     input_query: str = Field(min_length=1)
     source_documents: list[str] = Field(default_factory=_new_list)
     user_context: dict[str, Any] = Field(default_factory=dict)
-    active_profile: str = "general"
-    session_id: str | None = None
-    user_id: str | None = None
+    active_profile: str = Field(default="general", min_length=0)
+    session_id: str | None = Field(default=None, min_length=0)
+    user_id: str | None = Field(default=None, min_length=0)
     intermediate_data: dict[str, Any] = Field(default_factory=dict)
     skill_outputs: dict[str, Any] = Field(default_factory=dict)
     security_context: dict[str, Any] = Field(default_factory=dict)
     requires_vetting: bool = False
-    vetted_content: str | None = None
-    final_response: str | None = None
+    vetted_content: str | None = Field(default=None, min_length=0)
+    final_response: str | None = Field(default=None, min_length=0)
     confidence_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    error_details: str | None = None
+    error_details: str | None = Field(default=None, min_length=0)
     warnings: list[str] = Field(default_factory=_new_list)
     log_trace: list[str] = Field(default_factory=_new_list)
     execution_plan: list[str] = Field(default_factory=_new_list)
@@ -181,6 +213,15 @@ class UIF(BaseModel):
     def _query_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("input_query must contain non-whitespace text")
+        return value
+
+    @field_validator(*STRING_LIST_FIELDS, mode="before")
+    @classmethod
+    def _utf8_items(cls, value: Any) -> Any:
+        """Each string in a list (each key of ``skill_timings``) is checked as a ``str``
+        field's text is (``min_length=0``); those are not fields pydantic checks itself."""
+        if type(value) in (list, tuple, dict) and value:
+            _refuse_lone_surrogates(value)
         return value
 
     @field_validator(*FREE_FORM_FIELDS, mode="before")

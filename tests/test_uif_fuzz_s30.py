@@ -1,0 +1,78 @@
+"""Bad UIF input is a clear error naming the field, and what the UIF accepts serialises.
+
+Found by fuzzing the public API: a lone surrogate in a string field other than
+``input_query`` was accepted and then ``model_dump_json()`` raised; ``for_query`` and
+``run_query`` given ``start_time`` or ``input_query`` as a field raised a bare ``TypeError``;
+a non-string dict key whose ``repr`` fails (deep, broken, a 5000-digit int) escaped as
+``RecursionError``/``RuntimeError``/pydantic's int-conversion error instead of the documented
+``UIFError``; and a too-long integer was pydantic's ``json_invalid`` in
+``model_validate_json`` and slipped through as an ``int`` subclass.
+"""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from sof_core import UIF, UIFError
+
+STRING_FIELDS = ["task_id", "input_query", "active_profile", "session_id", "user_id",
+                 "vetted_content", "final_response", "error_details"]
+LIST_FIELDS = ["source_documents", "warnings", "log_trace", "execution_plan",
+               "executed_skills"]
+SURROGATE = "text \udc80"
+
+
+def _unicode_error(exc: pydantic.ValidationError, field: str) -> None:
+    """The error input_query always gave: pydantic's ``string_unicode``, naming the field."""
+    (error,) = exc.errors()
+    assert error["type"] == "string_unicode"
+    assert error["loc"][0] == field
+    assert error["msg"] == ("Input should be a valid string, unable to parse raw data as a "
+                            "unicode string")
+
+
+# --- lone surrogates in string fields --------------------------------------------------
+
+
+@pytest.mark.parametrize("field", STRING_FIELDS)
+def test_a_lone_surrogate_in_a_string_field_is_refused_as_in_input_query(field: str) -> None:
+    data = {"input_query": "q", field: SURROGATE}
+    with pytest.raises(pydantic.ValidationError) as caught:
+        UIF(**data)
+    _unicode_error(caught.value, field)
+
+
+@pytest.mark.parametrize("field", [f for f in STRING_FIELDS if f != "input_query"])
+def test_an_assigned_lone_surrogate_is_refused_and_the_field_kept(field: str) -> None:
+    uif = UIF(input_query="q")
+    before = getattr(uif, field)
+    with pytest.raises(pydantic.ValidationError) as caught:
+        setattr(uif, field, SURROGATE)
+    _unicode_error(caught.value, field)
+    assert getattr(uif, field) == before
+    UIF.model_validate_json(uif.model_dump_json())
+
+
+@pytest.mark.parametrize("field", LIST_FIELDS)
+def test_a_lone_surrogate_in_a_list_of_strings_is_refused(field: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        UIF(input_query="q", **{field: ["fine", SURROGATE]})
+    _unicode_error(caught.value, field)
+
+
+def test_a_lone_surrogate_in_a_skill_timings_key_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match="skill_timings"):
+        UIF(input_query="q", skill_timings={SURROGATE: 1.0})
+
+
+def test_for_query_gives_the_surrogate_as_a_uif_error_naming_the_field() -> None:
+    with pytest.raises(UIFError, match="final_response"):
+        UIF.for_query("q", final_response=SURROGATE)
+
+
+def test_valid_unicode_in_string_fields_round_trips() -> None:
+    uif = UIF(input_query="café ☕", final_response="naïve 😀", warnings=["ß"],
+              skill_timings={"Ünï": 1.0})
+    uif.error_details = "日本"
+    assert UIF.model_validate_json(uif.model_dump_json()) == uif
