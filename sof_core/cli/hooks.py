@@ -141,7 +141,9 @@ def reference_markdown() -> str:
         "`sof.plugins` entry point names, each marked with `@sof_core.hookimpl`. An "
         "implementation may accept fewer arguments than the specification lists, never "
         "others. A `sof_*` function that is not one of these hooks, or not marked, fails the "
-        "plugin with a \"did you mean\". `SOF_TRACE_PLUGINS=1` logs every call of every "
+        "plugin with a \"did you mean\". Hooks are called synchronously: one defined with "
+        "`async def` fails the plugin (its coroutine would never run). "
+        "`SOF_TRACE_PLUGINS=1` logs every call of every "
         "hook: which plugin answered, how long it took and what it returned or raised.",
         "",
         "| Hook | Group | Arguments |",
