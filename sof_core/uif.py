@@ -432,13 +432,22 @@ class UIF(BaseModel):
 
     @classmethod
     def for_query(cls, query: str, **fields: Any) -> UIF:
-        """Build a UIF for a new query, stamping ``start_time`` now.
+        """Build a UIF for a new query, stamping ``start_time`` now unless ``fields`` gives it.
 
         Raises ``UIFError`` (a ``SOFError`` and ``ValueError``) naming every bad field, so a
-        host can catch one SOF exception for everything it passes in.
+        host can catch one SOF exception for everything it passes in; ``input_query`` among
+        ``fields`` is one too (the query is given once, as ``query``), never Python's
+        ``TypeError`` about a keyword given twice.
         """
+        if "input_query" in fields:
+            raise UIFError(
+                f"invalid UIF: input_query is given twice, as the query ({safe_repr(query)}) "
+                f"and as a field ({safe_repr(fields['input_query'])}); give the query once"
+            )
+        if "start_time" not in fields:
+            fields["start_time"] = cls._sof_now()
         try:
-            return cls(input_query=query, start_time=cls._sof_now(), **fields)
+            return cls(input_query=query, **fields)
         except ValidationError as exc:
             raise UIFError(describe_validation_error(exc, "UIF")) from exc
 

@@ -88,3 +88,13 @@ def test_an_async_hook_is_refused_at_registration_naming_it() -> None:
     record = make_engine(SKILLS).plugins.register(AsyncObserver(), name="async-observer")
     assert (record.status, record.error_type) == ("failed", "PluginHookError")
     assert "'sof_after_plan' is defined with 'async def'" in (record.error or "")
+
+
+def test_a_skill_without_a_description_is_refused_when_defined() -> None:
+    # docs/authoring.md: "a skill without a description is a SkillDefinitionError"
+    from sof_core import SkillDefinitionError
+
+    with pytest.raises(SkillDefinitionError, match="skill_description must say in one line"):
+        type("Nameless", (BaseSkillModule,), {"skill_name": "Nameless",
+                                              "output_keys": ["x"],
+                                              "execute": lambda self, uif: uif})
