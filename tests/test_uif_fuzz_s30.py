@@ -14,7 +14,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from sof_core import UIF, UIFError
+from sof_core import UIF, BaseSkillModule, UIFError
+from sof_core.testing import make_engine
 
 STRING_FIELDS = ["task_id", "input_query", "active_profile", "session_id", "user_id",
                  "vetted_content", "final_response", "error_details"]
@@ -76,3 +77,39 @@ def test_valid_unicode_in_string_fields_round_trips() -> None:
               skill_timings={"Ünï": 1.0})
     uif.error_details = "日本"
     assert UIF.model_validate_json(uif.model_dump_json()) == uif
+
+
+# --- for_query / run_query given a field they set themselves ----------------------------
+
+
+def test_for_query_keeps_a_start_time_the_caller_gives() -> None:
+    assert UIF.for_query("q", start_time=123.0).start_time == 123.0
+    assert UIF.for_query("q").start_time is not None  # stamped when not given
+
+
+def test_for_query_given_input_query_too_is_a_uif_error_naming_it() -> None:
+    with pytest.raises(UIFError, match="input_query"):
+        UIF.for_query("q", input_query="other")
+
+
+class _Answer(BaseSkillModule):
+    skill_name = "S30Answer"
+    skill_description = "answers"
+    required_inputs = ["input_query"]
+    output_keys = {"answer": str}
+
+    def execute(self, uif: UIF) -> UIF:
+        uif.intermediate_data["answer"] = "a"
+        return uif
+
+
+def test_run_query_keeps_a_start_time_the_caller_gives() -> None:
+    engine = make_engine([_Answer])
+    report = engine.run_query("q", ["S30Answer"], start_time=123.0)
+    assert report.uif.start_time == 123.0
+
+
+def test_run_query_given_input_query_too_is_a_uif_error_naming_it() -> None:
+    engine = make_engine([_Answer])
+    with pytest.raises(UIFError, match="input_query"):
+        engine.run_query("q", ["S30Answer"], input_query="other")
