@@ -519,8 +519,8 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
         if math.isfinite(value):
             return value
         raise NotRoundTripError(
-            f"{_path(path)} is {value!r}: JSON has no NaN or infinity, so it would not come "
-            "back; store None or a string such as 'NaN'"
+            f"{_path(path)} is {safe_repr(value)}: JSON has no NaN or infinity, so it would "
+            "not come back; store None or a string such as 'NaN'"
         )
     if value is None or isinstance(value, (bool, int)):
         if type(value) is int and value.bit_length() > _LONG_INT_BITS and _too_long(value):
@@ -595,11 +595,20 @@ def _too_long(value: int) -> bool:
 
 
 def _key_error(where: str, key: Any) -> NotRoundTripError:
-    """A dict key that is not a string, at ``where`` (a field or a path in one)."""
+    """A dict key that is not a string, at ``where`` (a field or a path in one); its repr
+    is ``safe_repr``'s, so a key too deep, too long or too broken to print is still this
+    error and not the one its ``repr`` raised."""
     return NotRoundTripError(
-        f"{where} has the key {key!r} ({type(key).__name__}), which JSON would turn into a "
-        "string; use string keys"
+        f"{where} has the key {_shown_key(key)} ({type(key).__name__}), which JSON would "
+        "turn into a string; use string keys"
     )
+
+
+def _shown_key(key: Any) -> str:
+    """``safe_repr(key)``, or what an integer is when it has too many digits to print."""
+    if isinstance(key, int) and int.bit_length(key) > _LONG_INT_BITS and _too_long(key):
+        return f"<an integer of more than {sys.get_int_max_str_digits()} digits>"
+    return safe_repr(key)
 
 
 def _path(path: list[Any]) -> str:

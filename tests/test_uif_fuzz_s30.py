@@ -11,6 +11,8 @@ a non-string dict key whose ``repr`` fails (deep, broken, a 5000-digit int) esca
 
 from __future__ import annotations
 
+from typing import Any
+
 import pydantic
 import pytest
 
@@ -113,3 +115,31 @@ def test_run_query_given_input_query_too_is_a_uif_error_naming_it() -> None:
     engine = make_engine([_Answer])
     with pytest.raises(UIFError, match="input_query"):
         engine.run_query("q", ["S30Answer"], input_query="other")
+
+
+# --- keys whose repr fails ---------------------------------------------------------------
+
+
+def _deep_tuple(depth: int) -> Any:
+    value: Any = ()
+    for _ in range(depth):
+        value = (value,)
+    return value
+
+
+class _BrokenRepr:
+    def __hash__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr boom")
+
+
+@pytest.mark.parametrize("key", [_deep_tuple(5000), _BrokenRepr(), 10**5000],
+                         ids=["deep-tuple", "broken-repr", "5000-digit-int"])
+@pytest.mark.parametrize("nested", [False, True], ids=["top", "nested"])
+def test_a_non_string_key_whose_repr_fails_is_the_uif_error_about_string_keys(
+        key: Any, nested: bool) -> None:
+    context = {"a": {key: 1}} if nested else {key: 1}
+    with pytest.raises(UIFError, match=r"user_context.* use string keys"):
+        UIF(input_query="q", user_context=context)
