@@ -477,11 +477,17 @@ def _raise_uif_error(exc: ValidationError) -> None:
             raise cause  # already complete: raised by __init__, which pydantic calls inside
     if any(isinstance(cause, NotRoundTripError) for cause in causes):
         raise UIFError(describe_validation_error(exc, "UIF")) from exc
-    for error in exc.errors():  # deeper than pydantic's JSON parser goes (~200 levels)
-        if error["type"] == "json_invalid" and "recursion limit" in str(error["msg"]):
+    for error in exc.errors():
+        if error["type"] != "json_invalid":
+            continue
+        if "recursion limit" in str(error["msg"]):  # deeper than pydantic's parser goes
             raise UIFError(
                 f"invalid UIF: the JSON is nested more than {MAX_JSON_DEPTH} levels deep "
                 f"({validation_message(error)})") from exc
+        if "number out of range" in str(error["msg"]):  # more digits than it reads (4300)
+            raise UIFError(
+                "invalid UIF: the JSON holds a number with more digits than Python reads "
+                f"({validation_message(error)}); store it as a string") from exc
 
 
 # --- JSON data ---------------------------------------------------------------------------
@@ -523,7 +529,8 @@ def _checked(value: Any, path: list[Any], depth: int) -> Any:
             "not come back; store None or a string such as 'NaN'"
         )
     if value is None or isinstance(value, (bool, int)):
-        if type(value) is int and value.bit_length() > _LONG_INT_BITS and _too_long(value):
+        # an int subclass too: pydantic writes it as the int it is
+        if value is not None and int.bit_length(value) > _LONG_INT_BITS and _too_long(value):
             raise NotRoundTripError(
                 f"{_path(path)} is an integer of more than {sys.get_int_max_str_digits()} "
                 "digits, which Python will not write as JSON text (its int/str conversion "
@@ -586,9 +593,10 @@ _LONG_INT_BITS = 2000
 
 
 def _too_long(value: int) -> bool:
-    """Whether ``value`` has more digits than Python turns into text (JSON is text)."""
+    """Whether ``value`` has more digits than Python turns into text (JSON is text); an
+    int subclass is asked as the int it is (its own ``__str__`` is not what JSON writes)."""
     try:
-        str(value)
+        int.__repr__(value)
     except ValueError:
         return True
     return False

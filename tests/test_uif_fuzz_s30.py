@@ -143,3 +143,26 @@ def test_a_non_string_key_whose_repr_fails_is_the_uif_error_about_string_keys(
     context = {"a": {key: 1}} if nested else {key: 1}
     with pytest.raises(UIFError, match=r"user_context.* use string keys"):
         UIF(input_query="q", user_context=context)
+
+
+# --- integers too long for JSON text -----------------------------------------------------
+
+
+def test_model_validate_json_with_a_too_long_integer_is_a_uif_error() -> None:
+    text = '{"input_query": "q", "user_context": {"a": ' + "9" * 5000 + "}}"
+    with pytest.raises(UIFError, match="store it as a string"):
+        UIF.model_validate_json(text)
+
+
+class _MyInt(int):
+    pass
+
+
+def test_a_too_long_int_subclass_is_refused_like_an_int() -> None:
+    with pytest.raises(UIFError, match=r"user_context\['a'\] is an integer of more than"):
+        UIF(input_query="q", user_context={"a": _MyInt(10**5000)})
+
+
+def test_a_short_int_subclass_round_trips_as_its_value() -> None:
+    uif = UIF(input_query="q", user_context={"a": _MyInt(7)})
+    assert UIF.model_validate_json(uif.model_dump_json()).user_context == {"a": 7}
