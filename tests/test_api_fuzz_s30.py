@@ -4,12 +4,14 @@ inside SOF, and never a silently wrong answer (a string read letter by letter)."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sof_core import UIF, BaseSkillModule, CoordinatorEngine
 from sof_core.config import SOFConfig
+from sof_core.config.manager import SOFConfigManager
 from sof_core.errors import (
     ConfigError,
     GoalResolutionError,
@@ -156,3 +158,48 @@ def test_bad_declaration_with_unprintable_value_is_skill_definition_error(
     with pytest.raises(SkillDefinitionError, match=attr) as info:
         _skill(attr, value, f"FuzzDeep_{attr}")
     assert len(str(info.value)) < 1000
+
+
+# --- configuration -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("ext", [".json", ".toml"])
+def test_update_config_deeply_nested_mapping_is_config_error(tmp_path: Path, ext: str) -> None:
+    path = tmp_path / ("config" + ext)
+    manager = SOFConfigManager(path)
+    manager.update_config(planner="rule_based")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="planner_options") as info:
+        manager.update_config(planner_options=_deep_dict(2000))
+    assert info.value.key == "planner_options"
+    assert path.read_bytes() == before
+
+
+def test_update_config_huge_int_is_config_error(tmp_path: Path) -> None:
+    manager = SOFConfigManager(tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="use_sof_framework") as info:
+        manager.update_config(use_sof_framework=10**5000)
+    assert info.value.key == "use_sof_framework"
+    assert len(str(info.value)) < 1000
+
+
+@pytest.mark.parametrize("ext", [".json", ".toml"])
+def test_update_config_lone_surrogate_is_config_error(tmp_path: Path, ext: str) -> None:
+    # a config.toml write failed with a bare UnicodeEncodeError; a config.json stored it
+    path = tmp_path / ("config" + ext)
+    manager = SOFConfigManager(path)
+    manager.update_config(planner="rule_based")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="planner") as info:
+        manager.update_config(planner="x\ud800")
+    assert info.value.key == "planner"
+    assert path.read_bytes() == before
+    assert SOFConfigManager(path).config.planner == "rule_based"
+
+
+def test_update_config_int_too_long_to_write_is_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    manager = SOFConfigManager(path)
+    with pytest.raises(ConfigError, match="too long to write") as info:
+        manager.update_config(planner_options={"rule_based": {"n": 10**5000}})
+    assert info.value.key == "planner_options"
+    assert not path.exists()

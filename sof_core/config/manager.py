@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from sof_core._paths import config_file_problem, expand_user
-from sof_core.config.model import SAM_KEYS, SAM_NAMES, SOFConfig
+from sof_core.config.model import SAM_KEYS, SAM_NAMES, SOFConfig, _short
 from sof_core.config.sources import (
     UnusableConfigPath,
     _not_a_file,
@@ -414,6 +414,14 @@ class SOFConfigManager:
                 except RecursionError:
                     raise ConfigError(f"config file {self.path}: a value is nested too deeply "
                                       "to write back") from None
+                if not text.isascii():  # a lone surrogate already in the file (JSON's \ud800)
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise ConfigError(
+                            f"config file {self.path}: a value holds a lone surrogate (text "
+                            "that is not valid Unicode), which the file cannot store; not "
+                            "updating it") from None
                 _remove_dead_writers_files(target)
                 write_atomic(target, text)
                 self._state = None
@@ -688,7 +696,9 @@ def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -
                 unused[key] = adapter.dump_python(adapter.validate_python(value), mode="json")
             except ValidationError as exc:
                 message = validation_message(exc.errors()[0])
-                problems.append((key, f"{key} (from {source}): {message} (got {value!r})"))
+                problems.append((key, f"{key} (from {source}): {message} (got {_short(value)})"))
+            except (ValueError, RecursionError):  # nested past what pydantic writes out
+                problems.append((key, f"{key} (from {source}): {_TOO_DEEP}"))
         elif other.kind == "both":
             problems.append((key, argument_problem(other)))
         else:
@@ -698,17 +708,63 @@ def prepare_changes(changes: Mapping[str, Any], source: str = "update_config") -
     except ValidationError as exc:
         sources = dict.fromkeys(sof, source)
         raise config_error([*problems, *describe_validation(exc, sources, names)]) from None
+    dumped = _dumped(validated, sof, names, source, problems)
     if problems:
         raise config_error(problems)
     prepared = []
-    for setting, value in validated.model_dump(mode="json", include=set(sof)).items():
+    for setting, value in dumped.items():
         sam_name = SAM_NAMES.get(setting)
         sam_value = SAM_KEYS[sam_name].to_sam(value) if sam_name else value
         prepared.append(_Change(names.get(setting, setting), setting, value, sam_value))
     prepared += [_Change(key, None, value, value) for key, value in unused.items()]
+    unstorable = [(change.given, f"{change.given} (from {source}): {why}")
+                  for change in prepared
+                  if (why := _unstorable(change.sof_value) or _unstorable(change.sam_value))]
+    if unstorable:  # checked before the file is touched: a write must not half-fail
+        raise config_error(unstorable)
     order = {key: index for index, key in enumerate(changes)}
     prepared.sort(key=lambda change: order.get(change.given, len(order)))
     return prepared
+
+
+_TOO_DEEP = "the value is nested too deeply to store in a config file; flatten it"
+
+
+def _dumped(validated: SOFConfig, settings: Mapping[str, Any], names: Mapping[str, str],
+            source: str, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The validated ``settings`` as JSON-ready values. A value nested past what pydantic
+    writes out (a ``ValueError``, "Maximum serialization depth exceeded") is a problem
+    naming its key in ``problems``, not a bare error out of ``update_config``."""
+    try:
+        return validated.model_dump(mode="json", include=set(settings))
+    except (ValueError, RecursionError):
+        pass
+    dumped: dict[str, Any] = {}
+    for setting in settings:
+        try:
+            dumped.update(validated.model_dump(mode="json", include={setting}))
+        except (ValueError, RecursionError):
+            given = names.get(setting, setting)
+            problems.append((given, f"{given} (from {source}): {_TOO_DEEP}"))
+    return dumped
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be written to a config file (JSON or TOML, both UTF-8) and read
+    back, or None. A lone surrogate cannot be encoded (a TOML file's write failed with a
+    bare ``UnicodeEncodeError``; JSON escaped it, so the same call behaved differently by
+    file type); an int too long for Python to write as text is a ``ValueError``."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return ("the value holds a lone surrogate (text that is not valid Unicode), which "
+                "a config file cannot store; decode the bytes it came from properly")
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
+        return ("the value holds a number too long to write as text "
+                f"(more than {sys.get_int_max_str_digits()} digits); store it as a string")
+    return None
 
 
 def apply_changes(data: Mapping[str, Any], changes: list[_Change]) -> dict[str, Any]:

@@ -581,4 +581,7 @@ def _short(value: Any) -> str:
     shortener = reprlib.Repr()
     shortener.maxstring = shortener.maxother = 80
     shortener.maxlevel = 3
-    return shortener.repr(value)
+    try:
+        return shortener.repr(value)
+    except Exception as exc:  # an int of more than 4300 digits: reprlib's repr raises
+        return f"<{type(value).__name__} object (repr raised {type(exc).__name__})>"
