@@ -162,7 +162,7 @@ def test_log_level_from_environment_is_case_insensitive(sof_cli: Any, env: dict[
 
 def test_bad_query_input_is_a_one_line_error(sof_cli: Any, env: dict[str, str]) -> None:
     blank = sof_cli("run", "   ", env=env)
-    assert blank.returncode == 2 and "input_query" in blank.stderr
+    assert blank.returncode == 2 and "QUERY is empty" in blank.stderr
     assert "Traceback" not in blank.stderr
     context = sof_cli("run", "q", "--context", "novalue", env=env)
     assert context.returncode == 2 and "--context expects KEY=VALUE" in context.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -40,6 +41,10 @@ log = logging.getLogger("sof.serve")
 
 #: Most recent admin changes kept for ``GET /v1/admin/config``.
 AUDIT_SIZE = 50
+
+
+#: A lone surrogate (U+D800..U+DFFF alone): a Python string may hold one, UTF-8 cannot.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RequestError(Exception):
@@ -270,7 +275,9 @@ class SOFService:
         uif = UIFModel.for_query(query, session_id=session_id, user_id=user_id,
                                  user_context=context)
         if result.response is not None:
-            uif.final_response = result.response
+            # A legacy answer may hold a lone surrogate, which a UIF refuses (it has no UTF-8
+            # form): kept as U+FFFD, as the API sends it.
+            uif.final_response = _LONE_SURROGATE.sub("\ufffd", result.response)
             return ExecutionReport(uif=uif, status="success", plan=[], executor=result.path,
                                    duration=result.latency)
         report = ExecutionReport.not_run([], uif, result.error or "no answer", status="error")
