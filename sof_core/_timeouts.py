@@ -7,6 +7,13 @@ would overflow the clock arithmetic (``OverflowError`` out of a lock wait) or ne
 
 from __future__ import annotations
 
+from functools import partial
+
+from sof_core._repr import safe_repr
+
+#: A value as a declaration or setting error shows it (``safe_repr``, a little shorter).
+shown = partial(safe_repr, limit=60)
+
 #: Seconds; about 11.6 days. Longer waits are "no limit" in all but name: use None.
 MAX_TIMEOUT = 1_000_000.0
 
@@ -25,14 +32,3 @@ def timeout_problem(value: object, none_means: str = "no limit") -> str | None:
         return (f"must be at most {MAX_TIMEOUT:,.0f} seconds, got {shown(value)}; "
                 f"use None for {none_means}")
     return None
-
-
-def shown(value: object, limit: int = 60) -> str:
-    """``repr(value)`` for a message, clipped to ``limit`` characters, and never raising: a
-    deeply nested tuple's repr is a ``RecursionError``, an int of more than 4300 digits'
-    a ``ValueError``, a class's own ``__repr__`` anything at all."""
-    try:
-        text = repr(value)
-    except Exception as exc:
-        return f"<{type(value).__name__} object (repr raised {type(exc).__name__})>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sof_core._bounded import call_bounded
+from sof_core._repr import safe_repr
 from sof_core.config import SOFConfig, as_config, get_sof_config_manager
 from sof_core.config.model import config_revision
 from sof_core.errors import (
@@ -61,7 +62,6 @@ from sof_core.plugins.registry import (
     is_skill_like,
     item_label,
     not_a_skill,
-    safe_repr,
 )
 from sof_core.uif import UIF
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sof_core._networkx_guard import networkx as nx
+from sof_core._repr import safe_repr
 from sof_core.errors import GoalResolutionError
 from sof_core.graph.edges import dependency_edges, describe_cycle
 from sof_core.graph.validate import available_keys
-from sof_core.plugins.registry import safe_repr
 from sof_core.skills.spec import SkillSpec
 from sof_core.uif import HOST_FIELDS
 

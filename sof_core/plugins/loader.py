@@ -35,6 +35,7 @@ import pluggy
 
 from sof_core._bounded import call_bounded, needs_main_thread
 from sof_core._installed import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from sof_core._repr import safe_repr
 from sof_core._version import API_VERSION, __version__
 from sof_core.config import SOFConfig, as_config, load_host_config
 from sof_core.errors import (
@@ -57,7 +58,6 @@ from sof_core.plugins.registry import (
     is_skill_like,
     item_label,
     provider_hint,
-    safe_repr,
 )
 
 #: SOF's own executors and planners, registered through the same hooks as third parties'.

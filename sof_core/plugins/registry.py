@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sof_core._repr import safe_repr
 from sof_core.errors import (
     DuplicateSkillError,
     PluginConflictError,
@@ -532,15 +533,6 @@ def _names_plugin(entry: SkillEntry, wanted: str) -> bool:
     return entry.distribution is not None and _normalise(entry.distribution) == _normalise(
         wanted
     )
-
-
-def safe_repr(item: Any, limit: int = 80) -> str:
-    """``repr`` that never raises and never floods a message."""
-    try:
-        text = repr(item)
-    except Exception as exc:
-        text = f"<{type(item).__name__} object (repr raised {type(exc).__name__})>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def item_label(item: Any) -> str:
