@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from sof_serve.limits import LimitsMiddleware, WorkerSlots
 from sof_serve.openapi import openapi_document
-from sof_serve.service import RequestError, SOFService
+from sof_serve.service import LONE_SURROGATE, RequestError, SOFService
 from sof_serve.settings import ADMIN_TOKEN_ENV, ServeSettings
 
 log = logging.getLogger("sof.serve")
@@ -68,10 +68,6 @@ def create_app(
     return app
 
 
-#: A lone surrogate (U+D800..U+DFFF alone): a Python string may hold one, UTF-8 cannot.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 class SafeJSONResponse(JSONResponse):
     """``JSONResponse`` that always renders: a lone surrogate in the content (a skill's or
     a legacy pipeline's answer, say) is sent as U+FFFD instead of failing the response
@@ -83,7 +79,7 @@ class SafeJSONResponse(JSONResponse):
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:
-            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+            return LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None

@@ -44,7 +44,7 @@ AUDIT_SIZE = 50
 
 
 #: A lone surrogate (U+D800..U+DFFF alone): a Python string may hold one, UTF-8 cannot.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RequestError(Exception):
@@ -277,7 +277,7 @@ class SOFService:
         if result.response is not None:
             # A legacy answer may hold a lone surrogate, which a UIF refuses (it has no UTF-8
             # form): kept as U+FFFD, as the API sends it.
-            uif.final_response = _LONE_SURROGATE.sub("\ufffd", result.response)
+            uif.final_response = LONE_SURROGATE.sub("\ufffd", result.response)
             return ExecutionReport(uif=uif, status="success", plan=[], executor=result.path,
                                    duration=result.latency)
         report = ExecutionReport.not_run([], uif, result.error or "no answer", status="error")
