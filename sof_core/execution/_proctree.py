@@ -40,6 +40,13 @@ def kill_tree(root: int, *, spare_root: bool = False) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def stat_fields(pid: int) -> list[bytes]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first, then the
+    parent id, ...); ``OSError`` when the process is gone or there is no ``/proc``."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()
+
+
 def _descendants(roots: set[int]) -> set[int]:
     """The processes whose parent chain reaches one of ``roots`` (read from ``/proc``)."""
     children: dict[int, list[int]] = {}
@@ -51,8 +58,7 @@ def _descendants(roots: set[int]) -> set[int]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
+            fields = stat_fields(int(name))
         except (OSError, IndexError):
             continue  # gone meanwhile
         children.setdefault(int(fields[1]), []).append(int(name))

@@ -55,7 +55,7 @@ from sof_core.errors import (
     ToolPermissionError,
 )
 from sof_core.execution import _worker
-from sof_core.execution._proctree import kill_tree
+from sof_core.execution._proctree import kill_tree, stat_fields
 from sof_core.execution.deadlines import clock, current_deadline
 from sof_core.execution.remote import call_payload, pack_call, replay_changes
 from sof_core.execution.watchdog import Entry, watchdog
@@ -113,8 +113,7 @@ def _exiting(pid: int) -> bool:
     if not _PROC:
         return False
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
+        state = stat_fields(pid)[0]
     except FileNotFoundError:
         return True
     except (OSError, IndexError):
