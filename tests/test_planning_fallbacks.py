@@ -128,6 +128,19 @@ def test_the_fallback_reaches_the_report_and_the_trace() -> None:
     assert any(w.startswith("planner raising fell back to rules") for w in report.uif.warnings)
 
 
+def test_a_fallback_names_the_plugin_whose_planner_failed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two plugins may ship planners with similar names: the report, the trace and the log
+    say which plugin's planner failed, so its author can be told."""
+    with caplog.at_level("WARNING", logger="sof"):
+        report = engine(planner="raising").run_query("q")
+    assert report.planning is not None
+    assert report.planning["fallbacks"][0]["plugin"] == "planners"
+    (warning,) = [w for w in report.uif.warnings if w.startswith("planner raising fell back")]
+    assert warning.endswith("(planner of plugin 'planners')")
+    assert any("'raising' (plugin 'planners') failed" in r.getMessage() for r in caplog.records)
+
+
 def test_an_unknown_planner_and_a_bad_rules_option_are_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"unknown planner 'oracle'.*installed planners"):
         engine().planning.plan("q", planner="oracle")

@@ -24,9 +24,12 @@ class Fallback:
     planner: str
     to: str
     reason: str
+    #: The plugin that registered the planner (None where not known: older cached plans).
+    plugin: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"planner": self.planner, "to": self.to, "reason": self.reason}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"planner": self.planner, "to": self.to, "reason": self.reason,
+                "plugin": self.plugin}
 
 
 @dataclass
@@ -102,7 +105,7 @@ class PlanResult:
             reasoning=str(data.get("reasoning", "")),
             stages=[[str(s) for s in stage] for stage in data.get("stages", [])],
             cache_hit=bool(data.get("cache_hit", False)),
-            fallbacks=[Fallback(f["planner"], f["to"], f["reason"])
+            fallbacks=[Fallback(f["planner"], f["to"], f["reason"], f.get("plugin"))
                        for f in data.get("fallbacks", [])],
             changes=[Change(c["action"], c["skill"], c["why"]) for c in data.get("changes", [])],
             scores={str(k): float(v) for k, v in dict(data.get("scores", {})).items()},
@@ -121,7 +124,7 @@ class PlanResult:
             reasoning=self.reasoning,
             stages=[list(stage) for stage in self.stages],
             cache_hit=self.cache_hit,
-            fallbacks=[Fallback(f.planner, f.to, f.reason) for f in self.fallbacks],
+            fallbacks=[Fallback(f.planner, f.to, f.reason, f.plugin) for f in self.fallbacks],
             changes=[Change(c.action, c.skill, c.why) for c in self.changes],
             scores=dict(self.scores),
             skipped=dict(self.skipped),

@@ -128,6 +128,9 @@ class Planning:
                 if not isinstance(exc, PlannerTimeoutError):
                     why = f"planner raised {why}"
             return self._fall_back(name, query, context, why, [])
+        for fallback in result.fallbacks:  # the LLM planner records its own, unnamed
+            if fallback.plugin is None and fallback.planner == name:
+                fallback.plugin = entry.plugin
         # A planner may have fallen back inside (the LLM planner after its repair round).
         if name != FALLBACK_PLANNER and name != "static":
             problems = context.validate_plan(result.plan)
@@ -140,11 +143,14 @@ class Planning:
 
     def _fall_back(self, name: str, query: str, context: _Context, reason: str,
                    earlier: list[Fallback]) -> PlanResult:
-        log.warning("planner %r failed (%s); using the %s planner", name, reason,
-                    FALLBACK_PLANNER)
+        entry = self._engine.registry.component("planners", name)
+        plugin = entry.plugin if entry is not None else None
+        log.warning("planner %r (plugin %r) failed (%s); using the %s planner", name, plugin,
+                    reason, FALLBACK_PLANNER)
         result = as_plan_result(self.planner(FALLBACK_PLANNER).plan(query, context),
                                 FALLBACK_PLANNER)
-        result.fallbacks = [*earlier, Fallback(name, FALLBACK_PLANNER, reason), *result.fallbacks]
+        result.fallbacks = [*earlier, Fallback(name, FALLBACK_PLANNER, reason, plugin),
+                            *result.fallbacks]
         return result
 
     def _unusable(self, stored: PlanResult) -> str | None:
@@ -351,7 +357,8 @@ def record_planning(uif: Any, result: PlanResult) -> None:
     where = "cache hit" if result.cache_hit else "planned"
     uif.add_log_entry(f"planner {result.planner} ({where}): {result.plan}")
     for fallback in result.fallbacks:
+        origin = f" (planner of plugin {fallback.plugin!r})" if fallback.plugin else ""
         uif.add_warning(f"planner {fallback.planner} fell back to {fallback.to}: "
-                        f"{fallback.reason}")
+                        f"{fallback.reason}{origin}")
     for change in result.changes:
         uif.add_log_entry(f"plan optimised: {change.action} {change.skill} ({change.why})")
