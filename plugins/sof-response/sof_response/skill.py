@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sof_core import UIF, BaseSkillModule, SkillExecutionError
+from sof_core import UIF, BaseSkillModule, SOFError
 from sof_response.controllers import StopController
 from sof_response.errors import (
     LLMBackendError,
@@ -190,6 +190,15 @@ class ResponseGenerationSkill(BaseSkillModule):
             )
         fresh = getattr(proto, "fresh", None)
         return fresh() if callable(fresh) else proto  # type: ignore[no-any-return]
+
+    def _origin(self, backend: LLMBackend) -> str:
+        """Where a misbehaving backend came from, for its author: the plugin that registered
+        it, or the skill's constructor."""
+        if backend is self._backend:
+            return f"the backend passed to {self.skill_name}(backend=...)"
+        entry = self._registry.component("llm_backends", backend.name) if self._registry else None
+        return f"a backend of plugin {entry.plugin!r}" if entry is not None else (
+            f"a backend of plugin {PLUGIN!r}")
 
     def _component(
         self, kind: str, name: str, builtins: Any, settings: ResponseSettings
@@ -369,12 +378,21 @@ class ResponseGenerationSkill(BaseSkillModule):
         kwargs: dict[str, Any] = {"evidence": evidence} if _wants_evidence(backend) else {}
         if getattr(backend, "uses_deadline", False) is True:
             kwargs["deadline"] = deadline
-        result = backend.generate(messages, stream=stream, controller=guarded, **kwargs)
+        try:
+            result = backend.generate(messages, stream=stream, controller=guarded, **kwargs)
+        except SOFError:  # typed by the backend (LLMBackendError and kin): kept as raised
+            raise
+        except Exception as exc:  # a backend's bug: the extractive fallback still answers
+            raise LLMBackendError(
+                f"generate() raised {type(exc).__name__}: {exc} ({self._origin(backend)}; "
+                "a backend must raise sof_response.LLMBackendError subclasses)",
+                backend=backend.name,
+            ) from exc
         if not isinstance(result, GenerationResult) or not isinstance(result.text, str):
-            raise SkillExecutionError(
-                f"LLM backend {backend.name!r} returned {type(result).__name__}; "
-                "generate() must return sof_response.GenerationResult",
-                self.skill_name,
+            raise LLMBackendError(
+                f"generate() returned {type(result).__name__} ({self._origin(backend)}); "
+                "it must return sof_response.GenerationResult",
+                backend=backend.name,
             )
         if (
             not result.text.strip()

@@ -158,6 +158,61 @@ def test_with_a_registry_an_unknown_name_lists_every_installed_backend():
     assert "installed: ['echo', 'extractive', 'openai']" in " ".join(report.errors)
 
 
+class BuggyBackend:
+    """A third-party backend with a bug: a plain ValueError, not an LLMBackendError."""
+
+    name = "buggy"
+
+    def generate(self, messages, *, stream=False, controller=None):
+        raise ValueError("temperature must be a float")
+
+
+class WrongTypeBackend:
+    name = "wrongtype"
+
+    def generate(self, messages, *, stream=False, controller=None):
+        return "just a string"
+
+
+class BuggyPlugin:
+    @hookimpl
+    def sof_register_llm_backends(self):
+        return [BuggyBackend(), WrongTypeBackend()]
+
+
+@pytest.mark.parametrize(("backend", "why"), [
+    ("buggy", "generate() raised ValueError: temperature must be a float"),
+    ("wrongtype", "generate() returned str"),
+])
+def test_a_buggy_plugin_backend_is_named_and_the_extractive_answer_stands(backend, why):
+    """One broken plugin must not cost the user the answer, and its author must be findable:
+    the warning names the backend and the plugin that registered it."""
+    engine = make_engine(plugins=[("response", response_plugin), ("acme-llm", BuggyPlugin())],
+                         plugin_settings={"response": {"backend": backend}})
+    response_plugin.sof_configure(engine.config, engine.registry)
+
+    report = engine.execute_plan(
+        ["ResponseGenerationSkill"],
+        UIF(input_query=QUERY, intermediate_data={"memory_results": MEMORY}),
+    )
+
+    assert report.status == "success", report.errors
+    assert "SOF routes each query" in report.uif.final_response
+    generation = report.uif.intermediate_data["response_context"]["generation"]
+    assert (generation["backend"], generation["fallback_from"]) == ("extractive", backend)
+    assert generation["fallback_reason"] == "error"
+    assert why in generation["fallback_error"]
+    assert "a backend of plugin 'acme-llm'" in generation["fallback_error"]
+    assert any("a backend of plugin 'acme-llm'" in w for w in report.uif.warnings)
+
+
+def test_a_buggy_backend_given_to_the_constructor_is_named_as_such():
+    uif, context = answer(ResponseGenerationSkill(backend=BuggyBackend()))
+    assert "SOF routes each query" in uif.final_response
+    assert "the backend passed to ResponseGenerationSkill(backend=...)" in (
+        context["generation"]["fallback_error"])
+
+
 # --- the openai backend inside the skill ----------------------------------------------------
 
 
