@@ -794,3 +794,37 @@ def test_an_isolated_skill_whose_results_the_host_would_refuse_fails_pickle(dist
     assert refused.status == "failed"
     assert "argparse.Namespace" in refused.detail and "isolation_reply_packages" in refused.detail
     assert _by_check(report, "Trusting")["pickle"].status == "passed"
+
+
+RAISING_HOOKS = {
+    "configure": """
+from sof_core import hookimpl
+
+@hookimpl
+def sof_configure(config):
+    raise RuntimeError("license server unreachable")
+""",
+    "register": """
+from sof_core import hookimpl
+
+@hookimpl
+def sof_register_skills():
+    raise RuntimeError("model file missing")
+""",
+}
+
+
+@pytest.mark.parametrize("hook", sorted(RAISING_HOOKS))
+def test_a_hook_that_raises_while_loading_fails_loads_not_declarations(
+    dists: Any, hook: str
+) -> None:
+    """A hook that runs and raises is the plugin failing to load, not a bad declaration: the
+    author is sent to the hook's code, not to their skills' declarations (checks.md)."""
+    dists.add(f"contract-raises-{hook}", RAISING_HOOKS[hook], entry_name=f"raises{hook}",
+              requires=REQUIRES)
+    (report,) = check_plugins([f"raises{hook}"])
+    checks = _by_check(report)
+    assert checks["loads"].status == "failed", report.summary()
+    assert "raised RuntimeError" in checks["loads"].detail
+    assert checks["declarations"].status == "skipped"
+    assert checks["requirement"].status == "passed"

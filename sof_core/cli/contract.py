@@ -23,6 +23,7 @@ import contextlib
 import copy
 import os
 import pickle
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -73,6 +74,13 @@ _LOAD_ERRORS = {
     "SkillDefinitionError": "declarations",
     "PluginHookError": "declarations",
 }
+
+#: A ``PluginHookError`` from a hook that ran and raised (or hung), not from a bad signature
+#: or a bad item: the plugin failed to load, its declarations may be fine.
+_HOOK_RAN_AND_FAILED = re.compile(
+    r"\(\) raised |\(\) result raised |registering it raised |plugin_import_timeout|"
+    r"hung in an earlier load"
+)
 
 Status = Literal["passed", "failed", "skipped"]
 #: ``listener(event, data)``: "plugins" (the names about to be checked), "start" and "check"
@@ -322,6 +330,9 @@ def _failed_check(record: PluginRecord) -> str:
     check = _LOAD_ERRORS.get(record.error_type or "", "loads")
     if check == "loads" and " raised SkillDefinitionError: " in (record.error or ""):
         return "declarations"
+    if record.error_type == "PluginHookError" and _HOOK_RAN_AND_FAILED.search(
+            record.error or ""):
+        return "loads"
     return check
 
 
