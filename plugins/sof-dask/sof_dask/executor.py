@@ -82,7 +82,11 @@ class DaskExecutor:
         started = time.monotonic()
         pending: list[tuple[Step, UIF, Any, Any, Any]] = []
         outcomes: dict[int, Outcome] = {}
+        isolated: list[tuple[int, _IsolatedCall]] = []
         for index, step in enumerate(steps):
+            if step.isolation == "process":
+                isolated.append((index, _IsolatedCall(run, step)))
+                continue
             view, data = skill_view(run.uif, step)
             guard = data
             run.before_skill(step, view)
@@ -96,6 +100,8 @@ class DaskExecutor:
         for step, view, data, guard, (index, payload, future) in pending:
             outcomes[index] = self._collect(client, run.uif, step, view, data, guard, payload,
                                             future, started, run.config.retry_backoff)
+        for index, call in isolated:
+            outcomes[index] = call.outcome()
         return [outcomes[i] for i in range(len(steps))]
 
     def _collect(self, client: Client, uif: UIF, step: Step, view: UIF, data: Any, guard: Any,
@@ -151,6 +157,33 @@ class DaskExecutor:
     def close(self) -> None:
         """Forget the client (the shared LocalCluster stays up until the process exits)."""
         self._client = None
+
+
+class _IsolatedCall:
+    """An isolated step (``isolation = "process"``) of a Dask stage, run as the local
+    executors run it: in one of this process's isolation workers (clean environment, limits,
+    killed at its deadline; a tool's permissions and sandbox), never on the cluster, whose
+    workers may be threads of this very process. ``run.execute`` does that in the calling
+    thread, so each gets a daemon thread of its own, beside the stage's Dask tasks."""
+
+    def __init__(self, run: RunContext, step: Step) -> None:
+        self._step = step
+        self._result: Outcome | None = None
+        self._thread = threading.Thread(target=self._run, args=(run,), daemon=True,
+                                        name=f"sof-dask-isolated-{step.name}")
+        self._thread.start()
+
+    def _run(self, run: RunContext) -> None:
+        try:
+            self._result = run.execute(self._step)
+        except BaseException as exc:  # execute reports a skill's errors; this is SOF's own
+            self._result = Outcome(self._step, None, None, None, None, exc, 0.0, 1)
+
+    def outcome(self) -> Outcome:
+        """Wait for it: the worker is killed at the step's deadline, so this returns then."""
+        self._thread.join()
+        assert self._result is not None
+        return self._result
 
 
 # --- sending and receiving -------------------------------------------------------------------
