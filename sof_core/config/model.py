@@ -270,6 +270,11 @@ class SOFConfig(BaseModel):
     #: controller), as a top-level setting; ``plugin_settings.response.use_tpv_control``,
     #: when given, wins. None: not set here.
     use_tpv_control: bool | None = None
+    #: The web plugin's allow-list (hosts, IPs or CIDRs its address guard lets through), as a
+    #: top-level setting, the name issue 11 gives it; ``plugin_settings.web.web_allowed_hosts``,
+    #: when given, wins, and ``SOF_WEB_ALLOWED_HOSTS`` (read by the plugin) wins over both.
+    #: None: not set here.
+    web_allowed_hosts: list[str] | str | None = None
     #: Which plugin provides a skill name that several installed plugins register, by plugin
     #: or distribution name (``{"MemoryRetrievalSkill": "sam-skills"}``); until it is set,
     #: such a name is unavailable rather than silently given to one of them.

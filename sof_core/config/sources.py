@@ -53,7 +53,8 @@ ENV_CONFIG = _ENV_CONFIG
 SHARED_ENV_PREFIXES: tuple[str, ...] = ("SOF_LLM_", "SOF_TPV_", "SOF_USE_TPV_",
                                         "SOF_ADMIN_TOKEN")
 #: Settings that cannot come from the environment (a nested table per plugin).
-_NOT_FROM_ENV = frozenset({"plugin_settings"})
+_NOT_FROM_ENV = frozenset({"plugin_settings", "web_allowed_hosts"})  # the web plugin reads
+# SOF_WEB_ALLOWED_HOSTS itself (its own namespace, its own parsing)
 #: JSON in a variable nested deeper than this is refused (no setting needs more, and
 #: Python's parser would hit its recursion limit a few thousand levels down).
 MAX_ENV_DEPTH = 32

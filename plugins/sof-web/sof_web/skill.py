@@ -99,6 +99,9 @@ class AgentZeroWebBrowserTool(BaseToolModule):
         the time limit the tool policy gives this tool (``limits.<name>.max_execution_time``):
         in its isolation worker that is when it is killed, so its fetches must end first."""
         self._plugin_settings = config.settings_for(PLUGIN)
+        top = getattr(config, "web_allowed_hosts", None)  # the top-level spelling
+        if top is not None and "web_allowed_hosts" not in self._plugin_settings:
+            self._plugin_settings = {**self._plugin_settings, "web_allowed_hosts": top}
         limits = (config.tool_policy or {}).get("limits", {}).get(self.skill_name, {})
         limit = limits.get("max_execution_time") if isinstance(limits, Mapping) else None
         self._time_limit = float(limit) if isinstance(limit, (int, float)) and not isinstance(

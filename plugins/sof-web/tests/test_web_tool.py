@@ -243,6 +243,39 @@ def test_the_config_allow_list_reaches_the_isolated_tool(server: Any) -> None:
     assert entry["title"] == "SOF release notes" and entry["final_url"] == url
 
 
+@pytest.mark.parametrize("hosts", [["127.0.0.1"], "127.0.0.0/8"])
+def test_the_top_level_config_key_web_allowed_hosts_reaches_the_isolated_tool(
+    server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, hosts: Any
+) -> None:
+    """Issue 11 names the config key `web_allowed_hosts`: written at the top of the config
+    file (not under plugin_settings.web), it is the allow-list all the same."""
+    import json
+
+    from sof_core.config import SOFConfigManager
+
+    path = tmp_path / "sof.json"
+    path.write_text(json.dumps({"plugins_only": ["web"], "web_allowed_hosts": hosts}))
+    cfg = SOFConfigManager(path).load_config()
+    engine = CoordinatorEngine(PluginManager(cfg), cfg)
+
+    report = engine.run_query(f"Summarise {server.url('/page.html')}",
+                              ["AgentZeroWebBrowserTool"])
+
+    assert report.status == "success", report.errors
+
+
+def test_the_plugins_own_allow_list_wins_over_the_top_level_key(server: Any) -> None:
+    cfg = SOFConfig(plugins_only=["web"], web_allowed_hosts=["127.0.0.1"],
+                    plugin_settings={"web": {"web_allowed_hosts": ["192.0.2.1"]}})
+    engine = CoordinatorEngine(PluginManager(cfg), cfg)
+
+    report = engine.run_query(f"Summarise {server.url('/page.html')}",
+                              ["AgentZeroWebBrowserTool"])
+
+    assert report.status != "success"
+    assert "a loopback address (SSRF guard)" in " ".join(report.errors)
+
+
 def test_the_environment_allow_list_reaches_the_isolated_tool(
     server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
