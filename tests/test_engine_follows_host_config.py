@@ -324,3 +324,64 @@ def test_settings_of_another_type_are_refused_with_what_to_pass() -> None:
     with pytest.raises(ConfigError, match=r"PluginManager\(config=\.\.\.\)"):
         PluginManager("skill_timeout=5")  # type: ignore[arg-type]
     assert PluginManager({"plugins_autoload": False}).config.plugins_autoload is False
+
+
+class _Settled:
+    """An in-code plugin that keeps the settings ``sof_configure`` hands it, as the bundled
+    plugins do (sof-memory's ``limit``, sof-response's backend)."""
+
+    def __init__(self, fail_on: object = None) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.fail_on = fail_on
+
+    @hookimpl
+    def sof_configure(self, config: SOFConfig) -> None:
+        settings = config.settings_for("settled")
+        if settings.get("limit") == self.fail_on:
+            raise ValueError(f"limit {self.fail_on!r} is not allowed")
+        self.seen.append(settings)
+
+
+def test_a_plugin_setting_changed_while_the_host_runs_reaches_the_plugin(
+    host_file: Path,
+) -> None:
+    """Issue 4: "Config changes take effect for the next query without restarting the
+    host": plugin_settings too, not only SOF's own settings."""
+    manager = get_sof_config_manager()
+    manager.update_config(use_sof_framework=True, sof_rollout_percentage=100,
+                          planner="static", default_plan=["SlowAnswer"],
+                          plugin_settings={"settled": {"limit": 5}})
+    engine = CoordinatorEngine()
+    plugin = _Settled()
+    engine.plugins.register(plugin, name="settled")
+    engine.register_skills([SlowAnswer], plugin_name="answers")
+    router = QueryRouter(engine, legacy)
+    assert plugin.seen[-1] == {"limit": 5}
+
+    manager.update_config(plugin_settings={"settled": {"limit": 1}})
+    assert router.route("q", user_id="u").path == "sof"
+
+    assert plugin.seen[-1] == {"limit": 1}
+    calls = len(plugin.seen)
+    router.route("q", user_id="u")  # unchanged settings: not configured again
+    assert len(plugin.seen) == calls
+
+
+def test_a_plugin_that_refuses_changed_settings_stays_loaded_and_is_named(
+    host_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = get_sof_config_manager()
+    manager.update_config(plugin_settings={"settled": {"limit": 5}})
+    engine = CoordinatorEngine()
+    plugin = _Settled(fail_on=0)
+    engine.plugins.register(plugin, name="settled")
+    engine.register_skills([SlowAnswer], plugin_name="answers")
+
+    manager.update_config(plugin_settings={"settled": {"limit": 0}})
+    with caplog.at_level(logging.WARNING, logger="sof"):
+        report = engine.run_query("q", ["SlowAnswer"])
+
+    assert report.status == "success"
+    assert engine.plugins.records["settled"].status == "loaded"
+    assert any("plugin 'settled': sof_configure() raised" in r.getMessage()
+               and "limit 0 is not allowed" in r.getMessage() for r in caplog.records)

@@ -148,11 +148,13 @@ class CoordinatorEngine:
     def refresh_config(self, config: SOFConfig | None = None) -> SOFConfig:
         """For an engine that ``follows_host_config``: use the host's configuration as it
         is now (``config``, as a caller that just read it passes it, or read here) from the
-        next run on. Settings about which plugins load (``plugins_*``, ``plugin_settings``,
-        ``skill_providers``, ``strict_plugins``) keep the values the engine was made with:
-        make a new engine for those. The step pool's size (``max_workers``) is read when
-        the pool starts: a pool already started keeps it (``close()`` lets the next run
-        start one with the new size). Does nothing for an engine given its own settings.
+        next run on; the plugins' ``sof_configure`` is called again with them when they
+        changed (``PluginManager.reconfigure``), so ``plugin_settings`` apply too. Settings
+        about which plugins load (``plugins_*``, ``skill_providers``, ``strict_plugins``)
+        keep the values the engine was made with: make a new engine for those. The step
+        pool's size (``max_workers``) is read when the pool starts: a pool already started
+        keeps it (``close()`` lets the next run start one with the new size). Does nothing
+        for an engine given its own settings.
         While the host's configuration cannot be read (a corrupt file, a bad ``SOF_*``
         variable: logged once by the config manager), the settings in use stay. Returns the
         settings in use."""
@@ -161,6 +163,7 @@ class CoordinatorEngine:
                 config = get_sof_config_manager().state().config
             if config is not None and config is not self._config:
                 self._use(config)
+                self.plugins.reconfigure(config)
         return self._config
 
     def _use(self, config: SOFConfig) -> None:

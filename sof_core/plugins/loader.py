@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import importlib
 import inspect
 import json
@@ -225,6 +226,8 @@ class PluginManager:
         self._loaded = False
         self._configured = False
         self._load_lock = threading.RLock()
+        #: The settings the plugins' ``sof_configure`` last got (``reconfigure``).
+        self._configured_with: SOFConfig = self.config
         self._observer_cache: tuple[int, dict[str, list[Any]]] = (-1, {})
         self._run_observers: tuple[int, dict[str, list[Any]]] = (-1, {})
 
@@ -751,7 +754,7 @@ class PluginManager:
                 self._configure_impl(impl)
 
     def _configure_impl(self, impl: Any) -> None:
-        available = {"config": self.config, "registry": self.registry}
+        available = {"config": self._configured_with, "registry": self.registry}
         args = [available[arg] for arg in impl.argnames]
         importer = self._importer
         record = self._records.get(impl.plugin_name)
@@ -768,6 +771,49 @@ class PluginManager:
             raise
         except BaseException as exc:
             raise PluginHookError(impl.plugin_name, f"sof_configure() raised {exc!r}") from exc
+
+    def reconfigure(self, config: SOFConfig) -> None:
+        """Hand the loaded plugins' ``sof_configure`` the host's changed settings (this
+        manager's plugins and its parents'): a plugin's settings (``plugin_settings``, say)
+        changed in a running host apply to the next query, as SOF's own do. Nothing is
+        called when the settings are those the plugins already have.
+
+        Unlike at load, a plugin whose ``sof_configure`` now raises is not unloaded (runs in
+        flight use it): it is logged, naming the plugin, and keeps what it applied. Each call
+        is bounded by ``plugin_import_timeout``, the bound it had at load; a hung one is
+        left running (daemon) and logged."""
+        managers: list[PluginManager] = []
+        manager: PluginManager | None = self
+        while manager is not None:
+            managers.append(manager)
+            manager = manager.parent
+        for manager in reversed(managers):  # the shared plugins first, as at load
+            with manager._load_lock:
+                if not manager._loaded or manager._configured_with == config:
+                    continue
+                manager._configured_with = config
+                manager._reconfigure_loaded(config)
+
+    def _reconfigure_loaded(self, config: SOFConfig) -> None:
+        for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
+            record = self._records.get(impl.plugin_name)
+            if record is None or record.status != "loaded":
+                continue
+            available = {"config": config, "registry": self.registry}
+            args = [available[arg] for arg in impl.argnames]
+            limit = config.plugin_import_timeout
+            outcome = call_bounded(functools.partial(impl.function, *args), limit,
+                                   f"sof-configure-{impl.plugin_name}")
+            if outcome is None:
+                log.warning("plugin %r: sof_configure() with the changed settings did not "
+                            "return within %s s (plugin_import_timeout); it may keep some of "
+                            "its earlier settings", impl.plugin_name, limit)
+            elif not outcome[0]:
+                if isinstance(outcome[1], KeyboardInterrupt):
+                    raise outcome[1]
+                log.warning("plugin %r: sof_configure() raised %s with the changed settings; "
+                            "the plugin stays loaded with the settings it applied: fix the "
+                            "setting", impl.plugin_name, safe_repr(outcome[1]))
 
     def _call_configure(self) -> None:
         """Configure every plugin once loading is done; one that fails is unloaded."""
