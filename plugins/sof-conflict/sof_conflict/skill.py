@@ -13,6 +13,18 @@ from typing import Any, ClassVar
 from sof_conflict._version import __version__
 from sof_core import UIF, BaseSkillModule, SkillExecutionError
 
+#: What a question may ask to compare: sources and the figures they state.
+_SOURCES = (
+    r"(?:sources?|documents?|docs|notes?|reports?|accounts?|files|records?|pages|articles?|"
+    r"papers|versions?|statements|memories|passages|references|entries|wiki|emails|"
+    r"spreadsheets?|figures|numbers|dates|data)"
+)
+#: Words that ask whether those agree; ambiguous alone, so they need ``_SOURCES`` nearby.
+_COMPARING = (
+    r"(?:consisten(?:t|cy|ce)\b|agree(?:s|d)?\b|differ(?:s|ed|ence|ences)?\b|"
+    r"match(?:es|ed)?\b|mismatch\w*)"
+)
+
 
 class ConflictDetectorSkill(BaseSkillModule):
     """Writes ``conflicts``: one record per subject on which the passages disagree."""
@@ -31,12 +43,25 @@ class ConflictDetectorSkill(BaseSkillModule):
     estimated_execution_time = 0.005
     max_execution_time = 10.0
     #: For the rules planner (docs/planning.md): a query asking whether sources disagree.
+    #: Words that only ever mean disagreement match alone; words with everyday senses
+    #: ("consistent" code style, a "type mismatch", "does this regex match") match only in
+    #: a sentence that also names what may disagree (sources, notes, figures, ...).
     triggers: ClassVar[tuple[str, ...]] = (
         r"\b(?:disagree\w*|conflict\w*|contradict\w*|inconsisten\w*|discrepanc\w*)",
         r"\bat odds\b",
-        r"\b(?:do|does|did)\b[^.?!]*\b(?:sources|documents|notes|reports|accounts)\b[^.?!]*"
-        r"\b(?:agree|differ)\b",
-        r"\b(?:sources|documents|notes|reports|accounts)\b[^.?!]*\b(?:agree|differ)\b",
+        # "say different things", "give different numbers", "tell different stories"
+        r"\b(?:say|says|said|saying|give|gives|gave|giving|tell|tells|told|report|reports|"
+        r"reported|state|states|stated|show|shows|showed|list|lists|listed)"
+        r"\s+(?:\w+\s+)?different\b",
+        # "which is right", "which source is correct?", "which one is accurate, ..."
+        r"\bwhich(?:\s+(?:\w|')+){0,3}?\s+(?:is|was|are|were)\s+(?:right|correct|"
+        r"accurate|true|wrong)\b(?=\s*(?:[,;:?!.]|$|\b(?:about|on|in|according)\b))",
+        # consistency / agreement / difference / match about named sources, either order
+        rf"\b{_SOURCES}\b[^.?!]*\b{_COMPARING}",
+        rf"\b{_COMPARING}[^.?!]*\b{_SOURCES}\b",
+        # "is there a mismatch between ...", "do the wiki and the release notes match"
+        r"\bmismatch\w*\s+(?:between|among|across|in)\b",
+        r"\b(?:do|does|did)\b[^.?!]*\band\b[^.?!]*\b(?:match|agree|differ)\b",
     )
 
     @staticmethod
