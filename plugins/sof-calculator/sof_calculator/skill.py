@@ -26,6 +26,61 @@ if TYPE_CHECKING:
 NO_EXPRESSION = "No arithmetic expression found in the query."
 
 
+def _words(*words: str) -> str:
+    """Whole words (not letters of a longer word), a space in a phrase standing for any."""
+    spelled = "|".join(w.replace(" ", r"\s+") for w in words)
+    return rf"(?<![a-z])(?:{spelled})(?![a-z])"
+
+
+# What the extractor reads (sof_calculator/extractor.py: _SYMBOLS, _PHRASES, _PHRASE_START,
+# and the evaluator's FUNCTIONS and CONSTANTS).
+#: An operand: a number (its digit), a constant.
+_OPERAND = rf"(?:\d|\u03c0|{_words('pi', 'tau', 'e')})"
+#: What may stand between an operator and its operand: signs, "(" and "negative".
+_SIGNS = rf"(?:[-+\u2212(]\s*|{_words('negative')}\s*)*"
+#: Functions called with parentheses: "max(3, 9)", "round(2.5)".
+_CALLED = _words(
+    "sqrt", "cbrt", "log", "log10", "log2", "ln", "exp", "sin", "cos", "tan", "asin", "acos",
+    "atan", "degrees", "radians", "round", "min", "max", "abs", "floor", "ceil", "factorial",
+    "percent",
+)
+#: Functions also written without parentheses: "square root of 144", "sqrt 16". Names that
+#: are everyday words too ("round 2", "floor 3", "max 5 people") count only when called.
+_NAMED = _words(
+    "square root", "cube root", "natural logarithm", "natural log", "logarithm", "log10",
+    "log2", "log", "ln", "sqrt", "cbrt", "absolute value", "factorial", "sine", "cosine",
+    "tangent", "sin", "cos", "tan", "asin", "acos", "atan",
+)
+#: Operators between two operands: "5 + -3", "17 // 5", "10 mod 3", "2 raised to 10".
+_BINARY = (
+    r"(?:\*\*|//|[-+*/^%\u00d7\u00b7\u22c5\u00f7\u2212]|"
+    + _words("plus", "minus", "times", "x", "over", "mod", "modulo", "multiplied by",
+             "divided by", "raised to the power of", "raised to the power", "raised to",
+             "to the power of", "to the power")
+    + ")"
+)
+#: Operators after one operand: "15%", "5!", "2\u00b2", "9 squared"; and a constant or a
+#: root right after a number is multiplied by it ("2pi", "2\u221a2").
+_POSTFIX = (
+    r"(?:[%\u00b2\u00b3]|(?<=[\d)])!|"
+    + _words("percent", "per cent", "squared", "cubed", "pi", "tau")
+    + r"|\u03c0|\u221a)"
+)
+#: The start of a right operand: an operand, a function, a root.
+_RIGHT = rf"(?:{_OPERAND}|{_CALLED}|{_NAMED}|\u221a)"
+_TRIGGERS: tuple[str, ...] = (
+    # "2+2", "5 + -3", "2 * pi", "10 mod 3", "2 raised to 10", "(2 + 3) * 4"
+    rf"{_OPERAND}\)*\s*{_BINARY}\s*{_SIGNS}{_RIGHT}",
+    # "15% of 240", "5!", "2\u00b2", "pi squared", "2pi"
+    rf"{_OPERAND}\)*\s*{_POSTFIX}",
+    # "max(3, 9)", "sqrt(pi)", "absolute value of -5", "log2 of 8", "\u221a16"
+    rf"(?:{_CALLED}\s*\(|{_NAMED}\s*(?:of(?![a-z]))?|\u221a)\s*{_SIGNS}{_OPERAND}",
+    # "add 3 and 4", "what is the sum of 3 and 4?": a phrase word among the first ones
+    r"^\W*(?:[a-z]+\W+){0,8}?(?:add|subtract|take|multiply|divide|square|cube|sum|"
+    r"difference|product|quotient|average|mean)\W+\D{0,30}\d",
+)
+
+
 class CalculatorTool(BaseToolModule):
     """Calculates the arithmetic in ``input_query``, or in ``calculation_expression`` when a
     previous skill (or SAM code) put one there."""
@@ -49,18 +104,13 @@ class CalculatorTool(BaseToolModule):
     max_execution_time = 5.0
     max_output_bytes = 65_536
 
-    #: For the rules planner (issue 12): regular expressions (case-insensitive) that suggest
-    #: arithmetic in a query; ``can_handle_query`` is the exact test.
-    triggers: ClassVar[tuple[str, ...]] = (
-        r"\d\s*(?:[-+*/^%x\u00d7\u00f7]|\*\*)\s*[\d(.]",
-        r"\d\s*(?:%|percent|per cent)",
-        r"\b(?:plus|minus|times|multiplied by|divided by|to the power|squared|cubed|"
-        r"square root|cube root|factorial|sqrt|log|ln|sin|cos|tan)\b",
-        r"\u221a|\d!",
-        # "add 3 and 4", "what is the sum of 3 and 4?": a phrase word among the first ones
-        r"^\W*(?:[a-z]+\W+){0,8}?(?:add|subtract|take|multiply|divide|square|cube|sum|"
-        r"difference|product|quotient|average|mean)\W+\D{0,30}\d",
-    )
+    #: For the rules planner (issue 12): regular expressions (case-insensitive), each an
+    #: operation of the extractor next to its operand, so they match the arithmetic it reads
+    #: and not prose that merely holds a number; ``can_handle_query`` is the exact test.
+    #: Built from the same words and symbols as ``sof_calculator.extractor`` (kept as strings
+    #: here: loading the plugin imports neither the extractor nor the evaluator), and
+    #: tests/test_calculator_planner_triggers.py checks every entry of its tables against them.
+    triggers: ClassVar[tuple[str, ...]] = _TRIGGERS
 
     #: What ``sof plugins check`` runs the tool on: a query with arithmetic in it.
     contract_sample: ClassVar[dict[str, str]] = {"input_query": "What is 15% of 240?"}
