@@ -382,6 +382,11 @@ class _Reader:
             elif token.kind == PCT and self.kind(i + 1) not in _OPERAND_START:
                 # Not an operation by itself: "sales grew 20%" is not a calculation.
                 text, percent = f"percent({text})", True
+            elif token.kind == FUNC and token.value == "factorial" \
+                    and self.kind(i + 1) not in _OPERAND_START:
+                # "5 factorial", as "5 squared"; "2 factorial 3" stays 2 * factorial(3).
+                text = f"factorial({text})"
+                operations += 1
             else:
                 break
             i += 1

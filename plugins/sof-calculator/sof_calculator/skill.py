@@ -59,11 +59,11 @@ _BINARY = (
              "to the power of", "to the power")
     + ")"
 )
-#: Operators after one operand: "15%", "5!", "2\u00b2", "9 squared"; and a constant or a
-#: root right after a number is multiplied by it ("2pi", "2\u221a2").
+#: Operators after one operand: "15%", "5!", "2\u00b2", "9 squared", "5 factorial"; and a
+#: constant or a root right after a number is multiplied by it ("2pi", "2\u221a2").
 _POSTFIX = (
     r"(?:[%\u00b2\u00b3]|(?<=[\d)])!|"
-    + _words("percent", "per cent", "squared", "cubed", "pi", "tau")
+    + _words("percent", "per cent", "squared", "cubed", "factorial", "pi", "tau")
     + r"|\u03c0|\u221a)"
 )
 #: The start of a right operand: an operand, a function, a root.

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sof_calculator import CalculatorTool
+from sof_calculator import CalculatorTool, evaluate
 from sof_calculator import extractor as found
 
 from sof_core import CoordinatorEngine, PluginManager, SOFConfig
@@ -49,7 +49,7 @@ DOCUMENTED = [
     "2 raised to 10", "2 raised to the power of 10", "8 to the power of 1/3", "5 squared",
     "3 cubed", "negative 5 plus 3", "square root of 144", "square root 144",
     "cube root of 27", "log of 100", "logarithm of 100", "natural log of 10",
-    "natural logarithm of 10", "absolute value of -5", "factorial of 5", "sine of 1",
+    "natural logarithm of 10", "absolute value of -5", "factorial of 5", "5 factorial", "sine of 1",
     "cosine of 0", "tangent of 1", "log2 of 8",
     # symbols
     "3 \u00d7 4", "10 \u00f7 4", "10 \u2212 3", "2^10", "\u221a16", "2\u03c0", "\u03c0 * 2",
@@ -203,3 +203,18 @@ def test_sof_run_answers_with_no_plan(tmp_path: Path, query: str, answer: int) -
     assert "CalculatorTool" in report["plan"]
     assert report["uif"]["intermediate_data"]["calculation_result"] == answer
     assert report["final_response"].startswith(f"The answer is {answer}")
+
+
+@pytest.mark.parametrize(("query", "text", "answer"), [
+    ("What is 5 factorial", "5 factorial", 120),
+    ("5 factorial?", "5 factorial", 120),
+    ("what is 3 factorial plus 1", "3 factorial plus 1", 7),
+])
+def test_factorial_after_its_number_is_calculated_and_planned(
+        rules_engine: CoordinatorEngine, query: str, text: str, answer: int) -> None:
+    """"5 factorial" (as "5 squared"), labelled arithmetic in the planning benchmark, was
+    read as no arithmetic at all: the default plan answered it from memory."""
+    extraction = found.extract(query)
+    assert extraction is not None and extraction.text == text
+    assert evaluate(extraction.expression).readable == answer
+    assert "CalculatorTool" in rules_engine.planning.plan(query).plan
