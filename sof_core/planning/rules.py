@@ -88,7 +88,7 @@ class _Catalogue:
             problems = trigger_problems(spec.skill_class)
             if problems:
                 broken[spec.name] = "; ".join(problems[:3])
-            found = Signals.of(spec.name, spec.skill_class, entry.instance)
+            found = Signals.of(spec.name, spec.skill_class, entry.instance, entry.plugin)
             if found is not None:
                 signals.append(found)
         return cls(specs, tuple(signals), producers_of(specs), denied, broken)
