@@ -66,6 +66,32 @@ def test_rollout_gauge_follows_the_config_file(tmp_path: Path) -> None:
     assert S.value(S.samples(), "sof_rollout_percentage") == 35
 
 
+def test_a_scrape_before_any_query_reads_the_live_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh `sof serve` scraped by Prometheus before its first query (nobody opened the
+    page either): the rollout, enabled and alert gauges come from the live config, not
+    Prometheus's zeros and the built-in thresholds (issue 13)."""
+    from sof_core.config import reset_sof_config_managers
+
+    path = tmp_path / "host.json"
+    monkeypatch.setenv("SOF_CONFIG", str(path))
+    reset_sof_config_managers()
+    try:
+        SOFConfigManager(path, environ={}).update_config(
+            use_sof_framework=True, sof_rollout_percentage=100, auto_rollback=True,
+            alert_error_rate=0.5, alert_memory_percent=0.0001)
+        S.fresh_observers()
+        parsed = S.samples()
+        assert S.value(parsed, "sof_rollout_percentage") == 100
+        assert S.value(parsed, "sof_enabled") == 1
+        assert S.value(parsed, "sof_auto_rollback_enabled") == 1
+        assert S.value(parsed, "sof_alert_threshold", alert="sof:error_rate") == 0.5
+        assert S.value(parsed, "sof_alert_active", alert="process:memory_percent") == 1
+    finally:
+        reset_sof_config_managers()
+
+
 def test_shadow_comparisons_are_counted(tmp_path: Path) -> None:
     from sof_core.routing.router import QueryRouter
 

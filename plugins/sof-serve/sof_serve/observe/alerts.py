@@ -208,10 +208,14 @@ class AlertMonitor:
     # --- evaluation ----------------------------------------------------------------------
 
     def _live_config(self) -> Any:
+        """The config to judge by: the given manager's, the last router's, else (before any
+        query: a fresh server scraped by Prometheus) the host's, as the page reads it."""
         manager = self.manager
-        if manager is None:
-            return None
         try:
+            if manager is None:
+                from sof_core.config import get_sof_config_manager
+
+                manager = get_sof_config_manager()
             return manager.state().config
         except Exception:  # a broken config must not stop the alerts
             log.debug("reading the config for alerts failed", exc_info=True)
@@ -493,12 +497,7 @@ def set_monitor(monitor: AlertMonitor | None) -> None:
 
 def alert_state() -> dict[str, Any]:
     """What the monitoring page shows: see ``AlertMonitor.state``."""
-    monitor = get_monitor()
-    if monitor.manager is None:
-        from sof_core.config import get_sof_config_manager
-
-        monitor.manager = get_sof_config_manager()
-    return monitor.state()
+    return get_monitor().state()
 
 
 __all__ = ["AlertMonitor", "Thresholds", "alert_state", "get_monitor", "set_monitor"]
