@@ -107,6 +107,24 @@ def test_a_hung_predicate_scores_0_is_named_is_not_asked_again_and_the_query_ans
     assert stuck.calls == 2
 
 
+def test_a_plan_made_while_a_predicate_hung_is_not_cached(stuck: type[Stuck]) -> None:
+    """With the plan cache on (the default), the plan that left the hung skill out must not
+    stand for that query for plan_cache_ttl once the predicate answers again."""
+    engine = make_engine([Answer, stuck], default_plan=["Answer"])
+
+    first = within_deadline(lambda: engine.planning.plan("hello"))
+    assert first.plan == ["Answer"] and not first.cache_hit
+    again = within_deadline(lambda: engine.planning.plan("hello"))
+    assert not again.cache_hit  # made afresh: still without the skill, said why
+
+    stuck.release.set()
+    end = time.monotonic() + DEADLINE
+    while "Stuck" not in engine.planning.plan("hello").plan:
+        assert time.monotonic() < end, "the plan made while it hung is still used"
+        time.sleep(0.01)
+    assert engine.planning.plan("hello").cache_hit  # a plan that heard from all: cached
+
+
 class SlowScore(BaseSkillModule):
     """Its ``planning_score`` blocks until the test releases it."""
 

@@ -67,6 +67,9 @@ class PlanResult:
     skipped: dict[str, str] = field(default_factory=dict)
     #: Seconds spent planning (a cache hit: the lookup only).
     duration: float = 0.0
+    #: False for a plan made without hearing from every skill (a plugin's predicate hung):
+    #: it is used for this query and not cached. Not part of ``to_dict``.
+    cacheable: bool = True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.plan)

@@ -124,10 +124,12 @@ class RulesPlanner:
         scores: dict[str, float] = {}
         seed: dict[str, str] = {}
         notes: dict[str, str] = dict(catalogue.denied)
+        unanswered = False
         for signals in catalogue.signals:
             score = signals.score(query)
             if score is NO_MATCH:
                 continue
+            unanswered = unanswered or score.unanswered
             scores[signals.name] = score.value
             if score.value >= threshold:
                 seed[signals.name] = score.reason or f"scored {score.value:.2f}"
@@ -166,6 +168,7 @@ class RulesPlanner:
             changes=changes + optimised,
             scores={n: v for n, v in scores.items() if v > 0},  # matches only
             skipped={n: why for n, why in notes.items() if n not in reasons},
+            cacheable=not unanswered,
         )
 
 

@@ -101,7 +101,7 @@ class Planning:
         if not result.stages:
             result.stages = self._stages(result.plan)
         result.duration = time.perf_counter() - started
-        if caching and not result.fallbacks:
+        if caching and not result.fallbacks and result.cacheable:
             self.cache.put(key, result)
         self._count(result)
         return result

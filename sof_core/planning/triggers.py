@@ -53,6 +53,9 @@ class Score:
 
     value: float
     reason: str
+    #: The skill could not be asked (its predicate hung): a plan made with this score is
+    #: not cached, so the skill is considered again once its predicate answers.
+    unanswered: bool = False
 
 
 #: The score of a skill whose triggers do not match (shared: most skills, most queries).
@@ -238,7 +241,8 @@ def _ask(signals: Signals, method: str, fn: Callable[[str], Any],
         missed = _hung.get(key)
     if missed is not None:
         return Score(0.0, f"{method} of {_whose(signals)} is not asked: its call from an "
-                          f"earlier query has not returned (given up on after {missed:g}s)")
+                          f"earlier query has not returned (given up on after {missed:g}s)",
+                     unanswered=True)
     limit = PREDICATE_TIMEOUT
 
     def given_up() -> None:
@@ -254,7 +258,7 @@ def _ask(signals: Signals, method: str, fn: Callable[[str], Any],
     outcome = _workers.call(fn, query, limit, given_up, late)
     if outcome is None:
         return Score(0.0, f"{method} of {_whose(signals)} did not return within {limit:g}s "
-                          "(not asked again until that call returns)")
+                          "(not asked again until that call returns)", unanswered=True)
     return outcome
 
 
