@@ -132,6 +132,7 @@ class PlanResult:
             scores=dict(self.scores),
             skipped=dict(self.skipped),
             duration=self.duration,
+            cacheable=self.cacheable,
         )
         for key, value in changes.items():
             setattr(result, key, value)
