@@ -253,7 +253,7 @@ def test_a_cached_plan_copy_keeps_every_field_and_shares_no_container() -> None:
         stages=[["A"], ["B"]], cache_hit=True,
         fallbacks=[Fallback("llm", "rules", "timeout")],
         changes=[Change("pruned", "C", "unused")], scores={"A": 0.123456789},
-        skipped={"D": "denied"}, duration=0.5,
+        skipped={"D": "denied"}, duration=0.5, cacheable=False,
     )
     for f in dataclasses.fields(PlanResult):  # the sample sets every field off its default
         default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
