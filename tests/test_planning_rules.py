@@ -213,6 +213,19 @@ def test_a_scoring_method_chooses_and_a_raising_predicate_is_skipped_with_its_re
     assert "feed nothing on the way to final_response" in pruned[0].why
 
 
+def test_a_trigger_match_the_skill_declined_is_not_called_no_match() -> None:
+    """When a trigger matched but the skill's own check said no, the plan's reasoning must
+    not say that no trigger matched: the reader would look for a missing trigger."""
+    engine = make_engine([Answer, Fussy], default_plan=["Answer"])
+    declined = engine.planning.plan("the forecast", use_cache=False)
+    assert declined.plan == ["Answer"]
+    assert declined.reasoning.startswith(
+        "no skill was chosen: Fussy matched a trigger but declined (see not chosen)")
+    assert "Fussy" in declined.skipped
+    plain = engine.planning.plan("hello there", use_cache=False)
+    assert plain.reasoning.startswith("no registered skill's trigger matched the query")
+
+
 def test_a_newly_installed_plugin_with_a_trigger_is_chosen_without_planner_changes(
     dists: DistFactory,
 ) -> None:

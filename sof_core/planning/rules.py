@@ -143,11 +143,16 @@ class RulesPlanner:
             _note_contested(context.registry, default_plan, specs, notes)
         reasoning = ""
         if not seed:
-            reasoning = ("no registered skill's trigger matched the query; starting from "
-                         "default_plan")
+            # A trigger may have matched and the skill's own check then said no (its
+            # ``not chosen`` note says which): "no trigger matched" would send the reader
+            # to the wrong place.
+            why = ("no registered skill's trigger matched the query" if not scores else
+                   "no skill was chosen: " + ", ".join(sorted(scores))
+                   + " matched a trigger but declined (see not chosen)")
+            reasoning = f"{why}; starting from default_plan"
             for name in default_plan:
                 if name in specs:
-                    seed[name] = "listed in default_plan (no skill's trigger matched the query)"
+                    seed[name] = f"listed in default_plan ({why})"
         plan, reasons, changes = complete(
             seed, specs, goals=goals, preferred=default_plan,
             require_vetting=bool(getattr(config, "require_vetting", True)),

@@ -218,3 +218,16 @@ def test_factorial_after_its_number_is_calculated_and_planned(
     assert extraction is not None and extraction.text == text
     assert evaluate(extraction.expression).readable == answer
     assert "CalculatorTool" in rules_engine.planning.plan(query).plan
+
+
+@pytest.mark.parametrize(("query", "quoted"), [
+    ("what is 15% of 240", "15%"),
+    ("what is 12.5 * 3", "12.5 * 3"),
+    ("what is 1,000 + 2", "1,000 + 2"),
+])
+def test_the_reason_quotes_the_whole_number_that_matched(
+        rules_engine: CoordinatorEngine, query: str, quoted: str) -> None:
+    """`sof plan` explains a choice by the text its trigger matched: all of the number
+    ("15%"), not its last digit ("5%")."""
+    result = rules_engine.planning.plan(query, use_cache=False)
+    assert result.reasons["CalculatorTool"].startswith(f"its trigger matched '{quoted}'")
