@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import sqlite3
 import threading
@@ -30,7 +31,7 @@ from sof_memory.backend import MemoryDocument, MemoryFilters, MemoryHit, utc_now
 from sof_memory.errors import MemoryBackendError
 from sof_memory.fts import bm25_to_score, fts5_match
 from sof_memory.metadata import metadata_problem, text_problem, value_problem
-from sof_memory.paths import MEMORY_IN_RAM, resolve_db_path
+from sof_memory.paths import ENV_PATH, MEMORY_IN_RAM, resolve_db_path
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -106,6 +107,13 @@ WHERE documents.text IS NOT excluded.text
 """
 
 
+def _placing_env() -> tuple[str | None, ...]:
+    """The variables that decide where the default database is (three lookups: cheap
+    enough for every call)."""
+    environ = os.environ
+    return environ.get(ENV_PATH), environ.get("XDG_DATA_HOME"), environ.get("HOME")
+
+
 #: Ids looked up per query (below SQLite's smallest default limit of 999 bound variables).
 _IDS_PER_QUERY = 500
 
@@ -136,6 +144,8 @@ class SQLiteMemoryBackend:
         self._generation = 0  # bumped by close(): borrowed connections of older ones close
         self._ready_for: str | None = None  # the path whose schema and WAL are set up
         self._shared: sqlite3.Connection | None = None
+        #: The placing variables ``_path`` was resolved under (``_placing_env``).
+        self._env: tuple[str | None, ...] = ()
 
     def __repr__(self) -> str:
         return f"SQLiteMemoryBackend(path={self.path!r})"
@@ -235,10 +245,21 @@ class SQLiteMemoryBackend:
             return self._opened + (self._shared is not None)
 
     def _resolved_path(self) -> str:
+        """The database in use. Without a path of its own, the one the variables that place
+        it (``SOF_MEMORY_PATH``, ``XDG_DATA_HOME``, ``HOME``) give now: one set afresh in a
+        running process (a test's ``monkeypatch.setenv``, a host switching users) moves the
+        store there, with the connections to the old file closed, as a changed
+        ``plugin_settings.memory.path`` does (``configure``)."""
         path = self._path
+        if path is not None and self._explicit_path is None and _placing_env() != self._env:
+            with self._lock:
+                if self._path is not None and _placing_env() != self._env:
+                    self.close()
+            path = None
         if path is None:
             with self._lock:
                 if self._path is None:
+                    self._env = _placing_env()
                     self._path = self.path
                 path = self._path
         return path
