@@ -140,6 +140,7 @@ class SOFService:
             shadow_sample_rate = settings.shadow_sample_rate
         self.router = QueryRouter(self.engine, legacy, self.manager, metrics=metrics,
                                   shadow_sample_rate=shadow_sample_rate)
+        self._adopt_monitor()
         self.runs = RunStore(settings.recent_runs)
         self.skills_seen = SkillStats()
         self.audit: deque[dict[str, Any]] = deque(maxlen=AUDIT_SIZE)
@@ -150,6 +151,17 @@ class SOFService:
         #: Queries taken and queries answered (by either path), for the availability KPI.
         self.requests = 0
         self.answered = 0
+
+    def _adopt_monitor(self) -> None:
+        """Point the process's alert monitor at this service's config now, not at its first
+        query: ``/metrics`` and ``/v1/alerts`` of a fresh server show its own rollout and
+        thresholds, and the queries of an earlier service with another config file are not
+        judged against this one (``AlertMonitor.adopt``)."""
+        try:  # the observer is built apart from the service; the service works without it
+            monitor = importlib.import_module("sof_serve.observe.alerts").get_monitor()
+        except (ImportError, AttributeError):
+            return
+        monitor.adopt(self.router)
 
     def close(self, timeout: float | None = None) -> None:
         """End event streams and finish shadow runs (waiting ``timeout`` seconds at most;

@@ -188,12 +188,17 @@ class AlertMonitor:
             self._samples[path].add(sample)
         self.evaluate()
 
+    def adopt(self, router: Any) -> None:
+        """Judge and roll back through the config of ``router`` (the router that sent the
+        query, or a service's router as it starts, so that its config is read before its
+        first query)."""
+        self._adopt(router)
+
     def _adopt(self, router: Any) -> None:
-        """Judge and roll back through the config of the router that sent the query."""
         if not self._own_manager:
             manager = getattr(router, "manager", None)
             if manager is not None:
-                self.manager = manager
+                self._judge_through(manager)
         if not self._own_notify:
             engine = getattr(router, "engine", None)
             plugins = getattr(engine, "plugins", None)
@@ -204,6 +209,25 @@ class AlertMonitor:
                 tell = getattr(engine, "notify_observers", None) or plugins.notify
                 self._notify = lambda kind, message, data: tell(
                     "sof_alert", kind=kind, message=message, details=data)
+
+    def _judge_through(self, manager: Any) -> None:
+        """Use ``manager``'s config from now on. Another config file than the one judged so
+        far is another deployment (a new service, a test with its own ``SOF_CONFIG``): its
+        window starts empty, with no alert active, no rollback on record and no masked
+        rollback, so it is never judged, or rolled back, on the queries of the one before."""
+        with self._lock:
+            previous = self.manager
+            if manager is previous:
+                return
+            self.manager = manager
+            if previous is None or _path_of(previous) == _path_of(manager):
+                return
+            self._samples = {p: _Window() for p in _PATHS}
+            self._active.clear()
+            self._values.clear()
+            self._counts.clear()
+            self.rollbacks.clear()
+            self._overridden = None
 
     # --- evaluation ----------------------------------------------------------------------
 
@@ -477,6 +501,12 @@ def _kpis(sof: list[_Sample], legacy: list[_Sample], limits: Thresholds) -> list
 
 _monitor: AlertMonitor | None = None
 _monitor_lock = threading.Lock()
+
+
+def _path_of(manager: Any) -> str | None:
+    """The config file a manager reads (what makes two managers one deployment)."""
+    path = getattr(manager, "path", None)
+    return None if path is None else str(path)
 
 
 def get_monitor() -> AlertMonitor:
