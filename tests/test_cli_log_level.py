@@ -81,3 +81,27 @@ def test_the_config_files_log_level_applies_to_the_sof_command(tmp_path: Path) -
     toml.write_text('log_level = "CRITICAL"\n')
     sam_file.unlink()
     assert _sof(tmp_path, SOF_CONFIG=str(toml), SOF_NOT_A_THING="1").stderr == ""
+
+
+def test_main_called_in_process_leaves_the_hosts_logging_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A host or a test suite that calls ``sof_core.cli.main.main([...])`` keeps its own
+    logging afterwards: a later ``caplog`` at INFO still sees SOF's INFO records, and the
+    command's stderr handler is gone (a config file's ``log_level = ERROR`` hid warnings in
+    every later test)."""
+    from sof_core.cli.main import main
+
+    config = tmp_path / "sof.json"
+    config.write_text('{"log_level": "ERROR"}')
+    monkeypatch.setenv("SOF_CONFIG", str(config))
+    monkeypatch.delenv("SOF_LOG_LEVEL", raising=False)
+    root, sof = logging.getLogger(), logging.getLogger("sof")
+    before = (root.level, list(root.handlers), sof.level)
+
+    assert main(["config", "path"]) == 0
+
+    assert (root.level, list(root.handlers), sof.level) == before
+    caplog.set_level(logging.INFO)
+    logging.getLogger("sof.config").info("still heard")
+    assert "still heard" in caplog.text

@@ -29,9 +29,9 @@ GRACE = 0.2
 
 def console() -> NoReturn:
     """The ``sof`` console script: ``main()``, then ``leave`` with its exit code."""
-    from sof_core.cli.main import main
+    from sof_core.cli.main import console_main
 
-    leave(main())
+    leave(console_main())
 
 
 def leave(code: int) -> NoReturn:

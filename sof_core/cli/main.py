@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sof_core._bounded import call_bounded
@@ -262,7 +262,22 @@ def _wants_plugins(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sof`` console script."""
+    """Run one ``sof`` command in this process and return its exit code.
+
+    Called from Python (a host, a test), it leaves the process's logging as it found it:
+    the command's stderr handler and levels are for the command only, so a later
+    ``caplog`` or host logger sees SOF's records as before (``logging_restored``)."""
+    with logging_restored():
+        return _run(argv)
+
+
+def console_main() -> int:
+    """``main()`` for the ``sof`` console script: its logging stays set up until the
+    process exits, for what is logged while it leaves (``cli.leave``)."""
+    return _run(None)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     paused = startup.pause()  # until the plugins are loaded: see cli/startup.py
     loader = sys.modules.get("sof_core.plugins.loader")
     if loader is not None:  # called again in one process: each command loads afresh
@@ -271,6 +286,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     finally:
         startup.restore(paused)
+
+
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Undo what ``configure_logging`` does to the process's logging (the root handler it
+    adds, the levels and filters it sets) when the block ends."""
+    root = logging.getLogger()
+    sof = logging.getLogger("sof")
+    handlers, level, sof_level = list(root.handlers), root.level, sof.level
+    streams = {id(h): getattr(h, "stream", None) for h in handlers}
+    filters = {id(h): list(h.filters) for h in handlers}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if streams[id(handler)] is not None:
+                handler.stream = streams[id(handler)]  # type: ignore[attr-defined]
+            handler.filters[:] = filters[id(handler)]
+        root.setLevel(level)
+        sof.setLevel(sof_level)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -112,11 +111,11 @@ class SofCLI:
         return SofResult(words, done.returncode, done.stdout, done.stderr)
 
     def _in_process(self, args: list[str], input: str | None, env: dict[str, str]) -> SofResult:
-        from sof_core.cli import main
+        from sof_core.cli.main import logging_restored, main
 
         out, err = io.StringIO(), io.StringIO()
         code: int
-        with _environment(env), _logging_restored(), _stdin(input or ""), \
+        with _environment(env), logging_restored(), _stdin(input or ""), \
                 contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(args)
@@ -158,28 +157,6 @@ def _stdin(text: str) -> Iterator[None]:
         yield
     finally:
         sys.stdin = saved
-
-
-@contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
-    """``main`` installs its stderr handler and sets levels; undo that for the test process."""
-    root = logging.getLogger()
-    sof = logging.getLogger("sof")
-    handlers, level, sof_level = list(root.handlers), root.level, sof.level
-    streams = {id(h): getattr(h, "stream", None) for h in handlers}
-    filters = {id(h): list(h.filters) for h in handlers}
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        for handler in handlers:
-            if streams[id(handler)] is not None:
-                handler.stream = streams[id(handler)]  # type: ignore[attr-defined]
-            handler.filters[:] = filters[id(handler)]
-        root.setLevel(level)
-        sof.setLevel(sof_level)
 
 
 __all__ = ["SofCLI", "SofResult"]
