@@ -4,10 +4,12 @@ retired, and ``None`` keeps idle workers for good."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -143,3 +145,37 @@ def test_a_released_worker_takes_its_calls_timeout_and_a_replacement_the_pools(
     finally:
         released.close()
         replaced.close()
+
+
+def test_the_process_pool_follows_the_host_configuration_as_it_changes(
+        tmp_path: Path) -> None:
+    """One process, the settings changed between uses (a test suite's monkeypatch.setenv, a
+    host's `sof config set`): the pool takes the size and idle timeout as they are now, and
+    a smaller size retires idle workers beyond it."""
+    code = textwrap.dedent("""
+        import json, os, time
+        from sof_core import isolation_pool
+        os.environ["SOF_ISOLATION_WORKERS"] = "1"
+        pool = isolation_pool(); pool.start()
+        first = pool.stats()
+        os.environ["SOF_ISOLATION_WORKERS"] = "2"
+        os.environ["SOF_ISOLATION_IDLE_TIMEOUT"] = "0.3"
+        pool = isolation_pool(); pool.start()
+        second = pool.stats()
+        os.environ["SOF_ISOLATION_WORKERS"] = "1"
+        third = isolation_pool().stats()
+        end = time.monotonic() + 10
+        while isolation_pool().stats()["workers"] and time.monotonic() < end:
+            time.sleep(0.05)
+        print(json.dumps([[s["size"], s["workers"]] for s in (first, second, third)]
+                         + [isolation_pool().stats()["workers"], pool.idle_timeout]))
+    """)
+    env = {**os.environ, "SOF_CONFIG": str(tmp_path / "none.json")}
+    env.pop("SOF_ISOLATION_WORKERS", None)
+    env.pop("SOF_ISOLATION_IDLE_TIMEOUT", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    sizes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sizes[:3] == [[1, 1], [2, 2], [1, 1]]  # the third: one idle worker retired
+    assert sizes[3] == 0 and sizes[4] == 0.3  # the rest retired after the new idle timeout

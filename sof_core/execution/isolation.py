@@ -373,6 +373,7 @@ class IsolationPool:
         self.size = size
         self.prefix = tuple(prefix)
         self.idle_timeout = idle_timeout
+        self._followed = size  # the host configuration's size last taken (``follow``)
         self._idle: list[_Worker] = []  # the most recently released last: taken first
         self._count = 0  # workers idle + busy
         self._cond = threading.Condition()
@@ -580,10 +581,38 @@ class IsolationPool:
                     )
                 self._cond.wait(None if remaining == math.inf else remaining)
 
+    def follow(self, size: int, idle_timeout: float | None) -> None:
+        """Take the host configuration's ``isolation_workers`` and ``isolation_idle_timeout``
+        as they are now (``isolation_pool()`` does, at each use): a changed size replaces
+        whatever the pool had grown to, and idle workers beyond it are retired (busy ones
+        when their call ends), so a host or a test that sets ``SOF_ISOLATION_WORKERS=1``
+        after another value gets one worker process."""
+        extra: list[_Worker] = []
+        with self._cond:
+            self.idle_timeout = idle_timeout
+            if size == self._followed:
+                return
+            self._followed = self.size = size
+            while self._count > self.size and self._idle:
+                extra.append(self._idle.pop(0))  # the longest idle first
+                self._count -= 1
+                self._stats["retired"] += 1
+            self._cond.notify_all()
+        if extra:
+            threading.Thread(target=_retire, args=(extra,), name="sof-isolation-retire",
+                             daemon=True).start()
+
     def _release(self, worker: _Worker, idle_timeout: float | None) -> None:
         with self._cond:
-            self._idle.append(self._idle_worker(worker, idle_timeout))
+            surplus = self._count > self.size  # the pool was made smaller (``follow``)
+            if surplus:
+                self._count -= 1
+                self._stats["retired"] += 1
+            else:
+                self._idle.append(self._idle_worker(worker, idle_timeout))
             self._cond.notify()
+        if surplus:
+            _retire([worker])
 
     def _idle_worker(self, worker: _Worker, idle_timeout: float | None) -> _Worker:
         """``worker``, now idle: due for retirement ``idle_timeout`` from now (under the
@@ -846,17 +875,22 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
     if prefix:
         with _pool_lock:
             sandboxed = _sandboxed.get(prefix)
-            if sandboxed is None:
-                size, idle_timeout = _configured()
-                sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
-            return sandboxed
+        size, idle_timeout = _configured()
+        if sandboxed is None:
+            with _pool_lock:
+                sandboxed = _sandboxed.get(prefix)
+                if sandboxed is None:
+                    sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
+        sandboxed.follow(size, idle_timeout)
+        return sandboxed
+    size, idle_timeout = _configured()
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                size, idle_timeout = _configured()
                 _pool = IsolationPool(size, idle_timeout=idle_timeout)
             pool = _pool
+    pool.follow(size, idle_timeout)
     return pool
 
 
