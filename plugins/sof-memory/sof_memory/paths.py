@@ -60,7 +60,7 @@ def resolve_db_path(
     configured = configured_path(settings or {})
     explicit = environ.get(ENV_PATH) or configured
     if explicit:
-        return explicit if explicit == MEMORY_IN_RAM else str(_expand(explicit))
+        return explicit if explicit == MEMORY_IN_RAM else _absolute(_expand(explicit))
     try:
         return str(user_data_dir() / "memory.db")
     except NoDataDirError as exc:
@@ -95,6 +95,16 @@ def _warn_in_ram(problem: NoDataDirError) -> None:
         _warned_in_ram = True
     log.warning("no place for the memory database (%s): it is kept in RAM, so what is added "
                 "is lost at exit; to keep it, %s", _no_home(), problem.fix)
+
+
+def _absolute(path: Path) -> str:
+    """A relative path is the working directory's as it is now: kept absolute, so a later
+    change of directory does not move the store under its open connections (left as it
+    is while the working directory is gone)."""
+    try:
+        return os.path.abspath(path)
+    except OSError:
+        return str(path)
 
 
 def _expand(path: str) -> Path:

@@ -108,10 +108,14 @@ WHERE documents.text IS NOT excluded.text
 
 
 def _placing_env() -> tuple[str | None, ...]:
-    """The variables that decide where the default database is (three lookups: cheap
-    enough for every call)."""
+    """What decides where the default database is: the variables, and the working
+    directory a relative path is taken from (cheap enough for every call)."""
     environ = os.environ
-    return environ.get(ENV_PATH), environ.get("XDG_DATA_HOME"), environ.get("HOME")
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # the working directory was deleted
+        cwd = None
+    return environ.get(ENV_PATH), environ.get("XDG_DATA_HOME"), environ.get("HOME"), cwd
 
 
 #: Ids looked up per query (below SQLite's smallest default limit of 999 bound variables).
@@ -166,9 +170,12 @@ class SQLiteMemoryBackend:
 
     @property
     def path(self) -> str:
-        """The database file in use (or that will be used), or ``":memory:"``."""
-        if self._path is not None:
-            return self._path
+        """The database file in use (or that will be used), or ``":memory:"``: the one the
+        placing variables give now, even before the next call moves the store there."""
+        path = self._path
+        if path is not None and (self._explicit_path is not None
+                                 or _placing_env() == self._env):
+            return path
         return self._explicit_path or resolve_db_path(self._settings)
 
     # --- connections -----------------------------------------------------------------------

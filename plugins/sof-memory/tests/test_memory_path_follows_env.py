@@ -68,3 +68,33 @@ def test_engines_made_one_after_another_use_each_tests_database(
         answers.append(report.final_response)
     assert "banana" in answers[0] and "cherry" not in answers[0]
     assert "cherry" in answers[1] and "banana" not in answers[1]
+
+
+def test_a_relative_path_is_the_working_directorys_of_the_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests that each chdir into their own tmp_path with SOF_MEMORY_PATH=memory.db (or a
+    relative plugin_settings.memory.path) each get their own file."""
+    store = SQLiteMemoryBackend()
+    monkeypatch.setenv("SOF_MEMORY_PATH", "memory.db")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    store.add("kept in one")
+    assert store.path == str(tmp_path / "one" / "memory.db")
+    monkeypatch.chdir(tmp_path / "two")
+    assert store.path == str(tmp_path / "two" / "memory.db")  # before any call, too
+    assert store.search("kept") == []
+    assert (tmp_path / "two" / "memory.db").exists()
+    store.close()
+
+
+def test_the_path_shown_is_the_one_the_variables_give_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteMemoryBackend()
+    monkeypatch.setenv("SOF_MEMORY_PATH", str(tmp_path / "a.db"))
+    store.add("x")
+    monkeypatch.setenv("SOF_MEMORY_PATH", str(tmp_path / "b.db"))
+    assert store.path == str(tmp_path / "b.db")
+    store.close()
