@@ -98,3 +98,15 @@ def test_the_path_shown_is_the_one_the_variables_give_now(
     monkeypatch.setenv("SOF_MEMORY_PATH", str(tmp_path / "b.db"))
     assert store.path == str(tmp_path / "b.db")
     store.close()
+
+
+def test_an_in_ram_store_is_shared_by_the_engines_sharing_the_installed_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As docs/plugins/memory.md says: ":memory:" is one store per backend, and engines
+    made with the host's settings share the installed plugins' backend."""
+    monkeypatch.setenv("SOF_MEMORY_PATH", ":memory:")
+    first = CoordinatorEngine().registry.component("memory_backends", "sqlite").obj
+    first.add("The tapir code word is guava.")
+    second = CoordinatorEngine().registry.component("memory_backends", "sqlite").obj
+    assert [h.text for h in second.search("tapir")] == ["The tapir code word is guava."]
