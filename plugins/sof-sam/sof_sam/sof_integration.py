@@ -82,6 +82,9 @@ class SOFIntegration:
         self._config = load_sam_config(config)
         self._coordinator = CoordinatorEngine(fallback_generator=fallback_generator,
                                               config=self._config)
+        #: Made for SAM's file of the moment (no ``manager`` given): ``get_sof_integration``
+        #: makes a fresh instance when that file changes (``$SOF_CONFIG`` set afresh).
+        self._follows_file = manager is None
         self._manager = manager if manager is not None else _sam_file_manager()
         self._router = QueryRouter(self._coordinator.sof_engine, self._legacy, self._manager)
         self._initialized = False
@@ -387,12 +390,24 @@ def get_sof_integration(
     fallback_generator: Callable[[str], str] | None = None,
 ) -> SOFIntegration:
     """The process-wide ``SOFIntegration``, created on first call (thread-safe); later calls
-    return it unchanged, whatever ``fallback_generator`` they pass."""
+    return it unchanged, whatever ``fallback_generator`` they pass, as long as SAM's config
+    file is the same. When it is another (``$SOF_CONFIG`` set afresh in a running process,
+    as a test suite does for each test), the instance made for the old file is shut down
+    and a fresh one is made for the new file (with this call's ``fallback_generator``, else
+    the old instance's): its routing and its coordinator's settings come from that file."""
     global _sof_integration
+    stale: SOFIntegration | None = None
     with _instance_lock:
-        if _sof_integration is None:
-            _sof_integration = SOFIntegration(fallback_generator)
-        return _sof_integration
+        current = _sof_integration
+        if (current is not None and current._follows_file
+                and current._manager is not _sam_file_manager()):
+            stale, current = current, None
+            fallback_generator = fallback_generator or stale._fallback_generator
+        if current is None:
+            current = _sof_integration = SOFIntegration(fallback_generator)
+    if stale is not None:
+        stale.shutdown()
+    return current
 
 
 def reset_sof_integration() -> None:

@@ -6,6 +6,7 @@ rollout and rollback a SAM deployment performs are what decide each query's path
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,26 @@ def test_initialize_registers_the_core_skills_through_sams_hook() -> None:
         assert made.initialize() is True
     register.assert_called_once_with()
     assert made.is_initialized()
+
+
+def test_the_process_wide_instance_follows_sams_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test suite gives each test its own $SOF_CONFIG without knowing
+    reset_sof_integration: process_query_with_sof and is_sof_available then answer from
+    that file, not from the first test's."""
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps({"use_sof_framework": False}))
+    monkeypatch.setenv("SOF_CONFIG", str(off))
+    first = process_query_with_sof("q", fallback_generator=generator)
+    assert first["metadata"]["route"]["path"] == "legacy"
+    assert is_sof_available() is False
+    old = get_sof_integration()
+
+    on = tmp_path / "on.json"
+    on.write_text(json.dumps({"use_sof_framework": True, "sof_rollout_percentage": 100}))
+    monkeypatch.setenv("SOF_CONFIG", str(on))
+    assert is_sof_available() is True
+    fresh = get_sof_integration()
+    assert fresh is not old and fresh is get_sof_integration()  # one per file, kept
+    assert fresh._fallback_generator is generator  # the old instance's, when none is given
