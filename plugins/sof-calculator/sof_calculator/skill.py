@@ -35,7 +35,7 @@ def _words(*words: str) -> str:
 # What the extractor reads (sof_calculator/extractor.py: _SYMBOLS, _PHRASES, _PHRASE_START,
 # and the evaluator's FUNCTIONS and CONSTANTS).
 #: An operand: a number (all its digits, so a reason quotes "20%", not "0%"), a constant.
-_OPERAND = rf"(?:\d[\d.,]*|\u03c0|{_words('pi', 'tau', 'e')})"
+_OPERAND = rf"(?:(?<![\d.,])\.?\d[\d.,]*|\u03c0|{_words('pi', 'tau', 'e')})"
 #: What may stand between an operator and its operand: signs, "(" and "negative".
 _SIGNS = rf"(?:[-+\u2212(]\s*|{_words('negative')}\s*)*"
 #: Functions called with parentheses: "max(3, 9)", "round(2.5)".

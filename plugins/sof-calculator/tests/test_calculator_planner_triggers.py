@@ -231,3 +231,22 @@ def test_the_reason_quotes_the_whole_number_that_matched(
     ("15%"), not its last digit ("5%")."""
     result = rules_engine.planning.plan(query, use_cache=False)
     assert result.reasons["CalculatorTool"].startswith(f"its trigger matched '{quoted}'")
+
+
+@pytest.mark.parametrize("query", [
+    "What is order " + "1" * 16_000 + " about?",
+    "Data: " + ",".join(["7"] * 8_000),
+])
+def test_a_long_run_of_digits_does_not_hold_the_planner(query: str) -> None:
+    """A pasted column of numbers with no operator: the triggers start a match only where a
+    number starts, so planning stays linear (a trigger that could start at every digit took
+    ~100 s on 16,000 digits). The bound is for a hang, not a speed figure."""
+    import time
+
+    from sof_core.planning.triggers import Signals
+
+    signals = Signals.of("CalculatorTool", CalculatorTool, CalculatorTool(), "calculator")
+    assert signals is not None
+    started = time.perf_counter()
+    signals.score(query)
+    assert time.perf_counter() - started < 5.0
