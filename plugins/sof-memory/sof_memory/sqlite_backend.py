@@ -253,16 +253,22 @@ class SQLiteMemoryBackend:
 
     def _resolved_path(self) -> str:
         """The database in use. Without a path of its own, the one the variables that place
-        it (``SOF_MEMORY_PATH``, ``XDG_DATA_HOME``, ``HOME``) give now: one set afresh in a
-        running process (a test's ``monkeypatch.setenv``, a host switching users) moves the
-        store there, with the connections to the old file closed, as a changed
-        ``plugin_settings.memory.path`` does (``configure``)."""
+        it (``SOF_MEMORY_PATH``, ``XDG_DATA_HOME``, ``HOME``, and the working directory for
+        a relative path) give now: one set afresh in a running process (a test's
+        ``monkeypatch.setenv``, a host switching users) moves the store there, with the
+        connections to the old file closed, as a changed ``plugin_settings.memory.path``
+        does (``configure``)."""
         path = self._path
         if path is not None and self._explicit_path is None and _placing_env() != self._env:
             with self._lock:
                 if self._path is not None and _placing_env() != self._env:
-                    self.close()
-            path = None
+                    # Moved only if they now name another database: ":memory:" or an
+                    # absolute path stays open (and its documents kept) across a chdir.
+                    if resolve_db_path(self._settings) == self._path:
+                        self._env = _placing_env()
+                    else:
+                        self.close()
+            path = self._path
         if path is None:
             with self._lock:
                 if self._path is None:

@@ -110,3 +110,25 @@ def test_an_in_ram_store_is_shared_by_the_engines_sharing_the_installed_plugins(
     first.add("The tapir code word is guava.")
     second = CoordinatorEngine().registry.component("memory_backends", "sqlite").obj
     assert [h.text for h in second.search("tapir")] == ["The tapir code word is guava."]
+
+
+def test_a_chdir_keeps_an_in_ram_store_and_an_absolute_ones_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a change that names another database moves the store: ":memory:" keeps its
+    documents and an absolute path its open connections across a chdir."""
+    monkeypatch.setenv("SOF_MEMORY_PATH", ":memory:")
+    ram = SQLiteMemoryBackend()
+    ram.add("The code word is banana.")
+    monkeypatch.setenv("SOF_MEMORY_PATH", str(tmp_path / "abs.db"))
+    disk = SQLiteMemoryBackend()
+    disk.add("kept")
+    opened = disk.open_connections
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert [h.text for h in disk.search("kept")] == ["kept"]
+    assert disk.open_connections == opened
+    monkeypatch.setenv("SOF_MEMORY_PATH", ":memory:")
+    assert [h.text for h in ram.search("code word")] == ["The code word is banana."]
+    ram.close()
+    disk.close()
