@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sof_core
@@ -400,7 +401,7 @@ def get_sof_integration(
     with _instance_lock:
         current = _sof_integration
         if (current is not None and current._follows_file
-                and current._manager is not _sam_file_manager()):
+                and Path(current._manager.path) != Path(_sam_file_manager().path)):
             stale, current = current, None
             fallback_generator = fallback_generator or stale._fallback_generator
         if current is None:

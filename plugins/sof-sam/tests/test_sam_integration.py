@@ -399,3 +399,12 @@ def test_the_process_wide_instance_follows_sams_config_file(
     fresh = get_sof_integration()
     assert fresh is not old and fresh is get_sof_integration()  # one per file, kept
     assert fresh._fallback_generator is generator  # the old instance's, when none is given
+
+
+def test_the_same_file_keeps_the_instance_after_the_managers_are_forgotten() -> None:
+    """reset_sof_config_managers() makes a new manager for the same file: the instance, its
+    custom skills and its state stay (only another file makes a fresh one)."""
+    made = get_sof_integration(generator)
+    made.register_custom_skill(MemoryRetrievalSkill())
+    sam_config.reset_sof_config_managers()
+    assert get_sof_integration() is made
