@@ -179,3 +179,21 @@ def test_the_process_pool_follows_the_host_configuration_as_it_changes(
     sizes = json.loads(done.stdout.strip().splitlines()[-1])
     assert sizes[:3] == [[1, 1], [2, 2], [1, 1]]  # the third: one idle worker retired
     assert sizes[3] == 0 and sizes[4] == 0.3  # the rest retired after the new idle timeout
+
+
+def test_the_pool_does_not_read_the_host_configuration_on_every_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following the host's settings must not cost every isolated call a config read (a stat
+    and the environment, tens of microseconds): a variable that changed is seen at once, the
+    file within HOST_CONFIG_RECHECK."""
+    from sof_core.execution import isolation
+
+    isolation_pool()
+    reads: list[int] = []
+    real = isolation._configured
+    monkeypatch.setattr(isolation, "_configured", lambda: reads.append(1) or real())
+    for _ in range(100):
+        isolation_pool()
+    assert len(reads) <= 1
+    monkeypatch.setenv("SOF_ISOLATION_WORKERS", "3")
+    assert isolation_pool().size == 3 and len(reads) <= 2

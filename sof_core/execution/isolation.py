@@ -374,6 +374,9 @@ class IsolationPool:
         self.prefix = tuple(prefix)
         self.idle_timeout = idle_timeout
         self._followed = size  # the host configuration's size last taken (``follow``)
+        #: When and under which variables the host configuration was last read for this
+        #: pool (``_follow_host``).
+        self._host_read: tuple[float, tuple[str | None, ...]] = (-math.inf, ())
         self._idle: list[_Worker] = []  # the most recently released last: taken first
         self._count = 0  # workers idle + busy
         self._cond = threading.Condition()
@@ -875,23 +878,46 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
     if prefix:
         with _pool_lock:
             sandboxed = _sandboxed.get(prefix)
-        size, idle_timeout = _configured()
-        if sandboxed is None:
-            with _pool_lock:
-                sandboxed = _sandboxed.get(prefix)
-                if sandboxed is None:
-                    sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
-        sandboxed.follow(size, idle_timeout)
+            if sandboxed is None:
+                size, idle_timeout = _configured()
+                sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
+                sandboxed._host_read = (time.monotonic(), _host_variables())
+        _follow_host(sandboxed)
         return sandboxed
-    size, idle_timeout = _configured()
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
+                size, idle_timeout = _configured()
                 _pool = IsolationPool(size, idle_timeout=idle_timeout)
+                _pool._host_read = (time.monotonic(), _host_variables())
             pool = _pool
-    pool.follow(size, idle_timeout)
+    _follow_host(pool)
     return pool
+
+
+#: Seconds between two reads of the host configuration for the process's pools (a change
+#: of a variable below is seen at once; one of the config file within this).
+HOST_CONFIG_RECHECK = 1.0
+
+
+def _host_variables() -> tuple[str | None, ...]:
+    environ = os.environ
+    return (environ.get("SOF_ISOLATION_WORKERS"), environ.get("SOF_ISOLATION_IDLE_TIMEOUT"),
+            environ.get("SOF_CONFIG"))
+
+
+def _follow_host(pool: IsolationPool) -> None:
+    """``pool.follow`` the host configuration when it may have changed: a variable that
+    sets it changed, or ``HOST_CONFIG_RECHECK`` passed since the last read. Reading it costs
+    tens of microseconds (a stat, the environment): not on every isolated call."""
+    read_at, seen = pool._host_read
+    now = time.monotonic()
+    variables = _host_variables()
+    if variables == seen and now - read_at < HOST_CONFIG_RECHECK:
+        return
+    pool._host_read = (now, variables)
+    pool.follow(*_configured())
 
 
 def _configured() -> tuple[int, float | None]:
