@@ -123,7 +123,12 @@ def _calling(name: str, group: str, kind: str | None) -> str:
         return (
             "Called once for each plugin after every plugin is loaded (or at once, for a "
             "plugin registered later). A plugin whose implementation raises is unloaded and "
-            "listed as failed."
+            "listed as failed. Called again, with the new settings, when the host's "
+            "configuration changes while it runs (an engine that follows it, "
+            "`PluginManager.reconfigure`): make it idempotent (take the settings; do not "
+            "register components or start threads each time). A plugin whose implementation "
+            "raises then stays loaded and is logged by name; each such call is bounded by "
+            "`plugin_import_timeout`."
         )
     return "Called by the plugin that defines what it is for; see its documentation."
 

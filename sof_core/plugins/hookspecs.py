@@ -86,7 +86,8 @@ def sof_register_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 @hookspec
 def sof_configure(config: SOFConfig, registry: Registry) -> None:
     """Called once every plugin is loaded, with the active config and the registry, so a
-    plugin's skills can find backends other plugins registered."""
+    plugin's skills can find backends other plugins registered; again when the host's
+    settings change (``PluginManager.reconfigure``), so it must be idempotent."""
 
 
 # --- lifecycle observers -----------------------------------------------------------------
