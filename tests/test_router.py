@@ -348,6 +348,21 @@ def test_corrupt_config_file_is_survived_on_the_legacy_path(
     assert "unusable" in caplog.text and str(manager.path) in caplog.text
 
 
+def test_queries_answered_while_the_config_is_broken_are_counted(
+    manager: SOFConfigManager,
+) -> None:
+    """Issue 4's A/B metrics count every query: one answered by legacy because the config
+    could not be read is a legacy query and a fallback for "config" (not a SOF error)."""
+    router, _legacy = make_router(manager)
+    manager.path.write_text("not json")
+    for _ in range(3):
+        router.route("q")
+    paths = router.metrics.snapshot()["paths"]
+    assert paths["legacy"]["count"] == 3 and paths["legacy"]["fallbacks"] == 3
+    assert paths["legacy"]["fallback_reasons"] == {"config": 3}
+    assert paths["sof"]["count"] == 0 and paths["sof"]["errors"] == 0
+
+
 def test_corrupt_config_without_fallback_is_an_error_result(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text("not json")

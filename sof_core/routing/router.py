@@ -368,6 +368,11 @@ class QueryRouter:
         result.fallback_reason = "config"
         result.sof_error = str(error)
         result.latency = time.perf_counter() - started
+        # Counted (the settings that could switch metrics off are what cannot be read): on
+        # the legacy path, which answered, as a fallback for "config". Not as a SOF error:
+        # SOF never ran, so no SOF alert or rollback is judged on it.
+        self._record("legacy", result.latency, error=result.error is not None,
+                     fallback_reason="config")
         return result
 
     # --- metrics and alerts --------------------------------------------------------------
