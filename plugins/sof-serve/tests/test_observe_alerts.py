@@ -144,6 +144,32 @@ def test_without_auto_rollback_an_alert_changes_nothing(tmp_path: Path) -> None:
     assert S.value(S.samples(), "sof_alert_active", alert="sof:error_rate") == 1
 
 
+def test_auto_rollback_switched_on_during_a_breach_rolls_back_at_the_next_query(
+        tmp_path: Path) -> None:
+    """The alert was raised while auto_rollback was off; a person turns it on while SOF is
+    still failing: the next query judged in breach rolls back (once), not only a breach
+    crossed afresh."""
+    clock = S.FakeClock()
+    _, _monitor = S.fresh_observers(monitor_with(clock))
+    manager = manager_at(tmp_path, sof_rollout_percentage=100, alert_min_samples=5)
+    S.FlakySkill.calls, S.FlakySkill.fail_after = 0, 0
+    router, _ = S.make_router(manager, S.engine_with_monitor(["FlakySkill"]))
+    for i in range(8):
+        clock.advance(1)
+        router.route(f"q{i}", user_id=f"u{i}")
+    assert "sof:error_rate" in alert_state()["active"]
+
+    manager.update_config(auto_rollback=True)
+    clock.advance(1)
+    router.route("q-next", user_id="u-next")
+
+    assert manager.state().config.sof_rollout_percentage == 0
+    state = alert_state()
+    assert state["last_rollback"] is not None
+    assert state["last_rollback"]["alert"] == "sof:error_rate"
+    assert len(_monitor.rollbacks) == 1
+
+
 def test_the_window_slides_and_the_alert_clears(tmp_path: Path) -> None:
     clock = S.FakeClock()
     _, _monitor = S.fresh_observers(monitor_with(clock))

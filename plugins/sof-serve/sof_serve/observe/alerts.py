@@ -161,6 +161,8 @@ class AlertMonitor:
         self._lock = threading.RLock()
         self._samples: dict[str, _Window] = {p: _Window() for p in _PATHS}
         self._active: set[str] = set()
+        #: Active SOF alerts a rollback was tried for (one per breach; see ``evaluate``).
+        self._acted: set[str] = set()
         self._values: dict[str, float | None] = {}
         #: Queries in the window behind each path's value (what ``min_samples`` counts).
         self._counts: dict[str, int] = {}
@@ -224,6 +226,7 @@ class AlertMonitor:
                 return
             self._samples = {p: _Window() for p in _PATHS}
             self._active.clear()
+            self._acted.clear()
             self._values.clear()
             self._counts.clear()
             self.rollbacks.clear()
@@ -277,6 +280,7 @@ class AlertMonitor:
         limits = Thresholds.from_config(config)
         raised: list[tuple[str, str, dict[str, Any]]] = []
         rollback: tuple[str, str] | None = None
+        auto_rollback = bool(getattr(config, "auto_rollback", False))
         with self._lock:
             self.thresholds, self._config = limits, config
             now = self.clock()
@@ -290,21 +294,28 @@ class AlertMonitor:
                 breached = value is not None and enough and value > threshold
                 if not breached:
                     self._active.discard(name)
+                    self._acted.discard(name)
                     continue
-                if name in self._active:
-                    continue
-                self._active.add(name)
                 path, kind = name.split(":")
+                eligible = (path == "sof" and kind in ROLLBACK_ON and rollback is None
+                            and auto_rollback and name not in self._acted)
+                if name in self._active and not eligible:
+                    continue
                 if kind == "response_time":  # report the p95 against the limit in seconds
                     value = self._p95(path) or 0.0
                     threshold = limits.response_time
                 message = (f"{path}: {kind.replace('_', ' ')} {value:.4g} over the last "
                            f"{limits.window_seconds:g}s exceeds {threshold:g}")
-                raised.append((f"threshold_{kind}", message, {
-                    "path": path, "value": value, "threshold": threshold,
-                    "samples": samples, "window_seconds": limits.window_seconds}))
-                if path == "sof" and kind in ROLLBACK_ON and rollback is None:
+                if name not in self._active:
+                    self._active.add(name)
+                    raised.append((f"threshold_{kind}", message, {
+                        "path": path, "value": value, "threshold": threshold,
+                        "samples": samples, "window_seconds": limits.window_seconds}))
+                if eligible:
+                    # Newly crossed, or crossed while auto_rollback was off and still
+                    # breached now that it is on: one rollback per breach.
                     rollback = (name, message)
+                    self._acted.add(name)
         for kind, message, details in raised:
             log.warning("SOF alert %s: %s", kind, message)
             self._send(kind, message, details)
@@ -383,6 +394,7 @@ class AlertMonitor:
             del self.rollbacks[:-50]
             self._samples["sof"].clear()  # judge the new rollout on fresh queries
             self._active.difference_update({f"sof:{k}" for k in ROLLBACK_ON})
+            self._acted.difference_update({f"sof:{k}" for k in ROLLBACK_ON})
         if source is not None:
             log.error("automatic rollback: %s because %s; %s", record["what"], why,
                       record["note"])
