@@ -125,6 +125,33 @@ def test_a_plan_made_while_a_predicate_hung_is_not_cached(stuck: type[Stuck]) ->
     assert engine.planning.plan("hello").cache_hit  # a plan that heard from all: cached
 
 
+def test_ctrl_c_while_waiting_for_a_predicate_strands_no_worker(stuck: type[Stuck]) -> None:
+    """Ctrl-C (a KeyboardInterrupt in the waiting thread) propagates, and the worker that
+    ran the predicate ends once it returns instead of waiting for a call that never comes."""
+    import _thread
+
+    ran_in: list[threading.Thread] = []
+
+    class Watched(stuck):  # type: ignore[valid-type,misc]
+        skill_name = "Watched"
+
+        def can_handle_query(self, query: str) -> bool:
+            ran_in.append(threading.current_thread())
+            return super().can_handle_query(query)
+
+    engine = make_engine([Answer, Watched], default_plan=["Answer"])
+    timer = threading.Timer(0.05, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine.planning.plan("hello", use_cache=False)
+        time.sleep(5)  # (not reached: the interrupt lands in the wait above)
+    (worker,) = ran_in
+    assert worker is not threading.current_thread() and worker.is_alive()
+    stuck.release.set()
+    worker.join(DEADLINE)
+    assert not worker.is_alive(), "the worker was left waiting for a call that never comes"
+
+
 class SlowScore(BaseSkillModule):
     """Its ``planning_score`` blocks until the test releases it."""
 

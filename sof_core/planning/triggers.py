@@ -327,9 +327,12 @@ class _Workers:
         self._started = 0
 
     def _after_fork(self) -> None:
-        """In a forked child: no worker and no hung call of the parent's is there."""
+        """In a forked child: no worker and no hung call of the parent's is there (and a
+        lock a parent's thread held at the fork would never be released)."""
+        global _hung_lock
         self._lock = threading.Lock()
         self._idle = []
+        _hung_lock = threading.Lock()
         _hung.clear()
 
     def call(self, fn: Callable[[str], Any], query: str, limit: float,
@@ -343,7 +346,16 @@ class _Workers:
         if inbox is None:
             inbox = self._start()
         inbox.put(job)
-        if not job.done.acquire(timeout=limit):
+        try:
+            returned = job.done.acquire(timeout=limit)
+        except BaseException:  # Ctrl-C while waiting: the worker must not be stranded
+            with job.lock:
+                if not job.finished:
+                    job.abandoned = True  # it ends once the call returns
+                else:
+                    inbox.put(None)  # it waits for the next call: none will come
+            raise
+        if not returned:
             with job.lock:
                 if not job.finished:
                     job.abandoned = True
