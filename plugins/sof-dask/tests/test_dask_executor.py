@@ -9,28 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from distributed import LocalCluster
 from sof_dask import DaskExecutor, close_clients, plugin
 
 from sof_core import UIF, BaseSkillModule
 from sof_core.testing import check_plugin_module, make_engine
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    cluster = LocalCluster(n_workers=1, threads_per_worker=8, processes=False,
-                           dashboard_address=None)
-    try:
-        yield cluster.scheduler_address
-    finally:
-        # The kept client would otherwise try to reconnect for 10 s after the cluster goes,
-        # then log its failure into whatever test runs then.
-        close_clients(cluster.scheduler_address)
-        cluster.close()
 
 
 def engine_for(scheduler: str, skills: list[Any], **config: Any) -> Any:

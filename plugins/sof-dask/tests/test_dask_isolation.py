@@ -7,33 +7,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from distributed import LocalCluster
-from sof_dask import close_clients, plugin
 
 from sof_core import UIF, BaseSkillModule
-from sof_core.testing import make_engine
 
 SECRET = "SOF_DASK_TEST_SECRET"
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    cluster = LocalCluster(n_workers=1, threads_per_worker=4, processes=False,
-                           dashboard_address=None)
-    try:
-        yield cluster.scheduler_address
-    finally:
-        close_clients(cluster.scheduler_address)
-        cluster.close()
-
-
-def engine_for(scheduler: str, skills: list[Any], **config: Any) -> Any:
-    return make_engine(skills, plugins=[("dask", plugin)], executor="dask",
-                       plugin_settings={"dask": {"scheduler": scheduler}}, **config)
 
 
 class Where(BaseSkillModule):
@@ -71,9 +51,9 @@ class Hangs(BaseSkillModule):
 
 
 def test_an_isolated_skill_runs_in_a_worker_process_with_a_clean_environment(
-        scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        dask_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET, "hunter2")
-    engine = engine_for(scheduler, [Where, Local])
+    engine = dask_engine([Where, Local])
     report = engine.execute_plan(["Where", "Local"], UIF(input_query="q"))
     assert report.status == "success", report.errors
     data = report.uif.intermediate_data
@@ -82,8 +62,8 @@ def test_an_isolated_skill_runs_in_a_worker_process_with_a_clean_environment(
     assert data["local_pid"] == os.getpid()  # the in-process cluster ran the other one
 
 
-def test_a_hung_isolated_skill_is_killed_at_its_deadline_under_dask(scheduler: str) -> None:
-    engine = engine_for(scheduler, [Hangs, Local])
+def test_a_hung_isolated_skill_is_killed_at_its_deadline_under_dask(dask_engine: Any) -> None:
+    engine = dask_engine([Hangs, Local])
     report = engine.execute_plan(["Hangs", "Local"], UIF(input_query="q"))
     by_skill = {r.skill: r for r in report.results}
     assert by_skill["Hangs"].status == "timeout", report.errors

@@ -81,6 +81,12 @@ def legacy_answer(query: str, **context: Any) -> str:
 
 
 @pytest.fixture
+def serve_skills() -> tuple[type[BaseSkillModule], type[BaseSkillModule], Callable[..., str]]:
+    """``(AnswerSkill, BrokenSkill, legacy_answer)``, for tests that make their own engines."""
+    return AnswerSkill, BrokenSkill, legacy_answer
+
+
+@pytest.fixture
 def manager(tmp_path: Path) -> SOFConfigManager:
     return SOFConfigManager(tmp_path / "sof.json")
 

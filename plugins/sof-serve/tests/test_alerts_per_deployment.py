@@ -16,47 +16,26 @@ from typing import Any
 import pytest
 from sof_serve.service import SOFService
 
-from sof_core import UIF, BaseSkillModule, CoordinatorEngine, SOFConfigManager
+from sof_core import CoordinatorEngine, SOFConfigManager
+
+Skills = tuple[Any, Any, Any]  # the conftest's serve_skills: answer, broken, legacy
 
 
-class AnswerSkill(BaseSkillModule):
-    skill_name = "AnswerSkill"
-    skill_description = "answers"
-    required_inputs = ["input_query"]
-    output_keys = ["final_response"]
-
-    def execute(self, uif: UIF) -> UIF:
-        uif.final_response = f"sof:{uif.input_query}"
-        return uif
-
-
-class BrokenSkill(BaseSkillModule):
-    skill_name = "BrokenSkill"
-    skill_description = "always raises"
-    required_inputs = ["input_query"]
-    output_keys = ["final_response"]
-
-    def execute(self, uif: UIF) -> UIF:
-        raise RuntimeError("database is down")
-
-
-def legacy_answer(query: str, **context: Any) -> str:
-    return f"legacy:{query}"
-
-
-def service_at(path: Path, **config: Any) -> tuple[SOFService, CoordinatorEngine]:
+def service_at(skills: Skills, path: Path, **config: Any
+               ) -> tuple[SOFService, CoordinatorEngine]:
+    answer, broken, legacy_answer = skills
     manager = SOFConfigManager(path, environ={})
     manager.update_config(**{"use_sof_framework": True, "sof_rollout_percentage": 100,
                              "planner": "static", **config})
     engine = CoordinatorEngine()
-    engine.register_skills([AnswerSkill, BrokenSkill], "deployment-tests")
+    engine.register_skills([answer, broken], "deployment-tests")
     return SOFService(engine=engine, legacy=legacy_answer, manager=manager), engine
 
 
 def test_a_healthy_service_is_not_rolled_back_for_the_failures_of_the_one_before(
-    tmp_path: Path,
+    tmp_path: Path, serve_skills: Skills,
 ) -> None:
-    failing, first = service_at(tmp_path / "a.json", default_plan=["BrokenSkill"],
+    failing, first = service_at(serve_skills, tmp_path / "a.json", default_plan=["BrokenSkill"],
                                 alert_min_samples=3)
     for i in range(6):
         failing.query(f"q{i}", user_id="u")
@@ -64,7 +43,7 @@ def test_a_healthy_service_is_not_rolled_back_for_the_failures_of_the_one_before
     first.close()
 
     healthy_path = tmp_path / "b.json"
-    healthy, second = service_at(healthy_path, default_plan=["AnswerSkill"],
+    healthy, second = service_at(serve_skills, healthy_path, default_plan=["AnswerSkill"],
                                  auto_rollback=True, alert_min_samples=3)
     try:
         fresh = healthy.alert_state()
@@ -77,12 +56,14 @@ def test_a_healthy_service_is_not_rolled_back_for_the_failures_of_the_one_before
         second.close()
 
 
-def test_a_fresh_service_reads_its_own_config_before_its_first_query(tmp_path: Path) -> None:
-    earlier, first = service_at(tmp_path / "a.json", default_plan=["AnswerSkill"])
+def test_a_fresh_service_reads_its_own_config_before_its_first_query(
+    tmp_path: Path, serve_skills: Skills,
+) -> None:
+    earlier, first = service_at(serve_skills, tmp_path / "a.json", default_plan=["AnswerSkill"])
     earlier.query("q", user_id="u")
     first.close()
 
-    later, second = service_at(tmp_path / "b.json", default_plan=["AnswerSkill"],
+    later, second = service_at(serve_skills, tmp_path / "b.json", default_plan=["AnswerSkill"],
                                sof_rollout_percentage=40, alert_error_rate=0.2)
     try:
         state = later.alert_state()
@@ -94,7 +75,7 @@ def test_a_fresh_service_reads_its_own_config_before_its_first_query(tmp_path: P
 
 @pytest.mark.parametrize("run", [1, 2])
 def test_the_masked_rollback_is_judged_afresh_for_each_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: int, serve_skills: Skills,
 ) -> None:
     """docs/operations.md: with SOF_ROLLOUT_PERCENTAGE keeping 100 in effect, the file is
     still written to the lower rollout and the record says what overrides it: for the
@@ -108,8 +89,9 @@ def test_the_masked_rollback_is_judged_afresh_for_each_config(
     manager.update_config(use_sof_framework=True, planner="static",
                           default_plan=["BrokenSkill"], auto_rollback=True,
                           alert_min_samples=3)
+    answer, broken, legacy_answer = serve_skills
     engine = CoordinatorEngine()
-    engine.register_skills([AnswerSkill, BrokenSkill], "deployment-tests")
+    engine.register_skills([answer, broken], "deployment-tests")
     service = SOFService(engine=engine, legacy=legacy_answer, manager=manager)
     try:
         for i in range(6):
