@@ -19,6 +19,8 @@ _SOURCES = (
     r"papers|versions?|statements|memories|passages|references|entries|wiki|emails|"
     r"spreadsheets?|figures|numbers|dates|data)"
 )
+#: How far apart (characters, in one sentence) the words of a two-part trigger may be.
+_NEAR = 200
 #: Words that ask whether those agree; ambiguous alone, so they need ``_SOURCES`` nearby.
 _COMPARING = (
     r"(?:consisten(?:t|cy|ce)\b|agree(?:s|d)?\b|differ(?:s|ed|ence|ences)?\b|"
@@ -56,12 +58,16 @@ class ConflictDetectorSkill(BaseSkillModule):
         # "which is right", "which source is correct?", "which one is accurate, ..."
         r"\bwhich(?:\s+(?:\w|')+){0,3}?\s+(?:is|was|are|were)\s+(?:right|correct|"
         r"accurate|true|wrong)\b(?=\s*(?:[,;:?!.]|$|\b(?:about|on|in|according)\b))",
-        # consistency / agreement / difference / match about named sources, either order
-        rf"\b{_SOURCES}\b[^.?!]*\b{_COMPARING}",
-        rf"\b{_COMPARING}[^.?!]*\b{_SOURCES}\b",
+        # consistency / agreement / difference / match about named sources, either order,
+        # within _NEAR characters of one sentence (a bounded gap keeps matching linear: an
+        # open one rescanned the rest of the query from every candidate word, seconds on a
+        # few thousand repeated words)
+        rf"\b{_SOURCES}\b[^.?!]{{0,{_NEAR}}}\b{_COMPARING}",
+        rf"\b{_COMPARING}[^.?!]{{0,{_NEAR}}}\b{_SOURCES}\b",
         # "is there a mismatch between ...", "do the wiki and the release notes match"
         r"\bmismatch\w*\s+(?:between|among|across|in)\b",
-        r"\b(?:do|does|did)\b[^.?!]*\band\b[^.?!]*\b(?:match|agree|differ)\b",
+        rf"\b(?:do|does|did)\b(?=[^.?!]{{0,{_NEAR}}}\band\b)"
+        rf"(?=[^.?!]{{0,{_NEAR}}}\b(?:match|agree|differ)\b)",
     )
 
     @staticmethod

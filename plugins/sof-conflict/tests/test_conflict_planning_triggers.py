@@ -116,3 +116,27 @@ def test_the_labelled_planning_queries_get_conflict_detection_exactly_when_label
     wrong = [item["query"] for item in queries
              if (CONFLICT in planned(engine, item["query"])) != (CONFLICT in item["tools"])]
     assert wrong == []
+
+
+@pytest.mark.parametrize("query", [
+    "match " * 5000,
+    "sources " * 5000,
+    "do " * 5000,
+    "do the wiki and the notes " * 2000,
+])
+def test_a_long_repetitive_query_does_not_hold_the_planner(query: str) -> None:
+    """The two-part triggers look at most a sentence's _NEAR characters ahead, so a query of
+    thousands of candidate words is planned in linear time (an open gap took ~10 s on
+    'match ' x 5000). The bound is for a hang, not a speed figure."""
+    import time
+
+    from sof_conflict import ConflictDetectorSkill
+
+    from sof_core.planning.triggers import Signals
+
+    signals = Signals.of("ConflictDetectorSkill", ConflictDetectorSkill,
+                         ConflictDetectorSkill(), "conflict")
+    assert signals is not None
+    started = time.perf_counter()
+    signals.score(query)
+    assert time.perf_counter() - started < 3.0
