@@ -602,8 +602,7 @@ class IsolationPool:
                 self._stats["retired"] += 1
             self._cond.notify_all()
         if extra:
-            threading.Thread(target=_retire, args=(extra,), name="sof-isolation-retire",
-                             daemon=True).start()
+            _retire_in_background(extra)
 
     def _release(self, worker: _Worker, idle_timeout: float | None) -> None:
         with self._cond:
@@ -654,8 +653,7 @@ class IsolationPool:
         finally:
             self._cond.release()
         if due:
-            threading.Thread(target=_retire, args=(due,), name="sof-isolation-retire",
-                             daemon=True).start()
+            _retire_in_background(due)
 
     def _replace(self, worker: _Worker, why: str) -> None:
         """Kill ``worker`` and start another in its place (it gets ready meanwhile)."""
@@ -669,6 +667,12 @@ class IsolationPool:
             except OSError:
                 self._count -= 1  # the next call reports why a worker cannot start
             self._cond.notify()
+
+
+def _retire_in_background(workers: list[_Worker]) -> None:
+    """``_retire`` in a thread of its own: the callers hold locks or are the watchdog."""
+    threading.Thread(target=_retire, args=(workers,), name="sof-isolation-retire",
+                     daemon=True).start()
 
 
 def _retire(workers: list[_Worker]) -> None:
@@ -879,20 +883,25 @@ def isolation_pool(prefix: tuple[str, ...] = ()) -> IsolationPool:
         with _pool_lock:
             sandboxed = _sandboxed.get(prefix)
             if sandboxed is None:
-                size, idle_timeout = _configured()
-                sandboxed = _sandboxed[prefix] = IsolationPool(size, prefix, idle_timeout)
-                sandboxed._host_read = (time.monotonic(), _host_variables())
+                sandboxed = _sandboxed[prefix] = _for_host(prefix)
         _follow_host(sandboxed)
         return sandboxed
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                size, idle_timeout = _configured()
-                _pool = IsolationPool(size, idle_timeout=idle_timeout)
-                _pool._host_read = (time.monotonic(), _host_variables())
+                _pool = _for_host(())
             pool = _pool
     _follow_host(pool)
+    return pool
+
+
+def _for_host(prefix: tuple[str, ...]) -> IsolationPool:
+    """A process pool sized from the host configuration as it is now (that read recorded
+    for ``_follow_host``)."""
+    size, idle_timeout = _configured()
+    pool = IsolationPool(size, prefix, idle_timeout)
+    pool._host_read = (time.monotonic(), _host_variables())
     return pool
 
 

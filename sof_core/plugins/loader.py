@@ -753,18 +753,21 @@ class PluginManager:
             if impl.plugin_name == name:
                 self._configure_impl(impl)
 
-    def _configure_impl(self, impl: Any) -> None:
+    def _configure_call(self, impl: Any) -> Callable[[], object]:
+        """``impl`` (a ``sof_configure``) bound to the settings the plugins get now."""
         available = {"config": self._configured_with, "registry": self.registry}
-        args = [available[arg] for arg in impl.argnames]
+        return functools.partial(impl.function, *[available[arg] for arg in impl.argnames])
+
+    def _configure_impl(self, impl: Any) -> None:
+        call = self._configure_call(impl)
         importer = self._importer
         record = self._records.get(impl.plugin_name)
         try:
             if importer is not None and record is not None and record.source == "entry-point":
                 # While loading installed plugins: in the import thread, within its deadline.
-                importer.call(lambda: impl.function(*args), record.module or record.name,
-                              "its sof_configure()")
+                importer.call(call, record.module or record.name, "its sof_configure()")
             else:
-                impl.function(*args)
+                call()
         except ImportHung as exc:
             raise PluginHookError(impl.plugin_name, str(exc)) from None
         except KeyboardInterrupt:  # the user's: it stops the host
@@ -792,17 +795,15 @@ class PluginManager:
                 if not manager._loaded or manager._configured_with == config:
                     continue
                 manager._configured_with = config
-                manager._reconfigure_loaded(config)
+                manager._reconfigure_loaded()
 
-    def _reconfigure_loaded(self, config: SOFConfig) -> None:
+    def _reconfigure_loaded(self) -> None:
+        limit = self._configured_with.plugin_import_timeout
         for impl in self.hook_manager.hook.sof_configure.get_hookimpls():
             record = self._records.get(impl.plugin_name)
             if record is None or record.status != "loaded":
                 continue
-            available = {"config": config, "registry": self.registry}
-            args = [available[arg] for arg in impl.argnames]
-            limit = config.plugin_import_timeout
-            outcome = call_bounded(functools.partial(impl.function, *args), limit,
+            outcome = call_bounded(self._configure_call(impl), limit,
                                    f"sof-configure-{impl.plugin_name}")
             if outcome is None:
                 log.warning("plugin %r: sof_configure() with the changed settings did not "

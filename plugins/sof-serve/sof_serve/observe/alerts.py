@@ -159,6 +159,13 @@ class AlertMonitor:
         self._own_notify = notify is not None
         self._plugins: Any = None
         self._lock = threading.RLock()
+        self._start_window()
+        self.thresholds = Thresholds()
+        self._config: Any = None
+
+    def _start_window(self) -> None:
+        """What the monitor judges one config file on, empty (at start, and for another
+        config file: ``_judge_through``)."""
         self._samples: dict[str, _Window] = {p: _Window() for p in _PATHS}
         self._active: set[str] = set()
         #: Active SOF alerts a rollback was tried for (one per breach; see ``evaluate``).
@@ -171,8 +178,6 @@ class AlertMonitor:
         #: an environment variable or argument kept from taking effect: not repeated while
         #: that holds, tried again (the alert still breached) as soon as it changes.
         self._overridden: tuple[str, float, str, str] | None = None
-        self.thresholds = Thresholds()
-        self._config: Any = None
 
     # --- input ---------------------------------------------------------------------------
 
@@ -222,15 +227,8 @@ class AlertMonitor:
             if manager is previous:
                 return
             self.manager = manager
-            if previous is None or _path_of(previous) == _path_of(manager):
-                return
-            self._samples = {p: _Window() for p in _PATHS}
-            self._active.clear()
-            self._acted.clear()
-            self._values.clear()
-            self._counts.clear()
-            self.rollbacks.clear()
-            self._overridden = None
+            if previous is not None and _path_of(previous) != _path_of(manager):
+                self._start_window()
 
     # --- evaluation ----------------------------------------------------------------------
 
