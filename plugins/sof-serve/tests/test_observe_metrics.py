@@ -213,6 +213,70 @@ def test_results_are_tallied_without_a_scrape_so_memory_stays_bounded() -> None:
                    status="success") == TALLY_AT * 3
 
 
+def test_runs_of_many_plans_are_tallied_within_bounds_without_a_scrape() -> None:
+    """A client may send any plan: the runs waiting for a scrape are kept per (status, plan)
+    and folded once more than ``TALLY_AT`` pairs wait, so nothing is lost and memory stays
+    bounded; every run and every planner choice is counted."""
+    from types import SimpleNamespace
+
+    from sof_serve.observe import ledger
+    from sof_serve.observe.metrics import MAX_PLAN_LABELS, OTHER_PLAN, TALLY_AT
+    from sof_serve.observe.plugin import record_metrics
+
+    S.fresh_observers()
+    for i in range(TALLY_AT * 3):
+        record_metrics(SimpleNamespace(status="success" if i % 3 else "partial",
+                                       errors=[] if i % 3 else ["e1", "e2"], plan=[f"P{i}"],
+                                       duration=0.01, planning={"planner": "rules"}))
+        assert len(ledger.runs) <= TALLY_AT and ledger.pending() <= TALLY_AT
+    parsed = S.samples()
+    assert S.value(parsed, "sof_runs_total", status="success") == TALLY_AT * 2
+    assert S.value(parsed, "sof_runs_total", status="partial") == TALLY_AT
+    assert S.value(parsed, "sof_run_errors_total", status="partial") == TALLY_AT * 2
+    assert S.value(parsed, "sof_planner_choices_total", planner="rules") == TALLY_AT * 3
+    assert S.total(parsed, "sof_run_duration_seconds_count") == TALLY_AT * 3
+    plans = {dict(labels)["plan"] for name, labels in parsed
+             if name == "sof_run_duration_seconds_count"}
+    assert len(plans) == MAX_PLAN_LABELS and OTHER_PLAN in plans
+
+
+def test_run_latency_is_the_histogram_prometheus_client_would_give() -> None:
+    """``sof_run_duration_seconds`` is tallied as runs end and exposed by a collector: its
+    buckets, count and sum are what a prometheus-client ``Histogram`` observing the same
+    runs exposes, whether the runs were folded together or told one by one."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sof_serve.observe.plugin import record_metrics
+
+    metrics, _ = S.fresh_observers()
+    durations = [0.0005, 0.001, 0.0011, 0.02, 0.3, 4.0, 12.0, 31.0, 0.001]
+    reference = CollectorRegistry()
+    standard = Histogram("sof_run_duration_seconds", "x", ["plan"],
+                         buckets=metrics.run_latency._bounds, registry=reference)
+    for index, duration in enumerate(durations):
+        report = SimpleNamespace(status="success", errors=[], plan=["A", "B"],
+                                 duration=duration)
+        if index % 2:
+            metrics.on_plan(report)
+        else:
+            record_metrics(report)
+        standard.labels("A,B").observe(duration)
+
+    def series(body: bytes) -> dict[tuple[str, str], float]:
+        return {(s.name, s.labels.get("le", "")): s.value
+                for f in text_string_to_metric_families(body.decode())
+                for s in f.samples
+                if s.name.startswith("sof_run_duration_seconds") and s.labels.get("plan") == "A,B"
+                and not s.name.endswith("_created")}
+
+    mine = series(metrics.render()[0])
+    assert mine == series(generate_latest(reference))
+    assert mine[("sof_run_duration_seconds_count", "")] == len(durations)
+
+
 def test_the_monitor_observes_runs_not_each_skill() -> None:
     """Installing sof-serve must not add a hook call to every skill of every engine: the
     monitor reads the skills from the run's report (``sof_after_plan``)."""
@@ -329,12 +393,13 @@ def test_a_runs_results_are_tallied_as_it_ends_not_kept_until_a_scrape() -> None
 
     S.fresh_observers()
     results = [Result("A", 0.002), Result("B", 0.3)]
-    alive = [weakref.ref(result) for result in results]
-    record_metrics(Report(results))
-    del results
+    report = Report(results)
+    alive = [weakref.ref(result) for result in results] + [weakref.ref(report)]
+    record_metrics(report)
+    del results, report
     gc.collect()
     assert not [ref for ref in alive if ref() is not None], "the ledger kept the run's results"
-    assert ledger.pending() == 1  # the run itself waits for the fold, without its results
+    assert ledger.pending() == 0  # the run itself is tallied too: no event waits for the fold
     parsed = S.samples()
     assert S.value(parsed, "sof_skill_runs_total", skill="B", plugin="p", status="success") == 1
     assert S.value(parsed, "sof_skill_duration_seconds_bucket", skill="B", le="0.25") == 0

@@ -74,16 +74,56 @@ class SkillSeries(ledger.SkillTally):
                                       labels=["skill", "plugin", "status"])
         for key, runs_of_key in (runs or {}).items():
             counter.add_metric(list(key), runs_of_key)
-        histogram = HistogramMetricFamily("sof_skill_duration_seconds",
-                                          "Skill latency, by skill.", labels=["skill"])
-        for skill, counts in (latency or {}).items():
-            cumulative = 0.0
-            buckets: list[tuple[str, float]] = []
-            for label, count in zip(self._labels, counts[:-1], strict=True):
-                cumulative += count
-                buckets.append((label, cumulative))
-            histogram.add_metric([skill], buckets, counts[-1])
-        return [counter, histogram]
+        return [counter, _histogram("sof_skill_duration_seconds", "Skill latency, by skill.",
+                                    "skill", self._labels, latency or {})]
+
+
+def _histogram(name: str, documentation: str, label: str, bucket_labels: Sequence[str],
+               counts_by_value: dict[str, list[float]]) -> HistogramMetricFamily:
+    """A histogram family from counts per bucket (``+Inf`` last) then the sum, by label
+    value: what prometheus-client's ``Histogram`` exposes for the same observations."""
+    histogram = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, counts in counts_by_value.items():
+        cumulative = 0.0
+        buckets: list[tuple[str, float]] = []
+        for bucket, count in zip(bucket_labels, counts[:-1], strict=True):
+            cumulative += count
+            buckets.append((bucket, cumulative))
+        histogram.add_metric([value], buckets, counts[-1])
+    return histogram
+
+
+class RunSeries:
+    """``sof_run_duration_seconds`` by ``plan`` label, from the runs tallied as they ended
+    (``ledger.runs``): merged at a fold, a tally of many runs at once, which a
+    prometheus-client ``Histogram`` cannot take (it observes one value at a time). Same
+    series, labels and bucket bounds as the standard type."""
+
+    def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
+        self._bounds = tuple(buckets)
+        self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
+        self._lock = threading.Lock()
+        #: plan label -> [count per bucket (+Inf last)..., sum of durations]
+        self._plans: dict[str, list[float]] = {}
+
+    def merge(self, plan: str, counts: Sequence[float], total: float) -> None:
+        """Add runs of ``plan``: their counts per bucket and the sum of their durations."""
+        with self._lock:
+            kept = self._plans.get(plan)
+            if kept is None:
+                kept = self._plans[plan] = [0.0] * (len(self._bounds) + 2)
+            for index, count in enumerate(counts):
+                kept[index] += count
+            kept[-1] += total
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            plans = {plan: list(kept) for plan, kept in self._plans.items()}
+        return [_histogram("sof_run_duration_seconds", "Plan run latency, by plan.", "plan",
+                           self._labels, plans)]
 
 
 class SOFMetrics:
@@ -109,8 +149,8 @@ class SOFMetrics:
         self.runs = Counter("sof_runs", "Engine plan runs, by status.", ["status"], registry=r)
         self.run_errors = Counter("sof_run_errors", "Errors reported by SOF runs, by the run's "
                                   "status.", ["status"], registry=r)
-        self.run_latency = Histogram("sof_run_duration_seconds", "Plan run latency, by plan.",
-                                     ["plan"], buckets=_BUCKETS, registry=r)
+        self.run_latency = RunSeries()
+        r.register(self.run_latency)
         self.skills = SkillSeries()
         r.register(self.skills)
         self.planner = Counter("sof_planner_choices", "Plans chosen, by planner.",
@@ -144,7 +184,6 @@ class SOFMetrics:
                                     "Resident memory of this process, percent of the machine's.",
                                     registry=r)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
-        self._run_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         #: The plans that have their own ``plan`` label (at most ``MAX_PLAN_LABELS``).
         self._plan_labels: set[str] = set()
         self._plan_labels_lock = threading.Lock()
@@ -156,9 +195,11 @@ class SOFMetrics:
         """Apply what the hooks recorded (``sof_serve.observe.ledger``) to the series."""
         with self._fold_lock:
             self.skills.merge(*ledger.skills.take())
+            for (status, plan), tally in ledger.runs.take().items():
+                self._add_runs(status, plan, tally)
             for kind, payload in ledger.drain():
-                if kind == "plan":
-                    self.on_plan(payload)
+                if kind == "planning":
+                    self.on_planning(payload)
                 elif kind == "route":
                     self.on_route(*payload)
                 elif kind == "alert":
@@ -204,24 +245,26 @@ class SOFMetrics:
 
     def on_plan(self, report: Any) -> None:
         """A finished ``ExecutionReport`` (attributes read defensively: planners evolve),
-        with its skills' results."""
-        key = (str(report.status), self.plan_label(report.plan))
-        children = self._run_children.get(key)
-        if children is None:  # labels() takes a lock and builds a key: once per label set
-            children = (self.runs.labels(key[0]), self.run_latency.labels(key[1]),
-                        self.run_errors.labels(key[0]))
-            self._run_children[key] = children
-        children[0].inc()
-        children[1].observe(report.duration)
-        errors = len(getattr(report, "errors", ()) or ())
-        if errors:
-            children[2].inc(errors)
+        with its skills' results: what ``record_metrics`` tallies, applied at once."""
+        tally = ledger.RunTally()
+        errors = getattr(report, "errors", None)
+        tally.add(str(report.status), report.plan, report.duration, len(errors or ()))
+        for (status, plan), counts in tally.take().items():
+            self._add_runs(status, plan, counts)
         results = getattr(report, "results", None)
         if results:
             self.skills.add(results)
         planning = getattr(report, "planning", None)
         if planning is not None:
             self.on_planning(planning)
+
+    def _add_runs(self, status: str, plan: Sequence[str], tally: list[Any]) -> None:
+        """Runs of ``plan`` that ended with ``status``, as ``ledger.RunTally`` keeps them."""
+        self.runs.labels(status).inc(tally[0])
+        errors = self.run_errors.labels(status)  # a 0 series too: every status has one
+        if tally[1]:
+            errors.inc(tally[1])
+        self.run_latency.merge(self.plan_label(plan), tally[3:], tally[2])
 
     def on_planning(self, planning: Any) -> None:
         """How a plan was chosen (``PlanResult.to_dict()``); anything else is ignored."""
@@ -291,6 +334,7 @@ __all__ = [
     "MAX_PLAN_LABELS",
     "OTHER_PLAN",
     "TALLY_AT",
+    "RunSeries",
     "SOFMetrics",
     "SkillSeries",
     "get_metrics",

@@ -62,18 +62,23 @@ install()
 
 
 def record_metrics(report: Any) -> None:
-    """Keep what the metrics need of a finished run (folded when ``/metrics`` is read).
+    """Tally what the metrics need of a finished run (folded when ``/metrics`` is read).
 
     The skills' series come from the report's results, not from ``sof_after_skill``: one
-    hook call per run instead of one per skill, tallied now rather than kept (see
-    ``ledger`` and ``SkillSeries``). ``planning`` is read now: a router sets it later.
+    hook call per run instead of one per skill. The run and its skills are tallied now
+    rather than kept (see ``ledger``, ``SkillSeries`` and ``RunSeries``). ``planning`` is
+    read now: a router sets it later.
     """
     results = getattr(report, "results", None)
     if results:
         ledger.skills.add(results)
-    ledger.record("plan", ledger.RunRecord(
-        str(report.status), list(getattr(report, "errors", ()) or ()), report.plan,
-        report.duration, getattr(report, "planning", None)))
+    status = report.status
+    errors = getattr(report, "errors", None)
+    ledger.add_run(status if type(status) is str else str(status), report.plan,
+                   report.duration, len(errors) if errors else 0)
+    planning = getattr(report, "planning", None)
+    if planning is not None:
+        ledger.record("planning", planning)
 
 
 # Inline (called in the notifying thread, no hand-off) while it only records in memory;
