@@ -248,7 +248,6 @@ def test_run_latency_is_the_histogram_prometheus_client_would_give() -> None:
 
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
-
     from sof_serve.observe.plugin import record_metrics
 
     metrics, _ = S.fresh_observers()

@@ -151,6 +151,7 @@ class RunTally:
         """Tally one finished run; True when more than ``TALLY_AT`` (status, plan) pairs
         wait for a fold (a process nobody scrapes may see any number of plans)."""
         key = (status, tuple(plan))
+        bucket = 3 + bisect_left(self._bounds, duration)  # a bad duration counts nothing
         with self._lock:
             entry = self._runs.get(key)
             if entry is None:
@@ -158,7 +159,7 @@ class RunTally:
             entry[0] += 1
             entry[1] += errors
             entry[2] += duration
-            entry[3 + bisect_left(self._bounds, duration)] += 1
+            entry[bucket] += 1
             return len(self._runs) > TALLY_AT
 
     def __len__(self) -> int:
