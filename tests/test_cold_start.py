@@ -229,6 +229,20 @@ def test_sof_version_imports_no_model_library_or_metadata_machinery(tmp_path: Pa
     assert not any(loaded.values()), loaded
 
 
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_sof_version_and_help_import_no_inspect_hashing_or_tempfile(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Every ``sof`` command builds the whole parser and checks the command cache: neither
+    may pull in ``inspect`` (through ``dataclasses``), OpenSSL's ``hashlib`` or
+    ``tempfile`` (only a cache write needs it), about 35 ms of a 50 ms command."""
+    code = ("from sof_core.cli.main import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n")
+    _modules_after(code, tmp_path)  # fills the command cache
+    loaded = _modules_after(code, tmp_path, "inspect", "dataclasses", "hashlib", "tempfile")
+    assert not any(loaded.values()), loaded
+
+
 BROKEN = {
     "sof-raises": ("raise RuntimeError('no database')", []),
     "sof-exits": ("import sys\nsys.exit(3)", []),

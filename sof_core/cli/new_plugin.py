@@ -15,9 +15,8 @@ import argparse
 import functools
 import keyword
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sof_core._version import API_VERSION, __version__
 from sof_core.cli.output import UsageError
@@ -29,9 +28,10 @@ _RESERVED = frozenset({"sof", "sof-core", "core"})
 BACKENDS = ("memory", "llm")
 
 
-@dataclass(frozen=True)
-class Names:
-    """Every spelling of the plugin's name the templates use."""
+class Names(NamedTuple):
+    """Every spelling of the plugin's name the templates use. (A named tuple, not a
+    dataclass: ``dataclasses`` imports ``inspect``, which every ``sof`` command would pay
+    for, since this module builds the ``new-plugin`` parser.)"""
 
     dist: str  # sof-wordcount: the distribution (pip install NAME)
     entry: str  # wordcount: the entry-point name (`sof plugins` lists it)
