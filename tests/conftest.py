@@ -83,9 +83,15 @@ def _no_sam_config_file_left_in_the_working_directory() -> Iterator[None]:
 @pytest.fixture(autouse=True, scope="session")
 def _private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The plan store (user cache dir) of this test session is a throw-away folder, for
-    this process and the ``sof`` subprocesses it starts: tests never fill the user's."""
+    this process and the ``sof`` subprocesses it starts: tests never fill the user's.
+
+    ``COLUMNS`` and ``LINES`` are left out too: ``sof`` wraps its tables to ``COLUMNS``
+    even when piped, and a runner that exports them (pytest-xdist's workers set 80 and 24)
+    would wrap the rows the CLI tests read; a test about widths sets its own."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+        patch.delenv("COLUMNS", raising=False)
+        patch.delenv("LINES", raising=False)
         yield
 
 
