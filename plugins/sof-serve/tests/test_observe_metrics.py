@@ -159,13 +159,23 @@ def test_a_router_on_an_engine_without_the_plugin_is_not_observed(tmp_path: Path
     assert S.value(S.samples(), "sof_queries_total", path="sof", status="ok") == 1
 
 
+def _histogram(body: bytes, name: str, **labels: str) -> dict[tuple[str, str], float]:
+    """The ``name`` histogram's samples for ``labels`` in an exposition, by (sample, le)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, s.labels.get("le", "")): s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+            if s.name.startswith(name) and not s.name.endswith("_created")
+            and all(s.labels.get(k) == v for k, v in labels.items())}
+
+
 def test_skill_series_match_what_a_standard_histogram_would_expose() -> None:
     """The skills' series are tallied from the run's results; labels, buckets (a duration
     equal to a bound falls in that bound's bucket), counts and sums are Prometheus's."""
     from types import SimpleNamespace
 
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
 
     metrics, _ = S.fresh_observers()
     durations = [0.0005, 0.001, 0.02, 0.3, 7.0, 45.0]
@@ -181,14 +191,8 @@ def test_skill_series_match_what_a_standard_histogram_would_expose() -> None:
     for d in durations:
         standard.labels("A").observe(d)
 
-    def buckets(body: bytes) -> dict[tuple[str, str], float]:
-        return {(s.name, s.labels.get("le", "")): s.value
-                for f in text_string_to_metric_families(body.decode())
-                for s in f.samples
-                if s.name.startswith("sof_skill_duration_seconds") and s.labels.get("skill") == "A"
-                and not s.name.endswith("_created")}
-
-    assert buckets(metrics.render()[0]) == buckets(generate_latest(reference))
+    assert (_histogram(metrics.render()[0], "sof_skill_duration_seconds", skill="A")
+            == _histogram(generate_latest(reference), "sof_skill_duration_seconds", skill="A"))
     parsed = S.samples()
     assert S.value(parsed, "sof_skill_runs_total", skill="A", plugin="p", status="success") == 6
     assert S.value(parsed, "sof_skill_runs_total", skill="A", plugin="p", status="skipped") == 1
@@ -247,7 +251,6 @@ def test_run_latency_is_the_histogram_prometheus_client_would_give() -> None:
     from types import SimpleNamespace
 
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
     from sof_serve.observe.plugin import record_metrics
 
     metrics, _ = S.fresh_observers()
@@ -264,15 +267,8 @@ def test_run_latency_is_the_histogram_prometheus_client_would_give() -> None:
             record_metrics(report)
         standard.labels("A,B").observe(duration)
 
-    def series(body: bytes) -> dict[tuple[str, str], float]:
-        return {(s.name, s.labels.get("le", "")): s.value
-                for f in text_string_to_metric_families(body.decode())
-                for s in f.samples
-                if s.name.startswith("sof_run_duration_seconds") and s.labels.get("plan") == "A,B"
-                and not s.name.endswith("_created")}
-
-    mine = series(metrics.render()[0])
-    assert mine == series(generate_latest(reference))
+    mine = _histogram(metrics.render()[0], "sof_run_duration_seconds", plan="A,B")
+    assert mine == _histogram(generate_latest(reference), "sof_run_duration_seconds", plan="A,B")
     assert mine[("sof_run_duration_seconds_count", "")] == len(durations)
 
 
