@@ -238,9 +238,38 @@ def test_sof_version_and_help_import_no_inspect_hashing_or_tempfile(
     ``tempfile`` (only a cache write needs it), about 35 ms of a 50 ms command."""
     code = ("from sof_core.cli.main import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n")
-    _modules_after(code, tmp_path)  # fills the command cache
-    loaded = _modules_after(code, tmp_path, "inspect", "dataclasses", "hashlib", "tempfile")
+    # No SOF_ variable (their values are hashed into the cache key: they may be secrets);
+    # the config file is looked up in a folder of the test's own.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
+    environment["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    probe = (f"{code}\nimport json, sys\nprint(json.dumps({{n: n in sys.modules for n in "
+             "['inspect', 'dataclasses', 'hashlib', 'tempfile']}))")
+    for attempt in ("fills the command cache", "reads it"):
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env=environment, timeout=120, check=False)
+        assert result.returncode == 0, (attempt, result.stderr)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert not any(loaded.values()), loaded
+
+
+def test_the_command_cache_keeps_no_sof_variable_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SOF_LLM_API_KEY`` or ``SOF_ADMIN_TOKEN`` may be set when ``sof`` runs: the cache
+    file that says whether the plugin commands changed holds a digest of them, not them,
+    and a change of any of them is still a change."""
+    from sof_core.cli import command_cache
+
+    monkeypatch.setenv("SOF_LLM_API_KEY", "sk-do-not-write-me-down")
+    key = command_cache.fingerprint()
+    command_cache.remember(key, [("memory", "the memory store")])
+    written = command_cache.cache_file().read_text()
+    assert "sk-do-not-write-me-down" not in written and "sk-do-not" not in key
+    assert command_cache.cached_commands(key) == [("memory", "the memory store")]
+    monkeypatch.setenv("SOF_LLM_API_KEY", "sk-another")
+    assert command_cache.fingerprint() != key
+    monkeypatch.delenv("SOF_LLM_API_KEY")
+    assert command_cache.fingerprint() != key
 
 
 BROKEN = {

@@ -40,8 +40,10 @@ def cache_file() -> Path:
 
 def fingerprint() -> str:
     """What the plugin commands depend on (metadata and ``stat`` calls only), as JSON text:
-    compared whole, not as a digest, so every ``sof`` command does without importing
-    ``hashlib`` (OpenSSL's bindings, about 5 ms of a 50 ms ``sof --version``)."""
+    compared whole, not as a digest, so a command run with no ``SOF_`` variable set does
+    without importing ``hashlib`` (OpenSSL's bindings, about 5 ms of a 50 ms
+    ``sof --version``). The ``SOF_`` variables' values are digested all the same: they may
+    hold secrets (``SOF_LLM_API_KEY``, ``SOF_ADMIN_TOKEN``), and the cache is a file."""
     path = config_file()
     try:
         stat = os.stat(path)
@@ -54,10 +56,20 @@ def fingerprint() -> str:
         "python": sys.executable,
         "path": sys.path,
         "plugins": plugin_metadata_stamps(),
-        "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("SOF_")),
+        "env": _environment_digest(),
         "config": [str(path), config],
     }
     return json.dumps(material, default=str, separators=(",", ":"))
+
+
+def _environment_digest() -> str:
+    """A digest of the ``SOF_`` variables (names and values), or "" when none is set."""
+    variables = sorted((k, v) for k, v in os.environ.items() if k.startswith("SOF_"))
+    if not variables:
+        return ""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(variables).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def cached_commands(key: str) -> list[tuple[str, str]] | None:
