@@ -1,10 +1,10 @@
 """What the ``monitor`` observer saw, kept until the metrics are read.
 
 The observer hooks run inside every engine run of a host that has sof-serve installed,
-including a one-shot ``sof run``: they only append an event here (a deque append, no
-prometheus-client import). ``SOFMetrics`` folds the events into its series when
-``/metrics`` is rendered, or as soon as more than ``TALLY_AT`` are waiting, so memory stays
-bounded in a process nobody scrapes. Without this, importing prometheus-client (and the
+including a one-shot ``sof run``: they only tally the run or append an event here (no
+prometheus-client import). ``SOFMetrics`` folds the tallies and events into its series when
+``/metrics`` is rendered, or as soon as more than ``TALLY_AT`` events or (status, plan)
+pairs are waiting, so memory stays bounded in a process nobody scrapes. Without this, importing prometheus-client (and the
 ``http.server`` it pulls in) would be paid by every CLI call, and its locks and bucket walks
 by every run.
 
