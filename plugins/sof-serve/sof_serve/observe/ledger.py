@@ -4,9 +4,9 @@ The observer hooks run inside every engine run of a host that has sof-serve inst
 including a one-shot ``sof run``: they only tally the run or append an event here (no
 prometheus-client import). ``SOFMetrics`` folds the tallies and events into its series when
 ``/metrics`` is rendered, or as soon as more than ``TALLY_AT`` events or (status, plan)
-pairs are waiting, so memory stays bounded in a process nobody scrapes. Without this, importing prometheus-client (and the
-``http.server`` it pulls in) would be paid by every CLI call, and its locks and bucket walks
-by every run.
+pairs are waiting, so memory stays bounded in a process nobody scrapes. Without this,
+importing prometheus-client (and the ``http.server`` it pulls in) would be paid by every CLI
+call, and its locks and bucket walks by every run.
 
 A run itself and its skill results are tallied at once, into plain dicts (``runs``,
 ``skills``), not kept: a 100-skill run's ``SkillResult`` objects kept until the next fold made
