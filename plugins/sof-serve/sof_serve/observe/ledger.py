@@ -162,6 +162,13 @@ class RunTally:
             entry[bucket] += 1
             return len(self._runs) > TALLY_AT
 
+    def add_report(self, report: Any) -> bool:
+        """``add`` for a finished ``ExecutionReport`` (attributes read defensively: what
+        the hook and ``SOFMetrics.on_plan`` are given is any report-like object)."""
+        errors = getattr(report, "errors", None)
+        return self.add(str(report.status), report.plan, report.duration,
+                        len(errors) if errors else 0)
+
     def __len__(self) -> int:
         """The (status, plan) pairs waiting for a fold."""
         return len(self._runs)
@@ -179,9 +186,9 @@ skills = SkillTally()
 runs = RunTally()
 
 
-def add_run(status: str, plan: Sequence[str], duration: float, errors: int) -> None:
-    """Tally one finished run (thread-safe); folds at once if too many plans wait."""
-    if runs.add(status, plan, duration, errors):
+def add_run(report: Any) -> None:
+    """Tally one finished run's report (thread-safe); folds at once if too many plans wait."""
+    if runs.add_report(report):
         _fold()
 
 

@@ -58,7 +58,7 @@ class SkillSeries(ledger.SkillTally):
 
     def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
         super().__init__(buckets)
-        self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
+        self._labels = _bucket_labels(self._bounds)
 
     # --- the collector protocol (prometheus_client.registry.Collector) -------------------
 
@@ -76,6 +76,11 @@ class SkillSeries(ledger.SkillTally):
             counter.add_metric(list(key), runs_of_key)
         return [counter, _histogram("sof_skill_duration_seconds", "Skill latency, by skill.",
                                     "skill", self._labels, latency or {})]
+
+
+def _bucket_labels(bounds: Sequence[float]) -> list[str]:
+    """The ``le`` labels of ``bounds`` as prometheus-client writes them, ``+Inf`` last."""
+    return [_go_string(b) for b in bounds] + ["+Inf"]
 
 
 def _histogram(name: str, documentation: str, label: str, bucket_labels: Sequence[str],
@@ -101,7 +106,7 @@ class RunSeries:
 
     def __init__(self, buckets: Sequence[float] = _BUCKETS) -> None:
         self._bounds = tuple(buckets)
-        self._labels = [_go_string(b) for b in self._bounds] + ["+Inf"]
+        self._labels = _bucket_labels(self._bounds)
         self._lock = threading.Lock()
         #: plan label -> [count per bucket (+Inf last)..., sum of durations]
         self._plans: dict[str, list[float]] = {}
@@ -247,8 +252,7 @@ class SOFMetrics:
         """A finished ``ExecutionReport`` (attributes read defensively: planners evolve),
         with its skills' results: what ``record_metrics`` tallies, applied at once."""
         tally = ledger.RunTally()
-        errors = getattr(report, "errors", None)
-        tally.add(str(report.status), report.plan, report.duration, len(errors or ()))
+        tally.add_report(report)
         for (status, plan), counts in tally.take().items():
             self._add_runs(status, plan, counts)
         results = getattr(report, "results", None)

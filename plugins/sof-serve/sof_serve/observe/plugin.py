@@ -72,10 +72,7 @@ def record_metrics(report: Any) -> None:
     results = getattr(report, "results", None)
     if results:
         ledger.skills.add(results)
-    status = report.status
-    errors = getattr(report, "errors", None)
-    ledger.add_run(status if type(status) is str else str(status), report.plan,
-                   report.duration, len(errors) if errors else 0)
+    ledger.add_run(report)
     planning = getattr(report, "planning", None)
     if planning is not None:
         ledger.record("planning", planning)
