@@ -31,9 +31,17 @@ from sof_core.plugins import loader
 from sof_core.plugins.loader import PluginManager
 
 
-def _modules_after(code: str, tmp_path: Path, *names: str) -> dict[str, bool]:
+def _modules_after(code: str, tmp_path: Path, *names: str,
+                   sof_variables: bool = True) -> dict[str, bool]:
+    """Which of ``names`` a fresh interpreter has imported after running ``code``, with a
+    config file and memory store of the test's own: named by ``SOF_CONFIG`` and
+    ``SOF_MEMORY_PATH``, or, ``sof_variables=False``, with no ``SOF_`` variable at all and
+    the config folder moved instead (``XDG_CONFIG_HOME``)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
-    environment.update(SOF_CONFIG=str(tmp_path / "none.json"), SOF_MEMORY_PATH=":memory:")
+    if sof_variables:
+        environment.update(SOF_CONFIG=str(tmp_path / "none.json"), SOF_MEMORY_PATH=":memory:")
+    else:
+        environment["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{n: n in sys.modules for n in {list(names)!r}}}))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env=environment, timeout=120, check=False)
@@ -238,17 +246,10 @@ def test_sof_version_and_help_import_no_inspect_hashing_or_tempfile(
     ``tempfile`` (only a cache write needs it), about 35 ms of a 50 ms command."""
     code = ("from sof_core.cli.main import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n")
-    # No SOF_ variable (their values are hashed into the cache key: they may be secrets);
-    # the config file is looked up in a folder of the test's own.
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SOF_")}
-    environment["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    probe = (f"{code}\nimport json, sys\nprint(json.dumps({{n: n in sys.modules for n in "
-             "['inspect', 'dataclasses', 'hashlib', 'tempfile']}))")
-    for attempt in ("fills the command cache", "reads it"):
-        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                env=environment, timeout=120, check=False)
-        assert result.returncode == 0, (attempt, result.stderr)
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    # No SOF_ variable: their values are hashed into the cache key (they may be secrets).
+    _modules_after(code, tmp_path, sof_variables=False)  # fills the command cache
+    loaded = _modules_after(code, tmp_path, "inspect", "dataclasses", "hashlib", "tempfile",
+                            sof_variables=False)
     assert not any(loaded.values()), loaded
 
 
