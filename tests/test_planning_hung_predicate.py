@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, ClassVar
 
 import pytest
@@ -126,10 +127,55 @@ def test_a_plan_made_while_a_predicate_hung_is_not_cached(stuck: type[Stuck]) ->
 
 
 def test_ctrl_c_while_waiting_for_a_predicate_strands_no_worker(stuck: type[Stuck]) -> None:
-    """Ctrl-C (a KeyboardInterrupt in the waiting thread) propagates, and the worker that
-    ran the predicate ends once it returns instead of waiting for a call that never comes."""
-    import _thread
+    """Ctrl-C (a real SIGINT to the main thread, sent by the predicate once it runs, so it
+    lands in the wait and not in whatever the main thread happens to run) propagates, and
+    the worker that ran the predicate ends once it returns instead of waiting for a call
+    that never comes."""
+    import signal
 
+    ran_in: list[threading.Thread] = []
+    main = threading.main_thread().ident
+    assert main is not None
+
+    class Watched(stuck):  # type: ignore[valid-type,misc]
+        skill_name = "Watched"
+
+        def can_handle_query(self, query: str) -> bool:
+            ran_in.append(threading.current_thread())
+            signal.pthread_kill(main, signal.SIGINT)
+            return super().can_handle_query(query)
+
+    engine = make_engine([Answer, Watched], default_plan=["Answer"])
+    with pytest.raises(KeyboardInterrupt):
+        engine.planning.plan("hello", use_cache=False)
+    (worker,) = ran_in
+    assert worker is not threading.current_thread() and worker.is_alive()
+    stuck.release.set()
+    worker.join(DEADLINE)
+    assert not worker.is_alive(), "the worker was left waiting for a call that never comes"
+
+
+class _InterruptedAfterPut(SimpleQueue):  # type: ignore[type-arg]
+    """A worker's inbox whose first ``put`` is followed by a Ctrl-C, as if the user pressed
+    it just after the call was handed over and before the wait for it began."""
+
+    interrupted = False
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        if not _InterruptedAfterPut.interrupted:
+            _InterruptedAfterPut.interrupted = True
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_just_after_the_hand_off_strands_no_worker(
+    stuck: type[Stuck], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window between handing a call to a worker and waiting for it: a Ctrl-C there
+    used to leave the worker, its call returned, waiting for another that never came."""
+    monkeypatch.setattr(triggers, "SimpleQueue", _InterruptedAfterPut)
+    monkeypatch.setattr(triggers, "_workers", triggers._Workers())  # no idle worker: a new one
+    _InterruptedAfterPut.interrupted = False
     ran_in: list[threading.Thread] = []
 
     class Watched(stuck):  # type: ignore[valid-type,misc]
@@ -140,14 +186,14 @@ def test_ctrl_c_while_waiting_for_a_predicate_strands_no_worker(stuck: type[Stuc
             return super().can_handle_query(query)
 
     engine = make_engine([Answer, Watched], default_plan=["Answer"])
-    timer = threading.Timer(0.05, _thread.interrupt_main)
-    timer.start()
     with pytest.raises(KeyboardInterrupt):
         engine.planning.plan("hello", use_cache=False)
-        time.sleep(5)  # (not reached: the interrupt lands in the wait above)
+    stuck.release.set()  # the call may have started, or not yet: either way it can end
+    for _ in range(int(DEADLINE * 100)):
+        if ran_in:
+            break
+        time.sleep(0.01)
     (worker,) = ran_in
-    assert worker is not threading.current_thread() and worker.is_alive()
-    stuck.release.set()
     worker.join(DEADLINE)
     assert not worker.is_alive(), "the worker was left waiting for a call that never comes"
 

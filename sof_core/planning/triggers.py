@@ -341,19 +341,23 @@ class _Workers:
         """``fn(query)``'s outcome, or None (after ``given_up()``) when it did not return
         within ``limit``; ``late()`` runs in the worker once such a call returns."""
         job = _Call(fn, query, late)
-        with self._lock:
-            inbox = self._idle.pop() if self._idle else None
-        if inbox is None:
-            inbox = self._start()
-        inbox.put(job)
+        inbox: SimpleQueue[_Call | None] | None = None
         try:
+            with self._lock:
+                inbox = self._idle.pop() if self._idle else None
+            if inbox is None:
+                inbox = self._start()
+            inbox.put(job)
             returned = job.done.acquire(timeout=limit)
-        except BaseException:  # Ctrl-C while waiting: the worker must not be stranded
+        except BaseException:  # Ctrl-C, wherever it lands: no worker may be stranded
             with job.lock:
                 if not job.finished:
-                    job.abandoned = True  # it ends once the call returns
-                else:
-                    inbox.put(None)  # it waits for the next call: none will come
+                    job.abandoned = True  # if the worker has the call, it ends after it
+            if inbox is not None:
+                # A worker that never got the call, or whose call already returned, waits
+                # for the next one: none will come. (One running the call ends after it and
+                # never reads this.)
+                inbox.put(None)
             raise
         if not returned:
             with job.lock:
@@ -374,8 +378,12 @@ class _Workers:
         with self._lock:
             self._started += 1
             number = self._started
-        threading.Thread(target=_serve, args=(inbox,), daemon=True,
-                         name=f"sof-planning-declarations-{number}").start()
+        try:
+            threading.Thread(target=_serve, args=(inbox,), daemon=True,
+                             name=f"sof-planning-declarations-{number}").start()
+        except BaseException:  # Ctrl-C while it starts: it would wait on a queue nobody has
+            inbox.put(None)
+            raise
         return inbox
 
 
