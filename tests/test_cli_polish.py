@@ -288,6 +288,13 @@ def test_the_help_lists_plugin_commands_without_importing_plugins_once_it_has_se
     # Anything the commands depend on changes: the plugins are loaded again.
     hidden = sof_cli("--help", env={**env, "SOF_PLUGINS_DISABLE": "greeter"})
     assert "say hello" not in hidden.stdout and imports() == 1  # disabled: never imported
+    # Each environment keeps its entry: going back and forth rebuilds neither.
+    for _ in range(2):
+        assert sof_cli("--help", env=env).stdout == first.stdout and imports() == 1
+        again = sof_cli("--help", env={**env, "SOF_PLUGINS_DISABLE": "greeter"})
+        assert again.stdout == hidden.stdout and imports() == 1
+    entries = json.loads((tmp_path / "sof" / "commands.json").read_text())["entries"]
+    assert len(entries) == 2
     (info,) = dists.root.glob("sof_greeter-*.dist-info")
     os.utime(info / "METADATA", ns=(1, 1))  # an upgrade or reinstall rewrites the metadata
     assert "say hello" in sof_cli("--help", env=env).stdout and imports() == 2

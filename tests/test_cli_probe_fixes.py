@@ -234,7 +234,8 @@ def test_a_malformed_command_cache_is_rebuilt_as_if_missing(
     assert "say hello (added by a plugin)" in first.stdout
     cache = tmp_path / "sof" / "commands.json"
     stored = json.loads(cache.read_text())
-    cache.write_text(json.dumps({"key": stored["key"], "commands": commands}))
+    ((key, _),) = stored["entries"]
+    cache.write_text(json.dumps({"entries": [[key, commands]]}))
     shown = _sof("--help", cwd=tmp_path, env=env)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == first.stdout

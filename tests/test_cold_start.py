@@ -273,6 +273,27 @@ def test_the_command_cache_keeps_no_sof_variable_in_clear(
     assert command_cache.fingerprint() != key
 
 
+def test_the_command_cache_keeps_the_last_four_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sof_core.cli import command_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    for number in range(6):
+        command_cache.remember(f"environment {number}", [("cmd", f"help {number}")])
+    for number in range(2):  # the oldest two are gone
+        assert command_cache.cached_commands(f"environment {number}") is None
+    for number in range(2, 6):
+        assert command_cache.cached_commands(f"environment {number}") == [
+            ("cmd", f"help {number}")]
+    command_cache.remember("environment 3", [("cmd", "rebuilt")])  # rewritten: first again
+    command_cache.remember("environment 6", [])
+    assert command_cache.cached_commands("environment 3") == [("cmd", "rebuilt")]
+    assert command_cache.cached_commands("environment 6") == []
+    assert command_cache.cached_commands("environment 2") is None
+
+
 BROKEN = {
     "sof-raises": ("raise RuntimeError('no database')", []),
     "sof-exits": ("import sys\nsys.exit(3)", []),

@@ -7,9 +7,12 @@ added its commands cleanly, the names and one-line helps of the commands they ad
 written to ``commands.json`` in SOF's user cache folder (``$XDG_CACHE_HOME/sof`` on Linux),
 with what they depend on: SOF's version, the interpreter and its ``sys.path``, each installed
 plugin distribution's metadata file and its time, the ``SOF_*`` variables, and the config
-file's size and time. The top-level help uses the file only while all of that is unchanged;
-otherwise it loads the plugins as before and writes the file again. A plugin problem is
-never cached: while one exists the help loads the plugins and warns every time.
+file's size and time. The top-level help uses an entry only while all of that is unchanged;
+otherwise it loads the plugins as before and adds an entry. The file keeps the ``KEEP`` most
+recent entries, so alternating environments (``sof`` and ``python -m sof_core.cli``, two
+virtualenvs, a ``SOF_`` variable set in one shell only) each keep theirs instead of
+rebuilding the other's every time. A plugin problem is never cached: while one exists the
+help loads the plugins and warns every time.
 
 A command's help text edited in an editable install without reinstalling it is shown as it
 was until the plugin's metadata changes. The cache is best effort: a folder that cannot be
@@ -29,7 +32,9 @@ from sof_core._paths import cache_dir, config_file, read_cache_file
 from sof_core._version import __version__
 
 #: Bump when the file's layout changes.
-FORMAT = 2
+FORMAT = 3
+#: Entries kept (most recently written first): one per environment the CLI runs in.
+KEEP = 4
 #: A longer file is not read (a few kB with every bundled plugin's commands).
 MAX_BYTES = 4 << 20
 
@@ -73,19 +78,32 @@ def _environment_digest() -> str:
 
 
 def cached_commands(key: str) -> list[tuple[str, str]] | None:
-    """The commands stored under ``key``, or None (no file, another key, unreadable, or
-    not as ``remember`` writes it: a file edited by hand or cut short is rebuilt, never
-    read as "no plugin commands" or as commands named by whatever it holds)."""
+    """The commands stored under ``key``, or None (no file, no entry for this key,
+    unreadable, or not as ``remember`` writes it: a file edited by hand or cut short is
+    rebuilt, never read as "no plugin commands" or as commands named by whatever it holds)."""
+    for stored_key, stored in _entries():
+        if stored_key == key:
+            return _commands(stored)
+    return None
+
+
+def _entries() -> list[tuple[object, object]]:
+    """The file's ``[key, commands]`` entries as written, or none when it cannot be read."""
     try:
         raw = read_cache_file(cache_file(), MAX_BYTES)
         if raw is None:
-            return None
+            return []
         data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    stored = data.get("commands")
+        return []
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [(entry[0], entry[1]) for entry in entries
+            if isinstance(entry, list) and len(entry) == 2]
+
+
+def _commands(stored: object) -> list[tuple[str, str]] | None:
     if not isinstance(stored, list):
         return None
     commands: list[tuple[str, str]] = []
@@ -99,16 +117,19 @@ def cached_commands(key: str) -> list[tuple[str, str]] | None:
 
 
 def remember(key: str, commands: Sequence[tuple[str, str]]) -> None:
-    """Store ``commands`` under ``key`` (atomically: a reader sees the old file or the new)."""
+    """Store ``commands`` under ``key``, first, keeping the ``KEEP - 1`` most recent other
+    entries (atomically: a reader sees the old file or the new)."""
     import tempfile  # only when the cache is written: it imports shutil, random, bz2, lzma
 
+    others = [[k, c] for k, c in _entries() if isinstance(k, str) and k != key]
+    entries = [[key, [list(c) for c in commands]], *others[: KEEP - 1]]
     path = cache_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".commands-")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"key": key, "commands": [list(c) for c in commands]}, out)
+                json.dump({"entries": entries}, out)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
