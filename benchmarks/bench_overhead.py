@@ -285,7 +285,7 @@ def _hamilton_per_node(n: int, repeat: int) -> tuple[float, float] | None:
 
 def run(quick: bool) -> Section:
     section = Section("overhead", "Coordinator overhead per skill (chain of no-op skills)")
-    repeat = 3 if quick else 9
+    repeat = 1 if quick else 9
     sizes = (10, 100) if quick else (10, 100, 1000)
     cases: dict[str, _Case] = {}
     for n in sizes:

@@ -207,7 +207,7 @@ def _demo(section: Section, sof: list[str], bare: float, bare_cpu: float, repeat
 
 def run(quick: bool) -> Section:
     section = Section("startup", "Start-up: imports, CLI and plugin discovery")
-    repeat = 3 if quick else 9
+    repeat = 1 if quick else 9
     python = sys.executable
     bare, bare_cpu = _timed([python, "-c", "pass"], repeat)
     deps, core = _walls_in_turn([[python, "-c", "import pydantic, networkx, pluggy"],
@@ -249,7 +249,7 @@ def run(quick: bool) -> Section:
     empty = _discovery(0, repeat)
     found: dict[int, dict[str, float]] = {}
     for count in counts:
-        found[count] = timing = _discovery(count, 3 if quick else 5)
+        found[count] = timing = _discovery(count, 1 if quick else 5)
         section.rows.append(Row(f"discover {count} plugin distributions (no import)",
                                 timing["discover"] * 1e3, "ms", empty["discover"] * 1e3,
                                 "discover with none added"))
