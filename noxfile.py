@@ -27,6 +27,18 @@ def install_all(session: nox.Session, extra: str = "test") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core tests and every plugin's own tests, against installed plugins."""
+    run_tests(session)
+
+
+@nox.session(python=["3.10", "3.11", "3.12", "3.13"])
+def compat(session: nox.Session) -> None:
+    """The same suite on each Python the packages declare (``requires-python >= 3.10``) and
+    the newest ones; a Python not installed skips its session (nox's default outside CI).
+    Not part of CI, which runs one Python: each takes about as long as the tests session."""
+    run_tests(session)
+
+
+def run_tests(session: nox.Session) -> None:
     install_all(session)
     # A fixed Hypothesis seed: the property tests draw the same examples on every run, so a
     # CI result depends on the code only (run pytest without it to explore new examples).
