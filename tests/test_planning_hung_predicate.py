@@ -13,12 +13,13 @@ import contextvars
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, ClassVar
 
 import pytest
+from sof_test_support import wait_until
 
 from sof_core import UIF, BaseSkillModule
 from sof_core.planning import triggers
@@ -126,6 +127,22 @@ def test_a_plan_made_while_a_predicate_hung_is_not_cached(stuck: type[Stuck]) ->
     assert engine.planning.plan("hello").cache_hit  # a plan that heard from all: cached
 
 
+def _watched(stuck: type[Stuck], ran_in: list[threading.Thread],
+             then: Callable[[], object] = lambda: None) -> type[Stuck]:
+    """``stuck`` as skill "Watched", whose predicate records the thread it runs in, calls
+    ``then()`` and hangs like ``stuck``'s."""
+
+    class Watched(stuck):  # type: ignore[valid-type,misc]
+        skill_name = "Watched"
+
+        def can_handle_query(self, query: str) -> bool:
+            ran_in.append(threading.current_thread())
+            then()
+            return super().can_handle_query(query)
+
+    return Watched
+
+
 def test_ctrl_c_while_waiting_for_a_predicate_strands_no_worker(stuck: type[Stuck]) -> None:
     """Ctrl-C (a real SIGINT to the main thread, sent by the predicate once it runs, so it
     lands in the wait and not in whatever the main thread happens to run) propagates, and
@@ -136,16 +153,9 @@ def test_ctrl_c_while_waiting_for_a_predicate_strands_no_worker(stuck: type[Stuc
     ran_in: list[threading.Thread] = []
     main = threading.main_thread().ident
     assert main is not None
+    watched = _watched(stuck, ran_in, lambda: signal.pthread_kill(main, signal.SIGINT))
 
-    class Watched(stuck):  # type: ignore[valid-type,misc]
-        skill_name = "Watched"
-
-        def can_handle_query(self, query: str) -> bool:
-            ran_in.append(threading.current_thread())
-            signal.pthread_kill(main, signal.SIGINT)
-            return super().can_handle_query(query)
-
-    engine = make_engine([Answer, Watched], default_plan=["Answer"])
+    engine = make_engine([Answer, watched], default_plan=["Answer"])
     # SIGINT as a foreground process handles it (a background job of a shell without job
     # control starts with it ignored, and the test run may be one).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -184,21 +194,11 @@ def test_ctrl_c_just_after_the_hand_off_strands_no_worker(
     _InterruptedAfterPut.interrupted = False
     ran_in: list[threading.Thread] = []
 
-    class Watched(stuck):  # type: ignore[valid-type,misc]
-        skill_name = "Watched"
-
-        def can_handle_query(self, query: str) -> bool:
-            ran_in.append(threading.current_thread())
-            return super().can_handle_query(query)
-
-    engine = make_engine([Answer, Watched], default_plan=["Answer"])
+    engine = make_engine([Answer, _watched(stuck, ran_in)], default_plan=["Answer"])
     with pytest.raises(KeyboardInterrupt):
         engine.planning.plan("hello", use_cache=False)
     stuck.release.set()  # the call may have started, or not yet: either way it can end
-    for _ in range(int(DEADLINE * 100)):
-        if ran_in:
-            break
-        time.sleep(0.01)
+    wait_until(lambda: ran_in, DEADLINE)
     (worker,) = ran_in
     worker.join(DEADLINE)
     assert not worker.is_alive(), "the worker was left waiting for a call that never comes"
